@@ -1,0 +1,1 @@
+"""The ``ecopatch`` command line (click); nothing in the library imports it."""

@@ -1,0 +1,177 @@
+"""Every exception and warning ecopatch raises, under one root.
+
+Each class also inherits the builtin it refines, so ``except ValueError`` or
+``except OSError`` in calling code keeps working.  Messages say what failed,
+on which object (file, field, patch ID, band), the likely cause and the fix.
+
+Hierarchy::
+
+    EcopatchError(Exception)
+    ├── InputDataError(ValueError)          bad values in a user's file or array
+    │   ├── MissingBandError                a scene lacks a band an index needs
+    │   ├── NoValidPixelsError              all nodata / all cloud
+    │   ├── GeometryError                   empty layer, wrong geometry type
+    │   └── DuplicateIDError                repeated or missing patch IDs
+    ├── CRSError(ValueError)
+    │   ├── MissingCRSError
+    │   ├── CRSMismatchError
+    │   └── SuspiciousCoordinatesError      coordinates do not fit the stated CRS
+    ├── AlignmentError(ValueError)          grids that cannot be brought together
+    │   └── NoOverlapError                  disjoint extents
+    ├── RasterReadError(OSError)            not a raster, truncated, unreadable
+    ├── VectorReadError(OSError)            polygon file cannot be opened
+    ├── ConfigError(ValueError)             bad run configuration or parameter
+    ├── OutputError(OSError)                cannot write a result
+    │   └── OutputExistsError(FileExistsError)
+    ├── MissingDependencyError(ImportError) optional extra not installed
+    ├── FieldCheckError(ValueError)         a field-results file of the wrong shape
+    └── LedgerError
+        ├── LedgerTransitionError(ValueError)
+        ├── LedgerIntegrityError
+        └── LedgerLockedError               another process holds the ledger / run
+
+    EcopatchWarning(UserWarning)
+    ├── GeometryRepairedWarning
+    ├── LowCoverageWarning
+    └── FontWarning
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlignmentError",
+    "CRSError",
+    "CRSMismatchError",
+    "ConfigError",
+    "DuplicateIDError",
+    "EcopatchError",
+    "EcopatchWarning",
+    "FieldCheckError",
+    "FontWarning",
+    "GeometryError",
+    "GeometryRepairedWarning",
+    "InputDataError",
+    "LedgerError",
+    "LedgerIntegrityError",
+    "LedgerLockedError",
+    "LedgerTransitionError",
+    "LowCoverageWarning",
+    "MissingBandError",
+    "MissingCRSError",
+    "MissingDependencyError",
+    "NoOverlapError",
+    "NoValidPixelsError",
+    "OutputError",
+    "OutputExistsError",
+    "RasterReadError",
+    "SuspiciousCoordinatesError",
+    "VectorReadError",
+]
+
+
+class EcopatchError(Exception):
+    """Root of every error ecopatch raises on purpose."""
+
+
+class InputDataError(EcopatchError, ValueError):
+    """Values in a user's file or array that ecopatch cannot use."""
+
+
+class MissingBandError(InputDataError):
+    """A scene lacks a band that an index or classification needs."""
+
+
+class NoValidPixelsError(InputDataError):
+    """No usable pixel: everything is nodata or masked as cloud."""
+
+
+class GeometryError(InputDataError):
+    """A polygon layer is empty, or holds geometries of the wrong type."""
+
+
+class DuplicateIDError(InputDataError):
+    """Patch IDs repeat or are missing."""
+
+
+class CRSError(EcopatchError, ValueError):
+    """A coordinate reference system problem."""
+
+
+class MissingCRSError(CRSError):
+    """A file or array carries no CRS."""
+
+
+class CRSMismatchError(CRSError):
+    """Two inputs that must share a CRS do not."""
+
+
+class SuspiciousCoordinatesError(CRSError):
+    """Coordinates plainly do not fit the CRS they claim (swapped axes, wrong units)."""
+
+
+class AlignmentError(EcopatchError, ValueError):
+    """Two grids that cannot be brought onto one another."""
+
+
+class NoOverlapError(AlignmentError):
+    """Extents that do not overlap at all."""
+
+
+class RasterReadError(EcopatchError, OSError):
+    """A raster file that cannot be opened or read (not a raster, truncated)."""
+
+
+class VectorReadError(EcopatchError, OSError):
+    """A polygon file that cannot be opened or read."""
+
+
+class ConfigError(EcopatchError, ValueError):
+    """A run configuration or parameter value that is not allowed."""
+
+
+class OutputError(EcopatchError, OSError):
+    """A result cannot be written (read-only folder, disk full, ...)."""
+
+
+class OutputExistsError(OutputError, FileExistsError):
+    """An output exists and overwriting was not asked for."""
+
+
+class MissingDependencyError(EcopatchError, ImportError):
+    """An optional dependency (an extra) is not installed."""
+
+
+class FieldCheckError(EcopatchError, ValueError):
+    """A field-results file that cannot be read as a whole (wrong shape, wrong sheet)."""
+
+
+class LedgerError(EcopatchError):
+    """A problem with the case ledger."""
+
+
+class LedgerTransitionError(LedgerError, ValueError):
+    """A case cannot move to the requested state from its current one."""
+
+
+class LedgerIntegrityError(LedgerError):
+    """The ledger file fails an integrity check."""
+
+
+class LedgerLockedError(LedgerError):
+    """Another process holds the ledger (or the run lock)."""
+
+
+class EcopatchWarning(UserWarning):
+    """Root of every warning ecopatch issues."""
+
+
+class GeometryRepairedWarning(EcopatchWarning):
+    """Invalid geometries were repaired on reading."""
+
+
+class LowCoverageWarning(EcopatchWarning):
+    """A patch or zone was observed on too small a share of its area."""
+
+
+class FontWarning(EcopatchWarning):
+    """No font able to draw the requested (Chinese) labels was found."""
