@@ -220,7 +220,8 @@ class Grid:
     # -- windows ------------------------------------------------------
     def subgrid(self, window: Window) -> Grid:
         """The grid of the pixels in ``window`` (which may extend past this grid)."""
-        t = self.transform * Affine.translation(window.col_off, window.row_off)
+        a, _, c, _, e, f = tuple(self.transform)[:6]
+        t = Affine(a, 0.0, c + a * window.col_off, 0.0, e, f + e * window.row_off)
         return Grid((window.height, window.width), t, self.crs)
 
     def window_from_bounds(
@@ -237,10 +238,9 @@ class Grid:
         clip : bool
             Clip to the grid; returns None when nothing is left.
         """
-        inv = ~self.transform
         left, bottom, right, top = bounds
-        c0, r0 = inv * (left, top)
-        c1, r1 = inv * (right, bottom)
+        c0, r0 = self.pixel_of(left, top)
+        c1, r1 = self.pixel_of(right, bottom)
         cmin, cmax = sorted((c0, c1))
         rmin, rmax = sorted((r0, r1))
         eps = 1e-9
@@ -276,6 +276,11 @@ class Grid:
             r += ch
 
     # -- coordinates and areas ----------------------------------------
+    def pixel_of(self, x: Any, y: Any) -> tuple[Any, Any]:
+        """Fractional (col, row) pixel coordinates of CRS point(s) (x, y)."""
+        t = self.transform
+        return (np.asarray(x, dtype=np.float64) - t.c) / t.a, (np.asarray(y, dtype=np.float64) - t.f) / t.e
+
     def xy(self, rows: Any, cols: Any) -> tuple[np.ndarray, np.ndarray]:
         """CRS coordinates (x, y) of pixel centres at ``rows``, ``cols``."""
         rows = np.asarray(rows, dtype=np.float64) + 0.5

@@ -1,0 +1,481 @@
+"""Two-date change: per-pixel change type, then change polygons merged exactly across windows.
+
+The pixel rules work on the cover fractions and FVC of :mod:`ecopatch.cover`
+at both dates (on one analysis grid), so they hold for any pair of sensors,
+including a Sentinel-2 baseline against a drone RGB mosaic:
+
+==================  =========================================================
+change type         a pixel is of this type when ...
+==================  =========================================================
+``water``           water fraction rose by ``water_gain`` and water is the
+                    larger share after (new pond, flooded pit)
+``construction``    built fraction rose by ``built_gain`` and built ground is
+                    at least ``built_share`` after (roofs, concrete)
+``bare_soil``       FVC fell by ``fvc_drop`` and bare + built ground is the
+                    larger share after
+``vegetation_loss`` FVC fell by ``fvc_drop`` otherwise (clearing to sparse
+                    shrub or grass)
+``vegetation_gain`` FVC rose by ``fvc_gain`` (and no disturbance)
+==================  =========================================================
+
+Pixels not observed at both dates (cloud, shadow, no data) never change.
+Connected pixels (4-connectivity) of the four disturbance types form one
+patch, whose type is the type with the largest area, except that
+``construction`` wins when it makes up ``construction_share`` of the patch
+(buildings come with disturbed soil around them); ``vegetation_gain`` patches
+are formed separately.
+
+Windows: each block is labelled on its own; components that touch across a
+block border are joined by comparing the facing rows/columns of labels, and
+their outlines (in integer pixel coordinates, so that shared edges coincide
+exactly) are unioned.  The result is identical to labelling the whole raster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import shapely
+
+from .errors import ConfigError
+from .grid import Window
+
+__all__ = [
+    "CHANGE_CODES",
+    "BlockComponents",
+    "ChangeParams",
+    "block_components",
+    "classify_change",
+    "merge_components",
+]
+
+#: Pixel codes of :func:`classify_change` (0 = no change).
+CHANGE_CODES: dict[str, int] = {
+    "vegetation_loss": 1,
+    "bare_soil": 2,
+    "construction": 3,
+    "water": 4,
+    "vegetation_gain": 5,
+}
+_CODE_NAMES = {v: k for k, v in CHANGE_CODES.items()}
+_DISTURBANCE = (1, 2, 3, 4)
+#: Categories labelled separately: disturbance and gain.
+CATEGORIES = ("disturbance", "gain")
+
+
+@dataclass(frozen=True)
+class ChangeParams:
+    """Thresholds of the pixel change rules (see the module docstring).
+
+    Parameters
+    ----------
+    fvc_drop, fvc_gain : float
+        Fall / rise of fractional vegetation cover (0-1) that counts as
+        vegetation change.
+    water_gain, built_gain : float
+        Rise of the water / built fraction (0-1) that counts.
+    built_share : float
+        Built fraction after (0-1) a construction pixel needs.
+    construction_share : float
+        Share of a patch's area (0-1) of construction pixels that makes the
+        whole patch ``construction``.
+    loss_reference : float
+        FVC fall of a pixel entirely cleared to sparse vegetation; the
+        changed share of a ``vegetation_loss`` pixel is its FVC fall over
+        this (used for ``change_m2``).
+    noise : mapping, optional
+        Standard deviation of ΔFVC, Δwater and Δbuilt on unchanged pixels
+        (``{"fvc": 0.03, ...}``), used for confidence.  Set by
+        :func:`ecopatch.detect_changes` from the scene pair.
+    """
+
+    fvc_drop: float = 0.25
+    fvc_gain: float = 0.30
+    water_gain: float = 0.40
+    built_gain: float = 0.40
+    built_share: float = 0.40
+    construction_share: float = 0.30
+    loss_reference: float = 0.40
+    noise: Mapping[str, float] = field(default_factory=lambda: {"fvc": 0.05, "water": 0.05, "built": 0.05})
+
+    def __post_init__(self) -> None:
+        for name in ("fvc_drop", "fvc_gain", "water_gain", "built_gain", "built_share",
+                     "construction_share", "loss_reference"):
+            v = getattr(self, name)
+            if not 0 < v <= 1:
+                raise ConfigError(f"ChangeParams.{name}={v}: must be in (0, 1]")
+        object.__setattr__(self, "noise", dict(self.noise))
+
+
+@dataclass(frozen=True)
+class PixelChange:
+    """Per-pixel result of :func:`classify_change`.
+
+    ``code`` (uint8, :data:`CHANGE_CODES`), ``prob`` (0-1, probability that
+    the change exceeds its threshold given the noise), ``share`` (0-1,
+    estimated changed share of the pixel), ``observed`` (bool, observed at
+    both dates).
+    """
+
+    code: np.ndarray
+    prob: np.ndarray
+    share: np.ndarray
+    observed: np.ndarray
+
+
+def _phi(z: np.ndarray) -> np.ndarray:
+    from scipy.special import ndtr
+
+    return ndtr(z)
+
+
+def classify_change(
+    before: Mapping[str, np.ndarray],
+    after: Mapping[str, np.ndarray],
+    params: ChangeParams,
+    *,
+    aoi: np.ndarray | None = None,
+) -> PixelChange:
+    """Per-pixel change type from cover fractions at two dates.
+
+    Parameters
+    ----------
+    before, after : mapping of str to ndarray of shape (rows, cols)
+        ``veg``, ``bare``, ``built``, ``water`` fractions and ``fvc`` (0-1,
+        NaN where not observed), as from :func:`ecopatch.cover.cover_fractions`.
+    params : ChangeParams
+    aoi : ndarray of bool, optional
+        Pixels that may change (inside the area of interest).
+
+    Returns
+    -------
+    PixelChange
+    """
+    fb, fa = before["fvc"], after["fvc"]
+    observed = np.isfinite(fb) & np.isfinite(fa)
+    for k in ("water", "built", "bare", "veg"):
+        observed &= np.isfinite(before[k]) & np.isfinite(after[k])
+    if aoi is not None:
+        observed_aoi = observed & aoi
+    else:
+        observed_aoi = observed
+    with np.errstate(invalid="ignore"):
+        dfvc = np.where(observed, fa - fb, 0.0)
+        dwater = np.where(observed, after["water"] - before["water"], 0.0)
+        dbuilt = np.where(observed, after["built"] - before["built"], 0.0)
+        dveg = np.where(observed, after["veg"] - before["veg"], 0.0)
+        wa = np.where(observed, after["water"], 0.0)
+        ba = np.where(observed, after["built"], 0.0)
+        bare_a = np.where(observed, after["bare"], 0.0)
+    p = params
+    is_water = (dwater >= p.water_gain) & (wa >= 0.5)
+    is_built = (dbuilt >= p.built_gain) & (ba >= p.built_share) & ~is_water
+    veg_drop = dfvc <= -p.fvc_drop
+    is_bare = veg_drop & ((bare_a + ba) >= 0.5) & ~is_water & ~is_built
+    is_loss = veg_drop & ~is_water & ~is_built & ~is_bare
+    is_gain = (dfvc >= p.fvc_gain) & ~(is_water | is_built | veg_drop)
+    code = np.zeros(fb.shape, dtype=np.uint8)
+    code[is_loss] = 1
+    code[is_bare] = 2
+    code[is_built] = 3
+    code[is_water] = 4
+    code[is_gain] = 5
+    code[~observed_aoi] = 0
+
+    nz = p.noise
+    s_fvc, s_w, s_b = (max(float(nz.get(k, 0.05)), 1e-3) for k in ("fvc", "water", "built"))
+    z = np.full(fb.shape, -np.inf)
+    z = np.where(is_water, (dwater - p.water_gain) / s_w, z)
+    z = np.where(is_built, (dbuilt - p.built_gain) / s_b, z)
+    z = np.where(is_bare | is_loss, (-dfvc - p.fvc_drop) / s_fvc, z)
+    z = np.where(is_gain, (dfvc - p.fvc_gain) / s_fvc, z)
+    # a pixel just at the threshold has probability 0.5 of being above it
+    prob = np.where(code > 0, _phi(z), 0.0)
+
+    share = np.zeros(fb.shape)
+    share = np.where(is_water, np.clip(dwater, 0, 1), share)
+    share = np.where(is_built, np.clip(np.maximum(dbuilt, -dveg), 0, 1), share)
+    share = np.where(is_bare, np.clip(np.maximum(-dveg, bare_a + ba - before["bare"] - before["built"]), 0, 1), share)
+    share = np.where(is_loss, np.clip(-dfvc / p.loss_reference, 0, 1), share)
+    share = np.where(is_gain, np.clip(np.maximum(dveg, dfvc / p.loss_reference), 0, 1), share)
+    share = np.nan_to_num(share)
+    return PixelChange(code, prob.astype(np.float32), share.astype(np.float32), observed)
+
+
+# ---------------------------------------------------------------------------
+# Components of one block
+# ---------------------------------------------------------------------------
+#: Per-component sums returned by :func:`block_components`, in this order.
+#: ``a_*`` are areas (m²); ``s_*`` are area-weighted sums of a layer, ``w_*`` their weights.
+STAT_NAMES: tuple[str, ...] = (
+    "n_px", "a_total", "a_change", "a_prob",
+    "a_vegetation_loss", "a_bare_soil", "a_construction", "a_water", "a_vegetation_gain",
+)
+
+
+@dataclass
+class BlockComponents:
+    """Connected change components of one block.
+
+    Attributes
+    ----------
+    window : Window
+        The block (pixels of the analysis grid).
+    category : list of str
+        Per component: "disturbance" or "gain".
+    label : ndarray of int
+        Per component, its label within the block and category (1-based).
+    outline : ndarray of shapely Polygons
+        Per component, its outline in integer pixel coordinates of the
+        analysis grid (x = column, y = row).
+    stats : ndarray of float64, shape (n, len(STAT_NAMES) + 2 * len(layer_names))
+        Sums per component: :data:`STAT_NAMES`, then for each layer the
+        area-weighted sum and its weight.
+    layer_names : tuple of str
+        The averaged layers (e.g. ``ndvi_before``).
+    borders : dict
+        ``(category, side) -> labels`` along the block's ``top``,
+        ``bottom``, ``left`` and ``right`` edges.
+    """
+
+    window: Window
+    category: list[str]
+    label: np.ndarray
+    outline: np.ndarray
+    stats: np.ndarray
+    layer_names: tuple[str, ...]
+    borders: dict[tuple[str, str], np.ndarray]
+
+
+_FOUR = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], dtype=bool)
+
+
+def block_components(
+    change: PixelChange,
+    window: Window,
+    cell_area_m2: np.ndarray,
+    layers: Mapping[str, np.ndarray] | None = None,
+) -> BlockComponents:
+    """Label and outline the change components of one block, with per-component sums.
+
+    Parameters
+    ----------
+    change : PixelChange
+        Of the block's pixels (shape ``window.shape``).
+    window : Window
+        The block in the analysis grid.
+    cell_area_m2 : ndarray
+        True ground area of each cell, m².
+    layers : mapping, optional
+        Extra per-pixel layers to average per component (NaN ignored), e.g.
+        ``ndvi_before``.
+
+    Returns
+    -------
+    BlockComponents
+    """
+    from rasterio.features import shapes
+    from scipy import ndimage
+
+    from affine import Affine
+
+    layers = dict(layers or {})
+    names = tuple(layers)
+    code = change.code
+    tr = Affine(1, 0, window.col_off, 0, 1, window.row_off)
+    cats: list[str] = []
+    labs: list[int] = []
+    outs: list[Any] = []
+    stats: list[np.ndarray] = []
+    borders: dict[tuple[str, str], np.ndarray] = {}
+    area = np.asarray(cell_area_m2, dtype=np.float64)
+    for cat in CATEGORIES:
+        mask = np.isin(code, _DISTURBANCE) if cat == "disturbance" else code == 5
+        lab, n = ndimage.label(mask, structure=_FOUR)
+        borders[(cat, "top")] = lab[0, :].copy()
+        borders[(cat, "bottom")] = lab[-1, :].copy()
+        borders[(cat, "left")] = lab[:, 0].copy()
+        borders[(cat, "right")] = lab[:, -1].copy()
+        if n == 0:
+            continue
+        flat = lab.ravel()
+        sel = flat > 0
+        idx = flat[sel]
+
+        def bsum(w: np.ndarray, idx: np.ndarray = idx, sel: np.ndarray = sel, n: int = n) -> np.ndarray:
+            return np.bincount(idx, weights=w.ravel()[sel], minlength=n + 1)[1:]
+
+        cols = [
+            bsum(np.ones_like(area)),
+            bsum(area),
+            bsum(area * change.share),
+            bsum(area * change.prob),
+        ]
+        for c in (1, 2, 3, 4, 5):
+            cols.append(bsum(area * (code == c)))
+        for nm in names:
+            v = np.asarray(layers[nm], dtype=np.float64)
+            ok = np.isfinite(v)
+            cols.append(bsum(np.where(ok, area * v, 0.0)))
+            cols.append(bsum(np.where(ok, area, 0.0)))
+        block_stats = np.column_stack(cols)
+        polys: dict[int, list[Any]] = {}
+        for geom, val in shapes(lab.astype(np.int32), mask=mask, connectivity=4, transform=tr):
+            polys.setdefault(int(val), []).append(shapely.geometry.shape(geom))
+        for k in range(1, n + 1):
+            parts = polys.get(k, [])
+            outline = parts[0] if len(parts) == 1 else shapely.union_all(parts)
+            cats.append(cat)
+            labs.append(k)
+            outs.append(outline)
+            stats.append(block_stats[k - 1])
+    width = len(STAT_NAMES) + 2 * len(names)
+    return BlockComponents(
+        window=window,
+        category=cats,
+        label=np.asarray(labs, dtype=np.int64),
+        outline=np.asarray(outs, dtype=object),
+        stats=np.vstack(stats) if stats else np.zeros((0, width)),
+        layer_names=names,
+        borders=borders,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Merging across blocks
+# ---------------------------------------------------------------------------
+class _UnionFind:
+    def __init__(self, n: int) -> None:
+        self.parent = np.arange(n)
+
+    def find(self, i: int) -> int:
+        p = self.parent
+        root = i
+        while p[root] != root:
+            root = p[root]
+        while p[i] != root:
+            p[i], i = root, p[i]
+        return int(root)
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            if ra < rb:
+                self.parent[rb] = ra
+            else:
+                self.parent[ra] = rb
+
+
+@dataclass(frozen=True)
+class MergedComponents:
+    """Change patches after merging across blocks, in pixel coordinates.
+
+    ``category`` (per patch), ``outline`` (shapely Polygons/MultiPolygons in
+    integer pixel coordinates), ``stats`` (summed block statistics, columns
+    as :attr:`BlockComponents.stats`) and ``layer_names``.
+    """
+
+    category: list[str]
+    outline: np.ndarray
+    stats: np.ndarray
+    layer_names: tuple[str, ...]
+
+
+def merge_components(blocks: Sequence[BlockComponents]) -> MergedComponents:
+    """Join components that touch across block borders; sum their statistics.
+
+    Blocks must come from one tiling of the grid (non-overlapping windows).
+    Two components join when they share a pixel edge across a border, which
+    is exactly when 4-connected labelling of the whole raster would have
+    given them one label.
+
+    Returns
+    -------
+    MergedComponents
+        Patches in a deterministic order (by top-left pixel of the outline).
+    """
+    blocks = [b for b in blocks]
+    names = blocks[0].layer_names if blocks else ()
+    offsets = np.cumsum([0] + [len(b.label) for b in blocks])
+    n = int(offsets[-1])
+    if n == 0:
+        return MergedComponents([], np.zeros(0, dtype=object), np.zeros((0, len(STAT_NAMES) + 2 * len(names))), names)
+    uf = _UnionFind(n)
+    # (category, block, label) -> global index
+    key: dict[tuple[str, int, int], int] = {}
+    for bi, b in enumerate(blocks):
+        for j, (c, lab) in enumerate(zip(b.category, b.label)):
+            key[(c, bi, int(lab))] = int(offsets[bi] + j)
+    by_corner = {(b.window.row_off, b.window.col_off): bi for bi, b in enumerate(blocks)}
+    for bi, b in enumerate(blocks):
+        w = b.window
+        right = _neighbour(by_corner, blocks, w.row_off, w.col_end, w)
+        below = _neighbour(by_corner, blocks, w.row_end, w.col_off, w)
+        for cat in CATEGORIES:
+            if right is not None:
+                nb = blocks[right]
+                _join(uf, key, cat, bi, b.borders[(cat, "right")], right, nb.borders[(cat, "left")],
+                      along=(w.row_off, nb.window.row_off))
+            if below is not None:
+                nb = blocks[below]
+                _join(uf, key, cat, bi, b.borders[(cat, "bottom")], below, nb.borders[(cat, "top")],
+                      along=(w.col_off, nb.window.col_off))
+    roots = np.array([uf.find(i) for i in range(n)])
+    all_stats = np.vstack([b.stats for b in blocks if len(b.label)])
+    all_outlines = np.concatenate([b.outline for b in blocks if len(b.label)])
+    all_cats = [c for b in blocks for c in b.category]
+    groups: dict[int, list[int]] = {}
+    for i, r in enumerate(roots):
+        groups.setdefault(int(r), []).append(i)
+    cats, outs, stats = [], [], []
+    for r, members in groups.items():
+        cats.append(all_cats[r])
+        if len(members) == 1:
+            outs.append(all_outlines[members[0]])
+        else:
+            outs.append(shapely.union_all(all_outlines[members], grid_size=None))
+        stats.append(all_stats[members].sum(axis=0))
+    outs_arr = np.asarray(outs, dtype=object)
+    # deterministic order: by (min row, min col) of the outline, then category
+    b = shapely.bounds(outs_arr)
+    order = np.lexsort((np.array([CATEGORIES.index(c) for c in cats]), b[:, 0], b[:, 1]))
+    return MergedComponents([cats[i] for i in order], outs_arr[order], np.vstack(stats)[order], names)
+
+
+def _neighbour(by_corner: dict[tuple[int, int], int], blocks: Sequence[BlockComponents], row: int,
+               col: int, w: Window) -> int | None:
+    """The block starting exactly at (row, col) that shares an edge with ``w``."""
+    return by_corner.get((row, col))
+
+
+def _join(uf: _UnionFind, key: dict[tuple[str, int, int], int], cat: str, bi: int, edge_a: np.ndarray,
+          bj: int, edge_b: np.ndarray, along: tuple[int, int]) -> None:
+    # align the two edges in absolute pixel positions
+    a0, b0 = along
+    start = max(a0, b0)
+    stop = min(a0 + len(edge_a), b0 + len(edge_b))
+    if stop <= start:
+        return
+    ea = edge_a[start - a0: stop - a0]
+    eb = edge_b[start - b0: stop - b0]
+    both = (ea > 0) & (eb > 0)
+    if not both.any():
+        return
+    pairs = np.unique(np.column_stack([ea[both], eb[both]]), axis=0)
+    for la, lb in pairs:
+        uf.union(key[(cat, bi, int(la))], key[(cat, bj, int(lb))])
+
+
+def patch_type(stats_row: np.ndarray, construction_share: float) -> str:
+    """Type of a disturbance patch from its per-type areas (see the module docstring)."""
+    i0 = STAT_NAMES.index("a_vegetation_loss")
+    areas = stats_row[i0:i0 + 4]
+    total = areas.sum()
+    if total <= 0:
+        return "vegetation_loss"
+    if areas[2] / total >= construction_share:
+        return "construction"
+    return ("vegetation_loss", "bare_soil", "construction", "water")[int(np.argmax(areas))]

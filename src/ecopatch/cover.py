@@ -1,0 +1,367 @@
+"""Land cover from indices: vegetation, bare, built and water fractions per pixel, and FVC.
+
+Every pixel gets four *fractions* that sum to 1 where it is observed:
+``veg`` (vegetation), ``bare`` (bare soil and rock), ``built`` (roofs,
+concrete, roads) and ``water``.  Fractions rather than hard classes, because
+a 10 m pixel on the edge of a quarry is part rock and part forest, and small
+mines are mostly edge: counting such pixels as half restored is what keeps
+per-mine areas right (see :mod:`ecopatch.restoration`).
+
+Rules (defaults in :class:`CoverParams`, each overridable):
+
+1. **Water** from MNDWI (NDWI when there is no SWIR band): membership rises
+   linearly from 0 at ``water_index - water_ramp`` to 1 at
+   ``water_index + water_ramp``, times a second ramp requiring a dark NIR
+   (from 0 at ``water_nir_max + 0.03`` to 1 at ``water_nir_max - 0.03``),
+   because blue steel-sheet roofs (彩钢瓦) also have a positive MNDWI.
+2. **Vegetation** from fractional vegetation cover (FVC) by the dimidiate
+   pixel model, ``FVC = (NDVI - NDVI_soil) / (NDVI_veg - NDVI_soil)``
+   clipped to [0, 1] (Gutman & Ignatov 1998).  The end-members come from the
+   scene (5th/95th percentiles of NDVI, :func:`estimate_endmembers`) or are
+   given.  The vegetation fraction rises linearly from 0 at ``fvc_bare`` to 1
+   at ``fvc_veg``: pure canopy with some texture saturates at 1, pure soil at
+   0, and a pixel mixed half and half lands near 0.5.
+3. What is neither is **bare** or **built**, split by the bare soil index:
+   built where BSI is below ``bsi_built`` (roofs, concrete and asphalt
+   reflect less SWIR relative to visible than soil does), with a linear ramp
+   of ``bsi_ramp`` either side.
+4. Drone RGB (no NIR): vegetation from excess green (ExG) between
+   ``exg_bare`` and ``exg_veg``; water where blue dominates and the pixel is
+   dark; no built/bare split (all non-vegetated land is bare).
+
+``method="hard"`` turns the memberships into 0/1 at the ramp centres;
+``thresholds="otsu"`` sets the vegetation threshold per scene by Otsu's
+method on the NDVI (or ExG) histogram instead of ``fvc_bare``/``fvc_veg``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .errors import ConfigError, MissingBandError, NoValidPixelsError
+from .indices import bsi, exg, mndwi, ndvi, ndwi
+
+__all__ = [
+    "CLASSES",
+    "CoverParams",
+    "classify",
+    "cover_fractions",
+    "estimate_endmembers",
+    "fvc",
+    "otsu_threshold",
+]
+
+#: Cover classes, in the order of the codes :func:`classify` returns (0 = no data).
+CLASSES: tuple[str, ...] = ("veg", "bare", "built", "water")
+
+
+@dataclass(frozen=True)
+class CoverParams:
+    """Thresholds of the cover rules (see the module docstring).
+
+    Parameters
+    ----------
+    ndvi_soil, ndvi_veg : float or None
+        NDVI of bare soil and of full canopy (FVC end-members).  None: take
+        them from the scene with :func:`estimate_endmembers`.
+    fvc_bare, fvc_veg : float
+        FVC at or below which a pixel has no vegetation, and at or above
+        which it is fully vegetated.
+    water_index, water_ramp : float
+        MNDWI (or NDWI) centre and half-width of the water ramp.
+    water_nir_max : float
+        NIR reflectance above which a pixel is not water (ramp ±0.03).
+    bsi_built, bsi_ramp : float
+        BSI centre and half-width of the built/bare split.
+    exg_bare, exg_veg : float
+        Excess green (chromatic, ``2g - r - b``) of bare ground and of full
+        vegetation in drone RGB.
+    method : {"soft", "hard"}
+        Fractions, or 0/1 classes at the ramp centres.
+    thresholds : {"fixed", "otsu"}
+        ``"otsu"`` replaces the vegetation ramp by a hard Otsu threshold on
+        the scene's NDVI (ExG for RGB), set with :func:`otsu_threshold`.
+    veg_threshold : float or None
+        The Otsu threshold once estimated (NDVI, or ExG for RGB).
+    """
+
+    ndvi_soil: float | None = None
+    ndvi_veg: float | None = None
+    fvc_bare: float = 0.15
+    fvc_veg: float = 0.70
+    water_index: float = 0.05
+    water_ramp: float = 0.10
+    water_nir_max: float = 0.12
+    bsi_built: float = 0.10
+    bsi_ramp: float = 0.05
+    exg_bare: float = 0.03
+    exg_veg: float = 0.12
+    method: str = "soft"
+    thresholds: str = "fixed"
+    veg_threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in ("soft", "hard"):
+            raise ConfigError(f"cover method={self.method!r}; use 'soft' or 'hard'")
+        if self.thresholds not in ("fixed", "otsu"):
+            raise ConfigError(f"cover thresholds={self.thresholds!r}; use 'fixed' or 'otsu'")
+        if not 0 <= self.fvc_bare < self.fvc_veg <= 1:
+            raise ConfigError(
+                f"need 0 <= fvc_bare < fvc_veg <= 1, got fvc_bare={self.fvc_bare}, fvc_veg={self.fvc_veg}"
+            )
+        if self.ndvi_soil is not None and self.ndvi_veg is not None and self.ndvi_veg <= self.ndvi_soil:
+            raise ConfigError(
+                f"ndvi_veg ({self.ndvi_veg}) must exceed ndvi_soil ({self.ndvi_soil})"
+            )
+        if self.water_ramp < 0 or self.bsi_ramp < 0:
+            raise ConfigError("ramp half-widths must be >= 0")
+
+    def with_endmembers(self, ndvi_soil: float, ndvi_veg: float) -> CoverParams:
+        """A copy with the FVC end-members set (only where not given already)."""
+        return replace(
+            self,
+            ndvi_soil=self.ndvi_soil if self.ndvi_soil is not None else float(ndvi_soil),
+            ndvi_veg=self.ndvi_veg if self.ndvi_veg is not None else float(ndvi_veg),
+        )
+
+
+def _ramp(x: np.ndarray, lo: float, hi: float, hard: bool) -> np.ndarray:
+    """0 at or below ``lo``, 1 at or above ``hi``, linear between; NaN stays NaN."""
+    if hard or hi <= lo:
+        mid = (lo + hi) / 2
+        out = (x >= mid).astype(np.float32)
+        out[np.isnan(x)] = np.nan
+        return out
+    return np.clip((x - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
+
+def fvc(ndvi_values: np.ndarray, ndvi_soil: float, ndvi_veg: float) -> np.ndarray:
+    """Fractional vegetation cover by the dimidiate pixel model, in [0, 1].
+
+    Parameters
+    ----------
+    ndvi_values : ndarray
+        NDVI, NaN where not observed.
+    ndvi_soil, ndvi_veg : float
+        NDVI of bare soil and of full canopy.
+
+    Returns
+    -------
+    ndarray of float32
+        ``(NDVI - ndvi_soil) / (ndvi_veg - ndvi_soil)`` clipped to [0, 1].
+
+    Examples
+    --------
+    >>> fvc(np.array([0.05, 0.45, 0.9]), 0.05, 0.85).round(2).tolist()
+    [0.0, 0.5, 1.0]
+    """
+    if ndvi_veg <= ndvi_soil:
+        raise ConfigError(f"ndvi_veg ({ndvi_veg}) must exceed ndvi_soil ({ndvi_soil})")
+    out = (np.asarray(ndvi_values, dtype=np.float32) - ndvi_soil) / (ndvi_veg - ndvi_soil)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def estimate_endmembers(
+    ndvi_sample: np.ndarray, *, low_pct: float = 5.0, high_pct: float = 95.0
+) -> tuple[float, float]:
+    """NDVI of bare soil and of full canopy from a scene's NDVI distribution.
+
+    The ``low_pct`` and ``high_pct`` percentiles of the finite values, then
+    kept within physically sensible bounds (soil in [-0.05, 0.25], canopy in
+    [0.55, 0.95]) so that a scene of nearly all forest or nearly all rock
+    still gets usable end-members.
+
+    Parameters
+    ----------
+    ndvi_sample : ndarray
+        NDVI values (any shape), NaN ignored.
+
+    Returns
+    -------
+    (ndvi_soil, ndvi_veg) : tuple of float
+
+    Raises
+    ------
+    NoValidPixelsError
+        When the sample holds no finite value.
+    """
+    v = np.asarray(ndvi_sample, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        raise NoValidPixelsError(
+            "no valid pixel to estimate the NDVI end-members from (all cloud or no data); "
+            "give ndvi_soil and ndvi_veg explicitly or use a clearer scene"
+        )
+    lo, hi = np.percentile(v, [low_pct, high_pct])
+    return float(np.clip(lo, -0.05, 0.25)), float(np.clip(hi, 0.55, 0.95))
+
+
+def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
+    """Otsu's threshold of the finite values (maximises between-class variance).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.r_[rng.normal(0.1, 0.03, 1000), rng.normal(0.7, 0.05, 1000)]
+    >>> 0.2 < otsu_threshold(x) < 0.6   # anywhere in the gap between the modes
+    True
+    """
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        raise NoValidPixelsError("Otsu threshold: no valid value")
+    if np.ptp(v) == 0:
+        return float(v[0])
+    hist, edges = np.histogram(v, bins=bins)
+    centres = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(hist).astype(np.float64)
+    w1 = w0[-1] - w0
+    m = np.cumsum(hist * centres)
+    mu0 = m / np.maximum(w0, 1)
+    mu1 = (m[-1] - m) / np.maximum(w1, 1)
+    between = w0 * w1 * (mu0 - mu1) ** 2
+    # When the modes are separated by empty bins every cut in the gap is
+    # equally good: take the middle of that plateau, not its first bin.
+    best = np.flatnonzero(between >= between.max() * (1 - 1e-12))
+    k0, k1 = best[0], best[-1]
+    return float((edges[k0 + 1] + edges[k1 + 1]) / 2)
+
+
+def _has(bands: Mapping[str, np.ndarray], *names: str) -> bool:
+    return all(n in bands for n in names)
+
+
+def cover_fractions(
+    bands: Mapping[str, np.ndarray],
+    params: CoverParams | None = None,
+    *,
+    rgb: bool | None = None,
+    source: str = "scene",
+) -> dict[str, np.ndarray]:
+    """Per-pixel cover fractions and supporting indices from reflectance bands.
+
+    Parameters
+    ----------
+    bands : mapping of str to ndarray of shape (rows, cols)
+        Reflectance by common band name (NaN where not observed).  Needs
+        ``red`` and ``nir`` (multispectral) or ``red``, ``green``, ``blue``
+        (RGB); ``swir1`` and ``blue`` enable the water and built rules.
+    params : CoverParams, optional
+        Thresholds.  FVC end-members must be set (see
+        :meth:`CoverParams.with_endmembers`) for multispectral input.
+    rgb : bool, optional
+        Force the RGB rules; default when there is no ``nir`` band.
+    source : str
+        Name of the data for error messages.
+
+    Returns
+    -------
+    dict of str to ndarray of float32
+        ``veg``, ``bare``, ``built``, ``water`` (fractions 0-1 summing to 1
+        where observed, NaN elsewhere), ``fvc`` (0-1; for RGB the vegetation
+        fraction), and the indices used: ``ndvi``, ``mndwi`` or ``ndwi``,
+        ``bsi`` (multispectral) or ``exg`` (RGB).
+
+    Raises
+    ------
+    MissingBandError
+        If neither band set is present.
+    ConfigError
+        If the FVC end-members are not set.
+    """
+    p = params or CoverParams()
+    hard = p.method == "hard"
+    if rgb is None:
+        rgb = "nir" not in bands
+    if rgb:
+        if not _has(bands, "red", "green", "blue"):
+            raise MissingBandError(
+                f"{source}: cover classes need red and nir (or red, green and blue for RGB); "
+                f"got {list(bands)}"
+            )
+        return _rgb_fractions(bands, p, hard)
+    if not _has(bands, "red", "nir"):
+        raise MissingBandError(f"{source}: cover classes need red and nir bands; got {list(bands)}")
+    if p.ndvi_soil is None or p.ndvi_veg is None:
+        raise ConfigError(
+            "FVC end-members not set: give CoverParams(ndvi_soil=..., ndvi_veg=...) or call "
+            "params.with_endmembers(*estimate_endmembers(ndvi_sample))"
+        )
+    red, nir = bands["red"], bands["nir"]
+    nd = ndvi(nir, red)
+    valid = np.isfinite(nd)
+    out: dict[str, np.ndarray] = {"ndvi": nd}
+    if _has(bands, "green", "swir1"):
+        wi = mndwi(bands["green"], bands["swir1"])
+        out["mndwi"] = wi
+    elif "green" in bands:
+        wi = ndwi(bands["green"], nir)
+        out["ndwi"] = wi
+    else:
+        wi = np.full(nd.shape, -1.0, dtype=np.float32)
+    water = _ramp(wi, p.water_index - p.water_ramp, p.water_index + p.water_ramp, hard)
+    water = water * _ramp(-np.asarray(nir, dtype=np.float32), -(p.water_nir_max + 0.03),
+                          -(p.water_nir_max - 0.03), hard)
+    water = np.where(np.isnan(water) & valid, 0.0, water)
+    f = fvc(nd, p.ndvi_soil, p.ndvi_veg)
+    if p.thresholds == "otsu":
+        if p.veg_threshold is None:
+            raise ConfigError("thresholds='otsu' needs veg_threshold set from the scene (otsu_threshold)")
+        vmem = (nd >= p.veg_threshold).astype(np.float32)
+    else:
+        vmem = _ramp(f, p.fvc_bare, p.fvc_veg, hard)
+    veg = (1.0 - water) * vmem
+    rest = 1.0 - water - veg
+    if _has(bands, "blue", "swir1"):
+        b = bsi(bands["blue"], red, nir, bands["swir1"])
+        out["bsi"] = b
+        builtshare = 1.0 - _ramp(b, p.bsi_built - p.bsi_ramp, p.bsi_built + p.bsi_ramp, hard)
+        builtshare = np.where(np.isnan(builtshare), 0.0, builtshare)
+    else:
+        builtshare = np.zeros(nd.shape, dtype=np.float32)
+    built = rest * builtshare
+    bare = rest - built
+    out.update(veg=veg, bare=bare, built=built, water=water, fvc=f)
+    for k in ("veg", "bare", "built", "water", "fvc"):
+        a = np.asarray(out[k], dtype=np.float32)
+        a[~valid] = np.nan
+        out[k] = a
+    return out
+
+
+def _rgb_fractions(bands: Mapping[str, np.ndarray], p: CoverParams, hard: bool) -> dict[str, np.ndarray]:
+    r, g, b = (np.asarray(bands[k], dtype=np.float32) for k in ("red", "green", "blue"))
+    e = exg(r, g, b)
+    valid = np.isfinite(e)
+    if p.thresholds == "otsu":
+        if p.veg_threshold is None:
+            raise ConfigError("thresholds='otsu' needs veg_threshold set from the scene (otsu_threshold)")
+        vmem = (e >= p.veg_threshold).astype(np.float32)
+    else:
+        vmem = _ramp(e, p.exg_bare, p.exg_veg, hard)
+    brightness = (r + g + b) / 3
+    water = ((b > g) & (b > r) & (brightness < 0.35)).astype(np.float32)
+    veg = (1 - water) * vmem
+    bare = 1 - water - veg
+    out = {"exg": e, "veg": veg, "bare": bare, "built": np.zeros_like(veg), "water": water, "fvc": veg.copy()}
+    for k in ("veg", "bare", "built", "water", "fvc"):
+        out[k] = np.asarray(out[k], dtype=np.float32)
+        out[k][~valid] = np.nan
+    return out
+
+
+def classify(fractions: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Hard class codes from fractions: 0 no data, then 1 + index in :data:`CLASSES` of the largest.
+
+    Returns
+    -------
+    ndarray of uint8
+    """
+    stack = np.stack([np.asarray(fractions[c], dtype=np.float32) for c in CLASSES])
+    nodata = np.all(np.isnan(stack), axis=0)
+    codes = np.argmax(np.nan_to_num(stack, nan=-1.0), axis=0).astype(np.uint8) + 1
+    codes[nodata] = 0
+    return codes

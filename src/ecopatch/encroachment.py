@@ -1,0 +1,742 @@
+"""Sky watch (天上看) in nature reserves: suspect patches (疑似图斑) between two dates.
+
+:func:`detect_changes` compares two scenes over the reserves (and an
+optional margin around them) and returns one row per suspect patch with its
+outline on pixel edges, true area, change type, confidence, supporting index
+values, coordinates, and the reserve and functional zone it lies in.
+
+Method, in order:
+
+1. Both scenes are brought onto one analysis grid (the coarser one) with
+   cover fractions and FVC computed at each scene's own resolution
+   (:func:`ecopatch.io.raster.read_on_grid`).
+2. A global radiometric or seasonal shift between the dates is removed by
+   *relative radiometric normalisation*: per band, a linear fit
+   ``after = gain × before + offset`` on pseudo-invariant pixels (those whose
+   residual stays within 2.5 robust standard deviations, three iterations)
+   of a sample of the area of interest; the after scene is mapped back onto
+   the before scene's radiometry and classified with the before scene's
+   parameters.  For pairs without common bands (a drone RGB mosaic against a
+   satellite scene) each scene gets its own FVC end-members instead.
+3. Pixel change types by the rules of :mod:`ecopatch.change`; only pixels
+   observed at both dates and inside the area of interest can change.
+4. Connected pixels form patches (exactly the same whether processed whole
+   or in windows); holes smaller than the minimum mapping unit are filled;
+   outlines are clipped to the area of interest and cut by the exclusion
+   layer; patches whose estimated changed area (``change_m2``) is below the
+   minimum mapping unit are dropped.
+5. Each patch takes the zone of the reserve polygons it overlaps; when it
+   crosses zones, **the strictest zone wins** (core > buffer > experimental >
+   outside), with the reserve and zone attributes of the polygon of that zone
+   it overlaps most.
+
+``confidence`` is the area-weighted mean, over the patch's pixels, of the
+probability that the pixel's change exceeds its threshold given the noise of
+unchanged pixels (a normal model whose standard deviation is estimated from
+the scene pair): 0.5 for a patch right at the threshold, near 1 for a
+change far beyond the noise.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from .change import (
+    STAT_NAMES,
+    BlockComponents,
+    ChangeParams,
+    block_components,
+    classify_change,
+    merge_components,
+    patch_type,
+)
+from .cover import CoverParams, cover_fractions, estimate_endmembers, otsu_threshold
+from .errors import (
+    ConfigError,
+    EcopatchWarning,
+    InputDataError,
+    NoOverlapError,
+    NoValidPixelsError,
+)
+from .geodesy import as_crs, geodesic_area_m2, transformer
+from .grid import Grid, Window
+from .io.raster import Observation, Scene, read_on_grid
+from .restoration import analysis_grid, prepare_cover_params
+from .schema import ZONE_STRICTNESS, canonical_zone
+from .tiling import PatchSums, Scheduler, add_partials, blocks_touching, run_tasks
+from .units import area_to_m2, m2_to_mu
+from .zonal import coverage_table, zonal_sums
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+__all__ = ["detect_changes", "geohash"]
+
+log = logging.getLogger(__name__)
+
+_LAYERS = ("ndvi", "mndwi", "bsi", "fvc", "exg")
+_SPECTRAL = ("blue", "green", "red", "nir", "swir1", "swir2")
+
+
+# ---------------------------------------------------------------------------
+# Small pure helpers
+# ---------------------------------------------------------------------------
+_B32 = "0123456789bcdefghjkmnpqrstuvwxyz"
+
+
+def geohash(lon: float, lat: float, precision: int = 9) -> str:
+    """Geohash of a WGS84 point (precision 9 ≈ 5 m cells).
+
+    Examples
+    --------
+    >>> geohash(119.95, 30.22, 7)
+    'wtmhx2u'
+    """
+    lat_lo, lat_hi, lon_lo, lon_hi = -90.0, 90.0, -180.0, 180.0
+    bits, ch, even, out = 0, 0, True, []
+    while len(out) < precision:
+        if even:
+            mid = (lon_lo + lon_hi) / 2
+            if lon >= mid:
+                ch = (ch << 1) | 1
+                lon_lo = mid
+            else:
+                ch <<= 1
+                lon_hi = mid
+        else:
+            mid = (lat_lo + lat_hi) / 2
+            if lat >= mid:
+                ch = (ch << 1) | 1
+                lat_lo = mid
+            else:
+                ch <<= 1
+                lat_hi = mid
+        even = not even
+        bits += 1
+        if bits == 5:
+            out.append(_B32[ch])
+            bits, ch = 0, 0
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class _Radiometry:
+    """``before-equivalent = (after - offset) / gain`` per band."""
+
+    gains: Mapping[str, tuple[float, float]]
+
+
+class _ChangeDeriver:
+    """Picklable derive: cover fractions, FVC and indices, after optional normalisation."""
+
+    def __init__(self, params: CoverParams, source: str, radiometry: _Radiometry | None = None) -> None:
+        self.params = params
+        self.source = source
+        self.radiometry = radiometry
+
+    def __call__(self, obs: Observation) -> dict[str, np.ndarray]:
+        bands = dict(obs.bands)
+        if self.radiometry is not None:
+            for b, (g, o) in self.radiometry.gains.items():
+                if b in bands:
+                    bands[b] = ((bands[b] - o) / g).astype(np.float32)
+        f = cover_fractions(bands, self.params, source=self.source)
+        return {k: v for k, v in f.items() if k in ("veg", "bare", "built", "water", *_LAYERS)}
+
+
+def _fit_rrn(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray],
+             bands: list[str]) -> _Radiometry | None:
+    """Per-band linear fit after = gain·before + offset on pseudo-invariant pixels."""
+    ok = np.ones(np.shape(before[bands[0]]), dtype=bool)
+    for b in bands:
+        ok &= np.isfinite(before[b]) & np.isfinite(after[b])
+    if ok.sum() < 200:
+        return None
+    x = {b: np.asarray(before[b], dtype=np.float64)[ok] for b in bands}
+    y = {b: np.asarray(after[b], dtype=np.float64)[ok] for b in bands}
+    stable = np.ones(int(ok.sum()), dtype=bool)
+    fits: dict[str, tuple[float, float]] = {}
+    for _ in range(4):
+        fits = {}
+        resid_z = np.zeros(stable.shape)
+        for b in bands:
+            xs, ys = x[b][stable], y[b][stable]
+            if len(xs) < 100 or np.ptp(xs) == 0:
+                return None
+            g, o = np.polyfit(xs, ys, 1)
+            fits[b] = (float(g), float(o))
+            r = y[b] - (g * x[b] + o)
+            med = np.median(r[stable])
+            mad = 1.4826 * np.median(np.abs(r[stable] - med)) or 1e-6
+            resid_z = np.maximum(resid_z, np.abs(r - med) / mad)
+        new = resid_z < 2.5
+        if new.sum() < 100 or np.array_equal(new, stable):
+            break
+        stable = new
+    if any(not (0.5 <= g <= 2.0) for g, _ in fits.values()):
+        warnings.warn(
+            f"relative radiometric normalisation gave implausible gains {fits}; not applied "
+            "(the dates may differ too much, or the scenes may not overlap the same ground)",
+            EcopatchWarning,
+            stacklevel=4,
+        )
+        return None
+    return _Radiometry(fits)
+
+
+def _robust_sigma(v: np.ndarray, floor: float = 0.01) -> float:
+    v = v[np.isfinite(v)]
+    if v.size < 10:
+        return 0.05
+    mad = 1.4826 * float(np.median(np.abs(v - np.median(v))))
+    return max(mad, floor)
+
+
+def _sample_windows(g: Grid, aoi: Any, *, size: int = 256, n: int = 16) -> list[Window]:
+    win = g.window_from_bounds(aoi.bounds, clip=True)
+    if win is None:
+        return []
+    cand = [w for w in g.chunks(size, win) if shapely.intersects(aoi, g.subgrid(w).footprint())]
+    if len(cand) <= n:
+        return cand
+    pick = np.unique(np.linspace(0, len(cand) - 1, n).round().astype(int))
+    return [cand[i] for i in pick]
+
+
+def _metre_buffer(geoms: np.ndarray, crs: Any, distance_m: float) -> np.ndarray:
+    """Buffer geometries by a ground distance in metres, whatever their CRS."""
+    if distance_m == 0:
+        return geoms
+    crs = as_crs(crs)
+    if not crs.is_geographic:
+        unit = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
+        return shapely.buffer(geoms, distance_m / unit)
+    from pyproj import CRS
+
+    c = shapely.centroid(shapely.union_all(geoms))
+    zone = int((c.x + 180) // 6) + 1
+    utm = CRS.from_epsg((32600 if c.y >= 0 else 32700) + zone)
+    fwd, back = transformer(crs, utm), transformer(utm, crs)
+    proj = shapely.transform(geoms, lambda xy: np.column_stack(fwd.transform(xy[:, 0], xy[:, 1])))
+    buf = shapely.buffer(proj, distance_m)
+    return shapely.transform(buf, lambda xy: np.column_stack(back.transform(xy[:, 0], xy[:, 1])))
+
+
+# ---------------------------------------------------------------------------
+# The per-block computation
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _BlockTask:
+    before: Scene
+    after: Scene
+    grid: Grid
+    window: Window
+    derive_before: _ChangeDeriver
+    derive_after: _ChangeDeriver
+    params: ChangeParams
+    aoi: Any  # area of interest (grid CRS), or None for everywhere
+    zones: tuple[Any, ...]  # within polygons touching this block (grid CRS)
+    zone_index: np.ndarray
+    max_source_px: int
+
+
+@dataclass
+class _BlockResult:
+    components: BlockComponents
+    zone_sums: PatchSums
+
+
+def _aoi_mask(aoi: Any, g: Grid, win: Window) -> np.ndarray | None:
+    if aoi is None:
+        return None
+    from rasterio.features import geometry_mask
+
+    sub = g.subgrid(win)
+    clipped = shapely.clip_by_rect(aoi, *sub.bounds)
+    if clipped.is_empty:
+        return np.zeros(win.shape, dtype=bool)
+    return ~geometry_mask([clipped], out_shape=win.shape, transform=sub.transform, all_touched=True)
+
+
+def _detect_block(task: _BlockTask) -> _BlockResult:
+    g, win = task.grid, task.window
+    lb = read_on_grid(task.before, g, win, derive=task.derive_before, max_source_px=task.max_source_px)
+    la = read_on_grid(task.after, g, win, derive=task.derive_after, max_source_px=task.max_source_px)
+    aoi = _aoi_mask(task.aoi, g, win)
+    change = classify_change(lb, la, task.params, aoi=aoi)
+    area = g.cell_area_m2(win)
+    layers = {}
+    for k in _LAYERS:
+        if k in lb:
+            layers[f"{k}_before"] = lb[k]
+        if k in la:
+            layers[f"{k}_after"] = la[k]
+    comps = block_components(change, win, area, layers)
+    if len(task.zones):
+        cov = coverage_table(list(task.zones), g, window=win)
+        obs = np.where(change.observed, 1.0, np.nan)
+        sums = zonal_sums(cov, {"all": np.ones(win.shape), "obs": obs}, window=win, weights=area)
+        zs = PatchSums(task.zone_index, np.column_stack([sums["sum_all"], sums["sum_obs"]])[: len(task.zones)])
+    else:
+        zs = PatchSums(np.zeros(0, dtype=np.int64), np.zeros((0, 2)))
+    return _BlockResult(comps, zs)
+
+
+# ---------------------------------------------------------------------------
+# Public entry point
+# ---------------------------------------------------------------------------
+def detect_changes(
+    before: Scene,
+    after: Scene,
+    within: gpd.GeoDataFrame | None = None,
+    *,
+    min_area_m2: float | None = 400.0,
+    min_area_mu: float | None = None,
+    margin_m: float = 0.0,
+    exclude: gpd.GeoDataFrame | None = None,
+    zone_field: str | None = "auto",
+    name_field: str | None = "auto",
+    params: ChangeParams | None = None,
+    cover: CoverParams | None = None,
+    normalize: str = "auto",
+    thresholds: str = "fixed",
+    include_gain: bool = True,
+    grid: Grid | None = None,
+    simplify_m: float = 0.0,
+    block: int = 512,
+    scheduler: Scheduler = None,
+    progress: bool | None = None,
+    max_source_px: int = 16_000_000,
+) -> gpd.GeoDataFrame:
+    """Find new disturbance between two dates, as suspect patches with type, zone and confidence.
+
+    Parameters
+    ----------
+    before, after : Scene
+        Imagery of the two dates (any sensors, grids and CRSs; a drone
+        mosaic as ``after`` works).
+    within : geopandas.GeoDataFrame, optional
+        Reserve / zone polygons; only change inside them (plus ``margin_m``)
+        is reported, with their attributes.  Default: everywhere both scenes
+        see.
+    min_area_m2, min_area_mu : float, optional
+        Minimum mapping unit, m² (default 400) or mu (亩, overrides m²).
+        Applied to the estimated changed area ``change_m2``.
+    margin_m : float
+        Ground distance (m) around ``within`` also watched (zone ``outside``).
+    exclude : geopandas.GeoDataFrame, optional
+        Approved projects and permitted activities: their area is cut out of
+        the patches.
+    zone_field, name_field : str or None
+        Fields of ``within`` with the functional zone (功能分区) and the
+        reserve name (保护地名称); ``"auto"`` looks for the usual names; None
+        means the layer has none (zone then ``None``).
+    params : ChangeParams, optional
+        Pixel change thresholds.
+    cover : CoverParams, optional
+        Cover-rule thresholds (end-members are estimated when unset).
+    normalize : {"auto", "rrn", "none"}
+        Relative radiometric normalisation of ``after`` onto ``before``
+        (``"auto"``: when both scenes share at least three reflectance bands).
+    thresholds : {"fixed", "otsu"}
+        ``"otsu"`` sets the FVC-drop threshold by Otsu's method on the area of
+        interest (never below three noise standard deviations).
+    include_gain : bool
+        Also report ``vegetation_gain`` patches.
+    grid : Grid, optional
+        Analysis grid (default the coarser scene's).
+    simplify_m : float
+        Simplify outlines by this tolerance (ground metres); 0 keeps pixel edges.
+    block, scheduler, progress, max_source_px
+        Windowed processing (see :func:`ecopatch.assess_restoration`).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        One row per patch, in ``within``'s CRS (else the analysis grid's),
+        columns as :data:`ecopatch.schema.PATCH_COLUMNS` plus ``change_m2``
+        (estimated changed ground inside the outline, m²), ``n_px``,
+        ``fvc_before``/``fvc_after``, ``mndwi_*``/``bsi_*`` where the bands
+        exist, the ``within`` attributes of the patch's reserve, and
+        ``.attrs["observation"]``: per ``within`` polygon, its area and the
+        area observed at both dates (m²), so blind spots are known.
+
+    Raises
+    ------
+    ConfigError
+        A negative minimum mapping unit or an unknown option.
+    InputDataError
+        ``within`` lacks a zone field (pass ``zone_field=None`` to go without).
+    NoOverlapError
+        The scenes and ``within`` have no ground in common.
+    NoValidPixelsError
+        Nothing was observed at both dates over the area of interest (all cloud).
+    """
+    import geopandas as gpd
+
+    if min_area_mu is not None:
+        min_area_m2 = area_to_m2(min_area_mu, "mu")
+    mmu = 0.0 if min_area_m2 is None else float(min_area_m2)
+    if not math.isfinite(mmu) or mmu < 0:
+        raise ConfigError(f"minimum mapping unit {min_area_m2!r} m²: must be a number >= 0 (default 400)")
+    if margin_m < 0:
+        raise ConfigError(f"margin_m={margin_m}: must be >= 0")
+    if normalize not in ("auto", "rrn", "none"):
+        raise ConfigError(f"normalize={normalize!r}; use 'auto', 'rrn' or 'none'")
+    if thresholds not in ("fixed", "otsu"):
+        raise ConfigError(f"thresholds={thresholds!r}; use 'fixed' or 'otsu'")
+    params = params or ChangeParams()
+    g = analysis_grid(before, after, grid)
+
+    # -- area of interest ------------------------------------------------
+    zones_gdf = None
+    zfield = nfield = None
+    if within is not None:
+        if not isinstance(within, gpd.GeoDataFrame) or len(within) == 0:
+            raise InputDataError("within must be a non-empty GeoDataFrame of reserve/zone polygons")
+        as_crs(within.crs, what="within layer")
+        zfield = _find_field(within, zone_field, ("功能分区", "zone", "功能区", "分区", "zone_name"), "zone")
+        nfield = _find_field(within, name_field, ("保护地名称", "name", "reserve_name", "保护区名称", "名称"),
+                             "reserve name")
+        zones_gdf = within.reset_index(drop=True)
+        zg = shapely.make_valid(zones_gdf.to_crs(g.crs).geometry.to_numpy())
+        aoi_parts = _metre_buffer(zg, g.crs, margin_m) if margin_m else zg
+        aoi = shapely.union_all(aoi_parts)
+    else:
+        zg = np.zeros(0, dtype=object)
+        aoi = None
+    footprint = shapely.intersection(
+        g.footprint(),
+        shapely.intersection(before.grid.footprint_in(g.crs), after.grid.footprint_in(g.crs)),
+    )
+    region = footprint if aoi is None else shapely.intersection(aoi, footprint)
+    if region.is_empty or region.area == 0:
+        raise NoOverlapError(
+            f"the before scene ({before.source}), the after scene ({after.source})"
+            + (" and the reserves" if aoi is not None else "")
+            + " have no ground in common; check the extents and CRSs"
+        )
+    if exclude is not None:
+        as_crs(exclude.crs, what="exclusion layer")
+
+    # -- scene-level parameters from a sample ----------------------------
+    p_before = prepare_cover_params(before, cover, aoi_bounds=region.bounds, aoi_crs=g.crs)
+    shared = [b for b in _SPECTRAL if b in before.bands and b in after.bands]
+    rrn = None
+    samples = _sample_windows(g, region)
+    if normalize != "none" and len(shared) >= 3 and before.sensor.reflectance and after.sensor.reflectance:
+        sb = [read_on_grid(before, g, w, bands=shared, max_source_px=max_source_px) for w in samples]
+        sa = [read_on_grid(after, g, w, bands=shared, max_source_px=max_source_px) for w in samples]
+        cat_b = {b: np.concatenate([s[b].ravel() for s in sb]) for b in shared}
+        cat_a = {b: np.concatenate([s[b].ravel() for s in sa]) for b in shared}
+        rrn = _fit_rrn(cat_b, cat_a, shared)
+        if rrn is None and normalize == "rrn":
+            raise NoValidPixelsError(
+                "relative radiometric normalisation: too few pixels observed at both dates in the "
+                "sample of the area of interest (cloud?); use normalize='none'"
+            )
+    elif normalize == "rrn":
+        raise ConfigError("normalize='rrn' needs at least three reflectance bands common to both scenes")
+    if rrn is not None:
+        p_after = p_before
+        log.info("radiometric normalisation: %s", rrn.gains)
+    else:
+        p_after = prepare_cover_params(after, cover, aoi_bounds=region.bounds, aoi_crs=g.crs)
+    d_before = _ChangeDeriver(p_before, before.source)
+    d_after = _ChangeDeriver(p_after, after.source, rrn)
+
+    # noise of unchanged pixels, for confidence (and Otsu)
+    fb = [read_on_grid(before, g, w, derive=d_before, max_source_px=max_source_px) for w in samples]
+    fa = [read_on_grid(after, g, w, derive=d_after, max_source_px=max_source_px) for w in samples]
+    dfvc = np.concatenate([(a["fvc"] - b["fvc"]).ravel() for a, b in zip(fa, fb)]) if samples else np.zeros(0)
+    dwat = np.concatenate([(a["water"] - b["water"]).ravel() for a, b in zip(fa, fb)]) if samples else np.zeros(0)
+    dbui = np.concatenate([(a["built"] - b["built"]).ravel() for a, b in zip(fa, fb)]) if samples else np.zeros(0)
+    stable = np.isfinite(dfvc) & (np.abs(dfvc) < params.fvc_drop / 2)
+    noise = {
+        "fvc": _robust_sigma(dfvc[stable]),
+        "water": _robust_sigma(dwat[stable]),
+        "built": _robust_sigma(dbui[stable]),
+    }
+    params = replace(params, noise=noise)
+    if thresholds == "otsu":
+        drops = -dfvc[np.isfinite(dfvc) & (dfvc < 0)]
+        if drops.size > 100:
+            t = float(np.clip(otsu_threshold(drops), 3 * noise["fvc"], 0.6))
+            params = replace(params, fvc_drop=t)
+    log.info("change parameters: %s", params)
+
+    # -- main pass ---------------------------------------------------------
+    plan_geoms = (np.asarray([region]) if aoi is None else
+                  np.asarray(shapely.intersection(np.asarray(aoi_parts), footprint)))
+    plan = blocks_touching(g, plan_geoms, block=block)
+    zone_bounds = shapely.bounds(zg) if len(zg) else np.zeros((0, 4))
+    tasks = []
+    for w, _ in plan:
+        if len(zg):
+            l, b, r, t = g.subgrid(w).bounds
+            hit = np.flatnonzero((zone_bounds[:, 0] < r) & (zone_bounds[:, 2] > l) &
+                                 (zone_bounds[:, 1] < t) & (zone_bounds[:, 3] > b))
+        else:
+            hit = np.zeros(0, dtype=np.int64)
+        aoi_w = None if aoi is None else shapely.clip_by_rect(aoi, *g.subgrid(w).bounds)
+        tasks.append(_BlockTask(before, after, g, w, d_before, d_after, params, aoi_w,
+                                tuple(zg[hit]), hit, max_source_px))
+    results = run_tasks(_detect_block, tasks, scheduler=scheduler, progress=progress, desc="detect")
+    merged = merge_components([r.components for r in results])
+    zone_sums = add_partials(len(zg), 2, [r.zone_sums for r in results])
+
+    observed_total = zone_sums[:, 1].sum() if len(zg) else None
+    if observed_total is not None and observed_total <= 0:
+        raise NoValidPixelsError(
+            f"no pixel over the reserves was observed at both dates (before {before.label}, after "
+            f"{after.label}): the after scene may be all cloud or no data there; use another date"
+        )
+
+    patches = _patches_from_components(merged, g, params, mmu, aoi, exclude, include_gain,
+                                       before, after, simplify_m)
+    out_crs = zones_gdf.crs if zones_gdf is not None else g.crs
+    patches = patches.to_crs(out_crs)
+    if zones_gdf is not None:
+        patches = _attach_zones(patches, zones_gdf, zfield, nfield, margin_m)
+    patches = _finish(patches, before, after)
+    if zones_gdf is not None:
+        patches.attrs["observation"] = _observation_table(zones_gdf, zfield, nfield, zone_sums)
+    if observed_total is None:
+        pass
+    log.info("detect_changes: %d patches", len(patches))
+    return patches
+
+
+def _find_field(gdf: pd.DataFrame, field: str | None, candidates: tuple[str, ...], what: str) -> str | None:
+    if field is None:
+        return None
+    cols = [c for c in gdf.columns if c != gdf.geometry.name]
+    if field != "auto":
+        if field not in gdf.columns:
+            raise InputDataError(f"within: no field {field!r} for the {what}; the fields are {cols}")
+        return field
+    lower = {str(c).lower(): c for c in cols}
+    for c in candidates:
+        if c in gdf.columns:
+            return c
+        if c.lower() in lower:
+            return lower[c.lower()]
+    raise InputDataError(
+        f"within: no {what} field (looked for {list(candidates)}); the fields are {cols}; "
+        f"pass {'zone_field' if what == 'zone' else 'name_field'}='<field>' or None to go without"
+    )
+
+
+def _patches_from_components(merged: Any, g: Grid, params: ChangeParams, mmu: float, aoi: Any,
+                             exclude: gpd.GeoDataFrame | None, include_gain: bool, before: Scene,
+                             after: Scene, simplify_m: float) -> gpd.GeoDataFrame:
+    import geopandas as gpd
+
+    from affine import Affine
+
+    stats = merged.stats
+    cats = merged.category
+    names = merged.layer_names
+    n = len(cats)
+    empty_cols = ["change_type", "change_m2", "n_px", "confidence", "outline_m2_raw"]
+    if n == 0:
+        return gpd.GeoDataFrame({c: [] for c in empty_cols}, geometry=[], crs=g.crs)
+    t = g.transform
+    mean_cell = float(np.mean(stats[:, STAT_NAMES.index("a_total")] / np.maximum(stats[:, 0], 1)))
+    hole_px = mmu / mean_cell if mean_cell > 0 else 0
+    outlines = np.array([_fill_holes(o, hole_px) for o in merged.outline], dtype=object)
+    aff = Affine(t.a, 0, t.c, 0, t.e, t.f)
+    geoms = shapely.transform(outlines, lambda xy: np.column_stack(
+        [aff.c + aff.a * xy[:, 0], aff.f + aff.e * xy[:, 1]]))
+    raw_area = geodesic_area_m2(geoms, g.crs)
+    if aoi is not None:
+        geoms = shapely.intersection(geoms, aoi)
+    if exclude is not None and len(exclude):
+        ex = shapely.union_all(shapely.make_valid(exclude.to_crs(g.crs).geometry.to_numpy()))
+        geoms = shapely.difference(geoms, ex)
+    geoms = np.array([_polygonal(x) for x in geoms], dtype=object)
+    area = geodesic_area_m2(geoms, g.crs)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        kept_share = np.where(raw_area > 0, area / raw_area, 0.0)
+    a_total = stats[:, STAT_NAMES.index("a_total")]
+    change_m2 = stats[:, STAT_NAMES.index("a_change")] * np.clip(kept_share, 0, 1)
+    conf = np.where(a_total > 0, stats[:, STAT_NAMES.index("a_prob")] / a_total, 0.0)
+    types = [
+        "vegetation_gain" if c == "gain" else patch_type(stats[i], params.construction_share)
+        for i, c in enumerate(cats)
+    ]
+    data: dict[str, Any] = {
+        "change_type": types,
+        "area_m2": area,
+        "change_m2": change_m2,
+        "n_px": stats[:, 0].astype(np.int64),
+        "confidence": conf,
+    }
+    base = len(STAT_NAMES)
+    for j, nm in enumerate(names):
+        s, w = stats[:, base + 2 * j], stats[:, base + 2 * j + 1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            data[nm] = np.where(w > 0, s / w, np.nan)
+    df = gpd.GeoDataFrame(data, geometry=geoms, crs=g.crs)
+    keep = (~shapely.is_empty(geoms)) & (df["change_m2"] >= mmu) & (df["area_m2"] > 0)
+    if not include_gain:
+        keep &= df["change_type"] != "vegetation_gain"
+    df = df[keep].reset_index(drop=True)
+    if simplify_m > 0 and len(df):
+        unit = 1.0 if not g.is_geographic else 1 / 111_320.0
+        df = df.set_geometry(df.geometry.simplify(simplify_m * unit, preserve_topology=True))
+        df["area_m2"] = geodesic_area_m2(df.geometry.to_numpy(), g.crs)
+    return df
+
+
+def _fill_holes(poly: Any, max_hole_px: float) -> Any:
+    """Remove interior rings smaller than ``max_hole_px`` pixels (pixel-coordinate polygons)."""
+    if max_hole_px <= 0 or poly is None or poly.is_empty:
+        return poly
+    if poly.geom_type == "MultiPolygon":
+        return shapely.MultiPolygon([_fill_holes(p, max_hole_px) for p in poly.geoms])
+    keep = [r for r in poly.interiors if shapely.Polygon(r).area >= max_hole_px]
+    if len(keep) == len(poly.interiors):
+        return poly
+    return shapely.Polygon(poly.exterior, keep)
+
+
+def _polygonal(g: Any) -> Any:
+    if g is None or g.is_empty:
+        return shapely.Polygon()
+    if g.geom_type in ("Polygon", "MultiPolygon"):
+        return g
+    parts = [p for p in shapely.get_parts(g) if p.geom_type in ("Polygon", "MultiPolygon")]
+    return shapely.union_all(parts) if parts else shapely.Polygon()
+
+
+def _attach_zones(patches: gpd.GeoDataFrame, zones: gpd.GeoDataFrame, zfield: str | None,
+                  nfield: str | None, margin_m: float) -> gpd.GeoDataFrame:
+    """Zone and reserve attributes per patch: the strictest zone the patch overlaps wins."""
+    import geopandas as gpd
+
+    zg = shapely.make_valid(zones.geometry.to_numpy())
+    tree = shapely.STRtree(zg)
+    rank = {z: i for i, z in enumerate(ZONE_STRICTNESS)}
+    zone_keys = [canonical_zone(v) if zfield else None for v in (zones[zfield] if zfield else [None] * len(zones))]
+    if zfield:
+        unknown = sorted({str(v) for v, k in zip(zones[zfield], zone_keys) if k is None and v is not None})
+        if unknown:
+            warnings.warn(
+                f"within: zone names {unknown[:5]} are not known zone names (核心区/缓冲区/实验区/"
+                "核心保护区/一般控制区); they rank after the known zones",
+                EcopatchWarning,
+                stacklevel=4,
+            )
+    chosen = np.full(len(patches), -1, dtype=np.int64)
+    zone_out: list[str | None] = []
+    geoms = patches.geometry.to_numpy()
+    for i, geom in enumerate(geoms):
+        cand = tree.query(geom, predicate="intersects")
+        best, best_key = -1, (len(ZONE_STRICTNESS) + 1, 0.0)
+        for j in cand:
+            inter = shapely.area(shapely.intersection(geom, zg[j]))
+            if inter <= 0:
+                continue
+            zk = zone_keys[j]
+            key = (rank.get(zk, len(ZONE_STRICTNESS)), -inter)
+            if key < best_key:
+                best, best_key = int(j), key
+        chosen[i] = best
+        if best >= 0:
+            zone_out.append(zone_keys[best] if zfield else None)
+        else:
+            zone_out.append("outside")
+            # in the margin: the nearest reserve polygon gives the name
+            d = shapely.distance(zg, geom)
+            chosen[i] = -2 - int(np.argmin(d))
+    out = patches.copy()
+    out["zone"] = zone_out
+    idx = np.where(chosen >= 0, chosen, -2 - chosen)
+    out["reserve_name"] = [str(zones[nfield].iloc[k]) if nfield else None for k in idx]
+    out["zone_name"] = [
+        (str(zones[zfield].iloc[k]) if zfield else None) if c >= 0 else "保护地外围"
+        for k, c in zip(idx, chosen)
+    ]
+    attrs = zones.drop(columns=[zones.geometry.name]).iloc[idx].reset_index(drop=True)
+    attrs = attrs[[c for c in attrs.columns if c not in out.columns]]
+    out = pd.concat([out.reset_index(drop=True), attrs], axis=1)
+    return gpd.GeoDataFrame(out, geometry=patches.geometry.name, crs=patches.crs)
+
+
+def _finish(patches: gpd.GeoDataFrame, before: Scene, after: Scene) -> gpd.GeoDataFrame:
+    """IDs, dates, coordinates, mu, column order."""
+    import geopandas as gpd
+
+    from .geodesy import to_lonlat
+
+    from .schema import PATCH_COLUMNS
+
+    df = patches.copy()
+    n = len(df)
+    crs = as_crs(df.crs)
+    pts = shapely.point_on_surface(df.geometry.to_numpy()) if n else np.zeros(0, dtype=object)
+    c = shapely.centroid(df.geometry.to_numpy()) if n else np.zeros(0, dtype=object)
+    inside = shapely.contains(df.geometry.to_numpy(), c) if n else np.zeros(0, dtype=bool)
+    rep = np.where(inside, c, pts) if n else pts
+    if n:
+        wgs = transformer(crs, "EPSG:4326").transform(shapely.get_x(rep), shapely.get_y(rep))
+        cg = transformer(crs, "EPSG:4490").transform(shapely.get_x(rep), shapely.get_y(rep))
+    else:
+        wgs = cg = (np.zeros(0), np.zeros(0))
+    df["centroid_lon"], df["centroid_lat"] = np.round(wgs[0], 7), np.round(wgs[1], 7)
+    df["cgcs2000_lon"], df["cgcs2000_lat"] = np.round(cg[0], 7), np.round(cg[1], 7)
+    df["area_mu"] = m2_to_mu(np.asarray(df["area_m2"], dtype=float)) if n else []
+    df["change_mu"] = m2_to_mu(np.asarray(df["change_m2"], dtype=float)) if n else []
+    df["date_before"] = before.date.isoformat() if before.date else None
+    df["date_after"] = after.date.isoformat() if after.date else None
+    stamp = after.date.strftime("%Y%m%d") if after.date else "undated"
+    ids = [f"{stamp}-{geohash(float(x), float(y), 9)}" for x, y in zip(df["centroid_lon"], df["centroid_lat"])]
+    seen: dict[str, int] = {}
+    uniq = []
+    for i in ids:
+        k = seen.get(i, 0)
+        uniq.append(i if k == 0 else f"{i}-{k + 1}")
+        seen[i] = k + 1
+    df["patch_id"] = uniq
+    for col in PATCH_COLUMNS:
+        if col not in df.columns:
+            df[col] = None if col not in ("ndvi_before", "ndvi_after") else np.nan
+    geom = df.geometry.name
+    first = list(PATCH_COLUMNS)
+    extra_known = ["change_m2", "change_mu", "n_px", "fvc_before", "fvc_after", "mndwi_before",
+                   "mndwi_after", "bsi_before", "bsi_after", "exg_before", "exg_after"]
+    order = first + [c for c in extra_known if c in df.columns]
+    order += [c for c in df.columns if c not in order and c != geom] + [geom]
+    df = df[order]
+    df = df.sort_values("patch_id", kind="stable").reset_index(drop=True)
+    return gpd.GeoDataFrame(df, geometry=geom, crs=crs)
+
+
+def _observation_table(zones: gpd.GeoDataFrame, zfield: str | None, nfield: str | None,
+                       sums: np.ndarray) -> pd.DataFrame:
+    area = geodesic_area_m2(zones.geometry.to_numpy(), zones.crs)
+    observed = sums[:, 1]
+    covered = sums[:, 0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.where(covered > 0, observed / covered, 0.0)
+    return pd.DataFrame({
+        "reserve_name": zones[nfield].astype(str).to_numpy() if nfield else None,
+        "zone_name": zones[zfield].astype(str).to_numpy() if zfield else None,
+        "zone": [canonical_zone(v) for v in zones[zfield]] if zfield else None,
+        "area_m2": area,
+        "imaged_m2": covered,
+        "observed_m2": observed,
+        "unobserved_m2": np.maximum(area - observed, 0.0),
+        "observed_fraction": np.clip(observed / np.where(area > 0, area, 1), 0, 1),
+        "observed_fraction_of_imaged": frac,
+    })

@@ -1,0 +1,1 @@
+"""File I/O at the edges: imagery (:mod:`.raster`) and polygon layers (:mod:`.vector`)."""

@@ -1,0 +1,1272 @@
+"""Reading imagery: products on disk -> reflectance windows on a :class:`~ecopatch.grid.Grid`.
+
+:func:`open_scene` looks at what a user points it to (a Sentinel-2 SAFE
+folder, a STAC item, a Landsat Collection 2 folder with its MTL file, a folder
+of single-band files, or one multi-band GeoTIFF such as a Gaofen scene or a
+drone orthomosaic) and returns a :class:`Scene`: a lazy, picklable
+description of where each band is and how its digital numbers become
+reflectance.  Nothing is read until :meth:`Scene.read` or
+:func:`read_on_grid` asks for a window, so a full 10980 × 10980 tile costs
+nothing to open.
+
+Reads return float32 arrays with NaN wherever a pixel is not usable: nodata,
+saturated, outside the valid reflectance range, or masked by the product's
+own cloud band (Sentinel-2 SCL, Landsat QA_PIXEL, a drone mosaic's alpha).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import math
+import os
+import re
+import threading
+import warnings
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from ..errors import (
+    ConfigError,
+    EcopatchWarning,
+    InputDataError,
+    MissingBandError,
+    MissingCRSError,
+    RasterReadError,
+)
+from ..grid import Grid, Window
+from ..sensors import COMMON_BANDS, SensorProfile, get_sensor, landsat_qa_clear, scl_clear
+
+__all__ = [
+    "BandRef",
+    "MaskRef",
+    "Observation",
+    "Scene",
+    "open_scene",
+    "read_decimated",
+    "read_on_grid",
+]
+
+log = logging.getLogger(__name__)
+
+RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".vrt", ".img", ".dat")
+#: First Sentinel-2 processing baseline with the -1000 radiometric offset (25 Jan 2022).
+S2_OFFSET_BASELINE = 4.0
+#: Reflectance outside this range is treated as invalid (saturation, fill, overflow).
+VALID_REFLECTANCE = (-0.15, 1.6)
+
+
+# ---------------------------------------------------------------------------
+# Values: what a scene is made of
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BandRef:
+    """One band of a scene: where it is and how DN become reflectance.
+
+    ``reflectance = DN × scale + offset``; DN equal to ``nodata`` (or to the
+    dtype's maximum, the usual saturation/fill value of integer products)
+    are invalid.
+    """
+
+    path: str
+    index: int
+    grid: Grid
+    scale: float = 1.0
+    offset: float = 0.0
+    nodata: float | None = None
+    dtype: str = "uint16"
+    band_id: str = ""
+
+
+@dataclass(frozen=True)
+class MaskRef:
+    """A product quality band: ``kind`` is "scl", "qa_pixel", "alpha" or "cloud01"."""
+
+    path: str
+    index: int
+    grid: Grid
+    kind: str
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Reflectance of some bands in one window, with a validity mask.
+
+    Attributes
+    ----------
+    bands : mapping of str to ndarray of float32, shape (rows, cols)
+        Reflectance (unitless, 0-1; relative brightness for drone RGB), NaN
+        where ``valid`` is False.
+    valid : ndarray of bool, shape (rows, cols)
+        True where every band has data and the product's mask says clear.
+    grid : Grid
+        The grid of the window.
+    """
+
+    bands: Mapping[str, np.ndarray]
+    valid: np.ndarray
+    grid: Grid
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.bands[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.bands
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A lazily read image of one date: named bands on a grid, with a cloud mask.
+
+    Use :func:`open_scene` to make one.  A Scene holds paths and numbers only
+    (no open file), so it pickles to Dask workers.
+
+    Attributes
+    ----------
+    sensor : SensorProfile
+        The product type.
+    band_refs : tuple of (str, BandRef)
+        Common band name -> where that band is.
+    grid : Grid
+        The scene's working grid: that of its finest band.  Coarser bands
+        (Sentinel-2 B11/B12 at 20 m) are brought onto it when read.
+    date : datetime.date or None
+        Acquisition date (UTC).
+    mask : MaskRef or None
+        The product's cloud/quality band, if any.
+    source : str
+        What the scene was opened from.
+    metadata : mapping
+        Product facts found on the way (processing baseline, offsets, ...).
+    """
+
+    sensor: SensorProfile
+    band_refs: tuple[tuple[str, BandRef], ...]
+    grid: Grid
+    date: _dt.date | None
+    mask: MaskRef | None
+    source: str
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
+
+    # pickling: MappingProxyType cannot be pickled
+    def __reduce__(self) -> Any:
+        return (
+            _rebuild_scene,
+            (self.sensor.name, self.band_refs, self.grid, self.date, self.mask, self.source,
+             dict(self.metadata), self.sensor if self.sensor.name not in _sensor_names() else None),
+        )
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        """Common names of the bands this scene has."""
+        return tuple(name for name, _ in self.band_refs)
+
+    def band(self, name: str) -> BandRef:
+        """The :class:`BandRef` of a common band name.
+
+        Raises
+        ------
+        MissingBandError
+            Naming the bands the scene has.
+        """
+        for n, ref in self.band_refs:
+            if n == name:
+                return ref
+        raise MissingBandError(
+            f"{self.source}: no {name!r} band (the scene has {list(self.bands)}); "
+            f"pass bands={{'{name}': <band number>}} to open_scene if the file has it "
+            "under another name"
+        )
+
+    @property
+    def label(self) -> str:
+        """A short human name: sensor and date."""
+        d = self.date.isoformat() if self.date else "undated"
+        return f"{self.sensor.name} {d}"
+
+    def require(self, names: Iterable[str], purpose: str) -> None:
+        """Raise :class:`MissingBandError` unless the scene has every band in ``names``."""
+        missing = [n for n in names if n not in self.bands]
+        if missing:
+            raise MissingBandError(
+                f"{self.source}: {purpose} needs band(s) {missing}, but the scene has "
+                f"{list(self.bands)}; use another index, or pass bands={{...}} to open_scene "
+                "to name the file's bands"
+            )
+
+    def read(
+        self, bands: Sequence[str] | None = None, window: Window | None = None
+    ) -> Observation:
+        """Read reflectance of ``bands`` in ``window`` of :attr:`grid`.
+
+        Parameters
+        ----------
+        bands : sequence of str, optional
+            Common band names; default all.
+        window : Window, optional
+            Pixels of :attr:`grid`; may extend past the grid (filled with NaN).
+            Default the whole grid: only sensible for small scenes.
+
+        Returns
+        -------
+        Observation
+        """
+        names = list(bands) if bands is not None else list(self.bands)
+        for n in names:
+            self.band(n)
+        window = window or self.grid.window
+        out: dict[str, np.ndarray] = {}
+        valid = np.ones(window.shape, dtype=bool)
+        for n in names:
+            ref = self.band(n)
+            dn = _read_resampled(ref.path, ref.index, ref.grid, self.grid, window, categorical=False)
+            refl, ok = _to_reflectance(dn, ref)
+            out[n] = refl
+            valid &= ok
+        if self.mask is not None:
+            m = self.mask
+            raw = _read_resampled(m.path, m.index, m.grid, self.grid, window, categorical=True)
+            valid &= _mask_clear(raw, m.kind)
+        if not self.sensor.reflectance and names:
+            # Drone RGB mosaics often carry an untagged black collar: (0, 0, 0) is no data.
+            dark = np.ones(window.shape, dtype=bool)
+            for n in names:
+                dark &= out[n] <= 0
+            valid &= ~dark
+        for n in names:
+            out[n][~valid] = np.nan
+        return Observation(out, valid, self.grid.subgrid(window))
+
+    def with_date(self, date: _dt.date) -> Scene:
+        """A copy with another acquisition date."""
+        return replace(self, date=date)
+
+    def __repr__(self) -> str:
+        return (
+            f"Scene({self.sensor.name}, date={self.date}, bands={list(self.bands)}, "
+            f"grid={self.grid!r}, mask={self.mask.kind if self.mask else None}, source={self.source!r})"
+        )
+
+
+def _sensor_names() -> tuple[str, ...]:
+    from ..sensors import SENSORS
+
+    return tuple(SENSORS)
+
+
+def _rebuild_scene(sensor_name, band_refs, grid, date, mask, source, metadata, sensor_obj):  # type: ignore[no-untyped-def]
+    sensor = sensor_obj if sensor_obj is not None else get_sensor(sensor_name)
+    return Scene(sensor, band_refs, grid, date, mask, source, metadata)
+
+
+# ---------------------------------------------------------------------------
+# Low-level reads (thread-local dataset handles)
+# ---------------------------------------------------------------------------
+_local = threading.local()
+
+
+def _dataset(path: str) -> Any:
+    import rasterio
+    import rasterio.errors
+
+    cache = getattr(_local, "datasets", None)
+    if cache is None:
+        cache = _local.datasets = {}
+    ds = cache.get(path)
+    if ds is None or ds.closed:
+        try:
+            with warnings.catch_warnings():
+                # a missing geotransform gets our own clearer error in _grid_of
+                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                ds = rasterio.open(path)
+        except Exception as exc:  # rasterio raises RasterioIOError and friends
+            raise RasterReadError(
+                f"{path}: cannot open as a raster ({_short(exc)}); check that the file is a "
+                "complete GeoTIFF/JP2 (re-download or re-export it)"
+            ) from exc
+        cache[path] = ds
+    return ds
+
+
+def close_datasets() -> None:
+    """Close the raster handles this thread keeps open."""
+    cache = getattr(_local, "datasets", None) or {}
+    for ds in cache.values():
+        ds.close()
+    cache.clear()
+
+
+def _short(exc: BaseException) -> str:
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return msg[:200]
+
+
+def _read_block(path: str, index: int, grid: Grid, window: Window, fill: float) -> np.ndarray:
+    """Read ``window`` of band ``index`` (1-based) of ``path``; parts outside the file are ``fill``."""
+    ds = _dataset(path)
+    inner = window.intersection(grid.window)
+    dtype = np.dtype(ds.dtypes[index - 1])
+    if np.issubdtype(dtype, np.integer) and not float(fill).is_integer():
+        dtype = np.dtype(np.float32)
+    out = np.full(window.shape, fill, dtype=dtype if inner is not None else np.float32)
+    if inner is None:
+        return out
+    try:
+        data = ds.read(index, window=inner.to_rasterio())
+    except Exception as exc:
+        raise RasterReadError(
+            f"{path}: reading band {index}, rows {inner.row_off}-{inner.row_end}, cols "
+            f"{inner.col_off}-{inner.col_end} failed ({_short(exc)}); the file is probably "
+            "truncated or corrupt: re-download or re-export it"
+        ) from exc
+    rel = inner.relative_to(window)
+    out[rel.slices] = data
+    return out
+
+
+def _integer_ratio(fine: Grid, coarse: Grid) -> tuple[int, int, int, int] | None:
+    """(ratio_x, ratio_y, col_shift, row_shift) if ``coarse`` pixels are whole blocks of ``fine``."""
+    if fine.crs != coarse.crs:
+        return None
+    fx, fy = fine.res
+    cx, cy = coarse.res
+    rx, ry = cx / fx, cy / fy
+    if abs(rx - round(rx)) > 1e-6 or abs(ry - round(ry)) > 1e-6 or round(rx) < 1 or round(ry) < 1:
+        return None
+    dc = (coarse.transform.c - fine.transform.c) / fx
+    dr = (fine.transform.f - coarse.transform.f) / fy
+    if abs(dc - round(dc)) > 1e-6 or abs(dr - round(dr)) > 1e-6:
+        return None
+    if fine.transform.e > 0 or coarse.transform.e > 0:
+        return None
+    return int(round(rx)), int(round(ry)), int(round(dc)), int(round(dr))
+
+
+def _read_resampled(
+    path: str, index: int, src: Grid, dst: Grid, window: Window, *, categorical: bool
+) -> np.ndarray:
+    """Read band ``index`` of ``path`` (on grid ``src``) for ``window`` of grid ``dst``.
+
+    Same grid: a plain window read.  ``src`` coarser by a whole factor and
+    aligned (Sentinel-2 20 m bands on the 10 m grid): each coarse pixel is
+    repeated, as Sen2Cor does.  Otherwise a reprojection (nearest for
+    categorical bands, bilinear otherwise).
+    """
+    fill = np.nan
+    ratio = _integer_ratio(dst, src)
+    if ratio is not None:
+        rx, ry, dc, dr = ratio
+        # dst pixel (r, c) lies in src pixel ((r + dr) // ry, (c + dc) // rx)
+        r0 = math.floor((window.row_off + dr) / ry)
+        c0 = math.floor((window.col_off + dc) / rx)
+        r1 = math.floor((window.row_end - 1 + dr) / ry) + 1
+        c1 = math.floor((window.col_end - 1 + dc) / rx) + 1
+        cw = Window(r0, c0, r1 - r0, c1 - c0)
+        block = _read_block(path, index, src, cw, fill=0 if categorical else fill)
+        if rx == 1 and ry == 1:
+            return block
+        rows = (np.arange(window.row_off, window.row_end) + dr) // ry - r0
+        cols = (np.arange(window.col_off, window.col_end) + dc) // rx - c0
+        return block[np.ix_(rows, cols)]
+    return _reproject_band(path, index, src, dst, window, categorical=categorical)
+
+
+def _source_window(src: Grid, dst: Grid, window: Window, pad: int = 2) -> Window | None:
+    sub = dst.subgrid(window)
+    if src.crs == dst.crs:
+        bounds = sub.bounds
+    else:
+        bounds = sub.footprint_in(src.crs).bounds
+    return src.window_from_bounds(bounds, pad=pad, clip=True)
+
+
+def _reproject_array(
+    arr: np.ndarray, src: Grid, dst: Grid, *, resampling: str, fill: float = np.nan
+) -> np.ndarray:
+    from rasterio.enums import Resampling
+    from rasterio.warp import reproject
+
+    out = np.full(dst.shape, fill, dtype=np.float32)
+    reproject(
+        source=arr.astype(np.float32, copy=False),
+        destination=out,
+        src_transform=src.transform,
+        src_crs=src.crs.to_wkt(),
+        dst_transform=dst.transform,
+        dst_crs=dst.crs.to_wkt(),
+        resampling=getattr(Resampling, resampling),
+        src_nodata=np.nan,
+        dst_nodata=np.nan,
+        num_threads=1,
+    )
+    return out
+
+
+def _reproject_band(
+    path: str, index: int, src: Grid, dst: Grid, window: Window, *, categorical: bool
+) -> np.ndarray:
+    sw = _source_window(src, dst, window)
+    if sw is None:
+        return np.full(window.shape, np.nan, dtype=np.float32)
+    ds = _dataset(path)
+    block = _read_block(path, index, src, sw, fill=np.nan).astype(np.float32)
+    nod = ds.nodatavals[index - 1]
+    if nod is not None and not categorical:
+        block[block == nod] = np.nan
+    res = "nearest" if categorical else ("bilinear" if src.res[0] >= dst.res[0] else "average")
+    out = _reproject_array(block, src.subgrid(sw), dst.subgrid(window), resampling=res)
+    if nod is not None and not categorical:
+        out[np.isnan(out)] = nod
+    return out
+
+
+def _to_reflectance(dn: np.ndarray, ref: BandRef) -> tuple[np.ndarray, np.ndarray]:
+    """DN -> float32 reflectance and a validity mask."""
+    ok = np.ones(dn.shape, dtype=bool)
+    if np.issubdtype(dn.dtype, np.floating):
+        ok &= np.isfinite(dn)
+    if ref.nodata is not None and not (isinstance(ref.nodata, float) and math.isnan(ref.nodata)):
+        ok &= dn != ref.nodata
+    if np.issubdtype(np.dtype(ref.dtype), np.integer):
+        ok &= dn != np.iinfo(np.dtype(ref.dtype)).max  # saturation / fill
+    refl = dn.astype(np.float32) * np.float32(ref.scale) + np.float32(ref.offset)
+    lo, hi = VALID_REFLECTANCE
+    with np.errstate(invalid="ignore"):
+        ok &= (refl >= lo) & (refl <= hi)
+    refl[~ok] = np.nan
+    return refl, ok
+
+
+def _mask_clear(raw: np.ndarray, kind: str) -> np.ndarray:
+    raw = np.nan_to_num(np.asarray(raw), nan=0)
+    if kind == "scl":
+        return scl_clear(raw.astype(np.int64))
+    if kind == "qa_pixel":
+        return landsat_qa_clear(raw.astype(np.int64))
+    if kind == "alpha":
+        return raw > 0
+    if kind == "cloud01":
+        return raw == 0
+    raise ConfigError(f"unknown mask kind {kind!r}")  # pragma: no cover
+
+
+# ---------------------------------------------------------------------------
+# Reading onto another grid
+# ---------------------------------------------------------------------------
+Derive = Callable[[Observation], Mapping[str, np.ndarray]]
+
+
+def _same_pixels(a: Grid, b: Grid) -> tuple[int, int] | None:
+    """Row/col offset of grid ``b``'s origin in ``a``'s pixels when their pixels coincide."""
+    r = _integer_ratio(a, b)
+    if r is None or r[0] != 1 or r[1] != 1:
+        return None
+    return r[3], r[2]
+
+
+def read_on_grid(
+    scene: Scene,
+    grid: Grid,
+    window: Window | None = None,
+    *,
+    bands: Sequence[str] | None = None,
+    derive: Derive | None = None,
+    min_valid: float = 0.5,
+    max_source_px: int = 16_000_000,
+) -> dict[str, np.ndarray]:
+    """Read a scene onto ``window`` of another grid, deriving layers at native resolution first.
+
+    ``derive`` turns the scene's own pixels into layers (for example class
+    fractions or an index); the layers are then brought onto ``grid`` by
+    area-weighted averaging when the scene is finer (a drone mosaic onto a
+    10 m grid: each 10 m cell gets the mean of the ~10 000 drone pixels in
+    it) or bilinear interpolation when it is coarser.  Deriving before
+    resampling keeps fractions linear: a 10 m cell half covered by grass in
+    the drone mosaic gets vegetation fraction 0.5.
+
+    Parameters
+    ----------
+    scene : Scene
+        The imagery.
+    grid : Grid
+        The analysis grid (any CRS and resolution).
+    window : Window, optional
+        Pixels of ``grid`` to produce; default the whole grid.
+    bands : sequence of str, optional
+        Bands to read; default all the scene has.
+    derive : callable, optional
+        ``derive(observation) -> {name: float array}`` on the scene's own
+        grid; NaN where not observed.  Default: the bands themselves.
+    min_valid : float
+        A target cell is valid when at least this share (0-1) of the scene
+        pixels under it are valid; otherwise its layers are NaN.
+    max_source_px : int
+        Upper bound on the scene pixels read at once; larger target windows
+        are split, so memory stays bounded for drone mosaics.
+
+    Returns
+    -------
+    dict of str to ndarray of float32, shape ``window.shape``
+        The derived layers plus ``"valid_fraction"`` (0-1).
+    """
+    window = window or grid.window
+    derive = derive or _bands_as_layers
+    offset = _same_pixels(scene.grid, grid)
+    if offset is not None:
+        dr, dc = offset
+        sw = Window(window.row_off + dr, window.col_off + dc, window.height, window.width)
+        obs = scene.read(bands, sw)
+        layers = {k: np.asarray(v, dtype=np.float32) for k, v in derive(obs).items()}
+        layers["valid_fraction"] = obs.valid.astype(np.float32)
+        return layers
+
+    sw = _source_window(scene.grid, grid, window)
+    if sw is None:
+        return _empty_layers(scene, derive, bands, window.shape)
+    if sw.height * sw.width > max_source_px and (window.height > 1 or window.width > 1):
+        return _split_read(scene, grid, window, bands, derive, min_valid, max_source_px)
+
+    obs = scene.read(bands, sw)
+    layers = derive(obs)
+    src = scene.grid.subgrid(sw)
+    dst = grid.subgrid(window)
+    finer = scene.grid.res[0] * _unit_m(scene.grid) < grid.res[0] * _unit_m(grid)
+    res = "average" if finer else "bilinear"
+    out: dict[str, np.ndarray] = {}
+    vf = _reproject_array(obs.valid.astype(np.float32), src, dst, resampling=res)
+    vf = np.nan_to_num(vf, nan=0.0)
+    bad = vf < min_valid
+    for k, v in layers.items():
+        r = _reproject_array(np.asarray(v, dtype=np.float32), src, dst, resampling=res)
+        r[bad] = np.nan
+        out[k] = r
+    out["valid_fraction"] = vf
+    return out
+
+
+def _unit_m(grid: Grid) -> float:
+    if grid.is_geographic:
+        return 111_320.0 * math.cos(math.radians((grid.bounds[1] + grid.bounds[3]) / 2))
+    info = grid.crs.axis_info
+    return info[0].unit_conversion_factor if info else 1.0
+
+
+def _bands_as_layers(obs: Observation) -> Mapping[str, np.ndarray]:
+    return obs.bands
+
+
+def _empty_layers(scene, derive, bands, shape):  # type: ignore[no-untyped-def]
+    tiny = scene.read(bands, Window(0, 0, 1, 1))
+    names = list(derive(tiny).keys())
+    out = {k: np.full(shape, np.nan, dtype=np.float32) for k in names}
+    out["valid_fraction"] = np.zeros(shape, dtype=np.float32)
+    return out
+
+
+def _split_read(scene, grid, window, bands, derive, min_valid, max_source_px):  # type: ignore[no-untyped-def]
+    h2, w2 = max(1, window.height // 2), max(1, window.width // 2)
+    parts = []
+    for r0, rh in ((window.row_off, h2), (window.row_off + h2, window.height - h2)):
+        for c0, cw in ((window.col_off, w2), (window.col_off + w2, window.width - w2)):
+            if rh > 0 and cw > 0:
+                parts.append(Window(r0, c0, rh, cw))
+    out: dict[str, np.ndarray] = {}
+    for p in parts:
+        sub = read_on_grid(scene, grid, p, bands=bands, derive=derive, min_valid=min_valid,
+                           max_source_px=max_source_px)
+        rel = p.relative_to(window)
+        for k, v in sub.items():
+            if k not in out:
+                out[k] = np.full(window.shape, np.nan, dtype=np.float32)
+            out[k][rel.slices] = v
+    return out
+
+
+def read_decimated(
+    scene: Scene,
+    *,
+    aoi_bounds: tuple[float, float, float, float] | None = None,
+    aoi_crs: Any = None,
+    margin_m: float = 0.0,
+    max_pixels: int = 1_000_000,
+    bands: Sequence[str] | None = None,
+) -> Observation:
+    """A decimated read of a scene (or of an area of interest), for statistics and quick-looks.
+
+    Reads every k-th pixel (nearest, from the file's overviews where it has
+    them) so that at most ``max_pixels`` are returned: cheap even for a full
+    tile or a multi-GB drone mosaic.
+
+    Parameters
+    ----------
+    scene : Scene
+    aoi_bounds : tuple of float, optional
+        ``(left, bottom, right, top)`` in ``aoi_crs``; default the whole scene.
+    aoi_crs : CRS-like, optional
+        CRS of ``aoi_bounds`` (default the scene's).
+    margin_m : float
+        Ground distance added around the area of interest, m.
+    max_pixels : int
+        Upper bound on the returned pixels.
+    bands : sequence of str, optional
+        Bands to read; default all.
+
+    Returns
+    -------
+    Observation
+        On a coarser grid covering the same ground.
+    """
+    from shapely.geometry import box
+
+    g = scene.grid
+    if aoi_bounds is not None:
+        poly = box(*aoi_bounds)
+        crs = aoi_crs if aoi_crs is not None else g.crs
+        from ..geodesy import as_crs, transformer
+
+        if as_crs(crs) != g.crs:
+            import shapely
+
+            tr = transformer(crs, g.crs)
+            poly = shapely.transform(shapely.segmentize(poly, (aoi_bounds[2] - aoi_bounds[0]) / 20 or 1),
+                                     lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
+        pad = int(math.ceil(margin_m / (g.res[0] * _unit_m(g))))
+        win = g.window_from_bounds(poly.bounds, pad=pad, clip=True)
+        if win is None:
+            from ..errors import NoOverlapError
+
+            raise NoOverlapError(f"{scene.source}: the area of interest {aoi_bounds} is outside the scene")
+    else:
+        win = g.window
+    k = max(1, math.ceil(math.sqrt(win.height * win.width / max_pixels)))
+    shape = (max(1, math.ceil(win.height / k)), max(1, math.ceil(win.width / k)))
+    sub = g.subgrid(win)
+    a = sub.transform
+    from affine import Affine
+
+    dgrid = Grid(shape, Affine(a.a * win.width / shape[1], 0, a.c, 0, a.e * win.height / shape[0], a.f), g.crs)
+    names = list(bands) if bands is not None else list(scene.bands)
+    out: dict[str, np.ndarray] = {}
+    valid = np.ones(shape, dtype=bool)
+    for n in names:
+        ref = scene.band(n)
+        dn = _read_bounds(ref.path, ref.index, ref.grid, dgrid.bounds, shape)
+        refl, ok = _to_reflectance(dn, ref)
+        out[n] = refl
+        valid &= ok
+    if scene.mask is not None:
+        m = scene.mask
+        raw = _read_bounds(m.path, m.index, m.grid, dgrid.bounds, shape)
+        valid &= _mask_clear(raw, m.kind)
+    for n in names:
+        out[n][~valid] = np.nan
+    return Observation(out, valid, dgrid)
+
+
+def _read_bounds(path: str, index: int, grid: Grid, bounds: tuple[float, float, float, float],
+                 shape: tuple[int, int]) -> np.ndarray:
+    from rasterio.enums import Resampling
+
+    ds = _dataset(path)
+    win = grid.window_from_bounds(bounds, clip=True)
+    if win is None:
+        return np.zeros(shape, dtype=ds.dtypes[index - 1])
+    try:
+        return ds.read(index, window=win.to_rasterio(), out_shape=shape, resampling=Resampling.nearest)
+    except Exception as exc:
+        raise RasterReadError(
+            f"{path}: decimated read of band {index} failed ({_short(exc)}); the file is probably "
+            "truncated or corrupt: re-download or re-export it"
+        ) from exc
+
+
+# ---------------------------------------------------------------------------
+# Opening products
+# ---------------------------------------------------------------------------
+def _grid_of(path: str) -> tuple[Grid, Any]:
+    ds = _dataset(path)
+    if ds.crs is None:
+        raise MissingCRSError(
+            f"{path}: the raster has no CRS; assign the right one, e.g. "
+            f"`gdal_edit.py -a_srs EPSG:32650 {Path(path).name}`"
+        )
+    t = ds.transform
+    if t.is_identity:
+        raise InputDataError(
+            f"{path}: the raster has no geotransform (pixel coordinates only); "
+            "georeference it (gdal_translate -a_ullr, or gdalwarp with GCPs) first"
+        )
+    if t.b != 0 or t.d != 0:
+        raise InputDataError(
+            f"{path}: the raster's geotransform is rotated {tuple(t)[:6]}; "
+            "warp it north-up first: gdalwarp -r bilinear in.tif out.tif"
+        )
+    return Grid((ds.height, ds.width), t, ds.crs), ds
+
+
+_DATE_PATTERNS = (
+    re.compile(r"(?<!\d)(20\d{2}|19\d{2})(\d{2})(\d{2})T\d{6}"),
+    re.compile(r"(?<!\d)(20\d{2}|19\d{2})-(\d{2})-(\d{2})(?!\d)"),
+    re.compile(r"(?<!\d)(20\d{2}|19\d{2})(\d{2})(\d{2})(?!\d)"),
+)
+
+
+def _date_from_text(text: str) -> _dt.date | None:
+    for pat in _DATE_PATTERNS:
+        for m in pat.finditer(text):
+            try:
+                return _dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+            except ValueError:
+                continue
+    return None
+
+
+def _parse_date(value: Any, what: str) -> _dt.date:
+    if isinstance(value, _dt.datetime):
+        return value.date()
+    if isinstance(value, _dt.date):
+        return value
+    d = _date_from_text(str(value))
+    if d is None:
+        raise ConfigError(f"{what}: cannot read {value!r} as a date; use YYYY-MM-DD")
+    return d
+
+
+_BAND_TOKEN = re.compile(
+    r"(?:^|[_\-.\s])(SR_B\d+|B\d{1,2}A?|SCL|QA_PIXEL|blue|green|red|nir|swir1|swir2|rededge\d?)"
+    r"(?=$|[_\-.\s])",
+    re.IGNORECASE,
+)
+_RES_TOKEN = re.compile(r"_(\d+)m(?=$|[_.])")
+
+
+def _band_id_from_name(stem: str) -> str | None:
+    hits = _BAND_TOKEN.findall(stem)
+    if not hits:
+        return None
+    tok = hits[-1].upper()
+    if re.fullmatch(r"B\d", tok):
+        tok = f"B0{tok[1]}"
+    return tok
+
+
+def _common_from_id(sensor: SensorProfile, band_id: str) -> str | None:
+    c = sensor.common_name(band_id)
+    if c is None and band_id.lower() in COMMON_BANDS:
+        return band_id.lower()
+    if c is None and re.fullmatch(r"B0\d", band_id):
+        c = sensor.common_name(band_id.replace("B0", "B"))
+    return c
+
+
+@dataclass
+class _Found:
+    files: dict[str, list[tuple[str, float]]] = field(default_factory=dict)  # band id -> [(path, res)]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    date: _dt.date | None = None
+    sensor: str | None = None
+    offsets: dict[str, float] = field(default_factory=dict)  # band id -> additive DN offset
+    scales: dict[str, float] = field(default_factory=dict)  # band id -> reflectance per DN
+    add: dict[str, float] = field(default_factory=dict)  # band id -> reflectance offset
+
+
+def _scan_folder(folder: Path) -> _Found:
+    found = _Found()
+    files = sorted(
+        p for p in folder.rglob("*")
+        if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES and "QI_DATA" not in p.parts
+    )
+    for p in files:
+        bid = _band_id_from_name(p.stem)
+        if bid is None:
+            continue
+        m = _RES_TOKEN.search(p.stem)
+        res = float(m.group(1)) if m else math.nan
+        found.files.setdefault(bid, []).append((str(p), res))
+    # product metadata
+    for mtd in list(folder.glob("MTD_MSIL2A.xml")) + list(folder.glob("MTD_MSIL1C.xml")):
+        _parse_s2_mtd(mtd, found)
+    for mtl in folder.glob("*_MTL.txt"):
+        _parse_landsat_mtl(mtl, found)
+    for item in folder.glob("*.json"):
+        try:
+            _parse_stac_item(item, found, base=folder)
+        except (ValueError, KeyError, json.JSONDecodeError):
+            continue
+    if found.date is None:
+        found.date = _date_from_text(folder.name)
+    return found
+
+
+def _parse_s2_mtd(path: Path, found: _Found) -> None:
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as exc:
+        raise InputDataError(f"{path}: product metadata is not valid XML ({exc})") from exc
+    level = "L2A" if "L2A" in path.name else "L1C"
+    found.sensor = "sentinel2_l2a" if level == "L2A" else "sentinel2_l1c"
+    band_ids = {}
+    for el in root.iter():
+        tag = el.tag.split("}")[-1]
+        if tag == "PRODUCT_START_TIME" and el.text:
+            found.date = _date_from_text(el.text.replace("-", "")[:8]) or _date_from_text(el.text)
+        elif tag == "PROCESSING_BASELINE" and el.text:
+            found.metadata["processing_baseline"] = el.text.strip()
+        elif tag in ("BOA_QUANTIFICATION_VALUE", "QUANTIFICATION_VALUE") and el.text:
+            found.metadata["quantification"] = float(el.text)
+        elif tag in ("BOA_ADD_OFFSET", "RADIO_ADD_OFFSET") and el.text:
+            found.offsets[el.attrib.get("band_id", "")] = float(el.text)
+        elif tag == "Spectral_Information" and "bandId" in el.attrib:
+            band_ids[el.attrib["bandId"]] = el.attrib.get("physicalBand", "")
+    # offsets are given per numeric band id (0 = B01, ...); map to names
+    named = {}
+    for k, v in found.offsets.items():
+        name = band_ids.get(k) or _S2_BAND_ORDER.get(k)
+        if name:
+            named[_norm_s2(name)] = v
+    found.offsets = named
+
+
+_S2_BAND_ORDER = {str(i): b for i, b in enumerate(
+    ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12"])}
+
+
+def _norm_s2(name: str) -> str:
+    name = name.strip().upper()
+    m = re.fullmatch(r"B(\d)", name)
+    return f"B0{m.group(1)}" if m else name
+
+
+def _parse_landsat_mtl(path: Path, found: _Found) -> None:
+    text = path.read_text(errors="replace")
+    found.sensor = "landsat_c2l2" if "LEVEL2" in text or "_L2S" in path.name else found.sensor
+    m = re.search(r'DATE_ACQUIRED\s*=\s*"?(\d{4}-\d{2}-\d{2})', text)
+    if m:
+        found.date = _date_from_text(m.group(1))
+    grp = re.search(
+        r"GROUP = LEVEL2_SURFACE_REFLECTANCE_PARAMETERS(.*?)END_GROUP = LEVEL2_SURFACE_REFLECTANCE_PARAMETERS",
+        text, re.S,
+    )
+    if grp:
+        for b, v in re.findall(r"REFLECTANCE_MULT_BAND_(\d+)\s*=\s*([-\d.Ee+]+)", grp.group(1)):
+            found.scales[f"SR_B{b}"] = float(v)
+        for b, v in re.findall(r"REFLECTANCE_ADD_BAND_(\d+)\s*=\s*([-\d.Ee+]+)", grp.group(1)):
+            found.add[f"SR_B{b}"] = float(v)
+    found.metadata["product"] = path.name.replace("_MTL.txt", "")
+
+
+def _parse_stac_item(path: Path, found: _Found, base: Path) -> None:
+    item = json.loads(path.read_text())
+    if item.get("type") != "Feature" or "assets" not in item:
+        raise ValueError("not a STAC item")
+    props = item.get("properties", {})
+    if props.get("datetime"):
+        found.date = _date_from_text(props["datetime"][:10])
+    platform = str(props.get("platform", "")).lower()
+    pid = str(item.get("id", ""))
+    if "sentinel-2" in platform or pid.startswith("S2"):
+        found.sensor = "sentinel2_l1c" if "L1C" in pid else "sentinel2_l2a"
+    elif "landsat" in platform:
+        found.sensor = "landsat_c2l2"
+    if "s2:processing_baseline" in props:
+        found.metadata["processing_baseline"] = str(props["s2:processing_baseline"])
+    for key, asset in item["assets"].items():
+        href = str(asset.get("href", ""))
+        if href.startswith(("http://", "https://", "s3://")):
+            local = base / Path(href).name
+            if not local.exists():
+                continue
+            href = str(local)
+        elif not os.path.isabs(href):
+            href = str((path.parent / href).resolve())
+        if not Path(href).exists() or Path(href).suffix.lower() not in RASTER_SUFFIXES:
+            continue
+        bid = _band_id_from_name(Path(key).stem) or _band_id_from_name(Path(href).stem)
+        if bid is None:
+            for b in asset.get("eo:bands", []) or []:
+                if b.get("common_name"):
+                    bid = b["common_name"]
+        if bid is None:
+            continue
+        res = asset.get("gsd") or math.nan
+        lst = found.files.setdefault(bid, [])
+        if all(p != href for p, _ in lst):
+            lst.append((href, float(res)))
+        if "raster:bands" in asset:
+            rb = asset["raster:bands"][0]
+            if "offset" in rb and rb.get("scale"):
+                found.add[bid] = float(rb["offset"])
+                found.scales[bid] = float(rb["scale"])
+
+
+def _baseline_offset(found: _Found) -> bool:
+    pb = found.metadata.get("processing_baseline")
+    try:
+        return float(str(pb)) >= S2_OFFSET_BASELINE
+    except (TypeError, ValueError):
+        return False
+
+
+def open_scene(
+    source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    sensor: str | SensorProfile | None = None,
+    bands: Mapping[str, int | str] | None = None,
+    date: str | _dt.date | None = None,
+    *,
+    scale: float | None = None,
+    offset: float | None = None,
+    nodata: float | None = None,
+) -> Scene:
+    """Open imagery of one date as a lazily read :class:`Scene`.
+
+    Parameters
+    ----------
+    source : path or sequence of paths
+        A Sentinel-2 ``.SAFE`` folder (or its ``IMG_DATA``), a STAC item
+        ``.json`` with local assets, a Landsat Collection 2 folder (with its
+        ``_MTL.txt``), a folder of single-band files (band IDs in the file
+        names, e.g. ``..._B04_10m.tif``, ``SR_B4.TIF``, ``SCL.tif``), a list
+        of such files, or one multi-band GeoTIFF (Gaofen, a drone mosaic, a
+        stacked Sentinel-2 export).
+    sensor : str or SensorProfile, optional
+        Product type (see :data:`ecopatch.sensors.SENSORS`); guessed from the
+        product's metadata, band names or data type when not given.
+    bands : mapping, optional
+        Explicit band naming: common name -> band number (1-based) in a
+        multi-band file, or -> product band ID (``{"nir": "B8A"}``).
+    date : str or date, optional
+        Acquisition date, overriding what the metadata or file name says.
+    scale, offset : float, optional
+        Override ``reflectance = DN × scale + offset`` for every band.
+    nodata : float, optional
+        Override the DN meaning no data.
+
+    Returns
+    -------
+    Scene
+
+    Raises
+    ------
+    RasterReadError
+        The path does not exist or is not a readable raster.
+    MissingCRSError, InputDataError
+        No CRS, no or a rotated geotransform, no recognisable band.
+
+    Notes
+    -----
+    Sentinel-2 products from processing baseline 04.00 (25 January 2022) on
+    carry ``BOA_ADD_OFFSET = -1000``: reflectance = (DN - 1000) / 10000.  The
+    offset is taken from ``MTD_MSIL2A.xml``, the STAC item, or the GeoTIFF's
+    ``BOA_ADD_OFFSET*`` tags; a product whose baseline is unknown gets no
+    offset, with a warning when its date is after the change.
+    """
+    prof = get_sensor(sensor) if sensor is not None else None
+    if isinstance(source, (list, tuple)):
+        paths = [Path(p) for p in source]
+        for p in paths:
+            _check_exists(p)
+        found = _Found()
+        for p in paths:
+            bid = _band_id_from_name(p.stem)
+            if bid is None:
+                raise InputDataError(
+                    f"{p}: cannot tell which band this file is from its name; name files "
+                    "like 'B04.tif' or pass one multi-band file with bands={...}"
+                )
+            found.files.setdefault(bid, []).append((str(p), math.nan))
+        found.date = _date_from_text(" ".join(p.name for p in paths))
+        scene = _scene_from_found(found, prof, bands, str(source[0]) if source else "", scale, offset, nodata)
+    else:
+        path = Path(source)
+        _check_exists(path)
+        if path.is_dir():
+            found = _scan_folder(path)
+            if not found.files:
+                raise InputDataError(
+                    f"{path}: no raster band files found (looked for *.tif/*.jp2 whose names "
+                    "contain a band ID such as B04, SR_B4, SCL); point to a SAFE folder, a "
+                    "Landsat folder, or a multi-band file"
+                )
+            scene = _scene_from_found(found, prof, bands, str(path), scale, offset, nodata)
+        elif path.suffix.lower() == ".json":
+            found = _Found()
+            try:
+                _parse_stac_item(path, found, base=path.parent)
+            except (ValueError, KeyError, json.JSONDecodeError) as exc:
+                raise InputDataError(f"{path}: not a STAC item with local assets ({exc})") from exc
+            if not found.files:
+                raise InputDataError(f"{path}: the STAC item has no local raster assets")
+            scene = _scene_from_found(found, prof, bands, str(path), scale, offset, nodata)
+        else:
+            scene = _scene_from_file(path, prof, bands, scale, offset, nodata)
+    if date is not None:
+        scene = scene.with_date(_parse_date(date, f"{source}: date"))
+    if (
+        scene.sensor.name.startswith("sentinel2")
+        and scene.date is not None
+        and scene.date >= _dt.date(2022, 1, 25)
+        and "processing_baseline" not in scene.metadata
+        and offset is None
+        and all(ref.offset == 0 for _, ref in scene.band_refs)
+    ):
+        warnings.warn(
+            f"{source}: Sentinel-2 scene dated {scene.date} without a processing baseline; "
+            "products from baseline 04.00 (25 Jan 2022) on need offset=-0.1 "
+            "(BOA_ADD_OFFSET -1000). No offset applied: pass offset=-0.1 if DNs carry it.",
+            EcopatchWarning,
+            stacklevel=2,
+        )
+    log.info("opened %r", scene)
+    return scene
+
+
+def _check_exists(path: Path) -> None:
+    if not path.exists():
+        raise RasterReadError(f"{path}: no such file or folder")
+
+
+def _scene_from_found(
+    found: _Found,
+    prof: SensorProfile | None,
+    bands: Mapping[str, int | str] | None,
+    source: str,
+    scale: float | None,
+    offset: float | None,
+    nodata: float | None,
+) -> Scene:
+    if prof is None:
+        if found.sensor:
+            prof = get_sensor(found.sensor)
+        elif any(b.startswith("SR_B") for b in found.files) or "QA_PIXEL" in found.files:
+            prof = get_sensor("landsat_c2l2")
+        elif any(re.fullmatch(r"B\d\d|B8A", b) for b in found.files):
+            prof = get_sensor("sentinel2_l1c" if "L1C" in source.upper() else "sentinel2_l2a")
+        else:
+            raise InputDataError(
+                f"{source}: cannot tell which sensor made these files ({sorted(found.files)}); "
+                "pass sensor= (e.g. 'sentinel2_l2a', 'landsat_c2l2')"
+            )
+    want: dict[str, str] = {}
+    if bands:
+        for common, bid in bands.items():
+            want[common] = str(bid).upper() if not isinstance(bid, int) else str(bid)
+    else:
+        for bid in found.files:
+            c = _common_from_id(prof, bid)
+            if c is not None and c not in want:
+                want[c] = bid
+    refs: list[tuple[str, BandRef]] = []
+    apply_offset = _baseline_offset(found)
+    for common in COMMON_BANDS:
+        if common not in want:
+            continue
+        bid = want[common]
+        cand = found.files.get(bid) or found.files.get(_norm_s2(bid))
+        if not cand:
+            raise MissingBandError(
+                f"{source}: band {bid!r} (for {common!r}) not found; it has {sorted(found.files)}"
+            )
+        path, _ = _finest(cand)
+        g, ds = _grid_of(path)
+        dn_off = found.offsets.get(bid, -1000.0 if apply_offset and prof.name.startswith("sentinel2") else 0.0)
+        if not apply_offset and prof.name.startswith("sentinel2"):
+            dn_off = 0.0
+        sc = found.scales.get(bid, prof.scale)
+        q = found.metadata.get("quantification")
+        if q and prof.name.startswith("sentinel2"):
+            sc = 1.0 / float(q)
+        off = found.add.get(bid, prof.offset + dn_off * sc)
+        refs.append((common, BandRef(
+            path=path, index=1, grid=g,
+            scale=float(scale if scale is not None else sc),
+            offset=float(offset if offset is not None else off),
+            nodata=nodata if nodata is not None else (ds.nodata if ds.nodata is not None else prof.nodata),
+            dtype=ds.dtypes[0], band_id=bid,
+        )))
+    if not refs:
+        raise MissingBandError(
+            f"{source}: none of the files is a band of {prof.name} ({sorted(found.files)}); "
+            "pass bands={'red': 'B04', ...}"
+        )
+    grid = min((r.grid for _, r in refs), key=lambda g: g.res[0] * g.res[1])
+    mask = None
+    if prof.mask_band and prof.mask_band in found.files:
+        mpath, _ = _finest(found.files[prof.mask_band])
+        mg, _ = _grid_of(mpath)
+        mask = MaskRef(mpath, 1, mg, prof.mask)
+    meta = dict(found.metadata)
+    meta["band_offsets_dn"] = {k: v for k, v in found.offsets.items()}
+    return Scene(prof, tuple(refs), grid, found.date, mask, source, meta)
+
+
+def _finest(cands: list[tuple[str, float]]) -> tuple[str, float]:
+    def key(c: tuple[str, float]) -> float:
+        return c[1] if not math.isnan(c[1]) else 1e9
+
+    return sorted(cands, key=key)[0]
+
+
+def _scene_from_file(
+    path: Path,
+    prof: SensorProfile | None,
+    bands: Mapping[str, int | str] | None,
+    scale: float | None,
+    offset: float | None,
+    nodata: float | None,
+) -> Scene:
+    spath = str(path)
+    grid, ds = _grid_of(spath)
+    tags = {k.upper(): v for k, v in ds.tags().items()}
+    descriptions = [d or "" for d in ds.descriptions]
+    colorinterp = [ci.name for ci in ds.colorinterp]
+    count = ds.count
+    dtype = ds.dtypes[0]
+
+    if prof is None:
+        prof = _guess_sensor(spath, tags, descriptions, count, dtype)
+
+    # band numbers for each common name
+    mapping: dict[str, int] = {}
+    mask: MaskRef | None = None
+    if bands:
+        for common, b in bands.items():
+            if common not in COMMON_BANDS:
+                raise ConfigError(
+                    f"bands=: {common!r} is not a band name ecopatch knows; use {list(COMMON_BANDS)}"
+                )
+            if isinstance(b, int) or (isinstance(b, str) and b.isdigit()):
+                idx = int(b)
+            else:
+                idx = _index_by_description(descriptions, str(b))
+                if idx is None:
+                    raise MissingBandError(f"{path}: no band described as {b!r} (descriptions: {descriptions})")
+            if not 1 <= idx <= count:
+                raise MissingBandError(
+                    f"{path}: bands={{{common!r}: {idx}}} but the file has {count} band(s)"
+                )
+            mapping[common] = idx
+    else:
+        for i, desc in enumerate(descriptions, start=1):
+            c = _common_from_id(prof, desc) if desc else None
+            if c and c not in mapping:
+                mapping[c] = i
+            elif desc.upper() == "SCL" and prof.mask == "scl":
+                mask = MaskRef(spath, i, grid, "scl")
+            elif desc.upper() == "QA_PIXEL" and prof.mask == "qa_pixel":
+                mask = MaskRef(spath, i, grid, "qa_pixel")
+        if not mapping:
+            order = prof.order
+            n = min(count, len(order))
+            if count < len(order) and not (prof.name == "drone_rgb" and count >= 3):
+                raise MissingBandError(
+                    f"{path}: {count} band(s) without descriptions, but {prof.name} has "
+                    f"{len(order)} ({list(order)}); name them with bands={{'red': 3, 'nir': 4}}"
+                )
+            for i in range(n):
+                mapping[order[i]] = i + 1
+    for i, ci in enumerate(colorinterp, start=1):
+        if ci == "alpha" and i not in mapping.values():
+            mask = MaskRef(spath, i, grid, "alpha")
+
+    # scale and offset
+    pb = tags.get("PROCESSING_BASELINE")
+    meta: dict[str, Any] = {"tags": dict(ds.tags())}
+    if pb:
+        meta["processing_baseline"] = pb
+    found_date = None
+    for key in ("ACQUISITION_DATE", "DATE_ACQUIRED", "SENSING_TIME", "PRODUCT_START_TIME", "DATETIME",
+                "TIFFTAG_DATETIME"):
+        if key in tags:
+            found_date = _date_from_text(tags[key].replace(":", "-", 2)) or _date_from_text(tags[key])
+            if found_date:
+                break
+    if found_date is None:
+        found_date = _date_from_text(path.name)
+
+    refs = []
+    for common in COMMON_BANDS:
+        if common not in mapping:
+            continue
+        i = mapping[common]
+        bid = descriptions[i - 1] or str(i)
+        sc, off = prof.scale, prof.offset
+        if prof.name.startswith("sentinel2"):
+            dn_off = tags.get(f"BOA_ADD_OFFSET_{_norm_s2(bid)}") or tags.get("BOA_ADD_OFFSET") \
+                or tags.get("RADIO_ADD_OFFSET")
+            if dn_off is not None:
+                off = float(dn_off) * sc
+            elif pb is not None:
+                try:
+                    off = -1000 * sc if float(pb) >= S2_OFFSET_BASELINE else 0.0
+                except ValueError:
+                    pass
+        if dtype in ("float32", "float64") and prof.name not in ("drone_ms",) and scale is None:
+            # float files are reflectance already, unless the values say otherwise
+            sc, off = _float_scale(ds, i, prof)
+        nd = ds.nodatavals[i - 1]
+        refs.append((common, BandRef(
+            path=spath, index=i, grid=grid,
+            scale=float(scale if scale is not None else sc),
+            offset=float(offset if offset is not None else off),
+            nodata=nodata if nodata is not None else (nd if nd is not None else prof.nodata),
+            dtype=ds.dtypes[i - 1], band_id=bid,
+        )))
+    if not refs:
+        raise MissingBandError(f"{path}: no usable band found; pass bands={{'red': 3, 'nir': 4}}")
+    return Scene(prof, tuple(refs), grid, found_date, mask, spath, meta)
+
+
+def _float_scale(ds: Any, index: int, prof: SensorProfile) -> tuple[float, float]:
+    """Float bands: reflectance as is, unless a sample shows ×10000 values."""
+    try:
+        sample = ds.read(index, out_shape=(min(ds.height, 64), min(ds.width, 64)))
+    except Exception:  # noqa: BLE001 - sampling is advisory only
+        return 1.0, 0.0
+    finite = sample[np.isfinite(sample)]
+    if finite.size and np.nanpercentile(finite, 50) > 5:
+        return prof.scale if prof.scale != 1 else 1e-4, 0.0
+    return 1.0, 0.0
+
+
+def _index_by_description(descriptions: list[str], name: str) -> int | None:
+    for i, d in enumerate(descriptions, start=1):
+        if d.strip().upper() == name.strip().upper():
+            return i
+    return None
+
+
+def _guess_sensor(path: str, tags: Mapping[str, str], descriptions: list[str], count: int,
+                  dtype: str) -> SensorProfile:
+    upper = [d.upper() for d in descriptions]
+    name = Path(path).name.upper()
+    if any(re.fullmatch(r"B0?\d|B8A|B1[0-2]", d) for d in upper) or "SPACECRAFT_NAME" in tags:
+        if "L1C" in name or tags.get("PROCESSING_LEVEL", "").upper().endswith("1C"):
+            return get_sensor("sentinel2_l1c")
+        return get_sensor("sentinel2_l2a")
+    if any(d.startswith("SR_B") for d in upper):
+        return get_sensor("landsat_c2l2")
+    if "GF1" in name and "WFV" in name:
+        return get_sensor("gf1_wfv")
+    if "GF6" in name and "WFV" in name:
+        return get_sensor("gf6_wfv")
+    if "GF2" in name:
+        return get_sensor("gf2_pms")
+    if dtype == "uint8" and count in (3, 4):
+        return get_sensor("drone_rgb")
+    if set(upper) >= {"RED", "NIR"} or set(d.lower() for d in descriptions) >= {"red", "nir"}:
+        return get_sensor("drone_ms")
+    raise InputDataError(
+        f"{path}: cannot tell which sensor made this {count}-band {dtype} file; pass sensor= "
+        "(e.g. 'gf1_wfv', 'sentinel2_l2a', 'drone_rgb') or name its bands with "
+        "bands={'red': 3, 'nir': 4}"
+    )

@@ -1,0 +1,569 @@
+"""Restored area and restoration rate of each abandoned mine (废弃矿山) between two dates.
+
+For each mine polygon, from a ``before`` and an ``after`` scene:
+
+- ``damaged_m2``: ground that was bare or built (not vegetated, not water)
+  at ``before``;
+- ``restored_m2``: damaged at ``before`` and vegetated at ``after``;
+- ``still_bare_m2 = damaged_m2 - restored_m2``;
+- ``restoration_rate = restored_m2 / damaged_m2`` (NaN when nothing was
+  damaged);
+- mean fractional vegetation cover (FVC) at both dates, the share of the
+  mine observed at both dates (clouds and no data excluded), and a status
+  per the mine's restoration direction (宜林/宜草/宜耕/宜灌/宜荒).
+
+How the areas are counted (:func:`assess_restoration`, Notes): cover
+fractions (:mod:`ecopatch.cover`) are computed at each scene's own
+resolution and area-averaged onto one analysis grid; each cell's true ground
+area (m²) is weighted by the exact share of the cell inside the mine; at the
+mine's edge, the part of a mixed cell that lies outside the mine is given
+the composition of the neighbouring cells outside (*edge unmixing*), so a
+cell that is one third quarry and two thirds forest, on a mine boundary that
+cuts it one third inside, counts as fully damaged inside.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from .cover import CoverParams, cover_fractions, estimate_endmembers, otsu_threshold
+from .errors import ConfigError, InputDataError, LowCoverageWarning, NoOverlapError
+from .geodesy import as_crs, geodesic_area_m2
+from .grid import Grid, Window
+from .io.raster import Observation, Scene, read_decimated, read_on_grid
+from .schema import RESTORATION_DIRECTIONS
+from .tiling import PatchSums, Scheduler, add_partials, blocks_touching, run_tasks
+from .units import m2_to_mu
+from .zonal import coverage_fraction
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+__all__ = [
+    "STATUSES",
+    "StatusRules",
+    "analysis_grid",
+    "assess_restoration",
+    "prepare_cover_params",
+]
+
+log = logging.getLogger(__name__)
+
+#: Status values of :func:`assess_restoration`, with their Chinese labels.
+STATUSES: dict[str, str] = {
+    "restored": "已完成修复",
+    "in_progress": "修复中",
+    "not_started": "未启动",
+    "insufficient_data": "数据不足",
+}
+
+_DIRECTION_ALIASES = {v: k for k, v in RESTORATION_DIRECTIONS.items()}
+_DIRECTION_ALIASES.update({k: k for k in RESTORATION_DIRECTIONS})
+_DIRECTION_ALIASES.update({"宜林则林": "forest", "宜草则草": "grass", "宜耕则耕": "cropland",
+                           "宜灌则灌": "shrub", "宜荒则荒": "natural", "林": "forest", "草": "grass",
+                           "耕": "cropland", "灌": "shrub", "荒": "natural"})
+
+
+@dataclass(frozen=True)
+class StatusRules:
+    """When a mine counts as restored, in progress or not started.
+
+    A mine is ``insufficient_data`` when less than ``min_valid_fraction`` of
+    its area was observed at both dates.  Otherwise it is ``restored`` when
+    its restoration rate reaches ``done_rate[direction]`` and its mean FVC
+    after reaches ``min_fvc[direction]`` (or when less than
+    ``min_damaged_fraction`` of it was damaged to begin with, and its FVC
+    after reaches the same bar); ``in_progress`` when the rate reaches
+    ``start_rate``; ``not_started`` otherwise.
+
+    The defaults follow common practice for acceptance of restored mines:
+    forest, shrub and grass need 85 % of the damaged ground vegetated;
+    cropland 60 % (fields may be bare between crops); left-natural (宜荒)
+    sites 30 %, since rock faces stay.  Override per direction.
+    """
+
+    done_rate: Mapping[str, float] = field(default_factory=lambda: {
+        "forest": 0.85, "shrub": 0.85, "grass": 0.85, "cropland": 0.60, "natural": 0.30,
+    })
+    min_fvc: Mapping[str, float] = field(default_factory=lambda: {
+        "forest": 0.50, "shrub": 0.45, "grass": 0.45, "cropland": 0.30, "natural": 0.20,
+    })
+    start_rate: float = 0.05
+    min_valid_fraction: float = 0.70
+    min_damaged_fraction: float = 0.01
+    default_direction: str = "forest"
+
+    def __post_init__(self) -> None:
+        for name in ("done_rate", "min_fvc"):
+            table = dict(getattr(self, name))
+            unknown = set(table) - set(RESTORATION_DIRECTIONS)
+            if unknown:
+                raise ConfigError(
+                    f"StatusRules.{name}: unknown direction(s) {sorted(unknown)}; "
+                    f"use {sorted(RESTORATION_DIRECTIONS)}"
+                )
+            full = dict(StatusRules.__dataclass_fields__[name].default_factory())  # type: ignore[misc]
+            full.update(table)
+            object.__setattr__(self, name, full)
+        if self.default_direction not in RESTORATION_DIRECTIONS:
+            raise ConfigError(f"default_direction={self.default_direction!r}; use {sorted(RESTORATION_DIRECTIONS)}")
+
+    def status(self, rate: float, fvc_after: float, valid_fraction: float, damaged_fraction: float,
+               direction: str) -> str:
+        """The status of one mine (see the class docstring)."""
+        if not valid_fraction >= self.min_valid_fraction:
+            return "insufficient_data"
+        bar_fvc = self.min_fvc[direction]
+        if damaged_fraction < self.min_damaged_fraction:
+            return "restored" if fvc_after >= bar_fvc else "not_started"
+        if rate >= self.done_rate[direction] and fvc_after >= bar_fvc:
+            return "restored"
+        if rate >= self.start_rate:
+            return "in_progress"
+        return "not_started"
+
+
+def canonical_direction(value: Any, default: str) -> str:
+    """Map a restoration direction as users write it (宜林, 宜林则林, forest) to its key."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return default
+    key = str(value).strip()
+    d = _DIRECTION_ALIASES.get(key) or _DIRECTION_ALIASES.get(key.lower())
+    if d is None:
+        raise InputDataError(
+            f"restoration direction {value!r} is not one of {sorted(set(_DIRECTION_ALIASES))}; "
+            "fix the value in the mines layer"
+        )
+    return d
+
+
+# ---------------------------------------------------------------------------
+# Grids and parameters
+# ---------------------------------------------------------------------------
+def _ground_res_m(grid: Grid) -> float:
+    """Approximate pixel size on the ground, m (for choosing the coarser grid)."""
+    if grid.is_geographic:
+        lat = (grid.bounds[1] + grid.bounds[3]) / 2
+        return grid.res[0] * 111_320.0 * math.cos(math.radians(lat))
+    info = grid.crs.axis_info
+    return grid.res[0] * (info[0].unit_conversion_factor if info else 1.0)
+
+
+def analysis_grid(before: Scene, after: Scene, grid: Grid | None = None) -> Grid:
+    """The grid both dates are compared on: ``grid`` if given, else the coarser scene's grid.
+
+    Comparing on the coarser grid means the finer image (a drone mosaic, a
+    GF-2 scene) is area-averaged, never invented by interpolation.
+    """
+    if grid is not None:
+        return grid
+    return before.grid if _ground_res_m(before.grid) >= _ground_res_m(after.grid) else after.grid
+
+
+def prepare_cover_params(
+    scene: Scene,
+    params: CoverParams | None,
+    *,
+    aoi_bounds: tuple[float, float, float, float] | None = None,
+    aoi_crs: Any = None,
+    max_pixels: int = 1_000_000,
+) -> CoverParams:
+    """Cover parameters with scene-specific values filled in (FVC end-members, Otsu threshold).
+
+    The values are estimated once per scene from a decimated read of the
+    area of interest (plus 2 km around it), so every window of the scene
+    uses the same ones, and the result does not depend on how the raster is
+    split into windows.
+    """
+    p = params or CoverParams()
+    rgb = "nir" not in scene.bands
+    need_em = not rgb and (p.ndvi_soil is None or p.ndvi_veg is None)
+    need_otsu = p.thresholds == "otsu" and p.veg_threshold is None
+    if not (need_em or need_otsu):
+        return p
+    obs = read_decimated(scene, aoi_bounds=aoi_bounds, aoi_crs=aoi_crs, margin_m=2000.0,
+                         max_pixels=max_pixels, bands=("red", "nir") if not rgb else ("red", "green", "blue"))
+    if rgb:
+        from .indices import exg
+
+        idx = exg(obs["red"], obs["green"], obs["blue"])
+    else:
+        from .indices import ndvi
+
+        idx = ndvi(obs["nir"], obs["red"])
+    if need_em:
+        p = p.with_endmembers(*estimate_endmembers(idx))
+    if need_otsu:
+        from dataclasses import replace
+
+        p = replace(p, veg_threshold=otsu_threshold(idx))
+    log.info("cover parameters for %s: %s", scene.label, p)
+    return p
+
+
+# ---------------------------------------------------------------------------
+# The per-block computation
+# ---------------------------------------------------------------------------
+#: Columns of the per-mine partial sums (all m² except the *_fvc sums, m² × FVC).
+_SUMS = (
+    "total", "observed", "damaged", "restored", "veg_before", "veg_after",
+    "water_before", "water_after", "fvc_before", "fvc_after", "damaged_after",
+)
+_PARTITION = ("veg", "bare", "built", "water")
+
+
+@dataclass(frozen=True)
+class _BlockTask:
+    before: Scene
+    after: Scene
+    grid: Grid
+    window: Window
+    params_before: CoverParams
+    params_after: CoverParams
+    geometries: tuple[Any, ...]
+    index: np.ndarray
+    edge: str
+    max_source_px: int
+
+
+class _Deriver:
+    """Picklable ``derive`` callable: cover fractions of an observation."""
+
+    def __init__(self, params: CoverParams, source: str) -> None:
+        self.params = params
+        self.source = source
+
+    def __call__(self, obs: Observation) -> dict[str, np.ndarray]:
+        f = cover_fractions(obs.bands, self.params, source=self.source)
+        return {k: f[k] for k in (*_PARTITION, "fvc")}
+
+
+def _neighbour_mean(values: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of ``values`` over the usable cells of each 3×3 neighbourhood, and their count."""
+    from scipy.ndimage import uniform_filter
+
+    v = np.where(usable, values, 0.0).astype(np.float64)
+    n = usable.astype(np.float64)
+    s = uniform_filter(v, size=3, mode="constant") * 9
+    c = uniform_filter(n, size=3, mode="constant") * 9
+    c = np.rint(c)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m = np.where(c > 0, s / np.maximum(c, 1), np.nan)
+    return m, c
+
+
+def _inside_share(layers: Mapping[str, np.ndarray], cov: np.ndarray, valid: np.ndarray,
+                  names: tuple[str, ...], edge: str) -> dict[str, np.ndarray]:
+    """Per cell, the amount of each layer inside the polygon (0..cov), by edge unmixing.
+
+    ``x = clip(f - (1 - w) · b, 0, w)`` where ``f`` is the cell's value, ``w``
+    its coverage and ``b`` the mean over neighbouring cells entirely outside
+    the polygon; partition layers are then rescaled to sum to ``w``.  Cells
+    without an observed outside neighbour, and ``edge="uniform"``, use
+    ``x = w · f``.
+    """
+    out = {}
+    edge_cells = (cov > 0) & (cov < 1) & valid
+    if edge == "uniform" or not edge_cells.any():
+        for k in names:
+            out[k] = np.where(valid, cov * layers[k], 0.0)
+        return out
+    outside = (cov == 0) & valid
+    for k in names:
+        f = np.where(valid, layers[k], 0.0).astype(np.float64)
+        b, cnt = _neighbour_mean(f, outside)
+        x = cov * f
+        use = edge_cells & (cnt > 0)
+        x_edge = np.clip(f - (1.0 - cov) * np.nan_to_num(b), 0.0, cov)
+        x = np.where(use, x_edge, x)
+        out[k] = np.where(valid, x, 0.0)
+    total = sum(out[k] for k in names if k in _PARTITION)
+    if all(k in names for k in _PARTITION):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scale = np.where(total > 0, cov / total, 0.0)
+        for k in _PARTITION:
+            out[k] = out[k] * np.where(valid, scale, 0.0)
+    return out
+
+
+def _assess_block(task: _BlockTask) -> PatchSums:
+    grid, win = task.grid, task.window
+    padded = win.pad(1)
+    lb = read_on_grid(task.before, grid, padded, derive=_Deriver(task.params_before, task.before.source),
+                      max_source_px=task.max_source_px)
+    la = read_on_grid(task.after, grid, padded, derive=_Deriver(task.params_after, task.after.source),
+                      max_source_px=task.max_source_px)
+    area = grid.cell_area_m2(padded)
+    valid_b = np.isfinite(lb["veg"])
+    valid_a = np.isfinite(la["veg"])
+    both = valid_b & valid_a
+    core = win.relative_to(padded)
+    rows = np.zeros((len(task.index), len(_SUMS)))
+    for j, geom in enumerate(task.geometries):
+        mwin = grid.window_from_bounds(geom.bounds, pad=1, clip=True)
+        mwin = mwin.intersection(padded) if mwin is not None else None
+        if mwin is None:
+            continue
+        cw, cov_part = coverage_fraction(geom, grid, window=mwin)
+        if cov_part.size == 0:
+            continue
+        cov = np.zeros(mwin.shape)
+        cov[cw.relative_to(mwin).slices] = cov_part
+        sl = mwin.relative_to(padded).slices
+        vb, va, vboth = valid_b[sl], valid_a[sl], both[sl]
+        b_in = _inside_share({k: lb[k][sl] for k in (*_PARTITION, "fvc")}, cov, vboth,
+                             (*_PARTITION, "fvc"), task.edge)
+        a_in = _inside_share({k: la[k][sl] for k in (*_PARTITION, "fvc")}, cov, vboth,
+                             (*_PARTITION, "fvc"), task.edge)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            w = np.where(cov > 0, cov, 1.0)
+            dam_b = (b_in["bare"] + b_in["built"]) / w
+            restored = np.clip(a_in["veg"] / w - b_in["veg"] / w, 0.0, dam_b) * cov
+        # only cells of this block's core count (the halo belongs to neighbours)
+        keep = np.zeros(mwin.shape, dtype=bool)
+        inner = mwin.intersection(win)
+        if inner is None:
+            continue
+        keep[inner.relative_to(mwin).slices] = True
+        A = area[sl] * keep
+        rows[j] = [
+            np.sum(A * cov),
+            np.sum(A * cov * vboth),
+            np.sum(A * (b_in["bare"] + b_in["built"])),
+            np.sum(A * np.where(vboth, restored, 0.0)),
+            np.sum(A * b_in["veg"]),
+            np.sum(A * a_in["veg"]),
+            np.sum(A * b_in["water"]),
+            np.sum(A * a_in["water"]),
+            np.sum(A * b_in["fvc"]),
+            np.sum(A * a_in["fvc"]),
+            np.sum(A * (a_in["bare"] + a_in["built"])),
+        ]
+        del vb, va
+    _ = core
+    return PatchSums(task.index, rows)
+
+
+# ---------------------------------------------------------------------------
+# Public entry point
+# ---------------------------------------------------------------------------
+def assess_restoration(
+    mines: gpd.GeoDataFrame,
+    before: Scene,
+    after: Scene,
+    *,
+    direction_field: str | None = "auto",
+    cover: CoverParams | None = None,
+    cover_before: CoverParams | None = None,
+    cover_after: CoverParams | None = None,
+    rules: StatusRules | None = None,
+    grid: Grid | None = None,
+    edge: str = "unmix",
+    block: int = 512,
+    scheduler: Scheduler = None,
+    progress: bool | None = None,
+    max_source_px: int = 16_000_000,
+) -> gpd.GeoDataFrame:
+    """Restoration of each mine between two dates: damaged, restored and still-bare areas.
+
+    Parameters
+    ----------
+    mines : geopandas.GeoDataFrame
+        Mine polygons with a unique ``patch_id`` column (see
+        :func:`ecopatch.read_patches`), in any CRS.
+    before, after : Scene
+        Imagery of the two dates (any sensors, grids and CRSs; e.g. a
+        Sentinel-2 baseline and a drone mosaic now).
+    direction_field : str or None
+        Column holding each mine's restoration direction (宜林, 宜草, 宜耕,
+        宜灌, 宜荒 or forest/grass/cropland/shrub/natural).  ``"auto"`` looks
+        for ``修复方向``, ``direction`` or ``restoration_direction``; None
+        uses ``rules.default_direction`` for all.
+    cover, cover_before, cover_after : CoverParams, optional
+        Cover-rule thresholds (for both dates, or per date).  FVC end-members
+        left unset are estimated from each scene.
+    rules : StatusRules, optional
+        Status thresholds per direction.
+    grid : Grid, optional
+        Analysis grid; default the coarser of the two scenes' grids.
+    edge : {"unmix", "uniform"}
+        How a cell cut by the mine boundary is shared (module docstring);
+        ``"uniform"`` gives the inside part the cell's average composition.
+    block : int
+        Block size in pixels for windowed processing.
+    scheduler : optional
+        Dask scheduler (see :func:`ecopatch.tiling.run_tasks`).
+    progress : bool, optional
+        Progress bar (default on a terminal).
+    max_source_px : int
+        Largest number of source pixels read at once (bounds memory for
+        drone mosaics).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        One row per mine, in the mines' CRS: ``patch_id``, the mines'
+        attributes, ``direction``, ``area_m2`` (geodesic), ``observed_m2``,
+        ``damaged_m2``, ``restored_m2``, ``still_bare_m2``,
+        ``restoration_rate`` (0-1), ``fvc_before``, ``fvc_after`` (mean FVC,
+        0-1, over the observed part), ``veg_before_m2``, ``veg_after_m2``,
+        ``water_before_m2``, ``water_after_m2``, ``degraded_m2`` (vegetated
+        at before, not at after), ``valid_fraction`` (share observed at both
+        dates), ``status`` and ``status_zh``, ``date_before``,
+        ``date_after``, and every area again in mu (``*_mu``).  Areas are
+        true ground areas in m²; they cover the observed part only.
+
+    Raises
+    ------
+    NoOverlapError
+        No mine overlaps both scenes.
+    CRSError
+        The mines have no CRS.
+
+    Notes
+    -----
+    Per cell (true ground area ``A``, share inside the mine ``w``, cover
+    fractions ``veg``, ``bare``, ``built`` at each date):
+    damaged = ``A·w·(bare + built)`` at before; restored =
+    ``A·w·clip(veg_after - veg_before, 0, bare_before + built_before)``.
+    Only cells observed at both dates count; ``valid_fraction`` tells how
+    much that is.  For edge cells the inside composition comes from edge
+    unmixing (``edge="unmix"``), which removes the bias that spreading a
+    mixed cell uniformly has for polygons drawn along the damage boundary.
+    """
+    import geopandas as gpd
+
+    if edge not in ("unmix", "uniform"):
+        raise ConfigError(f"edge={edge!r}; use 'unmix' or 'uniform'")
+    if not isinstance(mines, gpd.GeoDataFrame):
+        raise InputDataError("mines must be a GeoDataFrame (read it with ecopatch.read_patches)")
+    if "patch_id" not in mines.columns:
+        raise InputDataError(
+            "mines has no 'patch_id' column; read it with ecopatch.read_patches(path, id_field=...)"
+        )
+    if mines["patch_id"].duplicated().any():
+        from .errors import DuplicateIDError
+
+        dups = sorted(set(mines.loc[mines["patch_id"].duplicated(), "patch_id"].astype(str)))
+        raise DuplicateIDError(f"mines: patch_id repeats {dups[:10]}; each mine needs its own ID")
+    crs = as_crs(mines.crs, what="mines layer")
+    rules = rules or StatusRules()
+    g = analysis_grid(before, after, grid)
+
+    geoms_grid = mines.to_crs(g.crs).geometry.to_numpy()
+    geoms_grid = shapely.make_valid(geoms_grid)
+    mb = shapely.total_bounds(geoms_grid)
+    p_b = prepare_cover_params(before, cover_before or cover, aoi_bounds=tuple(mb), aoi_crs=g.crs)
+    p_a = prepare_cover_params(after, cover_after or cover, aoi_bounds=tuple(mb), aoi_crs=g.crs)
+
+    plan = blocks_touching(g, geoms_grid, block=block, pad=1)
+    if not plan:
+        raise NoOverlapError(
+            f"none of the {len(mines)} mines overlaps the analysis grid {g!r}; check that the "
+            "imagery covers the mines and that both carry the right CRS"
+        )
+    tasks = [
+        _BlockTask(before, after, g, w, p_b, p_a, tuple(geoms_grid[idx]), idx, edge, max_source_px)
+        for w, idx in plan
+    ]
+    partials = run_tasks(_assess_block, tasks, scheduler=scheduler, progress=progress, desc="assess")
+    sums = add_partials(len(mines), len(_SUMS), partials)
+    return _assemble(mines, crs, sums, rules, direction_field, before, after)
+
+
+def _assemble(mines: gpd.GeoDataFrame, crs: Any, sums: np.ndarray, rules: StatusRules,
+              direction_field: str | None, before: Scene, after: Scene) -> gpd.GeoDataFrame:
+    import warnings
+
+    s = {k: sums[:, i] for i, k in enumerate(_SUMS)}
+    area = geodesic_area_m2(mines.geometry.to_numpy(), crs)
+    observed = s["observed"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        valid_fraction = np.where(area > 0, np.clip(observed / area, 0, 1), 0.0)
+        rate = np.where(s["damaged"] > 0, s["restored"] / s["damaged"], np.nan)
+        fvc_b = np.where(observed > 0, s["fvc_before"] / observed, np.nan)
+        fvc_a = np.where(observed > 0, s["fvc_after"] / observed, np.nan)
+        dam_frac = np.where(observed > 0, s["damaged"] / observed, 0.0)
+    field_name = _direction_field(mines, direction_field)
+    if field_name is None:
+        directions = [rules.default_direction] * len(mines)
+    else:
+        directions = [canonical_direction(v, rules.default_direction) for v in mines[field_name]]
+    status = [
+        rules.status(float(r), float(fa), float(vf), float(df), d)
+        for r, fa, vf, df, d in zip(rate, fvc_a, valid_fraction, dam_frac, directions)
+    ]
+    out = mines.copy()
+    cols: dict[str, Any] = {
+        "direction": directions,
+        "area_m2": area,
+        "observed_m2": observed,
+        "damaged_m2": s["damaged"],
+        "restored_m2": s["restored"],
+        "still_bare_m2": np.maximum(s["damaged"] - s["restored"], 0.0),
+        "restoration_rate": rate,
+        "fvc_before": fvc_b,
+        "fvc_after": fvc_a,
+        "veg_before_m2": s["veg_before"],
+        "veg_after_m2": s["veg_after"],
+        "water_before_m2": s["water_before"],
+        "water_after_m2": s["water_after"],
+        "degraded_m2": np.maximum(s["damaged_after"] - (s["damaged"] - s["restored"]), 0.0),
+        "valid_fraction": valid_fraction,
+        "status": status,
+        "status_zh": [STATUSES[x] for x in status],
+        "date_before": before.date.isoformat() if before.date else None,
+        "date_after": after.date.isoformat() if after.date else None,
+    }
+    for k, v in cols.items():
+        out[k] = v
+    for k in ("area", "observed", "damaged", "restored", "still_bare"):
+        out[f"{k}_mu"] = m2_to_mu(np.asarray(out[f"{k}_m2"], dtype=float))
+    low = out.loc[out["status"] == "insufficient_data", "patch_id"].tolist()
+    if low:
+        warnings.warn(
+            f"{len(low)} mine(s) observed on less than {rules.min_valid_fraction:.0%} of their area "
+            f"at both dates (cloud, no data or outside the imagery): {low[:10]}",
+            LowCoverageWarning,
+            stacklevel=3,
+        )
+    geom = out.geometry.name
+    order = ["patch_id"] + [c for c in out.columns if c not in ("patch_id", geom)] + [geom]
+    return gpd_frame(out[order], crs)
+
+
+def gpd_frame(df: pd.DataFrame, crs: Any) -> gpd.GeoDataFrame:
+    """A GeoDataFrame with its geometry column set and CRS kept."""
+    import geopandas as gpd
+
+    geom = [c for c in df.columns if isinstance(df[c].dtype, gpd.array.GeometryDtype)][-1]
+    return gpd.GeoDataFrame(df, geometry=geom, crs=crs)
+
+
+def _direction_field(mines: pd.DataFrame, direction_field: str | None) -> str | None:
+    if direction_field is None:
+        return None
+    if direction_field != "auto":
+        if direction_field not in mines.columns:
+            raise InputDataError(
+                f"mines: no field {direction_field!r} for the restoration direction; the fields "
+                f"are {[c for c in mines.columns if c != mines.geometry.name]}"
+            )
+        return direction_field
+    for cand in ("修复方向", "direction", "restoration_direction", "治理方向"):
+        if cand in mines.columns:
+            return cand
+    return None
+
+
+def _today() -> _dt.date:  # pragma: no cover - convenience
+    return _dt.date.today()

@@ -1,0 +1,171 @@
+import datetime as dt
+import pickle
+
+import numpy as np
+import pytest
+from affine import Affine
+
+from ecopatch.errors import MissingBandError, MissingCRSError, InputDataError, RasterReadError
+from ecopatch.grid import Grid, Window
+from ecopatch.io.raster import open_scene, read_decimated, read_on_grid
+from tests.conftest import write_raster
+
+S2_NAMES = ["B02", "B03", "B04", "B08", "B11", "B12"]
+
+
+def _s2_stack(tmp_path, dn, name="s2_20210918.tif", **kw):
+    return write_raster(tmp_path / name, dn, descriptions=S2_NAMES, dtype="uint16", nodata=0, **kw)
+
+
+def test_multiband_with_descriptions_and_baseline_offset(tmp_path):
+    dn = np.full((6, 8, 8), 2000, dtype=np.uint16)
+    path = _s2_stack(tmp_path, dn, name="s2_20240912.tif", tags={"PROCESSING_BASELINE": "05.10"})
+    s = open_scene(path)
+    assert s.sensor.name == "sentinel2_l2a"
+    assert s.bands == ("blue", "green", "red", "nir", "swir1", "swir2")
+    assert s.date == dt.date(2024, 9, 12)
+    assert s.grid.crs.to_epsg() == 32650
+    obs = s.read(window=Window(0, 0, 2, 2))
+    np.testing.assert_allclose(obs["red"], 0.1, atol=1e-6)  # (2000 - 1000) / 10000
+
+
+def test_undated_baseline_warns_after_2022(tmp_path):
+    from ecopatch.errors import EcopatchWarning
+
+    path = _s2_stack(tmp_path, np.full((6, 4, 4), 900, dtype=np.uint16), name="s2_20240912.tif")
+    with pytest.warns(EcopatchWarning, match="BOA_ADD_OFFSET"):
+        open_scene(path)
+
+
+def test_old_baseline_has_no_offset_and_explicit_override(tmp_path):
+    dn = np.full((6, 4, 4), 2000, dtype=np.uint16)
+    path = _s2_stack(tmp_path, dn, tags={"PROCESSING_BASELINE": "03.01"})
+    assert open_scene(path).read()["red"][0, 0] == pytest.approx(0.2)
+    assert open_scene(path, offset=-0.1).read()["red"][0, 0] == pytest.approx(0.1)
+
+
+def test_nodata_and_saturation_are_nan(tmp_path):
+    dn = np.full((6, 4, 4), 1500, dtype=np.uint16)
+    dn[:, 0, 0] = 0
+    dn[2, 1, 1] = 65535
+    s = open_scene(_s2_stack(tmp_path, dn))
+    obs = s.read()
+    assert not obs.valid[0, 0] and not obs.valid[1, 1] and obs.valid[2, 2]
+    assert np.isnan(obs["blue"][1, 1])  # a saturated band invalidates the pixel in every band
+
+
+def test_band_mapping_errors_name_the_fix(tmp_path):
+    path = write_raster(tmp_path / "gf1_wfv_x.tif", np.ones((3, 4, 4), dtype=np.uint16) * 500)
+    with pytest.raises(MissingBandError, match="bands="):
+        open_scene(path, sensor="gf1_wfv")
+    s = open_scene(path, sensor="gf1_wfv", bands={"red": 1, "green": 2, "nir": 3})
+    assert s.bands == ("green", "red", "nir")
+    with pytest.raises(MissingBandError, match="file has 3 band"):
+        open_scene(path, sensor="gf1_wfv", bands={"nir": 4})
+
+
+def test_drone_rgb_black_collar_is_nodata(tmp_path):
+    rgb = np.full((3, 10, 10), 120, dtype=np.uint8)
+    rgb[:, :, :2] = 0
+    path = write_raster(tmp_path / "drone.tif", rgb, crs="EPSG:4549",
+                        transform=Affine(0.1, 0, 500_000, 0, -0.1, 3_345_000))
+    s = open_scene(path)
+    assert s.sensor.name == "drone_rgb"
+    obs = s.read()
+    assert obs.valid[:, 2:].all() and not obs.valid[:, :2].any()
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(RasterReadError, match="no such file"):
+        open_scene(tmp_path / "missing.tif")
+    junk = tmp_path / "notes.tif"
+    junk.write_text("this is not a raster")
+    with pytest.raises(RasterReadError, match="cannot open as a raster"):
+        open_scene(junk)
+    good = _s2_stack(tmp_path, np.full((6, 64, 64), 900, dtype=np.uint16))
+    trunc = tmp_path / "truncated.tif"
+    trunc.write_bytes(good.read_bytes()[: good.stat().st_size // 3])
+    with pytest.raises(RasterReadError, match="truncated"):
+        s = open_scene(trunc)
+        s.read()
+
+
+def test_missing_crs_and_geotransform(tmp_path):
+    import rasterio
+
+    p = tmp_path / "nocrs.tif"
+    with rasterio.open(p, "w", driver="GTiff", height=4, width=4, count=1, dtype="uint8",
+                       transform=Affine(10, 0, 0, 0, -10, 0)) as ds:
+        ds.write(np.ones((1, 4, 4), dtype=np.uint8))
+    with pytest.raises(MissingCRSError, match="gdal_edit.py -a_srs"):
+        open_scene(p, sensor="gf1_wfv", bands={"red": 1})
+    p2 = tmp_path / "notransform.tif"
+    with rasterio.open(p2, "w", driver="GTiff", height=4, width=4, count=1, dtype="uint8",
+                       crs="EPSG:32650") as ds:
+        ds.write(np.ones((1, 4, 4), dtype=np.uint8))
+    with pytest.raises(InputDataError, match="no geotransform"):
+        open_scene(p2, sensor="gf1_wfv", bands={"red": 1})
+
+
+def test_scene_pickles(tmp_path):
+    s = open_scene(_s2_stack(tmp_path, np.full((6, 4, 4), 900, dtype=np.uint16)))
+    s2 = pickle.loads(pickle.dumps(s))
+    assert s2.bands == s.bands and s2.grid == s.grid and s2.sensor == s.sensor
+
+
+def test_read_on_grid_averages_a_fine_scene(tmp_path):
+    # a 1 m scene, left half bright, read onto a 10 m grid: the boundary cell is the mean
+    fine = np.full((3, 40, 40), 50, dtype=np.uint8)
+    fine[:, :, :15] = 200
+    path = write_raster(tmp_path / "drone.tif", fine, transform=Affine(1, 0, 780_000, 0, -1, 3_350_000))
+    s = open_scene(path)
+    g = Grid((4, 4), Affine(10, 0, 780_000, 0, -10, 3_350_000), "EPSG:32650")
+    out = read_on_grid(s, g)
+    red = out["red"] * 255
+    np.testing.assert_allclose(red[:, 0], 200, atol=0.5)
+    np.testing.assert_allclose(red[:, 1], 0.5 * 200 + 0.5 * 50, atol=0.5)
+    np.testing.assert_allclose(out["valid_fraction"], 1.0)
+
+
+def test_read_on_grid_other_crs_and_outside(tmp_path):
+    dn = np.full((6, 50, 50), 1200, dtype=np.uint16)
+    s = open_scene(_s2_stack(tmp_path, dn))
+    # the same ground in CGCS2000 GK (EPSG:4549); a grid far away is all NaN
+    far = Grid((3, 3), Affine(10, 0, 100_000, 0, -10, 100_000), "EPSG:32650")
+    out = read_on_grid(s, far)
+    assert np.isnan(out["red"]).all() and (out["valid_fraction"] == 0).all()
+
+
+def test_read_decimated(tmp_path):
+    s = open_scene(_s2_stack(tmp_path, np.full((6, 100, 100), 900, dtype=np.uint16)))
+    obs = read_decimated(s, max_pixels=400)
+    assert obs["red"].size <= 400 and obs.grid.bounds == s.grid.bounds
+
+
+@pytest.mark.realdata
+def test_real_sentinel2_l2a_folder_with_stac(shared_data):
+    s = open_scene(shared_data / "s2l2a_landsatc2l2_formats" / "s2_l2a_S2A_29RKH_20200219")
+    assert s.sensor.name == "sentinel2_l2a" and s.date == dt.date(2020, 2, 19)
+    assert s.metadata["processing_baseline"] == "02.14"
+    assert s.grid.shape == (1098, 1098) and s.mask.kind == "scl"
+    assert s.band("swir1").grid.res == (200.0, 200.0)  # brought onto the 100 m grid when read
+    obs = s.read(window=Window(0, 0, 50, 50))
+    assert obs["swir1"].shape == (50, 50)
+    assert 0.0 < np.nanmedian(obs["red"]) < 0.6  # desert, no offset before baseline 04.00
+
+
+@pytest.mark.realdata
+def test_real_landsat_c2l2_all_cloud(shared_data):
+    s = open_scene(shared_data / "s2l2a_landsatc2l2_formats" / "landsat8_c2l2_LC08_L2SP_001062_20201031")
+    assert s.sensor.name == "landsat_c2l2" and s.date == dt.date(2020, 10, 31)
+    red = s.band("red")
+    assert red.scale == pytest.approx(2.75e-5) and red.offset == pytest.approx(-0.2)
+    assert s.read().valid.sum() == 0  # 99.9 % cloud: QA_PIXEL masks everything
+
+
+@pytest.mark.realdata
+def test_real_drone_tile_in_mercator(shared_data):
+    s = open_scene(shared_data / "drone_oam_tcd" / "5b90f92da0d7280005fab355_4310.tif")
+    assert s.sensor.name == "drone_rgb" and s.grid.crs.to_epsg() == 3395
+    obs = read_decimated(s, max_pixels=20_000)
+    assert 0.2 < obs.valid.mean() <= 1.0

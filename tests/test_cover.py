@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ecopatch.cover import CLASSES, CoverParams, classify, cover_fractions, estimate_endmembers, fvc
+from ecopatch.errors import ConfigError, MissingBandError, NoValidPixelsError
+
+# reflectance (blue, green, red, nir, swir1, swir2) of pure materials
+FOREST = dict(blue=0.03, green=0.06, red=0.035, nir=0.35, swir1=0.17, swir2=0.08)
+SOIL = dict(blue=0.10, green=0.14, red=0.20, nir=0.26, swir1=0.34, swir2=0.30)
+ROOF = dict(blue=0.25, green=0.20, red=0.12, nir=0.15, swir1=0.12, swir2=0.10)
+WATER = dict(blue=0.07, green=0.06, red=0.04, nir=0.02, swir1=0.01, swir2=0.005)
+P = CoverParams(ndvi_soil=0.13, ndvi_veg=0.82)
+
+
+def _px(*mats, weights=None):
+    weights = weights or [1 / len(mats)] * len(mats)
+    return {b: np.array([sum(w * m[b] for w, m in zip(weights, mats))], dtype=np.float32) for b in FOREST}
+
+
+@pytest.mark.parametrize("mat, cls", [(FOREST, "veg"), (SOIL, "bare"), (ROOF, "built"), (WATER, "water")])
+def test_pure_materials(mat, cls):
+    f = cover_fractions(_px(mat), P)
+    assert f[cls][0] == pytest.approx(1.0, abs=0.01)
+    assert sum(f[c][0] for c in CLASSES) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_half_forest_half_soil_is_about_half_vegetated():
+    f = cover_fractions(_px(FOREST, SOIL), P)
+    assert 0.35 < f["veg"][0] < 0.65
+
+
+@settings(max_examples=60)
+@given(w=st.lists(st.floats(0, 1), min_size=4, max_size=4).filter(lambda v: sum(v) > 0.01))
+def test_fractions_sum_to_one_and_stay_in_range(w):
+    tot = sum(w)
+    f = cover_fractions(_px(FOREST, SOIL, ROOF, WATER, weights=[x / tot for x in w]), P)
+    s = sum(f[c] for c in CLASSES)
+    assert s[0] == pytest.approx(1.0, abs=1e-5)
+    for c in CLASSES:
+        assert -1e-6 <= f[c][0] <= 1 + 1e-6
+
+
+def test_nan_where_not_observed():
+    b = _px(FOREST)
+    b["red"] = np.array([np.nan], dtype=np.float32)
+    f = cover_fractions(b, P)
+    assert all(np.isnan(f[c][0]) for c in CLASSES)
+    assert classify(f)[0] == 0
+
+
+def test_rgb_rules_for_drone():
+    rgb = {"red": np.array([0.25, 0.55, 0.0]), "green": np.array([0.50, 0.45, 0.0]),
+           "blue": np.array([0.15, 0.35, 0.0])}
+    f = cover_fractions(rgb, CoverParams())
+    assert f["veg"][0] == 1.0 and f["bare"][1] == 1.0 and np.isnan(f["veg"][2])
+
+
+def test_params_validation_and_missing_endmembers():
+    with pytest.raises(ConfigError, match="fvc_bare < fvc_veg"):
+        CoverParams(fvc_bare=0.8, fvc_veg=0.2)
+    with pytest.raises(ConfigError, match="end-members not set"):
+        cover_fractions(_px(FOREST), CoverParams())
+    with pytest.raises(MissingBandError, match="red and nir"):
+        cover_fractions({"nir": np.ones(1)}, P, rgb=False)
+
+
+def test_fvc_and_endmembers():
+    np.testing.assert_allclose(fvc(np.array([0.05, 0.45, 0.9]), 0.05, 0.85), [0, 0.5, 1], atol=1e-6)
+    rng = np.random.default_rng(1)
+    sample = np.r_[rng.normal(0.12, 0.02, 500), rng.normal(0.8, 0.03, 1500), [np.nan] * 10]
+    soil, veg = estimate_endmembers(sample)
+    assert 0.05 < soil < 0.15 and 0.8 < veg < 0.9
+    with pytest.raises(NoValidPixelsError):
+        estimate_endmembers(np.array([np.nan]))

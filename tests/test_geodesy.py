@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+import shapely
+from pyproj import Geod
+from shapely.geometry import box
+
+from ecopatch.errors import MissingCRSError
+from ecopatch.geodesy import as_crs, geodesic_area_m2, ground_area_factor, to_lonlat
+
+
+def _true_area(lonlat_poly):
+    geod = Geod(ellps="GRS80")
+    a, _ = geod.geometry_area_perimeter(shapely.orient_polygons(lonlat_poly))
+    return abs(a)
+
+
+@pytest.mark.parametrize("crs", ["EPSG:4490", "EPSG:4549", "EPSG:4528", "EPSG:32650", "EPSG:32651"])
+def test_area_is_geodesic_in_any_crs(crs):
+    # A ~2 ha irregular patch near Hangzhou, defined in lon/lat and moved into each CRS.
+    ll = shapely.Polygon([(119.950, 30.220), (119.9515, 30.2201), (119.9517, 30.2212),
+                          (119.9502, 30.2215), (119.9496, 30.2207)])
+    from ecopatch.geodesy import transformer
+
+    tr = transformer("EPSG:4490", crs)
+    g = shapely.transform(ll, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
+    area = geodesic_area_m2(g, crs)
+    assert area == pytest.approx(_true_area(ll), rel=1e-3)
+
+
+def test_planar_mercator_area_is_not_what_we_report():
+    # In World Mercator at 15°N a 100 m map square is ~7 % smaller on the ground.
+    g = box(13_000_000, 1_680_000, 13_000_100, 1_680_100)
+    a = geodesic_area_m2(g, "EPSG:3395")
+    assert a < 0.95 * g.area
+    assert ground_area_factor("EPSG:3395", [13_000_050], [1_680_050])[0] == pytest.approx(a / g.area, rel=1e-3)
+
+
+def test_empty_none_and_lines_have_zero_area():
+    vals = geodesic_area_m2([None, shapely.Polygon(), shapely.LineString([(0, 0), (1, 1)])], "EPSG:4490")
+    assert vals.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_missing_crs_message():
+    with pytest.raises(MissingCRSError, match="EPSG:4490"):
+        as_crs(None, what="mines.gpkg")
+
+
+def test_to_lonlat_gauss_kruger_is_x_first():
+    # EPSG:4549 is northing-first in its definition; geometries are still x = easting.
+    p = shapely.Point(500_000, 3_345_000)  # on the central meridian 120°E
+    ll = to_lonlat(p, "EPSG:4549")
+    assert ll.x == pytest.approx(120.0, abs=1e-9)
+    assert 30 < ll.y < 31

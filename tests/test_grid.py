@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+from affine import Affine
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ecopatch.errors import InputDataError
+from ecopatch.geodesy import geodesic_area_m2
+from ecopatch.grid import Grid, Window
+
+
+def test_basic_properties():
+    g = Grid((100, 200), Affine(10, 0, 780_000, 0, -10, 3_350_000), "EPSG:32650")
+    assert g.res == (10.0, 10.0)
+    assert g.bounds == (780_000.0, 3_349_000.0, 782_000.0, 3_350_000.0)
+    assert g.window_from_bounds((780_015, 3_349_015, 780_100, 3_349_990)) == Window(1, 1, 98, 9)
+    assert g.window_from_bounds((0, 0, 1, 1)) is None
+    sub = g.subgrid(Window(3, 4, 2, 2))
+    assert sub.bounds == (780_040.0, 3_349_950.0, 780_060.0, 3_349_970.0)
+    assert hash(g) == hash(Grid((100, 200), Affine(10, 0, 780_000, 0, -10, 3_350_000), "EPSG:32650"))
+
+
+def test_rotated_and_empty_grids_refused():
+    with pytest.raises(InputDataError, match="rotated"):
+        Grid((10, 10), Affine(10, 1, 0, 0, -10, 0), "EPSG:32650")
+    with pytest.raises(InputDataError, match="1 × 1"):
+        Grid((0, 10), Affine(10, 0, 0, 0, -10, 0), "EPSG:32650")
+
+
+@pytest.mark.parametrize(
+    "crs, transform",
+    [
+        ("EPSG:32650", Affine(10, 0, 780_000, 0, -10, 3_350_000)),  # UTM 50N, ~3° off its meridian
+        ("EPSG:4549", Affine(10, 0, 495_000, 0, -10, 3_345_000)),  # CGCS2000 GK CM 120E
+        ("EPSG:4528", Affine(10, 0, 40_495_000, 0, -10, 3_345_000)),  # same, zone in false easting
+        ("EPSG:4490", Affine(1e-4, 0, 119.95, 0, -1e-4, 30.23)),  # CGCS2000 degrees
+        ("EPSG:3395", Affine(0.1, 0, 13_353_000, 0, -0.1, 3_510_000)),  # World Mercator drone grid
+    ],
+)
+def test_cell_areas_sum_to_geodesic_area(crs, transform):
+    g = Grid((300, 400), transform, crs)
+    total = g.cell_area_m2().sum()
+    assert total == pytest.approx(geodesic_area_m2(g.footprint(), crs), rel=1e-6)
+
+
+@given(
+    rows=st.integers(1, 700), cols=st.integers(1, 700), size=st.integers(16, 300),
+    r0=st.integers(0, 50), c0=st.integers(0, 50),
+)
+def test_chunks_tile_the_window_exactly_once(rows, cols, size, r0, c0):
+    g = Grid((rows + r0, cols + c0), Affine(10, 0, 0, 0, -10, 0), "EPSG:32650")
+    win = Window(r0, c0, rows, cols)
+    count = np.zeros(g.shape, dtype=np.int32)
+    for w in g.chunks(size, win):
+        assert w.height <= size and w.width <= size
+        count[w.slices] += 1
+    assert (count[win.slices] == 1).all()
+    assert count.sum() == rows * cols
+
+
+def test_window_algebra():
+    a, b = Window(0, 0, 10, 10), Window(5, 5, 10, 10)
+    assert a.intersection(b) == Window(5, 5, 5, 5)
+    assert a.union(b) == Window(0, 0, 15, 15)
+    assert a.intersection(Window(10, 0, 3, 3)) is None
+    assert Window(5, 5, 2, 2).relative_to(a) == Window(5, 5, 2, 2)
+    assert Window(5, 5, 2, 2).pad(1) == Window(4, 4, 4, 4)
