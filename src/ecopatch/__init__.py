@@ -3,19 +3,57 @@
 Per-patch monitoring of abandoned-mine restoration and nature-reserve
 encroachment from satellite and drone imagery, with a ledger that carries each
 suspect patch (疑似图斑) through field verification to closure (销号).
+
+The main entry points::
+
+    import ecopatch
+    before = ecopatch.open_scene("S2A_MSIL2A_2021....SAFE")
+    after = ecopatch.open_scene("drone_2024.tif")
+    mines = ecopatch.read_patches("mines.gpkg", id_field="矿山编号")
+    table = ecopatch.assess_restoration(mines, before, after)
+    patches = ecopatch.detect_changes(before, after, within=ecopatch.read_patches("reserves.gpkg"))
+    ledger = ecopatch.Ledger("ledger.gpkg"); ledger.add_detections(patches, run_id="2024-09")
+
+Names are imported lazily, so ``import ecopatch`` stays fast.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
+from typing import Any
 
 from .errors import EcopatchError
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "EcopatchError",
-    "__version__",
-]
+_LAZY = {
+    "open_scene": "ecopatch.io.raster",
+    "Scene": "ecopatch.io.raster",
+    "read_patches": "ecopatch.io.vector",
+    "write_table": "ecopatch.io.vector",
+    "Grid": "ecopatch.grid",
+    "CoverParams": "ecopatch.cover",
+    "ChangeParams": "ecopatch.change",
+    "StatusRules": "ecopatch.restoration",
+    "assess_restoration": "ecopatch.restoration",
+    "detect_changes": "ecopatch.encroachment",
+    "Ledger": "ecopatch.ledger",
+}
+
+__all__ = ["EcopatchError", "__version__", *sorted(_LAZY)]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ecopatch' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -128,3 +128,11 @@ def test_write_table_failure_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         write_table(g, tmp_path / "r.gpkg")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_id_field_named_patch_id_and_existing_patch_id_column(tmp_path):
+    p = tmp_path / "m.gpkg"
+    _gdf([square_1ha, patch_with_hole], patch_id=["a", "b"], code=["K1", "K2"]).to_file(p)
+    assert list(read_patches(p, id_field="patch_id")["patch_id"]) == ["a", "b"]
+    g = read_patches(p, id_field="code")
+    assert list(g["patch_id"]) == ["K1", "K2"] and list(g["patch_id_source"]) == ["a", "b"]

@@ -15,7 +15,7 @@ out_opt = click.option(
     "--out",
     "out",
     required=True,
-    type=click.Path(dir_okay=False, writable=True),
+    type=click.Path(dir_okay=False),
     help="Output file; the format follows the extension (.gpkg, .geojson, .csv, .xlsx, .kml).",
 )
 
@@ -29,5 +29,25 @@ scheduler_opt = click.option(
     "--scheduler",
     default=None,
     metavar="ADDRESS",
-    help="Dask scheduler: 'threads' (default), 'synchronous', or a dask.distributed address.",
+    help="Dask scheduler: 'threads' (default, all cores), 'synchronous', or a dask.distributed "
+    "address such as tcp://10.0.0.5:8786.",
 )
+
+block_opt = click.option(
+    "--block",
+    default=512,
+    show_default=True,
+    type=click.IntRange(16, 8192),
+    help="Window size in pixels for windowed processing.",
+)
+
+
+def scene_opts(f):  # type: ignore[no-untyped-def]
+    """--before/--after and their sensor overrides."""
+    f = click.option("--after-sensor", default=None, help="Sensor of the after scene (default: guessed).")(f)
+    f = click.option("--before-sensor", default=None, help="Sensor of the before scene (default: guessed).")(f)
+    f = click.option("--after", "after", required=True, type=click.Path(exists=True),
+                     help="After scene: SAFE folder, STAC item, Landsat folder or GeoTIFF.")(f)
+    f = click.option("--before", "before", required=True, type=click.Path(exists=True),
+                     help="Before scene: SAFE folder, STAC item, Landsat folder or GeoTIFF.")(f)
+    return f

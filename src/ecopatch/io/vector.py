@@ -210,9 +210,13 @@ def read_patches(
 
     ids = _patch_ids(gdf, id_field, path)
     gdf = gdf.copy()
+    if "patch_id" in gdf.columns and id_field != "patch_id":
+        # keep a file's own patch_id column under another name rather than lose it
+        gdf = gdf.rename(columns={"patch_id": "patch_id_source"})
+    if "patch_id" in gdf.columns:
+        gdf = gdf.drop(columns=["patch_id"])
+    # the original ID column stays too: users look for it by its own name
     gdf.insert(0, "patch_id", ids)
-    if id_field is not None and id_field != "patch_id" and id_field in gdf.columns:
-        pass  # keep the original column too: users look for it by its own name
 
     gdf = _check_geometries(gdf, path, on_invalid)
     check_coordinates(gdf, str(path))
