@@ -7,8 +7,7 @@ including a Sentinel-2 baseline against a drone RGB mosaic:
 ==================  =========================================================
 change type         a pixel is of this type when ...
 ==================  =========================================================
-``water``           water fraction rose by ``water_gain`` and water is the
-                    larger share after (new pond, flooded pit)
+``water``           water share rose by ``water_gain`` (new pond, flooded pit)
 ``construction``    built fraction rose by ``built_gain`` and built ground is
                     at least ``built_share`` after (roofs, concrete)
 ``bare_soil``       FVC fell by ``fvc_drop`` and bare + built ground is the
@@ -18,12 +17,18 @@ change type         a pixel is of this type when ...
 ``vegetation_gain`` FVC rose by ``fvc_gain`` (and no disturbance)
 ==================  =========================================================
 
+The water share that appeared is the larger of the rise of the water
+fraction and, where both dates have NIR and SWIR1, a linear estimate from
+the fall of their reflectance: water is the one surface dark in both, and
+reflectance (unlike MNDWI) mixes linearly, so a 10 m cell 60 % covered by a
+new pond reads about 0.6 (:func:`water_gain_linear`).
+
 Pixels not observed at both dates (cloud, shadow, no data) never change.
 Connected pixels (4-connectivity) of the four disturbance types form one
 patch, whose type is the type with the largest area, except that
-``construction`` wins when it makes up ``construction_share`` of the patch
-(buildings come with disturbed soil around them); ``vegetation_gain`` patches
-are formed separately.
+``construction`` or ``water`` wins when it makes up ``construction_share`` of
+the patch (buildings and ponds come with cleared ground around them);
+``vegetation_gain`` patches are formed separately.
 
 Windows: each block is labelled on its own; components that touch across a
 block border are joined by comparing the facing rows/columns of labels, and
@@ -82,6 +87,9 @@ class ChangeParams:
     construction_share : float
         Share of a patch's area (0-1) of construction pixels that makes the
         whole patch ``construction``.
+    water_share_small, water_mndwi_rise : float
+        A patch is ``water`` from this share of water pixels when its mean
+        MNDWI rose by at least ``water_mndwi_rise`` (see :func:`patch_type`).
     loss_reference : float
         FVC fall of a pixel entirely cleared to sparse vegetation; the
         changed share of a ``vegetation_loss`` pixel is its FVC fall over
@@ -99,11 +107,13 @@ class ChangeParams:
     built_share: float = 0.40
     construction_share: float = 0.30
     loss_reference: float = 0.40
+    water_share_small: float = 0.15
+    water_mndwi_rise: float = 0.20
     noise: Mapping[str, float] = field(default_factory=lambda: {"fvc": 0.05, "water": 0.05, "built": 0.05})
 
     def __post_init__(self) -> None:
         for name in ("fvc_drop", "fvc_gain", "water_gain", "built_gain", "built_share",
-                     "construction_share", "loss_reference"):
+                     "construction_share", "loss_reference", "water_share_small", "water_mndwi_rise"):
             v = getattr(self, name)
             if not 0 < v <= 1:
                 raise ConfigError(f"ChangeParams.{name}={v}: must be in (0, 1]")
@@ -124,6 +134,41 @@ class PixelChange:
     prob: np.ndarray
     share: np.ndarray
     observed: np.ndarray
+
+
+def _ramp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    return np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+
+
+def water_gain_linear(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray]) -> np.ndarray | None:
+    """Share of each cell newly covered by water, from the fall of NIR and SWIR1 (0-1), or None.
+
+    Water is the one surface dark in both NIR and SWIR1, and reflectance
+    mixes linearly, so the share of a cell that turned to water is about
+    ``(rho_before - rho_after) / (rho_before - rho_water)`` in each band
+    (``rho_water`` 0.03 in NIR, 0.01 in SWIR1).  The smaller of the two
+    estimates is taken (asphalt or a dark roof darkens NIR but not SWIR1),
+    and it counts only where MNDWI rose by more than 0.05 (full weight from
+    0.15) and the blue band after stays below 0.15 (none above 0.18: steel
+    roofs and concrete are bright in blue).  Needs ``rho_nir``,
+    ``rho_swir1``, ``rho_blue`` and ``mndwi`` layers at both dates; returns
+    None otherwise.
+    """
+    need = ("rho_swir1", "rho_blue", "rho_nir", "mndwi")
+    if not all(k in before and k in after for k in need):
+        return None
+
+    def fall(band: str, dark: float) -> np.ndarray:
+        b = np.asarray(before[band], dtype=np.float64)
+        a = np.asarray(after[band], dtype=np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.clip((b - a) / np.maximum(b - dark, 0.05), 0.0, 1.0)
+
+    share = np.minimum(fall("rho_nir", 0.03), fall("rho_swir1", 0.01))
+    with np.errstate(invalid="ignore"):
+        gate = _ramp(np.asarray(after["mndwi"]) - np.asarray(before["mndwi"]), 0.05, 0.15)
+        gate = gate * _ramp(-np.asarray(after["rho_blue"], dtype=np.float64), -0.18, -0.15)
+    return np.nan_to_num(share * gate)
 
 
 def _phi(z: np.ndarray) -> np.ndarray:
@@ -167,11 +212,13 @@ def classify_change(
         dwater = np.where(observed, after["water"] - before["water"], 0.0)
         dbuilt = np.where(observed, after["built"] - before["built"], 0.0)
         dveg = np.where(observed, after["veg"] - before["veg"], 0.0)
-        wa = np.where(observed, after["water"], 0.0)
         ba = np.where(observed, after["built"], 0.0)
         bare_a = np.where(observed, after["bare"], 0.0)
+    lin = water_gain_linear(before, after)
+    if lin is not None:
+        dwater = np.maximum(dwater, np.where(observed, lin, 0.0))
     p = params
-    is_water = (dwater >= p.water_gain) & (wa >= 0.5)
+    is_water = dwater >= p.water_gain
     is_built = (dbuilt >= p.built_gain) & (ba >= p.built_share) & ~is_water
     veg_drop = dfvc <= -p.fvc_drop
     is_bare = veg_drop & ((bare_a + ba) >= 0.5) & ~is_water & ~is_built
@@ -469,13 +516,29 @@ def _join(uf: _UnionFind, key: dict[tuple[str, int, int], int], cat: str, bi: in
         uf.union(key[(cat, bi, int(la))], key[(cat, bj, int(lb))])
 
 
-def patch_type(stats_row: np.ndarray, construction_share: float) -> str:
-    """Type of a disturbance patch from its per-type areas (see the module docstring)."""
+def patch_type(stats_row: np.ndarray, params: ChangeParams, mndwi_rise: float | None = None) -> str:
+    """Type of a disturbance patch from its per-type areas (see the module docstring).
+
+    Construction and water are what a patch is *for* (a shed, a fish pond);
+    the cleared and bare ground around them is their footprint.  So either
+    wins when its pixels make up ``params.construction_share`` of the patch
+    (the larger of the two if both do).  Water also wins from
+    ``params.water_share_small`` when the patch's mean MNDWI rose by
+    ``params.water_mndwi_rise`` (``mndwi_rise``): a pond smaller than a few
+    20 m SWIR pixels has few pixels that are mostly water, but the rise of
+    MNDWI over the whole patch gives it away.  Otherwise the type with the
+    largest area wins.
+    """
     i0 = STAT_NAMES.index("a_vegetation_loss")
     areas = stats_row[i0:i0 + 4]
     total = areas.sum()
+    names = ("vegetation_loss", "bare_soil", "construction", "water")
     if total <= 0:
         return "vegetation_loss"
-    if areas[2] / total >= construction_share:
-        return "construction"
-    return ("vegetation_loss", "bare_soil", "construction", "water")[int(np.argmax(areas))]
+    strong = [i for i in (2, 3) if areas[i] / total >= params.construction_share]
+    if (3 not in strong and mndwi_rise is not None and np.isfinite(mndwi_rise)
+            and mndwi_rise >= params.water_mndwi_rise and areas[3] / total >= params.water_share_small):
+        strong.append(3)
+    if strong:
+        return names[max(strong, key=lambda i: areas[i])]
+    return names[int(np.argmax(areas))]

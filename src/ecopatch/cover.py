@@ -51,7 +51,9 @@ __all__ = [
     "cover_fractions",
     "estimate_endmembers",
     "fvc",
+    "local_veg_fraction",
     "otsu_threshold",
+    "veg_from_fvc",
 ]
 
 #: Cover classes, in the order of the codes :func:`classify` returns (0 = no data).
@@ -69,7 +71,11 @@ class CoverParams:
         them from the scene with :func:`estimate_endmembers`.
     fvc_bare, fvc_veg : float
         FVC at or below which a pixel has no vegetation, and at or above
-        which it is fully vegetated.
+        which it is fully vegetated.  Defaults 0.10 and 0.45: the upper
+        bound of the "bare" grade and the lower bound of the "medium cover"
+        grade of the vegetation-cover grading used in Chinese soil-erosion
+        classification (<10 %, 10-30 %, 30-45 %, 45-60 %, 60-75 %, >75 %), so
+        a young planting of medium cover counts as vegetated.
     water_index, water_ramp : float
         MNDWI (or NDWI) centre and half-width of the water ramp.
     water_nir_max : float
@@ -90,8 +96,8 @@ class CoverParams:
 
     ndvi_soil: float | None = None
     ndvi_veg: float | None = None
-    fvc_bare: float = 0.15
-    fvc_veg: float = 0.70
+    fvc_bare: float = 0.10
+    fvc_veg: float = 0.45
     water_index: float = 0.05
     water_ramp: float = 0.10
     water_nir_max: float = 0.12
@@ -165,19 +171,28 @@ def fvc(ndvi_values: np.ndarray, ndvi_soil: float, ndvi_veg: float) -> np.ndarra
 
 
 def estimate_endmembers(
-    ndvi_sample: np.ndarray, *, low_pct: float = 5.0, high_pct: float = 95.0
+    ndvi_sample: np.ndarray, *, high_pct: float = 95.0, bare_max: float = 0.3,
+    default_soil: float = 0.1,
 ) -> tuple[float, float]:
     """NDVI of bare soil and of full canopy from a scene's NDVI distribution.
 
-    The ``low_pct`` and ``high_pct`` percentiles of the finite values, then
-    kept within physically sensible bounds (soil in [-0.05, 0.25], canopy in
-    [0.55, 0.95]) so that a scene of nearly all forest or nearly all rock
-    still gets usable end-members.
+    Canopy: the ``high_pct`` percentile of the finite values.  Soil: the
+    median NDVI of the pixels that are plainly bare land (``0 < NDVI <
+    bare_max``), because in a mostly green landscape even the 5th percentile
+    of NDVI is vegetation; ``default_soil`` when fewer than 0.2 % of the
+    pixels are bare.  Both are kept within physically sensible bounds (soil
+    in [-0.05, 0.25], canopy in [0.55, 0.95]).
 
     Parameters
     ----------
     ndvi_sample : ndarray
         NDVI values (any shape), NaN ignored.
+    high_pct : float
+        Percentile for the canopy end-member.
+    bare_max : float
+        NDVI below which (and above 0, to leave out water) a pixel is bare.
+    default_soil : float
+        Soil NDVI when the sample holds almost no bare pixel.
 
     Returns
     -------
@@ -187,6 +202,13 @@ def estimate_endmembers(
     ------
     NoValidPixelsError
         When the sample holds no finite value.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.r_[rng.normal(0.12, 0.02, 300), rng.normal(0.8, 0.03, 5000)]
+    >>> [round(v, 2) for v in estimate_endmembers(x)]
+    [0.12, 0.85]
     """
     v = np.asarray(ndvi_sample, dtype=np.float64)
     v = v[np.isfinite(v)]
@@ -195,7 +217,9 @@ def estimate_endmembers(
             "no valid pixel to estimate the NDVI end-members from (all cloud or no data); "
             "give ndvi_soil and ndvi_veg explicitly or use a clearer scene"
         )
-    lo, hi = np.percentile(v, [low_pct, high_pct])
+    hi = float(np.percentile(v, high_pct))
+    bare = v[(v > 0) & (v < bare_max)]
+    lo = float(np.median(bare)) if bare.size >= max(5, 0.002 * v.size) else default_soil
     return float(np.clip(lo, -0.05, 0.25)), float(np.clip(hi, 0.55, 0.95))
 
 
@@ -228,6 +252,104 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     best = np.flatnonzero(between >= between.max() * (1 - 1e-12))
     k0, k1 = best[0], best[-1]
     return float((edges[k0 + 1] + edges[k1 + 1]) / 2)
+
+
+def veg_from_fvc(fvc_values: np.ndarray, params: CoverParams) -> np.ndarray:
+    """Vegetation fraction (0-1) from FVC by the rule of ``params`` (ramp, hard or Otsu).
+
+    This is the mapping :func:`cover_fractions` applies per pixel; it is
+    exposed so that FVC can be unmixed first (FVC mixes about linearly across
+    a pixel, the saturating vegetation fraction does not) and classified
+    after, as :mod:`ecopatch.restoration` does at patch edges.
+    """
+    f = np.asarray(fvc_values, dtype=np.float32)
+    if params.thresholds == "otsu":
+        if params.veg_threshold is None or params.ndvi_soil is None or params.ndvi_veg is None:
+            raise ConfigError("thresholds='otsu' needs veg_threshold and the end-members set")
+        nd = params.ndvi_soil + f * (params.ndvi_veg - params.ndvi_soil)
+        out = (nd >= params.veg_threshold).astype(np.float32)
+        out[np.isnan(f)] = np.nan
+        return out
+    return _ramp(f, params.fvc_bare, params.fvc_veg, params.method == "hard")
+
+
+def local_veg_fraction(
+    fvc_values: np.ndarray,
+    params: CoverParams,
+    *,
+    fvc_for: np.ndarray | None = None,
+    size: int = 5,
+    dense_margin: float = 0.25,
+    texture_margin: float = 0.15,
+    context: np.ndarray | None = None,
+) -> np.ndarray:
+    """Vegetation fraction with local end-members where vegetation meets bare ground.
+
+    A fixed ramp on FVC saturates early for dense canopy: a cell half
+    cropland (FVC 0.85) and half bare soil has FVC ≈ 0.42 and would count as
+    ~90 % vegetated.  Cells with a bare neighbour (FVC ≤ ``fvc_bare`` within
+    the 3 × 3 block) are therefore unmixed between local end-members: the
+    mean FVC of the clearly vegetated (FVC ≥ ``fvc_veg``) and of the clearly
+    bare cells in the ``size`` × ``size`` neighbourhood.  Every other cell
+    uses :func:`veg_from_fvc`.
+
+    Parameters
+    ----------
+    fvc_values : ndarray of shape (rows, cols)
+        FVC of the cells (0-1, NaN where not observed); sets the local
+        end-members.
+    params : CoverParams
+    fvc_for : ndarray, optional
+        FVC values to convert (same shape), e.g. the FVC of the part of each
+        cell inside a polygon after edge unmixing; default ``fvc_values``.
+    size : int
+        Neighbourhood for the local end-members, cells.
+    dense_margin, texture_margin : float
+        See above (FVC units).
+    context : ndarray of bool, optional
+        Cells allowed to serve as end-members (e.g. the cells entirely inside
+        one mine, so that forest around a mine does not set the reference
+        for the planting inside it).  Default all.
+
+    Returns
+    -------
+    ndarray of float32
+        Vegetation fraction 0-1, NaN where ``fvc_for`` is NaN.
+    """
+    from scipy.ndimage import maximum_filter, uniform_filter
+
+    f = np.asarray(fvc_values, dtype=np.float64)
+    target = f if fvc_for is None else np.asarray(fvc_for, dtype=np.float64)
+    base = veg_from_fvc(target, params).astype(np.float64)
+    if params.thresholds == "otsu" or params.method == "hard":
+        return base.astype(np.float32)
+    ok = np.isfinite(f)
+    if context is not None:
+        ok &= np.asarray(context, dtype=bool)
+    veg = ok & (f >= params.fvc_veg)
+    bare = ok & (f <= params.fvc_bare)
+
+    def local_mean(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # counts are rounded: uniform_filter's running sums leave ~1e-17 residues
+        # whose sign depends on the array's extent, which would break window invariance
+        n = np.rint(uniform_filter(mask.astype(np.float64), size=size, mode="constant") * size * size)
+        s = uniform_filter(np.where(mask, f, 0.0), size=size, mode="constant") * size * size
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(n > 0, s / np.where(n > 0, n, 1), np.nan), n
+
+    ref_veg, nv = local_mean(veg)
+    ref_bare, nb = local_mean(bare)
+    near_bare = maximum_filter(bare.astype(np.uint8), size=3, mode="constant") > 0
+    # Only dense canopy saturates the ramp early, and only cells clearly below
+    # their canopy neighbours are mixed (not just textured canopy).
+    dense = ref_veg >= params.fvc_veg + dense_margin
+    below = target < ref_veg - texture_margin
+    use = near_bare & dense & below & (nb > 0) & np.isfinite(target)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        span = ref_veg - ref_bare
+        local = np.clip((target - ref_bare) / np.where(span > 0.2, span, np.nan), 0.0, 1.0)
+    use &= np.isfinite(local)
+    return np.where(use, local, base).astype(np.float32)
 
 
 def _has(bands: Mapping[str, np.ndarray], *names: str) -> bool:

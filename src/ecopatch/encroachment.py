@@ -11,9 +11,10 @@ Method, in order:
    cover fractions and FVC computed at each scene's own resolution
    (:func:`ecopatch.io.raster.read_on_grid`).
 2. A global radiometric or seasonal shift between the dates is removed by
-   *relative radiometric normalisation*: per band, a linear fit
+   *relative radiometric normalisation*: per band, a reduced-major-axis fit
    ``after = gain × before + offset`` on pseudo-invariant pixels (those whose
-   residual stays within 2.5 robust standard deviations, three iterations)
+   residual stays within 2.5 robust standard deviations in every band, up to
+   four iterations)
    of a sample of the area of interest; the after scene is mapped back onto
    the before scene's radiometry and classified with the before scene's
    parameters.  For pairs without common bands (a drone RGB mosaic against a
@@ -150,7 +151,11 @@ class _ChangeDeriver:
                 if b in bands:
                     bands[b] = ((bands[b] - o) / g).astype(np.float32)
         f = cover_fractions(bands, self.params, source=self.source)
-        return {k: v for k, v in f.items() if k in ("veg", "bare", "built", "water", *_LAYERS)}
+        out = {k: v for k, v in f.items() if k in ("veg", "bare", "built", "water", *_LAYERS)}
+        for b in ("blue", "green", "nir", "swir1"):
+            if b in bands:
+                out[f"rho_{b}"] = bands[b]
+        return out
 
 
 def _fit_rrn(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray],
@@ -172,8 +177,15 @@ def _fit_rrn(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray],
             xs, ys = x[b][stable], y[b][stable]
             if len(xs) < 100 or np.ptp(xs) == 0:
                 return None
-            g, o = np.polyfit(xs, ys, 1)
-            fits[b] = (float(g), float(o))
+            # reduced major axis: both dates carry noise, and ordinary least
+            # squares would shrink the gain of a band with little spread
+            sx, sy = float(np.std(xs)), float(np.std(ys))
+            if sx == 0:
+                return None
+            r = float(np.corrcoef(xs, ys)[0, 1])
+            g = np.sign(r) * sy / sx if r != 0 else 1.0
+            o = float(np.mean(ys) - g * np.mean(xs))
+            fits[b] = (float(g), o)
             r = y[b] - (g * x[b] + o)
             med = np.median(r[stable])
             mad = 1.4826 * np.median(np.abs(r[stable] - med)) or 1e-6
@@ -570,8 +582,19 @@ def _patches_from_components(merged: Any, g: Grid, params: ChangeParams, mmu: fl
     a_total = stats[:, STAT_NAMES.index("a_total")]
     change_m2 = stats[:, STAT_NAMES.index("a_change")] * np.clip(kept_share, 0, 1)
     conf = np.where(a_total > 0, stats[:, STAT_NAMES.index("a_prob")] / a_total, 0.0)
+    base = len(STAT_NAMES)
+
+    def layer_mean(name: str) -> np.ndarray:
+        if name not in names:
+            return np.full(n, np.nan)
+        j = names.index(name)
+        s, w = stats[:, base + 2 * j], stats[:, base + 2 * j + 1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(w > 0, s / w, np.nan)
+
+    rise = layer_mean("mndwi_after") - layer_mean("mndwi_before")
     types = [
-        "vegetation_gain" if c == "gain" else patch_type(stats[i], params.construction_share)
+        "vegetation_gain" if c == "gain" else patch_type(stats[i], params, float(rise[i]))
         for i, c in enumerate(cats)
     ]
     data: dict[str, Any] = {
@@ -581,11 +604,8 @@ def _patches_from_components(merged: Any, g: Grid, params: ChangeParams, mmu: fl
         "n_px": stats[:, 0].astype(np.int64),
         "confidence": conf,
     }
-    base = len(STAT_NAMES)
-    for j, nm in enumerate(names):
-        s, w = stats[:, base + 2 * j], stats[:, base + 2 * j + 1]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            data[nm] = np.where(w > 0, s / w, np.nan)
+    for nm in names:
+        data[nm] = layer_mean(nm)
     df = gpd.GeoDataFrame(data, geometry=geoms, crs=g.crs)
     keep = (~shapely.is_empty(geoms)) & (df["change_m2"] >= mmu) & (df["area_m2"] > 0)
     if not include_gain:

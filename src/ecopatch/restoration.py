@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .cover import CoverParams, cover_fractions, estimate_endmembers, otsu_threshold
+from .cover import CoverParams, cover_fractions, estimate_endmembers, local_veg_fraction, otsu_threshold
 from .errors import ConfigError, InputDataError, LowCoverageWarning, NoOverlapError
 from .geodesy import as_crs, geodesic_area_m2
 from .grid import Grid, Window
@@ -219,6 +219,9 @@ _SUMS = (
     "water_before", "water_after", "fvc_before", "fvc_after", "damaged_after",
 )
 _PARTITION = ("veg", "bare", "built", "water")
+#: Cells of context read around each block and each mine: 1 for edge unmixing
+#: plus 2 for the 5 × 5 local end-members.
+_HALO = 3
 
 
 @dataclass(frozen=True)
@@ -233,6 +236,8 @@ class _BlockTask:
     index: np.ndarray
     edge: str
     max_source_px: int
+    native_before: bool
+    native_after: bool
 
 
 class _Deriver:
@@ -261,43 +266,63 @@ def _neighbour_mean(values: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray,
     return m, c
 
 
-def _inside_share(layers: Mapping[str, np.ndarray], cov: np.ndarray, valid: np.ndarray,
-                  names: tuple[str, ...], edge: str) -> dict[str, np.ndarray]:
-    """Per cell, the amount of each layer inside the polygon (0..cov), by edge unmixing.
+def _unmix(f: np.ndarray, cov: np.ndarray, valid: np.ndarray, outside: np.ndarray,
+           edge_cells: np.ndarray) -> np.ndarray:
+    """Inside amount ``x = clip(f - (1 - w) · b, 0, w)`` at edge cells, ``w · f`` elsewhere.
 
-    ``x = clip(f - (1 - w) · b, 0, w)`` where ``f`` is the cell's value, ``w``
-    its coverage and ``b`` the mean over neighbouring cells entirely outside
-    the polygon; partition layers are then rescaled to sum to ``w``.  Cells
-    without an observed outside neighbour, and ``edge="uniform"``, use
-    ``x = w · f``.
+    ``b`` is the mean of ``f`` over the neighbouring cells entirely outside
+    the polygon; cells without such a neighbour keep ``w · f``.
     """
-    out = {}
-    edge_cells = (cov > 0) & (cov < 1) & valid
-    if edge == "uniform" or not edge_cells.any():
-        for k in names:
-            out[k] = np.where(valid, cov * layers[k], 0.0)
-        return out
-    outside = (cov == 0) & valid
-    for k in names:
-        f = np.where(valid, layers[k], 0.0).astype(np.float64)
+    f = np.where(valid, f, 0.0).astype(np.float64)
+    x = cov * f
+    if edge_cells.any():
         b, cnt = _neighbour_mean(f, outside)
-        x = cov * f
         use = edge_cells & (cnt > 0)
-        x_edge = np.clip(f - (1.0 - cov) * np.nan_to_num(b), 0.0, cov)
-        x = np.where(use, x_edge, x)
-        out[k] = np.where(valid, x, 0.0)
-    total = sum(out[k] for k in names if k in _PARTITION)
-    if all(k in names for k in _PARTITION):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            scale = np.where(total > 0, cov / total, 0.0)
-        for k in _PARTITION:
-            out[k] = out[k] * np.where(valid, scale, 0.0)
-    return out
+        x = np.where(use, np.clip(f - (1.0 - cov) * np.nan_to_num(b), 0.0, cov), x)
+    return np.where(valid, x, 0.0)
+
+
+def _inside_composition(layers: Mapping[str, np.ndarray], cov: np.ndarray, valid: np.ndarray,
+                        edge: str, params: CoverParams | None) -> dict[str, np.ndarray]:
+    """Per cell, the composition (0-1 shares) of the part inside the polygon.
+
+    Edge cells are unmixed against their outside neighbours
+    (:func:`_unmix`).  Unmixing needs quantities that mix linearly across a
+    cell: water, bare and built shares, and FVC.  When ``params`` is given
+    (the scene was classified on this very grid), the vegetation share
+    inside is the cover rule applied to the *unmixed FVC*; when it is None
+    (the scene was finer and its shares were area-averaged onto this grid,
+    which keeps them linear) the vegetation share is unmixed directly.
+    Shares are rescaled to sum to 1 inside.
+    """
+    w = np.where(cov > 0, cov, 1.0)
+    edge_cells = (cov > 0) & (cov < 1) & valid
+    if edge == "uniform":
+        edge_cells = np.zeros_like(edge_cells)
+    outside = (cov == 0) & valid
+    inside = {k: _unmix(layers[k], cov, valid, outside, edge_cells) / w for k in (*_PARTITION, "fvc")}
+    inside = {k: np.clip(v, 0.0, 1.0) for k, v in inside.items()}
+    if params is not None:
+        fv = np.where(valid, layers["fvc"], np.nan)
+        vfrac = local_veg_fraction(fv, params, fvc_for=np.where(valid, inside["fvc"], np.nan),
+                                   context=cov >= 1.0)
+        veg = (1.0 - inside["water"]) * np.nan_to_num(vfrac)
+        inside["veg"] = np.where(valid, veg, 0.0)
+    rest = 1.0 - inside["veg"] - inside["water"]
+    nonveg = inside["bare"] + inside["built"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share_built = np.where(nonveg > 0, inside["built"] / nonveg, 0.0)
+    rest = np.clip(rest, 0.0, 1.0)
+    inside["built"] = rest * share_built
+    inside["bare"] = rest - inside["built"]
+    for k in inside:
+        inside[k] = np.where(valid, inside[k], 0.0)
+    return inside
 
 
 def _assess_block(task: _BlockTask) -> PatchSums:
     grid, win = task.grid, task.window
-    padded = win.pad(1)
+    padded = win.pad(_HALO)
     lb = read_on_grid(task.before, grid, padded, derive=_Deriver(task.params_before, task.before.source),
                       max_source_px=task.max_source_px)
     la = read_on_grid(task.after, grid, padded, derive=_Deriver(task.params_after, task.after.source),
@@ -306,10 +331,9 @@ def _assess_block(task: _BlockTask) -> PatchSums:
     valid_b = np.isfinite(lb["veg"])
     valid_a = np.isfinite(la["veg"])
     both = valid_b & valid_a
-    core = win.relative_to(padded)
     rows = np.zeros((len(task.index), len(_SUMS)))
     for j, geom in enumerate(task.geometries):
-        mwin = grid.window_from_bounds(geom.bounds, pad=1, clip=True)
+        mwin = grid.window_from_bounds(geom.bounds, pad=_HALO, clip=True)
         mwin = mwin.intersection(padded) if mwin is not None else None
         if mwin is None:
             continue
@@ -318,16 +342,16 @@ def _assess_block(task: _BlockTask) -> PatchSums:
             continue
         cov = np.zeros(mwin.shape)
         cov[cw.relative_to(mwin).slices] = cov_part
+        # "entirely inside" must not depend on float rounding of the clip window
+        cov[cov > 1.0 - 1e-9] = 1.0
         sl = mwin.relative_to(padded).slices
-        vb, va, vboth = valid_b[sl], valid_a[sl], both[sl]
-        b_in = _inside_share({k: lb[k][sl] for k in (*_PARTITION, "fvc")}, cov, vboth,
-                             (*_PARTITION, "fvc"), task.edge)
-        a_in = _inside_share({k: la[k][sl] for k in (*_PARTITION, "fvc")}, cov, vboth,
-                             (*_PARTITION, "fvc"), task.edge)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            w = np.where(cov > 0, cov, 1.0)
-            dam_b = (b_in["bare"] + b_in["built"]) / w
-            restored = np.clip(a_in["veg"] / w - b_in["veg"] / w, 0.0, dam_b) * cov
+        vboth = both[sl]
+        b_in = _inside_composition({k: lb[k][sl] for k in (*_PARTITION, "fvc")}, cov, vboth,
+                                   task.edge, task.params_before if task.native_before else None)
+        a_in = _inside_composition({k: la[k][sl] for k in (*_PARTITION, "fvc")}, cov, vboth,
+                                   task.edge, task.params_after if task.native_after else None)
+        dam_b = b_in["bare"] + b_in["built"]
+        restored = np.clip(a_in["veg"] - b_in["veg"], 0.0, dam_b)
         # only cells of this block's core count (the halo belongs to neighbours)
         keep = np.zeros(mwin.shape, dtype=bool)
         inner = mwin.intersection(win)
@@ -335,21 +359,20 @@ def _assess_block(task: _BlockTask) -> PatchSums:
             continue
         keep[inner.relative_to(mwin).slices] = True
         A = area[sl] * keep
+        Aw = A * cov
         rows[j] = [
-            np.sum(A * cov),
-            np.sum(A * cov * vboth),
-            np.sum(A * (b_in["bare"] + b_in["built"])),
-            np.sum(A * np.where(vboth, restored, 0.0)),
-            np.sum(A * b_in["veg"]),
-            np.sum(A * a_in["veg"]),
-            np.sum(A * b_in["water"]),
-            np.sum(A * a_in["water"]),
-            np.sum(A * b_in["fvc"]),
-            np.sum(A * a_in["fvc"]),
-            np.sum(A * (a_in["bare"] + a_in["built"])),
+            np.sum(Aw),
+            np.sum(Aw * vboth),
+            np.sum(Aw * dam_b),
+            np.sum(Aw * restored),
+            np.sum(Aw * b_in["veg"]),
+            np.sum(Aw * a_in["veg"]),
+            np.sum(Aw * b_in["water"]),
+            np.sum(Aw * a_in["water"]),
+            np.sum(Aw * b_in["fvc"]),
+            np.sum(Aw * a_in["fvc"]),
+            np.sum(Aw * (a_in["bare"] + a_in["built"])),
         ]
-        del vb, va
-    _ = core
     return PatchSums(task.index, rows)
 
 
@@ -465,14 +488,18 @@ def assess_restoration(
     p_b = prepare_cover_params(before, cover_before or cover, aoi_bounds=tuple(mb), aoi_crs=g.crs)
     p_a = prepare_cover_params(after, cover_after or cover, aoi_bounds=tuple(mb), aoi_crs=g.crs)
 
-    plan = blocks_touching(g, geoms_grid, block=block, pad=1)
+    plan = blocks_touching(g, geoms_grid, block=block, pad=_HALO)
     if not plan:
         raise NoOverlapError(
             f"none of the {len(mines)} mines overlaps the analysis grid {g!r}; check that the "
             "imagery covers the mines and that both carry the right CRS"
         )
+    # a scene classified on the analysis grid itself (not area-averaged from a finer one)
+    native_b = _ground_res_m(before.grid) >= 0.9 * _ground_res_m(g)
+    native_a = _ground_res_m(after.grid) >= 0.9 * _ground_res_m(g)
     tasks = [
-        _BlockTask(before, after, g, w, p_b, p_a, tuple(geoms_grid[idx]), idx, edge, max_source_px)
+        _BlockTask(before, after, g, w, p_b, p_a, tuple(geoms_grid[idx]), idx, edge, max_source_px,
+                   native_b and "nir" in before.bands, native_a and "nir" in after.bands)
         for w, idx in plan
     ]
     partials = run_tasks(_assess_block, tasks, scheduler=scheduler, progress=progress, desc="assess")

@@ -145,6 +145,9 @@ class Scene:
         What the scene was opened from.
     metadata : mapping
         Product facts found on the way (processing baseline, offsets, ...).
+    cloud_buffer_m : float
+        Ground distance (m) by which the product's cloud, shadow and cirrus
+        mask is grown: product masks miss the thin fringes of clouds.
     """
 
     sensor: SensorProfile
@@ -154,6 +157,7 @@ class Scene:
     mask: MaskRef | None
     source: str
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    cloud_buffer_m: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
@@ -163,7 +167,8 @@ class Scene:
         return (
             _rebuild_scene,
             (self.sensor.name, self.band_refs, self.grid, self.date, self.mask, self.source,
-             dict(self.metadata), self.sensor if self.sensor.name not in _sensor_names() else None),
+             dict(self.metadata), self.sensor if self.sensor.name not in _sensor_names() else None,
+             self.cloud_buffer_m),
         )
 
     @property
@@ -234,9 +239,7 @@ class Scene:
             out[n] = refl
             valid &= ok
         if self.mask is not None:
-            m = self.mask
-            raw = _read_resampled(m.path, m.index, m.grid, self.grid, window, categorical=True)
-            valid &= _mask_clear(raw, m.kind)
+            valid &= self._mask_clear(window)
         if not self.sensor.reflectance and names:
             # Drone RGB mosaics often carry an untagged black collar: (0, 0, 0) is no data.
             dark = np.ones(window.shape, dtype=bool)
@@ -246,6 +249,27 @@ class Scene:
         for n in names:
             out[n][~valid] = np.nan
         return Observation(out, valid, self.grid.subgrid(window))
+
+    def _mask_clear(self, window: Window) -> np.ndarray:
+        """The product mask's clear pixels in ``window``, with clouds grown by ``cloud_buffer_m``."""
+        m = self.mask
+        assert m is not None
+        k = 0
+        if self.cloud_buffer_m > 0 and m.kind in ("scl", "qa_pixel"):
+            k = int(math.ceil(self.cloud_buffer_m / (self.grid.res[0] * _unit_m(self.grid))))
+        big = window.pad(k)
+        raw = _read_resampled(m.path, m.index, m.grid, self.grid, big, categorical=True)
+        clear = _mask_clear(raw, m.kind)
+        if k > 0:
+            from scipy.ndimage import binary_dilation
+
+            nodata = np.nan_to_num(np.asarray(raw, dtype=np.float64), nan=0) == 0
+            cloudy = ~clear & ~nodata
+            yy, xx = np.mgrid[-k:k + 1, -k:k + 1]
+            disk = (yy * yy + xx * xx) <= k * k
+            cloudy = binary_dilation(cloudy, structure=disk)
+            clear &= ~cloudy
+        return clear[window.relative_to(big).slices]
 
     def with_date(self, date: _dt.date) -> Scene:
         """A copy with another acquisition date."""
@@ -264,9 +288,10 @@ def _sensor_names() -> tuple[str, ...]:
     return tuple(SENSORS)
 
 
-def _rebuild_scene(sensor_name, band_refs, grid, date, mask, source, metadata, sensor_obj):  # type: ignore[no-untyped-def]
+def _rebuild_scene(sensor_name, band_refs, grid, date, mask, source, metadata, sensor_obj,  # type: ignore[no-untyped-def]
+                   cloud_buffer_m=0.0):
     sensor = sensor_obj if sensor_obj is not None else get_sensor(sensor_name)
-    return Scene(sensor, band_refs, grid, date, mask, source, metadata)
+    return Scene(sensor, band_refs, grid, date, mask, source, metadata, cloud_buffer_m)
 
 
 # ---------------------------------------------------------------------------
@@ -926,6 +951,7 @@ def open_scene(
     scale: float | None = None,
     offset: float | None = None,
     nodata: float | None = None,
+    cloud_buffer_m: float | None = None,
 ) -> Scene:
     """Open imagery of one date as a lazily read :class:`Scene`.
 
@@ -950,6 +976,10 @@ def open_scene(
         Override ``reflectance = DN × scale + offset`` for every band.
     nodata : float, optional
         Override the DN meaning no data.
+    cloud_buffer_m : float, optional
+        Grow the product's cloud/shadow/cirrus mask by this ground distance
+        (m).  Default 20 m (one SCL pixel) for Sentinel-2 SCL and Landsat
+        QA_PIXEL, whose masks miss the thin fringes of clouds; 0 turns it off.
 
     Returns
     -------
@@ -1011,6 +1041,11 @@ def open_scene(
             scene = _scene_from_file(path, prof, bands, scale, offset, nodata)
     if date is not None:
         scene = scene.with_date(_parse_date(date, f"{source}: date"))
+    if cloud_buffer_m is None:
+        cloud_buffer_m = 20.0 if scene.mask is not None and scene.mask.kind in ("scl", "qa_pixel") else 0.0
+    if cloud_buffer_m < 0:
+        raise ConfigError(f"cloud_buffer_m={cloud_buffer_m}: must be >= 0")
+    scene = replace(scene, cloud_buffer_m=float(cloud_buffer_m))
     if (
         scene.sensor.name.startswith("sentinel2")
         and scene.date is not None
