@@ -127,13 +127,17 @@ class PixelChange:
     ``code`` (uint8, :data:`CHANGE_CODES`), ``prob`` (0-1, probability that
     the change exceeds its threshold given the noise), ``share`` (0-1,
     estimated changed share of the pixel), ``observed`` (bool, observed at
-    both dates).
+    both dates), and ``rim_disturbance`` / ``rim_gain`` (0-1, the changed
+    share of pixels below the thresholds, net of one noise standard
+    deviation; counted for the rim of a patch, see :func:`block_components`).
     """
 
     code: np.ndarray
     prob: np.ndarray
     share: np.ndarray
     observed: np.ndarray
+    rim_disturbance: np.ndarray | None = None
+    rim_gain: np.ndarray | None = None
 
 
 def _ramp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -249,7 +253,16 @@ def classify_change(
     share = np.where(is_loss, np.clip(-dfvc / p.loss_reference, 0, 1), share)
     share = np.where(is_gain, np.clip(np.maximum(dveg, dfvc / p.loss_reference), 0, 1), share)
     share = np.nan_to_num(share)
-    return PixelChange(code, prob.astype(np.float32), share.astype(np.float32), observed)
+
+    # changed share of the pixels that stay below the thresholds: counted where
+    # they border a patch, so that small patches' areas are not biased low
+    noise = s_fvc / p.loss_reference
+    rim_d = np.maximum.reduce([-dveg, dwater, dbuilt, -dfvc / p.loss_reference])
+    rim_g = np.maximum(dveg, dfvc / p.loss_reference)
+    rim_d = np.where(observed_aoi & (code == 0), np.clip(rim_d - noise, 0, 1), 0.0)
+    rim_g = np.where(observed_aoi & (code == 0), np.clip(rim_g - noise, 0, 1), 0.0)
+    return PixelChange(code, prob.astype(np.float32), share.astype(np.float32), observed,
+                       np.nan_to_num(rim_d).astype(np.float32), np.nan_to_num(rim_g).astype(np.float32))
 
 
 # ---------------------------------------------------------------------------
@@ -286,6 +299,9 @@ class BlockComponents:
     borders : dict
         ``(category, side) -> labels`` along the block's ``top``,
         ``bottom``, ``left`` and ``right`` edges.
+    pending : list of (category, row, col, m²)
+        Rim area owed to the patch of the flagged pixel at (row, col), which
+        lies in a neighbouring block.
     """
 
     window: Window
@@ -295,6 +311,7 @@ class BlockComponents:
     stats: np.ndarray
     layer_names: tuple[str, ...]
     borders: dict[tuple[str, str], np.ndarray]
+    pending: list[tuple[str, int, int, float]] = field(default_factory=list)
 
 
 _FOUR = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], dtype=bool)
@@ -305,47 +322,65 @@ def block_components(
     window: Window,
     cell_area_m2: np.ndarray,
     layers: Mapping[str, np.ndarray] | None = None,
+    *,
+    halo: int = 0,
 ) -> BlockComponents:
     """Label and outline the change components of one block, with per-component sums.
 
     Parameters
     ----------
     change : PixelChange
-        Of the block's pixels (shape ``window.shape``).
+        Of the block's pixels plus ``halo`` pixels on every side.
     window : Window
-        The block in the analysis grid.
+        The block in the analysis grid (without the halo).
     cell_area_m2 : ndarray
-        True ground area of each cell, m².
+        True ground area of each cell of the padded block, m².
     layers : mapping, optional
-        Extra per-pixel layers to average per component (NaN ignored), e.g.
-        ``ndvi_before``.
+        Extra per-pixel layers (padded shape) to average per component (NaN
+        ignored), e.g. ``ndvi_before``.
+    halo : int
+        Pixels of context around the block (0 or 1).  With a halo, the
+        changed share of the unflagged pixels bordering a patch (its *rim*)
+        is added to the patch's ``a_change``; a rim pixel whose flagged
+        neighbour lies in the next block is handed to the merge step
+        (:attr:`BlockComponents.pending`).
 
     Returns
     -------
     BlockComponents
     """
+    from affine import Affine
     from rasterio.features import shapes
     from scipy import ndimage
 
-    from affine import Affine
-
     layers = dict(layers or {})
     names = tuple(layers)
-    code = change.code
+    core = (slice(halo, halo + window.height), slice(halo, halo + window.width))
+    code_p = change.code
+    code = code_p[core]
     tr = Affine(1, 0, window.col_off, 0, 1, window.row_off)
     cats: list[str] = []
     labs: list[int] = []
     outs: list[Any] = []
     stats: list[np.ndarray] = []
     borders: dict[tuple[str, str], np.ndarray] = {}
-    area = np.asarray(cell_area_m2, dtype=np.float64)
+    pending: list[tuple[str, int, int, float]] = []
+    area_p = np.asarray(cell_area_m2, dtype=np.float64)
+    area = area_p[core]
+    share = change.share[core]
+    prob = change.prob[core]
     for cat in CATEGORIES:
-        mask = np.isin(code, _DISTURBANCE) if cat == "disturbance" else code == 5
+        mask_p = np.isin(code_p, _DISTURBANCE) if cat == "disturbance" else code_p == 5
+        mask = mask_p[core]
         lab, n = ndimage.label(mask, structure=_FOUR)
         borders[(cat, "top")] = lab[0, :].copy()
         borders[(cat, "bottom")] = lab[-1, :].copy()
         borders[(cat, "left")] = lab[:, 0].copy()
         borders[(cat, "right")] = lab[:, -1].copy()
+        rim_extra = np.zeros(n + 1)
+        rim = change.rim_disturbance if cat == "disturbance" else change.rim_gain
+        if halo and rim is not None and n:
+            rim_extra = _rim_sums(mask_p, lab, rim, area_p, halo, window, cat, pending, n)
         if n == 0:
             continue
         flat = lab.ravel()
@@ -358,13 +393,13 @@ def block_components(
         cols = [
             bsum(np.ones_like(area)),
             bsum(area),
-            bsum(area * change.share),
-            bsum(area * change.prob),
+            bsum(area * share) + rim_extra[1:],
+            bsum(area * prob),
         ]
         for c in (1, 2, 3, 4, 5):
             cols.append(bsum(area * (code == c)))
         for nm in names:
-            v = np.asarray(layers[nm], dtype=np.float64)
+            v = np.asarray(layers[nm], dtype=np.float64)[core]
             ok = np.isfinite(v)
             cols.append(bsum(np.where(ok, area * v, 0.0)))
             cols.append(bsum(np.where(ok, area, 0.0)))
@@ -388,7 +423,37 @@ def block_components(
         stats=np.vstack(stats) if stats else np.zeros((0, width)),
         layer_names=names,
         borders=borders,
+        pending=pending,
     )
+
+
+#: Order in which a rim pixel looks for the patch it belongs to: up, left, right, down.
+_NEIGHBOURS = ((-1, 0), (0, -1), (0, 1), (1, 0))
+
+
+def _rim_sums(mask_p: np.ndarray, lab: np.ndarray, rim: np.ndarray, area_p: np.ndarray, halo: int,
+              window: Window, cat: str, pending: list[tuple[str, int, int, float]], n: int) -> np.ndarray:
+    """Rim shares (m²) per label; rim pixels whose patch is in the next block go to ``pending``."""
+    h, w = window.height, window.width
+    core_rim = rim[halo:halo + h, halo:halo + w]
+    core_mask = mask_p[halo:halo + h, halo:halo + w]
+    todo = (~core_mask) & (core_rim > 0)
+    extra = np.zeros(n + 1)
+    taken = np.zeros((h, w), dtype=bool)
+    for dr, dc in _NEIGHBOURS:
+        nb = mask_p[halo + dr:halo + dr + h, halo + dc:halo + dc + w]
+        hit = todo & ~taken & nb
+        if not hit.any():
+            continue
+        taken |= hit
+        rr, cc = np.nonzero(hit)
+        nr, nc = rr + dr, cc + dc
+        amount = core_rim[rr, cc] * area_p[halo + rr, halo + cc]
+        inside = (nr >= 0) & (nr < h) & (nc >= 0) & (nc < w)
+        np.add.at(extra, lab[nr[inside], nc[inside]], amount[inside])
+        for r_, c_, a_ in zip(nr[~inside], nc[~inside], amount[~inside]):
+            pending.append((cat, int(window.row_off + r_), int(window.col_off + c_), float(a_)))
+    return extra
 
 
 # ---------------------------------------------------------------------------
@@ -471,7 +536,16 @@ def merge_components(blocks: Sequence[BlockComponents]) -> MergedComponents:
                 _join(uf, key, cat, bi, b.borders[(cat, "bottom")], below, nb.borders[(cat, "top")],
                       along=(w.col_off, nb.window.col_off))
     roots = np.array([uf.find(i) for i in range(n)])
-    all_stats = np.vstack([b.stats for b in blocks if len(b.label)])
+    all_stats = np.vstack([b.stats for b in blocks if len(b.label)]).copy()
+    i_change = STAT_NAMES.index("a_change")
+    for b in blocks:
+        for cat, row, col, amount in b.pending:
+            j = _block_at(blocks, row, col)
+            if j is None:
+                continue
+            lab = _border_label(blocks[j], cat, row, col)
+            if lab > 0:
+                all_stats[key[(cat, j, lab)], i_change] += amount
     all_outlines = np.concatenate([b.outline for b in blocks if len(b.label)])
     all_cats = [c for b in blocks for c in b.category]
     groups: dict[int, list[int]] = {}
@@ -490,6 +564,27 @@ def merge_components(blocks: Sequence[BlockComponents]) -> MergedComponents:
     b = shapely.bounds(outs_arr)
     order = np.lexsort((np.array([CATEGORIES.index(c) for c in cats]), b[:, 0], b[:, 1]))
     return MergedComponents([cats[i] for i in order], outs_arr[order], np.vstack(stats)[order], names)
+
+
+def _block_at(blocks: Sequence[BlockComponents], row: int, col: int) -> int | None:
+    for j, b in enumerate(blocks):
+        w = b.window
+        if w.row_off <= row < w.row_end and w.col_off <= col < w.col_end:
+            return j
+    return None
+
+
+def _border_label(b: BlockComponents, cat: str, row: int, col: int) -> int:
+    w = b.window
+    if row == w.row_off:
+        return int(b.borders[(cat, "top")][col - w.col_off])
+    if row == w.row_end - 1:
+        return int(b.borders[(cat, "bottom")][col - w.col_off])
+    if col == w.col_off:
+        return int(b.borders[(cat, "left")][row - w.row_off])
+    if col == w.col_end - 1:
+        return int(b.borders[(cat, "right")][row - w.row_off])
+    return 0
 
 
 def _neighbour(by_corner: dict[tuple[int, int], int], blocks: Sequence[BlockComponents], row: int,

@@ -281,22 +281,23 @@ def _aoi_mask(aoi: Any, g: Grid, win: Window) -> np.ndarray | None:
 
 def _detect_block(task: _BlockTask) -> _BlockResult:
     g, win = task.grid, task.window
-    lb = read_on_grid(task.before, g, win, derive=task.derive_before, max_source_px=task.max_source_px)
-    la = read_on_grid(task.after, g, win, derive=task.derive_after, max_source_px=task.max_source_px)
-    aoi = _aoi_mask(task.aoi, g, win)
+    padded = win.pad(1)
+    lb = read_on_grid(task.before, g, padded, derive=task.derive_before, max_source_px=task.max_source_px)
+    la = read_on_grid(task.after, g, padded, derive=task.derive_after, max_source_px=task.max_source_px)
+    aoi = _aoi_mask(task.aoi, g, padded)
     change = classify_change(lb, la, task.params, aoi=aoi)
-    area = g.cell_area_m2(win)
+    area = g.cell_area_m2(padded)
     layers = {}
     for k in _LAYERS:
         if k in lb:
             layers[f"{k}_before"] = lb[k]
         if k in la:
             layers[f"{k}_after"] = la[k]
-    comps = block_components(change, win, area, layers)
+    comps = block_components(change, win, area, layers, halo=1)
     if len(task.zones):
         cov = coverage_table(list(task.zones), g, window=win)
-        obs = np.where(change.observed, 1.0, np.nan)
-        sums = zonal_sums(cov, {"all": np.ones(win.shape), "obs": obs}, window=win, weights=area)
+        obs = np.where(change.observed[1:-1, 1:-1], 1.0, np.nan)
+        sums = zonal_sums(cov, {"all": np.ones(win.shape), "obs": obs}, window=win, weights=area[1:-1, 1:-1])
         zs = PatchSums(task.zone_index, np.column_stack([sums["sum_all"], sums["sum_obs"]])[: len(task.zones)])
     else:
         zs = PatchSums(np.zeros(0, dtype=np.int64), np.zeros((0, 2)))
@@ -499,7 +500,7 @@ def detect_changes(
                                  (zone_bounds[:, 1] < t) & (zone_bounds[:, 3] > b))
         else:
             hit = np.zeros(0, dtype=np.int64)
-        aoi_w = None if aoi is None else shapely.clip_by_rect(aoi, *g.subgrid(w).bounds)
+        aoi_w = None if aoi is None else shapely.clip_by_rect(aoi, *g.subgrid(w.pad(1)).bounds)
         tasks.append(_BlockTask(before, after, g, w, d_before, d_after, params, aoi_w,
                                 tuple(zg[hit]), hit, max_source_px))
     results = run_tasks(_detect_block, tasks, scheduler=scheduler, progress=progress, desc="detect")
