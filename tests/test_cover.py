@@ -3,7 +3,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ecopatch.cover import CLASSES, CoverParams, classify, cover_fractions, estimate_endmembers, fvc
+from ecopatch.cover import (
+    CLASSES,
+    CoverParams,
+    classify,
+    cover_fractions,
+    estimate_endmembers,
+    fvc,
+    local_veg_fraction,
+)
 from ecopatch.errors import ConfigError, MissingBandError, NoValidPixelsError
 
 # reflectance (blue, green, red, nir, swir1, swir2) of pure materials
@@ -26,9 +34,24 @@ def test_pure_materials(mat, cls):
     assert sum(f[c][0] for c in CLASSES) == pytest.approx(1.0, abs=1e-6)
 
 
-def test_half_forest_half_soil_is_about_half_vegetated():
-    f = cover_fractions(_px(FOREST, SOIL), P)
+def test_half_young_planting_half_soil_is_about_half_vegetated():
+    # young restoration planting: FVC ~0.55; the 0.10-0.45 ramp keeps its mixes linear
+    young = dict(blue=0.045, green=0.08, red=0.075, nir=0.27, swir1=0.24, swir2=0.14)
+    assert cover_fractions(_px(young), P)["veg"][0] == pytest.approx(1.0)
+    f = cover_fractions(_px(young, SOIL), P)
     assert 0.35 < f["veg"][0] < 0.65
+
+
+def test_local_endmembers_fix_dense_canopy_mixes():
+    # a row: forest, forest, mixed 50/50, soil, soil. The fixed ramp saturates the mixed
+    # cell (dense canopy has FVC ~0.9, half of it is past 0.45); local end-members do not.
+    row = [_px(FOREST), _px(FOREST), _px(FOREST, SOIL), _px(SOIL), _px(SOIL)]
+    bands = {b: np.array([[c[b][0] for c in row]] * 5, dtype=np.float32) for b in FOREST}
+    f = cover_fractions(bands, P)
+    assert f["veg"][2, 2] > 0.85
+    local = local_veg_fraction(f["fvc"], P)
+    assert 0.35 < local[2, 2] < 0.65
+    assert local[2, 0] == pytest.approx(1.0) and local[2, 4] == pytest.approx(0.0)
 
 
 @settings(max_examples=60)

@@ -60,7 +60,7 @@ from .change import (
     merge_components,
     patch_type,
 )
-from .cover import CoverParams, cover_fractions, estimate_endmembers, otsu_threshold
+from .cover import CoverParams, cover_fractions, otsu_threshold
 from .errors import (
     ConfigError,
     EcopatchWarning,
@@ -495,8 +495,8 @@ def detect_changes(
     tasks = []
     for w, _ in plan:
         if len(zg):
-            l, b, r, t = g.subgrid(w).bounds
-            hit = np.flatnonzero((zone_bounds[:, 0] < r) & (zone_bounds[:, 2] > l) &
+            left, b, r, t = g.subgrid(w).bounds
+            hit = np.flatnonzero((zone_bounds[:, 0] < r) & (zone_bounds[:, 2] > left) &
                                  (zone_bounds[:, 1] < t) & (zone_bounds[:, 3] > b))
         else:
             hit = np.zeros(0, dtype=np.int64)
@@ -553,7 +553,6 @@ def _patches_from_components(merged: Any, g: Grid, params: ChangeParams, mmu: fl
                              exclude: gpd.GeoDataFrame | None, include_gain: bool, before: Scene,
                              after: Scene, simplify_m: float) -> gpd.GeoDataFrame:
     import geopandas as gpd
-
     from affine import Affine
 
     stats = merged.stats
@@ -697,8 +696,6 @@ def _attach_zones(patches: gpd.GeoDataFrame, zones: gpd.GeoDataFrame, zfield: st
 def _finish(patches: gpd.GeoDataFrame, before: Scene, after: Scene) -> gpd.GeoDataFrame:
     """IDs, dates, coordinates, mu, column order."""
     import geopandas as gpd
-
-    from .geodesy import to_lonlat
 
     from .schema import PATCH_COLUMNS
 

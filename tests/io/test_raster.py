@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from affine import Affine
 
-from ecopatch.errors import MissingBandError, MissingCRSError, InputDataError, RasterReadError
+from ecopatch.errors import InputDataError, MissingBandError, MissingCRSError, RasterReadError
 from ecopatch.grid import Grid, Window
 from ecopatch.io.raster import open_scene, read_decimated, read_on_grid
 from tests.conftest import write_raster

@@ -1,7 +1,5 @@
 import geopandas as gpd
-import numpy as np
 import pytest
-import shapely
 from shapely.geometry import LineString, Point, box
 
 from ecopatch.errors import (

@@ -9,7 +9,8 @@ from .options import block_opt, out_opt, overwrite_opt, progress_opt, scene_opts
 
 @click.command()
 @scene_opts
-@click.option("--mines", required=True, type=click.Path(exists=True), help="Mine polygons (GPKG, SHP, GeoJSON, GeoParquet).")
+@click.option("--mines", required=True, type=click.Path(exists=True),
+              help="Mine polygons (GPKG, SHP, GeoJSON, GeoParquet).")
 @click.option("--id-field", default=None, help="Field with the mine ID, e.g. 矿山编号 (default: generated).")
 @click.option("--layer", default=None, help="Layer of a multi-layer mines file.")
 @click.option("--direction-field", default="auto", show_default=True,

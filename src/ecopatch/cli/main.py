@@ -45,9 +45,11 @@ class LazyGroup(click.Group):
     """A click group whose subcommands are imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
+        """All subcommand names."""
         return sorted(COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """Import a subcommand on first use."""
         target = COMMANDS.get(cmd_name)
         if target is None:
             return None
@@ -61,6 +63,7 @@ class LazyGroup(click.Group):
         return getattr(module, attr)
 
     def invoke(self, ctx: click.Context) -> object:
+        """Run, turning an EcopatchError into one line on stderr and exit code 1."""
         try:
             return super().invoke(ctx)
         except EcopatchError as exc:

@@ -383,7 +383,9 @@ def check_coordinates(gdf: gpd.GeoDataFrame, what: str) -> None:
     if inside:
         return
     hint = ""
-    if crs.is_geographic and aou.west - margin <= miny <= aou.east + margin and aou.south - margin <= minx <= aou.north + margin:
+    swapped_fits = (aou.west - margin <= miny <= aou.east + margin
+                    and aou.south - margin <= minx <= aou.north + margin)
+    if crs.is_geographic and swapped_fits:
         hint = (" Longitude and latitude look swapped (x holds latitudes): re-export with "
                 "x = longitude, or swap the axes (e.g. shapely.ops.transform(lambda x, y: (y, x), g))")
     elif not crs.is_geographic and 1e7 <= abs(minx) < 1e8:
