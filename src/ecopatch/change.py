@@ -379,7 +379,7 @@ def block_components(
         borders[(cat, "right")] = lab[:, -1].copy()
         rim_extra = np.zeros(n + 1)
         rim = change.rim_disturbance if cat == "disturbance" else change.rim_gain
-        if halo and rim is not None and n:
+        if halo and rim is not None:  # also with n == 0: rim cells may belong to the next block's patch
             rim_extra = _rim_sums(mask_p, lab, rim, area_p, halo, window, cat, pending, n)
         if n == 0:
             continue
@@ -559,7 +559,10 @@ def merge_components(blocks: Sequence[BlockComponents]) -> MergedComponents:
         else:
             outs.append(shapely.union_all(all_outlines[members], grid_size=None))
         stats.append(all_stats[members].sum(axis=0))
-    outs_arr = np.asarray(outs, dtype=object)
+    # one canonical form, so areas and IDs do not depend on how blocks were cut: no
+    # collinear vertices left on block borders (exact in integer pixel coordinates), and
+    # one vertex order
+    outs_arr = shapely.normalize(shapely.simplify(np.asarray(outs, dtype=object), 0))
     # deterministic order: by (min row, min col) of the outline, then category
     b = shapely.bounds(outs_arr)
     order = np.lexsort((np.array([CATEGORIES.index(c) for c in cats]), b[:, 0], b[:, 1]))

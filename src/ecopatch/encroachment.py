@@ -490,7 +490,8 @@ def detect_changes(
     # -- main pass ---------------------------------------------------------
     plan_geoms = (np.asarray([region]) if aoi is None else
                   np.asarray(shapely.intersection(np.asarray(aoi_parts), footprint)))
-    plan = blocks_touching(g, plan_geoms, block=block)
+    # pad 1: all_touched rasterising flags pixels just beyond a polygon's bounding box
+    plan = blocks_touching(g, plan_geoms, block=block, pad=1)
     zone_bounds = shapely.bounds(zg) if len(zg) else np.zeros((0, 4))
     tasks = []
     for w, _ in plan:
@@ -500,7 +501,9 @@ def detect_changes(
                                  (zone_bounds[:, 1] < t) & (zone_bounds[:, 3] > b))
         else:
             hit = np.zeros(0, dtype=np.int64)
-        aoi_w = None if aoi is None else shapely.clip_by_rect(aoi, *g.subgrid(w.pad(1)).bounds)
+        # clipped a pixel wider than the padded block: all_touched rasterising must not
+        # see the artificial clip edge on the halo pixels
+        aoi_w = None if aoi is None else shapely.clip_by_rect(aoi, *g.subgrid(w.pad(2)).bounds)
         tasks.append(_BlockTask(before, after, g, w, d_before, d_after, params, aoi_w,
                                 tuple(zg[hit]), hit, max_source_px))
     results = run_tasks(_detect_block, tasks, scheduler=scheduler, progress=progress, desc="detect")
