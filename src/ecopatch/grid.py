@@ -355,12 +355,19 @@ def _geographic_row_areas(grid: Grid, rows: np.ndarray) -> np.ndarray:
 _LATTICE = 256
 
 
+def _lattice_step(grid: Grid) -> int:
+    """Lattice spacing in pixels: 256, or fewer so that nodes are at most ~2.5 km apart."""
+    info = grid.crs.axis_info
+    unit = info[0].unit_conversion_factor if info else 1.0
+    return int(max(1, min(_LATTICE, round(2560.0 / (grid.res[0] * unit)))))
+
+
 @lru_cache(maxsize=64)
 def _lattice_factors(grid: Grid, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
-    """Areal factors at lattice nodes rows r0..r1, cols c0..c1 (node k at pixel edge k·_LATTICE)."""
+    """Areal factors at lattice nodes rows r0..r1, cols c0..c1 (node k at pixel edge k × step)."""
     t = grid.transform
-    rr, cc = np.meshgrid(np.arange(r0, r1 + 1) * float(_LATTICE), np.arange(c0, c1 + 1) * float(_LATTICE),
-                         indexing="ij")
+    L = float(_lattice_step(grid))
+    rr, cc = np.meshgrid(np.arange(r0, r1 + 1) * L, np.arange(c0, c1 + 1) * L, indexing="ij")
     return ground_area_factor(grid.crs, t.c + t.a * cc.ravel(), t.f + t.e * rr.ravel()).reshape(rr.shape)
 
 
@@ -368,7 +375,7 @@ def _projected_cell_areas(grid: Grid, win: Window) -> np.ndarray:
     """Cell ground areas of a projected grid: map area × the areal factor.
 
     The factor (:func:`ecopatch.geodesy.ground_area_factor`) is computed
-    exactly at the nodes of a fixed lattice every 256 pixels and blended
+    exactly at the nodes of a fixed lattice (every 256 pixels, at most ~2.5 km) and blended
     bilinearly in between.  Each cell's value therefore depends on its
     position only, never on the window asked for (windowed results equal
     whole-raster ones), and the factor is so smooth that the blend is off by
@@ -376,7 +383,7 @@ def _projected_cell_areas(grid: Grid, win: Window) -> np.ndarray:
     """
     t = grid.transform
     map_area = abs(t.a * t.e)
-    L = _LATTICE
+    L = _lattice_step(grid)
     rc = np.arange(win.row_off, win.row_end) + 0.5
     cc = np.arange(win.col_off, win.col_end) + 0.5
     ri = np.floor(rc / L).astype(np.int64)

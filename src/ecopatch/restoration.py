@@ -192,6 +192,13 @@ def prepare_cover_params(
         return p
     obs = read_decimated(scene, aoi_bounds=aoi_bounds, aoi_crs=aoi_crs, margin_m=2000.0,
                          max_pixels=max_pixels, bands=("red", "nir") if not rgb else ("red", "green", "blue"))
+    if not obs.valid.any():
+        from .errors import NoValidPixelsError
+
+        raise NoValidPixelsError(
+            f"{scene.source}: no usable pixel over the area of interest (all no data or cloud in the "
+            f"{scene.label} scene); use another date, or check nodata/offset settings"
+        )
     if rgb:
         from .indices import exg
 
@@ -485,6 +492,7 @@ def assess_restoration(
     geoms_grid = mines.to_crs(g.crs).geometry.to_numpy()
     geoms_grid = shapely.make_valid(geoms_grid)
     mb = shapely.total_bounds(geoms_grid)
+    _check_overlap(geoms_grid, g.crs, before, after, len(mines))
     p_b = prepare_cover_params(before, cover_before or cover, aoi_bounds=tuple(mb), aoi_crs=g.crs)
     p_a = prepare_cover_params(after, cover_after or cover, aoi_bounds=tuple(mb), aoi_crs=g.crs)
 
@@ -505,6 +513,18 @@ def assess_restoration(
     partials = run_tasks(_assess_block, tasks, scheduler=scheduler, progress=progress, desc="assess")
     sums = add_partials(len(mines), len(_SUMS), partials)
     return _assemble(mines, crs, sums, rules, direction_field, before, after)
+
+
+def _check_overlap(geoms: np.ndarray, crs: Any, before: Scene, after: Scene, n: int) -> None:
+    """Raise NoOverlapError naming the scene when no mine touches it."""
+    for scene, which in ((before, "before"), (after, "after")):
+        fp = scene.grid.footprint_in(crs)
+        if not shapely.intersects(geoms, fp).any():
+            raise NoOverlapError(
+                f"none of the {n} mines overlaps the {which} scene {scene.source} (its extent is "
+                f"{tuple(round(v, 6) for v in scene.grid.bounds)} in {scene.grid.crs.to_string()}); "
+                "check that the imagery covers the mines and that both carry the right CRS"
+            )
 
 
 def _assemble(mines: gpd.GeoDataFrame, crs: Any, sums: np.ndarray, rules: StatusRules,

@@ -316,8 +316,8 @@ def _dataset(path: str) -> Any:
                 ds = rasterio.open(path)
         except Exception as exc:  # rasterio raises RasterioIOError and friends
             raise RasterReadError(
-                f"{path}: cannot open as a raster ({_short(exc)}); check that the file is a "
-                "complete GeoTIFF/JP2 (re-download or re-export it)"
+                f"{path}: cannot open as a raster ({_short(exc)}); it is not a raster, or it is "
+                "truncated or corrupt: check the file, re-download or re-export it"
             ) from exc
         cache[path] = ds
     return ds
@@ -670,7 +670,10 @@ def read_decimated(
         if win is None:
             from ..errors import NoOverlapError
 
-            raise NoOverlapError(f"{scene.source}: the area of interest {aoi_bounds} is outside the scene")
+            raise NoOverlapError(
+                f"{scene.source}: the area of interest {tuple(round(float(v), 6) for v in aoi_bounds)} "
+                "does not overlap the scene"
+            )
     else:
         win = g.window
     k = max(1, math.ceil(math.sqrt(win.height * win.width / max_pixels)))

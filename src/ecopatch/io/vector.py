@@ -129,6 +129,13 @@ def _read_frame(path: Path, layer: str | int | None, encoding: str | None) -> gp
         kwargs["encoding"] = encoding
     try:
         return gpd.read_file(path, layer=layer, engine="pyogrio", **kwargs)
+    except UnicodeDecodeError as exc:
+        raise VectorReadError(
+            f"{path}: the attribute table is not valid {kwargs.get('encoding', 'UTF-8')} ({exc.reason}); "
+            "pass encoding='gbk' (or the right one) to read_patches, and note that Shapefile field "
+            "names hold only 10 bytes, which cuts Chinese names mid-character: save the layer as a "
+            "GeoPackage to keep them"
+        ) from exc
     except Exception as exc:
         raise VectorReadError(
             f"{path}: cannot read{' layer ' + repr(layer) if layer is not None else ''} "
@@ -358,6 +365,13 @@ def check_coordinates(gdf: gpd.GeoDataFrame, what: str) -> None:
     minx, miny, maxx, maxy = shapely.total_bounds(geoms[ok])
     name = crs.to_string()
     if crs.is_geographic:
+        if max(abs(minx), abs(maxx)) <= 90 and 90 < max(abs(miny), abs(maxy)) <= 180:
+            raise SuspiciousCoordinatesError(
+                f"{what}: y holds values up to {max(abs(miny), abs(maxy)):.4g}°, which cannot be "
+                f"latitudes, while x looks like latitudes: longitude and latitude look swapped. "
+                "Re-export with x = longitude, or swap the axes "
+                "(e.g. shapely.ops.transform(lambda x, y: (y, x), g))"
+            )
         if max(abs(minx), abs(maxx)) > 180 or max(abs(miny), abs(maxy)) > 90:
             raise SuspiciousCoordinatesError(
                 f"{what}: coordinates ({minx:.0f}, {miny:.0f}) - ({maxx:.0f}, {maxy:.0f}) are not "
