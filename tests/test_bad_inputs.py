@@ -165,8 +165,8 @@ def r_all_nodata_after(tmp):
 def r_all_cloud_after(tmp):
     b = open_scene(_s2(tmp / "b_20210918.tif", value="forest|soil", scl=4))
     a = open_scene(_s2(tmp / "a_20210919.tif", value="forest|soil", scl=9))
-    res = gpd.GeoDataFrame({"保护地名称": ["x"], "功能分区": ["核心区"]}, geometry=[box(780_050, 3_349_450, 780_550, 3_349_950)],
-                           crs="EPSG:32650")
+    res = gpd.GeoDataFrame({"保护地名称": ["x"], "功能分区": ["核心区"]},
+                           geometry=[box(780_050, 3_349_450, 780_550, 3_349_950)], crs="EPSG:32650")
     ecopatch.detect_changes(b, a, res, progress=False)
 
 
