@@ -240,36 +240,36 @@ class Scene:
             valid &= ok
         if self.mask is not None:
             valid &= self._mask_clear(window)
-        if not self.sensor.reflectance and names:
-            # Drone RGB mosaics often carry an untagged black collar: (0, 0, 0) is no data.
-            dark = np.ones(window.shape, dtype=bool)
-            for n in names:
-                dark &= out[n] <= 0
-            valid &= ~dark
+        valid &= ~self._collar(out)
         for n in names:
             out[n][~valid] = np.nan
         return Observation(out, valid, self.grid.subgrid(window))
+
+    def _collar(self, bands: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Drone RGB mosaics often carry an untagged black collar: (0, 0, 0) is no data."""
+        shape = next(iter(bands.values())).shape if bands else (0, 0)
+        dark = np.zeros(shape, dtype=bool)
+        if not self.sensor.reflectance and bands:
+            dark = np.ones(shape, dtype=bool)
+            for v in bands.values():
+                dark &= v <= 0
+        return dark
+
+    def _buffer_px(self, res_m: float) -> int:
+        """Cloud-buffer radius in pixels of ground size ``res_m``."""
+        m = self.mask
+        if m is None or self.cloud_buffer_m <= 0 or m.kind not in ("scl", "qa_pixel"):
+            return 0
+        return int(math.ceil(self.cloud_buffer_m / res_m))
 
     def _mask_clear(self, window: Window) -> np.ndarray:
         """The product mask's clear pixels in ``window``, with clouds grown by ``cloud_buffer_m``."""
         m = self.mask
         assert m is not None
-        k = 0
-        if self.cloud_buffer_m > 0 and m.kind in ("scl", "qa_pixel"):
-            k = int(math.ceil(self.cloud_buffer_m / (self.grid.res[0] * _unit_m(self.grid))))
+        k = self._buffer_px(self.grid.res[0] * _unit_m(self.grid))
         big = window.pad(k)
         raw = _read_resampled(m.path, m.index, m.grid, self.grid, big, categorical=True)
-        clear = _mask_clear(raw, m.kind)
-        if k > 0:
-            from scipy.ndimage import binary_dilation
-
-            nodata = np.nan_to_num(np.asarray(raw, dtype=np.float64), nan=0) == 0
-            cloudy = ~clear & ~nodata
-            yy, xx = np.mgrid[-k:k + 1, -k:k + 1]
-            disk = (yy * yy + xx * xx) <= k * k
-            cloudy = binary_dilation(cloudy, structure=disk)
-            clear &= ~cloudy
-        return clear[window.relative_to(big).slices]
+        return _grow_clouds(raw, m.kind, k)[window.relative_to(big).slices]
 
     def with_date(self, date: _dt.date) -> Scene:
         """A copy with another acquisition date."""
@@ -470,6 +470,20 @@ def _to_reflectance(dn: np.ndarray, ref: BandRef) -> tuple[np.ndarray, np.ndarra
         ok &= (refl >= lo) & (refl <= hi)
     refl[~ok] = np.nan
     return refl, ok
+
+
+def _grow_clouds(raw: np.ndarray, kind: str, k: int) -> np.ndarray:
+    """Clear pixels of a quality band, with cloud/shadow/cirrus grown by ``k`` pixels (not no data)."""
+    clear = _mask_clear(raw, kind)
+    if k <= 0:
+        return clear
+    from scipy.ndimage import binary_dilation
+
+    nodata = np.nan_to_num(np.asarray(raw, dtype=np.float64), nan=0) == 0
+    cloudy = ~clear & ~nodata
+    yy, xx = np.mgrid[-k:k + 1, -k:k + 1]
+    disk = (yy * yy + xx * xx) <= k * k
+    return clear & ~binary_dilation(cloudy, structure=disk)
 
 
 def _mask_clear(raw: np.ndarray, kind: str) -> np.ndarray:
@@ -695,7 +709,8 @@ def read_decimated(
     if scene.mask is not None:
         m = scene.mask
         raw = _read_bounds(m.path, m.index, m.grid, dgrid.bounds, shape)
-        valid &= _mask_clear(raw, m.kind)
+        valid &= _grow_clouds(raw, m.kind, scene._buffer_px(dgrid.res[0] * _unit_m(dgrid)))
+    valid &= ~scene._collar(out)
     for n in names:
         out[n][~valid] = np.nan
     return Observation(out, valid, dgrid)

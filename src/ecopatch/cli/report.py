@@ -1,0 +1,79 @@
+"""``ecopatch report``: the monthly report (HTML with figures, Excel workbook)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+
+import click
+
+from .options import overwrite_opt
+
+
+def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> _dt.date | None:
+    if value is None:
+        return None
+    try:
+        return _dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not a date like 2024-09-30") from exc
+
+
+@click.command()
+@click.option("--assessment", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Mine restoration table written by `ecopatch assess` (GPKG/GeoJSON/GeoParquet).")
+@click.option("--patches", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Suspect patches written by `ecopatch detect`.")
+@click.option("--ledger", "ledger_path", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Case ledger (GeoPackage): case list, red/yellow/green codes, field-check precision.")
+@click.option("--reserves", default=None, type=click.Path(exists=True),
+              help="Reserve zones, for the overview map.")
+@click.option("--before", default=None, type=click.Path(exists=True),
+              help="Before scene (SAFE folder, STAC item, GeoTIFF): adds the change map and mine cards.")
+@click.option("--after", default=None, type=click.Path(exists=True), help="After scene.")
+@click.option("--before-sensor", default=None, help="Sensor of the before scene (default: guessed).")
+@click.option("--after-sensor", default=None, help="Sensor of the after scene (default: guessed).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Output folder: report.html, report.xlsx, figures/.")
+@click.option("--lang", default="zh", show_default=True, type=click.Choice(["zh", "en"]),
+              help="Language of the HTML report and figures (the workbook always has Chinese headers).")
+@click.option("--title", default=None, help="Report title.")
+@click.option("--today", default=None, callback=_date, metavar="YYYY-MM-DD",
+              help="Report date and reference date of the red/yellow/green codes (default: today).")
+@click.option("--max-cards", default=30, show_default=True, type=click.IntRange(0, 10_000),
+              help="At most this many mine cards.")
+@overwrite_opt
+def report(assessment, patches, ledger_path, reserves, before, after, before_sensor, after_sensor, out_dir,
+           lang, title, today, max_cards, overwrite):  # type: ignore[no-untyped-def]
+    """Write the report: self-contained HTML with maps and tables, and an Excel workbook.
+
+    Example: ecopatch report --assessment mines_2024.gpkg --patches patches_2024.gpkg
+    --ledger ledger.gpkg --before S2_2021.SAFE --after S2_2024.SAFE --out report_2024_09
+    """
+    if not (assessment or patches or ledger_path):
+        raise click.UsageError("give at least one of --assessment, --patches, --ledger")
+    if (before is None) != (after is None):
+        raise click.UsageError("--before and --after go together")
+    from ..io.raster import open_scene
+    from ..io.vector import read_patches
+    from ..ledger import Ledger
+    from ..report import write_report
+
+    a = read_patches(assessment, id_field="patch_id") if assessment else None
+    p = read_patches(patches, id_field="patch_id") if patches else None
+    r = read_patches(reserves) if reserves else None
+    led = Ledger(ledger_path, create=False) if ledger_path else None
+    b = open_scene(before, sensor=before_sensor) if before else None
+    af = open_scene(after, sensor=after_sensor) if after else None
+    paths = write_report(out_dir, assessment=a, patches=p, ledger=led, before=b, after=af, reserves=r,
+                         title=title, lang=lang, overwrite=overwrite, today=today, max_mine_cards=max_cards)
+    n_fig = sum(1 for k in paths if k.startswith("figure:"))
+    parts = []
+    if a is not None:
+        parts.append(f"{len(a)} mines")
+    if p is not None:
+        parts.append(f"{len(p)} patches")
+    if led is not None:
+        parts.append("ledger cases")
+    click.echo(f"report of {', '.join(parts)}: {n_fig} figures")
+    click.echo(f"wrote {paths['html']}")
+    click.echo(f"wrote {paths['xlsx']}")

@@ -1,0 +1,792 @@
+"""Sample data on disk: Sentinel-2 L2A-like product folders, GeoPackages and truth files.
+
+The edge around :mod:`ecopatch.synthetic`: :func:`write_scene` writes a
+synthetic scene as a user would receive it (one shrunk ``.SAFE`` folder per
+date with GeoTIFF bands and a genuine-looking ``MTD_MSIL2A.xml``, the mine and
+reserve layers as EPSG:4490 GeoPackages with Chinese attributes, a
+JPEG-compressed drone orthomosaic in EPSG:4549) plus the truth the accuracy
+tests compare against.  :func:`load_sample_data` finds the committed
+``sample_data/`` folder of a source checkout.
+
+Regenerate the committed sample with::
+
+    python -m ecopatch.datasets sample_data --size small --overwrite
+
+Examples
+--------
+>>> from ecopatch.datasets import load_sample_data
+>>> data = load_sample_data()            # doctest: +SKIP
+>>> data.band("after", "B04").name       # doctest: +SKIP
+'T50RQU_20240912T023529_B04_10m.tif'
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import logging
+import math
+import os
+import sys
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, InputDataError, OutputError, OutputExistsError
+from .geodesy import transformer
+from .grid import Window
+from .synthetic import (
+    BANDS_10M,
+    BANDS_20M,
+    DATES,
+    RASTERS,
+    SCL_CLASSES,
+    ProductMeta,
+    SyntheticScene,
+    make_drone,
+    make_scene,
+)
+
+__all__ = [
+    "SIZES",
+    "SampleData",
+    "load_sample_data",
+    "make_sample_data",
+    "write_scene",
+]
+
+log = logging.getLogger(__name__)
+
+#: Named scene sizes, ``(rows, cols)`` of the 10 m grid.
+SIZES: dict[str, tuple[int, int]] = {
+    "small": (400, 500),
+    "medium": (1500, 1500),
+    "tile": (10980, 10980),
+}
+
+_DEFAULT_SEED = 20240912
+_WINDOW = 1024  # 10 m pixels per written window (a multiple of the 256 render tile)
+
+
+@dataclass(frozen=True)
+class SampleData:
+    """Paths of a written scene.
+
+    Attributes
+    ----------
+    root : Path
+        The folder everything is in.
+    dates : dict of str to datetime.date
+        ``{"before": …, "after": …}`` acquisition dates.
+    products : dict of str to Path
+        Per date, the ``.SAFE`` product folder.
+    metadata : dict of str to Path
+        Per date, its ``MTD_MSIL2A.xml``.
+    bands : dict of str to dict of str to Path
+        Per date, GeoTIFF per raster (B02, B03, B04, B08 at 10 m; B11, B12,
+        SCL at 20 m), EPSG:32650, nodata 0.
+    mines : Path
+        ``mines.gpkg`` (layer "mines", EPSG:4490, Chinese attributes; one
+        geometry deliberately invalid).
+    reserves : Path
+        ``reserves.gpkg`` (layer "reserves", EPSG:4490, one row per zone).
+    drone : Path or None
+        ``drone_<mine id>_20240912.tif`` (RGB, EPSG:4549, JPEG/YCbCr with an
+        internal mask), None when not written.
+    restoration_truth : Path
+        ``truth/restoration_truth.csv`` (UTF-8), one row per mine, areas in m².
+    encroachments : Path
+        ``truth/encroachments.gpkg`` (layer "encroachments", EPSG:32650).
+    clouds : Path
+        ``truth/clouds.gpkg`` (layers "clouds" and "nodata", EPSG:32650).
+    scene_json : Path
+        ``truth/scene.json``: generator parameters, seed, grids, products.
+    """
+
+    root: Path
+    dates: dict[str, _dt.date]
+    products: dict[str, Path]
+    metadata: dict[str, Path]
+    bands: dict[str, dict[str, Path]]
+    mines: Path
+    reserves: Path
+    drone: Path | None
+    restoration_truth: Path
+    encroachments: Path
+    clouds: Path
+    scene_json: Path
+
+    def band(self, date: str, band: str) -> Path:
+        """Path of one raster of one date, e.g. ``band("after", "B04")``."""
+        try:
+            return self.bands[date][band]
+        except KeyError:
+            raise InputDataError(
+                f"no raster {band!r} for date {date!r} in {self.root}; "
+                f"dates {sorted(self.bands)}, rasters {list(RASTERS)}"
+            ) from None
+
+    def files(self) -> list[Path]:
+        """Every file of the sample (bands, metadata, layers, truth)."""
+        out = [*self.metadata.values()]
+        for d in self.bands.values():
+            out.extend(d.values())
+        out += [self.mines, self.reserves, self.restoration_truth, self.encroachments, self.clouds,
+                self.scene_json]
+        if self.drone is not None:
+            out.append(self.drone)
+        return out
+
+
+# ---------------------------------------------------------------------------
+# Paths
+# ---------------------------------------------------------------------------
+
+
+def _product_paths(root: Path, p: ProductMeta) -> tuple[Path, Path, dict[str, Path]]:
+    safe = root / f"{p.product_id}.SAFE"
+    img = safe / "GRANULE" / p.granule_id / "IMG_DATA"
+    bands = {b: img / "R10m" / f"{p.file_stem}_{b}_10m.tif" for b in BANDS_10M}
+    bands.update({b: img / "R20m" / f"{p.file_stem}_{b}_20m.tif" for b in (*BANDS_20M, "SCL")})
+    return safe, safe / "MTD_MSIL2A.xml", bands
+
+
+def _layout(root: Path, scene: SyntheticScene, drone: bool) -> SampleData:
+    products, metadata, bands = {}, {}, {}
+    for d in DATES:
+        products[d], metadata[d], bands[d] = _product_paths(root, scene.products[d])
+    drone_path = None
+    if drone and scene.drone_mine_id:
+        drone_path = root / f"drone_{scene.drone_mine_id}_{scene.dates['after']:%Y%m%d}.tif"
+    truth = root / "truth"
+    return SampleData(
+        root=root, dates=dict(scene.dates), products=products, metadata=metadata, bands=bands,
+        mines=root / "mines.gpkg", reserves=root / "reserves.gpkg", drone=drone_path,
+        restoration_truth=truth / "restoration_truth.csv", encroachments=truth / "encroachments.gpkg",
+        clouds=truth / "clouds.gpkg", scene_json=truth / "scene.json",
+    )
+
+
+def _tmp_name(path: Path) -> Path:
+    """A hidden temporary name beside ``path`` that keeps its extension (GDAL drivers check it)."""
+    return path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+
+
+@contextmanager
+def _atomic(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; move it into place when the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        for p in (tmp, Path(str(tmp) + ".aux.xml")):
+            if p.exists():
+                p.unlink()
+        raise
+
+
+# ---------------------------------------------------------------------------
+# Writers
+# ---------------------------------------------------------------------------
+
+
+def write_scene(
+    scene: SyntheticScene,
+    out_dir: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    drone: bool = True,
+) -> SampleData:
+    """Write a synthetic scene as Sentinel-2 L2A-like products, GeoPackages and truth files.
+
+    Parameters
+    ----------
+    scene : SyntheticScene
+        From :func:`ecopatch.synthetic.make_scene`.
+    out_dir : path-like
+        Folder to write into (created if missing).  Files of other names in it
+        are left alone.
+    overwrite : bool
+        Replace files that exist; otherwise :class:`OutputExistsError`.
+    drone : bool
+        Also render and write the drone orthomosaic of ``scene.drone_mine_id``.
+
+    Returns
+    -------
+    SampleData
+        The paths written.
+
+    Raises
+    ------
+    OutputExistsError
+        If a target file exists and ``overwrite`` is False (nothing is written).
+    OutputError
+        If a file cannot be written.
+
+    Notes
+    -----
+    Bands are written window by window (1024 × 1024 pixels of 10 m), so a
+    10980 × 10980 scene needs memory for a few windows only.  Each file is
+    written under a temporary name and moved into place with :func:`os.replace`.
+    """
+    root = Path(out_dir)
+    data = _layout(root, scene, drone)
+    existing = [p for p in data.files() if p.exists()]
+    if existing and not overwrite:
+        names = ", ".join(str(p.relative_to(root)) for p in existing[:3])
+        more = f" and {len(existing) - 3} more" if len(existing) > 3 else ""
+        raise OutputExistsError(
+            f"{len(existing)} output file(s) already exist in {root} ({names}{more}); "
+            "pass overwrite=True (or --overwrite) to replace them"
+        )
+    try:
+        for d in DATES:
+            _write_product(scene, d, data)
+        _write_layers(scene, data)
+        _write_truth(scene, data, drone)
+        if data.drone is not None:
+            _write_drone(scene, data.drone)
+    except OSError as exc:
+        if isinstance(exc, OutputError):
+            raise
+        raise OutputError(f"cannot write the sample data to {root}: {exc}") from exc
+    log.info("wrote synthetic scene (seed %d, %s) to %s", scene.seed, scene.grid.shape, root)
+    return data
+
+
+def _band_profile(grid: Any, dtype: str) -> dict[str, Any]:
+    block = 256 if min(grid.shape) >= 256 else 16 * max(1, min(grid.shape) // 16)
+    return {
+        "driver": "GTiff", "width": grid.width, "height": grid.height, "count": 1, "dtype": dtype,
+        "crs": grid.crs.to_wkt(), "transform": grid.transform, "nodata": 0, "tiled": True,
+        "blockxsize": block, "blockysize": block, "compress": "deflate", "predictor": 2,
+    }
+
+
+def _write_product(scene: SyntheticScene, date: str, data: SampleData) -> None:
+    import rasterio
+
+    prod = scene.products[date]
+    paths = data.bands[date]
+    with _atomic(data.metadata[date]) as tmp:
+        tmp.write_text(_mtd_xml(scene, date, paths, data.products[date]), encoding="utf-8")
+    tl = data.products[date] / "GRANULE" / prod.granule_id / "MTD_TL.xml"
+    with _atomic(tl) as tmp:
+        tmp.write_text(_mtd_tl_xml(scene, date), encoding="utf-8")
+    tmps = {b: _tmp_name(p) for b, p in paths.items()}
+    dsts: dict[str, Any] = {}
+    try:
+        for b, tmp in tmps.items():
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            g = scene.band_grid(b)
+            dst = rasterio.open(tmp, "w", **_band_profile(g, "uint8" if b == "SCL" else "uint16"))
+            dsts[b] = dst
+            dst.set_band_description(1, b)
+        for win in scene.grid.chunks(_WINDOW):
+            arrays = scene.render_window(date, win)
+            w20 = Window(win.row_off // 2, win.col_off // 2, (win.height + 1) // 2, (win.width + 1) // 2)
+            for b, arr in arrays.items():
+                target = win if b in BANDS_10M else w20
+                dsts[b].write(arr, 1, window=target.to_rasterio())
+        for dst in dsts.values():
+            dst.close()
+        for b, tmp in tmps.items():
+            os.replace(tmp, paths[b])
+    except BaseException:
+        for dst in dsts.values():
+            if not dst.closed:
+                dst.close()
+        for tmp in tmps.values():
+            if tmp.exists():
+                tmp.unlink()
+        raise
+
+
+def _write_gpkg(path: Path, layers: Sequence[tuple[str, Any]]) -> None:
+    with _atomic(path) as tmp:
+        for name, gdf in layers:
+            gdf.to_file(tmp, layer=name, driver="GPKG", engine="pyogrio")
+
+
+def _write_layers(scene: SyntheticScene, data: SampleData) -> None:
+    _write_gpkg(data.mines, [("mines", scene.mines_source)])
+    _write_gpkg(data.reserves, [("reserves", scene.reserves.to_crs("EPSG:4490"))])
+
+
+def _write_truth(scene: SyntheticScene, data: SampleData, drone: bool) -> None:
+    with _atomic(data.restoration_truth) as tmp:
+        t = scene.restoration_truth
+        digits = {c: (6 if c in ("restoration_rate", "cloud_fraction") else 3)
+                  for c in t.columns if t[c].dtype.kind == "f"}
+        t.round(digits).to_csv(tmp, index=False, encoding="utf-8")
+    _write_gpkg(data.encroachments, [("encroachments", scene.encroachments)])
+    _write_gpkg(data.clouds, [("clouds", scene.clouds), ("nodata", scene.nodata)])
+    with _atomic(data.scene_json) as tmp:
+        tmp.write_text(json.dumps(_scene_info(scene, data, drone), ensure_ascii=False, indent=2),
+                       encoding="utf-8")
+
+
+def _scene_info(scene: SyntheticScene, data: SampleData, drone: bool) -> dict[str, Any]:
+    from . import __version__
+    from .synthetic import MATERIALS
+
+    params = asdict(scene.params)
+
+    def grid_info(g: Any) -> dict[str, Any]:
+        return {"shape": list(g.shape), "transform": list(g.transform)[:6], "crs": "EPSG:32650",
+                "bounds": list(g.bounds)}
+
+    return {
+        "generator": "ecopatch.synthetic.make_scene",
+        "ecopatch_version": __version__,
+        "command": f"python -m ecopatch.datasets OUT_DIR --size {_size_name(scene)} --seed {scene.seed}",
+        "params": params,
+        "grid_10m": grid_info(scene.grid),
+        "grid_20m": grid_info(scene.grid20),
+        "dates": {d: scene.dates[d].isoformat() for d in DATES},
+        "products": {
+            d: {
+                "product_id": p.product_id, "spacecraft": p.spacecraft,
+                "sensing_time": p.sensing_time.isoformat(), "processing_baseline": p.processing_baseline,
+                "quantification_value": p.quantification_value, "add_offset": p.add_offset,
+                "reflectance": "(DN + add_offset) / quantification_value; DN 0 = nodata",
+            }
+            for d, p in scene.products.items()
+        },
+        "drone_mine_id": scene.drone_mine_id if drone else None,
+        "truth_crs": "EPSG:32650 (encroachments, clouds); mines/reserves GeoPackages EPSG:4490",
+        "areas": "true ground (geodesic) areas in m², ecopatch.geodesy.geodesic_area_m2",
+        "scl_classes": {str(k): v for k, v in SCL_CLASSES.items()},
+        "materials": [
+            {"id": i, "key": m.key, "zh": m.zh, "group": m.group,
+             "reflectance_B02_B03_B04_B08_B11_B12": list(m.spectrum)}
+            for i, m in enumerate(MATERIALS)
+        ],
+        "counts": {
+            "mines": len(scene.mines), "reserve_zones": len(scene.reserves),
+            "encroachments": int((~scene.encroachments["is_decoy"]).sum()) if len(scene.encroachments) else 0,
+            "decoys": int(scene.encroachments["is_decoy"].sum()) if len(scene.encroachments) else 0,
+        },
+        "licence": "CC0-1.0 (generated data)",
+    }
+
+
+def _size_name(scene: SyntheticScene) -> str:
+    for name, shape in SIZES.items():
+        if tuple(scene.grid.shape) == shape:
+            return name
+    return f"{scene.grid.height}x{scene.grid.width}"
+
+
+def _write_drone(scene: SyntheticScene, path: Path) -> None:
+    import rasterio
+    from rasterio.enums import ColorInterp, Resampling
+
+    ortho = make_drone(scene)
+    g = ortho.grid
+    block = 512 if min(g.shape) >= 512 else 256
+    profile = {
+        "driver": "GTiff", "width": g.width, "height": g.height, "count": 3, "dtype": "uint8",
+        "crs": g.crs.to_wkt(), "transform": g.transform, "tiled": True, "blockxsize": block,
+        "blockysize": block, "compress": "JPEG", "photometric": "YCBCR", "jpeg_quality": 85,
+        "interleave": "pixel",
+    }
+    levels = [f for f in (2, 4, 8, 16, 32) if min(g.shape) / f >= 128]
+    with _atomic(path) as tmp, rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True, COMPRESS_OVERVIEW="JPEG",
+                                           PHOTOMETRIC_OVERVIEW="YCBCR", JPEG_QUALITY_OVERVIEW=85,
+                                           INTERLEAVE_OVERVIEW="PIXEL"):
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(ortho.rgb)
+            dst.write_mask(ortho.alpha)
+            dst.colorinterp = (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
+            for i, name in enumerate(("red", "green", "blue"), start=1):
+                dst.set_band_description(i, name)
+            dst.update_tags(MINE_ID=ortho.mine_id, ACQUISITION_DATE=scene.dates[ortho.date].isoformat(),
+                            GSD_M=f"{g.res[0]:g}", SOURCE="ecopatch.synthetic.make_drone")
+            if levels:
+                dst.build_overviews(levels, Resampling.average)
+
+
+# ---------------------------------------------------------------------------
+# Product metadata XML
+# ---------------------------------------------------------------------------
+
+# (physical band, resolution m, min, max, central wavelength nm)
+_S2_BANDS = (
+    ("B1", 60, 430, 457, 442.7), ("B2", 10, 440, 538, 492.4), ("B3", 10, 537, 582, 559.8),
+    ("B4", 10, 646, 684, 664.6), ("B5", 20, 694, 713, 704.1), ("B6", 20, 731, 749, 740.5),
+    ("B7", 20, 769, 797, 782.8), ("B8", 10, 760, 908, 832.8), ("B8A", 20, 848, 881, 864.7),
+    ("B9", 60, 932, 958, 945.1), ("B10", 60, 1337, 1412, 1373.5), ("B11", 20, 1539, 1682, 1613.7),
+    ("B12", 20, 2078, 2320, 2202.4),
+)
+_SOLAR_IRRADIANCE = {
+    "Sentinel-2A": (1884.69, 1959.66, 1823.24, 1512.06, 1424.64, 1287.61, 1162.08, 1041.63, 955.32,
+                    812.92, 367.15, 245.59, 85.25),
+    "Sentinel-2B": (1874.30, 1959.75, 1824.93, 1512.79, 1425.78, 1291.13, 1175.57, 1041.28, 953.93,
+                    817.58, 365.41, 247.08, 87.75),
+}
+_SCL_TEXT = ("SC_NODATA", "SC_SATURATED_DEFECTIVE", "SC_DARK_FEATURE_SHADOW", "SC_CLOUD_SHADOW",
+             "SC_VEGETATION", "SC_NOT_VEGETATED", "SC_WATER", "SC_UNCLASSIFIED",
+             "SC_CLOUD_MEDIUM_PROBA", "SC_CLOUD_HIGH_PROBA", "SC_THIN_CIRRUS", "SC_SNOW_ICE")
+
+
+_NS_L2A = "https://psd-14.sentinel2.eo.esa.int/PSD/User_Product_Level-2A.xsd"
+
+
+def _fmt_time(t: _dt.datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def _cover_pct(scene: SyntheticScene, date: str) -> tuple[float, float]:
+    """(nodata %, cloud %) of the scene footprint, from the truth geometries."""
+    fp = scene.grid.footprint()
+    a = fp.area
+    nod = scene.nodata[scene.nodata["date"] == date]
+    nod_pct = 100 * sum(g.intersection(fp).area for g in nod.geometry) / a
+    cl = scene.clouds[(scene.clouds["date"] == date) & scene.clouds["kind"].isin(
+        ["cloud_high", "cloud_medium", "cirrus"])] if len(scene.clouds) else scene.clouds
+    cloud_pct = 100 * sum(g.intersection(fp).area for g in cl.geometry) / a
+    return nod_pct, cloud_pct
+
+
+def _mtd_xml(scene: SyntheticScene, date: str, paths: dict[str, Path], safe: Path) -> str:
+    p = scene.products[date]
+    stop = p.sensing_time + _dt.timedelta(seconds=3)
+    doy = p.sensing_time.timetuple().tm_yday
+    u = 1.0 / (1.0 - 0.01673 * math.cos(0.0172 * (doy - 4))) ** 2
+    image_files = "\n".join(
+        f"              <IMAGE_FILE>{path.relative_to(safe).with_suffix('').as_posix()}</IMAGE_FILE>"
+        for path in paths.values()
+    )
+    offsets = ""
+    if float(p.processing_baseline) >= 4.0:
+        rows = "\n".join(f'        <BOA_ADD_OFFSET band_id="{i}">{p.add_offset}</BOA_ADD_OFFSET>'
+                         for i in range(13))
+        offsets = f"\n      <BOA_ADD_OFFSET_VALUES_LIST>\n{rows}\n      </BOA_ADD_OFFSET_VALUES_LIST>"
+    irr = "\n".join(
+        f'          <SOLAR_IRRADIANCE bandId="{i}" unit="W/m²/µm">{v:.2f}</SOLAR_IRRADIANCE>'
+        for i, v in enumerate(_SOLAR_IRRADIANCE[p.spacecraft])
+    )
+    spectral = "\n".join(
+        f'        <Spectral_Information bandId="{i}" physicalBand="{name}">\n'
+        f"          <RESOLUTION>{res}</RESOLUTION>\n"
+        f'          <Wavelength>\n            <MIN unit="nm">{lo}</MIN>\n            <MAX unit="nm">{hi}</MAX>\n'
+        f'            <CENTRAL unit="nm">{c}</CENTRAL>\n          </Wavelength>\n'
+        f"        </Spectral_Information>"
+        for i, (name, res, lo, hi, c) in enumerate(_S2_BANDS)
+    )
+    scl = "\n".join(
+        f"        <Scene_Classification_ID>\n          <SCENE_CLASSIFICATION_TEXT>{t}</SCENE_CLASSIFICATION_TEXT>\n"
+        f"          <SCENE_CLASSIFICATION_INDEX>{i}</SCENE_CLASSIFICATION_INDEX>\n"
+        f"        </Scene_Classification_ID>"
+        for i, t in enumerate(_SCL_TEXT)
+    )
+    lft, b, r, t = scene.grid.bounds
+    lon, lat = transformer(scene.grid.crs, "EPSG:4326").transform([lft, r, r, lft, lft], [t, t, b, b, t])
+    footprint = " ".join(f"{la:.9f} {lo:.9f}" for lo, la in zip(lon, lat))
+    nod_pct, cloud_pct = _cover_pct(scene, date)
+    datatake = f"G{p.product_id[:3]}_{p.sensing_time:%Y%m%dT%H%M%S}_{p.absolute_orbit:06d}_N{p.processing_baseline}"
+    datastrip = (f"{p.product_id[:3]}_OPER_MSI_L2A_DS_2{p.spacecraft[-1]}PS_{p.generation_time:%Y%m%dT%H%M%S}"
+                 f"_S{p.sensing_time:%Y%m%dT%H%M%S}_N{p.processing_baseline}")
+    granule = (f"{p.product_id[:3]}_OPER_MSI_L2A_TL_2{p.spacecraft[-1]}PS_{p.generation_time:%Y%m%dT%H%M%S}"
+               f"_A{p.absolute_orbit:06d}_{p.tile_id}_N{p.processing_baseline}")
+    return f"""<?xml version="1.0" encoding="UTF-8" standalone="no"?>
+<!-- Synthetic product written by ecopatch.datasets (shrunk SAFE layout; bands are GeoTIFF, not JPEG2000). -->
+<n1:Level-2A_User_Product xmlns:n1="{_NS_L2A}" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" \
+xsi:schemaLocation="{_NS_L2A}">
+  <n1:General_Info>
+    <Product_Info>
+      <PRODUCT_START_TIME>{_fmt_time(p.sensing_time)}</PRODUCT_START_TIME>
+      <PRODUCT_STOP_TIME>{_fmt_time(stop)}</PRODUCT_STOP_TIME>
+      <PRODUCT_URI>{p.product_id}.SAFE</PRODUCT_URI>
+      <PROCESSING_LEVEL>Level-2A</PROCESSING_LEVEL>
+      <PRODUCT_TYPE>S2MSI2A</PRODUCT_TYPE>
+      <PROCESSING_BASELINE>{p.processing_baseline}</PROCESSING_BASELINE>
+      <PRODUCT_DOI>https://doi.org/10.5270/S2_-znk9xsj</PRODUCT_DOI>
+      <GENERATION_TIME>{p.generation_time.strftime('%Y-%m-%dT%H:%M:%S.000000Z')}</GENERATION_TIME>
+      <PREVIEW_IMAGE_URL>Not applicable</PREVIEW_IMAGE_URL>
+      <PREVIEW_GEO_INFO>Not applicable</PREVIEW_GEO_INFO>
+      <Datatake datatakeIdentifier="{datatake}">
+        <SPACECRAFT_NAME>{p.spacecraft}</SPACECRAFT_NAME>
+        <DATATAKE_TYPE>INS-NOBS</DATATAKE_TYPE>
+        <DATATAKE_SENSING_START>{_fmt_time(p.sensing_time)}</DATATAKE_SENSING_START>
+        <SENSING_ORBIT_NUMBER>{p.relative_orbit}</SENSING_ORBIT_NUMBER>
+        <SENSING_ORBIT_DIRECTION>DESCENDING</SENSING_ORBIT_DIRECTION>
+      </Datatake>
+      <Query_Options completeSingleTile="true">
+        <PRODUCT_FORMAT>SAFE_COMPACT</PRODUCT_FORMAT>
+      </Query_Options>
+      <Product_Organisation>
+        <Granule_List>
+          <Granule datastripIdentifier="{datastrip}" granuleIdentifier="{granule}" imageFormat="GeoTIFF">
+{image_files}
+          </Granule>
+        </Granule_List>
+      </Product_Organisation>
+    </Product_Info>
+    <Product_Image_Characteristics>
+      <Special_Values>
+        <SPECIAL_VALUE_TEXT>NODATA</SPECIAL_VALUE_TEXT>
+        <SPECIAL_VALUE_INDEX>0</SPECIAL_VALUE_INDEX>
+      </Special_Values>
+      <Special_Values>
+        <SPECIAL_VALUE_TEXT>SATURATED</SPECIAL_VALUE_TEXT>
+        <SPECIAL_VALUE_INDEX>65535</SPECIAL_VALUE_INDEX>
+      </Special_Values>
+      <Image_Display_Order>
+        <RED_CHANNEL>3</RED_CHANNEL>
+        <GREEN_CHANNEL>2</GREEN_CHANNEL>
+        <BLUE_CHANNEL>1</BLUE_CHANNEL>
+      </Image_Display_Order>
+      <QUANTIFICATION_VALUES_LIST>
+        <BOA_QUANTIFICATION_VALUE unit="none">{p.quantification_value}</BOA_QUANTIFICATION_VALUE>
+        <AOT_QUANTIFICATION_VALUE unit="none">1000.0</AOT_QUANTIFICATION_VALUE>
+        <WVP_QUANTIFICATION_VALUE unit="cm">1000.0</WVP_QUANTIFICATION_VALUE>
+      </QUANTIFICATION_VALUES_LIST>{offsets}
+      <Reflectance_Conversion>
+        <U>{u:.15f}</U>
+        <Solar_Irradiance_List>
+{irr}
+        </Solar_Irradiance_List>
+      </Reflectance_Conversion>
+      <Spectral_Information_List>
+{spectral}
+      </Spectral_Information_List>
+      <PHYSICAL_GAINS_LIST_NOT_APPLICABLE/>
+      <REFERENCE_BAND>0</REFERENCE_BAND>
+      <Scene_Classification_List>
+{scl}
+      </Scene_Classification_List>
+    </Product_Image_Characteristics>
+  </n1:General_Info>
+  <n1:Geometric_Info>
+    <Product_Footprint>
+      <Product_Footprint>
+        <Global_Footprint>
+          <EXT_POS_LIST>{footprint}</EXT_POS_LIST>
+        </Global_Footprint>
+      </Product_Footprint>
+      <RASTER_CS_TYPE>POINT</RASTER_CS_TYPE>
+      <PIXEL_ORIGIN>1</PIXEL_ORIGIN>
+    </Product_Footprint>
+    <Coordinate_Reference_System>
+      <GEO_TABLES version="1">EPSG</GEO_TABLES>
+      <HORIZONTAL_CS_TYPE>GEOGRAPHIC</HORIZONTAL_CS_TYPE>
+    </Coordinate_Reference_System>
+  </n1:Geometric_Info>
+  <n1:Quality_Indicators_Info>
+    <Cloud_Coverage_Assessment>{cloud_pct:.6f}</Cloud_Coverage_Assessment>
+    <Image_Content_QI>
+      <NODATA_PIXEL_PERCENTAGE>{nod_pct:.6f}</NODATA_PIXEL_PERCENTAGE>
+      <CLOUDY_PIXEL_OVER_LAND_PERCENTAGE>{cloud_pct:.6f}</CLOUDY_PIXEL_OVER_LAND_PERCENTAGE>
+    </Image_Content_QI>
+  </n1:Quality_Indicators_Info>
+</n1:Level-2A_User_Product>
+"""
+
+
+def _mtd_tl_xml(scene: SyntheticScene, date: str) -> str:
+    p = scene.products[date]
+    g10, g20 = scene.grid, scene.grid20
+    tile_id = (f"{p.product_id[:3]}_OPER_MSI_L2A_TL_2{p.spacecraft[-1]}PS_{p.generation_time:%Y%m%dT%H%M%S}"
+               f"_A{p.absolute_orbit:06d}_{p.tile_id}_N{p.processing_baseline}")
+    return f"""<?xml version="1.0" encoding="UTF-8" standalone="no"?>
+<!-- Synthetic tile metadata written by ecopatch.datasets (the grid is a window of tile {p.tile_id}). -->
+<n1:Level-2A_Tile_ID xmlns:n1="https://psd-14.sentinel2.eo.esa.int/PSD/S2_PDI_Level-2A_Tile_Metadata.xsd">
+  <n1:General_Info>
+    <TILE_ID>{tile_id}</TILE_ID>
+    <SENSING_TIME>{_fmt_time(p.sensing_time)}</SENSING_TIME>
+  </n1:General_Info>
+  <n1:Geometric_Info>
+    <Tile_Geocoding>
+      <HORIZONTAL_CS_NAME>WGS84 / UTM zone 50N</HORIZONTAL_CS_NAME>
+      <HORIZONTAL_CS_CODE>EPSG:32650</HORIZONTAL_CS_CODE>
+      <Size resolution="10">
+        <NROWS>{g10.height}</NROWS>
+        <NCOLS>{g10.width}</NCOLS>
+      </Size>
+      <Size resolution="20">
+        <NROWS>{g20.height}</NROWS>
+        <NCOLS>{g20.width}</NCOLS>
+      </Size>
+      <Geoposition resolution="10">
+        <ULX>{g10.transform.c:.0f}</ULX>
+        <ULY>{g10.transform.f:.0f}</ULY>
+        <XDIM>10</XDIM>
+        <YDIM>-10</YDIM>
+      </Geoposition>
+      <Geoposition resolution="20">
+        <ULX>{g20.transform.c:.0f}</ULX>
+        <ULY>{g20.transform.f:.0f}</ULY>
+        <XDIM>20</XDIM>
+        <YDIM>-20</YDIM>
+      </Geoposition>
+    </Tile_Geocoding>
+    <Tile_Angles>
+      <Mean_Sun_Angle>
+        <ZENITH_ANGLE unit="deg">33.0</ZENITH_ANGLE>
+        <AZIMUTH_ANGLE unit="deg">145.0</AZIMUTH_ANGLE>
+      </Mean_Sun_Angle>
+    </Tile_Angles>
+  </n1:Geometric_Info>
+</n1:Level-2A_Tile_ID>
+"""
+
+
+# ---------------------------------------------------------------------------
+# Front doors
+# ---------------------------------------------------------------------------
+
+
+def _resolve_size(size: str | tuple[int, int] | Sequence[int]) -> tuple[int, int]:
+    if isinstance(size, str):
+        if size in SIZES:
+            return SIZES[size]
+        parts = size.lower().replace("×", "x").split("x")
+        if len(parts) == 2 and all(p.strip().isdigit() for p in parts):
+            return (int(parts[0]), int(parts[1]))
+        raise ConfigError(f"unknown size {size!r}; use one of {sorted(SIZES)} or 'ROWSxCOLS'")
+    try:
+        rows, cols = (int(v) for v in size)
+    except (TypeError, ValueError):
+        raise ConfigError(f"size must be a name ({sorted(SIZES)}) or (rows, cols), got {size!r}") from None
+    return (rows, cols)
+
+
+def make_sample_data(
+    out_dir: str | os.PathLike[str],
+    *,
+    size: str | tuple[int, int] = "small",
+    seed: int = _DEFAULT_SEED,
+    drone: bool = True,
+    overwrite: bool = False,
+    **scene_kwargs: Any,
+) -> SampleData:
+    """Generate a synthetic scene and write it (:func:`make_scene` + :func:`write_scene`).
+
+    Parameters
+    ----------
+    out_dir : path-like
+        Folder to write into.
+    size : {"small", "medium", "tile"} or tuple of int
+        "small" = 400 × 500 pixels of 10 m (4 × 5 km, the committed sample),
+        "medium" = 1500 × 1500, "tile" = 10980 × 10980 (a full MGRS tile),
+        or ``(rows, cols)``.
+    seed : int
+        Seed of the scene (the committed sample uses 20240912).
+    drone : bool
+        Also write the drone orthomosaic.
+    overwrite : bool
+        Replace existing files.
+    **scene_kwargs
+        Passed to :func:`ecopatch.synthetic.make_scene` (``n_mines=`` …).
+
+    Returns
+    -------
+    SampleData
+    """
+    scene = make_scene(shape=_resolve_size(size), seed=seed, **scene_kwargs)
+    return write_scene(scene, out_dir, overwrite=overwrite, drone=drone)
+
+
+def _checkout_sample_dir() -> Path:
+    return Path(__file__).resolve().parents[2] / "sample_data"
+
+
+def load_sample_data(path: str | os.PathLike[str] | None = None) -> SampleData:
+    """Find written sample data and return its paths.
+
+    Parameters
+    ----------
+    path : path-like, optional
+        Folder written by :func:`write_scene`; default the committed
+        ``sample_data/`` folder of the source checkout ecopatch runs from.
+
+    Returns
+    -------
+    SampleData
+
+    Raises
+    ------
+    InputDataError
+        If the folder is missing or holds no complete sample.
+    """
+    root = Path(path) if path is not None else _checkout_sample_dir()
+    hint = (f"generate it with `ecopatch demo {root}`, `python -m ecopatch.datasets {root}` or "
+            f"ecopatch.datasets.make_sample_data({str(root)!r})")
+    if not root.is_dir():
+        raise InputDataError(f"no ecopatch sample data: folder {root} does not exist; {hint}")
+    safes = sorted(root.glob("*.SAFE"))
+    if len(safes) != 2:
+        raise InputDataError(
+            f"no complete ecopatch sample data in {root}: expected 2 Sentinel-2 .SAFE folders, "
+            f"found {len(safes)}; {hint}"
+        )
+    by_date = sorted(safes, key=lambda p: p.name.split("_")[2])
+    products, metadata, bands, dates = {}, {}, {}, {}
+    for d, safe in zip(DATES, by_date):
+        products[d] = safe
+        metadata[d] = safe / "MTD_MSIL2A.xml"
+        stamp = safe.name.split("_")[2]
+        dates[d] = _dt.date(int(stamp[:4]), int(stamp[4:6]), int(stamp[6:8]))
+        found = {}
+        for b in RASTERS:
+            res = "10m" if b in BANDS_10M else "20m"
+            hits = sorted(safe.glob(f"GRANULE/*/IMG_DATA/R{res}/*_{b}_{res}.tif"))
+            if hits:
+                found[b] = hits[0]
+        bands[d] = found
+    drones = sorted(root.glob("drone_*.tif"))
+    truth = root / "truth"
+    data = SampleData(
+        root=root, dates=dates, products=products, metadata=metadata, bands=bands,
+        mines=root / "mines.gpkg", reserves=root / "reserves.gpkg", drone=drones[0] if drones else None,
+        restoration_truth=truth / "restoration_truth.csv", encroachments=truth / "encroachments.gpkg",
+        clouds=truth / "clouds.gpkg", scene_json=truth / "scene.json",
+    )
+    missing = [p for p in data.files() if not p.exists()]
+    missing += [Path(f"{d}:{b}") for d in DATES for b in RASTERS if b not in bands[d]]
+    if missing:
+        names = ", ".join(str(p) for p in missing[:3])
+        raise InputDataError(f"incomplete ecopatch sample data in {root}: missing {names}; {hint}")
+    return data
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m ecopatch.datasets",
+        description="Write ecopatch's synthetic sample data (two Sentinel-2 L2A-like products, "
+                    "mine and reserve GeoPackages, a drone orthomosaic and the truth).",
+    )
+    parser.add_argument("out_dir", metavar="OUT_DIR", help="folder to write into")
+    parser.add_argument("--size", default="small",
+                        help="small (400x500, default), medium (1500x1500), tile (10980x10980) or ROWSxCOLS")
+    parser.add_argument("--seed", type=int, default=_DEFAULT_SEED, help=f"scene seed (default {_DEFAULT_SEED})")
+    parser.add_argument("--no-drone", action="store_true", help="skip the drone orthomosaic")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing files")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pyogrio").setLevel(logging.WARNING)
+    try:
+        data = make_sample_data(args.out_dir, size=args.size, seed=args.seed, drone=not args.no_drone,
+                                overwrite=args.overwrite)
+    except (InputDataError, ConfigError, OutputError) as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    total = 0
+    for p in data.files():
+        size = p.stat().st_size
+        total += size
+        print(f"{size / 1e6:8.3f} MB  {p.relative_to(data.root)}")
+    print(f"{total / 1e6:8.3f} MB  total in {data.root}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(_main())

@@ -1,0 +1,49 @@
+"""Maps bureaus hand up the chain: change maps, mine cards (一矿一卡), overview maps, case chips.
+
+Every function returns a :class:`matplotlib.figure.Figure` built with the
+object API (no pyplot state; works headless with Agg and shows inline in
+Jupyter), with a scale bar in ground metres, a north arrow pointing to true
+north, a legend, and coordinates whose CRS and units are stated.  Imagery
+is read decimated over the map's frame (:func:`ecopatch.io.raster.read_decimated`),
+never whole; cloud and no-data pixels are drawn hatched.  Labels are in
+Chinese (``lang="zh"``, with an installed CJK font, see :mod:`ecopatch.fonts`)
+or English (``lang="en"``).
+"""
+
+from ._base import (
+    CASE_STATUS_COLOURS,
+    CHANGE_COLOURS,
+    CODE_COLOURS,
+    STATUS_COLOURS,
+    ZONE_COLOURS,
+    MapFigure,
+    MapFrame,
+    add_north_arrow,
+    add_scale_bar,
+    robust_stretch,
+    stretch_limits,
+    true_north_angle,
+)
+from ._card import mine_card
+from ._change import CaseChips, case_chips, change_map
+from ._overview import overview_map
+
+__all__ = [
+    "CASE_STATUS_COLOURS",
+    "CHANGE_COLOURS",
+    "CODE_COLOURS",
+    "STATUS_COLOURS",
+    "ZONE_COLOURS",
+    "CaseChips",
+    "MapFigure",
+    "MapFrame",
+    "add_north_arrow",
+    "add_scale_bar",
+    "case_chips",
+    "change_map",
+    "mine_card",
+    "overview_map",
+    "robust_stretch",
+    "stretch_limits",
+    "true_north_angle",
+]

@@ -1,0 +1,301 @@
+"""The mine card (一矿一卡): before/after chips, the FVC map and the figures of one mine."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import InputDataError, MissingCRSError
+from ..fonts import FontSetup, font_context
+from ..schema import RESTORATION_DIRECTIONS
+from ..units import m2_to_mu
+from . import _base as B
+from ._change import _furniture, _map_panel, _native_res_m, _no_imagery
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from ..cover import CoverParams
+    from ..io.raster import Scene
+
+log = logging.getLogger(__name__)
+
+_FVC_BANDS = ("red", "green", "blue", "nir", "swir1")
+
+#: Row labels of the card's tables: key -> (zh, en).
+_ROWS: dict[str, tuple[str, str]] = {
+    "id": ("矿山编号", "Mine ID"),
+    "name": ("矿山名称", "Name"),
+    "county": ("所在区县", "County / district"),
+    "unit": ("责任单位", "Responsible unit"),
+    "plan": ("计划完成年份", "Planned completion"),
+    "direction": ("修复方向", "Restoration direction"),
+    "dates": ("监测时相", "Dates compared"),
+    "area": ("矿山面积", "Mine area"),
+    "damaged": ("受损面积（前时相）", "Damaged (before)"),
+    "restored": ("已修复面积", "Restored"),
+    "still_bare": ("未修复面积", "Still bare"),
+    "rate": ("修复率", "Restoration rate"),
+    "fvc": ("植被覆盖度 FVC（前 → 后）", "FVC (before → after)"),
+    "valid": ("有效观测比例", "Observed share"),
+    "status": ("修复状态", "Status"),
+}
+_DIRECTION_EN = {"forest": "forest", "shrub": "shrub", "grass": "grass", "cropland": "cropland",
+                 "natural": "left natural"}
+
+
+def _lab(key: str, lang: str) -> str:
+    return _ROWS[key][0 if lang == "zh" else 1]
+
+
+def _num(v: Any) -> float:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return math.nan
+    return f
+
+
+def _area(v: Any, lang: str) -> str:
+    m2 = _num(v)
+    if not math.isfinite(m2):
+        return "—"
+    mu = float(m2_to_mu(m2))
+    return f"{m2:,.0f} m²（{mu:,.2f} 亩）" if lang == "zh" else f"{m2:,.0f} m² ({mu:,.2f} mu)"
+
+
+def _pct(v: Any) -> str:
+    f = _num(v)
+    return f"{f:.1%}" if math.isfinite(f) else "—"
+
+
+def _get(row: Any, *keys: str) -> Any:
+    for k in keys:
+        if k in row.index:
+            v = row[k]
+            if v is not None and not (isinstance(v, float) and math.isnan(v)):
+                return v
+    return None
+
+
+def find_mine(mine: Any, assessment: gpd.GeoDataFrame) -> pd.Series:
+    """The assessment row of ``mine`` (a patch ID, or a row given as is)."""
+    import pandas as pd
+
+    if isinstance(mine, pd.Series):
+        return mine
+    if "patch_id" not in assessment.columns:
+        raise InputDataError("assessment has no 'patch_id' column; pass the table from assess_restoration")
+    hit = assessment[assessment["patch_id"].astype(str) == str(mine)]
+    if hit.empty:
+        ids = list(assessment["patch_id"].astype(str))
+        raise InputDataError(f"no mine {mine!r} in the assessment; its mines are {ids[:12]}"
+                             + (" ..." if len(ids) > 12 else ""))
+    return hit.iloc[0]
+
+
+def _direction_text(row: pd.Series, lang: str) -> str:
+    key = _get(row, "direction")
+    if lang == "zh":
+        return str(_get(row, "修复方向") or RESTORATION_DIRECTIONS.get(str(key), key) or "—")
+    return _DIRECTION_EN.get(str(key), str(key or "—"))
+
+
+def card_rows(row: pd.Series, fs: FontSetup) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The card's two tables as (label, value) rows: identity, and restoration figures."""
+    L = fs.lang
+    pid = str(_get(row, "patch_id", "矿山编号") or "—")
+    ident = [(_lab("id", L), fs.text(pid, "—"))]
+    for key, cols in (("name", ("矿山名称", "name", "mine_name")), ("county", ("所在区县", "county")),
+                      ("unit", ("责任单位", "responsible_unit")), ("plan", ("计划完成年份", "planned_year"))):
+        v = _get(row, *cols)
+        if v is not None:
+            ident.append((_lab(key, L), fs.text(v, "—")))
+    ident.append((_lab("direction", L), fs.text(_direction_text(row, L), "—")))
+    db, da = _get(row, "date_before"), _get(row, "date_after")
+    ident.append((_lab("dates", L), f"{db or '—'} → {da or '—'}"))
+    fb, fa = _num(_get(row, "fvc_before")), _num(_get(row, "fvc_after"))
+    fvc = f"{fb:.2f} → {fa:.2f}" if math.isfinite(fb) and math.isfinite(fa) else "—"
+    status = str(_get(row, "status") or "")
+    figures = [
+        (_lab("area", L), _area(_get(row, "area_m2"), L)),
+        (_lab("damaged", L), _area(_get(row, "damaged_m2"), L)),
+        (_lab("restored", L), _area(_get(row, "restored_m2"), L)),
+        (_lab("still_bare", L), _area(_get(row, "still_bare_m2"), L)),
+        (_lab("rate", L), _pct(_get(row, "restoration_rate"))),
+        (_lab("fvc", L), fvc),
+        (_lab("valid", L), _pct(_get(row, "valid_fraction"))),
+        (_lab("status", L), B.category_label("status", status, L) if status else "—"),
+    ]
+    return ident, figures
+
+
+def _draw_table(ax: Any, rows: list[tuple[str, str]], fs: FontSetup, *, status: str | None = None,
+                heading: str = "") -> Any:
+    ax.set_axis_off()
+    tab = ax.table(cellText=[[a, b] for a, b in rows], colWidths=[0.38, 0.62], loc="upper center",
+                   cellLoc="left")
+    tab.auto_set_font_size(False)
+    tab.set_fontsize(8.5)
+    tab.scale(1.0, 1.3)
+    for (r, c), cell in tab.get_celld().items():
+        cell.set_edgecolor("#d0d0d0")
+        cell.set_linewidth(0.6)
+        cell.get_text().set_fontfamily(list(fs.family))
+        if c == 0:
+            cell.set_facecolor("#f2f5f9")
+            cell.get_text().set_color("#333333")
+        if status and c == 1 and r == len(rows) - 1:
+            cell.set_facecolor(B.category_colour("status", status))
+            cell.get_text().set_fontweight(fs.bold)
+            cell.get_text().set_color("white" if status in ("restored", "not_started") else "black")
+    if heading:
+        ax.set_title(heading, fontsize=9.5, loc="left", fontweight=fs.bold)
+    return tab
+
+
+def mine_card(
+    mine: str | pd.Series,
+    assessment: gpd.GeoDataFrame,
+    before: Scene,
+    after: Scene,
+    *,
+    lang: str = "zh",
+    composite: str = "true",
+    margin_m: float = 60.0,
+    max_pixels: int = 160_000,
+    cover: CoverParams | None = None,
+    pct: tuple[float, float] = (2.0, 98.0),
+    figsize: tuple[float, float] = (12.5, 8.2),
+) -> Figure:
+    """One mine, one card (一矿一卡): before/after imagery, its FVC map and its restoration figures.
+
+    Parameters
+    ----------
+    mine : str or pandas.Series
+        The mine's ``patch_id`` (矿山编号), or its row of ``assessment``.
+    assessment : geopandas.GeoDataFrame
+        The table from :func:`ecopatch.assess_restoration` (any CRS).
+    before, after : Scene
+        The imagery the assessment compared (read decimated around the mine).
+    lang : {"zh", "en"}
+        Label language (see :func:`ecopatch.maps.change_map`).
+    composite : {"true", "false"}
+        Colour composite of the chips.
+    margin_m : float
+        Ground margin around the mine, m (at least 25 % of its size).
+    max_pixels : int
+        Display pixels per panel.
+    cover : CoverParams, optional
+        Cover thresholds for the FVC map; FVC end-members are estimated
+        from the after scene around the mine, as in the assessment.
+    pct : tuple of float
+        Percentile clip of the colour stretch (shared by both dates).
+    figsize : tuple of float
+        Inches.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Panels: before, after, FVC (after date, 0-1) with the mine outlined in
+        its status colour; below, the mine's attributes and figures (areas in
+        m² and mu, restoration rate, FVC before → after, observed share,
+        status).
+
+    Raises
+    ------
+    InputDataError
+        If ``mine`` is not in ``assessment``.
+    """
+    import geopandas as gpd
+
+    from ..cover import cover_fractions
+    from ..restoration import prepare_cover_params
+
+    row = find_mine(mine, assessment)
+    with font_context(lang, stacklevel=5) as fs:
+        L = fs.lang
+        map_crs = before.grid.crs if not before.grid.is_geographic else after.grid.crs
+        if assessment.crs is None:
+            raise MissingCRSError("assessment has no CRS; set one before drawing a mine card")
+        g = gpd.GeoDataFrame(geometry=[row.geometry], crs=assessment.crs).to_crs(map_crs)
+        bb = tuple(g.total_bounds)
+        mx = B.ground_m_per_unit(map_crs, (bb[0] + bb[2]) / 2, (bb[1] + bb[3]) / 2)
+        size_m = max(bb[2] - bb[0], bb[3] - bb[1]) * mx
+        min_res = min(_native_res_m(before), _native_res_m(after)) / 3
+        frame = B.MapFrame.around(bb, map_crs, margin_m=max(margin_m, 0.25 * size_m), max_pixels=max_pixels,
+                                  min_res_m=min_res, square=True)
+
+        cb, kb = B.composite_bands(before, composite)
+        ca, ka = B.composite_bands(after, composite)
+        lb = B.render_on_frame(before, frame, cb, max_pixels=max_pixels)
+        la = B.render_on_frame(after, frame, [*{*ca, *_FVC_BANDS}], max_pixels=max_pixels)
+        if kb != "asis" and ka != "asis" and cb == ca:
+            lims = [B.stretch_limits([lb[b], la[b]], pct) for b in cb]
+            img_b, img_a = B.rgba_image(lb, cb, kb, lims), B.rgba_image(la, ca, ka, lims)
+        else:
+            img_b = B.rgba_image(lb, cb, kb, [B.stretch_limits([lb[b]], pct) for b in cb])
+            img_a = B.rgba_image(la, ca, ka, [B.stretch_limits([la[b]], pct) for b in ca])
+        if la.covered:
+            params = prepare_cover_params(after, cover, aoi_bounds=frame.bounds, aoi_crs=frame.crs)
+            fvc = cover_fractions(dict(la.bands), params, source=after.source)["fvc"]
+        else:
+            fvc = np.full(frame.grid.shape, np.nan, np.float32)
+
+        status = str(_get(row, "status") or "")
+        colour = B.category_colour("status", status) if status else "#ff2a6d"
+        fig = B.new_figure(figsize=figsize, layout="constrained")
+        gs = fig.add_gridspec(3, 3, height_ratios=[1.0, 0.05, 0.62])
+        axs = [fig.add_subplot(gs[0, i]) for i in range(3)]
+        for ax in axs[1:]:
+            ax.sharex(axs[0])
+            ax.sharey(axs[0])
+        for i, (ax, img, lay, scene, k, which) in enumerate(
+            ((axs[0], img_b, lb, before, kb, "before"), (axs[1], img_a, la, after, ka, "after"))
+        ):
+            _map_panel(ax, frame, fs, img, g, [colour], None, first=i == 0, linewidth=2.0)
+            ax.set_title(f"{B.word(which, L)} {B.date_label(scene, L)}\n{B.sensor_label(scene, L)} · "
+                         f"{B.word(k, L)}", fontsize=9)
+            if not lay.covered:
+                _no_imagery(ax, L)
+        ax = axs[2]
+        B.nodata_background(ax, frame)
+        im = ax.imshow(np.ma.masked_invalid(fvc), extent=frame.extent, cmap="YlGn", vmin=0, vmax=1,
+                       interpolation="nearest", zorder=1)
+        im.set_gid(B.GID_IMAGE)
+        B.draw_outlines(ax, g.geometry.to_numpy(), [colour], linewidth=2.0)
+        B.setup_map_axes(ax, frame, fs, ylabel=False)
+        _furniture(ax, frame, fs, g)
+        ax.set_title(f"{B.word('fvc', L)}\n{B.word('after', L)} {B.date_label(after, L)}", fontsize=9)
+        cbar = fig.colorbar(im, ax=ax, shrink=0.8, pad=0.02)
+        cbar.set_label("FVC (0–1)", fontsize=8)
+        cbar.ax.tick_params(labelsize=7)
+
+        ident, figures = card_rows(row, fs)
+        for ax in axs[1:]:
+            ax.tick_params(labelleft=False)
+        sub = gs[2, :].subgridspec(1, 2, wspace=0.08)
+        _draw_table(fig.add_subplot(sub[0, 0]), ident, fs,
+                    heading="基本信息" if L == "zh" else "Mine")
+        _draw_table(fig.add_subplot(sub[0, 1]), figures, fs, status=status or None,
+                    heading="修复成效" if L == "zh" else "Restoration")
+
+        pid = str(_get(row, "patch_id", "矿山编号") or "")
+        name = fs.text(_get(row, "矿山名称", "name", "mine_name") or "", "")
+        head = f"{B.word('card', L)} · {fs.text(pid, '')} {name}".strip()
+        fig.suptitle(head, fontsize=13, fontweight=fs.bold)
+        lab = B.word("mine", L) + (f"（{B.category_label('status', status, L)}）" if status and L == "zh"
+                                   else f" ({B.category_label('status', status, L)})" if status else "")
+        lax = fig.add_subplot(gs[1, :])
+        lax.set_axis_off()
+        lax.legend(handles=[B.outline_handle(colour, lab, linewidth=2.0), B.nodata_handle(L)],
+                   loc="center left", ncols=2, fontsize=8.5, frameon=False)
+        lax.text(1.0, 0.5, B.crs_note(frame, L), transform=lax.transAxes, ha="right", va="center",
+                 fontsize=7, color="#444444")
+        B.finish(fig, fs)
+    return fig

@@ -1,0 +1,485 @@
+"""Change maps (before / after / index difference) and per-case image chips for field packages."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import ConfigError, InputDataError
+from ..fonts import FontSetup, font_context
+from ..geodesy import as_crs
+from ..indices import INDICES, compute_index
+from . import _base as B
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import pandas as pd
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from ..io.raster import Scene
+
+log = logging.getLogger(__name__)
+
+#: Default outline colour when patches are not coloured by a category.
+PLAIN_OUTLINE = "#ff2a6d"
+#: Outline colour of the case in field chips (red, as 图斑 are drawn in the field).
+CHIP_OUTLINE = "#ff1a1a"
+
+
+def _native_res_m(scene: Scene) -> float:
+    g = scene.grid
+    left, b, r, t = g.bounds
+    return g.res[0] * B.ground_m_per_unit(g.crs, (left + r) / 2, (b + t) / 2)
+
+
+def _pick_index(index: str, before: Scene, after: Scene) -> str:
+    key = index.strip().lower()
+    if key not in INDICES:
+        raise ConfigError(f"unknown index {index!r}; use one of {sorted(INDICES)}")
+    for k in [key, *INDICES]:
+        if all(b in before.bands and b in after.bands for b in INDICES[k].bands):
+            if k != key:
+                log.info("index %s needs bands the scenes do not both have; showing %s instead", key, k)
+            return k
+    raise InputDataError(
+        f"no index can be computed from both scenes (before has {list(before.bands)}, after has "
+        f"{list(after.bands)})"
+    )
+
+
+def _index_cmap(key: str) -> str:
+    desc = INDICES[key].description
+    if "vegetation" in desc:
+        return "RdYlGn"
+    if "water" in desc:
+        return "BrBG"
+    return "RdYlGn_r"
+
+
+def _default_bounds(before: Scene, after: Scene, patches: gpd.GeoDataFrame | None, crs: Any,
+                    margin_m: float) -> tuple[tuple[float, float, float, float], float]:
+    if patches is not None and len(patches):
+        bb = B.layers_bounds([patches], crs)
+        if bb is not None:
+            mx = B.ground_m_per_unit(crs, (bb[0] + bb[2]) / 2, (bb[1] + bb[3]) / 2)
+            span_m = max(bb[2] - bb[0], bb[3] - bb[1]) * mx
+            return bb, max(margin_m, 0.12 * span_m)
+    fb = before.grid.footprint_in(crs)
+    fa = after.grid.footprint_in(crs)
+    both = fb.intersection(fa)
+    poly = both if not both.is_empty else fb
+    return tuple(poly.bounds), 0.0  # type: ignore[return-value]
+
+
+def _patch_colours(patches: gpd.GeoDataFrame, kind: str) -> list[str]:
+    if kind == "none":
+        return [PLAIN_OUTLINE] * len(patches)
+    return [B.category_colour(kind, v) for v in patches[kind]]
+
+
+def _patch_handles(patches: gpd.GeoDataFrame, kind: str, lang: str) -> list[Any]:
+    if kind == "none":
+        return [B.outline_handle(PLAIN_OUTLINE, f"{B.word('patch', lang)} ({len(patches)})")]
+    return B.category_handles(kind, patches[kind], lang, order=B.category_order(kind))
+
+
+def change_map(
+    before: Scene,
+    after: Scene,
+    patches: gpd.GeoDataFrame | None = None,
+    *,
+    bounds: tuple[float, float, float, float] | None = None,
+    crs: Any = None,
+    composite: str = "true",
+    index: str | None = "ndvi",
+    color_by: str = "auto",
+    lang: str = "zh",
+    margin_m: float = 150.0,
+    max_pixels: int = 250_000,
+    pct: tuple[float, float] = (2.0, 98.0),
+    label_field: str | None = None,
+    title: str | None = None,
+    figsize: tuple[float, float] | None = None,
+    axes: Sequence[Axes] | None = None,
+) -> Figure:
+    """Before and after imagery side by side, an index-difference panel, and the patches outlined.
+
+    Parameters
+    ----------
+    before, after : Scene
+        Imagery of the two dates (any sensors, grids and CRSs; a drone RGB
+        mosaic is shown as delivered).  Read decimated over the map frame
+        only (:func:`ecopatch.io.raster.read_decimated`), never whole.
+    patches : geopandas.GeoDataFrame, optional
+        Polygons to outline: suspect patches from
+        :func:`ecopatch.detect_changes`, ledger cases, or mines; any CRS.
+    bounds : tuple of float, optional
+        ``(left, bottom, right, top)`` of the area to show, in ``crs``.
+        Default: the patches' extent plus a margin, or the overlap of the
+        two scenes.
+    crs : CRS-like, optional
+        CRS of the map (and of ``bounds``); default the before scene's.  A
+        projected CRS gives coordinates in metres, a geographic one degrees;
+        the figure states which.
+    composite : {"true", "false"}
+        True colour (red, green, blue) or standard false colour (NIR, red,
+        green; vegetation red).  Drone RGB mosaics are always shown as is.
+    index : str or None
+        Index whose difference (after − before) is shown in a third panel
+        (any key of :data:`ecopatch.indices.INDICES`; one both scenes
+        support is chosen when they lack its bands, e.g. ExG for a drone
+        mosaic).  None: no difference panel.
+    color_by : {"auto", "change_type", "status", "colour"}
+        Column that colours the outlines.  "auto": ``colour`` (red/yellow/
+        green code of ledger cases) if present, else ``change_type``, else
+        ``status``, else one colour.
+    lang : {"zh", "en"}
+        Label language.  Chinese needs a CJK font (:mod:`ecopatch.fonts`);
+        without one, English labels and a :class:`~ecopatch.errors.FontWarning`.
+    margin_m : float
+        Ground margin around the patches, m (at least 12 % of their extent).
+    max_pixels : int
+        Display pixels per panel (bounds memory and reading time).
+    pct : tuple of float
+        Percentile clip of the colour stretch (the same limits for both
+        dates when both are reflectance products).
+    label_field : str, optional
+        Column whose values are written next to each patch.
+    title : str, optional
+        Figure title; default "变化图斑前后对比图" / "Change map".
+    figsize : tuple of float, optional
+        Inches; default from the number of panels.
+    axes : sequence of Axes, optional
+        Draw into these (2 or 3, matching ``index``) instead of a new figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Not attached to pyplot; shows inline in Jupyter, save with
+        ``fig.savefig(path)``.
+
+    Raises
+    ------
+    ConfigError
+        Unknown ``composite``, ``index`` or ``color_by``.
+    MissingBandError
+        A scene lacks red, green or blue.
+    InputDataError
+        ``color_by`` names a missing column; bad ``bounds``.
+
+    Notes
+    -----
+    Cloud, cloud shadow and no-data pixels (NaN in the reads) are drawn
+    transparent over a hatched grey background and listed in the legend.
+    The north arrow points to true north (rotated by the meridian
+    convergence in projected CRSs); the scale bar gives ground metres.
+    """
+    with font_context(lang, stacklevel=5) as fs:
+        L = fs.lang
+        map_crs = as_crs(crs) if crs is not None else before.grid.crs
+        kind = B.resolve_color_by(color_by, patches) if patches is not None else "none"
+        if label_field is not None and (patches is None or label_field not in patches.columns):
+            raise InputDataError(f"label_field={label_field!r} is not a column of the patches")
+        if bounds is None:
+            bounds, margin = _default_bounds(before, after, patches, map_crs, margin_m)
+        else:
+            margin = margin_m
+        min_res = min(_native_res_m(before), _native_res_m(after)) / 3
+        frame = B.MapFrame.around(bounds, map_crs, margin_m=margin, max_pixels=max_pixels, min_res_m=min_res)
+
+        (bb, kb), (ba, ka) = B.composite_bands(before, composite), B.composite_bands(after, composite)
+        ikey = _pick_index(index, before, after) if index is not None else None
+        ib = INDICES[ikey].bands if ikey else ()
+        lb = B.render_on_frame(before, frame, [*bb, *ib], max_pixels=max_pixels)
+        la = B.render_on_frame(after, frame, [*ba, *ib], max_pixels=max_pixels)
+        if kb != "asis" and ka != "asis" and bb == ba:
+            lims = [B.stretch_limits([lb[b], la[b]], pct) for b in bb]
+            img_b, img_a = B.rgba_image(lb, bb, kb, lims), B.rgba_image(la, ba, ka, lims)
+        else:
+            img_b = B.rgba_image(lb, bb, kb, [B.stretch_limits([lb[b]], pct) for b in bb])
+            img_a = B.rgba_image(la, ba, ka, [B.stretch_limits([la[b]], pct) for b in ba])
+
+        n = 3 if ikey else 2
+        if axes is not None:
+            axs = list(axes)
+            if len(axs) != n:
+                need = "before, after, difference" if ikey else "before, after"
+                raise ConfigError(f"axes: {n} axes needed ({need}), got {len(axs)}")
+            fig = axs[0].figure
+        else:
+            rows, cols = frame.grid.shape
+            aspect = rows / cols
+            w = figsize[0] if figsize else 4.6 * n + 0.8
+            h = figsize[1] if figsize else min(max((w - 1.6) / n * aspect + 1.75, 3.6), 9.0)
+            fig = B.new_figure(figsize=(w, h), layout="constrained")
+            gs = fig.add_gridspec(2, n, height_ratios=[1.0, 0.4 / max(h - 2.0, 1.0)])
+            axs = [fig.add_subplot(gs[0, i]) for i in range(n)]
+            for ax in axs[1:]:
+                ax.sharex(axs[0])
+                ax.sharey(axs[0])
+                ax.tick_params(labelleft=False)
+            footer = fig.add_subplot(gs[1, :])
+            footer.set_axis_off()
+
+        pg = B.to_frame(patches, frame, "patches") if patches is not None else None
+        colours = _patch_colours(pg, kind) if pg is not None else []
+        titles = [
+            f"{B.word('before', L)} {B.date_label(before, L)}\n{B.sensor_label(before, L)} · {B.word(kb, L)}",
+            f"{B.word('after', L)} {B.date_label(after, L)}\n{B.sensor_label(after, L)} · {B.word(ka, L)}",
+        ]
+        for i, (ax, img, lay) in enumerate(zip(axs[:2], (img_b, img_a), (lb, la))):
+            _map_panel(ax, frame, fs, img, pg, colours, label_field, first=i == 0)
+            ax.set_title(titles[i], fontsize=9)
+            if not lay.covered:
+                _no_imagery(ax, L)
+        if ikey:
+            ax = axs[2]
+            with np.errstate(invalid="ignore"):
+                diff = compute_index(ikey, la.bands) - compute_index(ikey, lb.bands)
+            fin = np.abs(diff[np.isfinite(diff)])
+            vmax = max(float(np.percentile(fin, 98)) if fin.size else 0.1, 0.05)
+            B.nodata_background(ax, frame)
+            im = ax.imshow(np.ma.masked_invalid(diff), extent=frame.extent, cmap=_index_cmap(ikey),
+                           vmin=-vmax, vmax=vmax, interpolation="nearest", zorder=1)
+            im.set_gid(B.GID_IMAGE)
+            if pg is not None and len(pg):
+                B.draw_outlines(ax, pg.geometry.to_numpy(), colours)
+            B.setup_map_axes(ax, frame, fs, ylabel=False)
+            _furniture(ax, frame, fs, pg)
+            ax.set_title(B.word("diff", L, idx=ikey.upper()) + "\n" + _dates(before, after, L), fontsize=9)
+            cb = fig.colorbar(im, ax=ax, shrink=0.75, pad=0.02, extend="both")
+            cb.set_label(f"Δ{ikey.upper()}", fontsize=8)
+            cb.ax.tick_params(labelsize=7)
+        handles = (_patch_handles(pg, kind, L) if pg is not None else []) + [B.nodata_handle(L)]
+        if axes is None:
+            footer.legend(handles=handles, loc="upper center", ncols=min(len(handles), 6), fontsize=8,
+                          frameon=False, borderaxespad=0)
+            footer.text(1.0, 0.0, B.crs_note(frame, L), transform=footer.transAxes, ha="right", va="bottom",
+                        fontsize=6.5, color="#444444")
+            head = title or B.word("change_map", L)
+            if pg is not None:
+                head += f"（{len(pg)} 个图斑）" if L == "zh" else f" ({len(pg)} patches)"
+            fig.suptitle(head, fontsize=12, fontweight=fs.bold)
+        else:
+            axs[-1].legend(handles=handles, loc="lower right", fontsize=7)
+        B.finish(fig, fs)
+    return fig
+
+
+def _dates(before: Scene, after: Scene, lang: str) -> str:
+    return f"{B.date_label(before, lang)} → {B.date_label(after, lang)}"
+
+
+def _no_imagery(ax: Axes, lang: str) -> None:
+    ax.text(0.5, 0.5, B.word("no_imagery", lang), transform=ax.transAxes, ha="center", va="center",
+            fontsize=10, color="#555555", zorder=25)
+
+
+def _map_panel(ax: Axes, frame: B.MapFrame, fs: FontSetup, img: np.ndarray, patches: gpd.GeoDataFrame | None,
+               colours: Sequence[str], label_field: str | None, *, first: bool, ylabel: bool | None = None,
+               linewidth: float = 1.6) -> None:
+    B.nodata_background(ax, frame)
+    im = ax.imshow(img, extent=frame.extent, interpolation="nearest", zorder=1)
+    im.set_gid(B.GID_IMAGE)
+    if patches is not None and len(patches):
+        B.draw_outlines(ax, patches.geometry.to_numpy(), colours, linewidth=linewidth)
+        if label_field is not None:
+            _label_patches(ax, patches, label_field, fs)
+    B.setup_map_axes(ax, frame, fs, ylabel=first if ylabel is None else ylabel)
+    _furniture(ax, frame, fs, patches)
+
+
+def _furniture(ax: Axes, frame: B.MapFrame, fs: FontSetup, patches: gpd.GeoDataFrame | None) -> None:
+    geoms = patches.geometry.to_numpy() if patches is not None else None
+    B.add_scale_bar(ax, frame, fs, loc=B.pick_corner(frame, geoms, ("lower left", "lower right")))
+    B.add_north_arrow(ax, frame, fs, loc=B.pick_corner(frame, geoms, ("upper right", "upper left")))
+
+
+def _label_patches(ax: Axes, patches: gpd.GeoDataFrame, field: str, fs: FontSetup) -> None:
+    import matplotlib.patheffects as pe
+
+    pts = patches.geometry.representative_point()
+    for p, v in zip(pts, patches[field]):
+        ax.annotate(fs.text(v, "?"), (p.x, p.y), xytext=(4, 4), textcoords="offset points", fontsize=7,
+                    color="black", path_effects=[pe.withStroke(linewidth=2.5, foreground="white")],
+                    zorder=22, annotation_clip=True)
+
+
+# ---------------------------------------------------------------------------
+# Chips for field packages
+# ---------------------------------------------------------------------------
+class CaseChips:
+    """Writes before/after PNG chips of one case; pass to ``Ledger.export_fieldcheck(chips=...)``.
+
+    Build with :func:`case_chips`.  Calling it as ``chips(case_row,
+    before_png, after_png)`` writes two square maps centred on the case,
+    each with the case outline, date, scale bar and north arrow.  The two
+    chips share one colour stretch so they compare directly.
+    """
+
+    def __init__(self, before: Scene, after: Scene, *, size_m: float, crs: Any, map_crs: Any,
+                 composite: str, lang: str, dpi: int, size_in: float, max_pixels: int,
+                 pct: tuple[float, float]) -> None:
+        B.composite_bands(before, composite)
+        B.composite_bands(after, composite)
+        if size_m <= 0:
+            raise ConfigError(f"size_m={size_m}: must be > 0 (ground width of a chip, m)")
+        self.before, self.after = before, after
+        self.size_m = float(size_m)
+        self.crs = as_crs(crs)
+        self.map_crs = as_crs(map_crs) if map_crs is not None else (
+            before.grid.crs if not before.grid.is_geographic else after.grid.crs)
+        self.composite, self.lang = composite, lang
+        self.dpi, self.size_in, self.max_pixels, self.pct = int(dpi), float(size_in), int(max_pixels), pct
+
+    def __repr__(self) -> str:
+        return (f"CaseChips({self.before.label} → {self.after.label}, size_m={self.size_m:g}, "
+                f"lang={self.lang!r})")
+
+    def figures(self, case_row: pd.Series | Any) -> tuple[Figure, Figure]:
+        """The before and after chip figures of one case (for a look in a notebook).
+
+        Parameters
+        ----------
+        case_row : pandas.Series
+            A row of :meth:`ecopatch.Ledger.cases` or of a patch table: its
+            geometry (in ``crs`` given to :func:`case_chips`, default
+            EPSG:4490), ``case_id`` or ``patch_id``, and optionally ``colour``.
+        """
+        import geopandas as gpd
+
+        geom = _row_geometry(case_row)
+        gs = gpd.GeoSeries([geom], crs=self.crs).to_crs(self.map_crs)
+        g = gs.iloc[0]
+        cid = str(_get(case_row, "case_id") or _get(case_row, "patch_id") or "")
+        code = _get(case_row, "colour")
+        with font_context(self.lang, stacklevel=6) as fs:
+            L = fs.lang
+            cx, cy = g.centroid.x, g.centroid.y
+            x0, y0, x1, y1 = g.bounds
+            mx = B.ground_m_per_unit(self.map_crs, cx, cy)
+            half_m = max(self.size_m / 2, 0.65 * max(x1 - x0, y1 - y0) * mx)
+            frame = B.MapFrame.around((cx, cy, cx, cy), self.map_crs, margin_m=half_m,
+                                      max_pixels=self.max_pixels, square=True)
+            bb, kb = B.composite_bands(self.before, self.composite)
+            ba, ka = B.composite_bands(self.after, self.composite)
+            lb = B.render_on_frame(self.before, frame, bb, max_pixels=self.max_pixels)
+            la = B.render_on_frame(self.after, frame, ba, max_pixels=self.max_pixels)
+            if kb != "asis" and ka != "asis" and bb == ba:
+                lims = [B.stretch_limits([lb[b], la[b]], self.pct) for b in bb]
+                imgs = (B.rgba_image(lb, bb, kb, lims), B.rgba_image(la, ba, ka, lims))
+            else:
+                imgs = (B.rgba_image(lb, bb, kb, [B.stretch_limits([lb[b]], self.pct) for b in bb]),
+                        B.rgba_image(la, ba, ka, [B.stretch_limits([la[b]], self.pct) for b in ba]))
+            figs = []
+            for which, scene, img, lay, k in (("before", self.before, imgs[0], lb, kb),
+                                              ("after", self.after, imgs[1], la, ka)):
+                fig = B.new_figure(figsize=(self.size_in, self.size_in + 0.75), dpi=self.dpi, layout="constrained")
+                ax = fig.add_subplot()
+                one = gpd.GeoDataFrame(geometry=[g], crs=self.map_crs)
+                _map_panel(ax, frame, fs, img, one, [CHIP_OUTLINE], None, first=True, linewidth=1.8)
+                if not lay.covered:
+                    _no_imagery(ax, L)
+                tag = f" · {B.category_label('colour', code, L)}" if code else ""
+                ax.set_title(f"{fs.text(cid, '')}{tag}\n{B.word(which, L)} {B.date_label(scene, L)} · "
+                             f"{B.sensor_label(scene, L)} · {B.word(k, L)}", fontsize=7.5)
+                ax.legend(handles=[B.outline_handle(CHIP_OUTLINE, B.word("patch", L)), B.nodata_handle(L)],
+                          loc="lower right", fontsize=6.5, framealpha=0.85)
+                fig.text(0.995, 0.003, B.crs_note(frame, L), ha="right", va="bottom", fontsize=4.8,
+                         color="#444444")
+                B.finish(fig, fs)
+                figs.append(fig)
+        return figs[0], figs[1]
+
+    def __call__(self, case_row: pd.Series | Any, before_png: str | Path, after_png: str | Path) -> None:
+        """Write the before and after chips of one case as PNG files."""
+        fb, fa = self.figures(case_row)
+        for fig, path in ((fb, before_png), (fa, after_png)):
+            fig.savefig(path, format="png", dpi=self.dpi)
+
+
+def _get(row: Any, key: str) -> Any:
+    try:
+        v = row[key]
+    except (KeyError, IndexError, TypeError):
+        return None
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    return v
+
+
+def _row_geometry(row: Any) -> Any:
+    from shapely.geometry import Point
+
+    for key in ("geometry", "geom"):
+        g = _get(row, key)
+        if g is not None and not getattr(g, "is_empty", True):
+            return g
+    lon, lat = _get(row, "lon"), _get(row, "lat")
+    if lon is not None and lat is not None:
+        return Point(float(lon), float(lat))
+    raise InputDataError("case row has neither a geometry nor lon/lat; pass a row of Ledger.cases()")
+
+
+def case_chips(
+    before: Scene,
+    after: Scene,
+    *,
+    size_m: float = 400.0,
+    crs: Any = "EPSG:4490",
+    map_crs: Any = None,
+    composite: str = "true",
+    lang: str = "zh",
+    dpi: int = 150,
+    size_in: float = 4.0,
+    max_pixels: int = 160_000,
+    pct: tuple[float, float] = (2.0, 98.0),
+) -> CaseChips:
+    """A chip writer for field packages: before/after PNGs of each case with its outline.
+
+    Parameters
+    ----------
+    before, after : Scene
+        Imagery of the two dates (read decimated around each case only).
+    size_m : float
+        Ground width of a chip, m (grown to fit a larger patch with a margin).
+    crs : CRS-like
+        CRS of the case geometries handed to the writer; default EPSG:4490,
+        that of :meth:`ecopatch.Ledger.cases`.
+    map_crs : CRS-like, optional
+        CRS the chips are drawn in; default the before scene's (if
+        projected).
+    composite : {"true", "false"}
+        Colour composite (see :func:`change_map`).
+    lang : {"zh", "en"}
+        Label language.
+    dpi : int
+        PNG resolution, dots per inch.
+    size_in : float
+        Chip width, inches (the PNG is ``size_in × dpi`` pixels wide).
+    max_pixels : int
+        Display pixels per chip.
+    pct : tuple of float
+        Percentile clip of the colour stretch.
+
+    Returns
+    -------
+    CaseChips
+        ``chips(case_row, before_png, after_png) -> None``, as
+        :meth:`ecopatch.Ledger.export_fieldcheck` expects.
+
+    Examples
+    --------
+    >>> chips = case_chips(before, after, size_m=300)  # doctest: +SKIP
+    >>> ledger.export_fieldcheck("field_2024_09", chips=chips)  # doctest: +SKIP
+    """
+    from ..fonts import check_lang
+
+    return CaseChips(before, after, size_m=size_m, crs=crs, map_crs=map_crs, composite=composite,
+                     lang=check_lang(lang), dpi=dpi, size_in=size_in, max_pixels=max_pixels, pct=pct)
