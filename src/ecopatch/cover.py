@@ -24,7 +24,11 @@ Rules (defaults in :class:`CoverParams`, each overridable):
 3. What is neither is **bare** or **built**, split by the bare soil index:
    built where BSI is below ``bsi_built`` (roofs, concrete and asphalt
    reflect less SWIR relative to visible than soil does), with a linear ramp
-   of ``bsi_ramp`` either side.
+   of ``bsi_ramp`` either side.  Canopy lowers BSI, so in a cell part soil,
+   part forest the soil would read as concrete: when the scene's canopy
+   spectrum is known (``veg_spectrum``), BSI is computed on the non-vegetated
+   remainder ``(ρ - FVC · ρ_canopy) / (1 - FVC)`` (linear unmixing with one
+   known end-member).
 4. Drone RGB (no NIR): vegetation from excess green (ExG) between
    ``exg_bare`` and ``exg_veg``; water where blue dominates and the pixel is
    dark; no built/bare split (all non-vegetated land is bare).
@@ -49,6 +53,7 @@ __all__ = [
     "CoverParams",
     "classify",
     "cover_fractions",
+    "estimate_canopy_spectrum",
     "estimate_endmembers",
     "fvc",
     "local_veg_fraction",
@@ -81,7 +86,9 @@ class CoverParams:
     water_nir_max : float
         NIR reflectance above which a pixel is not water (ramp ±0.03).
     bsi_built, bsi_ramp : float
-        BSI centre and half-width of the built/bare split.
+        BSI centre and half-width of the built/bare split; 0.12 is midway
+        between concrete (about 0.05) and bare soil (about 0.2) in spectral
+        libraries.
     exg_bare, exg_veg : float
         Excess green (chromatic, ``2g - r - b``) of bare ground and of full
         vegetation in drone RGB.
@@ -92,6 +99,10 @@ class CoverParams:
         the scene's NDVI (ExG for RGB), set with :func:`otsu_threshold`.
     veg_threshold : float or None
         The Otsu threshold once estimated (NDVI, or ExG for RGB).
+    veg_spectrum : tuple of (band, reflectance) pairs, or None
+        Reflectance of full canopy in the scene (e.g. from
+        :func:`estimate_canopy_spectrum`), used to unmix canopy out of mixed
+        cells before the built/bare split.
     """
 
     ndvi_soil: float | None = None
@@ -101,13 +112,14 @@ class CoverParams:
     water_index: float = 0.05
     water_ramp: float = 0.10
     water_nir_max: float = 0.12
-    bsi_built: float = 0.10
-    bsi_ramp: float = 0.05
+    bsi_built: float = 0.12
+    bsi_ramp: float = 0.04
     exg_bare: float = 0.03
     exg_veg: float = 0.12
     method: str = "soft"
     thresholds: str = "fixed"
     veg_threshold: float | None = None
+    veg_spectrum: tuple[tuple[str, float], ...] | None = None
 
     def __post_init__(self) -> None:
         if self.method not in ("soft", "hard"):
@@ -440,6 +452,8 @@ def cover_fractions(
     if _has(bands, "blue", "swir1"):
         b = bsi(bands["blue"], red, nir, bands["swir1"])
         out["bsi"] = b
+        if p.veg_spectrum is not None:
+            b = _bsi_without_canopy(bands, f, dict(p.veg_spectrum), b)
         builtshare = 1.0 - _ramp(b, p.bsi_built - p.bsi_ramp, p.bsi_built + p.bsi_ramp, hard)
         builtshare = np.where(np.isnan(builtshare), 0.0, builtshare)
     else:
@@ -452,6 +466,32 @@ def cover_fractions(
         a[~valid] = np.nan
         out[k] = a
     return out
+
+
+def _bsi_without_canopy(bands: Mapping[str, np.ndarray], f: np.ndarray, canopy: Mapping[str, float],
+                        raw: np.ndarray) -> np.ndarray:
+    """BSI of the non-vegetated remainder of each cell (canopy unmixed out); raw BSI where FVC ≥ 0.9."""
+    if not all(k in canopy for k in ("blue", "red", "nir", "swir1")):
+        return raw
+    keep = np.clip(np.asarray(f, dtype=np.float32), 0.0, 0.9)
+    rest = {}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for k in ("blue", "red", "nir", "swir1"):
+            rest[k] = (np.asarray(bands[k], dtype=np.float32) - keep * np.float32(canopy[k])) / (1.0 - keep)
+    out = bsi(rest["blue"], rest["red"], rest["nir"], rest["swir1"])
+    return np.where(np.isfinite(out), out, raw)
+
+
+def estimate_canopy_spectrum(bands: Mapping[str, np.ndarray], ndvi_veg: float) -> tuple[tuple[str, float], ...] | None:
+    """Median reflectance of full-canopy pixels (NDVI at or above ``ndvi_veg`` - 0.05), per band.
+
+    Returns None when fewer than 20 such pixels are observed.
+    """
+    nd = ndvi(bands["nir"], bands["red"])
+    sel = np.isfinite(nd) & (nd >= ndvi_veg - 0.05)
+    if sel.sum() < 20:
+        return None
+    return tuple((k, float(np.nanmedian(np.asarray(v)[sel]))) for k, v in bands.items())
 
 
 def _rgb_fractions(bands: Mapping[str, np.ndarray], p: CoverParams, hard: bool) -> dict[str, np.ndarray]:

@@ -35,7 +35,14 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .cover import CoverParams, cover_fractions, estimate_endmembers, local_veg_fraction, otsu_threshold
+from .cover import (
+    CoverParams,
+    cover_fractions,
+    estimate_canopy_spectrum,
+    estimate_endmembers,
+    local_veg_fraction,
+    otsu_threshold,
+)
 from .errors import ConfigError, InputDataError, LowCoverageWarning, NoOverlapError
 from .geodesy import as_crs, geodesic_area_m2
 from .grid import Grid, Window
@@ -190,8 +197,9 @@ def prepare_cover_params(
     need_otsu = p.thresholds == "otsu" and p.veg_threshold is None
     if not (need_em or need_otsu):
         return p
+    want = [b for b in ("blue", "red", "nir", "swir1") if b in scene.bands] if not rgb else ["red", "green", "blue"]
     obs = read_decimated(scene, aoi_bounds=aoi_bounds, aoi_crs=aoi_crs, margin_m=2000.0,
-                         max_pixels=max_pixels, bands=("red", "nir") if not rgb else ("red", "green", "blue"))
+                         max_pixels=max_pixels, bands=want)
     if not obs.valid.any():
         from .errors import NoValidPixelsError
 
@@ -209,6 +217,10 @@ def prepare_cover_params(
         idx = ndvi(obs["nir"], obs["red"])
     if need_em:
         p = p.with_endmembers(*estimate_endmembers(idx))
+        if p.veg_spectrum is None and p.ndvi_veg is not None:
+            from dataclasses import replace as _replace
+
+            p = _replace(p, veg_spectrum=estimate_canopy_spectrum(obs.bands, p.ndvi_veg))
     if need_otsu:
         from dataclasses import replace
 
@@ -243,8 +255,6 @@ class _BlockTask:
     index: np.ndarray
     edge: str
     max_source_px: int
-    native_before: bool
-    native_after: bool
 
 
 class _Deriver:
@@ -290,17 +300,17 @@ def _unmix(f: np.ndarray, cov: np.ndarray, valid: np.ndarray, outside: np.ndarra
 
 
 def _inside_composition(layers: Mapping[str, np.ndarray], cov: np.ndarray, valid: np.ndarray,
-                        edge: str, params: CoverParams | None) -> dict[str, np.ndarray]:
+                        edge: str, params: CoverParams) -> dict[str, np.ndarray]:
     """Per cell, the composition (0-1 shares) of the part inside the polygon.
 
     Edge cells are unmixed against their outside neighbours
     (:func:`_unmix`).  Unmixing needs quantities that mix linearly across a
-    cell: water, bare and built shares, and FVC.  When ``params`` is given
-    (the scene was classified on this very grid), the vegetation share
-    inside is the cover rule applied to the *unmixed FVC*; when it is None
-    (the scene was finer and its shares were area-averaged onto this grid,
-    which keeps them linear) the vegetation share is unmixed directly.
-    Shares are rescaled to sum to 1 inside.
+    cell: water, bare and built shares, and FVC.  The vegetation share
+    inside is then the cover rule of ``params`` applied to the *unmixed
+    FVC* of the analysis cell: the same rule whatever the sensor, so a 10 m
+    cell of young planting that a drone sees as 80 % plants and 20 % soil
+    between them counts as vegetated, as the satellite's FVC of that cell
+    says.  Shares are rescaled to sum to 1 inside.
     """
     w = np.where(cov > 0, cov, 1.0)
     edge_cells = (cov > 0) & (cov < 1) & valid
@@ -309,12 +319,9 @@ def _inside_composition(layers: Mapping[str, np.ndarray], cov: np.ndarray, valid
     outside = (cov == 0) & valid
     inside = {k: _unmix(layers[k], cov, valid, outside, edge_cells) / w for k in (*_PARTITION, "fvc")}
     inside = {k: np.clip(v, 0.0, 1.0) for k, v in inside.items()}
-    if params is not None:
-        fv = np.where(valid, layers["fvc"], np.nan)
-        vfrac = local_veg_fraction(fv, params, fvc_for=np.where(valid, inside["fvc"], np.nan),
-                                   context=cov >= 1.0)
-        veg = (1.0 - inside["water"]) * np.nan_to_num(vfrac)
-        inside["veg"] = np.where(valid, veg, 0.0)
+    fv = np.where(valid, layers["fvc"], np.nan)
+    vfrac = local_veg_fraction(fv, params, fvc_for=np.where(valid, inside["fvc"], np.nan), context=cov >= 1.0)
+    inside["veg"] = np.where(valid, (1.0 - inside["water"]) * np.nan_to_num(vfrac), 0.0)
     rest = 1.0 - inside["veg"] - inside["water"]
     nonveg = inside["bare"] + inside["built"]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -354,9 +361,9 @@ def _assess_block(task: _BlockTask) -> PatchSums:
         sl = mwin.relative_to(padded).slices
         vboth = both[sl]
         b_in = _inside_composition({k: lb[k][sl] for k in (*_PARTITION, "fvc")}, cov, vboth,
-                                   task.edge, task.params_before if task.native_before else None)
+                                   task.edge, task.params_before)
         a_in = _inside_composition({k: la[k][sl] for k in (*_PARTITION, "fvc")}, cov, vboth,
-                                   task.edge, task.params_after if task.native_after else None)
+                                   task.edge, task.params_after)
         dam_b = b_in["bare"] + b_in["built"]
         restored = np.clip(a_in["veg"] - b_in["veg"], 0.0, dam_b)
         # only cells of this block's core count (the halo belongs to neighbours)
@@ -502,12 +509,8 @@ def assess_restoration(
             f"none of the {len(mines)} mines overlaps the analysis grid {g!r}; check that the "
             "imagery covers the mines and that both carry the right CRS"
         )
-    # a scene classified on the analysis grid itself (not area-averaged from a finer one)
-    native_b = _ground_res_m(before.grid) >= 0.9 * _ground_res_m(g)
-    native_a = _ground_res_m(after.grid) >= 0.9 * _ground_res_m(g)
     tasks = [
-        _BlockTask(before, after, g, w, p_b, p_a, tuple(geoms_grid[idx]), idx, edge, max_source_px,
-                   native_b and "nir" in before.bands, native_a and "nir" in after.bands)
+        _BlockTask(before, after, g, w, p_b, p_a, tuple(geoms_grid[idx]), idx, edge, max_source_px)
         for w, idx in plan
     ]
     partials = run_tasks(_assess_block, tasks, scheduler=scheduler, progress=progress, desc="assess")
