@@ -8,6 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+#: The golden sample (committed sample_data/ or generated once) and its analyses, for every module.
+pytest_plugins = ["tests.mapdata"]
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("ECOPATCH_SHARED_DATA", ROOT.parent / "shared" / "data"))
 

@@ -66,6 +66,7 @@ def score_patches(
     truth: gpd.GeoDataFrame,
     *,
     eligible: Any = None,
+    within: gpd.GeoDataFrame | None = None,
     id_field: str = "enc_id",
     type_field: str = "change_type",
 ) -> PatchScore:
@@ -82,6 +83,10 @@ def score_patches(
         True changes that count for recall and area (e.g. inside the
         reserves, at or above the minimum mapping unit, not under cloud).
         Default all.
+    within : geopandas.GeoDataFrame, optional
+        The area the patches were searched in (the reserves): a true change
+        that crosses its edge counts with the area inside only, since the
+        patches are clipped to it.
 
     Returns
     -------
@@ -91,6 +96,14 @@ def score_patches(
         raise InputDataError("score_patches: both layers need a CRS")
     truth = truth.to_crs(patches.crs).reset_index(drop=True)
     elig = np.ones(len(truth), dtype=bool) if eligible is None else np.asarray(eligible, dtype=bool)
+    true_area = truth["area_m2"].to_numpy(dtype=float)
+    if within is not None:
+        region = shapely.union_all(shapely.make_valid(within.to_crs(truth.crs).geometry.to_numpy()))
+        tg = truth.geometry.to_numpy()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.where(shapely.area(tg) > 0, shapely.area(shapely.intersection(tg, region)) / shapely.area(tg),
+                             0.0)
+        true_area = true_area * share
     pg = patches.geometry.to_numpy()
     tree = shapely.STRtree(pg)
     rows = []
@@ -111,7 +124,7 @@ def score_patches(
         rows.append({
             id_field: truth[id_field].iloc[i],
             "true_type": truth[type_field].iloc[i],
-            "true_area_m2": float(truth["area_m2"].iloc[i]),
+            "true_area_m2": float(true_area[i]),
             "eligible": bool(elig[i]),
             "found": bool(hits),
             "patch_ids": [str(patches["patch_id"].iloc[j]) for j in hits],

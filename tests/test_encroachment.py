@@ -1,0 +1,124 @@
+"""Suspect patches in the reserves against the golden sample's truth (issue acceptance figures)."""
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+
+import ecopatch
+from ecopatch.schema import PATCH_COLUMNS, ZONE_STRICTNESS
+from ecopatch.validation import score_patches
+
+
+@pytest.fixture(scope="module")
+def truth(sample):
+    enc = gpd.read_file(sample.encroachments)
+    enc["eligible"] = enc["reserve_name"].notna() & ~enc["is_decoy"].astype(bool) & ~enc["under_cloud"].astype(bool)
+    return enc
+
+
+@pytest.fixture(scope="module")
+def score(inputs, truth):
+    return score_patches(inputs.patches, truth, eligible=truth["eligible"].to_numpy(), within=inputs.reserves)
+
+
+def test_recall_precision_and_area(score):
+    assert score.n_true >= 6
+    assert score.recall >= 0.95, score.table
+    assert score.precision >= 0.9, score.false_patches
+    assert 0.85 <= score.area_ratio <= 1.15
+    assert 0.85 <= score.change_area_ratio <= 1.15
+
+
+def test_no_decoy_and_water_typed_as_water(score, truth):
+    t = score.table
+    decoys = t[t["enc_id"].isin(truth.loc[truth["is_decoy"].astype(bool), "enc_id"])]
+    assert not decoys["found"].any(), decoys
+    water = t[(t["true_type"] == "water") & t["eligible"]]
+    assert len(water) >= 1 and (water["type_found"] == "water").all(), water
+
+
+def test_no_patch_from_the_cloud(sample, inputs):
+    clouds = gpd.read_file(sample.clouds, layer="clouds").to_crs(inputs.patches.crs)
+    cloud = shapely.union_all(clouds.geometry.to_numpy())
+    inside = shapely.area(shapely.intersection(inputs.patches.geometry.to_numpy(), cloud))
+    assert (inside <= 0.05 * inputs.patches["area_m2"].to_numpy()).all()
+
+
+def test_unobserved_area_is_reported(inputs):
+    obs = inputs.patches.attrs["observation"]
+    assert {"reserve_name", "zone", "area_m2", "observed_m2", "unobserved_m2"} <= set(obs.columns)
+    assert (obs["observed_m2"] <= obs["area_m2"] * 1.001).all()
+    assert (obs["observed_fraction"] < 0.9).any()  # the cloud blinds part of a reserve
+    assert (obs["observed_fraction"] > 0.99).any()
+
+
+def test_schema_units_and_coordinates(inputs):
+    p = inputs.patches
+    assert list(p.columns[: len(PATCH_COLUMNS)]) == list(PATCH_COLUMNS)
+    assert p["patch_id"].is_unique
+    np.testing.assert_allclose(p["area_mu"], p["area_m2"] * 15 / 10_000)
+    assert p["change_type"].isin(ecopatch.schema.CHANGE_TYPES).all()
+    assert ((p["confidence"] >= 0) & (p["confidence"] <= 1)).all()
+    assert p["zone"].isin(ZONE_STRICTNESS).all()
+    assert p["centroid_lon"].between(119.9, 120.0).all() and p["centroid_lat"].between(30.1, 30.3).all()
+    # CGCS2000 and WGS84 agree to centimetres at this scale
+    assert (abs(p["cgcs2000_lon"] - p["centroid_lon"]) < 1e-6).all()
+    assert p.crs.to_epsg() == 4490  # the reserves' CRS
+
+
+def test_patch_ids_are_deterministic(inputs):
+    again = ecopatch.detect_changes(inputs.before, inputs.after, inputs.reserves, block=128, progress=False)
+    assert list(again["patch_id"]) == list(inputs.patches["patch_id"])
+    assert inputs.patches["patch_id"].str.match(r"^20240912-[0-9a-z]{9}(-\d+)?$").all()
+
+
+def test_crossing_a_zone_boundary_takes_the_strictest_zone(inputs, truth, score):
+    rank = {z: i for i, z in enumerate(ZONE_STRICTNESS)}
+    crossing = truth[truth["zones"].fillna("").str.contains(",") & truth["eligible"]]
+    assert len(crossing) >= 1
+    p = inputs.patches.set_index("patch_id")
+    for _, row in crossing.iterrows():
+        found = score.table.set_index("enc_id").loc[row["enc_id"], "patch_ids"]
+        strictest = min(row["zones"].split(","), key=rank.get)
+        assert any(p.loc[pid, "zone"] == strictest for pid in found)
+
+
+def test_exclusion_layer_removes_approved_activity(inputs, truth, score):
+    t = score.table[score.table["found"]]
+    approved = truth[truth["enc_id"] == t["enc_id"].iloc[0]]
+    out = ecopatch.detect_changes(inputs.before, inputs.after, inputs.reserves, exclude=approved, progress=False)
+    assert len(out) == len(inputs.patches) - len(t["patch_ids"].iloc[0])
+
+
+def test_margin_watches_around_the_reserves(inputs):
+    wide = ecopatch.detect_changes(inputs.before, inputs.after, inputs.reserves, margin_m=300, progress=False)
+    assert len(wide) >= len(inputs.patches)
+    # every patch is still there (those cut by a reserve edge now extend past it)
+    hits = shapely.intersects(inputs.patches.geometry.to_numpy()[:, None], wide.geometry.to_numpy()[None, :])
+    assert hits.any(axis=1).all()
+    out = wide[wide["zone"] == "outside"]
+    assert (out["zone_name"] == "保护地外围").all()
+
+
+def test_mmu_in_mu_and_no_gain(inputs):
+    big = ecopatch.detect_changes(inputs.before, inputs.after, inputs.reserves, min_area_mu=3, include_gain=False,
+                                  progress=False)
+    assert (big["change_m2"] >= 2000 - 1e-6).all()
+    assert (big["change_type"] != "vegetation_gain").all()
+
+
+def test_cli_detect_writes_formats(sample, tmp_path):
+    from click.testing import CliRunner
+
+    from ecopatch.cli.main import cli
+
+    for ext in ("gpkg", "geojson", "csv", "kml"):
+        out = tmp_path / f"patches.{ext}"
+        res = CliRunner().invoke(cli, ["detect", "--before", str(sample.products["before"]), "--after",
+                                       str(sample.products["after"]), "--within", str(sample.reserves),
+                                       "--min-area", "400", "--out", str(out), "--no-progress"])
+        assert res.exit_code == 0, res.output
+        assert out.exists() and (tmp_path / "patches_observation.csv").exists()
+        assert "suspect patches" in res.output
+        (tmp_path / "patches_observation.csv").unlink()
