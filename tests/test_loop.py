@@ -44,7 +44,8 @@ def test_field_package_opens_in_other_tools(inputs, loop):
     assert len(marks) == len(inputs.patches)
     wb = openpyxl.load_workbook(folder / "cases.xlsx")
     headers = [c.value for c in next(wb.active.iter_rows(max_row=1))]
-    assert {"图斑编号", "变化类型", "面积(亩)", "面积(平方米)", "经度", "纬度", "保护地名称", "功能分区"} <= set(headers)
+    want = {"图斑编号", "变化类型", "面积(亩)", "面积(平方米)", "经度", "纬度", "保护地名称", "功能分区"}
+    assert want <= set(headers)
     back = gpd.read_file(folder / "cases.gpkg")
     cases = ledger.cases()
     assert len(back) == len(cases)
@@ -76,7 +77,8 @@ def imported(loop):
     ids = list(ledger.cases()["case_id"])
     ok = {"核查人": "王工", "核查日期": "2024-10-10"}
     rows = [
-        (ids[0], {**ok, "核查结论": "确认", "实际类型": "工业开发", "责任单位": "某镇人民政府", "整改期限": "2024-12-31"}),
+        (ids[0], {**ok, "核查结论": "确认", "实际类型": "工业开发", "责任单位": "某镇人民政府",
+                  "整改期限": "2024-12-31"}),
         (ids[1], {**ok, "核查结论": "误报", "备注": "耕地翻耕，季节性裸露"}),
         (ids[2], {**ok, "核查结论": "也许"}),                                   # not an allowed value
         (ids[3], {**ok, "核查结论": "确认", "实际类型": "旅游开发", "核查日期": "2024-13-45"}),  # impossible date
