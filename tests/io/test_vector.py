@@ -8,6 +8,7 @@ from ecopatch.errors import (
     GeometryRepairedWarning,
     InputDataError,
     MissingCRSError,
+    OutputError,
     OutputExistsError,
     SuspiciousCoordinatesError,
     VectorReadError,
@@ -123,7 +124,7 @@ def test_write_table_failure_leaves_nothing(tmp_path, monkeypatch):
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(gpd.GeoDataFrame, "to_file", boom)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(OutputError, match="disk full"):
         write_table(g, tmp_path / "r.gpkg")
     assert list(tmp_path.iterdir()) == []
 

@@ -496,31 +496,40 @@ def write_table(
     if suffix not in WRITERS:
         raise ConfigError(f"{path}: unknown output format {suffix!r}; use one of {list(WRITERS)}")
     is_geo = isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame.columns
+    if suffix == ".parquet" and not is_geo:
+        raise ConfigError(f"{path}: GeoParquet needs geometries")
+    if suffix not in (".csv", ".xlsx", ".parquet") and not is_geo:
+        raise ConfigError(f"{path}: {suffix} needs geometries; write .csv or .xlsx instead")
     with atomic_path(path, overwrite=overwrite) as tmp:
-        if suffix in (".csv", ".xlsx"):
-            flat = pd.DataFrame(frame.drop(columns=frame.geometry.name)) if is_geo else pd.DataFrame(frame)
-            if suffix == ".csv":
-                flat.to_csv(tmp, index=False, encoding="utf-8-sig")
-            else:
-                _write_xlsx(flat, tmp)
-        elif suffix == ".parquet":
-            if not is_geo:
-                raise ConfigError(f"{path}: GeoParquet needs geometries")
-            frame.to_parquet(tmp)
-        else:
-            if not is_geo:
-                raise ConfigError(f"{path}: {suffix} needs geometries; write .csv or .xlsx instead")
-            out = frame
-            if suffix in (".geojson", ".json", ".kml"):
-                out = frame.to_crs(4326)
-            driver = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".kml": "KML",
-                      ".shp": "ESRI Shapefile"}[suffix]
-            kw: dict[str, Any] = {}
-            if suffix == ".shp":
-                kw["encoding"] = "UTF-8"
-            out = _writable(out)
-            out.to_file(tmp, driver=driver, engine="pyogrio", layer=layer or path.stem, **kw)
+        try:
+            _write(frame, tmp, suffix, is_geo, layer or path.stem)
+        except OSError:
+            raise  # atomic_path turns it into an OutputError and cleans up
+        except Exception as exc:  # driver errors (pyogrio/GDAL, openpyxl) are not OSErrors
+            raise OutputError(
+                f"{path}: writing failed ({_short(exc)}); nothing was written. Is the disk full or the "
+                "folder read-only?"
+            ) from exc
     return path
+
+
+def _write(frame: Any, tmp: Path, suffix: str, is_geo: bool, layer: str) -> None:
+    import pandas as pd
+
+    if suffix in (".csv", ".xlsx"):
+        flat = pd.DataFrame(frame.drop(columns=frame.geometry.name)) if is_geo else pd.DataFrame(frame)
+        if suffix == ".csv":
+            flat.to_csv(tmp, index=False, encoding="utf-8-sig")
+        else:
+            _write_xlsx(flat, tmp)
+    elif suffix == ".parquet":
+        frame.to_parquet(tmp)
+    else:
+        out = frame.to_crs(4326) if suffix in (".geojson", ".json", ".kml") else frame
+        driver = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".kml": "KML",
+                  ".shp": "ESRI Shapefile"}[suffix]
+        kw: dict[str, Any] = {"encoding": "UTF-8"} if suffix == ".shp" else {}
+        _writable(out).to_file(tmp, driver=driver, engine="pyogrio", layer=layer, **kw)
 
 
 def _writable(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
