@@ -489,7 +489,6 @@ def write_table(
         The written file.
     """
     import geopandas as gpd
-    import pandas as pd
 
     path = Path(path)
     suffix = path.suffix.lower()
