@@ -39,6 +39,7 @@ _LAZY = {
     "assess_restoration": "ecopatch.restoration",
     "detect_changes": "ecopatch.encroachment",
     "Ledger": "ecopatch.ledger",
+    "patch_statistics": "ecopatch.patchstats",
 }
 
 __all__ = ["EcopatchError", "__version__", *sorted(_LAZY)]

@@ -1,0 +1,68 @@
+import geopandas as gpd
+import numpy as np
+import pytest
+from affine import Affine
+from shapely.geometry import box
+
+from ecopatch.errors import InputDataError
+from ecopatch.geodesy import geodesic_area_m2
+from ecopatch.patchstats import patch_statistics
+from tests.conftest import write_raster
+
+T = Affine(10, 0, 780_000, 0, -10, 3_350_000)
+
+
+@pytest.fixture
+def classes(tmp_path):
+    arr = np.zeros((100, 120), dtype=np.uint8)
+    arr[:, 60:] = 1           # right half class 1
+    arr[40:50, :] = 255       # a nodata stripe
+    return write_raster(tmp_path / "cls.tif", arr, transform=T, nodata=255)
+
+
+def test_class_areas_count_partial_pixels(classes):
+    # a 100 m square straddling the class boundary with a half-pixel offset
+    sq = box(780_555, 3_349_105, 780_655, 3_349_205)
+    p = gpd.GeoDataFrame({"patch_id": ["a"]}, geometry=[sq], crs="EPSG:32650")
+    s = patch_statistics(p, classes, classes=[0, 1], block=32)
+    area = geodesic_area_m2(sq, "EPSG:32650")
+    k = area / 10_000  # ground area per map m² (UTM scale near 120° E)
+    assert s["area_m2"].iloc[0] == pytest.approx(area)
+    assert s["area_0_m2"].iloc[0] == pytest.approx(45 * 100 * k, rel=1e-4)  # x 555..600
+    assert s["area_1_m2"].iloc[0] == pytest.approx(55 * 100 * k, rel=1e-4)
+    assert s["observed_m2"].iloc[0] == pytest.approx(area, rel=1e-4)
+    assert s["mean"].iloc[0] == pytest.approx(0.55, rel=1e-4)
+
+
+def test_nodata_is_not_observed_and_blocks_do_not_matter(classes):
+    geoms = [box(780_100, 3_349_400, 780_300, 3_349_700), box(780_050, 3_349_000, 781_150, 3_349_990)]
+    p = gpd.GeoDataFrame({"patch_id": ["s", "big"]}, geometry=geoms, crs="EPSG:32650")
+    a = patch_statistics(p, classes, classes=[0, 1], block=16)
+    b = patch_statistics(p, classes, classes=[0, 1], block=4096, scheduler="synchronous")
+    np.testing.assert_allclose(a.select_dtypes("number"), b.select_dtypes("number"), rtol=1e-12)
+    assert a["observed_m2"].iloc[0] < a["area_m2"].iloc[0]  # crosses the nodata stripe
+    np.testing.assert_allclose(a["area_0_m2"] + a["area_1_m2"], a["observed_m2"], rtol=1e-12)
+
+
+def test_errors(classes):
+    p = gpd.GeoDataFrame({"x": [1]}, geometry=[box(780_100, 3_349_400, 780_300, 3_349_700)], crs="EPSG:32650")
+    with pytest.raises(InputDataError, match="patch_id"):
+        patch_statistics(p, classes)
+    p["patch_id"] = ["a"]
+    with pytest.raises(InputDataError, match="band 3"):
+        patch_statistics(p, classes, band=3)
+
+
+def test_agrees_with_exactextract(classes):
+    exactextract = pytest.importorskip("exactextract")
+    rng = np.random.default_rng(3)
+    geoms = [box(x, y, x + w, y + h) for x, y, w, h in zip(
+        780_000 + rng.uniform(0, 900, 30), 3_349_000 + rng.uniform(0, 800, 30), rng.uniform(15, 200, 30),
+        rng.uniform(15, 150, 30))]
+    p = gpd.GeoDataFrame({"patch_id": [f"p{i}" for i in range(30)]}, geometry=geoms, crs="EPSG:32650")
+    ours = patch_statistics(p, classes)
+    ee = exactextract.exact_extract(str(classes), p, ["count", "mean"], include_cols=["patch_id"], output="pandas")
+    np.testing.assert_allclose(ours["mean"], ee["mean"], rtol=1e-5, equal_nan=True)
+    # exactextract counts pixels; ours are ground areas: compare the observed share of each patch
+    cell = ours["area_m2"] / p.geometry.area * 100  # ground m² per 10 m cell at each patch
+    np.testing.assert_allclose(ours["observed_m2"] / cell, ee["count"], rtol=1e-4)
