@@ -496,11 +496,10 @@ def _wavy_halfplane(c: tuple[float, float], u: tuple[float, float], tau: float, 
     vx, vy = -uy, ux
     s = np.linspace(-extent, extent, 121)
     t = tau - amp * np.sin(2 * math.pi * s / wl + phase)
-    line = [(c[0] + si * vx + ti * ux, c[1] + si * vy + ti * uy) for si, ti in zip(s, t)]
     far = -extent * 2
-    tail = [(c[0] + extent * vx + far * ux, c[1] + extent * vy + far * uy),
-            (c[0] - extent * vx + far * ux, c[1] - extent * vy + far * uy)]
-    poly = Polygon(line + tail)
+    s = np.r_[s, extent, -extent]
+    t = np.r_[t, far, far]
+    poly = shapely.polygons(np.column_stack([c[0] + s * vx + t * ux, c[1] + s * vy + t * uy]))
     if not poly.is_valid:
         poly = _polys(shapely.make_valid(poly))
     return poly
@@ -546,6 +545,17 @@ def _bowtie(poly: Polygon, rng: np.random.Generator) -> Polygon:
     new = np.vstack([ring[: i + 1], a, b, q2, ring[i + 1:]]) if np.hypot(*(q - p)) < 12 else \
         np.vstack([ring[: i + 1], a, b, ring[i + 1:]])
     return Polygon(new)
+
+
+def _cover_fraction(g: Any, tree: Any) -> float:
+    """Share (0-1) of ``g`` covered by the geometries of ``tree`` (disjoint parts)."""
+    if tree is None:
+        return 0.0
+    idx = tree.query(g, predicate="intersects")
+    if idx.size == 0:
+        return 0.0
+    cover = shapely.union_all(tree.geometries.take(idx))
+    return float(min(1.0, g.intersection(cover).area / g.area))
 
 
 class _Occupancy:
@@ -1882,10 +1892,21 @@ class _Builder:
         pts = [(c.x, c.y)]
         x, y = c.x, c.y
         heading = rng.uniform(0, 2 * math.pi)
+        # the terrain around the mine on a 20 m lattice, sampled bilinearly by the walk
+        step, half = 20.0, 600.0
+        gx = np.arange(x - half, x + half + step / 2, step)
+        gy = np.arange(y + half, y - half - step / 2, -step)
+        dem = self.w.dem_raw_grid(gx, gy)
         turn = np.array([-0.5, -0.25, 0.0, 0.25, 0.5])
         for _ in range(int(rng.integers(6, 14))):
             cands = heading + turn
-            hs = self._hav(x + 40 * np.cos(cands), y + 40 * np.sin(cands))
+            px, py = x + 40 * np.cos(cands), y + 40 * np.sin(cands)
+            ci = np.clip((px - gx[0]) / step, 0, gx.size - 1.001)
+            ri = np.clip((gy[0] - py) / step, 0, gy.size - 1.001)
+            c0, r0 = ci.astype(int), ri.astype(int)
+            fc, fr = ci - c0, ri - r0
+            hs = (dem[r0, c0] * (1 - fc) * (1 - fr) + dem[r0, c0 + 1] * fc * (1 - fr)
+                  + dem[r0 + 1, c0] * (1 - fc) * fr + dem[r0 + 1, c0 + 1] * fc * fr)
             heading = float(cands[int(np.argmin(hs))] if rng.uniform() < 0.8 else cands[int(rng.integers(0, 5))])
             x, y = x + 40 * math.cos(heading), y + 40 * math.sin(heading)
             pts.append((x, y))
@@ -1934,6 +1955,9 @@ class _Builder:
                 for part in shapely.get_parts(c["geom"]):
                     self.w.overlays.append((part, codes[c["kind"]]))
         self.cloud_union = shapely.union_all([c["geom"] for c in self.clouds])
+        shapely.prepare(self.cloud_union)
+        parts = list(shapely.get_parts(self.cloud_union))
+        self.cloud_tree = shapely.STRtree(parts) if parts else None
         self.cloud_high = high
 
     def _first_cloud(self) -> Any:
@@ -2196,16 +2220,19 @@ class _Builder:
             "vegetation_gain": ("cropland", "shrub_grass", "forest"),
         }[ctype]
         res_list = self.reserves
+        cloud_region = None
+        if spec["force"] == "cloud" and res_list:
+            # where the first reserve lies under thick cloud, shrunk so the patch fits
+            under = _polys(self.cloud_high.intersection(res_list[0]["outer"]))
+            cloud_region = _polys(under.buffer(-math.sqrt(area)))
+            if cloud_region.is_empty:
+                cloud_region = under
+            if cloud_region.is_empty:
+                return None
         for attempt in range(800):
             relax = attempt > 500
-            if spec["force"] == "cloud" and res_list and attempt < 600:
-                region = _polys(self.cloud_high.buffer(-math.sqrt(area)).intersection(
-                    res_list[0]["outer"].buffer(-math.sqrt(area))))
-                if region.is_empty:
-                    region = _polys(self.cloud_high.intersection(res_list[0]["outer"]))
-                if region.is_empty:
-                    return None
-                cx, cy = self._random_point(region)
+            if cloud_region is not None and attempt < 600:
+                cx, cy = self._random_point(cloud_region)
             elif spec["force"] == "boundary" and res_list and attempt < 600:
                 ring = res_list[0]["zones"][0][1].exterior
                 q = ring.interpolate(rng.uniform(0, ring.length))
@@ -2312,7 +2339,8 @@ class _Builder:
              "date": ["after"] * len(self.clouds)},
             geometry=[c["geom"] for c in self.clouds], crs=_CRS,
         )
-        cloud_u = self.cloud_union
+        outers = [rv["outer"] for rv in self.reserves]
+        res_tree = shapely.STRtree(outers) if outers else None
         # nodata regions
         nod_rows = []
         lft, b, r, t = w.bounds
@@ -2329,9 +2357,8 @@ class _Builder:
         for ch in w.changes:
             g = ch.geom
             rname, zone, zones, zname = None, "outside", "outside", None
-            for rv in self.reserves:
-                if not g.intersects(rv["outer"]):
-                    continue
+            for ri in np.sort(res_tree.query(g, predicate="intersects")) if res_tree is not None else []:
+                rv = self.reserves[int(ri)]
                 rname = rv["name"]
                 touched = [(zn, canonical_zone(zn)) for zn, zg in rv["zones"] if g.intersection(zg).area > 0.01]
                 if touched:
@@ -2343,7 +2370,7 @@ class _Builder:
                     zones = ",".join(dict.fromkeys(z[1] for z in touched))
                     if not rv["outer"].contains(g):
                         zones += ",outside"
-            cf = g.intersection(cloud_u).area / g.area if g.intersects(cloud_u) else 0.0
+            cf = _cover_fraction(g, self.cloud_tree)
             enc_rows.append({
                 "enc_id": ch.enc_id, "change_type": ch.change_type, "area_m2": _ground_area(g),
                 "reserve_name": rname, "zone": zone, "zones": zones, "zone_name": zname,
@@ -2375,7 +2402,7 @@ class _Builder:
             area = _ground_area(m.geom)
             dmg_a = _ground_area(_polys(dmg))
             rest_a = _ground_area(rest)
-            cf = m.geom.intersection(cloud_u).area / m.geom.area if m.geom.intersects(cloud_u) else 0.0
+            cf = _cover_fraction(m.geom, self.cloud_tree)
             truth_rows.append({
                 "mine_id": m.mine_id, "name": m.name, "direction": dir_zh[m.direction],
                 "direction_key": m.direction, "area_m2": area, "damaged_m2": dmg_a,
