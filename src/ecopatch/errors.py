@@ -29,6 +29,7 @@ Hierarchy::
         ├── LedgerTransitionError(ValueError)
         ├── LedgerIntegrityError
         └── LedgerLockedError               another process holds the ledger / run
+            └── RunLockedError              another scheduled run holds the run lock
 
     EcopatchWarning(UserWarning)
     ├── GeometryRepairedWarning
@@ -64,6 +65,7 @@ __all__ = [
     "OutputError",
     "OutputExistsError",
     "RasterReadError",
+    "RunLockedError",
     "SuspiciousCoordinatesError",
     "VectorReadError",
 ]
@@ -159,6 +161,10 @@ class LedgerIntegrityError(LedgerError):
 
 class LedgerLockedError(LedgerError):
     """Another process holds the ledger (or the run lock)."""
+
+
+class RunLockedError(LedgerLockedError):
+    """Another scheduled run (``ecopatch run``) holds the run lock of this ledger."""
 
 
 class EcopatchWarning(UserWarning):

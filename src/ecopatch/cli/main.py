@@ -89,3 +89,7 @@ def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="ecopatch")
+
+
+if __name__ == "__main__":
+    main()

@@ -47,6 +47,7 @@ GDAL and QGIS read the layers without one.
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import hashlib
 import json
@@ -536,6 +537,9 @@ class Ledger:
         self._init_or_validate(str(id_prefix))
         self.id_prefix = self._meta("id_prefix") or str(id_prefix)
 
+    #: The open connection of a :meth:`transaction` (None outside one).
+    _con: sqlite3.Connection | None = None
+
     def __repr__(self) -> str:
         return f"Ledger({str(self.path)!r})"
 
@@ -582,8 +586,51 @@ class Ledger:
         return LedgerError(f"ledger {self.path}: cannot {what}: {exc}")
 
     @contextmanager
+    def transaction(self, what: str = "write") -> Iterator[Ledger]:
+        """Group several writes into one transaction: all of them are kept, or none.
+
+        Parameters
+        ----------
+        what : str
+            What the writes do, for error messages.
+
+        Yields
+        ------
+        Ledger
+            A ledger bound to the open transaction: its writes
+            (:meth:`record_assessment`, :meth:`add_detections`, ...) and reads
+            join that transaction instead of committing on their own.  Use it
+            only inside the ``with`` block, in this thread.
+
+        Raises
+        ------
+        LedgerLockedError
+            Another process held the ledger longer than ``timeout_s``.
+
+        Notes
+        -----
+        The transaction commits when the block ends and rolls back when it
+        raises (or the process dies: SQLite replays the rollback journal on
+        the next open).  A scheduled run (:mod:`ecopatch.pipeline`) records a
+        scene's mine assessment and its detections this way.
+
+        Examples
+        --------
+        >>> with ledger.transaction("record run 2024-09") as led:  # doctest: +SKIP
+        ...     led.record_assessment(mines, run_id)
+        ...     led.add_detections(patches, run_id)
+        """
+        with self._write(what) as con:
+            bound = copy.copy(self)
+            bound._con = con
+            yield bound
+
+    @contextmanager
     def _write(self, what: str) -> Iterator[sqlite3.Connection]:
         """One write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``/``ROLLBACK``)."""
+        if self._con is not None:  # inside transaction(): join it
+            yield from self._joined()
+            return
         con = self._connect()
         try:
             pause = os.environ.get(PAUSE_ENV)
@@ -609,6 +656,15 @@ class Ledger:
         finally:
             con.close()
 
+    def _joined(self) -> Iterator[sqlite3.Connection]:
+        """The open connection of :meth:`transaction`, with its row factory restored afterwards."""
+        assert self._con is not None
+        row_factory = self._con.row_factory
+        try:
+            yield self._con
+        finally:
+            self._con.row_factory = row_factory
+
     @staticmethod
     def _test_pause(seconds: float) -> None:
         signal = os.environ.get(PAUSE_SIGNAL_ENV)
@@ -620,6 +676,9 @@ class Ledger:
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         """A read transaction: a consistent snapshot across several SELECTs."""
+        if self._con is not None:  # inside transaction(): read what it has written so far
+            yield from self._joined()
+            return
         con = self._connect()
         try:
             con.execute("BEGIN")

@@ -1,0 +1,909 @@
+"""Typed configuration of a scheduled run (``ecopatch run CONFIG.toml``), validated on load.
+
+A bureau's monthly or quarterly change-detection run is driven by one TOML
+file.  :func:`load_config` reads it into frozen dataclasses and checks every
+key once, up front, so a scheduled run never fails half-way on a typo: an
+unknown key, a wrong type, a value out of range, an unknown choice or a
+missing input file each give a :class:`~ecopatch.errors.ConfigError` that
+names the key (``[detection] min_area``), the value found and what is
+allowed.  Relative paths are resolved against the folder of the config file
+(``~`` and ``$VARS`` are expanded first).
+
+A complete example (every key but ``imagery``, ``mines``, ``reserves`` and
+``[outputs] dir`` is optional; the values shown are the defaults)::
+
+    [inputs]
+    imagery = "imagery/"          # folder of scenes, or a local STAC catalog/collection JSON
+    scene_pattern = "*"           # glob(s) of what counts as a scene, e.g. ["*.SAFE", "GF2_*.tif"]
+    sensor = "auto"               # or a name from ecopatch.sensors.SENSORS
+    mines = "mines.gpkg"
+    mines_id_field = "矿山编号"    # default: IDs generated in file order
+    mines_layer = ""              # layer of a multi-layer file ("" = the only/first one)
+    reserves = "reserves.gpkg"
+    reserves_layer = ""
+    encoding = ""                 # attribute encoding of Shapefiles ("" = detect; "gbk")
+
+    [outputs]
+    dir = "runs/"                 # one dated folder per processed scene
+    ledger = "runs/ledger.gpkg"   # default: <dir>/ledger.gpkg
+    formats = ["gpkg", "csv", "xlsx"]
+    maps = true                   # change map PNG
+    report = true                 # report.html + report.xlsx
+    fieldcheck = true             # field package (地上查) for the run's new cases
+    chips = true                  # before/after image chips in the field package
+    lang = "zh"                   # "zh" or "en" (maps, report)
+    id_prefix = "YB"              # prefix of new case IDs (used when the ledger is created)
+
+    [detection]                   # -> ecopatch.detect_changes
+    min_area = 400                # minimum mapping unit ...
+    min_area_unit = "m2"          # ... in "m2", "mu" or "ha"
+    margin_m = 0.0
+    exclude = ""                  # approved projects to leave out (polygon file)
+    exclude_layer = ""
+    zone_field = "auto"           # "auto", "none" or a field name
+    name_field = "auto"
+    include_gain = true           # report vegetation gain in the results ...
+    gain_cases = false            # ... and open ledger cases for it (normally not: gain is no violation)
+    normalize = "auto"            # "auto", "rrn", "none"
+    thresholds = "fixed"          # "fixed", "otsu"
+    simplify_m = 0.0
+    [detection.change]            # ecopatch.ChangeParams thresholds, each in (0, 1]
+    fvc_drop = 0.25
+
+    [assessment]                  # -> ecopatch.assess_restoration
+    direction_field = "auto"      # "auto", "none" or a field name (修复方向)
+    edge = "unmix"                # "unmix", "uniform"
+    default_direction = "forest"
+    start_rate = 0.05
+    min_valid_fraction = 0.70
+    min_damaged_fraction = 0.01
+    [assessment.done_rate]        # ecopatch.StatusRules, per direction, in (0, 1]
+    cropland = 0.60
+    [assessment.min_fvc]
+    forest = 0.50
+
+    [run]
+    baseline = "previous"         # "previous", "best" or "fixed"
+    reference_date = 2021-09-18   # with baseline = "fixed"
+    max_baseline_age_days = 0     # "best": only earlier scenes this recent (0 = any)
+    min_clear_fraction = 0.0      # skip new scenes less clear than this over the mines and reserves
+    scheduler = "threads"         # "threads", "synchronous", "processes" or "tcp://host:8786"
+    block = 512                   # window size, pixels
+    lock_max_age_hours = 24       # a lock from another host older than this is stale
+    ledger_timeout_s = 60         # wait this long for another ledger writer
+
+Examples
+--------
+>>> from ecopatch.config import load_config
+>>> cfg = load_config("sample_data/ecopatch.toml")        # doctest: +SKIP
+>>> cfg.detection.min_area_m2, cfg.run.baseline           # doctest: +SKIP
+(400.0, 'previous')
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import difflib
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .change import ChangeParams
+    from .restoration import StatusRules
+
+__all__ = [
+    "AREA_UNITS",
+    "BASELINE_RULES",
+    "AssessmentConfig",
+    "DetectionConfig",
+    "InputsConfig",
+    "OutputsConfig",
+    "RunConfig",
+    "RunOptions",
+    "TABLE_FORMATS",
+    "check_scheduler",
+    "load_config",
+    "parse_config",
+]
+
+#: How the "before" scene of a run is chosen (see :mod:`ecopatch.pipeline`).
+BASELINE_RULES: tuple[str, ...] = ("previous", "best", "fixed")
+#: Units of ``[detection] min_area``.
+AREA_UNITS: tuple[str, ...] = ("m2", "mu", "ha")
+#: Table formats a run can write (file extensions).
+TABLE_FORMATS: tuple[str, ...] = ("gpkg", "csv", "xlsx", "geojson", "kml")
+_NORMALIZE = ("auto", "rrn", "none")
+_THRESHOLDS = ("fixed", "otsu")
+_EDGE = ("unmix", "uniform")
+_LANGS = ("zh", "en")
+_DIRECTIONS = ("cropland", "forest", "grass", "natural", "shrub")
+_CHANGE_KEYS = ("fvc_drop", "fvc_gain", "water_gain", "built_gain", "built_share",
+                "construction_share", "loss_reference", "water_share_small", "water_mndwi_rise")
+_SCHEDULERS = ("threads", "synchronous", "processes")
+
+
+# ---------------------------------------------------------------------------
+# The dataclasses
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class InputsConfig:
+    """``[inputs]``: imagery and polygon layers.
+
+    Attributes
+    ----------
+    imagery : Path
+        Folder of scenes (SAFE folders, STAC item JSONs, Landsat folders,
+        folders of band files, GeoTIFFs) or a local STAC catalog/collection JSON.
+    mines, reserves : Path
+        Mine polygons and reserve/zone polygons (any format
+        :func:`ecopatch.read_patches` reads).
+    mines_id_field : str or None
+        Mine ID field (e.g. ``"矿山编号"``); None: IDs generated in file order.
+    mines_layer, reserves_layer : str or None
+        Layers of multi-layer files.
+    encoding : str or None
+        Attribute encoding of Shapefiles (None: detected).
+    scene_pattern : tuple of str
+        Glob patterns (names in the imagery folder, or STAC item IDs) of
+        what counts as a scene.
+    sensor : str or None
+        Sensor profile for every scene (None: guessed per scene).
+    """
+
+    imagery: Path
+    mines: Path
+    reserves: Path
+    mines_id_field: str | None = None
+    mines_layer: str | None = None
+    reserves_layer: str | None = None
+    encoding: str | None = None
+    scene_pattern: tuple[str, ...] = ("*",)
+    sensor: str | None = None
+
+
+@dataclass(frozen=True)
+class OutputsConfig:
+    """``[outputs]``: where runs and the ledger go, and what each run writes.
+
+    Attributes
+    ----------
+    dir : Path
+        Folder of the dated run folders (created if missing).
+    ledger : Path
+        The case ledger GeoPackage (created if missing; default
+        ``<dir>/ledger.gpkg``).
+    formats : tuple of str
+        Table formats of the results (from :data:`TABLE_FORMATS`).
+    maps, report, fieldcheck, chips : bool
+        Write the change map, the report, the field package of the run's new
+        cases, and before/after image chips in it.
+    lang : {"zh", "en"}
+        Language of maps and report.
+    id_prefix : str
+        Prefix of new case IDs when the ledger is created.
+    """
+
+    dir: Path
+    ledger: Path
+    formats: tuple[str, ...] = ("gpkg", "csv", "xlsx")
+    maps: bool = True
+    report: bool = True
+    fieldcheck: bool = True
+    chips: bool = True
+    lang: str = "zh"
+    id_prefix: str = "YB"
+
+
+@dataclass(frozen=True)
+class DetectionConfig:
+    """``[detection]``: parameters of :func:`ecopatch.detect_changes`.
+
+    Attributes
+    ----------
+    min_area : float
+        Minimum mapping unit, in ``min_area_unit``.
+    min_area_unit : {"m2", "mu", "ha"}
+    margin_m : float
+        Ground distance (m) around the reserves also watched.
+    exclude : Path or None
+        Approved projects / permitted activities to cut out.
+    exclude_layer : str or None
+    zone_field, name_field : str or None
+        ``"auto"``, a field name, or None (the layer has none).
+    include_gain : bool
+        Report ``vegetation_gain`` patches in the results.
+    gain_cases : bool
+        Also add them to the ledger as cases (default False: regrowth is
+        not a suspect patch; only disturbance opens cases).
+    normalize : {"auto", "rrn", "none"}
+    thresholds : {"fixed", "otsu"}
+    simplify_m : float
+        Outline simplification tolerance, ground metres.
+    change : mapping of str to float
+        Overrides of :class:`ecopatch.ChangeParams` thresholds.
+    """
+
+    min_area: float = 400.0
+    min_area_unit: str = "m2"
+    margin_m: float = 0.0
+    exclude: Path | None = None
+    exclude_layer: str | None = None
+    zone_field: str | None = "auto"
+    name_field: str | None = "auto"
+    include_gain: bool = True
+    gain_cases: bool = False
+    normalize: str = "auto"
+    thresholds: str = "fixed"
+    simplify_m: float = 0.0
+    change: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "change", MappingProxyType(dict(self.change)))
+
+    @property
+    def min_area_m2(self) -> float:
+        """The minimum mapping unit in m²."""
+        from .units import area_to_m2
+
+        return area_to_m2(self.min_area, self.min_area_unit)
+
+    def change_params(self) -> ChangeParams:
+        """:class:`ecopatch.ChangeParams` with this section's overrides."""
+        from .change import ChangeParams
+
+        return ChangeParams(**dict(self.change))
+
+
+@dataclass(frozen=True)
+class AssessmentConfig:
+    """``[assessment]``: parameters of :func:`ecopatch.assess_restoration`.
+
+    Attributes
+    ----------
+    direction_field : str or None
+        ``"auto"``, a field name, or None (``default_direction`` for all).
+    edge : {"unmix", "uniform"}
+    default_direction : str
+        Direction of mines without one (forest, shrub, grass, cropland, natural).
+    start_rate, min_valid_fraction, min_damaged_fraction : float
+        :class:`ecopatch.StatusRules` thresholds, fractions 0-1.
+    done_rate, min_fvc : mapping of str to float
+        Per-direction overrides of :class:`ecopatch.StatusRules`.
+    """
+
+    direction_field: str | None = "auto"
+    edge: str = "unmix"
+    default_direction: str = "forest"
+    start_rate: float = 0.05
+    min_valid_fraction: float = 0.70
+    min_damaged_fraction: float = 0.01
+    done_rate: Mapping[str, float] = field(default_factory=dict)
+    min_fvc: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "done_rate", MappingProxyType(dict(self.done_rate)))
+        object.__setattr__(self, "min_fvc", MappingProxyType(dict(self.min_fvc)))
+
+    def status_rules(self) -> StatusRules:
+        """:class:`ecopatch.StatusRules` with this section's values."""
+        from .restoration import StatusRules
+
+        return StatusRules(
+            done_rate=dict(self.done_rate), min_fvc=dict(self.min_fvc), start_rate=self.start_rate,
+            min_valid_fraction=self.min_valid_fraction, min_damaged_fraction=self.min_damaged_fraction,
+            default_direction=self.default_direction,
+        )
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """``[run]``: baseline rule, compute and locking.
+
+    Attributes
+    ----------
+    baseline : {"previous", "best", "fixed"}
+        How the before scene is chosen (see :mod:`ecopatch.pipeline`).
+    reference_date : datetime.date or None
+        The fixed baseline's date (required with ``baseline = "fixed"``).
+    max_baseline_age_days : int
+        With ``"best"``: consider only earlier scenes at most this many days
+        older than the new scene (0: any).
+    min_clear_fraction : float
+        A new scene clear (not cloud, not nodata) over less than this share
+        of the mines and reserves is recorded as skipped, not processed.
+    scheduler : str or None
+        Dask scheduler: "threads", "synchronous", "processes" or a
+        dask.distributed address (None: threads).
+    block : int
+        Window size, pixels.
+    lock_max_age_hours : float
+        A run lock taken on another host whose heartbeat is older than this
+        is treated as stale.
+    ledger_timeout_s : float
+        Seconds a ledger write waits for another writer.
+    """
+
+    baseline: str = "previous"
+    reference_date: _dt.date | None = None
+    max_baseline_age_days: int = 0
+    min_clear_fraction: float = 0.0
+    scheduler: str | None = None
+    block: int = 512
+    lock_max_age_hours: float = 24.0
+    ledger_timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A validated run configuration (see the module docstring for the TOML).
+
+    Attributes
+    ----------
+    inputs, outputs, detection, assessment, run
+        The sections.
+    path : Path or None
+        The config file it was read from.
+    """
+
+    inputs: InputsConfig
+    outputs: OutputsConfig
+    detection: DetectionConfig = field(default_factory=DetectionConfig)
+    assessment: AssessmentConfig = field(default_factory=AssessmentConfig)
+    run: RunOptions = field(default_factory=RunOptions)
+    path: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able values of every key (paths as strings, dates ISO), for manifests."""
+
+        def plain(v: Any) -> Any:
+            if isinstance(v, Path):
+                return str(v)
+            if isinstance(v, _dt.date):
+                return v.isoformat()
+            if isinstance(v, Mapping):
+                return {str(k): plain(x) for k, x in v.items()}
+            if isinstance(v, (tuple, list)):
+                return [plain(x) for x in v]
+            return v
+
+        out: dict[str, Any] = {}
+        for sec in ("inputs", "outputs", "detection", "assessment", "run"):
+            obj = getattr(self, sec)
+            out[sec] = {f.name: plain(getattr(obj, f.name)) for f in fields(obj)}
+        out["path"] = str(self.path) if self.path else None
+        return out
+
+    def with_overrides(
+        self,
+        *,
+        out_dir: str | os.PathLike[str] | None = None,
+        ledger: str | os.PathLike[str] | None = None,
+        scheduler: str | None = None,
+    ) -> RunConfig:
+        """A copy with command-line overrides (relative paths against the current folder).
+
+        ``out_dir`` replaces ``[outputs] dir``; the ledger follows it when the
+        config did not name one, unless ``ledger`` is given too.
+
+        Raises
+        ------
+        ConfigError
+            An unusable path or scheduler.
+        """
+        outputs = self.outputs
+        if out_dir is not None:
+            new_dir = _abs(out_dir, Path.cwd())
+            _check_new_path(new_dir, "--out-dir", want_dir=True)
+            led = outputs.ledger
+            if led == outputs.dir / "ledger.gpkg":
+                led = new_dir / "ledger.gpkg"
+            outputs = replace(outputs, dir=new_dir, ledger=led)
+        if ledger is not None:
+            led = _abs(ledger, Path.cwd())
+            _check_new_path(led, "--ledger", want_dir=False)
+            outputs = replace(outputs, ledger=led)
+        run = self.run
+        if scheduler is not None:
+            run = replace(run, scheduler=check_scheduler(scheduler, "--scheduler"))
+        return replace(self, outputs=outputs, run=run)
+
+
+# ---------------------------------------------------------------------------
+# Key specifications
+# ---------------------------------------------------------------------------
+Converter = Callable[[Any, str, Path], Any]
+
+
+@dataclass(frozen=True)
+class _Key:
+    """One allowed key: how to convert/check its value, and whether it is required."""
+
+    convert: Converter
+    required: bool = False
+    default: Any = None
+    help: str = ""
+
+
+def _where(section: str, key: str) -> str:
+    return f"[{section}] {key}" if section else key
+
+
+def _bad(where: str, value: Any, allowed: str) -> ConfigError:
+    return ConfigError(f"{where} = {_show(value)}: {allowed}")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, dict):
+        return "{table}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return repr(value)
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+            dict: "a table", _dt.date: "a date", _dt.datetime: "a date-time"}.get(type(value), type(value).__name__)
+
+
+def _string(*, none_words: Sequence[str] = ("",), lower: bool = False) -> Converter:
+    """A string; the words in ``none_words`` mean None."""
+
+    def conv(v: Any, where: str, base: Path) -> str | None:
+        if not isinstance(v, str):
+            raise _bad(where, v, f"must be a string, not {_type_name(v)}")
+        s = v.strip()
+        if s.lower() in none_words:
+            return None
+        return s.lower() if lower else s
+
+    return conv
+
+
+def _choice(choices: Sequence[str]) -> Converter:
+    def conv(v: Any, where: str, base: Path) -> str:
+        if not isinstance(v, str):
+            raise _bad(where, v, f"must be one of {_list(choices)} (a string), not {_type_name(v)}")
+        s = v.strip().lower()
+        if s not in choices:
+            hint = _suggest(s, choices)
+            raise _bad(where, v, f"must be one of {_list(choices)}{hint}")
+        return s
+
+    return conv
+
+
+def _number(*, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
+            integer: bool = False, unit: str = "") -> Converter:
+    def conv(v: Any, where: str, base: Path) -> float | int:
+        kind = "an integer" if integer else "a number"
+        ok_types = (int,) if integer else (int, float)
+        if isinstance(v, bool) or not isinstance(v, ok_types):
+            raise _bad(where, v, f"must be {kind}{_range(lo, hi, lo_open)}{unit}, not {_type_name(v)}")
+        x = int(v) if integer else float(v)
+        if x != x or x in (float("inf"), float("-inf")):
+            raise _bad(where, v, f"must be a finite number{_range(lo, hi, lo_open)}{unit}")
+        if (lo is not None and (x < lo or (lo_open and x == lo))) or (hi is not None and x > hi):
+            raise _bad(where, v, f"must be {kind}{_range(lo, hi, lo_open)}{unit}")
+        return x
+
+    return conv
+
+
+def _range(lo: float | None, hi: float | None, lo_open: bool) -> str:
+    if lo is not None and hi is not None:
+        return f" in {'(' if lo_open else '['}{lo:g}, {hi:g}]"
+    if lo is not None:
+        return f" {'>' if lo_open else '>='} {lo:g}"
+    if hi is not None:
+        return f" <= {hi:g}"
+    return ""
+
+
+def _boolean(v: Any, where: str, base: Path) -> bool:
+    if not isinstance(v, bool):
+        raise _bad(where, v, f"must be true or false (no quotes), not {_type_name(v)}")
+    return v
+
+
+def _date(v: Any, where: str, base: Path) -> _dt.date | None:
+    if isinstance(v, _dt.datetime):
+        return v.date()
+    if isinstance(v, _dt.date):
+        return v
+    if isinstance(v, str):
+        if not v.strip():
+            return None
+        try:
+            return _dt.date.fromisoformat(v.strip())
+        except ValueError:
+            pass
+    raise _bad(where, v, "must be a date written YYYY-MM-DD (e.g. 2021-09-18)")
+
+
+def _string_list(*, choices: Sequence[str] | None = None) -> Converter:
+    def conv(v: Any, where: str, base: Path) -> tuple[str, ...]:
+        items = [v] if isinstance(v, str) else v
+        if not isinstance(items, list) or not items or not all(isinstance(x, str) and x.strip() for x in items):
+            what = f"strings from {_list(choices)}" if choices else "non-empty strings"
+            raise _bad(where, v, f"must be a string or a non-empty list of {what}")
+        out = tuple(x.strip().lower() if choices else x.strip() for x in items)
+        if choices:
+            bad = [x for x in out if x not in choices]
+            if bad:
+                raise _bad(where, v, f"{_list(bad)} not allowed; use {_list(choices)}"
+                           f"{_suggest(bad[0], choices)}")
+        return out
+
+    return conv
+
+
+def _fraction_table(keys: Sequence[str]) -> Converter:
+    def conv(v: Any, where: str, base: Path) -> dict[str, float]:
+        if not isinstance(v, dict):
+            raise _bad(where, v, f"must be a table of {_list(keys)} = number in (0, 1]")
+        out: dict[str, float] = {}
+        for k, x in v.items():
+            if k not in keys:
+                raise ConfigError(f"{where}: unknown key \"{k}\"{_suggest(k, keys)}; allowed keys: {_list(keys)}")
+            out[k] = _number(lo=0.0, hi=1.0, lo_open=True)(x, where.replace("] ", ".", 1) + "] " + k, base)
+        return out
+
+    return conv
+
+
+def _existing_path(*, what: str) -> Converter:
+    def conv(v: Any, where: str, base: Path) -> Path | None:
+        if not isinstance(v, str):
+            raise _bad(where, v, f"must be a path (a string) to {what}, not {_type_name(v)}")
+        if not v.strip():
+            return None
+        p = _abs(v.strip(), base)
+        if not p.exists():
+            raise _bad(where, v, f"{p} does not exist; give the path to {what} "
+                       f"(relative paths are read from the config file's folder {base})")
+        return p
+
+    return conv
+
+
+def _output_path(*, want_dir: bool) -> Converter:
+    def conv(v: Any, where: str, base: Path) -> Path | None:
+        if not isinstance(v, str):
+            raise _bad(where, v, f"must be a path (a string), not {_type_name(v)}")
+        if not v.strip():
+            return None
+        p = _abs(v.strip(), base)
+        _check_new_path(p, where, want_dir=want_dir)
+        return p
+
+    return conv
+
+
+def _scheduler(v: Any, where: str, base: Path) -> str | None:
+    if not isinstance(v, str):
+        raise _bad(where, v, f"must be a string, not {_type_name(v)}")
+    return check_scheduler(v, where)
+
+
+def check_scheduler(value: str, where: str = "scheduler") -> str | None:
+    """Validate a Dask scheduler name or address.
+
+    Parameters
+    ----------
+    value : str
+        ``"threads"``, ``"synchronous"``, ``"processes"``, a
+        dask.distributed address (``tcp://10.0.0.5:8786``), or ``""``.
+    where : str
+        The key or option, for the message.
+
+    Returns
+    -------
+    str or None
+        The value (lower-cased for the names), None for ``""``.
+
+    Raises
+    ------
+    ConfigError
+        Anything else.
+    """
+    s = value.strip()
+    if not s:
+        return None
+    if "://" in s:
+        return s
+    if s.lower() in _SCHEDULERS:
+        return s.lower()
+    raise ConfigError(
+        f"{where} = {_show(value)}: use {_list(_SCHEDULERS)} or a dask.distributed address such as "
+        f"\"tcp://10.0.0.5:8786\"{_suggest(s.lower(), _SCHEDULERS)}"
+    )
+
+
+def _sensor(v: Any, where: str, base: Path) -> str | None:
+    s = _string(none_words=("", "auto"), lower=True)(v, where, base)
+    if s is None:
+        return None
+    from .sensors import SENSORS
+
+    if s not in SENSORS:
+        raise _bad(where, v, f"must be \"auto\" or one of {_list(sorted(SENSORS))}{_suggest(s, list(SENSORS))}")
+    return s
+
+
+def _field_name(v: Any, where: str, base: Path) -> str | None:
+    if not isinstance(v, str) or not v.strip():
+        raise _bad(where, v, 'must be "auto" (look for the usual names), "none" (the layer has no such field) '
+                   "or a field name")
+    s = v.strip()
+    return None if s.lower() == "none" else ("auto" if s.lower() == "auto" else s)
+
+
+def _id_prefix(v: Any, where: str, base: Path) -> str:
+    s = _string()(v, where, base)
+    if not s or not s.replace("_", "").isalnum():
+        raise _bad(where, v, "must be letters and digits, e.g. \"YB\"")
+    return s
+
+
+_SECTIONS: dict[str, dict[str, _Key]] = {
+    "inputs": {
+        "imagery": _Key(_existing_path(what="a folder of scenes or a STAC catalog/collection JSON"), required=True,
+                        help="folder of scenes or a local STAC catalog/collection JSON"),
+        "mines": _Key(_existing_path(what="the mine polygons (GPKG, SHP, GeoJSON)"), required=True,
+                      help="mine polygons"),
+        "reserves": _Key(_existing_path(what="the reserve/zone polygons"), required=True,
+                         help="reserve / functional-zone polygons"),
+        "mines_id_field": _Key(_string(), default=None),
+        "mines_layer": _Key(_string(), default=None),
+        "reserves_layer": _Key(_string(), default=None),
+        "encoding": _Key(_string(), default=None),
+        "scene_pattern": _Key(_string_list(), default=("*",)),
+        "sensor": _Key(_sensor, default=None),
+    },
+    "outputs": {
+        "dir": _Key(_output_path(want_dir=True), required=True, help="folder for the dated run folders"),
+        "ledger": _Key(_output_path(want_dir=False), default=None),
+        "formats": _Key(_string_list(choices=TABLE_FORMATS), default=("gpkg", "csv", "xlsx")),
+        "maps": _Key(_boolean, default=True),
+        "report": _Key(_boolean, default=True),
+        "fieldcheck": _Key(_boolean, default=True),
+        "chips": _Key(_boolean, default=True),
+        "lang": _Key(_choice(_LANGS), default="zh"),
+        "id_prefix": _Key(_id_prefix, default="YB"),
+    },
+    "detection": {
+        "min_area": _Key(_number(lo=0.0, unit=" (in min_area_unit)"), default=400.0),
+        "min_area_unit": _Key(_choice(AREA_UNITS), default="m2"),
+        "margin_m": _Key(_number(lo=0.0, unit=" m"), default=0.0),
+        "exclude": _Key(_existing_path(what="the approved-projects polygons"), default=None),
+        "exclude_layer": _Key(_string(), default=None),
+        "zone_field": _Key(_field_name, default="auto"),
+        "name_field": _Key(_field_name, default="auto"),
+        "include_gain": _Key(_boolean, default=True),
+        "gain_cases": _Key(_boolean, default=False),
+        "normalize": _Key(_choice(_NORMALIZE), default="auto"),
+        "thresholds": _Key(_choice(_THRESHOLDS), default="fixed"),
+        "simplify_m": _Key(_number(lo=0.0, unit=" m"), default=0.0),
+        "change": _Key(_fraction_table(_CHANGE_KEYS), default={}),
+    },
+    "assessment": {
+        "direction_field": _Key(_field_name, default="auto"),
+        "edge": _Key(_choice(_EDGE), default="unmix"),
+        "default_direction": _Key(_choice(_DIRECTIONS), default="forest"),
+        "start_rate": _Key(_number(lo=0.0, hi=1.0), default=0.05),
+        "min_valid_fraction": _Key(_number(lo=0.0, hi=1.0), default=0.70),
+        "min_damaged_fraction": _Key(_number(lo=0.0, hi=1.0), default=0.01),
+        "done_rate": _Key(_fraction_table(_DIRECTIONS), default={}),
+        "min_fvc": _Key(_fraction_table(_DIRECTIONS), default={}),
+    },
+    "run": {
+        "baseline": _Key(_choice(BASELINE_RULES), default="previous"),
+        "reference_date": _Key(_date, default=None),
+        "max_baseline_age_days": _Key(_number(lo=0, integer=True, unit=" days"), default=0),
+        "min_clear_fraction": _Key(_number(lo=0.0, hi=1.0), default=0.0),
+        "scheduler": _Key(_scheduler, default=None),
+        "block": _Key(_number(lo=16, hi=8192, integer=True, unit=" pixels"), default=512),
+        "lock_max_age_hours": _Key(_number(lo=0.0, lo_open=True, unit=" hours"), default=24.0),
+        "ledger_timeout_s": _Key(_number(lo=0.0, unit=" s"), default=60.0),
+    },
+}
+_CLASSES: dict[str, type] = {
+    "inputs": InputsConfig,
+    "outputs": OutputsConfig,
+    "detection": DetectionConfig,
+    "assessment": AssessmentConfig,
+    "run": RunOptions,
+}
+
+
+# ---------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------
+def load_config(path: str | os.PathLike[str]) -> RunConfig:
+    r"""Read and validate a run configuration from a TOML file.
+
+    Parameters
+    ----------
+    path : path-like
+        The ``.toml`` file.  Relative paths inside it are resolved against
+        its folder.
+
+    Returns
+    -------
+    RunConfig
+
+    Raises
+    ------
+    ConfigError
+        The file is missing or not valid TOML, or any key is unknown, of the
+        wrong type, out of range, not an allowed choice, or names an input
+        that does not exist.  Every problem found is listed, each naming its
+        key (``[detection] min_area``), the value and what is allowed.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "bad.toml").write_text('[detection]\nmin_aera = 400\n')
+    >>> load_config(d / "bad.toml")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ecopatch.errors.ConfigError: ...[detection] unknown key "min_aera" (did you mean "min_area"?)...
+    """
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist (or is not a file); give the path to a .toml file")
+    try:
+        text = p.read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {p}: cannot read it as UTF-8 text ({exc})") from exc
+    toml = _toml()
+    try:
+        data = toml.loads(text)
+    except toml.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {p} is not valid TOML: {exc}") from exc
+    return parse_config(data, base=p.resolve().parent, path=p.resolve())
+
+
+def parse_config(data: Mapping[str, Any], *, base: str | os.PathLike[str], path: Path | None = None) -> RunConfig:
+    """Validate an already-parsed TOML document.
+
+    Parameters
+    ----------
+    data : mapping
+        The document (sections as nested mappings).
+    base : path-like
+        Folder that relative paths are resolved against.
+    path : Path, optional
+        Where it came from, for messages and :attr:`RunConfig.path`.
+
+    Returns
+    -------
+    RunConfig
+
+    Raises
+    ------
+    ConfigError
+        Listing every problem found.
+    """
+    base = Path(base)
+    problems: list[str] = []
+    values: dict[str, dict[str, Any]] = {}
+    for name, table in data.items():
+        if name not in _SECTIONS:
+            if isinstance(table, dict):
+                problems.append(f"unknown section [{name}]{_suggest(name, _SECTIONS, fmt='[{}]')}; "
+                                f"allowed: {', '.join(f'[{s}]' for s in _SECTIONS)}")
+            else:
+                problems.append(f"unknown top-level key \"{name}\"{_suggest(name, _SECTIONS, fmt='[{}]')}; keys "
+                                f"belong in one of the sections {', '.join(f'[{s}]' for s in _SECTIONS)}")
+            continue
+        if not isinstance(table, dict):
+            problems.append(f"{name} must be a section [{name}] (a table), not {_type_name(table)}")
+    for section, keys in _SECTIONS.items():
+        table = data.get(section, {})
+        if not isinstance(table, dict):
+            continue
+        out: dict[str, Any] = {}
+        failed: set[str] = set()
+        for key, value in table.items():
+            if key not in keys:
+                problems.append(
+                    f"[{section}] unknown key \"{key}\"{_suggest(key, keys)}; allowed keys: {_list(keys)}"
+                )
+                continue
+            try:
+                out[key] = keys[key].convert(value, _where(section, key), base)
+            except ConfigError as exc:
+                problems.append(str(exc))
+                failed.add(key)
+        for key, spec in keys.items():
+            if spec.required and out.get(key) is None and key not in failed:
+                problems.append(f"[{section}] {key} is required: {spec.help}")
+        values[section] = out
+    if not problems:
+        try:
+            return _assemble(values, path)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    head = f"config file {path}" if path else "configuration"
+    if len(problems) == 1:
+        raise ConfigError(f"{head}: {problems[0]}")
+    raise ConfigError(f"{head}: {len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def _assemble(values: dict[str, dict[str, Any]], path: Path | None) -> RunConfig:
+    """Dataclasses from converted values, with the cross-key checks."""
+    secs: dict[str, Any] = {}
+    for section, cls in _CLASSES.items():
+        given = {k: v for k, v in values.get(section, {}).items() if v is not None}
+        if section == "outputs":
+            given.setdefault("ledger", given["dir"] / "ledger.gpkg")
+        # keys set to "" (None) fall back to their default, except where None is meaningful
+        for k, v in values.get(section, {}).items():
+            if v is None and k in ("zone_field", "name_field", "direction_field"):
+                given[k] = None
+        secs[section] = cls(**given)
+    run: RunOptions = secs["run"]
+    if run.baseline == "fixed" and run.reference_date is None:
+        raise ConfigError('[run] baseline = "fixed" needs [run] reference_date = YYYY-MM-DD, '
+                          "the date of the baseline scene")
+    if run.baseline != "fixed" and run.reference_date is not None:
+        raise ConfigError(
+            f'[run] reference_date = {run.reference_date} is only used with baseline = "fixed" '
+            f'(baseline is "{run.baseline}"); remove it or set baseline = "fixed"'
+        )
+    outputs: OutputsConfig = secs["outputs"]
+    inputs: InputsConfig = secs["inputs"]
+    if outputs.ledger.resolve() in (inputs.mines.resolve(), inputs.reserves.resolve()):
+        raise ConfigError(f"[outputs] ledger = {outputs.ledger} is an input layer; give the ledger its own file")
+    return RunConfig(path=path, **secs)
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------
+def _toml() -> Any:
+    if sys.version_info >= (3, 11):
+        import tomllib
+
+        return tomllib
+    try:  # pragma: no cover - Python 3.10
+        import tomli
+    except ImportError as exc:  # pragma: no cover
+        from .errors import MissingDependencyError
+
+        raise MissingDependencyError("reading TOML on Python 3.10 needs tomli: pip install tomli") from exc
+    return tomli  # pragma: no cover
+
+
+def _abs(value: str | os.PathLike[str], base: Path) -> Path:
+    p = Path(os.path.expandvars(os.path.expanduser(str(value))))
+    return Path(os.path.normpath(p if p.is_absolute() else (base / p)))
+
+
+def _check_new_path(p: Path, where: str, *, want_dir: bool) -> None:
+    if want_dir and p.exists() and not p.is_dir():
+        raise ConfigError(f"{where} = {str(p)!r}: exists and is not a folder; give a folder for the run folders")
+    if not want_dir and p.is_dir():
+        raise ConfigError(f"{where} = {str(p)!r}: is a folder; give a file name such as ledger.gpkg")
+
+
+def _list(items: Sequence[str] | Mapping[str, Any]) -> str:
+    return ", ".join(f'"{x}"' for x in items)
+
+
+def _suggest(word: str, options: Sequence[str] | Mapping[str, Any], *, fmt: str = '"{}"') -> str:
+    close = difflib.get_close_matches(str(word).lower(), list(options), n=1, cutoff=0.6)
+    return f" (did you mean {fmt.format(close[0])}?)" if close else ""

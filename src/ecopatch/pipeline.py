@@ -1,0 +1,1633 @@
+"""One scheduled run (天上看 → 网上管): find new imagery, assess, detect, update the ledger, write a dated record.
+
+The guts of ``ecopatch run CONFIG.toml``, minus the argument parsing: cron or
+a systemd timer starts it whenever new imagery may have arrived, and
+:func:`run_pipeline` does the whole sky-watch job unattended.
+
+What a run does
+---------------
+1. **Discover scenes** in ``[inputs] imagery``: the entries of a folder that
+   match ``scene_pattern`` (Sentinel-2 ``.SAFE`` folders, STAC item JSONs,
+   Landsat folders, folders of band files, GeoTIFFs), or the items of a local
+   STAC catalog/collection JSON (followed through ``child`` and ``item``
+   links; ``scene_pattern`` then matches item IDs).  Each is opened lazily
+   with :func:`ecopatch.open_scene`; its date comes from its metadata or
+   name.  A candidate that cannot be opened or has no date is skipped with a
+   warning (and the run exits with the bad-input code).
+2. **Take the run lock** (below), then remove what a killed run left behind.
+3. **Decide what is new**: a scene is processed when no *complete* run
+   folder records it (a folder in ``[outputs] dir`` whose ``manifest.json``
+   has status ``ok`` or ``skipped`` for that scene ID).  ``force=True``
+   processes every scene again.  Nothing new: the run stops and says so.
+4. **Per new scene, oldest first**: choose its baseline (below), open both
+   scenes, assess every mine (:func:`ecopatch.assess_restoration`), detect
+   changes in the reserves (:func:`ecopatch.detect_changes`), write the
+   results, record both in the ledger *in one transaction*
+   (:meth:`ecopatch.Ledger.transaction`), write the field package of the
+   cases this scene opened or reopened, the change map and the report, then
+   ``manifest.json`` last, and move the folder into place.
+
+The ledger run ID of a scene is its scene ID (the product name, e.g.
+``S2B_MSIL2A_20240912T023529_N0510_R089_T50RQU_20240912T061020``), so running
+a scene again (``force=True``) adds nothing to the ledger: every mine record
+and detection is already there and is counted as unchanged.
+
+The baseline rule
+-----------------
+``[run] baseline`` chooses the "before" scene of each new scene ``S``:
+
+``"previous"`` (default)
+    The most recent scene dated strictly before ``S`` that is usable: not a
+    scene whose own run was skipped (it did not see the mines and reserves)
+    or failed.  In steady state this is the previous run's scene.
+``"best"``
+    Of the usable scenes dated before ``S`` (and at most
+    ``max_baseline_age_days`` older, when set), the one clear (not cloud, not
+    no-data) over the largest share of the mines and reserves, measured on a
+    decimated read (:func:`ecopatch.io.raster.read_decimated`); shares are
+    compared to the nearest percent, and the most recent of equals wins.
+``"fixed"``
+    The scene dated ``reference_date`` (the first by ID if several; the most
+    recent scene before that date if none is on it).  Only scenes after it
+    are processed.
+
+The earliest scene (or, with ``"fixed"``, every scene up to the reference)
+has nothing to compare with: it serves as a baseline only and gets no run
+folder.  Baselines depend only on the imagery and the recorded runs, so the
+same inputs give the same pairs.
+
+A scene clear over less than ``[run] min_clear_fraction`` of the mines and
+reserves, or that sees none of them, or whose every pixel there is cloud,
+is recorded as ``skipped`` (a complete run folder with the reason and no
+ledger change), so it is not retried.
+
+Run folders, atomicity, what a killed run leaves
+------------------------------------------------
+Each scene's folder is built as ``<dir>/.<date>_<scene id>.partial/`` and
+renamed to ``<dir>/<date>_<scene id>/`` (one ``os.rename``) only when
+complete, with ``manifest.json`` written (and fsynced) just before.  It holds
+``results/`` (``mines.*``, ``patches.*`` in the configured formats,
+``observation.csv``), ``maps/change_map.png``, ``fieldcheck/`` (the field
+package), ``report/`` (``report.html``, ``report.xlsx``, figures),
+``run.log`` and ``manifest.json`` (inputs with SHA-256 checksums, parameters,
+package versions, counts, timings, exit status).  A scene that fails gets
+``<date>_<scene id>.failed/`` (with its log and a manifest saying why)
+instead, and is tried again by the next run.
+
+- Killed before the ledger commit: the ledger is exactly as before (SQLite
+  rolls the hot journal back on the next open); a ``.partial`` folder is left.
+- Killed after the commit: the ledger holds the scene's records, but no
+  complete folder exists, so the next run processes the scene again; the
+  ledger counts everything as unchanged and the folder is written.
+- Either way the next run removes leftover ``.partial`` folders (with a
+  warning) and never takes one as complete.  ``--force`` replaces a complete
+  folder by renaming the old one aside, moving the new one in, then deleting
+  the old one.
+
+Locking
+-------
+One run at a time per ledger: a lock file ``<ledger>.lock`` beside the
+ledger, created with ``O_CREAT | O_EXCL``, holds the PID, host, start time
+and a random token, and its modification time is refreshed as a heartbeat.
+A second run is refused with :class:`~ecopatch.errors.RunLockedError`
+naming the holder.  A lock is *stale*, and is recovered with a warning,
+when its process is gone (same host: PID not running, a zombie, or a newer
+process reusing the PID) or, for a lock taken on another host, when its
+heartbeat is older than ``[run] lock_max_age_hours``.  The lock is released
+in a ``finally`` block, and only by its owner.
+
+Logging
+-------
+Progress goes to the ``ecopatch`` logger (the application chooses the
+handlers and level; ``ecopatch run`` logs at INFO).  While a scene is
+processed the same records also go to its ``run.log``, and Python warnings
+are logged rather than printed.
+
+Test-only hooks
+---------------
+``ECOPATCH_TEST_PAUSE_IN_RUN`` (seconds) is **for tests only**: when set,
+each scene pauses that long after its ledger commit and outputs, just before
+``manifest.json`` is written, after touching the file named by
+``ECOPATCH_TEST_PAUSE_IN_RUN_SIGNAL`` if set.  The CLI tests use it to hold
+the lock and to kill a run at its most complete-looking moment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import enum
+import fnmatch
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import socket
+import sys
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .config import RunConfig
+from .errors import (
+    AlignmentError,
+    ConfigError,
+    CRSError,
+    EcopatchError,
+    FieldCheckError,
+    InputDataError,
+    LedgerLockedError,
+    NoOverlapError,
+    NoValidPixelsError,
+    RasterReadError,
+    RunLockedError,
+    VectorReadError,
+)
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+    from .io.raster import Scene
+    from .ledger import Ledger
+
+__all__ = [
+    "MANIFEST",
+    "ExitCode",
+    "LockInfo",
+    "RunLock",
+    "RunResult",
+    "SceneOutcome",
+    "SceneRef",
+    "choose_baseline",
+    "completed_runs",
+    "discover_scenes",
+    "exit_code_for",
+    "run_pipeline",
+]
+
+log = logging.getLogger(__name__)
+
+#: Name of the file that marks a run folder complete (written last).
+MANIFEST = "manifest.json"
+#: Version of the manifest layout.
+MANIFEST_VERSION = 1
+PAUSE_ENV = "ECOPATCH_TEST_PAUSE_IN_RUN"
+PAUSE_SIGNAL_ENV = "ECOPATCH_TEST_PAUSE_IN_RUN_SIGNAL"
+_PARTIAL = ".partial"
+_FAILED = ".failed"
+_SUPERSEDED = ".superseded-"
+_COMPLETE_STATUSES = ("ok", "skipped")
+_SCENE_FILE_SUFFIXES = (".tif", ".tiff", ".jp2", ".vrt", ".img", ".dat", ".json")
+_CLEAR_PIXELS = 250_000
+_VERSIONED = ("numpy", "scipy", "pandas", "shapely", "pyproj", "rasterio", "geopandas", "pyogrio",
+              "scikit-image", "matplotlib", "dask", "openpyxl", "click")
+
+
+class ExitCode(enum.IntEnum):
+    """Exit codes of ``ecopatch run`` (and :attr:`RunResult.exit_code`).
+
+    ========  ===================================================================
+    code      meaning
+    ========  ===================================================================
+    0         OK: new scenes processed (or skipped as unusable), or a dry run
+              with something to do
+    1         failure: an unexpected error, a ledger or output problem
+    2         usage error on the command line (click)
+    3         bad configuration (:class:`~ecopatch.errors.ConfigError`)
+    4         bad input: unreadable imagery or polygons, wrong CRS, missing band
+    5         nothing new to process
+    6         locked: another run holds the run lock (or the ledger stayed busy)
+    ========  ===================================================================
+    """
+
+    OK = 0
+    FAILURE = 1
+    USAGE = 2
+    BAD_CONFIG = 3
+    BAD_INPUT = 4
+    NOTHING_NEW = 5
+    LOCKED = 6
+
+
+def exit_code_for(exc: BaseException) -> ExitCode:
+    """The :class:`ExitCode` for an exception that stopped a run or a scene.
+
+    Examples
+    --------
+    >>> from ecopatch.errors import ConfigError, RasterReadError
+    >>> int(exit_code_for(ConfigError("x"))), int(exit_code_for(RasterReadError("y")))
+    (3, 4)
+    """
+    if isinstance(exc, ConfigError):
+        return ExitCode.BAD_CONFIG
+    if isinstance(exc, LedgerLockedError):
+        return ExitCode.LOCKED
+    if isinstance(exc, (InputDataError, RasterReadError, VectorReadError, CRSError, AlignmentError,
+                        FieldCheckError)):
+        return ExitCode.BAD_INPUT
+    return ExitCode.FAILURE
+
+
+# ---------------------------------------------------------------------------
+# Scenes
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SceneRef:
+    """One scene found in the imagery.
+
+    Attributes
+    ----------
+    scene_id : str
+        Product name (SAFE folder without ``.SAFE``, STAC item ID, file stem);
+        also the ledger run ID of its run.
+    date : datetime.date
+        Acquisition date (UTC).
+    path : Path
+        What :func:`ecopatch.open_scene` opens.
+    sensor : str
+        Sensor profile name.
+    scene : Scene or None
+        The opened scene (not compared, not shown).
+    """
+
+    scene_id: str
+    date: _dt.date
+    path: Path
+    sensor: str = ""
+    scene: Scene | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def folder_name(self) -> str:
+        """Name of its run folder: ``<date>_<scene id>``."""
+        safe = re.sub(r"[^\w.-]+", "_", self.scene_id)
+        return f"{self.date.isoformat()}_{safe}"
+
+    @property
+    def label(self) -> str:
+        """``<date> <scene id>``, for messages."""
+        return f"{self.date.isoformat()} {self.scene_id}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able description."""
+        return {"id": self.scene_id, "date": self.date.isoformat(), "path": str(self.path), "sensor": self.sensor}
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """Scenes found by :func:`discover_scenes`, oldest first, and the candidates that failed."""
+
+    scenes: tuple[SceneRef, ...]
+    problems: tuple[tuple[str, str], ...] = ()
+
+
+def discover_scenes(
+    imagery: str | os.PathLike[str],
+    patterns: Sequence[str] = ("*",),
+    *,
+    sensor: str | None = None,
+    ignore: Collection[str | os.PathLike[str]] = (),
+) -> Discovery:
+    """Find the scenes in a folder or a local STAC catalog/collection.
+
+    Parameters
+    ----------
+    imagery : path-like
+        A folder (its entries are candidates) or a STAC catalog, collection
+        or item JSON (its items are).
+    patterns : sequence of str
+        Glob patterns: names of folder entries, or STAC item IDs.  Hidden
+        entries, and files that are neither rasters nor JSON, are never scenes.
+    sensor : str, optional
+        Sensor profile for every scene (default: guessed per scene).
+    ignore : collection of path-like
+        Paths never taken as candidates (the run folders, when inside the
+        imagery folder).
+
+    Returns
+    -------
+    Discovery
+        ``scenes`` sorted by (date, ID); ``problems`` as (path, message) for
+        each candidate that could not be opened, had no date, or repeated
+        another's ID.
+
+    Raises
+    ------
+    InputDataError
+        ``imagery`` is a JSON file that is not a usable STAC document.
+    RasterReadError
+        ``imagery`` does not exist.
+    """
+    from .io.raster import close_datasets, open_scene
+
+    root = Path(imagery)
+    if not root.exists():
+        raise RasterReadError(f"{root}: no such imagery folder or STAC file")
+    keep_out = [Path(p).resolve() for p in ignore]
+
+    def ignored(entry: Path) -> bool:  # an output folder, or a folder holding one
+        e = entry.resolve()
+        return any(e == k or e in k.parents for k in keep_out)
+    candidates: list[tuple[Path, str | None]] = []  # (path, id from STAC)
+    if root.is_file():
+        for item in _stac_items(root, set()):
+            iid = _stac_id(item)
+            if any(fnmatch.fnmatchcase(iid or item.stem, p) for p in patterns):
+                candidates.append((item, iid))
+    else:
+        for entry in sorted(root.iterdir()):
+            if entry.name.startswith(".") or ignored(entry):
+                continue
+            if not any(fnmatch.fnmatchcase(entry.name, p) for p in patterns):
+                continue
+            if entry.is_file():
+                if entry.suffix.lower() not in _SCENE_FILE_SUFFIXES:
+                    log.debug("not a scene (file type): %s", entry)
+                    continue
+                if entry.suffix.lower() == ".json":
+                    try:
+                        items = _stac_items(entry, set())
+                    except InputDataError as exc:
+                        log.debug("not a scene: %s (%s)", entry, exc)
+                        continue
+                    candidates.extend((p, _stac_id(p)) for p in items)
+                    continue
+            candidates.append((entry, None))
+    scenes: dict[str, SceneRef] = {}
+    problems: list[tuple[str, str]] = []
+    seen_paths: set[Path] = set()
+    for path, iid in candidates:
+        if path.resolve() in seen_paths:
+            continue
+        seen_paths.add(path.resolve())
+        try:
+            with _warnings_to_log():
+                sc = open_scene(path, sensor=sensor)
+        except (EcopatchError, OSError, ValueError) as exc:
+            problems.append((str(path), f"cannot be opened as a scene: {exc}"))
+            continue
+        if sc.date is None:
+            problems.append((str(path), "has no acquisition date in its metadata or name; put YYYYMMDD in its "
+                                        "name or set the date in its metadata"))
+            continue
+        sid = iid or _scene_id(path)
+        if sid in scenes:
+            problems.append((str(path), f"repeats scene ID {sid!r} of {scenes[sid].path}; ignored"))
+            continue
+        scenes[sid] = SceneRef(sid, sc.date, path, sc.sensor.name, sc)
+    close_datasets()  # discovery opened every band file: do not keep hundreds of handles open
+    for p, msg in problems:
+        log.warning("imagery: %s %s", p, msg)
+    ordered = tuple(sorted(scenes.values(), key=lambda s: (s.date, s.scene_id)))
+    log.info("imagery %s: %d scene(s)%s", root, len(ordered),
+             f", {len(problems)} unusable candidate(s)" if problems else "")
+    return Discovery(ordered, tuple(problems))
+
+
+def _scene_id(path: Path) -> str:
+    name = path.name
+    if path.is_dir():
+        return name[:-5] if name.upper().endswith(".SAFE") else name
+    return path.stem
+
+
+def _stac_id(path: Path) -> str | None:
+    try:
+        v = json.loads(path.read_text(encoding="utf-8")).get("id")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(v) if v else None
+
+
+def _stac_items(path: Path, seen: set[Path]) -> list[Path]:
+    """Item JSON files reachable from a STAC catalog/collection/item (local links only)."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputDataError(f"{path}: cannot read as JSON ({exc})") from exc
+    if not isinstance(doc, dict):
+        raise InputDataError(f"{path}: not a STAC document (not a JSON object)")
+    kind = doc.get("type")
+    if kind == "Feature":
+        return [path]
+    if kind == "FeatureCollection":
+        raise InputDataError(
+            f"{path}: a STAC ItemCollection; save its items as files with a catalog.json linking them "
+            "(e.g. with pystac), and point [inputs] imagery to the catalog"
+        )
+    if kind not in ("Catalog", "Collection"):
+        raise InputDataError(f"{path}: not a STAC catalog, collection or item (type={kind!r})")
+    out: list[Path] = []
+    for link in doc.get("links", []) or []:
+        rel, href = link.get("rel"), str(link.get("href", ""))
+        if rel not in ("item", "child") or not href:
+            continue
+        if href.startswith(("http://", "https://", "s3://", "gs://")):
+            log.warning("STAC %s: remote link %s ignored (only local catalogs are read)", path, href)
+            continue
+        href = href.removeprefix("file://")
+        target = Path(href) if os.path.isabs(href) else (path.parent / href)
+        target = target.resolve()
+        if target in seen:
+            continue
+        seen.add(target)
+        if not target.exists():
+            log.warning("STAC %s: linked %s does not exist", path, target)
+            continue
+        if rel == "item":
+            out.append(target)
+        else:
+            out.extend(_stac_items(target, seen))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Recorded runs
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunRecord:
+    """A complete run folder: its scene, status and manifest."""
+
+    scene_id: str
+    status: str
+    folder: Path
+    manifest: Mapping[str, Any]
+
+
+def completed_runs(runs_dir: str | os.PathLike[str]) -> dict[str, RunRecord]:
+    """Complete run folders in ``runs_dir``, by scene ID.
+
+    A folder counts when its name is not hidden and does not end in
+    ``.failed``, and its ``manifest.json`` reads as a manifest with status
+    ``ok`` or ``skipped``.  ``.partial`` folders never count.
+
+    Parameters
+    ----------
+    runs_dir : path-like
+        ``[outputs] dir``.
+
+    Returns
+    -------
+    dict of str to RunRecord
+    """
+    out: dict[str, RunRecord] = {}
+    root = Path(runs_dir)
+    if not root.is_dir():
+        return out
+    for d in sorted(root.iterdir()):
+        if not d.is_dir() or d.name.startswith(".") or d.name.endswith(_FAILED) or ".orphan-" in d.name:
+            continue
+        try:
+            m = json.loads((d / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(m, dict) or m.get("manifest_version") != MANIFEST_VERSION:
+            continue
+        sid = (m.get("scene") or {}).get("id")
+        if sid and m.get("status") in _COMPLETE_STATUSES:
+            out[str(sid)] = RunRecord(str(sid), str(m["status"]), d, m)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Baselines
+# ---------------------------------------------------------------------------
+def choose_baseline(
+    scene: SceneRef,
+    scenes: Sequence[SceneRef],
+    *,
+    rule: str = "previous",
+    reference: SceneRef | None = None,
+    unusable: Collection[str] = (),
+    clear_fraction: Callable[[SceneRef], float] | None = None,
+    max_age_days: int = 0,
+) -> tuple[SceneRef | None, str]:
+    """Choose the baseline ("before" scene) of ``scene`` (the module docstring gives the rule).
+
+    Parameters
+    ----------
+    scene : SceneRef
+        The new scene.
+    scenes : sequence of SceneRef
+        Every scene found.
+    rule : {"previous", "best", "fixed"}
+    reference : SceneRef, optional
+        The fixed baseline (``rule="fixed"``), see :func:`reference_scene`.
+    unusable : collection of str
+        IDs of scenes that cannot serve (their own run was skipped or failed).
+    clear_fraction : callable, optional
+        ``clear_fraction(scene_ref) -> float`` in [0, 1] over the area of
+        interest; needed by ``"best"``.
+    max_age_days : int
+        ``"best"``: ignore scenes more than this many days older (0: no limit).
+
+    Returns
+    -------
+    (SceneRef or None, str)
+        The baseline (None when there is none) and why, in words.
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> from pathlib import Path
+    >>> a, b, c = (SceneRef(n, dt.date(2024, m, 1), Path(n)) for n, m in (("a", 3), ("b", 6), ("c", 9)))
+    >>> choose_baseline(c, [a, b, c])[0].scene_id
+    'b'
+    >>> choose_baseline(c, [a, b, c], unusable={"b"})[0].scene_id
+    'a'
+    >>> choose_baseline(a, [a, b, c])
+    (None, 'no earlier scene')
+    """
+    if rule == "fixed":
+        if reference is None:
+            raise ConfigError('baseline "fixed" needs the reference scene ([run] reference_date)')
+        if scene.date <= reference.date:
+            return None, f"not after the reference scene {reference.label}"
+        return reference, f"fixed reference scene (reference_date {reference.date})"
+    earlier = [s for s in scenes if s.date < scene.date]
+    if not earlier:
+        return None, "no earlier scene"
+    usable = [s for s in earlier if s.scene_id not in unusable]
+    if not usable:
+        return None, "every earlier scene was skipped or failed"
+    if rule == "previous":
+        pick = max(usable, key=lambda s: (s.date, s.scene_id))
+        return pick, "most recent usable earlier scene"
+    if rule == "best":
+        if clear_fraction is None:
+            raise ConfigError('baseline "best" needs a clear_fraction function')
+        if max_age_days:
+            usable = [s for s in usable if (scene.date - s.date).days <= max_age_days]
+            if not usable:
+                return None, f"no usable earlier scene within {max_age_days} days"
+        scored = [(round(clear_fraction(s), 2), s.date, s.scene_id, s) for s in usable]
+        scored = [t for t in scored if t[0] > 0]
+        if not scored:
+            return None, "no earlier scene sees the mines and reserves clear of cloud"
+        best = max(scored, key=lambda t: t[:3])
+        return best[3], f"clearest earlier scene ({best[0]:.0%} of the mines and reserves clear)"
+    raise ConfigError(f"baseline rule {rule!r}; use 'previous', 'best' or 'fixed'")
+
+
+def reference_scene(scenes: Sequence[SceneRef], date: _dt.date) -> SceneRef:
+    """The fixed baseline: the scene dated ``date`` (first by ID), else the latest before it.
+
+    Raises
+    ------
+    ConfigError
+        No scene is dated on or before ``date``.
+    """
+    on = sorted((s for s in scenes if s.date == date), key=lambda s: s.scene_id)
+    if on:
+        return on[0]
+    before = [s for s in scenes if s.date < date]
+    if not before:
+        dates = ", ".join(sorted({s.date.isoformat() for s in scenes})[:10]) or "none"
+        raise ConfigError(
+            f"[run] reference_date = {date}: no scene dated on or before it in the imagery (scene dates: {dates}); "
+            "set reference_date to one of them"
+        )
+    pick = max(before, key=lambda s: (s.date, s.scene_id))
+    log.warning("no scene dated %s: using the most recent one before it, %s, as the fixed baseline", date,
+                pick.label)
+    return pick
+
+
+# ---------------------------------------------------------------------------
+# The run lock
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LockInfo:
+    """Who holds a run lock: process ID, host, start time (UTC) and a random token."""
+
+    pid: int
+    host: str
+    started_at: str
+    started_epoch: float
+    token: str
+    command: str = ""
+
+    def describe(self) -> str:
+        """``PID 1234 on host "x", started 2024-09-12T03:00:00Z``."""
+        return f"PID {self.pid} on host {self.host!r}, started {self.started_at}"
+
+
+class RunLock:
+    """One scheduled run at a time per ledger: an exclusive lock file beside it.
+
+    Parameters
+    ----------
+    path : path-like
+        The lock file (``<ledger>.lock``).
+    max_age_s : float
+        A lock taken on another host whose heartbeat (file modification time)
+        is older than this is stale.
+    command : str
+        What holds it, written into the file for people reading it.
+
+    Notes
+    -----
+    See the module docstring, "Locking".  Use as a context manager, or call
+    :meth:`acquire` and :meth:`release` (in ``finally``).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, max_age_s: float = 24 * 3600.0, command: str = "") -> None:
+        self.path = Path(path)
+        self.max_age_s = float(max_age_s)
+        self.command = command
+        self.info: LockInfo | None = None
+
+    def __repr__(self) -> str:
+        return f"RunLock({str(self.path)!r}, held={self.info is not None})"
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    @staticmethod
+    def read(path: str | os.PathLike[str]) -> LockInfo | None:
+        """The holder recorded in a lock file (None if it is missing or unreadable)."""
+        try:
+            d = json.loads(Path(path).read_text(encoding="utf-8"))
+            return LockInfo(int(d["pid"]), str(d["host"]), str(d["started_at"]), float(d["started_epoch"]),
+                            str(d["token"]), str(d.get("command", "")))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def acquire(self) -> RunLock:
+        """Take the lock, recovering a stale one.
+
+        Raises
+        ------
+        RunLockedError
+            Another live run holds it (the message names its PID, host and
+            start time).
+        OutputError
+            The lock file cannot be created (read-only folder).
+        """
+        from .errors import OutputError
+
+        if self.info is not None:
+            return self
+        for _ in range(5):
+            now = time.time()
+            info = LockInfo(os.getpid(), socket.gethostname(),
+                            _dt.datetime.fromtimestamp(now, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                            now, uuid.uuid4().hex, self.command)
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                self._recover_or_refuse()
+                continue
+            except OSError as exc:
+                raise OutputError(f"cannot create the run lock {self.path}: {exc.strerror}; is the ledger's "
+                                  "folder writable?") from exc
+            try:
+                os.write(fd, json.dumps(info.__dict__, ensure_ascii=False).encode("utf-8"))
+                os.fsync(fd)
+            except OSError as exc:
+                os.close(fd)
+                with contextlib.suppress(OSError):
+                    self.path.unlink()
+                raise OutputError(f"cannot write the run lock {self.path}: {exc.strerror}") from exc
+            os.close(fd)
+            self.info = info
+            log.info("run lock %s taken (%s)", self.path, info.describe())
+            return self
+        raise RunLockedError(f"could not take the run lock {self.path}: other runs keep taking it; try again later")
+
+    def _recover_or_refuse(self) -> None:
+        try:
+            raw = self.path.read_bytes()
+            mtime = self.path.stat().st_mtime
+        except FileNotFoundError:
+            return  # released meanwhile: try again
+        holder = self.read(self.path)
+        why = self._stale_reason(holder, mtime)
+        if why is None:
+            who = holder.describe() if holder else "a run that is just starting"
+            age = max(0.0, time.time() - (holder.started_epoch if holder else mtime))
+            raise RunLockedError(
+                f"another ecopatch run holds the lock {self.path}: {who} ({_duration(age)} ago). Only one run per "
+                "ledger at a time: wait for it to finish. If that process is gone (e.g. the machine was "
+                "restarted), the lock is recovered automatically; delete the file only if you are sure."
+            )
+        log.warning("recovering stale run lock %s (%s): %s", self.path,
+                    holder.describe() if holder else "unreadable", why)
+        aside = self.path.with_name(f"{self.path.name}.stale-{uuid.uuid4().hex[:8]}")
+        try:
+            os.rename(self.path, aside)
+        except FileNotFoundError:
+            return  # another run recovered it first
+        if aside.read_bytes() != raw:  # a fresh lock replaced the stale one meanwhile: put it back
+            with contextlib.suppress(OSError):
+                os.link(aside, self.path)
+        with contextlib.suppress(OSError):
+            aside.unlink()
+
+    def _stale_reason(self, holder: LockInfo | None, mtime: float) -> str | None:
+        age = time.time() - mtime
+        if holder is None:
+            return f"the lock file is unreadable and {_duration(age)} old" if age > 60 else None
+        if holder.host == socket.gethostname():
+            if not _pid_alive(holder.pid, holder.started_epoch):
+                return f"process {holder.pid} is no longer running on this host"
+            return None
+        if age > self.max_age_s:
+            return (f"no heartbeat from host {holder.host!r} for {_duration(age)} "
+                    f"(lock_max_age_hours = {self.max_age_s / 3600:g})")
+        return None
+
+    def refresh(self) -> None:
+        """Heartbeat: touch the lock file (a long run stays visibly alive)."""
+        if self.info is None:
+            return
+        try:
+            os.utime(self.path)
+        except FileNotFoundError:
+            log.warning("run lock %s disappeared while this run held it", self.path)
+
+    def release(self) -> None:
+        """Remove the lock file, if it is still ours."""
+        if self.info is None:
+            return
+        holder = self.read(self.path)
+        if holder is not None and holder.token == self.info.token:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+            log.info("run lock %s released", self.path)
+        else:
+            log.warning("run lock %s is no longer ours (%s); left as it is", self.path,
+                        holder.describe() if holder else "missing")
+        self.info = None
+
+
+def _duration(seconds: float) -> str:
+    s = int(max(0, seconds))
+    if s < 120:
+        return f"{s} s"
+    if s < 7200:
+        return f"{s // 60} min"
+    if s < 2 * 86400:
+        return f"{s / 3600:.1f} h"
+    return f"{s / 86400:.1f} days"
+
+
+def _pid_alive(pid: int, since_epoch: float) -> bool:
+    """Whether ``pid`` runs on this host and is the process that took a lock at ``since_epoch``."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process: alive
+    except OSError:  # pragma: no cover - e.g. Windows
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        fields_ = stat.read_text().rsplit(")", 1)[1].split()
+        if fields_[0] in ("Z", "X"):  # zombie: dead, not yet reaped
+            return False
+        btime = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                     if line.startswith("btime "))
+        started = btime + int(fields_[19]) / os.sysconf("SC_CLK_TCK")
+        if started > since_epoch + 5:  # the PID now belongs to a newer process
+            return False
+    except (OSError, IndexError, ValueError, StopIteration):
+        pass  # no /proc: trust kill(pid, 0)
+    return True
+
+
+# ---------------------------------------------------------------------------
+# Results
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SceneOutcome:
+    """What happened to one scene.
+
+    Attributes
+    ----------
+    scene : SceneRef
+    baseline : SceneRef or None
+    status : {"ok", "skipped", "failed", "pending"}
+        ``"pending"``: a dry run would process it.
+    exit_code : ExitCode
+    folder : Path or None
+        Its run folder (``.failed`` for a failure; None in a dry run).
+    counts : mapping
+        Mines, patches, ledger counts (see ``manifest.json``).
+    message : str
+        Why it was skipped or failed; the baseline reason in a dry run.
+    """
+
+    scene: SceneRef
+    baseline: SceneRef | None
+    status: str
+    exit_code: ExitCode = ExitCode.OK
+    folder: Path | None = None
+    counts: Mapping[str, Any] = field(default_factory=dict)
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What :func:`run_pipeline` did.
+
+    Attributes
+    ----------
+    status : {"ok", "nothing_new", "dry_run", "failed", "bad_input", "locked", "bad_config"}
+    exit_code : ExitCode
+    outcomes : tuple of SceneOutcome
+        One per scene processed (or that would be, in a dry run), oldest first.
+    done : tuple of SceneRef
+        Scenes already processed by an earlier run (and left alone).
+    baseline_only : tuple of (SceneRef, str)
+        Scenes with nothing to compare with, and why.
+    unreadable : tuple of (str, str)
+        Imagery candidates that could not be used, and why.
+    runs_dir, ledger_path : Path
+    ledger_counts : mapping
+        ``cases`` and ``events`` in the ledger after the run (empty when it
+        was not opened).
+    duration_s : float
+    """
+
+    status: str
+    exit_code: ExitCode
+    outcomes: tuple[SceneOutcome, ...]
+    done: tuple[SceneRef, ...]
+    baseline_only: tuple[tuple[SceneRef, str], ...]
+    unreadable: tuple[tuple[str, str], ...]
+    runs_dir: Path
+    ledger_path: Path
+    ledger_counts: Mapping[str, int] = field(default_factory=dict)
+    duration_s: float = 0.0
+
+    @property
+    def processed(self) -> tuple[SceneOutcome, ...]:
+        """Outcomes of scenes processed (ok or skipped)."""
+        return tuple(o for o in self.outcomes if o.status in _COMPLETE_STATUSES)
+
+    def summary(self) -> str:
+        """A few lines for a terminal or a cron mail."""
+        lines: list[str] = []
+        n = len(self.done) + len(self.baseline_only) + len(self.outcomes)
+        if self.status == "nothing_new":
+            lines.append(f"nothing new: {n} scene(s) in the imagery, {len(self.done)} already processed, "
+                         f"{len(self.baseline_only)} baseline only; nothing was done")
+        elif self.status == "dry_run":
+            lines.append(f"dry run: would process {len(self.outcomes)} scene(s) "
+                         f"({len(self.done)} already processed, {len(self.baseline_only)} baseline only)")
+        else:
+            ok = sum(o.status == "ok" for o in self.outcomes)
+            sk = sum(o.status == "skipped" for o in self.outcomes)
+            fl = sum(o.status == "failed" for o in self.outcomes)
+            lines.append(f"run {self.status}: {ok} scene(s) processed, {sk} skipped, {fl} failed "
+                         f"in {self.duration_s:.1f} s")
+        for o in self.outcomes:
+            base = o.baseline.label if o.baseline else "-"
+            head = f"  {o.scene.label} vs {base}"
+            if o.status == "pending":
+                lines.append(f"{head} ({o.message}) -> {self.runs_dir / o.scene.folder_name}")
+            elif o.status == "ok":
+                c = o.counts
+                led = c.get("ledger", {})
+                lines.append(
+                    f"{head}: {c.get('mines', 0)} mines, {c.get('patches', 0)} suspect patches "
+                    f"({led.get('new', 0)} new cases, {led.get('matched', 0)} matched, {led.get('rebound', 0)} "
+                    f"rebound, {led.get('unchanged', 0)} already in the ledger) -> {o.folder}"
+                )
+            else:
+                lines.append(f"{head}: {o.status.upper()}: {o.message}" + (f" -> {o.folder}" if o.folder else ""))
+        for s, why in self.baseline_only:
+            lines.append(f"  baseline only: {s.label} ({why})")
+        for p, why in self.unreadable:
+            lines.append(f"  not a usable scene: {p}: {why}")
+        if self.ledger_counts:
+            lines.append(f"ledger {self.ledger_path}: {self.ledger_counts.get('cases', 0)} cases, "
+                         f"{self.ledger_counts.get('events', 0)} events")
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------
+@dataclass
+class _Context:
+    """State of one invocation (not shared, not global)."""
+
+    config: RunConfig
+    runs_dir: Path
+    progress: bool | None
+    force: bool
+    mines: gpd.GeoDataFrame | None = None
+    reserves: gpd.GeoDataFrame | None = None
+    exclude: gpd.GeoDataFrame | None = None
+    aoi: Any = None  # GeoSeries of mines and reserves, EPSG:4490
+    ledger: Ledger | None = None
+    lock: RunLock | None = None
+    clear_cache: dict[str, float] = field(default_factory=dict)
+    digest_cache: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def run_pipeline(
+    config: RunConfig,
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+    scenes: Sequence[str] = (),
+    progress: bool | None = None,
+) -> RunResult:
+    """Run the scheduled job once: process every new scene (see the module docstring).
+
+    Parameters
+    ----------
+    config : RunConfig
+        From :func:`ecopatch.config.load_config`.
+    force : bool
+        Process scenes again even when a complete run folder records them
+        (the ledger counts their records as unchanged; their folders are
+        replaced).
+    dry_run : bool
+        Only list what would be processed, with the baselines; writes nothing
+        and takes no lock.
+    scenes : sequence of str
+        Restrict to these scenes: scene IDs, glob patterns of IDs, or dates
+        (YYYY-MM-DD).
+    progress : bool, optional
+        Progress bars of the windowed analyses (default: on a terminal only).
+
+    Returns
+    -------
+    RunResult
+        ``exit_code`` 0 when scenes were processed (or a dry run found
+        work), 5 when there was nothing new, 4 when a scene or imagery
+        candidate was bad input, 6 when a scene met a busy ledger, 1 on any
+        other scene failure.
+
+    Raises
+    ------
+    ConfigError
+        ``scenes`` matches nothing; no scene for ``reference_date``.
+    RunLockedError
+        Another run holds the run lock of this ledger.
+    InputDataError, VectorReadError, CRSError
+        The mines, reserves or exclusion layer cannot be used.
+    RasterReadError
+        The imagery folder is missing.
+    LedgerError
+        The ledger is not an ecopatch ledger, or fails its integrity check.
+
+    Notes
+    -----
+    Each scene's ``run.log`` receives the records the ``ecopatch`` logger
+    lets through: the level stays the application's choice.  Set it to INFO
+    (``logging.getLogger("ecopatch").setLevel(logging.INFO)``, as
+    ``ecopatch run`` does) for a complete log.
+    """
+    t0 = time.monotonic()
+    cfg = config
+    runs_dir = cfg.outputs.dir
+    ctx = _Context(cfg, runs_dir, progress, force)
+    disc = discover_scenes(cfg.inputs.imagery, cfg.inputs.scene_pattern, sensor=cfg.inputs.sensor,
+                           ignore=(runs_dir, cfg.outputs.ledger))
+    if not disc.scenes:
+        log.warning("no scene found in %s (scene_pattern %s): check [inputs] imagery and scene_pattern",
+                    cfg.inputs.imagery, list(cfg.inputs.scene_pattern))
+    wanted = _select(disc.scenes, scenes)
+    reference = (reference_scene(disc.scenes, cfg.run.reference_date)
+                 if cfg.run.baseline == "fixed" and cfg.run.reference_date and disc.scenes else None)
+
+    def result(status: str, code: ExitCode, outcomes: Sequence[SceneOutcome], plan: _Plan) -> RunResult:
+        counts = _ledger_counts(ctx.ledger) if ctx.ledger is not None else {}
+        return RunResult(status, code, tuple(outcomes), tuple(plan.done), tuple(plan.baseline_only),
+                         disc.problems, runs_dir, cfg.outputs.ledger, counts, time.monotonic() - t0)
+
+    if dry_run:
+        holder = RunLock.read(_lock_path(cfg))
+        if holder is not None:
+            log.warning("a run holds the lock now (%s): this listing may be out of date", holder.describe())
+        plan = _plan(ctx, disc.scenes, wanted, completed_runs(runs_dir), reference)
+        outcomes = [SceneOutcome(s, b, "pending", message=why) for s, b, why in plan.pairs]
+        return result("dry_run", ExitCode.OK if outcomes else ExitCode.NOTHING_NEW, outcomes, plan)
+
+    cfg.outputs.ledger.parent.mkdir(parents=True, exist_ok=True)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(_lock_path(cfg), max_age_s=cfg.run.lock_max_age_hours * 3600,
+                   command=f"ecopatch run {cfg.path or ''}".strip())
+    lock.acquire()
+    ctx.lock = lock
+    try:
+        _clean_leftovers(runs_dir)
+        plan = _plan(ctx, disc.scenes, wanted, completed_runs(runs_dir), reference)
+        if not plan.pairs:
+            log.info("nothing new: %d scene(s), %d already processed", len(disc.scenes), len(plan.done))
+            return result("nothing_new", ExitCode.BAD_INPUT if disc.problems else ExitCode.NOTHING_NEW, [], plan)
+        _read_layers(ctx)
+        _open_ledger(ctx)
+        outcomes: list[SceneOutcome] = []
+        unusable = set(plan.unusable)
+        for s, _, _ in plan.pairs:
+            # again: an earlier scene of this run may have been skipped or failed
+            base, why = _baseline(ctx, s, disc.scenes, reference, unusable)
+            if base is None:
+                plan.baseline_only.append((s, why))
+                continue
+            _heartbeat(ctx)
+            out = _process_scene(ctx, s, base, why)
+            outcomes.append(out)
+            if out.status != "ok":
+                unusable.add(s.scene_id)
+        if not outcomes:
+            return result("nothing_new", ExitCode.BAD_INPUT if disc.problems else ExitCode.NOTHING_NEW, [], plan)
+        status, code = _overall(outcomes, bool(disc.problems))
+        return result(status, code, outcomes, plan)
+    finally:
+        lock.release()
+
+
+@dataclass
+class _Plan:
+    """Scenes to process with their baselines, scenes already done, scenes without a baseline."""
+
+    pairs: list[tuple[SceneRef, SceneRef, str]]
+    done: list[SceneRef]
+    baseline_only: list[tuple[SceneRef, str]]
+    unusable: set[str]
+
+
+def _plan(ctx: _Context, scenes: Sequence[SceneRef], wanted: Sequence[SceneRef],
+          records: Mapping[str, RunRecord], reference: SceneRef | None) -> _Plan:
+    unusable = {sid for sid, r in records.items() if r.status != "ok"}
+    plan = _Plan([], [], [], unusable)
+    for s in wanted:
+        if s.scene_id in records and not ctx.force:
+            plan.done.append(s)
+            continue
+        if ctx.config.run.baseline == "best" and any(e.date < s.date for e in scenes):
+            _read_layers(ctx)
+        base, why = _baseline(ctx, s, scenes, reference, unusable)
+        if base is None:
+            plan.baseline_only.append((s, why))
+        else:
+            plan.pairs.append((s, base, why))
+    return plan
+
+
+def _heartbeat(ctx: _Context) -> None:
+    if ctx.lock is not None:
+        ctx.lock.refresh()
+
+
+def _lock_path(cfg: RunConfig) -> Path:
+    return cfg.outputs.ledger.with_name(cfg.outputs.ledger.name + ".lock")
+
+
+def _select(scenes: Sequence[SceneRef], wanted: Sequence[str]) -> tuple[SceneRef, ...]:
+    if not wanted:
+        return tuple(scenes)
+    out = [s for s in scenes if any(w == s.date.isoformat() or fnmatch.fnmatchcase(s.scene_id, w) for w in wanted)]
+    if not out:
+        ids = ", ".join(s.label for s in scenes[:10]) or "none"
+        raise ConfigError(f"--scene {' '.join(wanted)}: matches no scene in the imagery (scenes: {ids})")
+    return tuple(out)
+
+
+def _baseline(ctx: _Context, scene: SceneRef, scenes: Sequence[SceneRef], reference: SceneRef | None,
+              unusable: Collection[str]) -> tuple[SceneRef | None, str]:
+    r = ctx.config.run
+    return choose_baseline(scene, scenes, rule=r.baseline, reference=reference, unusable=unusable,
+                           clear_fraction=lambda s: _clear(ctx, s), max_age_days=r.max_baseline_age_days)
+
+
+def _overall(outcomes: Sequence[SceneOutcome], bad_candidates: bool) -> tuple[str, ExitCode]:
+    codes = {o.exit_code for o in outcomes if o.status == "failed"}
+    if ExitCode.FAILURE in codes:
+        return "failed", ExitCode.FAILURE
+    if ExitCode.BAD_CONFIG in codes:
+        return "bad_config", ExitCode.BAD_CONFIG
+    if ExitCode.LOCKED in codes:
+        return "locked", ExitCode.LOCKED
+    if ExitCode.BAD_INPUT in codes or bad_candidates:
+        return "bad_input", ExitCode.BAD_INPUT
+    return "ok", ExitCode.OK
+
+
+def _read_layers(ctx: _Context) -> None:
+    """Mines, reserves, exclusion layer, and the area of interest for clear fractions."""
+    import geopandas as gpd
+    import pandas as pd
+
+    from .io.vector import read_patches
+
+    if ctx.mines is not None:
+        return
+    i = ctx.config.inputs
+    d = ctx.config.detection
+    with _warnings_to_log():
+        ctx.mines = read_patches(i.mines, id_field=i.mines_id_field, layer=i.mines_layer, encoding=i.encoding)
+        ctx.reserves = read_patches(i.reserves, layer=i.reserves_layer, encoding=i.encoding)
+        if d.exclude is not None:
+            ctx.exclude = read_patches(d.exclude, layer=d.exclude_layer, encoding=i.encoding)
+    ctx.aoi = gpd.GeoSeries(pd.concat([ctx.mines.geometry.to_crs(4490), ctx.reserves.geometry.to_crs(4490)],
+                                      ignore_index=True), crs=4490)
+    log.info("layers: %d mines (%s), %d reserve zones (%s)", len(ctx.mines), i.mines, len(ctx.reserves), i.reserves)
+
+
+def _open_ledger(ctx: _Context) -> None:
+    from .errors import LedgerIntegrityError
+    from .ledger import Ledger
+
+    o = ctx.config.outputs
+    if not o.ledger.exists():
+        log.warning("ledger %s does not exist: creating a new, empty ledger", o.ledger)
+    ctx.ledger = Ledger(o.ledger, id_prefix=o.id_prefix, timeout_s=ctx.config.run.ledger_timeout_s)
+    report = ctx.ledger.check()
+    if not report.ok:
+        raise LedgerIntegrityError(f"{report}\nthe ledger fails its integrity check; nothing was processed. "
+                                   "Restore it from a backup or repair it before the next run.")
+
+
+def _clear(ctx: _Context, ref: SceneRef) -> float:
+    """Share (0-1) of the mines and reserves seen clear in ``ref`` (decimated read; cached)."""
+    if ref.scene_id in ctx.clear_cache:
+        return ctx.clear_cache[ref.scene_id]
+    _read_layers(ctx)
+    value = clear_fraction(_open(ctx, ref), ctx.aoi)
+    ctx.clear_cache[ref.scene_id] = value
+    log.info("clear share of the mines and reserves in %s: %.1f %%", ref.label, 100 * value)
+    return value
+
+
+def clear_fraction(scene: Scene, aoi: gpd.GeoSeries, *, max_pixels: int = _CLEAR_PIXELS) -> float:
+    """Share of the area of interest that ``scene`` sees clear (not cloud, not no-data).
+
+    Parameters
+    ----------
+    scene : Scene
+    aoi : geopandas.GeoSeries
+        Polygons (any CRS); overlaps count once.
+    max_pixels : int
+        Pixels of the decimated read.
+
+    Returns
+    -------
+    float
+        In [0, 1]; parts of the area outside the scene count as not seen.
+    """
+    import numpy as np
+    import shapely
+    from rasterio.features import geometry_mask
+
+    from .io.raster import read_decimated
+
+    geoms = aoi.to_crs(scene.grid.crs)
+    union = shapely.union_all(shapely.make_valid(geoms.geometry.to_numpy()))
+    if union.is_empty or union.area <= 0:
+        return 0.0
+    try:
+        with _warnings_to_log():
+            obs = read_decimated(scene, aoi_bounds=tuple(union.bounds), max_pixels=max_pixels)
+    except (NoOverlapError, NoValidPixelsError):
+        return 0.0
+    inside = geometry_mask([union], out_shape=obs.valid.shape, transform=obs.grid.transform, invert=True)
+    a = obs.grid.transform
+    clear_area = float(np.count_nonzero(inside & obs.valid)) * abs(a.a * a.e)
+    return float(min(1.0, max(0.0, clear_area / union.area)))
+
+
+def _open(ctx: _Context, ref: SceneRef) -> Scene:
+    from .io.raster import open_scene
+
+    if ref.scene is not None:
+        return ref.scene
+    with _warnings_to_log():
+        return open_scene(ref.path, sensor=ctx.config.inputs.sensor)
+
+
+def _ledger_counts(ledger: Ledger) -> dict[str, int]:
+    try:
+        return {"cases": len(ledger.cases()), "events": len(ledger.events()),
+                "detections": len(ledger.detections()), "mine_records": len(ledger.mine_history())}
+    except EcopatchError as exc:  # pragma: no cover - reporting only
+        log.warning("cannot count the ledger: %s", exc)
+        return {}
+
+
+# ---------------------------------------------------------------------------
+# One scene
+# ---------------------------------------------------------------------------
+def _process_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, why: str) -> SceneOutcome:
+    """Build the scene's run folder under a temporary name, then move it into place."""
+    name = scene.folder_name
+    partial = ctx.runs_dir / f".{name}{_PARTIAL}"
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    handler = _attach_log(partial / "run.log")
+    started = _utc_now()
+    t0 = time.monotonic()
+    timings: dict[str, float] = {}
+    counts: dict[str, Any] = {}
+    status, code, message = "ok", ExitCode.OK, ""
+    error: dict[str, str] | None = None
+    log.info("scene %s: baseline %s (%s: %s)", scene.label, baseline.label, ctx.config.run.baseline, why)
+    try:
+        try:
+            with _warnings_to_log():
+                status, message = _compute(ctx, scene, baseline, partial, timings, counts)
+        except (KeyboardInterrupt, SystemExit):
+            log.error("scene %s: interrupted; the ledger is unchanged or holds the whole scene, the run folder "
+                      "was not completed", scene.label)
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure is recorded in the manifest
+            status, code = "failed", exit_code_for(exc)
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            error = {"type": type(exc).__name__, "message": str(exc)}
+            if isinstance(exc, EcopatchError):
+                log.error("scene %s failed: %s", scene.label, exc)
+            else:
+                log.exception("scene %s failed with an unexpected error", scene.label)
+        timings["total"] = round(time.monotonic() - t0, 3)
+        log.info("scene %s: %s in %.1f s", scene.label, status, timings["total"])
+    except BaseException:
+        _detach_log(handler)
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    _detach_log(handler)
+    manifest = _manifest(ctx, scene, baseline, why, status, code, message, error, started, timings, counts, partial)
+    _write_json(partial / MANIFEST, manifest)
+    _fsync_dir(partial)
+    final = ctx.runs_dir / (name if status in _COMPLETE_STATUSES else name + _FAILED)
+    _install(partial, final)
+    if status in _COMPLETE_STATUSES:
+        failed = ctx.runs_dir / (name + _FAILED)
+        if failed.exists():
+            shutil.rmtree(failed, ignore_errors=True)
+    log.info("run folder %s", final)
+    return SceneOutcome(scene, baseline, status, code, final, counts, message)
+
+
+def _compute(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path, timings: dict[str, float],
+             counts: dict[str, Any]) -> tuple[str, str]:
+    """The analyses, the ledger transaction and the outputs of one scene; returns (status, reason)."""
+    from .encroachment import detect_changes
+    from .io.vector import write_table
+    from .restoration import assess_restoration
+
+    cfg = ctx.config
+    clock = _Clock(timings)
+    with clock("open"):
+        before, after = _open(ctx, baseline), _open(ctx, scene)
+    with clock("clear_fraction"):
+        clear = _clear(ctx, scene)
+        counts["clear_fraction"] = round(clear, 4)
+    if clear <= 0:
+        return "skipped", "the scene sees none of the mines and reserves clear (outside it, or all cloud)"
+    if clear < cfg.run.min_clear_fraction:
+        return "skipped", (f"only {clear:.0%} of the mines and reserves are clear "
+                           f"(min_clear_fraction = {cfg.run.min_clear_fraction:g})")
+    common = {"block": cfg.run.block, "scheduler": cfg.run.scheduler, "progress": ctx.progress}
+    notes: list[str] = []
+    assessment = patches = None
+    with clock("assess"):
+        try:
+            a = cfg.assessment
+            assessment = assess_restoration(ctx.mines, before, after, direction_field=a.direction_field,
+                                            rules=a.status_rules(), edge=a.edge, **common)
+        except (NoOverlapError, NoValidPixelsError) as exc:
+            notes.append(f"mines not assessed: {exc}")
+            log.warning("scene %s: mines not assessed: %s", scene.label, exc)
+    _heartbeat(ctx)
+    with clock("detect"):
+        try:
+            d = cfg.detection
+            patches = detect_changes(before, after, ctx.reserves, min_area_m2=d.min_area_m2, margin_m=d.margin_m,
+                                     exclude=ctx.exclude, zone_field=d.zone_field, name_field=d.name_field,
+                                     params=d.change_params(), normalize=d.normalize, thresholds=d.thresholds,
+                                     include_gain=d.include_gain, simplify_m=d.simplify_m, **common)
+        except (NoOverlapError, NoValidPixelsError) as exc:
+            notes.append(f"reserves not watched: {exc}")
+            log.warning("scene %s: reserves not watched: %s", scene.label, exc)
+    if assessment is None and patches is None:
+        return "skipped", "; ".join(notes)
+    _heartbeat(ctx)
+
+    with clock("write_results"):
+        res = out / "results"
+        res.mkdir()
+        for fmt in cfg.outputs.formats:
+            if assessment is not None:
+                write_table(assessment, res / f"mines.{fmt}")
+            if patches is not None:
+                write_table(patches, res / f"patches.{fmt}")
+        if patches is not None and patches.attrs.get("observation") is not None:
+            write_table(patches.attrs["observation"], res / "observation.csv")
+    _count_results(counts, assessment, patches)
+
+    run_id = scene.scene_id
+    assert ctx.ledger is not None
+    suspects = patches
+    if patches is not None and not cfg.detection.gain_cases:
+        suspects = patches[patches["change_type"] != "vegetation_gain"]
+    with clock("ledger"):
+        with ctx.ledger.transaction(f"record run {run_id}") as led:
+            ares = led.record_assessment(assessment, run_id) if assessment is not None else None
+            dres = led.add_detections(suspects, run_id) if suspects is not None else None
+        log.info("ledger: %s; %s", ares or "no mine assessment", dres or "no detection")
+    counts["ledger"] = {
+        "mine_records_added": ares.added if ares else 0, "mine_records_unchanged": ares.unchanged if ares else 0,
+        "new": dres.new if dres else 0, "matched": dres.matched if dres else 0,
+        "rebound": dres.rebound if dres else 0, "unchanged": dres.unchanged if dres else 0,
+    }
+    _heartbeat(ctx)
+
+    # cases this scene opened or reopened, as the ledger recorded them the first time
+    dets = ctx.ledger.detections(run_id)
+    new_cases = sorted(set(dets.loc[dets["outcome"].isin(["new", "rebound"]), "case_id"]))
+    counts["fieldcheck_cases"] = len(new_cases)
+    if cfg.outputs.fieldcheck and new_cases:
+        with clock("fieldcheck"):
+            chips = None
+            if cfg.outputs.chips:
+                from .maps import case_chips
+
+                chips = case_chips(before, after, lang=cfg.outputs.lang)
+            ctx.ledger.export_fieldcheck(out / "fieldcheck", cases=new_cases, chips=chips)
+    if cfg.outputs.maps:
+        with clock("maps"):
+            from .maps import change_map
+
+            (out / "maps").mkdir()
+            shown = patches if patches is not None and len(patches) else None
+            fig = change_map(before, after, shown, lang=cfg.outputs.lang)
+            fig.savefig(out / "maps" / "change_map.png", dpi=120)
+    _heartbeat(ctx)
+    if cfg.outputs.report:
+        with clock("report"):
+            from .report import write_report
+
+            write_report(out / "report", assessment=assessment, patches=patches, ledger=ctx.ledger, before=before,
+                         after=after, reserves=ctx.reserves, lang=cfg.outputs.lang)
+    _test_pause()
+    return "ok", "; ".join(notes)
+
+
+def _count_results(counts: dict[str, Any], assessment: Any, patches: Any) -> None:
+    if assessment is not None:
+        counts["mines"] = len(assessment)
+        by_status = assessment["status"].value_counts().sort_index()
+        counts["mines_by_status"] = {str(k): int(v) for k, v in by_status.items()}
+        counts["damaged_m2"] = round(float(assessment["damaged_m2"].sum()), 1)
+        counts["restored_m2"] = round(float(assessment["restored_m2"].sum()), 1)
+    if patches is not None:
+        counts["patches"] = len(patches)
+        counts["patches_by_type"] = {str(k): int(v)
+                                     for k, v in patches["change_type"].value_counts().sort_index().items()}
+        counts["patch_area_m2"] = round(float(patches["area_m2"].sum()), 1)
+
+
+class _Clock:
+    """``with clock("stage"):`` adds the stage's wall time (s) to ``timings``."""
+
+    def __init__(self, timings: dict[str, float]) -> None:
+        self.timings = timings
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        t = time.monotonic()
+        log.info("%s ...", stage)
+        try:
+            yield
+        finally:
+            self.timings[stage] = round(self.timings.get(stage, 0.0) + time.monotonic() - t, 3)
+
+
+def _test_pause() -> None:
+    pause = os.environ.get(PAUSE_ENV)
+    if not pause:
+        return
+    signal_file = os.environ.get(PAUSE_SIGNAL_ENV)
+    if signal_file:
+        Path(signal_file).write_text(str(os.getpid()))
+    log.warning("%s set: pausing %s s before the manifest (test hook)", PAUSE_ENV, pause)
+    time.sleep(float(pause))
+
+
+# ---------------------------------------------------------------------------
+# Manifest, checksums, folders
+# ---------------------------------------------------------------------------
+def _manifest(ctx: _Context, scene: SceneRef, baseline: SceneRef, why: str, status: str, code: ExitCode,
+              message: str, error: Mapping[str, str] | None, started: str, timings: Mapping[str, float],
+              counts: Mapping[str, Any], folder: Path) -> dict[str, Any]:
+    from . import __version__
+
+    cfg = ctx.config
+    def safe(make: Callable[[], dict[str, Any]], path: Path) -> dict[str, Any]:
+        try:
+            return make()
+        except OSError as exc:  # a file that vanished or cannot be read: say so, do not fail the record
+            return {"path": str(path), "error": f"cannot checksum: {exc}"}
+
+    inputs: dict[str, Any] = {}
+    if cfg.path is not None:
+        inputs["config"] = safe(lambda: _file_digest(cfg.path), cfg.path)
+    inputs["scene"] = scene.as_dict() | safe(lambda: _scene_digest(ctx, scene), scene.path)
+    inputs["baseline"] = baseline.as_dict() | safe(lambda: _scene_digest(ctx, baseline), baseline.path)
+    inputs["mines"] = safe(lambda: _layer_digest(cfg.inputs.mines), cfg.inputs.mines)
+    inputs["reserves"] = safe(lambda: _layer_digest(cfg.inputs.reserves), cfg.inputs.reserves)
+    if cfg.detection.exclude is not None:
+        inputs["exclude"] = safe(lambda: _layer_digest(cfg.detection.exclude), cfg.detection.exclude)
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "tool": f"ecopatch {__version__}",
+        "status": status,
+        "exit_code": int(code),
+        "message": message,
+        "error": dict(error) if error else None,
+        "run_id": scene.scene_id,
+        "scene": scene.as_dict(),
+        "baseline": baseline.as_dict() | {"rule": cfg.run.baseline, "why": why},
+        "force": ctx.force,
+        "started_at": started,
+        "finished_at": _utc_now(),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "inputs": inputs,
+        "parameters": cfg.to_dict(),
+        "versions": package_versions(),
+        "counts": dict(counts),
+        "ledger": {"path": str(cfg.outputs.ledger), **(_ledger_counts(ctx.ledger) if ctx.ledger else {})},
+        "timings_s": dict(timings),
+        "outputs": [_file_digest(p, relative_to=folder) for p in sorted(folder.rglob("*"))
+                    if p.is_file() and p.name != MANIFEST],
+    }
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python, ecopatch, GDAL, PROJ and the main packages, for manifests."""
+    from importlib import metadata
+
+    from . import __version__
+
+    out = {"python": sys.version.split()[0], "ecopatch": __version__}
+    for name in _VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    with contextlib.suppress(Exception):
+        import rasterio
+
+        out["gdal"] = str(rasterio.__gdal_version__)
+    with contextlib.suppress(Exception):
+        import pyproj
+
+        out["proj"] = str(pyproj.proj_version_str)
+    return out
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _file_digest(path: Path, *, relative_to: Path | None = None) -> dict[str, Any]:
+    shown = path.relative_to(relative_to).as_posix() if relative_to else str(path)
+    return {"path": shown, "bytes": path.stat().st_size, "sha256": _sha256(path)}
+
+
+def _tree_digest(files: Sequence[Path], root: Path | None) -> dict[str, Any]:
+    """One SHA-256 over (relative path, file SHA-256) of several files, with their count and size."""
+    h = hashlib.sha256()
+    total = 0
+    for p in sorted(set(files)):
+        rel = p.relative_to(root).as_posix() if root and p.is_relative_to(root) else str(p)
+        h.update(f"{rel}\0{_sha256(p)}\n".encode())
+        total += p.stat().st_size
+    return {"sha256": h.hexdigest(), "files": len(set(files)), "bytes": total}
+
+
+def _scene_digest(ctx: _Context, ref: SceneRef) -> dict[str, Any]:
+    if ref.scene_id in ctx.digest_cache:
+        return ctx.digest_cache[ref.scene_id]
+    p = ref.path
+    if p.is_dir():
+        d = _tree_digest([f for f in p.rglob("*") if f.is_file()], p)
+    else:
+        files = [p]
+        sc = ref.scene
+        if sc is not None:
+            files += [Path(b.path) for _, b in sc.band_refs]
+            if sc.mask is not None:
+                files.append(Path(sc.mask.path))
+        d = _tree_digest([f for f in files if f.is_file()], p.parent)
+    ctx.digest_cache[ref.scene_id] = d
+    return d
+
+
+def _layer_digest(path: Path) -> dict[str, Any]:
+    if path.is_dir():
+        return {"path": str(path)} | _tree_digest([f for f in path.rglob("*") if f.is_file()], path)
+    if path.suffix.lower() == ".shp":  # the sidecar files carry attributes, index, CRS, encoding
+        parts = [f for f in path.parent.glob(path.stem + ".*") if f.is_file()]
+        return {"path": str(path)} | _tree_digest(parts, path.parent)
+    return _file_digest(path)
+
+
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, ensure_ascii=False, indent=2, default=str)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _install(src: Path, dst: Path) -> None:
+    """Move the finished folder ``src`` to ``dst``, replacing an earlier folder there."""
+    old = None
+    if dst.exists():
+        if (dst / MANIFEST).exists() or dst.name.endswith(_FAILED):
+            old = dst.with_name(f".{dst.name}{_SUPERSEDED}{uuid.uuid4().hex[:8]}")
+        else:  # not a run folder of ours: keep it, out of the way
+            old = dst.with_name(f"{dst.name}.orphan-{_dt.datetime.now():%Y%m%dT%H%M%S}")
+            log.warning("%s exists and is not a run folder: moved to %s", dst, old)
+        os.rename(dst, old)
+    os.rename(src, dst)
+    _fsync_dir(dst.parent)
+    if old is not None and _SUPERSEDED in old.name:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _clean_leftovers(runs_dir: Path) -> None:
+    """Remove what killed runs left: ``.partial`` folders and superseded folders (called under the lock)."""
+    for d in sorted(runs_dir.iterdir()):
+        if not d.name.startswith("."):
+            continue
+        if d.name.endswith(_PARTIAL) and d.is_dir():
+            log.warning("removing %s, left by a run that was killed or crashed before completing it", d)
+            shutil.rmtree(d, ignore_errors=True)
+        elif _SUPERSEDED in d.name and d.is_dir():
+            log.info("removing %s (replaced by a newer run)", d)
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ---------------------------------------------------------------------------
+# Logging helpers
+# ---------------------------------------------------------------------------
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _attach_log(path: Path) -> logging.Handler:
+    """Also send the ``ecopatch`` logger's records to ``path`` until :func:`_detach_log`."""
+    handler = logging.FileHandler(path, encoding="utf-8", delay=False)
+    handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+    logging.getLogger("ecopatch").addHandler(handler)
+    return handler
+
+
+def _detach_log(handler: logging.Handler) -> None:
+    logging.getLogger("ecopatch").removeHandler(handler)
+    handler.close()
+
+
+@contextlib.contextmanager
+def _warnings_to_log() -> Iterator[None]:
+    """Log Python warnings (at WARNING) instead of printing them, inside the block."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+
+        def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: Any = None, line: str | None = None) -> None:
+            log.warning("%s: %s", category.__name__, message)
+
+        warnings.showwarning = show
+        yield
+
