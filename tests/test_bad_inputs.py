@@ -2,7 +2,12 @@
 
 Everything is generated in tmp_path (no committed binaries).  Each case is a
 function building the input and the call; the table at the bottom says which
-error class and message fragment it must raise.
+error class and message fragment it must raise.  Three groups: imagery and
+polygons (``r_``, ``v_``), run configuration (``c_``) and field results
+(``f_``).  A bad field-results *row* is not an exception in ecopatch: the
+import rejects it with a reason and applies the other rows in one
+transaction; the ``f_`` cases turn the rejection report into a
+FieldCheckError so that every case is checked the same way.
 """
 
 from __future__ import annotations
@@ -289,6 +294,141 @@ def v_unknown_direction(tmp):
     ecopatch.assess_restoration(m, b, a, progress=False)
 
 
+# ---------------------------------------------------------------------------
+# Run configuration
+# ---------------------------------------------------------------------------
+_GOOD_CFG = """
+[inputs]
+imagery = "imagery"
+mines = "mines.gpkg"
+reserves = "reserves.gpkg"
+
+[outputs]
+dir = "runs"
+"""
+
+
+def _cfg(tmp, text):
+    from ecopatch.config import load_config
+
+    (tmp / "imagery").mkdir(exist_ok=True)
+    for name in ("mines.gpkg", "reserves.gpkg"):
+        (tmp / name).write_bytes(b"")
+    p = tmp / "ecopatch.toml"
+    p.write_text(text, encoding="utf-8")
+    return load_config(p)
+
+
+def c_unknown_key(tmp):
+    _cfg(tmp, _GOOD_CFG + "\n[detection]\nmin_aera = 400\n")
+
+
+def c_unknown_section(tmp):
+    _cfg(tmp, _GOOD_CFG + "\n[detections]\nmin_area = 400\n")
+
+
+def c_wrong_type(tmp):
+    _cfg(tmp, _GOOD_CFG + '\n[detection]\nmin_area = "big"\n')
+
+
+def c_negative_mmu(tmp):
+    _cfg(tmp, _GOOD_CFG + "\n[detection]\nmin_area = -1\n")
+
+
+def c_bad_unit(tmp):
+    _cfg(tmp, _GOOD_CFG + '\n[detection]\nmin_area_unit = "acre"\n')
+
+
+def c_missing_path(tmp):
+    _cfg(tmp, _GOOD_CFG.replace('mines = "mines.gpkg"', 'mines = "nowhere/mines.gpkg"'))
+
+
+def c_missing_required(tmp):
+    _cfg(tmp, _GOOD_CFG.replace('reserves = "reserves.gpkg"\n', ""))
+
+
+def c_bad_baseline(tmp):
+    _cfg(tmp, _GOOD_CFG + '\n[run]\nbaseline = "newest"\n')
+
+
+def c_fixed_without_date(tmp):
+    _cfg(tmp, _GOOD_CFG + '\n[run]\nbaseline = "fixed"\n')
+
+
+def c_not_toml(tmp):
+    _cfg(tmp, "[inputs\nimagery = \n")
+
+
+# ---------------------------------------------------------------------------
+# Field results
+# ---------------------------------------------------------------------------
+def _ledger_with_cases(tmp):
+    from ecopatch.ledger import Ledger
+
+    patches = gpd.GeoDataFrame(
+        {"patch_id": ["20240912-a", "20240912-b"], "change_type": ["construction", "bare_soil"],
+         "area_m2": [900.0, 700.0], "area_mu": [1.35, 1.05], "confidence": [0.9, 0.8],
+         "date_before": ["2021-09-18"] * 2, "date_after": ["2024-09-12"] * 2, "ndvi_before": [0.8, 0.8],
+         "ndvi_after": [0.2, 0.3], "centroid_lon": [119.95, 119.96], "centroid_lat": [30.22, 30.23],
+         "cgcs2000_lon": [119.95, 119.96], "cgcs2000_lat": [30.22, 30.23], "reserve_name": ["x", "x"],
+         "zone": ["core", "buffer"], "zone_name": ["核心区", "缓冲区"]},
+        geometry=[box(119.95, 30.22, 119.9503, 30.2203), box(119.96, 30.23, 119.9603, 30.2303)], crs="EPSG:4490")
+    ledger = Ledger(tmp / "ledger.gpkg")
+    ledger.add_detections(patches, run_id="r1")
+    return ledger, list(ledger.cases()["case_id"])
+
+
+def _results_csv(tmp, rows, header="图斑编号,核查结论,实际类型,核查人,核查日期,整改期限"):
+    p = tmp / "results.csv"
+    p.write_text(header + "\n" + "\n".join(rows) + "\n", encoding="utf-8-sig")
+    return p
+
+
+def _rejected(tmp, row_for):
+    ledger, ids = _ledger_with_cases(tmp)
+    rep = ledger.import_fieldcheck(_results_csv(tmp, [row_for(ids)]), today=__import__("datetime").date(2024, 11, 1))
+    if len(rep.rejected):
+        raise E.FieldCheckError("; ".join(rep.rejected["reason"].astype(str)))
+    return rep
+
+
+def f_unknown_case(tmp):
+    _rejected(tmp, lambda ids: "YB-2099-000001,确认,工业开发,李工,2024-10-10,2025-01-01")
+
+
+def f_bad_date(tmp):
+    _rejected(tmp, lambda ids: f"{ids[0]},确认,工业开发,李工,2024-02-30,2025-01-01")
+
+
+def f_future_date(tmp):
+    _rejected(tmp, lambda ids: f"{ids[0]},确认,工业开发,李工,2030-01-01,2031-01-01")
+
+
+def f_value_not_allowed(tmp):
+    _rejected(tmp, lambda ids: f"{ids[0]},不确定,工业开发,李工,2024-10-10,2025-01-01")
+
+
+def f_type_not_allowed(tmp):
+    _rejected(tmp, lambda ids: f"{ids[0]},确认,外星开发,李工,2024-10-10,2025-01-01")
+
+
+def f_deadline_before_check(tmp):
+    _rejected(tmp, lambda ids: f"{ids[0]},确认,工业开发,李工,2024-10-10,2024-09-01")
+
+
+def f_workbook_reshaped(tmp):
+    ledger, ids = _ledger_with_cases(tmp)
+    p = _results_csv(tmp, [f"{ids[0]},确认"], header="编号,结论")
+    ledger.import_fieldcheck(p)
+
+
+def f_not_a_workbook(tmp):
+    ledger, _ = _ledger_with_cases(tmp)
+    p = tmp / "results.xlsx"
+    p.write_text("not a workbook")
+    ledger.import_fieldcheck(p)
+
+
 CASES = [
     (r_not_a_raster, E.RasterReadError, "cannot open as a raster"),
     (r_truncated, E.RasterReadError, "truncated"),
@@ -330,6 +470,24 @@ CASES = [
     (v_multilayer_without_layer, E.InputDataError, "layer="),
     (v_mines_without_patch_id, E.InputDataError, "patch_id"),
     (v_unknown_direction, E.InputDataError, "宜游泳"),
+    (c_unknown_key, E.ConfigError, "min_aera"),
+    (c_unknown_section, E.ConfigError, "detections"),
+    (c_wrong_type, E.ConfigError, "min_area"),
+    (c_negative_mmu, E.ConfigError, "min_area"),
+    (c_bad_unit, E.ConfigError, "acre"),
+    (c_missing_path, E.ConfigError, "nowhere"),
+    (c_missing_required, E.ConfigError, "reserves"),
+    (c_bad_baseline, E.ConfigError, "newest"),
+    (c_fixed_without_date, E.ConfigError, "reference_date"),
+    (c_not_toml, E.ConfigError, "TOML"),
+    (f_unknown_case, E.FieldCheckError, "YB-2099-000001"),
+    (f_bad_date, E.FieldCheckError, "2024-02-30"),
+    (f_future_date, E.FieldCheckError, "2030-01-01"),
+    (f_value_not_allowed, E.FieldCheckError, "不确定"),
+    (f_type_not_allowed, E.FieldCheckError, "外星开发"),
+    (f_deadline_before_check, E.FieldCheckError, "整改期限"),
+    (f_workbook_reshaped, E.FieldCheckError, "核查结论"),
+    (f_not_a_workbook, E.FieldCheckError, "results.xlsx"),
 ]
 
 
