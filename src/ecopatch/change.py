@@ -57,6 +57,9 @@ __all__ = [
     "merge_components",
 ]
 
+#: Set True (tests only) to force the NumPy reference instead of the fused numba kernel.
+_NUMPY_ONLY = False
+
 #: Pixel codes of :func:`classify_change` (0 = no change).
 CHANGE_CODES: dict[str, int] = {
     "vegetation_loss": 1,
@@ -203,6 +206,11 @@ def classify_change(
     -------
     PixelChange
     """
+    from ._kernels import change_kernel
+
+    fused = change_kernel(before, after, params, aoi) if not _NUMPY_ONLY else None
+    if fused is not None:
+        return PixelChange(*fused)
     fb, fa = before["fvc"], after["fvc"]
     observed = np.isfinite(fb) & np.isfinite(fa)
     for k in ("water", "built", "bare", "veg"):
@@ -252,7 +260,7 @@ def classify_change(
     share = np.where(is_bare, np.clip(np.maximum(-dveg, bare_a + ba - before["bare"] - before["built"]), 0, 1), share)
     share = np.where(is_loss, np.clip(-dfvc / p.loss_reference, 0, 1), share)
     share = np.where(is_gain, np.clip(np.maximum(dveg, dfvc / p.loss_reference), 0, 1), share)
-    share = np.nan_to_num(share)
+    share = np.where(code > 0, np.nan_to_num(share), 0.0)
 
     # changed share of the pixels that stay below the thresholds: counted where
     # they border a patch, so that small patches' areas are not biased low

@@ -61,6 +61,9 @@ __all__ = [
     "veg_from_fvc",
 ]
 
+#: Set True (tests only) to force the NumPy reference instead of the fused numba kernel.
+_NUMPY_ONLY = False
+
 #: Cover classes, in the order of the codes :func:`classify` returns (0 = no data).
 CLASSES: tuple[str, ...] = ("veg", "bare", "built", "water")
 
@@ -424,6 +427,11 @@ def cover_fractions(
             "FVC end-members not set: give CoverParams(ndvi_soil=..., ndvi_veg=...) or call "
             "params.with_endmembers(*estimate_endmembers(ndvi_sample))"
         )
+    from ._kernels import cover_kernel
+
+    fused = cover_kernel(bands, p) if not _NUMPY_ONLY else None
+    if fused is not None:
+        return fused
     red, nir = bands["red"], bands["nir"]
     nd = ndvi(nir, red)
     valid = np.isfinite(nd)

@@ -389,14 +389,22 @@ def _projected_cell_areas(grid: Grid, win: Window) -> np.ndarray:
     ri = np.floor(rc / L).astype(np.int64)
     ci = np.floor(cc / L).astype(np.int64)
     r0, r1, c0, c1 = int(ri.min()), int(ri.max()) + 1, int(ci.min()), int(ci.max()) + 1
-    f = _lattice_factors(grid, r0, r1, c0, c1)
-    v = (rc / L - ri)[:, None]
-    u = (cc / L - ci)[None, :]
-    ri = (ri - r0)[:, None]
-    ci = (ci - c0)[None, :]
-    out = f[ri, ci] * (1 - u)
-    out += f[ri, ci + 1] * u
-    out *= 1 - v
-    out += (f[ri + 1, ci] * (1 - u) + f[ri + 1, ci + 1] * u) * v
-    out *= map_area
+    f = _lattice_factors(grid, r0, r1, c0, c1) * map_area
+    v = rc / L - ri
+    u = cc / L - ci
+    out = np.empty(win.shape)
+    # one bilinear patch per lattice cell: top + v × (bottom - top), each an outer product
+    rstarts = np.flatnonzero(np.r_[True, ri[1:] != ri[:-1]])
+    cstarts = np.flatnonzero(np.r_[True, ci[1:] != ci[:-1]])
+    rends = np.r_[rstarts[1:], len(ri)]
+    cends = np.r_[cstarts[1:], len(ci)]
+    for ra, rb in zip(rstarts, rends):
+        i = ri[ra] - r0
+        vv = v[ra:rb, None]
+        for ca, cb in zip(cstarts, cends):
+            j = ci[ca] - c0
+            uu = u[ca:cb]
+            top = f[i, j] + (f[i, j + 1] - f[i, j]) * uu
+            bottom = f[i + 1, j] + (f[i + 1, j + 1] - f[i + 1, j]) * uu
+            out[ra:rb, ca:cb] = top + vv * (bottom - top)
     return out

@@ -1,0 +1,279 @@
+"""Fused per-pixel kernels (numba) for the two hot loops: cover fractions and change classification.
+
+Each kernel does in one pass over the pixels what the NumPy reference
+functions (:func:`ecopatch.cover.cover_fractions`,
+:func:`ecopatch.change.classify_change`) do in some forty whole-array passes,
+so a 10980 × 10980 tile costs about what decoding it costs rather than ten
+times as much.  The NumPy functions remain the specification (they are
+readable and handle every band combination); the kernels cover the common
+multispectral case and agree with them to float32 rounding
+(``tests/test_kernels.py``).  When numba is not installed the NumPy path runs.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+try:  # numba is a dependency, but the library still works without it
+    from numba import njit
+
+    HAVE_NUMBA = True
+except ImportError:  # pragma: no cover - depends on the environment
+    HAVE_NUMBA = False
+
+    def njit(*args: Any, **kwargs: Any) -> Any:  # type: ignore[no-redef]
+        def wrap(f: Any) -> Any:
+            return f
+
+        return wrap if not args or not callable(args[0]) else args[0]
+
+
+__all__ = ["HAVE_NUMBA", "change_kernel", "cover_kernel"]
+
+_NAN = np.float32(np.nan)
+#: Fast-math flags that keep NaN and infinity semantics (NaN marks "not observed").
+_FM = {"contract", "arcp", "afn", "reassoc"}
+
+
+@njit(cache=True, inline="always", fastmath=_FM)
+def _ramp(x: float, lo: float, hi: float, hard: bool) -> float:
+    if math.isnan(x):
+        return math.nan
+    if hard or hi <= lo:
+        return 1.0 if x >= (lo + hi) * 0.5 else 0.0
+    v = (x - lo) * (1.0 / (hi - lo))
+    return 0.0 if v < 0.0 else (1.0 if v > 1.0 else v)
+
+
+@njit(cache=True, inline="always", fastmath=_FM)
+def _clip(x: float, lo: float, hi: float) -> float:
+    return lo if x < lo else (hi if x > hi else x)
+
+
+@njit(cache=True, inline="always", fastmath=_FM)
+def _nd(a: float, b: float) -> float:
+    den = a + b
+    if math.isnan(a) or math.isnan(b) or den == 0.0:
+        return math.nan
+    return _clip((a - b) / den, -1.0, 1.0)
+
+
+@njit(cache=True, inline="always", fastmath=_FM)
+def _bsi(blue: float, red: float, nir: float, swir1: float) -> float:
+    num = (swir1 + red) - (nir + blue)
+    den = (swir1 + red) + (nir + blue)
+    if math.isnan(num) or math.isnan(den) or den == 0.0:
+        return math.nan
+    return _clip(num / den, -1.0, 1.0)
+
+
+@njit(cache=True, fastmath=_FM)
+def _cover_loop(blue, green, red, nir, swir1, p, canopy, has_canopy, hard, otsu,  # noqa: ANN001
+                o_ndvi, o_mndwi, o_bsi, o_veg, o_bare, o_built, o_water, o_fvc):
+    soil, vegnd, fvc_bare, fvc_veg = p[0], p[1], p[2], p[3]
+    wi_c, wi_r, nir_max, bsi_c, bsi_r, thr = p[4], p[5], p[6], p[7], p[8], p[9]
+    inv_span = 1.0 / (vegnd - soil)
+    rows, cols = red.shape
+    for i in range(rows):
+        for j in range(cols):
+            b, g, r, n, s = blue[i, j], green[i, j], red[i, j], nir[i, j], swir1[i, j]
+            nd = _nd(n, r)
+            wi = _nd(g, s)
+            raw_bsi = _bsi(b, r, n, s)
+            o_ndvi[i, j] = nd
+            o_mndwi[i, j] = wi
+            o_bsi[i, j] = raw_bsi
+            if math.isnan(nd):
+                o_veg[i, j] = math.nan
+                o_bare[i, j] = math.nan
+                o_built[i, j] = math.nan
+                o_water[i, j] = math.nan
+                o_fvc[i, j] = math.nan
+                continue
+            water = _ramp(wi, wi_c - wi_r, wi_c + wi_r, hard) * _ramp(-n, -(nir_max + 0.03), -(nir_max - 0.03), hard)
+            if math.isnan(water):
+                water = 0.0
+            f = _clip((nd - soil) * inv_span, 0.0, 1.0)
+            if otsu:
+                vmem = 1.0 if nd >= thr else 0.0
+            else:
+                vmem = _ramp(f, fvc_bare, fvc_veg, hard)
+            veg = (1.0 - water) * vmem
+            rest = 1.0 - water - veg
+            bb = raw_bsi
+            if has_canopy:
+                keep = _clip(f, 0.0, 0.9)
+                inv = 1.0 / (1.0 - keep)
+                cb = (b - keep * canopy[0]) * inv
+                cr = (r - keep * canopy[1]) * inv
+                cn = (n - keep * canopy[2]) * inv
+                cs = (s - keep * canopy[3]) * inv
+                un = _bsi(cb, cr, cn, cs)
+                if not math.isnan(un):
+                    bb = un
+            share = 1.0 - _ramp(bb, bsi_c - bsi_r, bsi_c + bsi_r, hard)
+            if math.isnan(share):
+                share = 0.0
+            built = rest * share
+            o_veg[i, j] = veg
+            o_bare[i, j] = rest - built
+            o_built[i, j] = built
+            o_water[i, j] = water
+            o_fvc[i, j] = f
+
+
+def cover_kernel(bands: dict[str, np.ndarray], params: Any) -> dict[str, np.ndarray] | None:
+    """Fused :func:`ecopatch.cover.cover_fractions` for blue, green, red, nir, swir1 inputs, or None.
+
+    None when numba is missing, a band is missing or the arrays are not 2-D,
+    so the caller falls back to the NumPy reference.
+    """
+    names = ("blue", "green", "red", "nir", "swir1")
+    if not HAVE_NUMBA or not all(k in bands for k in names):
+        return None
+    arrs = [np.asarray(bands[k], dtype=np.float32) for k in names]
+    if arrs[0].ndim != 2 or any(a.shape != arrs[0].shape for a in arrs):
+        return None
+    p = params
+    otsu = p.thresholds == "otsu"
+    vec = np.array([p.ndvi_soil, p.ndvi_veg, p.fvc_bare, p.fvc_veg, p.water_index, p.water_ramp, p.water_nir_max,
+                    p.bsi_built, p.bsi_ramp, p.veg_threshold if p.veg_threshold is not None else 0.0],
+                   dtype=np.float64)
+    canopy = dict(p.veg_spectrum) if p.veg_spectrum is not None else {}
+    has_canopy = all(k in canopy for k in ("blue", "red", "nir", "swir1"))
+    cvec = np.array([canopy.get(k, 0.0) for k in ("blue", "red", "nir", "swir1")], dtype=np.float64)
+    shape = arrs[0].shape
+    out = {k: np.empty(shape, dtype=np.float32) for k in ("ndvi", "mndwi", "bsi", "veg", "bare", "built", "water",
+                                                           "fvc")}
+    _cover_loop(*arrs, vec, cvec, has_canopy, p.method == "hard", otsu, out["ndvi"], out["mndwi"], out["bsi"],
+                out["veg"], out["bare"], out["built"], out["water"], out["fvc"])
+    return out
+
+
+@njit(cache=True, inline="always", fastmath=_FM)
+def _fall(b: float, a: float, dark: float) -> float:
+    if math.isnan(b) or math.isnan(a):
+        return math.nan
+    den = b - dark
+    if den < 0.05:
+        den = 0.05
+    return _clip((b - a) / den, 0.0, 1.0)
+
+
+@njit(cache=True, fastmath=_FM)
+def _change_loop(fb, fa, wb, wa, bb, ba, rb, ra, vb, va, aoi, has_aoi,  # noqa: ANN001
+                 nirb, nira, s1b, s1a, blua, mb, ma, has_lin, p,
+                 code, prob, share, observed, rim_d, rim_g):
+    fvc_drop, fvc_gain, water_gain, built_gain, built_share, loss_ref = p[0], p[1], p[2], p[3], p[4], p[5]
+    s_fvc, s_w, s_b = p[6], p[7], p[8]
+    noise = s_fvc / loss_ref
+    rows, cols = fb.shape
+    sq2 = math.sqrt(2.0)
+    for i in range(rows):
+        for j in range(cols):
+            obs = True
+            for x in (fb[i, j], fa[i, j], wb[i, j], wa[i, j], bb[i, j], ba[i, j], rb[i, j], ra[i, j], vb[i, j],
+                      va[i, j]):
+                if math.isnan(x):
+                    obs = False
+            observed[i, j] = obs
+            in_aoi = obs and (aoi[i, j] if has_aoi else True)
+            if obs:
+                dfvc = fa[i, j] - fb[i, j]
+                dwater = wa[i, j] - wb[i, j]
+                dbuilt = ba[i, j] - bb[i, j]
+                dveg = va[i, j] - vb[i, j]
+                built_a = ba[i, j]
+                bare_a = ra[i, j]
+            else:
+                dfvc = dwater = dbuilt = dveg = built_a = bare_a = 0.0
+            if has_lin and obs:
+                s = min(_fall(nirb[i, j], nira[i, j], 0.03), _fall(s1b[i, j], s1a[i, j], 0.01))
+                g = _clip((ma[i, j] - mb[i, j] - 0.05) / 0.10, 0.0, 1.0)
+                g *= _clip((-blua[i, j] + 0.18) / 0.03, 0.0, 1.0)
+                lin = s * g
+                if not math.isnan(lin) and lin > dwater:
+                    dwater = lin
+            is_water = dwater >= water_gain
+            is_built = dbuilt >= built_gain and built_a >= built_share and not is_water
+            veg_drop = dfvc <= -fvc_drop
+            is_bare = veg_drop and (bare_a + built_a) >= 0.5 and not is_water and not is_built
+            is_loss = veg_drop and not is_water and not is_built and not is_bare
+            is_gain = dfvc >= fvc_gain and not (is_water or is_built or veg_drop)
+            c = 0
+            z = -math.inf
+            sh = 0.0
+            if is_loss:
+                c = 1
+                z = (-dfvc - fvc_drop) / s_fvc
+                sh = _clip(-dfvc / loss_ref, 0.0, 1.0)
+            elif is_bare:
+                c = 2
+                z = (-dfvc - fvc_drop) / s_fvc
+                sh = _clip(max(-dveg, bare_a + built_a - rb[i, j] - bb[i, j]), 0.0, 1.0)
+            elif is_built:
+                c = 3
+                z = (dbuilt - built_gain) / s_b
+                sh = _clip(max(dbuilt, -dveg), 0.0, 1.0)
+            elif is_water:
+                c = 4
+                z = (dwater - water_gain) / s_w
+                sh = _clip(dwater, 0.0, 1.0)
+            elif is_gain:
+                c = 5
+                z = (dfvc - fvc_gain) / s_fvc
+                sh = _clip(max(dveg, dfvc / loss_ref), 0.0, 1.0)
+            if not in_aoi:
+                c = 0
+            code[i, j] = c
+            prob[i, j] = 0.5 * math.erfc(-z / sq2) if c > 0 else 0.0
+            share[i, j] = 0.0 if math.isnan(sh) else (sh if c > 0 else 0.0)
+            if in_aoi and c == 0:
+                rd = max(max(-dveg, dwater), max(dbuilt, -dfvc / loss_ref))
+                rg = max(dveg, dfvc / loss_ref)
+                rim_d[i, j] = _clip(rd - noise, 0.0, 1.0)
+                rim_g[i, j] = _clip(rg - noise, 0.0, 1.0)
+            else:
+                rim_d[i, j] = 0.0
+                rim_g[i, j] = 0.0
+
+
+def change_kernel(before: Any, after: Any, params: Any, aoi: np.ndarray | None) -> tuple[np.ndarray, ...] | None:
+    """Fused :func:`ecopatch.change.classify_change`; None when it cannot run (the caller falls back)."""
+    need = ("fvc", "water", "built", "bare", "veg")
+    if not HAVE_NUMBA or not all(k in before and k in after for k in need):
+        return None
+    f32 = {}
+    for tag, src in (("b", before), ("a", after)):
+        for k in need:
+            f32[tag + k] = np.asarray(src[k], dtype=np.float32)
+    shape = f32["bfvc"].shape
+    if len(shape) != 2 or any(v.shape != shape for v in f32.values()):
+        return None
+    lin_keys = ("rho_nir", "rho_swir1", "rho_blue", "mndwi")
+    has_lin = all(k in before and k in after for k in lin_keys)
+    dummy = np.zeros((1, 1), dtype=np.float32)
+
+    def lay(src: Any, k: str) -> np.ndarray:
+        return np.asarray(src[k], dtype=np.float32) if has_lin else dummy
+
+    nz = params.noise
+    vec = np.array([params.fvc_drop, params.fvc_gain, params.water_gain, params.built_gain, params.built_share,
+                    params.loss_reference] + [max(float(nz.get(k, 0.05)), 1e-3) for k in ("fvc", "water", "built")],
+                   dtype=np.float64)
+    aoi_arr = np.asarray(aoi, dtype=np.bool_) if aoi is not None else np.zeros((1, 1), dtype=np.bool_)
+    code = np.empty(shape, dtype=np.uint8)
+    prob = np.empty(shape, dtype=np.float32)
+    share = np.empty(shape, dtype=np.float32)
+    observed = np.empty(shape, dtype=np.bool_)
+    rim_d = np.empty(shape, dtype=np.float32)
+    rim_g = np.empty(shape, dtype=np.float32)
+    _change_loop(f32["bfvc"], f32["afvc"], f32["bwater"], f32["awater"], f32["bbuilt"], f32["abuilt"],
+                 f32["bbare"], f32["abare"], f32["bveg"], f32["aveg"], aoi_arr, aoi is not None,
+                 lay(before, "rho_nir"), lay(after, "rho_nir"), lay(before, "rho_swir1"), lay(after, "rho_swir1"),
+                 lay(after, "rho_blue"), lay(before, "mndwi"), lay(after, "mndwi"), has_lin, vec,
+                 code, prob, share, observed, rim_d, rim_g)
+    return code, prob, share, observed, rim_d, rim_g
