@@ -8,6 +8,7 @@ from affine import Affine
 from shapely.geometry import box
 
 import ecopatch
+from ecopatch.encroachment import observation_table
 from ecopatch.grid import Grid
 from ecopatch.tiling import blocks_touching, run_tasks
 from tests.scenes import write_pair
@@ -58,7 +59,7 @@ def test_detect_is_block_invariant(pair):
     assert list(a["patch_id"]) == list(b["patch_id"])
     assert a.geometry.geom_equals(b.geometry).all()
     np.testing.assert_allclose(_numeric(a), _numeric(b), rtol=1e-9, atol=1e-6)
-    pd.testing.assert_frame_equal(a.attrs["observation"], b.attrs["observation"], rtol=1e-9)
+    pd.testing.assert_frame_equal(observation_table(a), observation_table(b), rtol=1e-9)
 
 
 @pytest.mark.slow

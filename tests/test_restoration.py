@@ -123,3 +123,12 @@ def test_cli_assess_writes_xlsx(sample, tmp_path):
     assert "mines" in res.output and out.exists()
     df = pd.read_excel(out)
     assert {"patch_id", "restored_m2", "restored_mu", "status"} <= set(df.columns)
+
+
+def test_apply_status_recomputes_without_imagery(inputs):
+    strict = StatusRules(done_rate={d: 0.999 for d in ("forest", "shrub", "grass", "cropland", "natural")})
+    again = ecopatch.restoration.apply_status(inputs.assessment, StatusRules())
+    assert list(again["status"]) == list(inputs.assessment["status"])
+    tough = ecopatch.restoration.apply_status(inputs.assessment, strict)
+    assert (tough["status"] == "restored").sum() < (inputs.assessment["status"] == "restored").sum()
+    assert list(tough["restored_m2"]) == list(inputs.assessment["restored_m2"])

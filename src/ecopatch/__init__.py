@@ -47,7 +47,19 @@ __all__ = ["EcopatchError", "__version__", *sorted(_LAZY)]
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 
+#: Submodules reachable as attributes after a plain ``import ecopatch`` (``ecopatch.maps.change_map``).
+_SUBMODULES = {
+    "change", "cover", "datasets", "encroachment", "errors", "fieldcheck", "geodesy", "grid", "indices", "io",
+    "ledger", "maps", "patchstats", "pipeline", "report", "restoration", "schema", "sensors", "synthetic",
+    "tiling", "units", "validation", "webmap", "zonal",
+}
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        mod = importlib.import_module(f"ecopatch.{name}")
+        globals()[name] = mod
+        return mod
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'ecopatch' has no attribute {name!r}")
@@ -57,4 +69,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | _SUBMODULES)

@@ -93,6 +93,11 @@ class ChangeParams:
     water_share_small, water_mndwi_rise : float
         A patch is ``water`` from this share of water pixels when its mean
         MNDWI rose by at least ``water_mndwi_rise`` (see :func:`patch_type`).
+    rim_min : float
+        A cell bordering a patch but below the thresholds adds its changed
+        share to the patch's ``change_m2`` only when its change reaches this
+        fraction (0-1) of a threshold: partly changed cells count, mild
+        widespread change around a patch (seasonal crops) does not.
     loss_reference : float
         FVC fall of a pixel entirely cleared to sparse vegetation; the
         changed share of a ``vegetation_loss`` pixel is its FVC fall over
@@ -112,11 +117,12 @@ class ChangeParams:
     loss_reference: float = 0.40
     water_share_small: float = 0.15
     water_mndwi_rise: float = 0.20
+    rim_min: float = 0.5
     noise: Mapping[str, float] = field(default_factory=lambda: {"fvc": 0.05, "water": 0.05, "built": 0.05})
 
     def __post_init__(self) -> None:
         for name in ("fvc_drop", "fvc_gain", "water_gain", "built_gain", "built_share",
-                     "construction_share", "loss_reference", "water_share_small", "water_mndwi_rise"):
+                     "construction_share", "loss_reference", "water_share_small", "water_mndwi_rise", "rim_min"):
             v = getattr(self, name)
             if not 0 < v <= 1:
                 raise ConfigError(f"ChangeParams.{name}={v}: must be in (0, 1]")
@@ -267,8 +273,11 @@ def classify_change(
     noise = s_fvc / p.loss_reference
     rim_d = np.maximum.reduce([-dveg, dwater, dbuilt, -dfvc / p.loss_reference])
     rim_g = np.maximum(dveg, dfvc / p.loss_reference)
-    rim_d = np.where(observed_aoi & (code == 0), np.clip(rim_d - noise, 0, 1), 0.0)
-    rim_g = np.where(observed_aoi & (code == 0), np.clip(rim_g - noise, 0, 1), 0.0)
+    # only partly changed cells count: at least rim_min of the way to a threshold
+    strong_d = np.maximum.reduce([-dfvc / p.fvc_drop, dwater / p.water_gain, dbuilt / p.built_gain]) >= p.rim_min
+    strong_g = dfvc / p.fvc_gain >= p.rim_min
+    rim_d = np.where(observed_aoi & (code == 0) & strong_d, np.clip(rim_d - noise, 0, 1), 0.0)
+    rim_g = np.where(observed_aoi & (code == 0) & strong_g, np.clip(rim_g - noise, 0, 1), 0.0)
     return PixelChange(code, prob.astype(np.float32), share.astype(np.float32), observed,
                        np.nan_to_num(rim_d).astype(np.float32), np.nan_to_num(rim_g).astype(np.float32))
 

@@ -161,8 +161,10 @@ def run_demo(
     result.patches = patches
     result.files["patches"] = write_table(patches, out / "patches.gpkg", overwrite=overwrite)
     result.files["patches_kml"] = write_table(patches, out / "patches.kml", overwrite=overwrite)
-    obs = patches.attrs.get("observation")
-    if obs is not None:
+    from .encroachment import observation_table
+
+    obs = observation_table(patches)
+    if len(obs):
         result.files["observation"] = write_table(obs, out / "patches_observation.csv", overwrite=overwrite)
 
     ledger_path = out / "ledger.gpkg"

@@ -80,7 +80,7 @@ from .zonal import coverage_table, zonal_sums
 if TYPE_CHECKING:
     import geopandas as gpd
 
-__all__ = ["detect_changes", "geohash"]
+__all__ = ["detect_changes", "geohash", "observation_table"]
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +203,27 @@ def _fit_rrn(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray],
         )
         return None
     return _Radiometry(fits)
+
+
+def _thin(v: np.ndarray, max_n: int = 250_000) -> np.ndarray:
+    """Every k-th value, so that at most ``max_n`` are left (deterministic)."""
+    k = max(1, int(np.ceil(v.size / max_n)))
+    return v[::k]
+
+
+def _sample_layers(scene: Scene, g: Grid, windows: list[Window], deriver: _ChangeDeriver,
+                   band_reads: list[dict[str, np.ndarray]], max_source_px: int) -> list[dict[str, np.ndarray]]:
+    """Derived layers of the sample windows: from the bands already read when the scene is on ``g``'s pixels."""
+    from .io.raster import Observation, _same_pixels
+
+    if _same_pixels(scene.grid, g) is None:
+        return [read_on_grid(scene, g, w, derive=deriver, max_source_px=max_source_px) for w in windows]
+    out = []
+    for w, bands in zip(windows, band_reads):
+        names = [b for b in scene.bands if b in bands]
+        valid = np.asarray(bands["valid_fraction"]) > 0
+        out.append(deriver(Observation({b: bands[b] for b in names}, valid, g.subgrid(w))))
+    return out
 
 
 def _robust_sigma(v: np.ndarray, floor: float = 0.01) -> float:
@@ -377,11 +398,15 @@ def detect_changes(
     geopandas.GeoDataFrame
         One row per patch, in ``within``'s CRS (else the analysis grid's),
         columns as :data:`ecopatch.schema.PATCH_COLUMNS` plus ``change_m2``
-        (estimated changed ground inside the outline, m²), ``n_px``,
+        (estimated changed ground area, m²: the changed share of the
+        patch's cells plus that of the partly changed cells at its rim,
+        which lie outside the outline, so it can exceed ``area_m2`` by part of
+        a cell per rim cell), ``n_px``,
         ``fvc_before``/``fvc_after``, ``mndwi_*``/``bsi_*`` where the bands
         exist, the ``within`` attributes of the patch's reserve, and
         ``.attrs["observation"]``: per ``within`` polygon, its area and the
-        area observed at both dates (m²), so blind spots are known.
+        area observed at both dates (m²), so blind spots are known, as
+        records; :func:`observation_table` gives it as a DataFrame.
 
     Raises
     ------
@@ -442,15 +467,16 @@ def detect_changes(
         as_crs(exclude.crs, what="exclusion layer")
 
     # -- scene-level parameters from a sample ----------------------------
-    p_before = prepare_cover_params(before, cover, aoi_bounds=region.bounds, aoi_crs=g.crs)
+    p_before = prepare_cover_params(before, cover)
     shared = [b for b in _SPECTRAL if b in before.bands and b in after.bands]
     rrn = None
     samples = _sample_windows(g, region)
+    # one read of each scene's sample, reused for the radiometric fit and the noise estimate
+    sb = [read_on_grid(before, g, w, max_source_px=max_source_px) for w in samples]
+    sa = [read_on_grid(after, g, w, max_source_px=max_source_px) for w in samples]
     if normalize != "none" and len(shared) >= 3 and before.sensor.reflectance and after.sensor.reflectance:
-        sb = [read_on_grid(before, g, w, bands=shared, max_source_px=max_source_px) for w in samples]
-        sa = [read_on_grid(after, g, w, bands=shared, max_source_px=max_source_px) for w in samples]
-        cat_b = {b: np.concatenate([s[b].ravel() for s in sb]) for b in shared}
-        cat_a = {b: np.concatenate([s[b].ravel() for s in sa]) for b in shared}
+        cat_b = {b: _thin(np.concatenate([x[b].ravel() for x in sb])) for b in shared}
+        cat_a = {b: _thin(np.concatenate([x[b].ravel() for x in sa])) for b in shared}
         rrn = _fit_rrn(cat_b, cat_a, shared)
         if rrn is None and normalize == "rrn":
             raise NoValidPixelsError(
@@ -463,13 +489,13 @@ def detect_changes(
         p_after = p_before
         log.info("radiometric normalisation: %s", rrn.gains)
     else:
-        p_after = prepare_cover_params(after, cover, aoi_bounds=region.bounds, aoi_crs=g.crs)
+        p_after = prepare_cover_params(after, cover)
     d_before = _ChangeDeriver(p_before, before.source)
     d_after = _ChangeDeriver(p_after, after.source, rrn)
 
     # noise of unchanged pixels, for confidence (and Otsu)
-    fb = [read_on_grid(before, g, w, derive=d_before, max_source_px=max_source_px) for w in samples]
-    fa = [read_on_grid(after, g, w, derive=d_after, max_source_px=max_source_px) for w in samples]
+    fb = _sample_layers(before, g, samples, d_before, sb, max_source_px)
+    fa = _sample_layers(after, g, samples, d_after, sa, max_source_px)
     dfvc = np.concatenate([(a["fvc"] - b["fvc"]).ravel() for a, b in zip(fa, fb)]) if samples else np.zeros(0)
     dwat = np.concatenate([(a["water"] - b["water"]).ravel() for a, b in zip(fa, fb)]) if samples else np.zeros(0)
     dbui = np.concatenate([(a["built"] - b["built"]).ravel() for a, b in zip(fa, fb)]) if samples else np.zeros(0)
@@ -525,11 +551,24 @@ def detect_changes(
         patches = _attach_zones(patches, zones_gdf, zfield, nfield, margin_m)
     patches = _finish(patches, before, after)
     if zones_gdf is not None:
-        patches.attrs["observation"] = _observation_table(zones_gdf, zfield, nfield, zone_sums)
+        # plain records, not a DataFrame: pandas compares attrs on merge/concat, and a
+        # DataFrame there breaks them ("truth value of a DataFrame is ambiguous")
+        patches.attrs["observation"] = _observation_table(zones_gdf, zfield, nfield, zone_sums).to_dict("records")
     if observed_total is None:
         pass
     log.info("detect_changes: %d patches", len(patches))
     return patches
+
+
+def observation_table(patches: pd.DataFrame) -> pd.DataFrame:
+    """The per-zone observed-area table of a :func:`detect_changes` result (empty without ``within``).
+
+    Columns: ``reserve_name``, ``zone_name``, ``zone``, ``area_m2`` (geodesic
+    area of the zone polygon), ``imaged_m2`` (inside the imagery),
+    ``observed_m2`` (observed at both dates), ``unobserved_m2``,
+    ``observed_fraction`` and ``observed_fraction_of_imaged`` (0-1).
+    """
+    return pd.DataFrame(patches.attrs.get("observation") or [])
 
 
 def _find_field(gdf: pd.DataFrame, field: str | None, candidates: tuple[str, ...], what: str) -> str | None:

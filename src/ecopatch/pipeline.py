@@ -1330,8 +1330,10 @@ def _compute(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path, timi
                 write_table(assessment, res / f"mines.{fmt}")
             if patches is not None:
                 write_table(patches, res / f"patches.{fmt}")
-        if patches is not None and patches.attrs.get("observation") is not None:
-            write_table(patches.attrs["observation"], res / "observation.csv")
+        if patches is not None and patches.attrs.get("observation"):
+            from .encroachment import observation_table
+
+            write_table(observation_table(patches), res / "observation.csv")
     _count_results(counts, assessment, patches)
 
     run_id = scene.scene_id

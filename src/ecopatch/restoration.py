@@ -46,7 +46,7 @@ from .cover import (
 from .errors import ConfigError, InputDataError, LowCoverageWarning, NoOverlapError
 from .geodesy import as_crs, geodesic_area_m2
 from .grid import Grid, Window
-from .io.raster import Observation, Scene, read_decimated, read_on_grid
+from .io.raster import Observation, Scene, read_on_grid, read_sample
 from .schema import RESTORATION_DIRECTIONS
 from .tiling import PatchSums, Scheduler, add_partials, blocks_touching, run_tasks
 from .units import m2_to_mu
@@ -59,6 +59,7 @@ __all__ = [
     "STATUSES",
     "StatusRules",
     "analysis_grid",
+    "apply_status",
     "assess_restoration",
     "prepare_cover_params",
 ]
@@ -180,16 +181,15 @@ def prepare_cover_params(
     scene: Scene,
     params: CoverParams | None,
     *,
-    aoi_bounds: tuple[float, float, float, float] | None = None,
-    aoi_crs: Any = None,
     max_pixels: int = 1_000_000,
 ) -> CoverParams:
-    """Cover parameters with scene-specific values filled in (FVC end-members, Otsu threshold).
+    """Cover parameters with scene-specific values filled in (FVC end-members, canopy spectrum, Otsu).
 
     The values are estimated once per scene from a decimated read of the
-    area of interest (plus 2 km around it), so every window of the scene
-    uses the same ones, and the result does not depend on how the raster is
-    split into windows.
+    **whole scene** (at most ``max_pixels``, through overviews), so every
+    window uses the same ones, the result does not depend on how the raster
+    is split into windows, and a mine's figures do not depend on which other
+    mines are assessed with it.
     """
     p = params or CoverParams()
     rgb = "nir" not in scene.bands
@@ -198,14 +198,13 @@ def prepare_cover_params(
     if not (need_em or need_otsu):
         return p
     want = [b for b in ("blue", "red", "nir", "swir1") if b in scene.bands] if not rgb else ["red", "green", "blue"]
-    obs = read_decimated(scene, aoi_bounds=aoi_bounds, aoi_crs=aoi_crs, margin_m=2000.0,
-                         max_pixels=max_pixels, bands=want)
+    obs = read_sample(scene, max_pixels=max_pixels, bands=want)
     if not obs.valid.any():
         from .errors import NoValidPixelsError
 
         raise NoValidPixelsError(
-            f"{scene.source}: no usable pixel over the area of interest (all no data or cloud in the "
-            f"{scene.label} scene); use another date, or check nodata/offset settings"
+            f"{scene.source}: no usable pixel in the {scene.label} scene (all no data or cloud); use "
+            "another date, or check the nodata/offset settings"
         )
     if rgb:
         from .indices import exg
@@ -498,10 +497,9 @@ def assess_restoration(
 
     geoms_grid = mines.to_crs(g.crs).geometry.to_numpy()
     geoms_grid = shapely.make_valid(geoms_grid)
-    mb = shapely.total_bounds(geoms_grid)
     _check_overlap(geoms_grid, g.crs, before, after, len(mines))
-    p_b = prepare_cover_params(before, cover_before or cover, aoi_bounds=tuple(mb), aoi_crs=g.crs)
-    p_a = prepare_cover_params(after, cover_after or cover, aoi_bounds=tuple(mb), aoi_crs=g.crs)
+    p_b = prepare_cover_params(before, cover_before or cover)
+    p_a = prepare_cover_params(after, cover_after or cover)
 
     plan = blocks_touching(g, geoms_grid, block=block, pad=_HALO)
     if not plan:
@@ -589,6 +587,39 @@ def _assemble(mines: gpd.GeoDataFrame, crs: Any, sums: np.ndarray, rules: Status
     geom = out.geometry.name
     order = ["patch_id"] + [c for c in out.columns if c not in ("patch_id", geom)] + [geom]
     return gpd_frame(out[order], crs)
+
+
+def apply_status(assessment: pd.DataFrame, rules: StatusRules) -> pd.DataFrame:
+    """The same assessment with ``status`` recomputed under other rules (no imagery is read).
+
+    Parameters
+    ----------
+    assessment : DataFrame
+        From :func:`assess_restoration` (needs ``restoration_rate``,
+        ``fvc_after``, ``valid_fraction``, ``damaged_m2``, ``observed_m2``
+        and ``direction``).
+    rules : StatusRules
+        The new thresholds.
+
+    Returns
+    -------
+    DataFrame
+        A copy with ``status`` and ``status_zh`` replaced.
+    """
+    need = {"restoration_rate", "fvc_after", "valid_fraction", "damaged_m2", "observed_m2", "direction"}
+    missing = sorted(need - set(assessment.columns))
+    if missing:
+        raise InputDataError(f"apply_status: the table lacks {missing}; pass the output of assess_restoration")
+    out = assessment.copy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dam = np.where(out["observed_m2"] > 0, out["damaged_m2"] / out["observed_m2"], 0.0)
+    out["status"] = [
+        rules.status(float(r), float(f), float(v), float(d), str(k))
+        for r, f, v, d, k in zip(out["restoration_rate"], out["fvc_after"], out["valid_fraction"], dam,
+                                 out["direction"])
+    ]
+    out["status_zh"] = [STATUSES[x] for x in out["status"]]
+    return out
 
 
 def gpd_frame(df: pd.DataFrame, crs: Any) -> gpd.GeoDataFrame:

@@ -169,3 +169,19 @@ def test_real_drone_tile_in_mercator(shared_data):
     assert s.sensor.name == "drone_rgb" and s.grid.crs.to_epsg() == 3395
     obs = read_decimated(s, max_pixels=20_000)
     assert 0.2 < obs.valid.mean() <= 1.0
+
+
+def test_stacked_file_with_bands_needs_scale_not_sensor(tmp_path):
+    p = write_raster(tmp_path / "stack_20030206.tif", np.full((4, 8, 8), 100, dtype=np.uint16))
+    with pytest.raises(InputDataError, match="scale="):
+        open_scene(p, bands={"red": 3, "nir": 4})
+    s = open_scene(p, bands={"red": 3, "nir": 4}, scale=1 / 1000)
+    assert s.sensor.name == "generic" and s.read()["nir"][0, 0] == pytest.approx(0.1)
+
+
+def test_folder_date_from_file_names(tmp_path):
+    folder = tmp_path / "imgs_1"
+    folder.mkdir()
+    for b in ("B02", "B03", "B04", "B08"):
+        write_raster(folder / f"S2A_OPER_MSI_L1C_20161209_{b}.tif", np.full((4, 4), 900, dtype=np.uint16))
+    assert open_scene(folder, sensor="sentinel2_l1c").date == dt.date(2016, 12, 9)

@@ -55,8 +55,10 @@ def detect(before, after, before_sensor, after_sensor, within, zone_field, name_
         include_gain=gain, block=block, scheduler=scheduler, progress=progress,
     )
     write_table(patches, out, overwrite=overwrite)
-    obs = patches.attrs.get("observation")
-    if obs is not None:
+    from ..encroachment import observation_table
+
+    obs = observation_table(patches)
+    if len(obs):
         p = Path(out)
         write_table(obs, p.with_name(p.stem + "_observation.csv"), overwrite=overwrite)
     click.echo(summary_text(patches))

@@ -52,6 +52,7 @@ __all__ = [
     "open_scene",
     "read_decimated",
     "read_on_grid",
+    "read_sample",
 ]
 
 log = logging.getLogger(__name__)
@@ -433,22 +434,26 @@ def _source_window(src: Grid, dst: Grid, window: Window, pad: int = 2) -> Window
 def _reproject_array(
     arr: np.ndarray, src: Grid, dst: Grid, *, resampling: str, fill: float = np.nan
 ) -> np.ndarray:
+    import rasterio.errors
     from rasterio.enums import Resampling
     from rasterio.warp import reproject
 
     out = np.full(dst.shape, fill, dtype=np.float32)
-    reproject(
-        source=arr.astype(np.float32, copy=False),
-        destination=out,
-        src_transform=src.transform,
-        src_crs=src.crs.to_wkt(),
-        dst_transform=dst.transform,
-        dst_crs=dst.crs.to_wkt(),
-        resampling=getattr(Resampling, resampling),
-        src_nodata=np.nan,
-        dst_nodata=np.nan,
-        num_threads=1,
-    )
+    with warnings.catch_warnings():
+        # the arrays come with explicit transforms; rasterio still warns "no geotransform"
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        reproject(
+            source=arr.astype(np.float32, copy=False),
+            destination=out,
+            src_transform=src.transform,
+            src_crs=src.crs.to_wkt(),
+            dst_transform=dst.transform,
+            dst_crs=dst.crs.to_wkt(),
+            resampling=getattr(Resampling, resampling),
+            src_nodata=np.nan,
+            dst_nodata=np.nan,
+            num_threads=1,
+        )
     return out
 
 
@@ -731,6 +736,38 @@ def read_decimated(
     return Observation(out, valid, dgrid)
 
 
+def read_sample(scene: Scene, *, max_pixels: int = 1_000_000, bands: Sequence[str] | None = None) -> Observation:
+    """A spatially even sample of a whole scene, for scene statistics, in bounded time and memory.
+
+    With overviews (as Sentinel-2 JP2 and most COGs have) this is a
+    decimated read of the whole scene.  Without them a decimated read would
+    still decode nearly every block of the file, so instead up to
+    ``max_pixels`` are read as 256 × 256 windows on an even lattice across the
+    scene: cheap whatever the raster's size.
+
+    Returns
+    -------
+    Observation
+        Bands and validity as arrays (2-D for a decimated read; 1-D, the
+        windows concatenated, otherwise).
+    """
+    names = list(bands) if bands is not None else list(scene.bands)
+    ds = _dataset(scene.band(names[0]).path)
+    g = scene.grid
+    if ds.overviews(1) or g.height * g.width <= 4 * max_pixels:
+        return read_decimated(scene, max_pixels=max_pixels, bands=names)
+    size = 256
+    n = max(1, max_pixels // (size * size))
+    k = max(1, int(math.sqrt(n)))
+    rows = np.linspace(0, max(0, g.height - size), k).astype(int)
+    cols = np.linspace(0, max(0, g.width - size), k).astype(int)
+    parts = [scene.read(names, Window(int(r), int(c), min(size, g.height), min(size, g.width)))
+             for r in rows for c in cols]
+    out = {b: np.concatenate([p.bands[b].ravel() for p in parts]) for b in names}
+    valid = np.concatenate([p.valid.ravel() for p in parts])
+    return Observation(out, valid, g)
+
+
 def _read_bounds(path: str, index: int, grid: Grid, bounds: tuple[float, float, float, float],
                  shape: tuple[int, int]) -> np.ndarray:
     from rasterio.enums import Resampling
@@ -863,6 +900,10 @@ def _scan_folder(folder: Path) -> _Found:
             continue
     if found.date is None:
         found.date = _date_from_text(folder.name)
+    if found.date is None:  # e.g. OSCD: imgs_1/S2A_..._20161209_B02.tif
+        dates = {d for d in (_date_from_text(Path(p).name) for lst in found.files.values() for p, _ in lst) if d}
+        if len(dates) == 1:
+            found.date = dates.pop()
     return found
 
 
@@ -1201,7 +1242,21 @@ def _scene_from_file(
     dtype = ds.dtypes[0]
 
     if prof is None:
-        prof = _guess_sensor(spath, tags, descriptions, count, dtype)
+        try:
+            prof = _guess_sensor(spath, tags, descriptions, count, dtype)
+        except InputDataError:
+            if not bands:
+                raise
+            if scale is None and not np.issubdtype(np.dtype(dtype), np.floating):
+                raise InputDataError(
+                    f"{path}: bands= says which band is which, but not how these {dtype} values become "
+                    "reflectance: pass sensor= (e.g. 'gf1_wfv' for reflectance × 10000), or scale= and "
+                    "offset= (e.g. scale=1/255 for 8-bit DN)"
+                ) from None
+            prof = SensorProfile(
+                "generic", "bands described by the user", {k: str(v) for k, v in bands.items()},
+                scale=float(scale) if scale is not None else 1.0, offset=float(offset or 0.0),
+            )
 
     # band numbers for each common name
     mapping: dict[str, int] = {}

@@ -242,7 +242,7 @@ def mine_card(
             img_b = B.rgba_image(lb, cb, kb, [B.stretch_limits([lb[b]], pct) for b in cb])
             img_a = B.rgba_image(la, ca, ka, [B.stretch_limits([la[b]], pct) for b in ca])
         if la.covered:
-            params = prepare_cover_params(after, cover, aoi_bounds=frame.bounds, aoi_crs=frame.crs)
+            params = prepare_cover_params(after, cover)
             fvc = cover_fractions(dict(la.bands), params, source=after.source)["fvc"]
         else:
             fvc = np.full(frame.grid.shape, np.nan, np.float32)
