@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from affine import Affine
 
+from ecopatch import errors as ecopatch_errors
 from ecopatch.errors import InputDataError, MissingBandError, MissingCRSError, RasterReadError
 from ecopatch.grid import Grid, Window
 from ecopatch.io.raster import open_scene, read_decimated, read_on_grid
@@ -185,3 +186,18 @@ def test_folder_date_from_file_names(tmp_path):
     for b in ("B02", "B03", "B04", "B08"):
         write_raster(folder / f"S2A_OPER_MSI_L1C_20161209_{b}.tif", np.full((4, 4), 900, dtype=np.uint16))
     assert open_scene(folder, sensor="sentinel2_l1c").date == dt.date(2016, 12, 9)
+
+
+def test_dark_object_subtraction_for_toa_products(tmp_path):
+    rng = np.random.default_rng(0)
+    dn = (rng.random((6, 64, 64)) * 2000 + 1000).astype(np.uint16)  # haze lifts every band by ~0.09
+    p = write_raster(tmp_path / "S2A_MSIL1C_20161209_stack.tif", dn, descriptions=S2_NAMES, nodata=0)
+    raw = open_scene(p, sensor="sentinel2_l1c", haze="none")
+    dos = open_scene(p, sensor="sentinel2_l1c")  # auto: L1C is top of atmosphere
+    h = dos.metadata["haze_removed"]["blue"]
+    assert 0.08 < h < 0.1
+    np.testing.assert_allclose(dos.read()["blue"], raw.read()["blue"] - h, atol=1e-6)
+    l2a = open_scene(p, sensor="sentinel2_l2a")
+    assert "haze_removed" not in l2a.metadata
+    with pytest.raises(ecopatch_errors.ConfigError, match="haze="):
+        open_scene(p, haze="fog")

@@ -1026,6 +1026,7 @@ def open_scene(
     offset: float | None = None,
     nodata: float | None = None,
     cloud_buffer_m: float | None = None,
+    haze: str = "auto",
 ) -> Scene:
     """Open imagery of one date as a lazily read :class:`Scene`.
 
@@ -1135,8 +1136,33 @@ def open_scene(
             EcopatchWarning,
             stacklevel=2,
         )
+    if haze not in ("auto", "dos", "none"):
+        raise ConfigError(f"haze={haze!r}; use 'auto', 'dos' or 'none'")
+    if haze == "dos" or (haze == "auto" and scene.sensor.name == "sentinel2_l1c"):
+        scene = _dark_object_subtraction(scene)
     log.info("opened %r", scene)
     return scene
+
+
+#: Reflectance assumed for the darkest objects of a scene (deep water, shade) after haze removal.
+DARK_OBJECT_REFLECTANCE = 0.01
+
+
+def _dark_object_subtraction(scene: Scene) -> Scene:
+    """Subtract each band's haze (0.1st percentile above 1 % reflectance) through the band offsets."""
+    obs = read_sample(scene, max_pixels=500_000)
+    refs = []
+    haze = {}
+    for name, ref in scene.band_refs:
+        v = np.asarray(obs.bands[name], dtype=np.float64)
+        v = v[np.isfinite(v)]
+        h = max(0.0, float(np.percentile(v, 0.1)) - DARK_OBJECT_REFLECTANCE) if v.size else 0.0
+        haze[name] = round(h, 5)
+        refs.append((name, replace(ref, offset=ref.offset - h)))
+    meta = dict(scene.metadata)
+    meta["haze_removed"] = haze
+    log.info("%s: dark-object subtraction %s", scene.source, haze)
+    return replace(scene, band_refs=tuple(refs), metadata=meta)
 
 
 def _check_exists(path: Path) -> None:
