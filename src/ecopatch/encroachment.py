@@ -234,7 +234,7 @@ def _robust_sigma(v: np.ndarray, floor: float = 0.01) -> float:
     return max(mad, floor)
 
 
-def _sample_windows(g: Grid, aoi: Any, *, size: int = 256, n: int = 16) -> list[Window]:
+def _sample_windows(g: Grid, aoi: Any, *, size: int = 128, n: int = 24) -> list[Window]:
     win = g.window_from_bounds(aoi.bounds, clip=True)
     if win is None:
         return []
@@ -467,51 +467,9 @@ def detect_changes(
         as_crs(exclude.crs, what="exclusion layer")
 
     # -- scene-level parameters from a sample ----------------------------
-    p_before = prepare_cover_params(before, cover)
-    shared = [b for b in _SPECTRAL if b in before.bands and b in after.bands]
-    rrn = None
-    samples = _sample_windows(g, region)
-    # one read of each scene's sample, reused for the radiometric fit and the noise estimate
-    sb = [read_on_grid(before, g, w, max_source_px=max_source_px) for w in samples]
-    sa = [read_on_grid(after, g, w, max_source_px=max_source_px) for w in samples]
-    if normalize != "none" and len(shared) >= 3 and before.sensor.reflectance and after.sensor.reflectance:
-        cat_b = {b: _thin(np.concatenate([x[b].ravel() for x in sb])) for b in shared}
-        cat_a = {b: _thin(np.concatenate([x[b].ravel() for x in sa])) for b in shared}
-        rrn = _fit_rrn(cat_b, cat_a, shared)
-        if rrn is None and normalize == "rrn":
-            raise NoValidPixelsError(
-                "relative radiometric normalisation: too few pixels observed at both dates in the "
-                "sample of the area of interest (cloud?); use normalize='none'"
-            )
-    elif normalize == "rrn":
-        raise ConfigError("normalize='rrn' needs at least three reflectance bands common to both scenes")
-    if rrn is not None:
-        p_after = p_before
-        log.info("radiometric normalisation: %s", rrn.gains)
-    else:
-        p_after = prepare_cover_params(after, cover)
-    d_before = _ChangeDeriver(p_before, before.source)
-    d_after = _ChangeDeriver(p_after, after.source, rrn)
-
-    # noise of unchanged pixels, for confidence (and Otsu)
-    fb = _sample_layers(before, g, samples, d_before, sb, max_source_px)
-    fa = _sample_layers(after, g, samples, d_after, sa, max_source_px)
-    dfvc = np.concatenate([(a["fvc"] - b["fvc"]).ravel() for a, b in zip(fa, fb)]) if samples else np.zeros(0)
-    dwat = np.concatenate([(a["water"] - b["water"]).ravel() for a, b in zip(fa, fb)]) if samples else np.zeros(0)
-    dbui = np.concatenate([(a["built"] - b["built"]).ravel() for a, b in zip(fa, fb)]) if samples else np.zeros(0)
-    stable = np.isfinite(dfvc) & (np.abs(dfvc) < params.fvc_drop / 2)
-    noise = {
-        "fvc": _robust_sigma(dfvc[stable]),
-        "water": _robust_sigma(dwat[stable]),
-        "built": _robust_sigma(dbui[stable]),
-    }
-    params = replace(params, noise=noise)
-    if thresholds == "otsu":
-        drops = -dfvc[np.isfinite(dfvc) & (dfvc < 0)]
-        if drops.size > 100:
-            t = float(np.clip(otsu_threshold(drops), 3 * noise["fvc"], 0.6))
-            params = replace(params, fvc_drop=t)
-    log.info("change parameters: %s", params)
+    # (in a function, so the sample's arrays are freed before the main pass)
+    d_before, d_after, params = _scene_parameters(before, after, g, region, cover, normalize, thresholds, params,
+                                                  max_source_px)
 
     # -- main pass ---------------------------------------------------------
     plan_geoms = (np.asarray([region]) if aoi is None else
@@ -569,6 +527,59 @@ def observation_table(patches: pd.DataFrame) -> pd.DataFrame:
     ``observed_fraction`` and ``observed_fraction_of_imaged`` (0-1).
     """
     return pd.DataFrame(patches.attrs.get("observation") or [])
+
+
+def _scene_parameters(before: Scene, after: Scene, g: Grid, region: Any, cover: CoverParams | None,
+                      normalize: str, thresholds: str, params: ChangeParams,
+                      max_source_px: int) -> tuple[_ChangeDeriver, _ChangeDeriver, ChangeParams]:
+    """Cover parameters, radiometric normalisation and noise levels, from one sample of both scenes."""
+    p_before = prepare_cover_params(before, cover)
+    shared = [b for b in _SPECTRAL if b in before.bands and b in after.bands]
+    rrn = None
+    samples = _sample_windows(g, region)
+    # one read of each scene's sample, reused for the radiometric fit and the noise estimate
+    sb = [read_on_grid(before, g, w, max_source_px=max_source_px) for w in samples]
+    sa = [read_on_grid(after, g, w, max_source_px=max_source_px) for w in samples]
+    if normalize != "none" and len(shared) >= 3 and before.sensor.reflectance and after.sensor.reflectance:
+        cat_b = {b: _thin(np.concatenate([x[b].ravel() for x in sb])) for b in shared}
+        cat_a = {b: _thin(np.concatenate([x[b].ravel() for x in sa])) for b in shared}
+        rrn = _fit_rrn(cat_b, cat_a, shared)
+        if rrn is None and normalize == "rrn":
+            raise NoValidPixelsError(
+                "relative radiometric normalisation: too few pixels observed at both dates in the "
+                "sample of the area of interest (cloud?); use normalize='none'"
+            )
+    elif normalize == "rrn":
+        raise ConfigError("normalize='rrn' needs at least three reflectance bands common to both scenes")
+    if rrn is not None:
+        p_after = p_before
+        log.info("radiometric normalisation: %s", rrn.gains)
+    else:
+        p_after = prepare_cover_params(after, cover)
+    d_before = _ChangeDeriver(p_before, before.source)
+    d_after = _ChangeDeriver(p_after, after.source, rrn)
+
+    # noise of unchanged pixels, for confidence (and Otsu)
+    fb = _sample_layers(before, g, samples, d_before, sb, max_source_px)
+    fa = _sample_layers(after, g, samples, d_after, sa, max_source_px)
+    dfvc = np.concatenate([(a["fvc"] - b["fvc"]).ravel() for a, b in zip(fa, fb)]) if samples else np.zeros(0)
+    dwat = np.concatenate([(a["water"] - b["water"]).ravel() for a, b in zip(fa, fb)]) if samples else np.zeros(0)
+    dbui = np.concatenate([(a["built"] - b["built"]).ravel() for a, b in zip(fa, fb)]) if samples else np.zeros(0)
+    stable = np.isfinite(dfvc) & (np.abs(dfvc) < params.fvc_drop / 2)
+    noise = {
+        "fvc": _robust_sigma(dfvc[stable]),
+        "water": _robust_sigma(dwat[stable]),
+        "built": _robust_sigma(dbui[stable]),
+    }
+    params = replace(params, noise=noise)
+    if thresholds == "otsu":
+        drops = -dfvc[np.isfinite(dfvc) & (dfvc < 0)]
+        if drops.size > 100:
+            t = float(np.clip(otsu_threshold(drops), 3 * noise["fvc"], 0.6))
+            params = replace(params, fvc_drop=t)
+    log.info("change parameters: %s", params)
+
+    return d_before, d_after, params
 
 
 def _find_field(gdf: pd.DataFrame, field: str | None, candidates: tuple[str, ...], what: str) -> str | None:
