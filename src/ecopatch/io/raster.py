@@ -314,11 +314,43 @@ def _rebuild_scene(sensor_name, band_refs, grid, date, mask, source, metadata, s
 # Low-level reads (thread-local dataset handles)
 # ---------------------------------------------------------------------------
 _local = threading.local()
+_cache_capped = False
+#: Cap (MB) on GDAL's raster block cache, applied when ecopatch first opens a raster.
+DEFAULT_GDAL_CACHE_MB = 128
+
+
+def _cap_gdal_cache() -> None:
+    """Cap GDAL's process-wide block cache (default 5 % of RAM) unless the user chose its size.
+
+    ecopatch reads every block once, window by window, so a large cache only
+    costs memory: on a full Sentinel-2 tile pair it held 1.2 GB.  The cap is
+    ``ECOPATCH_GDAL_CACHE_MB`` (default 128) and is not applied when
+    ``GDAL_CACHEMAX`` is set in the environment.  This is the one piece of
+    process-wide state ecopatch sets; it is logged.
+    """
+    global _cache_capped
+    if _cache_capped:
+        return
+    _cache_capped = True
+    if "GDAL_CACHEMAX" in os.environ:
+        return
+    from rasterio.env import set_gdal_config
+
+    try:
+        mb = int(os.environ.get("ECOPATCH_GDAL_CACHE_MB", DEFAULT_GDAL_CACHE_MB))
+    except ValueError:
+        raise ConfigError(
+            f"ECOPATCH_GDAL_CACHE_MB={os.environ['ECOPATCH_GDAL_CACHE_MB']!r} is not a whole number of MB"
+        ) from None
+    set_gdal_config("GDAL_CACHEMAX", mb)
+    log.info("GDAL block cache capped at %d MB (set GDAL_CACHEMAX to choose another size)", mb)
 
 
 def _dataset(path: str) -> Any:
     import rasterio
     import rasterio.errors
+
+    _cap_gdal_cache()
 
     cache = getattr(_local, "datasets", None)
     if cache is None:
