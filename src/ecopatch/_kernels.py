@@ -31,7 +31,7 @@ except ImportError:  # pragma: no cover - depends on the environment
         return wrap if not args or not callable(args[0]) else args[0]
 
 
-__all__ = ["HAVE_NUMBA", "change_kernel", "cover_kernel"]
+__all__ = ["HAVE_NUMBA", "change_kernel", "cover_kernel", "reflectance_kernel"]
 
 _NAN = np.float32(np.nan)
 #: Fast-math flags that keep NaN and infinity semantics (NaN marks "not observed").
@@ -320,3 +320,37 @@ def change_kernel(before: Any, after: Any, params: Any, aoi: np.ndarray | None) 
                  f32["bbare"], f32["abare"], f32["bveg"], f32["aveg"], aoi_arr, aoi is not None, lin, has_lin, vec,
                  code, prob, share, observed, rim_d, rim_g)
     return code, prob, share, observed, rim_d, rim_g
+
+
+@njit(cache=True, fastmath=_FM, nogil=True)
+def _reflectance_loop(dn, scale, offset, nodata, has_nodata, maxval, has_max, lo, hi, refl, ok):  # noqa: ANN001
+    nan = np.float32(np.nan)
+    sc, of = np.float32(scale), np.float32(offset)
+    lo32, hi32 = np.float32(lo), np.float32(hi)
+    for i in range(dn.shape[0]):
+        for j in range(dn.shape[1]):
+            v = dn[i, j]
+            good = not math.isnan(v)
+            if has_nodata and v == nodata:
+                good = False
+            if has_max and v == maxval:
+                good = False
+            r = np.float32(v) * sc + of
+            if r < lo32 or r > hi32:
+                good = False
+            refl[i, j] = r if good else nan
+            ok[i, j] = good
+
+
+def reflectance_kernel(dn: np.ndarray, scale: float, offset: float, nodata: float | None,
+                       maxval: float | None, valid_range: tuple[float, float]) -> tuple[np.ndarray, np.ndarray] | None:
+    """DN -> float32 reflectance (NaN where invalid) and a validity mask, in one pass; None to fall back."""
+    if not HAVE_NUMBA or dn.ndim != 2:
+        return None
+    refl = np.empty(dn.shape, dtype=np.float32)
+    ok = np.empty(dn.shape, dtype=np.bool_)
+    has_nd = nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata))
+    _reflectance_loop(dn, float(scale), float(offset), float(nodata) if has_nd else 0.0, has_nd,
+                      float(maxval) if maxval is not None else 0.0, maxval is not None,
+                      float(valid_range[0]), float(valid_range[1]), refl, ok)
+    return refl, ok

@@ -509,6 +509,12 @@ def _reproject_band(
 
 def _to_reflectance(dn: np.ndarray, ref: BandRef) -> tuple[np.ndarray, np.ndarray]:
     """DN -> float32 reflectance and a validity mask."""
+    from .._kernels import reflectance_kernel
+
+    maxval = np.iinfo(np.dtype(ref.dtype)).max if np.issubdtype(np.dtype(ref.dtype), np.integer) else None
+    fused = reflectance_kernel(dn, ref.scale, ref.offset, ref.nodata, maxval, VALID_REFLECTANCE)
+    if fused is not None:
+        return fused
     ok = np.ones(dn.shape, dtype=bool)
     if np.issubdtype(dn.dtype, np.floating):
         ok &= np.isfinite(dn)
