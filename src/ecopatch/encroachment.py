@@ -611,20 +611,28 @@ def _patches_from_components(merged: Any, g: Grid, params: ChangeParams, mmu: fl
     stats = merged.stats
     cats = merged.category
     names = merged.layer_names
-    n = len(cats)
     empty_cols = ["change_type", "change_m2", "n_px", "confidence", "outline_m2_raw"]
+    # Clipping and exclusion can only shrink a patch, so patches already below the minimum
+    # mapping unit go first (on a full tile most components are a few noisy pixels).
+    big = stats[:, STAT_NAMES.index("a_change")] >= mmu
+    if not include_gain:
+        big &= np.array([c != "gain" for c in cats], dtype=bool)
+    stats = stats[big]
+    cats = [c for c, k in zip(cats, big) if k]
+    outlines_in = merged.outline[big]
+    n = len(cats)
     if n == 0:
         return gpd.GeoDataFrame({c: [] for c in empty_cols}, geometry=[], crs=g.crs)
     t = g.transform
     mean_cell = float(np.mean(stats[:, STAT_NAMES.index("a_total")] / np.maximum(stats[:, 0], 1)))
     hole_px = mmu / mean_cell if mean_cell > 0 else 0
-    outlines = np.array([_fill_holes(o, hole_px) for o in merged.outline], dtype=object)
+    outlines = np.array([_fill_holes(o, hole_px) for o in outlines_in], dtype=object)
     aff = Affine(t.a, 0, t.c, 0, t.e, t.f)
     geoms = shapely.transform(outlines, lambda xy: np.column_stack(
         [aff.c + aff.a * xy[:, 0], aff.f + aff.e * xy[:, 1]]))
     raw_area = geodesic_area_m2(geoms, g.crs)
     if aoi is not None:
-        geoms = shapely.intersection(geoms, aoi)
+        geoms = _clip_to_area(geoms, aoi)
     if exclude is not None and len(exclude):
         ex = shapely.union_all(shapely.make_valid(exclude.to_crs(g.crs).geometry.to_numpy()))
         geoms = shapely.difference(geoms, ex)
@@ -671,6 +679,27 @@ def _patches_from_components(merged: Any, g: Grid, params: ChangeParams, mmu: fl
     return df
 
 
+def _clip_to_area(geoms: np.ndarray, aoi: Any) -> np.ndarray:
+    """``geoms ∩ aoi``, computing the intersection only for the geometries that cross its edge.
+
+    The area of interest is the union of every reserve zone (thousands of
+    vertices on a provincial run); patches were built from pixels inside it, so
+    most lie wholly within it and keep their outline unchanged.
+    """
+    shapely.prepare(aoi)
+    inside = shapely.contains_properly(aoi, geoms)
+    out = geoms.copy()
+    edge = np.flatnonzero(~inside)
+    if len(edge):
+        parts = np.asarray(shapely.get_parts(aoi), dtype=object)
+        tree = shapely.STRtree(parts)
+        for i in edge:
+            near = parts[tree.query(geoms[i], predicate="intersects")]
+            local = near[0] if len(near) == 1 else shapely.union_all(near)
+            out[i] = shapely.intersection(geoms[i], local) if len(near) else shapely.Polygon()
+    return out
+
+
 def _fill_holes(poly: Any, max_hole_px: float) -> Any:
     """Remove interior rings smaller than ``max_hole_px`` pixels (pixel-coordinate polygons)."""
     if max_hole_px <= 0 or poly is None or poly.is_empty:
@@ -713,11 +742,14 @@ def _attach_zones(patches: gpd.GeoDataFrame, zones: gpd.GeoDataFrame, zfield: st
     chosen = np.full(len(patches), -1, dtype=np.int64)
     zone_out: list[str | None] = []
     geoms = patches.geometry.to_numpy()
+    shapely.prepare(zg)
     for i, geom in enumerate(geoms):
         cand = tree.query(geom, predicate="intersects")
         best, best_key = -1, (len(ZONE_STRICTNESS) + 1, 0.0)
-        for j in cand:
-            inter = shapely.area(shapely.intersection(geom, zg[j]))
+        whole = shapely.contains_properly(zg[cand], geom) if len(cand) else np.zeros(0, dtype=bool)
+        for j, w in zip(cand, whole):
+            # a patch wholly inside a zone overlaps it by its own area: no intersection needed
+            inter = shapely.area(geom) if w else shapely.area(shapely.intersection(geom, zg[j]))
             if inter <= 0:
                 continue
             zk = zone_keys[j]
