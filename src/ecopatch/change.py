@@ -341,6 +341,7 @@ def block_components(
     layers: Mapping[str, np.ndarray] | None = None,
     *,
     halo: int = 0,
+    min_change_m2: float = 0.0,
 ) -> BlockComponents:
     """Label and outline the change components of one block, with per-component sums.
 
@@ -361,6 +362,12 @@ def block_components(
         is added to the patch's ``a_change``; a rim pixel whose flagged
         neighbour lies in the next block is handed to the merge step
         (:attr:`BlockComponents.pending`).
+    min_change_m2 : float
+        Components whose changed area is below this (m²) and that do not
+        touch the block's border are left out: they can only be dropped
+        later, and outlining the many one- and two-pixel components of a
+        full tile is most of the cost.  Components on the border are kept,
+        since they may grow by merging.
 
     Returns
     -------
@@ -421,14 +428,20 @@ def block_components(
             cols.append(bsum(np.where(ok, area * v, 0.0)))
             cols.append(bsum(np.where(ok, area, 0.0)))
         block_stats = np.column_stack(cols)
+        keep = block_stats[:, STAT_NAMES.index("a_change")] >= min_change_m2
+        if not keep.all():
+            on_border = np.unique(np.concatenate([lab[0, :], lab[-1, :], lab[:, 0], lab[:, -1]]))
+            keep[on_border[on_border > 0] - 1] = True
+            lab = np.where(keep[np.maximum(lab, 1) - 1] & (lab > 0), lab, 0)
+            mask = lab > 0
         polys: dict[int, list[Any]] = {}
         for geom, val in shapes(lab.astype(np.int32), mask=mask, connectivity=4, transform=tr):
             polys.setdefault(int(val), []).append(shapely.geometry.shape(geom))
-        for k in range(1, n + 1):
-            parts = polys.get(k, [])
+        for k in np.flatnonzero(keep) + 1:
+            parts = polys.get(int(k), [])
             outline = parts[0] if len(parts) == 1 else shapely.union_all(parts)
             cats.append(cat)
-            labs.append(k)
+            labs.append(int(k))
             outs.append(outline)
             stats.append(block_stats[k - 1])
     width = len(STAT_NAMES) + 2 * len(names)

@@ -280,6 +280,7 @@ class _BlockTask:
     zones: tuple[Any, ...]  # within polygons touching this block (grid CRS)
     zone_index: np.ndarray
     max_source_px: int
+    min_change_m2: float = 0.0
 
 
 @dataclass
@@ -314,7 +315,7 @@ def _detect_block(task: _BlockTask) -> _BlockResult:
             layers[f"{k}_before"] = lb[k]
         if k in la:
             layers[f"{k}_after"] = la[k]
-    comps = block_components(change, win, area, layers, halo=1)
+    comps = block_components(change, win, area, layers, halo=1, min_change_m2=task.min_change_m2)
     if len(task.zones):
         cov = coverage_table(list(task.zones), g, window=win)
         obs = np.where(change.observed[1:-1, 1:-1], 1.0, np.nan)
@@ -489,7 +490,7 @@ def detect_changes(
         # see the artificial clip edge on the halo pixels
         aoi_w = None if aoi is None else shapely.clip_by_rect(aoi, *g.subgrid(w.pad(2)).bounds)
         tasks.append(_BlockTask(before, after, g, w, d_before, d_after, params, aoi_w,
-                                tuple(zg[hit]), hit, max_source_px))
+                                tuple(zg[hit]), hit, max_source_px, mmu))
     results = run_tasks(_detect_block, tasks, scheduler=scheduler, progress=progress, desc="detect")
     merged = merge_components([r.components for r in results])
     zone_sums = add_partials(len(zg), 2, [r.zone_sums for r in results])
