@@ -350,7 +350,7 @@ def detect_changes(
     block: int = 512,
     scheduler: Scheduler = None,
     progress: bool | None = None,
-    max_source_px: int = 16_000_000,
+    max_source_px: int = 4_000_000,
 ) -> gpd.GeoDataFrame:
     """Find new disturbance between two dates, as suspect patches with type, zone and confidence.
 

@@ -439,7 +439,7 @@ def assess_restoration(
     block: int = 512,
     scheduler: Scheduler = None,
     progress: bool | None = None,
-    max_source_px: int = 16_000_000,
+    max_source_px: int = 4_000_000,
 ) -> gpd.GeoDataFrame:
     """Restoration of each mine between two dates: damaged, restored and still-bare areas.
 

@@ -579,7 +579,7 @@ def read_on_grid(
     bands: Sequence[str] | None = None,
     derive: Derive | None = None,
     min_valid: float = 0.5,
-    max_source_px: int = 16_000_000,
+    max_source_px: int = 4_000_000,
 ) -> dict[str, np.ndarray]:
     """Read a scene onto ``window`` of another grid, deriving layers at native resolution first.
 
