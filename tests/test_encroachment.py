@@ -125,3 +125,25 @@ def test_cli_detect_writes_formats(sample, tmp_path):
         assert out.exists() and (tmp_path / "patches_observation.csv").exists()
         assert "suspect patches" in res.output
         (tmp_path / "patches_observation.csv").unlink()
+
+
+def test_block_at_the_grid_origin_outlines_without_warnings():
+    # rasterio warns "no geotransform" for an identity transform, and warning filters are not
+    # thread-safe: the block at (0, 0) must neither warn nor be shifted by the workaround
+    import warnings
+
+    from ecopatch.change import STAT_NAMES, PixelChange, block_components
+    from ecopatch.grid import Window
+
+    code = np.zeros((6, 6), dtype=np.uint8)
+    code[1:3, 2:5] = 1  # a 2 x 3 pixel patch
+    ones = np.ones(code.shape)
+    change = PixelChange(code=code, prob=ones, share=ones, observed=np.ones(code.shape, dtype=bool))
+    for win in (Window(0, 0, 6, 6), Window(512, 1024, 6, 6)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            comps = block_components(change, win, ones * 100.0)
+        assert len(comps.outline) == 1
+        assert comps.outline[0].bounds == (win.col_off + 2, win.row_off + 1, win.col_off + 5, win.row_off + 3)
+        assert comps.stats[0][STAT_NAMES.index("n_px")] == 6
+        assert comps.stats[0][STAT_NAMES.index("a_total")] == pytest.approx(600.0)

@@ -382,7 +382,11 @@ def block_components(
     core = (slice(halo, halo + window.height), slice(halo, halo + window.width))
     code_p = change.code
     code = code_p[core]
-    tr = Affine(1, 0, window.col_off, 0, 1, window.row_off)
+    # rasterio warns "no geotransform" for an identity transform (the block at the grid
+    # origin) and warning filters are not thread-safe, so shift that block by one pixel
+    # and shift its outlines back (exact: the coordinates are whole numbers)
+    shift = 1 if (window.col_off, window.row_off) == (0, 0) else 0
+    tr = Affine(1, 0, window.col_off + shift, 0, 1, window.row_off + shift)
     cats: list[str] = []
     labs: list[int] = []
     outs: list[Any] = []
@@ -436,7 +440,10 @@ def block_components(
             mask = lab > 0
         polys: dict[int, list[Any]] = {}
         for geom, val in shapes(lab.astype(np.int32), mask=mask, connectivity=4, transform=tr):
-            polys.setdefault(int(val), []).append(shapely.geometry.shape(geom))
+            poly = shapely.geometry.shape(geom)
+            if shift:
+                poly = shapely.transform(poly, lambda xy: xy - shift)
+            polys.setdefault(int(val), []).append(poly)
         for k in np.flatnonzero(keep) + 1:
             parts = polys.get(int(k), [])
             outline = parts[0] if len(parts) == 1 else shapely.union_all(parts)

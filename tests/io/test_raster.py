@@ -201,3 +201,21 @@ def test_dark_object_subtraction_for_toa_products(tmp_path):
     assert "haze_removed" not in l2a.metadata
     with pytest.raises(ecopatch_errors.ConfigError, match="haze="):
         open_scene(p, haze="fog")
+
+
+def test_gdal_block_cache_cap_is_in_megabytes(tmp_path):
+    # rasterio passes an integer GDAL_CACHEMAX to GDAL in bytes: a cap of "64" once meant 64 bytes,
+    # which silently turned the cache off. Process-wide state, so checked in a fresh interpreter.
+    import os
+    import subprocess
+    import sys
+
+    path = _s2_stack(tmp_path, np.full((6, 4, 4), 900, dtype=np.uint16))
+    code = (
+        "from ecopatch.io.raster import open_scene; from rasterio.env import get_gdal_config;"
+        f"open_scene({str(path)!r}); print(get_gdal_config('GDAL_CACHEMAX'))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "GDAL_CACHEMAX"}
+    env["ECOPATCH_GDAL_CACHE_MB"] = "48"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert int(out.stdout.split()[-1]) == 48 * 1024 * 1024
