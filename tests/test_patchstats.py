@@ -66,3 +66,21 @@ def test_agrees_with_exactextract(classes):
     # exactextract counts pixels; ours are ground areas: compare the observed share of each patch
     cell = ours["area_m2"] / p.geometry.area * 100  # ground m² per 10 m cell at each patch
     np.testing.assert_allclose(ours["observed_m2"] / cell, ee["count"], rtol=1e-4)
+
+
+def test_area_of_every_patch_once_whatever_the_blocks(classes):
+    # each patch's geodesic area is computed by its first block only (in parallel); patches
+    # spanning many blocks, partly outside the raster, wholly outside it and empty all get theirs
+    geoms = [
+        box(780_050, 3_349_000, 781_150, 3_349_990),  # spans many 16 px blocks
+        box(781_100, 3_349_100, 781_400, 3_349_200),  # partly outside (the raster ends at 781 200)
+        box(790_000, 3_340_000, 790_100, 3_340_100),  # outside
+        box(780_100, 3_349_400, 780_300, 3_349_700).buffer(-1_000),  # empty
+    ]
+    p = gpd.GeoDataFrame({"patch_id": list("abcd")}, geometry=geoms, crs="EPSG:32650")
+    truth = geodesic_area_m2(p.geometry.to_numpy(), p.crs)
+    for block in (16, 4096):
+        s = patch_statistics(p, classes, classes=[0, 1], block=block)
+        np.testing.assert_array_equal(s["area_m2"].to_numpy(), truth)
+        assert s["observed_m2"].iloc[2] == 0 and s["observed_m2"].iloc[3] == 0
+        assert s["observed_m2"].iloc[1] == pytest.approx(truth[1] / 3, rel=1e-3)  # 100 of its 300 m

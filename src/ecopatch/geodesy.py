@@ -142,15 +142,37 @@ def geodesic_area_m2(geometries: Any, crs: CRSLike) -> np.ndarray:
     ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
     ok &= np.isin(shapely.get_type_id(np.where(ok, geoms, None)), (3, 6, 7))
     if ok.any():
-        ll = to_lonlat(geoms[ok], crs)
-        ll = shapely.orient_polygons(ll) if hasattr(shapely, "orient_polygons") else ll
         geod: Geod = crs.get_geod() or Geod(ellps="WGS84")
-        vals = np.empty(len(ll))
-        for i, g in enumerate(ll):
-            a, _ = geod.geometry_area_perimeter(g)
-            vals[i] = abs(a)
-        out[ok] = vals
+        out[ok] = _ring_area_sums(geoms[ok], crs, geod)
     return out[0] if scalar else out
+
+
+def _ring_area_sums(geoms: np.ndarray, crs: CRS, geod: Geod) -> np.ndarray:
+    """Geodesic area of (multi)polygons: exterior rings minus holes, summed over parts, m².
+
+    All coordinates are transformed to lon/lat in one call and each ring's
+    area is taken from its slice of the coordinate arrays, which is several
+    times faster than going through a shapely geometry per polygon (100 000
+    patches: 3.6 s before).
+    """
+    parts, part_of = shapely.get_parts(geoms, return_index=True)
+    rings, ring_of = shapely.get_rings(parts, return_index=True)
+    exterior = np.ones(len(rings), dtype=bool)
+    exterior[1:] = ring_of[1:] != ring_of[:-1]  # get_rings lists a polygon's exterior first
+    xy, ring_idx = shapely.get_coordinates(rings, return_index=True)
+    if crs.is_geographic:
+        lon, lat = xy[:, 0], xy[:, 1]
+    else:
+        lon, lat = transformer(crs, _lonlat_crs(crs)).transform(xy[:, 0], xy[:, 1])
+        lon, lat = np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+    bounds = np.searchsorted(ring_idx, np.arange(len(rings) + 1))
+    ring_area = np.empty(len(rings))
+    area_of = geod.polygon_area_perimeter
+    for k in range(len(rings)):
+        s, e = bounds[k], bounds[k + 1]
+        ring_area[k] = abs(area_of(lon[s:e], lat[s:e])[0])
+    part_area = np.bincount(ring_of, np.where(exterior, ring_area, -ring_area), minlength=len(parts))
+    return np.abs(np.bincount(part_of, part_area, minlength=len(geoms)))
 
 
 def ground_area_factor(crs: CRSLike, x: np.ndarray, y: np.ndarray) -> np.ndarray:

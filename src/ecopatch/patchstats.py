@@ -24,7 +24,7 @@ from .errors import ConfigError, InputDataError
 from .geodesy import as_crs, geodesic_area_m2
 from .grid import Grid, Window
 from .tiling import PatchSums, Scheduler, add_partials, blocks_touching, run_tasks
-from .zonal import coverage_table, zonal_sums
+from .zonal import _take, coverage_table
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -42,23 +42,44 @@ class _Task:
     index: np.ndarray
     classes: tuple[float, ...]
     nodata: float | None
+    #: the patches (input geometries and CRS) whose geodesic area this block computes: those whose
+    #: first block it is, so that each area is computed once, in parallel, and added to zeros
+    home: np.ndarray
+    home_geometries: tuple[Any, ...]
+    crs: Any
 
 
 def _block(task: _Task) -> PatchSums:
+    """Per-patch sums of one block, from the covered pixels only.
+
+    The same arithmetic as :func:`ecopatch.zonal.zonal_sums` (so the same
+    sums to the last bit), without building a block-sized float layer per
+    class: patches usually cover a small share of a block.
+    """
     from .io.raster import _read_block
 
     w = task.window
-    data = _read_block(task.path, task.band, task.grid, w, fill=np.nan).astype(np.float64)
-    if task.nodata is not None and not np.isnan(task.nodata):
-        data[data == task.nodata] = np.nan
-    area = task.grid.cell_area_m2(w)
+    n = len(task.geometries)
+    areas = np.zeros(n)
+    areas[task.home] = geodesic_area_m2(np.asarray(task.home_geometries, dtype=object), task.crs)
     cov = coverage_table(list(task.geometries), task.grid, window=w, on_invalid="ignore")
-    layers: dict[str, np.ndarray] = {"value": data}
-    for i, c in enumerate(task.classes):
-        layers[f"c{i}"] = np.where(np.isnan(data), np.nan, (data == c).astype(np.float64))
-    sums = zonal_sums(cov, layers, window=w, weights=area)
-    cols = [sums["w_value"], sums["sum_value"]] + [sums[f"sum_c{i}"] for i in range(len(task.classes))]
-    return PatchSums(task.index, np.column_stack(cols)[: len(task.geometries)])
+    if len(cov) == 0:
+        return PatchSums(task.index, np.column_stack([areas, np.zeros((n, 2 + len(task.classes)))]))
+    # read only the part of the block the patches cover (few small patches: a few pixels)
+    r0, c0 = int(cov.row.min()), int(cov.col.min())
+    w = Window(r0, c0, int(cov.row.max()) - r0 + 1, int(cov.col.max()) - c0 + 1)
+    data = _read_block(task.path, task.band, task.grid, w, fill=np.nan)
+    area = task.grid.cell_area_m2(w)
+    flat = (cov.row - w.row_off) * w.width + (cov.col - w.col_off)
+    val = _take(data, flat).astype(np.float64)
+    if task.nodata is not None and not np.isnan(task.nodata):
+        val[val == task.nodata] = np.nan
+    fw = cov.frac * _take(area, flat)
+    obs = np.isfinite(val)
+    i, f, x = (cov.index, fw, val) if obs.all() else (cov.index[obs], fw[obs], val[obs])
+    cols = [areas, np.bincount(i, f, minlength=n), np.bincount(i, f * x, minlength=n)]
+    cols += [np.bincount(i, f * (x == c).astype(np.float64), minlength=n) for c in task.classes]
+    return PatchSums(task.index, np.column_stack(cols))
 
 
 def patch_statistics(
@@ -123,19 +144,28 @@ def patch_statistics(
     geoms = shapely.make_valid(patches.to_crs(grid.crs).geometry.to_numpy())
     cls = tuple(float(c) for c in (classes or ()))
     plan = blocks_touching(grid, geoms, block=block)
-    tasks = [_Task(path, band, grid, w, tuple(geoms[idx]), idx, cls, nd) for w, idx in plan]
+    original = patches.geometry.to_numpy()
+    seen = np.zeros(len(patches), dtype=bool)
+    tasks = []
+    for w, idx in plan:
+        home = np.flatnonzero(~seen[idx])  # plan is in row-major order: a patch's first block
+        seen[idx] = True
+        tasks.append(_Task(path, band, grid, w, tuple(geoms[idx]), idx, cls, nd, home,
+                           tuple(original[idx[home]]), crs))
     parts = run_tasks(_block, tasks, scheduler=scheduler, progress=progress, desc="patch stats")
-    sums = add_partials(len(patches), 2 + len(cls), parts)
-    observed = sums[:, 0]
+    sums = add_partials(len(patches), 3 + len(cls), parts)
+    area = sums[:, 0]
+    area[~seen] = geodesic_area_m2(original[~seen], crs)  # outside the raster, or empty
+    observed = sums[:, 1]
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(observed > 0, sums[:, 1] / observed, np.nan)
+        mean = np.where(observed > 0, sums[:, 2] / observed, np.nan)
     out = pd.DataFrame({
         id_field: patches[id_field].to_numpy(),
-        "area_m2": geodesic_area_m2(patches.geometry.to_numpy(), crs),
+        "area_m2": area,
         "observed_m2": observed,
         "mean": mean,
     })
     for i, c in enumerate(cls):
         name = int(c) if float(c).is_integer() else c
-        out[f"area_{name}_m2"] = sums[:, 2 + i]
+        out[f"area_{name}_m2"] = sums[:, 3 + i]
     return out
