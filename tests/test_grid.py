@@ -65,3 +65,21 @@ def test_window_algebra():
     assert a.intersection(Window(10, 0, 3, 3)) is None
     assert Window(5, 5, 2, 2).relative_to(a) == Window(5, 5, 2, 2)
     assert Window(5, 5, 2, 2).pad(1) == Window(4, 4, 4, 4)
+
+
+@pytest.mark.parametrize(
+    "crs,transform",
+    [
+        ("EPSG:32650", Affine(10, 0, 700_000, 0, -10, 3_400_000)),  # 300 km east of the meridian
+        ("EPSG:4490", Affine(0.0001, 0, 119.5, 0, -0.0001, 30.5)),
+    ],
+)
+def test_cell_areas_at_listed_cells_equal_the_window_values(crs, transform):
+    g = Grid((700, 900), transform, crs)
+    win = Window(100, 250, 520, 600)  # crosses lattice lines
+    full = g.cell_area_m2(win)
+    rng = np.random.default_rng(0)
+    rows = rng.integers(win.row_off, win.row_end, 5000)
+    cols = rng.integers(win.col_off, win.col_end, 5000)
+    np.testing.assert_array_equal(g.cell_area_m2_at(rows, cols), full[rows - win.row_off, cols - win.col_off])
+    assert g.cell_area_m2_at(np.zeros(0, int), np.zeros(0, int)).shape == (0,)

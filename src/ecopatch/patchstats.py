@@ -69,12 +69,11 @@ def _block(task: _Task) -> PatchSums:
     r0, c0 = int(cov.row.min()), int(cov.col.min())
     w = Window(r0, c0, int(cov.row.max()) - r0 + 1, int(cov.col.max()) - c0 + 1)
     data = _read_block(task.path, task.band, task.grid, w, fill=np.nan)
-    area = task.grid.cell_area_m2(w)
     flat = (cov.row - w.row_off) * w.width + (cov.col - w.col_off)
     val = _take(data, flat).astype(np.float64)
     if task.nodata is not None and not np.isnan(task.nodata):
         val[val == task.nodata] = np.nan
-    fw = cov.frac * _take(area, flat)
+    fw = cov.frac * task.grid.cell_area_m2_at(cov.row, cov.col)
     obs = np.isfinite(val)
     i, f, x = (cov.index, fw, val) if obs.all() else (cov.index[obs], fw[obs], val[obs])
     cols = [areas, np.bincount(i, f, minlength=n), np.bincount(i, f * x, minlength=n)]
