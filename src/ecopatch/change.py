@@ -411,26 +411,29 @@ def block_components(
             rim_extra = _rim_sums(mask_p, lab, rim, area_p, halo, window, cat, pending, n)
         if n == 0:
             continue
-        flat = lab.ravel()
-        sel = flat > 0
-        idx = flat[sel]
+        # sums over the labelled pixels only, gathered in row-major order (the same
+        # products and the same order of addition as whole-block arrays would give)
+        rr, cc = np.nonzero(lab)
+        idx = lab[rr, cc]
 
-        def bsum(w: np.ndarray, idx: np.ndarray = idx, sel: np.ndarray = sel, n: int = n) -> np.ndarray:
-            return np.bincount(idx, weights=w.ravel()[sel], minlength=n + 1)[1:]
+        def bsum(w: np.ndarray, idx: np.ndarray = idx, n: int = n) -> np.ndarray:
+            return np.bincount(idx, weights=w, minlength=n + 1)[1:]
 
+        a_g = area[rr, cc]
+        code_g = code[rr, cc]
         cols = [
-            bsum(np.ones_like(area)),
-            bsum(area),
-            bsum(area * share) + rim_extra[1:],
-            bsum(area * prob),
+            bsum(np.ones(len(idx))),
+            bsum(a_g),
+            bsum(a_g * share[rr, cc]) + rim_extra[1:],
+            bsum(a_g * prob[rr, cc]),
         ]
         for c in (1, 2, 3, 4, 5):
-            cols.append(bsum(area * (code == c)))
+            cols.append(bsum(a_g * (code_g == c)))
         for nm in names:
-            v = np.asarray(layers[nm], dtype=np.float64)[core]
+            v = np.asarray(layers[nm])[core][rr, cc].astype(np.float64)
             ok = np.isfinite(v)
-            cols.append(bsum(np.where(ok, area * v, 0.0)))
-            cols.append(bsum(np.where(ok, area, 0.0)))
+            cols.append(bsum(np.where(ok, a_g * v, 0.0)))
+            cols.append(bsum(np.where(ok, a_g, 0.0)))
         block_stats = np.column_stack(cols)
         keep = block_stats[:, STAT_NAMES.index("a_change")] >= min_change_m2
         if not keep.all():
