@@ -203,19 +203,29 @@ def test_dark_object_subtraction_for_toa_products(tmp_path):
         open_scene(p, haze="fog")
 
 
-def test_gdal_block_cache_cap_is_in_megabytes(tmp_path):
-    # rasterio passes an integer GDAL_CACHEMAX to GDAL in bytes: a cap of "64" once meant 64 bytes,
-    # which silently turned the cache off. Process-wide state, so checked in a fresh interpreter.
+def test_gdal_block_cache_cap_is_in_megabytes_and_follows_the_tiling(tmp_path):
+    # rasterio passes an integer GDAL_CACHEMAX to GDAL in bytes: a cap of "64" once meant 64 bytes.
+    # Small tiles get a 1 MB cache, the first striped or large-tiled file raises it to 64 MB; an
+    # explicit ECOPATCH_GDAL_CACHE_MB wins.  Process-wide state, so checked in fresh interpreters.
     import os
     import subprocess
     import sys
 
-    path = _s2_stack(tmp_path, np.full((6, 4, 4), 900, dtype=np.uint16))
+    small = _s2_stack(tmp_path, np.full((6, 4, 4), 900, dtype=np.uint16))
+    striped = write_raster(tmp_path / "striped.tif", np.ones((6, 20, 400), dtype=np.uint16),
+                           descriptions=["B02", "B03", "B04", "B08", "B11", "B12"])
     code = (
-        "from ecopatch.io.raster import open_scene; from rasterio.env import get_gdal_config;"
-        f"open_scene({str(path)!r}); print(get_gdal_config('GDAL_CACHEMAX'))"
+        "import sys; from ecopatch.io.raster import open_scene; from rasterio.env import get_gdal_config\n"
+        "for p in sys.argv[1:]:\n"
+        "    open_scene(p, sensor='sentinel2_l2a', date='2024-09-12'); print(get_gdal_config('GDAL_CACHEMAX'))"
     )
-    env = {k: v for k, v in os.environ.items() if k != "GDAL_CACHEMAX"}
-    env["ECOPATCH_GDAL_CACHE_MB"] = "48"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert int(out.stdout.split()[-1]) == 48 * 1024 * 1024
+
+    def caps(*paths, **env_extra):
+        env = {k: v for k, v in os.environ.items() if k not in ("GDAL_CACHEMAX", "ECOPATCH_GDAL_CACHE_MB")}
+        env.update(env_extra)
+        out = subprocess.run([sys.executable, "-c", code, *map(str, paths)], env=env, capture_output=True,
+                             text=True, check=True)
+        return [int(v) // 2**20 for v in out.stdout.split()]
+
+    assert caps(small, striped, small) == [1, 64, 64]
+    assert caps(small, striped, ECOPATCH_GDAL_CACHE_MB="48") == [48, 48]
