@@ -38,7 +38,12 @@ GRID = Grid((TILE, TILE), Affine(10.0, 0.0, 300_000.0, 0.0, -10.0, 3_400_020.0),
 
 def random_patches(n: int, rng: np.random.Generator, grid: Grid = GRID) -> np.ndarray:
     """``n`` random star-shaped (irregular, valid) polygons of 0.05-5 ha with 8-60 vertices."""
-    left, bottom, right, top = grid.bounds
+    return star_polygons(n, rng, grid.bounds)
+
+
+def star_polygons(n: int, rng: np.random.Generator, bounds: tuple[float, float, float, float]) -> np.ndarray:
+    """``n`` random star-shaped polygons of 0.05-5 ha, 8-60 vertices, at least 200 m inside ``bounds``."""
+    left, bottom, right, top = bounds
     k = rng.integers(8, 61, n)
     pid = np.repeat(np.arange(n), k)
     first = np.cumsum(k) - k

@@ -227,29 +227,9 @@ def write_mosaic(root: Path, size: int) -> None:
 # ---------------------------------------------------------------------------
 def random_patches(n: int, rng: np.random.Generator, bounds: tuple[float, float, float, float]) -> np.ndarray:
     """``n`` random star-shaped (valid, irregular) polygons of 0.05-5 ha with 8-60 vertices."""
-    import shapely
+    from bench_zonal import star_polygons  # the same generator as the zonal benchmark (benchmarks/ is on sys.path)
 
-    left, bottom, right, top = bounds
-    k = rng.integers(8, 61, n)
-    pid = np.repeat(np.arange(n), k)
-    first = np.cumsum(k) - k
-    gap = rng.uniform(0.3, 1.0, k.sum())  # angular gaps of at least ~1/3 of the mean keep spikes valid
-    cg = np.cumsum(gap)
-    start = np.r_[0.0, cg][first]
-    ang = (cg - gap - start[pid]) / np.bincount(pid, gap)[pid] * 2 * np.pi + rng.uniform(0, 2 * np.pi, n)[pid]
-    rad = rng.uniform(0.4, 1.0, k.sum())
-    x, y = rad * np.cos(ang), rad * np.sin(ang)
-    xn, yn = np.roll(x, -1), np.roll(y, -1)
-    last = first + k - 1
-    xn[last], yn[last] = x[first], y[first]
-    unit_area = 0.5 * np.bincount(pid, x * yn - xn * y)
-    area_m2 = np.exp(rng.uniform(np.log(500.0), np.log(50_000.0), n))
-    scale = np.sqrt(area_m2 / unit_area)
-    cx = rng.uniform(left + 200, right - 200, n)
-    cy = rng.uniform(bottom + 200, top - 200, n)
-    xy = np.column_stack([cx[pid] + scale[pid] * x, cy[pid] + scale[pid] * y])
-    with np.errstate(invalid="ignore"):
-        return shapely.polygons(shapely.linearrings(xy, indices=pid))
+    return star_polygons(n, rng, bounds)
 
 
 def write_patches(root: Path) -> None:

@@ -397,20 +397,28 @@ def _lattice_factors(grid: Grid, r0: int, r1: int, c0: int, c1: int) -> np.ndarr
     return ground_area_factor(grid.crs, t.c + t.a * cc.ravel(), t.f + t.e * rr.ravel()).reshape(rr.shape)
 
 
-def _projected_cell_areas_at(grid: Grid, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """:func:`_projected_cell_areas` for listed cells: the same operations, cell by cell."""
+def _lattice_blend(grid: Grid, rc: np.ndarray, cc: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Lattice cells (absolute, and relative to the first), node values (m²) and offsets of cell centres.
+
+    ``rc``, ``cc`` are row and column positions of cell centres in pixels.
+    Returns ``ri, ci, i, j, f, v, u``: the lattice cell of each row and
+    column, the same counted from the first one, the map area × the areal
+    factor at the lattice nodes those cells need, and the fractional
+    position of each centre inside its lattice cell.
+    """
     t = grid.transform
     map_area = abs(t.a * t.e)
     L = _lattice_step(grid)
-    rc = rows + 0.5
-    cc = cols + 0.5
     ri = np.floor(rc / L).astype(np.int64)
     ci = np.floor(cc / L).astype(np.int64)
     r0, r1, c0, c1 = int(ri.min()), int(ri.max()) + 1, int(ci.min()), int(ci.max()) + 1
     f = _lattice_factors(grid, r0, r1, c0, c1) * map_area
-    v = rc / L - ri
-    u = cc / L - ci
-    i, j = ri - r0, ci - c0
+    return ri, ci, ri - r0, ci - c0, f, rc / L - ri, cc / L - ci
+
+
+def _projected_cell_areas_at(grid: Grid, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """:func:`_projected_cell_areas` for listed cells: the same operations, cell by cell."""
+    _, _, i, j, f, v, u = _lattice_blend(grid, rows + 0.5, cols + 0.5)
     top = f[i, j] + (f[i, j + 1] - f[i, j]) * u
     bottom = f[i + 1, j] + (f[i + 1, j + 1] - f[i + 1, j]) * u
     return top + v * (bottom - top)
@@ -426,17 +434,9 @@ def _projected_cell_areas(grid: Grid, win: Window) -> np.ndarray:
     whole-raster ones), and the factor is so smooth that the blend is off by
     about 1e-8 of the area (transverse Mercator 300 km from its meridian).
     """
-    t = grid.transform
-    map_area = abs(t.a * t.e)
-    L = _lattice_step(grid)
     rc = np.arange(win.row_off, win.row_end) + 0.5
     cc = np.arange(win.col_off, win.col_end) + 0.5
-    ri = np.floor(rc / L).astype(np.int64)
-    ci = np.floor(cc / L).astype(np.int64)
-    r0, r1, c0, c1 = int(ri.min()), int(ri.max()) + 1, int(ci.min()), int(ci.max()) + 1
-    f = _lattice_factors(grid, r0, r1, c0, c1) * map_area
-    v = rc / L - ri
-    u = cc / L - ci
+    ri, ci, ii, jj, f, v, u = _lattice_blend(grid, rc, cc)
     out = np.empty(win.shape)
     # one bilinear patch per lattice cell: top + v × (bottom - top), each an outer product
     rstarts = np.flatnonzero(np.r_[True, ri[1:] != ri[:-1]])
@@ -444,10 +444,10 @@ def _projected_cell_areas(grid: Grid, win: Window) -> np.ndarray:
     rends = np.r_[rstarts[1:], len(ri)]
     cends = np.r_[cstarts[1:], len(ci)]
     for ra, rb in zip(rstarts, rends):
-        i = ri[ra] - r0
+        i = ii[ra]
         vv = v[ra:rb, None]
         for ca, cb in zip(cstarts, cends):
-            j = ci[ca] - c0
+            j = jj[ca]
             uu = u[ca:cb]
             top = f[i, j] + (f[i, j + 1] - f[i, j]) * uu
             bottom = f[i + 1, j] + (f[i + 1, j + 1] - f[i + 1, j]) * uu
