@@ -51,3 +51,19 @@ def test_to_lonlat_gauss_kruger_is_x_first():
     ll = to_lonlat(p, "EPSG:4549")
     assert ll.x == pytest.approx(120.0, abs=1e-9)
     assert 30 < ll.y < 31
+
+
+def test_geodesic_area_of_holes_multipolygons_and_nested_collections():
+    from shapely.geometry import GeometryCollection, LineString, MultiPolygon, Polygon
+
+    a = box(500_000, 3_300_000, 500_100, 3_300_100)
+    b = box(500_200, 3_300_000, 500_300, 3_300_050)
+    hole = box(500_020, 3_300_020, 500_040, 3_300_040)
+    holed = Polygon(a.exterior.coords, [hole.exterior.coords])
+    clockwise = Polygon(list(a.exterior.coords)[::-1])
+    nested = GeometryCollection([a, GeometryCollection([b, LineString([(0, 0), (1, 1)])])])
+    area = geodesic_area_m2([a, b, hole, holed, MultiPolygon([holed, b]), clockwise, nested], "EPSG:32650")
+    np.testing.assert_allclose(area[3], area[0] - area[2], rtol=1e-12)
+    np.testing.assert_allclose(area[4], area[3] + area[1], rtol=1e-12)
+    assert area[5] == area[0]
+    np.testing.assert_allclose(area[6], area[0] + area[1], rtol=1e-12)

@@ -156,6 +156,10 @@ def _ring_area_sums(geoms: np.ndarray, crs: CRS, geod: Geod) -> np.ndarray:
     patches: 3.6 s before).
     """
     parts, part_of = shapely.get_parts(geoms, return_index=True)
+    while (nested := shapely.get_type_id(parts) == 7).any():  # collections inside collections
+        inner, at = shapely.get_parts(parts[nested], return_index=True)
+        part_of = np.concatenate([part_of[~nested], part_of[nested][at]])
+        parts = np.concatenate([parts[~nested], inner])
     rings, ring_of = shapely.get_rings(parts, return_index=True)
     exterior = np.ones(len(rings), dtype=bool)
     exterior[1:] = ring_of[1:] != ring_of[:-1]  # get_rings lists a polygon's exterior first

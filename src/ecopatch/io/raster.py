@@ -331,8 +331,8 @@ def _cap_gdal_cache(ds: Any) -> None:
     full Sentinel-2 tile pair (2 threads) a 64 MB cache left detection time
     unchanged, stopped two threads' reads from running in parallel, and
     fragmented the heap so that peak memory grew with the number of windows
-    (0.45 GB at 1 MB, 0.75 GB at 64 MB on one tile, 1.4 GB on a 2 x 2
-    mosaic).  So the cap starts at 1 MB.  Files with large tiles (JPEG 2000
+    (detection alone: 0.49 GB with 1 MB, 0.78 GB with 64 MB on one tile,
+    1.43 GB with 64 MB on a 2 x 2 mosaic).  So the cap starts at 1 MB.  Files with large tiles (JPEG 2000
     Sentinel-2 bands, 1024 x 1024) or strips need their decoded blocks
     shared between windows, and the first such file raises the cap to 64 MB.
     ``ECOPATCH_GDAL_CACHE_MB`` fixes the cap instead, and nothing is changed
