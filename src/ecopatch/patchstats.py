@@ -24,7 +24,7 @@ from .errors import ConfigError, InputDataError
 from .geodesy import as_crs, geodesic_area_m2
 from .grid import Grid, Window
 from .tiling import PatchSums, Scheduler, add_partials, blocks_touching, run_tasks
-from .zonal import _take, coverage_table
+from .zonal import _flat_index, _observed, _take, coverage_table
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -69,13 +69,10 @@ def _block(task: _Task) -> PatchSums:
     r0, c0 = int(cov.row.min()), int(cov.col.min())
     w = Window(r0, c0, int(cov.row.max()) - r0 + 1, int(cov.col.max()) - c0 + 1)
     data = _read_block(task.path, task.band, task.grid, w, fill=np.nan)
-    flat = (cov.row - w.row_off) * w.width + (cov.col - w.col_off)
-    val = _take(data, flat).astype(np.float64)
+    val = _take(data, _flat_index(cov.row, cov.col, w)).astype(np.float64)
     if task.nodata is not None and not np.isnan(task.nodata):
         val[val == task.nodata] = np.nan
-    fw = cov.frac * task.grid.cell_area_m2_at(cov.row, cov.col)
-    obs = np.isfinite(val)
-    i, f, x = (cov.index, fw, val) if obs.all() else (cov.index[obs], fw[obs], val[obs])
+    i, f, x = _observed(cov.index, cov.frac * task.grid.cell_area_m2_at(cov.row, cov.col), val)
     cols = [areas, np.bincount(i, f, minlength=n), np.bincount(i, f * x, minlength=n)]
     cols += [np.bincount(i, f * (x == c).astype(np.float64), minlength=n) for c in task.classes]
     return PatchSums(task.index, np.column_stack(cols))

@@ -402,7 +402,7 @@ def zonal_sums(
             & (col < window.col_end)
         )
         idx, row, col, frac = idx[sel], row[sel], col[sel], frac[sel]
-    flat = (row - window.row_off) * window.width + (col - window.col_off)
+    flat = _flat_index(row, col, window)
     if weights is None:
         fw = frac
     elif np.ndim(weights) == 0:
@@ -424,18 +424,26 @@ def zonal_sums(
                 f"values[{name!r}] has shape {arr.shape} but window {window} has shape {shape}; "
                 "read the raster for exactly this window"
             )
-        val = _take(arr, flat).astype(np.float64, copy=False)
-        obs = np.isfinite(val)
-        if obs.all():
-            i, f, x = idx, fw, val
-        else:
-            i, f, x = idx[obs], fw[obs], val[obs]
+        i, f, x = _observed(idx, fw, _take(arr, flat).astype(np.float64, copy=False))
         out[f"sum_{name}"] = np.bincount(i, f * x, minlength=n)
         out[f"w_{name}"] = np.bincount(i, f, minlength=n)
     return out
 
 
 # -- helpers --------------------------------------------------------------
+
+
+def _flat_index(row: np.ndarray, col: np.ndarray, window: Window) -> np.ndarray:
+    """Positions of absolute pixels (``row``, ``col``) in a C-ordered array covering ``window``."""
+    return (row - window.row_off) * window.width + (col - window.col_off)
+
+
+def _observed(idx: np.ndarray, fw: np.ndarray, val: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The coverage entries whose value is finite: (geometry index, frac × weight, value)."""
+    obs = np.isfinite(val)
+    if obs.all():
+        return idx, fw, val
+    return idx[obs], fw[obs], val[obs]
 
 
 def _take(arr: np.ndarray, flat: np.ndarray) -> np.ndarray:
