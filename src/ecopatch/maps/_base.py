@@ -714,7 +714,7 @@ def add_scale_bar(ax: Axes, frame: MapFrame, fs: FontSetup, *, loc: str = "lower
     matplotlib.offsetbox.AnchoredOffsetbox
         The bar (``gid="ecopatch-scalebar"``).
     """
-    from matplotlib.offsetbox import AnchoredOffsetbox, AuxTransformBox, TextArea, VPacker
+    from matplotlib.offsetbox import AuxTransformBox, TextArea, VPacker
     from matplotlib.patches import Rectangle
 
     length_m = _nice_length(frame.width_m * fraction)
@@ -732,11 +732,18 @@ def add_scale_bar(ax: Axes, frame: MapFrame, fs: FontSetup, *, loc: str = "lower
                                  edgecolor="black", linewidth=0.6))
     text = TextArea(_length_text(length_m, fs.lang), textprops={"fontsize": 7, "family": list(fs.family)})
     box = VPacker(children=[bar, text], align="center", pad=0, sep=2)
-    anchored = AnchoredOffsetbox(loc=loc, child=box, pad=0.3, borderpad=0.4, frameon=True)
+    return _add_map_furniture(ax, box, loc=loc, pad=0.3, gid=GID_SCALEBAR)
+
+
+def _add_map_furniture(ax: Any, box: Any, *, loc: str, pad: float, gid: str) -> Any:
+    """Place ``box`` (a scale bar, a north arrow) in a corner of ``ax`` on a light, framed patch."""
+    from matplotlib.offsetbox import AnchoredOffsetbox
+
+    anchored = AnchoredOffsetbox(loc=loc, child=box, pad=pad, borderpad=0.4, frameon=True)
     anchored.patch.set_alpha(0.8)
     anchored.patch.set_edgecolor("#666666")
     anchored.patch.set_linewidth(0.5)
-    anchored.set_gid(GID_SCALEBAR)
+    anchored.set_gid(gid)
     anchored.set_zorder(20)
     ax.add_artist(anchored)
     return anchored
@@ -779,7 +786,7 @@ def add_north_arrow(ax: Axes, frame: MapFrame, fs: FontSetup, *, loc: str = "upp
     matplotlib.offsetbox.AnchoredOffsetbox
         ``gid="ecopatch-north-arrow"``.
     """
-    from matplotlib.offsetbox import AnchoredOffsetbox, DrawingArea, TextArea, VPacker
+    from matplotlib.offsetbox import DrawingArea, TextArea, VPacker
     from matplotlib.patches import Polygon
 
     theta = math.radians(true_north_angle(frame))
@@ -802,14 +809,7 @@ def add_north_arrow(ax: Axes, frame: MapFrame, fs: FontSetup, *, loc: str = "upp
     letter = TextArea(word("north", fs.lang), textprops={"fontsize": 8, "fontweight": fs.bold,
                                                         "family": list(fs.family)})
     box = VPacker(children=[letter, da], align="center", pad=0, sep=1)
-    anchored = AnchoredOffsetbox(loc=loc, child=box, pad=0.25, borderpad=0.4, frameon=True)
-    anchored.patch.set_alpha(0.8)
-    anchored.patch.set_edgecolor("#666666")
-    anchored.patch.set_linewidth(0.5)
-    anchored.set_gid(GID_NORTH)
-    anchored.set_zorder(20)
-    ax.add_artist(anchored)
-    return anchored
+    return _add_map_furniture(ax, box, loc=loc, pad=0.25, gid=GID_NORTH)
 
 
 def pick_corner(frame: MapFrame, geoms: Sequence[Any] | None, candidates: Sequence[str],
