@@ -388,13 +388,50 @@ def _lattice_step(grid: Grid) -> int:
     return int(max(1, min(_LATTICE, round(2560.0 / (grid.res[0] * unit)))))
 
 
-@lru_cache(maxsize=64)
+#: Lattice nodes are computed and cached in square chunks of this many nodes a side.
+_NODE_CHUNK = 32
+
+
 def _lattice_factors(grid: Grid, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
-    """Areal factors at lattice nodes rows r0..r1, cols c0..c1 (node k at pixel edge k × step)."""
-    t = grid.transform
-    L = float(_lattice_step(grid))
-    rr, cc = np.meshgrid(np.arange(r0, r1 + 1) * L, np.arange(c0, c1 + 1) * L, indexing="ij")
-    return ground_area_factor(grid.crs, t.c + t.a * cc.ravel(), t.f + t.e * rr.ravel()).reshape(rr.shape)
+    """Areal factors at lattice nodes rows r0..r1, cols c0..c1 (node k at pixel edge k × step).
+
+    Assembled from cached chunks of :data:`_NODE_CHUNK` nodes a side, so the
+    windows of a run share their nodes' factors instead of each computing its
+    own (the factor of a node does not depend on the chunk it is computed in).
+    """
+    key = _lattice_key(grid)
+    n = _NODE_CHUNK
+    out = np.empty((r1 - r0 + 1, c1 - c0 + 1))
+    for cr in range(r0 // n, r1 // n + 1):
+        for cc in range(c0 // n, c1 // n + 1):
+            chunk = _lattice_chunk(key, cr, cc)
+            a, b = max(r0, cr * n), min(r1 + 1, (cr + 1) * n)
+            c, d = max(c0, cc * n), min(c1 + 1, (cc + 1) * n)
+            out[a - r0:b - r0, c - c0:d - c0] = chunk[a - cr * n:b - cr * n, c - cc * n:d - cc * n]
+    return out
+
+
+def _lattice_key(grid: Grid) -> tuple:
+    """What the lattice factors depend on: CRS (as WKT), origin, pixel size and step; computed once per grid."""
+    key = grid.__dict__.get("_lattice_key")
+    if key is None:
+        t = grid.transform
+        key = (grid.crs.to_wkt(), t.c, t.f, t.a, t.e, _lattice_step(grid))
+        object.__setattr__(grid, "_lattice_key", key)
+    return key
+
+
+@lru_cache(maxsize=256)
+def _lattice_chunk(key: tuple, cr: int, cc: int) -> np.ndarray:
+    from .geodesy import _crs_from_wkt
+
+    wkt, x0, y0, a, e, L = key
+    n = _NODE_CHUNK
+    rr, cc_ = np.meshgrid(np.arange(cr * n, (cr + 1) * n) * float(L), np.arange(cc * n, (cc + 1) * n) * float(L),
+                          indexing="ij")
+    f = ground_area_factor(_crs_from_wkt(wkt), x0 + a * cc_.ravel(), y0 + e * rr.ravel()).reshape(rr.shape)
+    f.setflags(write=False)
+    return f
 
 
 def _lattice_blend(grid: Grid, rc: np.ndarray, cc: np.ndarray) -> tuple[np.ndarray, ...]:
