@@ -9,8 +9,8 @@ from shapely.geometry import box
 
 import ecopatch
 from ecopatch.encroachment import observation_table
-from ecopatch.grid import Grid
-from ecopatch.tiling import blocks_touching, run_tasks
+from ecopatch.grid import Grid, Window
+from ecopatch.tiling import SMALL_JOB_PX, blocks_touching, locality_order, run_tasks
 from tests.scenes import write_pair
 
 
@@ -41,6 +41,69 @@ def test_run_tasks_orders_results_and_rejects_unknown_scheduler():
     assert run_tasks(abs, [-3], scheduler="synchronous", progress=False) == [3]
     with pytest.raises(ecopatch.errors.ConfigError, match="scheduler="):
         run_tasks(abs, [1], scheduler="gpu")
+
+
+def test_run_tasks_starts_items_in_the_given_order_and_returns_them_in_item_order(monkeypatch):
+    import threading
+
+    started = []
+
+    def work(i):
+        started.append(i)
+        return -i
+
+    order = [3, 0, 4, 1, 5, 2]
+    monkeypatch.setenv("ECOPATCH_NUM_WORKERS", "1")
+    for sched in (None, "synchronous"):
+        started.clear()
+        assert run_tasks(work, range(6), scheduler=sched, order=order, progress=False) == [0, -1, -2, -3, -4, -5]
+        assert started == order
+    with pytest.raises(ecopatch.errors.ConfigError, match="permutation"):
+        run_tasks(work, range(3), order=[0, 0, 1])
+    # a small job runs in the calling thread unless a scheduler is named
+    caller = threading.get_ident()
+    assert run_tasks(lambda _: threading.get_ident(), [1, 2], work_px=SMALL_JOB_PX - 1) == [caller, caller]
+    monkeypatch.setenv("ECOPATCH_NUM_WORKERS", "2")
+    assert caller not in run_tasks(lambda _: threading.get_ident(), [1, 2], work_px=SMALL_JOB_PX)
+
+
+def test_locality_order_walks_stripes_row_by_row():
+    wins = [Window(r * 512, c * 512, 512, 512) for r in range(3) for c in range(6)]
+    got = [(wins[i].row_off // 512, wins[i].col_off // 512) for i in locality_order(wins, stripe_px=2048)]
+    assert got[:8] == [(0, 0), (0, 1), (0, 2), (0, 3), (1, 0), (1, 1), (1, 2), (1, 3)]
+    assert got[12:] == [(0, 4), (0, 5), (1, 4), (1, 5), (2, 4), (2, 5)]
+    assert sorted(locality_order(wins)) == list(range(len(wins)))
+
+
+@pytest.fixture(scope="module")
+def tiled_pair(tmp_path_factory):
+    s, before, after = write_pair(tmp_path_factory.mktemp("tiled"), tile=32, shape=(220, 260), seed=11,
+                                  n_mines=4, n_encroachments=8, n_decoys=2)
+    return s, before, after, s.mines.rename(columns={"矿山编号": "patch_id"})
+
+
+def test_tiled_files_give_the_same_results_through_the_tile_cache(pair, tiled_pair, monkeypatch):
+    # the same pixels stored in 32 x 32 tiles: padded windows then take their neighbours' tiles from
+    # the shared tile cache; results must equal the striped files' to the last bit, and a cache of
+    # a cache of 150 tiles (of about 900, so evicting all the time) must change nothing either
+    from ecopatch.io import raster
+
+    s, before, after, mines = pair
+    _, tb, ta, _ = tiled_pair
+    d = ecopatch.detect_changes(before, after, s.reserves, block=64, progress=False)
+    r = ecopatch.assess_restoration(mines, before, after, block=64, progress=False)
+    for budget in (None, 150 * 32 * 32 * 2):
+        if budget:
+            monkeypatch.setattr(raster._TILES, "budget", budget)
+        raster._TILES.clear()
+        hits = raster._TILES.hits
+        dt = ecopatch.detect_changes(tb, ta, s.reserves, block=64, progress=False)
+        rt = ecopatch.assess_restoration(mines, tb, ta, block=64, progress=False)
+        assert raster._TILES.hits > hits
+        assert raster._TILES._bytes <= raster._TILES.budget
+        pd.testing.assert_frame_equal(d.drop(columns="geometry"), dt.drop(columns="geometry"))
+        assert d.geometry.geom_equals_exact(dt.geometry, 0).all()
+        pd.testing.assert_frame_equal(r, rt)
 
 
 def test_assess_is_block_invariant(pair):

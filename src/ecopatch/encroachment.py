@@ -73,7 +73,7 @@ from .grid import Grid, Window
 from .io.raster import Observation, Scene, read_on_grid
 from .restoration import analysis_grid, prepare_cover_params
 from .schema import ZONE_STRICTNESS, canonical_zone
-from .tiling import PatchSums, Scheduler, add_partials, blocks_touching, run_tasks
+from .tiling import PatchSums, Scheduler, add_partials, blocks_touching, locality_order, run_tasks
 from .units import area_to_m2, m2_to_mu
 from .zonal import coverage_table, zonal_sums
 
@@ -491,7 +491,8 @@ def detect_changes(
         aoi_w = None if aoi is None else shapely.clip_by_rect(aoi, *g.subgrid(w.pad(2)).bounds)
         tasks.append(_BlockTask(before, after, g, w, d_before, d_after, params, aoi_w,
                                 tuple(zg[hit]), hit, max_source_px, mmu))
-    results = run_tasks(_detect_block, tasks, scheduler=scheduler, progress=progress, desc="detect")
+    results = run_tasks(_detect_block, tasks, scheduler=scheduler, progress=progress, desc="detect",
+                        order=locality_order([w for w, _ in plan]))
     merged = merge_components([r.components for r in results])
     zone_sums = add_partials(len(zg), 2, [r.zone_sums for r in results])
 

@@ -68,7 +68,7 @@ def _block(task: _Task) -> PatchSums:
     # read only the part of the block the patches cover (few small patches: a few pixels)
     r0, c0 = int(cov.row.min()), int(cov.col.min())
     w = Window(r0, c0, int(cov.row.max()) - r0 + 1, int(cov.col.max()) - c0 + 1)
-    data = _read_block(task.path, task.band, task.grid, w, fill=np.nan)
+    data = _read_block(task.path, task.band, task.grid, w, fill=np.nan, shared=False)
     val = _take(data, _flat_index(cov.row, cov.col, w)).astype(np.float64)
     if task.nodata is not None and not np.isnan(task.nodata):
         val[val == task.nodata] = np.nan
@@ -148,7 +148,10 @@ def patch_statistics(
         seen[idx] = True
         tasks.append(_Task(path, band, grid, w, tuple(geoms[idx]), idx, cls, nd, home,
                            tuple(original[idx[home]]), crs))
-    parts = run_tasks(_block, tasks, scheduler=scheduler, progress=progress, desc="patch stats")
+    b = shapely.bounds(geoms)
+    bbox_px = np.nansum((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])) / abs(grid.transform.a * grid.transform.e)
+    parts = run_tasks(_block, tasks, scheduler=scheduler, progress=progress, desc="patch stats",
+                      work_px=float(bbox_px))
     sums = add_partials(len(patches), 3 + len(cls), parts)
     area = sums[:, 0]
     area[~seen] = geodesic_area_m2(original[~seen], crs)  # outside the raster, or empty

@@ -48,7 +48,7 @@ from .geodesy import as_crs, geodesic_area_m2
 from .grid import Grid, Window
 from .io.raster import Observation, Scene, read_on_grid, read_sample
 from .schema import RESTORATION_DIRECTIONS
-from .tiling import PatchSums, Scheduler, add_partials, blocks_touching, run_tasks
+from .tiling import PatchSums, Scheduler, add_partials, blocks_touching, locality_order, run_tasks
 from .units import m2_to_mu
 from .zonal import coverage_fraction
 
@@ -543,7 +543,8 @@ def assess_restoration(
         _BlockTask(before, after, g, w, p_b, p_a, tuple(geoms_grid[idx]), idx, edge, max_source_px)
         for w, idx in plan
     ]
-    partials = run_tasks(_assess_block, tasks, scheduler=scheduler, progress=progress, desc="assess")
+    partials = run_tasks(_assess_block, tasks, scheduler=scheduler, progress=progress, desc="assess",
+                         order=locality_order([w for w, _ in plan]))
     sums = add_partials(len(mines), len(_SUMS), partials)
     return _assemble(mines, crs, sums, rules, direction_field, before, after)
 

@@ -332,7 +332,9 @@ def _cap_gdal_cache(ds: Any) -> None:
     unchanged, stopped two threads' reads from running in parallel, and
     fragmented the heap so that peak memory grew with the number of windows
     (detection alone: 0.49 GB with 1 MB, 0.78 GB with 64 MB on one tile,
-    1.43 GB with 64 MB on a 2 x 2 mosaic).  So the cap starts at 1 MB.  Files with large tiles (JPEG 2000
+    1.43 GB with 64 MB on a 2 x 2 mosaic).  So the cap starts at 1 MB, and
+    tiled GeoTIFFs share their decoded tiles between windows through
+    ecopatch's own :class:`_TileCache` instead.  Files with large tiles (JPEG 2000
     Sentinel-2 bands, 1024 x 1024) or strips need their decoded blocks
     shared between windows, and the first such file raises the cap to 64 MB.
     ``ECOPATCH_GDAL_CACHE_MB`` fixes the cap instead, and nothing is changed
@@ -400,8 +402,12 @@ def _short(exc: BaseException) -> str:
     return msg[:200]
 
 
-def _read_block(path: str, index: int, grid: Grid, window: Window, fill: float) -> np.ndarray:
-    """Read ``window`` of band ``index`` (1-based) of ``path``; parts outside the file are ``fill``."""
+def _read_block(path: str, index: int, grid: Grid, window: Window, fill: float, *, shared: bool = True) -> np.ndarray:
+    """Read ``window`` of band ``index`` (1-based) of ``path``; parts outside the file are ``fill``.
+
+    ``shared=False`` reads straight through GDAL, for windows whose tiles no
+    other window needs (they then stay out of the tile cache).
+    """
     ds = _dataset(path)
     inner = window.intersection(grid.window)
     dtype = np.dtype(ds.dtypes[index - 1])
@@ -410,17 +416,179 @@ def _read_block(path: str, index: int, grid: Grid, window: Window, fill: float) 
     out = np.full(window.shape, fill, dtype=dtype if inner is not None else np.float32)
     if inner is None:
         return out
+    rel = inner.relative_to(window)
+    tiles = _shared_tiles(ds, path, index) if shared else None
+    if tiles is not None and not _tile_aligned(inner, tiles[1], ds):
+        _TILES.read_into(ds, tiles, inner, out[rel.slices])
+    else:
+        out[rel.slices] = _ds_read(ds, index, inner)
+    return out
+
+
+def _ds_read(ds: Any, index: int, win: Window) -> np.ndarray:
     try:
-        data = ds.read(index, window=inner.to_rasterio())
+        return ds.read(index, window=win.to_rasterio())
     except Exception as exc:
         raise RasterReadError(
-            f"{path}: reading band {index}, rows {inner.row_off}-{inner.row_end}, cols "
-            f"{inner.col_off}-{inner.col_end} failed ({_short(exc)}); the file is probably "
+            f"{ds.name}: reading band {index}, rows {win.row_off}-{win.row_end}, cols "
+            f"{win.col_off}-{win.col_end} failed ({_short(exc)}); the file is probably "
             "truncated or corrupt: re-download or re-export it"
         ) from exc
-    rel = inner.relative_to(window)
-    out[rel.slices] = data
-    return out
+
+
+#: Budget of the shared tile cache (MB); ``ECOPATCH_TILE_CACHE_MB`` overrides it, 0 turns it off.
+TILE_CACHE_MB = 96
+
+
+def _shared_tiles(ds: Any, path: str, index: int) -> tuple[tuple, tuple[int, int]] | None:
+    """(file key, tile shape) if band ``index`` of ``ds`` should be read through :data:`_TILES`.
+
+    Tiled GeoTIFFs with tiles of at most 512 x 512 pixels on a local file
+    system.  Other files (strips, JPEG 2000, VRT mosaics, ``/vsi`` paths) are
+    read through GDAL's own block cache.
+    """
+    if _TILES.budget is None:
+        _TILES.budget = _tile_cache_budget()
+    if _TILES.budget <= 0 or ds.driver != "GTiff":
+        return None
+    bh, bw = ds.block_shapes[index - 1]
+    if bw >= ds.width or bh >= ds.height or bh * bw > 512 * 512:
+        return None
+    ident = _local.__dict__.setdefault("idents", {}).get(path)
+    if ident is None or ident[0] is not ds:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        ident = (ds, (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+        _local.idents[path] = ident
+    return (*ident[1], index), (bh, bw)
+
+
+def _tile_aligned(win: Window, tile: tuple[int, int], ds: Any) -> bool:
+    bh, bw = tile
+    return (win.row_off % bh == 0 and win.col_off % bw == 0
+            and (win.row_end % bh == 0 or win.row_end == ds.height)
+            and (win.col_end % bw == 0 or win.col_end == ds.width))
+
+
+class _TileCache:
+    """Decoded GeoTIFF tiles shared by the windows that touch them.
+
+    Analysis windows are padded by a pixel or two, so a 514 x 514 window
+    touches 16 tiles of 256 x 256 instead of 4 and, read straight through
+    GDAL, decodes its neighbours' tiles for one row or column of them.  Here
+    every tile a window decodes is kept (least recently used out first, up to
+    ``budget`` bytes) for the neighbouring windows, which copy the pixels
+    they need.  The tiles missing from a window are decoded in one read of
+    their bounding rectangle, outside the lock, so threads decode in
+    parallel.  Tile buffers are recycled, not freed, so the cache does not
+    fragment the heap.  Windows run in a locality order
+    (:func:`ecopatch.tiling.locality_order`) so that the tiles shared with
+    the next row of windows are still here when it comes.
+    """
+
+    def __init__(self, budget_bytes: int | None) -> None:
+        from collections import OrderedDict
+
+        self.budget = budget_bytes
+        self._tiles: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._free: dict[tuple, list[np.ndarray]] = {}
+        self._bytes = 0  # in cached tiles
+        self._spare = 0  # in recycled buffers waiting for a tile
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.decoded = 0
+
+    def clear(self) -> None:
+        with self._lock:
+            self._tiles.clear()
+            self._free.clear()
+            self._bytes = self._spare = 0
+
+    def read_into(self, ds: Any, tiles: tuple[tuple, tuple[int, int]], win: Window, out: np.ndarray) -> None:
+        """Fill ``out`` (shape ``win.shape``) with ``win`` of the band, from cached or freshly decoded tiles."""
+        key, (bh, bw) = tiles
+        y0, y1, x0, x1 = win.row_off, win.row_end, win.col_off, win.col_end
+        r0, r1 = y0 // bh, (y1 - 1) // bh
+        c0, c1 = x0 // bw, (x1 - 1) // bw
+        missing = []
+        with self._lock:
+            for tr in range(r0, r1 + 1):
+                for tc in range(c0, c1 + 1):
+                    tile = self._tiles.get((key, tr, tc))
+                    if tile is None:
+                        missing.append((tr, tc))
+                        continue
+                    self._tiles.move_to_end((key, tr, tc))
+                    self.hits += 1
+                    _copy_part(tile, tr * bh, tc * bw, out, y0, x0)
+        if not missing:
+            return
+        mr0, mr1 = min(t[0] for t in missing), max(t[0] for t in missing)
+        mc0, mc1 = min(t[1] for t in missing), max(t[1] for t in missing)
+        ry, rx = mr0 * bh, mc0 * bw
+        rect = Window(ry, rx, min((mr1 + 1) * bh, ds.height) - ry, min((mc1 + 1) * bw, ds.width) - rx)
+        data = _ds_read(ds, key[-1], rect)
+        want = set(missing)
+        with self._lock:
+            for tr in range(mr0, mr1 + 1):
+                for tc in range(mc0, mc1 + 1):
+                    ty, tx = tr * bh - ry, tc * bw - rx
+                    part = data[ty:ty + bh, tx:tx + bw]
+                    if (tr, tc) in want:
+                        _copy_part(part, tr * bh, tc * bw, out, y0, x0)
+                    # tiles deep inside a large read are not shared with a padded neighbour
+                    ring = min(tr - r0, r1 - tr, tc - c0, c1 - tc)
+                    if ring <= 1 and (key, tr, tc) not in self._tiles:
+                        self._put((key, tr, tc), part)
+                        self.decoded += 1
+
+    def _put(self, k: tuple, part: np.ndarray) -> None:
+        """Keep a copy of ``part``, evicting the least recently used tiles beyond the budget."""
+        assert self.budget is not None
+        size = (part.shape, part.dtype.str)
+        if part.nbytes > self.budget:
+            return
+        while self._bytes + part.nbytes > self.budget and self._tiles:
+            _, old = self._tiles.popitem(last=False)
+            self._bytes -= old.nbytes
+            self._spare += old.nbytes
+            self._free.setdefault((old.shape, old.dtype.str), []).append(old)
+        pool = self._free.get(size)
+        if pool:
+            buf = pool.pop()
+            self._spare -= buf.nbytes
+        else:
+            buf = np.empty(part.shape, part.dtype)
+            # spare buffers of other shapes (edge tiles, other data types) beyond the budget are freed
+            for other in list(self._free):
+                while self._free[other] and self._bytes + self._spare + buf.nbytes > self.budget:
+                    self._spare -= self._free[other].pop().nbytes
+        buf[...] = part
+        self._tiles[k] = buf
+        self._bytes += buf.nbytes
+
+
+def _copy_part(tile: np.ndarray, ty: int, tx: int, out: np.ndarray, oy: int, ox: int) -> None:
+    """Copy the overlap of ``tile`` (top-left pixel at row ``ty``, col ``tx``) into ``out`` (at ``oy``, ``ox``)."""
+    a, b = max(ty, oy), min(ty + tile.shape[0], oy + out.shape[0])
+    c, d = max(tx, ox), min(tx + tile.shape[1], ox + out.shape[1])
+    if a < b and c < d:
+        out[a - oy:b - oy, c - ox:d - ox] = tile[a - ty:b - ty, c - tx:d - tx]
+
+
+def _tile_cache_budget() -> int:
+    env = os.environ.get("ECOPATCH_TILE_CACHE_MB")
+    if env is None:
+        return TILE_CACHE_MB * 1024 * 1024
+    try:
+        return max(0, int(env)) * 1024 * 1024
+    except ValueError:
+        raise ConfigError(f"ECOPATCH_TILE_CACHE_MB={env!r} is not a whole number of MB") from None
+
+
+_TILES = _TileCache(None)  # budget read from the environment at the first read
 
 
 def _integer_ratio(fine: Grid, coarse: Grid) -> tuple[int, int, int, int] | None:
