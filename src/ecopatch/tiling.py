@@ -17,6 +17,7 @@ bounded by (workers × one block) whatever the raster size.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -268,19 +269,35 @@ def _dask_bar(total: int, desc: str) -> Any:
 
 
 def _run_distributed(func: Callable[[T], R], items: list[T], client: Any, show: bool, desc: str,
-                     seq: list[int]) -> list[R]:
-    ordered = client.map(func, [items[i] for i in seq], pure=False)
-    futures: list[Any] = [None] * len(items)
-    for i, f in zip(seq, ordered):
-        futures[i] = f
+                     seq: list[int], batches_per_worker: int = 4) -> list[R]:
+    """Run on a cluster in batches of consecutive items of ``seq``.
+
+    Each worker process has its own tile cache, and a cluster hands tasks
+    to whichever worker is free, so one window per task would scatter
+    neighbouring windows over the workers.  Runs of consecutive windows of
+    the locality order (about ``batches_per_worker`` per worker) keep
+    neighbours in one process.
+    """
+    workers = max(1, len(client.scheduler_info().get("workers", {})) or 1)
+    size = max(1, math.ceil(len(seq) / (workers * batches_per_worker)))
+    batches = [seq[k:k + size] for k in range(0, len(seq), size)]
+    futures = client.map(partial(_call_batch, func), [[items[i] for i in b] for b in batches], pure=False)
     if show:
         from distributed import as_completed
         from tqdm import tqdm
 
-        with tqdm(total=len(futures), desc=desc, unit="win", file=sys.stderr) as bar:
-            for _ in as_completed(futures):
-                bar.update(1)
-    return client.gather(futures)
+        with tqdm(total=len(seq), desc=desc, unit="win", file=sys.stderr) as bar:
+            for done in as_completed(futures):
+                bar.update(len(batches[futures.index(done)]))
+    out: list[Any] = [None] * len(items)
+    for b, res in zip(batches, client.gather(futures)):
+        for i, r in zip(b, res):
+            out[i] = r
+    return out
+
+
+def _call_batch(func: Callable[[T], R], batch: list[T]) -> list[R]:
+    return [func(it) for it in batch]
 
 
 @dataclass(frozen=True)

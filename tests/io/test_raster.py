@@ -229,3 +229,31 @@ def test_gdal_block_cache_cap_is_in_megabytes_and_follows_the_tiling(tmp_path):
 
     assert caps(small, striped, small) == [1, 64, 64]
     assert caps(small, striped, ECOPATCH_GDAL_CACHE_MB="48") == [48, 48]
+
+
+def test_tile_cache_reads_equal_direct_reads_and_its_size_is_checked(tmp_path, monkeypatch):
+    # windows of every shape and position, some partly outside the file, through a cache of a few
+    # tiles (evicting and recycling buffers all the time), against plain reads of the same windows
+    from ecopatch.io import raster
+
+    rng = np.random.default_rng(5)
+    arr = rng.integers(0, 60000, size=(2, 90, 100)).astype(np.uint16)
+    p = write_raster(tmp_path / "tiled.tif", arr, tiled=True, blockxsize=16, blockysize=16)
+    g = Grid((90, 100), Affine(10, 0, 780_000, 0, -10, 3_350_000), "EPSG:32650")
+    monkeypatch.setattr(raster._TILES, "budget", 6 * 16 * 16 * 2)
+    raster._TILES.clear()
+    hits = raster._TILES.hits
+    for _ in range(300):
+        r, c = rng.integers(-20, 95, size=2)
+        h, w = rng.integers(1, 60, size=2)
+        win = Window(int(r), int(c), int(h), int(w))
+        band = int(rng.integers(1, 3))
+        got = raster._read_block(str(p), band, g, win, fill=0)
+        want = raster._read_block(str(p), band, g, win, fill=0, shared=False)
+        np.testing.assert_array_equal(got, want)
+        assert raster._TILES._bytes <= raster._TILES.budget
+    assert raster._TILES.hits > hits
+    monkeypatch.setenv("ECOPATCH_TILE_CACHE_MB", "lots")
+    monkeypatch.setattr(raster._TILES, "budget", None)
+    with pytest.raises(ecopatch_errors.ConfigError, match="ECOPATCH_TILE_CACHE_MB"):
+        raster._read_block(str(p), 1, g, Window(3, 3, 20, 20), fill=0)
