@@ -257,3 +257,55 @@ def test_tile_cache_reads_equal_direct_reads_and_its_size_is_checked(tmp_path, m
     monkeypatch.setattr(raster._TILES, "budget", None)
     with pytest.raises(ecopatch_errors.ConfigError, match="ECOPATCH_TILE_CACHE_MB"):
         raster._read_block(str(p), 1, g, Window(3, 3, 20, 20), fill=0)
+
+
+def _vrt(path, size, sources, *, nodata=None, dtype="UInt16"):
+    """A one-band VRT of ``size`` (rows, cols) from (file, src (row, col, h, w), dst (row, col)[, tag])."""
+    parts = []
+    for src in sources:
+        fn, (sr, sc, h, w), (dr, dc), *tag = src
+        tag = tag[0] if tag else "SimpleSource"
+        parts.append(f"""<{tag}><SourceFilename relativeToVRT="0">{fn}</SourceFilename><SourceBand>1</SourceBand>
+<SrcRect xOff="{sc}" yOff="{sr}" xSize="{w}" ySize="{h}"/><DstRect xOff="{dc}" yOff="{dr}" xSize="{w}" ySize="{h}"/>
+</{tag}>""")
+    nd = f"<NoDataValue>{nodata}</NoDataValue>" if nodata is not None else ""
+    path.write_text(f"""<VRTDataset rasterXSize="{size[1]}" rasterYSize="{size[0]}">
+<SRS>EPSG:32650</SRS><GeoTransform>780000, 10, 0, 3350000, 0, -10</GeoTransform>
+<VRTRasterBand dataType="{dtype}" band="1">{nd}{"".join(parts)}</VRTRasterBand></VRTDataset>""")
+    return path
+
+
+def test_vrt_mosaics_read_their_sources_through_the_tile_cache(tmp_path):
+    # overlapping sources (the later on top), a gap (the band's nodata), a source cut from the middle
+    # of a file: the same pixels as GDAL's own VRT reading, for random windows in and around it
+    import rasterio
+
+    from ecopatch.io import raster
+
+    rng = np.random.default_rng(9)
+    a = write_raster(tmp_path / "a.tif", rng.integers(1, 60000, size=(48, 40)).astype(np.uint16),
+                     tiled=True, blockxsize=16, blockysize=16)
+    b = write_raster(tmp_path / "b.tif", rng.integers(1, 60000, size=(30, 35)).astype(np.uint16),
+                     tiled=True, blockxsize=16, blockysize=16)
+    simple = [(a, (0, 0, 48, 40), (0, 0)), (b, (0, 0, 30, 35), (10, 30)), (a, (5, 7, 20, 30), (60, 2))]
+    cases = {
+        "mosaic": (_vrt(tmp_path / "m.vrt", (85, 70), simple, nodata=7), True),
+        "no nodata": (_vrt(tmp_path / "n.vrt", (85, 70), simple), True),
+        "complex": (_vrt(tmp_path / "c.vrt", (85, 70), [*simple[:2], (a, (0, 0, 10, 10), (70, 50), "ComplexSource")],
+                         nodata=7), False),
+        "other type": (_vrt(tmp_path / "t.vrt", (85, 70), simple, dtype="Float32"), False),
+    }
+    g = Grid((85, 70), Affine(10, 0, 780_000, 0, -10, 3_350_000), "EPSG:32650")
+    for name, (vrt, fast) in cases.items():
+        with rasterio.open(vrt) as ds:
+            assert (raster._vrt_simple_sources(str(vrt), ds, 1) is not None) == fast, name
+            ref = ds.read(1)
+        for _ in range(60):
+            r, c = (int(v) for v in rng.integers(-10, 80, size=2))
+            h, w = (int(v) for v in rng.integers(1, 50, size=2))
+            win = Window(r, c, h, w)
+            want = np.full((h, w), 3, dtype=ref.dtype)
+            inner = win.intersection(g.window)
+            if inner is not None:
+                want[inner.relative_to(win).slices] = ref[inner.slices]
+            np.testing.assert_array_equal(raster._read_block(str(vrt), 1, g, win, fill=3), want, err_msg=name)

@@ -417,12 +417,106 @@ def _read_block(path: str, index: int, grid: Grid, window: Window, fill: float, 
     if inner is None:
         return out
     rel = inner.relative_to(window)
-    tiles = _shared_tiles(ds, path, index) if shared else None
-    if tiles is not None and not _tile_aligned(inner, tiles[1], ds):
-        _TILES.read_into(ds, tiles, inner, out[rel.slices])
-    else:
-        out[rel.slices] = _ds_read(ds, index, inner)
+    sources = _vrt_simple_sources(path, ds, index) if ds.driver == "VRT" else None
+    if sources is None:
+        _read_into(ds, path, index, inner, out[rel.slices], shared)
+        return out
+    # a mosaic of whole-pixel copies of other files (gdalbuildvrt's usual output): read the
+    # sources themselves, so their tiles go through the tile cache like single files'
+    region = out[rel.slices]
+    region[...] = sources.background
+    for src_path, src_band, src_row, src_col, dst in sources.parts:
+        ov = dst.intersection(inner)
+        if ov is None:
+            continue
+        sw = Window(src_row + ov.row_off - dst.row_off, src_col + ov.col_off - dst.col_off, ov.height, ov.width)
+        _read_into(_dataset(src_path), src_path, src_band, sw, region[ov.relative_to(inner).slices], shared)
     return out
+
+
+def _read_into(ds: Any, path: str, index: int, win: Window, out: np.ndarray, shared: bool) -> None:
+    """Fill ``out`` with window ``win`` (inside the file) of band ``index``."""
+    tiles = _shared_tiles(ds, path, index) if shared else None
+    if tiles is not None and not _tile_aligned(win, tiles[1], ds):
+        _TILES.read_into(ds, tiles, win, out)
+    else:
+        out[...] = _ds_read(ds, index, win)
+
+
+@dataclass(frozen=True)
+class _VRTSources:
+    background: float  # what GDAL gives where no source covers: the band's nodata, else 0
+    parts: tuple[tuple[str, int, int, int, Window], ...]  # (path, band, src row, src col, dst window)
+
+
+_vrt_cache: dict[tuple, _VRTSources | None] = {}
+_vrt_lock = threading.Lock()
+
+
+def _vrt_simple_sources(path: str, ds: Any, index: int) -> _VRTSources | None:
+    """The sources of band ``index`` of a VRT if it only pastes whole-pixel copies of local files.
+
+    That is: ``SimpleSource`` elements (opaque copies, later ones on top)
+    whose source and destination rectangles are whole pixels of the same
+    size, from bands of the VRT band's own data type, with nothing else in
+    the band (no other source types, masks, colour tables, functions).
+    Anything else returns None and is read through GDAL.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    key = (str(path), st.st_mtime_ns, st.st_size, index)
+    with _vrt_lock:
+        if key in _vrt_cache:
+            return _vrt_cache[key]
+    try:
+        found = _parse_vrt_band(path, ds, index)
+    except Exception:  # noqa: BLE001 - anything unexpected: let GDAL read it
+        found = None
+    with _vrt_lock:
+        _vrt_cache[key] = found
+    return found
+
+
+_VRT_BAND_TAGS = {"NoDataValue", "Description", "ColorInterp", "Metadata", "SimpleSource", "Histograms"}
+
+
+def _parse_vrt_band(path: str, ds: Any, index: int) -> _VRTSources | None:
+    root = ET.parse(path).getroot()
+    if root.tag != "VRTDataset" or root.get("subClass") or root.find("MaskBand") is not None:
+        return None
+    band = next((b for b in root.findall("VRTRasterBand") if int(b.get("band", "0")) == index), None)
+    if band is None or band.get("subClass") or any(c.tag not in _VRT_BAND_TAGS for c in band):
+        return None
+    dtype = ds.dtypes[index - 1]
+    parts = []
+    for src in band.findall("SimpleSource"):
+        if any(c.tag not in ("SourceFilename", "SourceBand", "SourceProperties", "SrcRect", "DstRect") for c in src):
+            return None
+        fn = src.find("SourceFilename")
+        sb = src.findtext("SourceBand", "1").strip()
+        sr, dr = src.find("SrcRect"), src.find("DstRect")
+        if fn is None or sr is None or dr is None or not sb.isdigit() or src.get("resampling"):
+            return None
+        name = (fn.text or "").strip()
+        if fn.get("relativeToVRT") == "1":
+            name = os.path.join(os.path.dirname(os.path.abspath(path)), name)
+        if name.startswith("/vsi") or not os.path.isfile(name):
+            return None
+        s = [float(sr.get(k, "nan")) for k in ("yOff", "xOff", "ySize", "xSize")]
+        d = [float(dr.get(k, "nan")) for k in ("yOff", "xOff", "ySize", "xSize")]
+        if not all(math.isfinite(v) and v == int(v) for v in s + d) or s[2:] != d[2:]:
+            return None
+        sds = _dataset(name)
+        b = int(sb)
+        if not 1 <= b <= sds.count or sds.dtypes[b - 1] != dtype:
+            return None
+        if s[0] < 0 or s[1] < 0 or s[0] + s[2] > sds.height or s[1] + s[3] > sds.width:
+            return None
+        parts.append((name, b, int(s[0]), int(s[1]), Window(int(d[0]), int(d[1]), int(d[2]), int(d[3]))))
+    nd = ds.nodatavals[index - 1]
+    return _VRTSources(0.0 if nd is None else float(nd), tuple(parts))
 
 
 def _ds_read(ds: Any, index: int, win: Window) -> np.ndarray:
@@ -437,7 +531,7 @@ def _ds_read(ds: Any, index: int, win: Window) -> np.ndarray:
 
 
 #: Budget of the shared tile cache (MB); ``ECOPATCH_TILE_CACHE_MB`` overrides it, 0 turns it off.
-TILE_CACHE_MB = 96
+TILE_CACHE_MB = 64
 
 
 def _shared_tiles(ds: Any, path: str, index: int) -> tuple[tuple, tuple[int, int]] | None:
