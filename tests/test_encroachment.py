@@ -147,3 +147,31 @@ def test_block_at_the_grid_origin_outlines_without_warnings():
         assert comps.outline[0].bounds == (win.col_off + 2, win.row_off + 1, win.col_off + 5, win.row_off + 3)
         assert comps.stats[0][STAT_NAMES.index("n_px")] == 6
         assert comps.stats[0][STAT_NAMES.index("a_total")] == pytest.approx(600.0)
+
+
+def test_attach_zones_strictest_then_largest_overlap_then_first_zone():
+    from shapely.geometry import box
+
+    zones = gpd.GeoDataFrame(
+        {"name": ["A", "B", "C", "D"], "zone": ["实验区", "核心区", "缓冲区", "缓冲区"]},
+        geometry=[box(0, 0, 100, 100), box(50, 50, 100, 100), box(200, 0, 300, 100), box(200, 0, 300, 100)],
+        crs="EPSG:32650",
+    )
+    patches = gpd.GeoDataFrame(
+        {"k": [0, 1, 2, 3, 4]},
+        geometry=[
+            box(60, 60, 70, 70),    # inside A and B: the core zone B
+            box(10, 10, 20, 20),    # inside A only
+            box(40, 10, 60, 20),    # crosses nothing but A (B starts at y 50)
+            box(210, 10, 220, 20),  # inside C and D, the same zone and overlap: the first, C
+            box(-30, 10, -20, 20),  # outside, in the margin: named after the nearest reserve polygon
+        ],
+        crs="EPSG:32650",
+    )
+    shapely.prepare(zones.geometry.values[0])
+    out = ecopatch.encroachment._attach_zones(patches, zones, "zone", "name", 50.0)
+    assert list(out["reserve_name"]) == ["B", "A", "A", "C", "A"]
+    assert list(out["zone"])[:4] == ["core", "experimental", "experimental", "buffer"]
+    assert out["zone"].iloc[4] == "outside"
+    # the zones it prepared itself are released again; one prepared by the caller stays prepared
+    assert list(shapely.is_prepared(zones.geometry.values)) == [True, False, False, False]

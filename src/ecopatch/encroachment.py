@@ -688,8 +688,11 @@ def _clip_to_area(geoms: np.ndarray, aoi: Any) -> np.ndarray:
     vertices on a provincial run); patches were built from pixels inside it, so
     most lie wholly within it and keep their outline unchanged.
     """
+    was_prepared = shapely.is_prepared(aoi)
     shapely.prepare(aoi)
     inside = shapely.contains_properly(aoi, geoms)
+    if not was_prepared:
+        shapely.destroy_prepared(aoi)  # its index is as big as the reserves' outlines
     out = geoms.copy()
     edge = np.flatnonzero(~inside)
     if len(edge):
@@ -744,11 +747,17 @@ def _attach_zones(patches: gpd.GeoDataFrame, zones: gpd.GeoDataFrame, zfield: st
     chosen = np.full(len(patches), -1, dtype=np.int64)
     zone_out: list[str | None] = []
     geoms = patches.geometry.to_numpy()
-    shapely.prepare(zg)
+    p_idx, z_idx = tree.query(geoms, predicate="intersects")
+    by_patch = np.argsort(p_idx, kind="stable")
+    p_idx, z_idx = p_idx[by_patch], z_idx[by_patch]
+    whole_all = _inside_zone(zg, geoms, p_idx, z_idx)
+    starts = np.searchsorted(p_idx, np.arange(len(geoms) + 1))
     for i, geom in enumerate(geoms):
-        cand = tree.query(geom, predicate="intersects")
+        # candidates in zone order: on a tie (same rank, same overlap) the first zone wins
+        sel = slice(starts[i], starts[i + 1])
+        order = np.argsort(z_idx[sel], kind="stable")
+        cand, whole = z_idx[sel][order], whole_all[sel][order]
         best, best_key = -1, (len(ZONE_STRICTNESS) + 1, 0.0)
-        whole = shapely.contains_properly(zg[cand], geom) if len(cand) else np.zeros(0, dtype=bool)
         for j, w in zip(cand, whole):
             # a patch wholly inside a zone overlaps it by its own area: no intersection needed
             inter = shapely.area(geom) if w else shapely.area(shapely.intersection(geom, zg[j]))
@@ -778,6 +787,29 @@ def _attach_zones(patches: gpd.GeoDataFrame, zones: gpd.GeoDataFrame, zfield: st
     attrs = attrs[[c for c in attrs.columns if c not in out.columns]]
     out = pd.concat([out.reset_index(drop=True), attrs], axis=1)
     return gpd.GeoDataFrame(out, geometry=patches.geometry.name, crs=patches.crs)
+
+
+def _inside_zone(zg: np.ndarray, geoms: np.ndarray, p_idx: np.ndarray, z_idx: np.ndarray) -> np.ndarray:
+    """``contains_properly(zg[z_idx], geoms[p_idx])``, one zone at a time.
+
+    Each zone is prepared for its own patches and released after them:
+    prepared all at once, 2000 zones of a 2 x 2-tile mosaic (1 M vertices)
+    held 110 MB of GEOS indexes until the end of the run.
+    """
+    out = np.zeros(len(p_idx), dtype=bool)
+    if not len(p_idx):
+        return out
+    by_zone = np.argsort(z_idx, kind="stable")
+    bounds = np.flatnonzero(np.r_[True, z_idx[by_zone][1:] != z_idx[by_zone][:-1], True])
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        rows = by_zone[a:b]
+        zone = zg[z_idx[rows[0]]]
+        was_prepared = shapely.is_prepared(zone)
+        shapely.prepare(zone)
+        out[rows] = shapely.contains_properly(zone, geoms[p_idx[rows]])
+        if not was_prepared:
+            shapely.destroy_prepared(zone)
+    return out
 
 
 def _finish(patches: gpd.GeoDataFrame, before: Scene, after: Scene) -> gpd.GeoDataFrame:
