@@ -45,7 +45,7 @@ drone
 Run by hand::
 
     /work/venv/bin/python benchmarks/bench_scale.py --size 2048 --repeat 1     # debug the harness
-    /work/venv/bin/python benchmarks/bench_scale.py                             # full size, ~1.5 h
+    /work/venv/bin/python benchmarks/bench_scale.py                             # full size, ~25 min on 2 cores
     /work/venv/bin/python benchmarks/bench_scale.py --only patchstats --patch-counts 100,10000
     /work/venv/bin/python benchmarks/bench_scale.py --profile                   # py-spy of `both`
 
@@ -777,13 +777,23 @@ def _env() -> dict:
             "ecopatch_num_workers_env": os.environ.get("ECOPATCH_NUM_WORKERS")}
 
 
+def _py_spy() -> str:
+    """py-spy on PATH, else next to this interpreter (a venv that is not activated)."""
+    import shutil
+
+    found = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(found).exists():
+        raise SystemExit("--profile needs py-spy: pip install py-spy")
+    return found
+
+
 def profile_both(args: argparse.Namespace) -> dict:
     """py-spy (all threads, 50 Hz) of the `both` subprocess: top functions by own and by inclusive samples."""
     root = workdir(args.size)
     run_one("warmup", args)
     raw = root / "profile_both.txt"
     row = run_one("both:tile:threads", args,
-                  prefix=["py-spy", "record", "-r", "50", "-f", "raw", "-o", str(raw), "--"])
+                  prefix=[_py_spy(), "record", "-r", "50", "-f", "raw", "-o", str(raw), "--"])
     own: Counter = Counter()
     incl: Counter = Counter()
     total = 0
