@@ -164,7 +164,7 @@ def run_tasks(
         return []
     seq = list(range(len(items))) if order is None else [int(i) for i in order]
     if sorted(seq) != list(range(len(items))):
-        raise ConfigError(f"order must be a permutation of range({len(items)}), got {order!r}")
+        raise ConfigError(f"order must be a permutation of range({len(items)}) ({len(seq)} positions given)")
     show = _want_progress(progress)
     if scheduler is None and work_px is not None and work_px < SMALL_JOB_PX:
         scheduler = "synchronous"

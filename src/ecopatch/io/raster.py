@@ -538,8 +538,9 @@ def _shared_tiles(ds: Any, path: str, index: int) -> tuple[tuple, tuple[int, int
     """(file key, tile shape) if band ``index`` of ``ds`` should be read through :data:`_TILES`.
 
     Tiled GeoTIFFs with tiles of at most 512 x 512 pixels on a local file
-    system.  Other files (strips, JPEG 2000, VRT mosaics, ``/vsi`` paths) are
-    read through GDAL's own block cache.
+    system, including the files under a VRT mosaic (read through their
+    sources, :func:`_vrt_simple_sources`).  Other files (strips, JPEG 2000,
+    ``/vsi`` paths, other VRTs) are read through GDAL's own block cache.
     """
     if _TILES.budget is None:
         _TILES.budget = _tile_cache_budget()
