@@ -142,3 +142,40 @@ def test_distributed_cluster_equals_threads(pair):
     assert list(local_d["patch_id"]) == list(dist_d["patch_id"])
     np.testing.assert_array_equal(_numeric(local_d), _numeric(dist_d))
     assert shapely.equals_exact(local_d.geometry.to_numpy(), dist_d.geometry.to_numpy(), 0).all()
+
+
+def _blocks_touching_reference(grid, geometries, block, pad):
+    """The plan computed geometry by geometry with Grid.window_from_bounds (the definition)."""
+    out = {}
+    for i, geom in enumerate(geometries):
+        if geom is None or geom.is_empty:
+            continue
+        win = grid.window_from_bounds(geom.bounds, pad=pad, clip=True)
+        if win is None:
+            continue
+        for br in range(win.row_off // block, (win.row_end - 1) // block + 1):
+            for bc in range(win.col_off // block, (win.col_end - 1) // block + 1):
+                out.setdefault((br, bc), []).append(i)
+    return [(Window(br * block, bc * block, block, block).intersection(grid.window), idx)
+            for (br, bc), idx in sorted(out.items())]
+
+
+@pytest.mark.parametrize("e", [-10.0, 10.0])
+def test_blocks_touching_equals_its_per_geometry_definition(e):
+    from shapely.geometry import LineString, Point
+
+    rng = np.random.default_rng(3)
+    g = Grid((300, 410), Affine(10, 0, 500_000, 0, e, 3_000_000), "EPSG:32650")
+    left, bottom, right, top = g.bounds
+    geoms = []
+    for _ in range(400):
+        x, y = rng.uniform(left - 300, right + 300), rng.uniform(bottom - 300, top + 300)
+        w, h = rng.choice([0.0, 3.0, 10.0, 55.5, 700.0, 5000.0], size=2)
+        kind = rng.integers(0, 5)
+        geoms.append(None if kind == 0 else shapely.Polygon() if kind == 1 else Point(x, y) if kind == 2
+                     else LineString([(x, y), (x + w, y)]) if kind == 3 else box(x, y, x + w + 0.1, y + h + 0.1))
+    for block, pad in ((16, 0), (64, 1), (100, 2)):
+        got = blocks_touching(g, geoms, block=block, pad=pad)
+        want = _blocks_touching_reference(g, geoms, block, pad)
+        assert [w for w, _ in got] == [w for w, _ in want]
+        assert [list(i) for _, i in got] == [i for _, i in want]

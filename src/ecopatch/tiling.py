@@ -71,21 +71,44 @@ def blocks_touching(
     if block < 16:
         raise ConfigError(f"block size {block} px is too small; use at least 16 (default 512)")
     geoms = np.asarray(geometries, dtype=object)
-    out: dict[tuple[int, int], list[int]] = {}
     ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
-    bounds = shapely.bounds(np.where(ok, geoms, None))
-    for i in np.flatnonzero(ok):
-        win = grid.window_from_bounds(tuple(bounds[i]), pad=pad, clip=True)
-        if win is None:
-            continue
-        for br in range(win.row_off // block, (win.row_end - 1) // block + 1):
-            for bc in range(win.col_off // block, (win.col_end - 1) // block + 1):
-                out.setdefault((br, bc), []).append(int(i))
+    ids = np.flatnonzero(ok)
+    if not len(ids):
+        return []
+    # Grid.window_from_bounds for every geometry at once (the same arithmetic), clipped to the grid
+    b = shapely.bounds(geoms[ids])
+    c0, r0 = grid.pixel_of(b[:, 0], b[:, 3])
+    c1, r1 = grid.pixel_of(b[:, 2], b[:, 1])
+    eps = 1e-9
+    col0 = np.floor(np.minimum(c0, c1) + eps).astype(np.int64) - pad
+    row0 = np.floor(np.minimum(r0, r1) + eps).astype(np.int64) - pad
+    col1 = np.maximum(np.ceil(np.maximum(c0, c1) - eps).astype(np.int64) + pad, col0 + 1)
+    row1 = np.maximum(np.ceil(np.maximum(r0, r1) - eps).astype(np.int64) + pad, row0 + 1)
+    height, width = grid.shape
+    row0, col0 = np.maximum(row0, 0), np.maximum(col0, 0)
+    row1, col1 = np.minimum(row1, height), np.minimum(col1, width)
+    inside = (row1 > row0) & (col1 > col0)
+    ids, row0, row1, col0, col1 = ids[inside], row0[inside], row1[inside], col0[inside], col1[inside]
+    if not len(ids):
+        return []
+    # every (block, geometry) pair, then grouped by block in row-major order, geometries ascending
+    br0, bc0 = row0 // block, col0 // block
+    n_r = (row1 - 1) // block - br0 + 1
+    n_c = (col1 - 1) // block - bc0 + 1
+    counts = n_r * n_c
+    owner = np.repeat(np.arange(len(ids)), counts)
+    k = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    br = br0[owner] + k // n_c[owner]
+    bc = bc0[owner] + k % n_c[owner]
+    gi = ids[owner]
+    order = np.lexsort((gi, bc, br))
+    br, bc, gi = br[order], bc[order], gi[order]
+    starts = np.flatnonzero(np.r_[True, (br[1:] != br[:-1]) | (bc[1:] != bc[:-1]), True])
     result = []
-    for (br, bc) in sorted(out):
-        w = Window(br * block, bc * block, block, block).intersection(grid.window)
+    for a, z in zip(starts[:-1], starts[1:]):
+        w = Window(int(br[a]) * block, int(bc[a]) * block, block, block).intersection(grid.window)
         if w is not None:
-            result.append((w, np.asarray(out[(br, bc)], dtype=np.int64)))
+            result.append((w, gi[a:z].astype(np.int64)))
     return result
 
 
