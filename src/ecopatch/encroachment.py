@@ -748,15 +748,14 @@ def _attach_zones(patches: gpd.GeoDataFrame, zones: gpd.GeoDataFrame, zfield: st
     zone_out: list[str | None] = []
     geoms = patches.geometry.to_numpy()
     p_idx, z_idx = tree.query(geoms, predicate="intersects")
-    by_patch = np.argsort(p_idx, kind="stable")
+    # pairs by patch, each patch's zones in zone order: on a tie (same rank, same overlap)
+    # the first zone wins
+    by_patch = np.lexsort((z_idx, p_idx))
     p_idx, z_idx = p_idx[by_patch], z_idx[by_patch]
     whole_all = _inside_zone(zg, geoms, p_idx, z_idx)
     starts = np.searchsorted(p_idx, np.arange(len(geoms) + 1))
     for i, geom in enumerate(geoms):
-        # candidates in zone order: on a tie (same rank, same overlap) the first zone wins
-        sel = slice(starts[i], starts[i + 1])
-        order = np.argsort(z_idx[sel], kind="stable")
-        cand, whole = z_idx[sel][order], whole_all[sel][order]
+        cand, whole = z_idx[starts[i]:starts[i + 1]], whole_all[starts[i]:starts[i + 1]]
         best, best_key = -1, (len(ZONE_STRICTNESS) + 1, 0.0)
         for j, w in zip(cand, whole):
             # a patch wholly inside a zone overlaps it by its own area: no intersection needed
