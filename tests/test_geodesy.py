@@ -67,3 +67,21 @@ def test_geodesic_area_of_holes_multipolygons_and_nested_collections():
     np.testing.assert_allclose(area[4], area[3] + area[1], rtol=1e-12)
     assert area[5] == area[0]
     np.testing.assert_allclose(area[6], area[0] + area[1], rtol=1e-12)
+
+
+def test_geometries_in_keeps_equivalent_crs_and_transforms_others():
+    import geopandas as gpd
+    import rasterio.crs
+
+    from ecopatch.geodesy import geometries_in
+
+    gdf = gpd.GeoDataFrame(geometry=[box(500_000, 3_300_000, 500_100, 3_300_100)], crs="EPSG:32650")
+    # the same CRS as a GeoTIFF would carry it: equivalent, written differently
+    tiff_crs = rasterio.crs.CRS.from_wkt(as_crs("EPSG:32650").to_wkt(version="WKT1_GDAL"))
+    assert not as_crs(tiff_crs).is_exact_same(gdf.crs)
+    same = geometries_in(gdf, tiff_crs)
+    assert same[0] is gdf.geometry.iloc[0]  # not transformed, not copied
+    moved = geometries_in(gdf, "EPSG:4490")
+    assert 116 < moved[0].centroid.x < 118 and 29 < moved[0].centroid.y < 31  # x = longitude
+    with pytest.raises(MissingCRSError, match="patches.gpkg"):
+        geometries_in(gpd.GeoDataFrame(geometry=[box(0, 0, 1, 1)]), "EPSG:4490", what="patches.gpkg")

@@ -487,3 +487,22 @@ def test_chunked_equals_whole(crs, polys, chunk, max_cells):
     want = dict(zip(keys(whole), whole.frac.tolist()))
     assert set(got) == set(want)
     np.testing.assert_allclose([got[k] for k in want], list(want.values()), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("crs", CRSS)
+@PROPS
+@given(polys=st.lists(pixel_polygons(), min_size=1, max_size=5))
+def test_plain_polygons_take_the_same_path_as_any_other(crs, polys):
+    # Plain polygons without holes skip building ring geometries (a faster path); adding
+    # a multipolygon to the batch sends everything down the general path. The entries of
+    # the plain polygons must be the same to the last bit either way.
+    grid = make_grid(crs)
+    plain = [px(grid, shapely.Polygon(p.exterior)) for p in polys]
+    fast = coverage_table(plain, grid)
+    general = coverage_table([*plain, multipart_patch], grid)
+    own = general.index < len(plain)
+    assert keys(fast) == keys(general)[: int(own.sum())]
+    assert fast.frac.tobytes() == general.frac[own].tobytes()
+    a_fast = geodesic_area_m2(plain, crs)
+    a_general = geodesic_area_m2([*plain, multipart_patch], crs)[: len(plain)]
+    assert a_fast.tobytes() == a_general.tobytes()

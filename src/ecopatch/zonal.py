@@ -30,7 +30,7 @@ from .errors import (
     GeometryRepairedWarning,
     InputDataError,
 )
-from .geodesy import as_crs
+from .geodesy import _simple_polygon_coordinates, as_crs
 from .grid import Grid, Window
 
 if TYPE_CHECKING:
@@ -595,11 +595,19 @@ def _edges(geoms: np.ndarray, grid: Grid, r0: np.ndarray, c0: np.ndarray) -> tup
     :func:`_rasterise` gives +1 inside every polygon whatever the ring
     orientation, and ``g`` is the geometry of the edge (sorted).
     """
-    parts, part_g = shapely.get_parts(geoms, return_index=True)
-    rings, ring_part = shapely.get_rings(parts, return_index=True)
-    xy, coord_ring = shapely.get_coordinates(rings, return_index=True)
-    ring_g = part_g[ring_part]
-    is_exterior = np.r_[True, ring_part[1:] != ring_part[:-1]]
+    simple = _simple_polygon_coordinates(geoms)
+    if simple is not None:  # one ring per geometry, its exterior
+        xy, coord_ring = simple
+        n_rings = geoms.size
+        ring_g = np.arange(n_rings)
+        is_exterior = np.ones(n_rings, dtype=bool)
+    else:
+        parts, part_g = shapely.get_parts(geoms, return_index=True)
+        rings, ring_part = shapely.get_rings(parts, return_index=True)
+        xy, coord_ring = shapely.get_coordinates(rings, return_index=True)
+        n_rings = rings.size
+        ring_g = part_g[ring_part]
+        is_exterior = np.r_[True, ring_part[1:] != ring_part[:-1]]
     t = grid.transform
     coord_g = ring_g[coord_ring]
     u = (xy[:, 0] - t.c) / t.a - c0[coord_g]
@@ -610,7 +618,7 @@ def _edges(geoms: np.ndarray, grid: Grid, r0: np.ndarray, c0: np.ndarray) -> tup
     u1, v1 = u[1:][is_edge], v[1:][is_edge]
     # Twice the signed area of each ring; exteriors count +1, holes -1; the
     # scan direction (see coverage_table, Notes) adds a factor -1.
-    ring_area2 = np.bincount(e_ring, (u0 - u1) * (v0 + v1), minlength=rings.size)
+    ring_area2 = np.bincount(e_ring, (u0 - u1) * (v0 + v1), minlength=n_rings)
     ring_weight = -np.sign(ring_area2) * np.where(is_exterior, 1.0, -1.0)
     weight = ring_weight[e_ring]
     live = (weight != 0) & (v0 != v1)
