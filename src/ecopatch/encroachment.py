@@ -68,7 +68,7 @@ from .errors import (
     NoOverlapError,
     NoValidPixelsError,
 )
-from .geodesy import as_crs, geodesic_area_m2, transformer
+from .geodesy import as_crs, geodesic_area_m2, geometries_in, transformer
 from .grid import Grid, Window
 from .io.raster import Observation, Scene, read_on_grid
 from .restoration import analysis_grid, prepare_cover_params
@@ -447,7 +447,7 @@ def detect_changes(
         nfield = _find_field(within, name_field, ("保护地名称", "name", "reserve_name", "保护区名称", "名称"),
                              "reserve name")
         zones_gdf = within.reset_index(drop=True)
-        zg = shapely.make_valid(zones_gdf.to_crs(g.crs).geometry.to_numpy())
+        zg = shapely.make_valid(geometries_in(zones_gdf, g.crs, what="within layer"))
         aoi_parts = _metre_buffer(zg, g.crs, margin_m) if margin_m else zg
         aoi = shapely.union_all(aoi_parts)
     else:
@@ -636,7 +636,7 @@ def _patches_from_components(merged: Any, g: Grid, params: ChangeParams, mmu: fl
     if aoi is not None:
         geoms = _clip_to_area(geoms, aoi)
     if exclude is not None and len(exclude):
-        ex = shapely.union_all(shapely.make_valid(exclude.to_crs(g.crs).geometry.to_numpy()))
+        ex = shapely.union_all(shapely.make_valid(geometries_in(exclude, g.crs, what="exclusion layer")))
         geoms = shapely.difference(geoms, ex)
     geoms = np.array([_polygonal(x) for x in geoms], dtype=object)
     area = geodesic_area_m2(geoms, g.crs)

@@ -21,7 +21,7 @@ import pandas as pd
 import shapely
 
 from .errors import ConfigError, InputDataError
-from .geodesy import as_crs, geodesic_area_m2
+from .geodesy import as_crs, geodesic_area_m2, geometries_in
 from .grid import Grid, Window
 from .tiling import PatchSums, Scheduler, add_partials, blocks_touching, run_tasks
 from .zonal import _flat_index, _observed, _take, coverage_table
@@ -62,7 +62,9 @@ def _block(task: _Task) -> PatchSums:
     n = len(task.geometries)
     areas = np.zeros(n)
     areas[task.home] = geodesic_area_m2(np.asarray(task.home_geometries, dtype=object), task.crs)
-    cov = coverage_table(list(task.geometries), task.grid, window=w, on_invalid="ignore")
+    # repaired here rather than before planning: in the tasks it runs in parallel (100 000 patches: 0.6 s)
+    geoms = shapely.make_valid(np.asarray(task.geometries, dtype=object))
+    cov = coverage_table(geoms, task.grid, window=w, on_invalid="ignore")
     if len(cov) == 0:
         return PatchSums(task.index, np.column_stack([areas, np.zeros((n, 2 + len(task.classes)))]))
     # read only the part of the block the patches cover (few small patches: a few pixels)
@@ -137,7 +139,7 @@ def patch_statistics(
         raise ConfigError(f"block size {block} px is too small; use at least 16")
     nd = nodata if nodata is not None else _dataset(path).nodatavals[band - 1]
     crs = as_crs(patches.crs, what="patches")
-    geoms = shapely.make_valid(patches.to_crs(grid.crs).geometry.to_numpy())
+    geoms = geometries_in(patches, grid.crs, what="patches")
     cls = tuple(float(c) for c in (classes or ()))
     plan = blocks_touching(grid, geoms, block=block)
     original = patches.geometry.to_numpy()

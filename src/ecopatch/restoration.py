@@ -44,7 +44,7 @@ from .cover import (
     otsu_threshold,
 )
 from .errors import ConfigError, InputDataError, LowCoverageWarning, NoOverlapError
-from .geodesy import as_crs, geodesic_area_m2
+from .geodesy import as_crs, geodesic_area_m2, geometries_in
 from .grid import Grid, Window
 from .io.raster import Observation, Scene, read_on_grid, read_sample
 from .schema import RESTORATION_DIRECTIONS
@@ -527,7 +527,7 @@ def assess_restoration(
     rules = rules or StatusRules()
     g = analysis_grid(before, after, grid)
 
-    geoms_grid = mines.to_crs(g.crs).geometry.to_numpy()
+    geoms_grid = geometries_in(mines, g.crs, what="mines layer")
     geoms_grid = shapely.make_valid(geoms_grid)
     _check_overlap(geoms_grid, g.crs, before, after, len(mines))
     p_b = prepare_cover_params(before, cover_before or cover)
