@@ -84,3 +84,22 @@ def test_area_of_every_patch_once_whatever_the_blocks(classes):
         np.testing.assert_array_equal(s["area_m2"].to_numpy(), truth)
         assert s["observed_m2"].iloc[2] == 0 and s["observed_m2"].iloc[3] == 0
         assert s["observed_m2"].iloc[1] == pytest.approx(truth[1] / 3, rel=1e-3)  # 100 of its 300 m
+
+
+@pytest.mark.parametrize("pairs", [1, 2, 5, 10_000])
+def test_blocks_grouped_into_tasks_any_way_give_the_same_sums(classes, monkeypatch, pairs):
+    # Tasks take consecutive blocks up to PAIRS_PER_TASK (patch, block) pairs. A patch reaching
+    # into a block of another task must be counted there and only there; and its area once.
+    import ecopatch.patchstats as ps
+
+    rng = np.random.default_rng(7)
+    geoms = [box(x, y, x + w, y + h) for x, y, w, h in zip(
+        780_000 + rng.uniform(-50, 1150, 40), 3_349_000 + rng.uniform(-50, 950, 40), rng.uniform(5, 400, 40),
+        rng.uniform(5, 300, 40))]
+    p = gpd.GeoDataFrame({"patch_id": [f"p{i}" for i in range(40)]}, geometry=geoms, crs="EPSG:32650")
+    ref = patch_statistics(p, classes, classes=[0, 1], block=4096, scheduler="synchronous")  # one block
+    monkeypatch.setattr(ps, "PAIRS_PER_TASK", pairs)
+    got = patch_statistics(p, classes, classes=[0, 1], block=16)
+    np.testing.assert_array_equal(got["area_m2"], ref["area_m2"])
+    np.testing.assert_allclose(got.select_dtypes("number"), ref.select_dtypes("number"), rtol=1e-12, atol=1e-9)
+    assert (ref["observed_m2"] > 0).sum() > 30
