@@ -179,3 +179,69 @@ def test_blocks_touching_equals_its_per_geometry_definition(e):
         want = _blocks_touching_reference(g, geoms, block, pad)
         assert [w for w, _ in got] == [w for w, _ in want]
         assert [list(i) for _, i in got] == [i for _, i in want]
+
+
+class _FakeLibc:
+    def __init__(self):
+        self.calls = []
+
+    def mallopt(self, param, value):
+        self.calls.append(("mallopt", param, value))
+        return 1
+
+    def malloc_trim(self, pad):
+        self.calls.append(("trim", pad))
+        return 1
+
+
+def test_batches_reuse_freed_buffers_only_where_a_malloc_variable_is_set(monkeypatch):
+    import threading
+
+    import ecopatch.tiling as tiling
+
+    fake = _FakeLibc()
+    monkeypatch.setattr(tiling, "_glibc", lambda: fake)
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    assert tiling._call_batch(lambda x: x * 2, [1, 2]) == [2, 4]
+    assert fake.calls == []  # glibc's adaptive threshold is left alone
+
+    # as a dask nanny starts its workers
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    inside = []
+    assert tiling._call_batch(lambda x: inside.append(list(fake.calls)) or x, [7]) == [7]
+    assert inside == [[("mallopt", tiling._M_MMAP_THRESHOLD, tiling._MMAP_THRESHOLD_MAX)]]
+    assert fake.calls[1:] == [("mallopt", tiling._M_MMAP_THRESHOLD, tiling._MMAP_THRESHOLD_DEFAULT), ("trim", 0)]
+
+    # overlapping batches on two threads: set once, restored when the last one ends
+    fake.calls.clear()
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "262144")
+    first_in, second_done = threading.Event(), threading.Event()
+
+    def slow(_):
+        first_in.set()
+        assert second_done.wait(10)
+        return "slow"
+
+    t = threading.Thread(target=lambda: tiling._call_batch(slow, [0]))
+    t.start()
+    assert first_in.wait(10)
+    tiling._call_batch(lambda x: x, [1])
+    assert [c for c in fake.calls if c[0] == "trim"] == []  # the other batch is still running
+    second_done.set()
+    t.join(10)
+    assert fake.calls == [("mallopt", tiling._M_MMAP_THRESHOLD, tiling._MMAP_THRESHOLD_MAX),
+                          ("mallopt", tiling._M_MMAP_THRESHOLD, 262144), ("trim", 0)]
+    assert tiling._reuse_depth == 0
+
+
+def test_glibc_handle_has_the_functions_the_batches_call():
+    import platform
+
+    import ecopatch.tiling as tiling
+
+    libc = tiling._glibc()
+    if platform.libc_ver()[0] != "glibc":
+        assert libc is None
+    else:
+        assert libc.malloc_trim(0) in (0, 1)

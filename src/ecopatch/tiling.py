@@ -16,13 +16,16 @@ bounded by (workers × one block) whatever the raster size.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import math
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, TypeVar
 
 import numpy as np
@@ -320,7 +323,74 @@ def _run_distributed(func: Callable[[T], R], items: list[T], client: Any, show: 
 
 
 def _call_batch(func: Callable[[T], R], batch: list[T]) -> list[R]:
-    return [func(it) for it in batch]
+    with _reuse_freed_buffers():
+        return [func(it) for it in batch]
+
+
+# glibc mallopt parameters (malloc.h)
+_M_MMAP_THRESHOLD = -3
+#: glibc's default M_MMAP_THRESHOLD, and the largest it accepts on 64-bit systems (bytes)
+_MMAP_THRESHOLD_DEFAULT = 128 * 1024
+_MMAP_THRESHOLD_MAX = 32 * 1024 * 1024
+_reuse_lock = threading.Lock()
+_reuse_depth = 0
+
+
+@lru_cache(maxsize=1)
+def _glibc() -> Any:
+    """The C library if it is glibc (with mallopt and malloc_trim), else None."""
+    import platform
+
+    if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+    except (OSError, AttributeError):  # pragma: no cover - glibc always has both
+        return None
+    return libc
+
+
+@contextmanager
+def _reuse_freed_buffers() -> Iterator[None]:
+    """Let glibc reuse freed window-sized buffers for the length of a batch on a Dask worker.
+
+    A ``dask.distributed`` nanny starts its workers with
+    ``MALLOC_TRIM_THRESHOLD_`` set (65536 by default), and setting any
+    malloc threshold switches off glibc's adaptive mmap threshold.  Every
+    buffer over 128 KiB then gets fresh pages from the kernel and gives them
+    back when freed, and each window allocates dozens of such buffers: on the
+    full benchmark tile, detection on a 2-worker LocalCluster took 20.8 s
+    instead of 11.5 s, and fresh pages cost 1-4 s per GB on the benchmark
+    machine.  Within a batch, buffers up to 32 MiB now come from the heap and
+    are reused; at the end the threshold goes back to what the environment
+    says (or glibc's default) and the freed memory is returned to the system
+    (``malloc_trim``), as the nanny intends.  Processes without such a
+    variable keep glibc's adaptive behaviour and are not touched; nor are
+    other C libraries.
+    """
+    global _reuse_depth
+    libc = _glibc()
+    if libc is None or not ({"MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_"} & os.environ.keys()):
+        yield
+        return
+    with _reuse_lock:
+        if _reuse_depth == 0:
+            libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)
+        _reuse_depth += 1
+    try:
+        yield
+    finally:
+        with _reuse_lock:
+            _reuse_depth -= 1
+            if _reuse_depth == 0:
+                try:
+                    restore = int(os.environ.get("MALLOC_MMAP_THRESHOLD_", _MMAP_THRESHOLD_DEFAULT))
+                except ValueError:
+                    restore = _MMAP_THRESHOLD_DEFAULT
+                libc.mallopt(_M_MMAP_THRESHOLD, restore)
+                libc.malloc_trim(0)
 
 
 @dataclass(frozen=True)
