@@ -103,3 +103,14 @@ def test_blocks_grouped_into_tasks_any_way_give_the_same_sums(classes, monkeypat
     np.testing.assert_array_equal(got["area_m2"], ref["area_m2"])
     np.testing.assert_allclose(got.select_dtypes("number"), ref.select_dtypes("number"), rtol=1e-12, atol=1e-9)
     assert (ref["observed_m2"] > 0).sum() > 30
+
+
+def test_classes_in_any_order_absent_or_repeated(classes):
+    geoms = [box(780_100, 3_349_400, 780_300, 3_349_700), box(780_050, 3_349_000, 781_150, 3_349_990)]
+    p = gpd.GeoDataFrame({"patch_id": ["s", "big"]}, geometry=geoms, crs="EPSG:32650")
+    both = patch_statistics(p, classes, classes=[1, 7, 0, 1])
+    for c in (0, 1, 7):
+        alone = patch_statistics(p, classes, classes=[c])
+        np.testing.assert_array_equal(both[f"area_{c}_m2"], alone[f"area_{c}_m2"])
+    assert (both["area_7_m2"] == 0).all() and (both["area_1_m2"] > 0).all()
+    np.testing.assert_allclose(both["area_0_m2"] + both["area_1_m2"], both["observed_m2"], rtol=1e-12)

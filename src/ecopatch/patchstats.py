@@ -108,7 +108,14 @@ def _block(task: _Task) -> PatchSums:
         val[val == task.nodata] = np.nan
     i, f, x = _observed(idx, frac * grid.cell_area_m2_at(row, col), val)
     cols = [areas, np.bincount(i, f, minlength=n), np.bincount(i, f * x, minlength=n)]
-    cols += [np.bincount(i, f * (x == c).astype(np.float64), minlength=n) for c in task.classes]
+    if task.classes:
+        # all classes in one pass: the entries of each (patch, class) are added in the same order
+        # as a per-class pass would (which adds 0.0 for the entries of other classes)
+        values, column = np.unique(np.asarray(task.classes), return_inverse=True)
+        pos = np.minimum(np.searchsorted(values, x), len(values) - 1)
+        hit = values[pos] == x
+        per_class = np.bincount(i[hit] * len(values) + pos[hit], f[hit], minlength=n * len(values))
+        cols += list(per_class.reshape(n, len(values))[:, column].T)
     return PatchSums(task.index, np.column_stack(cols))
 
 
