@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import numpy as np
 import shapely
 
+from ._env import env_int
 from .errors import ConfigError, MissingDependencyError
 from .grid import Grid, Window
 
@@ -257,13 +258,7 @@ class _null:
 
 
 def _num_workers() -> int:
-    env = os.environ.get("ECOPATCH_NUM_WORKERS")
-    if env:
-        try:
-            return max(1, int(env))
-        except ValueError:
-            raise ConfigError(f"ECOPATCH_NUM_WORKERS={env!r} is not a whole number") from None
-    return os.cpu_count() or 1
+    return env_int("ECOPATCH_NUM_WORKERS", minimum=1) or os.cpu_count() or 1
 
 
 def _bar(items: list[Any], show: bool, desc: str) -> Iterable[Any]:

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from .._env import env_int
 from ..errors import (
     ConfigError,
     EcopatchWarning,
@@ -339,17 +340,16 @@ def _cap_gdal_cache(ds: Any) -> None:
     shared between windows, and the first such file raises the cap to 64 MB.
     ``ECOPATCH_GDAL_CACHE_MB`` fixes the cap instead, and nothing is changed
     when ``GDAL_CACHEMAX`` is set in the environment.  This is the one piece
-    of process-wide state ecopatch sets; it is logged.
+    of process-wide state ecopatch sets in the calling process; it is logged.
+    (On Dask workers, glibc's mmap threshold is also raised for the length of
+    a batch and then restored: :func:`ecopatch.tiling._reuse_freed_buffers`.)
     """
     global _cache_mb
     if "GDAL_CACHEMAX" in os.environ:
         return
-    fixed = os.environ.get("ECOPATCH_GDAL_CACHE_MB")
+    fixed = env_int("ECOPATCH_GDAL_CACHE_MB", minimum=0, unit="MB")
     if fixed is not None:
-        try:
-            want = int(fixed)
-        except ValueError:
-            raise ConfigError(f"ECOPATCH_GDAL_CACHE_MB={fixed!r} is not a whole number of MB") from None
+        want = fixed
     else:
         bh, bw = ds.block_shapes[0] if ds.count else (1, 1)
         small = bh * bw <= 256 * 256 and not (bw >= ds.width > 256)
@@ -674,13 +674,8 @@ def _copy_part(tile: np.ndarray, ty: int, tx: int, out: np.ndarray, oy: int, ox:
 
 
 def _tile_cache_budget() -> int:
-    env = os.environ.get("ECOPATCH_TILE_CACHE_MB")
-    if env is None:
-        return TILE_CACHE_MB * 1024 * 1024
-    try:
-        return max(0, int(env)) * 1024 * 1024
-    except ValueError:
-        raise ConfigError(f"ECOPATCH_TILE_CACHE_MB={env!r} is not a whole number of MB") from None
+    mb = env_int("ECOPATCH_TILE_CACHE_MB", minimum=0, unit="MB")
+    return (TILE_CACHE_MB if mb is None else mb) * 1024 * 1024
 
 
 _TILES = _TileCache(None)  # budget read from the environment at the first read
