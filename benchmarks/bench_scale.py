@@ -852,6 +852,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no benchmark data in {root}: run  python benchmarks/make_data.py --size {args.size}", file=sys.stderr)
         return 1
     args.snapshot, digest = snapshot_src(root)
+    code = {**_code_state(), "snapshot": str(args.snapshot), "snapshot_sha256": digest}  # the code copied now
     print(f"measuring the code in {args.snapshot} (copy of src/ecopatch, sha256 {digest})", flush=True)
     if args.profile:
         prof = profile_both(args)
@@ -915,7 +916,7 @@ def main(argv: list[str] | None = None) -> int:
         "argv": sys.argv[1:],
         "env_overrides": args.env or [],
         "machine": _env(),
-        "code": {**_code_state(), "snapshot": str(args.snapshot), "snapshot_sha256": digest},
+        "code": code,
         "data": json.loads((root / "make_data.json").read_text()),
         "warmup": warm,
         "summary": summary,
