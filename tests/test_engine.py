@@ -245,3 +245,15 @@ def test_glibc_handle_has_the_functions_the_batches_call():
         assert libc is None
     else:
         assert libc.malloc_trim(0) in (0, 1)
+
+
+def test_windowed_passes_hand_freed_heap_back(pair, monkeypatch):
+    import ecopatch.tiling as tiling
+
+    s, before, after, mines = pair
+    fake = _FakeLibc()
+    monkeypatch.setattr(tiling, "_glibc", lambda: fake)
+    ecopatch.assess_restoration(mines, before, after, progress=False)
+    assert fake.calls == [("trim", 0)]
+    ecopatch.detect_changes(before, after, s.reserves, progress=False)
+    assert fake.calls == [("trim", 0), ("trim", 0)]

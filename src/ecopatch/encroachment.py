@@ -70,7 +70,7 @@ from .errors import (
 )
 from .geodesy import as_crs, geodesic_area_m2, geometries_in, transformer
 from .grid import Grid, Window
-from .io.raster import Observation, Scene, read_on_grid
+from .io.raster import Observation, Scene, _release_pass_memory, read_on_grid
 from .restoration import analysis_grid, prepare_cover_params
 from .schema import ZONE_STRICTNESS, canonical_zone
 from .tiling import PatchSums, Scheduler, add_partials, blocks_touching, locality_order, run_tasks
@@ -493,6 +493,8 @@ def detect_changes(
                                 tuple(zg[hit]), hit, max_source_px, mmu))
     results = run_tasks(_detect_block, tasks, scheduler=scheduler, progress=progress, desc="detect",
                         order=locality_order([w for w, _ in plan]))
+    del tasks
+    _release_pass_memory()
     merged = merge_components([r.components for r in results])
     zone_sums = add_partials(len(zg), 2, [r.zone_sums for r in results])
 

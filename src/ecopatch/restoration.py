@@ -46,7 +46,7 @@ from .cover import (
 from .errors import ConfigError, InputDataError, LowCoverageWarning, NoOverlapError
 from .geodesy import as_crs, geodesic_area_m2, geometries_in
 from .grid import Grid, Window
-from .io.raster import Observation, Scene, read_on_grid, read_sample
+from .io.raster import Observation, Scene, _release_pass_memory, read_on_grid, read_sample
 from .schema import RESTORATION_DIRECTIONS
 from .tiling import PatchSums, Scheduler, add_partials, blocks_touching, locality_order, run_tasks
 from .units import m2_to_mu
@@ -545,6 +545,8 @@ def assess_restoration(
     ]
     partials = run_tasks(_assess_block, tasks, scheduler=scheduler, progress=progress, desc="assess",
                          order=locality_order([w for w, _ in plan]))
+    del tasks
+    _release_pass_memory()
     sums = add_partials(len(mines), len(_SUMS), partials)
     return _assemble(mines, crs, sums, rules, direction_field, before, after)
 
