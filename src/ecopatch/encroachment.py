@@ -43,7 +43,8 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -690,11 +691,8 @@ def _clip_to_area(geoms: np.ndarray, aoi: Any) -> np.ndarray:
     vertices on a provincial run); patches were built from pixels inside it, so
     most lie wholly within it and keep their outline unchanged.
     """
-    was_prepared = shapely.is_prepared(aoi)
-    shapely.prepare(aoi)
-    inside = shapely.contains_properly(aoi, geoms)
-    if not was_prepared:
-        shapely.destroy_prepared(aoi)  # its index is as big as the reserves' outlines
+    with _prepared(aoi):  # its index is as big as the reserves' outlines: not kept
+        inside = shapely.contains_properly(aoi, geoms)
     out = geoms.copy()
     edge = np.flatnonzero(~inside)
     if len(edge):
@@ -805,12 +803,25 @@ def _inside_zone(zg: np.ndarray, geoms: np.ndarray, p_idx: np.ndarray, z_idx: np
     for a, b in zip(bounds[:-1], bounds[1:]):
         rows = by_zone[a:b]
         zone = zg[z_idx[rows[0]]]
-        was_prepared = shapely.is_prepared(zone)
-        shapely.prepare(zone)
-        out[rows] = shapely.contains_properly(zone, geoms[p_idx[rows]])
-        if not was_prepared:
-            shapely.destroy_prepared(zone)
+        with _prepared(zone):
+            out[rows] = shapely.contains_properly(zone, geoms[p_idx[rows]])
     return out
+
+
+@contextmanager
+def _prepared(geom: Any) -> Iterator[Any]:
+    """``geom`` prepared (a GEOS spatial index) inside the ``with`` block.
+
+    The index is released after the block unless ``geom`` was prepared
+    already, so that large outlines do not keep theirs to the end of the run.
+    """
+    was_prepared = shapely.is_prepared(geom)
+    shapely.prepare(geom)
+    try:
+        yield geom
+    finally:
+        if not was_prepared:
+            shapely.destroy_prepared(geom)
 
 
 def _finish(patches: gpd.GeoDataFrame, before: Scene, after: Scene) -> gpd.GeoDataFrame:
