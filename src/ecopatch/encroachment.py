@@ -71,10 +71,18 @@ from .errors import (
 )
 from .geodesy import as_crs, geodesic_area_m2, geometries_in, transformer
 from .grid import Grid, Window
-from .io.raster import Observation, Scene, _release_pass_memory, read_on_grid
+from .io.raster import Observation, Scene, read_on_grid
 from .restoration import analysis_grid, prepare_cover_params
 from .schema import ZONE_STRICTNESS, canonical_zone
-from .tiling import PatchSums, Scheduler, add_partials, blocks_touching, locality_order, run_tasks
+from .tiling import (
+    PatchSums,
+    Scheduler,
+    _release_pass_memory,
+    add_partials,
+    blocks_touching,
+    locality_order,
+    run_tasks,
+)
 from .units import area_to_m2, m2_to_mu
 from .zonal import coverage_table, zonal_sums
 

@@ -46,9 +46,17 @@ from .cover import (
 from .errors import ConfigError, InputDataError, LowCoverageWarning, NoOverlapError
 from .geodesy import as_crs, geodesic_area_m2, geometries_in
 from .grid import Grid, Window
-from .io.raster import Observation, Scene, _release_pass_memory, read_on_grid, read_sample
+from .io.raster import Observation, Scene, read_on_grid, read_sample
 from .schema import RESTORATION_DIRECTIONS
-from .tiling import PatchSums, Scheduler, add_partials, blocks_touching, locality_order, run_tasks
+from .tiling import (
+    PatchSums,
+    Scheduler,
+    _release_pass_memory,
+    add_partials,
+    blocks_touching,
+    locality_order,
+    run_tasks,
+)
 from .units import m2_to_mu
 from .zonal import coverage_fraction
 

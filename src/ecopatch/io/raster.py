@@ -341,8 +341,9 @@ def _cap_gdal_cache(ds: Any) -> None:
     ``ECOPATCH_GDAL_CACHE_MB`` fixes the cap instead, and nothing is changed
     when ``GDAL_CACHEMAX`` is set in the environment.  This is the one piece
     of process-wide state ecopatch sets in the calling process; it is logged.
-    (On Dask workers, glibc's mmap threshold is also raised for the length of
-    a batch and then restored: :func:`ecopatch.tiling._reuse_freed_buffers`.)
+    (The malloc calls of :mod:`ecopatch.tiling` act on the C heap: a
+    ``malloc_trim`` after each windowed pass, and on Dask workers glibc's mmap
+    threshold raised for the length of a batch and then restored.)
     """
     global _cache_mb
     if "GDAL_CACHEMAX" in os.environ:
@@ -395,26 +396,6 @@ def close_datasets() -> None:
     for ds in cache.values():
         ds.close()
     cache.clear()
-
-
-def _release_pass_memory() -> None:
-    """Return to the system the heap a windowed pass freed (glibc ``malloc_trim``).
-
-    The pass's worker threads free their window buffers into their own
-    malloc arenas, where the calling thread's next allocations (building the
-    patches, or the next pass's set-up) do not look, so that memory stayed
-    resident and what came next was added on top.  Assess + detect in one
-    process, peak RSS (ad-hoc, one or two runs each): 2 × 2 benchmark mosaic
-    854 → 771 MB; full tile 558–560 → 557–559 MB, where the peak is inside
-    the detection pass.  The tile cache is kept: clearing it too made the
-    next pass allocate its tile buffers afresh and raised the tile's peak to
-    584–597 MB.  Does nothing where the C library is not glibc.
-    """
-    from ..tiling import _glibc
-
-    libc = _glibc()
-    if libc is not None:
-        libc.malloc_trim(0)
 
 
 def _short(exc: BaseException) -> str:
