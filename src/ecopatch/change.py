@@ -477,16 +477,17 @@ def _rim_sums(mask_p: np.ndarray, lab: np.ndarray, rim: np.ndarray, area_p: np.n
     h, w = window.height, window.width
     core_rim = rim[halo:halo + h, halo:halo + w]
     core_mask = mask_p[halo:halo + h, halo:halo + w]
-    todo = (~core_mask) & (core_rim > 0)
+    # the rim pixels, found once; each then goes to the first flagged neighbour (row-major
+    # order within each direction, as whole-block masks would give)
+    r_all, c_all = np.nonzero((~core_mask) & (core_rim > 0))
     extra = np.zeros(n + 1)
-    taken = np.zeros((h, w), dtype=bool)
+    free = np.ones(len(r_all), dtype=bool)
     for dr, dc in _NEIGHBOURS:
-        nb = mask_p[halo + dr:halo + dr + h, halo + dc:halo + dc + w]
-        hit = todo & ~taken & nb
+        hit = free & mask_p[halo + dr + r_all, halo + dc + c_all]
         if not hit.any():
             continue
-        taken |= hit
-        rr, cc = np.nonzero(hit)
+        free &= ~hit
+        rr, cc = r_all[hit], c_all[hit]
         nr, nc = rr + dr, cc + dc
         amount = core_rim[rr, cc] * area_p[halo + rr, halo + cc]
         inside = (nr >= 0) & (nr < h) & (nc >= 0) & (nc < w)
