@@ -175,3 +175,65 @@ def test_attach_zones_strictest_then_largest_overlap_then_first_zone():
     assert out["zone"].iloc[4] == "outside"
     # the zones it prepared itself are released again; one prepared by the caller stays prepared
     assert list(shapely.is_prepared(zones.geometry.values)) == [True, False, False, False]
+
+
+# -- the area of interest, kept as its parts (never unioned) ------------------------------
+def _area_parts(seed: int) -> np.ndarray:
+    """Zones as a reserve has them: squares sharing edges (core / buffer), a ring, and blobs."""
+    from shapely.geometry import box
+
+    rng = np.random.default_rng(seed)
+    x0, y0 = rng.integers(0, 40, 2) * 10.0
+    parts = [box(x0, y0, x0 + 200, y0 + 200), box(x0 + 200, y0, x0 + 350, y0 + 200),  # share an edge
+             box(x0, y0 + 200, x0 + 350, y0 + 260)]
+    ring = shapely.Point(rng.uniform(300, 700, 2)).buffer(rng.uniform(60, 150))
+    parts.append(ring.difference(shapely.Point(ring.centroid).buffer(30)))
+    for _ in range(int(rng.integers(0, 4))):
+        parts.append(shapely.Point(rng.uniform(0, 1000, 2)).buffer(rng.uniform(5, 120), quad_segs=int(rng.integers(2, 9))))
+    return np.asarray(parts, dtype=object)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_area_parts_clip_patches_as_their_union_would(seed):
+    from shapely.geometry import box
+
+    parts = _area_parts(seed)
+    x0, y0 = shapely.bounds(parts[0])[:2]  # the last patch lies across the edge parts 0 and 1 share
+    rng = np.random.default_rng(1000 + seed)
+    x, y = rng.uniform(-50, 1000, (2, 60))
+    patches = np.asarray([box(a, b, a + w, b + h) for a, b, w, h in zip(x, y, *rng.uniform(3, 90, (2, 60)))]
+                         + [box(x0 + 150, y0 + 50, x0 + 260, y0 + 120)], dtype=object)
+    union = shapely.union_all(parts)
+    got = ecopatch.encroachment._clip_to_area(patches, parts)
+    want = shapely.intersection(patches, union)
+    assert (shapely.equals(got, want) | (shapely.is_empty(got) & shapely.is_empty(want))).all()
+    inside = shapely.contains_properly(union, patches)
+    assert inside[-1]
+    # a patch inside the area keeps its own outline, vertex for vertex
+    assert shapely.equals_exact(got[inside], patches[inside], 0).all()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_area_parts_give_the_union_s_pixels_and_sample_windows(seed):
+    from affine import Affine
+
+    from ecopatch.grid import Grid, Window
+
+    parts = _area_parts(seed)
+    g = Grid((110, 120), Affine(10.0, 0, -50.0, 0, -10.0, 1050.0), "EPSG:32650")
+    union = shapely.union_all(parts)
+    for win in (Window(0, 0, 64, 64), Window(30, 50, 66, 66), Window(60, 60, 50, 60)):
+        sub = g.subgrid(win)
+        near = tuple(p for p in parts if shapely.intersects(p, sub.footprint()))
+        got = ecopatch.encroachment._aoi_mask(near, g, win)
+        want = ecopatch.encroachment._aoi_mask((union,), g, win)
+        assert got.shape == win.shape and (got == want).all()
+    # the sample windows: the chunks (cut to the area's bounding window) that meet the union
+    region = shapely.intersection(parts, g.footprint())
+    whole = shapely.union_all(region)
+    win = g.window_from_bounds(whole.bounds, clip=True)
+    want = [w for w in g.chunks(16, win) if shapely.intersects(whole, g.subgrid(w).footprint())]
+    cand = ecopatch.encroachment._sample_windows(g, region, size=16, n=10_000)
+    assert cand == want
+    picked = ecopatch.encroachment._sample_windows(g, region, size=16, n=5)
+    assert len(picked) == 5 and set(picked) <= set(want) and picked[0] == want[0] and picked[-1] == want[-1]
