@@ -189,7 +189,8 @@ def _area_parts(seed: int) -> np.ndarray:
     ring = shapely.Point(rng.uniform(300, 700, 2)).buffer(rng.uniform(60, 150))
     parts.append(ring.difference(shapely.Point(ring.centroid).buffer(30)))
     for _ in range(int(rng.integers(0, 4))):
-        parts.append(shapely.Point(rng.uniform(0, 1000, 2)).buffer(rng.uniform(5, 120), quad_segs=int(rng.integers(2, 9))))
+        blob = shapely.Point(rng.uniform(0, 1000, 2))
+        parts.append(blob.buffer(rng.uniform(5, 120), quad_segs=int(rng.integers(2, 9))))
     return np.asarray(parts, dtype=object)
 
 
