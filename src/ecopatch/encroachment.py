@@ -822,10 +822,14 @@ def _attach_zones(patches: gpd.GeoDataFrame, zones: gpd.GeoDataFrame, zfield: st
     out = patches.copy()
     out["zone"] = zone_out
     idx = np.where(chosen >= 0, chosen, -2 - chosen)
-    out["reserve_name"] = [str(zones[nfield].iloc[k]) if nfield else None for k in idx]
+    # one positional take per column (row by row through pandas took 0.5 s per
+    # 7000 patches, serially)
+    names = zones[nfield].iloc[idx] if nfield else [None] * len(idx)
+    out["reserve_name"] = [str(v) if nfield else None for v in names]
+    zvals = zones[zfield].iloc[idx] if zfield else [None] * len(idx)
     out["zone_name"] = [
-        (str(zones[zfield].iloc[k]) if zfield else None) if c >= 0 else "保护地外围"
-        for k, c in zip(idx, chosen)
+        (str(v) if zfield else None) if c >= 0 else "保护地外围"
+        for v, c in zip(zvals, chosen)
     ]
     attrs = zones.drop(columns=[zones.geometry.name]).iloc[idx].reset_index(drop=True)
     attrs = attrs[[c for c in attrs.columns if c not in out.columns]]
