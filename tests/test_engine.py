@@ -193,6 +193,13 @@ class _FakeLibc:
         self.calls.append(("trim", pad))
         return 1
 
+    def malloc(self, size):
+        self.calls.append(("malloc", size))
+        return 4096
+
+    def free(self, ptr):
+        self.calls.append(("free", ptr))
+
 
 def test_batches_reuse_freed_buffers_only_where_a_malloc_variable_is_set(monkeypatch):
     import threading
@@ -203,15 +210,17 @@ def test_batches_reuse_freed_buffers_only_where_a_malloc_variable_is_set(monkeyp
     monkeypatch.setattr(tiling, "_glibc", lambda: fake)
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
     monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    raise_ = [("malloc", tiling._ADAPTIVE_BLOCK), ("free", 4096)]
     assert tiling._call_batch(lambda x: x * 2, [1, 2]) == [2, 4]
-    assert fake.calls == []  # glibc's adaptive threshold is left alone
+    assert fake.calls == raise_  # glibc stays adaptive: only a large block freed, no mallopt
+    fake.calls.clear()
 
     # as a dask nanny starts its workers
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
     inside = []
     assert tiling._call_batch(lambda x: inside.append(list(fake.calls)) or x, [7]) == [7]
-    assert inside == [[("mallopt", tiling._M_MMAP_THRESHOLD, tiling._MMAP_THRESHOLD_MAX)]]
-    assert fake.calls[1:] == [("mallopt", tiling._M_MMAP_THRESHOLD, tiling._MMAP_THRESHOLD_DEFAULT), ("trim", 0)]
+    assert inside == [raise_ + [("mallopt", tiling._M_MMAP_THRESHOLD, tiling._MMAP_THRESHOLD_MAX)]]
+    assert fake.calls[3:] == [("mallopt", tiling._M_MMAP_THRESHOLD, tiling._MMAP_THRESHOLD_DEFAULT), ("trim", 0)]
 
     # overlapping batches on two threads: set once, restored when the last one ends
     fake.calls.clear()
@@ -230,8 +239,9 @@ def test_batches_reuse_freed_buffers_only_where_a_malloc_variable_is_set(monkeyp
     assert [c for c in fake.calls if c[0] == "trim"] == []  # the other batch is still running
     second_done.set()
     t.join(10)
-    assert fake.calls == [("mallopt", tiling._M_MMAP_THRESHOLD, tiling._MMAP_THRESHOLD_MAX),
-                          ("mallopt", tiling._M_MMAP_THRESHOLD, 262144), ("trim", 0)]
+    calls = [c for c in fake.calls if c[0] not in ("malloc", "free")]
+    assert calls == [("mallopt", tiling._M_MMAP_THRESHOLD, tiling._MMAP_THRESHOLD_MAX),
+                     ("mallopt", tiling._M_MMAP_THRESHOLD, 262144), ("trim", 0)]
     assert tiling._reuse_depth == 0
 
 
@@ -245,6 +255,8 @@ def test_glibc_handle_has_the_functions_the_batches_call():
         assert libc is None
     else:
         assert libc.malloc_trim(0) in (0, 1)
+        libc.free(libc.malloc(tiling._ADAPTIVE_BLOCK))
+        tiling._raise_adaptive_thresholds()
 
 
 def test_windowed_passes_hand_freed_heap_back(pair, monkeypatch):
@@ -253,7 +265,12 @@ def test_windowed_passes_hand_freed_heap_back(pair, monkeypatch):
     s, before, after, mines = pair
     fake = _FakeLibc()
     monkeypatch.setattr(tiling, "_glibc", lambda: fake)
+    # each pass starts by raising glibc's adaptive thresholds and ends by trimming
+    one_pass = [("malloc", tiling._ADAPTIVE_BLOCK), ("free", 4096), ("trim", 0)]
     ecopatch.assess_restoration(mines, before, after, progress=False)
-    assert fake.calls == [("trim", 0)]
+    assert fake.calls == one_pass
     ecopatch.detect_changes(before, after, s.reserves, progress=False)
-    assert fake.calls == [("trim", 0), ("trim", 0)]
+    assert fake.calls == one_pass * 2
+    fake.calls.clear()
+    ecopatch.detect_changes(before, after, s.reserves, progress=False, scheduler="synchronous")
+    assert fake.calls == one_pass

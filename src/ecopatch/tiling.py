@@ -197,6 +197,7 @@ def run_tasks(
         scheduler = "synchronous"
     if scheduler is not None and not isinstance(scheduler, str):
         return _run_distributed(func, items, scheduler, show, desc, seq)
+    _raise_adaptive_thresholds()
     name = (scheduler or "threads").strip().lower()
     if "://" in name:
         try:
@@ -318,6 +319,7 @@ def _run_distributed(func: Callable[[T], R], items: list[T], client: Any, show: 
 
 
 def _call_batch(func: Callable[[T], R], batch: list[T]) -> list[R]:
+    _raise_adaptive_thresholds()
     with _reuse_freed_buffers():
         return [func(it) for it in batch]
 
@@ -342,9 +344,43 @@ def _glibc() -> Any:
         libc = ctypes.CDLL(None)
         libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
         libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        libc.malloc.argtypes = [ctypes.c_size_t]
+        libc.malloc.restype = ctypes.c_void_p
+        libc.free.argtypes = [ctypes.c_void_p]
+        libc.free.restype = None
     except (OSError, AttributeError):  # pragma: no cover - glibc always has both
         return None
     return libc
+
+
+#: The block :func:`_raise_adaptive_thresholds` allocates and frees (bytes)
+_ADAPTIVE_BLOCK = 16 * 1024 * 1024
+
+
+def _raise_adaptive_thresholds() -> None:
+    """Before a windowed pass: raise glibc's adaptive malloc thresholds, as freeing a 16 MiB array does.
+
+    glibc serves blocks over its mmap threshold (128 KiB at start) with
+    fresh pages, and gives the heap's free top back to the system once it
+    exceeds the trim threshold.  In its adaptive mode (no ``MALLOC_*``
+    variable, no ``mallopt``) freeing a block that was mmapped raises the
+    mmap threshold to that block's size and the trim threshold to twice it
+    (mallopt(3)), so where a process has freed a large block the window
+    buffers come from the heap and are reused.  Where none had been freed
+    yet, each worker thread's heap grew and shrank by its window's working
+    set (16-32 MB) at every window and the pages were faulted in again:
+    detection alone on the 2 x 2 benchmark mosaic took 4.9 M minor page
+    faults and 47-49 s, with this call 0.2 M and 43 s, peak RSS unchanged
+    (736-742 vs 738-749 MB; on one tile 13.1-13.3 s -> 12.1-12.7 s,
+    ad-hoc runs).  Allocating and freeing one untouched 16 MiB block puts
+    every process in the same state (mmap threshold 16 MiB, trim threshold
+    32 MiB) and leaves glibc adaptive.  Where the thresholds are higher
+    already, or fixed (a malloc variable, as a Dask nanny sets), it changes
+    nothing.  Does nothing where the C library is not glibc.
+    """
+    libc = _glibc()
+    if libc is not None:
+        libc.free(libc.malloc(_ADAPTIVE_BLOCK))
 
 
 def _release_pass_memory() -> None:
