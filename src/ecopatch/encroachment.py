@@ -668,6 +668,7 @@ def _patches_from_components(merged: Any, g: Grid, params: ChangeParams, mmu: fl
     aff = Affine(t.a, 0, t.c, 0, t.e, t.f)
     geoms = shapely.transform(outlines, lambda xy: np.column_stack(
         [aff.c + aff.a * xy[:, 0], aff.f + aff.e * xy[:, 1]]))
+    raw_geoms = geoms
     raw_area = geodesic_area_m2(geoms, g.crs)
     if aoi is not None:
         geoms = _clip_to_area(geoms, aoi)
@@ -675,7 +676,11 @@ def _patches_from_components(merged: Any, g: Grid, params: ChangeParams, mmu: fl
         ex = shapely.union_all(shapely.make_valid(geometries_in(exclude, g.crs, what="exclusion layer")))
         geoms = shapely.difference(geoms, ex)
     geoms = np.array([_polygonal(x) for x in geoms], dtype=object)
-    area = geodesic_area_m2(geoms, g.crs)
+    # most outlines come through clipping unchanged (the same objects): their area is known
+    area = raw_area.copy()
+    cut = np.fromiter((a is not b for a, b in zip(geoms, raw_geoms)), dtype=bool, count=len(geoms))
+    if cut.any():
+        area[cut] = geodesic_area_m2(geoms[cut], g.crs)
     with np.errstate(invalid="ignore", divide="ignore"):
         kept_share = np.where(raw_area > 0, area / raw_area, 0.0)
     a_total = stats[:, STAT_NAMES.index("a_total")]
