@@ -158,7 +158,9 @@ class _ChangeDeriver:
         if self.radiometry is not None:
             for b, (g, o) in self.radiometry.gains.items():
                 if b in bands:
-                    bands[b] = ((bands[b] - o) / g).astype(np.float32)
+                    x = bands[b] - o  # float32 stays float32 (o and g are Python floats)
+                    x /= g
+                    bands[b] = x if x.dtype == np.float32 else x.astype(np.float32)
         f = cover_fractions(bands, self.params, source=self.source)
         out = {k: v for k, v in f.items() if k in ("veg", "bare", "built", "water", *_LAYERS)}
         for b in ("blue", "green", "nir", "swir1"):
