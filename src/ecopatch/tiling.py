@@ -335,7 +335,7 @@ _reuse_depth = 0
 
 @lru_cache(maxsize=1)
 def _glibc() -> Any:
-    """The C library if it is glibc (with mallopt and malloc_trim), else None."""
+    """The C library if it is glibc (mallopt, malloc_trim, malloc and free typed), else None."""
     import platform
 
     if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
