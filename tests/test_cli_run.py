@@ -10,10 +10,12 @@ write transaction with a hot rollback journal on disk).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 from pathlib import Path
 
+import click
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -207,3 +209,32 @@ def test_bad_input_exit_code(tmp_path, source):
     assert res.exit_code == 4, res.output
     assert "Bad input" in res.output and "reserves.gpkg" in res.output
     assert not (tmp_path / "site" / "out" / "ledger.gpkg.lock").exists()  # released on the way out
+
+
+_seen_handlers: list = []
+
+
+@click.command("log-probe")
+def _log_probe():
+    root = logging.getLogger("ecopatch")
+    _seen_handlers.append([type(h).__name__ for h in root.handlers])
+    logging.getLogger("ecopatch.probe").info("probe record")
+
+
+def test_cli_logging_lasts_as_long_as_the_command(capsys, monkeypatch):
+    """In-process runs (CliRunner, a notebook) get their logging back, and nothing writes to a closed stream."""
+    import ecopatch.cli.main as main
+
+    monkeypatch.setitem(main.COMMANDS, "log-probe", f"{__name__}:_log_probe")
+    root = logging.getLogger("ecopatch")
+    before_handlers, before_level = list(root.handlers), root.level
+    _seen_handlers.clear()
+    for _ in range(2):
+        res = CliRunner().invoke(main.cli, ["-v", "log-probe"], catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        assert "probe record" in res.stderr  # written to the runner's own stderr
+        assert list(root.handlers) == before_handlers and root.level == before_level
+    assert _seen_handlers == [["StderrHandler"], ["StderrHandler"]]
+    # after the command, library logging does not reach the closed streams of the runs
+    logging.getLogger("ecopatch.probe").warning("after the command")
+    assert "Logging error" not in capsys.readouterr().err

@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+from functools import partial
+from typing import Any
 
 import click
 
@@ -29,15 +31,42 @@ COMMANDS: dict[str, str] = {
 }
 
 
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that writes to whatever ``sys.stderr`` is when a record is emitted.
+
+    A plain ``StreamHandler(sys.stderr)`` keeps the stream it was made with:
+    after a command run in-process (click's ``CliRunner``, a notebook) it
+    went on writing to that command's captured, closed stream.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        """The current ``sys.stderr``."""
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:  # set by StreamHandler.__init__; the live sys.stderr wins
+        pass
+
+
 def configure_logging(verbosity: int) -> None:
     """Send ecopatch's log records to stderr at a level set by ``-v``/``-q``."""
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(
         max(-1, min(verbosity, 2)), logging.DEBUG
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("ecopatch")
     root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def _restore_logging(handlers: list[logging.Handler], level: int) -> None:
+    root = logging.getLogger("ecopatch")
+    root.handlers[:] = handlers
     root.setLevel(level)
 
 
@@ -83,6 +112,10 @@ def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
     """Ecopatch: sky watch, ground check (天上看、地上查) for mines and nature reserves."""
     ctx.ensure_object(dict)
     ctx.obj["verbosity"] = verbose - quiet
+    # the command's logging lasts as long as the command: a caller that runs it in-process
+    # (a notebook, a test) gets its own handlers and level back afterwards
+    root = logging.getLogger("ecopatch")
+    ctx.call_on_close(partial(_restore_logging, list(root.handlers), root.level))
     configure_logging(verbose - quiet)
 
 

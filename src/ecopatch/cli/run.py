@@ -136,7 +136,9 @@ def _configure_logging(verbosity: int) -> None:
     else:
         level = logging.DEBUG
     if not root.handlers:  # called outside the group (tests): log to stderr like the group does
-        handler = logging.StreamHandler(sys.stderr)
+        from .main import StderrHandler
+
+        handler = StderrHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
     for h in root.handlers:
