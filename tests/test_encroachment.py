@@ -238,3 +238,29 @@ def test_area_parts_give_the_union_s_pixels_and_sample_windows(seed):
     assert cand == want
     picked = ecopatch.encroachment._sample_windows(g, region, size=16, n=5)
     assert len(picked) == 5 and set(picked) <= set(want) and picked[0] == want[0] and picked[-1] == want[-1]
+
+
+def test_block_edges_are_kept_compact_and_read_only():
+    from ecopatch.change import PixelChange, block_components, merge_components
+    from ecopatch.grid import Window
+
+    code = np.zeros((10, 10), dtype=np.uint8)
+    code[0:3, 2:5] = 1  # on the top edge (halo row 0 is outside the block)
+    code[4:6, 4:6] = 1  # inside: on no edge
+    ones = np.ones(code.shape)
+    change = PixelChange(code=code, prob=ones, share=ones, observed=np.ones(code.shape, dtype=bool))
+    comps = block_components(change, Window(512, 512, 8, 8), ones * 100.0, halo=1)
+    top = comps.borders[("disturbance", "top")]
+    assert top.dtype == np.uint8 and list(top) == [0, 1, 1, 1, 0, 0, 0, 0]
+    zero = comps.borders[("disturbance", "bottom")]
+    assert not zero.any() and zero is comps.borders[("gain", "top")]  # one shared array of zeros
+    assert not any(v.flags.writeable for v in comps.borders.values())
+    # many labels on an edge: a wider type, the same values
+    wide = np.zeros((3, 602), dtype=np.uint8)
+    wide[1, 1:-1:2] = 1  # 300 one-pixel patches along the edge
+    change = PixelChange(code=wide, prob=np.ones(wide.shape), share=np.ones(wide.shape),
+                         observed=np.ones(wide.shape, dtype=bool))
+    comps = block_components(change, Window(0, 0, 1, 600), np.ones(wide.shape), halo=1)
+    top = comps.borders[("disturbance", "top")]
+    assert top.dtype == np.uint16 and top.max() == 300 and np.count_nonzero(top) == 300
+    assert len(merge_components([comps]).outline) == 300

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -315,7 +316,8 @@ class BlockComponents:
         The averaged layers (e.g. ``ndvi_before``).
     borders : dict
         ``(category, side) -> labels`` along the block's ``top``,
-        ``bottom``, ``left`` and ``right`` edges.
+        ``bottom``, ``left`` and ``right`` edges (read-only, in the smallest
+        unsigned type that holds them).
     pending : list of (category, row, col, m²)
         Rim area owed to the patch of the flagged pixel at (row, col), which
         lies in a neighbouring block.
@@ -401,10 +403,10 @@ def block_components(
         mask_p = np.isin(code_p, _DISTURBANCE) if cat == "disturbance" else code_p == 5
         mask = mask_p[core]
         lab, n = ndimage.label(mask, structure=_FOUR)
-        borders[(cat, "top")] = lab[0, :].copy()
-        borders[(cat, "bottom")] = lab[-1, :].copy()
-        borders[(cat, "left")] = lab[:, 0].copy()
-        borders[(cat, "right")] = lab[:, -1].copy()
+        borders[(cat, "top")] = _edge(lab[0, :])
+        borders[(cat, "bottom")] = _edge(lab[-1, :])
+        borders[(cat, "left")] = _edge(lab[:, 0])
+        borders[(cat, "right")] = _edge(lab[:, -1])
         rim_extra = np.zeros(n + 1)
         rim = change.rim_disturbance if cat == "disturbance" else change.rim_gain
         if halo and rim is not None:  # also with n == 0: rim cells may belong to the next block's patch
@@ -465,6 +467,29 @@ def block_components(
         borders=borders,
         pending=pending,
     )
+
+
+def _edge(labels: np.ndarray) -> np.ndarray:
+    """A compact copy of one edge's labels (read-only): they live until every block is done.
+
+    Most edges cross no change (88 % on the benchmark tile) and share one
+    array of zeros; the others take the smallest unsigned type that holds
+    their largest label.  Stored as int32 copies they were two thirds of the
+    per-block results (20 MB of 31 MB on the 2 x 2 benchmark mosaic).
+    """
+    top = int(labels.max()) if labels.size else 0
+    if top == 0:
+        return _zero_edge(len(labels))
+    out = labels.astype(np.uint8 if top <= 0xFF else np.uint16 if top <= 0xFFFF else np.uint32)
+    out.setflags(write=False)
+    return out
+
+
+@lru_cache(maxsize=64)
+def _zero_edge(n: int) -> np.ndarray:
+    z = np.zeros(n, dtype=np.uint8)
+    z.setflags(write=False)
+    return z
 
 
 #: Order in which a rim pixel looks for the patch it belongs to: up, left, right, down.
