@@ -193,13 +193,6 @@ class _FakeLibc:
         self.calls.append(("trim", pad))
         return 1
 
-    def malloc(self, size):
-        self.calls.append(("malloc", size))
-        return 4096
-
-    def free(self, ptr):
-        self.calls.append(("free", ptr))
-
 
 def test_batches_reuse_freed_buffers_only_where_a_malloc_variable_is_set(monkeypatch):
     import threading
@@ -208,19 +201,26 @@ def test_batches_reuse_freed_buffers_only_where_a_malloc_variable_is_set(monkeyp
 
     fake = _FakeLibc()
     monkeypatch.setattr(tiling, "_glibc", lambda: fake)
-    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
-    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
-    raise_ = [("malloc", tiling._ADAPTIVE_BLOCK), ("free", 4096)]
+    monkeypatch.setattr(tiling, "_heap_tuned", False)
+    for k in tiling._MALLOC_ENV:
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    tune = [("mallopt", tiling._M_MMAP_THRESHOLD, tiling._HEAP_THRESHOLD),
+            ("mallopt", tiling._M_TRIM_THRESHOLD, tiling._HEAP_THRESHOLD)]
     assert tiling._call_batch(lambda x: x * 2, [1, 2]) == [2, 4]
-    assert fake.calls == raise_  # glibc stays adaptive: only a large block freed, no mallopt
+    assert fake.calls == tune  # a worker without a nanny: set once, for the process
+    assert tiling._call_batch(lambda x: x * 2, [1, 2]) == [2, 4]
+    assert fake.calls == tune  # not again
     fake.calls.clear()
 
-    # as a dask nanny starts its workers
+    # as a dask nanny starts its workers: its choice is kept, and the batch raises the
+    # mmap threshold only for its own length
+    monkeypatch.setattr(tiling, "_heap_tuned", False)
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
     inside = []
     assert tiling._call_batch(lambda x: inside.append(list(fake.calls)) or x, [7]) == [7]
-    assert inside == [raise_ + [("mallopt", tiling._M_MMAP_THRESHOLD, tiling._MMAP_THRESHOLD_MAX)]]
-    assert fake.calls[3:] == [("mallopt", tiling._M_MMAP_THRESHOLD, tiling._MMAP_THRESHOLD_DEFAULT), ("trim", 0)]
+    assert inside == [[("mallopt", tiling._M_MMAP_THRESHOLD, tiling._MMAP_THRESHOLD_MAX)]]
+    assert fake.calls[1:] == [("mallopt", tiling._M_MMAP_THRESHOLD, tiling._MMAP_THRESHOLD_DEFAULT), ("trim", 0)]
 
     # overlapping batches on two threads: set once, restored when the last one ends
     fake.calls.clear()
@@ -239,9 +239,8 @@ def test_batches_reuse_freed_buffers_only_where_a_malloc_variable_is_set(monkeyp
     assert [c for c in fake.calls if c[0] == "trim"] == []  # the other batch is still running
     second_done.set()
     t.join(10)
-    calls = [c for c in fake.calls if c[0] not in ("malloc", "free")]
-    assert calls == [("mallopt", tiling._M_MMAP_THRESHOLD, tiling._MMAP_THRESHOLD_MAX),
-                     ("mallopt", tiling._M_MMAP_THRESHOLD, 262144), ("trim", 0)]
+    assert fake.calls == [("mallopt", tiling._M_MMAP_THRESHOLD, tiling._MMAP_THRESHOLD_MAX),
+                          ("mallopt", tiling._M_MMAP_THRESHOLD, 262144), ("trim", 0)]
     assert tiling._reuse_depth == 0
 
 
@@ -255,8 +254,6 @@ def test_glibc_handle_has_the_functions_the_batches_call():
         assert libc is None
     else:
         assert libc.malloc_trim(0) in (0, 1)
-        libc.free(libc.malloc(tiling._ADAPTIVE_BLOCK))
-        tiling._raise_adaptive_thresholds()
 
 
 def test_windowed_passes_hand_freed_heap_back(pair, monkeypatch):
@@ -265,12 +262,23 @@ def test_windowed_passes_hand_freed_heap_back(pair, monkeypatch):
     s, before, after, mines = pair
     fake = _FakeLibc()
     monkeypatch.setattr(tiling, "_glibc", lambda: fake)
-    # each pass starts by raising glibc's adaptive thresholds and ends by trimming
-    one_pass = [("malloc", tiling._ADAPTIVE_BLOCK), ("free", 4096), ("trim", 0)]
+    # the first pass of the process sets glibc's thresholds; every pass ends by trimming
+    monkeypatch.setattr(tiling, "_heap_tuned", False)
+    for k in tiling._MALLOC_ENV:
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.rtld.optional_static_tls=2048")  # not a malloc one
+    tune = [("mallopt", tiling._M_MMAP_THRESHOLD, tiling._HEAP_THRESHOLD),
+            ("mallopt", tiling._M_TRIM_THRESHOLD, tiling._HEAP_THRESHOLD)]
     ecopatch.assess_restoration(mines, before, after, progress=False)
-    assert fake.calls == one_pass
+    assert fake.calls == tune + [("trim", 0)]
     ecopatch.detect_changes(before, after, s.reserves, progress=False)
-    assert fake.calls == one_pass * 2
+    assert fake.calls == tune + [("trim", 0)] * 2
     fake.calls.clear()
     ecopatch.detect_changes(before, after, s.reserves, progress=False, scheduler="synchronous")
-    assert fake.calls == one_pass
+    assert fake.calls == [("trim", 0)]
+    # malloc settings chosen by the user are left alone
+    monkeypatch.setattr(tiling, "_heap_tuned", False)
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=1048576")
+    fake.calls.clear()
+    ecopatch.detect_changes(before, after, s.reserves, progress=False)
+    assert fake.calls == [("trim", 0)]

@@ -197,7 +197,7 @@ def run_tasks(
         scheduler = "synchronous"
     if scheduler is not None and not isinstance(scheduler, str):
         return _run_distributed(func, items, scheduler, show, desc, seq)
-    _raise_adaptive_thresholds()
+    _tune_heap_once()
     name = (scheduler or "threads").strip().lower()
     if "://" in name:
         try:
@@ -319,7 +319,7 @@ def _run_distributed(func: Callable[[T], R], items: list[T], client: Any, show: 
 
 
 def _call_batch(func: Callable[[T], R], batch: list[T]) -> list[R]:
-    _raise_adaptive_thresholds()
+    _tune_heap_once()
     with _reuse_freed_buffers():
         return [func(it) for it in batch]
 
@@ -335,7 +335,7 @@ _reuse_depth = 0
 
 @lru_cache(maxsize=1)
 def _glibc() -> Any:
-    """The C library if it is glibc (mallopt, malloc_trim, malloc and free typed), else None."""
+    """The C library if it is glibc (with mallopt and malloc_trim), else None."""
     import platform
 
     if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
@@ -344,43 +344,60 @@ def _glibc() -> Any:
         libc = ctypes.CDLL(None)
         libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
         libc.malloc_trim.argtypes = [ctypes.c_size_t]
-        libc.malloc.argtypes = [ctypes.c_size_t]
-        libc.malloc.restype = ctypes.c_void_p
-        libc.free.argtypes = [ctypes.c_void_p]
-        libc.free.restype = None
     except (OSError, AttributeError):  # pragma: no cover - glibc always has both
         return None
     return libc
 
 
-#: The block :func:`_raise_adaptive_thresholds` allocates and frees (bytes)
-_ADAPTIVE_BLOCK = 16 * 1024 * 1024
+# glibc mallopt parameter (malloc.h)
+_M_TRIM_THRESHOLD = -1
+#: The mmap and trim thresholds a windowed pass sets once per process (bytes)
+_HEAP_THRESHOLD = 32 * 1024 * 1024
+#: Environment variables through which a user (or a Dask nanny) sets glibc's malloc thresholds
+_MALLOC_ENV = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_")
+_heap_tuned = False
 
 
-def _raise_adaptive_thresholds() -> None:
-    """Before a windowed pass: raise glibc's adaptive malloc thresholds, as freeing a 16 MiB array does.
+def _tune_heap_once() -> None:
+    """Before the first windowed pass of a process: let glibc keep window buffers in the heap.
 
     glibc serves blocks over its mmap threshold (128 KiB at start) with
-    fresh pages, and gives the heap's free top back to the system once it
-    exceeds the trim threshold.  In its adaptive mode (no ``MALLOC_*``
-    variable, no ``mallopt``) freeing a block that was mmapped raises the
-    mmap threshold to that block's size and the trim threshold to twice it
-    (mallopt(3)), so where a process has freed a large block the window
-    buffers come from the heap and are reused.  Where none had been freed
-    yet, each worker thread's heap grew and shrank by its window's working
-    set (16-32 MB) at every window and the pages were faulted in again:
-    detection alone on the 2 x 2 benchmark mosaic took 4.9 M minor page
-    faults and 47-49 s, with this call 0.2 M and 43 s, peak RSS unchanged
-    (736-742 vs 738-749 MB; on one tile 13.1-13.3 s -> 12.1-12.7 s,
-    ad-hoc runs).  Allocating and freeing one untouched 16 MiB block puts
-    every process in the same state (mmap threshold 16 MiB, trim threshold
-    32 MiB) and leaves glibc adaptive.  Where the thresholds are higher
-    already, or fixed (a malloc variable, as a Dask nanny sets), it changes
-    nothing.  Does nothing where the C library is not glibc.
+    fresh pages, and returns the heap's free top to the system once it
+    exceeds the trim threshold.  In its adaptive mode both rise only when a
+    block that was mmapped is freed, so how a pass behaved depended on what
+    the process had done before: where the thresholds were still low, each
+    worker thread's heap grew and shrank by its window's working set (16-32
+    MB) at every window and the pages were faulted in again.  Detection
+    alone on the 2 x 2 benchmark mosaic: 4.9 M minor page faults and 47-49
+    s, against 0.2 M and 43 s with both thresholds at 32 MiB, peak RSS the
+    same (ad-hoc runs; 16 MiB still churned: 5.3 M faults).  Allocating and
+    freeing one 16 MiB block to raise them the adaptive way was tried and
+    is not reliable: where the heap has a free chunk that large the block
+    comes from it and nothing changes (full tile, 1.2 M faults, 18 s against
+    0.2 M, 16 s).
+
+    So the first pass sets both thresholds to 32 MiB with ``mallopt`` (the
+    largest mmap threshold glibc's adaptive mode reaches itself), which
+    fixes them for the rest of the process, and logs it.  Where the user
+    chose malloc settings (a ``MALLOC_*_`` variable, as a Dask nanny sets,
+    or ``glibc.malloc`` tunables) nothing is changed.  Does nothing where
+    the C library is not glibc.
     """
-    libc = _glibc()
-    if libc is not None:
-        libc.free(libc.malloc(_ADAPTIVE_BLOCK))
+    global _heap_tuned
+    if _heap_tuned:
+        return
+    with _reuse_lock:
+        if _heap_tuned:
+            return
+        _heap_tuned = True
+        libc = _glibc()
+        if libc is None or any(k in os.environ for k in _MALLOC_ENV) \
+                or "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", ""):
+            return
+        libc.mallopt(_M_MMAP_THRESHOLD, _HEAP_THRESHOLD)
+        libc.mallopt(_M_TRIM_THRESHOLD, _HEAP_THRESHOLD)
+    log.info("glibc malloc: mmap and trim thresholds set to %d MiB for this process (windowed passes "
+             "reuse their buffers); set MALLOC_TRIM_THRESHOLD_ to choose otherwise", _HEAP_THRESHOLD >> 20)
 
 
 def _release_pass_memory() -> None:
@@ -416,8 +433,8 @@ def _reuse_freed_buffers() -> Iterator[None]:
     are reused; at the end the threshold goes back to what the environment
     says (or glibc's default) and the freed memory is returned to the system
     (``malloc_trim``), as the nanny intends.  Processes without such a
-    variable keep glibc's adaptive behaviour and are not touched; nor are
-    other C libraries.
+    variable are set up once by :func:`_tune_heap_once` instead; other C
+    libraries are not touched.
     """
     global _reuse_depth
     libc = _glibc()

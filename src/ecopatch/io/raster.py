@@ -341,9 +341,11 @@ def _cap_gdal_cache(ds: Any) -> None:
     ``ECOPATCH_GDAL_CACHE_MB`` fixes the cap instead, and nothing is changed
     when ``GDAL_CACHEMAX`` is set in the environment.  This is the one piece
     of process-wide state ecopatch sets in the calling process; it is logged.
-    (The malloc calls of :mod:`ecopatch.tiling` act on the C heap: a
-    ``malloc_trim`` after each windowed pass, and on Dask workers glibc's mmap
-    threshold raised for the length of a batch and then restored.)
+    (The malloc calls of :mod:`ecopatch.tiling` act on the C heap: glibc's
+    mmap and trim thresholds set to 32 MiB at the first windowed pass unless
+    malloc settings were chosen, a ``malloc_trim`` after each windowed pass,
+    and on Dask workers whose nanny set a threshold, the mmap threshold
+    raised for the length of a batch and then restored.)
     """
     global _cache_mb
     if "GDAL_CACHEMAX" in os.environ:
