@@ -325,12 +325,19 @@ def _call_batch(func: Callable[[T], R], batch: list[T]) -> list[R]:
 
 
 # glibc mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 #: glibc's default M_MMAP_THRESHOLD, and the largest it accepts on 64-bit systems (bytes)
 _MMAP_THRESHOLD_DEFAULT = 128 * 1024
 _MMAP_THRESHOLD_MAX = 32 * 1024 * 1024
-_reuse_lock = threading.Lock()
+#: The mmap and trim thresholds the first windowed pass sets (bytes): the largest mmap threshold
+#: glibc's adaptive mode reaches by itself
+_HEAP_THRESHOLD = _MMAP_THRESHOLD_MAX
+#: Environment variables through which a user (or a Dask nanny) sets glibc's malloc thresholds
+_MALLOC_ENV = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_")
+_reuse_lock = threading.Lock()  # guards _reuse_depth and _heap_tuned
 _reuse_depth = 0
+_heap_tuned = False
 
 
 @lru_cache(maxsize=1)
@@ -347,15 +354,6 @@ def _glibc() -> Any:
     except (OSError, AttributeError):  # pragma: no cover - glibc always has both
         return None
     return libc
-
-
-# glibc mallopt parameter (malloc.h)
-_M_TRIM_THRESHOLD = -1
-#: The mmap and trim thresholds a windowed pass sets once per process (bytes)
-_HEAP_THRESHOLD = 32 * 1024 * 1024
-#: Environment variables through which a user (or a Dask nanny) sets glibc's malloc thresholds
-_MALLOC_ENV = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_")
-_heap_tuned = False
 
 
 def _tune_heap_once() -> None:
