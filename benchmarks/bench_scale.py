@@ -19,6 +19,10 @@ assess, detect, both
     after, within=zones)``, and both in one process; default (threaded)
     scheduler, ``progress=False``.  Opening the scenes and reading the
     polygons is timed separately ("setup").
+joint
+    ``assess_and_detect(mines, zones, before, after)``: both jobs from one
+    windowed pass (each tile decoded once for both; results identical to
+    ``both``), on the tile, on the mosaic and on the LocalCluster below.
 mosaic
     ``both`` on the 2 × 2 mosaic (4000 mines, 2000 zones at full size).
 dask
@@ -202,6 +206,9 @@ def w_analysis(args: argparse.Namespace, what: str, dataset: str, scheduler: str
             pat = ecopatch.detect_changes(before, after, within=zones, scheduler=sched, progress=False)
             res["t_detect_s"] = time.perf_counter() - t
             res["detect"] = _summ_detect(pat)
+        if what == "joint":
+            table, pat = ecopatch.assess_and_detect(mines, zones, before, after, scheduler=sched, progress=False)
+            res["assess"], res["detect"] = _summ_assess(table), _summ_detect(pat)
     res["t_call_s"] = time.perf_counter() - t_all
     if client is not None:
         client.close()
@@ -366,7 +373,7 @@ def worker_main(args: argparse.Namespace) -> None:
             if bands == "2band":
                 files = [f for f in files if "20240912" in f and ("_B04_" in f or "_B08_" in f)]
             res = _decode(files, int(threads))
-    elif parts[0] in ("assess", "detect", "both"):
+    elif parts[0] in ("assess", "detect", "both", "joint"):
         res = w_analysis(args, parts[0], parts[1], parts[2])
     elif parts[0] == "drone":
         res = w_drone(args)
@@ -486,6 +493,8 @@ def _plan(args: argparse.Namespace) -> list[tuple[str, str]]:
         plan.append(("detect", "detect:tile:threads"))
     if "both" in only:
         plan.append(("both", "both:tile:threads"))
+    if "joint" in only:
+        plan += [("joint", "joint:tile:threads"), ("joint", "joint:mosaic:threads"), ("joint", "joint:tile:dask")]
     if "mosaic" in only:
         plan += [("mosaic", "floor:mosaic:all:2"), ("mosaic", "both:mosaic:threads")]
     if "dask" in only:
@@ -710,6 +719,19 @@ def ratios(s: dict, agreement: dict) -> list[dict]:
         if a and a["class_area_max_rel_err"] is not None:
             add(f"patch stats, {n} patches: max class-area rel. diff vs exactextract", a["class_area_max_rel_err"],
                 1e-4, "le", "{:.2e}")
+    joint, rss_j = get("joint:tile:threads"), get("joint:tile:threads", "maxrss_self_bytes_max")
+    if joint and f2:
+        add("assess_and_detect (one pass) wall / decode floor (2 threads)", joint / f2, 2.5, "le")
+    if joint and both:
+        add("assess_and_detect (one pass) wall / assess + detect wall", joint / both, 1.0, "le")
+    if rss_j:
+        add("assess_and_detect peak RSS, GiB", rss_j / GIB, 1.0, "le")
+    rss_jm = get("joint:mosaic:threads", "maxrss_self_bytes_max")
+    if rss_j and rss_jm:
+        add("assess_and_detect: mosaic peak RSS / tile peak RSS (±10 %)", rss_jm / rss_j, 1.10, "le", "{:.3f}")
+    jd = get("joint:tile:dask")
+    if jd and joint:
+        add("assess_and_detect: LocalCluster(2×1) / threaded", jd / joint, 1.3, "le")
     dr = s.get("drone", {}).get("maxrss_self_bytes_max")
     if dr:
         add("drone mosaic assessment peak RSS, GiB", dr / GIB, 1.0, "le")
@@ -823,7 +845,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=int, default=FULL, help=f"tile size made by make_data.py (default {FULL})")
     ap.add_argument("--repeat", type=int, default=3, help="runs per measurement (default 3); medians reported")
-    ap.add_argument("--only", default="floor,assess,detect,both,mosaic,dask,patchstats,drone",
+    ap.add_argument("--only", default="floor,assess,detect,both,joint,mosaic,dask,patchstats,drone",
                     help="groups to run (default all)")
     ap.add_argument("--patch-counts", default=",".join(str(n) for n in PATCH_COUNTS))
     ap.add_argument("--tools", default="ecopatch,exactextract,rasterstats,xrspatial")

@@ -137,11 +137,18 @@ def test_distributed_cluster_equals_threads(pair):
         dist_d = ecopatch.detect_changes(before, after, s.reserves, block=64, scheduler=client, progress=False)
         addr = ecopatch.assess_restoration(mines, before, after, block=64, scheduler=cluster.scheduler_address,
                                            progress=False)
+        joint_a, joint_d = ecopatch.assess_and_detect(mines, s.reserves, before, after, block=64, scheduler=client,
+                                                      progress=False)
     np.testing.assert_array_equal(_numeric(local_a), _numeric(dist_a))
     np.testing.assert_array_equal(_numeric(local_a), _numeric(addr))
     assert list(local_d["patch_id"]) == list(dist_d["patch_id"])
     np.testing.assert_array_equal(_numeric(local_d), _numeric(dist_d))
     assert shapely.equals_exact(local_d.geometry.to_numpy(), dist_d.geometry.to_numpy(), 0).all()
+    # both jobs as one pass on the cluster
+    np.testing.assert_array_equal(_numeric(local_a), _numeric(joint_a))
+    assert list(local_d["patch_id"]) == list(joint_d["patch_id"])
+    np.testing.assert_array_equal(_numeric(local_d), _numeric(joint_d))
+    assert shapely.equals_exact(local_d.geometry.to_numpy(), joint_d.geometry.to_numpy(), 0).all()
 
 
 def _blocks_touching_reference(grid, geometries, block, pad):

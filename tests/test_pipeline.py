@@ -290,7 +290,7 @@ def test_failed_scene_is_recorded_and_retried(site, monkeypatch):
     def broken(*a, **k):
         raise InputDataError("reserves.gpkg: zone field '功能分区' is empty (simulated)")
 
-    monkeypatch.setattr(ecopatch.encroachment, "detect_changes", broken)
+    monkeypatch.setattr(ecopatch.encroachment, "detection_pass", broken)
     res = run_pipeline(cfg, progress=False)
     assert res.exit_code == ExitCode.BAD_INPUT and res.status == "bad_input"
     (out,) = res.outcomes
@@ -304,6 +304,47 @@ def test_failed_scene_is_recorded_and_retried(site, monkeypatch):
     res = run_pipeline(cfg, progress=False)
     assert res.exit_code == ExitCode.OK
     assert sorted(p.name for p in cfg.outputs.dir.iterdir()) == [f"2024-09-12_{AFTER}"]
+
+
+def test_a_job_that_cannot_run_leaves_a_note_and_the_other_goes_on(site, monkeypatch):
+    # the mines' set-up and the reserves' finishing step fail in turn; the other job's
+    # results are still written and recorded
+    import ecopatch.encroachment
+    import ecopatch.restoration
+    from ecopatch.errors import NoOverlapError, NoValidPixelsError
+
+    cfg = load_config(site)
+
+    def no_mines(*a, **k):
+        raise NoOverlapError("none of the mines overlaps the scene (simulated)")
+
+    monkeypatch.setattr(ecopatch.restoration, "assessment_pass", no_mines)
+    res = run_pipeline(cfg, progress=False)
+    (out,) = res.outcomes
+    assert res.exit_code == ExitCode.OK and out.status == "ok"
+    assert out.message == "mines not assessed: none of the mines overlaps the scene (simulated)"
+    assert ledger_counts(cfg.outputs.ledger)["mine_records"] == 0
+    assert ledger_counts(cfg.outputs.ledger)["detections"] > 0
+    assert (out.folder / "results" / "patches.gpkg").exists()
+    assert not (out.folder / "results" / "mines.gpkg").exists()
+
+    monkeypatch.undo()
+    real = ecopatch.encroachment.detection_pass
+
+    def cloudy(*a, **k):
+        p = real(*a, **k)
+
+        def finish(results):
+            raise NoValidPixelsError("no pixel over the reserves was observed (simulated)")
+
+        p.finish = finish
+        return p
+
+    monkeypatch.setattr(ecopatch.encroachment, "detection_pass", cloudy)
+    res = run_pipeline(cfg, progress=False, force=True)
+    (out,) = res.outcomes
+    assert out.status == "ok" and out.message.startswith("reserves not watched: no pixel")
+    assert ledger_counts(cfg.outputs.ledger)["mine_records"] > 0
 
 
 def test_cloudy_scene_is_skipped_and_not_a_baseline(tmp_path, source):

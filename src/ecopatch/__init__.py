@@ -12,6 +12,8 @@ The main entry points::
     mines = ecopatch.read_patches("mines.gpkg", id_field="矿山编号")
     table = ecopatch.assess_restoration(mines, before, after)
     patches = ecopatch.detect_changes(before, after, within=ecopatch.read_patches("reserves.gpkg"))
+    # both jobs from one read of the imagery (identical results)
+    table, patches = ecopatch.assess_and_detect(mines, reserves, before, after)
     ledger = ecopatch.Ledger("ledger.gpkg"); ledger.add_detections(patches, run_id="2024-09")
 
 Names are imported lazily, so ``import ecopatch`` stays fast.
@@ -36,6 +38,7 @@ _LAZY = {
     "CoverParams": "ecopatch.cover",
     "ChangeParams": "ecopatch.change",
     "StatusRules": "ecopatch.restoration",
+    "assess_and_detect": "ecopatch.joint",
     "assess_restoration": "ecopatch.restoration",
     "detect_changes": "ecopatch.encroachment",
     "Ledger": "ecopatch.ledger",
@@ -50,7 +53,7 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 #: Submodules reachable as attributes after a plain ``import ecopatch`` (``ecopatch.maps.change_map``).
 _SUBMODULES = {
     "change", "cover", "datasets", "encroachment", "errors", "fieldcheck", "geodesy", "grid", "indices", "io",
-    "ledger", "maps", "patchstats", "pipeline", "report", "restoration", "schema", "sensors", "synthetic",
+    "joint", "ledger", "maps", "patchstats", "pipeline", "report", "restoration", "schema", "sensors", "synthetic",
     "tiling", "units", "validation", "webmap", "zonal",
 }
 

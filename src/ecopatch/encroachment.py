@@ -77,11 +77,10 @@ from .schema import ZONE_STRICTNESS, canonical_zone
 from .tiling import (
     PatchSums,
     Scheduler,
-    _release_pass_memory,
+    WindowPass,
     add_partials,
     blocks_touching,
-    locality_order,
-    run_tasks,
+    run_passes,
 )
 from .units import area_to_m2, m2_to_mu
 from .zonal import coverage_table, zonal_sums
@@ -89,7 +88,7 @@ from .zonal import coverage_table, zonal_sums
 if TYPE_CHECKING:
     import geopandas as gpd
 
-__all__ = ["detect_changes", "geohash", "observation_table"]
+__all__ = ["detect_changes", "detection_pass", "geohash", "observation_table"]
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +209,7 @@ def _fit_rrn(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray],
             f"relative radiometric normalisation gave implausible gains {fits}; not applied "
             "(the dates may differ too much, or the scenes may not overlap the same ground)",
             EcopatchWarning,
-            stacklevel=4,
+            stacklevel=5,  # _scene_parameters, detection_pass, detect_changes, the caller
         )
         return None
     return _Radiometry(fits)
@@ -449,6 +448,44 @@ def detect_changes(
     NoValidPixelsError
         Nothing was observed at both dates over the area of interest (all cloud).
     """
+    p = detection_pass(before, after, within, min_area_m2=min_area_m2, min_area_mu=min_area_mu, margin_m=margin_m,
+                       exclude=exclude, zone_field=zone_field, name_field=name_field, params=params, cover=cover,
+                       normalize=normalize, thresholds=thresholds, include_gain=include_gain, grid=grid,
+                       simplify_m=simplify_m, block=block, max_source_px=max_source_px)
+    (results,) = run_passes([p], scheduler=scheduler, progress=progress)
+    return p.finish(results)
+
+
+def detection_pass(
+    before: Scene,
+    after: Scene,
+    within: gpd.GeoDataFrame | None = None,
+    *,
+    min_area_m2: float | None = 400.0,
+    min_area_mu: float | None = None,
+    margin_m: float = 0.0,
+    exclude: gpd.GeoDataFrame | None = None,
+    zone_field: str | None = "auto",
+    name_field: str | None = "auto",
+    params: ChangeParams | None = None,
+    cover: CoverParams | None = None,
+    normalize: str = "auto",
+    thresholds: str = "fixed",
+    include_gain: bool = True,
+    grid: Grid | None = None,
+    simplify_m: float = 0.0,
+    block: int = 512,
+    max_source_px: int = 4_000_000,
+) -> WindowPass:
+    """:func:`detect_changes` set up, as a pass to run with others (:func:`ecopatch.tiling.run_passes`).
+
+    Parameters are those of :func:`detect_changes`.  The checks, the area of
+    interest and the scene parameters (read from a sample of the imagery)
+    are done here, so most errors of :func:`detect_changes` come from this
+    call; the pass's ``finish`` gives its GeoDataFrame, or raises
+    :class:`~ecopatch.errors.NoValidPixelsError` when nothing over the
+    reserves was observed at both dates.
+    """
     import geopandas as gpd
 
     if min_area_mu is not None:
@@ -527,35 +564,33 @@ def detect_changes(
             aoi_w = tuple(aoi[near])
         tasks.append(_BlockTask(before, after, g, w, d_before, d_after, params, aoi_w,
                                 tuple(zg[hit]), hit, max_source_px, mmu))
-    results = run_tasks(_detect_block, tasks, scheduler=scheduler, progress=progress, desc="detect",
-                        order=locality_order([w for w, _ in plan]))
-    del tasks
-    _release_pass_memory()
-    merged = merge_components([r.components for r in results])
-    zone_sums = add_partials(len(zg), 2, [r.zone_sums for r in results])
 
-    observed_total = zone_sums[:, 1].sum() if len(zg) else None
-    if observed_total is not None and observed_total <= 0:
-        raise NoValidPixelsError(
-            f"no pixel over the reserves was observed at both dates (before {before.label}, after "
-            f"{after.label}): the after scene may be all cloud or no data there; use another date"
-        )
+    def finish(results: list[_BlockResult]) -> gpd.GeoDataFrame:
+        merged = merge_components([r.components for r in results])
+        zone_sums = add_partials(len(zg), 2, [r.zone_sums for r in results])
 
-    patches = _patches_from_components(merged, g, params, mmu, aoi, exclude, include_gain,
-                                       before, after, simplify_m)
-    out_crs = zones_gdf.crs if zones_gdf is not None else g.crs
-    patches = patches.to_crs(out_crs)
-    if zones_gdf is not None:
-        patches = _attach_zones(patches, zones_gdf, zfield, nfield, margin_m)
-    patches = _finish(patches, before, after)
-    if zones_gdf is not None:
-        # plain records, not a DataFrame: pandas compares attrs on merge/concat, and a
-        # DataFrame there breaks them ("truth value of a DataFrame is ambiguous")
-        patches.attrs["observation"] = _observation_table(zones_gdf, zfield, nfield, zone_sums).to_dict("records")
-    if observed_total is None:
-        pass
-    log.info("detect_changes: %d patches", len(patches))
-    return patches
+        observed_total = zone_sums[:, 1].sum() if len(zg) else None
+        if observed_total is not None and observed_total <= 0:
+            raise NoValidPixelsError(
+                f"no pixel over the reserves was observed at both dates (before {before.label}, after "
+                f"{after.label}): the after scene may be all cloud or no data there; use another date"
+            )
+
+        patches = _patches_from_components(merged, g, params, mmu, aoi, exclude, include_gain,
+                                           before, after, simplify_m)
+        out_crs = zones_gdf.crs if zones_gdf is not None else g.crs
+        patches = patches.to_crs(out_crs)
+        if zones_gdf is not None:
+            patches = _attach_zones(patches, zones_gdf, zfield, nfield, margin_m)
+        patches = _finish(patches, before, after)
+        if zones_gdf is not None:
+            # plain records, not a DataFrame: pandas compares attrs on merge/concat, and a
+            # DataFrame there breaks them ("truth value of a DataFrame is ambiguous")
+            patches.attrs["observation"] = _observation_table(zones_gdf, zfield, nfield, zone_sums).to_dict("records")
+        log.info("detect_changes: %d patches", len(patches))
+        return patches
+
+    return WindowPass("detect", _detect_block, tasks, [w for w, _ in plan], finish)
 
 
 def observation_table(patches: pd.DataFrame) -> pd.DataFrame:
@@ -794,7 +829,7 @@ def _attach_zones(patches: gpd.GeoDataFrame, zones: gpd.GeoDataFrame, zfield: st
                 f"within: zone names {unknown[:5]} are not known zone names (核心区/缓冲区/实验区/"
                 "核心保护区/一般控制区); they rank after the known zones",
                 EcopatchWarning,
-                stacklevel=4,
+                stacklevel=4,  # the pass's finish, detect_changes, the caller
             )
     chosen = np.full(len(patches), -1, dtype=np.int64)
     zone_out: list[str | None] = []

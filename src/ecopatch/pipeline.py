@@ -155,6 +155,7 @@ if TYPE_CHECKING:
 
     from .io.raster import Scene
     from .ledger import Ledger
+    from .tiling import WindowPass
 
 __all__ = [
     "MANIFEST",
@@ -1280,9 +1281,10 @@ def _process_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, why: str)
 def _compute(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path, timings: dict[str, float],
              counts: dict[str, Any]) -> tuple[str, str]:
     """The analyses, the ledger transaction and the outputs of one scene; returns (status, reason)."""
-    from .encroachment import detect_changes
+    from .encroachment import detection_pass
     from .io.vector import write_table
-    from .restoration import assess_restoration
+    from .restoration import assessment_pass
+    from .tiling import run_passes
 
     cfg = ctx.config
     clock = _Clock(timings)
@@ -1296,28 +1298,55 @@ def _compute(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path, timi
     if clear < cfg.run.min_clear_fraction:
         return "skipped", (f"only {clear:.0%} of the mines and reserves are clear "
                            f"(min_clear_fraction = {cfg.run.min_clear_fraction:g})")
-    common = {"block": cfg.run.block, "scheduler": cfg.run.scheduler, "progress": ctx.progress}
+    # both jobs are set up, then read the imagery in one windowed pass (each tile decoded
+    # once for both), then finished; a job that cannot run leaves a note and the other goes on
     notes: list[str] = []
-    assessment = patches = None
+    passes: dict[str, WindowPass] = {}
+    skipped = {"assess": "mines not assessed", "detect": "reserves not watched"}
+
+    def _skip(job: str, exc: Exception) -> None:
+        notes.append(f"{skipped[job]}: {exc}")
+        log.warning("scene %s: %s: %s", scene.label, skipped[job], exc)
+
     with clock("assess"):
         try:
             a = cfg.assessment
-            assessment = assess_restoration(ctx.mines, before, after, direction_field=a.direction_field,
-                                            rules=a.status_rules(), edge=a.edge, **common)
+            passes["assess"] = assessment_pass(ctx.mines, before, after, direction_field=a.direction_field,
+                                               rules=a.status_rules(), edge=a.edge, block=cfg.run.block)
         except (NoOverlapError, NoValidPixelsError) as exc:
-            notes.append(f"mines not assessed: {exc}")
-            log.warning("scene %s: mines not assessed: %s", scene.label, exc)
-    _heartbeat(ctx)
+            _skip("assess", exc)
     with clock("detect"):
         try:
             d = cfg.detection
-            patches = detect_changes(before, after, ctx.reserves, min_area_m2=d.min_area_m2, margin_m=d.margin_m,
-                                     exclude=ctx.exclude, zone_field=d.zone_field, name_field=d.name_field,
-                                     params=d.change_params(), normalize=d.normalize, thresholds=d.thresholds,
-                                     include_gain=d.include_gain, simplify_m=d.simplify_m, **common)
+            passes["detect"] = detection_pass(
+                before, after, ctx.reserves, min_area_m2=d.min_area_m2, margin_m=d.margin_m, exclude=ctx.exclude,
+                zone_field=d.zone_field, name_field=d.name_field, params=d.change_params(), normalize=d.normalize,
+                thresholds=d.thresholds, include_gain=d.include_gain, simplify_m=d.simplify_m, block=cfg.run.block)
         except (NoOverlapError, NoValidPixelsError) as exc:
-            notes.append(f"reserves not watched: {exc}")
-            log.warning("scene %s: reserves not watched: %s", scene.label, exc)
+            _skip("detect", exc)
+    _heartbeat(ctx)
+    results: dict[str, Any] = {}
+    if passes:
+        with clock("windows"):
+            # detection first: it reads whole blocks, the assessment the cells around the mines
+            jobs = sorted(passes, key=lambda job: job != "detect")
+            for job, res in zip(jobs, run_passes([passes[j] for j in jobs], scheduler=cfg.run.scheduler,
+                                                 progress=ctx.progress)):
+                results[job] = res
+    _heartbeat(ctx)
+    assessment = patches = None
+    if "assess" in passes:
+        with clock("assess"):
+            try:
+                assessment = passes["assess"].finish(results.pop("assess"))
+            except (NoOverlapError, NoValidPixelsError) as exc:
+                _skip("assess", exc)
+    if "detect" in passes:
+        with clock("detect"):
+            try:
+                patches = passes["detect"].finish(results.pop("detect"))
+            except (NoOverlapError, NoValidPixelsError) as exc:
+                _skip("detect", exc)
     if assessment is None and patches is None:
         return "skipped", "; ".join(notes)
     _heartbeat(ctx)

@@ -51,11 +51,10 @@ from .schema import RESTORATION_DIRECTIONS
 from .tiling import (
     PatchSums,
     Scheduler,
-    _release_pass_memory,
+    WindowPass,
     add_partials,
     blocks_touching,
-    locality_order,
-    run_tasks,
+    run_passes,
 )
 from .units import m2_to_mu
 from .zonal import coverage_fraction
@@ -69,6 +68,7 @@ __all__ = [
     "analysis_grid",
     "apply_status",
     "assess_restoration",
+    "assessment_pass",
     "prepare_cover_params",
 ]
 
@@ -516,6 +516,35 @@ def assess_restoration(
     unmixing (``edge="unmix"``), which removes the bias that spreading a
     mixed cell uniformly has for polygons drawn along the damage boundary.
     """
+    p = assessment_pass(mines, before, after, direction_field=direction_field, cover=cover,
+                        cover_before=cover_before, cover_after=cover_after, rules=rules, grid=grid, edge=edge,
+                        block=block, max_source_px=max_source_px)
+    (partials,) = run_passes([p], scheduler=scheduler, progress=progress)
+    return p.finish(partials)
+
+
+def assessment_pass(
+    mines: gpd.GeoDataFrame,
+    before: Scene,
+    after: Scene,
+    *,
+    direction_field: str | None = "auto",
+    cover: CoverParams | None = None,
+    cover_before: CoverParams | None = None,
+    cover_after: CoverParams | None = None,
+    rules: StatusRules | None = None,
+    grid: Grid | None = None,
+    edge: str = "unmix",
+    block: int = 512,
+    max_source_px: int = 4_000_000,
+) -> WindowPass:
+    """:func:`assess_restoration` set up, as a pass to run with others (:func:`ecopatch.tiling.run_passes`).
+
+    Parameters are those of :func:`assess_restoration`.  The checks that need
+    no imagery, and the cover parameters, are done here, so the errors of
+    :func:`assess_restoration` come from this call; the pass's ``finish``
+    gives its GeoDataFrame.
+    """
     import geopandas as gpd
 
     if edge not in ("unmix", "uniform"):
@@ -551,12 +580,12 @@ def assess_restoration(
         _BlockTask(before, after, g, w, p_b, p_a, tuple(geoms_grid[idx]), idx, edge, max_source_px)
         for w, idx in plan
     ]
-    partials = run_tasks(_assess_block, tasks, scheduler=scheduler, progress=progress, desc="assess",
-                         order=locality_order([w for w, _ in plan]))
-    del tasks
-    _release_pass_memory()
-    sums = add_partials(len(mines), len(_SUMS), partials)
-    return _assemble(mines, crs, sums, rules, direction_field, before, after)
+
+    def finish(partials: list[PatchSums]) -> gpd.GeoDataFrame:
+        sums = add_partials(len(mines), len(_SUMS), partials)
+        return _assemble(mines, crs, sums, rules, direction_field, before, after)
+
+    return WindowPass("assess", _assess_block, tasks, [w for w, _ in plan], finish)
 
 
 def _check_overlap(geoms: np.ndarray, crs: Any, before: Scene, after: Scene, n: int) -> None:
@@ -625,7 +654,7 @@ def _assemble(mines: gpd.GeoDataFrame, crs: Any, sums: np.ndarray, rules: Status
             f"{len(low)} mine(s) observed on less than {rules.min_valid_fraction:.0%} of their area "
             f"at both dates (cloud, no data or outside the imagery): {low[:10]}",
             LowCoverageWarning,
-            stacklevel=3,
+            stacklevel=4,  # the pass's finish, assess_restoration, the caller
         )
     geom = out.geometry.name
     order = ["patch_id"] + [c for c in out.columns if c not in ("patch_id", geom)] + [geom]

@@ -35,7 +35,7 @@ from ._env import env_int
 from .errors import ConfigError, MissingDependencyError
 from .grid import Grid, Window
 
-__all__ = ["blocks_touching", "locality_order", "run_tasks", "Scheduler"]
+__all__ = ["WindowPass", "blocks_touching", "joint_order", "locality_order", "run_passes", "run_tasks", "Scheduler"]
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,123 @@ def locality_order(windows: Sequence[Window], *, stripe_px: int = 2048) -> list[
     """
     return sorted(range(len(windows)),
                   key=lambda i: (windows[i].col_off // stripe_px, windows[i].row_off, windows[i].col_off))
+
+
+def joint_order(windows: Sequence[Sequence[Window]], *, stripe_px: int = 2048) -> list[tuple[int, int]]:
+    """One locality order for the windows of several passes over the same imagery.
+
+    The windows of all passes are taken in :func:`locality_order`; a window
+    of a later pass starts one window of the first pass after that pass's
+    window at the same place.  The first pass has then read the tiles both
+    need, and the later one finds them in the tile cache instead of decoding
+    them at the same moment on another thread.
+
+    Parameters
+    ----------
+    windows : sequence of sequences of Window
+        Per pass, the windows of its tasks (grid pixels of one analysis grid).
+    stripe_px : int
+        Stripe width (pixels), as in :func:`locality_order`.
+
+    Returns
+    -------
+    list of (int, int)
+        (pass, task position) pairs, every task of every pass once.
+    """
+    keyed = sorted((w.col_off // stripe_px, w.row_off, w.col_off, k, i)
+                   for k, ws in enumerate(windows) for i, w in enumerate(ws))
+    out: list[tuple[int, int]] = []
+    held: list[tuple[int, int]] = []
+    for *_, k, i in keyed:
+        if k:
+            held.append((k, i))
+            continue
+        out.append((0, i))
+        out.extend(held)
+        held.clear()
+    out.extend(held)
+    return out
+
+
+@dataclass
+class WindowPass:
+    """A windowed pass set up and ready to run: one task per window, then a finishing step.
+
+    Built by :func:`ecopatch.restoration.assessment_pass` and
+    :func:`ecopatch.encroachment.detection_pass`; :func:`run_passes` runs
+    several over the same imagery at once, so each tile is decoded once for
+    all of them.
+
+    Attributes
+    ----------
+    desc : str
+        Label of the progress bar.
+    func : callable
+        Picklable top-level function run on each task.
+    tasks : list
+        Picklable task descriptions, one per window.
+    windows : list of Window
+        The window of each task (analysis-grid pixels), for the run order.
+    finish : callable
+        Turns the list of task results (in task order) into the pass's result.
+    """
+
+    desc: str
+    func: Callable[[Any], Any]
+    tasks: list[Any]
+    windows: list[Window]
+    finish: Callable[[list[Any]], Any]
+
+
+def _apply(item: tuple[Callable[[T], R], T]) -> R:
+    func, task = item
+    return func(task)
+
+
+def run_passes(passes: Sequence[WindowPass], *, scheduler: Scheduler = None,
+               progress: bool | None = None) -> list[list[Any]]:
+    """Run the tasks of several passes as one job; return each pass's results in task order.
+
+    The tasks are interleaved in :func:`joint_order`, so passes over the
+    same imagery share its decoded tiles.  Each pass's ``tasks`` are emptied
+    once they have run (their results are what is kept), and the heap the
+    pass freed is handed back, before any ``finish`` is called.
+
+    Parameters
+    ----------
+    passes : sequence of WindowPass
+        The passes; put first the one that reads most of the imagery.
+    scheduler, progress
+        As for :func:`run_tasks`.
+
+    Returns
+    -------
+    list of list
+        Per pass, the results of its tasks, for its ``finish``.
+    """
+    if len(passes) == 1:
+        p = passes[0]
+        results = run_tasks(p.func, p.tasks, scheduler=scheduler, progress=progress, desc=p.desc,
+                            order=locality_order(p.windows))
+        p.tasks = []
+        _release_pass_memory()
+        return [results]
+    pairs = [(k, i) for k, p in enumerate(passes) for i in range(len(p.tasks))]
+    position = {pair: n for n, pair in enumerate(pairs)}
+    items = [(passes[k].func, passes[k].tasks[i]) for k, i in pairs]
+    seq = [position[pair] for pair in joint_order([p.windows for p in passes])]
+    flat = run_tasks(_apply, items, scheduler=scheduler, progress=progress,
+                     desc="+".join(p.desc for p in passes), order=seq)
+    del items
+    out: list[list[Any]] = []
+    start = 0
+    for p in passes:
+        out.append(flat[start:start + len(p.tasks)])
+        start += len(p.tasks)
+        p.tasks = []
+    del flat
+    _release_pass_memory()
+    return out
 
 
 def _want_progress(progress: bool | None) -> bool:
