@@ -240,6 +240,22 @@ def test_area_parts_give_the_union_s_pixels_and_sample_windows(seed):
     assert len(picked) == 5 and set(picked) <= set(want) and picked[0] == want[0] and picked[-1] == want[-1]
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_area_parts_are_cut_to_the_footprint_and_the_whole_ones_not_copied(seed):
+    from shapely.geometry import box
+
+    parts = _area_parts(seed)
+    x0 = shapely.bounds(parts[0])[0]
+    footprint = box(x0 + 100.0, -100.0, 2000.0, 2000.0)  # cuts part 0, holds part 1 whole
+    got = ecopatch.encroachment._within_footprint(parts, footprint)
+    want = shapely.intersection(parts, footprint)
+    assert (shapely.equals(got, want) | (shapely.is_empty(got) & shapely.is_empty(want))).all()
+    whole = shapely.contains_properly(footprint, parts)
+    assert whole.any() and not whole.all()
+    assert all(g is p for g, p, w in zip(got, parts, whole) if w)
+    assert not any(g is p for g, p, w in zip(got, parts, whole) if not w)
+
+
 def test_block_edges_are_kept_compact_and_read_only():
     from ecopatch.change import PixelChange, block_components, merge_components
     from ecopatch.grid import Window

@@ -5,7 +5,7 @@ from pyproj import Geod
 from shapely.geometry import box
 
 from ecopatch.errors import MissingCRSError
-from ecopatch.geodesy import as_crs, geodesic_area_m2, ground_area_factor, to_lonlat
+from ecopatch.geodesy import as_crs, geodesic_area_m2, ground_area_factor, repaired, to_lonlat
 
 
 def _true_area(lonlat_poly):
@@ -85,3 +85,15 @@ def test_geometries_in_keeps_equivalent_crs_and_transforms_others():
     assert 116 < moved[0].centroid.x < 118 and 29 < moved[0].centroid.y < 31  # x = longitude
     with pytest.raises(MissingCRSError, match="patches.gpkg"):
         geometries_in(gpd.GeoDataFrame(geometry=[box(0, 0, 1, 1)]), "EPSG:4490", what="patches.gpkg")
+
+
+def test_repaired_replaces_only_the_invalid_geometries():
+    bowtie = shapely.Polygon([(0, 0), (2, 2), (2, 0), (0, 2)])
+    ok = box(0, 0, 1, 1)
+    geoms = np.array([ok, bowtie, None, shapely.Polygon()], dtype=object)
+    out = repaired(geoms)
+    assert out[0] is ok and out[2] is None and out[3].is_empty
+    assert out[1].is_valid and out[1].area == pytest.approx(2.0)
+    assert geoms[1] is bowtie  # the input array is left alone
+    assert shapely.equals(out[1], shapely.make_valid(bowtie))
+    assert repaired([]).shape == (0,)

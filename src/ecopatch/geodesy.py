@@ -113,6 +113,31 @@ def geometries_in(frame: Any, crs: CRSLike, *, what: str = "layer") -> np.ndarra
     return frame.to_crs(crs).geometry.to_numpy()
 
 
+def repaired(geometries: Any) -> np.ndarray:
+    """The geometries with the invalid ones repaired (:func:`shapely.make_valid`), the valid ones as they are.
+
+    :func:`shapely.make_valid` copies every geometry, valid or not: for the
+    2000 reserve zones of a 2 × 2-tile mosaic (1.07 M vertices) a second copy
+    of the layer held as long as the analysis runs.  Here only the invalid
+    ones are replaced; the others are the same objects.  None stays None.
+
+    Parameters
+    ----------
+    geometries : array-like of shapely geometries
+        In any CRS (the repair is planar).
+
+    Returns
+    -------
+    ndarray of shapely geometries
+        A new array; the input is not changed.
+    """
+    out = np.array(geometries, dtype=object)
+    bad = ~shapely.is_valid(out) & ~shapely.is_missing(out)
+    if bad.any():
+        out[bad] = shapely.make_valid(out[bad])
+    return out
+
+
 def _lonlat_crs(crs: CRS) -> CRS:
     geo = crs.geodetic_crs
     if geo is None:  # pragma: no cover - engineering CRS

@@ -44,7 +44,7 @@ from .cover import (
     otsu_threshold,
 )
 from .errors import ConfigError, InputDataError, LowCoverageWarning, NoOverlapError
-from .geodesy import as_crs, geodesic_area_m2, geometries_in
+from .geodesy import as_crs, geodesic_area_m2, geometries_in, repaired
 from .grid import Grid, Window
 from .io.raster import Observation, Scene, read_on_grid, read_sample
 from .schema import RESTORATION_DIRECTIONS
@@ -564,8 +564,7 @@ def assessment_pass(
     rules = rules or StatusRules()
     g = analysis_grid(before, after, grid)
 
-    geoms_grid = geometries_in(mines, g.crs, what="mines layer")
-    geoms_grid = shapely.make_valid(geoms_grid)
+    geoms_grid = repaired(geometries_in(mines, g.crs, what="mines layer"))
     _check_overlap(geoms_grid, g.crs, before, after, len(mines))
     p_b = prepare_cover_params(before, cover_before or cover)
     p_a = prepare_cover_params(after, cover_after or cover)
