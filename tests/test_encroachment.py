@@ -256,6 +256,29 @@ def test_area_parts_are_cut_to_the_footprint_and_the_whole_ones_not_copied(seed)
     assert not any(g is p for g, p, w in zip(got, parts, whole) if not w)
 
 
+def test_outlines_are_packed_exactly():
+    from shapely.geometry import MultiPolygon, box
+
+    from ecopatch.change import PackedOutlines, pack_outlines, unpack_outlines
+
+    holed = box(0, 0, 5, 5).difference(box(1, 1, 3, 2))
+    multi = MultiPolygon([box(10, 10, 11, 12), box(13, 10, 14, 11)])
+    big = box(21_000, 43_000, 21_960, 43_921)
+    for geoms in ([holed, box(2, 7, 4, 9), big], [box(3, 3, 4, 4), multi, holed], [multi]):
+        geoms = np.asarray(geoms, dtype=object)
+        packed = pack_outlines(geoms)
+        assert isinstance(packed, PackedOutlines) and packed.coords.dtype == np.int32
+        back = unpack_outlines(packed)
+        assert list(shapely.get_type_id(back)) == list(shapely.get_type_id(geoms))
+        assert shapely.equals_exact(back, geoms, 0).all()  # same vertices in the same order
+        assert (shapely.get_num_interior_rings(back) == shapely.get_num_interior_rings(geoms)).all()
+    # anything that would not come back exactly stays as it is
+    for geoms in ([box(0, 0, 1.5, 1)], [box(0, 0, 1, 1), shapely.Polygon()], [shapely.Point(1, 1)], []):
+        geoms = np.asarray(geoms, dtype=object)
+        assert pack_outlines(geoms) is not None and not isinstance(pack_outlines(geoms), PackedOutlines)
+        assert unpack_outlines(pack_outlines(geoms)) is not None
+
+
 def test_block_edges_are_kept_compact_and_read_only():
     from ecopatch.change import PixelChange, block_components, merge_components
     from ecopatch.grid import Window
