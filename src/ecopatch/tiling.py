@@ -138,11 +138,12 @@ def locality_order(windows: Sequence[Window], *, stripe_px: int = 2048) -> list[
 def joint_order(windows: Sequence[Sequence[Window]], *, stripe_px: int = 2048) -> list[tuple[int, int]]:
     """One locality order for the windows of several passes over the same imagery.
 
-    The windows of all passes are taken in :func:`locality_order`; a window
-    of a later pass starts one window of the first pass after that pass's
-    window at the same place.  The first pass has then read the tiles both
-    need, and the later one finds them in the tile cache instead of decoding
-    them at the same moment on another thread.
+    The windows of all passes are sorted as :func:`locality_order` sorts
+    one pass's, the first pass's before the others' at the same place; then
+    each window of a later pass is moved one first-pass window later.  The
+    first pass has then read the tiles both need, and the later one finds
+    them in the tile cache instead of decoding them at the same moment on
+    another thread.
 
     Parameters
     ----------
@@ -234,18 +235,15 @@ def run_passes(passes: Sequence[WindowPass], *, scheduler: Scheduler = None,
         p.tasks = []
         _release_pass_memory()
         return [results]
-    pairs = [(k, i) for k, p in enumerate(passes) for i in range(len(p.tasks))]
-    position = {pair: n for n, pair in enumerate(pairs)}
-    items = [(passes[k].func, passes[k].tasks[i]) for k, i in pairs]
-    seq = [position[pair] for pair in joint_order([p.windows for p in passes])]
+    starts = np.cumsum([0] + [len(p.tasks) for p in passes]).tolist()
+    items = [(p.func, task) for p in passes for task in p.tasks]
+    seq = [starts[k] + i for k, i in joint_order([p.windows for p in passes])]
     flat = run_tasks(_apply, items, scheduler=scheduler, progress=progress,
                      desc="+".join(p.desc for p in passes), order=seq)
     del items
     out: list[list[Any]] = []
-    start = 0
-    for p in passes:
-        out.append(flat[start:start + len(p.tasks)])
-        start += len(p.tasks)
+    for k, p in enumerate(passes):
+        out.append(flat[starts[k]:starts[k + 1]])
         p.tasks = []
     del flat
     _release_pass_memory()
