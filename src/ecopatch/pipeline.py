@@ -20,8 +20,8 @@ What a run does
    has status ``ok`` or ``skipped`` for that scene ID).  ``force=True``
    processes every scene again.  Nothing new: the run stops and says so.
 4. **Per new scene, oldest first**: choose its baseline (below), open both
-   scenes, assess every mine (:func:`ecopatch.assess_restoration`), detect
-   changes in the reserves (:func:`ecopatch.detect_changes`), write the
+   scenes, assess every mine and detect changes in the reserves in one
+   windowed pass (as :func:`ecopatch.assess_and_detect`), write the
    results, record both in the ledger *in one transaction*
    (:meth:`ecopatch.Ledger.transaction`), write the field package of the
    cases this scene opened or reopened, the change map and the report, then
@@ -1330,23 +1330,18 @@ def _compute(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path, timi
         with clock("windows"):
             # detection first: it reads whole blocks, the assessment the cells around the mines
             jobs = sorted(passes, key=lambda job: job != "detect")
-            for job, res in zip(jobs, run_passes([passes[j] for j in jobs], scheduler=cfg.run.scheduler,
-                                                 progress=ctx.progress)):
-                results[job] = res
+            results = dict(zip(jobs, run_passes([passes[j] for j in jobs], scheduler=cfg.run.scheduler,
+                                                progress=ctx.progress)))
     _heartbeat(ctx)
-    assessment = patches = None
-    if "assess" in passes:
-        with clock("assess"):
-            try:
-                assessment = passes["assess"].finish(results.pop("assess"))
-            except (NoOverlapError, NoValidPixelsError) as exc:
-                _skip("assess", exc)
-    if "detect" in passes:
-        with clock("detect"):
-            try:
-                patches = passes["detect"].finish(results.pop("detect"))
-            except (NoOverlapError, NoValidPixelsError) as exc:
-                _skip("detect", exc)
+    finished: dict[str, Any] = {}
+    for job in ("assess", "detect"):
+        if job in passes:
+            with clock(job):
+                try:
+                    finished[job] = passes[job].finish(results.pop(job))
+                except (NoOverlapError, NoValidPixelsError) as exc:
+                    _skip(job, exc)
+    assessment, patches = finished.get("assess"), finished.get("detect")
     if assessment is None and patches is None:
         return "skipped", "; ".join(notes)
     _heartbeat(ctx)
