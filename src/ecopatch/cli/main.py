@@ -52,15 +52,20 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+def stderr_handler() -> StderrHandler:
+    """The CLI's log handler: the current ``sys.stderr``, one line per record with time and level."""
+    handler = StderrHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    return handler
+
+
 def configure_logging(verbosity: int) -> None:
     """Send ecopatch's log records to stderr at a level set by ``-v``/``-q``."""
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(
         max(-1, min(verbosity, 2)), logging.DEBUG
     )
-    handler = StderrHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("ecopatch")
-    root.handlers[:] = [handler]
+    root.handlers[:] = [stderr_handler()]
     root.setLevel(level)
 
 

@@ -136,11 +136,9 @@ def _configure_logging(verbosity: int) -> None:
     else:
         level = logging.DEBUG
     if not root.handlers:  # called outside the group (tests): log to stderr like the group does
-        from .main import StderrHandler
+        from .main import stderr_handler
 
-        handler = StderrHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
+        root.addHandler(stderr_handler())
     for h in root.handlers:
         h.setLevel(level)
     root.setLevel(min(level, logging.INFO))
