@@ -228,13 +228,6 @@ def run_passes(passes: Sequence[WindowPass], *, scheduler: Scheduler = None,
     list of list
         Per pass, the results of its tasks, for its ``finish``.
     """
-    if len(passes) == 1:
-        p = passes[0]
-        results = run_tasks(p.func, p.tasks, scheduler=scheduler, progress=progress, desc=p.desc,
-                            order=locality_order(p.windows))
-        p.tasks = []
-        _release_pass_memory()
-        return [results]
     starts = np.cumsum([0] + [len(p.tasks) for p in passes]).tolist()
     items = [(p.func, task) for p in passes for task in p.tasks]
     seq = [starts[k] + i for k, i in joint_order([p.windows for p in passes])]
