@@ -73,3 +73,77 @@ def test_change_kernel_matches_numpy(seed, with_aoi):
     for k in ("prob", "share", "rim_disturbance", "rim_gain"):
         np.testing.assert_allclose(getattr(fast, k), getattr(ref, k), atol=2e-6, err_msg=k)
     assert (fast.code > 0).any()
+
+
+# --- outlines ---------------------------------------------------------------------------------
+_FOUR = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], dtype=bool)
+
+
+def _traced_and_gdal(mask, keep_share=1.0, seed=0, offset=(7, 3)):
+    import shapely
+    from scipy import ndimage
+
+    from ecopatch._kernels import outline_kernel
+    from ecopatch.grid import Window
+
+    lab, n = ndimage.label(mask, structure=_FOUR)
+    keep = np.random.default_rng(seed).random(n) < keep_share
+    lab = np.where(np.r_[False, keep][lab], lab, 0)
+    coords, rings, polys = outline_kernel(lab, np.r_[False, keep], *offset)
+    assert coords.dtype == np.int32
+    got = (shapely.from_ragged_array(shapely.GeometryType.POLYGON, coords.astype(float), (rings, polys))
+           if len(polys) > 1 else np.zeros(0, dtype=object))
+    win = Window(offset[1], offset[0], *mask.shape)
+    want = change_mod._outlines_by_gdal(lab, lab > 0, keep, win)
+    return got, want
+
+
+@settings(max_examples=150, deadline=None)
+@given(mask=arrays(np.bool_, st.tuples(st.integers(1, 24), st.integers(1, 24))),
+       keep_share=st.sampled_from([1.0, 0.6]), seed=st.integers(0, 5))
+def test_outline_kernel_gives_gdal_s_polygons(mask, keep_share, seed):
+    import shapely
+
+    got, want = _traced_and_gdal(mask, keep_share, seed)
+    assert len(got) == len(want)
+    assert shapely.is_valid(got).all()
+    assert shapely.equals(got, want).all()
+    assert (shapely.area(got) == shapely.area(want)).all()
+    assert (shapely.get_type_id(got) == 3).all()  # one Polygon per component
+
+
+@pytest.mark.parametrize("rows", [
+    # a hole touching the outer ring at one corner (the ring would pass that corner twice)
+    [".####", "#.###", "#####"],
+    # two holes touching each other at a corner, and the loop's first corner is a pinch
+    ["######", "#.####", "##.###", "######"],
+    # a ring of pixels meeting only at corners inside a square: holes within holes
+    ["#######", "#.....#", "#.#.#.#", "#..#..#", "#.#.#.#", "#.....#", "#######"],
+    ["#.#", ".#.", "#.#"],  # five single pixels meeting at corners: five components
+])
+def test_outline_kernel_on_corner_pinches(rows):
+    import shapely
+
+    mask = np.array([[ch == "#" for ch in r] for r in rows])
+    got, want = _traced_and_gdal(mask)
+    assert shapely.is_valid(got).all()
+    assert shapely.equals(got, want).all() and len(got) == len(want)
+    assert sum(shapely.area(got)) == mask.sum()
+
+
+def test_block_components_outlines_match_gdal_s():
+    import shapely
+
+    from ecopatch.change import PixelChange, block_components
+    from ecopatch.grid import Window
+
+    rng = np.random.default_rng(3)
+    code = rng.choice(np.array([0, 0, 0, 1, 2, 5], dtype=np.uint8), (40, 50))
+    ones = np.ones(code.shape)
+    change = PixelChange(code=code, prob=ones, share=ones, observed=np.ones(code.shape, dtype=bool))
+    win = Window(100, 200, 38, 48)
+    ref, fast = _both(block_components, change, win, ones * 100.0, halo=1, min_change_m2=250.0,
+                      module=change_mod)
+    assert ref.category == fast.category and np.array_equal(ref.label, fast.label)
+    assert np.array_equal(ref.stats, fast.stats)
+    assert len(fast.outline) > 50 and shapely.equals(fast.outline, ref.outline).all()

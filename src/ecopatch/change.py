@@ -424,23 +424,18 @@ def block_components(
     -------
     BlockComponents
     """
-    from affine import Affine
-    from rasterio.features import shapes
     from scipy import ndimage
+
+    from ._kernels import outline_kernel
 
     layers = dict(layers or {})
     names = tuple(layers)
     core = (slice(halo, halo + window.height), slice(halo, halo + window.width))
     code_p = change.code
     code = code_p[core]
-    # rasterio warns "no geotransform" for an identity transform (the block at the grid
-    # origin) and warning filters are not thread-safe, so shift that block by one pixel
-    # and shift its outlines back (exact: the coordinates are whole numbers)
-    shift = 1 if (window.col_off, window.row_off) == (0, 0) else 0
-    tr = Affine(1, 0, window.col_off + shift, 0, 1, window.row_off + shift)
     cats: list[str] = []
     labs: list[int] = []
-    outs: list[Any] = []
+    outs: list[Any] = []  # per category: ragged arrays (traced) or shapely outlines
     stats: list[np.ndarray] = []
     borders: dict[tuple[str, str], np.ndarray] = {}
     pending: list[tuple[str, int, int, float]] = []
@@ -492,30 +487,72 @@ def block_components(
             keep[on_border[on_border > 0] - 1] = True
             lab = np.where(keep[np.maximum(lab, 1) - 1] & (lab > 0), lab, 0)
             mask = lab > 0
-        polys: dict[int, list[Any]] = {}
-        for geom, val in shapes(lab.astype(np.int32), mask=mask, connectivity=4, transform=tr):
-            poly = shapely.geometry.shape(geom)
-            if shift:
-                poly = shapely.transform(poly, lambda xy: xy - shift)
-            polys.setdefault(int(val), []).append(poly)
+        traced = None if _NUMPY_ONLY else outline_kernel(lab, np.r_[False, keep], window.col_off, window.row_off)
+        if traced is not None:
+            outs.append(traced)
+        else:
+            outs.append(_outlines_by_gdal(lab, mask, keep, window))
         for k in np.flatnonzero(keep) + 1:
-            parts = polys.get(int(k), [])
-            outline = parts[0] if len(parts) == 1 else shapely.union_all(parts)
             cats.append(cat)
             labs.append(int(k))
-            outs.append(outline)
             stats.append(block_stats[k - 1])
     width = len(STAT_NAMES) + 2 * len(names)
     return BlockComponents(
         window=window,
         category=cats,
         label=np.asarray(labs, dtype=np.int64),
-        outlines_packed=pack_outlines(np.asarray(outs, dtype=object)),
+        outlines_packed=_pack_parts(outs),
         stats=np.vstack(stats) if stats else np.zeros((0, width)),
         layer_names=names,
         borders=borders,
         pending=pending,
     )
+
+
+def _outlines_by_gdal(lab: np.ndarray, mask: np.ndarray, keep: np.ndarray, window: Window) -> np.ndarray:
+    """Outlines of the kept labels by GDAL's polygoniser (when the numba tracer cannot run).
+
+    The reference :func:`ecopatch._kernels.outline_kernel` is tested against.
+    """
+    from affine import Affine
+    from rasterio.features import shapes
+
+    # rasterio warns "no geotransform" for an identity transform (the block at the grid
+    # origin) and warning filters are not thread-safe, so shift that block by one pixel
+    # and shift its outlines back (exact: the coordinates are whole numbers)
+    shift = 1 if (window.col_off, window.row_off) == (0, 0) else 0
+    tr = Affine(1, 0, window.col_off + shift, 0, 1, window.row_off + shift)
+    polys: dict[int, list[Any]] = {}
+    for geom, val in shapes(lab.astype(np.int32), mask=mask, connectivity=4, transform=tr):
+        poly = shapely.geometry.shape(geom)
+        if shift:
+            poly = shapely.transform(poly, lambda xy: xy - shift)
+        polys.setdefault(int(val), []).append(poly)
+    out = []
+    for k in np.flatnonzero(keep) + 1:
+        parts = polys.get(int(k), [])
+        out.append(parts[0] if len(parts) == 1 else shapely.union_all(parts))
+    return np.asarray(out, dtype=object)
+
+
+def _pack_parts(parts: Sequence[Any]) -> PackedOutlines | np.ndarray:
+    """One :class:`PackedOutlines` from each category's traced ragged arrays (or shapely outlines)."""
+    if parts and all(isinstance(p, tuple) for p in parts):
+        n = sum(len(p[2]) - 1 for p in parts)
+        if n == 0:
+            return np.zeros(0, dtype=object)
+        coords, rings, polys = [], [np.zeros(1, dtype=np.int64)], [np.zeros(1, dtype=np.int64)]
+        n_xy = n_ring = 0
+        for xy, ring_off, poly_off in parts:
+            coords.append(xy)
+            rings.append(ring_off[1:] + n_xy)
+            polys.append(poly_off[1:] + n_ring)
+            n_xy += len(xy)
+            n_ring += len(ring_off) - 1
+        return PackedOutlines(shapely.GeometryType.POLYGON, np.concatenate(coords),
+                              (np.concatenate(rings), np.concatenate(polys)), np.zeros(n, dtype=bool))
+    geoms = [unpack_outlines(_pack_parts([p])) if isinstance(p, tuple) else p for p in parts]
+    return pack_outlines(np.concatenate(geoms) if geoms else np.zeros(0, dtype=object))
 
 
 def _edge(labels: np.ndarray) -> np.ndarray:
