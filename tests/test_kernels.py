@@ -147,3 +147,30 @@ def test_block_components_outlines_match_gdal_s():
     assert ref.category == fast.category and np.array_equal(ref.label, fast.label)
     assert np.array_equal(ref.stats, fast.stats)
     assert len(fast.outline) > 50 and shapely.equals(fast.outline, ref.outline).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(dn=arrays(np.float32, st.tuples(st.integers(1, 9), st.integers(1, 9)),
+                 elements=st.one_of(st.sampled_from([0.0, 65535.0, np.nan, 16000.0, -2000.0]),
+                                    st.floats(0, 12000, width=32))),
+       repeat=st.sampled_from([None, 1, 2, 3]), seed=st.integers(0, 9))
+def test_reflectance_kernel_repeats_and_masks_as_numpy_would(dn, repeat, seed):
+    from ecopatch._kernels import reflectance_kernel
+
+    rng = np.random.default_rng(seed)
+    rows = cols = None
+    src = dn
+    if repeat is not None:  # a coarser band onto a finer grid: each pixel repeated
+        rows = np.repeat(np.arange(dn.shape[0]), repeat)[1:] if dn.shape[0] * repeat > 1 else np.zeros(1, int)
+        cols = np.repeat(np.arange(dn.shape[1]), repeat)
+        src = dn[rows][:, cols]
+    before = rng.random(src.shape) < 0.8
+    valid = before.copy()
+    refl, out_valid, cleared = reflectance_kernel(dn, 1e-4, -0.1, 0.0, 65535.0, (-0.05, 1.2),
+                                                  rows=rows, cols=cols, valid=valid)
+    want = src.astype(np.float32) * np.float32(1e-4) + np.float32(-0.1)
+    ok = np.isfinite(src) & (src != 0) & (src != 65535) & (want >= np.float32(-0.05)) & (want <= np.float32(1.2))
+    assert out_valid is valid and np.array_equal(valid, before & ok)
+    assert cleared == int((before & ~ok).sum())
+    assert np.array_equal(np.isnan(refl), ~valid)
+    np.testing.assert_allclose(refl[valid], want[valid], rtol=1e-6)

@@ -329,38 +329,87 @@ def change_kernel(before: Any, after: Any, params: Any, aoi: np.ndarray | None) 
     return code, prob, share, observed, rim_d, rim_g
 
 
+@njit(cache=True, inline="always", fastmath=_FM)
+def _refl_px(v, sc, of, nodata, has_nodata, maxval, has_max, lo, hi):  # noqa: ANN001, ANN202
+    good = not math.isnan(v)
+    if has_nodata and v == nodata:
+        good = False
+    if has_max and v == maxval:
+        good = False
+    r = np.float32(v) * sc + of
+    if r < lo or r > hi:
+        good = False
+    return r, good
+
+
 @njit(cache=True, fastmath=_FM, nogil=True)
-def _reflectance_loop(dn, scale, offset, nodata, has_nodata, maxval, has_max, lo, hi, refl, ok):  # noqa: ANN001
+def _reflectance_loop(dn, scale, offset, nodata, has_nodata, maxval, has_max, lo, hi, refl, valid):  # noqa: ANN001
+    """``refl`` from ``dn``, NaN where ``valid`` is or becomes False; returns the pixels it cleared."""
     nan = np.float32(np.nan)
     sc, of = np.float32(scale), np.float32(offset)
     lo32, hi32 = np.float32(lo), np.float32(hi)
-    for i in range(dn.shape[0]):
-        for j in range(dn.shape[1]):
-            v = dn[i, j]
-            good = not math.isnan(v)
-            if has_nodata and v == nodata:
-                good = False
-            if has_max and v == maxval:
-                good = False
-            r = np.float32(v) * sc + of
-            if r < lo32 or r > hi32:
-                good = False
-            refl[i, j] = r if good else nan
-            ok[i, j] = good
+    cleared = 0
+    for i in range(refl.shape[0]):
+        for j in range(refl.shape[1]):
+            r, good = _refl_px(dn[i, j], sc, of, nodata, has_nodata, maxval, has_max, lo32, hi32)
+            was = valid[i, j]
+            ok = good & was
+            refl[i, j] = r if ok else nan
+            valid[i, j] = ok
+            cleared += was & ~ok
+    return cleared
+
+
+@njit(cache=True, fastmath=_FM, nogil=True)
+def _reflectance_loop_at(dn, rows, cols, scale, offset, nodata, has_nodata, maxval, has_max, lo, hi,  # noqa: ANN001
+                         refl, valid):
+    """As :func:`_reflectance_loop`, pixel ``(i, j)`` from ``dn[rows[i], cols[j]]``."""
+    nan = np.float32(np.nan)
+    sc, of = np.float32(scale), np.float32(offset)
+    lo32, hi32 = np.float32(lo), np.float32(hi)
+    cleared = 0
+    for i in range(refl.shape[0]):
+        src = dn[rows[i]]
+        for j in range(refl.shape[1]):
+            r, good = _refl_px(src[cols[j]], sc, of, nodata, has_nodata, maxval, has_max, lo32, hi32)
+            was = valid[i, j]
+            ok = good & was
+            refl[i, j] = r if ok else nan
+            valid[i, j] = ok
+            cleared += was & ~ok
+    return cleared
 
 
 def reflectance_kernel(dn: np.ndarray, scale: float, offset: float, nodata: float | None,
-                       maxval: float | None, valid_range: tuple[float, float]) -> tuple[np.ndarray, np.ndarray] | None:
-    """DN -> float32 reflectance (NaN where invalid) and a validity mask, in one pass; None to fall back."""
+                       maxval: float | None, valid_range: tuple[float, float], *,
+                       rows: np.ndarray | None = None, cols: np.ndarray | None = None,
+                       valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """DN -> float32 reflectance and a validity mask, in one pass; None to fall back.
+
+    Returns ``(refl, valid, cleared)``: NaN in ``refl`` wherever ``valid`` is
+    False.  With ``rows`` and ``cols`` (indices into ``dn``), pixel
+    ``(i, j)`` comes from ``dn[rows[i], cols[j]]``: a coarser band repeated
+    onto a finer grid in the same pass.  With ``valid`` (bool), the pixels it
+    already excludes are NaN too, and it is cleared in place where this band
+    is not a reflectance; ``cleared`` counts those pixels.
+    """
     if not HAVE_NUMBA or dn.ndim != 2:
         return None
-    refl = np.empty(dn.shape, dtype=np.float32)
-    ok = np.empty(dn.shape, dtype=np.bool_)
+    indexed = rows is not None and cols is not None
+    if indexed:
+        rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+    shape = (rows.size, cols.size) if indexed else dn.shape
+    refl = np.empty(shape, dtype=np.float32)
+    if valid is None:
+        valid = np.ones(shape, dtype=np.bool_)
+    elif valid.shape != shape or valid.dtype != np.bool_:
+        return None
     has_nd = nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata))
-    _reflectance_loop(dn, float(scale), float(offset), float(nodata) if has_nd else 0.0, has_nd,
-                      float(maxval) if maxval is not None else 0.0, maxval is not None,
-                      float(valid_range[0]), float(valid_range[1]), refl, ok)
-    return refl, ok
+    args = (float(scale), float(offset), float(nodata) if has_nd else 0.0, has_nd,
+            float(maxval) if maxval is not None else 0.0, maxval is not None,
+            float(valid_range[0]), float(valid_range[1]), refl, valid)
+    cleared = _reflectance_loop_at(dn, rows, cols, *args) if indexed else _reflectance_loop(dn, *args)
+    return refl, valid, int(cleared)
 
 
 # ---------------------------------------------------------------------------

@@ -49,10 +49,13 @@ def test_nodata_and_saturation_are_nan(tmp_path):
     dn = np.full((6, 4, 4), 1500, dtype=np.uint16)
     dn[:, 0, 0] = 0
     dn[2, 1, 1] = 65535
+    dn[5, 3, 3] = 0  # no data in the last band read only
     s = open_scene(_s2_stack(tmp_path, dn))
     obs = s.read()
-    assert not obs.valid[0, 0] and not obs.valid[1, 1] and obs.valid[2, 2]
-    assert np.isnan(obs["blue"][1, 1])  # a saturated band invalidates the pixel in every band
+    assert not obs.valid[0, 0] and not obs.valid[1, 1] and obs.valid[2, 2] and not obs.valid[3, 3]
+    # a saturated band or a gap in one band invalidates the pixel in every band, read before or after it
+    for name in s.bands:
+        assert np.array_equal(np.isnan(obs[name]), ~obs.valid), name
 
 
 def test_band_mapping_errors_name_the_fix(tmp_path):
@@ -74,6 +77,7 @@ def test_drone_rgb_black_collar_is_nodata(tmp_path):
     assert s.sensor.name == "drone_rgb"
     obs = s.read()
     assert obs.valid[:, 2:].all() and not obs.valid[:, :2].any()
+    assert all(np.isnan(obs[b][:, :2]).all() and not np.isnan(obs[b][:, 2:]).any() for b in s.bands)
 
 
 def test_bad_files(tmp_path):

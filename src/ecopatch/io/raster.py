@@ -233,18 +233,26 @@ class Scene:
             self.band(n)
         window = window or self.grid.window
         out: dict[str, np.ndarray] = {}
-        valid = np.ones(window.shape, dtype=bool)
-        for n in names:
-            ref = self.band(n)
-            dn = _read_resampled(ref.path, ref.index, ref.grid, self.grid, window, categorical=False)
-            refl, ok = _to_reflectance(dn, ref)
-            out[n] = refl
-            valid &= ok
+        # the mask first: each band is then NaN wherever it or the bands before it say "not
+        # valid", and only pixels a later band excludes need a second pass
         if self.mask is not None:
-            valid &= self._mask_clear(window)
-        valid &= ~self._collar(out)
-        for n in names:
-            out[n][~valid] = np.nan
+            valid = np.ascontiguousarray(self._mask_clear(window))  # C order: the band loops walk rows
+        else:
+            valid = np.ones(window.shape, dtype=bool)
+        late = False  # a band excluded pixels that bands read before it had kept
+        for k, n in enumerate(names):
+            ref = self.band(n)
+            refl, cleared = _read_reflectance(ref, self.grid, window, valid)
+            out[n] = refl
+            late |= k > 0 and cleared > 0
+        if not self.sensor.reflectance:
+            collar = self._collar(out)
+            late |= bool((collar & valid).any())
+            valid &= ~collar
+        if late:
+            invalid = ~valid
+            for n in names:
+                np.copyto(out[n], np.float32(np.nan), where=invalid)
         return Observation(out, valid, self.grid.subgrid(window))
 
     def _collar(self, bands: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -712,23 +720,39 @@ def _read_resampled(
     repeated, as Sen2Cor does.  Otherwise a reprojection (nearest for
     categorical bands, bilinear otherwise).
     """
-    fill = np.nan
+    whole = _whole_pixels(path, index, src, dst, window, fill=0 if categorical else np.nan)
+    if whole is None:
+        return _reproject_band(path, index, src, dst, window, categorical=categorical)
+    block, rows, cols = whole
+    if rows is None or cols is None:
+        return block
+    return block[rows][:, cols]
+
+
+def _whole_pixels(path: str, index: int, src: Grid, dst: Grid, window: Window, fill: float
+                  ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None] | None:
+    """The pixels of ``src`` under ``window`` of ``dst`` when each is a whole block of ``dst`` pixels.
+
+    Returns ``(block, rows, cols)``: ``window``'s pixel ``(i, j)`` is
+    ``block[rows[i], cols[j]]`` (``rows`` and ``cols`` are None when the
+    grids' pixels coincide: then ``block`` is the window itself).  None when
+    ``src`` is not a whole-factor coarsening of ``dst`` aligned with it.
+    """
     ratio = _integer_ratio(dst, src)
-    if ratio is not None:
-        rx, ry, dc, dr = ratio
-        # dst pixel (r, c) lies in src pixel ((r + dr) // ry, (c + dc) // rx)
-        r0 = math.floor((window.row_off + dr) / ry)
-        c0 = math.floor((window.col_off + dc) / rx)
-        r1 = math.floor((window.row_end - 1 + dr) / ry) + 1
-        c1 = math.floor((window.col_end - 1 + dc) / rx) + 1
-        cw = Window(r0, c0, r1 - r0, c1 - c0)
-        block = _read_block(path, index, src, cw, fill=0 if categorical else fill)
-        if rx == 1 and ry == 1:
-            return block
-        rows = (np.arange(window.row_off, window.row_end) + dr) // ry - r0
-        cols = (np.arange(window.col_off, window.col_end) + dc) // rx - c0
-        return block[rows][:, cols]
-    return _reproject_band(path, index, src, dst, window, categorical=categorical)
+    if ratio is None:
+        return None
+    rx, ry, dc, dr = ratio
+    # dst pixel (r, c) lies in src pixel ((r + dr) // ry, (c + dc) // rx)
+    r0 = math.floor((window.row_off + dr) / ry)
+    c0 = math.floor((window.col_off + dc) / rx)
+    r1 = math.floor((window.row_end - 1 + dr) / ry) + 1
+    c1 = math.floor((window.col_end - 1 + dc) / rx) + 1
+    block = _read_block(path, index, src, Window(r0, c0, r1 - r0, c1 - c0), fill=fill)
+    if rx == 1 and ry == 1:
+        return block, None, None
+    rows = (np.arange(window.row_off, window.row_end) + dr) // ry - r0
+    cols = (np.arange(window.col_off, window.col_end) + dc) // rx - c0
+    return block, rows, cols
 
 
 def _source_window(src: Grid, dst: Grid, window: Window, pad: int = 2) -> Window | None:
@@ -784,14 +808,47 @@ def _reproject_band(
     return out
 
 
+def _saturation(ref: BandRef) -> float | None:
+    """The fill / saturation value of an integer band (its type's maximum), None for floats."""
+    dt = np.dtype(ref.dtype)
+    return float(np.iinfo(dt).max) if np.issubdtype(dt, np.integer) else None
+
+
+def _read_reflectance(ref: BandRef, grid: Grid, window: Window, valid: np.ndarray) -> tuple[np.ndarray, int]:
+    """Reflectance of ``ref`` for ``window`` of ``grid``: NaN where ``valid`` is False or the band has none.
+
+    Clears ``valid`` (in place) where the band has no reflectance and
+    returns how many pixels that cleared.  Bands whose pixels are whole
+    blocks of ``grid``'s (the same grid, Sentinel-2's 20 m bands on the 10 m
+    grid) go from the file's pixels to reflectance in one pass.
+    """
+    from .._kernels import reflectance_kernel
+
+    whole = _whole_pixels(ref.path, ref.index, ref.grid, grid, window, fill=np.nan)
+    if whole is not None:
+        block, rows, cols = whole
+        fused = reflectance_kernel(block, ref.scale, ref.offset, ref.nodata, _saturation(ref),
+                                   VALID_REFLECTANCE, rows=rows, cols=cols, valid=valid)
+        if fused is not None:
+            return fused[0], fused[2]
+        dn = block if rows is None or cols is None else block[rows][:, cols]
+    else:
+        dn = _read_resampled(ref.path, ref.index, ref.grid, grid, window, categorical=False)
+    refl, ok = _to_reflectance(dn, ref)
+    cleared = int(np.count_nonzero(valid & ~ok))
+    valid &= ok
+    refl[~valid] = np.nan
+    return refl, cleared
+
+
 def _to_reflectance(dn: np.ndarray, ref: BandRef) -> tuple[np.ndarray, np.ndarray]:
     """DN -> float32 reflectance and a validity mask."""
     from .._kernels import reflectance_kernel
 
-    maxval = np.iinfo(np.dtype(ref.dtype)).max if np.issubdtype(np.dtype(ref.dtype), np.integer) else None
+    maxval = _saturation(ref)
     fused = reflectance_kernel(dn, ref.scale, ref.offset, ref.nodata, maxval, VALID_REFLECTANCE)
     if fused is not None:
-        return fused
+        return fused[0], fused[1]
     ok = np.ones(dn.shape, dtype=bool)
     if np.issubdtype(dn.dtype, np.floating):
         ok &= np.isfinite(dn)
