@@ -27,7 +27,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -277,12 +277,16 @@ class _Deriver:
 
 
 def _neighbour_mean(values: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean of ``values`` over the usable cells of each 3×3 neighbourhood, and their count."""
+    """Mean of ``values`` over the usable cells of each 3×3 neighbourhood, and their count.
+
+    ``values`` may be a stack of layers (axis 0) sharing ``usable``: each
+    layer's mean is then what it would be alone, bit for bit.
+    """
     from scipy.ndimage import uniform_filter
 
     v = np.where(usable, values, 0.0).astype(np.float64)
     n = usable.astype(np.float64)
-    s = uniform_filter(v, size=3, mode="constant") * 9
+    s = uniform_filter(v, size=(1,) * (v.ndim - 2) + (3, 3), mode="constant") * 9
     c = uniform_filter(n, size=3, mode="constant") * 9
     c = np.rint(c)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -295,7 +299,8 @@ def _unmix(f: np.ndarray, cov: np.ndarray, valid: np.ndarray, outside: np.ndarra
     """Inside amount ``x = clip(f - (1 - w) · b, 0, w)`` at edge cells, ``w · f`` elsewhere.
 
     ``b`` is the mean of ``f`` over the neighbouring cells entirely outside
-    the polygon; cells without such a neighbour keep ``w · f``.
+    the polygon; cells without such a neighbour keep ``w · f``.  ``f`` may
+    be a stack of layers (axis 0) over the same cells.
     """
     f = np.where(valid, f, 0.0).astype(np.float64)
     x = cov * f
@@ -304,6 +309,10 @@ def _unmix(f: np.ndarray, cov: np.ndarray, valid: np.ndarray, outside: np.ndarra
         use = edge_cells & (cnt > 0)
         x = np.where(use, np.clip(f - (1.0 - cov) * np.nan_to_num(b), 0.0, cov), x)
     return np.where(valid, x, 0.0)
+
+
+#: The layers unmixed at edge cells; the vegetation share inside then follows from the unmixed FVC.
+_UNMIXED = ("bare", "built", "water", "fvc")
 
 
 def _inside_composition(layers: Mapping[str, np.ndarray], cov: np.ndarray, valid: np.ndarray,
@@ -319,26 +328,34 @@ def _inside_composition(layers: Mapping[str, np.ndarray], cov: np.ndarray, valid
     between them counts as vegetated, as the satellite's FVC of that cell
     says.  Shares are rescaled to sum to 1 inside.
     """
+    return _inside_compositions([layers], cov, valid, edge, [params])[0]
+
+
+def _inside_compositions(dates: Sequence[Mapping[str, np.ndarray]], cov: np.ndarray, valid: np.ndarray,
+                         edge: str, params: Sequence[CoverParams]) -> list[dict[str, np.ndarray]]:
+    """:func:`_inside_composition` of several dates' layers over the same cells, unmixed in one go."""
     w = np.where(cov > 0, cov, 1.0)
     edge_cells = (cov > 0) & (cov < 1) & valid
     if edge == "uniform":
         edge_cells = np.zeros_like(edge_cells)
     outside = (cov == 0) & valid
-    inside = {k: _unmix(layers[k], cov, valid, outside, edge_cells) / w for k in (*_PARTITION, "fvc")}
-    inside = {k: np.clip(v, 0.0, 1.0) for k, v in inside.items()}
-    fv = np.where(valid, layers["fvc"], np.nan)
-    vfrac = local_veg_fraction(fv, params, fvc_for=np.where(valid, inside["fvc"], np.nan), context=cov >= 1.0)
-    inside["veg"] = np.where(valid, (1.0 - inside["water"]) * np.nan_to_num(vfrac), 0.0)
-    rest = 1.0 - inside["veg"] - inside["water"]
-    nonveg = inside["bare"] + inside["built"]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share_built = np.where(nonveg > 0, inside["built"] / nonveg, 0.0)
-    rest = np.clip(rest, 0.0, 1.0)
-    inside["built"] = rest * share_built
-    inside["bare"] = rest - inside["built"]
-    for k in inside:
-        inside[k] = np.where(valid, inside[k], 0.0)
-    return inside
+    stack = np.stack([layers[k] for layers in dates for k in _UNMIXED])
+    unmixed = np.clip(_unmix(stack, cov, valid, outside, edge_cells) / w, 0.0, 1.0)
+    out = []
+    for d, (layers, p) in enumerate(zip(dates, params)):
+        inside = dict(zip(_UNMIXED, unmixed[d * len(_UNMIXED):(d + 1) * len(_UNMIXED)]))
+        fv = np.where(valid, layers["fvc"], np.nan)
+        vfrac = local_veg_fraction(fv, p, fvc_for=np.where(valid, inside["fvc"], np.nan), context=cov >= 1.0)
+        inside["veg"] = np.where(valid, (1.0 - inside["water"]) * np.nan_to_num(vfrac), 0.0)
+        rest = 1.0 - inside["veg"] - inside["water"]
+        nonveg = inside["bare"] + inside["built"]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share_built = np.where(nonveg > 0, inside["built"] / nonveg, 0.0)
+        rest = np.clip(rest, 0.0, 1.0)
+        inside["built"] = rest * share_built
+        inside["bare"] = rest - inside["built"]
+        out.append({k: np.where(valid, inside[k], 0.0) for k in ("veg", *_UNMIXED)})
+    return out
 
 
 def _mine_windows(task: _BlockTask) -> list[Window | None]:
@@ -399,10 +416,8 @@ def _assess_window(task: _BlockTask, padded: Window, mines: list[tuple[int, Any,
         cov[cov > 1.0 - 1e-9] = 1.0
         sl = mwin.relative_to(padded).slices
         vboth = both[sl]
-        b_in = _inside_composition({k: lb[k][sl] for k in (*_PARTITION, "fvc")}, cov, vboth,
-                                   task.edge, task.params_before)
-        a_in = _inside_composition({k: la[k][sl] for k in (*_PARTITION, "fvc")}, cov, vboth,
-                                   task.edge, task.params_after)
+        b_in, a_in = _inside_compositions([{k: lb[k][sl] for k in _UNMIXED}, {k: la[k][sl] for k in _UNMIXED}],
+                                          cov, vboth, task.edge, [task.params_before, task.params_after])
         dam_b = b_in["bare"] + b_in["built"]
         restored = np.clip(a_in["veg"] - b_in["veg"], 0.0, dam_b)
         # only cells of this block's core count (the halo belongs to neighbours)
