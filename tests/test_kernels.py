@@ -174,3 +174,32 @@ def test_reflectance_kernel_repeats_and_masks_as_numpy_would(dn, repeat, seed):
     assert cleared == int((before & ~ok).sum())
     assert np.array_equal(np.isnan(refl), ~valid)
     np.testing.assert_allclose(refl[valid], want[valid], rtol=1e-6)
+
+
+@settings(max_examples=80, deadline=None)
+@given(shape=st.tuples(st.integers(1, 12), st.integers(1, 12)), kind=st.sampled_from(["scl", "qa_pixel"]),
+       k=st.integers(0, 3), seed=st.integers(0, 99), dtype=st.sampled_from([np.uint8, np.uint16, np.int16]))
+def test_clear_kernel_matches_grow_clouds(shape, kind, k, seed, dtype):
+    from ecopatch._kernels import clear_kernel
+    from ecopatch.io.raster import _grow_clouds
+    from ecopatch.sensors import SCL_UNUSABLE
+
+    rng = np.random.default_rng(seed)
+    if kind == "scl":
+        raw = rng.choice(np.array([0, 1, 3, 4, 4, 4, 5, 6, 8, 9, 10, 11, 12], dtype=dtype), shape)
+    else:
+        raw = rng.choice(np.array([0, 1, 21824, 21824, 22280, 55052, 23888], dtype=np.int64), shape).astype(dtype)
+    rows = np.sort(rng.integers(0, shape[0], rng.integers(1, 2 * shape[0] + 1)))
+    cols = np.sort(rng.integers(0, shape[1], rng.integers(1, 2 * shape[1] + 1)))
+    got = clear_kernel(raw, kind, k, rows, cols, SCL_UNUSABLE)
+    want = _grow_clouds(raw, kind, k)[rows][:, cols]
+    assert got.flags.c_contiguous and got.dtype == np.bool_
+    assert np.array_equal(got, want)
+
+
+def test_clear_kernel_leaves_other_masks_to_numpy():
+    from ecopatch._kernels import clear_kernel
+
+    idx = np.arange(2)
+    assert clear_kernel(np.zeros((2, 2), np.uint8), "alpha", 0, idx, idx, (0,)) is None
+    assert clear_kernel(np.zeros((2, 2), np.float32), "scl", 1, idx, idx, (0,)) is None

@@ -38,7 +38,7 @@ except ImportError:  # pragma: no cover - depends on the environment
         return wrap if not args or not callable(args[0]) else args[0]
 
 
-__all__ = ["HAVE_NUMBA", "change_kernel", "cover_kernel", "outline_kernel", "reflectance_kernel"]
+__all__ = ["HAVE_NUMBA", "change_kernel", "clear_kernel", "cover_kernel", "outline_kernel", "reflectance_kernel"]
 
 _NAN = np.float32(np.nan)
 #: Fast-math flags that keep NaN and infinity semantics (NaN marks "not observed").
@@ -410,6 +410,70 @@ def reflectance_kernel(dn: np.ndarray, scale: float, offset: float, nodata: floa
             float(valid_range[0]), float(valid_range[1]), refl, valid)
     cleared = _reflectance_loop_at(dn, rows, cols, *args) if indexed else _reflectance_loop(dn, *args)
     return refl, valid, int(cleared)
+
+
+# ---------------------------------------------------------------------------
+# Clear-sky masks (quality bands) with clouds grown by a buffer
+# ---------------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def _clear_loop(raw, is_scl, lut, k, rows, cols, out):  # noqa: ANN001
+    h, w = raw.shape
+    clear = np.empty((h, w), np.bool_)
+    cloudy = np.zeros((h, w), np.bool_)
+    n_cloudy = 0
+    for i in range(h):
+        for j in range(w):
+            v = np.int64(raw[i, j])
+            if is_scl:
+                c = lut[v] if 0 <= v < lut.size else True
+            else:
+                c = (v & 63) == 0
+            clear[i, j] = c
+            if not c and v != 0:  # cloud, shadow, cirrus, snow; not "no data"
+                cloudy[i, j] = True
+                n_cloudy += 1
+    if k > 0 and n_cloudy > 0:
+        grown = np.zeros((h, w), np.bool_)
+        k2 = k * k
+        for i in range(h):
+            for j in range(w):
+                if cloudy[i, j]:
+                    for dy in range(-k, k + 1):
+                        y = i + dy
+                        if y < 0 or y >= h:
+                            continue
+                        for dx in range(-k, k + 1):
+                            x = j + dx
+                            if 0 <= x < w and dy * dy + dx * dx <= k2:
+                                grown[y, x] = True
+        for i in range(h):
+            for j in range(w):
+                if grown[i, j]:
+                    clear[i, j] = False
+    for a in range(rows.size):
+        ra = rows[a]
+        for b in range(cols.size):
+            out[a, b] = clear[ra, cols[b]]
+
+
+def clear_kernel(raw: np.ndarray, kind: str, k: int, rows: np.ndarray, cols: np.ndarray,
+                 unusable_scl: tuple[int, ...]) -> np.ndarray | None:
+    """Clear pixels of a quality band with cloud grown by a disk of ``k`` pixels, at ``raw[rows][:, cols]``.
+
+    What :func:`ecopatch.io.raster._grow_clouds` computes (Sentinel-2 SCL
+    classes in ``unusable_scl`` or Landsat QA_PIXEL bits 0-5 are not
+    clear; the unclear pixels other than 0, "no data", grow), followed by
+    the rows and columns wanted, in one pass and a C-ordered result.  None
+    when it cannot run (other mask kinds, float bands): the caller falls back.
+    """
+    if not HAVE_NUMBA or raw.ndim != 2 or kind not in ("scl", "qa_pixel") or not np.issubdtype(raw.dtype, np.integer):
+        return None
+    lut = np.ones(256, dtype=np.bool_)
+    lut[[v for v in unusable_scl if 0 <= v < 256]] = False
+    out = np.empty((rows.size, cols.size), dtype=np.bool_)
+    _clear_loop(raw, kind == "scl", lut, int(k), np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64),
+                out)
+    return out
 
 
 # ---------------------------------------------------------------------------

@@ -236,7 +236,7 @@ class Scene:
         # the mask first: each band is then NaN wherever it or the bands before it say "not
         # valid", and only pixels a later band excludes need a second pass
         if self.mask is not None:
-            valid = np.ascontiguousarray(self._mask_clear(window))  # C order: the band loops walk rows
+            valid = self._mask_clear(window)  # C order: the band loops walk rows
         else:
             valid = np.ones(window.shape, dtype=bool)
         late = False  # a band excluded pixels that bands read before it had kept
@@ -287,14 +287,14 @@ class Scene:
             c1 = (window.col_end - 1 + dc) // rx + 1
             coarse = Window(r0 - k, c0 - k, r1 - r0 + 2 * k, c1 - c0 + 2 * k)
             raw = _read_block(m.path, m.index, m.grid, coarse, fill=0)
-            clear = _grow_clouds(raw, m.kind, k)
             rows = (np.arange(window.row_off, window.row_end) + dr) // ry - coarse.row_off
             cols = (np.arange(window.col_off, window.col_end) + dc) // rx - coarse.col_off
-            return clear[rows][:, cols]
+            return _grow_clouds_at(raw, m.kind, k, rows, cols)
         k = self._buffer_px(self.grid.res[0] * _unit_m(self.grid))
         big = window.pad(k)
         raw = _read_resampled(m.path, m.index, m.grid, self.grid, big, categorical=True)
-        return _grow_clouds(raw, m.kind, k)[window.relative_to(big).slices]
+        rel = window.relative_to(big)
+        return _grow_clouds_at(raw, m.kind, k, np.arange(rel.row_off, rel.row_end), np.arange(rel.col_off, rel.col_end))
 
     def with_date(self, date: _dt.date) -> Scene:
         """A copy with another acquisition date."""
@@ -862,6 +862,17 @@ def _to_reflectance(dn: np.ndarray, ref: BandRef) -> tuple[np.ndarray, np.ndarra
         ok &= (refl >= lo) & (refl <= hi)
     refl[~ok] = np.nan
     return refl, ok
+
+
+def _grow_clouds_at(raw: np.ndarray, kind: str, k: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``_grow_clouds(raw, kind, k)[rows][:, cols]``, in one pass where the kernel can (C order)."""
+    from .._kernels import clear_kernel
+    from ..sensors import SCL_UNUSABLE
+
+    fused = clear_kernel(raw, kind, k, rows, cols, SCL_UNUSABLE)
+    if fused is not None:
+        return fused
+    return np.ascontiguousarray(_grow_clouds(raw, kind, k)[rows][:, cols])
 
 
 def _grow_clouds(raw: np.ndarray, kind: str, k: int) -> np.ndarray:
