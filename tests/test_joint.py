@@ -57,6 +57,33 @@ def test_joint_run_equals_the_two_calls_and_decodes_less(tiled, scheduler):
     assert joint < separate
 
 
+def test_joint_run_samples_each_scene_once(tiled, monkeypatch):
+    # both jobs estimate the before scene's end-members from the same sample: taken once
+    from ecopatch import restoration
+
+    s, before, after, mines = tiled
+    seen = []
+    real = restoration.read_sample
+
+    def counting(scene, **kw):
+        seen.append(scene)
+        return real(scene, **kw)
+
+    monkeypatch.setattr(restoration, "read_sample", counting)
+    ecopatch.assess_and_detect(mines, s.reserves, before, after, block=64, progress=False)
+    assert sum(x is before for x in seen) == 1 and sum(x is after for x in seen) == 1
+    seen.clear()
+    ecopatch.assess_restoration(mines, before, after, block=64, progress=False)
+    ecopatch.detect_changes(before, after, s.reserves, block=64, progress=False)
+    assert sum(x is before for x in seen) == 2  # separate calls sample afresh (the files may have changed)
+    seen.clear()
+    with restoration.shared_scene_estimates():
+        p = ecopatch.CoverParams(veg_spectrum=[("red", 0.03), ("nir", 0.4)])  # unhashable: not memoised
+        restoration.prepare_cover_params(before, p)
+        restoration.prepare_cover_params(before, p)
+    assert len(seen) == 2
+
+
 def test_joint_run_passes_each_job_its_options(tiled):
     s, before, after, mines = tiled
     rules = ecopatch.StatusRules(start_rate=0.5)

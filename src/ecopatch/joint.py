@@ -110,13 +110,14 @@ def assess_and_detect(
         fails before the bulk of the reading.
     """
     from .encroachment import detect_changes, detection_pass
-    from .restoration import assess_restoration, assessment_pass
+    from .restoration import assess_restoration, assessment_pass, shared_scene_estimates
 
     a_opts = _options(assess_restoration, assessment, "assessment")
     d_opts = _options(detect_changes, detection, "detection")
     shared = {"grid": grid, "block": block, "max_source_px": max_source_px}
-    a_pass = assessment_pass(mines, before, after, **a_opts, **shared)
-    d_pass = detection_pass(before, after, reserves, **d_opts, **shared)
+    with shared_scene_estimates():  # the before scene's end-members: sampled once for both jobs
+        a_pass = assessment_pass(mines, before, after, **a_opts, **shared)
+        d_pass = detection_pass(before, after, reserves, **d_opts, **shared)
     # detection first: it reads whole blocks, the assessment the cells around the mines
     d_res, a_res = run_passes([d_pass, a_pass], scheduler=scheduler, progress=progress)
     assessed = a_pass.finish(a_res)

@@ -1283,7 +1283,7 @@ def _compute(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path, timi
     """The analyses, the ledger transaction and the outputs of one scene; returns (status, reason)."""
     from .encroachment import detection_pass
     from .io.vector import write_table
-    from .restoration import assessment_pass
+    from .restoration import assessment_pass, shared_scene_estimates
     from .tiling import run_passes
 
     cfg = ctx.config
@@ -1308,22 +1308,23 @@ def _compute(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path, timi
         notes.append(f"{skipped[job]}: {exc}")
         log.warning("scene %s: %s: %s", scene.label, skipped[job], exc)
 
-    with clock("assess"):
-        try:
-            a = cfg.assessment
-            passes["assess"] = assessment_pass(ctx.mines, before, after, direction_field=a.direction_field,
-                                               rules=a.status_rules(), edge=a.edge, block=cfg.run.block)
-        except (NoOverlapError, NoValidPixelsError) as exc:
-            _skip("assess", exc)
-    with clock("detect"):
-        try:
-            d = cfg.detection
-            passes["detect"] = detection_pass(
-                before, after, ctx.reserves, min_area_m2=d.min_area_m2, margin_m=d.margin_m, exclude=ctx.exclude,
-                zone_field=d.zone_field, name_field=d.name_field, params=d.change_params(), normalize=d.normalize,
-                thresholds=d.thresholds, include_gain=d.include_gain, simplify_m=d.simplify_m, block=cfg.run.block)
-        except (NoOverlapError, NoValidPixelsError) as exc:
-            _skip("detect", exc)
+    with shared_scene_estimates():  # the before scene's end-members: sampled once for both jobs
+        with clock("assess"):
+            try:
+                a = cfg.assessment
+                passes["assess"] = assessment_pass(ctx.mines, before, after, direction_field=a.direction_field,
+                                                   rules=a.status_rules(), edge=a.edge, block=cfg.run.block)
+            except (NoOverlapError, NoValidPixelsError) as exc:
+                _skip("assess", exc)
+        with clock("detect"):
+            try:
+                d = cfg.detection
+                passes["detect"] = detection_pass(
+                    before, after, ctx.reserves, min_area_m2=d.min_area_m2, margin_m=d.margin_m, exclude=ctx.exclude,
+                    zone_field=d.zone_field, name_field=d.name_field, params=d.change_params(), normalize=d.normalize,
+                    thresholds=d.thresholds, include_gain=d.include_gain, simplify_m=d.simplify_m, block=cfg.run.block)
+            except (NoOverlapError, NoValidPixelsError) as exc:
+                _skip("detect", exc)
     _heartbeat(ctx)
     results: dict[str, Any] = {}
     if passes:

@@ -27,7 +27,9 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -205,6 +207,43 @@ def prepare_cover_params(
     need_otsu = p.thresholds == "otsu" and p.veg_threshold is None
     if not (need_em or need_otsu):
         return p
+    memo = _SCENE_ESTIMATES.get()
+    key = (id(scene), p, max_pixels)
+    try:
+        hash(key)
+    except TypeError:  # parameters holding a list or an array: estimated afresh
+        memo = None
+    if memo is not None and key in memo and memo[key][0] is scene:
+        return memo[key][1]
+    est = _estimate_cover_params(scene, p, rgb, need_em, need_otsu, max_pixels)
+    if memo is not None:
+        memo[key] = (scene, est)  # the scene is held, so its id is not reused while the memo lives
+    return est
+
+
+#: (id(scene), params, max_pixels) -> (scene, estimated params), inside :func:`shared_scene_estimates`.
+_SCENE_ESTIMATES: ContextVar[dict[tuple[Any, ...], tuple[Scene, CoverParams]] | None] = ContextVar(
+    "ecopatch_scene_estimates", default=None)
+
+
+@contextmanager
+def shared_scene_estimates() -> Iterator[None]:
+    """Within the block, :func:`prepare_cover_params` samples each scene once per set of parameters.
+
+    For jobs set up together on the same scenes (assessment and detection
+    both estimate the before scene's end-members from the same sample).
+    Only for the block: a later call reads the files again, in case they
+    changed.
+    """
+    token = _SCENE_ESTIMATES.set({})
+    try:
+        yield
+    finally:
+        _SCENE_ESTIMATES.reset(token)
+
+
+def _estimate_cover_params(scene: Scene, p: CoverParams, rgb: bool, need_em: bool, need_otsu: bool,
+                           max_pixels: int) -> CoverParams:
     want = [b for b in ("blue", "red", "nir", "swir1") if b in scene.bands] if not rgb else ["red", "green", "blue"]
     obs = read_sample(scene, max_pixels=max_pixels, bands=want)
     if not obs.valid.any():
