@@ -30,4 +30,6 @@ def test_every_ecopatch_variable_names_itself_when_wrong(monkeypatch):
     monkeypatch.setenv("ECOPATCH_TILE_CACHE_MB", "0")
     assert _tile_cache_budget() == 0
     monkeypatch.setenv("ECOPATCH_TILE_CACHE_MB", "")
-    assert _tile_cache_budget() == 64 * 1024 * 1024
+    from ecopatch.io.raster import TILE_CACHE_MB
+
+    assert _tile_cache_budget() == TILE_CACHE_MB * 1024 * 1024

@@ -542,7 +542,8 @@ def _ds_read(ds: Any, index: int, win: Window) -> np.ndarray:
 
 
 #: Budget of the shared tile cache (MB); ``ECOPATCH_TILE_CACHE_MB`` overrides it, 0 turns it off.
-TILE_CACHE_MB = 64
+#: Sized to hold a row of tiles of a stripe (:data:`ecopatch.tiling.STRIPE_PX`).
+TILE_CACHE_MB = 128
 
 
 def _shared_tiles(ds: Any, path: str, index: int) -> tuple[tuple, tuple[int, int]] | None:
