@@ -276,19 +276,14 @@ class Scene:
         """The product mask's clear pixels in ``window``, with clouds grown by ``cloud_buffer_m``."""
         m = self.mask
         assert m is not None
-        ratio = _integer_ratio(self.grid, m.grid)
-        if ratio is not None and (ratio[0] > 1 or ratio[1] > 1):
-            # grow the clouds on the mask's own (coarser) grid, then repeat: 4x fewer pixels
-            rx, ry, dc, dr = ratio
-            k = self._buffer_px(m.grid.res[0] * _unit_m(m.grid))
-            r0 = (window.row_off + dr) // ry
-            c0 = (window.col_off + dc) // rx
-            r1 = (window.row_end - 1 + dr) // ry + 1
-            c1 = (window.col_end - 1 + dc) // rx + 1
-            coarse = Window(r0 - k, c0 - k, r1 - r0 + 2 * k, c1 - c0 + 2 * k)
-            raw = _read_block(m.path, m.index, m.grid, coarse, fill=0)
-            rows = (np.arange(window.row_off, window.row_end) + dr) // ry - coarse.row_off
-            cols = (np.arange(window.col_off, window.col_end) + dc) // rx - coarse.col_off
+        # a mask on a whole-factor coarser grid (Sentinel-2 SCL at 20 m): clouds are grown on
+        # its own grid, then repeated onto the window: 4x fewer pixels
+        k = self._buffer_px(m.grid.res[0] * _unit_m(m.grid))
+        whole = _whole_pixels(m.path, m.index, m.grid, self.grid, window, fill=0, pad=k)
+        if whole is not None:
+            raw, rows, cols = whole
+            if rows is None or cols is None:
+                rows, cols = np.arange(window.height), np.arange(window.width)
             return _grow_clouds_at(raw, m.kind, k, rows, cols)
         k = self._buffer_px(self.grid.res[0] * _unit_m(self.grid))
         big = window.pad(k)
@@ -730,14 +725,16 @@ def _read_resampled(
     return block[rows][:, cols]
 
 
-def _whole_pixels(path: str, index: int, src: Grid, dst: Grid, window: Window, fill: float
+def _whole_pixels(path: str, index: int, src: Grid, dst: Grid, window: Window, fill: float, pad: int = 0
                   ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None] | None:
     """The pixels of ``src`` under ``window`` of ``dst`` when each is a whole block of ``dst`` pixels.
 
-    Returns ``(block, rows, cols)``: ``window``'s pixel ``(i, j)`` is
+    Returns ``(block, rows, cols)``: ``block`` covers the window plus ``pad``
+    ``src`` pixels on every side, and ``window``'s pixel ``(i, j)`` is
     ``block[rows[i], cols[j]]`` (``rows`` and ``cols`` are None when the
-    grids' pixels coincide: then ``block`` is the window itself).  None when
-    ``src`` is not a whole-factor coarsening of ``dst`` aligned with it.
+    grids' pixels coincide and there is no pad: then ``block`` is the window
+    itself).  None when ``src`` is not a whole-factor coarsening of ``dst``
+    aligned with it.
     """
     ratio = _integer_ratio(dst, src)
     if ratio is None:
@@ -748,11 +745,11 @@ def _whole_pixels(path: str, index: int, src: Grid, dst: Grid, window: Window, f
     c0 = math.floor((window.col_off + dc) / rx)
     r1 = math.floor((window.row_end - 1 + dr) / ry) + 1
     c1 = math.floor((window.col_end - 1 + dc) / rx) + 1
-    block = _read_block(path, index, src, Window(r0, c0, r1 - r0, c1 - c0), fill=fill)
-    if rx == 1 and ry == 1:
+    block = _read_block(path, index, src, Window(r0 - pad, c0 - pad, r1 - r0 + 2 * pad, c1 - c0 + 2 * pad), fill=fill)
+    if rx == 1 and ry == 1 and pad == 0:
         return block, None, None
-    rows = (np.arange(window.row_off, window.row_end) + dr) // ry - r0
-    cols = (np.arange(window.col_off, window.col_end) + dc) // rx - c0
+    rows = (np.arange(window.row_off, window.row_end) + dr) // ry - (r0 - pad)
+    cols = (np.arange(window.col_off, window.col_end) + dc) // rx - (c0 - pad)
     return block, rows, cols
 
 
