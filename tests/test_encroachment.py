@@ -303,3 +303,20 @@ def test_block_edges_are_kept_compact_and_read_only():
     top = comps.borders[("disturbance", "top")]
     assert top.dtype == np.uint16 and top.max() == 300 and np.count_nonzero(top) == 300
     assert len(merge_components([comps]).outline) == 300
+
+
+def test_zones_in_the_grid_crs_written_differently_label_the_patches_with_it(inputs):
+    from pyproj import CRS
+
+    grid_crs = inputs.after.grid.crs
+    # the grid's CRS as another program might write it: equivalent, not identical
+    written = CRS.from_wkt(CRS(grid_crs).to_wkt(version="WKT1_ESRI"))
+    zones = inputs.reserves.to_crs(grid_crs).set_crs(written, allow_override=True)
+    assert zones.crs == CRS(grid_crs) and not zones.crs.is_exact_same(CRS(grid_crs))
+    p = ecopatch.detect_changes(inputs.before, inputs.after, zones, progress=False)
+    assert p.crs.is_exact_same(written)  # the zones' CRS, as given
+    # the same outlines as with the zones in the grid's own CRS, where nothing is relabelled
+    ref = ecopatch.detect_changes(inputs.before, inputs.after, zones.set_crs(grid_crs, allow_override=True),
+                                  progress=False)
+    assert len(p) == len(ref) > 0
+    assert shapely.equals_exact(p.geometry.to_numpy(), ref.geometry.to_numpy(), tolerance=0).all()
