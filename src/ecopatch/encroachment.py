@@ -579,12 +579,10 @@ def detection_pass(
         patches = _patches_from_components(merged, g, params, mmu, aoi, exclude, include_gain,
                                            before, after, simplify_m)
         out_crs = zones_gdf.crs if zones_gdf is not None else g.crs
-        # the zones' CRS is usually the grid's, written differently (GeoPackage vs GeoTIFF): then the
-        # outlines are labelled, not pushed through a no-op transformation (0.13 s for 7000 patches)
-        if as_crs(patches.crs) == as_crs(out_crs):
-            patches = patches.set_crs(out_crs, allow_override=True)
-        else:
-            patches = patches.to_crs(out_crs)
+        # the zones' CRS is usually the grid's, written differently (GeoPackage vs GeoTIFF): then
+        # geometries_in leaves the outlines as they are (no no-op transformation: 0.13 s for 7000
+        # patches) and they are only labelled with the zones' CRS
+        patches = patches.set_geometry(geometries_in(patches, out_crs, what="patches"), crs=out_crs)
         if zones_gdf is not None:
             patches = _attach_zones(patches, zones_gdf, zfield, nfield, margin_m)
         patches = _finish(patches, before, after)
