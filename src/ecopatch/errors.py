@@ -10,6 +10,7 @@ Hierarchy::
     ├── InputDataError(ValueError)          bad values in a user's file or array
     │   ├── MissingBandError                a scene lacks a band an index needs
     │   ├── NoValidPixelsError              all nodata / all cloud
+    │   ├── DateOrderError                  the after scene is older than the before scene
     │   ├── GeometryError                   empty layer, wrong geometry type
     │   └── DuplicateIDError                repeated or missing patch IDs
     ├── CRSError(ValueError)
@@ -34,7 +35,12 @@ Hierarchy::
     EcopatchWarning(UserWarning)
     ├── GeometryRepairedWarning
     ├── LowCoverageWarning
-    └── FontWarning
+    ├── FontWarning
+    └── ProductWarning                      how a product was read: an assumption, a gap
+        ├── AssumptionWarning               identified on thin evidence; what was assumed
+        ├── MissingMaskWarning              no cloud mask: clouds count as observed ground
+        ├── DegradedAnalysisWarning         band roles missing: some analyses degraded
+        └── SameSceneWarning                the same scene given as both dates
 """
 
 from __future__ import annotations
@@ -43,6 +49,9 @@ __all__ = [
     "AlignmentError",
     "CRSError",
     "CRSMismatchError",
+    "DateOrderError",
+    "DegradedAnalysisWarning",
+    "AssumptionWarning",
     "ConfigError",
     "DuplicateIDError",
     "EcopatchError",
@@ -60,12 +69,15 @@ __all__ = [
     "MissingBandError",
     "MissingCRSError",
     "MissingDependencyError",
+    "MissingMaskWarning",
     "NoOverlapError",
     "NoValidPixelsError",
     "OutputError",
     "OutputExistsError",
+    "ProductWarning",
     "RasterReadError",
     "RunLockedError",
+    "SameSceneWarning",
     "SuspiciousCoordinatesError",
     "VectorReadError",
 ]
@@ -85,6 +97,10 @@ class MissingBandError(InputDataError):
 
 class NoValidPixelsError(InputDataError):
     """No usable pixel: everything is nodata or masked as cloud."""
+
+
+class DateOrderError(InputDataError):
+    """The "after" scene was taken before the "before" scene."""
 
 
 class GeometryError(InputDataError):
@@ -181,3 +197,23 @@ class LowCoverageWarning(EcopatchWarning):
 
 class FontWarning(EcopatchWarning):
     """No font able to draw the requested (Chinese) labels was found."""
+
+
+class ProductWarning(EcopatchWarning):
+    """Something about how an imagery product was read that the user should know."""
+
+
+class AssumptionWarning(ProductWarning):
+    """A product identified on thin evidence: the message says what was assumed and how to say otherwise."""
+
+
+class MissingMaskWarning(ProductWarning):
+    """A product without a cloud mask: clouds and their shadows count as observed ground."""
+
+
+class DegradedAnalysisWarning(ProductWarning):
+    """A scene lacks band roles that some analyses need; those analyses fall back or are degraded."""
+
+
+class SameSceneWarning(ProductWarning):
+    """The same scene was given as the before and the after date: no change can be found."""

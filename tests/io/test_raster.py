@@ -162,7 +162,7 @@ def test_real_sentinel2_l2a_folder_with_stac(shared_data):
 @pytest.mark.realdata
 def test_real_landsat_c2l2_all_cloud(shared_data):
     s = open_scene(shared_data / "s2l2a_landsatc2l2_formats" / "landsat8_c2l2_LC08_L2SP_001062_20201031")
-    assert s.sensor.name == "landsat_c2l2" and s.date == dt.date(2020, 10, 31)
+    assert s.sensor.name == "landsat_oli_c2l2" and s.date == dt.date(2020, 10, 31)
     red = s.band("red")
     assert red.scale == pytest.approx(2.75e-5) and red.offset == pytest.approx(-0.2)
     assert s.read().valid.sum() == 0  # 99.9 % cloud: QA_PIXEL masks everything

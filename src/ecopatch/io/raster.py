@@ -11,17 +11,22 @@ nothing to open.
 
 Reads return float32 arrays with NaN wherever a pixel is not usable: nodata,
 saturated, outside the valid reflectance range, or masked by the product's
-own cloud band (Sentinel-2 SCL, Landsat QA_PIXEL, a drone mosaic's alpha).
+own cloud band (Sentinel-2 SCL, Landsat QA_PIXEL, HLS Fmask, a drone mosaic's
+alpha) or by a mask plugged in with :meth:`Scene.with_mask`.
+
+How each product is recognised (Sentinel-2 L1C/L2A, Landsat TM/ETM+/OLI
+Collection 2 Level-1 and Level-2, HLS, Gaofen WFV/PMS packages, NAIP, drone
+mosaics) lives in :mod:`ecopatch.io.products`, :mod:`ecopatch.io.landsat` and
+:mod:`ecopatch.io.gaofen`; what was decided travels with the scene as a
+:class:`ProductInfo` and shows in its ``repr`` and :meth:`Scene.provenance`.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
 import math
 import os
-import re
 import threading
 import warnings
 import xml.etree.ElementTree as ET
@@ -29,27 +34,35 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from .._env import env_int
 from ..errors import (
     ConfigError,
-    EcopatchWarning,
+    DateOrderError,
     InputDataError,
     MissingBandError,
     MissingCRSError,
     RasterReadError,
+    SameSceneWarning,
 )
 from ..grid import Grid, Window
-from ..sensors import COMMON_BANDS, SensorProfile, get_sensor, landsat_qa_clear, scl_clear
+from ..sensors import ANALYSIS_NEEDS, SensorProfile, get_sensor, hls_fmask_clear, landsat_qa_clear, scl_clear
+
+if TYPE_CHECKING:
+    from .products import Calibration
 
 __all__ = [
     "BandRef",
+    "CORE_BANDS",
+    "MaskProvider",
     "MaskRef",
     "Observation",
+    "ProductInfo",
     "Scene",
+    "check_pair",
     "open_scene",
     "read_decimated",
     "read_on_grid",
@@ -58,11 +71,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".vrt", ".img", ".dat")
-#: First Sentinel-2 processing baseline with the -1000 radiometric offset (25 Jan 2022).
-S2_OFFSET_BASELINE = 4.0
 #: Reflectance outside this range is treated as invalid (saturation, fill, overflow).
 VALID_REFLECTANCE = (-0.15, 1.6)
+#: The band roles ecopatch's analyses read (see :data:`ecopatch.sensors.ANALYSIS_NEEDS`).
+CORE_BANDS: tuple[str, ...] = ("blue", "green", "red", "nir", "swir1", "swir2")
 
 
 # ---------------------------------------------------------------------------
@@ -87,14 +99,79 @@ class BandRef:
     band_id: str = ""
 
 
+class MaskProvider(Protocol):
+    """A cloud mask computed rather than read from a product band (a cloud detector, a user's model).
+
+    Plug one into a scene with :meth:`Scene.with_mask`.  ``clear`` gets the
+    scene *without* its mask (so it may read the scene's bands) and the grid
+    of the pixels wanted, and returns True where the ground is seen clearly.
+    It must be picklable (a module-level class) for Dask workers.
+    """
+
+    name: str
+
+    def clear(self, scene: Scene, grid: Grid) -> np.ndarray:
+        """Boolean array of ``grid.shape``: True where clear, False for cloud, shadow or no data."""
+        ...  # pragma: no cover
+
+
 @dataclass(frozen=True)
 class MaskRef:
-    """A product quality band: ``kind`` is "scl", "qa_pixel", "alpha" or "cloud01"."""
+    """A scene's cloud/quality mask.
+
+    ``kind`` is "scl" (Sentinel-2 L2A), "qa_pixel" (Landsat Collection 2),
+    "fmask" (HLS), "alpha" (an alpha band), "cloud01" (a user's raster, 1 =
+    cloud, 0 = clear) or "computed" (``provider`` computes it; ``path`` then
+    names the provider and ``index`` is 0).
+    """
 
     path: str
     index: int
     grid: Grid
     kind: str
+    provider: MaskProvider | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class ProductInfo:
+    """What a scene was identified as, on which evidence, and what had to be assumed.
+
+    Attributes
+    ----------
+    product : str
+        Human name of the product, e.g. ``"Landsat 7 ETM+ Collection 2
+        Level-2 surface reflectance"``.
+    platform, instrument, level : str
+        ``"LANDSAT_7"``, ``"ETM+"``, ``"L2SP"``; ``""`` when unknown.
+    quantity : str
+        What the values are after scaling (surface or top-of-atmosphere
+        reflectance, relative brightness).
+    evidence : tuple of str
+        How it was identified: each a sentence naming the file, field or
+        rule (``"MTL SPACECRAFT_ID = LANDSAT_7"``).
+    assumptions : tuple of str
+        What was assumed where the evidence was thin, each with how to say
+        otherwise; these are also issued as
+        :class:`~ecopatch.errors.AssumptionWarning` when the scene is opened.
+    unused_bands : tuple of str
+        Bands of the product that no analysis uses (never dropped silently).
+    mask_note : str
+        Why the scene has no cloud mask (empty when it has one).
+    processing : tuple of str
+        Steps applied on reading: calibration, orthorectification,
+        pan-sharpening, haze removal.
+    """
+
+    product: str
+    platform: str = ""
+    instrument: str = ""
+    level: str = ""
+    quantity: str = ""
+    evidence: tuple[str, ...] = ()
+    assumptions: tuple[str, ...] = ()
+    unused_bands: tuple[str, ...] = ()
+    mask_note: str = ""
+    processing: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -150,6 +227,8 @@ class Scene:
     cloud_buffer_m : float
         Ground distance (m) by which the product's cloud, shadow and cirrus
         mask is grown: product masks miss the thin fringes of clouds.
+    product : ProductInfo or None
+        What the scene was identified as and how (see :meth:`provenance`).
     """
 
     sensor: SensorProfile
@@ -160,6 +239,7 @@ class Scene:
     source: str
     metadata: Mapping[str, Any] = field(default_factory=dict)
     cloud_buffer_m: float = 0.0
+    product: ProductInfo | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
@@ -170,7 +250,7 @@ class Scene:
             _rebuild_scene,
             (self.sensor.name, self.band_refs, self.grid, self.date, self.mask, self.source,
              dict(self.metadata), self.sensor if self.sensor.name not in _sensor_names() else None,
-             self.cloud_buffer_m),
+             self.cloud_buffer_m, self.product),
         )
 
     @property
@@ -255,6 +335,136 @@ class Scene:
                 np.copyto(out[n], np.float32(np.nan), where=invalid)
         return Observation(out, valid, self.grid.subgrid(window))
 
+    # -- what was decided ------------------------------------------------------
+    @property
+    def info(self) -> ProductInfo:
+        """The scene's :class:`ProductInfo` (a minimal one from the sensor profile if none was recorded)."""
+        if self.product is not None:
+            return self.product
+        return ProductInfo(self.sensor.description, level=self.sensor.level, quantity=self.sensor.quantity,
+                           evidence=(f"sensor profile {self.sensor.name}",))
+
+    @property
+    def band_roles(self) -> dict[str, bool]:
+        """For each role ecopatch's analyses read (:data:`CORE_BANDS`), whether the scene has it."""
+        return {b: b in self.bands for b in CORE_BANDS}
+
+    @property
+    def missing_roles(self) -> tuple[str, ...]:
+        """The roles of :data:`CORE_BANDS` the scene lacks (e.g. ``("swir1", "swir2")`` for Gaofen)."""
+        return tuple(b for b, have in self.band_roles.items() if not have)
+
+    def degraded(self) -> list[dict[str, Any]]:
+        """The analyses this scene cannot run in full, from :data:`ecopatch.sensors.ANALYSIS_NEEDS`.
+
+        Returns
+        -------
+        list of dict
+            ``{"analysis", "missing", "consequence"}`` per degraded analysis;
+            empty when the scene has every band role the analyses read.
+        """
+        out = []
+        for need in ANALYSIS_NEEDS:
+            missing = [b for b in need.bands if b not in self.bands]
+            if missing:
+                out.append({"analysis": need.analysis, "missing": missing, "consequence": need.without})
+        return out
+
+    @property
+    def mask_status(self) -> dict[str, Any]:
+        """The cloud mask in words: ``{"kind", "source", "note"}``; kind ``"none"`` with the reason when absent."""
+        m = self.mask
+        if m is None:
+            note = self.info.mask_note or (
+                f"{self.sensor.description} has no cloud mask here: clouds and their shadows count as "
+                "observed ground"
+            )
+            return {"kind": "none", "source": None, "note": note}
+        if m.kind == "computed":
+            return {"kind": "computed", "source": m.path, "note": f"computed by {m.path}"}
+        return {"kind": m.kind, "source": m.path, "note": _MASK_WORDS.get(m.kind, m.kind)}
+
+    def provenance(self) -> dict[str, Any]:
+        """What was read and how, as plain JSON-able values, for manifests and output metadata.
+
+        Returns
+        -------
+        dict
+            ``source``, ``sensor_profile``, ``product``, ``platform``,
+            ``instrument``, ``level``, ``quantity``, ``date``,
+            ``identified_by`` and ``assumed`` (sentences), ``bands`` (per
+            role: band ID, file, band number, scale, offset, nodata),
+            ``unused_bands``, ``mask`` (see :attr:`mask_status`; with the
+            cloud buffer, m), ``band_roles`` (present / missing),
+            ``degraded`` (see :meth:`degraded`), ``processing`` and ``grid``.
+        """
+        info = self.info
+        bands = {}
+        for name, ref in self.band_refs:
+            bands[name] = {"band_id": ref.band_id, "file": ref.path, "band": ref.index,
+                           "scale": ref.scale, "offset": ref.offset,
+                           "nodata": None if ref.nodata is None or (isinstance(ref.nodata, float)
+                                                                    and math.isnan(ref.nodata)) else ref.nodata}
+        crs = self.grid.crs
+        epsg = crs.to_epsg()
+        return {
+            "source": self.source,
+            "sensor_profile": self.sensor.name,
+            "product": info.product,
+            "platform": info.platform,
+            "instrument": info.instrument,
+            "level": info.level,
+            "quantity": info.quantity,
+            "date": self.date.isoformat() if self.date else None,
+            "identified_by": list(info.evidence),
+            "assumed": list(info.assumptions),
+            "bands": bands,
+            "unused_bands": list(info.unused_bands),
+            "mask": dict(self.mask_status, cloud_buffer_m=self.cloud_buffer_m),
+            "band_roles": {"present": [b for b, h in self.band_roles.items() if h],
+                           "missing": list(self.missing_roles)},
+            "degraded": self.degraded(),
+            "processing": list(info.processing),
+            "grid": {"shape": list(self.grid.shape), "res": list(self.grid.res),
+                     "crs": f"EPSG:{epsg}" if epsg else crs.to_wkt()},
+        }
+
+    def with_mask(self, mask: MaskRef | MaskProvider | str | os.PathLike[str] | None, *,
+                  cloud_buffer_m: float | None = None) -> Scene:
+        """A copy with another cloud mask.
+
+        Parameters
+        ----------
+        mask : MaskRef, MaskProvider, path or None
+            A :class:`MaskRef`; an object with a ``clear(scene, grid)``
+            method (:class:`MaskProvider`, e.g. a cloud detector run on the
+            scene's own bands); the path of a one-band raster, 1 (or any
+            value > 0) = cloud, 0 = clear, on any grid and CRS; or None to
+            drop the mask.
+        cloud_buffer_m : float, optional
+            Ground distance (m) to grow the new mask by (default: unchanged).
+
+        Returns
+        -------
+        Scene
+        """
+        if mask is None or isinstance(mask, MaskRef):
+            ref = mask
+        elif hasattr(mask, "clear") and hasattr(mask, "name"):
+            ref = MaskRef(str(mask.name), 0, self.grid, "computed", provider=mask)
+        else:
+            path = str(mask)
+            if not Path(path).exists():
+                raise RasterReadError(f"{path}: no such cloud-mask file")
+            g, _ = _grid_of(path)
+            ref = MaskRef(path, 1, g, "cloud01")
+        info = self.info
+        note = "" if ref is not None else "cloud mask removed with Scene.with_mask(None)"
+        new = replace(self, mask=ref, product=replace(info, mask_note=note))
+        if cloud_buffer_m is not None:
+            new = replace(new, cloud_buffer_m=float(cloud_buffer_m))
+        return new
+
     def _collar(self, bands: Mapping[str, np.ndarray]) -> np.ndarray:
         """Drone RGB mosaics often carry an untagged black collar: (0, 0, 0) is no data."""
         shape = next(iter(bands.values())).shape if bands else (0, 0)
@@ -276,6 +486,8 @@ class Scene:
         """The product mask's clear pixels in ``window``, with clouds grown by ``cloud_buffer_m``."""
         m = self.mask
         assert m is not None
+        if m.kind == "computed":
+            return _computed_clear(self, self.grid.subgrid(window))
         # a mask on a whole-factor coarser grid (Sentinel-2 SCL at 20 m): clouds are grown on
         # its own grid, then repeated onto the window: 4x fewer pixels
         k = self._buffer_px(m.grid.res[0] * _unit_m(m.grid))
@@ -296,10 +508,26 @@ class Scene:
         return replace(self, date=date)
 
     def __repr__(self) -> str:
-        return (
-            f"Scene({self.sensor.name}, date={self.date}, bands={list(self.bands)}, "
-            f"grid={self.grid!r}, mask={self.mask.kind if self.mask else None}, source={self.source!r})"
-        )
+        info = self.info
+        lines = [f"Scene({self.sensor.name}, date={self.date}, source={self.source!r})",
+                 f"  product     {info.product}" + (f" [{info.platform}]" if info.platform else "")]
+        if info.evidence:
+            lines.append("  identified  " + "; ".join(info.evidence))
+        if info.assumptions:
+            lines.append("  ASSUMED     " + "; ".join(info.assumptions))
+        lines.append("  bands       " + ", ".join(_band_words(n, r) for n, r in self.band_refs))
+        if info.unused_bands:
+            lines.append("  not used    " + ", ".join(info.unused_bands))
+        ms = self.mask_status
+        lines.append("  mask        " + (f"{ms['kind']} ({ms['note']})" if ms["kind"] != "none"
+                                         else f"NONE: {ms['note']}"))
+        if self.missing_roles:
+            lines.append("  missing     " + ", ".join(self.missing_roles) + " -> degraded: "
+                         + "; ".join(d["analysis"] for d in self.degraded()))
+        if info.processing:
+            lines.append("  processing  " + "; ".join(info.processing))
+        lines.append(f"  grid        {self.grid!r}")
+        return "\n".join(lines)
 
 
 def _sensor_names() -> tuple[str, ...]:
@@ -309,9 +537,44 @@ def _sensor_names() -> tuple[str, ...]:
 
 
 def _rebuild_scene(sensor_name, band_refs, grid, date, mask, source, metadata, sensor_obj,  # type: ignore[no-untyped-def]
-                   cloud_buffer_m=0.0):
+                   cloud_buffer_m=0.0, product=None):
     sensor = sensor_obj if sensor_obj is not None else get_sensor(sensor_name)
-    return Scene(sensor, band_refs, grid, date, mask, source, metadata, cloud_buffer_m)
+    return Scene(sensor, band_refs, grid, date, mask, source, metadata, cloud_buffer_m, product)
+
+
+_MASK_WORDS = {
+    "scl": "Sentinel-2 scene classification (SCL): cloud, shadow, cirrus, snow masked",
+    "qa_pixel": "Landsat QA_PIXEL: fill, dilated cloud, cirrus, cloud, shadow, snow masked",
+    "fmask": "HLS Fmask: cloud, adjacent, shadow, snow masked",
+    "alpha": "alpha band",
+    "cloud01": "cloud raster (> 0 = cloud)",
+}
+
+
+def _band_words(name: str, ref: BandRef) -> str:
+    where = ref.band_id or f"band {ref.index}"
+    if ref.band_id and ref.band_id != str(ref.index) and Path(ref.path).suffix.lower() not in (".vrt",):
+        try:
+            multi = _dataset(ref.path).count > 1
+        except RasterReadError:
+            multi = False
+        if multi:
+            where = f"{ref.band_id} (band {ref.index})"
+    return f"{name}={where} ×{ref.scale:.6g}{ref.offset:+.6g}"
+
+
+def _computed_clear(scene: Scene, grid: Grid) -> np.ndarray:
+    """Clear pixels of a computed mask (the provider sees the scene without its mask)."""
+    m = scene.mask
+    assert m is not None and m.provider is not None
+    bare = replace(scene, mask=None)
+    out = np.asarray(m.provider.clear(bare, grid), dtype=bool)
+    if out.shape != grid.shape:
+        raise InputDataError(
+            f"cloud mask {m.path!r} returned an array of shape {out.shape} for a window of {grid.shape}; "
+            "MaskProvider.clear must return one value per pixel of the grid it is given"
+        )
+    return np.ascontiguousarray(out)
 
 
 # ---------------------------------------------------------------------------
@@ -893,10 +1156,12 @@ def _mask_clear(raw: np.ndarray, kind: str) -> np.ndarray:
         return scl_clear(raw.astype(np.int64))
     if kind == "qa_pixel":
         return landsat_qa_clear(raw.astype(np.int64))
+    if kind == "fmask":
+        return hls_fmask_clear(raw.astype(np.int64))
     if kind == "alpha":
         return raw > 0
     if kind == "cloud01":
-        return raw == 0
+        return raw <= 0
     raise ConfigError(f"unknown mask kind {kind!r}")  # pragma: no cover
 
 
@@ -1107,7 +1372,9 @@ def read_decimated(
         refl, ok = _to_reflectance(dn, ref)
         out[n] = refl
         valid &= ok
-    if scene.mask is not None:
+    if scene.mask is not None and scene.mask.kind == "computed":
+        valid &= _computed_clear(scene, dgrid)
+    elif scene.mask is not None:
         m = scene.mask
         raw = _read_bounds(m.path, m.index, m.grid, dgrid.bounds, shape)
         valid &= _grow_clouds(raw, m.kind, scene._buffer_px(dgrid.res[0] * _unit_m(dgrid)))
@@ -1190,213 +1457,6 @@ def _grid_of(path: str) -> tuple[Grid, Any]:
     return Grid((ds.height, ds.width), t, ds.crs), ds
 
 
-_DATE_PATTERNS = (
-    re.compile(r"(?<!\d)(20\d{2}|19\d{2})(\d{2})(\d{2})T\d{6}"),
-    re.compile(r"(?<!\d)(20\d{2}|19\d{2})-(\d{2})-(\d{2})(?!\d)"),
-    re.compile(r"(?<!\d)(20\d{2}|19\d{2})(\d{2})(\d{2})(?!\d)"),
-)
-
-
-def _date_from_text(text: str) -> _dt.date | None:
-    for pat in _DATE_PATTERNS:
-        for m in pat.finditer(text):
-            try:
-                return _dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
-            except ValueError:
-                continue
-    return None
-
-
-def _parse_date(value: Any, what: str) -> _dt.date:
-    if isinstance(value, _dt.datetime):
-        return value.date()
-    if isinstance(value, _dt.date):
-        return value
-    d = _date_from_text(str(value))
-    if d is None:
-        raise ConfigError(f"{what}: cannot read {value!r} as a date; use YYYY-MM-DD")
-    return d
-
-
-_BAND_TOKEN = re.compile(
-    r"(?:^|[_\-.\s])(SR_B\d+|B\d{1,2}A?|SCL|QA_PIXEL|blue|green|red|nir|swir1|swir2|rededge\d?)"
-    r"(?=$|[_\-.\s])",
-    re.IGNORECASE,
-)
-_RES_TOKEN = re.compile(r"_(\d+)m(?=$|[_.])")
-
-
-def _band_id_from_name(stem: str) -> str | None:
-    hits = _BAND_TOKEN.findall(stem)
-    if not hits:
-        return None
-    tok = hits[-1].upper()
-    if re.fullmatch(r"B\d", tok):
-        tok = f"B0{tok[1]}"
-    return tok
-
-
-def _common_from_id(sensor: SensorProfile, band_id: str) -> str | None:
-    c = sensor.common_name(band_id)
-    if c is None and band_id.lower() in COMMON_BANDS:
-        return band_id.lower()
-    if c is None and re.fullmatch(r"B0\d", band_id):
-        c = sensor.common_name(band_id.replace("B0", "B"))
-    return c
-
-
-@dataclass
-class _Found:
-    files: dict[str, list[tuple[str, float]]] = field(default_factory=dict)  # band id -> [(path, res)]
-    metadata: dict[str, Any] = field(default_factory=dict)
-    date: _dt.date | None = None
-    sensor: str | None = None
-    offsets: dict[str, float] = field(default_factory=dict)  # band id -> additive DN offset
-    scales: dict[str, float] = field(default_factory=dict)  # band id -> reflectance per DN
-    add: dict[str, float] = field(default_factory=dict)  # band id -> reflectance offset
-
-
-def _scan_folder(folder: Path) -> _Found:
-    found = _Found()
-    files = sorted(
-        p for p in folder.rglob("*")
-        if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES and "QI_DATA" not in p.parts
-    )
-    for p in files:
-        bid = _band_id_from_name(p.stem)
-        if bid is None:
-            continue
-        m = _RES_TOKEN.search(p.stem)
-        res = float(m.group(1)) if m else math.nan
-        found.files.setdefault(bid, []).append((str(p), res))
-    # product metadata
-    for mtd in list(folder.glob("MTD_MSIL2A.xml")) + list(folder.glob("MTD_MSIL1C.xml")):
-        _parse_s2_mtd(mtd, found)
-    for mtl in folder.glob("*_MTL.txt"):
-        _parse_landsat_mtl(mtl, found)
-    for item in folder.glob("*.json"):
-        try:
-            _parse_stac_item(item, found, base=folder)
-        except (ValueError, KeyError, json.JSONDecodeError):
-            continue
-    if found.date is None:
-        found.date = _date_from_text(folder.name)
-    if found.date is None:  # e.g. OSCD: imgs_1/S2A_..._20161209_B02.tif
-        dates = {d for d in (_date_from_text(Path(p).name) for lst in found.files.values() for p, _ in lst) if d}
-        if len(dates) == 1:
-            found.date = dates.pop()
-    return found
-
-
-def _parse_s2_mtd(path: Path, found: _Found) -> None:
-    try:
-        root = ET.parse(path).getroot()
-    except ET.ParseError as exc:
-        raise InputDataError(f"{path}: product metadata is not valid XML ({exc})") from exc
-    level = "L2A" if "L2A" in path.name else "L1C"
-    found.sensor = "sentinel2_l2a" if level == "L2A" else "sentinel2_l1c"
-    band_ids = {}
-    for el in root.iter():
-        tag = el.tag.split("}")[-1]
-        if tag == "PRODUCT_START_TIME" and el.text:
-            found.date = _date_from_text(el.text.replace("-", "")[:8]) or _date_from_text(el.text)
-        elif tag == "PROCESSING_BASELINE" and el.text:
-            found.metadata["processing_baseline"] = el.text.strip()
-        elif tag in ("BOA_QUANTIFICATION_VALUE", "QUANTIFICATION_VALUE") and el.text:
-            found.metadata["quantification"] = float(el.text)
-        elif tag in ("BOA_ADD_OFFSET", "RADIO_ADD_OFFSET") and el.text:
-            found.offsets[el.attrib.get("band_id", "")] = float(el.text)
-        elif tag == "Spectral_Information" and "bandId" in el.attrib:
-            band_ids[el.attrib["bandId"]] = el.attrib.get("physicalBand", "")
-    # offsets are given per numeric band id (0 = B01, ...); map to names
-    named = {}
-    for k, v in found.offsets.items():
-        name = band_ids.get(k) or _S2_BAND_ORDER.get(k)
-        if name:
-            named[_norm_s2(name)] = v
-    found.offsets = named
-
-
-_S2_BAND_ORDER = {str(i): b for i, b in enumerate(
-    ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12"])}
-
-
-def _norm_s2(name: str) -> str:
-    name = name.strip().upper()
-    m = re.fullmatch(r"B(\d)", name)
-    return f"B0{m.group(1)}" if m else name
-
-
-def _parse_landsat_mtl(path: Path, found: _Found) -> None:
-    text = path.read_text(errors="replace")
-    found.sensor = "landsat_c2l2" if "LEVEL2" in text or "_L2S" in path.name else found.sensor
-    m = re.search(r'DATE_ACQUIRED\s*=\s*"?(\d{4}-\d{2}-\d{2})', text)
-    if m:
-        found.date = _date_from_text(m.group(1))
-    grp = re.search(
-        r"GROUP = LEVEL2_SURFACE_REFLECTANCE_PARAMETERS(.*?)END_GROUP = LEVEL2_SURFACE_REFLECTANCE_PARAMETERS",
-        text, re.S,
-    )
-    if grp:
-        for b, v in re.findall(r"REFLECTANCE_MULT_BAND_(\d+)\s*=\s*([-\d.Ee+]+)", grp.group(1)):
-            found.scales[f"SR_B{b}"] = float(v)
-        for b, v in re.findall(r"REFLECTANCE_ADD_BAND_(\d+)\s*=\s*([-\d.Ee+]+)", grp.group(1)):
-            found.add[f"SR_B{b}"] = float(v)
-    found.metadata["product"] = path.name.replace("_MTL.txt", "")
-
-
-def _parse_stac_item(path: Path, found: _Found, base: Path) -> None:
-    item = json.loads(path.read_text())
-    if item.get("type") != "Feature" or "assets" not in item:
-        raise ValueError("not a STAC item")
-    props = item.get("properties", {})
-    if props.get("datetime"):
-        found.date = _date_from_text(props["datetime"][:10])
-    platform = str(props.get("platform", "")).lower()
-    pid = str(item.get("id", ""))
-    if "sentinel-2" in platform or pid.startswith("S2"):
-        found.sensor = "sentinel2_l1c" if "L1C" in pid else "sentinel2_l2a"
-    elif "landsat" in platform:
-        found.sensor = "landsat_c2l2"
-    if "s2:processing_baseline" in props:
-        found.metadata["processing_baseline"] = str(props["s2:processing_baseline"])
-    for key, asset in item["assets"].items():
-        href = str(asset.get("href", ""))
-        if href.startswith(("http://", "https://", "s3://")):
-            local = base / Path(href).name
-            if not local.exists():
-                continue
-            href = str(local)
-        elif not os.path.isabs(href):
-            href = str((path.parent / href).resolve())
-        if not Path(href).exists() or Path(href).suffix.lower() not in RASTER_SUFFIXES:
-            continue
-        bid = _band_id_from_name(Path(key).stem) or _band_id_from_name(Path(href).stem)
-        if bid is None:
-            for b in asset.get("eo:bands", []) or []:
-                if b.get("common_name"):
-                    bid = b["common_name"]
-        if bid is None:
-            continue
-        res = asset.get("gsd") or math.nan
-        lst = found.files.setdefault(bid, [])
-        if all(p != href for p, _ in lst):
-            lst.append((href, float(res)))
-        if "raster:bands" in asset:
-            rb = asset["raster:bands"][0]
-            if "offset" in rb and rb.get("scale"):
-                found.add[bid] = float(rb["offset"])
-                found.scales[bid] = float(rb["scale"])
-
-
-def _baseline_offset(found: _Found) -> bool:
-    pb = found.metadata.get("processing_baseline")
-    try:
-        return float(str(pb)) >= S2_OFFSET_BASELINE
-    except (TypeError, ValueError):
-        return False
-
-
 def open_scene(
     source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     sensor: str | SensorProfile | None = None,
@@ -1408,21 +1468,42 @@ def open_scene(
     nodata: float | None = None,
     cloud_buffer_m: float | None = None,
     haze: str = "auto",
+    cloud_mask: MaskRef | MaskProvider | str | os.PathLike[str] | None = None,
+    dem: str | os.PathLike[str] | None = None,
+    calibration: str | os.PathLike[str] | Calibration | None = None,
+    pansharpen: bool = True,
+    workdir: str | os.PathLike[str] | None = None,
 ) -> Scene:
-    """Open imagery of one date as a lazily read :class:`Scene`.
+    """Open imagery of one date as a lazily read :class:`Scene`, and say what it was read as.
+
+    The product, its level and sensor, which band is which, how values become
+    reflectance and where the cloud mask comes from are decided from the
+    product's metadata, band descriptions, colour interpretation, file names
+    and sensor profiles (see :mod:`ecopatch.io.products` and the README's
+    table of products).  The decision and its evidence are kept in
+    :attr:`Scene.product`, shown by ``repr(scene)`` and written into every
+    output's provenance.  Where the evidence is thin the scene still opens,
+    with an :class:`~ecopatch.errors.AssumptionWarning` naming what was
+    assumed and the argument that says otherwise; where there is none, an
+    :class:`~ecopatch.errors.InputDataError` says what to pass.  A product
+    without a cloud mask warns (:class:`~ecopatch.errors.MissingMaskWarning`),
+    and so does a scene lacking band roles some analyses need
+    (:class:`~ecopatch.errors.DegradedAnalysisWarning`).
 
     Parameters
     ----------
     source : path or sequence of paths
         A Sentinel-2 ``.SAFE`` folder (or its ``IMG_DATA``), a STAC item
         ``.json`` with local assets, a Landsat Collection 2 folder (with its
-        ``_MTL.txt``), a folder of single-band files (band IDs in the file
+        ``_MTL.txt``/``.json``/``.xml``), an HLS folder, a Gaofen L1A package
+        (``.tar.gz`` or its folder, with -MSS/-PAN TIFF, ``.rpb`` and
+        ``.xml``), a folder of single-band files (band IDs in the file
         names, e.g. ``..._B04_10m.tif``, ``SR_B4.TIF``, ``SCL.tif``), a list
-        of such files, or one multi-band GeoTIFF (Gaofen, a drone mosaic, a
-        stacked Sentinel-2 export).
+        of such files, or one multi-band GeoTIFF (a Gaofen orthoimage, NAIP,
+        a drone mosaic, a stacked export).
     sensor : str or SensorProfile, optional
-        Product type (see :data:`ecopatch.sensors.SENSORS`); guessed from the
-        product's metadata, band names or data type when not given.
+        Product type (see :data:`ecopatch.sensors.SENSORS`); identified from
+        the product when not given.
     bands : mapping, optional
         Explicit band naming: common name -> band number (1-based) in a
         multi-band file, or -> product band ID (``{"nir": "B8A"}``).
@@ -1436,6 +1517,28 @@ def open_scene(
         Grow the product's cloud/shadow/cirrus mask by this ground distance
         (m).  Default 20 m (one SCL pixel) for Sentinel-2 SCL and Landsat
         QA_PIXEL, whose masks miss the thin fringes of clouds; 0 turns it off.
+    haze : {"auto", "dos", "none"}
+        Dark-object subtraction; ``"auto"`` applies it to top-of-atmosphere
+        products (Sentinel-2 L1C, Landsat Level-1, Gaofen L1A).
+    cloud_mask : path, MaskRef or MaskProvider, optional
+        A cloud mask to use instead of (or where there is no) product mask:
+        a raster with 1 = cloud, 0 = clear, or a computed mask (see
+        :meth:`Scene.with_mask`).
+    dem : path, optional
+        Elevation model (any GDAL raster, metres above the ellipsoid or
+        geoid) for orthorectifying Gaofen L1A imagery through its RPCs;
+        without one a constant height (the RPC height offset) is used, with
+        a warning.
+    calibration : path or Calibration, optional
+        Gaofen absolute calibration coefficients (a JSON table like the one
+        shipped, see :func:`ecopatch.io.gaofen.load_calibration`) to use
+        instead of the shipped, cited ones.
+    pansharpen : bool
+        Gaofen PMS packages: pan-sharpen the multispectral bands to the
+        panchromatic resolution (default) or keep the multispectral grid.
+    workdir : path, optional
+        Where a Gaofen ``.tar.gz`` is unpacked and its orthorectification
+        VRTs written (default: beside the package).
 
     Returns
     -------
@@ -1446,7 +1549,8 @@ def open_scene(
     RasterReadError
         The path does not exist or is not a readable raster.
     MissingCRSError, InputDataError
-        No CRS, no or a rotated geotransform, no recognisable band.
+        No CRS, no or a rotated geotransform, no recognisable band, or bands
+        whose roles cannot be told (the message says what to pass).
 
     Notes
     -----
@@ -1456,347 +1560,66 @@ def open_scene(
     ``BOA_ADD_OFFSET*`` tags; a product whose baseline is unknown gets no
     offset, with a warning when its date is after the change.
     """
-    prof = get_sensor(sensor) if sensor is not None else None
-    if isinstance(source, (list, tuple)):
-        paths = [Path(p) for p in source]
-        for p in paths:
-            _check_exists(p)
-        found = _Found()
-        for p in paths:
-            bid = _band_id_from_name(p.stem)
-            if bid is None:
-                raise InputDataError(
-                    f"{p}: cannot tell which band this file is from its name; name files "
-                    "like 'B04.tif' or pass one multi-band file with bands={...}"
-                )
-            found.files.setdefault(bid, []).append((str(p), math.nan))
-        found.date = _date_from_text(" ".join(p.name for p in paths))
-        scene = _scene_from_found(found, prof, bands, str(source[0]) if source else "", scale, offset, nodata)
-    else:
-        path = Path(source)
-        _check_exists(path)
-        if path.is_dir():
-            found = _scan_folder(path)
-            if not found.files:
-                raise InputDataError(
-                    f"{path}: no raster band files found (looked for *.tif/*.jp2 whose names "
-                    "contain a band ID such as B04, SR_B4, SCL); point to a SAFE folder, a "
-                    "Landsat folder, or a multi-band file"
-                )
-            scene = _scene_from_found(found, prof, bands, str(path), scale, offset, nodata)
-        elif path.suffix.lower() == ".json":
-            found = _Found()
-            try:
-                _parse_stac_item(path, found, base=path.parent)
-            except (ValueError, KeyError, json.JSONDecodeError) as exc:
-                raise InputDataError(f"{path}: not a STAC item with local assets ({exc})") from exc
-            if not found.files:
-                raise InputDataError(f"{path}: the STAC item has no local raster assets")
-            scene = _scene_from_found(found, prof, bands, str(path), scale, offset, nodata)
-        else:
-            scene = _scene_from_file(path, prof, bands, scale, offset, nodata)
-    if date is not None:
-        scene = scene.with_date(_parse_date(date, f"{source}: date"))
-    if cloud_buffer_m is None:
-        cloud_buffer_m = 20.0 if scene.mask is not None and scene.mask.kind in ("scl", "qa_pixel") else 0.0
-    if cloud_buffer_m < 0:
-        raise ConfigError(f"cloud_buffer_m={cloud_buffer_m}: must be >= 0")
-    scene = replace(scene, cloud_buffer_m=float(cloud_buffer_m))
-    if (
-        scene.sensor.name.startswith("sentinel2")
-        and scene.date is not None
-        and scene.date >= _dt.date(2022, 1, 25)
-        and "processing_baseline" not in scene.metadata
-        and offset is None
-        and all(ref.offset == 0 for _, ref in scene.band_refs)
-    ):
+    from .products import open_product
+
+    return open_product(source, sensor, bands, date, scale=scale, offset=offset, nodata=nodata,
+                        cloud_buffer_m=cloud_buffer_m, haze=haze, cloud_mask=cloud_mask, dem=dem,
+                        calibration=calibration, pansharpen=pansharpen, workdir=workdir)
+
+
+# ---------------------------------------------------------------------------
+# Pairs of scenes
+# ---------------------------------------------------------------------------
+def check_pair(before: Scene, after: Scene, *, swap_dates: bool = False) -> tuple[Scene, Scene]:
+    """Check that two scenes make a before/after pair, and return them in date order.
+
+    Parameters
+    ----------
+    before, after : Scene
+        The scenes as given.
+    swap_dates : bool
+        When the after scene is the older one, swap them (with a log line)
+        instead of raising.
+
+    Returns
+    -------
+    (Scene, Scene)
+        ``(before, after)``, swapped if asked.
+
+    Raises
+    ------
+    DateOrderError
+        ``after`` was taken before ``before`` and ``swap_dates`` is False:
+        restoration would read backwards (a mine "100 % restored") and patch
+        IDs would carry the older date.
+
+    Warns
+    -----
+    SameSceneWarning
+        Both are the same scene (same files, or same source and date): no
+        change can be found.
+    """
+    if _same_scene(before, after):
         warnings.warn(
-            f"{source}: Sentinel-2 scene dated {scene.date} without a processing baseline; "
-            "products from baseline 04.00 (25 Jan 2022) on need offset=-0.1 "
-            "(BOA_ADD_OFFSET -1000). No offset applied: pass offset=-0.1 if DNs carry it.",
-            EcopatchWarning,
-            stacklevel=2,
+            f"the before and the after scene are the same scene ({before.source}, {before.date}): no change "
+            "can be found; give imagery of two dates",
+            SameSceneWarning, stacklevel=3,
         )
-    if haze not in ("auto", "dos", "none"):
-        raise ConfigError(f"haze={haze!r}; use 'auto', 'dos' or 'none'")
-    if haze == "dos" or (haze == "auto" and scene.sensor.name == "sentinel2_l1c"):
-        scene = _dark_object_subtraction(scene)
-    log.info("opened %r", scene)
-    return scene
-
-
-#: Reflectance assumed for the darkest objects of a scene (deep water, shade) after haze removal.
-DARK_OBJECT_REFLECTANCE = 0.01
-
-
-def _dark_object_subtraction(scene: Scene) -> Scene:
-    """Subtract each band's haze (0.1st percentile above 1 % reflectance) through the band offsets."""
-    obs = read_sample(scene, max_pixels=500_000)
-    refs = []
-    haze = {}
-    for name, ref in scene.band_refs:
-        v = np.asarray(obs.bands[name], dtype=np.float64)
-        v = v[np.isfinite(v)]
-        h = max(0.0, float(np.percentile(v, 0.1)) - DARK_OBJECT_REFLECTANCE) if v.size else 0.0
-        haze[name] = round(h, 5)
-        refs.append((name, replace(ref, offset=ref.offset - h)))
-    meta = dict(scene.metadata)
-    meta["haze_removed"] = haze
-    log.info("%s: dark-object subtraction %s", scene.source, haze)
-    return replace(scene, band_refs=tuple(refs), metadata=meta)
-
-
-def _check_exists(path: Path) -> None:
-    if not path.exists():
-        raise RasterReadError(f"{path}: no such file or folder")
-
-
-def _scene_from_found(
-    found: _Found,
-    prof: SensorProfile | None,
-    bands: Mapping[str, int | str] | None,
-    source: str,
-    scale: float | None,
-    offset: float | None,
-    nodata: float | None,
-) -> Scene:
-    if prof is None:
-        if found.sensor:
-            prof = get_sensor(found.sensor)
-        elif any(b.startswith("SR_B") for b in found.files) or "QA_PIXEL" in found.files:
-            prof = get_sensor("landsat_c2l2")
-        elif any(re.fullmatch(r"B\d\d|B8A", b) for b in found.files):
-            prof = get_sensor("sentinel2_l1c" if "L1C" in source.upper() else "sentinel2_l2a")
-        else:
-            raise InputDataError(
-                f"{source}: cannot tell which sensor made these files ({sorted(found.files)}); "
-                "pass sensor= (e.g. 'sentinel2_l2a', 'landsat_c2l2')"
-            )
-    want: dict[str, str] = {}
-    if bands:
-        for common, bid in bands.items():
-            want[common] = str(bid).upper() if not isinstance(bid, int) else str(bid)
-    else:
-        for bid in found.files:
-            c = _common_from_id(prof, bid)
-            if c is not None and c not in want:
-                want[c] = bid
-    refs: list[tuple[str, BandRef]] = []
-    apply_offset = _baseline_offset(found)
-    for common in COMMON_BANDS:
-        if common not in want:
-            continue
-        bid = want[common]
-        cand = found.files.get(bid) or found.files.get(_norm_s2(bid))
-        if not cand:
-            raise MissingBandError(
-                f"{source}: band {bid!r} (for {common!r}) not found; it has {sorted(found.files)}"
-            )
-        path, _ = _finest(cand)
-        g, ds = _grid_of(path)
-        dn_off = found.offsets.get(bid, -1000.0 if apply_offset and prof.name.startswith("sentinel2") else 0.0)
-        if not apply_offset and prof.name.startswith("sentinel2"):
-            dn_off = 0.0
-        sc = found.scales.get(bid, prof.scale)
-        q = found.metadata.get("quantification")
-        if q and prof.name.startswith("sentinel2"):
-            sc = 1.0 / float(q)
-        off = found.add.get(bid, prof.offset + dn_off * sc)
-        refs.append((common, BandRef(
-            path=path, index=1, grid=g,
-            scale=float(scale if scale is not None else sc),
-            offset=float(offset if offset is not None else off),
-            nodata=nodata if nodata is not None else (ds.nodata if ds.nodata is not None else prof.nodata),
-            dtype=ds.dtypes[0], band_id=bid,
-        )))
-    if not refs:
-        raise MissingBandError(
-            f"{source}: none of the files is a band of {prof.name} ({sorted(found.files)}); "
-            "pass bands={'red': 'B04', ...}"
+    if before.date is not None and after.date is not None and after.date < before.date:
+        if swap_dates:
+            log.info("swap_dates: %s is older than %s; using it as the before scene", after.label, before.label)
+            return after, before
+        raise DateOrderError(
+            f"the after scene ({after.source}, {after.date}) is older than the before scene "
+            f"({before.source}, {before.date}); swap them, or pass swap_dates=True (--swap-dates) to have "
+            "ecopatch order them"
         )
-    grid = min((r.grid for _, r in refs), key=lambda g: g.res[0] * g.res[1])
-    mask = None
-    if prof.mask_band and prof.mask_band in found.files:
-        mpath, _ = _finest(found.files[prof.mask_band])
-        mg, _ = _grid_of(mpath)
-        mask = MaskRef(mpath, 1, mg, prof.mask)
-    meta = dict(found.metadata)
-    meta["band_offsets_dn"] = {k: v for k, v in found.offsets.items()}
-    return Scene(prof, tuple(refs), grid, found.date, mask, source, meta)
+    return before, after
 
 
-def _finest(cands: list[tuple[str, float]]) -> tuple[str, float]:
-    def key(c: tuple[str, float]) -> float:
-        return c[1] if not math.isnan(c[1]) else 1e9
-
-    return sorted(cands, key=key)[0]
-
-
-def _scene_from_file(
-    path: Path,
-    prof: SensorProfile | None,
-    bands: Mapping[str, int | str] | None,
-    scale: float | None,
-    offset: float | None,
-    nodata: float | None,
-) -> Scene:
-    spath = str(path)
-    grid, ds = _grid_of(spath)
-    tags = {k.upper(): v for k, v in ds.tags().items()}
-    descriptions = [d or "" for d in ds.descriptions]
-    colorinterp = [ci.name for ci in ds.colorinterp]
-    count = ds.count
-    dtype = ds.dtypes[0]
-
-    if prof is None:
-        try:
-            prof = _guess_sensor(spath, tags, descriptions, count, dtype)
-        except InputDataError:
-            if not bands:
-                raise
-            if scale is None and not np.issubdtype(np.dtype(dtype), np.floating):
-                raise InputDataError(
-                    f"{path}: bands= says which band is which, but not how these {dtype} values become "
-                    "reflectance: pass sensor= (e.g. 'gf1_wfv' for reflectance × 10000), or scale= and "
-                    "offset= (e.g. scale=1/255 for 8-bit DN)"
-                ) from None
-            prof = SensorProfile(
-                "generic", "bands described by the user", {k: str(v) for k, v in bands.items()},
-                scale=float(scale) if scale is not None else 1.0, offset=float(offset or 0.0),
-            )
-
-    # band numbers for each common name
-    mapping: dict[str, int] = {}
-    mask: MaskRef | None = None
-    if bands:
-        for common, b in bands.items():
-            if common not in COMMON_BANDS:
-                raise ConfigError(
-                    f"bands=: {common!r} is not a band name ecopatch knows; use {list(COMMON_BANDS)}"
-                )
-            if isinstance(b, int) or (isinstance(b, str) and b.isdigit()):
-                idx = int(b)
-            else:
-                idx = _index_by_description(descriptions, str(b))
-                if idx is None:
-                    raise MissingBandError(f"{path}: no band described as {b!r} (descriptions: {descriptions})")
-            if not 1 <= idx <= count:
-                raise MissingBandError(
-                    f"{path}: bands={{{common!r}: {idx}}} but the file has {count} band(s)"
-                )
-            mapping[common] = idx
-    else:
-        for i, desc in enumerate(descriptions, start=1):
-            c = _common_from_id(prof, desc) if desc else None
-            if c and c not in mapping:
-                mapping[c] = i
-            elif desc.upper() == "SCL" and prof.mask == "scl":
-                mask = MaskRef(spath, i, grid, "scl")
-            elif desc.upper() == "QA_PIXEL" and prof.mask == "qa_pixel":
-                mask = MaskRef(spath, i, grid, "qa_pixel")
-        if not mapping:
-            order = prof.order
-            n = min(count, len(order))
-            if count < len(order) and not (prof.name == "drone_rgb" and count >= 3):
-                raise MissingBandError(
-                    f"{path}: {count} band(s) without descriptions, but {prof.name} has "
-                    f"{len(order)} ({list(order)}); name them with bands={{'red': 3, 'nir': 4}}"
-                )
-            for i in range(n):
-                mapping[order[i]] = i + 1
-    for i, ci in enumerate(colorinterp, start=1):
-        if ci == "alpha" and i not in mapping.values():
-            mask = MaskRef(spath, i, grid, "alpha")
-
-    # scale and offset
-    pb = tags.get("PROCESSING_BASELINE")
-    meta: dict[str, Any] = {"tags": dict(ds.tags())}
-    if pb:
-        meta["processing_baseline"] = pb
-    found_date = None
-    for key in ("ACQUISITION_DATE", "DATE_ACQUIRED", "SENSING_TIME", "PRODUCT_START_TIME", "DATETIME",
-                "TIFFTAG_DATETIME"):
-        if key in tags:
-            found_date = _date_from_text(tags[key].replace(":", "-", 2)) or _date_from_text(tags[key])
-            if found_date:
-                break
-    if found_date is None:
-        found_date = _date_from_text(path.name)
-
-    refs = []
-    for common in COMMON_BANDS:
-        if common not in mapping:
-            continue
-        i = mapping[common]
-        bid = descriptions[i - 1] or str(i)
-        sc, off = prof.scale, prof.offset
-        if prof.name.startswith("sentinel2"):
-            dn_off = tags.get(f"BOA_ADD_OFFSET_{_norm_s2(bid)}") or tags.get("BOA_ADD_OFFSET") \
-                or tags.get("RADIO_ADD_OFFSET")
-            if dn_off is not None:
-                off = float(dn_off) * sc
-            elif pb is not None:
-                try:
-                    off = -1000 * sc if float(pb) >= S2_OFFSET_BASELINE else 0.0
-                except ValueError:
-                    pass
-        if dtype in ("float32", "float64") and prof.name not in ("drone_ms",) and scale is None:
-            # float files are reflectance already, unless the values say otherwise
-            sc, off = _float_scale(ds, i, prof)
-        nd = ds.nodatavals[i - 1]
-        refs.append((common, BandRef(
-            path=spath, index=i, grid=grid,
-            scale=float(scale if scale is not None else sc),
-            offset=float(offset if offset is not None else off),
-            nodata=nodata if nodata is not None else (nd if nd is not None else prof.nodata),
-            dtype=ds.dtypes[i - 1], band_id=bid,
-        )))
-    if not refs:
-        raise MissingBandError(f"{path}: no usable band found; pass bands={{'red': 3, 'nir': 4}}")
-    return Scene(prof, tuple(refs), grid, found_date, mask, spath, meta)
-
-
-def _float_scale(ds: Any, index: int, prof: SensorProfile) -> tuple[float, float]:
-    """Float bands: reflectance as is, unless a sample shows ×10000 values."""
-    try:
-        sample = ds.read(index, out_shape=(min(ds.height, 64), min(ds.width, 64)))
-    except Exception:  # noqa: BLE001 - sampling is advisory only
-        return 1.0, 0.0
-    finite = sample[np.isfinite(sample)]
-    if finite.size and np.nanpercentile(finite, 50) > 5:
-        return prof.scale if prof.scale != 1 else 1e-4, 0.0
-    return 1.0, 0.0
-
-
-def _index_by_description(descriptions: list[str], name: str) -> int | None:
-    for i, d in enumerate(descriptions, start=1):
-        if d.strip().upper() == name.strip().upper():
-            return i
-    return None
-
-
-def _guess_sensor(path: str, tags: Mapping[str, str], descriptions: list[str], count: int,
-                  dtype: str) -> SensorProfile:
-    upper = [d.upper() for d in descriptions]
-    name = Path(path).name.upper()
-    if any(re.fullmatch(r"B0?\d|B8A|B1[0-2]", d) for d in upper) or "SPACECRAFT_NAME" in tags:
-        if "L1C" in name or tags.get("PROCESSING_LEVEL", "").upper().endswith("1C"):
-            return get_sensor("sentinel2_l1c")
-        return get_sensor("sentinel2_l2a")
-    if any(d.startswith("SR_B") for d in upper):
-        return get_sensor("landsat_c2l2")
-    if "GF1" in name and "WFV" in name:
-        return get_sensor("gf1_wfv")
-    if "GF6" in name and "WFV" in name:
-        return get_sensor("gf6_wfv")
-    if "GF2" in name:
-        return get_sensor("gf2_pms")
-    if dtype == "uint8" and count in (3, 4):
-        return get_sensor("drone_rgb")
-    if set(upper) >= {"RED", "NIR"} or set(d.lower() for d in descriptions) >= {"red", "nir"}:
-        return get_sensor("drone_ms")
-    raise InputDataError(
-        f"{path}: cannot tell which sensor made this {count}-band {dtype} file; pass sensor= "
-        "(e.g. 'gf1_wfv', 'sentinel2_l2a', 'drone_rgb') or name its bands with "
-        "bands={'red': 3, 'nir': 4}"
-    )
+def _same_scene(a: Scene, b: Scene) -> bool:
+    if a is b:
+        return True
+    fa = {(os.path.realpath(r.path), r.index) for _, r in a.band_refs}
+    fb = {(os.path.realpath(r.path), r.index) for _, r in b.band_refs}
+    return bool(fa) and fa == fb
