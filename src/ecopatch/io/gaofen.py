@@ -467,7 +467,14 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def _ortho_vrt(image: Path, out_dir: Path, crs: str, res_m: float, dem: str | None, height: float) -> Path:
-    """A warped VRT of ``image`` through its RPCs onto ``crs`` at ``res_m`` (written once, reused)."""
+    """A warped VRT of ``image`` through its RPCs onto ``crs`` at ``res_m`` (written once, reused).
+
+    GDAL serialises the RPC transformer of a warped VRT only when it chose
+    the output grid itself, so the VRT is made with GDAL's grid and then set
+    to ours (a north-up grid at ``res_m`` covering the same footprint,
+    computed through the same RPCs): its size, geotransform and the
+    transformer's destination geotransform.
+    """
     import rasterio
     import rasterio.shutil
     from rasterio.enums import Resampling
@@ -480,23 +487,34 @@ def _ortho_vrt(image: Path, out_dir: Path, crs: str, res_m: float, dem: str | No
         return out
     opts: dict[str, Any] = {"RPC_DEM": dem, "RPC_DEMINTERPOLATION": "bilinear",
                             "RPC_DEM_MISSING_VALUE": height} if dem else {"RPC_HEIGHT": height}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}.vrt")
     with rasterio.open(image) as src:
         if not src.rpcs:
             raise InputDataError(f"{image}: no RPCs (.rpb) to orthorectify with")
-        transform, width, h = calculate_default_transform(
+        t, width, h = calculate_default_transform(
             None, crs, src.width, src.height, rpcs=src.rpcs, resolution=res_m, **opts)
-        with WarpedVRT(src, crs=crs, transform=transform, width=width, height=h,
-                       resampling=Resampling.cubic, src_nodata=0, nodata=0, **opts) as vrt:
-            tmp = out.with_name(f".{out.name}.tmp{os.getpid()}.vrt")
+        with WarpedVRT(src, crs=crs, resampling=Resampling.cubic, src_nodata=0, nodata=0, **opts) as vrt:
             try:
                 rasterio.shutil.copy(vrt, str(tmp), driver="VRT")
                 text = tmp.read_text(encoding="utf-8")
             finally:
                 tmp.unlink(missing_ok=True)
-    # the source path relative to the VRT when it sits beside it, absolute otherwise
-    src_abs = str(image.resolve())
+    if "RPCTransformer" not in text:
+        raise InputDataError(f"{image}: GDAL did not build an RPC transformer for it; check its .rpb")
+    gt = f"{t.c!r}, {t.a!r}, 0, {t.f!r}, 0, {t.e!r}"
+    inv = f"{-t.c / t.a!r},{1 / t.a!r},0,{-t.f / t.e!r},0,{1 / t.e!r}"
+    text = re.sub(r'rasterXSize="\d+"', f'rasterXSize="{width}"', text, count=1)
+    text = re.sub(r'rasterYSize="\d+"', f'rasterYSize="{h}"', text, count=1)
+    text = re.sub(r"<GeoTransform>[^<]*</GeoTransform>", f"<GeoTransform>{gt}</GeoTransform>", text, count=1)
+    text = re.sub(r"<DstGeoTransform>[^<]*</DstGeoTransform>",
+                  f"<DstGeoTransform>{gt.replace(' ', '')}</DstGeoTransform>", text, count=1)
+    text = re.sub(r"<DstInvGeoTransform>[^<]*</DstInvGeoTransform>", f"<DstInvGeoTransform>{inv}</DstInvGeoTransform>",
+                  text, count=1)
+    text = re.sub(r"<BlockXSize>\d+</BlockXSize>", f"<BlockXSize>{min(width, 512)}</BlockXSize>", text)
+    text = re.sub(r"<BlockYSize>\d+</BlockYSize>", f"<BlockYSize>{min(h, 128)}</BlockYSize>", text)
     text = re.sub(r'<SourceDataset relativeToVRT="[01]">[^<]*</SourceDataset>',
-                  f'<SourceDataset relativeToVRT="0">{_xml_escape(src_abs)}</SourceDataset>', text)
+                  f'<SourceDataset relativeToVRT="0">{_xml_escape(str(image.resolve()))}</SourceDataset>', text)
     _write_atomic(out, text)
     return out
 
