@@ -71,7 +71,7 @@ from .errors import (
 )
 from .geodesy import as_crs, geodesic_area_m2, geometries_in, repaired, transformer
 from .grid import Grid, Window
-from .io.raster import Observation, Scene, read_on_grid
+from .io.raster import Observation, Scene, check_pair, read_on_grid
 from .restoration import analysis_grid, prepare_cover_params
 from .schema import ZONE_STRICTNESS, canonical_zone
 from .tiling import (
@@ -379,6 +379,7 @@ def detect_changes(
     scheduler: Scheduler = None,
     progress: bool | None = None,
     max_source_px: int = 4_000_000,
+    swap_dates: bool = False,
 ) -> gpd.GeoDataFrame:
     """Find new disturbance between two dates, as suspect patches with type, zone and confidence.
 
@@ -421,6 +422,9 @@ def detect_changes(
         Simplify outlines by this tolerance (ground metres); 0 keeps pixel edges.
     block, scheduler, progress, max_source_px
         Windowed processing (see :func:`ecopatch.assess_restoration`).
+    swap_dates : bool
+        When ``after`` is older than ``before``, swap them instead of raising
+        :class:`~ecopatch.errors.DateOrderError`.
 
     Returns
     -------
@@ -435,12 +439,16 @@ def detect_changes(
         exist, the ``within`` attributes of the patch's reserve, and
         ``.attrs["observation"]``: per ``within`` polygon, its area and the
         area observed at both dates (m²), so blind spots are known, as
-        records; :func:`observation_table` gives it as a DataFrame.
+        records; :func:`observation_table` gives it as a DataFrame;
+        ``.attrs["scenes"]``: :meth:`~ecopatch.io.raster.Scene.provenance`
+        of both dates (product, bands, scale/offset, cloud mask).
 
     Raises
     ------
     ConfigError
         A negative minimum mapping unit or an unknown option.
+    DateOrderError
+        ``after`` is older than ``before`` (and ``swap_dates`` is False).
     InputDataError
         ``within`` lacks a zone field (pass ``zone_field=None`` to go without).
     NoOverlapError
@@ -451,7 +459,7 @@ def detect_changes(
     p = detection_pass(before, after, within, min_area_m2=min_area_m2, min_area_mu=min_area_mu, margin_m=margin_m,
                        exclude=exclude, zone_field=zone_field, name_field=name_field, params=params, cover=cover,
                        normalize=normalize, thresholds=thresholds, include_gain=include_gain, grid=grid,
-                       simplify_m=simplify_m, block=block, max_source_px=max_source_px)
+                       simplify_m=simplify_m, block=block, max_source_px=max_source_px, swap_dates=swap_dates)
     (results,) = run_passes([p], scheduler=scheduler, progress=progress)
     return p.finish(results)
 
@@ -476,6 +484,7 @@ def detection_pass(
     simplify_m: float = 0.0,
     block: int = 512,
     max_source_px: int = 4_000_000,
+    swap_dates: bool = False,
 ) -> WindowPass:
     """:func:`detect_changes` set up, as a pass to run with others (:func:`ecopatch.tiling.run_passes`).
 
@@ -499,6 +508,7 @@ def detection_pass(
         raise ConfigError(f"normalize={normalize!r}; use 'auto', 'rrn' or 'none'")
     if thresholds not in ("fixed", "otsu"):
         raise ConfigError(f"thresholds={thresholds!r}; use 'fixed' or 'otsu'")
+    before, after = check_pair(before, after, swap_dates=swap_dates)
     params = params or ChangeParams()
     g = analysis_grid(before, after, grid)
 
@@ -586,6 +596,8 @@ def detection_pass(
         if zones_gdf is not None:
             patches = _attach_zones(patches, zones_gdf, zfield, nfield, margin_m)
         patches = _finish(patches, before, after)
+        # what each date was read as (product, bands, cloud mask), for the observation table and provenance
+        patches.attrs["scenes"] = {"before": before.provenance(), "after": after.provenance()}
         if zones_gdf is not None:
             # plain records, not a DataFrame: pandas compares attrs on merge/concat, and a
             # DataFrame there breaks them ("truth value of a DataFrame is ambiguous")
@@ -602,9 +614,19 @@ def observation_table(patches: pd.DataFrame) -> pd.DataFrame:
     Columns: ``reserve_name``, ``zone_name``, ``zone``, ``area_m2`` (geodesic
     area of the zone polygon), ``imaged_m2`` (inside the imagery),
     ``observed_m2`` (observed at both dates), ``unobserved_m2``,
-    ``observed_fraction`` and ``observed_fraction_of_imaged`` (0-1).
+    ``observed_fraction`` and ``observed_fraction_of_imaged`` (0-1), and
+    ``cloud_mask_before``/``cloud_mask_after``: the cloud mask each date
+    was read with (``"scl"``, ``"qa_pixel"``...), or ``"none: <why>"`` when
+    the product had none, so clouds counted as observed ground.
     """
-    return pd.DataFrame(patches.attrs.get("observation") or [])
+    df = pd.DataFrame(patches.attrs.get("observation") or [])
+    scenes = patches.attrs.get("scenes") or {}
+    if len(df) and scenes:
+        for when in ("before", "after"):
+            m = (scenes.get(when) or {}).get("mask") or {}
+            kind = m.get("kind", "unknown")
+            df[f"cloud_mask_{when}"] = kind if kind != "none" else f"none: {m.get('note', '')}"
+    return df
 
 
 def _scene_parameters(before: Scene, after: Scene, g: Grid, region: np.ndarray, cover: CoverParams | None,

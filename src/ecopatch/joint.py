@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["assess_and_detect"]
 
 #: Options that belong to the joint run, not to one of the jobs.
-_SHARED = ("grid", "block", "scheduler", "progress", "max_source_px")
+_SHARED = ("grid", "block", "scheduler", "progress", "max_source_px", "swap_dates")
 
 
 def _options(func: Any, given: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
@@ -59,6 +59,7 @@ def assess_and_detect(
     scheduler: Scheduler = None,
     progress: bool | None = None,
     max_source_px: int = 4_000_000,
+    swap_dates: bool = False,
 ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """Restoration of each mine and new disturbance in the reserves, from one read of the imagery.
 
@@ -88,6 +89,9 @@ def assess_and_detect(
     block, scheduler, progress, max_source_px
         Windowed processing, for both jobs (see
         :func:`ecopatch.assess_restoration`).
+    swap_dates : bool
+        When ``after`` is older than ``before``, swap them instead of raising
+        :class:`~ecopatch.errors.DateOrderError`.
 
     Returns
     -------
@@ -114,7 +118,7 @@ def assess_and_detect(
 
     a_opts = _options(assess_restoration, assessment, "assessment")
     d_opts = _options(detect_changes, detection, "detection")
-    shared = {"grid": grid, "block": block, "max_source_px": max_source_px}
+    shared = {"grid": grid, "block": block, "max_source_px": max_source_px, "swap_dates": swap_dates}
     with shared_scene_estimates():  # the before scene's end-members: sampled once for both jobs
         a_pass = assessment_pass(mines, before, after, **a_opts, **shared)
         d_pass = detection_pass(before, after, reserves, **d_opts, **shared)

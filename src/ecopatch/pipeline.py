@@ -1215,6 +1215,14 @@ def _open(ctx: _Context, ref: SceneRef) -> Scene:
         return open_scene(ref.path, sensor=ctx.config.inputs.sensor)
 
 
+def _provenance(ctx: _Context, ref: SceneRef) -> dict[str, Any]:
+    """:meth:`Scene.provenance` of a scene for its manifest; the reason instead when it cannot be opened."""
+    try:
+        return _open(ctx, ref).provenance()
+    except (EcopatchError, OSError, ValueError) as exc:
+        return {"error": f"cannot describe the scene: {exc}"}
+
+
 def _ledger_counts(ledger: Ledger) -> dict[str, int]:
     try:
         return {"cases": len(ledger.cases()), "events": len(ledger.events()),
@@ -1470,6 +1478,9 @@ def _manifest(ctx: _Context, scene: SceneRef, baseline: SceneRef, why: str, stat
         inputs["config"] = safe(lambda: _file_digest(cfg.path), cfg.path)
     inputs["scene"] = scene.as_dict() | safe(lambda: _scene_digest(ctx, scene), scene.path)
     inputs["baseline"] = baseline.as_dict() | safe(lambda: _scene_digest(ctx, baseline), baseline.path)
+    # what each scene was read as: product, level, bands, scale/offset, cloud mask, and on what evidence
+    inputs["scene"]["provenance"] = _provenance(ctx, scene)
+    inputs["baseline"]["provenance"] = _provenance(ctx, baseline)
     inputs["mines"] = safe(lambda: _layer_digest(cfg.inputs.mines), cfg.inputs.mines)
     inputs["reserves"] = safe(lambda: _layer_digest(cfg.inputs.reserves), cfg.inputs.reserves)
     if cfg.detection.exclude is not None:

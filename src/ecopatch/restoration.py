@@ -48,7 +48,7 @@ from .cover import (
 from .errors import ConfigError, InputDataError, LowCoverageWarning, NoOverlapError
 from .geodesy import as_crs, geodesic_area_m2, geometries_in, repaired
 from .grid import Grid, Window
-from .io.raster import Observation, Scene, read_on_grid, read_sample
+from .io.raster import Observation, Scene, check_pair, read_on_grid, read_sample
 from .schema import RESTORATION_DIRECTIONS
 from .tiling import (
     PatchSums,
@@ -502,6 +502,7 @@ def assess_restoration(
     scheduler: Scheduler = None,
     progress: bool | None = None,
     max_source_px: int = 4_000_000,
+    swap_dates: bool = False,
 ) -> gpd.GeoDataFrame:
     """Restoration of each mine between two dates: damaged, restored and still-bare areas.
 
@@ -537,6 +538,10 @@ def assess_restoration(
     max_source_px : int
         Largest number of source pixels read at once (bounds memory for
         drone mosaics).
+    swap_dates : bool
+        When ``after`` is older than ``before``, swap them instead of raising
+        :class:`~ecopatch.errors.DateOrderError` (a mine read backwards comes
+        out "restored").
 
     Returns
     -------
@@ -558,6 +563,8 @@ def assess_restoration(
         No mine overlaps both scenes.
     CRSError
         The mines have no CRS.
+    DateOrderError
+        ``after`` is older than ``before`` (and ``swap_dates`` is False).
 
     Notes
     -----
@@ -572,7 +579,7 @@ def assess_restoration(
     """
     p = assessment_pass(mines, before, after, direction_field=direction_field, cover=cover,
                         cover_before=cover_before, cover_after=cover_after, rules=rules, grid=grid, edge=edge,
-                        block=block, max_source_px=max_source_px)
+                        block=block, max_source_px=max_source_px, swap_dates=swap_dates)
     (partials,) = run_passes([p], scheduler=scheduler, progress=progress)
     return p.finish(partials)
 
@@ -591,6 +598,7 @@ def assessment_pass(
     edge: str = "unmix",
     block: int = 512,
     max_source_px: int = 4_000_000,
+    swap_dates: bool = False,
 ) -> WindowPass:
     """:func:`assess_restoration` set up, as a pass to run with others (:func:`ecopatch.tiling.run_passes`).
 
@@ -615,6 +623,7 @@ def assessment_pass(
         dups = sorted(set(mines.loc[mines["patch_id"].duplicated(), "patch_id"].astype(str)))
         raise DuplicateIDError(f"mines: patch_id repeats {dups[:10]}; each mine needs its own ID")
     crs = as_crs(mines.crs, what="mines layer")
+    before, after = check_pair(before, after, swap_dates=swap_dates)
     rules = rules or StatusRules()
     g = analysis_grid(before, after, grid)
 

@@ -1038,6 +1038,11 @@ def _identify_file(path: Path, tags: Mapping[str, str], descriptions: list[str],
                                          quantity="as stored (float)")
             fid.evidence.append("band roles in the band descriptions; float values")
             return
+        if dtype == "uint8" and {"red", "green", "blue"} <= set(named_roles) <= {"red", "green", "blue", "nir"}:
+            fid.prof = get_sensor("rgbn" if "nir" in named_roles else "drone_rgb")
+            fid.evidence.append(f"band descriptions {', '.join(d for d in descriptions if d)}; 8-bit values read as "
+                                "relative brightness (DN / 255)")
+            return
         fid.product = f"{count}-band {dtype} image, bands named by their descriptions"
         fid.needs_scale = (
             f"the band descriptions say which band is which ({', '.join(d for d in descriptions if d)}), but not "
