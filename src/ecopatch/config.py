@@ -16,6 +16,16 @@ A complete example (every key but ``imagery``, ``mines``, ``reserves`` and
     imagery = "imagery/"          # folder of scenes, or a local STAC catalog/collection JSON
     scene_pattern = "*"           # glob(s) of what counts as a scene, e.g. ["*.SAFE", "GF2_*.tif"]
     sensor = "auto"               # or a name from ecopatch.sensors.SENSORS
+    [[inputs.products]]           # how to read scenes whose names match a pattern (first match wins;
+    pattern = "taizhou_*.tif"     #   optional, repeatable; every key but pattern is optional)
+    sensor = "landsat_etm_c2l1"
+    bands = {blue = 1, green = 2, red = 3, nir = 4, swir1 = 5, swir2 = 6}
+    scale = 0.00392157            # reflectance = DN x scale + offset
+    offset = 0.0
+    nodata = 0
+    dem = "dem.tif"               # Gaofen L1A orthorectification
+    calibration = "gf_cal.json"   # Gaofen calibration table
+    cloud_mask = ""               # a cloud raster (1 = cloud) for products without a mask
     mines = "mines.gpkg"
     mines_id_field = "矿山编号"    # default: IDs generated in file order
     mines_layer = ""              # layer of a multi-layer file ("" = the only/first one)
@@ -84,6 +94,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import difflib
+import fnmatch
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -105,6 +116,7 @@ __all__ = [
     "DetectionConfig",
     "InputsConfig",
     "OutputsConfig",
+    "ProductRule",
     "RunConfig",
     "RunOptions",
     "TABLE_FORMATS",
@@ -155,6 +167,9 @@ class InputsConfig:
         what counts as a scene.
     sensor : str or None
         Sensor profile for every scene (None: guessed per scene).
+    products : tuple of ProductRule
+        How to read the scenes matching each pattern (``[[inputs.products]]``);
+        the first matching rule wins over ``sensor``.
     """
 
     imagery: Path
@@ -166,6 +181,41 @@ class InputsConfig:
     encoding: str | None = None
     scene_pattern: tuple[str, ...] = ("*",)
     sensor: str | None = None
+    products: tuple[ProductRule, ...] = ()
+
+    def open_options(self, path: str | os.PathLike[str]) -> dict[str, Any]:
+        """Keyword arguments of :func:`ecopatch.open_scene` for a scene: its product rule, else ``sensor``."""
+        name = Path(path).name
+        for rule in self.products:
+            if fnmatch.fnmatchcase(name, rule.pattern):
+                return rule.open_options(default_sensor=self.sensor)
+        return {"sensor": self.sensor}
+
+
+@dataclass(frozen=True)
+class ProductRule:
+    """``[[inputs.products]]``: how to read the scenes whose names match ``pattern``.
+
+    The keys mirror :func:`ecopatch.open_scene` and the command line's
+    ``--sensor``, ``--bands``, ``--scale``, ``--offset``, ``--nodata``,
+    ``--dem``, ``--calibration`` and ``--*-cloud-mask``.
+    """
+
+    pattern: str
+    sensor: str | None = None
+    bands: Mapping[str, int | str] | None = None
+    scale: float | None = None
+    offset: float | None = None
+    nodata: float | None = None
+    dem: Path | None = None
+    calibration: Path | None = None
+    cloud_mask: Path | None = None
+
+    def open_options(self, *, default_sensor: str | None = None) -> dict[str, Any]:
+        """Keyword arguments of :func:`ecopatch.open_scene` (``sensor`` falls back to ``default_sensor``)."""
+        return {"sensor": self.sensor or default_sensor, "bands": dict(self.bands) if self.bands else None,
+                "scale": self.scale, "offset": self.offset, "nodata": self.nodata, "dem": self.dem,
+                "calibration": self.calibration, "cloud_mask": self.cloud_mask}
 
 
 @dataclass(frozen=True)
@@ -369,6 +419,8 @@ class RunConfig:
                 return v.isoformat()
             if isinstance(v, Mapping):
                 return {str(k): plain(x) for k, x in v.items()}
+            if isinstance(v, ProductRule):
+                return {f.name: plain(getattr(v, f.name)) for f in fields(v)}
             if isinstance(v, (tuple, list)):
                 return [plain(x) for x in v]
             return v
@@ -634,11 +686,63 @@ def _sensor(v: Any, where: str, base: Path) -> str | None:
     s = _string(none_words=("", "auto"), lower=True)(v, where, base)
     if s is None:
         return None
-    from .sensors import SENSORS
+    from .sensors import SENSOR_ALIASES, SENSORS
 
+    s = SENSOR_ALIASES.get(s.replace("-", "_"), s)
     if s not in SENSORS:
         raise _bad(where, v, f"must be \"auto\" or one of {_list(sorted(SENSORS))}{_suggest(s, list(SENSORS))}")
     return s
+
+
+_PRODUCT_KEYS = ("pattern", "sensor", "bands", "scale", "offset", "nodata", "dem", "calibration", "cloud_mask")
+
+
+def _products(v: Any, where: str, base: Path) -> tuple[ProductRule, ...]:
+    """``[[inputs.products]]``: a list of tables, each with a ``pattern`` and open_scene keys."""
+    from .sensors import COMMON_BANDS
+
+    if isinstance(v, dict):
+        v = [v]
+    if not isinstance(v, list) or not all(isinstance(x, dict) for x in v):
+        raise _bad(where, v, "must be tables [[inputs.products]] with pattern = \"...\" and the keys "
+                   f"{_list(_PRODUCT_KEYS[1:])}")
+    rules = []
+    for i, t in enumerate(v, start=1):
+        at = f"{where} #{i}"
+        unknown = [k for k in t if k not in _PRODUCT_KEYS]
+        if unknown:
+            raise ConfigError(f"{at}: unknown key \"{unknown[0]}\"{_suggest(unknown[0], _PRODUCT_KEYS)}; allowed "
+                              f"keys: {_list(_PRODUCT_KEYS)}")
+        pattern = _string()(t.get("pattern", ""), f"{at} pattern", base)
+        if not pattern:
+            raise ConfigError(f"{at}: pattern is required (a glob of scene names, e.g. \"GF2_*.tar.gz\")")
+        bands = t.get("bands")
+        if bands is not None:
+            if not isinstance(bands, dict) or not bands:
+                raise _bad(f"{at} bands", bands, "must be a table of role = band number or band ID, e.g. "
+                           "{red = 3, nir = 4}")
+            for role, b in bands.items():
+                if role not in COMMON_BANDS:
+                    raise ConfigError(f"{at} bands: \"{role}\" is not a band role{_suggest(role, COMMON_BANDS)}; "
+                                      f"use {_list(COMMON_BANDS)}")
+                if isinstance(b, bool) or not isinstance(b, (int, str)) or (isinstance(b, int) and b < 1):
+                    raise _bad(f"{at} bands.{role}", b, "must be a band number (1, 2, ...) or a band ID (\"B8A\")")
+        num = _number()
+        rules.append(ProductRule(
+            pattern=pattern,
+            sensor=_sensor(t["sensor"], f"{at} sensor", base) if "sensor" in t else None,
+            bands=dict(bands) if bands else None,
+            scale=num(t["scale"], f"{at} scale", base) if "scale" in t else None,
+            offset=num(t["offset"], f"{at} offset", base) if "offset" in t else None,
+            nodata=num(t["nodata"], f"{at} nodata", base) if "nodata" in t else None,
+            dem=_existing_path(what="an elevation model")(t["dem"], f"{at} dem", base) if "dem" in t else None,
+            calibration=(_existing_path(what="a Gaofen calibration table (JSON)")(t["calibration"],
+                                                                                  f"{at} calibration", base)
+                         if "calibration" in t else None),
+            cloud_mask=(_existing_path(what="a cloud raster")(t["cloud_mask"], f"{at} cloud_mask", base)
+                        if "cloud_mask" in t else None),
+        ))
+    return tuple(rules)
 
 
 def _field_name(v: Any, where: str, base: Path) -> str | None:
@@ -670,6 +774,7 @@ _SECTIONS: dict[str, dict[str, _Key]] = {
         "encoding": _Key(_string(), default=None),
         "scene_pattern": _Key(_string_list(), default=("*",)),
         "sensor": _Key(_sensor, default=None),
+        "products": _Key(_products, default=()),
     },
     "outputs": {
         "dir": _Key(_output_path(want_dir=True), required=True, help="folder for the dated run folders"),

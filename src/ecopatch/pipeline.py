@@ -293,6 +293,7 @@ def discover_scenes(
     *,
     sensor: str | None = None,
     ignore: Collection[str | os.PathLike[str]] = (),
+    open_options: Callable[[Path], Mapping[str, Any]] | None = None,
 ) -> Discovery:
     """Find the scenes in a folder or a local STAC catalog/collection.
 
@@ -309,6 +310,9 @@ def discover_scenes(
     ignore : collection of path-like
         Paths never taken as candidates (the run folders, when inside the
         imagery folder).
+    open_options : callable, optional
+        ``open_options(path)`` -> keyword arguments of :func:`ecopatch.open_scene`
+        for that scene (the ``[[inputs.products]]`` rules); overrides ``sensor``.
 
     Returns
     -------
@@ -368,7 +372,7 @@ def discover_scenes(
         seen_paths.add(path.resolve())
         try:
             with _warnings_to_log():
-                sc = open_scene(path, sensor=sensor)
+                sc = open_scene(path, **(open_options(path) if open_options else {"sensor": sensor}))
         except (EcopatchError, OSError, ValueError) as exc:
             problems.append((str(path), f"cannot be opened as a scene: {exc}"))
             continue
@@ -1000,6 +1004,7 @@ def run_pipeline(
     runs_dir = cfg.outputs.dir
     ctx = _Context(cfg, runs_dir, progress, force)
     disc = discover_scenes(cfg.inputs.imagery, cfg.inputs.scene_pattern, sensor=cfg.inputs.sensor,
+                           open_options=cfg.inputs.open_options,
                            ignore=(runs_dir, cfg.outputs.ledger))
     if not disc.scenes:
         log.warning("no scene found in %s (scene_pattern %s): check [inputs] imagery and scene_pattern",
@@ -1212,7 +1217,7 @@ def _open(ctx: _Context, ref: SceneRef) -> Scene:
     if ref.scene is not None:
         return ref.scene
     with _warnings_to_log():
-        return open_scene(ref.path, sensor=ctx.config.inputs.sensor)
+        return open_scene(ref.path, **ctx.config.inputs.open_options(ref.path))
 
 
 def _provenance(ctx: _Context, ref: SceneRef) -> dict[str, Any]:

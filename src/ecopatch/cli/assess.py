@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import block_opt, out_opt, overwrite_opt, progress_opt, scene_opts, scheduler_opt
+from .options import block_opt, open_pair, out_opt, overwrite_opt, progress_opt, scene_opts, scheduler_opt
 
 
 @click.command()
@@ -20,23 +20,23 @@ from .options import block_opt, out_opt, overwrite_opt, progress_opt, scene_opts
 @block_opt
 @scheduler_opt
 @progress_opt
-def assess(before, after, before_sensor, after_sensor, mines, id_field, layer, direction_field, out,
-           overwrite, block, scheduler, progress):  # type: ignore[no-untyped-def]
+def assess(mines, id_field, layer, direction_field, out, overwrite, block, scheduler, progress,
+           **scene):  # type: ignore[no-untyped-def]
     """Damaged, restored and still-bare area of every mine, in m² and mu, with a status.
 
     Example: ecopatch assess --before S2_2021.SAFE --after S2_2024.SAFE --mines mines.gpkg
     --id-field 矿山编号 --out result.xlsx
+
+    A stack without band descriptions: --bands red=3,green=2,blue=1,nir=4,swir1=5,swir2=6 --scale 0.0001
     """
-    from ..io.raster import open_scene
     from ..io.vector import read_patches, write_table
     from ..restoration import assess_restoration
 
-    b = open_scene(before, sensor=before_sensor)
-    a = open_scene(after, sensor=after_sensor)
+    b, a, swap = open_pair(scene)
     m = read_patches(mines, id_field=id_field, layer=layer)
     result = assess_restoration(
         m, b, a, direction_field=None if direction_field.lower() == "none" else direction_field,
-        block=block, scheduler=scheduler, progress=progress,
+        block=block, scheduler=scheduler, progress=progress, swap_dates=swap,
     )
     write_table(result, out, overwrite=overwrite)
     click.echo(summary_text(result))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import block_opt, out_opt, overwrite_opt, progress_opt, scene_opts, scheduler_opt
+from .options import block_opt, open_pair, out_opt, overwrite_opt, progress_opt, scene_opts, scheduler_opt
 
 
 @click.command()
@@ -29,8 +29,8 @@ from .options import block_opt, out_opt, overwrite_opt, progress_opt, scene_opts
 @block_opt
 @scheduler_opt
 @progress_opt
-def detect(before, after, before_sensor, after_sensor, within, zone_field, name_field, min_area,
-           min_area_unit, margin, exclude, gain, out, overwrite, block, scheduler, progress):  # type: ignore[no-untyped-def]
+def detect(within, zone_field, name_field, min_area, min_area_unit, margin, exclude, gain, out, overwrite, block,
+           scheduler, progress, **scene):  # type: ignore[no-untyped-def]
     """Find new disturbance inside the reserves: one polygon per suspect patch.
 
     Writes OUT (GPKG, GeoJSON, KML, CSV or XLSX) and, next to it,
@@ -40,19 +40,17 @@ def detect(before, after, before_sensor, after_sensor, within, zone_field, name_
     --min-area 400 --out patches.gpkg
     """
     from ..encroachment import detect_changes
-    from ..io.raster import open_scene
     from ..io.vector import read_patches, write_table
     from ..units import area_to_m2
 
-    b = open_scene(before, sensor=before_sensor)
-    a = open_scene(after, sensor=after_sensor)
+    b, a, swap = open_pair(scene)
     w = read_patches(within) if within else None
     ex = read_patches(exclude) if exclude else None
     patches = detect_changes(
         b, a, w, min_area_m2=area_to_m2(min_area, min_area_unit), margin_m=margin, exclude=ex,
         zone_field=None if zone_field.lower() == "none" else zone_field,
         name_field=None if name_field.lower() == "none" else name_field,
-        include_gain=gain, block=block, scheduler=scheduler, progress=progress,
+        include_gain=gain, block=block, scheduler=scheduler, progress=progress, swap_dates=swap,
     )
     write_table(patches, out, overwrite=overwrite)
     from ..encroachment import observation_table

@@ -6,7 +6,7 @@ import datetime as _dt
 
 import click
 
-from .options import overwrite_opt
+from .options import open_pair, overwrite_opt, scene_opts
 
 
 def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> _dt.date | None:
@@ -27,11 +27,7 @@ def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> _dt.
               help="Case ledger (GeoPackage): case list, red/yellow/green codes, field-check precision.")
 @click.option("--reserves", default=None, type=click.Path(exists=True),
               help="Reserve zones, for the overview map.")
-@click.option("--before", default=None, type=click.Path(exists=True),
-              help="Before scene (SAFE folder, STAC item, GeoTIFF): adds the change map and mine cards.")
-@click.option("--after", default=None, type=click.Path(exists=True), help="After scene.")
-@click.option("--before-sensor", default=None, help="Sensor of the before scene (default: guessed).")
-@click.option("--after-sensor", default=None, help="Sensor of the after scene (default: guessed).")
+@scene_opts(required=False)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Output folder: report.html, report.xlsx, figures/.")
 @click.option("--lang", default="zh", show_default=True, type=click.Choice(["zh", "en"]),
@@ -42,8 +38,8 @@ def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> _dt.
 @click.option("--max-cards", default=30, show_default=True, type=click.IntRange(0, 10_000),
               help="At most this many mine cards.")
 @overwrite_opt
-def report(assessment, patches, ledger_path, reserves, before, after, before_sensor, after_sensor, out_dir,
-           lang, title, today, max_cards, overwrite):  # type: ignore[no-untyped-def]
+def report(assessment, patches, ledger_path, reserves, out_dir, lang, title, today, max_cards, overwrite,
+           **scene):  # type: ignore[no-untyped-def]
     """Write the report: self-contained HTML with maps and tables, and an Excel workbook.
 
     Example: ecopatch report --assessment mines_2024.gpkg --patches patches_2024.gpkg
@@ -51,9 +47,9 @@ def report(assessment, patches, ledger_path, reserves, before, after, before_sen
     """
     if not (assessment or patches or ledger_path):
         raise click.UsageError("give at least one of --assessment, --patches, --ledger")
-    if (before is None) != (after is None):
+    if (scene.get("before") is None) != (scene.get("after") is None):
         raise click.UsageError("--before and --after go together")
-    from ..io.raster import open_scene
+    from ..io.raster import check_pair
     from ..io.vector import read_patches
     from ..ledger import Ledger
     from ..report import write_report
@@ -62,8 +58,9 @@ def report(assessment, patches, ledger_path, reserves, before, after, before_sen
     p = read_patches(patches, id_field="patch_id") if patches else None
     r = read_patches(reserves) if reserves else None
     led = Ledger(ledger_path, create=False) if ledger_path else None
-    b = open_scene(before, sensor=before_sensor) if before else None
-    af = open_scene(after, sensor=after_sensor) if after else None
+    b, af, swap = open_pair(scene)
+    if b is not None and af is not None:
+        b, af = check_pair(b, af, swap_dates=swap)
     paths = write_report(out_dir, assessment=a, patches=p, ledger=led, before=b, after=af, reserves=r,
                          title=title, lang=lang, overwrite=overwrite, today=today, max_mine_cards=max_cards)
     n_fig = sum(1 for k in paths if k.startswith("figure:"))
