@@ -293,7 +293,7 @@ _ROLE_WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p, re.I
     (r"\bred\b|红", "red"),
     (r"\balpha\b|\bmask\b", "alpha"),
 ))
-_ID_TOKEN = re.compile(r"(?:^|[\s_(.-])((?:SR_)?B\d{1,2}A?|QA_PIXEL|SCL|FMASK)(?=$|[\s_).:-])", re.IGNORECASE)
+_ID_TOKEN = re.compile(r"(?:^|[\s_(.-])((?:SR_|ST_)?B\d{1,2}A?|QA_PIXEL|SCL|FMASK)(?=$|[\s_).:-])", re.IGNORECASE)
 
 
 def role_from_description(description: str) -> tuple[str | None, str | None]:
@@ -332,6 +332,8 @@ def role_from_description(description: str) -> tuple[str | None, str | None]:
     words = _ID_TOKEN.sub(" ", d) if m else d
     if d.lower() in COMMON_BANDS:
         return d.lower(), bid
+    if bid and bid.startswith("ST_"):
+        return "thermal", bid
     for pat, role in _ROLE_WORDS:
         if pat.search(words.replace("_", " ")):
             return role, bid
