@@ -485,16 +485,21 @@ def _ortho_vrt(image: Path, out_dir: Path, crs: str, res_m: float, dem: str | No
     out = out_dir / f"{image.stem}.ortho-{crs.replace(':', '')}-{res_m:g}m-{tag}.vrt"
     if out.exists() and out.stat().st_mtime >= image.stat().st_mtime:
         return out
-    opts: dict[str, Any] = {"RPC_DEM": dem, "RPC_DEMINTERPOLATION": "bilinear",
-                            "RPC_DEM_MISSING_VALUE": height} if dem else {"RPC_HEIGHT": height}
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}.vrt")
+    # rasterio upper-cases the values of transformer options (a DEM path would not be found), so the DEM
+    # goes into the serialised transformer below; the grid is computed at the RPC height offset and padded
+    height_opts = {} if dem else {"RPC_HEIGHT": height}
     with rasterio.open(image) as src:
         if not src.rpcs:
             raise InputDataError(f"{image}: no RPCs (.rpb) to orthorectify with")
         t, width, h = calculate_default_transform(
-            None, crs, src.width, src.height, rpcs=src.rpcs, resolution=res_m, **opts)
-        with WarpedVRT(src, crs=crs, resampling=Resampling.cubic, src_nodata=0, nodata=0, **opts) as vrt:
+            None, crs, src.width, src.height, rpcs=src.rpcs, resolution=res_m, RPC_HEIGHT=height)
+        if dem:
+            pad = 16
+            t = t * t.translation(-pad, -pad)
+            width, h = width + 2 * pad, h + 2 * pad
+        with WarpedVRT(src, crs=crs, resampling=Resampling.cubic, src_nodata=0, nodata=0, **height_opts) as vrt:
             try:
                 rasterio.shutil.copy(vrt, str(tmp), driver="VRT")
                 text = tmp.read_text(encoding="utf-8")
@@ -502,6 +507,13 @@ def _ortho_vrt(image: Path, out_dir: Path, crs: str, res_m: float, dem: str | No
                 tmp.unlink(missing_ok=True)
     if "RPCTransformer" not in text:
         raise InputDataError(f"{image}: GDAL did not build an RPC transformer for it; check its .rpb")
+    if dem:
+        dem_xml = (f"<DEMPath>{_xml_escape(dem)}</DEMPath><DEMInterpolation>bilinear</DEMInterpolation>"
+                   f"<DEMMissingValue>{height!r}</DEMMissingValue>")
+        text, n = re.subn(r"(<HeightOffset>[^<]*</HeightOffset>)", r"\1" + dem_xml.replace("\\", "\\\\"), text,
+                          count=1)
+        if n != 1:
+            raise InputDataError(f"{image}: cannot add the DEM to GDAL's RPC transformer (no HeightOffset)")
     gt = f"{t.c!r}, {t.a!r}, 0, {t.f!r}, 0, {t.e!r}"
     inv = f"{-t.c / t.a!r},{1 / t.a!r},0,{-t.f / t.e!r},0,{1 / t.e!r}"
     text = re.sub(r'rasterXSize="\d+"', f'rasterXSize="{width}"', text, count=1)
