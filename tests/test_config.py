@@ -215,3 +215,47 @@ def test_sample_config_is_valid():
     cfg = load_config(root / "ecopatch.toml")
     assert cfg.inputs.scene_pattern == ("*.SAFE",)
     assert not str(cfg.outputs.dir.resolve()).startswith(str(root.resolve()))  # outputs outside sample_data/
+
+
+# --- how to read each scene: [[inputs.products]] -----------------------------------------------------
+PRODUCTS = """
+[[inputs.products]]
+pattern = "taizhou_*.tif"
+sensor = "landsat7"
+bands = {blue = 1, green = 2, red = 3, nir = 4, swir1 = 5, swir2 = 6}
+scale = 0.00392157
+nodata = 0
+
+[[inputs.products]]
+pattern = "GF2_*.tar.gz"
+dem = "approved.gpkg"
+"""
+
+
+def test_product_rules_load_and_give_open_scene_keywords(site):
+    import json
+
+    cfg = load_config(write(site, GOOD + PRODUCTS))
+    rules = cfg.inputs.products
+    assert [r.pattern for r in rules] == ["taizhou_*.tif", "GF2_*.tar.gz"]
+    assert rules[0].sensor == "landsat_etm_c2l2" and rules[0].bands["nir"] == 4 and rules[0].scale == 0.00392157
+    opts = cfg.inputs.open_options(site / "imagery" / "taizhou_2000-03-17_L7ETM.tif")
+    assert opts["sensor"] == "landsat_etm_c2l2" and opts["scale"] == 0.00392157 and opts["nodata"] == 0
+    assert cfg.inputs.open_options("GF2_PMS1_x.tar.gz")["dem"] == site / "approved.gpkg"
+    assert cfg.inputs.open_options("S2A_MSIL2A_x.SAFE") == {"sensor": None}
+    json.dumps(cfg.to_dict())  # manifests
+    assert cfg.to_dict()["inputs"]["products"][0]["bands"]["red"] == 3
+
+
+@pytest.mark.parametrize("rule, message", [
+    ('sensor = "landsat7"', "pattern is required"),
+    ('pattern = "*"\nbands = {infrared = 4}', r'"infrared" is not a band role'),
+    ('pattern = "*"\nbands = {nir = 0}', "must be a band number"),
+    ('pattern = "*"\nscale = "1/255"', "scale"),
+    ('pattern = "*"\nsensr = "naip"', r'unknown key "sensr" \(did you mean "sensor"\?\)'),
+    ('pattern = "*"\nsensor = "worldview"', "sensor"),
+    ('pattern = "*"\ndem = "nowhere.tif"', "does not exist"),
+])
+def test_bad_product_rules_name_the_key(site, rule, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(site, GOOD + "\n[[inputs.products]]\n" + rule + "\n"))
