@@ -247,7 +247,12 @@ def resolve_color_by(color_by: str, frame: Any) -> str:
 def sensor_label(scene: Scene, lang: str) -> str:
     """Short product name of a scene (e.g. "Sentinel-2 L2A")."""
     pair = _SENSOR_LABEL.get(scene.sensor.name)
-    return pair[0 if lang == "zh" else 1] if pair else scene.sensor.name
+    if pair:
+        return pair[0 if lang == "zh" else 1]
+    zh = scene.sensor.label_zh  # the profile's own short name (Landsat, HLS, Gaofen L1A, NAIP ...)
+    if zh and (lang == "zh" or zh.isascii()):
+        return zh
+    return scene.sensor.name
 
 
 def date_label(scene: Scene, lang: str) -> str:
