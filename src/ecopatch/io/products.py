@@ -231,7 +231,7 @@ def _say(scene: Scene) -> None:
     info = scene.info
     for a in info.assumptions:
         warnings.warn(f"{scene.source}: {a}", AssumptionWarning, stacklevel=5)
-    if scene.mask is None and scene.sensor.reflectance:
+    if scene.mask is None and scene.sensor.reflectance and not scene.sensor.name.startswith("drone"):
         warnings.warn(
             f"{scene.source}: no cloud mask ({scene.mask_status['note']}); clouds and their shadows count as "
             "observed ground and can show as change. Pass cloud_mask= (a raster, 1 = cloud) or use a product "
@@ -936,7 +936,10 @@ def _scene_from_file(path: Path, opts: _Options) -> Scene:
     if opts.scale is not None or opts.offset is not None:
         fid.evidence.append(f"scale/offset given: {opts.scale} / {opts.offset}")
     mask_note = ""
-    if mask is None:
+    if mask is None and prof.name.startswith("drone"):
+        mask_note = "a drone mosaic, flown below the clouds: no cloud mask needed" + (
+            "; a black (0, 0, 0) collar counts as no data" if prof.name == "drone_rgb" else "")
+    elif mask is None:
         mask_note = (f"{prof.description}: a single image file without a cloud band"
                      if prof.mask is None else
                      f"{prof.description}: its {prof.mask_band} band is not in this file")
