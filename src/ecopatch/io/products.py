@@ -561,10 +561,16 @@ _L1C_TOKEN = re.compile(r"MSIL1C|S2MSI1C|(?<![A-Z0-9])L1C(?![A-Z0-9])")
 _L2A_TOKEN = re.compile(r"MSIL2A|S2MSI2A|(?<![A-Z0-9])L2A(?![A-Z0-9])")
 
 
-def _s2_level(found: _Found, source: str, user: SensorProfile | None) -> str:
-    """``"sentinel2_l1c"`` or ``"sentinel2_l2a"``, recording why (or what was assumed) in ``found``."""
-    names = [source] + [p for lst in found.files.values() for p, _ in lst]
-    text = " ".join(Path(n).name.upper() for n in names) + " " + str(Path(source).parent).upper()
+def _s2_level(found: _Found, source: str, user: SensorProfile | None, text: str | None = None) -> str:
+    """``"sentinel2_l1c"`` or ``"sentinel2_l2a"``, recording why (or what was assumed) in ``found``.
+
+    ``text`` is what to look for level tokens in (default: the names of the
+    source, its folder and its band files).
+    """
+    if text is None:
+        names = [source] + [p for lst in found.files.values() for p, _ in lst]
+        text = " ".join(Path(n).name.upper() for n in names) + " " + str(Path(source).parent).upper()
+    text = text.upper()
     ids = set(found.files)
     hint = None
     if found.sensor in ("sentinel2_l1c", "sentinel2_l2a"):
@@ -977,10 +983,7 @@ def _identify_file(path: Path, tags: Mapping[str, str], descriptions: list[str],
             level = "sentinel2_l1c" if "1C" in lvl_tags else "sentinel2_l2a"
             found.sensor = level
             found.evidence.append(f"level from the tags ({lvl_tags.strip()})")
-        elif _L1C_TOKEN.search(words) or _L2A_TOKEN.search(words):
-            pass  # _s2_level finds them in the name (the tag text is added below)
-        level = _s2_level(found, name + " " + tag_text.upper().replace(" ", "_"), None) if not found.sensor \
-            else found.sensor
+        level = _s2_level(found, name, None, text=f"{name} {tag_text}") if not found.sensor else found.sensor
         fid.prof = get_sensor(level)
         fid.evidence += found.evidence
         fid.assumptions += found.assumptions
