@@ -289,3 +289,15 @@ def test_a_cloud_raster_given_at_open(tmp_path):
     assert MissingMaskWarning not in _kinds(w) and s.mask.kind == "cloud01"
     obs = s.read()
     assert not obs.valid[:4].any() and obs.valid[4:].all()
+
+
+def test_s2_without_swir_warns_which_analyses_degrade(tmp_path):
+    d = tmp_path / "S2B_MSIL2A_20240912.SAFE"
+    d.mkdir()
+    for b in ("B02", "B03", "B04", "B08", "SCL"):
+        write_raster(d / f"T50RQU_20240912T023529_{b}_10m.tif", np.full((4, 4), 900 if b != "SCL" else 4, "uint16"))
+    with pytest.warns(DegradedAnalysisWarning, match="bare soil and construction cannot be told apart"):
+        s = open_scene(d, date="2021-09-18")
+    assert s.missing_roles == ("swir1", "swir2")
+    assert {d["analysis"] for d in s.degraded()} >= {"water (MNDWI)", "bare soil vs construction (BSI)"}
+    assert s.provenance()["band_roles"]["missing"] == ["swir1", "swir2"]
