@@ -301,3 +301,17 @@ def test_s2_without_swir_warns_which_analyses_degrade(tmp_path):
     assert s.missing_roles == ("swir1", "swir2")
     assert {d["analysis"] for d in s.degraded()} >= {"water (MNDWI)", "bare soil vs construction (BSI)"}
     assert s.provenance()["band_roles"]["missing"] == ["swir1", "swir2"]
+
+
+def test_earth_engine_style_band_names(tmp_path):
+    # Earth Engine names Sentinel-2 bands B2 ... B12 unpadded; with B11/B12 and QA60 that is plainly S2
+    ee = ["B2", "B3", "B4", "B8", "B11", "B12", "QA60"]
+    p = write_raster(tmp_path / "export.tif", np.full((7, 4, 4), 1500, "uint16"), descriptions=ee)
+    s, w = _quiet_open(p)
+    assert s.sensor.name.startswith("sentinel2") and s.band("nir").index == 4 and s.band("swir2").index == 6
+    # B2 ... B5 alone could be Landsat Level-1 as well: read as Sentinel-2 numbering, with a warning
+    p = write_raster(tmp_path / "export2.tif", np.full((4, 4, 4), 1500, "uint16"),
+                     descriptions=["B2", "B3", "B4", "B8"])
+    s, w = _quiet_open(p)
+    assert s.band("red").index == 3 and s.band("nir").index == 4
+    assert any("Sentinel-2 numbering" in a for a in s.info.assumptions) and AssumptionWarning in _kinds(w)

@@ -971,10 +971,13 @@ def _identify_file(path: Path, tags: Mapping[str, str], descriptions: list[str],
     words = " ".join([name, tag_text]).upper()
     integer = np.issubdtype(np.dtype(dtype), np.integer)
 
-    # Sentinel-2: its own band IDs (zero-padded, B8A, B11/B12) or its name in the tags
+    # Sentinel-2: its own band IDs (zero-padded, B8A, B11/B12, SCL, QA60) or its name in the tags
     s2_ids = {d for d in upper_desc if re.fullmatch(r"B0[1-9]|B8A|B1[0-2]", d)}
+    unpadded = {_norm_s2(d) for d in upper_desc if re.fullmatch(r"B[1-9]|B1[0-2]|B8A", d)}
+    if {"SCL", "QA60"} & set(upper_desc) and unpadded:
+        s2_ids |= unpadded
     if s2_ids or "SPACECRAFT_NAME" in tags or re.search(r"SENTINEL-?2|(?<![A-Z0-9])S2[AB]?_", words):
-        found = _Found(files={d: [] for d in s2_ids})
+        found = _Found(files={d: [] for d in s2_ids | unpadded})
         why = f"Sentinel-2 band IDs in the band descriptions ({', '.join(sorted(s2_ids))})" if s2_ids \
             else "Sentinel-2 named in the file name or tags"
         found.evidence.append(why)
@@ -996,6 +999,21 @@ def _identify_file(path: Path, tags: Mapping[str, str], descriptions: list[str],
     lid = landsat.identify_text(name + " " + tag_text, ids)
     if lid is not None:
         landsat.fill_file_id(fid, lid, ids, integer, dtype, count, roles)
+        return
+
+    # B1 ... B12 without a prefix and nothing else: Sentinel-2 numbering (as Earth Engine exports name
+    # its bands), said as an assumption because Landsat Level-1 exports use B1 ... B7 too
+    if unpadded and not any(r in COMMON_BANDS for r, _ in roles):
+        found = _Found(files={d: [] for d in unpadded})
+        level = _s2_level(found, name, None, text=f"{name} {tag_text}")
+        fid.prof = get_sensor(level)
+        fid.instrument = "MSI"
+        fid.evidence += found.evidence
+        fid.assumptions += found.assumptions
+        fid.assumptions.append(
+            f"band descriptions {', '.join(sorted(unpadded))} without a product name: assumed Sentinel-2 numbering "
+            "(B4 red, B8 NIR); for Landsat (TM/ETM+: B3 red, B4 NIR; OLI: B4 red, B5 NIR) pass sensor= "
+            "(e.g. 'landsat_etm_c2l1' with scale=)")
         return
 
     # Gaofen by name (an orthorectified product; L1A packages are handled before)
