@@ -132,3 +132,88 @@ def test_apply_status_recomputes_without_imagery(inputs):
     tough = ecopatch.restoration.apply_status(inputs.assessment, strict)
     assert (tough["status"] == "restored").sum() < (inputs.assessment["status"] == "restored").sum()
     assert list(tough["restored_m2"]) == list(inputs.assessment["restored_m2"])
+
+
+# --------------------------------------------------------------------------- losses (退化) and the plan
+
+
+@pytest.fixture(scope="module")
+def cleared(sample, tmp_path_factory):
+    """The after ground again a year later, with half of YH-KS-004 and all of YH-KS-006 cleared to bare soil."""
+    from ecopatch.datasets import write_repeat_product
+
+    out = tmp_path_factory.mktemp("repeat")
+    return ecopatch.open_scene(write_repeat_product(sample, "2025-09-15", out_dir=out, seed=11,
+                                                    cleared={"YH-KS-004": 0.5, "YH-KS-006": 1.0}))
+
+
+def test_a_mine_that_loses_vegetation_is_flagged(inputs, cleared):
+    # measured from a reference where the mines were (partly) vegetated: 2024 -> 2025
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LowCoverageWarning)
+        a = ecopatch.assess_restoration(inputs.mines, inputs.after, cleared, progress=False).set_index("patch_id")
+    six, four, two = a.loc["YH-KS-006"], a.loc["YH-KS-004"], a.loc["YH-KS-002"]
+    # YH-KS-006 lost nearly all of its ~12 000 m² of vegetation: net loss, the status drops to 退化
+    assert six["degraded_m2"] == pytest.approx(six["veg_before_m2"], rel=0.1) and six["degraded_m2"] > 10_000
+    assert six["status"] == "degraded" and six["status_zh"] == "退化" and "degradation" in six["alerts"]
+    # half of YH-KS-004 cleared: flagged, and degraded too (the net loss passes 5 % of the mine)
+    assert "degradation" in four["alerts"] and four["status"] == "degraded"
+    assert 0.3 < four["degraded_m2"] / four["veg_before_m2"] < 0.7
+    # an untouched mine: no loss beyond noise, no flag
+    assert two["degraded_m2"] < 400 and "degradation" not in two["alerts"] and two["status"] != "degraded"
+    # gross loss >= net loss, and never more than what was vegetated
+    assert (a["degraded_m2"] >= a["veg_before_m2"] - a["veg_after_m2"] - 1e-6).all()
+    assert (a["degraded_m2"] <= a["veg_before_m2"] + 1e-6).all()
+    assert (a["reference_scene"] == "S2B_MSIL2A_20240912T023529_N0510_R089_T50RQU_20240912T061020").all()
+
+
+def test_gain_elsewhere_does_not_hide_a_loss():
+    r = StatusRules()
+    # 10 000 m² observed forest mine: 600 m² lost (>= 5 % and >= 400 m²) -> alert, but a net gain -> no 退化 status
+    assert r.loss_threshold_m2(10_000, "forest") == 500.0
+    assert r.loss_threshold_m2(2_000, "forest") == 400.0  # the minimum mapping unit
+    assert r.loss_threshold_m2(10_000, "cropland") == 3_000.0
+    assert r.status(0.5, 0.5, 1.0, 0.8, "forest", net_loss_m2=-2_000, observed_m2=10_000) == "in_progress"
+    assert r.status(0.5, 0.5, 1.0, 0.8, "forest", net_loss_m2=600, observed_m2=10_000) == "degraded"
+    assert r.status(0.5, 0.5, 1.0, 0.8, "cropland", net_loss_m2=600, observed_m2=10_000) == "in_progress"
+    assert r.status(0.5, 0.5, 0.5, 0.8, "forest", net_loss_m2=9_000, observed_m2=10_000) == "insufficient_data"
+    tolerant = StatusRules(max_loss={"forest": 0.2}, min_loss_m2=0)
+    assert tolerant.max_loss["grass"] == 0.10 and tolerant.loss_threshold_m2(10_000, "forest") == 2_000
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"max_loss": {"jungle": 0.1}}, "unknown direction"),
+    ({"stall_after": 1}, "stall_after"),
+    ({"stall_tolerance": 1.5}, "stall_tolerance"),
+    ({"stall_min_days": -1}, "stall_min_days"),
+    ({"min_loss_m2": -5}, "min_loss_m2"),
+])
+def test_status_rules_are_checked(kw, match):
+    with pytest.raises(ConfigError, match=match):
+        StatusRules(**kw)
+
+
+def test_plan_fields_and_behind_plan_alert(inputs):
+    from ecopatch.restoration import mine_plans, set_alerts
+
+    m = pd.DataFrame({"patch_id": ["a", "b", "c", "d"], "计划完成年份": ["2023年", 2030, None, "2024-06-30"],
+                      "目标修复率": ["80%", 90, 0.5, None]})
+    p = mine_plans(m)
+    assert p["target_year"].iloc[[0, 1, 3]].tolist() == [2023, 2030, 2024] and pd.isna(p["target_year"].iloc[2])
+    assert p["target_rate"].tolist()[:3] == [0.8, 0.9, 0.5] and np.isnan(p["target_rate"].iloc[3])
+    assert mine_plans(m, target_year_field=None, target_rate_field=None)["target_rate"].isna().all()
+    from ecopatch.errors import InputDataError
+
+    with pytest.raises(InputDataError, match=r"mine b: 计划完成年份 = 'soon' is not a year"):
+        mine_plans(m.assign(计划完成年份=["2023", "soon", None, None]))
+    with pytest.raises(InputDataError, match=r"mine a: 目标修复率 = '150%'"):
+        mine_plans(m.assign(目标修复率=["150%", None, None, None]))
+    with pytest.raises(InputDataError, match="no field 'plan_year'"):
+        mine_plans(m, target_year_field="plan_year")
+    # the sample has 计划完成年份: mines past it and not restored are behind plan in 2024
+    a = inputs.assessment.set_index("patch_id")
+    assert a.loc["YH-KS-005", "target_year"] == 2022 and "behind_plan" in a.loc["YH-KS-005", "alerts"]
+    assert a.loc["YH-KS-007", "status"] == "restored" and "behind_plan" not in a.loc["YH-KS-007", "alerts"]
+    # with a target rate, the rate decides
+    row = inputs.assessment[inputs.assessment["patch_id"] == "YH-KS-005"].assign(target_rate=0.3)
+    assert set_alerts(row, StatusRules())["alerts"].iloc[0] == ""

@@ -8,9 +8,17 @@ For each mine polygon, from a ``before`` and an ``after`` scene:
 - ``still_bare_m2 = damaged_m2 - restored_m2``;
 - ``restoration_rate = restored_m2 / damaged_m2`` (NaN when nothing was
   damaged);
+- ``degraded_m2``: vegetated at ``before`` and no longer at ``after``
+  (vegetation lost inside the mine, 退化);
 - mean fractional vegetation cover (FVC) at both dates, the share of the
   mine observed at both dates (clouds and no data excluded), and a status
-  per the mine's restoration direction (宜林/宜草/宜耕/宜灌/宜荒).
+  per the mine's restoration direction (宜林/宜草/宜耕/宜灌/宜荒) that sees
+  losses (:class:`StatusRules`).
+
+``before`` is the mine's *reference*: the state before restoration began
+(一矿一策), not the previous date.  A scheduled run keeps one reference per
+mine and a history per mine (:mod:`ecopatch.trajectory`,
+:meth:`ecopatch.Ledger.mine_history`).
 
 How the areas are counted (:func:`assess_restoration`, Notes): cover
 fractions (:mod:`ecopatch.cover`) are computed at each scene's own
@@ -65,6 +73,7 @@ if TYPE_CHECKING:
     import geopandas as gpd
 
 __all__ = [
+    "ALERTS",
     "STATUSES",
     "StatusRules",
     "analysis_grid",
@@ -76,12 +85,24 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Status values of :func:`assess_restoration`, with their Chinese labels.
+#: Status values of :func:`assess_restoration` (and of :func:`ecopatch.trajectory.mine_status`,
+#: which adds ``stalled``), with their Chinese labels.
 STATUSES: dict[str, str] = {
     "restored": "已完成修复",
     "in_progress": "修复中",
     "not_started": "未启动",
     "insufficient_data": "数据不足",
+    "degraded": "退化",
+    "stalled": "停滞",
+}
+
+#: Alerts a mine can carry besides its status, with their Chinese labels: vegetation lost since
+#: the reference (``degradation``), since the previous observation (``rebound``, from the
+#: history), or the plan's target year passed before the target was reached (``behind_plan``).
+ALERTS: dict[str, str] = {
+    "degradation": "退化",
+    "rebound": "反弹",
+    "behind_plan": "逾期未完成",
 }
 
 _DIRECTION_ALIASES = {v: k for k, v in RESTORATION_DIRECTIONS.items()}
@@ -93,20 +114,58 @@ _DIRECTION_ALIASES.update({"宜林则林": "forest", "宜草则草": "grass", "�
 
 @dataclass(frozen=True)
 class StatusRules:
-    """When a mine counts as restored, in progress or not started.
+    """When a mine counts as restored, in progress, not started, degraded or stalled.
 
     A mine is ``insufficient_data`` when less than ``min_valid_fraction`` of
-    its area was observed at both dates.  Otherwise it is ``restored`` when
-    its restoration rate reaches ``done_rate[direction]`` and its mean FVC
-    after reaches ``min_fvc[direction]`` (or when less than
-    ``min_damaged_fraction`` of it was damaged to begin with, and its FVC
-    after reaches the same bar); ``in_progress`` when the rate reaches
-    ``start_rate``; ``not_started`` otherwise.
+    its area was observed at both dates.  Otherwise it is ``degraded`` (退化)
+    when its vegetated area has *fallen* since the reference by at least the
+    loss threshold (below); ``restored`` when its restoration rate reaches
+    ``done_rate[direction]`` and its mean FVC after reaches
+    ``min_fvc[direction]`` (or when less than ``min_damaged_fraction`` of it
+    was damaged to begin with, and its FVC after reaches the same bar);
+    ``in_progress`` when the rate reaches ``start_rate``; ``not_started``
+    otherwise.  With its history (:func:`ecopatch.trajectory.mine_status`),
+    an ``in_progress`` mine whose restoration rate has moved less than
+    ``stall_tolerance`` over its last ``stall_after`` observations, spanning
+    at least ``stall_min_days``, is ``stalled`` (停滞).
 
-    The defaults follow common practice for acceptance of restored mines:
-    forest, shrub and grass need 85 % of the damaged ground vegetated;
-    cropland 60 % (fields may be bare between crops); left-natural (宜荒)
-    sites 30 %, since rock faces stay.  Override per direction.
+    The **loss threshold** of a mine is ``max(max_loss[direction] ×
+    observed area, min_loss_m2)``.  Vegetation lost since the reference
+    (``degraded_m2``) at or above it raises the ``degradation`` alert (退化)
+    even when restoration elsewhere in the mine outweighs it; a fall of the
+    vegetated area since the previous observation at or above it raises the
+    ``rebound`` alert (反弹).
+
+    Where the numbers come from:
+
+    - ``done_rate``: common practice for acceptance of restored mines:
+      forest, shrub and grass need 85 % of the damaged ground vegetated;
+      cropland 60 % (fields may be bare between crops); left-natural (宜荒)
+      sites 30 %, since rock faces stay.  ``min_fvc``: the lower bound of the
+      "medium cover" grade (FVC 0.45-0.60) for shrub and grass, a little
+      more (0.50) for forest, less for cropland (0.30) and left-natural
+      sites (0.20).
+    - ``max_loss``: measured on real Sentinel-2 imagery of unchanged ground
+      (eo-learn's Slovenia patch, 36 clear dates 2015-2017, 28 land-use
+      polygons of 0.3-40 ha, growing-season pairs): the share of a polygon
+      that loses vegetation between two dates is below 1.1 % (forest), 0.4 %
+      (grassland) and 0 % (shrubland) in 95 % of same-season pairs; 2.3 %,
+      0.6 % and 1.9 % of pairs reach 5 %, all of them dates with residual
+      haze or cloud.  Hence 5 % for forest and shrub.  Grass on restored
+      spoil is sparse and follows the rain: 10 %.  Left-natural sites: 10 %,
+      for the same reason.  Cropland is harvested and ploughed: a field can
+      lose all its cover between two dates of the same season, so only a
+      loss beyond 30 % of the mine counts.
+    - ``min_loss_m2`` = 400 m²: the usual minimum mapping unit of provincial
+      land surveys (200-600 m²), the default of :func:`ecopatch.detect_changes`.
+    - ``stall_tolerance`` = 0.02: two dates of the same ground differ by up
+      to 1.3 points of restoration rate on the sample (noise alone), so a
+      smaller move is no move.  ``stall_after`` = 3 observations and
+      ``stall_min_days`` = 180, so that a winter without growth between
+      monthly scenes is not called a stall.
+
+    Override any of them per direction (``[assessment.max_loss]`` in a run
+    configuration).
     """
 
     done_rate: Mapping[str, float] = field(default_factory=lambda: {
@@ -119,9 +178,16 @@ class StatusRules:
     min_valid_fraction: float = 0.70
     min_damaged_fraction: float = 0.01
     default_direction: str = "forest"
+    max_loss: Mapping[str, float] = field(default_factory=lambda: {
+        "forest": 0.05, "shrub": 0.05, "grass": 0.10, "cropland": 0.30, "natural": 0.10,
+    })
+    min_loss_m2: float = 400.0
+    stall_after: int = 3
+    stall_tolerance: float = 0.02
+    stall_min_days: int = 180
 
     def __post_init__(self) -> None:
-        for name in ("done_rate", "min_fvc"):
+        for name in ("done_rate", "min_fvc", "max_loss"):
             table = dict(getattr(self, name))
             unknown = set(table) - set(RESTORATION_DIRECTIONS)
             if unknown:
@@ -134,12 +200,33 @@ class StatusRules:
             object.__setattr__(self, name, full)
         if self.default_direction not in RESTORATION_DIRECTIONS:
             raise ConfigError(f"default_direction={self.default_direction!r}; use {sorted(RESTORATION_DIRECTIONS)}")
+        if not self.min_loss_m2 >= 0:
+            raise ConfigError(f"StatusRules.min_loss_m2={self.min_loss_m2!r}: give an area >= 0 m²")
+        if int(self.stall_after) != self.stall_after or self.stall_after < 2:
+            raise ConfigError(f"StatusRules.stall_after={self.stall_after!r}: give a whole number of "
+                              "observations >= 2")
+        if not 0.0 <= self.stall_tolerance <= 1.0:
+            raise ConfigError(f"StatusRules.stall_tolerance={self.stall_tolerance!r}: give a restoration-rate "
+                              "change in [0, 1]")
+        if int(self.stall_min_days) != self.stall_min_days or self.stall_min_days < 0:
+            raise ConfigError(f"StatusRules.stall_min_days={self.stall_min_days!r}: give a whole number of days >= 0")
+
+    def loss_threshold_m2(self, observed_m2: float, direction: str) -> float:
+        """Vegetation loss (m²) that raises an alert in a mine of ``observed_m2`` observed (see the class)."""
+        return max(self.max_loss[direction] * float(observed_m2), self.min_loss_m2)
 
     def status(self, rate: float, fvc_after: float, valid_fraction: float, damaged_fraction: float,
-               direction: str) -> str:
-        """The status of one mine (see the class docstring)."""
+               direction: str, *, net_loss_m2: float = 0.0, observed_m2: float = 0.0) -> str:
+        """The status of one mine at one date (see the class docstring).
+
+        ``net_loss_m2`` is the fall of the vegetated area since the reference
+        (m², positive for a loss), over ``observed_m2`` (m²) observed at both
+        dates; without them no mine is ``degraded``.
+        """
         if not valid_fraction >= self.min_valid_fraction:
             return "insufficient_data"
+        if observed_m2 > 0 and net_loss_m2 >= self.loss_threshold_m2(observed_m2, direction):
+            return "degraded"
         bar_fvc = self.min_fvc[direction]
         if damaged_fraction < self.min_damaged_fraction:
             return "restored" if fvc_after >= bar_fvc else "not_started"
@@ -281,7 +368,7 @@ def _estimate_cover_params(scene: Scene, p: CoverParams, rgb: bool, need_em: boo
 #: Columns of the per-mine partial sums (all m² except the *_fvc sums, m² × FVC).
 _SUMS = (
     "total", "observed", "damaged", "restored", "veg_before", "veg_after",
-    "water_before", "water_after", "fvc_before", "fvc_after", "damaged_after",
+    "water_before", "water_after", "fvc_before", "fvc_after", "damaged_after", "lost",
 )
 _PARTITION = ("veg", "bare", "built", "water")
 #: Cells of context read around each block and each mine: 1 for edge unmixing
@@ -459,6 +546,7 @@ def _assess_window(task: _BlockTask, padded: Window, mines: list[tuple[int, Any,
                                           cov, vboth, task.edge, [task.params_before, task.params_after])
         dam_b = b_in["bare"] + b_in["built"]
         restored = np.clip(a_in["veg"] - b_in["veg"], 0.0, dam_b)
+        lost = np.clip(b_in["veg"] - a_in["veg"], 0.0, b_in["veg"])
         # only cells of this block's core count (the halo belongs to neighbours)
         keep = np.zeros(mwin.shape, dtype=bool)
         inner = mwin.intersection(win)
@@ -479,6 +567,7 @@ def _assess_window(task: _BlockTask, padded: Window, mines: list[tuple[int, Any,
             np.sum(Aw * b_in["fvc"]),
             np.sum(Aw * a_in["fvc"]),
             np.sum(Aw * (a_in["bare"] + a_in["built"])),
+            np.sum(Aw * lost),
         ]
     return rows
 
@@ -503,6 +592,8 @@ def assess_restoration(
     progress: bool | None = None,
     max_source_px: int = 4_000_000,
     swap_dates: bool = False,
+    target_year_field: str | None = "auto",
+    target_rate_field: str | None = "auto",
 ) -> gpd.GeoDataFrame:
     """Restoration of each mine between two dates: damaged, restored and still-bare areas.
 
@@ -542,6 +633,13 @@ def assess_restoration(
         When ``after`` is older than ``before``, swap them instead of raising
         :class:`~ecopatch.errors.DateOrderError` (a mine read backwards comes
         out "restored").
+    target_year_field, target_rate_field : str or None
+        Columns with the plan's target year (计划完成年份) and target
+        restoration rate (目标修复率: 0-1, a percentage such as 85 or
+        "85%").  ``"auto"`` looks for the usual names (see
+        :data:`TARGET_YEAR_FIELDS`, :data:`TARGET_RATE_FIELDS`); None: no
+        plan.  A mine past its target year and short of its target (or, with
+        no target rate, not ``restored``) gets the ``behind_plan`` alert.
 
     Returns
     -------
@@ -553,9 +651,13 @@ def assess_restoration(
         0-1, over the observed part), ``veg_before_m2``, ``veg_after_m2``,
         ``water_before_m2``, ``water_after_m2``, ``degraded_m2`` (vegetated
         at before, not at after), ``valid_fraction`` (share observed at both
-        dates), ``status`` and ``status_zh``, ``date_before``,
-        ``date_after``, and every area again in mu (``*_mu``).  Areas are
-        true ground areas in m²; they cover the observed part only.
+        dates), ``status`` and ``status_zh`` (see :class:`StatusRules`),
+        ``alerts`` and ``alerts_zh`` (comma-separated keys of
+        :data:`ALERTS`, "" when none), ``target_year`` and ``target_rate``
+        (the plan, when given), ``reference_scene`` (the before scene: the
+        mine's reference), ``date_before``, ``date_after``, and every area
+        again in mu (``*_mu``).  Areas are true ground areas in m²; they
+        cover the observed part only.
 
     Raises
     ------
@@ -565,13 +667,17 @@ def assess_restoration(
         The mines have no CRS.
     DateOrderError
         ``after`` is older than ``before`` (and ``swap_dates`` is False).
+    InputDataError
+        A direction, target year or target rate that cannot be read (the
+        message names the mine, the field and the value).
 
     Notes
     -----
     Per cell (true ground area ``A``, share inside the mine ``w``, cover
     fractions ``veg``, ``bare``, ``built`` at each date):
     damaged = ``A·w·(bare + built)`` at before; restored =
-    ``A·w·clip(veg_after - veg_before, 0, bare_before + built_before)``.
+    ``A·w·clip(veg_after - veg_before, 0, bare_before + built_before)``;
+    degraded = ``A·w·clip(veg_before - veg_after, 0, veg_before)``.
     Only cells observed at both dates count; ``valid_fraction`` tells how
     much that is.  For edge cells the inside composition comes from edge
     unmixing (``edge="unmix"``), which removes the bias that spreading a
@@ -579,7 +685,8 @@ def assess_restoration(
     """
     p = assessment_pass(mines, before, after, direction_field=direction_field, cover=cover,
                         cover_before=cover_before, cover_after=cover_after, rules=rules, grid=grid, edge=edge,
-                        block=block, max_source_px=max_source_px, swap_dates=swap_dates)
+                        block=block, max_source_px=max_source_px, swap_dates=swap_dates,
+                        target_year_field=target_year_field, target_rate_field=target_rate_field)
     (partials,) = run_passes([p], scheduler=scheduler, progress=progress)
     return p.finish(partials)
 
@@ -599,6 +706,8 @@ def assessment_pass(
     block: int = 512,
     max_source_px: int = 4_000_000,
     swap_dates: bool = False,
+    target_year_field: str | None = "auto",
+    target_rate_field: str | None = "auto",
 ) -> WindowPass:
     """:func:`assess_restoration` set up, as a pass to run with others (:func:`ecopatch.tiling.run_passes`).
 
@@ -625,6 +734,7 @@ def assessment_pass(
     crs = as_crs(mines.crs, what="mines layer")
     before, after = check_pair(before, after, swap_dates=swap_dates)
     rules = rules or StatusRules()
+    plan_of = mine_plans(mines, target_year_field=target_year_field, target_rate_field=target_rate_field)
     g = analysis_grid(before, after, grid)
 
     geoms_grid = repaired(geometries_in(mines, g.crs, what="mines layer"))
@@ -645,7 +755,7 @@ def assessment_pass(
 
     def finish(partials: list[PatchSums]) -> gpd.GeoDataFrame:
         sums = add_partials(len(mines), len(_SUMS), partials)
-        return _assemble(mines, crs, sums, rules, direction_field, before, after)
+        return _assemble(mines, crs, sums, rules, direction_field, before, after, plan_of)
 
     return WindowPass("assess", _assess_block, tasks, [w for w, _ in plan], finish)
 
@@ -663,7 +773,7 @@ def _check_overlap(geoms: np.ndarray, crs: Any, before: Scene, after: Scene, n: 
 
 
 def _assemble(mines: gpd.GeoDataFrame, crs: Any, sums: np.ndarray, rules: StatusRules,
-              direction_field: str | None, before: Scene, after: Scene) -> gpd.GeoDataFrame:
+              direction_field: str | None, before: Scene, after: Scene, plans: pd.DataFrame) -> gpd.GeoDataFrame:
     import warnings
 
     s = {k: sums[:, i] for i, k in enumerate(_SUMS)}
@@ -680,9 +790,10 @@ def _assemble(mines: gpd.GeoDataFrame, crs: Any, sums: np.ndarray, rules: Status
         directions = [rules.default_direction] * len(mines)
     else:
         directions = [canonical_direction(v, rules.default_direction) for v in mines[field_name]]
+    net_loss = s["veg_before"] - s["veg_after"]
     status = [
-        rules.status(float(r), float(fa), float(vf), float(df), d)
-        for r, fa, vf, df, d in zip(rate, fvc_a, valid_fraction, dam_frac, directions)
+        rules.status(float(r), float(fa), float(vf), float(df), d, net_loss_m2=float(nl), observed_m2=float(ob))
+        for r, fa, vf, df, d, nl, ob in zip(rate, fvc_a, valid_fraction, dam_frac, directions, net_loss, observed)
     ]
     out = mines.copy()
     cols: dict[str, Any] = {
@@ -699,17 +810,23 @@ def _assemble(mines: gpd.GeoDataFrame, crs: Any, sums: np.ndarray, rules: Status
         "veg_after_m2": s["veg_after"],
         "water_before_m2": s["water_before"],
         "water_after_m2": s["water_after"],
-        "degraded_m2": np.maximum(s["damaged_after"] - (s["damaged"] - s["restored"]), 0.0),
+        "degraded_m2": s["lost"],
         "valid_fraction": valid_fraction,
         "status": status,
         "status_zh": [STATUSES[x] for x in status],
+        "alerts": "",
+        "alerts_zh": "",
+        "target_year": plans["target_year"].to_numpy(),
+        "target_rate": plans["target_rate"].to_numpy(),
+        "reference_scene": scene_name(before),
         "date_before": before.date.isoformat() if before.date else None,
         "date_after": after.date.isoformat() if after.date else None,
     }
     for k, v in cols.items():
         out[k] = v
-    for k in ("area", "observed", "damaged", "restored", "still_bare"):
+    for k in ("area", "observed", "damaged", "restored", "still_bare", "degraded"):
         out[f"{k}_mu"] = m2_to_mu(np.asarray(out[f"{k}_m2"], dtype=float))
+    out = set_alerts(out, rules)
     low = out.loc[out["status"] == "insufficient_data", "patch_id"].tolist()
     if low:
         warnings.warn(
@@ -721,6 +838,159 @@ def _assemble(mines: gpd.GeoDataFrame, crs: Any, sums: np.ndarray, rules: Status
     geom = out.geometry.name
     order = ["patch_id"] + [c for c in out.columns if c not in ("patch_id", geom)] + [geom]
     return gpd_frame(out[order], crs)
+
+
+def set_alerts(assessment: pd.DataFrame, rules: StatusRules, *, extra: Mapping[Any, Sequence[str]] | None = None
+               ) -> pd.DataFrame:
+    """``alerts`` and ``alerts_zh`` of an assessment from its own figures (and ``extra`` alerts per row).
+
+    ``degradation`` when ``degraded_m2`` reaches the mine's loss threshold
+    (:meth:`StatusRules.loss_threshold_m2`); ``behind_plan`` when the year of
+    ``date_after`` is past ``target_year`` and the mine falls short of
+    ``target_rate`` (or, without one, is not ``restored``).  Mines with
+    ``insufficient_data`` get no alert from their own figures.  ``extra``
+    maps a row label to more alert keys (``rebound``, from the history).
+
+    Returns
+    -------
+    DataFrame
+        A copy with ``alerts`` (comma-separated keys of :data:`ALERTS`, in
+        that order) and ``alerts_zh`` (、-separated labels).
+    """
+    out = assessment.copy()
+    keys: list[str] = []
+    for label, r in out.iterrows():
+        found: set[str] = set((extra or {}).get(label, ()))
+        if r["status"] != "insufficient_data":
+            d = str(r["direction"])
+            if float(r["degraded_m2"]) >= rules.loss_threshold_m2(float(r["observed_m2"]), d):
+                found.add("degradation")
+            found.update(_behind_plan(r))
+        keys.append(",".join(k for k in ALERTS if k in found))
+    out["alerts"] = keys
+    out["alerts_zh"] = ["、".join(ALERTS[k] for k in v.split(",") if k) for v in keys]
+    return out
+
+
+def _behind_plan(r: pd.Series) -> tuple[str, ...]:
+    year, target = r.get("target_year"), r.get("target_rate")
+    when = r.get("date_after")
+    if year is None or pd.isna(year) or when is None or (isinstance(when, float) and math.isnan(when)):
+        return ()
+    if _dt.date.fromisoformat(str(when)[:10]).year <= int(year):
+        return ()
+    if target is not None and not pd.isna(target):
+        rate = float(r["restoration_rate"]) if not pd.isna(r["restoration_rate"]) else 0.0
+        return ("behind_plan",) if rate < float(target) else ()
+    return ("behind_plan",) if r["status"] != "restored" else ()
+
+
+def scene_name(scene: Scene) -> str:
+    """A scene's ID: the product name (``.SAFE`` folder without the suffix), or the file stem."""
+    from pathlib import PurePath
+
+    name = PurePath(str(scene.source).rstrip("/\\")).name
+    if name.upper().endswith(".SAFE"):
+        return name[:-5]
+    return PurePath(name).stem if "." in name else name
+
+
+#: Field names searched (in order) for the plan's target year, with ``target_year_field="auto"``.
+TARGET_YEAR_FIELDS = ("计划完成年份", "目标年份", "治理完成年份", "计划完成时间", "target_year", "planned_year")
+#: Field names searched (in order) for the plan's target restoration rate.
+TARGET_RATE_FIELDS = ("目标修复率", "修复目标", "目标修复比例", "target_rate", "target_restoration_rate")
+
+
+def mine_plans(mines: pd.DataFrame, *, target_year_field: str | None = "auto",
+               target_rate_field: str | None = "auto") -> pd.DataFrame:
+    """Each mine's plan: ``target_year`` (int, or NA) and ``target_rate`` (0-1, or NaN).
+
+    Parameters
+    ----------
+    mines : DataFrame
+        The mines layer.
+    target_year_field, target_rate_field : str or None
+        Field names, ``"auto"`` (:data:`TARGET_YEAR_FIELDS`,
+        :data:`TARGET_RATE_FIELDS`) or None.
+
+    Returns
+    -------
+    DataFrame
+        Same index as ``mines``; year as pandas ``Int64``.
+
+    Raises
+    ------
+    InputDataError
+        A named field that is missing, or a value that is not a year
+        (1900-2200, e.g. ``2026``, ``"2026年"``, a date) or a rate (0-1, a
+        percentage 1-100, ``"85%"``); the message names the mine and field.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> m = pd.DataFrame({"patch_id": ["a", "b"], "计划完成年份": ["2026年", None], "目标修复率": ["85%", 0.6]})
+    >>> mine_plans(m).to_dict("list")
+    {'target_year': [2026, None], 'target_rate': [0.85, 0.6]}
+    """
+    def field_for(given: str | None, names: Sequence[str], what: str) -> str | None:
+        if given is None:
+            return None
+        if given != "auto":
+            if given not in mines.columns:
+                fields_ = [c for c in mines.columns if c != getattr(mines, "_geometry_column_name", "")]
+                raise InputDataError(f"mines: no field {given!r} for the {what}; the fields are {fields_}")
+            return given
+        return next((n for n in names if n in mines.columns), None)
+
+    ids = mines["patch_id"] if "patch_id" in mines.columns else pd.Series(mines.index, index=mines.index)
+    years: list[Any] = [pd.NA] * len(mines)
+    rates = [math.nan] * len(mines)
+    fy = field_for(target_year_field, TARGET_YEAR_FIELDS, "target year")
+    fr = field_for(target_rate_field, TARGET_RATE_FIELDS, "target restoration rate")
+    if fy is not None:
+        years = [_year(v, f"mine {pid}: {fy}") for pid, v in zip(ids, mines[fy])]
+    if fr is not None:
+        rates = [_rate(v, f"mine {pid}: {fr}") for pid, v in zip(ids, mines[fr])]
+    return pd.DataFrame({"target_year": pd.array(years, dtype="Int64"), "target_rate": rates}, index=mines.index)
+
+
+def _blank(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip()) \
+        or (not isinstance(v, str) and pd.isna(v))
+
+
+def _year(v: Any, what: str) -> Any:
+    if _blank(v):
+        return pd.NA
+    if isinstance(v, (_dt.date, pd.Timestamp)):
+        return int(v.year)
+    text = str(v).strip().removesuffix("年")
+    try:
+        f = float(text)
+    except ValueError:
+        try:
+            return _dt.date.fromisoformat(text[:10]).year
+        except ValueError:
+            raise InputDataError(f"{what} = {v!r} is not a year; write it as e.g. 2026") from None
+    if not (f.is_integer() and 1900 <= f <= 2200):
+        raise InputDataError(f"{what} = {v!r} is not a year (1900-2200); write it as e.g. 2026")
+    return int(f)
+
+
+def _rate(v: Any, what: str) -> float:
+    if _blank(v):
+        return math.nan
+    text = str(v).strip()
+    pct = text.endswith(("%", "％"))
+    try:
+        f = float(text.rstrip("%％").strip())
+    except ValueError:
+        raise InputDataError(f"{what} = {v!r} is not a rate; write it as 0.85, 85 or 85%") from None
+    if pct or f > 1.0:
+        f /= 100.0
+    if not 0.0 < f <= 1.0:
+        raise InputDataError(f"{what} = {v!r} is not a rate in (0, 100 %]")
+    return f
 
 
 def apply_status(assessment: pd.DataFrame, rules: StatusRules) -> pd.DataFrame:
@@ -738,7 +1008,10 @@ def apply_status(assessment: pd.DataFrame, rules: StatusRules) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        A copy with ``status`` and ``status_zh`` replaced.
+        A copy with ``status`` and ``status_zh`` replaced (and ``alerts``,
+        ``alerts_zh`` when the table has ``degraded_m2``).  A mine's history
+        is not read: ``stalled`` and ``rebound`` need
+        :func:`ecopatch.trajectory.mine_status`.
     """
     need = {"restoration_rate", "fvc_after", "valid_fraction", "damaged_m2", "observed_m2", "direction"}
     missing = sorted(need - set(assessment.columns))
@@ -747,12 +1020,18 @@ def apply_status(assessment: pd.DataFrame, rules: StatusRules) -> pd.DataFrame:
     out = assessment.copy()
     with np.errstate(invalid="ignore", divide="ignore"):
         dam = np.where(out["observed_m2"] > 0, out["damaged_m2"] / out["observed_m2"], 0.0)
+    if {"veg_before_m2", "veg_after_m2"} <= set(out.columns):
+        net_loss = (out["veg_before_m2"] - out["veg_after_m2"]).to_numpy(dtype=float)
+    else:
+        net_loss = np.zeros(len(out))
     out["status"] = [
-        rules.status(float(r), float(f), float(v), float(d), str(k))
-        for r, f, v, d, k in zip(out["restoration_rate"], out["fvc_after"], out["valid_fraction"], dam,
-                                 out["direction"])
+        rules.status(float(r), float(f), float(v), float(d), str(k), net_loss_m2=float(nl), observed_m2=float(ob))
+        for r, f, v, d, k, nl, ob in zip(out["restoration_rate"], out["fvc_after"], out["valid_fraction"], dam,
+                                         out["direction"], net_loss, out["observed_m2"])
     ]
     out["status_zh"] = [STATUSES[x] for x in out["status"]]
+    if "degraded_m2" in out.columns:
+        out = set_alerts(out, rules)
     return out
 
 
