@@ -664,7 +664,9 @@ def read_results(path: str | os.PathLike[str]) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["row", "case_id", *RESULT_HEADERS.values()])
 
 
-def _read_xlsx(path: Path) -> tuple[list[Any], list[tuple[Any, ...]], list[int]]:
+def _read_xlsx(path: Path, *, sheet: str = RESULTS_SHEET, key_headers: tuple[str, ...] = ("图斑编号", "核查结论"),
+               template: str = "the results_template.xlsx of the field package",
+               ) -> tuple[list[Any], list[tuple[Any, ...]], list[int]]:
     from openpyxl import load_workbook
 
     try:
@@ -672,19 +674,19 @@ def _read_xlsx(path: Path) -> tuple[list[Any], list[tuple[Any, ...]], list[int]]
     except Exception as exc:  # noqa: BLE001 - openpyxl raises many kinds
         raise FieldCheckError(f"cannot open workbook {path}: {exc}") from exc
     try:
-        if RESULTS_SHEET in wb.sheetnames:
-            ws = wb[RESULTS_SHEET]
+        if sheet in wb.sheetnames:
+            ws = wb[sheet]
         else:
             cands = []
             for name in wb.sheetnames:
                 first = next(wb[name].iter_rows(min_row=1, max_row=1, values_only=True), ())
-                if {"图斑编号", "核查结论"} <= {_normal_header(h) for h in first}:
+                if set(key_headers) <= {_normal_header(h) for h in first}:
                     cands.append(name)
             if len(cands) != 1:
                 raise FieldCheckError(
-                    f"{path}: no sheet named {RESULTS_SHEET!r} (sheets: {wb.sheetnames}) and "
-                    f"{'no' if not cands else 'more than one'} sheet with the headers 图斑编号 "
-                    f"and 核查结论; use the results_template.xlsx of the field package"
+                    f"{path}: no sheet named {sheet!r} (sheets: {wb.sheetnames}) and "
+                    f"{'no' if not cands else 'more than one'} sheet with the headers "
+                    f"{' and '.join(key_headers)}; use {template}"
                 )
             ws = wb[cands[0]]
         it = ws.iter_rows(values_only=True)

@@ -26,7 +26,7 @@ from ecopatch.errors import (
     MissingCRSError,
 )
 from ecopatch.geodesy import geodesic_area_m2, transformer
-from ecopatch.ledger import AddResult, Ledger, Status
+from ecopatch.ledger import SCHEMA_VERSION, AddResult, Ledger, Status
 from ecopatch.ledger.store import gpkg_blob, gpkg_geometry
 from ecopatch.schema import PATCH_COLUMNS
 
@@ -83,7 +83,7 @@ def test_new_ledger_is_a_geopackage(ledger):
         assert gc == ("MULTIPOLYGON", 4490)
     finally:
         con.close()
-    assert ledger.schema_version == 1
+    assert ledger.schema_version == SCHEMA_VERSION == 2
     assert ledger.check().ok
     assert not list(ledger.path.parent.glob("*-wal")) and not list(
         ledger.path.parent.glob("*-journal")

@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "detect": "ecopatch.cli.detect:detect",
     "ledger": "ecopatch.cli.ledger:ledger",
     "fieldcheck": "ecopatch.cli.fieldcheck:fieldcheck",
+    "mines": "ecopatch.cli.mines:mines",
     "report": "ecopatch.cli.report:report",
     "run": "ecopatch.cli.run:run",
 }

@@ -18,8 +18,15 @@ File layout
 ``detections`` (features, append-only)
     Every suspect patch ever added, with its run, ``patch_id``, the case it
     went to and how (new / matched / rebound).
-``mine_history`` (attributes, append-only)
-    One row per mine per assessment run (restored area and rate, FVC, ...).
+``mine_history`` (attributes)
+    One row per mine per date (一矿一档): damaged, restored, still-bare and
+    degraded m², restoration rate, FVC, observed share, status, alerts, the
+    reference it was measured against and the plan's target.  Recording a
+    date again replaces its row (when the figures differ); the row replaced
+    goes to ``mine_history_superseded`` (append-only), so nothing is lost.
+``mine_verdicts`` (attributes, append-only)
+    Restoration verdicts of field teams (已验收, 未通过验收, ...), imported
+    like case results (:meth:`Ledger.import_mine_verdicts`).
 ``meta`` (attributes)
     ``schema_version``, ID prefix, creation time.
 
@@ -107,8 +114,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Version of the ledger's table layout, stored in ``meta``.
-SCHEMA_VERSION = 1
+#: Version of the ledger's table layout, stored in ``meta``.  Version 2 (one mine-history row
+#: per mine per date, superseded rows kept, restoration verdicts); a version-1 ledger is upgraded
+#: in one transaction when it is opened (:meth:`Ledger._upgrade_schema`).
+SCHEMA_VERSION = 2
 #: CRS of every geometry in the ledger: CGCS2000 longitude/latitude.
 LEDGER_CRS = "EPSG:4490"
 _SRS_ID = 4490
@@ -130,6 +139,22 @@ MINE_COLUMNS: dict[str, str] = {
     "valid_fraction": "share of the patch observed (not cloud/nodata), 0-1",
     "date_before": "before date (ISO 8601)",
     "date_after": "after date (ISO 8601)",
+}
+
+#: Columns of ``mine_history`` kept when the mines result has them (else NULL), besides
+#: :data:`MINE_COLUMNS`: areas in m², shares 0-1, the reference and the plan.
+MINE_OPTIONAL_COLUMNS: dict[str, str] = {
+    "observed_m2": "area observed at both dates, m²",
+    "still_bare_m2": "damaged and not restored, m²",
+    "degraded_m2": "vegetated at the reference, not at this date, m²",
+    "veg_before_m2": "vegetated area at the reference, m²",
+    "veg_after_m2": "vegetated area at this date, m²",
+    "direction": "restoration direction key",
+    "alerts": "comma-separated alert keys (degradation, rebound, behind_plan)",
+    "target_year": "the plan's target year",
+    "target_rate": "the plan's target restoration rate, 0-1",
+    "reference_scene": "ID of the reference scene",
+    "reference_rule": "how the reference was chosen",
 }
 
 
@@ -174,14 +199,29 @@ class AddResult:
 
 @dataclass(frozen=True)
 class AssessmentResult:
-    """What :meth:`Ledger.record_assessment` did: rows added and rows already there."""
+    """What :meth:`Ledger.record_assessment` did.
+
+    Attributes
+    ----------
+    added : int
+        Mines with no row for this date before.
+    unchanged : int
+        Mines whose row for this date already held the same figures.
+    run_id : str
+    replaced : int
+        Mines whose row for this date held other figures (a rerun with other
+        parameters or another reference): replaced, the old row kept in
+        ``mine_history_superseded``.
+    """
 
     added: int
     unchanged: int
     run_id: str
+    replaced: int = 0
 
     def __str__(self) -> str:
-        return f"run {self.run_id}: {self.added} mine records added, {self.unchanged} unchanged"
+        return (f"run {self.run_id}: {self.added} mine records added, {self.replaced} replaced, "
+                f"{self.unchanged} unchanged")
 
 
 @dataclass(frozen=True)
@@ -373,22 +413,45 @@ CREATE TABLE IF NOT EXISTS detections (
   attrs TEXT, recorded_at DATETIME NOT NULL,
   UNIQUE (run_id, patch_id));
 CREATE INDEX IF NOT EXISTS detections_patch_date ON detections (patch_id, date_after);
-CREATE TABLE IF NOT EXISTS mine_history (
-  id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
-  run_id TEXT NOT NULL, patch_id TEXT NOT NULL,
-  area_m2 DOUBLE, damaged_m2 DOUBLE, restored_m2 DOUBLE, restoration_rate DOUBLE,
-  status TEXT, fvc_before DOUBLE, fvc_after DOUBLE, valid_fraction DOUBLE,
-  date_before DATE, date_after DATE, attrs TEXT, recorded_at DATETIME NOT NULL,
-  UNIQUE (run_id, patch_id));
 """
 
-_APPEND_ONLY = ("events", "detections", "mine_history")
+#: The mine tables of schema 2 (see the module docstring).
+_MINE_HISTORY_FIELDS = """
+  patch_id TEXT NOT NULL, date_after DATE, run_id TEXT NOT NULL,
+  reference_scene TEXT, date_before DATE, reference_rule TEXT, direction TEXT,
+  area_m2 DOUBLE, observed_m2 DOUBLE, damaged_m2 DOUBLE, restored_m2 DOUBLE, still_bare_m2 DOUBLE,
+  degraded_m2 DOUBLE, veg_before_m2 DOUBLE, veg_after_m2 DOUBLE, restoration_rate DOUBLE,
+  fvc_before DOUBLE, fvc_after DOUBLE, valid_fraction DOUBLE, status TEXT, alerts TEXT,
+  target_year INTEGER, target_rate DOUBLE, attrs TEXT, recorded_at DATETIME NOT NULL"""
+_MINE_DDL = f"""
+CREATE TABLE IF NOT EXISTS mine_history (
+  id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,{_MINE_HISTORY_FIELDS},
+  UNIQUE (patch_id, date_after));
+CREATE TABLE IF NOT EXISTS mine_history_superseded (
+  id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,{_MINE_HISTORY_FIELDS},
+  superseded_at DATETIME NOT NULL, superseded_by_run TEXT);
+CREATE TABLE IF NOT EXISTS mine_verdicts (
+  id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+  patch_id TEXT NOT NULL, verdict TEXT NOT NULL, verdict_text TEXT, inspected_on DATE NOT NULL,
+  inspector TEXT NOT NULL, restored_m2 DOUBLE, note TEXT, attachments TEXT,
+  source TEXT, dedupe_key TEXT UNIQUE, recorded_at DATETIME NOT NULL);
+CREATE INDEX IF NOT EXISTS mine_verdicts_patch ON mine_verdicts (patch_id, inspected_on);
+"""
+#: Columns of a ``mine_history`` row, in table order (without ``id``).
+_MINE_ROW = tuple(
+    line.split()[0] for part in _MINE_HISTORY_FIELDS.strip().split(",") for line in [part.strip()] if line
+)
+
+_APPEND_ONLY = ("events", "detections", "mine_history_superseded", "mine_verdicts")
 
 _CONTENTS = (
     ("cases", "features", "cases", "suspect-patch cases (疑似图斑台账), CGCS2000"),
     ("detections", "features", "detections", "every detection added, append-only"),
     ("events", "attributes", "events", "case history, append-only"),
-    ("mine_history", "attributes", "mine_history", "mine restoration assessments per run"),
+    ("mine_history", "attributes", "mine_history", "one row per mine per date (一矿一档)"),
+    ("mine_history_superseded", "attributes", "mine_history_superseded",
+     "mine-history rows replaced by a later run of the same date, append-only"),
+    ("mine_verdicts", "attributes", "mine_verdicts", "restoration verdicts of field teams, append-only"),
     ("meta", "attributes", "meta", "ecopatch ledger metadata"),
 )
 
@@ -696,7 +759,9 @@ class Ledger:
         try:
             tables = self._tables(con)
             if "meta" in tables and "cases" in tables:
-                self._validate(con)
+                if self._validate(con) < SCHEMA_VERSION:
+                    con.close()
+                    self._upgrade_schema()
                 return
             if tables - {"sqlite_sequence"}:
                 kind = "a GeoPackage" if "gpkg_contents" in tables else "an SQLite database"
@@ -717,7 +782,7 @@ class Ledger:
                 return
             con.execute(f"PRAGMA application_id={_GPKG_APPLICATION_ID}")
             con.execute(f"PRAGMA user_version={_GPKG_USER_VERSION}")
-            for stmt in _GPKG_DDL.split(";"):
+            for stmt in (_GPKG_DDL + _MINE_DDL).split(";"):
                 if stmt.strip():
                     con.execute(stmt)
             for t in _APPEND_ONLY:
@@ -762,7 +827,7 @@ class Ledger:
             for r in con.execute("SELECT name FROM sqlite_master WHERE type IN ('table','view')")
         }
 
-    def _validate(self, con: sqlite3.Connection) -> None:
+    def _validate(self, con: sqlite3.Connection) -> int:
         row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         if row is None:
             raise LedgerError(f"{self.path}: ledger has no schema_version in its 'meta' table")
@@ -772,8 +837,9 @@ class Ledger:
                 f"{self.path} has ledger schema {version}, newer than this ecopatch understands "
                 f"({SCHEMA_VERSION}); upgrade ecopatch"
             )
-        if version < SCHEMA_VERSION:  # pragma: no cover - no older schema exists yet
-            raise LedgerError(f"{self.path} has an old ledger schema {version}; migrate it")
+        if version < 1:
+            raise LedgerError(f"{self.path} has an unknown ledger schema {version}")
+        return version
 
     def _meta(self, key: str) -> str | None:
         with self._read() as con:
@@ -887,18 +953,35 @@ class Ledger:
         df["attrs"] = [json.loads(v) if v else {} for v in df["attrs"]]
         return gpd.GeoDataFrame(df.drop(columns=["fid"]), geometry=geom, crs=LEDGER_CRS)
 
-    def mine_history(self, patch_id: str | None = None) -> pd.DataFrame:
-        """Mine assessment records, by mine and date (of one mine, or all).
+    def mine_history(self, patch_id: str | None = None, *, superseded: bool = False) -> pd.DataFrame:
+        """The history of the mines (一矿一档): one row per mine per date, oldest first.
+
+        Parameters
+        ----------
+        patch_id : str, optional
+            One mine (矿山编号); default all.
+        superseded : bool
+            Instead, the rows that later runs of the same date replaced
+            (with ``superseded_at`` and ``superseded_by_run``).
 
         Returns
         -------
         pandas.DataFrame
-            One row per mine per run: ``run_id, patch_id, area_m2, damaged_m2,
-            restored_m2`` (m²), ``restoration_rate`` (0-1), ``status,
-            fvc_before, fvc_after, valid_fraction, date_before, date_after,
-            attrs (dict), recorded_at``.
+            ``patch_id, date_after`` (datetime.date), ``run_id,
+            reference_scene, date_before`` (the reference's date),
+            ``reference_rule, direction, area_m2, observed_m2, damaged_m2,
+            restored_m2, still_bare_m2, degraded_m2, veg_before_m2,
+            veg_after_m2`` (m²), ``restoration_rate, fvc_before, fvc_after,
+            valid_fraction`` (0-1), ``status, alerts, target_year,
+            target_rate, attrs`` (dict), ``recorded_at``.  Empty (with these
+            columns) when nothing is recorded.
+
+        Examples
+        --------
+        >>> ledger.mine_history("YH-KS-004")[["date_after", "restored_m2", "status"]]  # doctest: +SKIP
         """
-        q = "SELECT * FROM mine_history"
+        table = "mine_history_superseded" if superseded else "mine_history"
+        q = f"SELECT * FROM {table}"
         args: tuple[Any, ...] = ()
         if patch_id is not None:
             q += " WHERE patch_id=?"
@@ -906,8 +989,10 @@ class Ledger:
         with self._read() as con:
             df = pd.read_sql_query(q + " ORDER BY patch_id, date_after, id", con, params=args)
         for c in ("date_before", "date_after"):
-            df[c] = [_date_of(v) for v in df[c]]
-        df["attrs"] = [json.loads(v) if v else {} for v in df["attrs"]]
+            df[c] = [_date_of(v) if isinstance(v, str) else None for v in df[c]]
+        df["attrs"] = [json.loads(v) if isinstance(v, str) and v else {} for v in df["attrs"]]
+        df["target_year"] = df["target_year"].astype("Int64")
+        df["alerts"] = df["alerts"].fillna("")
         return df.drop(columns=["id"]).reset_index(drop=True)
 
     def summary(self, today: _dt.date | None = None) -> pd.DataFrame:
@@ -1258,16 +1343,17 @@ class Ledger:
     # ------------------------------------------------------------------ assessments
 
     def record_assessment(self, mines: pd.DataFrame, run_id: str) -> AssessmentResult:
-        """Record a mine-restoration assessment: one row per mine for this run.
+        """Record one date's mine assessment: one row per mine per date (一矿一档).
 
         Parameters
         ----------
         mines : pandas.DataFrame or geopandas.GeoDataFrame
             With the columns of :data:`MINE_COLUMNS` (``patch_id`` is the mine
-            ID; areas in m², rates and fractions 0-1).  Extra columns are kept
-            as ``attrs``; geometry is not stored.
+            ID; areas in m², rates and fractions 0-1); those of
+            :data:`MINE_OPTIONAL_COLUMNS` are kept when present.  Other
+            columns are kept as ``attrs``; geometry is not stored.
         run_id : str
-            ID of the assessment run.
+            ID of the assessment run (a scheduled run uses the scene ID).
 
         Returns
         -------
@@ -1276,14 +1362,18 @@ class Ledger:
         Raises
         ------
         InputDataError
-            A missing column (named) or a bad date.
+            A missing column (named), a bad date, or no ``date_after``.
         DuplicateIDError
             A mine ID repeated or missing in ``mines``.
 
         Notes
         -----
-        A mine already recorded for ``run_id`` is left as it is (counted as
-        unchanged), so recording the same result twice changes nothing.
+        A mine's row for the same ``date_after`` is replaced when the new
+        figures differ (a rerun with other parameters, another reference), and
+        the old row is kept in ``mine_history_superseded``; when they are the
+        same the row is left as it is (counted as unchanged), so recording the
+        same result twice changes nothing.  All rows are written in one
+        transaction.
         """
         run_id = str(run_id).strip()
         if not run_id:
@@ -1303,39 +1393,234 @@ class Ledger:
                 f"mines result has missing or repeated patch_id values {bad}; one row per mine"
             )
         geom_col = getattr(mines, "_geometry_column_name", None)
-        extra = [c for c in mines.columns if c not in MINE_COLUMNS and c != geom_col]
+        known = set(MINE_COLUMNS) | set(MINE_OPTIONAL_COLUMNS)
+        extra = [c for c in mines.columns if c not in known and c != geom_col]
         records = []
         for _, r in mines.iterrows():
-            pid = _str(r["patch_id"])
-            records.append(
-                (
-                    run_id, pid,
-                    *(_float(r[c]) for c in ("area_m2", "damaged_m2", "restored_m2",
-                                             "restoration_rate")),
-                    _str(r["status"]),
-                    *(_float(r[c]) for c in ("fvc_before", "fvc_after", "valid_fraction")),
-                    _iso(_as_date(r["date_before"], f"mine {pid}: date_before")),
-                    _iso(_as_date(r["date_after"], f"mine {pid}: date_after")),
-                    _json({c: _clean(r[c]) for c in extra}),
-                    _now_utc(),
-                )
-            )  # fmt: skip
-        added = 0
+            records.append(_mine_record(r, run_id, extra))
+        added = replaced = 0
+        cols = [c for c in _MINE_ROW if c != "recorded_at"]
         with self._write("record a mine assessment") as con:
             for rec in records:
-                cur = con.execute(
-                    "INSERT OR IGNORE INTO mine_history (run_id, patch_id, area_m2, damaged_m2, "
-                    "restored_m2, restoration_rate, status, fvc_before, fvc_after, "
-                    "valid_fraction, date_before, date_after, attrs, recorded_at) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    rec,
+                old = con.execute(
+                    f"SELECT id, {','.join(cols)} FROM mine_history WHERE patch_id=? AND date_after=?",
+                    (rec["patch_id"], rec["date_after"]),
+                ).fetchone()
+                if old is not None and tuple(old[1:]) == tuple(rec[c] for c in cols):
+                    continue
+                if old is not None:
+                    self._supersede_mine_row(con, int(old[0]), run_id)
+                    replaced += 1
+                else:
+                    added += 1
+                con.execute(
+                    f"INSERT INTO mine_history ({','.join(_MINE_ROW)}) VALUES ({','.join('?' * len(_MINE_ROW))})",
+                    [rec[c] for c in _MINE_ROW],
                 )
-                added += cur.rowcount
-            if added:
+            if added or replaced:
                 self._touch_contents(con, "mine_history")
-        res = AssessmentResult(added, len(records) - added, run_id)
+        res = AssessmentResult(added, len(records) - added - replaced, run_id, replaced)
         log.info("ledger %s: %s", self.path, res)
         return res
+
+    @staticmethod
+    def _supersede_mine_row(con: sqlite3.Connection, row_id: int, run_id: str | None) -> None:
+        """Move one ``mine_history`` row to ``mine_history_superseded`` (same transaction)."""
+        cols = ",".join(_MINE_ROW)
+        con.execute(
+            f"INSERT INTO mine_history_superseded ({cols}, superseded_at, superseded_by_run) "
+            f"SELECT {cols}, ?, ? FROM mine_history WHERE id=?",
+            (_now_utc(), run_id, row_id),
+        )
+        con.execute("DELETE FROM mine_history WHERE id=?", (row_id,))
+
+    def _upgrade_schema(self) -> None:
+        """Bring a schema-1 ledger to schema 2 in one transaction (nothing is lost).
+
+        Schema 1 kept one ``mine_history`` row per mine per *run*, append-only.
+        Schema 2 keeps one per mine per *date*: of the rows of one mine and
+        date, the last recorded stays in ``mine_history``, the others go to
+        ``mine_history_superseded``, as do rows without a date.  Figures that
+        schema 1 kept in ``attrs`` (still-bare, degraded, observed and
+        vegetated m², direction) fill their new columns.
+        """
+        with self._write("upgrade the ledger to schema 2") as con:
+            row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row is None or int(row[0]) >= 2:  # another process upgraded it meanwhile
+                return
+            con.row_factory = sqlite3.Row
+            old = [dict(r) for r in con.execute("SELECT * FROM mine_history ORDER BY id")]
+            con.row_factory = None
+            for op in ("update", "delete"):
+                con.execute(f"DROP TRIGGER IF EXISTS mine_history_no_{op}")
+            con.execute("DROP TABLE mine_history")
+            for stmt in _MINE_DDL.split(";"):
+                if stmt.strip():
+                    con.execute(stmt)
+            for t in ("mine_history_superseded", "mine_verdicts"):
+                for op in ("UPDATE", "DELETE"):
+                    con.execute(
+                        f"CREATE TRIGGER IF NOT EXISTS {t}_no_{op.lower()} BEFORE {op} ON {t} "
+                        f"BEGIN SELECT RAISE(ABORT, 'ecopatch ledger: {t} are append-only'); END"
+                    )
+            now = _now_utc()
+            for name, dtype, ident, desc in _CONTENTS:
+                con.execute(
+                    "INSERT OR IGNORE INTO gpkg_contents (table_name, data_type, identifier, "
+                    "description, last_change, srs_id) VALUES (?,?,?,?,?,?)",
+                    (name, dtype, ident, desc, now, None),
+                )
+            con.execute("UPDATE gpkg_contents SET description=? WHERE table_name='mine_history'",
+                        (dict((c[0], c[3]) for c in _CONTENTS)["mine_history"],))
+            latest: dict[tuple[str, str], dict[str, Any]] = {}
+            for r in old:
+                if r.get("date_after"):
+                    latest[(r["patch_id"], r["date_after"])] = r
+            keep = {id(r) for r in latest.values()}
+            cols = ",".join(_MINE_ROW)
+            for r in old:
+                attrs = json.loads(r["attrs"]) if r.get("attrs") else {}
+                rec = {c: r.get(c) for c in _MINE_ROW}
+                for c in ("observed_m2", "still_bare_m2", "degraded_m2", "veg_before_m2", "veg_after_m2"):
+                    rec[c] = _float(attrs.pop(c, None))
+                for c in ("direction", "alerts", "reference_scene", "reference_rule"):
+                    rec[c] = _str(attrs.pop(c, None))
+                rec["attrs"] = _json(attrs)
+                vals = [rec[c] for c in _MINE_ROW]
+                if id(r) in keep:
+                    con.execute(f"INSERT INTO mine_history ({cols}) VALUES ({','.join('?' * len(vals))})", vals)
+                else:
+                    newer = latest.get((r["patch_id"], r["date_after"]))
+                    con.execute(
+                        f"INSERT INTO mine_history_superseded ({cols}, superseded_at, superseded_by_run) "
+                        f"VALUES ({','.join('?' * (len(vals) + 2))})",
+                        [*vals, now, newer["run_id"] if newer else None],
+                    )
+            con.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
+        log.warning("ledger %s: upgraded from schema 1 to %d (mine history: one row per mine per date, %d row(s) "
+                    "kept); ecopatch older than this version cannot open it any more", self.path,
+                    SCHEMA_VERSION, len(old))
+
+    # ------------------------------------------------------------------ restoration verdicts (修复核查)
+
+    def export_verdict_template(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write the verdicts workbook field teams fill in (see :func:`ecopatch.minecheck.write_verdict_template`).
+
+        Returns
+        -------
+        Path
+        """
+        from ..minecheck import write_verdict_template
+
+        return write_verdict_template(self.mine_history(), path, overwrite=overwrite)
+
+    def import_mine_verdicts(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        today: _dt.date | None = None,
+        actor: str | None = None,
+        strict: bool = False,
+    ) -> Any:
+        """Import restoration verdicts of field teams (已验收, 未通过验收, ...), like case results.
+
+        Parameters
+        ----------
+        path : path
+            The filled verdicts workbook (sheet 修复核查, from
+            :meth:`export_verdict_template`), or a CSV / GeoPackage with the
+            same Chinese columns (矿山编号, 核查结论, 核查人, 核查日期; 实测修复面积,
+            备注, 照片 optional).
+        today : datetime.date, optional
+            Inspection dates after it are refused; default the local date.
+        actor : str, optional
+            Who imported (kept in each row's ``source``).
+        strict : bool
+            Record nothing if any row is rejected.
+
+        Returns
+        -------
+        ecopatch.minecheck.VerdictImportReport
+
+        Raises
+        ------
+        FieldCheckError
+            The file is not a verdicts table (wrong sheet, missing column).
+
+        Notes
+        -----
+        Validation: :func:`ecopatch.minecheck.validate_verdicts`.  The accepted
+        rows are written in one transaction to the append-only
+        ``mine_verdicts`` table; a verdict imported before is skipped, so
+        importing the same file twice adds nothing.
+        """
+        from ..minecheck import VerdictImportReport, read_verdicts, validate_verdicts
+
+        path = Path(path)
+        raw = read_verdicts(path)
+        with self._write(f"import mine verdicts {path.name}") as con:
+            mines = [r[0] for r in con.execute("SELECT DISTINCT patch_id FROM mine_history")]
+
+            def known(keys: list[str]) -> set[str]:
+                found: set[str] = set()
+                for i in range(0, len(keys), 500):
+                    chunk = keys[i:i + 500]
+                    q = f"SELECT dedupe_key FROM mine_verdicts WHERE dedupe_key IN ({','.join('?' * len(chunk))})"
+                    found.update(r[0] for r in con.execute(q, chunk))
+                return found
+
+            plan = validate_verdicts(raw, mines, today=today or _dt.date.today(), known_keys=known)
+            applied = not (strict and len(plan.rejected))
+            if applied and plan.verdicts:
+                now = _now_utc()
+                for v in plan.verdicts:
+                    source = f"import_mine_verdicts:{path.name}#row{v.row}" + (f" by {actor}" if actor else "")
+                    con.execute(
+                        "INSERT INTO mine_verdicts (patch_id, verdict, verdict_text, inspected_on, inspector, "
+                        "restored_m2, note, attachments, source, dedupe_key, recorded_at) "
+                        "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                        (v.patch_id, v.verdict, v.verdict_text, v.inspected_on.isoformat(), v.inspector,
+                         v.restored_m2, v.note, _json(list(v.attachments)), source, v.dedupe_key, now),
+                    )
+                self._touch_contents(con, "mine_verdicts")
+        report = VerdictImportReport(path, plan.accepted, plan.rejected, plan.skipped, applied)
+        log.info("ledger %s: %s", self.path, report.headline())
+        return report
+
+    def mine_verdicts(self, patch_id: str | None = None) -> pd.DataFrame:
+        """Restoration verdicts imported from the field, oldest inspection first.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``patch_id, verdict`` (key), ``verdict_text`` (as written),
+            ``inspected_on`` (datetime.date), ``inspector, restored_m2`` (m²,
+            field-measured, or NaN), ``note, attachments`` (list),
+            ``source, recorded_at``.
+        """
+        q = "SELECT * FROM mine_verdicts"
+        args: tuple[Any, ...] = ()
+        if patch_id is not None:
+            q += " WHERE patch_id=?"
+            args = (str(patch_id),)
+        with self._read() as con:
+            df = pd.read_sql_query(q + " ORDER BY inspected_on, id", con, params=args)
+        df["inspected_on"] = [_date_of(v) for v in df["inspected_on"]]
+        df["attachments"] = [json.loads(v) if v else [] for v in df["attachments"]]
+        return df.drop(columns=["id", "dedupe_key"]).reset_index(drop=True)
+
+    def verdict_agreement(self, *, max_days: int = 365) -> Any:
+        """How far the field's verdicts and the imagery's status of each mine agree.
+
+        See :func:`ecopatch.minecheck.verdict_agreement`.
+
+        Returns
+        -------
+        ecopatch.minecheck.AgreementReport
+        """
+        from ..minecheck import verdict_agreement
+
+        return verdict_agreement(self.mine_verdicts(), self.mine_history(), max_days=max_days)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -1732,6 +2017,28 @@ class Ledger:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _mine_record(r: Any, run_id: str, extra: Sequence[str]) -> dict[str, Any]:
+    """One ``mine_history`` row from a row of a mines result."""
+    pid = _str(r["patch_id"])
+    rec: dict[str, Any] = {"patch_id": pid, "run_id": run_id}
+    for c in ("area_m2", "damaged_m2", "restored_m2", "restoration_rate", "fvc_before", "fvc_after",
+              "valid_fraction", "observed_m2", "still_bare_m2", "degraded_m2", "veg_before_m2", "veg_after_m2",
+              "target_rate"):
+        rec[c] = _float(r.get(c))
+    for c in ("status", "direction", "reference_scene", "reference_rule"):
+        rec[c] = _str(r.get(c))
+    rec["alerts"] = _str(r.get("alerts")) or ""
+    year = _float(r.get("target_year"))
+    rec["target_year"] = int(year) if year is not None else None
+    rec["date_before"] = _iso(_as_date(r["date_before"], f"mine {pid}: date_before"))
+    rec["date_after"] = _iso(_as_date(r["date_after"], f"mine {pid}: date_after"))
+    if rec["date_after"] is None:
+        raise InputDataError(f"mine {pid}: date_after is empty; the mine history keeps one row per mine per date")
+    rec["attrs"] = _json({c: _clean(r[c]) for c in extra})
+    rec["recorded_at"] = _now_utc()
+    return rec
 
 
 def _activity_key(value: str) -> str:
