@@ -82,6 +82,16 @@ def add_later_scene(site: Path, source: Path) -> Path:
     return dst
 
 
+def add_repeat_scene(site: Path, source: Path, date: str, **kw) -> Path:
+    """Put a product showing the 2024 ground again on ``date`` into the site's imagery folder.
+
+    ``kw`` go to :func:`ecopatch.datasets.write_repeat_product` (``seed``, ``cleared``, ``gain`` ...).
+    """
+    from ecopatch.datasets import load_sample_data, write_repeat_product
+
+    return write_repeat_product(load_sample_data(source), date, out_dir=site / "imagery", **kw)
+
+
 def ledger_counts(path: Path) -> dict[str, int]:
     from ecopatch.ledger import Ledger
 

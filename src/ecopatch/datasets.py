@@ -30,7 +30,7 @@ import math
 import os
 import sys
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -56,6 +56,7 @@ __all__ = [
     "SampleData",
     "load_sample_data",
     "make_sample_data",
+    "write_repeat_product",
     "write_scene",
 ]
 
@@ -756,6 +757,158 @@ def load_sample_data(path: str | os.PathLike[str] | None = None) -> SampleData:
         names = ", ".join(str(p) for p in missing[:3])
         raise InputDataError(f"incomplete ecopatch sample data in {root}: missing {names}; {hint}")
     return data
+
+
+# ---------------------------------------------------------------------------
+# Another date of the same ground
+# ---------------------------------------------------------------------------
+#: Reflectance of bare soil (B02, B03, B04, B08, B11, B12): the generator's ``bare_soil`` material.
+_BARE_SOIL = {"B02": 0.075, "B03": 0.105, "B04": 0.17, "B08": 0.23, "B11": 0.31, "B12": 0.25}
+
+
+def write_repeat_product(
+    data: SampleData,
+    date: _dt.date | str,
+    *,
+    like: str = "after",
+    out_dir: str | os.PathLike[str] | None = None,
+    seed: int = 0,
+    noise: float = 0.004,
+    gain: float = 1.0,
+    offset: float = 0.0,
+    cleared: Mapping[str, float] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write one more Sentinel-2 product showing the ground of ``like`` again, at another date.
+
+    For runs over several dates (a mine's history, 一矿一档): the product is
+    the ``like`` product's folder with every name and metadata date moved to
+    ``date``, and its reflectance re-observed: ``gain · ρ + offset`` plus
+    fresh Gaussian noise of ``noise`` (reflectance) per band and pixel.
+    Vegetation inside some mines can be cleared to bare soil, to show a
+    loss (退化/反弹).  Cloud masks (SCL) and no data are those of ``like``.
+
+    Parameters
+    ----------
+    data : SampleData
+        From :func:`write_scene` / :func:`load_sample_data`.
+    date : datetime.date or str
+        Acquisition date of the new product (``YYYY-MM-DD``).
+    like : {"after", "before"}
+        Which date's ground to show again.
+    out_dir : path-like, optional
+        Folder to write the ``.SAFE`` folder into (default ``data.root``).
+    seed : int
+        Seed of the noise.
+    noise : float
+        Standard deviation of the added noise, reflectance (0-1).
+    gain, offset : float
+        Radiometric difference of the new date (unitless, reflectance).
+    cleared : mapping of str to float, optional
+        Mine ID (矿山编号) -> share (0-1] of the mine, from its west edge,
+        whose pixels become bare soil (pixel centres inside; soil texture
+        and noise added).
+    overwrite : bool
+        Replace the product if it exists.
+
+    Returns
+    -------
+    Path
+        The new ``.SAFE`` folder.
+
+    Raises
+    ------
+    OutputExistsError
+        The product exists and ``overwrite`` is False.
+    InputDataError
+        An unknown mine ID in ``cleared``, or a share outside (0, 1].
+
+    Examples
+    --------
+    >>> data = load_sample_data()                                           # doctest: +SKIP
+    >>> write_repeat_product(data, "2025-09-15", cleared={"YH-KS-004": 0.5})  # doctest: +SKIP
+    PosixPath('.../S2B_MSIL2A_20250915T023529_N0510_R089_T50RQU_20250915T061020.SAFE')
+    """
+    import shutil
+    import warnings
+
+    import numpy as np
+    import rasterio
+    from rasterio.features import geometry_mask
+    from shapely.geometry import box
+
+    from .errors import GeometryRepairedWarning
+    from .geodesy import geometries_in
+    from .io.raster import open_scene
+    from .io.vector import read_patches
+
+    if like not in DATES:
+        raise ConfigError(f"like={like!r}; use one of {list(DATES)}")
+    new = _dt.date.fromisoformat(date) if isinstance(date, str) else date
+    old = data.dates[like]
+    src = data.products[like]
+    stamp_old, stamp_new = f"{old:%Y%m%d}", f"{new:%Y%m%d}"
+    dst = Path(out_dir or data.root) / src.name.replace(stamp_old, stamp_new)
+    if dst.exists():
+        if not overwrite:
+            raise OutputExistsError(f"{dst} exists; pass overwrite=True to replace it")
+        shutil.rmtree(dst)
+    cleared = dict(cleared or {})
+    mines = None
+    if cleared:
+        with warnings.catch_warnings():  # the sample's bow-tie mine, repaired on purpose
+            warnings.simplefilter("ignore", GeometryRepairedWarning)
+            mines = read_patches(data.mines, id_field="矿山编号")
+        unknown = sorted(set(cleared) - set(mines["patch_id"].astype(str)))
+        if unknown:
+            raise InputDataError(f"cleared: no mine {unknown} in {data.mines}")
+        for pid, share in cleared.items():
+            if not 0.0 < float(share) <= 1.0:
+                raise InputDataError(f"cleared[{pid!r}] = {share}: give a share of the mine in (0, 1]")
+        mines = mines[mines["patch_id"].astype(str).isin(cleared)]
+    scene = open_scene(src)
+    tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:8]}.tmp")
+    shutil.copytree(src, tmp)
+    try:
+        for path in sorted(tmp.rglob("*"), key=lambda p: -len(p.parts)):  # deepest first
+            if path.suffix.lower() == ".xml":
+                text = path.read_text(encoding="utf-8")
+                path.write_text(text.replace(stamp_old, stamp_new).replace(old.isoformat(), new.isoformat()),
+                                encoding="utf-8")
+            if stamp_old in path.name:
+                path.rename(path.with_name(path.name.replace(stamp_old, stamp_new)))
+        rng = np.random.default_rng(seed)
+        for name, ref in scene.band_refs:
+            band_id = ref.band_id or name
+            rel = Path(ref.path).resolve().relative_to(src.resolve())
+            target = tmp / Path(*(part.replace(stamp_old, stamp_new) for part in rel.parts))
+            with rasterio.open(target) as ds:
+                profile = ds.profile
+                dn = ds.read(1)
+                transform, crs = ds.transform, ds.crs
+            bad = dn == 0
+            rho = dn.astype(np.float64) * ref.scale + ref.offset
+            rho = gain * rho + offset + rng.normal(0.0, noise, rho.shape)
+            soil = _BARE_SOIL.get(band_id)
+            if soil is not None and mines is not None:
+                for pid, g in zip(mines["patch_id"].astype(str), geometries_in(mines, crs, what="mines")):
+                    x0, _, x1, _ = g.bounds
+                    share = float(cleared[pid])
+                    part = g if share >= 1.0 else g.intersection(box(x0 - 1.0, -1e12, x0 + share * (x1 - x0), 1e12))
+                    inside = geometry_mask([part], out_shape=dn.shape, transform=transform, invert=True)
+                    texture = 1.0 + rng.normal(0.0, 0.06, dn.shape)
+                    rho = np.where(inside, soil * texture + rng.normal(0.0, noise, dn.shape), rho)
+            out = np.clip(np.rint((rho - ref.offset) / ref.scale), 1, np.iinfo(profile["dtype"]).max - 1)
+            out = np.where(bad, 0, out).astype(profile["dtype"])
+            with rasterio.open(target, "r+") as ds:
+                ds.write(out, 1)
+        os.replace(tmp, dst)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("wrote %s: the %s ground again on %s (noise %.4f, gain %.3f, offset %.4f, cleared %s)", dst,
+             like, new, noise, gain, offset, sorted(cleared) or "none")
+    return dst
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
