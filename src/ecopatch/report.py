@@ -64,11 +64,13 @@ MINE_HEADERS: dict[str, tuple[str, str]] = {
     "restored_m2": ("已修复面积(平方米)", "Restored (m²)"),
     "restored_mu": ("已修复面积(亩)", "Restored (mu)"),
     "still_bare_m2": ("未修复面积(平方米)", "Still bare (m²)"),
+    "degraded_m2": ("退化面积(平方米)", "Vegetation lost (m²)"),
     "rate_pct": ("修复率(%)", "Restoration rate (%)"),
     "fvc_before": ("植被覆盖度(前)", "FVC before"),
     "fvc_after": ("植被覆盖度(后)", "FVC after"),
     "valid_pct": ("有效观测比例(%)", "Observed (%)"),
     "status_label": ("修复状态", "Status"),
+    "alerts_label": ("预警", "Alerts"),
     "date_before": ("前时相", "Date before"),
     "date_after": ("后时相", "Date after"),
 }
@@ -115,13 +117,15 @@ _PRECISION_HEADERS: dict[str, tuple[str, str]] = {
 _SUMMARY_HEADERS = {"item": ("项目", "Item"), "value": ("数值", "Value"), "unit": ("单位", "Unit")}
 
 _STATUS_ZH = {"restored": "已完成修复", "in_progress": "修复中", "not_started": "未启动",
-              "insufficient_data": "数据不足"}
+              "insufficient_data": "数据不足", "degraded": "退化", "stalled": "停滞"}
 _STATUS_EN = {"restored": "Restored", "in_progress": "In progress", "not_started": "Not started",
-              "insufficient_data": "Insufficient data"}
+              "insufficient_data": "Insufficient data", "degraded": "Degraded", "stalled": "Stalled"}
+_ALERT_EN = {"degradation": "vegetation lost", "rebound": "rebound", "behind_plan": "behind plan"}
 _FILLS = {  # cell fills (hex RGB) by label, for Excel and HTML
     "红码": "FFC7CE", "黄码": "FFEB9C", "绿码": "C6EFCE", "Red": "FFC7CE", "Yellow": "FFEB9C", "Green": "C6EFCE",
     "已完成修复": "C6EFCE", "修复中": "FFEB9C", "未启动": "FFC7CE", "数据不足": "E0E0E0",
     "Restored": "C6EFCE", "In progress": "FFEB9C", "Not started": "FFC7CE", "Insufficient data": "E0E0E0",
+    "退化": "FF9C9C", "停滞": "FFD8A8", "Degraded": "FF9C9C", "Stalled": "FFD8A8",
 }
 
 
@@ -182,7 +186,7 @@ def mine_table(assessment: pd.DataFrame, *, lang: str = "zh") -> pd.DataFrame:
                                for g, d in zip(given, direction)]
     else:
         out["direction_zh"] = direction
-    for k in ("area", "damaged", "restored", "still_bare"):
+    for k in ("area", "damaged", "restored", "still_bare", "degraded"):
         m2 = _num(_col(a, f"{k}_m2"))
         out[f"{k}_m2"] = m2.round(1)
         if f"{k}_mu" in MINE_HEADERS:
@@ -193,9 +197,26 @@ def mine_table(assessment: pd.DataFrame, *, lang: str = "zh") -> pd.DataFrame:
     out["valid_pct"] = (_num(_col(a, "valid_fraction")) * 100).round(1)
     st = _col(a, "status")
     out["status_label"] = [(_STATUS_ZH if lang == "zh" else _STATUS_EN).get(str(s), s) for s in st]
+    out["alerts_label"] = [_alerts_text(v, lang) for v in _col(a, "alerts")]
     out["date_before"] = _date_text(_col(a, "date_before"))
     out["date_after"] = _date_text(_col(a, "date_after"))
     return out[list(MINE_HEADERS)].rename(columns=_headers(MINE_HEADERS, lang))
+
+
+def _history_of(history: pd.DataFrame | None, pid: str) -> pd.DataFrame | None:
+    """The history rows of one mine, or None when it has none."""
+    if history is None or not len(history):
+        return None
+    h = history[history["patch_id"].astype(str) == str(pid)]
+    return h if len(h) else None
+
+
+def _alerts_text(v: Any, lang: str) -> str:
+    from .restoration import ALERTS
+
+    keys = [k for k in str(v).split(",") if k] if isinstance(v, str) else []
+    return ("、" if lang == "zh" else ", ").join(ALERTS.get(k, k) if lang == "zh" else _ALERT_EN.get(k, k)
+                                               for k in keys)
 
 
 def _change_label(v: Any, lang: str) -> Any:
@@ -336,7 +357,9 @@ def summary_table(
         a = assessment
         add("矿山总数", "Mines", len(a), "座", "")
         st = _col(a, "status").value_counts()
-        for k in ("restored", "in_progress", "not_started", "insufficient_data"):
+        for k in ("restored", "in_progress", "not_started", "insufficient_data", "degraded", "stalled"):
+            if k in ("degraded", "stalled") and not st.get(k, 0):
+                continue
             add(f"  其中{_STATUS_ZH[k]}", f"  {_STATUS_EN[k]}", int(st.get(k, 0)), "座", "")
         dam = float(_num(_col(a, "damaged_m2")).sum())
         res = float(_num(_col(a, "restored_m2")).sum())
@@ -541,6 +564,8 @@ def write_report(
     max_mine_cards: int = 30,
     dpi: int = 110,
     max_pixels: int = 250_000,
+    mine_before: Mapping[str, Scene] | None = None,
+    history: pd.DataFrame | None = None,
 ) -> dict[str, Path]:
     """Write the monthly report: ``report.html`` (self-contained) and ``report.xlsx``.
 
@@ -560,6 +585,12 @@ def write_report(
     before, after : Scene, optional
         Imagery of the two dates; with them the report has a change map and
         a card per mine.
+    mine_before : mapping of str to Scene, optional
+        Per mine ID, its reference scene when it is not ``before`` (mines
+        measured against their own reference, as ``ecopatch run`` does).
+    history : DataFrame, optional
+        :meth:`ecopatch.Ledger.mine_history`: each mine card then shows the
+        mine's trajectory.
     reserves : geopandas.GeoDataFrame, optional
         Reserve zones for the overview map.
     title : str, optional
@@ -630,7 +661,8 @@ def write_report(
                          lambda: change_map(before, after, shown, lang=lang, max_pixels=max_pixels)))
     cards: list[str] = []
     if before is not None and after is not None and assessment is not None and len(assessment):
-        order = {"not_started": 0, "in_progress": 1, "insufficient_data": 2, "restored": 3}
+        order = {"degraded": 0, "not_started": 1, "stalled": 2, "in_progress": 3, "insufficient_data": 4,
+                 "restored": 5}
         a = assessment.assign(_o=[order.get(str(s), 4) for s in _col(assessment, "status")])
         cards = [str(v) for v in a.sort_values(["_o", "patch_id"])["patch_id"].head(max(0, max_mine_cards))]
         if len(assessment) > len(cards):
@@ -638,8 +670,9 @@ def write_report(
                      max_mine_cards)
         for pid in cards:
             fig_jobs.append((f"mine_{_safe(pid)}", f"{_fig_name('card', zh)} {pid}",
-                             lambda pid=pid: mine_card(pid, assessment, before, after, lang=lang,
-                                                       max_pixels=max_pixels // 2)))
+                             lambda pid=pid: mine_card(pid, assessment, (mine_before or {}).get(pid, before), after,
+                                                       lang=lang, max_pixels=max_pixels // 2,
+                                                       history=_history_of(history, pid))))
     targets = {"html": out / "report.html", "xlsx": out / "report.xlsx"}
     for name, _, _ in fig_jobs:
         targets[f"figure:{name}"] = out / "figures" / f"{name}.png"

@@ -27,6 +27,7 @@ from ._base import (
 from ._card import mine_card
 from ._change import CaseChips, case_chips, change_map
 from ._overview import overview_map
+from ._trajectory import mine_trajectory
 
 __all__ = [
     "CASE_STATUS_COLOURS",
@@ -42,6 +43,7 @@ __all__ = [
     "case_chips",
     "change_map",
     "mine_card",
+    "mine_trajectory",
     "overview_map",
     "robust_stretch",
     "stretch_limits",

@@ -130,6 +130,8 @@ _STATUS_EN = {
     "in_progress": "In progress",
     "not_started": "Not started",
     "insufficient_data": "Insufficient data",
+    "degraded": "Degraded",
+    "stalled": "Stalled",
 }
 _CASE_STATUS = {  # ledger lifecycle: key -> (zh, en)
     "detected": ("已发现", "Detected"),
@@ -169,6 +171,8 @@ STATUS_COLOURS: dict[str, str] = {
     "in_progress": "#fdae61",
     "not_started": "#d73027",
     "insufficient_data": "#9e9e9e",
+    "degraded": "#7b1fa2",
+    "stalled": "#8c6d1f",
 }
 #: Colours of ledger lifecycle states.
 CASE_STATUS_COLOURS: dict[str, str] = {

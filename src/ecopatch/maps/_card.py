@@ -43,6 +43,9 @@ _ROWS: dict[str, tuple[str, str]] = {
     "rate": ("修复率", "Restoration rate"),
     "fvc": ("植被覆盖度 FVC（前 → 后）", "FVC (before → after)"),
     "valid": ("有效观测比例", "Observed share"),
+    "degraded": ("退化面积（植被损失）", "Vegetation lost"),
+    "alerts": ("预警", "Alerts"),
+    "reference": ("基准影像", "Reference scene"),
     "status": ("修复状态", "Status"),
 }
 _DIRECTION_EN = {"forest": "forest", "shrub": "shrub", "grass": "grass", "cropland": "cropland",
@@ -119,6 +122,9 @@ def card_rows(row: pd.Series, fs: FontSetup) -> tuple[list[tuple[str, str]], lis
     ident.append((_lab("direction", L), fs.text(_direction_text(row, L), "—")))
     db, da = _get(row, "date_before"), _get(row, "date_after")
     ident.append((_lab("dates", L), f"{db or '—'} → {da or '—'}"))
+    ref = _get(row, "reference_scene")
+    if ref is not None:
+        ident.append((_lab("reference", L), fs.text(_short(str(ref)), "—")))
     fb, fa = _num(_get(row, "fvc_before")), _num(_get(row, "fvc_after"))
     fvc = f"{fb:.2f} → {fa:.2f}" if math.isfinite(fb) and math.isfinite(fa) else "—"
     status = str(_get(row, "status") or "")
@@ -130,9 +136,30 @@ def card_rows(row: pd.Series, fs: FontSetup) -> tuple[list[tuple[str, str]], lis
         (_lab("rate", L), _pct(_get(row, "restoration_rate"))),
         (_lab("fvc", L), fvc),
         (_lab("valid", L), _pct(_get(row, "valid_fraction"))),
-        (_lab("status", L), B.category_label("status", status, L) if status else "—"),
     ]
+    if _get(row, "degraded_m2") is not None:
+        figures.append((_lab("degraded", L), _area(_get(row, "degraded_m2"), L)))
+    alerts = _get(row, "alerts")
+    if alerts is not None:
+        figures.append((_lab("alerts", L), _alerts(str(alerts), L)))
+    figures.append((_lab("status", L), B.category_label("status", status, L) if status else "—"))
     return ident, figures
+
+
+def _short(scene_id: str) -> str:
+    """A long product name shortened for a table cell (mission, level, sensing date)."""
+    parts = scene_id.split("_")
+    return "_".join(parts[:3]) if len(scene_id) > 32 and len(parts) >= 3 else scene_id
+
+
+def _alerts(value: str, lang: str) -> str:
+    from ..restoration import ALERTS
+
+    keys = [k for k in value.split(",") if k]
+    if not keys:
+        return "无" if lang == "zh" else "none"
+    en = {"degradation": "vegetation lost", "rebound": "rebound", "behind_plan": "behind plan"}
+    return ("、" if lang == "zh" else ", ").join(ALERTS.get(k, k) if lang == "zh" else en.get(k, k) for k in keys)
 
 
 def _draw_table(ax: Any, rows: list[tuple[str, str]], fs: FontSetup, *, status: str | None = None,
@@ -153,7 +180,8 @@ def _draw_table(ax: Any, rows: list[tuple[str, str]], fs: FontSetup, *, status: 
         if status and c == 1 and r == len(rows) - 1:
             cell.set_facecolor(B.category_colour("status", status))
             cell.get_text().set_fontweight(fs.bold)
-            cell.get_text().set_color("white" if status in ("restored", "not_started") else "black")
+            cell.get_text().set_color("white" if status in ("restored", "not_started", "degraded", "stalled")
+                                      else "black")
     if heading:
         ax.set_title(heading, fontsize=9.5, loc="left", fontweight=fs.bold)
     return tab
@@ -171,7 +199,8 @@ def mine_card(
     max_pixels: int = 160_000,
     cover: CoverParams | None = None,
     pct: tuple[float, float] = (2.0, 98.0),
-    figsize: tuple[float, float] = (12.5, 8.2),
+    figsize: tuple[float, float] | None = None,
+    history: pd.DataFrame | None = None,
 ) -> Figure:
     """One mine, one card (一矿一卡): before/after imagery, its FVC map and its restoration figures.
 
@@ -196,8 +225,13 @@ def mine_card(
         from the after scene around the mine, as in the assessment.
     pct : tuple of float
         Percentile clip of the colour stretch (shared by both dates).
-    figsize : tuple of float
-        Inches.
+    figsize : tuple of float, optional
+        Inches (default 12.5 × 8.2, or 12.5 × 11 with a history).
+    history : pandas.DataFrame, optional
+        :meth:`ecopatch.Ledger.mine_history` (all mines or this one): the
+        card then ends with the mine's trajectory (一矿一档): FVC,
+        restoration rate and restored area at each date since its
+        reference, the plan's target year and rate when given, alerts.
 
     Returns
     -------
@@ -205,7 +239,8 @@ def mine_card(
         Panels: before, after, FVC (after date, 0-1) with the mine outlined in
         its status colour; below, the mine's attributes and figures (areas in
         m² and mu, restoration rate, FVC before → after, observed share,
-        status).
+        status, alerts); with a history, its trajectory
+        (:func:`ecopatch.maps.mine_trajectory`).
 
     Raises
     ------
@@ -218,6 +253,16 @@ def mine_card(
     from ..restoration import prepare_cover_params
 
     row = find_mine(mine, assessment)
+    traj = None
+    if history is not None:
+        from ..trajectory import plan_of, trajectory
+
+        pid_h = str(_get(row, "patch_id", "矿山编号"))
+        if (history["patch_id"].astype(str) == pid_h).any():
+            traj = trajectory(history, pid_h)
+            plan_year, plan_rate = plan_of(history, pid_h)
+    if figsize is None:
+        figsize = (12.5, 11.0) if traj is not None else (12.5, 8.2)
     with font_context(lang, stacklevel=5) as fs:
         L = fs.lang
         map_crs = before.grid.crs if not before.grid.is_geographic else after.grid.crs
@@ -250,7 +295,10 @@ def mine_card(
         status = str(_get(row, "status") or "")
         colour = B.category_colour("status", status) if status else "#ff2a6d"
         fig = B.new_figure(figsize=figsize, layout="constrained")
-        gs = fig.add_gridspec(3, 3, height_ratios=[1.0, 0.05, 0.62])
+        if traj is not None:
+            gs = fig.add_gridspec(4, 3, height_ratios=[1.0, 0.05, 0.62, 0.5])
+        else:
+            gs = fig.add_gridspec(3, 3, height_ratios=[1.0, 0.05, 0.62])
         axs = [fig.add_subplot(gs[0, i]) for i in range(3)]
         for ax in axs[1:]:
             ax.sharex(axs[0])
@@ -284,6 +332,10 @@ def mine_card(
                     heading="基本信息" if L == "zh" else "Mine")
         _draw_table(fig.add_subplot(sub[0, 1]), figures, fs, status=status or None,
                     heading="修复成效" if L == "zh" else "Restoration")
+        if traj is not None:
+            from ._trajectory import draw_trajectory
+
+            draw_trajectory(fig.add_subplot(gs[3, :]), traj, fs, target_year=plan_year, target_rate=plan_rate)
 
         pid = str(_get(row, "patch_id", "矿山编号") or "")
         name = fs.text(_get(row, "矿山名称", "name", "mine_name") or "", "")
