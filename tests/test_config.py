@@ -56,7 +56,8 @@ def test_minimal_config_gets_defaults(site):
     assert cfg.detection.min_area_m2 == 400.0
     assert cfg.detection.zone_field == "auto"
     assert cfg.assessment.edge == "unmix"
-    assert cfg.run.baseline == "previous" and cfg.run.reference_date is None
+    assert cfg.run.baseline == "season" and cfg.run.season_window_days == 45 and cfg.run.reference_date is None
+    assert cfg.assessment.reference == "earliest" and cfg.assessment.reference_field == "auto"
     assert cfg.path == (site / "ecopatch.toml").resolve()
 
 

@@ -247,7 +247,10 @@ def test_run_then_nothing_new_then_force(site, caplog):
     assert not (out.folder / "maps").exists() and not (out.folder / "report").exists()
     m = json.loads((out.folder / MANIFEST).read_text(encoding="utf-8"))
     assert m["status"] == "ok" and m["exit_code"] == 0 and m["run_id"] == AFTER
-    assert m["baseline"]["id"] == BEFORE and m["baseline"]["rule"] == "previous"
+    assert m["baseline"]["id"] == BEFORE and m["baseline"]["rule"] == "season"
+    assert m["baseline"]["why"].startswith("same season: 2021-09-18 is 6 day(s) from 2024-09-12")
+    assert {r["id"] for r in m["references"]["mines"].values()} == {BEFORE}  # each mine's restoration reference
+    assert m["references"]["scenes"][0]["mines"] == 8 and m["references"]["not_assessed"] == {}
     assert set(m["inputs"]) == {"config", "scene", "baseline", "mines", "reserves"}
     assert len(m["inputs"]["scene"]["sha256"]) == 64 and m["inputs"]["mines"]["bytes"] > 0
     assert m["versions"]["ecopatch"] and m["versions"]["gdal"]

@@ -61,19 +61,30 @@ A complete example (every key but ``imagery``, ``mines``, ``reserves`` and
     fvc_drop = 0.25
 
     [assessment]                  # -> ecopatch.assess_restoration
+    reference = "earliest"        # each mine's reference: "earliest" usable scene, a date or a scene ID
+    reference_field = "auto"      # per-mine reference (修复前影像日期, 治理开始年份, ...): "auto", "none" or a field
     direction_field = "auto"      # "auto", "none" or a field name (修复方向)
+    target_year_field = "auto"    # the plan's target year (计划完成年份): "auto", "none" or a field
+    target_rate_field = "auto"    # the plan's target restoration rate (目标修复率)
     edge = "unmix"                # "unmix", "uniform"
     default_direction = "forest"
     start_rate = 0.05
     min_valid_fraction = 0.70
     min_damaged_fraction = 0.01
+    min_loss_m2 = 400             # smallest vegetation loss that raises 退化 / 反弹
+    stall_after = 3               # "stalled": the rate has not moved over this many observations ...
+    stall_tolerance = 0.02        # ... by this much (restoration rate, 0-1) ...
+    stall_min_days = 180          # ... spanning at least this many days
     [assessment.done_rate]        # ecopatch.StatusRules, per direction, in (0, 1]
     cropland = 0.60
     [assessment.min_fvc]
     forest = 0.50
+    [assessment.max_loss]         # share of a mine that may lose vegetation before 退化 / 反弹
+    forest = 0.05
 
     [run]
-    baseline = "previous"         # "previous", "best" or "fixed"
+    baseline = "season"           # encroachment: "season", "previous", "best" or "fixed"
+    season_window_days = 45       # "season": same time of year within this many days
     reference_date = 2021-09-18   # with baseline = "fixed"
     max_baseline_age_days = 0     # "best": only earlier scenes this recent (0 = any)
     min_clear_fraction = 0.0      # skip new scenes less clear than this over the mines and reserves
@@ -87,7 +98,7 @@ Examples
 >>> from ecopatch.config import load_config
 >>> cfg = load_config("sample_data/ecopatch.toml")        # doctest: +SKIP
 >>> cfg.detection.min_area_m2, cfg.run.baseline           # doctest: +SKIP
-(400.0, 'previous')
+(400.0, 'season')
 """
 
 from __future__ import annotations
@@ -125,8 +136,8 @@ __all__ = [
     "parse_config",
 ]
 
-#: How the "before" scene of a run is chosen (see :mod:`ecopatch.pipeline`).
-BASELINE_RULES: tuple[str, ...] = ("previous", "best", "fixed")
+#: How the "before" scene of the encroachment job is chosen (see :mod:`ecopatch.pipeline`).
+BASELINE_RULES: tuple[str, ...] = ("season", "previous", "best", "fixed")
 #: Units of ``[detection] min_area``.
 AREA_UNITS: tuple[str, ...] = ("m2", "mu", "ha")
 #: Table formats a run can write (file extensions).
@@ -317,29 +328,53 @@ class AssessmentConfig:
 
     Attributes
     ----------
+    reference : str or datetime.date
+        Each mine's reference (the state before restoration), unless its own
+        field names one: ``"earliest"`` (the earliest usable scene that sees
+        the mine clear), a date (the scene of that date, else the latest
+        before it) or a scene ID.  See :mod:`ecopatch.pipeline`.
+    reference_field : str or None
+        Field of the mines layer with a per-mine reference: a date (修复前影像日期),
+        a year (治理开始年份: the latest clear scene before that year) or a
+        scene ID.  ``"auto"`` looks for the usual names
+        (:data:`ecopatch.pipeline.REFERENCE_FIELDS`); None: the config's for all.
     direction_field : str or None
         ``"auto"``, a field name, or None (``default_direction`` for all).
+    target_year_field, target_rate_field : str or None
+        The plan's target year and rate: ``"auto"``, a field name or None.
     edge : {"unmix", "uniform"}
     default_direction : str
         Direction of mines without one (forest, shrub, grass, cropland, natural).
     start_rate, min_valid_fraction, min_damaged_fraction : float
         :class:`ecopatch.StatusRules` thresholds, fractions 0-1.
-    done_rate, min_fvc : mapping of str to float
+    done_rate, min_fvc, max_loss : mapping of str to float
         Per-direction overrides of :class:`ecopatch.StatusRules`.
+    min_loss_m2, stall_after, stall_tolerance, stall_min_days
+        :class:`ecopatch.StatusRules` losses and stalls.
     """
 
+    reference: str | _dt.date = "earliest"
+    reference_field: str | None = "auto"
     direction_field: str | None = "auto"
+    target_year_field: str | None = "auto"
+    target_rate_field: str | None = "auto"
     edge: str = "unmix"
     default_direction: str = "forest"
     start_rate: float = 0.05
     min_valid_fraction: float = 0.70
     min_damaged_fraction: float = 0.01
+    min_loss_m2: float = 400.0
+    stall_after: int = 3
+    stall_tolerance: float = 0.02
+    stall_min_days: int = 180
     done_rate: Mapping[str, float] = field(default_factory=dict)
     min_fvc: Mapping[str, float] = field(default_factory=dict)
+    max_loss: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "done_rate", MappingProxyType(dict(self.done_rate)))
         object.__setattr__(self, "min_fvc", MappingProxyType(dict(self.min_fvc)))
+        object.__setattr__(self, "max_loss", MappingProxyType(dict(self.max_loss)))
 
     def status_rules(self) -> StatusRules:
         """:class:`ecopatch.StatusRules` with this section's values."""
@@ -348,7 +383,8 @@ class AssessmentConfig:
         return StatusRules(
             done_rate=dict(self.done_rate), min_fvc=dict(self.min_fvc), start_rate=self.start_rate,
             min_valid_fraction=self.min_valid_fraction, min_damaged_fraction=self.min_damaged_fraction,
-            default_direction=self.default_direction,
+            default_direction=self.default_direction, max_loss=dict(self.max_loss), min_loss_m2=self.min_loss_m2,
+            stall_after=self.stall_after, stall_tolerance=self.stall_tolerance, stall_min_days=self.stall_min_days,
         )
 
 
@@ -358,8 +394,13 @@ class RunOptions:
 
     Attributes
     ----------
-    baseline : {"previous", "best", "fixed"}
-        How the before scene is chosen (see :mod:`ecopatch.pipeline`).
+    baseline : {"season", "previous", "best", "fixed"}
+        How the before scene of the encroachment job is chosen (see
+        :mod:`ecopatch.pipeline`); restoration has each mine's reference
+        (:attr:`AssessmentConfig.reference`).
+    season_window_days : int
+        ``"season"``: an earlier year's scene counts as the same season when
+        its day of year is at most this many days away.
     reference_date : datetime.date or None
         The fixed baseline's date (required with ``baseline = "fixed"``).
     max_baseline_age_days : int
@@ -380,7 +421,8 @@ class RunOptions:
         Seconds a ledger write waits for another writer.
     """
 
-    baseline: str = "previous"
+    baseline: str = "season"
+    season_window_days: int = 45
     reference_date: _dt.date | None = None
     max_baseline_age_days: int = 0
     min_clear_fraction: float = 0.0
@@ -581,6 +623,23 @@ def _date(v: Any, where: str, base: Path) -> _dt.date | None:
         except ValueError:
             pass
     raise _bad(where, v, "must be a date written YYYY-MM-DD (e.g. 2021-09-18)")
+
+
+def _reference(v: Any, where: str, base: Path) -> str | _dt.date:
+    """``"earliest"``, a date (TOML date or ``"YYYY-MM-DD"``) or a scene ID."""
+    if isinstance(v, _dt.datetime):
+        return v.date()
+    if isinstance(v, _dt.date):
+        return v
+    if isinstance(v, str) and v.strip():
+        s = v.strip()
+        if s.lower() == "earliest":
+            return "earliest"
+        try:
+            return _dt.date.fromisoformat(s)
+        except ValueError:
+            return s  # a scene ID, checked against the imagery when the run starts
+    raise _bad(where, v, '"earliest", a date written YYYY-MM-DD (e.g. 2021-09-18) or a scene ID')
 
 
 def _string_list(*, choices: Sequence[str] | None = None) -> Converter:
@@ -803,6 +862,15 @@ _SECTIONS: dict[str, dict[str, _Key]] = {
         "change": _Key(_fraction_table(_CHANGE_KEYS), default={}),
     },
     "assessment": {
+        "reference": _Key(_reference, default="earliest"),
+        "reference_field": _Key(_field_name, default="auto"),
+        "target_year_field": _Key(_field_name, default="auto"),
+        "target_rate_field": _Key(_field_name, default="auto"),
+        "min_loss_m2": _Key(_number(lo=0.0, unit=" m²"), default=400.0),
+        "stall_after": _Key(_number(lo=2, hi=100, integer=True, unit=" observations"), default=3),
+        "stall_tolerance": _Key(_number(lo=0.0, hi=1.0), default=0.02),
+        "stall_min_days": _Key(_number(lo=0, hi=3650, integer=True, unit=" days"), default=180),
+        "max_loss": _Key(_fraction_table(_DIRECTIONS), default={}),
         "direction_field": _Key(_field_name, default="auto"),
         "edge": _Key(_choice(_EDGE), default="unmix"),
         "default_direction": _Key(_choice(_DIRECTIONS), default="forest"),
@@ -813,7 +881,8 @@ _SECTIONS: dict[str, dict[str, _Key]] = {
         "min_fvc": _Key(_fraction_table(_DIRECTIONS), default={}),
     },
     "run": {
-        "baseline": _Key(_choice(BASELINE_RULES), default="previous"),
+        "baseline": _Key(_choice(BASELINE_RULES), default="season"),
+        "season_window_days": _Key(_number(lo=1, hi=182, integer=True, unit=" days"), default=45),
         "reference_date": _Key(_date, default=None),
         "max_baseline_age_days": _Key(_number(lo=0, integer=True, unit=" days"), default=0),
         "min_clear_fraction": _Key(_number(lo=0.0, hi=1.0), default=0.0),
@@ -957,7 +1026,8 @@ def _assemble(values: dict[str, dict[str, Any]], path: Path | None) -> RunConfig
             given.setdefault("ledger", given["dir"] / "ledger.gpkg")
         # keys set to "" (None) fall back to their default, except where None is meaningful
         for k, v in values.get(section, {}).items():
-            if v is None and k in ("zone_field", "name_field", "direction_field"):
+            if v is None and k in ("zone_field", "name_field", "direction_field", "reference_field",
+                                   "target_year_field", "target_rate_field"):
                 given[k] = None
         secs[section] = cls(**given)
     run: RunOptions = secs["run"]

@@ -19,27 +19,43 @@ What a run does
    folder records it (a folder in ``[outputs] dir`` whose ``manifest.json``
    has status ``ok`` or ``skipped`` for that scene ID).  ``force=True``
    processes every scene again.  Nothing new: the run stops and says so.
-4. **Per new scene, oldest first**: choose its baseline (below), open both
-   scenes, assess every mine and detect changes in the reserves in one
-   windowed pass (as :func:`ecopatch.assess_and_detect`), write the
-   results, record both in the ledger *in one transaction*
+4. **Per new scene, oldest first**: choose its encroachment baseline and
+   each mine's restoration reference (below), open the scenes, assess every
+   mine against its reference and detect changes in the reserves against
+   the baseline in one windowed pass (each tile decoded once for all the
+   jobs), see each mine's status against its history in the ledger
+   (:func:`ecopatch.trajectory.mine_status`), write the results, record
+   both in the ledger *in one transaction*
    (:meth:`ecopatch.Ledger.transaction`), write the field package of the
    cases this scene opened or reopened, the change map and the report, then
    ``manifest.json`` last, and move the folder into place.
 
 The ledger run ID of a scene is its scene ID (the product name, e.g.
 ``S2B_MSIL2A_20240912T023529_N0510_R089_T50RQU_20240912T061020``), so running
-a scene again (``force=True``) adds nothing to the ledger: every mine record
-and detection is already there and is counted as unchanged.
+a scene again (``force=True``) adds nothing to the ledger: every detection is
+already there and is counted as unchanged, and each mine keeps one history
+row for the date (replaced, with the old row kept as superseded, only when
+the figures changed, e.g. after a change of parameters or reference).
 
-The baseline rule
------------------
-``[run] baseline`` chooses the "before" scene of each new scene ``S``:
+Two baselines
+-------------
+Encroachment and restoration ask different questions, so they are measured
+against different scenes.
 
-``"previous"`` (default)
+**Encroachment** (new disturbance in the reserves) compares each new scene
+``S`` with one earlier scene, chosen by ``[run] baseline``:
+
+``"season"`` (default)
+    The same time of year in an earlier year, so that ploughed fields,
+    leaf-off forest and dry grass are not new disturbance: of the usable
+    scenes of earlier calendar years within ``[run] season_window_days``
+    (default 45) of ``S`` in the calendar, the nearest of the most recent
+    such year.  When there is none, the previous scene (as ``"previous"``).
+    The manifest and the run log say which was taken and why.
+``"previous"``
     The most recent scene dated strictly before ``S`` that is usable: not a
     scene whose own run was skipped (it did not see the mines and reserves)
-    or failed.  In steady state this is the previous run's scene.
+    or failed.
 ``"best"``
     Of the usable scenes dated before ``S`` (and at most
     ``max_baseline_age_days`` older, when set), the one clear (not cloud, not
@@ -51,10 +67,21 @@ The baseline rule
     recent scene before that date if none is on it).  Only scenes after it
     are processed.
 
+**Restoration** is measured from the state before restoration began
+(一矿一策), never from the previous scene: each mine has a fixed
+*reference* (:func:`choose_references`), from its own field
+(``[assessment] reference_field``: 修复前影像日期 = a date or scene ID, or
+治理开始年份 = the year restoration began, whose reference is the latest clear
+scene before it), else ``[assessment] reference``: ``"earliest"`` (default:
+the earliest usable scene that sees the mine clear), a date or a scene ID.
+A mine whose reference is not before ``S`` is not assessed in ``S``.  The
+mines table says which reference each mine was measured against
+(``reference_scene``, ``date_before``, ``reference_rule``).
+
 The earliest scene (or, with ``"fixed"``, every scene up to the reference)
 has nothing to compare with: it serves as a baseline only and gets no run
-folder.  Baselines depend only on the imagery and the recorded runs, so the
-same inputs give the same pairs.
+folder.  Baselines and references depend only on the imagery, the mines and
+the recorded runs, so the same inputs give the same pairs.
 
 A scene clear over less than ``[run] min_clear_fraction`` of the mines and
 reserves, or that sees none of them, or whose every pixel there is cloud,
@@ -159,16 +186,21 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MANIFEST",
+    "REFERENCE_FIELDS",
     "ExitCode",
     "LockInfo",
+    "MineReference",
     "RunLock",
     "RunResult",
     "SceneOutcome",
     "SceneRef",
     "choose_baseline",
+    "choose_references",
+    "clear_fractions",
     "completed_runs",
     "discover_scenes",
     "exit_code_for",
+    "reference_request",
     "run_pipeline",
 ]
 
@@ -506,13 +538,14 @@ def choose_baseline(
     scene: SceneRef,
     scenes: Sequence[SceneRef],
     *,
-    rule: str = "previous",
+    rule: str = "season",
     reference: SceneRef | None = None,
     unusable: Collection[str] = (),
     clear_fraction: Callable[[SceneRef], float] | None = None,
     max_age_days: int = 0,
+    window_days: int = 45,
 ) -> tuple[SceneRef | None, str]:
-    """Choose the baseline ("before" scene) of ``scene`` (the module docstring gives the rule).
+    """Choose the encroachment baseline ("before" scene) of ``scene`` (the module docstring gives the rule).
 
     Parameters
     ----------
@@ -520,7 +553,7 @@ def choose_baseline(
         The new scene.
     scenes : sequence of SceneRef
         Every scene found.
-    rule : {"previous", "best", "fixed"}
+    rule : {"season", "previous", "best", "fixed"}
     reference : SceneRef, optional
         The fixed baseline (``rule="fixed"``), see :func:`reference_scene`.
     unusable : collection of str
@@ -530,6 +563,9 @@ def choose_baseline(
         interest; needed by ``"best"``.
     max_age_days : int
         ``"best"``: ignore scenes more than this many days older (0: no limit).
+    window_days : int
+        ``"season"``: how far apart in the calendar (days, across years) an
+        earlier year's scene may be.
 
     Returns
     -------
@@ -541,12 +577,16 @@ def choose_baseline(
     >>> import datetime as dt
     >>> from pathlib import Path
     >>> a, b, c = (SceneRef(n, dt.date(2024, m, 1), Path(n)) for n, m in (("a", 3), ("b", 6), ("c", 9)))
-    >>> choose_baseline(c, [a, b, c])[0].scene_id
+    >>> choose_baseline(c, [a, b, c], rule="previous")[0].scene_id
     'b'
-    >>> choose_baseline(c, [a, b, c], unusable={"b"})[0].scene_id
+    >>> choose_baseline(c, [a, b, c], rule="previous", unusable={"b"})[0].scene_id
     'a'
     >>> choose_baseline(a, [a, b, c])
     (None, 'no earlier scene')
+    >>> d = SceneRef("d", dt.date(2023, 8, 20), Path("d"))
+    >>> pick, why = choose_baseline(c, [d, a, b, c])  # "season": last year's scene of the same time of year
+    >>> pick.scene_id, why.split(":")[0]
+    ('d', 'same season')
     """
     if rule == "fixed":
         if reference is None:
@@ -563,6 +603,8 @@ def choose_baseline(
     if rule == "previous":
         pick = max(usable, key=lambda s: (s.date, s.scene_id))
         return pick, "most recent usable earlier scene"
+    if rule == "season":
+        return _same_season(scene, usable, window_days)
     if rule == "best":
         if clear_fraction is None:
             raise ConfigError('baseline "best" needs a clear_fraction function')
@@ -601,6 +643,234 @@ def reference_scene(scenes: Sequence[SceneRef], date: _dt.date) -> SceneRef:
     log.warning("no scene dated %s: using the most recent one before it, %s, as the fixed baseline", date,
                 pick.label)
     return pick
+
+
+def season_gap_days(a: _dt.date, b: _dt.date) -> int:
+    """Days between two dates' places in the calendar, whatever their years (0-183).
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> season_gap_days(dt.date(2021, 9, 18), dt.date(2024, 9, 12)), season_gap_days(dt.date(2023, 12, 20),
+    ...                                                                              dt.date(2024, 1, 10))
+    (6, 21)
+    """
+    def shifted(d: _dt.date, year: int) -> _dt.date:
+        return d.replace(year=year, day=28) if (d.month, d.day) == (2, 29) else d.replace(year=year)
+
+    return min(abs((shifted(a, y) - b).days) for y in (b.year - 1, b.year, b.year + 1))
+
+
+def _same_season(scene: SceneRef, usable: Sequence[SceneRef], window_days: int) -> tuple[SceneRef, str]:
+    """The ``"season"`` rule: the earlier-year scene nearest in the calendar, else the previous scene."""
+    older = [s for s in usable if s.date.year < scene.date.year]
+    gaps = [(season_gap_days(s.date, scene.date), -s.date.toordinal(), s.scene_id, s) for s in older]
+    inside = [g for g in gaps if g[0] <= window_days]
+    if inside:
+        # the most recent earlier year with a scene in the window, then the nearest in the calendar there:
+        # the window already matches the season, and a more recent year has less change piled up
+        year = max(t[3].date.year for t in inside)
+        gap, _, _, pick = min((t for t in inside if t[3].date.year == year), key=lambda t: t[:3])
+        return pick, (f"same season: {pick.date} is {gap} day(s) from {scene.date} in the calendar (window "
+                      f"±{window_days} d; {len(inside)} earlier-year scene(s) in it: the nearest of the most "
+                      "recent year taken)")
+    prev = max(usable, key=lambda s: (s.date, s.scene_id))
+    if gaps:
+        gap, _, _, near = min(gaps, key=lambda t: t[:3])
+        seen = f"the nearest, {near.date}, is {gap} days away in the calendar"
+    else:
+        seen = "there is no scene of an earlier year"
+    return prev, (f"previous scene: no earlier-year scene within ±{window_days} days of {scene.date:%m-%d} ({seen}); "
+                  "most recent usable earlier scene")
+
+
+# ---------------------------------------------------------------------------
+# Restoration references (one per mine)
+# ---------------------------------------------------------------------------
+#: Fields searched (in order) for a mine's own reference with ``[assessment] reference_field = "auto"``:
+#: a date or scene ID (修复前影像日期 ...) or a year (治理开始年份 ...).
+REFERENCE_FIELDS: tuple[str, ...] = (
+    "修复前影像日期", "修复前影像", "基准影像日期", "基准影像", "参考影像日期", "治理开始年份", "修复开始年份",
+    "治理开始时间", "reference_date", "reference_scene", "reference_year", "restoration_start_year",
+)
+
+
+@dataclass(frozen=True)
+class MineReference:
+    """The reference of one mine: the scene its restoration is measured against.
+
+    Attributes
+    ----------
+    scene : SceneRef or None
+        None when no scene can serve.
+    rule : str
+        Where the request came from, e.g. ``"field 修复前影像日期 = 2021-09-18"``,
+        ``"config reference = earliest"``.
+    why : str
+        Why this scene, in words.
+    """
+
+    scene: SceneRef | None
+    rule: str
+    why: str
+
+
+def reference_request(value: Any) -> tuple[str, Any] | None:
+    """What a reference value asks for: ``("earliest", None)``, ``("date", d)``, ``("year", y)`` or ``("scene", id)``.
+
+    Dates may be dates or strings (``2021-09-18``, ``2021/9/18``, ``2021年9月18日``);
+    a whole number 1900-2200 (or ``"2022年"``) is a year (restoration began
+    that year); other text is a scene ID.  Empty values give None (use the
+    default).
+
+    Examples
+    --------
+    >>> reference_request("2021-09-18"), reference_request(2022.0), reference_request("2022年")
+    (('date', datetime.date(2021, 9, 18)), ('year', 2022), ('year', 2022))
+    >>> reference_request("S2A_MSIL2A_20210918T023551"), reference_request(""), reference_request("earliest")
+    (('scene', 'S2A_MSIL2A_20210918T023551'), None, ('earliest', None))
+    """
+    import math
+
+    from .fieldcheck import parse_date
+
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, (_dt.date, _dt.datetime)) or type(value).__name__ == "Timestamp":
+        try:
+            return ("date", parse_date(value))
+        except ValueError:
+            return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if float(value).is_integer() and 1900 <= value <= 2200:
+            return ("year", int(value))
+        return ("scene", str(value))
+    text = str(value).strip()
+    if not text:
+        return None
+    if text.lower() == "earliest":
+        return ("earliest", None)
+    y = text.removesuffix("年")
+    if y.isdigit() and len(y) == 4 and 1900 <= int(y) <= 2200:
+        return ("year", int(y))
+    try:
+        return ("date", parse_date(text))
+    except ValueError:
+        return ("scene", text)
+
+
+def choose_references(
+    requests: Sequence[tuple[str, Any] | None],
+    scenes: Sequence[SceneRef],
+    *,
+    rules: Sequence[str] | None = None,
+    default: tuple[str, Any] = ("earliest", None),
+    default_rule: str = "config reference = earliest",
+    unusable: Collection[str] = (),
+    clear: Callable[[SceneRef], Sequence[float]] | None = None,
+    min_clear: float = 0.70,
+) -> list[MineReference]:
+    """The reference scene of each mine (一矿一策: measured from the state before restoration began).
+
+    Parameters
+    ----------
+    requests : sequence of (kind, value) or None
+        Per mine, from :func:`reference_request` of its own field; None:
+        ``default``.
+    scenes : sequence of SceneRef
+        Every scene found.
+    rules : sequence of str, optional
+        Per mine, where its request came from (e.g. ``"field 治理开始年份 = 2022"``).
+    default : (kind, value)
+        The configuration's reference (``[assessment] reference``).
+    default_rule : str
+        Where ``default`` came from, for the table.
+    unusable : collection of str
+        IDs of scenes whose own run was skipped or failed: never chosen by
+        the ``"earliest"`` and year rules.
+    clear : callable, optional
+        ``clear(scene) -> per-mine shares (0-1)`` of each mine seen clear in
+        ``scene`` (:func:`clear_fractions`); the earliest and year rules then
+        pass over scenes that see a mine less than ``min_clear`` clear.
+    min_clear : float
+        See ``clear`` (the assessment's ``min_valid_fraction``).
+
+    Returns
+    -------
+    list of MineReference
+        One per request, in order.
+
+    Notes
+    -----
+    - ``("scene", id)``: that scene.
+    - ``("date", d)``: the scene dated ``d`` (first by ID), else the latest
+      before ``d``.
+    - ``("year", y)``: the latest usable scene dated before 1 January of
+      ``y`` (restoration began in ``y``) that sees the mine clear.
+    - ``("earliest", None)``: the earliest usable scene that sees the mine
+      clear.
+
+    When no scene sees a mine clear enough, the clearest one is taken
+    (earliest on a tie; for a year, the latest).  A request no scene can
+    meet (a scene ID not in the imagery, a date or year before every scene)
+    falls back to ``default``, and ``why`` says so.  The choice depends only
+    on the imagery, the mines and the runs that were skipped, so every run
+    measures a mine against the same reference.
+    """
+    by_id = {s.scene_id: s for s in scenes}
+    ordered = sorted(scenes, key=lambda s: (s.date, s.scene_id))
+    usable = [s for s in ordered if s.scene_id not in unusable]
+    cache: dict[str, Sequence[float]] = {}
+
+    def share(s: SceneRef, i: int) -> float:
+        if clear is None:
+            return 1.0
+        if s.scene_id not in cache:
+            cache[s.scene_id] = clear(s)
+        return float(cache[s.scene_id][i])
+
+    def first_clear(cands: Sequence[SceneRef], i: int, pick: str, scope: str) -> tuple[SceneRef, str]:
+        for s in cands:
+            v = share(s, i)
+            if v >= min_clear:
+                return s, (f"{pick} that sees the mine clear ({v:.0%} observed)" if clear else pick)
+        best = max(cands, key=lambda s: (round(share(s, i), 2), -cands.index(s)))
+        return best, (f"no {scope} sees {min_clear:.0%} of the mine clear: the clearest, {best.date} "
+                      f"({share(best, i):.0%} observed)")
+
+    def resolve(req: tuple[str, Any], i: int) -> tuple[SceneRef | None, str]:
+        kind, value = req
+        if kind == "scene":
+            hit = by_id.get(str(value))
+            return (hit, f"scene {value}") if hit else (None, f"no scene {value!r} in the imagery")
+        if kind == "date":
+            on = sorted((s for s in ordered if s.date == value), key=lambda s: s.scene_id)
+            if on:
+                return on[0], f"the scene of {value}"
+            before = [s for s in ordered if s.date < value]
+            if before:
+                pick = before[-1]
+                return pick, f"the latest scene before {value} ({pick.date}; none on that date)"
+            return None, f"no scene on or before {value}"
+        if kind == "year":
+            cands = [s for s in usable if s.date < _dt.date(int(value), 1, 1)][::-1]
+            if not cands:
+                return None, f"no usable scene before {value}"
+            return first_clear(cands, i, f"the latest usable scene before {value}", f"usable scene before {value}")
+        if not usable:
+            return None, "no usable scene"
+        return first_clear(usable, i, "the earliest usable scene", "usable scene")
+
+    out: list[MineReference] = []
+    for i, req in enumerate(requests):
+        rule = (rules[i] if rules is not None and req is not None else None) or default_rule
+        pick, why = resolve(req or default, i)
+        if pick is None and req is not None:
+            fallback, why2 = resolve(default, i)
+            pick, why = fallback, f"{why}; {default_rule}: {why2}"
+            rule = f"{rule} (fallback: {default_rule})"
+        out.append(MineReference(pick, rule, why))
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -832,6 +1102,9 @@ class SceneOutcome:
         Mines, patches, ledger counts (see ``manifest.json``).
     message : str
         Why it was skipped or failed; the baseline reason in a dry run.
+    references : tuple of (SceneRef, int)
+        The restoration references used (or to be used), with their number
+        of mines, most used first.
     """
 
     scene: SceneRef
@@ -841,6 +1114,7 @@ class SceneOutcome:
     folder: Path | None = None
     counts: Mapping[str, Any] = field(default_factory=dict)
     message: str = ""
+    references: tuple[tuple[SceneRef, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -900,7 +1174,8 @@ class RunResult:
                          f"in {self.duration_s:.1f} s")
         for o in self.outcomes:
             base = o.baseline.label if o.baseline else "-"
-            head = f"  {o.scene.label} vs {base}"
+            refs = ", ".join(f"{sc.date} ({n})" for sc, n in o.references)
+            head = f"  {o.scene.label} vs {base}" + (f" (mines vs {refs})" if refs else "")
             if o.status == "pending":
                 lines.append(f"{head} ({o.message}) -> {self.runs_dir / o.scene.folder_name}")
             elif o.status == "ok":
@@ -942,6 +1217,8 @@ class _Context:
     lock: RunLock | None = None
     clear_cache: dict[str, float] = field(default_factory=dict)
     digest_cache: dict[str, dict[str, Any]] = field(default_factory=dict)
+    scenes: Sequence[SceneRef] = ()
+    mine_clear_cache: dict[str, Any] = field(default_factory=dict)  # scene ID -> per-mine clear shares
 
 
 def run_pipeline(
@@ -1006,10 +1283,13 @@ def run_pipeline(
     disc = discover_scenes(cfg.inputs.imagery, cfg.inputs.scene_pattern, sensor=cfg.inputs.sensor,
                            open_options=cfg.inputs.open_options,
                            ignore=(runs_dir, cfg.outputs.ledger))
+    ctx.scenes = disc.scenes
     if not disc.scenes:
         log.warning("no scene found in %s (scene_pattern %s): check [inputs] imagery and scene_pattern",
                     cfg.inputs.imagery, list(cfg.inputs.scene_pattern))
     wanted = _select(disc.scenes, scenes)
+    if disc.scenes:
+        _check_reference(cfg, disc.scenes)
     reference = (reference_scene(disc.scenes, cfg.run.reference_date)
                  if cfg.run.baseline == "fixed" and cfg.run.reference_date and disc.scenes else None)
 
@@ -1023,7 +1303,11 @@ def run_pipeline(
         if holder is not None:
             log.warning("a run holds the lock now (%s): this listing may be out of date", holder.describe())
         plan = _plan(ctx, disc.scenes, wanted, completed_runs(runs_dir), reference)
-        outcomes = [SceneOutcome(s, b, "pending", message=why) for s, b, why in plan.pairs]
+        outcomes = []
+        for s, b, why in plan.pairs:
+            refs = _scene_references(ctx, s, plan.unusable)
+            outcomes.append(SceneOutcome(s, b, "pending", message=f"{why}; {_references_text(refs, s)}",
+                                         references=_reference_counts(refs, s)))
         return result("dry_run", ExitCode.OK if outcomes else ExitCode.NOTHING_NEW, outcomes, plan)
 
     cfg.outputs.ledger.parent.mkdir(parents=True, exist_ok=True)
@@ -1049,7 +1333,7 @@ def run_pipeline(
                 plan.baseline_only.append((s, why))
                 continue
             _heartbeat(ctx)
-            out = _process_scene(ctx, s, base, why)
+            out = _process_scene(ctx, s, base, why, unusable)
             outcomes.append(out)
             if out.status != "ok":
                 unusable.add(s.scene_id)
@@ -1112,7 +1396,87 @@ def _baseline(ctx: _Context, scene: SceneRef, scenes: Sequence[SceneRef], refere
               unusable: Collection[str]) -> tuple[SceneRef | None, str]:
     r = ctx.config.run
     return choose_baseline(scene, scenes, rule=r.baseline, reference=reference, unusable=unusable,
-                           clear_fraction=lambda s: _clear(ctx, s), max_age_days=r.max_baseline_age_days)
+                           clear_fraction=lambda s: _clear(ctx, s), max_age_days=r.max_baseline_age_days,
+                           window_days=r.season_window_days)
+
+
+def _reference_field(ctx: _Context) -> str | None:
+    """The mines layer's field holding per-mine references (None: the configuration's for all)."""
+    name = ctx.config.assessment.reference_field
+    assert ctx.mines is not None
+    if name is None:
+        return None
+    if name != "auto":
+        if name not in ctx.mines.columns:
+            fields_ = [c for c in ctx.mines.columns if c != ctx.mines.geometry.name]
+            raise InputDataError(f"{ctx.config.inputs.mines}: no field {name!r} for [assessment] reference_field; "
+                                 f"the fields are {fields_}")
+        return name
+    return next((f for f in REFERENCE_FIELDS if f in ctx.mines.columns), None)
+
+
+def _scene_references(ctx: _Context, scene: SceneRef | None, unusable: Collection[str]) -> list[MineReference]:
+    """Each mine's reference (aligned with ``ctx.mines``), as :func:`choose_references` gives it."""
+    _read_layers(ctx)
+    assert ctx.mines is not None
+    a = ctx.config.assessment
+    ref = a.reference
+    default = ("earliest", None) if ref == "earliest" else (("date", ref) if isinstance(ref, _dt.date)
+                                                           else ("scene", str(ref)))
+    default_rule = f"config reference = {ref.isoformat() if isinstance(ref, _dt.date) else ref}"
+    fld = _reference_field(ctx)
+    requests: list[tuple[str, Any] | None] = [None] * len(ctx.mines)
+    rules: list[str] = [default_rule] * len(ctx.mines)
+    if fld is not None:
+        for i, v in enumerate(ctx.mines[fld]):
+            requests[i] = reference_request(v)
+            if requests[i] is not None:
+                shown = v.isoformat() if isinstance(v, _dt.date) else (int(v) if isinstance(v, float) else v)
+                rules[i] = f"field {fld} = {shown}"
+    _check_reference(ctx.config, ctx.scenes)
+    return choose_references(requests, ctx.scenes, rules=rules, default=default, default_rule=default_rule,
+                             unusable=unusable, clear=lambda s: _mine_clear(ctx, s),
+                             min_clear=a.min_valid_fraction)
+
+
+def _check_reference(cfg: RunConfig, scenes: Sequence[SceneRef]) -> None:
+    """``[assessment] reference`` naming a scene must name one of the imagery."""
+    ref = cfg.assessment.reference
+    if isinstance(ref, str) and ref != "earliest" and not any(s.scene_id == ref for s in scenes):
+        ids = ", ".join(s.scene_id for s in scenes[:5]) or "none"
+        raise ConfigError(f"[assessment] reference = {ref!r}: no such scene in the imagery (scenes: {ids}); "
+                          'use "earliest", a date (YYYY-MM-DD) or one of the scene IDs')
+
+
+def _reference_counts(refs: Sequence[MineReference], scene: SceneRef) -> tuple[tuple[SceneRef, int], ...]:
+    """(reference scene, number of mines) for the references before ``scene``, most used first."""
+    counts: dict[str, list[Any]] = {}
+    for r in refs:
+        if r.scene is not None and r.scene.date < scene.date:
+            counts.setdefault(r.scene.scene_id, [r.scene, 0])[1] += 1
+    return tuple((sc, n) for sc, n in sorted(counts.values(), key=lambda t: (-t[1], t[0].date)))
+
+
+def _references_text(refs: Sequence[MineReference], scene: SceneRef) -> str:
+    counts = _reference_counts(refs, scene)
+    waiting = sum(1 for r in refs if r.scene is None or r.scene.date >= scene.date)
+    parts = [f"{n} mine(s) against {sc.label}" for sc, n in counts]
+    if waiting:
+        parts.append(f"{waiting} mine(s) without a reference before this scene")
+    return "restoration: " + ("; ".join(parts) if parts else "no mine")
+
+
+def _mine_clear(ctx: _Context, ref: SceneRef) -> Any:
+    """Per mine (``ctx.mines`` order), the share seen clear in ``ref`` (decimated read; cached)."""
+    if ref.scene_id not in ctx.mine_clear_cache:
+        _read_layers(ctx)
+        assert ctx.mines is not None
+        values = clear_fractions(_open(ctx, ref), ctx.mines)
+        ctx.mine_clear_cache[ref.scene_id] = values
+        log.info("mines seen clear in %s: %d of %d at >= %.0f %%", ref.label,
+                 int((values >= ctx.config.assessment.min_valid_fraction).sum()), len(values),
+                 100 * ctx.config.assessment.min_valid_fraction)
+    return ctx.mine_clear_cache[ref.scene_id]
 
 
 def _overall(outcomes: Sequence[SceneOutcome], bad_candidates: bool) -> tuple[str, ExitCode]:
@@ -1211,6 +1575,60 @@ def clear_fraction(scene: Scene, aoi: gpd.GeoSeries, *, max_pixels: int = _CLEAR
     return float(min(1.0, max(0.0, clear_area / union.area)))
 
 
+def clear_fractions(scene: Scene, polygons: gpd.GeoDataFrame | gpd.GeoSeries, *,
+                    max_pixels: int = _CLEAR_PIXELS) -> Any:
+    """Per polygon, the share that ``scene`` sees clear (not cloud, not no-data), from one decimated read.
+
+    Parameters
+    ----------
+    scene : Scene
+    polygons : geopandas.GeoDataFrame or GeoSeries
+        Mines (any CRS).
+    max_pixels : int
+        Pixels of the decimated read over the polygons' extent.
+
+    Returns
+    -------
+    ndarray of float, shape (n,)
+        In [0, 1]: the share of the polygon inside the scene times the share
+        of its pixels (centres inside; every pixel it touches when it covers
+        no centre) that are clear.  0 for a polygon outside the scene.
+    """
+    import numpy as np
+    import shapely
+    from rasterio.features import geometry_mask
+
+    from .geodesy import geometries_in
+    from .io.raster import read_decimated
+
+    geoms = shapely.make_valid(geometries_in(polygons, scene.grid.crs, what="mines layer"))
+    out = np.zeros(len(geoms))
+    ok = ~shapely.is_empty(geoms) & (shapely.area(geoms) > 0)
+    if not ok.any():
+        return out
+    union_bounds = shapely.total_bounds(geoms[ok])
+    try:
+        with _warnings_to_log():
+            obs = read_decimated(scene, aoi_bounds=tuple(union_bounds), max_pixels=max_pixels)
+    except (NoOverlapError, NoValidPixelsError):
+        return out
+    g = obs.grid
+    footprint = g.footprint()
+    for i in np.flatnonzero(ok):
+        poly = geoms[i]
+        inside_share = shapely.area(shapely.intersection(poly, footprint)) / shapely.area(poly)
+        win = g.window_from_bounds(poly.bounds, pad=1, clip=True)
+        if win is None or inside_share <= 0:
+            continue
+        sub = g.subgrid(win)
+        m = geometry_mask([poly], out_shape=win.shape, transform=sub.transform, invert=True)
+        if not m.any():
+            m = geometry_mask([poly], out_shape=win.shape, transform=sub.transform, invert=True, all_touched=True)
+        if m.any():
+            out[i] = min(1.0, inside_share) * float(np.count_nonzero(m & obs.valid[win.slices])) / m.sum()
+    return out
+
+
 def _open(ctx: _Context, ref: SceneRef) -> Scene:
     from .io.raster import open_scene
 
@@ -1240,7 +1658,8 @@ def _ledger_counts(ledger: Ledger) -> dict[str, int]:
 # ---------------------------------------------------------------------------
 # One scene
 # ---------------------------------------------------------------------------
-def _process_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, why: str) -> SceneOutcome:
+def _process_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, why: str,
+                   unusable: Collection[str] = ()) -> SceneOutcome:
     """Build the scene's run folder under a temporary name, then move it into place."""
     name = scene.folder_name
     partial = ctx.runs_dir / f".{name}{_PARTIAL}"
@@ -1254,11 +1673,13 @@ def _process_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, why: str)
     counts: dict[str, Any] = {}
     status, code, message = "ok", ExitCode.OK, ""
     error: dict[str, str] | None = None
-    log.info("scene %s: baseline %s (%s: %s)", scene.label, baseline.label, ctx.config.run.baseline, why)
+    references: dict[str, Any] = {}
+    log.info("scene %s: encroachment baseline %s (rule %r: %s)", scene.label, baseline.label,
+             ctx.config.run.baseline, why)
     try:
         try:
             with _warnings_to_log():
-                status, message = _compute(ctx, scene, baseline, partial, timings, counts)
+                status, message = _compute(ctx, scene, baseline, partial, timings, counts, unusable, references)
         except (KeyboardInterrupt, SystemExit):
             log.error("scene %s: interrupted; the ledger is unchanged or holds the whole scene, the run folder "
                       "was not completed", scene.label)
@@ -1278,7 +1699,8 @@ def _process_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, why: str)
         shutil.rmtree(partial, ignore_errors=True)
         raise
     _detach_log(handler)
-    manifest = _manifest(ctx, scene, baseline, why, status, code, message, error, started, timings, counts, partial)
+    manifest = _manifest(ctx, scene, baseline, why, status, code, message, error, started, timings, counts, partial,
+                         references)
     _write_json(partial / MANIFEST, manifest)
     _fsync_dir(partial)
     final = ctx.runs_dir / (name if status in _COMPLETE_STATUSES else name + _FAILED)
@@ -1288,18 +1710,28 @@ def _process_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, why: str)
         if failed.exists():
             shutil.rmtree(failed, ignore_errors=True)
     log.info("run folder %s", final)
-    return SceneOutcome(scene, baseline, status, code, final, counts, message)
+    return SceneOutcome(scene, baseline, status, code, final, counts, message,
+                        tuple(references.get("_counts", ())))
 
 
 def _compute(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path, timings: dict[str, float],
-             counts: dict[str, Any]) -> tuple[str, str]:
-    """The analyses, the ledger transaction and the outputs of one scene; returns (status, reason)."""
+             counts: dict[str, Any], unusable: Collection[str] = (),
+             references: dict[str, Any] | None = None) -> tuple[str, str]:
+    """The analyses, the ledger transaction and the outputs of one scene; returns (status, reason).
+
+    Two baselines: the reserves are compared with ``baseline`` (the
+    ``[run] baseline`` rule), each mine with its own reference
+    (:func:`choose_references`).  Every job is set up, then the imagery is
+    read in one windowed pass for all of them (each tile decoded once), then
+    each is finished.
+    """
     from .encroachment import detection_pass
     from .io.vector import write_table
     from .restoration import assessment_pass, shared_scene_estimates
     from .tiling import run_passes
 
     cfg = ctx.config
+    references = references if references is not None else {}
     clock = _Clock(timings)
     with clock("open"):
         before, after = _open(ctx, baseline), _open(ctx, scene)
@@ -1311,24 +1743,41 @@ def _compute(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path, timi
     if clear < cfg.run.min_clear_fraction:
         return "skipped", (f"only {clear:.0%} of the mines and reserves are clear "
                            f"(min_clear_fraction = {cfg.run.min_clear_fraction:g})")
-    # both jobs are set up, then read the imagery in one windowed pass (each tile decoded
-    # once for both), then finished; a job that cannot run leaves a note and the other goes on
+    with clock("references"):
+        refs = _scene_references(ctx, scene, unusable)
+    groups, waiting = _group_references(ctx, refs, scene)
+    _record_references(references, refs, ctx, scene, groups, waiting)
+    for ref, idx in groups.values():
+        log.info("scene %s: %d mine(s) measured against reference %s", scene.label, len(idx), ref.label)
+    if waiting:
+        log.info("scene %s: %d mine(s) not assessed, no reference before this scene: %s", scene.label,
+                 len(waiting), ", ".join(f"{pid} ({why})" for pid, why in list(waiting.items())[:10]))
     notes: list[str] = []
     passes: dict[str, WindowPass] = {}
     skipped = {"assess": "mines not assessed", "detect": "reserves not watched"}
 
     def _skip(job: str, exc: Exception) -> None:
-        notes.append(f"{skipped[job]}: {exc}")
-        log.warning("scene %s: %s: %s", scene.label, skipped[job], exc)
+        kind = job.split(":")[0]
+        if kind == "assess" and len(groups) > 1:
+            ref = groups[job.split(":", 1)[1]][0]
+            notes.append(f"{len(groups[ref.scene_id][1])} mine(s) measured against {ref.label} not assessed: {exc}")
+        else:
+            notes.append(f"{skipped[kind]}: {exc}")
+        log.warning("scene %s: %s", scene.label, notes[-1])
 
-    with shared_scene_estimates():  # the before scene's end-members: sampled once for both jobs
+    if not groups and len(ctx.mines or ()):
+        notes.append("mines not assessed: no mine has a reference scene before this one")
+    with shared_scene_estimates():  # each scene's end-members sampled once for every job that reads it
         with clock("assess"):
-            try:
-                a = cfg.assessment
-                passes["assess"] = assessment_pass(ctx.mines, before, after, direction_field=a.direction_field,
-                                                   rules=a.status_rules(), edge=a.edge, block=cfg.run.block)
-            except (NoOverlapError, NoValidPixelsError) as exc:
-                _skip("assess", exc)
+            a = cfg.assessment
+            for sid, (ref, idx) in groups.items():
+                try:
+                    passes[f"assess:{sid}"] = assessment_pass(
+                        ctx.mines.iloc[idx], _open(ctx, ref), after, direction_field=a.direction_field,
+                        rules=a.status_rules(), edge=a.edge, block=cfg.run.block,
+                        target_year_field=a.target_year_field, target_rate_field=a.target_rate_field)
+                except (NoOverlapError, NoValidPixelsError) as exc:
+                    _skip(f"assess:{sid}", exc)
         with clock("detect"):
             try:
                 d = cfg.detection
@@ -1348,14 +1797,17 @@ def _compute(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path, timi
                                                 progress=ctx.progress)))
     _heartbeat(ctx)
     finished: dict[str, Any] = {}
-    for job in ("assess", "detect"):
-        if job in passes:
-            with clock(job):
-                try:
-                    finished[job] = passes[job].finish(results.pop(job))
-                except (NoOverlapError, NoValidPixelsError) as exc:
-                    _skip(job, exc)
-    assessment, patches = finished.get("assess"), finished.get("detect")
+    for job in sorted(passes, key=lambda job: job == "detect"):
+        with clock(job.split(":")[0]):
+            try:
+                finished[job] = passes[job].finish(results.pop(job))
+            except (NoOverlapError, NoValidPixelsError) as exc:
+                _skip(job, exc)
+    patches = finished.pop("detect", None)
+    assessment = None
+    if finished:
+        with clock("assess"):
+            assessment = _mine_table(ctx, finished, refs, scene)
     if assessment is None and patches is None:
         return "skipped", "; ".join(notes)
     _heartbeat(ctx)
@@ -1373,6 +1825,8 @@ def _compute(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path, timi
 
             write_table(observation_table(patches), res / "observation.csv")
     _count_results(counts, assessment, patches)
+    if waiting:
+        counts["mines_without_reference"] = sorted(waiting)
 
     run_id = scene.scene_id
     assert ctx.ledger is not None
@@ -1385,7 +1839,8 @@ def _compute(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path, timi
             dres = led.add_detections(suspects, run_id) if suspects is not None else None
         log.info("ledger: %s; %s", ares or "no mine assessment", dres or "no detection")
     counts["ledger"] = {
-        "mine_records_added": ares.added if ares else 0, "mine_records_unchanged": ares.unchanged if ares else 0,
+        "mine_records_added": ares.added if ares else 0, "mine_records_replaced": ares.replaced if ares else 0,
+        "mine_records_unchanged": ares.unchanged if ares else 0,
         "new": dres.new if dres else 0, "matched": dres.matched if dres else 0,
         "rebound": dres.rebound if dres else 0, "unchanged": dres.unchanged if dres else 0,
     }
@@ -1416,10 +1871,92 @@ def _compute(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path, timi
         with clock("report"):
             from .report import write_report
 
+            mine_before = {str(pid): _open(ctx, refs[i].scene) for i, pid in enumerate(ctx.mines["patch_id"])
+                           if refs[i].scene is not None and refs[i].scene.scene_id in groups} if ctx.mines is not None \
+                else {}
             write_report(out / "report", assessment=assessment, patches=patches, ledger=ctx.ledger, before=before,
-                         after=after, reserves=ctx.reserves, lang=cfg.outputs.lang)
+                         after=after, reserves=ctx.reserves, lang=cfg.outputs.lang, mine_before=mine_before,
+                         history=ctx.ledger.mine_history() if assessment is not None else None)
     _test_pause()
     return "ok", "; ".join(notes)
+
+
+def _group_references(ctx: _Context, refs: Sequence[MineReference], scene: SceneRef
+                      ) -> tuple[dict[str, tuple[SceneRef, list[int]]], dict[str, str]]:
+    """Mines by reference scene (only references before ``scene``), and the mines waiting for one."""
+    assert ctx.mines is not None
+    groups: dict[str, tuple[SceneRef, list[int]]] = {}
+    waiting: dict[str, str] = {}
+    for i, (pid, r) in enumerate(zip(ctx.mines["patch_id"].astype(str), refs)):
+        if r.scene is None:
+            waiting[pid] = r.why
+        elif r.scene.date >= scene.date:
+            waiting[pid] = f"its reference {r.scene.label} is not before this scene ({r.why})"
+        else:
+            groups.setdefault(r.scene.scene_id, (r.scene, []))[1].append(i)
+    return dict(sorted(groups.items(), key=lambda kv: (kv[1][0].date, kv[0]))), waiting
+
+
+def _record_references(out: dict[str, Any], refs: Sequence[MineReference], ctx: _Context, scene: SceneRef,
+                       groups: Mapping[str, tuple[SceneRef, list[int]]], waiting: Mapping[str, str]) -> None:
+    """The references of a scene's run, for its manifest (and the outcome's summary)."""
+    assert ctx.mines is not None
+    ids = list(ctx.mines["patch_id"].astype(str))
+    out["scenes"] = [ref.as_dict() | {"mines": len(idx)} for ref, idx in groups.values()]
+    out["mines"] = {pid: {"id": r.scene.scene_id if r.scene else None,
+                          "date": r.scene.date.isoformat() if r.scene else None, "rule": r.rule, "why": r.why}
+                    for pid, r in zip(ids, refs)}
+    out["not_assessed"] = dict(waiting)
+    out["_scenes"] = {sid: ref for sid, (ref, _) in groups.items()}
+    out["_counts"] = _reference_counts(refs, scene)
+
+
+def _mine_table(ctx: _Context, finished: Mapping[str, Any], refs: Sequence[MineReference],
+                scene: SceneRef) -> Any:
+    """The mines table of a scene: each reference group's rows in the mines' order, with its reference.
+
+    Statuses and alerts are then seen against each mine's history in the ledger.
+    """
+    import geopandas as gpd
+    import pandas as pd
+
+    from .trajectory import mine_status
+
+    assert ctx.mines is not None and ctx.ledger is not None
+    parts = [finished[k] for k in finished]
+    crs = parts[0].crs
+    table = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), geometry=parts[0].geometry.name, crs=crs)
+    order = {pid: i for i, pid in enumerate(ctx.mines["patch_id"].astype(str))}
+    table = table.iloc[sorted(range(len(table)), key=lambda i: order[str(table["patch_id"].iloc[i])])]
+    table = table.reset_index(drop=True)
+    by_pid = dict(zip(ctx.mines["patch_id"].astype(str), refs))
+    table["reference_scene"] = [by_pid[str(p)].scene.scene_id for p in table["patch_id"]]  # type: ignore[union-attr]
+    rule_col = [f"{by_pid[str(p)].rule}: {by_pid[str(p)].why}" for p in table["patch_id"]]
+    pos = list(table.columns).index("reference_scene") + 1
+    table.insert(pos, "reference_rule", rule_col)
+    history = ctx.ledger.mine_history()
+    _warn_reference_changes(table, history, scene)
+    table = mine_status(table, history, ctx.config.assessment.status_rules())
+    by_status = table["status"].value_counts().to_dict()
+    log.info("scene %s: mines by status %s; alerts: %s", scene.label, by_status,
+             {k: int(table["alerts"].str.contains(k).sum()) for k in ("degradation", "rebound", "behind_plan")})
+    return table
+
+
+def _warn_reference_changes(table: Any, history: Any, scene: SceneRef) -> None:
+    """Warn when a mine's reference differs from the one its earlier history rows were measured against."""
+    if history is None or not len(history):
+        return
+    earlier = history[[d is not None and d < scene.date for d in history["date_after"]]]
+    if not len(earlier):
+        return
+    last = earlier.groupby(earlier["patch_id"].astype(str)).tail(1).set_index("patch_id")
+    for pid, ref in zip(table["patch_id"].astype(str), table["reference_scene"]):
+        if pid in last.index and last.loc[pid, "reference_scene"] and last.loc[pid, "reference_scene"] != ref:
+            log.warning("mine %s: measured against %s from this scene on; its earlier history rows were measured "
+                        "against %s (new imagery, or the mines' reference field or [assessment] reference changed). "
+                        "Run with --force to measure every date against the new reference.", pid, ref,
+                        last.loc[pid, "reference_scene"])
 
 
 def _count_results(counts: dict[str, Any], assessment: Any, patches: Any) -> None:
@@ -1468,7 +2005,7 @@ def _test_pause() -> None:
 # ---------------------------------------------------------------------------
 def _manifest(ctx: _Context, scene: SceneRef, baseline: SceneRef, why: str, status: str, code: ExitCode,
               message: str, error: Mapping[str, str] | None, started: str, timings: Mapping[str, float],
-              counts: Mapping[str, Any], folder: Path) -> dict[str, Any]:
+              counts: Mapping[str, Any], folder: Path, references: Mapping[str, Any] | None = None) -> dict[str, Any]:
     from . import __version__
 
     cfg = ctx.config
@@ -1486,6 +2023,13 @@ def _manifest(ctx: _Context, scene: SceneRef, baseline: SceneRef, why: str, stat
     # what each scene was read as: product, level, bands, scale/offset, cloud mask, and on what evidence
     inputs["scene"]["provenance"] = _provenance(ctx, scene)
     inputs["baseline"]["provenance"] = _provenance(ctx, baseline)
+    refs = dict(references or {})
+    ref_scenes = refs.pop("_scenes", {})
+    refs.pop("_counts", None)
+    for sid, ref in ref_scenes.items():  # each mine's restoration reference, when not the baseline
+        if sid != baseline.scene_id:
+            inputs[f"reference {sid}"] = ref.as_dict() | safe(lambda r=ref: _scene_digest(ctx, r), ref.path)
+            inputs[f"reference {sid}"]["provenance"] = _provenance(ctx, ref)
     inputs["mines"] = safe(lambda: _layer_digest(cfg.inputs.mines), cfg.inputs.mines)
     inputs["reserves"] = safe(lambda: _layer_digest(cfg.inputs.reserves), cfg.inputs.reserves)
     if cfg.detection.exclude is not None:
@@ -1499,7 +2043,8 @@ def _manifest(ctx: _Context, scene: SceneRef, baseline: SceneRef, why: str, stat
         "error": dict(error) if error else None,
         "run_id": scene.scene_id,
         "scene": scene.as_dict(),
-        "baseline": baseline.as_dict() | {"rule": cfg.run.baseline, "why": why},
+        "baseline": baseline.as_dict() | {"rule": cfg.run.baseline, "why": why, "job": "encroachment"},
+        "references": refs,
         "force": ctx.force,
         "started_at": started,
         "finished_at": _utc_now(),
