@@ -222,3 +222,28 @@ def test_one_reference_for_all_and_per_mine_references(tmp_path, source, caplog)
     assert [o.scene.scene_id for o in dry.outcomes] == [AFTER, REPEAT]
     assert "8 mine(s) without a reference before this scene" in dry.outcomes[0].message
     assert [(sc.scene_id, n) for sc, n in dry.outcomes[1].references] == [(AFTER, 8)]
+
+
+def test_a_changed_reference_is_warned_and_replaces_the_rows_of_a_rerun_date(three_dates, caplog):
+    site, cfg, _, _ = three_dates
+    text = (site / "ecopatch.toml").read_text(encoding="utf-8")
+    moved = site / "moved.toml"
+    moved.write_text(text + '\n[assessment]\nreference = 2024-09-12\n', encoding="utf-8")
+    led = Ledger(cfg.outputs.ledger)
+    old = led.mine_history()
+    old = old[old["date_after"] == dt.date(2025, 9, 15)].set_index("patch_id")
+    with caplog.at_level(logging.WARNING, logger="ecopatch"):
+        res = run_pipeline(load_config(moved), force=True, scenes=["2025-09-15"], progress=False)
+    (o,) = res.outcomes
+    assert o.counts["ledger"]["mine_records_replaced"] == 8
+    assert "mine YH-KS-004: measured against S2B_MSIL2A_20240912" in caplog.text
+    assert "earlier history rows were measured against S2A_MSIL2A_20210918" in caplog.text
+    new = led.mine_history()
+    new = new[new["date_after"] == dt.date(2025, 9, 15)].set_index("patch_id")
+    assert (new["reference_scene"] == AFTER).all() and (new["status"] != "restored").all()
+    gone = led.mine_history(superseded=True)
+    assert len(gone) == 8 and (gone["reference_scene"] == BEFORE).all()
+    assert gone.set_index("patch_id")["restored_m2"].round(6).to_dict() == old["restored_m2"].round(6).to_dict()
+    # put the 2021 reference back for the other tests of this module
+    run_pipeline(cfg, force=True, scenes=["2025-09-15"], progress=False)
+    assert (Ledger(cfg.outputs.ledger).mine_history()["reference_scene"] == BEFORE).all()

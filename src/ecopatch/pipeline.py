@@ -736,7 +736,7 @@ def reference_request(value: Any) -> tuple[str, Any] | None:
 
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    if isinstance(value, (_dt.date, _dt.datetime)) or type(value).__name__ == "Timestamp":
+    if isinstance(value, _dt.date):  # also datetime and pandas.Timestamp (NaT: no value)
         try:
             return ("date", parse_date(value))
         except ValueError:
@@ -1429,9 +1429,9 @@ def _scene_references(ctx: _Context, scene: SceneRef | None, unusable: Collectio
     rules: list[str] = [default_rule] * len(ctx.mines)
     if fld is not None:
         for i, v in enumerate(ctx.mines[fld]):
-            requests[i] = reference_request(v)
-            if requests[i] is not None:
-                shown = v.isoformat() if isinstance(v, _dt.date) else (int(v) if isinstance(v, float) else v)
+            req = requests[i] = reference_request(v)
+            if req is not None:
+                shown = req[1].isoformat() if req[0] == "date" else req[1]
                 rules[i] = f"field {fld} = {shown}"
     _check_reference(ctx.config, ctx.scenes)
     return choose_references(requests, ctx.scenes, rules=rules, default=default, default_rule=default_rule,
@@ -1871,9 +1871,10 @@ def _compute(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path, timi
         with clock("report"):
             from .report import write_report
 
-            mine_before = {str(pid): _open(ctx, refs[i].scene) for i, pid in enumerate(ctx.mines["patch_id"])
-                           if refs[i].scene is not None and refs[i].scene.scene_id in groups} if ctx.mines is not None \
-                else {}
+            mine_before = {}  # each mine's card shows its own reference, not the reserves' baseline
+            for pid, r in zip(ctx.mines["patch_id"].astype(str), refs):
+                if r.scene is not None and r.scene.scene_id in groups:
+                    mine_before[pid] = _open(ctx, r.scene)
             write_report(out / "report", assessment=assessment, patches=patches, ledger=ctx.ledger, before=before,
                          after=after, reserves=ctx.reserves, lang=cfg.outputs.lang, mine_before=mine_before,
                          history=ctx.ledger.mine_history() if assessment is not None else None)
@@ -1950,13 +1951,14 @@ def _warn_reference_changes(table: Any, history: Any, scene: SceneRef) -> None:
     earlier = history[[d is not None and d < scene.date for d in history["date_after"]]]
     if not len(earlier):
         return
-    last = earlier.groupby(earlier["patch_id"].astype(str)).tail(1).set_index("patch_id")
+    last = earlier.groupby(earlier["patch_id"].astype(str)).tail(1)
+    previous = dict(zip(last["patch_id"].astype(str), last["reference_scene"]))
     for pid, ref in zip(table["patch_id"].astype(str), table["reference_scene"]):
-        if pid in last.index and last.loc[pid, "reference_scene"] and last.loc[pid, "reference_scene"] != ref:
+        before = previous.get(pid)
+        if isinstance(before, str) and before and before != ref:
             log.warning("mine %s: measured against %s from this scene on; its earlier history rows were measured "
                         "against %s (new imagery, or the mines' reference field or [assessment] reference changed). "
-                        "Run with --force to measure every date against the new reference.", pid, ref,
-                        last.loc[pid, "reference_scene"])
+                        "Run with --force to measure every date against the new reference.", pid, ref, before)
 
 
 def _count_results(counts: dict[str, Any], assessment: Any, patches: Any) -> None:

@@ -105,6 +105,7 @@ __all__ = [
     "LEDGER_CRS",
     "Ledger",
     "MINE_COLUMNS",
+    "MINE_OPTIONAL_COLUMNS",
     "SCHEMA_VERSION",
     "content_key",
     "gpkg_blob",
