@@ -120,7 +120,6 @@ _STATUS_ZH = {"restored": "已完成修复", "in_progress": "修复中", "not_st
               "insufficient_data": "数据不足", "degraded": "退化", "stalled": "停滞"}
 _STATUS_EN = {"restored": "Restored", "in_progress": "In progress", "not_started": "Not started",
               "insufficient_data": "Insufficient data", "degraded": "Degraded", "stalled": "Stalled"}
-_ALERT_EN = {"degradation": "vegetation lost", "rebound": "rebound", "behind_plan": "behind plan"}
 _FILLS = {  # cell fills (hex RGB) by label, for Excel and HTML
     "红码": "FFC7CE", "黄码": "FFEB9C", "绿码": "C6EFCE", "Red": "FFC7CE", "Yellow": "FFEB9C", "Green": "C6EFCE",
     "已完成修复": "C6EFCE", "修复中": "FFEB9C", "未启动": "FFC7CE", "数据不足": "E0E0E0",
@@ -212,11 +211,11 @@ def _history_of(history: pd.DataFrame | None, pid: str) -> pd.DataFrame | None:
 
 
 def _alerts_text(v: Any, lang: str) -> str:
-    from .restoration import ALERTS
+    from .restoration import ALERTS, ALERTS_EN
 
     keys = [k for k in str(v).split(",") if k] if isinstance(v, str) else []
-    return ("、" if lang == "zh" else ", ").join(ALERTS.get(k, k) if lang == "zh" else _ALERT_EN.get(k, k)
-                                               for k in keys)
+    words = ALERTS if lang == "zh" else ALERTS_EN
+    return ("、" if lang == "zh" else ", ").join(words.get(k, k) for k in keys)
 
 
 def _change_label(v: Any, lang: str) -> Any:

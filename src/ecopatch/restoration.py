@@ -74,6 +74,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALERTS",
+    "ALERTS_EN",
     "STATUSES",
     "StatusRules",
     "analysis_grid",
@@ -104,6 +105,8 @@ ALERTS: dict[str, str] = {
     "rebound": "反弹",
     "behind_plan": "逾期未完成",
 }
+#: The same alerts in English, for maps and reports.
+ALERTS_EN: dict[str, str] = {"degradation": "vegetation lost", "rebound": "rebound", "behind_plan": "behind plan"}
 
 _DIRECTION_ALIASES = {v: k for k, v in RESTORATION_DIRECTIONS.items()}
 _DIRECTION_ALIASES.update({k: k for k in RESTORATION_DIRECTIONS})

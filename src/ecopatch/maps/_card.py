@@ -153,13 +153,13 @@ def _short(scene_id: str) -> str:
 
 
 def _alerts(value: str, lang: str) -> str:
-    from ..restoration import ALERTS
+    from ..restoration import ALERTS, ALERTS_EN
 
     keys = [k for k in value.split(",") if k]
     if not keys:
         return "无" if lang == "zh" else "none"
-    en = {"degradation": "vegetation lost", "rebound": "rebound", "behind_plan": "behind plan"}
-    return ("、" if lang == "zh" else ", ").join(ALERTS.get(k, k) if lang == "zh" else en.get(k, k) for k in keys)
+    words = ALERTS if lang == "zh" else ALERTS_EN
+    return ("、" if lang == "zh" else ", ").join(words.get(k, k) for k in keys)
 
 
 def _draw_table(ax: Any, rows: list[tuple[str, str]], fs: FontSetup, *, status: str | None = None,
