@@ -237,3 +237,11 @@ def test_bad_verdict_rows_are_refused_with_reasons(ledger, tmp_path):
 def test_verdict_template_needs_a_history(ledger, tmp_path):
     with pytest.raises(FieldCheckError, match="no mine history yet"):
         ledger.export_verdict_template(tmp_path / "v.xlsx")
+
+
+def test_ledger_report_has_the_mine_history(ledger, tmp_path):
+    ledger.record_assessment(mines(), "r2024")  # M02 has no target year
+    paths = ledger.export_report(tmp_path / "rep")
+    sheet = pd.read_excel(paths["xlsx"], sheet_name="矿山修复")
+    assert list(sheet["patch_id"]) == ["M01", "M02"] and sheet["target_year"].iloc[0] == 2026
+    assert pd.isna(sheet["target_year"].iloc[1]) and sheet["reference_scene"].iloc[0] == "S2A_2021"

@@ -1909,7 +1909,7 @@ class Ledger:
             summary=summarise_cases(cases),
             precision=self.precision(),
             events=self.events(),
-            mines=self.mine_history(),
+            mines=_plain_years(self.mine_history()),
             overwrite=overwrite,
         )
 
@@ -2018,6 +2018,11 @@ class Ledger:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _plain_years(history: pd.DataFrame) -> pd.DataFrame:
+    """The history with ``target_year`` as ints and None (spreadsheet writers take no ``pd.NA``)."""
+    return history.assign(target_year=[None if pd.isna(v) else int(v) for v in history["target_year"]])
 
 
 def _mine_record(r: Any, run_id: str, extra: Sequence[str]) -> dict[str, Any]:
