@@ -321,11 +321,13 @@ def _write_layers(scene: SyntheticScene, data: SampleData) -> None:
 
 
 def _write_truth(scene: SyntheticScene, data: SampleData, drone: bool) -> None:
+    from .io.tables import write_csv
+
     with _atomic(data.restoration_truth) as tmp:
         t = scene.restoration_truth
         digits = {c: (6 if c in ("restoration_rate", "cloud_fraction") else 3)
                   for c in t.columns if t[c].dtype.kind == "f"}
-        t.round(digits).to_csv(tmp, index=False, encoding="utf-8")
+        write_csv(t.round(digits), tmp, bom=False)
     _write_gpkg(data.encroachments, [("encroachments", scene.encroachments)])
     _write_gpkg(data.clouds, [("clouds", scene.clouds), ("nodata", scene.nodata)])
     with _atomic(data.scene_json) as tmp:

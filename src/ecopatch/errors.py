@@ -12,7 +12,9 @@ Hierarchy::
     │   ├── NoValidPixelsError              all nodata / all cloud
     │   ├── DateOrderError                  the after scene is older than the before scene
     │   ├── GeometryError                   empty layer, wrong geometry type
-    │   └── DuplicateIDError                repeated or missing patch IDs
+    │   ├── DuplicateIDError                repeated or missing patch IDs
+    │   ├── SpreadsheetError                a workbook/CSV that is damaged, crafted or too large
+    │   └── TooManyCasesError               a detection run would open implausibly many cases
     ├── CRSError(ValueError)
     │   ├── MissingCRSError
     │   ├── CRSMismatchError
@@ -34,6 +36,7 @@ Hierarchy::
 
     EcopatchWarning(UserWarning)
     ├── GeometryRepairedWarning
+    ├── TextRepairedWarning                 control characters removed from attributes
     ├── LowCoverageWarning
     ├── FontWarning
     └── ProductWarning                      how a product was read: an assumption, a gap
@@ -78,7 +81,10 @@ __all__ = [
     "RasterReadError",
     "RunLockedError",
     "SameSceneWarning",
+    "SpreadsheetError",
     "SuspiciousCoordinatesError",
+    "TextRepairedWarning",
+    "TooManyCasesError",
     "VectorReadError",
 ]
 
@@ -109,6 +115,18 @@ class GeometryError(InputDataError):
 
 class DuplicateIDError(InputDataError):
     """Patch IDs repeat or are missing."""
+
+
+class SpreadsheetError(InputDataError):
+    """A workbook or CSV that is damaged, crafted, or beyond the size limits (named in the message)."""
+
+
+class TooManyCasesError(InputDataError):
+    """One detection run would open more new ledger cases than allowed (``max_new_cases``).
+
+    Usually a sign that the two dates are not comparable (season, haze,
+    cloud), not of that much real change; nothing is written.
+    """
 
 
 class CRSError(EcopatchError, ValueError):
@@ -189,6 +207,10 @@ class EcopatchWarning(UserWarning):
 
 class GeometryRepairedWarning(EcopatchWarning):
     """Invalid geometries were repaired on reading."""
+
+
+class TextRepairedWarning(EcopatchWarning):
+    """Control or direction-override characters were removed from attributes on reading."""
 
 
 class LowCoverageWarning(EcopatchWarning):

@@ -23,6 +23,7 @@ place with :func:`os.replace`; nothing is overwritten unless asked.
 from __future__ import annotations
 
 import datetime as _dt
+import html
 import json
 import logging
 import os
@@ -38,8 +39,10 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .errors import FieldCheckError, LedgerTransitionError, OutputError, OutputExistsError
+from .errors import FieldCheckError, LedgerTransitionError, OutputError, OutputExistsError, SpreadsheetError
+from .io.tables import Limits, append_row, write_csv
 from .ledger.model import Case, Event, EventKind, advance
+from .sanitize import for_terminal, repair_text, text_problem
 from .schema import ACTIVITY_TYPES, CHANGE_TYPE_ZH, ZONE_ZH
 
 if TYPE_CHECKING:
@@ -236,52 +239,18 @@ def _check_targets(targets: Iterable[Path], overwrite: bool) -> None:
         )
 
 
-def _display_width(v: Any) -> int:
-    s = _text(v)
-    return sum(2 if ord(ch) > 0x2E80 else 1 for ch in s)
-
-
 _COLOUR_FILL = {"红码": "FFC7CE", "黄码": "FFEB9C", "绿码": "C6EFCE"}
 
 
 def _write_sheet(ws: Any, df: pd.DataFrame) -> None:
-    """Header row (bold, frozen), values, column widths; 红黄绿码 cells filled in colour."""
-    from openpyxl.styles import Font, PatternFill
-    from openpyxl.utils import get_column_letter
+    """Header row (bold, frozen), values, column widths; 红黄绿码 cells filled in colour.
 
-    ws.append(list(map(str, df.columns)))
-    for cell in ws[1]:
-        cell.font = Font(bold=True)
-        cell.fill = PatternFill("solid", fgColor="DDEBF7")
-    for rec in df.itertuples(index=False):
-        ws.append([_cell(v) for v in rec])
-    ws.freeze_panes = "A2"
-    for j, col in enumerate(df.columns, start=1):
-        letter = get_column_letter(j)
-        width = max([_display_width(col)] + [_display_width(v) for v in df[col].head(500)])
-        ws.column_dimensions[letter].width = min(max(width + 2, 8), 50)
-        if len(df) and isinstance(df[col].iloc[0], _dt.date):
-            for row in ws.iter_rows(min_row=2, min_col=j, max_col=j):
-                row[0].number_format = "yyyy-mm-dd"
-        if col == "红黄绿码":
-            for row in ws.iter_rows(min_row=2, min_col=j, max_col=j):
-                fill = _COLOUR_FILL.get(str(row[0].value))
-                if fill:
-                    row[0].fill = PatternFill("solid", fgColor=fill)
+    Every cell goes through :func:`ecopatch.io.tables.cell_value`: no formula,
+    no control character, nothing longer than a cell holds.
+    """
+    from .io.tables import write_sheet
 
-
-def _cell(v: Any) -> Any:
-    if v is None:
-        return None
-    if isinstance(v, float) and np.isnan(v):
-        return None
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, (list, tuple, dict)):
-        return str(v)
-    if isinstance(v, pd.Timestamp):
-        return v.to_pydatetime()
-    return v
+    write_sheet(ws, df, fills=_COLOUR_FILL, fill_columns=["红黄绿码"])
 
 
 # --------------------------------------------------------------------------- package out
@@ -421,7 +390,7 @@ def write_field_package(
                 _unlink(ta)
 
     table = package_table(cases, chip_rel)
-    _atomic(paths["csv"], lambda p: table.to_csv(p, index=False, encoding="utf-8-sig"))
+    _atomic(paths["csv"], lambda p: write_csv(table, p))
     _atomic(paths["xlsx"], lambda p: _write_cases_xlsx(table, p))
     _atomic(paths["gpkg"], lambda p: _write_gpkg(table, cases, p))
     _atomic(paths["kml"], lambda p: _write_kml(table, cases, p))
@@ -444,7 +413,7 @@ def _write_cases_xlsx(table: pd.DataFrame, path: Path) -> None:
         ("面积", "椭球面真实面积；1 亩 = 10000/15 平方米"),
         ("数据来源", "ecopatch 遥感变化检测疑似图斑台账"),
     ):
-        notes.append(line)
+        append_row(notes, line)
     wb.save(path)
 
 
@@ -453,9 +422,9 @@ def _write_gpkg(table: pd.DataFrame, cases: gpd.GeoDataFrame, path: Path) -> Non
     import pyogrio
 
     df = table.copy()
-    for col in df.columns:
-        if df[col].dtype == object:
-            df[col] = [_text(v) if v is not None else None for v in df[col]]
+    for col in df.columns:  # text as stored, control characters made visible (GDAL cuts text at NUL)
+        if df[col].dtype == object or pd.api.types.is_string_dtype(df[col].dtype):
+            df[col] = [repair_text(_text(v)) if v is not None else None for v in df[col]]
     for h in RESULT_HEADERS:  # empty result fields, so the teams can fill them in QField
         if h not in df:
             df[h] = pd.Series([None] * len(df), dtype=object)
@@ -474,36 +443,49 @@ def _ring_coords(ring: Any) -> str:
 
 
 def _write_kml(table: pd.DataFrame, cases: gpd.GeoDataFrame, path: Path) -> None:
+    """One Placemark per case; the balloon shows only our description, in which every value is HTML-escaped.
+
+    KML ``<description>`` is HTML to Google Earth and most phone apps, so the
+    values (names typed by people) are escaped before they go in, and a
+    ``BalloonStyle`` keeps the raw ``ExtendedData`` values out of the balloon.
+    Text in ``<name>`` and ``ExtendedData`` is the value itself (XML-escaped
+    by the writer), with control characters made visible.
+    """
     ET.register_namespace("", _KML_NS)
     kml = ET.Element(f"{{{_KML_NS}}}kml")
     doc = ET.SubElement(kml, "Document")
     ET.SubElement(doc, "name").text = "疑似图斑 (ecopatch)"
     for key, colour in _KML_COLOUR.items():
         st = ET.SubElement(doc, "Style", id=key)
+        ET.SubElement(ET.SubElement(st, "BalloonStyle"), "text").text = "$[description]"
         ls = ET.SubElement(st, "LineStyle")
         ET.SubElement(ls, "color").text = colour
         ET.SubElement(ls, "width").text = "2"
         ps = ET.SubElement(st, "PolyStyle")
         ET.SubElement(ps, "color").text = "40" + colour[2:]
+    plain = ET.SubElement(doc, "Style", id="plain")
+    ET.SubElement(ET.SubElement(plain, "BalloonStyle"), "text").text = "$[description]"
     for i, rec in table.iterrows():
-        pm = ET.SubElement(doc, "Placemark", id=str(rec["图斑编号"]))
-        ET.SubElement(pm, "name").text = str(rec["图斑编号"])
+        cid = _kml_text(rec["图斑编号"])
+        pm = ET.SubElement(doc, "Placemark", id=f"case-{i}")
+        ET.SubElement(pm, "name").text = cid
         rows = "".join(
-            f"<tr><td>{k}</td><td>{_text(v)}</td></tr>" for k, v in rec.items() if _text(v)
+            f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(_kml_text(v))}</td></tr>"
+            for k, v in rec.items()
+            if _text(v)
         )
         imgs = "".join(
-            f'<p>{k}<br/><img src="{_text(rec[k])}" width="320"/></p>'
+            f'<p>{html.escape(k)}<br/><img src="{html.escape(_kml_text(rec[k]), quote=True)}" width="320"/></p>'
             for k in ("前时相影像", "后时相影像")
             if _text(rec[k])
         )
-        ET.SubElement(pm, "description").text = f"<table>{rows}</table>{imgs}"
+        ET.SubElement(pm, "description").text = f"<h3>{html.escape(cid)}</h3><table>{rows}</table>{imgs}"
         colour = _text(rec["红黄绿码"])
-        if colour in _KML_COLOUR:
-            ET.SubElement(pm, "styleUrl").text = f"#{colour}"
+        ET.SubElement(pm, "styleUrl").text = f"#{colour}" if colour in _KML_COLOUR else "#plain"
         ext = ET.SubElement(pm, "ExtendedData")
         for k, v in rec.items():
             d = ET.SubElement(ext, "Data", name=str(k))
-            ET.SubElement(d, "value").text = _text(v)
+            ET.SubElement(d, "value").text = _kml_text(v)
         mg = ET.SubElement(pm, "MultiGeometry")
         pt = ET.SubElement(mg, "Point")
         ET.SubElement(pt, "coordinates").text = f"{float(rec['经度']):.7f},{float(rec['纬度']):.7f}"
@@ -518,6 +500,11 @@ def _write_kml(table: pd.DataFrame, cases: gpd.GeoDataFrame, path: Path) -> None
     tree = ET.ElementTree(kml)
     ET.indent(tree, space=" ")
     tree.write(path, encoding="utf-8", xml_declaration=True)
+
+
+def _kml_text(v: Any) -> str:
+    """A value as XML-safe text (control characters made visible)."""
+    return repair_text(_text(v))
 
 
 def _write_results_template(table: pd.DataFrame, path: Path) -> None:
@@ -543,10 +530,10 @@ def _write_results_template(table: pd.DataFrame, path: Path) -> None:
     conclusions = list(CONCLUSIONS)
     activities = list(ACTIVITY_TYPES.values())
     vals = wb.create_sheet(_VALUES_SHEET)
-    vals.append(["核查结论", "实际类型"])
+    append_row(vals, ["核查结论", "实际类型"])
     for k in range(max(len(conclusions), len(activities))):
-        vals.append([conclusions[k] if k < len(conclusions) else None,
-                     activities[k] if k < len(activities) else None])  # fmt: skip
+        append_row(vals, [conclusions[k] if k < len(conclusions) else None,
+                          activities[k] if k < len(activities) else None])  # fmt: skip
     vals.sheet_state = "hidden"
     last = max(len(table), 1) + 1
     n_rows = max(last, 200)
@@ -594,7 +581,7 @@ def _write_results_template(table: pd.DataFrame, path: Path) -> None:
         ("实际类型", "、".join(activities)),
         ("日期格式", "YYYY-MM-DD"),
     ):
-        notes.append(line)
+        append_row(notes, line)
     wb.save(path)
 
 
@@ -602,140 +589,210 @@ def _write_results_template(table: pd.DataFrame, path: Path) -> None:
 
 
 def _normal_header(h: Any) -> str:
-    s = _text(h).replace("*", "").replace("＊", "")
+    s = re.sub(r"[\ufeff\u200b\u3000\xa0]", " ", _text(h)).replace("*", "").replace("＊", "")
     return re.split(r"[(（\n]", s, maxsplit=1)[0].strip()
 
 
-def read_results(path: str | os.PathLike[str]) -> pd.DataFrame:
+#: Longest text accepted per results field (characters); a spreadsheet cell holds 32,767.
+MAX_CHARS: dict[str, int] = {
+    "case_id": 100, "conclusion": 50, "real_type": 50, "responsible_unit": 200, "deadline": 50,
+    "inspector": 100, "inspected_on": 50, "note": 30_000, "photos": 30_000,
+}  # fmt: skip
+#: Fields that may hold line breaks and tabs.
+_MULTILINE = ("note", "photos")
+
+
+def read_results(path: str | os.PathLike[str], *, limits: Limits | None = None) -> pd.DataFrame:
     """Read a filled results file: ``.xlsx``, ``.csv`` or ``.gpkg``.
 
     Parameters
     ----------
     path : path
         Workbook (sheet 核查结果, or the one sheet whose first row has the
-        headers), CSV (UTF-8, or GBK/GB18030 as Excel saves it on Chinese
-        Windows) or GeoPackage (layer ``cases`` or the first layer).
+        headers), CSV (UTF-8, UTF-16, or GBK/GB18030 as Excel saves it on
+        Chinese Windows; comma, semicolon or tab separated) or GeoPackage
+        (layer ``cases`` or the first layer).
+    limits : ecopatch.io.tables.Limits, optional
+        Size limits of a workbook or CSV (default generous for results).
 
     Returns
     -------
     pandas.DataFrame
         Raw cell values, one row per data row: ``row`` (the row number a user
-        sees: the spreadsheet row, the CSV line, the GeoPackage fid),
+        sees: the spreadsheet row, the CSV record, the GeoPackage fid),
         ``case_id`` and the fields of :data:`RESULT_HEADERS` (columns missing
-        from the file are empty).
+        from the file are empty), and ``extra_cells`` (cells beyond the
+        header in a CSV record).  Workbook values keep their kind: a yes/no
+        cell is a ``bool``, a formula with no saved value an
+        :class:`ecopatch.io.tables.Formula`, an error cell a
+        :class:`ecopatch.io.tables.CellError`; :func:`validate_results`
+        refuses them by name.
 
     Raises
     ------
     FieldCheckError
-        If the file cannot be read, has no results sheet, or lacks a required
-        column (named in the message).
+        If the file cannot be read (damaged, crafted, too large: the message
+        says which), has no results sheet, lacks a required column or repeats
+        one (named in the message).
     """
     path = Path(path)
     if not path.exists():
         raise FieldCheckError(f"results file {path} does not exist")
     suffix = path.suffix.lower()
-    if suffix in (".xlsx", ".xlsm"):
-        headers, records, rows = _read_xlsx(path)
-    elif suffix in (".csv", ".txt"):
-        headers, records, rows = _read_csv(path)
-    elif suffix == ".gpkg":
-        headers, records, rows = _read_gpkg(path)
-    else:
-        raise FieldCheckError(
-            f"{path}: cannot read results from a {suffix or 'suffix-less'} file; "
-            f"use the .xlsx template, or a .csv or .gpkg with the same columns"
-        )
+    try:
+        if suffix in (".xlsx", ".xlsm"):
+            headers, records, rows, extra = _read_xlsx(path, limits)
+        elif suffix in (".csv", ".txt"):
+            headers, records, rows, extra = _read_csv(path, limits)
+        elif suffix == ".gpkg":
+            headers, records, rows, extra = _read_gpkg(path)
+        elif suffix == ".xls":
+            raise FieldCheckError(f"{path}: an old Excel 97-2003 workbook; save it as .xlsx (or CSV) and import that")
+        else:
+            raise FieldCheckError(
+                f"{path}: cannot read results from a {suffix or 'suffix-less'} file; "
+                f"use the .xlsx template, or a .csv or .gpkg with the same columns"
+            )
+    except SpreadsheetError as exc:
+        raise FieldCheckError(str(exc)) from exc
     norm = [_normal_header(h) for h in headers]
     missing = [h for h in REQUIRED_HEADERS if h not in norm]
     if missing:
         raise FieldCheckError(
-            f"{path}: results table lacks required column(s) {missing} (found {norm}); "
+            f"{path}: results table lacks required column(s) {missing} (found {[h for h in norm if h]}); "
             f"fill in the results_template.xlsx of the field package without changing its headers"
         )
-    index = {h: norm.index(h) for h in ("图斑编号", *RESULT_HEADERS) if h in norm}
+    wanted = ("图斑编号", *RESULT_HEADERS)
+    twice = [h for h in wanted if norm.count(h) > 1]
+    if twice:
+        raise FieldCheckError(
+            f"{path}: column(s) {twice} appear more than once (columns "
+            f"{[_column_letter(j) for j, h in enumerate(norm) if h in twice]}); keep one of each"
+        )
+    index = {h: norm.index(h) for h in wanted if h in norm}
     out = []
-    for rownum, rec in zip(rows, records):
+    for rownum, rec, ext in zip(rows, records, extra):
         d: dict[str, Any] = {"row": rownum}
         d["case_id"] = rec[index["图斑编号"]] if index["图斑编号"] < len(rec) else None
         for h, name in RESULT_HEADERS.items():
             j = index.get(h)
             d[name] = rec[j] if j is not None and j < len(rec) else None
+        d["extra_cells"] = ext
         out.append(d)
-    return pd.DataFrame(out, columns=["row", "case_id", *RESULT_HEADERS.values()])
+    return pd.DataFrame(out, columns=["row", "case_id", *RESULT_HEADERS.values(), "extra_cells"])
 
 
-def _read_xlsx(path: Path, *, sheet: str = RESULTS_SHEET, key_headers: tuple[str, ...] = ("图斑编号", "核查结论"),
-               template: str = "the results_template.xlsx of the field package",
-               ) -> tuple[list[Any], list[tuple[Any, ...]], list[int]]:
-    from openpyxl import load_workbook
+def _column_letter(j: int) -> str:
+    from openpyxl.utils import get_column_letter
 
-    try:
-        wb = load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # noqa: BLE001 - openpyxl raises many kinds
-        raise FieldCheckError(f"cannot open workbook {path}: {exc}") from exc
-    try:
-        if sheet in wb.sheetnames:
-            ws = wb[sheet]
+    return get_column_letter(j + 1)
+
+
+_Read = tuple[list[Any], list[tuple[Any, ...]], list[int], list[int]]
+
+
+def _read_xlsx(path: Path, limits: Limits | None = None, *, sheet: str = RESULTS_SHEET,
+               key_headers: tuple[str, ...] = ("图斑编号", "核查结论"),
+               template: str = "the results_template.xlsx of the field package") -> _Read:
+    """Headers, records, row numbers and extra-cell counts of a results sheet (read by its cells, safely)."""
+    from .io.tables import open_workbook
+
+    with open_workbook(path, limits=limits) as wb:
+        if sheet in wb.sheet_names:
+            name = sheet
         else:
             cands = []
-            for name in wb.sheetnames:
-                first = next(wb[name].iter_rows(min_row=1, max_row=1, values_only=True), ())
-                if set(key_headers) <= {_normal_header(h) for h in first}:
-                    cands.append(name)
+            for sname in wb.sheet_names:
+                first = next(wb.rows(sname, max_rows=1), (0, {}))[1]
+                if set(key_headers) <= {_normal_header(h) for h in first.values()}:
+                    cands.append(sname)
             if len(cands) != 1:
                 raise FieldCheckError(
-                    f"{path}: no sheet named {sheet!r} (sheets: {wb.sheetnames}) and "
+                    f"{path}: no sheet named {sheet!r} (sheets: {wb.sheet_names}) and "
                     f"{'no' if not cands else 'more than one'} sheet with the headers "
                     f"{' and '.join(key_headers)}; use {template}"
                 )
-            ws = wb[cands[0]]
-        it = ws.iter_rows(values_only=True)
-        headers = list(next(it, ()))
+            name = cands[0]
+        rows_iter = wb.rows(name)
+        first_row = next(rows_iter, None)
+        if first_row is None or first_row[0] != 1:
+            raise FieldCheckError(f"{path}: sheet {name!r} has no header in its first row; use {template}")
+        head = first_row[1]
+        width = max(head)
+        headers = [head.get(j) for j in range(1, width + 1)]
         records, rows = [], []
-        for k, rec in enumerate(it, start=2):
+        for k, cells in rows_iter:
+            rec = tuple(cells.get(j) for j in range(1, width + 1))
             if any(_text(v) for v in rec):
-                records.append(tuple(rec))
+                records.append(rec)
                 rows.append(k)
-    finally:
-        wb.close()
-    return headers, records, rows
+    return headers, records, rows, [0] * len(rows)
 
 
-def _read_csv(path: Path) -> tuple[list[Any], list[tuple[Any, ...]], list[int]]:
-    last: Exception | None = None
-    for enc in ("utf-8-sig", "gb18030"):
-        try:
-            df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=enc)
-            break
-        except UnicodeDecodeError as exc:
-            last = exc
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise FieldCheckError(f"cannot read CSV {path}: {exc}") from exc
-    else:
-        raise FieldCheckError(f"cannot decode CSV {path} as UTF-8 or GB18030: {last}")
-    records, rows = [], []
-    for k, rec in enumerate(df.itertuples(index=False), start=2):
+def _read_csv(path: Path, limits: Limits | None = None) -> _Read:
+    from .io.tables import read_csv_rows
+
+    t = read_csv_rows(path, limits=limits)
+    n = len(t.header)
+    records, rows, extra = [], [], []
+    for k, rec in t.rows:
         if any(_text(v) for v in rec):
-            records.append(tuple(rec))
+            records.append(tuple(rec[:n]) + ("",) * max(0, n - len(rec)))
             rows.append(k)
-    return list(df.columns), records, rows
+            extra.append(sum(1 for v in rec[n:] if v.strip()))
+    return list(t.header), records, rows, extra
 
 
-def _read_gpkg(path: Path) -> tuple[list[Any], list[tuple[Any, ...]], list[int]]:
+def _read_gpkg(path: Path) -> _Read:
     import pyogrio
 
     try:
         layers = [name for name, _ in pyogrio.list_layers(path)]
+        if not layers:
+            raise FieldCheckError(f"{path}: the GeoPackage has no layer")
         layer = "cases" if "cases" in layers else layers[0]
         df = pyogrio.read_dataframe(path, layer=layer, read_geometry=False, fid_as_index=True)
+    except FieldCheckError:
+        raise
     except Exception as exc:  # noqa: BLE001 - GDAL errors of any kind
-        raise FieldCheckError(f"cannot read GeoPackage {path}: {exc}") from exc
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise FieldCheckError(
+            f"cannot read GeoPackage {path} ({first[:160]}{'…' if len(first) > 160 else ''}); the file is "
+            "damaged or not a GeoPackage: export the layer again from QField / ArcGIS Field Maps, or use the "
+            ".xlsx template"
+        ) from exc
     records, rows = [], []
     for fid, rec in zip(df.index, df.itertuples(index=False)):
         if any(_text(v) for v in rec):
             records.append(tuple(rec))
             rows.append(int(fid))
-    return list(df.columns), records, rows
+    return list(df.columns), records, rows, [0] * len(rows)
+
+
+def _cell_problem(header: str, field: str, v: Any) -> str | None:
+    """Why a raw results cell cannot be used, in words (None when it can)."""
+    from .io.tables import CellError, Formula
+
+    if isinstance(v, Formula):
+        return (f"{header} holds a formula ({v}) with no saved value; open the file in Excel or WPS and save it, "
+                "or type the value instead of a formula")
+    if isinstance(v, CellError):
+        return f"{header} holds the error value {v.code}; type the value"
+    if isinstance(v, (bool, np.bool_)):
+        return f"{header} holds {'TRUE' if v else 'FALSE'}, a yes/no value, not {_WHAT.get(field, 'text')}"
+    if isinstance(v, str):
+        if field in ("inspector", "responsible_unit") and v.strip().upper() in ("TRUE", "FALSE"):
+            return f"{header} holds {v.strip().upper()}, a yes/no value, not {_WHAT[field]}"
+        problem = text_problem(v, multiline=field in _MULTILINE, max_chars=MAX_CHARS.get(field))
+        if problem:
+            fix = ("put long text in a document and list it under 照片" if "characters long" in problem
+                   else "delete it (it is invisible in most programs) and import again")
+            return f"{header} {problem}; {fix}"
+    return None
+
+
+_WHAT = {"case_id": "a case ID", "inspector": "a name", "responsible_unit": "a name", "conclusion": "a conclusion",
+         "real_type": "an activity type", "deadline": "a date", "inspected_on": "a date"}
 
 
 @dataclass(frozen=True)
@@ -801,10 +858,11 @@ class ImportReport:
     def __str__(self) -> str:
         lines = [self.headline()]
         for r in self.rejected.itertuples(index=False):
-            lines.append(f"  row {r.row} {r.case_id or ''}: {r.reason}")
+            lines.append(for_terminal(f"  row {r.row} {r.case_id or ''}: {r.reason}"))
         return "\n".join(lines)
 
 
+_HEADER_OF: dict[str, str] = {"case_id": "图斑编号", **{v: k for k, v in RESULT_HEADERS.items()}}
 _ACCEPTED_COLS = ["row", "case_id", "conclusion", "kind", "from_status", "to_status", "real_type",
                   "responsible_unit", "deadline", "inspector", "inspected_on"]  # fmt: skip
 _REJECTED_COLS = ["row", "case_id", "reason", "conclusion", "inspector", "inspected_on"]
@@ -850,6 +908,11 @@ def validate_results(
     (not checked yet), or when the same results for the same case were
     imported before.  It is **rejected**, with every reason found, when:
 
+    - a cell holds a control or direction-override character, more text
+      than :data:`MAX_CHARS` allows, a yes/no value (TRUE/FALSE), an error
+      value (#N/A) or a formula with no saved value; or a CSV record has more
+      cells than the header (a comma in an unquoted value): each is named,
+      with its column;
     - 图斑编号 is empty or not a case in the ledger;
     - the case appears in more than one filled row (all its rows are refused);
     - 核查结论 is empty while other fields are filled, or not one of
@@ -890,6 +953,20 @@ def validate_results(
                 )
             continue
         reasons: list[str] = []
+        raw_rec = r["_raw"]
+        for fld, header in _HEADER_OF.items():
+            problem = _cell_problem(header, fld, raw_rec.get(fld))
+            if problem:
+                reasons.append(problem)
+        extra = raw_rec.get("extra_cells") or 0
+        if extra:
+            reasons.append(
+                f"the row has {int(extra)} filled cell(s) beyond the header's last column: a value holding the "
+                "separator (a comma) shifted the others; put such values in double quotes, or use the .xlsx template"
+            )
+        if reasons:  # the other checks would only repeat these on garbled values
+            rejected.append(_rejection(r, reasons))
+            continue
         case = cases.get(cid) if cid else None
         if not cid:
             reasons.append("图斑编号 is empty")
@@ -917,7 +994,6 @@ def validate_results(
         if not r["inspector"]:
             reasons.append("核查人 is empty")
         inspected = deadline = None
-        raw_rec = r["_raw"]
         if not r["inspected_on"]:
             reasons.append("核查日期 is empty")
         else:
@@ -1137,6 +1213,6 @@ def write_ledger_report(
         )
         wb.save(p)
 
-    _atomic(paths["csv"], lambda p: base.to_csv(p, index=False, encoding="utf-8-sig"))
+    _atomic(paths["csv"], lambda p: write_csv(base, p))
     _atomic(paths["xlsx"], write_xlsx)
     return paths

@@ -27,6 +27,7 @@ import pandas as pd
 
 from .errors import InputDataError, OutputError, OutputExistsError
 from .fonts import check_lang
+from .sanitize import repair_text, unique_filenames
 from .schema import CHANGE_TYPE_ZH, ZONE_ZH
 from .units import m2_to_mu
 
@@ -400,61 +401,11 @@ def summary_table(
 # ---------------------------------------------------------------------------
 # Writers
 # ---------------------------------------------------------------------------
-def _display_width(v: Any) -> int:
-    s = "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
-    return sum(2 if ord(ch) > 0x2E80 else 1 for ch in s)
-
-
-def _cell(v: Any) -> Any:
-    if v is None or v is pd.NA:
-        return None
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, (list, tuple, dict)):
-        return str(v)
-    return v
-
-
-def _write_sheet(ws: Any, df: pd.DataFrame, note: str | None = None) -> None:
-    from openpyxl.styles import Alignment, Font, PatternFill
-    from openpyxl.utils import get_column_letter
-
-    ws.append([str(c) for c in df.columns])
-    for cell in ws[1]:
-        cell.font = Font(bold=True)
-        cell.fill = PatternFill("solid", fgColor="DDEBF7")
-        cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
-    for rec in df.itertuples(index=False):
-        ws.append([_cell(v) for v in rec])
-    if note:
-        ws.append([])
-        ws.append([note])
-    ws.freeze_panes = "A2"
-    for j, col in enumerate(df.columns, start=1):
-        letter = get_column_letter(j)
-        width = max([_display_width(col)] + [_display_width(v) for v in df[col].head(500)])
-        ws.column_dimensions[letter].width = min(max(width + 2, 8), 50)
-        fillable = df[col].astype(str).isin(_FILLS).any() if len(df) else False
-        if fillable:
-            for row in ws.iter_rows(min_row=2, max_row=len(df) + 1, min_col=j, max_col=j):
-                fill = _FILLS.get(str(row[0].value))
-                if fill:
-                    row[0].fill = PatternFill("solid", fgColor=fill)
-
-
 def _write_xlsx(path: Path, sheets: Sequence[tuple[str, pd.DataFrame, str | None]]) -> None:
-    from openpyxl import Workbook
+    """The workbook, every cell through :func:`ecopatch.io.tables.cell_value` (no formula, no control character)."""
+    from .io.tables import write_workbook
 
-    wb = Workbook()
-    first = True
-    for name, df, note in sheets:
-        ws = wb.active if first else wb.create_sheet()
-        first = False
-        ws.title = name
-        _write_sheet(ws, df, note)
-    wb.save(path)
+    write_workbook(path, sheets, fills=_FILLS, wrap_header=True)
 
 
 def _fmt(v: Any) -> str:
@@ -468,7 +419,7 @@ def _fmt(v: Any) -> str:
         return f"{v:,.6f}".rstrip("0").rstrip(".") if abs(v) < 1000 else f"{v:,.1f}"
     if isinstance(v, (int, np.integer)):
         return f"{int(v):,}" if abs(int(v)) >= 10000 else str(int(v))
-    return str(v)
+    return repair_text(str(v))
 
 
 def _html_table(df: pd.DataFrame, *, max_rows: int = 2000) -> str:
@@ -659,16 +610,18 @@ def write_report(
         fig_jobs.append(("change_map", _fig_name("change_map", zh),
                          lambda: change_map(before, after, shown, lang=lang, max_pixels=max_pixels)))
     cards: list[str] = []
+    card_names: dict[str, str] = {}
     if before is not None and after is not None and assessment is not None and len(assessment):
         order = {"degraded": 0, "not_started": 1, "stalled": 2, "in_progress": 3, "insufficient_data": 4,
                  "restored": 5}
         a = assessment.assign(_o=[order.get(str(s), 4) for s in _col(assessment, "status")])
         cards = [str(v) for v in a.sort_values(["_o", "patch_id"])["patch_id"].head(max(0, max_mine_cards))]
+        card_names = unique_filenames(cards)
         if len(assessment) > len(cards):
             log.info("report: %d of %d mine cards drawn (max_mine_cards=%d)", len(cards), len(assessment),
                      max_mine_cards)
         for pid in cards:
-            fig_jobs.append((f"mine_{_safe(pid)}", f"{_fig_name('card', zh)} {pid}",
+            fig_jobs.append((f"mine_{card_names[pid]}", f"{_fig_name('card', zh)} {pid}",
                              lambda pid=pid: mine_card(pid, assessment, (mine_before or {}).get(pid, before), after,
                                                        lang=lang, max_pixels=max_pixels // 2,
                                                        history=_history_of(history, pid))))
@@ -740,7 +693,7 @@ def write_report(
     if t_mine is not None:
         body = _html_table(t_mine)
         for pid in cards:
-            key = f"mine_{_safe(pid)}"
+            key = f"mine_{card_names[pid]}"
             body += f"<h3>{html.escape(pngs[key][1])}</h3>" + _img(pngs[key][0], pngs[key][1])
         if len(cards) < len(assessment):  # type: ignore[arg-type]
             body += (f"<p class='note'>仅绘制 {len(cards)} 张矿山卡片（共 {len(assessment)} 座）。</p>" if zh else
@@ -770,10 +723,6 @@ def write_report(
 def _sec_title(key: str, i: int, zh: bool) -> str:
     zh_t, en_t = _SECTIONS[key]
     return f"{_NUMERALS[i]}、{zh_t}" if zh else f"{i + 1}. {en_t}"
-
-
-def _safe(s: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in s)
 
 
 def _fig_name(key: str, zh: bool) -> str:

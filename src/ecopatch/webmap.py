@@ -8,12 +8,14 @@ writes a page that opens in any browser (tiles are fetched by the browser).
 from __future__ import annotations
 
 import datetime as _dt
+import html
 import logging
 import math
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, MissingDependencyError
 from .fonts import check_lang
+from .sanitize import repair_text
 
 if TYPE_CHECKING:
     import folium
@@ -64,17 +66,27 @@ def _folium() -> Any:
 
 
 def _jsonable(v: Any) -> Any:
+    """A property value as the tooltip shows it: numbers rounded, text HTML-escaped.
+
+    folium's tooltips (and popups) put property values into the page with
+    ``innerHTML``, so text is escaped here: a reserve named
+    ``<img src=x onerror=alert(1)>`` shows as that text and runs nothing.
+    Control characters are made visible, and NaN and infinities (which are
+    not JSON) become empty.
+    """
     if v is None:
         return None
+    if isinstance(v, bool):
+        return v
     if isinstance(v, (_dt.date, _dt.datetime)):
         return v.isoformat()
     if isinstance(v, float):
-        return None if math.isnan(v) else round(v, 4)
+        return None if not math.isfinite(v) else round(v, 4)
     if hasattr(v, "item"):
         return _jsonable(v.item())
-    if isinstance(v, (int, str, bool)):
+    if isinstance(v, int):
         return v
-    return str(v)
+    return html.escape(repair_text(str(v)), quote=True)
 
 
 def _prepare(gdf: gpd.GeoDataFrame, lang: str) -> tuple[gpd.GeoDataFrame, list[str], list[str]]:

@@ -104,7 +104,9 @@ def summary(ledger_path: str, today: _dt.date | None, as_csv: bool) -> None:
     """Counts and areas by status, colour, change type, reserve and zone."""
     table = _open(ledger_path).summary(today=today)
     if as_csv:
-        click.echo(table.to_csv(index=False), nl=False)
+        from ..io.tables import csv_text
+
+        click.echo(csv_text(table), nl=False)
         return
     for dim, part in table.groupby("dimension", sort=False):
         click.echo(f"[{dim}]")

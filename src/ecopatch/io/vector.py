@@ -15,7 +15,7 @@ import logging
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     import geopandas as gpd
     import pandas as pd
 
-__all__ = ["atomic_path", "read_patches", "write_table"]
+__all__ = ["atomic_path", "read_patches", "write_table", "write_tables"]
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +215,7 @@ def read_patches(
             )
         gdf = gdf.set_crs(crs)
 
+    gdf = _clean_text(gdf, path)
     ids = _patch_ids(gdf, id_field, path)
     gdf = gdf.copy()
     if "patch_id" in gdf.columns and id_field != "patch_id":
@@ -241,6 +242,11 @@ def _patch_ids(gdf: gpd.GeoDataFrame, id_field: str | None, path: Path) -> list[
             f"{path}: no field {id_field!r} to take patch IDs from; the fields are {fields}"
         )
     col = gdf[id_field]
+    if pd_api_is_bool(col):
+        raise DuplicateIDError(
+            f"{path}: field {id_field!r} holds yes/no values (True/False), not IDs; choose the field with the "
+            "patch IDs, or read without id_field to generate them"
+        )
     missing = col.isna() | (col.astype(str).str.strip() == "")
     if missing.any():
         rows = list(np.flatnonzero(missing.to_numpy())[:10] + 1)
@@ -256,6 +262,57 @@ def _patch_ids(gdf: gpd.GeoDataFrame, id_field: str | None, path: Path) -> list[
             "each patch needs its own ID"
         )
     return list(vals)
+
+
+def pd_api_is_bool(col: Any) -> bool:
+    """Whether a column holds only yes/no values (a bool dtype, or Python bools in an object column)."""
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(col):
+        return True
+    vals = [v for v in col if v is not None and not (isinstance(v, float) and v != v)]
+    return bool(vals) and all(isinstance(v, (bool, np.bool_)) for v in vals)
+
+
+def _clean_text(gdf: gpd.GeoDataFrame, path: Path) -> gpd.GeoDataFrame:
+    """Remove control and direction-override characters from attribute text, with a warning naming them."""
+    from ..errors import TextRepairedWarning
+    from ..sanitize import describe_char, strip_text, text_problem
+
+    found: list[str] = []
+    out = gdf
+    geom = gdf.geometry.name
+    renames = {c: strip_text(c, multiline=False) for c in gdf.columns
+               if isinstance(c, str) and c != geom and text_problem(c, multiline=False)}
+    for c, new in renames.items():
+        found.append(f"field name {c!r} -> {new!r}")
+    import pandas as pd
+
+    for c in gdf.columns:
+        if c == geom or not (gdf[c].dtype == object or pd.api.types.is_string_dtype(gdf[c].dtype)):
+            continue
+        vals = gdf[c].to_numpy(dtype=object)
+        bad = [i for i, v in enumerate(vals) if isinstance(v, str) and text_problem(v)]
+        if not bad:
+            continue
+        if out is gdf:
+            out = gdf.copy()
+        col = out[c].to_numpy(dtype=object, copy=True)
+        for i in bad:
+            first = next(ch for ch in col[i] if strip_text(ch) == "")
+            found.append(f"row {i + 1} field {c!r} ({describe_char(first)})")
+            col[i] = strip_text(col[i])
+        out[c] = pd.Series(col, index=out.index, dtype=out[c].dtype)
+    if renames:
+        out = out.rename(columns=renames)
+    if found:
+        warnings.warn(
+            f"{path}: removed control or direction-override characters from {len(found)} value(s): "
+            f"{'; '.join(found[:10])}{' ...' if len(found) > 10 else ''}; correct them in the source layer",
+            TextRepairedWarning,
+            stacklevel=4,
+        )
+    return out
 
 
 def _id_str(v: Any) -> str:
@@ -292,11 +349,12 @@ def _check_geometries(gdf: gpd.GeoDataFrame, path: Path, on_invalid: str) -> gpd
         )
     if on_invalid == "fix":
         if invalid.any():
-            fixed = shapely.make_valid(geoms[invalid])
-            fixed = np.array([_polygonal_part(g) for g in fixed], dtype=object)
+            before = geoms[invalid]
+            fixed = np.array([_repair(g) for g in before], dtype=object)
             geoms = geoms.copy()
             geoms[invalid] = fixed
             gdf = _replace_geoms(gdf, geoms)
+            details = _repair_details(before, fixed, list(gdf["patch_id"][invalid]), gdf.crs)
             now_empty = shapely.is_empty(geoms) | shapely.is_missing(geoms)
             extra = now_empty & ~missing
             if extra.any():
@@ -305,8 +363,10 @@ def _check_geometries(gdf: gpd.GeoDataFrame, path: Path, on_invalid: str) -> gpd
         if missing.any():
             gdf = gdf[~missing].copy()
         if repaired or dropped:
+            shown = "; ".join(details[:10]) + (" ..." if len(details) > 10 else "") if repaired else ""
             warnings.warn(
                 f"{path}: repaired {len(repaired)} invalid geometr(ies) {repaired[:10]}"
+                + (f" ({shown}); check these outlines" if shown else "")
                 + (f"; dropped {len(dropped)} feature(s) without geometry {dropped[:10]}" if dropped else ""),
                 GeometryRepairedWarning,
                 stacklevel=3,
@@ -330,6 +390,59 @@ def _replace_geoms(gdf: gpd.GeoDataFrame, geoms: np.ndarray) -> gpd.GeoDataFrame
 
     out = gdf.copy()
     out[gdf.geometry.name] = gpd.GeoSeries(geoms, index=gdf.index, crs=gdf.crs)
+    return out
+
+
+def _repair(g: Any) -> Any:
+    """A valid polygonal geometry for an invalid one.
+
+    :func:`shapely.make_valid` turns a hole that lies (partly) outside its
+    shell into extra area; a hole never adds area, so polygons with such
+    holes are rebuilt as the shell minus the holes first.
+    """
+    if g is not None and shapely.get_type_id(g) in (3, 6):
+        parts = list(shapely.get_parts(g))
+        if any(_hole_outside(p) for p in parts):
+            rebuilt = []
+            for p in parts:
+                shell = _polygonal_part(shapely.make_valid(shapely.Polygon(p.exterior)))
+                holes = [_polygonal_part(shapely.make_valid(shapely.Polygon(h))) for h in p.interiors]
+                rebuilt.append(shapely.difference(shell, shapely.union_all(holes)) if holes else shell)
+            g = shapely.union_all(rebuilt)
+            if shapely.is_valid(g):
+                return _polygonal_part(g)
+    return _polygonal_part(shapely.make_valid(g))
+
+
+def _hole_outside(p: Any) -> bool:
+    shell = shapely.Polygon(p.exterior)
+    if not shapely.is_valid(shell):
+        return False
+    return any(not shell.covers(shapely.Polygon(h)) for h in p.interiors)
+
+
+def _repair_details(before: np.ndarray, after: np.ndarray, ids: list[Any], crs: Any) -> list[str]:
+    """One phrase per repaired patch: why it was invalid and how its ground area changed."""
+    from ..geodesy import geodesic_area_m2
+
+    try:
+        a0 = geodesic_area_m2(before, crs)
+        a1 = geodesic_area_m2(after, crs)
+    except Exception:  # noqa: BLE001 - the areas are for the message only
+        a0 = a1 = np.full(len(before), np.nan)
+    out = []
+    for pid, g, x0, x1 in zip(ids, before, a0, a1):
+        reason = shapely.is_valid_reason(g) if g is not None else "no geometry"
+        if g is not None and any(_hole_outside(p) for p in shapely.get_parts(g) if shapely.get_type_id(p) == 3):
+            reason = "a hole lies outside its shell: the hole was dropped"
+        elif reason.startswith("Hole lies outside shell"):
+            reason = "a hole lies outside its shell"
+        change = ""
+        if np.isfinite(x0) and np.isfinite(x1):
+            change = f"; area {x0:,.0f} m² as drawn -> {x1:,.0f} m²"
+            if x0 > 0 and abs(x1 - x0) > 0.001 * x0:
+                change += f" ({(x1 - x0) / x0:+.1%})"
+        out.append(f"{pid}: {reason}{change}")
     return out
 
 
@@ -483,44 +596,94 @@ def write_table(
     ``.csv`` (UTF-8 with BOM, so Excel shows Chinese) and ``.xlsx`` drop the
     geometry.  Writing is atomic (temporary file + rename).
 
+    Text is written so that it cannot attack the reader: CSV and XLSX cells
+    go through :func:`ecopatch.io.tables.cell_value` (formula-like text gets
+    a leading apostrophe; nothing is a formula); control characters are
+    shown as control pictures (``␇``) in every format; in KML, whose
+    balloons are HTML, ``&``, ``<`` and ``>`` in text are escaped.
+
     Returns
     -------
     Path
         The written file.
+
+    Raises
+    ------
+    OutputExistsError
+        ``path`` exists and ``overwrite`` is False.
+    OutputError
+        The folder is missing or read-only, the disk is full, the file-size
+        limit is reached: the message names the file and the cause; nothing
+        is left behind.
+    """
+    return write_tables([(frame, path)], overwrite=overwrite, layer=layer)[0]
+
+
+def write_tables(
+    items: Sequence[tuple[pd.DataFrame | gpd.GeoDataFrame, str | os.PathLike[str]]],
+    *,
+    overwrite: bool = False,
+    layer: str | None = None,
+) -> list[Path]:
+    """Write several tables as one output: all of them, or none.
+
+    Every target is checked before anything is written; each is written to
+    a temporary file, and they are renamed into place only when all are
+    complete (e.g. ``patches.xlsx`` and its ``patches_observation.csv``).
+    See :func:`write_table` for formats and errors.
+
+    Returns
+    -------
+    list of Path
     """
     import geopandas as gpd
 
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in WRITERS:
-        raise ConfigError(f"{path}: unknown output format {suffix!r}; use one of {list(WRITERS)}")
-    is_geo = isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame.columns
-    if suffix == ".parquet" and not is_geo:
-        raise ConfigError(f"{path}: GeoParquet needs geometries")
-    if suffix not in (".csv", ".xlsx", ".parquet") and not is_geo:
-        raise ConfigError(f"{path}: {suffix} needs geometries; write .csv or .xlsx instead")
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        try:
-            _write(frame, tmp, suffix, is_geo, layer or path.stem)
-        except OSError:
-            raise  # atomic_path turns it into an OutputError and cleans up
-        except Exception as exc:  # driver errors (pyogrio/GDAL, openpyxl) are not OSErrors
-            raise OutputError(
-                f"{path}: writing failed ({_short(exc)}); nothing was written. Is the disk full or the "
-                "folder read-only?"
-            ) from exc
-    return path
+    paths = [Path(p) for _, p in items]
+    plans = []
+    for (frame, _), path in zip(items, paths):
+        suffix = path.suffix.lower()
+        if suffix not in WRITERS:
+            raise ConfigError(f"{path}: unknown output format {suffix!r}; use one of {list(WRITERS)}")
+        is_geo = isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame.columns
+        if suffix == ".parquet" and not is_geo:
+            raise ConfigError(f"{path}: GeoParquet needs geometries")
+        if suffix not in (".csv", ".xlsx", ".parquet") and not is_geo:
+            raise ConfigError(f"{path}: {suffix} needs geometries; write .csv or .xlsx instead")
+        plans.append((frame, path, suffix, is_geo))
+    if len({p.resolve() for p in paths}) < len(paths):
+        raise ConfigError(f"the same output file is named twice: {[str(p) for p in paths]}")
+    existing = [str(p) for p in paths if p.exists()]
+    if existing and not overwrite:
+        raise OutputExistsError(f"{existing[0]}: exists; pass overwrite=True (CLI: --overwrite) to replace it"
+                                + (f" (also exist: {existing[1:]})" if len(existing) > 1 else "")
+                                + "; nothing was written")
+    with contextlib.ExitStack() as stack:
+        for frame, path, suffix, is_geo in plans:
+            tmp = stack.enter_context(atomic_path(path, overwrite=overwrite))
+            try:
+                _write(frame, tmp, suffix, is_geo, layer or path.stem)
+            except OSError:
+                raise  # atomic_path turns it into an OutputError and cleans up
+            except Exception as exc:  # driver errors (pyogrio/GDAL, openpyxl) are not OSErrors
+                full = any(w in str(exc).lower() for w in ("no space", "disk full", "file too large"))
+                raise OutputError(
+                    f"{path}: writing failed ({_short(exc)}); nothing was written"
+                    + ("; the disk is full or the file-size limit is reached" if full else "")
+                ) from exc
+    return paths
 
 
 def _write(frame: Any, tmp: Path, suffix: str, is_geo: bool, layer: str) -> None:
     import pandas as pd
 
     if suffix in (".csv", ".xlsx"):
+        from .tables import write_csv, write_workbook
+
         flat = pd.DataFrame(frame.drop(columns=frame.geometry.name)) if is_geo else pd.DataFrame(frame)
         if suffix == ".csv":
-            flat.to_csv(tmp, index=False, encoding="utf-8-sig")
+            write_csv(flat, tmp)
         else:
-            _write_xlsx(flat, tmp)
+            write_workbook(tmp, [("results", flat)], max_width=60)
     elif suffix == ".parquet":
         frame.to_parquet(tmp)
     else:
@@ -528,12 +691,36 @@ def _write(frame: Any, tmp: Path, suffix: str, is_geo: bool, layer: str) -> None
         driver = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".kml": "KML",
                   ".shp": "ESRI Shapefile"}[suffix]
         kw: dict[str, Any] = {"encoding": "UTF-8"} if suffix == ".shp" else {}
-        _writable(out).to_file(tmp, driver=driver, engine="pyogrio", layer=layer, **kw)
+        _writable(out, html_text=suffix == ".kml").to_file(tmp, driver=driver, engine="pyogrio", layer=layer, **kw)
 
 
-def _writable(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Columns OGR drivers can store: dates as ISO strings, objects as text."""
+def _writable(gdf: gpd.GeoDataFrame, *, html_text: bool = False) -> gpd.GeoDataFrame:
+    """Columns OGR drivers can store: dates as ISO strings, objects as text, text repaired.
+
+    Control characters become control pictures (GDAL cuts text at NUL, and
+    XML formats cannot hold most of them); with ``html_text`` (KML) ``&``,
+    ``<`` and ``>`` are escaped too.
+    """
+    import html
+    import json
+
     import pandas as pd
+
+    from ..sanitize import repair_text
+
+    def text(v: Any) -> Any:
+        if v is None or (isinstance(v, float) and v != v):
+            return v
+        if hasattr(v, "isoformat"):
+            v = v.isoformat()
+        elif isinstance(v, (list, tuple, dict)):
+            v = json.dumps(v, ensure_ascii=False, default=str)
+        elif isinstance(v, bytes):
+            v = v.decode("utf-8", "replace")
+        if not isinstance(v, str):
+            return v
+        v = repair_text(v)
+        return html.escape(v, quote=False) if html_text else v
 
     out = gdf.copy()
     for c in out.columns:
@@ -541,20 +728,9 @@ def _writable(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
             continue
         s = out[c]
         if s.dtype == object or str(s.dtype).startswith("string"):
-            if s.map(lambda v: hasattr(v, "isoformat")).any():
-                out[c] = s.map(lambda v: v.isoformat() if hasattr(v, "isoformat") else v)
+            out[c] = s.map(text).astype(object)
         elif pd.api.types.is_bool_dtype(s):
             out[c] = s.astype("int32")
-    return out
-
-
-def _write_xlsx(flat: pd.DataFrame, path: Path) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with __import__("pandas").ExcelWriter(path, engine="openpyxl") as xw:
-            flat.to_excel(xw, index=False, sheet_name="results")
-            ws = xw.sheets["results"]
-            ws.freeze_panes = "A2"
-            for i, col in enumerate(flat.columns, start=1):
-                width = max([len(str(col)) * 2] + [len(str(v)) for v in flat[col].head(200)]) + 2
-                ws.column_dimensions[ws.cell(row=1, column=i).column_letter].width = min(width, 60)
+    renamed = {c: repair_text(str(c), multiline=False) for c in out.columns
+               if isinstance(c, str) and c != out.geometry.name}
+    return out.rename(columns=renamed)

@@ -85,9 +85,11 @@ from ..errors import (
     LedgerIntegrityError,
     LedgerLockedError,
     LedgerTransitionError,
+    TooManyCasesError,
 )
 from ..geodesy import as_crs, geodesic_area_m2, transformer
-from ..schema import ACTIVITY_TYPES, CHANGE_TYPE_ZH, PATCH_COLUMNS, ZONE_ZH
+from ..sanitize import text_problem
+from ..schema import ACTIVITY_TYPES, CHANGE_TYPE_ZH, CHANGE_TYPES, PATCH_COLUMNS, ZONE_ZH
 from ..units import m2_to_mu
 from . import model
 from .match import match_patches
@@ -102,6 +104,7 @@ __all__ = [
     "AddResult",
     "AssessmentResult",
     "CheckReport",
+    "DEFAULT_MAX_NEW_CASES",
     "LEDGER_CRS",
     "Ledger",
     "MINE_COLUMNS",
@@ -119,6 +122,10 @@ log = logging.getLogger(__name__)
 #: per mine per date, superseded rows kept, restoration verdicts); a version-1 ledger is upgraded
 #: in one transaction when it is opened (:meth:`Ledger._upgrade_schema`).
 SCHEMA_VERSION = 2
+#: New cases one call of :meth:`Ledger.add_detections` may open by default (``max_new_cases``).
+DEFAULT_MAX_NEW_CASES = 200
+#: No satellite image of the earth is older (Landsat 1, 23 July 1972).
+EARLIEST_IMAGE = _dt.date(1972, 7, 23)
 #: CRS of every geometry in the ledger: CGCS2000 longitude/latitude.
 LEDGER_CRS = "EPSG:4490"
 _SRS_ID = 4490
@@ -832,7 +839,15 @@ class Ledger:
         row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         if row is None:
             raise LedgerError(f"{self.path}: ledger has no schema_version in its 'meta' table")
-        version = int(row[0])
+        try:
+            version = int(str(row[0]).strip().removesuffix(".0"))
+        except ValueError:
+            raise LedgerError(
+                f"{self.path}: the ledger's schema_version in its 'meta' table is {row[0]!r}, not a whole "
+                f"number; the file was edited by another program. Restore it from a backup, or set it back "
+                f"with: sqlite3 {self.path.name} \"UPDATE meta SET value='{SCHEMA_VERSION}' WHERE "
+                "key='schema_version'\" if you are sure the file is an ecopatch ledger"
+            ) from None
         if version > SCHEMA_VERSION:
             raise LedgerError(
                 f"{self.path} has ledger schema {version}, newer than this ecopatch understands "
@@ -850,7 +865,9 @@ class Ledger:
     @property
     def schema_version(self) -> int:
         """Schema version of the ledger file."""
-        return int(self._meta("schema_version") or 0)
+        with self._read() as con:
+            self._validate(con)
+        return SCHEMA_VERSION
 
     # ------------------------------------------------------------------ reading
 
@@ -1186,6 +1203,7 @@ class Ledger:
         rebound_growth: float = 0.5,
         today: _dt.date | None = None,
         actor: str | None = None,
+        max_new_cases: int | None = DEFAULT_MAX_NEW_CASES,
     ) -> AddResult:
         """Add a run's suspect patches: match them to cases, open new ones, flag rebounds.
 
@@ -1211,6 +1229,11 @@ class Ledger:
             Date recorded on the events; default the local date.
         actor : str, optional
             Who ran it; default ``"run {run_id}"``.
+        max_new_cases : int or None
+            Refuse (and write nothing) when the patches would open more new
+            cases than this (default 200): so many from one pair of scenes
+            usually means the dates are not comparable (season, haze, cloud),
+            not real change.  None: no limit.
 
         Returns
         -------
@@ -1220,7 +1243,18 @@ class Ledger:
         Raises
         ------
         InputDataError
-            A missing column (named), a bad date, or not a GeoDataFrame.
+            A missing column (named), not a GeoDataFrame, or a value the
+            ledger cannot take (named with the patch and the column): a date
+            that cannot be read, lies in the future or before 1972, or a
+            ``date_after`` not after ``date_before``; a ``change_type`` not in
+            :data:`ecopatch.schema.CHANGE_TYPES`; a ``confidence`` outside
+            [0, 1] or an NDVI outside [-1, 1]; text holding control or
+            direction-override characters; coordinates outside the globe.
+        TooManyCasesError
+            More than ``max_new_cases`` new cases; nothing was written.
+        SuspiciousCoordinatesError
+            Coordinates that do not fit the patches' CRS (longitude and
+            latitude swapped, metres labelled as degrees).
         MissingCRSError
             ``patches`` has no CRS.
         DuplicateIDError
@@ -1254,7 +1288,12 @@ class Ledger:
             raise InputDataError("run_id must be a non-empty string")
         today = today or _dt.date.today()
         actor = actor or f"run {run_id}"
-        prep = _prepare_patches(patches)
+        problem = text_problem(run_id, multiline=False, max_chars=200) or text_problem(actor, max_chars=200)
+        if problem:
+            raise InputDataError(f"run_id or actor {problem}")
+        if max_new_cases is not None and (isinstance(max_new_cases, bool) or int(max_new_cases) < 0):
+            raise InputDataError(f"max_new_cases={max_new_cases!r}: give a whole number >= 0, or None for no limit")
+        prep = _prepare_patches(patches, today)
         n = len(prep)
         case_ids: list[str] = [""] * n
         counts = {"new": 0, "matched": 0, "rebound": 0, "unchanged": 0}
@@ -1281,6 +1320,9 @@ class Ledger:
             result = match_patches(
                 [prep[i]["geometry"] for i in todo], old_geoms, min_overlap=min_overlap, rule=rule
             )
+            n_new = int((np.asarray(result.case_index) < 0).sum())
+            if max_new_cases is not None and n_new > int(max_new_cases):
+                raise TooManyCasesError(_too_many_message(run_id, len(prep), n_new, int(max_new_cases)))
             serials: dict[int, int] = {}
             # 3. write, in input order
             for j, i in enumerate(todo):
@@ -1678,6 +1720,12 @@ class Ledger:
             If there is no such case.
         """
         kind = EventKind.get(kind)
+        for what, text, multiline, limit in (("actor", actor, False, 200), ("note", note, True, 30_000),
+                                              ("responsible_unit", responsible_unit, False, 200),
+                                              *(("attachment", a, False, 2_000) for a in attachments)):
+            problem = text_problem(str(text), multiline=multiline, max_chars=limit) if text is not None else None
+            if problem:
+                raise InputDataError(f"case {case_id}: {what} {problem}; nothing was recorded")
         if kind in (EventKind.DETECT, EventKind.REDETECT, EventKind.REBOUND):
             raise LedgerTransitionError(
                 f"case {case_id}: {kind.value!r} events come from add_detections, not advance()"
@@ -1840,6 +1888,8 @@ class Ledger:
 
         today = today or _dt.date.today()
         path = Path(path)
+        if actor is not None and text_problem(str(actor), multiline=False, max_chars=200):
+            raise InputDataError(f"actor {text_problem(str(actor), multiline=False, max_chars=200)}")
         raw = read_results(path)
         with self._write(f"import field results {path.name}") as con:
             rows = self._load_cases(con)
@@ -2060,9 +2110,40 @@ def _activity_key(value: str) -> str:
     )
 
 
-def _prepare_patches(patches: Any) -> list[dict[str, Any]]:
-    """Validate suspect patches and bring them to EPSG:4490 MultiPolygons, one dict per row."""
+def _too_many_message(run_id: str, n_patches: int, n_new: int, limit: int) -> str:
+    return (
+        f"run {run_id}: the {n_patches} suspect patches would open {n_new} new cases, more than "
+        f"max_new_cases = {limit}; nothing was written. So many new cases from one pair of scenes usually "
+        "means that the two dates are not comparable (a different season: crops, leaf fall; haze or thin "
+        "cloud; a scene without a cloud mask), not that much real change, and field teams would be sent out "
+        "for nothing. Look at the change map and choose a baseline of the same season, clear of cloud. If the "
+        "changes are real, allow them: `ecopatch ledger add ... --allow-many-cases` (or --max-new-cases N); "
+        "for `ecopatch run`, `[run] allow_many_cases = true` (or max_new_cases = N) or --allow-many-cases; "
+        "in Python, max_new_cases=None"
+    )
+
+
+def _change_key(v: Any) -> str | None:
+    s = _str(v)
+    if s is None:
+        return None
+    if s in CHANGE_TYPES:
+        return s
+    return next((k for k, zh in CHANGE_TYPE_ZH.items() if zh == s), s)
+
+
+def _prepare_patches(patches: Any, today: _dt.date) -> list[dict[str, Any]]:
+    """Validate suspect patches and bring them to EPSG:4490 MultiPolygons, one dict per row.
+
+    Every value is checked as a field-results import is: the first problems
+    found (up to 10, each naming the patch and the column) are raised
+    together as one :class:`InputDataError`.  A date is in the future when it
+    is after the later of ``today`` and the clock's date, with a day's grace
+    for time zones (acquisition dates are UTC).
+    """
     import geopandas as gpd
+
+    from ..io.vector import check_coordinates
 
     if not isinstance(patches, gpd.GeoDataFrame):
         raise InputDataError(
@@ -2089,6 +2170,7 @@ def _prepare_patches(patches: Any) -> list[dict[str, Any]]:
     bad = [ids.iloc[i] for i, g in enumerate(geoms) if g is None or shapely.is_empty(g)]
     if bad:
         raise GeometryError(f"patches {bad[:10]} have no geometry; drop them before adding")
+    check_coordinates(patches, "patches")  # swapped lon/lat, metres labelled as degrees
     target = CRS.from_epsg(_SRS_ID)
     if not crs.equals(target):
         tr = transformer(crs, target)
@@ -2113,6 +2195,16 @@ def _prepare_patches(patches: Any) -> list[dict[str, Any]]:
                 f"patches must be polygons"
             )
         out_geoms.append(shapely.MultiPolygon(polys))
+    problems: list[str] = []
+    latest = max(today, _dt.date.today()) + _dt.timedelta(days=1)
+    bounds = shapely.bounds(np.asarray(out_geoms, dtype=object))
+    outside = ~np.all(np.isfinite(bounds), axis=1) | (bounds[:, 0] < -180) | (bounds[:, 2] > 180) | (
+        bounds[:, 1] < -90) | (bounds[:, 3] > 90)
+    for i in np.flatnonzero(outside)[:10]:
+        problems.append(f"patch {ids.iloc[i]}: its coordinates fall outside the globe in EPSG:4490 "
+                        f"({bounds[i].round(4).tolist()}); check the layer's CRS and axis order")
+    if problems:
+        raise InputDataError("; ".join(problems))
     area = geodesic_area_m2(out_geoms, target)
     reps = shapely.point_on_surface(out_geoms)
     geom_col = patches.geometry.name
@@ -2121,25 +2213,82 @@ def _prepare_patches(patches: Any) -> list[dict[str, Any]]:
     attrs = pd.DataFrame(patches.drop(columns=geom_col)).to_dict("records")
     for i, r in enumerate(attrs):
         pid = ids.iloc[i]
+        p0 = len(problems)
+
+        def bad(col: str, why: str, pid: str = pid) -> None:
+            problems.append(f"patch {pid}: {col} {why}")
+
+        for col in ("patch_id", "reserve_name", "zone", "zone_name"):
+            v = r[col]
+            if isinstance(v, str):
+                why = text_problem(v, multiline=False, max_chars=500)
+                if why:
+                    bad(col, why)
+        for col in extra:
+            v = r[col]
+            if isinstance(v, str) and text_problem(v, max_chars=32_000):
+                bad(col, text_problem(v, max_chars=32_000) or "")
+        ctype = _change_key(r["change_type"])
+        if ctype is None:
+            bad("change_type", "is empty")
+        elif ctype not in CHANGE_TYPES:
+            bad("change_type", f"{_str(r['change_type'])!r} is not a change type; use one of {list(CHANGE_TYPES)} "
+                               f"or {list(CHANGE_TYPE_ZH.values())}")
+        conf = _float(r["confidence"])
+        if _clean(r["confidence"]) is not None and conf is None:
+            bad("confidence", f"{r['confidence']!r} is not a number")
+        elif conf is not None and not (0.0 <= conf <= 1.0):
+            bad("confidence", f"{conf:g} is outside [0, 1]")
+        ndvi = {}
+        for col in ("ndvi_before", "ndvi_after"):
+            x = _float(r[col])
+            if x is not None and not (-1.0 <= x <= 1.0):
+                bad(col, f"{x:g} is outside [-1, 1]")
+            ndvi[col] = x
+        dates: dict[str, _dt.date | None] = {}
+        for col in ("date_before", "date_after"):
+            try:
+                d = _as_date(r[col], f"patch {pid}: {col}")
+            except InputDataError as exc:
+                problems.append(str(exc))
+                d = None
+            if d is not None and d > latest:
+                bad(col, f"{d} is in the future (today is {latest - _dt.timedelta(days=1)})")
+            elif d is not None and d < EARLIEST_IMAGE:
+                bad(col, f"{d} is before any satellite image (Landsat 1, {EARLIEST_IMAGE})")
+            dates[col] = d
+        if dates["date_before"] is not None and dates["date_after"] is not None and (
+                dates["date_after"] <= dates["date_before"]):
+            bad("date_after", f"{dates['date_after']} is not after date_before {dates['date_before']}")
+        if not np.isfinite(area[i]) or area[i] <= 0:
+            bad("geometry", "has no ground area (coordinates outside the CRS's valid range?)")
+        if len(problems) >= 10:
+            break
+        if len(problems) > p0:
+            continue
         rec: dict[str, Any] = {
             "patch_id": pid,
             "geometry": out_geoms[i],
             "area_m2": float(area[i]),
             "lon": float(shapely.get_x(reps[i])),
             "lat": float(shapely.get_y(reps[i])),
-            "change_type": _str(r["change_type"]),
-            "confidence": _float(r["confidence"]),
-            "ndvi_before": _float(r["ndvi_before"]),
-            "ndvi_after": _float(r["ndvi_after"]),
+            "change_type": ctype,
+            "confidence": conf,
+            "ndvi_before": ndvi["ndvi_before"],
+            "ndvi_after": ndvi["ndvi_after"],
             "reserve_name": _str(r["reserve_name"]),
             "zone": _str(r["zone"]),
             "zone_name": _str(r["zone_name"]),
-            "date_before": _iso(_as_date(r["date_before"], f"patch {pid}: date_before")),
-            "date_after": _iso(_as_date(r["date_after"], f"patch {pid}: date_after")),
+            "date_before": _iso(dates["date_before"]),
+            "date_after": _iso(dates["date_after"]),
             "input_area_m2": _float(r["area_m2"]),
             "attrs": {c: _clean(r[c]) for c in extra},
         }
         recs.append(rec)
+    if problems:
+        more = " (the first 10 problems; there may be more)" if len(problems) >= 10 else ""
+        raise InputDataError(f"cannot add the suspect patches{more}: " + "; ".join(problems[:10])
+                             + "; nothing was written")
     return recs
 
 
