@@ -92,6 +92,8 @@ A complete example (every key but ``imagery``, ``mines``, ``reserves`` and
     block = 512                   # window size, pixels
     lock_max_age_hours = 24       # a lock from another host older than this is stale
     ledger_timeout_s = 60         # wait this long for another ledger writer
+    max_new_cases = 200           # refuse a scene that would open more new cases (season? haze? cloud?)
+    allow_many_cases = false      # true: no such limit
 
 Examples
 --------
@@ -419,6 +421,13 @@ class RunOptions:
         is treated as stale.
     ledger_timeout_s : float
         Seconds a ledger write waits for another writer.
+    max_new_cases : int
+        A scene whose detections would open more new ledger cases than this
+        fails with :class:`~ecopatch.errors.TooManyCasesError` and records
+        nothing: so many from one pair of scenes usually means the dates are
+        not comparable (season, haze, cloud).
+    allow_many_cases : bool
+        Lift ``max_new_cases``.
     """
 
     baseline: str = "season"
@@ -430,6 +439,13 @@ class RunOptions:
     block: int = 512
     lock_max_age_hours: float = 24.0
     ledger_timeout_s: float = 60.0
+    max_new_cases: int = 200
+    allow_many_cases: bool = False
+
+    @property
+    def new_case_limit(self) -> int | None:
+        """``max_new_cases``, or None when ``allow_many_cases``."""
+        return None if self.allow_many_cases else self.max_new_cases
 
 
 @dataclass(frozen=True)
@@ -480,16 +496,19 @@ class RunConfig:
         out_dir: str | os.PathLike[str] | None = None,
         ledger: str | os.PathLike[str] | None = None,
         scheduler: str | None = None,
+        max_new_cases: int | None = None,
+        allow_many_cases: bool | None = None,
     ) -> RunConfig:
         """A copy with command-line overrides (relative paths against the current folder).
 
         ``out_dir`` replaces ``[outputs] dir``; the ledger follows it when the
         config did not name one, unless ``ledger`` is given too.
+        ``max_new_cases`` and ``allow_many_cases`` replace the ``[run]`` keys.
 
         Raises
         ------
         ConfigError
-            An unusable path or scheduler.
+            An unusable path, scheduler or number.
         """
         outputs = self.outputs
         if out_dir is not None:
@@ -506,6 +525,12 @@ class RunConfig:
         run = self.run
         if scheduler is not None:
             run = replace(run, scheduler=check_scheduler(scheduler, "--scheduler"))
+        if max_new_cases is not None:
+            if isinstance(max_new_cases, bool) or int(max_new_cases) < 0:
+                raise ConfigError(f"--max-new-cases {max_new_cases!r}: give a whole number >= 0")
+            run = replace(run, max_new_cases=int(max_new_cases))
+        if allow_many_cases is not None:
+            run = replace(run, allow_many_cases=bool(allow_many_cases))
         return replace(self, outputs=outputs, run=run)
 
 
@@ -890,6 +915,8 @@ _SECTIONS: dict[str, dict[str, _Key]] = {
         "block": _Key(_number(lo=16, hi=8192, integer=True, unit=" pixels"), default=512),
         "lock_max_age_hours": _Key(_number(lo=0.0, lo_open=True, unit=" hours"), default=24.0),
         "ledger_timeout_s": _Key(_number(lo=0.0, unit=" s"), default=60.0),
+        "max_new_cases": _Key(_number(lo=0, integer=True, unit=" cases"), default=200),
+        "allow_many_cases": _Key(_boolean, default=False),
     },
 }
 _CLASSES: dict[str, type] = {

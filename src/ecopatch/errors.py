@@ -48,6 +48,8 @@ Hierarchy::
 
 from __future__ import annotations
 
+import errno as _errno
+
 __all__ = [
     "AlignmentError",
     "CRSError",
@@ -86,6 +88,7 @@ __all__ = [
     "TextRepairedWarning",
     "TooManyCasesError",
     "VectorReadError",
+    "describe_os_error",
 ]
 
 
@@ -239,3 +242,31 @@ class DegradedAnalysisWarning(ProductWarning):
 
 class SameSceneWarning(ProductWarning):
     """The same scene was given as the before and the after date: no change can be found."""
+
+
+_ERRNO_HINTS: dict[int, str] = {
+    _errno.ENOSPC: "the disk is full; free some space",
+    _errno.EDQUOT: "the disk quota is used up",
+    _errno.EFBIG: "the file would be larger than the file-size limit (`ulimit -f`) or than the file system allows",
+    _errno.EROFS: "the folder is on a read-only file system; choose a writable folder",
+    _errno.EACCES: "no permission to write there; choose a writable folder",
+    _errno.EPERM: "no permission to write there; choose a writable folder",
+    _errno.ENAMETOOLONG: "the file name is too long for the file system",
+    _errno.ENOENT: "the folder does not exist (removed while writing?)",
+    _errno.EIO: "an input/output error: a failing disk, or a network share that went away",
+}
+
+
+def describe_os_error(exc: BaseException) -> str:
+    """The cause of an OS error in words, with what to do: ``"No space left on device: the disk is full; ..."``.
+
+    Examples
+    --------
+    >>> import errno, os
+    >>> describe_os_error(OSError(errno.EFBIG, os.strerror(errno.EFBIG)))
+    'File too large: the file would be larger than the file-size limit (`ulimit -f`) or than the file system allows'
+    """
+    err = getattr(exc, "errno", None)
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    hint = _ERRNO_HINTS.get(err) if isinstance(err, int) else None
+    return f"{text}: {hint}" if hint else text

@@ -39,10 +39,17 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .errors import FieldCheckError, LedgerTransitionError, OutputError, OutputExistsError, SpreadsheetError
+from .errors import (
+    FieldCheckError,
+    LedgerTransitionError,
+    OutputError,
+    OutputExistsError,
+    SpreadsheetError,
+    describe_os_error,
+)
 from .io.tables import Limits, append_row, write_csv
 from .ledger.model import Case, Event, EventKind, advance
-from .sanitize import for_terminal, repair_text, text_problem
+from .sanitize import for_terminal, repair_text, text_problem, unique_filenames
 from .schema import ACTIVITY_TYPES, CHANGE_TYPE_ZH, ZONE_ZH
 
 if TYPE_CHECKING:
@@ -215,7 +222,7 @@ def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
         os.replace(tmp, path)
     except OSError as exc:
         _unlink(tmp)
-        raise OutputError(f"cannot write {path}: {exc}") from exc
+        raise OutputError(f"cannot write {path}: {describe_os_error(exc)}; nothing was written") from exc
     except BaseException:
         _unlink(tmp)
         raise
@@ -340,8 +347,10 @@ def write_field_package(
         ``chips(case_row, before_png, after_png) -> None`` writes the before
         and after image chips of one case (PNG, with the outline); ``case_row``
         is the case's row of ``cases`` (a Series; geometry in EPSG:4490).  It is given
-        temporary paths that are moved to ``chips/{case_id}_before.png`` and
-        ``chips/{case_id}_after.png`` when it returns; the tables and the KML
+        temporary paths that are moved to ``chips/{stem}_before.png`` and
+        ``chips/{stem}_after.png`` when it returns, where ``stem`` is the
+        case ID made safe as a file name (:func:`ecopatch.sanitize.unique_filenames`:
+        the ID itself for ledger IDs such as ``YB-2024-000001``); the tables and the KML
         refer to those.  An exception from it stops the export.
     overwrite : bool
         Replace existing files; otherwise :class:`OutputExistsError` before
@@ -355,7 +364,7 @@ def write_field_package(
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"cannot create folder {out}: {exc}") from exc
+        raise OutputError(f"cannot create folder {out}: {describe_os_error(exc)}") from exc
     cases = cases.reset_index(drop=True)
     paths = {
         "gpkg": out / "cases.gpkg",
@@ -367,14 +376,18 @@ def write_field_package(
     chip_rel: dict[str, tuple[str, str]] = {}
     chip_abs: dict[str, tuple[Path, Path]] = {}
     if chips is not None:
+        stems = unique_filenames(cases["case_id"])
         for cid in cases["case_id"]:
-            rel = (f"chips/{cid}_before.png", f"chips/{cid}_after.png")
+            rel = (f"chips/{stems[cid]}_before.png", f"chips/{stems[cid]}_after.png")
             chip_rel[cid] = rel
             chip_abs[cid] = (out / rel[0], out / rel[1])
     _check_targets([*paths.values(), *(p for pair in chip_abs.values() for p in pair)], overwrite)
 
     if chips is not None:
-        (out / "chips").mkdir(exist_ok=True)
+        try:
+            (out / "chips").mkdir(exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create folder {out / 'chips'}: {describe_os_error(exc)}") from exc
         for _, row in cases.iterrows():
             before, after = chip_abs[row["case_id"]]
             tb, ta = _tmp_name(before), _tmp_name(after)
@@ -385,6 +398,13 @@ def write_field_package(
                         os.replace(t, p)
                     else:
                         log.warning("chips() wrote no %s for case %s", p.name, row["case_id"])
+            except OutputError:
+                raise
+            except OSError as exc:
+                raise OutputError(
+                    f"cannot write the image chips {before.name} / {after.name} in {before.parent}: "
+                    f"{describe_os_error(exc)}"
+                ) from exc
             finally:
                 _unlink(tb)
                 _unlink(ta)
@@ -1174,7 +1194,7 @@ def write_ledger_report(
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"cannot create folder {out}: {exc}") from exc
+        raise OutputError(f"cannot create folder {out}: {describe_os_error(exc)}") from exc
     paths = {"xlsx": out / "ledger_report.xlsx", "csv": out / "ledger_cases.csv"}
     _check_targets(paths.values(), overwrite)
     c = pd.DataFrame(

@@ -172,9 +172,11 @@ from .errors import (
     LedgerLockedError,
     NoOverlapError,
     NoValidPixelsError,
+    OutputError,
     RasterReadError,
     RunLockedError,
     VectorReadError,
+    describe_os_error,
 )
 
 if TYPE_CHECKING:
@@ -216,6 +218,9 @@ _PARTIAL = ".partial"
 _FAILED = ".failed"
 _SUPERSEDED = ".superseded-"
 _COMPLETE_STATUSES = ("ok", "skipped")
+_LEDGER_UNCHANGED = "the ledger is unchanged; the next run tries this scene again"
+_LEDGER_COMMITTED = ("the ledger holds this scene (its records were committed); the next run redoes its outputs "
+                     "and adds nothing to the ledger")
 _SCENE_FILE_SUFFIXES = (".tif", ".tiff", ".jp2", ".vrt", ".img", ".dat", ".json")
 _CLEAR_PIXELS = 250_000
 _VERSIONED = ("numpy", "scipy", "pandas", "shapely", "pyproj", "rasterio", "geopandas", "pyogrio",
@@ -1310,8 +1315,12 @@ def run_pipeline(
                                          references=_reference_counts(refs, s)))
         return result("dry_run", ExitCode.OK if outcomes else ExitCode.NOTHING_NEW, outcomes, plan)
 
-    cfg.outputs.ledger.parent.mkdir(parents=True, exist_ok=True)
-    runs_dir.mkdir(parents=True, exist_ok=True)
+    for folder in (cfg.outputs.ledger.parent, runs_dir):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{folder}: cannot create the folder ({describe_os_error(exc)}); nothing was "
+                              "done and the ledger is unchanged") from exc
     lock = RunLock(_lock_path(cfg), max_age_s=cfg.run.lock_max_age_hours * 3600,
                    command=f"ecopatch run {cfg.path or ''}".strip())
     lock.acquire()
@@ -1663,10 +1672,14 @@ def _process_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, why: str,
     """Build the scene's run folder under a temporary name, then move it into place."""
     name = scene.folder_name
     partial = ctx.runs_dir / f".{name}{_PARTIAL}"
-    if partial.exists():
-        shutil.rmtree(partial)
-    partial.mkdir(parents=True)
-    handler = _attach_log(partial / "run.log")
+    try:
+        if partial.exists():
+            shutil.rmtree(partial)
+        partial.mkdir(parents=True)
+        handler = _attach_log(partial / "run.log")
+    except OSError as exc:
+        raise OutputError(f"{exc.filename or partial}: cannot create the run folder of scene {scene.label} "
+                          f"({describe_os_error(exc)}); {_LEDGER_UNCHANGED}") from exc
     started = _utc_now()
     t0 = time.monotonic()
     timings: dict[str, float] = {}
@@ -1674,24 +1687,33 @@ def _process_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, why: str,
     status, code, message = "ok", ExitCode.OK, ""
     error: dict[str, str] | None = None
     references: dict[str, Any] = {}
+    progress: dict[str, Any] = {"stage": "start", "committed": False}
     log.info("scene %s: encroachment baseline %s (rule %r: %s)", scene.label, baseline.label,
              ctx.config.run.baseline, why)
     try:
         try:
             with _warnings_to_log():
-                status, message = _compute(ctx, scene, baseline, partial, timings, counts, unusable, references)
+                status, message = _compute(ctx, scene, baseline, partial, timings, counts, unusable, references,
+                                           progress)
         except (KeyboardInterrupt, SystemExit):
-            log.error("scene %s: interrupted; the ledger is unchanged or holds the whole scene, the run folder "
-                      "was not completed", scene.label)
+            log.error("scene %s: interrupted; %s; the run folder was not completed", scene.label,
+                      _LEDGER_COMMITTED if progress["committed"] else _LEDGER_UNCHANGED)
             raise
         except Exception as exc:  # noqa: BLE001 - any failure is recorded in the manifest
             status, code = "failed", exit_code_for(exc)
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            error = {"type": type(exc).__name__, "message": str(exc)}
-            if isinstance(exc, EcopatchError):
-                log.error("scene %s failed: %s", scene.label, exc)
+            ledger_state = _LEDGER_COMMITTED if progress["committed"] else _LEDGER_UNCHANGED
+            text = str(exc) if str(exc) else type(exc).__name__
+            if isinstance(exc, OSError) and not isinstance(exc, EcopatchError):
+                # an OS error the writers did not name: say where the scene was and what the OS said
+                text = (f"{exc.filename or partial}: {describe_os_error(exc)} (during {progress['stage']} of "
+                        f"scene {scene.label})")
+            message = f"{text.splitlines()[0]}; {ledger_state}"
+            error = {"type": type(exc).__name__, "message": text, "stage": progress["stage"],
+                     "ledger": ledger_state}
+            if isinstance(exc, (EcopatchError, OSError)):
+                log.error("scene %s failed: %s; %s", scene.label, text, ledger_state)
             else:
-                log.exception("scene %s failed with an unexpected error", scene.label)
+                log.exception("scene %s failed with an unexpected error; %s", scene.label, ledger_state)
         timings["total"] = round(time.monotonic() - t0, 3)
         log.info("scene %s: %s in %.1f s", scene.label, status, timings["total"])
     except BaseException:
@@ -1701,10 +1723,17 @@ def _process_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, why: str,
     _detach_log(handler)
     manifest = _manifest(ctx, scene, baseline, why, status, code, message, error, started, timings, counts, partial,
                          references)
-    _write_json(partial / MANIFEST, manifest)
-    _fsync_dir(partial)
     final = ctx.runs_dir / (name if status in _COMPLETE_STATUSES else name + _FAILED)
-    _install(partial, final)
+    try:
+        _write_json(partial / MANIFEST, manifest)
+        _fsync_dir(partial)
+        _install(partial, final)
+    except OSError as exc:
+        state = _LEDGER_COMMITTED if progress["committed"] else _LEDGER_UNCHANGED
+        raise OutputError(
+            f"{exc.filename or partial / MANIFEST}: cannot complete the run folder of scene {scene.label} "
+            f"({describe_os_error(exc)}); {state}; the unfinished folder {partial.name} is removed by the next run"
+        ) from exc
     if status in _COMPLETE_STATUSES:
         failed = ctx.runs_dir / (name + _FAILED)
         if failed.exists():
@@ -1716,23 +1745,28 @@ def _process_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, why: str,
 
 def _compute(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path, timings: dict[str, float],
              counts: dict[str, Any], unusable: Collection[str] = (),
-             references: dict[str, Any] | None = None) -> tuple[str, str]:
-    """The analyses, the ledger transaction and the outputs of one scene; returns (status, reason).
+             references: dict[str, Any] | None = None, progress: dict[str, Any] | None = None) -> tuple[str, str]:
+    """The analyses, the outputs and the ledger transaction of one scene; returns (status, reason).
 
     Two baselines: the reserves are compared with ``baseline`` (the
     ``[run] baseline`` rule), each mine with its own reference
     (:func:`choose_references`).  Every job is set up, then the imagery is
     read in one windowed pass for all of them (each tile decoded once), then
-    each is finished.
+    each is finished.  The results and the change map are written, then one
+    ledger transaction records the scene, writes the field package and the
+    report, and commits (last, so that a failed output leaves the ledger as
+    it was).  ``progress`` records the stage reached (``"stage"``) and whether
+    the ledger committed the scene (``"committed"``), for the failure message.
     """
     from .encroachment import detection_pass
-    from .io.vector import write_table
+    from .io.vector import write_tables
     from .restoration import assessment_pass, shared_scene_estimates
     from .tiling import run_passes
 
     cfg = ctx.config
     references = references if references is not None else {}
-    clock = _Clock(timings)
+    progress = progress if progress is not None else {}
+    clock = _Clock(timings, progress)
     with clock("open"):
         before, after = _open(ctx, baseline), _open(ctx, scene)
     with clock("clear_fraction"):
@@ -1812,72 +1846,88 @@ def _compute(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path, timi
         return "skipped", "; ".join(notes)
     _heartbeat(ctx)
 
+    # outputs that do not need the ledger first; the ledger commit is last, so that a failed
+    # scene (a full disk, an unwritable chip) leaves the ledger exactly as it was
     with clock("write_results"):
         res = out / "results"
-        res.mkdir()
+        _mkdir(res)
+        tables: list[tuple[Any, Path]] = []
         for fmt in cfg.outputs.formats:
             if assessment is not None:
-                write_table(assessment, res / f"mines.{fmt}")
+                tables.append((assessment, res / f"mines.{fmt}"))
             if patches is not None:
-                write_table(patches, res / f"patches.{fmt}")
+                tables.append((patches, res / f"patches.{fmt}"))
         if patches is not None and patches.attrs.get("observation"):
             from .encroachment import observation_table
 
-            write_table(observation_table(patches), res / "observation.csv")
+            tables.append((observation_table(patches), res / "observation.csv"))
+        write_tables(tables)
     _count_results(counts, assessment, patches)
     if waiting:
         counts["mines_without_reference"] = sorted(waiting)
+    if cfg.outputs.maps:
+        with clock("maps"):
+            from .maps import change_map
+
+            _mkdir(out / "maps")
+            shown = patches if patches is not None and len(patches) else None
+            fig = change_map(before, after, shown, lang=cfg.outputs.lang)
+            target = out / "maps" / "change_map.png"
+            try:
+                fig.savefig(target, dpi=120)
+            except OSError as exc:
+                raise OutputError(f"{target}: cannot write the change map ({describe_os_error(exc)})") from exc
+    _heartbeat(ctx)
 
     run_id = scene.scene_id
     assert ctx.ledger is not None
     suspects = patches
     if patches is not None and not cfg.detection.gain_cases:
         suspects = patches[patches["change_type"] != "vegetation_gain"]
+    # One transaction: the scene's records, then the outputs that show them (the field package
+    # of the cases it opened, the report), then COMMIT.  If anything fails, nothing is kept.
+    # Other writers (a field-results import) wait up to [run] ledger_timeout_s meanwhile.
     with clock("ledger"):
         with ctx.ledger.transaction(f"record run {run_id}") as led:
             ares = led.record_assessment(assessment, run_id) if assessment is not None else None
-            dres = led.add_detections(suspects, run_id) if suspects is not None else None
-        log.info("ledger: %s; %s", ares or "no mine assessment", dres or "no detection")
+            dres = (led.add_detections(suspects, run_id, max_new_cases=cfg.run.new_case_limit)
+                    if suspects is not None else None)
+            log.info("ledger: %s; %s", ares or "no mine assessment", dres or "no detection")
+            _heartbeat(ctx)
+            # cases this scene opened or reopened, as the ledger recorded them the first time
+            dets = led.detections(run_id)
+            new_cases = sorted(set(dets.loc[dets["outcome"].isin(["new", "rebound"]), "case_id"]))
+            if cfg.outputs.fieldcheck and new_cases:
+                with clock("fieldcheck"):
+                    chips = None
+                    if cfg.outputs.chips:
+                        from .maps import case_chips
+
+                        chips = case_chips(before, after, lang=cfg.outputs.lang)
+                    led.export_fieldcheck(out / "fieldcheck", cases=new_cases, chips=chips)
+            _heartbeat(ctx)
+            if cfg.outputs.report:
+                with clock("report"):
+                    from .report import write_report
+
+                    mine_before = {}  # each mine's card shows its own reference, not the reserves' baseline
+                    for pid, r in zip(ctx.mines["patch_id"].astype(str), refs):
+                        if r.scene is not None and r.scene.scene_id in groups:
+                            mine_before[pid] = _open(ctx, r.scene)
+                    write_report(out / "report", assessment=assessment, patches=patches, ledger=led, before=before,
+                                 after=after, reserves=ctx.reserves, lang=cfg.outputs.lang, mine_before=mine_before,
+                                 history=led.mine_history() if assessment is not None else None)
+            progress["stage"] = "ledger commit"
+        progress["committed"] = True
+    # counted once committed: a failed scene's manifest must not show records the ledger does not hold
     counts["ledger"] = {
         "mine_records_added": ares.added if ares else 0, "mine_records_replaced": ares.replaced if ares else 0,
         "mine_records_unchanged": ares.unchanged if ares else 0,
         "new": dres.new if dres else 0, "matched": dres.matched if dres else 0,
         "rebound": dres.rebound if dres else 0, "unchanged": dres.unchanged if dres else 0,
     }
-    _heartbeat(ctx)
-
-    # cases this scene opened or reopened, as the ledger recorded them the first time
-    dets = ctx.ledger.detections(run_id)
-    new_cases = sorted(set(dets.loc[dets["outcome"].isin(["new", "rebound"]), "case_id"]))
     counts["fieldcheck_cases"] = len(new_cases)
-    if cfg.outputs.fieldcheck and new_cases:
-        with clock("fieldcheck"):
-            chips = None
-            if cfg.outputs.chips:
-                from .maps import case_chips
-
-                chips = case_chips(before, after, lang=cfg.outputs.lang)
-            ctx.ledger.export_fieldcheck(out / "fieldcheck", cases=new_cases, chips=chips)
-    if cfg.outputs.maps:
-        with clock("maps"):
-            from .maps import change_map
-
-            (out / "maps").mkdir()
-            shown = patches if patches is not None and len(patches) else None
-            fig = change_map(before, after, shown, lang=cfg.outputs.lang)
-            fig.savefig(out / "maps" / "change_map.png", dpi=120)
     _heartbeat(ctx)
-    if cfg.outputs.report:
-        with clock("report"):
-            from .report import write_report
-
-            mine_before = {}  # each mine's card shows its own reference, not the reserves' baseline
-            for pid, r in zip(ctx.mines["patch_id"].astype(str), refs):
-                if r.scene is not None and r.scene.scene_id in groups:
-                    mine_before[pid] = _open(ctx, r.scene)
-            write_report(out / "report", assessment=assessment, patches=patches, ledger=ctx.ledger, before=before,
-                         after=after, reserves=ctx.reserves, lang=cfg.outputs.lang, mine_before=mine_before,
-                         history=ctx.ledger.mine_history() if assessment is not None else None)
     _test_pause()
     return "ok", "; ".join(notes)
 
@@ -1961,6 +2011,13 @@ def _warn_reference_changes(table: Any, history: Any, scene: SceneRef) -> None:
                         "Run with --force to measure every date against the new reference.", pid, ref, before)
 
 
+def _mkdir(folder: Path) -> None:
+    try:
+        folder.mkdir()
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot create the folder ({describe_os_error(exc)})") from exc
+
+
 def _count_results(counts: dict[str, Any], assessment: Any, patches: Any) -> None:
     if assessment is not None:
         counts["mines"] = len(assessment)
@@ -1976,14 +2033,16 @@ def _count_results(counts: dict[str, Any], assessment: Any, patches: Any) -> Non
 
 
 class _Clock:
-    """``with clock("stage"):`` adds the stage's wall time (s) to ``timings``."""
+    """``with clock("stage"):`` adds the stage's wall time (s) to ``timings`` and notes the stage reached."""
 
-    def __init__(self, timings: dict[str, float]) -> None:
+    def __init__(self, timings: dict[str, float], progress: dict[str, Any] | None = None) -> None:
         self.timings = timings
+        self.progress = progress if progress is not None else {}
 
     @contextlib.contextmanager
     def __call__(self, stage: str) -> Iterator[None]:
         t = time.monotonic()
+        self.progress["stage"] = stage
         log.info("%s ...", stage)
         try:
             yield

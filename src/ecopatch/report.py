@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .errors import InputDataError, OutputError, OutputExistsError
+from .errors import InputDataError, OutputError, OutputExistsError, describe_os_error
 from .fonts import check_lang
 from .sanitize import repair_text, unique_filenames
 from .schema import CHANGE_TYPE_ZH, ZONE_ZH
@@ -525,10 +525,13 @@ def write_report(
         Folder for the report (created if missing).  Receives
         ``report.html``, ``report.xlsx`` and ``figures/*.png`` (the same
         figures as separate files, for pasting into documents).
-    assessment : geopandas.GeoDataFrame, optional
-        Mine restoration from :func:`ecopatch.assess_restoration`.
-    patches : geopandas.GeoDataFrame, optional
-        Suspect patches from :func:`ecopatch.detect_changes`.
+    assessment : geopandas.GeoDataFrame or pandas.DataFrame, optional
+        Mine restoration from :func:`ecopatch.assess_restoration`; a plain
+        table (read back from the ``.xlsx``/``.csv`` ``ecopatch assess``
+        wrote) goes into the tables but not onto the maps or mine cards.
+    patches : geopandas.GeoDataFrame or pandas.DataFrame, optional
+        Suspect patches from :func:`ecopatch.detect_changes` (a plain table:
+        tables only).
     ledger : Ledger, optional
         The case ledger: case list (案件), red/yellow/green codes and the
         precision of field checks (核查精度).
@@ -594,24 +597,31 @@ def write_report(
         out.mkdir(parents=True, exist_ok=True)
         (out / "figures").mkdir(exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"cannot create report folder {out}: {exc}") from exc
+        raise OutputError(f"cannot create report folder {out}: {describe_os_error(exc)}") from exc
 
     cases = ledger.cases(today=today) if ledger is not None else None
     precision = ledger.precision() if ledger is not None else None
+    # a table read back from .xlsx/.csv has no outlines: its figures go in the tables only
+    mines_geo = assessment if _has_geometry(assessment) else None
+    patches_geo = patches if _has_geometry(patches) else None
+    for what, table, geo in (("assessment", assessment, mines_geo), ("patches", patches, patches_geo)):
+        if table is not None and geo is None:
+            log.info("report: the %s has no geometry (a table): it is in the tables but not on the maps", what)
 
     # plan the figures first, so existing files are found before anything is drawn or written
     fig_jobs: list[tuple[str, str, Callable[[], Figure]]] = []
-    if any(x is not None and len(x) for x in (assessment, patches, cases, reserves)):
+    if any(x is not None and len(x) for x in (mines_geo, patches_geo, cases, reserves)):
         fig_jobs.append(("overview", _fig_name("overview", zh), lambda: overview_map(
-            assessment, reserves, cases if cases is not None else patches, lang=lang, background=after,
+            mines_geo, reserves, cases if cases is not None else patches_geo, lang=lang, background=after,
             max_pixels=max_pixels)))
-    shown = patches if patches is not None and len(patches) else cases
+    shown = patches_geo if patches_geo is not None and len(patches_geo) else cases
     if before is not None and after is not None and shown is not None and len(shown):
         fig_jobs.append(("change_map", _fig_name("change_map", zh),
                          lambda: change_map(before, after, shown, lang=lang, max_pixels=max_pixels)))
     cards: list[str] = []
     card_names: dict[str, str] = {}
-    if before is not None and after is not None and assessment is not None and len(assessment):
+    if before is not None and after is not None and mines_geo is not None and len(mines_geo):
+        assert assessment is not None
         order = {"degraded": 0, "not_started": 1, "stalled": 2, "in_progress": 3, "insufficient_data": 4,
                  "restored": 5}
         a = assessment.assign(_o=[order.get(str(s), 4) for s in _col(assessment, "status")])
@@ -695,7 +705,7 @@ def write_report(
         for pid in cards:
             key = f"mine_{card_names[pid]}"
             body += f"<h3>{html.escape(pngs[key][1])}</h3>" + _img(pngs[key][0], pngs[key][1])
-        if len(cards) < len(assessment):  # type: ignore[arg-type]
+        if cards and len(cards) < len(assessment):  # type: ignore[arg-type]
             body += (f"<p class='note'>仅绘制 {len(cards)} 张矿山卡片（共 {len(assessment)} 座）。</p>" if zh else
                      f"<p class='note'>{len(cards)} of {len(assessment)} mine cards drawn.</p>")
         secs.append(("mines", body))
@@ -718,6 +728,14 @@ def write_report(
         tmp.write_text(doc, encoding="utf-8")
     log.info("report written to %s (%d figures)", out, len(pngs))
     return targets
+
+
+def _has_geometry(df: Any) -> bool:
+    geo = getattr(df, "geometry", None) if df is not None and hasattr(df, "crs") else None
+    try:
+        return geo is not None and geo.name in df.columns and df.crs is not None
+    except AttributeError:
+        return False
 
 
 def _sec_title(key: str, i: int, zh: bool) -> str:

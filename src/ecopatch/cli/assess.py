@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import block_opt, open_pair, out_opt, overwrite_opt, progress_opt, scene_opts, scheduler_opt
+from .options import block_opt, check_new_outputs, open_pair, out_opt, overwrite_opt, progress_opt, scene_opts, scheduler_opt
 
 
 @click.command()
@@ -32,6 +32,7 @@ def assess(mines, id_field, layer, direction_field, out, overwrite, block, sched
     from ..io.vector import read_patches, write_table
     from ..restoration import assess_restoration
 
+    check_new_outputs(out, overwrite=overwrite)
     b, a, swap = open_pair(scene)
     m = read_patches(mines, id_field=id_field, layer=layer)
     result = assess_restoration(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import block_opt, open_pair, out_opt, overwrite_opt, progress_opt, scene_opts, scheduler_opt
+from .options import block_opt, check_new_outputs, open_pair, out_opt, overwrite_opt, progress_opt, scene_opts, scheduler_opt
 
 
 @click.command()
@@ -40,9 +40,11 @@ def detect(within, zone_field, name_field, min_area, min_area_unit, margin, excl
     --min-area 400 --out patches.gpkg
     """
     from ..encroachment import detect_changes
-    from ..io.vector import read_patches, write_table
+    from ..io.vector import read_patches, write_tables
     from ..units import area_to_m2
 
+    side = Path(out).with_name(Path(out).stem + "_observation.csv")
+    check_new_outputs(out, side, overwrite=overwrite)
     b, a, swap = open_pair(scene)
     w = read_patches(within) if within else None
     ex = read_patches(exclude) if exclude else None
@@ -52,15 +54,16 @@ def detect(within, zone_field, name_field, min_area, min_area_unit, margin, excl
         name_field=None if name_field.lower() == "none" else name_field,
         include_gain=gain, block=block, scheduler=scheduler, progress=progress, swap_dates=swap,
     )
-    write_table(patches, out, overwrite=overwrite)
     from ..encroachment import observation_table
 
     obs = observation_table(patches)
+    tables = [(patches, Path(out))]
     if len(obs):
-        p = Path(out)
-        write_table(obs, p.with_name(p.stem + "_observation.csv"), overwrite=overwrite)
+        tables.append((obs, side))
+    written = write_tables(tables, overwrite=overwrite)  # both or neither
     click.echo(summary_text(patches))
-    click.echo(f"wrote {out}")
+    for w in written:
+        click.echo(f"wrote {w}")
 
 
 def summary_text(patches) -> str:  # type: ignore[no-untyped-def]

@@ -72,6 +72,19 @@ def ledger() -> None:
     show_default=True,
     help="Overlap (intersection over the smaller area) that keeps a case's ID.",
 )
+@click.option(
+    "--max-new-cases",
+    type=click.IntRange(0),
+    default=200,
+    show_default=True,
+    help="Refuse (write nothing) if the patches would open more new cases than this: so many from one "
+    "pair of scenes usually means season, haze or cloud, not change.",
+)
+@click.option(
+    "--allow-many-cases",
+    is_flag=True,
+    help="Open any number of new cases (lifts --max-new-cases).",
+)
 @today_opt
 def add(
     patches: str,
@@ -79,19 +92,27 @@ def add(
     run_id: str,
     layer: str | None,
     min_overlap: float,
+    max_new_cases: int,
+    allow_many_cases: bool,
     today: _dt.date | None,
 ) -> None:
-    """Add the suspect patches in PATCHES (a polygon file) to the ledger."""
+    """Add the suspect patches in PATCHES (a polygon file) to the ledger.
+
+    Every patch is checked first (CRS and axis order, dates, change type,
+    confidence, text); a problem refuses the whole file and writes nothing.
+    """
     import geopandas as gpd
 
     from ..errors import VectorReadError
 
     try:
-        gdf = gpd.read_file(patches, layer=layer)
-    except Exception as exc:  # noqa: BLE001 - any GDAL/fiona error means unreadable
-        raise VectorReadError(f"cannot read suspect patches from {patches}: {exc}") from exc
+        gdf = gpd.read_file(patches, layer=layer, engine="pyogrio")
+    except Exception as exc:  # noqa: BLE001 - any GDAL error means unreadable
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise VectorReadError(f"cannot read suspect patches from {patches}: {first}") from exc
     result = _open(ledger_path, create=True).add_detections(
-        gdf, run_id, min_overlap=min_overlap, today=today
+        gdf, run_id, min_overlap=min_overlap, today=today,
+        max_new_cases=None if allow_many_cases else max_new_cases,
     )
     click.echo(str(result))
 

@@ -153,3 +153,15 @@ def open_pair(params: dict) -> tuple:  # type: ignore[type-arg]
         out.append(open_scene(path, kw["sensor"], kw["bands"], scale=kw["scale"], offset=kw["offset"],
                               nodata=kw["nodata"], cloud_mask=kw["cloud_mask"], dem=dem, calibration=calibration))
     return out[0], out[1], swap
+
+
+def check_new_outputs(*paths: object, overwrite: bool) -> None:
+    """Refuse before any work when an output exists and --overwrite was not given."""
+    from pathlib import Path
+
+    from ..errors import OutputExistsError
+
+    existing = [str(p) for p in paths if p is not None and Path(str(p)).exists()]
+    if existing and not overwrite:
+        raise OutputExistsError(f"{existing[0]}: exists; pass --overwrite to replace it, or choose another name"
+                                + (f" (also exist: {existing[1:]})" if len(existing) > 1 else ""))

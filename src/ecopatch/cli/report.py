@@ -20,9 +20,10 @@ def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> _dt.
 
 @click.command()
 @click.option("--assessment", default=None, type=click.Path(exists=True, dir_okay=False),
-              help="Mine restoration table written by `ecopatch assess` (GPKG/GeoJSON/GeoParquet).")
+              help="Mine restoration table written by `ecopatch assess`: GPKG/GeoJSON/GeoParquet (on the maps "
+              "too) or XLSX/CSV (tables only).")
 @click.option("--patches", default=None, type=click.Path(exists=True, dir_okay=False),
-              help="Suspect patches written by `ecopatch detect`.")
+              help="Suspect patches written by `ecopatch detect` (GPKG/GeoJSON/GeoParquet, or XLSX/CSV).")
 @click.option("--ledger", "ledger_path", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Case ledger (GeoPackage): case list, red/yellow/green codes, field-check precision.")
 @click.option("--reserves", default=None, type=click.Path(exists=True),
@@ -54,8 +55,8 @@ def report(assessment, patches, ledger_path, reserves, out_dir, lang, title, tod
     from ..ledger import Ledger
     from ..report import write_report
 
-    a = read_patches(assessment, id_field="patch_id") if assessment else None
-    p = read_patches(patches, id_field="patch_id") if patches else None
+    a = _read_result(assessment, "assessment", _MINE_COLUMNS) if assessment else None
+    p = _read_result(patches, "patches", _PATCH_COLUMNS) if patches else None
     r = read_patches(reserves) if reserves else None
     led = Ledger(ledger_path, create=False) if ledger_path else None
     b, af, swap = open_pair(scene)
@@ -74,3 +75,33 @@ def report(assessment, patches, ledger_path, reserves, out_dir, lang, title, tod
     click.echo(f"report of {', '.join(parts)}: {n_fig} figures")
     click.echo(f"wrote {paths['html']}")
     click.echo(f"wrote {paths['xlsx']}")
+
+
+_MINE_COLUMNS = ("patch_id", "status", "damaged_m2", "restored_m2", "restoration_rate")
+_PATCH_COLUMNS = ("patch_id", "change_type", "area_m2")
+_TABLES = (".xlsx", ".xlsm", ".csv")
+
+
+def _read_result(path: str, what: str, needed: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    """A result written by ``ecopatch assess``/``detect``: a polygon file, or the XLSX/CSV table."""
+    from pathlib import Path
+
+    from ..errors import InputDataError
+    from ..io.tables import read_table
+    from ..io.vector import read_patches
+
+    suffix = Path(path).suffix.lower()
+    if suffix in _TABLES:
+        table = read_table(path)
+    elif suffix == ".xls":
+        raise InputDataError(f"{path}: an old Excel 97-2003 workbook; save it as .xlsx")
+    else:
+        table = read_patches(path, id_field="patch_id")
+    missing = [c for c in needed if c not in table.columns]
+    if missing:
+        cmd = "ecopatch assess" if what == "assessment" else "ecopatch detect"
+        raise InputDataError(
+            f"{path}: the {what} table lacks column(s) {missing} (it has {list(table.columns)[:12]}); give "
+            f"--{what} the file `{cmd}` wrote (.gpkg, .geojson, .xlsx or .csv), with its columns unchanged"
+        )
+    return table

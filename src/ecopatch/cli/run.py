@@ -47,14 +47,19 @@ __all__ = ["run"]
 @click.option("--ledger", "ledger_path", default=None, type=click.Path(dir_okay=False),
               help="Override [outputs] ledger.")
 @scheduler_opt
+@click.option("--max-new-cases", type=click.IntRange(0), default=None,
+              help="Override [run] max_new_cases: a scene that would open more new cases fails and records "
+              "nothing (default 200).")
+@click.option("--allow-many-cases", is_flag=True, default=False,
+              help="Open any number of new cases per scene (override [run] allow_many_cases).")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bars (default: only on a terminal; log lines otherwise).")
 @click.option("-v", "--verbose", count=True, help="More log output (also before 'run': ecopatch -v run ...).")
 @click.option("-q", "--quiet", count=True, help="Only errors; no summary on success.")
 @click.pass_context
 def run(ctx: click.Context, config_path: str, force: bool, dry_run: bool, scenes: tuple[str, ...],
-        out_dir: str | None, ledger_path: str | None, scheduler: str | None, progress: bool | None,
-        verbose: int, quiet: int) -> None:
+        out_dir: str | None, ledger_path: str | None, scheduler: str | None, max_new_cases: int | None,
+        allow_many_cases: bool, progress: bool | None, verbose: int, quiet: int) -> None:
     """Process the imagery that is new since the last run: assess mines, detect changes, update the ledger.
 
     CONFIG is a TOML file (see docs/scheduled-runs.md).  Each new scene gets a
@@ -75,8 +80,10 @@ def run(ctx: click.Context, config_path: str, force: bool, dry_run: bool, scenes
     try:
         with _terminate_as_exit():
             cfg = load_config(config_path)
-            if out_dir is not None or ledger_path is not None or scheduler is not None:
-                cfg = cfg.with_overrides(out_dir=out_dir, ledger=ledger_path, scheduler=scheduler)
+            if (out_dir is not None or ledger_path is not None or scheduler is not None
+                    or max_new_cases is not None or allow_many_cases):
+                cfg = cfg.with_overrides(out_dir=out_dir, ledger=ledger_path, scheduler=scheduler,
+                                         max_new_cases=max_new_cases, allow_many_cases=allow_many_cases or None)
             result = run_pipeline(cfg, force=force, dry_run=dry_run, scenes=scenes, progress=progress)
     except EcopatchError as exc:
         _fail(ctx, exc, int(exit_code_for(exc)), verbosity)

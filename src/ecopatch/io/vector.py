@@ -33,6 +33,7 @@ from ..errors import (
     OutputExistsError,
     SuspiciousCoordinatesError,
     VectorReadError,
+    describe_os_error,
 )
 
 if TYPE_CHECKING:
@@ -557,7 +558,7 @@ def atomic_path(path: str | os.PathLike[str], *, overwrite: bool = False) -> Ite
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=parent)
     except OSError as exc:
-        raise OutputError(f"{path}: cannot write in {parent} ({exc.strerror}); choose a writable folder") from exc
+        raise OutputError(f"{path}: cannot write in {parent} ({describe_os_error(exc)})") from exc
     os.close(fd)
     tmp_path = Path(tmp)
     tmp_path.unlink()  # drivers (GPKG) want to create the file themselves
@@ -570,7 +571,7 @@ def atomic_path(path: str | os.PathLike[str], *, overwrite: bool = False) -> Ite
         _cleanup(tmp_path)
         if isinstance(exc, OutputError):
             raise
-        raise OutputError(f"{path}: writing failed ({exc.strerror or exc}); nothing was written") from exc
+        raise OutputError(f"{path}: writing failed ({describe_os_error(exc)}); nothing was written") from exc
     except BaseException:
         _cleanup(tmp_path)
         raise
