@@ -870,7 +870,7 @@ class ImportReport:
     def headline(self) -> str:
         """One line: file, accepted, rejected, skipped."""
         state = "" if self.applied else " (strict: nothing applied)"
-        return (
+        return for_terminal(
             f"{self.path.name}: {len(self.accepted)} accepted (接受), {len(self.rejected)} "
             f"rejected (退回), {len(self.skipped)} skipped (跳过){state}"
         )

@@ -288,9 +288,17 @@ class FontSetup:
         return self.cjk or not has_cjk(text)
 
     def text(self, value: object, fallback: object = "") -> str:
-        """``value`` as a string if it can be drawn, else ``fallback``."""
-        s = "" if value is None else str(value)
-        return s if self.can_draw(s) else str(fallback)
+        r"""``value`` as a string if it can be drawn, else ``fallback``; safe to draw either way.
+
+        Text from users' files is drawn as it is written: control characters
+        are shown as control pictures and ``$`` is escaped, so that a name
+        such as ``$\foo$`` is not parsed as mathtext (which fails the figure).
+        """
+        from .sanitize import repair_text
+
+        s = "" if value is None else repair_text(str(value))
+        out = s if self.can_draw(s) else str(fallback)
+        return out.replace("$", r"\$")
 
     def prop(self, size: float | str | None = None, weight: str | None = None) -> FontProperties:
         """Font properties for a text artist (family list, optional size and weight)."""

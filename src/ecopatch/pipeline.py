@@ -2256,8 +2256,10 @@ _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 def _attach_log(path: Path) -> logging.Handler:
     """Also send the ``ecopatch`` logger's records to ``path`` until :func:`_detach_log`."""
+    from .sanitize import SafeLogFormatter
+
     handler = logging.FileHandler(path, encoding="utf-8", delay=False)
-    handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+    handler.setFormatter(SafeLogFormatter(_LOG_FORMAT))
     logging.getLogger("ecopatch").addHandler(handler)
     return handler
 

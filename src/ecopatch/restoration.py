@@ -299,6 +299,7 @@ def prepare_cover_params(
     """
     p = params or CoverParams()
     rgb = "nir" not in scene.bands
+    scene.require(("red", "green", "blue") if rgb else ("red", "nir"), "vegetation cover")
     need_em = not rgb and (p.ndvi_soil is None or p.ndvi_veg is None)
     need_otsu = p.thresholds == "otsu" and p.veg_threshold is None
     if not (need_em or need_otsu):

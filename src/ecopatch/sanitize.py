@@ -31,6 +31,7 @@ Three dangers, three rules:
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import re
 import unicodedata
@@ -40,6 +41,7 @@ from typing import Any
 __all__ = [
     "EXCEL_CELL_MAX_CHARS",
     "FORMULA_TRIGGERS",
+    "SafeLogFormatter",
     "for_terminal",
     "is_formula_like",
     "neutralise_formula",
@@ -289,3 +291,16 @@ def strip_text(value: str, *, multiline: bool = True) -> str:
     '黄山自然保护区'
     """
     return (_BAD if multiline else _BAD_LINE).sub("", value)
+
+
+class SafeLogFormatter(logging.Formatter):
+    """A log formatter whose lines cannot drive a terminal: control characters are shown escaped.
+
+    Names and notes from users' files reach log messages; an escape sequence
+    in a reserve name must not clear the screen of whoever reads ``run.log``
+    or the cron mail.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The formatted record, through :func:`for_terminal`."""
+        return for_terminal(super().format(record))

@@ -79,6 +79,6 @@ def import_(
 ) -> None:
     """Import filled field results (RESULTS: .xlsx, .csv or .gpkg) into the ledger."""
     report = _open(ledger_path).import_fieldcheck(results, today=today, strict=strict)
-    click.echo(str(report))
+    click.echo(str(report))  # ImportReport shows users' text through for_terminal
     if not report.applied:
         ctx.exit(1)

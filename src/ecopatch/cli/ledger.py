@@ -10,6 +10,7 @@ import datetime as _dt
 
 import click
 
+from ..sanitize import for_terminal
 from .options import overwrite_opt
 
 __all__ = ["ledger"]
@@ -114,7 +115,7 @@ def add(
         gdf, run_id, min_overlap=min_overlap, today=today,
         max_new_cases=None if allow_many_cases else max_new_cases,
     )
-    click.echo(str(result))
+    click.echo(for_terminal(str(result)))
 
 
 @ledger.command("summary")
@@ -132,10 +133,10 @@ def summary(ledger_path: str, today: _dt.date | None, as_csv: bool) -> None:
     for dim, part in table.groupby("dimension", sort=False):
         click.echo(f"[{dim}]")
         for r in part.itertuples(index=False):
-            click.echo(
+            click.echo(for_terminal(
                 f"  {r.label:<10} {r.key:<16} {r.n_cases:>6} cases {r.area_m2:>14,.1f} m2 "
                 f"{r.area_mu:>10,.2f} mu"
-            )
+            ))
 
 
 @ledger.command("export")
@@ -156,7 +157,7 @@ def export(ledger_path: str, out_dir: str, today: _dt.date | None, overwrite: bo
 def check(ctx: click.Context, ledger_path: str) -> None:
     """Check the ledger's integrity; exit 1 if a problem is found."""
     report = _open(ledger_path).check()
-    click.echo(str(report))
+    click.echo(for_terminal(str(report)))
     if not report.ok:
         ctx.exit(1)
 

@@ -55,8 +55,10 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 def stderr_handler() -> StderrHandler:
     """The CLI's log handler: the current ``sys.stderr``, one line per record with time and level."""
+    from ..sanitize import SafeLogFormatter
+
     handler = StderrHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(SafeLogFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     return handler
 
 
@@ -105,7 +107,9 @@ class LazyGroup(click.Group):
             verbosity = (ctx.obj or {}).get("verbosity", 0)
             if verbosity >= 2:
                 raise
-            click.echo(f"Error: {exc}", err=True)
+            from ..sanitize import for_terminal
+
+            click.echo(for_terminal(f"Error: {exc}"), err=True)
             ctx.exit(getattr(exc, "exit_code", 1))
 
 

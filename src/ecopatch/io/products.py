@@ -700,6 +700,15 @@ def _scene_from_found(found: _Found, opts: _Options, source: str) -> Scene:
             f"{source}: none of the files is a band of {prof.name} ({sorted(found.files)}); "
             "pass bands={'red': 'B04', ...}"
         )
+    odd = [(c, r) for c, r in refs if r.grid.crs != refs[0][1].grid.crs]
+    if odd:
+        c0, r0 = refs[0]
+        raise InputDataError(
+            f"{source}: its band files are in different CRSs ({r0.band_id or c0}: {r0.grid.crs}, "
+            + ", ".join(f"{r.band_id or c}: {r.grid.crs}" for c, r in odd[:4])
+            + "); bands of one product must share a grid. The product was assembled from different tiles or "
+            "reprojected band by band: download it again, or warp every band to one CRS (gdalwarp -t_srs)"
+        )
     grid = min((r.grid for _, r in refs), key=lambda g: g.res[0] * g.res[1])
     mask = None
     mask_note = found.mask_note

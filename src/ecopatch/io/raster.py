@@ -285,10 +285,12 @@ class Scene:
         """Raise :class:`MissingBandError` unless the scene has every band in ``names``."""
         missing = [n for n in names if n not in self.bands]
         if missing:
+            ids = [f"{n} ({self.sensor.bands[n]})" if n in self.sensor.bands else n for n in missing]
             raise MissingBandError(
-                f"{self.source}: {purpose} needs band(s) {missing}, but the scene has "
-                f"{list(self.bands)}; use another index, or pass bands={{...}} to open_scene "
-                "to name the file's bands"
+                f"{self.source}: {purpose} needs band(s) {', '.join(ids)}, but the scene has "
+                f"{list(self.bands)}; if it is a downloaded product, the band file is missing (an "
+                "incomplete download: fetch it again); else pass bands={...} to open_scene to name the "
+                "file's bands"
             )
 
     def read(
@@ -1436,8 +1438,37 @@ def _read_bounds(path: str, index: int, grid: Grid, bounds: tuple[float, float, 
 # ---------------------------------------------------------------------------
 # Opening products
 # ---------------------------------------------------------------------------
+#: GDAL drivers of photo formats: a file read by one of them is a picture, not a map.
+_PHOTO_DRIVERS = {"JPEG": "JPEG photo", "PNG": "PNG image", "GIF": "GIF image", "BMP": "BMP image",
+                  "WEBP": "WebP image", "HEIF": "HEIF/HEIC photo"}
+
+
 def _grid_of(path: str) -> tuple[Grid, Any]:
     ds = _dataset(path)
+    if ds.crs is None and ds.driver in _PHOTO_DRIVERS and ds.transform.is_identity:
+        raise RasterReadError(
+            f"{path}: a {_PHOTO_DRIVERS[ds.driver]} ({ds.width} x {ds.height} px, named "
+            f"{Path(path).suffix or 'without a suffix'}), not a georeferenced raster; a drone photo or a "
+            "screenshot cannot be measured. Export the orthomosaic as a GeoTIFF from the photogrammetry "
+            "software (Pix4D, Metashape, OpenDroneMap), or give the satellite product itself"
+        )
+    if ds.crs is None and ds.transform.is_identity:
+        gcps, gcp_crs = ds.gcps if ds.gcps else ([], None)
+        if gcps:
+            target = gcp_crs.to_string() if gcp_crs else "EPSG:4490"
+            raise InputDataError(
+                f"{path}: the raster is georeferenced only by {len(gcps)} ground control points (GCPs), not "
+                f"on a map grid; warp it onto one first, e.g. `gdalwarp -t_srs {target} -r bilinear "
+                f"{Path(path).name} {Path(path).stem}_warped.tif`, and give the warped file"
+            )
+        if ds.rpcs is not None:
+            raise InputDataError(
+                f"{path}: the raster carries only rational polynomial coefficients (RPCs), no map grid. A Gaofen "
+                "Level-1A image: open the whole delivered package (its folder or .tar.gz, with the .rpb and "
+                ".xml files), which ecopatch orthorectifies itself; any other: orthorectify it first, e.g. "
+                f"`gdalwarp -rpc -to RPC_DEM=dem.tif -t_srs EPSG:4490 {Path(path).name} "
+                f"{Path(path).stem}_ortho.tif`"
+            )
     if ds.crs is None:
         raise MissingCRSError(
             f"{path}: the raster has no CRS; assign the right one, e.g. "
