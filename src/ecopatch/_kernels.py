@@ -92,7 +92,7 @@ def _cover_pass(blue, green, red, nir, swir1, p, hard, otsu,  # noqa: ANN001
     """NDVI, MNDWI, BSI, water, FVC, vegetation; ``o_rest`` gets 1 - water - vegetation."""
     soil, vegnd, fvc_bare, fvc_veg = p[0], p[1], p[2], p[3]
     wi_c, wi_r, nir_max, thr = p[4], p[5], p[6], p[9]
-    inv_span = np.float32(1.0 / (vegnd - soil))
+    inv_span = np.float32(1.0 / (vegnd - soil)) if vegnd != soil else np.float32(0.0)
     soil32 = np.float32(soil)
     w_lo = np.float32(wi_c - wi_r)
     w_inv = np.float32(1.0 / (2 * wi_r)) if wi_r > 0 else np.float32(0.0)
@@ -176,6 +176,15 @@ def cover_kernel(bands: dict[str, np.ndarray], params: Any) -> dict[str, np.ndar
     if arrs[0].ndim != 2 or any(a.shape != arrs[0].shape for a in arrs):
         return None
     p = params
+    if p.ndvi_soil is not None and p.ndvi_veg is not None and np.float32(p.ndvi_veg) <= np.float32(p.ndvi_soil):
+        from .errors import ConfigError
+
+        raise ConfigError(
+            f"vegetation cover end-members ndvi_soil={p.ndvi_soil:g} and ndvi_veg={p.ndvi_veg:g} leave no range "
+            "between bare soil and full canopy; the scene has no vegetation contrast (haze, cloud, or top-of-"
+            "atmosphere data compared without normalisation: use normalize='auto' and haze='auto'), or give "
+            "CoverParams(ndvi_soil=..., ndvi_veg=...) at least 0.3 apart"
+        )
     otsu = p.thresholds == "otsu"
     vec = np.array([p.ndvi_soil, p.ndvi_veg, p.fvc_bare, p.fvc_veg, p.water_index, p.water_ramp, p.water_nir_max,
                     p.bsi_built, p.bsi_ramp, p.veg_threshold if p.veg_threshold is not None else 0.0],

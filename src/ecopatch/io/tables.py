@@ -199,7 +199,7 @@ def csv_text(df: pd.DataFrame) -> str:
 
 
 def _csv_to(df: pd.DataFrame, fh: TextIO) -> None:
-    w = csv.writer(fh, lineterminator="\n")
+    w = csv.writer(fh, lineterminator="\r\n")  # RFC 4180; fields holding CR or LF are quoted
     w.writerow(_header(df, True))
     for row in _rows(df, True):
         w.writerow(["" if v is None else v for v in row])
@@ -341,7 +341,7 @@ class Limits:
     max_cols: int = 1_000
     max_cells: int = 5_000_000
     max_cell_chars: int = 1_000_000
-    max_strings: int = 2_000_000
+    max_strings: int = 500_000
     max_string_chars: int = 32_000_000
 
 
