@@ -43,7 +43,7 @@ def _big_table(n=6000):
                             crs="EPSG:4490")
 
 
-@pytest.mark.parametrize("ext", ["gpkg", "csv", "xlsx", "geojson"])
+@pytest.mark.parametrize("ext", ["gpkg", "csv", "xlsx", "geojson", "kml"])
 def test_full_disk_gives_output_error_and_no_file(tmp_path, ext):
     with _tmpfs(tmp_path, "48k") as mnt:
         with pytest.raises(OutputError, match="disk full|No space left"):

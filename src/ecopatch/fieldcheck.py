@@ -233,7 +233,7 @@ def _unlink(p: Path) -> None:
     for q in (p, p.with_name(p.name + "-journal")):
         try:
             q.unlink()
-        except FileNotFoundError:
+        except OSError:  # not there, or a read-only folder where it could not be made either
             pass
 
 
@@ -776,6 +776,8 @@ def _read_gpkg(path: Path) -> _Read:
         raise
     except Exception as exc:  # noqa: BLE001 - GDAL errors of any kind
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if "sqlite3_" in first and "failed:" in first:  # GDAL quotes the whole SQL statement: keep the reason
+            first = "SQLite: " + first.rsplit("failed:", 1)[1].strip()
         raise FieldCheckError(
             f"cannot read GeoPackage {path} ({first[:160]}{'…' if len(first) > 160 else ''}); the file is "
             "damaged or not a GeoPackage: export the layer again from QField / ArcGIS Field Maps, or use the "

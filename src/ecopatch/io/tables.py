@@ -679,7 +679,7 @@ class Workbook:
         t, v, f = c["t"], c["v"], c["f"]
         if t == "inlineStr":
             return "".join(c["is"] or []) or None
-        if v is None:
+        if v is None or (v == "" and t not in ("str", "s")):
             return Formula(f) if f else None
         if t == "s":
             try:

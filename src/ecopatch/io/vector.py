@@ -663,13 +663,13 @@ def write_tables(
             tmp = stack.enter_context(atomic_path(path, overwrite=overwrite))
             try:
                 _write(frame, tmp, suffix, is_geo, layer or path.stem)
+                if suffix == ".kml":
+                    _check_xml(tmp)  # the KML driver does not report a failed write
             except OSError:
                 raise  # atomic_path turns it into an OutputError and cleans up
             except Exception as exc:  # driver errors (pyogrio/GDAL, openpyxl) are not OSErrors
-                full = any(w in str(exc).lower() for w in ("no space", "disk full", "file too large"))
                 raise OutputError(
-                    f"{path}: writing failed ({_short(exc)}); nothing was written"
-                    + ("; the disk is full or the file-size limit is reached" if full else "")
+                    f"{path}: writing failed ({_driver_error(exc, path.parent)}); nothing was written"
                 ) from exc
     return paths
 
@@ -693,6 +693,45 @@ def _write(frame: Any, tmp: Path, suffix: str, is_geo: bool, layer: str) -> None
                   ".shp": "ESRI Shapefile"}[suffix]
         kw: dict[str, Any] = {"encoding": "UTF-8"} if suffix == ".shp" else {}
         _writable(out, html_text=suffix == ".kml").to_file(tmp, driver=driver, engine="pyogrio", layer=layer, **kw)
+
+
+def _check_xml(path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    try:
+        for _ in ET.iterparse(path):
+            pass
+    except ET.ParseError as exc:
+        raise RuntimeError(f"the written file is incomplete ({exc})") from None
+
+
+def _driver_error(exc: BaseException, folder: Path) -> str:
+    """A driver's error in a few words: SQL cut out; a full disk or file-size limit said plainly.
+
+    GDAL's drivers report a full disk as whatever step failed (a missing
+    table, "Cannot write feature"), so the free space of ``folder`` is
+    looked at too.
+    """
+    import errno
+    import shutil
+
+    from ..errors import describe_os_error
+
+    text = str(exc)
+    low = text.lower()
+    try:
+        full = shutil.disk_usage(folder).free < 1 << 20
+    except OSError:
+        full = False
+    if full or "disk is full" in low or "no space left" in low:
+        return describe_os_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+    if "file too large" in low:
+        return describe_os_error(OSError(errno.EFBIG, os.strerror(errno.EFBIG)))
+    if "read-only" in low or "readonly" in low:
+        return describe_os_error(OSError(errno.EROFS, os.strerror(errno.EROFS)))
+    import re
+
+    return _short(Exception(re.sub(r"sqlite3_exec\(.*", "(SQL statement left out)", text, flags=re.S)))
 
 
 def _writable(gdf: gpd.GeoDataFrame, *, html_text: bool = False) -> gpd.GeoDataFrame:
