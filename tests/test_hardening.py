@@ -625,6 +625,69 @@ def test_report_takes_the_assessment_table_assess_wrote(tmp_path, sample, inputs
 
 
 # ===========================================================================
+# More careless inputs than the issue listed
+# ===========================================================================
+@pytest.mark.parametrize("encoding, sep", [("gbk", ","), ("utf-8-sig", ","), ("utf-16", "\t"), ("utf-8", ";")])
+def test_results_csv_as_excel_saves_it_anywhere(tmp_path, ledger, encoding, sep):
+    """Chinese Windows Excel saves GBK; "Unicode text" is UTF-16 with tabs; European locales use ';'."""
+    cid = _ids(ledger)[0]
+    rows = ["图斑编号,核查结论,实际类型,核查人,核查日期", f"{cid},确认,工业开发,李工,2024-10-10"]
+    p = tmp_path / "r.csv"
+    p.write_bytes("\r\n".join(r.replace(",", sep) for r in rows).encode(encoding))
+    rep = ledger.import_fieldcheck(p, today=TODAY)
+    assert rep.n_accepted == 1, str(rep)
+
+
+def test_results_with_duplicate_or_decorated_headers(tmp_path, ledger):
+    cid = _ids(ledger)[0]
+    p = _results_csv(tmp_path / "r.csv", [f"{cid},确认,工业开发,李工,2024-10-10,王工"],
+                     header="\ufeff图斑编号,核查结论*,实际类型（HJ 1156）,核查人,核查日期,核查人")
+    with pytest.raises(E.FieldCheckError, match=r"\['核查人'\] appear more than once \(columns \['D', 'F'\]\)"):
+        ledger.import_fieldcheck(p, today=TODAY)
+    p = _results_csv(tmp_path / "r2.csv", [f"{cid},确认,工业开发,李工,2024-10-10"],
+                     header="\u3000图斑编号,核查结论*,实际类型（HJ 1156）,核查人,核查日期")
+    assert ledger.import_fieldcheck(p, today=TODAY).n_accepted == 1
+
+
+def test_an_empty_results_sheet(tmp_path, ledger):
+    wb = openpyxl.Workbook()
+    wb.active.title = "核查结果"
+    wb.save(tmp_path / "empty.xlsx")
+    with pytest.raises(E.FieldCheckError, match="empty.xlsx.*no header"):
+        ledger.import_fieldcheck(tmp_path / "empty.xlsx", today=TODAY)
+
+
+def test_an_old_xls_workbook(tmp_path, ledger):
+    p = tmp_path / "results.xls"
+    p.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 512)
+    with pytest.raises(E.FieldCheckError, match="97-2003.*save it as .xlsx"):
+        ledger.import_fieldcheck(p, today=TODAY)
+    p2 = tmp_path / "results.xlsx"
+    shutil.copy(p, p2)  # renamed, not converted
+    with pytest.raises(E.FieldCheckError, match="97-2003"):
+        ledger.import_fieldcheck(p2, today=TODAY)
+
+
+def test_run_id_and_inputs_with_terminal_escapes(tmp_path, ledger):
+    r = CliRunner().invoke(cli, ["ledger", "add", str(_write(_patches(1), tmp_path / "p.gpkg")), "--ledger",
+                                 str(ledger.path), "--run-id", "r\x1b[2J1"])
+    assert r.exit_code == 1 and "U+001B (ESC)" in r.output and "\x1b" not in r.output
+    r = CliRunner().invoke(cli, ["ledger", "advance", str(ledger.path), _ids(ledger)[0], "note", "--note",
+                                 "铃\x07声"])
+    assert r.exit_code == 1 and "note holds the control character U+0007" in r.output
+    assert "nothing was recorded" in r.output
+
+
+def test_nan_and_inf_in_patches(tmp_path):
+    led = Ledger(tmp_path / "ledger.gpkg")
+    p = _patches(2, confidence=[float("nan"), 0.5], area_m2=[float("inf"), 900.0])
+    res = led.add_detections(p, run_id="r1")
+    assert res.new == 2 and led.check().ok
+    d = led.detections()
+    assert d["confidence"].isna().iloc[0] and d["attrs"].iloc[0]["input_area_m2"] is None
+
+
+# ===========================================================================
 # Guard rail (issue 18, item 7b): too many new cases from one scene pair
 # ===========================================================================
 def _many(n):

@@ -24,11 +24,14 @@ What a run does
    mine against its reference and detect changes in the reserves against
    the baseline in one windowed pass (each tile decoded once for all the
    jobs), see each mine's status against its history in the ledger
-   (:func:`ecopatch.trajectory.mine_status`), write the results, record
-   both in the ledger *in one transaction*
-   (:meth:`ecopatch.Ledger.transaction`), write the field package of the
-   cases this scene opened or reopened, the change map and the report, then
-   ``manifest.json`` last, and move the folder into place.
+   (:func:`ecopatch.trajectory.mine_status`), write the results and the
+   change map, then *in one ledger transaction*
+   (:meth:`ecopatch.Ledger.transaction`) record both, write the field
+   package of the cases this scene opened or reopened and the report (so
+   they show the cases as recorded), and commit; then ``manifest.json``
+   last, and move the folder into place.  A scene whose detections would
+   open more than ``[run] max_new_cases`` new cases fails
+   (:class:`~ecopatch.errors.TooManyCasesError`) and records nothing.
 
 The ledger run ID of a scene is its scene ID (the product name, e.g.
 ``S2B_MSIL2A_20240912T023529_N0510_R089_T50RQU_20240912T061020``), so running
@@ -101,11 +104,19 @@ package versions, counts, timings, exit status).  A scene that fails gets
 ``<date>_<scene id>.failed/`` (with its log and a manifest saying why)
 instead, and is tried again by the next run.
 
-- Killed before the ledger commit: the ledger is exactly as before (SQLite
-  rolls the hot journal back on the next open); a ``.partial`` folder is left.
-- Killed after the commit: the ledger holds the scene's records, but no
-  complete folder exists, so the next run processes the scene again; the
-  ledger counts everything as unchanged and the folder is written.
+- Killed, or failed (a full disk, a read-only folder, the file-size limit,
+  an unwritable chip), before the ledger commit: the ledger is exactly as
+  before (SQLite rolls the hot journal back on the next open); a
+  ``.partial`` folder is left (or a ``.failed`` one, with the error).  Every
+  output but ``manifest.json`` is written before the commit.
+- Killed, or failed writing ``manifest.json``, after the commit: the ledger
+  holds the scene's records, but no complete folder exists, so the next run
+  processes the scene again; the ledger counts everything as unchanged and
+  the folder is written.
+- A failure's message names the file and says which of the two it was
+  (``the ledger is unchanged`` / ``the ledger holds this scene``).
+- While the transaction is open other ledger writers wait (up to their
+  timeout): the field package and the report are drawn inside it.
 - Either way the next run removes leftover ``.partial`` folders (with a
   warning) and never takes one as complete.  ``--force`` replaces a complete
   folder by renaming the old one aside, moving the new one in, then deleting

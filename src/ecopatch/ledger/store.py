@@ -2281,7 +2281,7 @@ def _prepare_patches(patches: Any, today: _dt.date) -> list[dict[str, Any]]:
             "zone_name": _str(r["zone_name"]),
             "date_before": _iso(dates["date_before"]),
             "date_after": _iso(dates["date_after"]),
-            "input_area_m2": _float(r["area_m2"]),
+            "input_area_m2": _float(r["area_m2"]) if math.isfinite(_float(r["area_m2"]) or 0.0) else None,
             "attrs": {c: _clean(r[c]) for c in extra},
         }
         recs.append(rec)
