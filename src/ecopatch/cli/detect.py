@@ -6,7 +6,16 @@ from pathlib import Path
 
 import click
 
-from .options import block_opt, check_new_outputs, open_pair, out_opt, overwrite_opt, progress_opt, scene_opts, scheduler_opt
+from .options import (
+    block_opt,
+    check_new_outputs,
+    open_pair,
+    out_opt,
+    overwrite_opt,
+    progress_opt,
+    scene_opts,
+    scheduler_opt,
+)
 
 
 @click.command()
