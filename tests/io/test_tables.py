@@ -78,6 +78,7 @@ def test_text_longer_than_a_cell_is_cut_visibly_in_xlsx_and_whole_in_csv(tmp_pat
     c = tmp_path / "t.csv"
     write_csv(df, c)
     assert len(c.read_text(encoding="utf-8-sig")) > 6_000_000
+    assert len(cell_value("=" + long)) == 32_767 and cell_value("=" + long).startswith("'=")  # apostrophe fits
 
 
 def test_awkward_values(tmp_path):

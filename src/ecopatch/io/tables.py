@@ -152,11 +152,11 @@ def _is_missing(v: Any) -> bool:
 
 
 def _text_cell(s: str, for_csv: bool) -> str:
-    s = repair_text(s)
+    s = neutralise_formula(repair_text(s))
     if not for_csv and len(s) > EXCEL_CELL_MAX_CHARS:
         note = _CUT_NOTE.format(n=len(s))
         s = s[: EXCEL_CELL_MAX_CHARS - len(note)] + note
-    return neutralise_formula(s)
+    return s
 
 
 def _rows(df: pd.DataFrame, for_csv: bool) -> Iterator[list[Any]]:

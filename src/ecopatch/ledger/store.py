@@ -866,8 +866,7 @@ class Ledger:
     def schema_version(self) -> int:
         """Schema version of the ledger file."""
         with self._read() as con:
-            self._validate(con)
-        return SCHEMA_VERSION
+            return self._validate(con)
 
     # ------------------------------------------------------------------ reading
 
@@ -1288,7 +1287,8 @@ class Ledger:
             raise InputDataError("run_id must be a non-empty string")
         today = today or _dt.date.today()
         actor = actor or f"run {run_id}"
-        problem = text_problem(run_id, multiline=False, max_chars=200) or text_problem(actor, max_chars=200)
+        problem = (text_problem(run_id, multiline=False, max_chars=200)
+                   or text_problem(actor, multiline=False, max_chars=200))
         if problem:
             raise InputDataError(f"run_id or actor {problem}")
         if max_new_cases is not None and (isinstance(max_new_cases, bool) or int(max_new_cases) < 0):
