@@ -719,6 +719,24 @@ def test_ledger_add_cli_guard_and_override(tmp_path):
     assert r.exit_code == 0 and "12 new" in r.output
 
 
+def test_guard_keys_in_the_run_configuration(tmp_path, tmp_path_factory):
+    from ecopatch.config import load_config
+
+    cfg = make_site(tmp_path / "site", sample_source(tmp_path_factory),
+                    extra_run="max_new_cases = 50\nallow_many_cases = false")
+    run = load_config(cfg).run
+    assert run.max_new_cases == 50 and run.new_case_limit == 50
+    assert load_config(cfg).with_overrides(allow_many_cases=True).run.new_case_limit is None
+    for bad, fragment in (("max_new_cases = -1", "max_new_cases"), ("max_new_cases = 2.5", "max_new_cases"),
+                          ("allow_many_cases = \"yes\"", "allow_many_cases")):
+        cfg.write_text(cfg.read_text(encoding="utf-8").replace("max_new_cases = 50\nallow_many_cases = false", bad),
+                       encoding="utf-8")
+        with pytest.raises(E.ConfigError, match=fragment):
+            load_config(cfg)
+        cfg.write_text(cfg.read_text(encoding="utf-8").replace(bad, "max_new_cases = 50\nallow_many_cases = false"),
+                       encoding="utf-8")
+
+
 def test_run_guard_and_override(tmp_path, tmp_path_factory):
     cfg = make_site(tmp_path / "site", sample_source(tmp_path_factory), extra_run="max_new_cases = 2")
     r = CliRunner().invoke(cli, ["run", str(cfg), "--no-progress"])
