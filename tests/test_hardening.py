@@ -687,6 +687,33 @@ def test_nan_and_inf_in_patches(tmp_path):
     assert d["confidence"].isna().iloc[0] and d["attrs"].iloc[0]["input_area_m2"] is None
 
 
+def test_mine_verdicts_are_read_and_written_as_safely_as_case_results(tmp_path, inputs):
+    """The restoration verdicts (ecopatch mines): the same readers, checks and cell writer."""
+    led = Ledger(tmp_path / "ledger.gpkg")
+    a = inputs.assessment.copy()
+    a["矿山名称"] = ["=cmd|' /C calc'!A0", *a["矿山名称"].iloc[1:]]  # a hostile name, into the template
+    led.record_assessment(a, run_id="S2B_20240912")
+    tpl = led.export_verdict_template(tmp_path / "verdicts.xlsx")
+    assert scan_outputs(tmp_path) == []
+    mine = str(a["patch_id"].iloc[0])
+    rows = [f"{mine},已验收,王\x07工,2024-10-10,,,", f"{mine},已验收,王工,2024-10-11,,说明,照片,多出一格"]
+    p = tmp_path / "v.csv"
+    p.write_text("矿山编号,核查结论,核查人,核查日期,实测修复面积,备注,照片\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    rep = led.import_mine_verdicts(p, today=TODAY)
+    reasons = dict(zip(rep.rejected["row"], rep.rejected["reason"]))
+    assert "核查人 holds the control character U+0007" in reasons[2]
+    assert "1 filled cell(s) beyond the header" in reasons[3]
+    wb = openpyxl.load_workbook(tpl)
+    ws = wb["修复核查"]
+    heads = [c.value for c in ws[1]]
+    ws.cell(row=2, column=heads.index("核查结论") + 1, value="已验收")
+    ws.cell(row=2, column=heads.index("核查人") + 1, value=True)
+    ws.cell(row=2, column=heads.index("核查日期") + 1, value=dt.date(2024, 10, 10))
+    wb.save(tmp_path / "filled.xlsx")
+    rep = led.import_mine_verdicts(tmp_path / "filled.xlsx", today=TODAY)
+    assert "核查人 holds TRUE, a yes/no value" in rep.rejected["reason"].iloc[0]
+
+
 # ===========================================================================
 # Guard rail (issue 18, item 7b): too many new cases from one scene pair
 # ===========================================================================
@@ -764,8 +791,10 @@ def test_readme_command_line_chain_runs_as_written(tmp_path, sample):
     from .conftest import SHARED_DATA
 
     cmds = _readme_commands()
-    assert [c.split()[1] for c in cmds] == ["assess", "detect", "detect", "ledger", "fieldcheck", "fieldcheck",
-                                            "ledger", "ledger", "report", "demo", "run"]
+    assert [" ".join(c.split()[1:3]) for c in cmds] == [
+        "assess --before", "detect --before", "detect --before", "ledger add", "fieldcheck export", "fieldcheck import",
+        "ledger summary", "ledger check", "report --assessment", "demo demo-output", "run sample_data/ecopatch.toml",
+        "mines history", "mines template", "mines import", "mines agreement"]
     # the README's file names: B.SAFE, A.SAFE, mines.gpkg, reserves.gpkg, taizhou_2000/2003.tif (the real
     # Landsat pair of ../shared/data: that one line is left out when it is absent), sample_data/ecopatch.toml
     (tmp_path / "B.SAFE").symlink_to(Path(sample.products["before"]).resolve())
@@ -785,14 +814,29 @@ def test_readme_command_line_chain_runs_as_written(tmp_path, sample):
             continue
         if args[1:3] == ["fieldcheck", "import"]:
             _fill_template(tmp_path / "fieldcheck" / "results_template.xlsx")  # the field teams' part
+        if args[1:3] == ["mines", "import"]:
+            _fill_verdicts(tmp_path / args[-1])  # the field teams' part
         r = subprocess.run([sys.executable, "-m", "ecopatch.cli.main", *args[1:]], cwd=tmp_path, env=env,
                            capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, f"{cmd}\n{r.stdout}\n{r.stderr}"
         assert "Traceback" not in r.stderr, cmd
         if args[1:3] == ["fieldcheck", "import"]:
             assert "2 accepted" in r.stdout, r.stdout
+        if args[1:3] == ["mines", "import"]:
+            assert "2 verdicts accepted" in r.stdout, r.stdout
     assert (tmp_path / "report" / "report.html").is_file() and (tmp_path / "ecopatch-runs").is_dir()
     assert Ledger(tmp_path / "ledger.gpkg", create=False).check().ok
+
+
+def _fill_verdicts(path: Path) -> None:
+    wb = openpyxl.load_workbook(path)
+    ws = wb["修复核查"]
+    heads = [c.value for c in ws[1]]
+    for r, verdict in ((2, "已验收"), (3, "修复中")):
+        ws.cell(row=r, column=heads.index("核查结论") + 1, value=verdict)
+        ws.cell(row=r, column=heads.index("核查人") + 1, value="王工")
+        ws.cell(row=r, column=heads.index("核查日期") + 1, value=dt.date.today())
+    wb.save(path)
 
 
 def _fill_template(path: Path) -> None:

@@ -791,8 +791,13 @@ def _read_gpkg(path: Path) -> _Read:
     return list(df.columns), records, rows, [0] * len(rows)
 
 
-def _cell_problem(header: str, field: str, v: Any) -> str | None:
-    """Why a raw results cell cannot be used, in words (None when it can)."""
+def _cell_problem(header: str, field: str, v: Any, *, max_chars: int | None = None) -> str | None:
+    """Why a raw results cell cannot be used, in words (None when it can).
+
+    Shared by the case results and the mines' verdicts (:mod:`ecopatch.minecheck`): a formula with no
+    saved value, an error value, a yes/no value where text belongs, a control or direction-override
+    character, text longer than ``max_chars`` (default :data:`MAX_CHARS` of the field).
+    """
     from .io.tables import CellError, Formula
 
     if isinstance(v, Formula):
@@ -805,7 +810,7 @@ def _cell_problem(header: str, field: str, v: Any) -> str | None:
     if isinstance(v, str):
         if field in ("inspector", "responsible_unit") and v.strip().upper() in ("TRUE", "FALSE"):
             return f"{header} holds {v.strip().upper()}, a yes/no value, not {_WHAT[field]}"
-        problem = text_problem(v, multiline=field in _MULTILINE, max_chars=MAX_CHARS.get(field))
+        problem = text_problem(v, multiline=field in _MULTILINE, max_chars=max_chars or MAX_CHARS.get(field))
         if problem:
             fix = ("put long text in a document and list it under 照片" if "characters long" in problem
                    else "delete it (it is invisible in most programs) and import again")

@@ -43,9 +43,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import FieldCheckError
+from .errors import FieldCheckError, SpreadsheetError
 from .fieldcheck import (
     _atomic,
+    _cell_problem,
     _check_targets,
     _normal_header,
     _read_csv,
@@ -56,7 +57,9 @@ from .fieldcheck import (
     _write_sheet,
     parse_date,
 )
+from .io.tables import append_row
 from .restoration import STATUSES
+from .sanitize import for_terminal
 from .schema import RESTORATION_DIRECTIONS
 
 __all__ = [
@@ -185,9 +188,9 @@ def write_verdict_template(history: pd.DataFrame, path: str | os.PathLike[str], 
             cell.font = Font(bold=True, color="C00000" if h in REQUIRED_HEADERS else "000000")
             ws.column_dimensions[get_column_letter(j)].width = 16 if h != "备注" else 30
         vals = wb.create_sheet(_VALUES_SHEET)
-        vals.append(["核查结论"])
+        append_row(vals, ["核查结论"])
         for v in VERDICTS:
-            vals.append([v])
+            append_row(vals, [v])
         vals.sheet_state = "hidden"
         n_rows = max(len(table) + 1, 200)
         dv = DataValidation(type="list", formula1=f"'{_VALUES_SHEET}'!$A$2:$A${len(VERDICTS) + 1}",
@@ -219,7 +222,7 @@ def write_verdict_template(history: pd.DataFrame, path: str | os.PathLike[str], 
             ("影像修复状态", "最近一期遥感监测的结果，供对照；与核查结论不一致时请在备注中说明。"),
             ("日期格式", "YYYY-MM-DD"),
         ):
-            notes.append(line)
+            append_row(notes, line)
         wb.save(tmp)
 
     _atomic(path, write)
@@ -264,16 +267,20 @@ def read_verdicts(path: str | os.PathLike[str]) -> pd.DataFrame:
     if not path.exists():
         raise FieldCheckError(f"verdicts file {path} does not exist")
     suffix = path.suffix.lower()
-    if suffix in (".xlsx", ".xlsm"):
-        headers, records, rows = _read_xlsx(path, sheet=VERDICTS_SHEET, key_headers=("矿山编号", "核查结论"),
-                                            template="the verdicts template (ecopatch mines template)")
-    elif suffix in (".csv", ".txt"):
-        headers, records, rows = _read_csv(path)
-    elif suffix == ".gpkg":
-        headers, records, rows = _read_gpkg(path)
-    else:
-        raise FieldCheckError(f"{path}: cannot read verdicts from a {suffix or 'suffix-less'} file; use the "
-                              ".xlsx template, or a .csv or .gpkg with the same columns")
+    try:  # the case results' readers: by cells, within size limits, extra CSV cells counted
+        if suffix in (".xlsx", ".xlsm"):
+            headers, records, rows, extra = _read_xlsx(
+                path, sheet=VERDICTS_SHEET, key_headers=("矿山编号", "核查结论"),
+                template="the verdicts template (ecopatch mines template)")
+        elif suffix in (".csv", ".txt"):
+            headers, records, rows, extra = _read_csv(path)
+        elif suffix == ".gpkg":
+            headers, records, rows, extra = _read_gpkg(path)
+        else:
+            raise FieldCheckError(f"{path}: cannot read verdicts from a {suffix or 'suffix-less'} file; use the "
+                                  ".xlsx template, or a .csv or .gpkg with the same columns")
+    except SpreadsheetError as exc:
+        raise FieldCheckError(str(exc)) from exc
     norm = [_normal_header(h) for h in headers]
     missing = [h for h in REQUIRED_HEADERS if h not in norm]
     if missing:
@@ -281,14 +288,15 @@ def read_verdicts(path: str | os.PathLike[str]) -> pd.DataFrame:
                               "in the template from `ecopatch mines template` without changing its headers")
     index = {h: norm.index(h) for h in ("矿山编号", *VERDICT_HEADERS) if h in norm}
     out = []
-    for rownum, rec in zip(rows, records):
+    for rownum, rec, ext in zip(rows, records, extra):
         j_id = index["矿山编号"]
         d: dict[str, Any] = {"row": rownum, "patch_id": rec[j_id] if j_id < len(rec) else None}
         for h, name in VERDICT_HEADERS.items():
             j = index.get(h)
             d[name] = rec[j] if j is not None and j < len(rec) else None
+        d["extra_cells"] = ext
         out.append(d)
-    return pd.DataFrame(out, columns=["row", "patch_id", *VERDICT_HEADERS.values()])
+    return pd.DataFrame(out, columns=["row", "patch_id", *VERDICT_HEADERS.values(), "extra_cells"])
 
 
 @dataclass(frozen=True)
@@ -348,16 +356,18 @@ class VerdictImportReport:
     def headline(self) -> str:
         """One line: file, accepted, rejected, skipped."""
         state = "" if self.applied else " (strict: nothing applied)"
-        return (f"{self.path.name}: {len(self.accepted)} verdicts accepted (接受), {len(self.rejected)} rejected "
-                f"(退回), {len(self.skipped)} skipped (跳过){state}")
+        return for_terminal(f"{self.path.name}: {len(self.accepted)} verdicts accepted (接受), "
+                            f"{len(self.rejected)} rejected (退回), {len(self.skipped)} skipped (跳过){state}")
 
     def __str__(self) -> str:
         lines = [self.headline()]
         for r in self.rejected.itertuples(index=False):
-            lines.append(f"  row {r.row} {r.patch_id or ''}: {r.reason}")
+            lines.append(for_terminal(f"  row {r.row} {r.patch_id or ''}: {r.reason}"))
         return "\n".join(lines)
 
 
+#: Longest text accepted per verdicts field (characters), where it differs from the case results'.
+_MAX_CHARS: dict[str, int] = {"patch_id": 200, "verdict": 50, "restored_m2": 50}
 _ACCEPTED_COLS = ["row", "patch_id", "verdict", "verdict_text", "inspector", "inspected_on", "restored_m2"]
 _REJECTED_COLS = ["row", "patch_id", "reason", "verdict", "inspector", "inspected_on"]
 _SKIPPED_COLS = ["row", "patch_id", "reason"]
@@ -393,7 +403,10 @@ def validate_verdicts(
     A row is **skipped** when nothing is filled in, or when the same verdict
     of the same mine was imported before.  It is **rejected**, with every
     reason found, when 矿山编号 is empty or not a mine of the ledger; the
-    same mine and date appear in more than one filled row; 核查结论 is empty
+    same mine and date appear in more than one filled row; a cell holds a
+    control character, over-long text, a yes/no value, an error value or a
+    formula with no saved value, or a CSV record more cells than the header
+    (as :func:`ecopatch.fieldcheck.validate_results` refuses them); 核查结论 is empty
     or not one of :data:`VERDICTS` (aliases such as 验收通过 or 不合格 are
     read); 核查人 or 核查日期 is empty; the date cannot be read or is in the
     future; 实测修复面积 is not an area >= 0 m².
@@ -434,6 +447,19 @@ def validate_verdicts(
                 skipped.append({"row": r["row"], "patch_id": pid, "reason": "not filled in (未填写)"})
             continue
         reasons: list[str] = []
+        for fld, header in (("patch_id", "矿山编号"), *((f, h) for h, f in VERDICT_HEADERS.items())):
+            problem = _cell_problem(header, fld, r["_raw"].get(fld), max_chars=_MAX_CHARS.get(fld))
+            if problem:
+                reasons.append(problem)
+        if r["_raw"].get("extra_cells"):
+            reasons.append(f"the row has {int(r['_raw']['extra_cells'])} filled cell(s) beyond the header's last "
+                           "column: a value holding the separator (a comma) shifted the others; put such values in "
+                           "double quotes, or use the .xlsx template")
+        if reasons:  # the other checks would only repeat these on garbled values
+            rejected.append({"row": r["row"], "patch_id": pid or None, "reason": "; ".join(reasons),
+                             "verdict": r["verdict"], "inspector": r["inspector"],
+                             "inspected_on": r["inspected_on"]})
+            continue
         if not pid:
             reasons.append("矿山编号 is empty")
         elif pid not in known_mines:

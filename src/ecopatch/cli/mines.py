@@ -10,6 +10,8 @@ import datetime as _dt
 
 import click
 
+from ..io.tables import csv_text
+from ..sanitize import for_terminal
 from .ledger import DATE, ledger_arg
 from .options import overwrite_opt
 
@@ -41,7 +43,7 @@ def history(ledger_path: str, mine: str | None, as_csv: bool, superseded: bool) 
     if mine is not None and table.empty and not superseded:
         raise click.BadParameter(f"no history for mine {mine!r} in {ledger_path}", param_hint="MINE")
     if as_csv:
-        click.echo(table.to_csv(index=False), nl=False)
+        click.echo(csv_text(table), nl=False)
         return
     if table.empty:
         click.echo("no mine history recorded")
@@ -49,9 +51,9 @@ def history(ledger_path: str, mine: str | None, as_csv: bool, superseded: bool) 
     click.echo(f"{'mine':<12} {'date':<10} {'status':<17} {'rate':>6} {'restored m2':>12} {'lost m2':>9} "
                f"{'FVC':>5} {'seen':>5}  alerts (reference date)")
     for r in table.itertuples(index=False):
-        click.echo(f"{r.patch_id:<12} {r.date_after!s:<10} {r.status:<17} {_pct(r.restoration_rate):>6} "
-                   f"{_num(r.restored_m2):>12} {_num(r.degraded_m2):>9} {_f2(r.fvc_after):>5} "
-                   f"{_pct(r.valid_fraction):>5}  {r.alerts or '-'} ({r.date_before})")
+        click.echo(for_terminal(f"{r.patch_id:<12} {r.date_after!s:<10} {r.status:<17} {_pct(r.restoration_rate):>6} "
+                                f"{_num(r.restored_m2):>12} {_num(r.degraded_m2):>9} {_f2(r.fvc_after):>5} "
+                                f"{_pct(r.valid_fraction):>5}  {r.alerts or '-'} ({r.date_before})"))
 
 
 def _pct(v: object) -> str:
@@ -111,8 +113,8 @@ def agreement(ledger_path: str, max_days: int, as_csv: bool) -> None:
     """How far the field's verdicts agree with the imagery's status of each mine."""
     report = _open(ledger_path).verdict_agreement(max_days=max_days)
     if as_csv:
-        click.echo(report.table.to_csv(index=False), nl=False)
+        click.echo(csv_text(report.table), nl=False)
         return
-    click.echo(str(report))
+    click.echo(for_terminal(str(report)))
     if report.n:
         click.echo(report.confusion.to_string())
