@@ -698,7 +698,8 @@ def test_mine_verdicts_are_read_and_written_as_safely_as_case_results(tmp_path, 
     mine = str(a["patch_id"].iloc[0])
     rows = [f"{mine},已验收,王\x07工,2024-10-10,,,", f"{mine},已验收,王工,2024-10-11,,说明,照片,多出一格"]
     p = tmp_path / "v.csv"
-    p.write_text("矿山编号,核查结论,核查人,核查日期,实测修复面积,备注,照片\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    header = "矿山编号,核查结论,核查人,核查日期,实测修复面积,备注,照片"
+    p.write_text(header + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
     rep = led.import_mine_verdicts(p, today=TODAY)
     reasons = dict(zip(rep.rejected["row"], rep.rejected["reason"]))
     assert "核查人 holds the control character U+0007" in reasons[2]
