@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 
-def otsu_threshold(values: np.ndarray, nbins: int = 256) -> float:
+def otsu_threshold(values: np.ndarray, nbins: int = 256, *, clip_pct: float | None = None) -> float:
     """Otsu's threshold of the finite values (``nbins``-bin histogram).
 
     Parameters
@@ -49,6 +49,10 @@ def otsu_threshold(values: np.ndarray, nbins: int = 256) -> float:
         Any shape; NaN and infinite values are ignored.
     nbins : int
         Histogram bins between the minimum and the maximum.
+    clip_pct : float, optional
+        Clip the values at this percentile first, so that a few extreme
+        values (saturated pixels) do not squeeze the bulk of the histogram
+        into its first bins.  None: the plain method.
 
     Returns
     -------
@@ -60,6 +64,8 @@ def otsu_threshold(values: np.ndarray, nbins: int = 256) -> float:
 
     v = np.asarray(values, dtype=np.float64).ravel()
     v = v[np.isfinite(v)]
+    if clip_pct is not None and v.size:
+        v = np.minimum(v, np.percentile(v, clip_pct))
     if v.size < 2 or v.min() == v.max():
         return float("nan")
     return float(threshold_otsu(v, nbins=nbins))
@@ -111,10 +117,14 @@ def cva_magnitude(before: np.ndarray, after: np.ndarray, *, z: bool = True) -> n
     return mag
 
 
-def cva_otsu(before: np.ndarray, after: np.ndarray, *, z: bool = True) -> tuple[np.ndarray, float]:
-    """CVA magnitude (z-scored bands by default) thresholded by Otsu: ``(change mask, threshold)``."""
+def cva_otsu(before: np.ndarray, after: np.ndarray, *, z: bool = True,
+             clip_pct: float | None = None) -> tuple[np.ndarray, float]:
+    """CVA magnitude (z-scored bands by default) thresholded by Otsu: ``(change mask, threshold)``.
+
+    ``clip_pct``: see :func:`otsu_threshold`.
+    """
     mag = cva_magnitude(before, after, z=z)
-    t = otsu_threshold(mag)
+    t = otsu_threshold(mag, clip_pct=clip_pct)
     with np.errstate(invalid="ignore"):
         return np.nan_to_num(mag, nan=-np.inf) > t, t
 

@@ -74,6 +74,8 @@ TARGET_BEATS = 8
 TARGET_MAX_DISTURBANCE = 0.10
 TARGET_TAIZHOU_KAPPA = 0.90
 TARGET_SLOVENIA = 0.01
+#: A baseline flagging less than the first or more than the second share of the scene is marked †.
+DEGENERATE = (0.001, 0.5)
 
 
 def _f(x: Any, nd: int = 3) -> str:
@@ -147,7 +149,7 @@ def md_oscd(cities: list[dict[str, Any]], summ: dict[str, Any]) -> str:
             _f(e["f1"]), _f(e["precision"]), _f(e["recall"]),
             f"{c['ecopatch']['n_scored_patches']} / {c['ecopatch']['n_patches']}",
             _pct(c["ecopatch"]["flagged_disturbance"]),
-            *[_f(by[m]["f1"]) if m in by else "—" for m in base],
+            *[_f(by[m]["f1"]) + _dagger(by[m]) if m in by else "—" for m in base],
             f"{bb[0]} {_f(bb[1])}" if bb else "—",
             ("yes" if summ["beats"][c["city"]] else "no") if c["city"] in summ["beats"] else "—",
             f"{c['ecopatch']['seconds_detect']:.1f} ({c['ecopatch']['cpu_seconds_detect']:.1f})",
@@ -160,6 +162,11 @@ def md_oscd(cities: list[dict[str, Any]], summ: dict[str, Any]) -> str:
         f"**{summ['n_beats']} / {len(summ['beats'])}**" if summ["beats"] else "—", "",
     ]) + " |")
     return "\n".join(lines)
+
+
+def _dagger(row: dict[str, Any]) -> str:
+    """A mark for a threshold that flags almost nothing or most of the scene."""
+    return " †" if not (DEGENERATE[0] <= row["flagged_scene"] <= DEGENERATE[1]) else ""
 
 
 def md_rows(rows: list[dict[str, Any]]) -> str:
@@ -389,10 +396,15 @@ def main(argv: list[str] | None = None) -> int:
         out += ["## OSCD: construction + bare-soil patches against the urban-change labels", "",
                 md_oscd(oscd, summ), "",
                 f"Baselines counted for 'best baseline': {', '.join(R.BASELINES)} (IR-MAD chi-square at "
-                f"alpha = {R.IRMAD_ALPHA}). 'disturbance flagged': share of the scene covered by patches of "
-                f"any type but vegetation_gain. Times: wall-clock of detect_changes (process CPU time).", ""]
+                f"alpha = {R.IRMAD_ALPHA}). † the baseline's threshold flags less than "
+                f"{_pct(DEGENERATE[0])} or more than {_pct(DEGENERATE[1], 0)} of the scene (Otsu's histogram "
+                f"stretched by a few saturated pixels, or IR-MAD's chi-square law after its weights shrank): "
+                f"a degenerate bar, see 'Every row'. 'disturbance flagged': share of the scene covered by "
+                f"patches of any type but vegetation_gain. Times: wall-clock of detect_changes (process CPU "
+                f"time).", ""]
         if summ["macro_baselines"]:
-            out += ["Macro averages of every method (F1 / precision / recall):", ""]
+            out += ["Macro averages of every method (F1 / precision / recall; the last "
+                    f"{len(R.VARIANTS)} are variants, not counted: {', '.join(R.VARIANTS)}):", ""]
             out += [f"* {m}: {_f(v['f1'])} / {_f(v['precision'])} / {_f(v['recall'])}"
                     for m, v in summ["macro_baselines"].items()]
             out += [""]

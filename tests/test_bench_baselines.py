@@ -43,6 +43,10 @@ def test_otsu_threshold_splits_two_modes_and_ignores_nan():
     t = bl.otsu_threshold(v)
     assert 3 < t < 7
     assert np.isnan(bl.otsu_threshold(np.full(10, 2.0)))
+    # a few extreme values squeeze the bulk into the first bins; clipping the histogram first does not
+    w = np.r_[v[:5500], np.full(3, 1e4)]
+    assert (w > bl.otsu_threshold(w)).sum() == 3
+    assert 3 < bl.otsu_threshold(w, clip_pct=99.9) < 7
     assert np.isnan(bl.otsu_threshold(np.array([np.nan, 1.0])))
 
 
