@@ -222,7 +222,8 @@ def open_default(source: Path, *, date: _dt.date | None = None, **kw: Any) -> Op
             scene, found = None, None
         note = ""
         if date is not None and found != date:
-            note = f"{source.name}: reader's date {found} differs from dates.txt {date}; opened with date={date}"
+            note = (f"{source.parent.name}/{source.name}: reader's date {found} differs from dates.txt {date}; "
+                    f"opened with date={date}")
             scene = ecopatch.open_scene(source, date=date, **kw)
     return Opened(scene, _messages(rec), note)
 
