@@ -480,7 +480,11 @@ def merge_reliability(tables: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def patch_reliability(patches: Any, grid: LabelGrid) -> dict[str, Any]:
     """:func:`reliability` of ``patches`` (their ``confidence`` column, if any) on ``grid``."""
     ov = patch_label_overlap(patches, grid)["overlap"] if len(patches) else np.zeros(0)
-    conf = patches["confidence"].to_numpy(dtype=np.float64) if "confidence" in patches.columns else None
+    conf = None
+    if "confidence" in patches.columns:  # numbers, nullable numbers or text: anything not a number is NaN
+        import pandas as pd
+
+        conf = pd.to_numeric(patches["confidence"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     return reliability(conf, ov)
 
 

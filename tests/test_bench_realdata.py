@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 from affine import Affine
 from benchmarks import _realdata as R
@@ -127,6 +128,11 @@ def test_patch_reliability_reads_the_confidence_column_when_there_is_one():
     assert R.patch_reliability(_patches(), g)["n"] == 4
     assert R.patch_reliability(_patches(confidence=False), g)["status"] == "missing"
     assert R.patch_reliability(_patches().iloc[:0], g)["status"] == "empty"
+    odd = _patches()
+    odd["confidence"] = pd.array([0.9, None, 0.5, 0.7], dtype="Float64")
+    assert R.patch_reliability(odd, g)["n_nan"] == 1
+    odd["confidence"] = ["high", "0.9", "0.2", "0.8"]
+    assert R.patch_reliability(odd, g)["n"] == 3
 
 
 def test_merge_reliability_pools_the_counts():
