@@ -461,7 +461,7 @@ def haze_offsets(h: Haze, bands: Sequence[str] = _B6) -> np.ndarray:
     Examples
     --------
     >>> np.round(haze_offsets(Haze(blue=0.04)), 4).tolist()
-    [0.04, 0.0338, 0.0271, 0.0199, 0.0093, 0.006]
+    [0.04, 0.0339, 0.0271, 0.0202, 0.0085, 0.0057]
     """
     lam = np.array([WAVELENGTH_NM[b] for b in bands])
     return float(h.blue) * (lam / WAVELENGTH_NM["B02"]) ** (-float(h.angstrom))
@@ -749,7 +749,8 @@ def pseudo_change_columns(keys: Sequence[str] = DATES) -> list[str]:
     ``pc_id`` (SEAS-0001, BRT-001), ``kind`` ("seasonal_cropland" or
     "brightness_change"), ``surface`` (crop calendar, or the kind of surface:
     quarry, clay_pit, construction_site, steel_roof, concrete_roof),
-    ``surface_zh``, ``material_before``, ``material_after``,
+    ``surface_zh``, ``shift_days`` (how many days a field runs behind its
+    calendar, -12 … 12; 0 for surfaces), ``material_before``, ``material_after``,
     ``cover_before``, ``cover_after`` (vegetation, bare, built, water),
     ``changed`` (the imagery differs between before and after),
     ``gain_b04`` (after / before brightness in red; 1 for fields),
@@ -758,7 +759,7 @@ def pseudo_change_columns(keys: Sequence[str] = DATES) -> list[str]:
     ``state_<key>`` per acquisition (fields: a key of :data:`CROP_STATES`;
     surfaces: "as_before", "brighter" or "darker").
     """
-    return ["pc_id", "kind", "surface", "surface_zh", "material_before", "material_after", "cover_before",
+    return ["pc_id", "kind", "surface", "surface_zh", "shift_days", "material_before", "material_after", "cover_before",
             "cover_after", "changed", "gain_b04", "area_m2", "reserve_name", "zone", "zones",
             *(f"state_{k}" for k in keys)]
 
@@ -796,7 +797,7 @@ def _pseudo_change_truth(world: _World, builder: _Builder, tricks: Tricks) -> gp
         name, zone, zones = _zone_of(f.geom, builder.reserves)
         rows.append({
             "pc_id": f.pid, "kind": "seasonal_cropland", "surface": f.calendar,
-            "surface_zh": "单季稻" if f.calendar == "rice" else "稻-油菜轮作",
+            "surface_zh": "单季稻" if f.calendar == "rice" else "稻-油菜轮作", "shift_days": f.shift_days,
             "material_before": CROP_STATES[sb][0], "material_after": CROP_STATES[sa][0],
             "cover_before": CROP_STATES[sb][1], "cover_after": CROP_STATES[sa][1], "changed": sb != sa,
             "gain_b04": 1.0, "area_m2": _ground_area(f.geom), "reserve_name": name, "zone": zone, "zones": zones,
@@ -808,7 +809,8 @@ def _pseudo_change_truth(world: _World, builder: _Builder, tricks: Tricks) -> gp
         look = "brighter" if s.gain > 1 else "darker"
         rows.append({
             "pc_id": s.pid, "kind": "brightness_change", "surface": s.kind,
-            "surface_zh": BRIGHTNESS_SURFACES[s.kind][0], "material_before": mat.key, "material_after": mat.key,
+            "surface_zh": BRIGHTNESS_SURFACES[s.kind][0], "shift_days": 0,
+            "material_before": mat.key, "material_after": mat.key,
             "cover_before": mat.group, "cover_after": mat.group, "changed": True, "gain_b04": s.gain,
             "area_m2": _ground_area(s.geom), "reserve_name": name, "zone": zone, "zones": zones,
             **{f"state_{k}": ("as_before" if tricks.acquisitions[k].ground == "before" else look) for k in keys},
@@ -833,7 +835,7 @@ def cloud_geometry() -> dict[str, float]:
     --------
     >>> g = cloud_geometry()
     >>> round(g["shadow_dx_m"], 1), round(g["shadow_dy_m"], 1)
-    (-371.9, 531.1)
+    (-372.5, 532.0)
     """
     off = _CLOUD_HEIGHT_M * math.tan(math.radians(_SUN_ZENITH_DEG))
     az = math.radians(_SUN_AZIMUTH_DEG + 180.0)

@@ -54,6 +54,9 @@ if TYPE_CHECKING:  # pragma: no cover
     import geopandas as gpd
     import pandas as pd
 
+    from ._synthetic_sensors import product_grids, render_product
+    from ._synthetic_tricks import SENSOR_NAMES, Haze, Rendering, cloud_geometry, crop_state
+
 __all__ = [
     "BANDS",
     "BANDS_10M",
@@ -2729,7 +2732,19 @@ def _render_drone_block(world: _World, sub: Grid, shapes: list[tuple[Any, int]],
 
 # ---------------------------------------------------------------------------
 # The world's tricks (seasons, brightness, haze, other dates and sensors) live in their own
-# private modules; imported last because they build on the names above.
+# private modules, which build on the names above: re-exported lazily (PEP 562), so that
+# importing either module first works too.
 # ---------------------------------------------------------------------------
-from ._synthetic_sensors import product_grids, render_product  # noqa: E402
-from ._synthetic_tricks import SENSOR_NAMES, Haze, Rendering, cloud_geometry, crop_state  # noqa: E402
+_TRICK_NAMES = {
+    "SENSOR_NAMES": "_synthetic_tricks", "Haze": "_synthetic_tricks", "Rendering": "_synthetic_tricks",
+    "cloud_geometry": "_synthetic_tricks", "crop_state": "_synthetic_tricks",
+    "product_grids": "_synthetic_sensors", "render_product": "_synthetic_sensors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TRICK_NAMES:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_TRICK_NAMES[name]}", __package__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
