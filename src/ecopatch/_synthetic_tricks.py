@@ -46,6 +46,7 @@ import shapely
 from shapely.geometry import Point, box
 
 from .errors import ConfigError
+from .geodesy import geodesic_area_m2
 from .schema import ZONE_STRICTNESS, canonical_zone
 from .synthetic import (
     _AFTER_HAZE,
@@ -60,7 +61,6 @@ from .synthetic import (
     PRODUCTS,
     ProductMeta,
     _blob,
-    _ground_area,
     _key,
     _material_reflectance,
     _Occupancy,
@@ -690,8 +690,8 @@ def _place_fields(world: _World, tricks: Tricks, share: float) -> None:
             if m == _MAT["cropland"]]
     if not crop:
         return
-    crop_u = shapely.union_all(crop)
-    shapely.prepare(crop_u)
+    crop_arr = np.asarray(crop, dtype=object)
+    crop_tree = shapely.STRtree(crop_arr)
     # the renderer's parcel lattice: cells of fw × fh metres in a frame rotated by ``angle``
     t = math.radians(angle)
     left, bottom, right, top = world.bounds
@@ -712,9 +712,17 @@ def _place_fields(world: _World, tricks: Tricks, share: float) -> None:
     xs = corners_u * math.cos(t) - corners_v * math.sin(t)
     ys = corners_u * math.sin(t) + corners_v * math.cos(t)
     cells = shapely.polygons(np.stack([xs, ys], axis=2))
-    hit = shapely.intersects(cells, crop_u) & shapely.intersects(cells, box(*world.bounds))
-    cells, ii, jj = cells[hit], ii[hit], jj[hit]
-    parts = shapely.intersection(cells, crop_u)
+    inside = shapely.intersects(cells, box(*world.bounds))
+    cells, ii, jj = cells[inside], ii[inside], jj[inside]
+    # cell ∩ cropland, from the cropland pieces (clipped to the render tiles) each cell touches
+    ci, pi = crop_tree.query(cells, predicate="intersects")
+    pieces = shapely.intersection(cells[ci], crop_arr[pi])
+    keep = np.unique(ci)
+    parts = np.empty(keep.size, dtype=object)
+    for n_, c in enumerate(keep):
+        lo, hi = np.searchsorted(ci, c), np.searchsorted(ci, c, side="right")
+        parts[n_] = pieces[lo] if hi - lo == 1 else shapely.union_all(pieces[lo:hi])
+    cells, ii, jj = cells[keep], ii[keep], jj[keep]
     # roads, buildings, ponds, mines, encroachments and trick surfaces stay what they are
     geoms = _obstacles(world) + [s.geom for s in tricks.surfaces]
     tree = shapely.STRtree(geoms) if geoms else None
@@ -723,8 +731,9 @@ def _place_fields(world: _World, tricks: Tricks, share: float) -> None:
     cal_u = _u01(k_cal, ii, jj)
     shift = np.floor(_u01(k_shift, ii, jj) * (2 * _SHIFT_DAYS + 1)).astype(int) - _SHIFT_DAYS
     n = 0
+    scene_box = box(*world.bounds)
     for p, cu, sh in zip(parts, cal_u, shift):
-        g = _polys(p)
+        g = _polys(shapely.intersection(p, scene_box))
         if g.is_empty:
             continue
         if tree is not None:
@@ -800,7 +809,7 @@ def _pseudo_change_truth(world: _World, builder: _Builder, tricks: Tricks) -> gp
             "surface_zh": "单季稻" if f.calendar == "rice" else "稻-油菜轮作", "shift_days": f.shift_days,
             "material_before": CROP_STATES[sb][0], "material_after": CROP_STATES[sa][0],
             "cover_before": CROP_STATES[sb][1], "cover_after": CROP_STATES[sa][1], "changed": sb != sa,
-            "gain_b04": 1.0, "area_m2": _ground_area(f.geom), "reserve_name": name, "zone": zone, "zones": zones,
+            "gain_b04": 1.0, "area_m2": 0.0, "reserve_name": name, "zone": zone, "zones": zones,
             **{f"state_{k}": f.states[k] for k in keys}, "geometry": f.geom,
         })
     for s in tricks.surfaces:
@@ -812,13 +821,15 @@ def _pseudo_change_truth(world: _World, builder: _Builder, tricks: Tricks) -> gp
             "surface_zh": BRIGHTNESS_SURFACES[s.kind][0], "shift_days": 0,
             "material_before": mat.key, "material_after": mat.key,
             "cover_before": mat.group, "cover_after": mat.group, "changed": True, "gain_b04": s.gain,
-            "area_m2": _ground_area(s.geom), "reserve_name": name, "zone": zone, "zones": zones,
+            "area_m2": 0.0, "reserve_name": name, "zone": zone, "zones": zones,
             **{f"state_{k}": ("as_before" if tricks.acquisitions[k].ground == "before" else look) for k in keys},
             "geometry": s.geom,
         })
     if not rows:
         return gpd.GeoDataFrame({c: [] for c in pseudo_change_columns(keys)}, geometry=[], crs=world.grid.crs)
-    return gpd.GeoDataFrame(rows, geometry="geometry", crs=world.grid.crs)
+    out = gpd.GeoDataFrame(rows, geometry="geometry", crs=world.grid.crs)
+    out["area_m2"] = geodesic_area_m2(out.geometry.values, world.grid.crs)
+    return out
 
 
 def cloud_geometry() -> dict[str, float]:
