@@ -142,7 +142,7 @@ class SampleData:
         except KeyError:
             raise InputDataError(
                 f"no raster {band!r} for date {date!r} in {self.root}; "
-                f"dates {sorted(self.bands)}, rasters {list(RASTERS)}"
+                f"dates {sorted(self.bands)}, rasters {list(self.bands.get(date) or RASTERS)}"
             ) from None
 
     def files(self) -> list[Path]:
