@@ -696,6 +696,8 @@ def test_bad_trick_objects_raise_config_error():
     old = make_scene(shape=(64, 80), seed=1, dates={"before": "2010-06-01"})
     with pytest.raises(InputDataError, match="Landsat"):
         render_product(old, "before", sensor="landsat_oli_c2l2")
+    with pytest.raises(InputDataError, match="Gaofen"):
+        render_product(old, "before", sensor="gf1_wfv")
 
 
 def test_tricky_scene_pickles_for_dask_workers(tricky):

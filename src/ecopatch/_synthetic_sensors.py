@@ -120,6 +120,7 @@ _K = len(S2_BANDS_13)
 _STREAMS = {"sentinel2_l1c": 10_000, "landsat_oli_c2l2": 20_000, "gf1_wfv": 30_000}
 _L8_START = _dt.date(2013, 4, 11)
 _L9_START = _dt.date(2022, 2, 10)
+_GF1_START = _dt.date(2013, 5, 1)
 
 
 # ---------------------------------------------------------------------------
@@ -275,6 +276,8 @@ def product_name(scene: SyntheticScene, key: str, sensor: str | Rendering | None
         craft = "LC09" if day >= _L9_START else "LC08"
         done = day + _dt.timedelta(days=2)
         return f"{craft}_L2SP_119039_{day:%Y%m%d}_{done:%Y%m%d}_02_T1"
+    if day < _GF1_START:
+        raise InputDataError(f"no Gaofen-1 WFV before {_GF1_START}: cannot render {key} ({day}) as Gaofen-1")
     lon, lat = _centre_lonlat(scene)
     number = 4_000_000 + (p.absolute_orbit * 7919) % 999_983
     return f"GF1_WFV3_E{lon:.1f}_N{lat:.1f}_{day:%Y%m%d}_L1A{number:010d}"
@@ -412,8 +415,8 @@ def render_product(scene: SyntheticScene, key: str, *, sensor: str | Rendering |
         return {b: _clip(arr, scene.band_grid(b), _scaled(win, 2 if b in BANDS_10M else 1)) for b, arr in out.items()}
     if r.sensor == "sentinel2_l1c":
         return _render_l1c(scene, a, win)
-    if r.sensor == "landsat_oli_c2l2":
-        product_name(scene, key, r)  # refuses dates before Landsat 8
+    if r.sensor in ("landsat_oli_c2l2", "gf1_wfv"):
+        product_name(scene, key, r)  # refuses dates before the satellite flew
     return _render_foreign(scene, a, r, base, win)
 
 
