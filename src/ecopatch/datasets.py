@@ -747,7 +747,7 @@ def make_sample_data(
     >>> data = make_sample_data("tricky", seasonal_cropland=0.8,          # doctest: +SKIP
     ...                         dates={"after": "2024-12-10"}, sensors={"after": "sentinel2_l1c"})
     >>> data.products["after"].name                                       # doctest: +SKIP
-    'S2A_MSIL1C_20241210T023551_N0510_R089_T50RQU_20241210T...SAFE'
+    'S2B_MSIL1C_20241210T023529_N0510_R089_T50RQU_20241210T042705.SAFE'
     """
     scene = make_scene(shape=_resolve_size(size), seed=seed, **scene_kwargs)
     return write_scene(scene, out_dir, overwrite=overwrite, drone=drone)
