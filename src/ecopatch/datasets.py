@@ -106,6 +106,19 @@ class SampleData:
         ``truth/clouds.gpkg`` (layers "clouds" and "nodata", EPSG:32650).
     scene_json : Path
         ``truth/scene.json``: generator parameters, seed, grids, products.
+    pseudo_changes : Path or None
+        ``truth/pseudo_changes.gpkg`` (layer "pseudo_changes", EPSG:32650):
+        seasonal fields and brightness changes, when the scene has tricks.
+
+    Notes
+    -----
+    A scene with tricks (:func:`ecopatch.synthetic.make_scene`) may hold
+    more acquisitions than "before" and "after" (keyed by ISO date) and
+    products other than Sentinel-2 L2A: then ``products[date]`` is the
+    L1C ``.SAFE`` folder, the Landsat product folder or the Gaofen GeoTIFF,
+    ``metadata[date]`` its ``MTD_MSIL1C.xml``, ``_MTL.txt`` or None, and
+    ``bands[date]`` names its rasters (``B01`` … ``B12``; ``SR_B1`` …
+    ``QA_PIXEL``; ``B1`` … ``B4``, all in the one Gaofen file).
     """
 
     root: Path
@@ -120,6 +133,7 @@ class SampleData:
     encroachments: Path
     clouds: Path
     scene_json: Path
+    pseudo_changes: Path | None = None
 
     def band(self, date: str, band: str) -> Path:
         """Path of one raster of one date, e.g. ``band("after", "B04")``."""
@@ -128,19 +142,21 @@ class SampleData:
         except KeyError:
             raise InputDataError(
                 f"no raster {band!r} for date {date!r} in {self.root}; "
-                f"dates {sorted(self.bands)}, rasters {list(RASTERS)}"
+                f"dates {sorted(self.bands)}, rasters {list(self.bands.get(date) or RASTERS)}"
             ) from None
 
     def files(self) -> list[Path]:
         """Every file of the sample (bands, metadata, layers, truth)."""
-        out = [*self.metadata.values()]
+        out = [p for p in self.metadata.values() if p is not None]
         for d in self.bands.values():
             out.extend(d.values())
         out += [self.mines, self.reserves, self.restoration_truth, self.encroachments, self.clouds,
                 self.scene_json]
         if self.drone is not None:
             out.append(self.drone)
-        return out
+        if self.pseudo_changes is not None:
+            out.append(self.pseudo_changes)
+        return list(dict.fromkeys(out))  # a multi-band product file names several bands
 
 
 # ---------------------------------------------------------------------------
@@ -157,9 +173,14 @@ def _product_paths(root: Path, p: ProductMeta) -> tuple[Path, Path, dict[str, Pa
 
 
 def _layout(root: Path, scene: SyntheticScene, drone: bool) -> SampleData:
+    from . import _synthetic_products as other
+
     products, metadata, bands = {}, {}, {}
-    for d in DATES:
-        products[d], metadata[d], bands[d] = _product_paths(root, scene.products[d])
+    for d in scene.dates:
+        if other.sensor_of(scene, d) == "sentinel2_l2a":
+            products[d], metadata[d], bands[d] = _product_paths(root, scene.products[d])
+        else:  # the world's tricks: another product (ecopatch._synthetic_products)
+            products[d], metadata[d], bands[d] = other.layout(root, scene, d)
     drone_path = None
     if drone and scene.drone_mine_id:
         drone_path = root / f"drone_{scene.drone_mine_id}_{scene.dates['after']:%Y%m%d}.tif"
@@ -169,6 +190,7 @@ def _layout(root: Path, scene: SyntheticScene, drone: bool) -> SampleData:
         mines=root / "mines.gpkg", reserves=root / "reserves.gpkg", drone=drone_path,
         restoration_truth=truth / "restoration_truth.csv", encroachments=truth / "encroachments.gpkg",
         clouds=truth / "clouds.gpkg", scene_json=truth / "scene.json",
+        pseudo_changes=truth / "pseudo_changes.gpkg" if scene.tricks is not None else None,
     )
 
 
@@ -247,8 +269,13 @@ def write_scene(
             "pass overwrite=True (or --overwrite) to replace them"
         )
     try:
-        for d in DATES:
-            _write_product(scene, d, data)
+        from . import _synthetic_products as other
+
+        for d in scene.dates:
+            if other.sensor_of(scene, d) == "sentinel2_l2a":
+                _write_product(scene, d, data)
+            else:
+                other.write_product(scene, d, root)
         _write_layers(scene, data)
         _write_truth(scene, data, drone)
         if data.drone is not None:
@@ -330,6 +357,8 @@ def _write_truth(scene: SyntheticScene, data: SampleData, drone: bool) -> None:
         write_csv(t.round(digits), tmp, bom=False)
     _write_gpkg(data.encroachments, [("encroachments", scene.encroachments)])
     _write_gpkg(data.clouds, [("clouds", scene.clouds), ("nodata", scene.nodata)])
+    if data.pseudo_changes is not None:
+        _write_gpkg(data.pseudo_changes, [("pseudo_changes", scene.pseudo_changes)])
     with _atomic(data.scene_json) as tmp:
         tmp.write_text(json.dumps(_scene_info(scene, data, drone), ensure_ascii=False, indent=2),
                        encoding="utf-8")
@@ -340,6 +369,16 @@ def _scene_info(scene: SyntheticScene, data: SampleData, drone: bool) -> dict[st
     from .synthetic import MATERIALS
 
     params = asdict(scene.params)
+    tricks: dict[str, Any] = {}
+    if scene.tricks is not None:
+        from ._synthetic_tricks import cloud_geometry
+
+        acq = scene.acquisitions.copy()
+        acq["date"] = acq["date"].astype(str)
+        tricks = {"tricks": scene.tricks.wanted.as_dict(), "acquisitions": acq.to_dict(orient="records"),
+                  "cloud_geometry": cloud_geometry(),
+                  "python": f"ecopatch.datasets.make_sample_data(OUT_DIR, size={_size_name(scene)!r}, "
+                            f"seed={scene.seed}, **tricks)"}
 
     def grid_info(g: Any) -> dict[str, Any]:
         return {"shape": list(g.shape), "transform": list(g.transform)[:6], "crs": "EPSG:32650",
@@ -352,7 +391,7 @@ def _scene_info(scene: SyntheticScene, data: SampleData, drone: bool) -> dict[st
         "params": params,
         "grid_10m": grid_info(scene.grid),
         "grid_20m": grid_info(scene.grid20),
-        "dates": {d: scene.dates[d].isoformat() for d in DATES},
+        "dates": {d: v.isoformat() for d, v in scene.dates.items()},
         "products": {
             d: {
                 "product_id": p.product_id, "spacecraft": p.spacecraft,
@@ -377,6 +416,7 @@ def _scene_info(scene: SyntheticScene, data: SampleData, drone: bool) -> dict[st
             "decoys": int(scene.encroachments["is_decoy"].sum()) if len(scene.encroachments) else 0,
         },
         "licence": "CC0-1.0 (generated data)",
+        **tricks,
     }
 
 
@@ -688,11 +728,26 @@ def make_sample_data(
     overwrite : bool
         Replace existing files.
     **scene_kwargs
-        Passed to :func:`ecopatch.synthetic.make_scene` (``n_mines=`` …).
+        Passed to :func:`ecopatch.synthetic.make_scene` (``n_mines=`` …),
+        including the world's tricks: ``seasonal_cropland=``,
+        ``brightness_changes=``, ``haze=``, ``dates=``, ``history=`` and
+        ``sensors=`` (a date written as Sentinel-2 L1C, Landsat 8/9 C2 L2 or
+        Gaofen-1 WFV); their truth goes to ``truth/pseudo_changes.gpkg`` and
+        ``truth/scene.json``.
 
     Returns
     -------
     SampleData
+
+    Examples
+    --------
+    A winter after date over seasonal cropland, written as Sentinel-2 L1C
+    (top of atmosphere, 13 bands, no cloud mask):
+
+    >>> data = make_sample_data("tricky", seasonal_cropland=0.8,          # doctest: +SKIP
+    ...                         dates={"after": "2024-12-10"}, sensors={"after": "sentinel2_l1c"})
+    >>> data.products["after"].name                                       # doctest: +SKIP
+    'S2B_MSIL1C_20241210T023529_N0510_R089_T50RQU_20241210T042705.SAFE'
     """
     scene = make_scene(shape=_resolve_size(size), seed=seed, **scene_kwargs)
     return write_scene(scene, out_dir, overwrite=overwrite, drone=drone)

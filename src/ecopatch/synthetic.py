@@ -34,7 +34,7 @@ import logging
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
@@ -54,6 +54,9 @@ if TYPE_CHECKING:  # pragma: no cover
     import geopandas as gpd
     import pandas as pd
 
+    from ._synthetic_sensors import product_grids, render_product
+    from ._synthetic_tricks import SENSOR_NAMES, Haze, Rendering, cloud_geometry, crop_state
+
 __all__ = [
     "BANDS",
     "BANDS_10M",
@@ -63,14 +66,21 @@ __all__ = [
     "PRODUCTS",
     "RASTERS",
     "SCL_CLASSES",
+    "SENSOR_NAMES",
     "TILE_ORIGIN_XY",
     "DroneOrtho",
+    "Haze",
     "Material",
     "ProductMeta",
+    "Rendering",
     "SceneParams",
     "SyntheticScene",
+    "cloud_geometry",
+    "crop_state",
     "make_drone",
     "make_scene",
+    "product_grids",
+    "render_product",
 ]
 
 log = logging.getLogger(__name__)
@@ -111,6 +121,7 @@ _TILE = 256  # internal render tile, 10 m pixels (2.56 km); fixed so blocks are 
 _CRS = "EPSG:32650"
 _SUN_ZENITH_DEG = 33.0
 _SUN_AZIMUTH_DEG = 145.0
+_CLOUD_HEIGHT_M = 1000.0  # height of the clouds' bases above the ground; their shadows fall height·tan(zenith) away
 _N_OVERLAY = 5  # 0 clear, 1 shadow, 2 cirrus, 3 cloud medium, 4 cloud high
 
 
@@ -711,6 +722,19 @@ class _World:
         self._tile_cache_max = 1 << 30
         self._lock = threading.Lock()
         self._trees: dict[str, tuple[Any, list[tuple[Any, int]]]] = {}
+        self.products: dict[str, ProductMeta] = dict(PRODUCTS)
+        # the world's tricks (ecopatch._synthetic_tricks.Tricks) when make_scene was asked for any
+        self.tricks: Any = None
+
+    def base_of(self, mat: int) -> int:
+        """The material of :data:`MATERIALS` a surface id is made of (trick surfaces have ids past them)."""
+        return mat if mat < _N_MAT else self.tricks.base_of(mat)
+
+    def state(self, key: str) -> tuple[str, bool]:
+        """``(ground, clouds)`` of an acquisition: which truth state it shows, and whether the clouds are in it."""
+        if self.tricks is not None:
+            return self.tricks.state(key)
+        return key, key == "after"
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -839,9 +863,16 @@ class _World:
         out.extend(it for it in built if it[0].intersects(bx))
         return out
 
-    def surface_shapes(self, date: str, bx: Any, tile: tuple[int, int] | None = None) -> list[tuple[Any, int]]:
-        """All surface shapes of ``date`` in paint order (the fill below them is forest)."""
+    def surface_shapes(self, date: str, bx: Any, tile: tuple[int, int] | None = None,
+                       acq: str | None = None) -> list[tuple[Any, int]]:
+        """All surface shapes of ``date`` in paint order (the fill below them is forest).
+
+        ``date`` is the ground state ("before" or "after"); ``acq`` the acquisition
+        (default ``date``), whose season decides the trick surfaces (seasonal fields).
+        """
         shapes = self.landscape_shapes(bx, tiles=[tile] if tile is not None else None)
+        if self.tricks is not None:
+            shapes += self.tricks.shapes(acq or date, bx)
         shapes += [it for it in self._query(f"mine_{date}", bx) if it[0].intersects(bx)]
         shapes += [it for it in self._query(f"change_{date}", bx) if it[0].intersects(bx)]
         return shapes
@@ -998,6 +1029,10 @@ class SyntheticScene:
         (``mine_id``, ``date``, ``material``, ``group``, geometry).
     drone_mine_id : str or None
         A partly restored mine suitable for :func:`make_drone`.
+    tricks : Tricks or None
+        The world's tricks asked of :func:`make_scene` (seasons, brightness
+        changes, haze, other sensors, extra dates) with their truth; None
+        for a plain scene.  See :attr:`pseudo_changes` and :attr:`acquisitions`.
     """
 
     params: SceneParams
@@ -1017,6 +1052,7 @@ class SyntheticScene:
     _world: _World = field(repr=False, compare=False)
     _cache: OrderedDict = field(default_factory=OrderedDict, repr=False, compare=False)
     _cache_lock: Any = field(default_factory=threading.Lock, repr=False, compare=False)
+    tricks: Any = field(default=None, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:
         state = {f: getattr(self, f) for f in self.__dataclass_fields__ if f not in ("_cache", "_cache_lock")}
@@ -1037,6 +1073,30 @@ class SyntheticScene:
     def crs(self) -> Any:
         """The imagery CRS (EPSG:32650)."""
         return self.grid.crs
+
+    # -- the world's tricks (ecopatch._synthetic_tricks) --------------------
+    @property
+    def pseudo_changes(self) -> gpd.GeoDataFrame:
+        """Truth of what changes in the imagery without being an encroachment (伪变化).
+
+        Seasonal cropland and existing bare or built surfaces whose brightness
+        changes; empty unless :func:`make_scene` was asked for them.  See
+        :func:`ecopatch._synthetic_tricks.pseudo_change_columns` for the columns.
+        """
+        from ._synthetic_tricks import empty_pseudo_changes
+
+        return self.tricks.pseudo_changes if self.tricks is not None else empty_pseudo_changes(self.crs)
+
+    @property
+    def acquisitions(self) -> pd.DataFrame:
+        """One row per acquisition (``before``, ``after``, extra dates): date, sensor, product, haze, clouds."""
+        from ._synthetic_tricks import acquisition_table
+
+        return acquisition_table(self)
+
+    def _check_key(self, date: str) -> None:
+        if date not in self.dates:
+            raise InputDataError(f"unknown date {date!r}; use one of {list(self.dates)}")
 
     def band_grid(self, band: str) -> Grid:
         """The grid a band (or "SCL") lives on: :attr:`grid` or :attr:`grid20`."""
@@ -1066,8 +1126,11 @@ class SyntheticScene:
 
         Parameters
         ----------
-        date : {"before", "after"}
-            Acquisition.
+        date : str
+            Acquisition: "before", "after", or an extra date of the scene
+            (its ISO date, see :attr:`acquisitions`).  Every acquisition is
+            rendered here as Sentinel-2 L2A, whatever product it is written
+            as (:func:`ecopatch.synthetic.render_product` renders that).
         window : Window, optional
             Window of :attr:`grid` (10 m pixels) with even row and column
             offsets; default the whole grid.  It may extend past the grid.
@@ -1087,7 +1150,7 @@ class SyntheticScene:
         origin, so any tiling of the grid gives bit-identical arrays.  Memory
         is bounded by the window plus a few tiles.
         """
-        _check_date(date)
+        self._check_key(date)
         win = window or self.grid.window
         if win.row_off % 2 or win.col_off % 2:
             raise InputDataError(
@@ -1145,12 +1208,12 @@ class SyntheticScene:
 
     @cached_property
     def dn(self) -> dict[str, dict[str, np.ndarray]]:
-        """Whole-scene DN per date and raster: ``dn["after"]["B04"]`` (uint16; SCL uint8).
+        """Whole-scene Sentinel-2 L2A DN per date and raster: ``dn["after"]["B04"]`` (uint16; SCL uint8).
 
         Computed on first access and kept; for big scenes use
         :meth:`render_window` instead.
         """
-        return {d: self.render_window(d) for d in DATES}
+        return {d: self.render_window(d) for d in self.dates}
 
     def reflectance(self, date: str, band: str) -> np.ndarray:
         """Whole-scene surface reflectance of one band (float32, NaN = nodata)."""
@@ -1167,18 +1230,15 @@ class SyntheticScene:
         The ground not covered by any of them is forest.  Later shapes cover
         earlier ones.  This is the vector truth the rasters are rendered from.
         """
-        _check_date(date)
+        self._check_key(date)
         bx = box(*bounds)
-        return [(g, MATERIALS[m].key) for g, m in self._world.surface_shapes(date, bx)]
+        w = self._world
+        ground, _ = w.state(date)
+        return [(g, MATERIALS[w.base_of(m)].key) for g, m in w.surface_shapes(ground, bx, acq=date)]
 
     def dem(self, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
         """Terrain elevation (m) on the grid of EPSG:32650 coordinates ``ys`` × ``xs``."""
         return self._world.dem_grid(np.asarray(xs, float), np.asarray(ys, float))
-
-
-def _check_date(date: str) -> None:
-    if date not in DATES:
-        raise InputDataError(f"unknown date {date!r}; use one of {list(DATES)}")
 
 
 # ---------------------------------------------------------------------------
@@ -1233,6 +1293,8 @@ def _illumination(z: np.ndarray, dx: float, dy: float) -> np.ndarray:
 def _material_reflectance(world: _World, mat: int, date: str, xs: np.ndarray, ys: np.ndarray,
                           cache: dict[str, np.ndarray]) -> np.ndarray:
     """Textured surface reflectance of one material, shape (6, rows, cols)."""
+    if mat >= _N_MAT:  # a trick surface: a material of MATERIALS with its own brightness at each date
+        return world.tricks.reflectance(world, mat, date, xs, ys, cache)
     n = world.noise
 
     def fld(name: str, wl: float, octaves: int, stream: int) -> np.ndarray:
@@ -1290,19 +1352,38 @@ def _material_reflectance(world: _World, mat: int, date: str, xs: np.ndarray, ys
     return r
 
 
-def _render_tile(world: _World, params: SceneParams, date: str, ti: int, tj: int) -> dict[str, np.ndarray]:
-    """DN of every raster over one 256 × 256 (10 m) tile and its 128 × 128 (20 m) twin."""
+@dataclass
+class _TileSurface:
+    """Ground of one 256 × 256 render tile at 10 m, before any cloud is drawn over it.
+
+    ``surf[o]`` is the fraction-weighted surface reflectance (6 bands, shaded)
+    of the ground under overlay ``o`` (0 clear, 1 shadow, 2 cirrus, 3 cloud
+    medium, 4 cloud high) and ``frac_o[o]`` its share of each pixel; ``veg``
+    and ``water`` are the vegetated and water shares of each pixel.
+    """
+
+    xs: np.ndarray
+    ys: np.ndarray
+    surf: dict[int, np.ndarray]
+    frac_o: dict[int, np.ndarray]
+    veg: np.ndarray
+    water: np.ndarray
+
+
+def _surface_tile(world: _World, date: str, ti: int, tj: int) -> _TileSurface:
+    """The ground of acquisition ``date`` over one render tile (see :class:`_TileSurface`)."""
     g = world.grid
     t = g.transform
     x0 = t.c + tj * _TILE * _RES_M
     y0 = t.f - ti * _TILE * _RES_M
     size = _TILE * _RES_M
     bx = box(x0, y0 - size, x0 + size, y0)
-    shapes = world.surface_shapes(date, bx, tile=(ti, tj))
+    ground, clouds = world.state(date)
+    shapes = world.surface_shapes(ground, bx, tile=(ti, tj), acq=date)
     fine_tr = Affine(_RES_M / _SS, 0, x0, 0, -_RES_M / _SS, y0)
     nf = _TILE * _SS
     fine = _rasterize(shapes, (nf, nf), fine_tr, _MAT["forest"])
-    overlays = [it for it in world._query("overlays", bx) if it[0].intersects(bx)] if date == "after" else []
+    overlays = [it for it in world._query("overlays", bx) if it[0].intersects(bx)] if clouds else []
     mats = sorted({_MAT["forest"], *(m for _, m in shapes)})
     if overlays:
         ov = _rasterize(overlays, (nf, nf), fine_tr, 0)
@@ -1325,15 +1406,25 @@ def _render_tile(world: _World, params: SceneParams, date: str, ti: int, tj: int
     veg = np.zeros((_TILE, _TILE))
     water = np.zeros((_TILE, _TILE))
     for (m, o), f in joint.items():
+        b = world.base_of(m)
         if m not in refl:
-            r = _material_reflectance(world, m, date, xs, ys, cache)
-            refl[m] = r if _WATER[m] else r * shade[None]
+            r = _material_reflectance(world, m, ground, xs, ys, cache)
+            refl[m] = r if _WATER[b] else r * shade[None]
         surf[o] += f[None] * refl[m]
         frac_o[o] += f
-        if _VEG[m]:
+        if _VEG[b]:
             veg += f
-        elif _WATER[m]:
+        elif _WATER[b]:
             water += f
+    return _TileSurface(xs, ys, surf, frac_o, veg, water)
+
+
+def _render_tile(world: _World, params: SceneParams, date: str, ti: int, tj: int) -> dict[str, np.ndarray]:
+    """Sentinel-2 L2A DN of every raster over one 256 × 256 (10 m) tile and its 128 × 128 (20 m) twin."""
+    ts = _surface_tile(world, date, ti, tj)
+    xs, ys, surf, frac_o, veg, water = ts.xs, ts.ys, ts.surf, ts.frac_o, ts.veg, ts.water
+    x0 = world.grid.transform.c + tj * _TILE * _RES_M
+    y0 = world.grid.transform.f - ti * _TILE * _RES_M
     rho = surf[0] + surf[1] * _SHADOW_FACTOR[:, None, None]
     if any(frac_o[o].any() for o in (2, 3, 4)):
         n = world.noise
@@ -1351,9 +1442,11 @@ def _render_tile(world: _World, params: SceneParams, date: str, ti: int, tj: int
         haze = 0.5 + 0.5 * world.noise.grid(xs, ys, 8000.0, 2, 21)
         rho = (_AFTER_GAIN[:, None, None] * rho + _AFTER_OFFSET[:, None, None]
                + _AFTER_HAZE[:, None, None] * haze[None])
+    if world.tricks is not None:  # the radiometry of extra dates, and haze
+        rho = world.tricks.surface_radiometry(world, date, rho, xs, ys)
 
-    prod = PRODUCTS[date]
-    dstream = 0 if date == "before" else 1
+    prod = world.products[date]
+    dstream = 0 if date == "before" else 1 if date == "after" else world.tricks.noise_stream(date)
     rows10 = (ti * _TILE + np.arange(_TILE))[:, None]
     cols10 = (tj * _TILE + np.arange(_TILE))[None, :]
     nod10 = _nodata_mask(world, date, xs, ys)
@@ -1443,8 +1536,18 @@ def make_scene(
     n_clouds: int | None = None,
     nodata_edge: bool = True,
     noise_sigma: Sequence[float] | None = None,
+    dates: Mapping[str, _dt.date | str] | None = None,
+    history: Sequence[_dt.date | str] = (),
+    seasonal_cropland: float = 0.0,
+    brightness_changes: int = 0,
+    haze: float | Any | Sequence[Any] | None = None,
+    sensors: Mapping[str, str | Any] | None = None,
 ) -> SyntheticScene:
     """Generate a two-date Sentinel-2 L2A scene near Hangzhou with known truth.
+
+    The keywords from ``dates`` on teach the scene the world's tricks (see
+    :mod:`ecopatch._synthetic_tricks`); left at their defaults the scene is
+    the plain one, byte for byte.
 
     Parameters
     ----------
@@ -1466,6 +1569,37 @@ def make_scene(
     noise_sigma : sequence of 6 float, optional
         Sensor noise per band B02 … B12, reflectance units (default
         0.004-0.006).
+    dates : mapping, optional
+        Other acquisition dates for ``"before"`` and/or ``"after"``
+        (``datetime.date`` or ``"YYYY-MM-DD"``; default 2021-09-18 and
+        2024-09-12), e.g. ``{"after": "2024-12-10"}`` for a winter after date
+        when the seasonal fields are ploughed.  Product names, processing
+        baselines and offsets follow the dates.
+    history : sequence of dates
+        Extra acquisitions of the same ground (Sentinel-2 L2A unless
+        ``sensors`` says otherwise), keyed by their ISO date: before the
+        after date they show the before ground, from it on the after ground;
+        each has its own radiometry and noise, no clouds.
+    seasonal_cropland : float
+        Share (0-1) of the cropland parcels (80 × 40 m) that follow a crop
+        calendar (single rice, or rice and winter rape): green, flooded for
+        transplanting, harvested stubble or ploughed bare soil depending on
+        the day of year (each field shifted by up to ±12 days).  Recorded in
+        :attr:`SyntheticScene.pseudo_changes` as ``seasonal_cropland``.
+    brightness_changes : int
+        Number of existing bare or built surfaces (quarry faces, clay pits,
+        construction sites, steel or concrete roofs; about 60 % inside the
+        reserves) that are there at both dates with the same cover but a
+        different brightness.  Recorded as ``brightness_change``.
+    haze : float or Haze or sequence of Haze, optional
+        Extra haze: a path reflectance added to the surface, strongest in
+        blue (``float``: that much in B02 on the after date, uniform).
+    sensors : mapping, optional
+        Product each acquisition is written as, by key: a sensor name
+        ("sentinel2_l2a", "sentinel2_l1c", "landsat_oli_c2l2", "gf1_wfv") or
+        a :class:`~ecopatch._synthetic_tricks.Rendering` (sensor and CRS).
+        Rendered by :func:`ecopatch.synthetic.render_product`, written by
+        :func:`ecopatch.datasets.write_scene`.
 
     Returns
     -------
@@ -1511,8 +1645,16 @@ def make_scene(
 
     params = SceneParams(seed_i, (rows, cols), tuple(center_lonlat), n_m, n_r, n_e, n_d, n_c,
                          world.valley_level, sigma, bool(nodata_edge))
+    trick_opts = dict(dates=dates, history=history, seasonal_cropland=seasonal_cropland,
+                      brightness_changes=brightness_changes, haze=haze, sensors=sensors)
+    from . import _synthetic_tricks
+
+    wanted = _synthetic_tricks.wanted(trick_opts)  # checked before the (slow) build
     builder = _Builder(world, rng, params)
     builder.build()
+    if wanted is not None:
+        # after everything else is placed, from its own random stream: the plain scene is untouched
+        world.tricks = _synthetic_tricks.build(world, builder, wanted)
     world.freeze()
     return builder.result()
 
@@ -1934,7 +2076,7 @@ class _Builder:
                 core = _blob(rng, cx, cy, rad, roughness=0.35, harmonics=9, vertex_m=20.0,
                              angle=rng.uniform(0, math.pi), elong=rng.uniform(1.0, 1.4))
             cores.append(core)
-        height = 1000.0
+        height = _CLOUD_HEIGHT_M
         az = math.radians(_SUN_AZIMUTH_DEG + 180.0)
         off = height * math.tan(math.radians(_SUN_ZENITH_DEG))
         dx, dy = off * math.sin(az), off * math.cos(az)
@@ -2418,10 +2560,10 @@ class _Builder:
             gpd.GeoDataFrame({"mine_id": [], "date": [], "material": [], "group": []}, geometry=[], crs=_CRS)
         return SyntheticScene(
             params=self.p, grid=grid, grid20=g20,
-            dates={d: PRODUCTS[d].sensing_time.date() for d in DATES},
-            products=dict(PRODUCTS), mines=mines, mines_source=mines_source, reserves=reserves,
+            dates={d: p.sensing_time.date() for d, p in w.products.items()},
+            products=dict(w.products), mines=mines, mines_source=mines_source, reserves=reserves,
             encroachments=enc, clouds=clouds, nodata=nodata, restoration_truth=truth,
-            mine_parts=parts, drone_mine_id=self.drone_mine, _world=w,
+            mine_parts=parts, drone_mine_id=self.drone_mine, _world=w, tricks=w.tricks,
         )
 
 
@@ -2467,7 +2609,7 @@ def make_drone(
     InputDataError
         If ``mine_id`` is not a mine of the scene.
     """
-    _check_date(date)
+    scene._check_key(date)
     mid = mine_id or scene.drone_mine_id
     rows = scene.mines[scene.mines["矿山编号"] == mid]
     if rows.empty:
@@ -2493,7 +2635,8 @@ def make_drone(
     cols = int(math.ceil((r - x0) / res_m))
     nrows = int(math.ceil((y1 - b) / res_m))
     grid = Grid((nrows, cols), Affine(res_m, 0, x0, 0, -res_m, y1), crs)
-    shapes_utm = world.surface_shapes(date, block_utm.buffer(5.0))
+    ground, _ = world.state(date)
+    shapes_utm = [(g, world.base_of(m)) for g, m in world.surface_shapes(ground, block_utm.buffer(5.0), acq=date)]
     shapes = [(to_crs(g), m) for g, m in shapes_utm]
     rgb = np.zeros((3, nrows, cols), np.uint8)
     alpha = np.zeros((nrows, cols), np.uint8)
@@ -2585,3 +2728,23 @@ def _render_drone_block(world: _World, sub: Grid, shapes: list[tuple[Any, int]],
     rgb[:, ~inside] = 0
     alpha = np.where(inside, 255, 0).astype(np.uint8)
     return rgb, alpha
+
+
+# ---------------------------------------------------------------------------
+# The world's tricks (seasons, brightness, haze, other dates and sensors) live in their own
+# private modules, which build on the names above: re-exported lazily (PEP 562), so that
+# importing either module first works too.
+# ---------------------------------------------------------------------------
+_TRICK_NAMES = {
+    "SENSOR_NAMES": "_synthetic_tricks", "Haze": "_synthetic_tricks", "Rendering": "_synthetic_tricks",
+    "cloud_geometry": "_synthetic_tricks", "crop_state": "_synthetic_tricks",
+    "product_grids": "_synthetic_sensors", "render_product": "_synthetic_sensors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TRICK_NAMES:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_TRICK_NAMES[name]}", __package__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
