@@ -209,12 +209,21 @@ def test_batches_reuse_freed_buffers_only_where_a_malloc_variable_is_set(monkeyp
     fake = _FakeLibc()
     monkeypatch.setattr(tiling, "_glibc", lambda: fake)
     monkeypatch.setattr(tiling, "_heap_tuned", False)
+    monkeypatch.setattr(tiling, "_malloc_opt_in", False)
     for k in tiling._MALLOC_ENV:
         monkeypatch.delenv(k, raising=False)
     monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    # not asked for: the allocator is left alone, with or without a nanny's variable
+    assert tiling._call_batch(lambda x: x * 2, [1, 2]) == [2, 4]
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    assert tiling._call_batch(lambda x: x * 2, [1, 2]) == [2, 4]
+    assert fake.calls == [] and not tiling._heap_tuned
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
+
+    # opted in (tune_malloc(), or tune=True as run_tasks hands it to cluster workers)
     tune = [("mallopt", tiling._M_MMAP_THRESHOLD, tiling._HEAP_THRESHOLD),
             ("mallopt", tiling._M_TRIM_THRESHOLD, tiling._HEAP_THRESHOLD)]
-    assert tiling._call_batch(lambda x: x * 2, [1, 2]) == [2, 4]
+    assert tiling._call_batch(lambda x: x * 2, [1, 2], tune=True) == [2, 4]
     assert fake.calls == tune  # a worker without a nanny: set once, for the process
     assert tiling._call_batch(lambda x: x * 2, [1, 2]) == [2, 4]
     assert fake.calls == tune  # not again
@@ -274,6 +283,12 @@ def test_windowed_passes_hand_freed_heap_back(pair, monkeypatch):
     for k in tiling._MALLOC_ENV:
         monkeypatch.delenv(k, raising=False)
     monkeypatch.setenv("GLIBC_TUNABLES", "glibc.rtld.optional_static_tls=2048")  # not a malloc one
+    # without the opt-in no allocator setting is touched: a pass only hands freed heap back
+    monkeypatch.setattr(tiling, "_malloc_opt_in", False)
+    ecopatch.assess_restoration(mines, before, after, progress=False)
+    assert fake.calls == [("trim", 0)] and not tiling._heap_tuned
+    fake.calls.clear()
+    tiling.tune_malloc()
     tune = [("mallopt", tiling._M_MMAP_THRESHOLD, tiling._HEAP_THRESHOLD),
             ("mallopt", tiling._M_TRIM_THRESHOLD, tiling._HEAP_THRESHOLD)]
     ecopatch.assess_restoration(mines, before, after, progress=False)

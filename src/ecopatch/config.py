@@ -90,6 +90,8 @@ A complete example (every key but ``imagery``, ``mines``, ``reserves`` and
     min_clear_fraction = 0.0      # skip new scenes less clear than this over the mines and reserves
     scheduler = "threads"         # "threads", "synchronous", "processes" or "tcp://host:8786"
     block = 512                   # window size, pixels
+    build_overviews = false       # write <file>.ovr beside imagery without overviews (faster quick-looks)
+    tune_malloc = false           # let ecopatch set glibc malloc thresholds for this process
     lock_max_age_hours = 24       # a lock from another host older than this is stale
     ledger_timeout_s = 60         # wait this long for another ledger writer
     max_new_cases = 200           # refuse a scene that would open more new cases (season? haze? cloud?)
@@ -416,6 +418,15 @@ class RunOptions:
         dask.distributed address (None: threads).
     block : int
         Window size, pixels.
+    build_overviews : bool
+        Build external overviews (``<file>.ovr``, beside the imagery) for
+        large files that have none, before their first quick-look (clear-sky
+        share, maps, report, chips): later runs then read a few overview
+        blocks instead of decoding the files.  Off by default: it writes
+        into the imagery folder (see :func:`ecopatch.io.quicklook.build_overviews`).
+    tune_malloc : bool
+        Opt in to glibc malloc tuning for the windowed passes of this run's
+        process (:func:`ecopatch.tiling.tune_malloc`); off by default.
     lock_max_age_hours : float
         A run lock taken on another host whose heartbeat is older than this
         is treated as stale.
@@ -437,6 +448,8 @@ class RunOptions:
     min_clear_fraction: float = 0.0
     scheduler: str | None = None
     block: int = 512
+    build_overviews: bool = False
+    tune_malloc: bool = False
     lock_max_age_hours: float = 24.0
     ledger_timeout_s: float = 60.0
     max_new_cases: int = 200
@@ -913,6 +926,8 @@ _SECTIONS: dict[str, dict[str, _Key]] = {
         "min_clear_fraction": _Key(_number(lo=0.0, hi=1.0), default=0.0),
         "scheduler": _Key(_scheduler, default=None),
         "block": _Key(_number(lo=16, hi=8192, integer=True, unit=" pixels"), default=512),
+        "build_overviews": _Key(_boolean, default=False),
+        "tune_malloc": _Key(_boolean, default=False),
         "lock_max_age_hours": _Key(_number(lo=0.0, lo_open=True, unit=" hours"), default=24.0),
         "ledger_timeout_s": _Key(_number(lo=0.0, unit=" s"), default=60.0),
         "max_new_cases": _Key(_number(lo=0, integer=True, unit=" cases"), default=200),

@@ -71,7 +71,7 @@ from .errors import (
 )
 from .geodesy import as_crs, geodesic_area_m2, geometries_in, repaired, transformer
 from .grid import Grid, Window
-from .io.raster import Observation, Scene, check_pair, read_on_grid
+from .io.raster import Observation, Scene, check_pair, plan_pass_reads, read_on_grid
 from .restoration import analysis_grid, prepare_cover_params
 from .schema import ZONE_STRICTNESS, canonical_zone
 from .tiling import (
@@ -605,7 +605,8 @@ def detection_pass(
         log.info("detect_changes: %d patches", len(patches))
         return patches
 
-    return WindowPass("detect", _detect_block, tasks, [w for w, _ in plan], finish)
+    return WindowPass("detect", _detect_block, tasks, [w for w, _ in plan], finish,
+                      reads=plan_pass_reads((before, after), block=block))
 
 
 def observation_table(patches: pd.DataFrame) -> pd.DataFrame:

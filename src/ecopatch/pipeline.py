@@ -1768,7 +1768,23 @@ def _compute(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path, timi
     report, and commits (last, so that a failed output leaves the ledger as
     it was).  ``progress`` records the stage reached (``"stage"``) and whether
     the ledger committed the scene (``"committed"``), for the failure message.
+
+    The scene's quick-looks (clear-sky share, change map, report, field
+    chips) share one decimated read of each date (:func:`ecopatch.io.quicklook.shared_reads`).
     """
+    from .io.quicklook import shared_reads
+    from .tiling import tune_malloc
+
+    if ctx.config.run.tune_malloc:
+        tune_malloc()
+    with shared_reads(build_overviews=ctx.config.run.build_overviews):
+        return _compute_scene(ctx, scene, baseline, out, timings, counts, unusable, references, progress)
+
+
+def _compute_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path, timings: dict[str, float],
+                   counts: dict[str, Any], unusable: Collection[str] = (),
+                   references: dict[str, Any] | None = None, progress: dict[str, Any] | None = None
+                   ) -> tuple[str, str]:
     from .encroachment import detection_pass
     from .io.vector import write_tables
     from .restoration import assessment_pass, shared_scene_estimates
@@ -1914,7 +1930,10 @@ def _compute(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path, timi
                     if cfg.outputs.chips:
                         from .maps import case_chips
 
-                        chips = case_chips(before, after, lang=cfg.outputs.lang)
+                        # drawn ahead, several at once; the package then only writes the PNGs
+                        known = led.cases()
+                        chips = case_chips(before, after, lang=cfg.outputs.lang).drawn(
+                            known[known["case_id"].isin(new_cases)])
                     led.export_fieldcheck(out / "fieldcheck", cases=new_cases, chips=chips)
             _heartbeat(ctx)
             if cfg.outputs.report:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import html
-import io
 import logging
 import math
 import os
@@ -468,12 +467,6 @@ _SECTIONS = {
 _NUMERALS = "一二三四五六七八九十"
 
 
-def _png(fig: Figure, dpi: int) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    return buf.getvalue()
-
-
 def _img(png: bytes, alt: str, caption: str = "") -> str:
     b64 = base64.b64encode(png).decode("ascii")
     cap = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
@@ -516,6 +509,7 @@ def write_report(
     max_pixels: int = 250_000,
     mine_before: Mapping[str, Scene] | None = None,
     history: pd.DataFrame | None = None,
+    workers: int | None = None,
 ) -> dict[str, Path]:
     """Write the monthly report: ``report.html`` (self-contained) and ``report.xlsx``.
 
@@ -562,6 +556,9 @@ def write_report(
         Resolution of the figures, dots per inch.
     max_pixels : int
         Display pixels per map panel.
+    workers : int, optional
+        Processes drawing the figures at once (default: the CPUs available,
+        where the platform forks; 1 draws them in this process).
 
     Returns
     -------
@@ -586,6 +583,7 @@ def write_report(
     from . import __version__
     from .io.vector import atomic_path
     from .maps import change_map, mine_card, overview_map
+    from .maps._render import render_pngs
 
     lang = check_lang(lang)
     if assessment is None and patches is None and ledger is None:
@@ -654,10 +652,10 @@ def write_report(
 
     # figures
     pngs: dict[str, tuple[bytes, str]] = {}
-    for name, alt, make in fig_jobs:
-        fig = make()
-        pngs[name] = (_png(fig, dpi), alt)
-        log.info("report: figure %s drawn", name)
+    drawn = render_pngs([make for _, _, make in fig_jobs], dpi=dpi, workers=workers)
+    for (name, alt, _), (png, *_) in zip(fig_jobs, drawn):
+        pngs[name] = (png, alt)
+    log.info("report: %d figure(s) drawn", len(pngs))
     for name, (png, _) in pngs.items():
         with atomic_path(targets[f"figure:{name}"], overwrite=overwrite) as tmp:
             tmp.write_bytes(png)

@@ -56,7 +56,7 @@ from .cover import (
 from .errors import ConfigError, InputDataError, LowCoverageWarning, NoOverlapError
 from .geodesy import as_crs, geodesic_area_m2, geometries_in, repaired
 from .grid import Grid, Window
-from .io.raster import Observation, Scene, check_pair, read_on_grid, read_sample
+from .io.raster import Observation, Scene, check_pair, plan_pass_reads, read_on_grid, read_sample
 from .schema import RESTORATION_DIRECTIONS
 from .tiling import (
     PatchSums,
@@ -767,7 +767,8 @@ def assessment_pass(
         sums = add_partials(len(mines), len(_SUMS), partials)
         return _assemble(mines, crs, sums, rules, direction_field, before, after, plan_of)
 
-    return WindowPass("assess", _assess_block, tasks, [w for w, _ in plan], finish)
+    return WindowPass("assess", _assess_block, tasks, [w for w, _ in plan], finish,
+                      reads=plan_pass_reads((before, after), block=block))
 
 
 def _check_overlap(geoms: np.ndarray, crs: Any, before: Scene, after: Scene, n: int) -> None:

@@ -35,7 +35,8 @@ from ._env import env_int
 from .errors import ConfigError, MissingDependencyError
 from .grid import Grid, Window
 
-__all__ = ["WindowPass", "blocks_touching", "joint_order", "locality_order", "run_passes", "run_tasks", "Scheduler"]
+__all__ = ["WindowPass", "blocks_touching", "joint_order", "locality_order", "run_passes", "run_tasks", "Scheduler",
+           "tune_malloc"]
 
 log = logging.getLogger(__name__)
 
@@ -116,11 +117,13 @@ def blocks_touching(
     return result
 
 
-#: Width (pixels) of the stripes windows are taken in.  With the 128 MB tile cache
+#: Width (pixels) of the stripes windows are taken in over 256-pixel tiles.  With the 128 MB tile cache
 #: (:data:`ecopatch.io.raster.TILE_CACHE_MB`) a stripe's row of tiles stays cached.  On
 #: the benchmark tile (tiles of 256 px, 14 band files) stripes of 2048 px with a 64 MB
 #: cache decoded 1577 Mpx, 1.38 times the files, most of the excess in the tile columns
-#: either side of each stripe's border; 4096 px with 128 MB decoded 1380 Mpx.
+#: either side of each stripe's border; 4096 px with 128 MB decoded 1380 Mpx.  Other layouts get
+#: other widths from the files they read (:class:`WindowPass` ``reads``): rows across the whole
+#: width over striped files, narrower stripes over JPEG 2000's 1024-pixel tiles.
 STRIPE_PX = 4096
 
 
@@ -201,6 +204,12 @@ class WindowPass:
         The window of each task (analysis-grid pixels), for the run order.
     finish : callable
         Turns the list of task results (in task order) into the pass's result.
+    reads : object, optional
+        How the pass reads its files (:func:`ecopatch.io.raster.plan_pass_reads`):
+        an object with ``stripe_px`` (the width of the stripes windows run in)
+        and ``session()`` (a context manager holding the pass's read settings:
+        the tile cache and GDAL's block cache, both released when it ends).
+        None: the defaults.
     """
 
     desc: str
@@ -208,6 +217,7 @@ class WindowPass:
     tasks: list[Any]
     windows: list[Window]
     finish: Callable[[list[Any]], Any]
+    reads: Any = None
 
 
 def _apply(item: tuple[Callable[[T], R], T]) -> R:
@@ -236,11 +246,14 @@ def run_passes(passes: Sequence[WindowPass], *, scheduler: Scheduler = None,
     list of list
         Per pass, the results of its tasks, for its ``finish``.
     """
+    plan = _combine_reads([p.reads for p in passes])
     starts = np.cumsum([0] + [len(p.tasks) for p in passes]).tolist()
     items = [(p.func, task) for p in passes for task in p.tasks]
-    seq = [starts[k] + i for k, i in joint_order([p.windows for p in passes])]
-    flat = run_tasks(_apply, items, scheduler=scheduler, progress=progress,
-                     desc="+".join(p.desc for p in passes), order=seq)
+    stripe = plan.stripe_px if plan is not None else STRIPE_PX
+    seq = [starts[k] + i for k, i in joint_order([p.windows for p in passes], stripe_px=stripe)]
+    with plan.session() if plan is not None else _null():
+        flat = run_tasks(_apply, items, scheduler=scheduler, progress=progress,
+                         desc="+".join(p.desc for p in passes), order=seq, reads=plan)
     del items
     out: list[list[Any]] = []
     for k, p in enumerate(passes):
@@ -249,6 +262,15 @@ def run_passes(passes: Sequence[WindowPass], *, scheduler: Scheduler = None,
     del flat
     _release_pass_memory()
     return out
+
+
+def _combine_reads(plans: Sequence[Any]) -> Any:
+    """One read plan for passes run together (the first plan's ``combine``), or None."""
+    given = [p for p in plans if p is not None]
+    if not given:
+        return None
+    combine = getattr(type(given[0]), "combine", None)
+    return combine(given) if combine is not None and len(given) > 1 else given[0]
 
 
 def _want_progress(progress: bool | None) -> bool:
@@ -266,6 +288,7 @@ def run_tasks(
     desc: str = "windows",
     order: Sequence[int] | None = None,
     work_px: float | None = None,
+    reads: Any = None,
 ) -> list[R]:
     """Run ``func`` on every item and return the results in item order.
 
@@ -296,6 +319,10 @@ def run_tasks(
         and with no scheduler asked for, the items run in the calling thread:
         starting Dask's thread pool costs more than a job of a few thousand
         pixels (patch statistics of 100 small patches) takes.
+    reads : object, optional
+        The job's read plan (see :class:`WindowPass`); on a cluster each
+        batch of items runs inside its ``session()`` in the worker process
+        (in this process the caller holds it).
 
     Returns
     -------
@@ -312,7 +339,7 @@ def run_tasks(
     if scheduler is None and work_px is not None and work_px < SMALL_JOB_PX:
         scheduler = "synchronous"
     if scheduler is not None and not isinstance(scheduler, str):
-        return _run_distributed(func, items, scheduler, show, desc, seq)
+        return _run_distributed(func, items, scheduler, show, desc, seq, reads)
     _tune_heap_once()
     name = (scheduler or "threads").strip().lower()
     if "://" in name:
@@ -324,7 +351,7 @@ def run_tasks(
                 "pip install 'ecopatch[distributed]'"
             ) from exc
         with Client(scheduler) as client:
-            return _run_distributed(func, items, client, show, desc, seq)
+            return _run_distributed(func, items, client, show, desc, seq, reads)
     if name in ("sync", "synchronous", "single-threaded"):
         out: list[Any] = [None] * len(items)
         for i in _bar(seq, show, desc):
@@ -407,7 +434,7 @@ def _dask_bar(total: int, desc: str) -> Any:
 
 
 def _run_distributed(func: Callable[[T], R], items: list[T], client: Any, show: bool, desc: str,
-                     seq: list[int], batches_per_worker: int = 4) -> list[R]:
+                     seq: list[int], reads: Any = None, batches_per_worker: int = 4) -> list[R]:
     """Run on a cluster in batches of consecutive items of ``seq``.
 
     Each worker process has its own tile cache, and a cluster hands tasks
@@ -419,7 +446,8 @@ def _run_distributed(func: Callable[[T], R], items: list[T], client: Any, show: 
     workers = max(1, len(client.scheduler_info().get("workers", {})) or 1)
     size = max(1, math.ceil(len(seq) / (workers * batches_per_worker)))
     batches = [seq[k:k + size] for k in range(0, len(seq), size)]
-    futures = client.map(partial(_call_batch, func), [[items[i] for i in b] for b in batches], pure=False)
+    futures = client.map(partial(_call_batch, func, reads=reads, tune=_malloc_opt_in),
+                         [[items[i] for i in b] for b in batches], pure=False)
     if show:
         from distributed import as_completed
         from tqdm import tqdm
@@ -434,9 +462,12 @@ def _run_distributed(func: Callable[[T], R], items: list[T], client: Any, show: 
     return out
 
 
-def _call_batch(func: Callable[[T], R], batch: list[T]) -> list[R]:
+def _call_batch(func: Callable[[T], R], batch: list[T], *, reads: Any = None, tune: bool = False) -> list[R]:
+    """Run one batch on a cluster worker, inside the job's read session (released after the batch)."""
+    if tune:
+        tune_malloc(True)
     _tune_heap_once()
-    with _reuse_freed_buffers():
+    with reads.session() if reads is not None else _null(), _reuse_freed_buffers():
         return [func(it) for it in batch]
 
 
@@ -454,6 +485,45 @@ _MALLOC_ENV = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_P
 _reuse_lock = threading.Lock()  # guards _reuse_depth and _heap_tuned
 _reuse_depth = 0
 _heap_tuned = False
+_malloc_opt_in = False  # set by tune_malloc(): ecopatch calls mallopt only when asked to
+
+
+def tune_malloc(enable: bool = True) -> None:
+    """Opt in (or out) to glibc malloc tuning for ecopatch's windowed passes in this process.
+
+    Off by default: ecopatch never changes the C library's allocator settings
+    unless asked, because they are process-wide and outlive the call (they
+    change how every later allocation of the process behaves, the user's
+    included).  What it does when enabled:
+
+    * in a process whose environment sets no malloc threshold, the next
+      windowed pass sets glibc's mmap and trim thresholds to 32 MiB with
+      ``mallopt`` (fixed for the rest of the process; logged), so window
+      buffers are reused instead of being returned to the kernel and faulted
+      in again at every window: on the 2 x 2 benchmark mosaic 4.9 M minor
+      page faults became 0.2 M and detection ran about 10 % faster (see
+      ``benchmarks/RESULTS.md``);
+    * on ``dask.distributed`` workers whose nanny sets
+      ``MALLOC_TRIM_THRESHOLD_`` (which turns glibc's adaptive mmap
+      threshold off, so every buffer over 128 KiB is fresh pages), the mmap
+      threshold is raised for the length of each batch and restored after it
+      with a ``malloc_trim``: detection on a 2-worker LocalCluster took 20.8 s
+      without this, 11.5 s with it, on the full benchmark tile.
+
+    Without it, passes run with whatever the allocator does by itself.  A
+    ``MALLOC_*_`` variable or ``glibc.malloc`` tunable the user set is
+    always respected.  Nothing happens where the C library is not glibc.
+    ``ecopatch run`` does this when the run configuration says
+    ``[run] tune_malloc = true``.
+
+    Parameters
+    ----------
+    enable : bool
+        True to opt in, False to opt out (thresholds already set stay set:
+        glibc cannot be told to go back to its adaptive mode).
+    """
+    global _malloc_opt_in
+    _malloc_opt_in = bool(enable)
 
 
 @lru_cache(maxsize=1)
@@ -490,15 +560,16 @@ def _tune_heap_once() -> None:
     comes from it and nothing changes (full tile, 1.2 M faults, 18 s against
     0.2 M, 16 s).
 
-    So the first pass sets both thresholds to 32 MiB with ``mallopt`` (the
-    largest mmap threshold glibc's adaptive mode reaches itself), which
-    fixes them for the rest of the process, and logs it.  Where the user
-    chose malloc settings (a ``MALLOC_*_`` variable, as a Dask nanny sets,
-    or ``glibc.malloc`` tunables) nothing is changed.  Does nothing where
-    the C library is not glibc.
+    So, once the user opted in (:func:`tune_malloc`), the first pass sets
+    both thresholds to 32 MiB with ``mallopt`` (the largest mmap threshold
+    glibc's adaptive mode reaches itself), which fixes them for the rest of
+    the process, and logs it.  Where the user chose malloc settings (a
+    ``MALLOC_*_`` variable, as a Dask nanny sets, or ``glibc.malloc``
+    tunables) nothing is changed.  Does nothing where the C library is not
+    glibc, or without the opt-in.
     """
     global _heap_tuned
-    if _heap_tuned:
+    if _heap_tuned or not _malloc_opt_in:
         return
     with _reuse_lock:
         if _heap_tuned:
@@ -548,10 +619,10 @@ def _reuse_freed_buffers() -> Iterator[None]:
     says (or glibc's default) and the freed memory is returned to the system
     (``malloc_trim``), as the nanny intends.  Processes without such a
     variable are set up once by :func:`_tune_heap_once` instead; other C
-    libraries are not touched.
+    libraries are not touched.  Only after :func:`tune_malloc`.
     """
     global _reuse_depth
-    libc = _glibc()
+    libc = _glibc() if _malloc_opt_in else None
     if libc is None or not ({"MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_"} & os.environ.keys()):
         yield
         return

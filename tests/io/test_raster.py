@@ -207,60 +207,67 @@ def test_dark_object_subtraction_for_toa_products(tmp_path):
         open_scene(p, haze="fog")
 
 
-def test_gdal_block_cache_cap_is_in_megabytes_and_follows_the_tiling(tmp_path):
-    # rasterio passes an integer GDAL_CACHEMAX to GDAL in bytes: a cap of "64" once meant 64 bytes.
-    # Small tiles get a 1 MB cache, the first striped or large-tiled file raises it to 64 MB; an
-    # explicit ECOPATCH_GDAL_CACHE_MB wins.  Process-wide state, so checked in fresh interpreters.
-    import os
-    import subprocess
-    import sys
-
-    small = _s2_stack(tmp_path, np.full((6, 4, 4), 900, dtype=np.uint16))
-    striped = write_raster(tmp_path / "striped.tif", np.ones((6, 20, 400), dtype=np.uint16),
-                           descriptions=["B02", "B03", "B04", "B08", "B11", "B12"])
-    code = (
-        "import sys; from ecopatch.io.raster import open_scene; from rasterio.env import get_gdal_config\n"
-        "for p in sys.argv[1:]:\n"
-        "    open_scene(p, sensor='sentinel2_l2a', date='2024-09-12'); print(get_gdal_config('GDAL_CACHEMAX'))"
-    )
-
-    def caps(*paths, **env_extra):
-        env = {k: v for k, v in os.environ.items() if k not in ("GDAL_CACHEMAX", "ECOPATCH_GDAL_CACHE_MB")}
-        env.update(env_extra)
-        out = subprocess.run([sys.executable, "-c", code, *map(str, paths)], env=env, capture_output=True,
-                             text=True, check=True)
-        return [int(v) // 2**20 for v in out.stdout.split()]
-
-    assert caps(small, striped, small) == [1, 64, 64]
-    assert caps(small, striped, ECOPATCH_GDAL_CACHE_MB="48") == [48, 48]
-
-
-def test_tile_cache_reads_equal_direct_reads_and_its_size_is_checked(tmp_path, monkeypatch):
+@pytest.mark.parametrize("layout", [
+    dict(tiled=True, blockxsize=16, blockysize=16, compress="deflate"),
+    dict(tiled=True, blockxsize=16, blockysize=16, compress="deflate", interleave="pixel"),
+    dict(tiled=True, blockxsize=16, blockysize=16, compress="lzw", interleave="band"),
+    dict(tiled=False, blockysize=3, compress="deflate", interleave="pixel"),
+    dict(tiled=False, blockysize=2, compress="lzw", interleave="band"),
+    dict(tiled=True, blockxsize=32, blockysize=16, compress=None, interleave="pixel"),
+], ids=["tiled", "tiled-pixel", "tiled-band-lzw", "striped-pixel", "striped-band", "uncompressed"])
+def test_tile_cache_reads_equal_direct_reads_in_every_layout(tmp_path, layout):
     # windows of every shape and position, some partly outside the file, through a cache of a few
-    # tiles (evicting and recycling buffers all the time), against plain reads of the same windows
+    # blocks (evicting and recycling buffers all the time), against plain reads of the same windows;
+    # the bands of a pixel-interleaved file come from one read of all of them
     from ecopatch.io import raster
 
     rng = np.random.default_rng(5)
-    arr = rng.integers(0, 60000, size=(2, 90, 100)).astype(np.uint16)
-    p = write_raster(tmp_path / "tiled.tif", arr, tiled=True, blockxsize=16, blockysize=16)
+    arr = rng.integers(0, 60000, size=(3, 90, 100)).astype(np.uint16)
+    p = write_raster(tmp_path / "f.tif", arr, **layout)
     g = Grid((90, 100), Affine(10, 0, 780_000, 0, -10, 3_350_000), "EPSG:32650")
-    monkeypatch.setattr(raster._TILES, "budget", 6 * 16 * 16 * 2)
+    lay = raster.file_layout(p)
+    assert lay.striped == (not layout["tiled"]) and lay.multiband == (layout.get("interleave", "pixel") == "pixel")
     raster._TILES.clear()
     hits = raster._TILES.hits
-    for _ in range(300):
-        r, c = rng.integers(-20, 95, size=2)
-        h, w = rng.integers(1, 60, size=2)
-        win = Window(int(r), int(c), int(h), int(w))
-        band = int(rng.integers(1, 3))
-        got = raster._read_block(str(p), band, g, win, fill=0)
-        want = raster._read_block(str(p), band, g, win, fill=0, shared=False)
-        np.testing.assert_array_equal(got, want)
-        assert raster._TILES._bytes <= raster._TILES.budget
-    assert raster._TILES.hits > hits
+    budget = 6 * 16 * 100 * 2 * 3
+    with raster._TILES.session(budget):
+        raster._TILES.budget = budget
+        for _ in range(200):
+            r, c = rng.integers(-20, 95, size=2)
+            h, w = rng.integers(1, 60, size=2)
+            win = Window(int(r), int(c), int(h), int(w))
+            band = int(rng.integers(1, 4))
+            got = raster._read_block(str(p), band, g, win, fill=0)
+            want = np.zeros(win.shape, np.uint16)
+            inner = win.intersection(g.window)
+            if inner is not None:
+                want[inner.relative_to(win).slices] = arr[band - 1][inner.slices]
+            np.testing.assert_array_equal(got, want)
+            np.testing.assert_array_equal(raster._read_block(str(p), band, g, win, fill=0, shared=False), want)
+            assert raster._TILES._bytes <= raster._TILES.budget
+            with raster._band_reads():
+                for b in (1, 2, 3):
+                    np.testing.assert_array_equal(raster._read_block(str(p), b, g, win, fill=7)[
+                        inner.relative_to(win).slices] if inner else 0, arr[b - 1][inner.slices] if inner else 0)
+    if layout.get("compress"):
+        assert raster._TILES.hits > hits
+    assert raster._TILES._bytes == 0  # blocks are dropped when the last pass ends
+
+
+def test_tile_cache_keeps_nothing_outside_a_pass_and_its_size_is_checked(tmp_path, monkeypatch):
+    from ecopatch.io import raster
+
+    arr = np.arange(2 * 64 * 64, dtype=np.uint16).reshape(2, 64, 64)
+    p = write_raster(tmp_path / "t.tif", arr, tiled=True, blockxsize=16, blockysize=16, compress="deflate")
+    g = Grid((64, 64), Affine(10, 0, 780_000, 0, -10, 3_350_000), "EPSG:32650")
+    raster._TILES.clear()
+    raster._read_block(str(p), 1, g, Window(3, 3, 20, 20), fill=0)
+    assert raster._TILES._bytes == 0 and not raster._TILES.active
     monkeypatch.setenv("ECOPATCH_TILE_CACHE_MB", "lots")
     monkeypatch.setattr(raster._TILES, "budget", None)
     with pytest.raises(ecopatch_errors.ConfigError, match="ECOPATCH_TILE_CACHE_MB"):
-        raster._read_block(str(p), 1, g, Window(3, 3, 20, 20), fill=0)
+        with raster._TILES.session():
+            pass
 
 
 def _vrt(path, size, sources, *, nodata=None, dtype="UInt16"):

@@ -30,7 +30,8 @@ import os
 import threading
 import warnings
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -38,7 +39,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from .._env import env_int
 from ..errors import (
     ConfigError,
     DateOrderError,
@@ -50,6 +50,7 @@ from ..errors import (
 )
 from ..grid import Grid, Window
 from ..sensors import ANALYSIS_NEEDS, SensorProfile, get_sensor, hls_fmask_clear, landsat_qa_clear, scl_clear
+from . import _blocks
 
 if TYPE_CHECKING:
     from .products import Calibration
@@ -63,7 +64,9 @@ __all__ = [
     "ProductInfo",
     "Scene",
     "check_pair",
+    "file_layout",
     "open_scene",
+    "plan_pass_reads",
     "read_decimated",
     "read_on_grid",
     "read_sample",
@@ -314,6 +317,10 @@ class Scene:
         for n in names:
             self.band(n)
         window = window or self.grid.window
+        with _band_reads():  # the bands of a pixel-interleaved file decoded once, with the mask
+            return self._read(names, window)
+
+    def _read(self, names: list[str], window: Window) -> Observation:
         out: dict[str, np.ndarray] = {}
         # the mask first: each band is then NaN wherever it or the bands before it say "not
         # valid", and only pixels a later band excludes need a second pass
@@ -580,63 +587,25 @@ def _computed_clear(scene: Scene, grid: Grid) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------
-# Low-level reads (thread-local dataset handles)
+# Low-level reads (thread-local dataset handles; blocks read as each file stores them)
 # ---------------------------------------------------------------------------
 _local = threading.local()
-_cache_mb: int | None = None  # the cap ecopatch set, MB; None before the first open
-#: GDAL block cache (MB) for files tiled in blocks of at most 256 x 256 pixels.
-SMALL_TILE_GDAL_CACHE_MB = 1
-#: GDAL block cache (MB) once a file with larger tiles (JPEG 2000: 1024 x 1024) or strips is opened.
-LARGE_TILE_GDAL_CACHE_MB = 64
-_cache_lock = threading.Lock()
-
-
-def _cap_gdal_cache(ds: Any) -> None:
-    """Size GDAL's process-wide block cache (default 5 % of RAM) for the files being read.
-
-    ecopatch reads window by window, and a window padded by a pixel or two
-    touches its neighbours' tiles.  With small tiles (GeoTIFFs tiled 256 x
-    256) re-decoding those edge tiles costs less than caching them: on a
-    full Sentinel-2 tile pair (2 threads) a 64 MB cache left detection time
-    unchanged, stopped two threads' reads from running in parallel, and
-    fragmented the heap so that peak memory grew with the number of windows
-    (detection alone: 0.49 GB with 1 MB, 0.78 GB with 64 MB on one tile,
-    1.43 GB with 64 MB on a 2 x 2 mosaic).  So the cap starts at 1 MB, and
-    tiled GeoTIFFs share their decoded tiles between windows through
-    ecopatch's own :class:`_TileCache` instead.  Files with large tiles (JPEG 2000
-    Sentinel-2 bands, 1024 x 1024) or strips need their decoded blocks
-    shared between windows, and the first such file raises the cap to 64 MB.
-    ``ECOPATCH_GDAL_CACHE_MB`` fixes the cap instead, and nothing is changed
-    when ``GDAL_CACHEMAX`` is set in the environment.  This is the one piece
-    of process-wide state ecopatch sets in the calling process; it is logged.
-    (The malloc calls of :mod:`ecopatch.tiling` act on the C heap: glibc's
-    mmap and trim thresholds set to 32 MiB at the first windowed pass unless
-    malloc settings were chosen, a ``malloc_trim`` after each windowed pass,
-    and on Dask workers whose nanny set a threshold, the mmap threshold
-    raised for the length of a batch and then restored.)
-    """
-    global _cache_mb
-    if "GDAL_CACHEMAX" in os.environ:
-        return
-    fixed = env_int("ECOPATCH_GDAL_CACHE_MB", minimum=0, unit="MB")
-    if fixed is not None:
-        want = fixed
-    else:
-        bh, bw = ds.block_shapes[0] if ds.count else (1, 1)
-        small = bh * bw <= 256 * 256 and not (bw >= ds.width > 256)
-        want = SMALL_TILE_GDAL_CACHE_MB if small else LARGE_TILE_GDAL_CACHE_MB
-    with _cache_lock:
-        if _cache_mb is not None and (want <= _cache_mb or fixed is not None):
-            return
-        from rasterio.env import set_gdal_config
-
-        # in bytes: rasterio hands an integer straight to GDALSetCacheMax64, so a bare 64 means 64 bytes
-        set_gdal_config("GDAL_CACHEMAX", want * 1024 * 1024)
-        _cache_mb = want
-    log.info("GDAL block cache capped at %d MB (set GDAL_CACHEMAX to choose another size)", want)
+#: Budget of the tile cache while a pass runs (MB); see :mod:`ecopatch.io._blocks`.
+TILE_CACHE_MB = _blocks.TILE_CACHE_MB
+_TILES = _blocks.TILES
+_ds_read = _blocks.ds_read
+_short = _blocks.short
 
 
 def _dataset(path: str) -> Any:
+    """The open handle of ``path`` in the calling thread (opened on first use).
+
+    Handles are kept per thread (GDAL datasets are not thread-safe) and hold
+    no GDAL setting of their own: the block cache size ecopatch sets for a
+    pass (:func:`ecopatch.io._blocks.gdal_cache`) is process-wide and
+    restored when the pass ends, so a handle used after it reads as any
+    other would.  :func:`close_datasets` closes this thread's handles.
+    """
     import rasterio
     import rasterio.errors
 
@@ -655,8 +624,8 @@ def _dataset(path: str) -> Any:
                 f"{path}: cannot open as a raster ({_short(exc)}); it is not a raster, or it is "
                 "truncated or corrupt: check the file, re-download or re-export it"
             ) from exc
-        _cap_gdal_cache(ds)
         cache[path] = ds
+        getattr(_local, "layouts", {}).pop(path, None)
     return ds
 
 
@@ -666,20 +635,46 @@ def close_datasets() -> None:
     for ds in cache.values():
         ds.close()
     cache.clear()
+    getattr(_local, "layouts", {}).clear()
 
 
-def _short(exc: BaseException) -> str:
-    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return msg[:200]
+def file_layout(path: str | os.PathLike[str]) -> _blocks.FileLayout:
+    """How a raster file stores its pixels: driver, bands, blocks, interleaving, compression, overviews.
+
+    Examples
+    --------
+    >>> file_layout("T50RQU_B04_10m.tif").describe()  # doctest: +SKIP
+    'GTiff 1 band uint16, band-interleaved, tiled 256x256, deflate, no overviews'
+    """
+    return _layout(str(path))[1]
+
+
+def _layout(path: str) -> tuple[Any, _blocks.FileLayout, tuple]:
+    """(handle, layout, file identity) of ``path`` in this thread, computed once per handle."""
+    ds = _dataset(path)
+    layouts = _local.__dict__.setdefault("layouts", {})
+    got = layouts.get(path)
+    if got is None or got[0] is not ds:
+        try:
+            st = os.stat(path)
+            ident: tuple = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        except OSError:
+            ident = (str(path), id(ds))
+        got = (ds, _blocks.layout_of(ds), ident)
+        layouts[path] = got
+    return got
 
 
 def _read_block(path: str, index: int, grid: Grid, window: Window, fill: float, *, shared: bool = True) -> np.ndarray:
     """Read ``window`` of band ``index`` (1-based) of ``path``; parts outside the file are ``fill``.
 
     ``shared=False`` reads straight through GDAL, for windows whose tiles no
-    other window needs (they then stay out of the tile cache).
+    other window needs (they then stay out of the tile cache).  Inside
+    :func:`_band_reads` (as in :meth:`Scene.read`), a pixel-interleaved
+    file's bands are decoded together at the first request and the others
+    come from that read.
     """
-    ds = _dataset(path)
+    ds, layout, _ = _layout(path)
     inner = window.intersection(grid.window)
     dtype = np.dtype(ds.dtypes[index - 1])
     if np.issubdtype(dtype, np.integer) and not float(fill).is_integer():
@@ -688,9 +683,12 @@ def _read_block(path: str, index: int, grid: Grid, window: Window, fill: float, 
     if inner is None:
         return out
     rel = inner.relative_to(window)
+    if layout.multiband and ds.driver != "VRT":
+        out[rel.slices] = _interleaved_band(path, index, inner, shared)
+        return out
     sources = _vrt_simple_sources(path, ds, index) if ds.driver == "VRT" else None
     if sources is None:
-        _read_into(ds, path, index, inner, out[rel.slices], shared)
+        _read_into(path, index, inner, out[rel.slices], shared)
         return out
     # a mosaic of whole-pixel copies of other files (gdalbuildvrt's usual output): read the
     # sources themselves, so their tiles go through the tile cache like single files'
@@ -701,17 +699,124 @@ def _read_block(path: str, index: int, grid: Grid, window: Window, fill: float, 
         if ov is None:
             continue
         sw = Window(src_row + ov.row_off - dst.row_off, src_col + ov.col_off - dst.col_off, ov.height, ov.width)
-        _read_into(_dataset(src_path), src_path, src_band, sw, region[ov.relative_to(inner).slices], shared)
+        region_part = region[ov.relative_to(inner).slices]
+        if _layout(src_path)[1].multiband:
+            region_part[...] = _interleaved_band(src_path, src_band, sw, shared)
+        else:
+            _read_into(src_path, src_band, sw, region_part, shared)
     return out
 
 
-def _read_into(ds: Any, path: str, index: int, win: Window, out: np.ndarray, shared: bool) -> None:
-    """Fill ``out`` with window ``win`` (inside the file) of band ``index``."""
-    tiles = _shared_tiles(ds, path, index) if shared else None
-    if tiles is not None and not _tile_aligned(win, tiles[1], ds):
-        _TILES.read_into(ds, tiles, win, out)
+def _read_into(path: str, index: int, win: Window, out: np.ndarray, shared: bool) -> None:
+    """Fill ``out`` with window ``win`` (inside the file) of band ``index``; all bands when ``index`` is 0.
+
+    ``out`` has a leading band axis when ``index`` is 0 (a pixel-interleaved
+    file read whole).  Blocks go through the tile cache while a pass runs
+    (:mod:`ecopatch.io._blocks`); otherwise, and for aligned or unshared
+    reads, straight through GDAL.
+    """
+    ds, layout, ident = _layout(path)
+    spec = _blocks.tile_spec(layout, ident, index or 1) if shared and _TILES.active else None
+    if spec is not None and (spec.indexes is None) == (index != 0) \
+            and not _blocks.aligned(win, spec.tile, layout.shape):
+        _TILES.read_into(ds, spec, win, out)
     else:
-        out[...] = _ds_read(ds, index, win)
+        out[...] = _ds_read(ds, index if index else range(1, layout.count + 1), win)
+
+
+def _interleaved_band(path: str, index: int, win: Window, shared: bool) -> np.ndarray:
+    """Band ``index`` of ``win`` of a pixel-interleaved file, decoding all its bands once per window.
+
+    Inside :func:`_band_reads` the decoded bands are kept for the next
+    request of the same file that falls inside the same window (the other
+    bands of :meth:`Scene.read`, the mask first with its cloud-growth
+    margin); outside, the bands are decoded and the one wanted returned.
+    """
+    memo = getattr(_local, "memo", None)
+    if memo is not None:
+        hit = memo.get(path)
+        if hit is not None:
+            w, data = hit
+            if _contains(w, win):
+                return data[index - 1][win.relative_to(w).slices]
+    ds, layout, _ = _layout(path)
+    data = np.empty((layout.count, win.height, win.width), dtype=ds.dtypes[0])
+    _read_into(path, 0, win, data, shared)
+    if memo is not None:
+        memo[path] = (win, data)
+    return data[index - 1]
+
+
+def plan_pass_reads(scenes: Iterable[Scene], *, block: int = 512, workers: int | None = None) -> _blocks.ReadPlan:
+    """How a windowed pass over ``scenes`` should read their files, from the files' layouts.
+
+    Put into :class:`ecopatch.tiling.WindowPass` (``reads=``) by the passes
+    that read imagery; :func:`ecopatch.tiling.run_passes` takes the windows
+    in stripes of :attr:`~ecopatch.io._blocks.ReadPlan.stripe_px` and holds
+    the plan's session (tile cache and GDAL block cache sized for these
+    files, released when the pass ends) while the windows run.
+
+    Parameters
+    ----------
+    scenes : iterable of Scene
+        The imagery the pass reads (each scene's bands and mask).
+    block : int
+        Analysis window size, pixels.
+    workers : int, optional
+        Threads reading at once (default: the CPU count).
+
+    Returns
+    -------
+    ReadPlan
+    """
+    files: list[tuple[_blocks.FileLayout, float]] = []
+    names: list[str] = []
+    seen: set[str] = set()
+    width = 0
+    for scene in scenes:
+        g = scene.grid
+        width = max(width, g.width)
+        refs: list[tuple[str, int, Grid]] = [(r.path, r.index, r.grid) for _, r in scene.band_refs]
+        if scene.mask is not None and scene.mask.kind != "computed":
+            refs.append((scene.mask.path, scene.mask.index, scene.mask.grid))
+        for path, index, rg in refs:
+            scale = (rg.res[0] * _unit_m(rg)) / (g.res[0] * _unit_m(g)) if g.res[0] else 1.0
+            paths = [path]
+            try:
+                ds, layout, _ = _layout(path)
+                if ds.driver == "VRT":
+                    src = _vrt_simple_sources(path, ds, index)
+                    paths = sorted({p for p, *_ in src.parts}) if src is not None else paths
+            except RasterReadError:
+                continue
+            for fp in paths:
+                if fp in seen:
+                    continue
+                seen.add(fp)
+                try:
+                    files.append((_layout(fp)[1], scale))
+                except RasterReadError:
+                    continue
+                names.append(fp)
+    return _blocks.plan_reads(files, block=block, workers=workers or os.cpu_count() or 1, grid_width=width or None,
+                              name=names)
+
+
+def _contains(outer: Window, inner: Window) -> bool:
+    return (outer.row_off <= inner.row_off and outer.col_off <= inner.col_off
+            and inner.row_end <= outer.row_end and inner.col_end <= outer.col_end)
+
+
+@contextmanager
+def _band_reads() -> Iterator[None]:
+    """Within the block, the bands of a pixel-interleaved file asked for one after another are decoded once."""
+    outer = getattr(_local, "memo", None)
+    _local.memo = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        if outer is None:
+            _local.memo = None
 
 
 @dataclass(frozen=True)
@@ -790,167 +895,6 @@ def _parse_vrt_band(path: str, ds: Any, index: int) -> _VRTSources | None:
     return _VRTSources(0.0 if nd is None else float(nd), tuple(parts))
 
 
-def _ds_read(ds: Any, index: int, win: Window) -> np.ndarray:
-    try:
-        return ds.read(index, window=win.to_rasterio())
-    except Exception as exc:
-        raise RasterReadError(
-            f"{ds.name}: reading band {index}, rows {win.row_off}-{win.row_end}, cols "
-            f"{win.col_off}-{win.col_end} failed ({_short(exc)}); the file is probably "
-            "truncated or corrupt: re-download or re-export it"
-        ) from exc
-
-
-#: Budget of the shared tile cache (MB); ``ECOPATCH_TILE_CACHE_MB`` overrides it, 0 turns it off.
-#: Sized to hold a row of tiles of a stripe (:data:`ecopatch.tiling.STRIPE_PX`).
-TILE_CACHE_MB = 128
-
-
-def _shared_tiles(ds: Any, path: str, index: int) -> tuple[tuple, tuple[int, int]] | None:
-    """(file key, tile shape) if band ``index`` of ``ds`` should be read through :data:`_TILES`.
-
-    Tiled GeoTIFFs with tiles of at most 512 x 512 pixels on a local file
-    system, including the files under a VRT mosaic (read through their
-    sources, :func:`_vrt_simple_sources`).  Other files (strips, JPEG 2000,
-    ``/vsi`` paths, other VRTs) are read through GDAL's own block cache.
-    """
-    if _TILES.budget is None:
-        _TILES.budget = _tile_cache_budget()
-    if _TILES.budget <= 0 or ds.driver != "GTiff":
-        return None
-    bh, bw = ds.block_shapes[index - 1]
-    if bw >= ds.width or bh >= ds.height or bh * bw > 512 * 512:
-        return None
-    ident = _local.__dict__.setdefault("idents", {}).get(path)
-    if ident is None or ident[0] is not ds:
-        try:
-            st = os.stat(path)
-        except OSError:
-            return None
-        ident = (ds, (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
-        _local.idents[path] = ident
-    return (*ident[1], index), (bh, bw)
-
-
-def _tile_aligned(win: Window, tile: tuple[int, int], ds: Any) -> bool:
-    bh, bw = tile
-    return (win.row_off % bh == 0 and win.col_off % bw == 0
-            and (win.row_end % bh == 0 or win.row_end == ds.height)
-            and (win.col_end % bw == 0 or win.col_end == ds.width))
-
-
-class _TileCache:
-    """Decoded GeoTIFF tiles shared by the windows that touch them.
-
-    Analysis windows are padded by a pixel or two, so a 514 x 514 window
-    touches 16 tiles of 256 x 256 instead of 4 and, read straight through
-    GDAL, decodes its neighbours' tiles for one row or column of them.  Here
-    every tile a window decodes is kept (least recently used out first, up to
-    ``budget`` bytes) for the neighbouring windows, which copy the pixels
-    they need.  The tiles missing from a window are decoded in one read of
-    their bounding rectangle, outside the lock, so threads decode in
-    parallel.  Tile buffers are recycled, not freed, so the cache does not
-    fragment the heap.  Windows run in a locality order
-    (:func:`ecopatch.tiling.locality_order`) so that the tiles shared with
-    the next row of windows are still here when it comes.
-    """
-
-    def __init__(self, budget_bytes: int | None) -> None:
-        from collections import OrderedDict
-
-        self.budget = budget_bytes
-        self._tiles: OrderedDict[tuple, np.ndarray] = OrderedDict()
-        self._free: dict[tuple, list[np.ndarray]] = {}
-        self._bytes = 0  # in cached tiles
-        self._spare = 0  # in recycled buffers waiting for a tile
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.decoded = 0
-
-    def clear(self) -> None:
-        with self._lock:
-            self._tiles.clear()
-            self._free.clear()
-            self._bytes = self._spare = 0
-
-    def read_into(self, ds: Any, tiles: tuple[tuple, tuple[int, int]], win: Window, out: np.ndarray) -> None:
-        """Fill ``out`` (shape ``win.shape``) with ``win`` of the band, from cached or freshly decoded tiles."""
-        key, (bh, bw) = tiles
-        y0, y1, x0, x1 = win.row_off, win.row_end, win.col_off, win.col_end
-        r0, r1 = y0 // bh, (y1 - 1) // bh
-        c0, c1 = x0 // bw, (x1 - 1) // bw
-        missing = []
-        with self._lock:
-            for tr in range(r0, r1 + 1):
-                for tc in range(c0, c1 + 1):
-                    tile = self._tiles.get((key, tr, tc))
-                    if tile is None:
-                        missing.append((tr, tc))
-                        continue
-                    self._tiles.move_to_end((key, tr, tc))
-                    self.hits += 1
-                    _copy_part(tile, tr * bh, tc * bw, out, y0, x0)
-        if not missing:
-            return
-        mr0, mr1 = min(t[0] for t in missing), max(t[0] for t in missing)
-        mc0, mc1 = min(t[1] for t in missing), max(t[1] for t in missing)
-        ry, rx = mr0 * bh, mc0 * bw
-        rect = Window(ry, rx, min((mr1 + 1) * bh, ds.height) - ry, min((mc1 + 1) * bw, ds.width) - rx)
-        data = _ds_read(ds, key[-1], rect)
-        want = set(missing)
-        with self._lock:
-            for tr in range(mr0, mr1 + 1):
-                for tc in range(mc0, mc1 + 1):
-                    ty, tx = tr * bh - ry, tc * bw - rx
-                    part = data[ty:ty + bh, tx:tx + bw]
-                    if (tr, tc) in want:
-                        _copy_part(part, tr * bh, tc * bw, out, y0, x0)
-                    # tiles deep inside a large read are not shared with a padded neighbour
-                    ring = min(tr - r0, r1 - tr, tc - c0, c1 - tc)
-                    if ring <= 1 and (key, tr, tc) not in self._tiles:
-                        self._put((key, tr, tc), part)
-                        self.decoded += 1
-
-    def _put(self, k: tuple, part: np.ndarray) -> None:
-        """Keep a copy of ``part``, evicting the least recently used tiles beyond the budget."""
-        assert self.budget is not None
-        size = (part.shape, part.dtype.str)
-        if part.nbytes > self.budget:
-            return
-        while self._bytes + part.nbytes > self.budget and self._tiles:
-            _, old = self._tiles.popitem(last=False)
-            self._bytes -= old.nbytes
-            self._spare += old.nbytes
-            self._free.setdefault((old.shape, old.dtype.str), []).append(old)
-        pool = self._free.get(size)
-        if pool:
-            buf = pool.pop()
-            self._spare -= buf.nbytes
-        else:
-            buf = np.empty(part.shape, part.dtype)
-            # spare buffers of other shapes (edge tiles, other data types) beyond the budget are freed
-            for other in list(self._free):
-                while self._free[other] and self._bytes + self._spare + buf.nbytes > self.budget:
-                    self._spare -= self._free[other].pop().nbytes
-        buf[...] = part
-        self._tiles[k] = buf
-        self._bytes += buf.nbytes
-
-
-def _copy_part(tile: np.ndarray, ty: int, tx: int, out: np.ndarray, oy: int, ox: int) -> None:
-    """Copy the overlap of ``tile`` (top-left pixel at row ``ty``, col ``tx``) into ``out`` (at ``oy``, ``ox``)."""
-    a, b = max(ty, oy), min(ty + tile.shape[0], oy + out.shape[0])
-    c, d = max(tx, ox), min(tx + tile.shape[1], ox + out.shape[1])
-    if a < b and c < d:
-        out[a - oy:b - oy, c - ox:d - ox] = tile[a - ty:b - ty, c - tx:d - tx]
-
-
-def _tile_cache_budget() -> int:
-    mb = env_int("ECOPATCH_TILE_CACHE_MB", minimum=0, unit="MB")
-    return (TILE_CACHE_MB if mb is None else mb) * 1024 * 1024
-
-
-_TILES = _TileCache(None)  # budget read from the environment at the first read
 
 
 def _integer_ratio(fine: Grid, coarse: Grid) -> tuple[int, int, int, int] | None:
@@ -1087,7 +1031,9 @@ def _read_reflectance(ref: BandRef, grid: Grid, window: Window, valid: np.ndarra
     """
     from .._kernels import reflectance_kernel
 
-    whole = _whole_pixels(ref.path, ref.index, ref.grid, grid, window, fill=np.nan)
+    # integer DN outside the file are the saturation value (not reflectance): no float copy of the block
+    sat = _saturation(ref)
+    whole = _whole_pixels(ref.path, ref.index, ref.grid, grid, window, fill=np.nan if sat is None else sat)
     if whole is not None:
         block, rows, cols = whole
         fused = reflectance_kernel(block, ref.scale, ref.offset, ref.nodata, _saturation(ref),
@@ -1307,12 +1253,17 @@ def read_decimated(
     margin_m: float = 0.0,
     max_pixels: int = 1_000_000,
     bands: Sequence[str] | None = None,
+    build_overviews: bool = False,
 ) -> Observation:
     """A decimated read of a scene (or of an area of interest), for statistics and quick-looks.
 
-    Reads every k-th pixel (nearest, from the file's overviews where it has
-    them) so that at most ``max_pixels`` are returned: cheap even for a full
-    tile or a multi-GB drone mosaic.
+    Reads every k-th pixel (nearest) so that at most ``max_pixels`` are
+    returned: from the files' overviews where they have them, else in one
+    pass over each file for all the bands asked; cheap even for a full tile
+    or a multi-GB drone mosaic with overviews.  See
+    :func:`ecopatch.io.quicklook.read_decimated` (and
+    :func:`~ecopatch.io.quicklook.shared_reads` to share the reads between
+    the figures of a report).
 
     Parameters
     ----------
@@ -1327,63 +1278,19 @@ def read_decimated(
         Upper bound on the returned pixels.
     bands : sequence of str, optional
         Bands to read; default all.
+    build_overviews : bool
+        Build missing overviews of large files first (an external ``.ovr``
+        beside each; off by default).
 
     Returns
     -------
     Observation
         On a coarser grid covering the same ground.
     """
-    from shapely.geometry import box
+    from .quicklook import read_decimated as _rd
 
-    g = scene.grid
-    if aoi_bounds is not None:
-        poly = box(*aoi_bounds)
-        crs = aoi_crs if aoi_crs is not None else g.crs
-        from ..geodesy import as_crs, transformer
-
-        if as_crs(crs) != g.crs:
-            import shapely
-
-            tr = transformer(crs, g.crs)
-            poly = shapely.transform(shapely.segmentize(poly, (aoi_bounds[2] - aoi_bounds[0]) / 20 or 1),
-                                     lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
-        pad = int(math.ceil(margin_m / (g.res[0] * _unit_m(g))))
-        win = g.window_from_bounds(poly.bounds, pad=pad, clip=True)
-        if win is None:
-            from ..errors import NoOverlapError
-
-            raise NoOverlapError(
-                f"{scene.source}: the area of interest {tuple(round(float(v), 6) for v in aoi_bounds)} "
-                "does not overlap the scene"
-            )
-    else:
-        win = g.window
-    k = max(1, math.ceil(math.sqrt(win.height * win.width / max_pixels)))
-    shape = (max(1, math.ceil(win.height / k)), max(1, math.ceil(win.width / k)))
-    sub = g.subgrid(win)
-    a = sub.transform
-    from affine import Affine
-
-    dgrid = Grid(shape, Affine(a.a * win.width / shape[1], 0, a.c, 0, a.e * win.height / shape[0], a.f), g.crs)
-    names = list(bands) if bands is not None else list(scene.bands)
-    out: dict[str, np.ndarray] = {}
-    valid = np.ones(shape, dtype=bool)
-    for n in names:
-        ref = scene.band(n)
-        dn = _read_bounds(ref.path, ref.index, ref.grid, dgrid.bounds, shape)
-        refl, ok = _to_reflectance(dn, ref)
-        out[n] = refl
-        valid &= ok
-    if scene.mask is not None and scene.mask.kind == "computed":
-        valid &= _computed_clear(scene, dgrid)
-    elif scene.mask is not None:
-        m = scene.mask
-        raw = _read_bounds(m.path, m.index, m.grid, dgrid.bounds, shape)
-        valid &= _grow_clouds(raw, m.kind, scene._buffer_px(dgrid.res[0] * _unit_m(dgrid)))
-    valid &= ~scene._collar(out)
-    for n in names:
-        out[n][~valid] = np.nan
-    return Observation(out, valid, dgrid)
+    return _rd(scene, aoi_bounds=aoi_bounds, aoi_crs=aoi_crs, margin_m=margin_m, max_pixels=max_pixels,
+               bands=bands, build_overviews=build_overviews)
 
 
 def read_sample(scene: Scene, *, max_pixels: int = 1_000_000, bands: Sequence[str] | None = None) -> Observation:
@@ -1416,23 +1323,6 @@ def read_sample(scene: Scene, *, max_pixels: int = 1_000_000, bands: Sequence[st
     out = {b: np.concatenate([p.bands[b].ravel() for p in parts]) for b in names}
     valid = np.concatenate([p.valid.ravel() for p in parts])
     return Observation(out, valid, g)
-
-
-def _read_bounds(path: str, index: int, grid: Grid, bounds: tuple[float, float, float, float],
-                 shape: tuple[int, int]) -> np.ndarray:
-    from rasterio.enums import Resampling
-
-    ds = _dataset(path)
-    win = grid.window_from_bounds(bounds, clip=True)
-    if win is None:
-        return np.zeros(shape, dtype=ds.dtypes[index - 1])
-    try:
-        return ds.read(index, window=win.to_rasterio(), out_shape=shape, resampling=Resampling.nearest)
-    except Exception as exc:
-        raise RasterReadError(
-            f"{path}: decimated read of band {index} failed ({_short(exc)}); the file is probably "
-            "truncated or corrupt: re-download or re-export it"
-        ) from exc
 
 
 # ---------------------------------------------------------------------------

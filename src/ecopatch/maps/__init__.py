@@ -25,8 +25,9 @@ from ._base import (
     true_north_angle,
 )
 from ._card import mine_card
-from ._change import CaseChips, case_chips, change_map
+from ._change import CaseChips, DrawnChips, case_chips, change_map
 from ._overview import overview_map
+from ._render import render_pngs
 from ._trajectory import mine_trajectory
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "STATUS_COLOURS",
     "ZONE_COLOURS",
     "CaseChips",
+    "DrawnChips",
     "MapFigure",
     "MapFrame",
     "add_north_arrow",
@@ -45,6 +47,7 @@ __all__ = [
     "mine_card",
     "mine_trajectory",
     "overview_map",
+    "render_pngs",
     "robust_stretch",
     "stretch_limits",
     "true_north_angle",

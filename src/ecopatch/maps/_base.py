@@ -470,17 +470,26 @@ def render_on_frame(scene: Scene, frame: MapFrame, bands: Sequence[str], *, max_
         nan = {n: np.full(shape, np.nan, np.float32) for n in names}
         return Layers(nan, np.zeros(shape, bool), False)
     out: dict[str, np.ndarray] = {}
-    src_crs = obs.grid.crs.to_wkt()
-    dst_crs = frame.crs.to_wkt()
-    for n in names:
-        dst = np.full(shape, np.nan, np.float32)
-        reproject(
-            np.asarray(obs.bands[n], dtype=np.float32), dst,
-            src_transform=obs.grid.transform, src_crs=src_crs,
-            dst_transform=frame.grid.transform, dst_crs=dst_crs,
-            src_nodata=np.nan, dst_nodata=np.nan, resampling=Resampling.nearest,
-        )
-        out[n] = dst
+    picks = _nearest_pixels(obs.grid, frame.grid)
+    if picks is not None:
+        # same CRS, both north-up: nearest neighbour is an index lookup (GDAL's warper costs ~15 ms a band)
+        rows, cols, inside = picks
+        for n in names:
+            dst = np.asarray(obs.bands[n], dtype=np.float32)[rows[:, None], cols[None, :]]
+            dst[~inside] = np.nan
+            out[n] = dst
+    else:
+        src_crs = obs.grid.crs.to_wkt()
+        dst_crs = frame.crs.to_wkt()
+        for n in names:
+            dst = np.full(shape, np.nan, np.float32)
+            reproject(
+                np.asarray(obs.bands[n], dtype=np.float32), dst,
+                src_transform=obs.grid.transform, src_crs=src_crs,
+                dst_transform=frame.grid.transform, dst_crs=dst_crs,
+                src_nodata=np.nan, dst_nodata=np.nan, resampling=Resampling.nearest,
+            )
+            out[n] = dst
     valid = np.ones(shape, bool)
     for v in out.values():
         valid &= np.isfinite(v)
@@ -505,6 +514,24 @@ def render_on_frame(scene: Scene, frame: MapFrame, bands: Sequence[str], *, max_
         for v in out.values():
             v[~valid] = np.nan
     return Layers(out, valid, covered)
+
+
+def _nearest_pixels(src: Grid, dst: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """For grids in one CRS, both north-up: the ``src`` row and column under each ``dst`` pixel centre.
+
+    Returns ``(rows, cols, inside)``, ``inside`` (2-D) False where the centre
+    falls outside ``src``; None when the grids need a real reprojection.
+    """
+    a, b = src.transform, dst.transform
+    if src.crs != dst.crs or a.b or a.d or b.b or b.d or a.e >= 0 or b.e >= 0:
+        return None
+    x = b.c + (np.arange(dst.width) + 0.5) * b.a
+    y = b.f + (np.arange(dst.height) + 0.5) * b.e
+    c = np.floor((x - a.c) / a.a).astype(np.int64)
+    r = np.floor((y - a.f) / a.e).astype(np.int64)
+    ok_c = (c >= 0) & (c < src.width)
+    ok_r = (r >= 0) & (r < src.height)
+    return np.clip(r, 0, src.height - 1), np.clip(c, 0, src.width - 1), ok_r[:, None] & ok_c[None, :]
 
 
 def _frame_res_m(frame: MapFrame) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from ..fonts import FontSetup, font_context
 from ..geodesy import as_crs
 from ..indices import INDICES, compute_index
 from . import _base as B
+from ._render import render_pngs
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -402,6 +404,56 @@ class CaseChips:
         fb, fa = self.figures(case_row)
         for fig, path in ((fb, before_png), (fa, after_png)):
             fig.savefig(path, format="png", dpi=self.dpi)
+
+    def drawn(self, cases: pd.DataFrame, *, workers: int | None = None) -> DrawnChips:
+        """Draw the chips of ``cases`` now, several at once, for a field package written next.
+
+        Each case's two figures are built and drawn to PNG in worker
+        processes (see :func:`ecopatch.maps.render_pngs`); the returned
+        writer then only writes the bytes.  Pass it where this writer would
+        go (``Ledger.export_fieldcheck(..., chips=chips.drawn(cases))``); a
+        case it was not given (or whose outline has changed) is drawn then,
+        as this writer would.
+
+        Parameters
+        ----------
+        cases : pandas.DataFrame
+            Rows as the writer will get them (:meth:`ecopatch.Ledger.cases`).
+        workers : int, optional
+            Processes drawing at once (default: the CPUs available).
+
+        Returns
+        -------
+        DrawnChips
+        """
+        rows = [row for _, row in cases.iterrows()]
+        pngs = render_pngs([partial(self.figures, row) for row in rows], dpi=self.dpi, workers=workers)
+        return DrawnChips(self, {_chip_key(row): (p[0], p[1]) for row, p in zip(rows, pngs)})
+
+
+def _chip_key(row: Any) -> tuple:
+    """What a case's chips depend on: its ID, outline and code."""
+    geom = _row_geometry(row)
+    return (str(_get(row, "case_id") or _get(row, "patch_id") or ""), geom.wkb, str(_get(row, "colour")))
+
+
+class DrawnChips:
+    """Chips drawn ahead (:meth:`CaseChips.drawn`): writes their PNG bytes; draws any other case then."""
+
+    def __init__(self, chips: CaseChips, pngs: dict[tuple, tuple[bytes, bytes]]) -> None:
+        self.chips, self.pngs = chips, pngs
+
+    def __repr__(self) -> str:
+        return f"DrawnChips({len(self.pngs)} case(s), {self.chips!r})"
+
+    def __call__(self, case_row: pd.Series | Any, before_png: str | Path, after_png: str | Path) -> None:
+        """Write the before and after chips of one case as PNG files."""
+        got = self.pngs.get(_chip_key(case_row))
+        if got is None:
+            self.chips(case_row, before_png, after_png)
+            return
+        for data, path in zip(got, (before_png, after_png)):
+            Path(path).write_bytes(data)
 
 
 def _get(row: Any, key: str) -> Any:
