@@ -275,6 +275,41 @@ def test_case_chips_in_field_package(inputs, ledger, tmp_path, cjk):
         render(fig)
 
 
+def test_chips_drawn_ahead_in_worker_processes_equal_the_figures(inputs, ledger, tmp_path):
+    import io
+
+    from PIL import Image
+
+    from ecopatch.maps import DrawnChips
+
+    chips = case_chips(inputs.before, inputs.after, size_m=300, max_pixels=20_000, dpi=60, lang="en")
+    cases = ledger.cases(today=TODAY).iloc[:5]
+    drawn = chips.drawn(cases, workers=2)  # 5 cases: drawn by two forked processes on kept figures
+    assert isinstance(drawn, DrawnChips) and len(drawn.pngs) == len(cases)
+
+    def pixels(data):
+        return np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"))
+
+    one = case_chips(inputs.before, inputs.after, size_m=300, max_pixels=20_000, dpi=60, lang="en")
+    for i in (0, 3):
+        row = cases.iloc[i]
+        want = [png for png in (_png(f, 60) for f in one.figures(row))]
+        drawn(row, tmp_path / "b.png", tmp_path / "a.png")
+        got = [(tmp_path / "b.png").read_bytes(), (tmp_path / "a.png").read_bytes()]
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(pixels(g), pixels(w))
+    # a case it was not given is drawn then, as the plain writer would
+    other = ledger.cases(today=TODAY).iloc[6]
+    drawn(other, tmp_path / "b2.png", tmp_path / "a2.png")
+    np.testing.assert_array_equal(pixels((tmp_path / "b2.png").read_bytes()), pixels(_png(one.figures(other)[0], 60)))
+
+
+def _png(fig, dpi):
+    from ecopatch.maps._render import png_bytes
+
+    return png_bytes(fig, dpi=dpi)
+
+
 def test_case_chips_bad_size(inputs):
     with pytest.raises(ConfigError, match="size_m"):
         case_chips(inputs.before, inputs.after, size_m=0)
@@ -346,3 +381,34 @@ def test_figure_shows_inline_in_a_notebook(inputs, cjk):
         nbclient.NotebookClient(nb, timeout=120, kernel_name="python3").execute()
     data = [o.get("data", {}) for o in nb.cells[0].outputs if o.output_type == "execute_result"]
     assert data and "image/png" in data[0]
+
+
+# ----------------------------------------------------------------------------- drawing many figures
+def _tiny(i):
+    from ecopatch.maps import MapFigure
+
+    fig = MapFigure(figsize=(1, 1))
+    fig.patch.set_facecolor((i / 10, 0.5, 0.5))
+    return fig
+
+
+def _fails():
+    raise InputDataError("job 3 cannot be drawn")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_render_pngs_keeps_the_order_and_raises_a_jobs_error(workers):
+    import io
+    from functools import partial
+
+    from PIL import Image
+
+    from ecopatch.maps import render_pngs
+
+    out = render_pngs([partial(_tiny, i) for i in range(6)], dpi=20, workers=workers)
+    reds = [np.asarray(Image.open(io.BytesIO(p[0])).convert("RGB"))[0, 0, 0] for p in out]
+    assert reds == sorted(reds) and len(set(reds)) == 6
+    jobs = [partial(_tiny, i) for i in range(6)]
+    jobs[3] = _fails
+    with pytest.raises(InputDataError, match="job 3"):
+        render_pngs(jobs, dpi=20, workers=workers)

@@ -12,6 +12,7 @@ for notebooks (:func:`mine_table`, :func:`patch_table`, :func:`case_table`,
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as _dt
 import html
 import logging
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .errors import InputDataError, OutputError, OutputExistsError, describe_os_error
+from .errors import EcopatchError, InputDataError, OutputError, OutputExistsError, describe_os_error
 from .fonts import check_lang
 from .sanitize import repair_text, unique_filenames
 from .schema import CHANGE_TYPE_ZH, ZONE_ZH
@@ -581,9 +582,11 @@ def write_report(
     interrupted run never leaves a half-written report in place of a good one.
     """
     from . import __version__
+    from .io import quicklook as _quicklook
     from .io.vector import atomic_path
     from .maps import change_map, mine_card, overview_map
     from .maps._render import render_pngs
+    from .restoration import prepare_cover_params, shared_scene_estimates
 
     lang = check_lang(lang)
     if assessment is None and patches is None and ledger is None:
@@ -652,7 +655,16 @@ def write_report(
 
     # figures
     pngs: dict[str, tuple[bytes, str]] = {}
-    drawn = render_pngs([make for _, _, make in fig_jobs], dpi=dpi, workers=workers)
+    with contextlib.ExitStack() as stack:
+        # the figures share one decimated read of each scene and, for the mine cards' FVC, one
+        # estimate of the after scene's end-members, made here before they are drawn in parallel
+        if _quicklook._ACTIVE.get() is None:
+            stack.enter_context(_quicklook.shared_reads())
+        stack.enter_context(shared_scene_estimates())
+        if cards and after is not None:
+            with contextlib.suppress(EcopatchError):  # a card that cannot estimate them says so itself
+                prepare_cover_params(after, None)
+        drawn = render_pngs([make for _, _, make in fig_jobs], dpi=dpi, workers=workers)
     for (name, alt, _), (png, *_) in zip(fig_jobs, drawn):
         pngs[name] = (png, alt)
     log.info("report: %d figure(s) drawn", len(pngs))

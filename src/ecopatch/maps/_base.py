@@ -993,10 +993,11 @@ def first_column(frame: Any, names: Sequence[str]) -> str | None:
     return None
 
 
-def finish(fig: Any, fs: FontSetup, hooks: Sequence[Callable[[], None]] = ()) -> None:
-    """Common last steps: fonts on any CJK text, callbacks."""
+def finish(fig: Any, fs: FontSetup, hooks: Sequence[Callable[[], None]] = (), *,
+           texts: Sequence[Any] | None = None) -> None:
+    """Common last steps: fonts on any CJK text (of ``texts``, default every text of ``fig``), callbacks."""
     from ..fonts import apply_fonts
 
     for h in hooks:
         h()
-    apply_fonts(fig, fs)
+    apply_fonts(fig, fs, texts)
