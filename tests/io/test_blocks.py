@@ -94,14 +94,18 @@ def test_plans_follow_the_layout():
     p = plan_reads(strips, workers=2, grid_width=10980)
     assert p.stripe_px == 10980
     assert p.tile_cache_bytes >= 2 * 512 * 10980 * 7 * 2
-    # uncompressed files are read straight through GDAL: nothing to size the tile cache for
+    # uncompressed strips too: GDAL reads a strip whole whatever the window
     p = plan_reads([(_layout(block=(1, 10980), compression="none"), 1.0)], workers=2, grid_width=10980)
+    assert p.stripe_px == 10980 and p.tile_cache_bytes is not None
+    # other drivers are read straight through GDAL: nothing to size the tile cache for
+    p = plan_reads([(_layout(driver="HFA", block=(64, 64)), 1.0)], workers=2, grid_width=10980)
     assert p.stripe_px == 4096 and p.tile_cache_bytes is None
 
 
 def test_tile_spec_groups_strips_and_shares_pixel_interleaved_blocks():
     ident = ("f", 1)
-    assert _blocks.tile_spec(_layout(compression="none"), ident, 1) is None
+    assert _blocks.tile_spec(_layout(compression="none"), ident, 1).tile == (256, 256)
+    assert _blocks.tile_spec(_layout(driver="HFA"), ident, 1) is None
     s = _blocks.tile_spec(_layout(block=(4, 10980)), ident, 2)
     assert s.tile == (64, 10980) and s.indexes is None and s.key[-1] == 2
     m = _blocks.tile_spec(_layout(count=4, interleave="pixel"), ident, 3)

@@ -320,3 +320,46 @@ def test_vrt_mosaics_read_their_sources_through_the_tile_cache(tmp_path):
             if inner is not None:
                 want[inner.relative_to(win).slices] = ref[inner.slices]
             np.testing.assert_array_equal(raster._read_block(str(vrt), 1, g, win, fill=3), want, err_msg=name)
+
+
+_LAYOUTS = {
+    "pixel-tiled-deflate": dict(interleave="pixel", tiled=True, blockxsize=32, blockysize=32, compress="deflate"),
+    "pixel-striped-deflate": dict(interleave="pixel", compress="deflate"),
+    "band-tiled-lzw": dict(interleave="band", tiled=True, blockxsize=32, blockysize=32, compress="lzw"),
+    "band-striped-lzw": dict(interleave="band", blockysize=3, compress="lzw"),
+    "pixel-striped-none": dict(interleave="pixel"),
+    "band-tiled-none": dict(interleave="band", tiled=True, blockxsize=16, blockysize=16),
+}
+
+
+def test_a_stack_reads_the_same_in_every_layout(tmp_path):
+    # the same 7-band Sentinel-2 stack (SCL as band 7) in six layouts: every window of a pass (inside
+    # its tile-cache session), some partly outside the file, and a decimated read, value for value
+    from ecopatch.io import raster
+
+    rng = np.random.default_rng(7)
+    dn = rng.integers(900, 4000, size=(7, 150, 170)).astype(np.uint16)
+    dn[6] = rng.choice([4, 5, 6, 8, 9], size=(150, 170), p=[0.4, 0.3, 0.2, 0.05, 0.05])  # SCL
+    dn[:6, :5, :7] = 0  # no data
+    names = [*S2_NAMES, "SCL"]
+    tags = {"PROCESSING_BASELINE": "05.10", "PROCESSING_LEVEL": "Level-2A"}
+    scenes = {k: open_scene(write_raster(tmp_path / f"s2_{k}_20240912.tif", dn, descriptions=names, dtype="uint16",
+                                         nodata=0, tags=tags, **opts)) for k, opts in _LAYOUTS.items()}
+    assert {s.mask.kind for s in scenes.values()} == {"scl"}
+    wins = [Window(-3, -3, 40, 50), Window(30, 60, 64, 64), Window(100, 140, 60, 60), Window(0, 0, 150, 170)]
+    ref = None
+    for name, s in scenes.items():
+        with raster._TILES.session(64 * 1024):
+            got = [s.read(window=w) for w in wins]
+        dec = read_decimated(s, max_pixels=2000)
+        if ref is None:
+            ref = (got, dec)
+            continue
+        for a, b in zip(got, ref[0]):
+            np.testing.assert_array_equal(a.valid, b.valid, err_msg=name)
+            for band in s.bands:
+                np.testing.assert_array_equal(a[band], b[band], err_msg=f"{name} {band}")
+        np.testing.assert_array_equal(dec.valid, ref[1].valid, err_msg=name)
+        for band in s.bands:
+            np.testing.assert_array_equal(dec[band], ref[1][band], err_msg=f"{name} decimated {band}")
+    assert ref[0][1].valid.sum() < ref[0][1].valid.size  # clouds and no data are masked somewhere

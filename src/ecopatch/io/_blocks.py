@@ -190,10 +190,12 @@ def tile_spec(layout: FileLayout, ident: tuple, index: int) -> TileSpec | None:
 
     Shared: tiled GeoTIFFs and JPEG 2000 files with tiles up to 1024 x 1024
     pixels, and striped GeoTIFFs (in groups of strips of at least
-    :data:`STRIP_GROUP_ROWS` rows).  Not shared: uncompressed files (a read
-    is a copy from the page cache), files of one block, other drivers.
+    :data:`STRIP_GROUP_ROWS` rows), compressed or not (GDAL reads an
+    uncompressed strip whole too: read per window, a 10980-pixel strip
+    would be copied once for every window across it).  Not shared: files of
+    one block, other drivers.
     """
-    if layout.driver not in ("GTiff", "JP2OpenJPEG") or layout.compression == "none":
+    if layout.driver not in ("GTiff", "JP2OpenJPEG"):
         return None
     bh, bw = layout.block
     h, w = layout.shape
@@ -536,7 +538,9 @@ def plan_reads(files: Sequence[tuple[FileLayout, float]], *, block: int = 512, w
     *Tiled files*: windows go in stripes as wide as the tile cache can hold
     two rows of every file's tiles for (the tiles a window row shares with
     the next), from :data:`STRIPE_PX` down to two windows; 256-pixel tiles
-    keep 4096-pixel stripes, JPEG 2000's 1024-pixel tiles get narrower ones.
+    keep 4096-pixel stripes, JPEG 2000's 1024-pixel tiles get narrower ones
+    and, when two windows' worth still does not fit, a larger cache (up to
+    :data:`MAX_TILE_CACHE_MB`).
     *Striped files*: a strip is decoded whole, so windows go in rows across
     the whole width and the tile cache holds one row of windows' strips
     (raised up to :data:`MAX_TILE_CACHE_MB`).  GDAL's own block cache only
@@ -549,7 +553,7 @@ def plan_reads(files: Sequence[tuple[FileLayout, float]], *, block: int = 512, w
     words = tuple((n, f.describe()) for n, (f, _) in zip(name, files))
     if base <= 0:
         return ReadPlan(STRIPE_PX, None, gdal, words)
-    shared = [(f, s) for f, s in files if f.compression != "none" and f.driver in ("GTiff", "JP2OpenJPEG")]
+    shared = [(f, s) for f, s in files if f.driver in ("GTiff", "JP2OpenJPEG")]
     if any(f.striped for f, _ in shared):
         width = grid_width or max(int(f.shape[1] * s) for f, s in files)
         need = 0
@@ -566,4 +570,5 @@ def plan_reads(files: Sequence[tuple[FileLayout, float]], *, block: int = 512, w
     stripe = STRIPE_PX
     while stripe > 2 * block and need(stripe) > 0.75 * base:
         stripe //= 2
-    return ReadPlan(stripe, None, gdal, words)
+    budget = None if need(stripe) <= 0.75 * base else min(MAX_TILE_CACHE_MB * 1024 * 1024, int(need(stripe) / 0.75))
+    return ReadPlan(stripe, budget, gdal, words)
