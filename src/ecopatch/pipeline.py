@@ -1930,10 +1930,10 @@ def _compute_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path
                     if cfg.outputs.chips:
                         from .maps import case_chips
 
-                        # drawn ahead, several at once; the package then only writes the PNGs
-                        known = led.cases()
-                        chips = case_chips(before, after, lang=cfg.outputs.lang).drawn(
-                            known[known["case_id"].isin(new_cases)])
+                        chips = case_chips(before, after, lang=cfg.outputs.lang)
+                        if hasattr(chips, "drawn"):  # drawn ahead, several at once: the package writes the PNGs
+                            known = led.cases()
+                            chips = chips.drawn(known[known["case_id"].isin(new_cases)])
                     led.export_fieldcheck(out / "fieldcheck", cases=new_cases, chips=chips)
             _heartbeat(ctx)
             if cfg.outputs.report:
