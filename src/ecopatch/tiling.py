@@ -371,7 +371,9 @@ def run_tasks(
     n = len(items)
     rank = {i: k for k, i in enumerate(seq)}
     if name == "processes":
-        tasks = [delayed(func, pure=False)(it, dask_key_name=f"ecopatch-{desc}-{n - 1 - rank[i]:09d}")
+        # each task in a worker process holds the job's read settings itself (GDAL's cache scoped)
+        run = partial(_in_session, func, reads) if reads is not None else func
+        tasks = [delayed(run, pure=False)(it, dask_key_name=f"ecopatch-{desc}-{n - 1 - rank[i]:09d}")
                  for i, it in enumerate(items)]
     else:
         # threads share the item list: pass each task its position, not its item, which
@@ -391,6 +393,11 @@ def run_tasks(
 
 def _call_item(func: Callable[[T], R], items: list[T], i: int) -> R:
     return func(items[i])
+
+
+def _in_session(func: Callable[[T], R], reads: Any, item: T) -> R:
+    with reads.session():
+        return func(item)
 
 
 class _null:
