@@ -132,7 +132,8 @@ def test_block_at_the_grid_origin_outlines_without_warnings():
     # thread-safe: the block at (0, 0) must neither warn nor be shifted by the workaround
     import warnings
 
-    from ecopatch.change import STAT_NAMES, PixelChange, block_components
+    from ecopatch.change import PixelChange
+    from ecopatch.components import STAT_NAMES, block_components
     from ecopatch.grid import Window
 
     code = np.zeros((6, 6), dtype=np.uint8)
@@ -259,7 +260,7 @@ def test_area_parts_are_cut_to_the_footprint_and_the_whole_ones_not_copied(seed)
 def test_outlines_are_packed_exactly():
     from shapely.geometry import MultiPolygon, box
 
-    from ecopatch.change import PackedOutlines, pack_outlines, unpack_outlines
+    from ecopatch.components import PackedOutlines, pack_outlines, unpack_outlines
 
     holed = box(0, 0, 5, 5).difference(box(1, 1, 3, 2))
     multi = MultiPolygon([box(10, 10, 11, 12), box(13, 10, 14, 11)])
@@ -280,7 +281,8 @@ def test_outlines_are_packed_exactly():
 
 
 def test_block_edges_are_kept_compact_and_read_only():
-    from ecopatch.change import PixelChange, block_components, merge_components
+    from ecopatch.change import PixelChange
+    from ecopatch.components import block_components, merge_components
     from ecopatch.grid import Window
 
     code = np.zeros((10, 10), dtype=np.uint8)

@@ -77,6 +77,10 @@ __all__ = [
 #: Set True (tests only) to force the NumPy reference instead of the numba kernel.
 _NUMPY_ONLY = False
 
+#: NDVI change of a cell wholly changed in vegetation (a forest logged to sparse shrub, grass
+#: sown on bare ground): about 40 % of the range from closed canopy (0.85) to bare soil (0.15).
+LOSS_REFERENCE_NDVI = 0.3
+
 #: Cover classes of one date, as reported in ``class_before`` / ``class_after``.
 CLASS_NAMES: tuple[str, ...] = ("water", "vegetation", "sparse_vegetation", "bare", "built", "seasonal_cropland")
 
@@ -99,7 +103,11 @@ class ChangeParams:
         Misregistration tolerated between the dates, pixels (1).
     type_share : float
         Rise or fall of a cover fraction (0-1), averaged over a patch, that
-        types it (0.15).
+        types it (0.1).
+    pixel_share : float
+        A pixel belongs to a patch's outline when at least this share of it
+        (0-1, its largest cover-fraction change) changed (0.3); partly
+        changed cells at the edge count through ``rim_min``.
     rim_min : float
         A cell bordering a patch adds its changed share to the patch's
         ``change_m2`` when its statistic reaches this fraction (0-1) of
@@ -113,7 +121,8 @@ class ChangeParams:
     z_grow: float = 3.0
     smooth_px: float = 1.0
     tolerance_px: int = 1
-    type_share: float = 0.15
+    type_share: float = 0.1
+    pixel_share: float = 0.0
     rim_min: float = 0.5
     background_m: float = 720.0
 
@@ -130,6 +139,8 @@ class ChangeParams:
             v = getattr(self, name)
             if not 0 < v <= 1:
                 raise ConfigError(f"ChangeParams.{name}={v}: must be in (0, 1]")
+        if not 0 <= self.pixel_share <= 1:
+            raise ConfigError(f"ChangeParams.pixel_share={self.pixel_share}: must be in [0, 1]")
         if not (math.isfinite(self.background_m) and self.background_m >= 0):
             raise ConfigError(f"ChangeParams.background_m={self.background_m}: must be >= 0 m")
         object.__setattr__(self, "tolerance_px", int(self.tolerance_px))
@@ -235,9 +246,10 @@ class PixelChange:
     gain), ``prob`` (0-1, how far beyond the growth threshold the pixel's
     statistic lies), ``share`` (0-1, estimated changed share of the pixel),
     ``observed`` (bool, observed at both dates), ``seed`` (bool, statistic
-    at least ``z_seed``), ``z`` (the statistic), and ``rim_disturbance`` /
+    at least ``z_seed``), ``z`` (the statistic), ``rim_disturbance`` /
     ``rim_gain`` (0-1, changed share of pixels below the thresholds, counted
-    for the rim of a patch).
+    for the rim of a patch) and ``water_gain`` (0-1, share of the pixel newly
+    water by the linear estimate).
     """
 
     code: np.ndarray
@@ -248,6 +260,7 @@ class PixelChange:
     rim_gain: np.ndarray | None = None
     seed: np.ndarray | None = None
     z: np.ndarray | None = field(default=None, compare=False)
+    water_gain: np.ndarray | None = field(default=None, compare=False)
 
 
 # ---------------------------------------------------------------------------
@@ -358,8 +371,9 @@ def change_statistic(before: Mapping[str, np.ndarray], after: Mapping[str, np.nd
     x1 = np.stack([np.asarray(before[b], dtype=np.float32) for b in model.bands])
     x2 = np.stack([np.asarray(after[b], dtype=np.float32) for b in model.bands])
     e, m = _distances(x1, x2, model, params, background)
-    z = ((e - np.float32(model.e_centre)) / np.float32(model.e_spread)
-         + (m - np.float32(model.m_centre)) / np.float32(model.m_spread)) * np.float32(0.5)
+    ze = (e - np.float32(model.e_centre)) / np.float32(model.e_spread)
+    zm = (m - np.float32(model.m_centre)) / np.float32(model.m_spread)
+    z = (ze + zm) * np.float32(0.5)
     return z.astype(np.float32)
 
 
@@ -411,12 +425,20 @@ def pixel_change(z: np.ndarray, before: Mapping[str, np.ndarray], after: Mapping
     inside = observed if aoi is None else observed & aoi
     with np.errstate(invalid="ignore"):
         dveg = f["veg"][1] - f["veg"][0]
-        stable_veg = (f["veg"][0] >= 0.6) & (f["veg"][1] >= 0.6)
+        # vegetation at both dates that did not lose vegetation (greener, browner, another crop
+        # stage), and water at both dates (colour, turbidity, waves): no change of cover
+        ndvi_drop = _ndvi_drop(before, after)
+        stable_veg = ((f["veg"][0] >= 0.5) & (f["veg"][1] >= 0.5) & (dveg > -params.type_share)
+                      & (ndvi_drop < params.type_share))
         stable_water = (f["water"][0] >= 0.5) & (f["water"][1] >= 0.5)
         share = np.maximum.reduce([np.abs(a - b) for b, a in f.values()])
+        lin, water_lin = _linear_shares(before, after)
+        share = np.maximum(share, lin)
         share = np.clip(np.nan_to_num(share), 0, 1).astype(np.float32)
+        # a pixel whose own cover hardly changed is not part of a patch, however much its smoothed
+        # neighbourhood did (outlines follow the changed ground, not the smoothing kernel)
         eligible = inside & ~stable_veg & ~stable_water
-        cand = eligible & (z >= params.z_grow)
+        cand = eligible & (z >= params.z_grow) & (share >= params.pixel_share)
         gain = cand & (dveg >= params.type_share)
         code = np.zeros(z.shape, dtype=np.uint8)
         code[cand & ~gain] = 1
@@ -427,7 +449,49 @@ def pixel_change(z: np.ndarray, before: Mapping[str, np.ndarray], after: Mapping
         rim_d = np.where(near & (dveg < params.type_share), share, 0.0).astype(np.float32)
         rim_g = np.where(near & (dveg >= params.type_share), share, 0.0).astype(np.float32)
     return PixelChange(code, prob.astype(np.float32), np.where(cand, share, 0.0).astype(np.float32), observed,
-                       rim_d, rim_g, seed, z)
+                       rim_d, rim_g, seed, z, water_lin)
+
+
+def _ndvi_drop(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Fall of NDVI over the canopy-to-soil range (0.65): the share of vegetation cleared, nearly linear."""
+    if "ndvi" not in before or "ndvi" not in after:
+        return np.zeros(np.shape(before["veg"]), dtype=np.float32)
+    with np.errstate(invalid="ignore"):
+        d = (np.asarray(before["ndvi"], dtype=np.float32) - np.asarray(after["ndvi"], dtype=np.float32)) / 0.65
+    return np.nan_to_num(d).astype(np.float32)
+
+
+def _linear_shares(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Changed share, and share newly water, of each pixel from quantities that mix linearly.
+
+    The cover fractions saturate (a cell 80 % under canopy reads as fully
+    vegetated), which is right for typing but undercounts the changed area
+    of cells at a patch's edge.  Reflectance and, nearly, NDVI mix linearly:
+    a cell counts as wholly changed when its NDVI fell or rose by
+    :data:`LOSS_REFERENCE_NDVI` (forest logged to sparse shrub, about 40 %
+    of the canopy-to-soil range), proportionally below; and the share turned
+    to water is the fall of NIR and SWIR1 towards water's reflectance (see
+    :func:`water_gain_linear`, here per pixel).  Zero where the layers are
+    missing.
+    """
+    shape = np.shape(before["veg"])
+    veg = np.zeros(shape, dtype=np.float32)
+    water = np.zeros(shape, dtype=np.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if "ndvi" in before and "ndvi" in after:
+            veg = np.abs(np.asarray(after["ndvi"]) - np.asarray(before["ndvi"])) / np.float32(LOSS_REFERENCE_NDVI)
+        need = ("nir", "swir1", "blue", "green", "mndwi")
+        if all(k in before and k in after for k in need):
+            def fall(b: str, dark: float) -> np.ndarray:
+                x, y = np.asarray(before[b], dtype=np.float32), np.asarray(after[b], dtype=np.float32)
+                return np.clip((x - y) / np.maximum(x - np.float32(dark), np.float32(0.05)), 0, 1)
+
+            rise = np.asarray(after["mndwi"]) - np.asarray(before["mndwi"])
+            gate = (np.clip((rise - 0.05) / 0.1, 0, 1) * np.clip((0.18 - np.asarray(after["blue"])) / 0.03, 0, 1)
+                    * (np.asarray(after["green"]) > np.asarray(after["nir"])))
+            water = np.fmin(fall("nir", 0.03), fall("swir1", 0.01)) * gate
+    water = np.nan_to_num(water).astype(np.float32)
+    return np.fmax(np.nan_to_num(veg).astype(np.float32), water), water
 
 
 # ---------------------------------------------------------------------------
@@ -452,7 +516,7 @@ def dominant_class(veg: float, bare: float, built: float, water: float) -> str:
 
 
 def patch_type(before: Mapping[str, float], after: Mapping[str, float], params: ChangeParams, *,
-               category: str = "disturbance", typed: bool = True) -> str | None:
+               category: str = "disturbance", typed: bool = True, water_gain: float | None = None) -> str | None:
     """A patch's change type from the mean cover fractions of its pixels at both dates.
 
     Parameters
@@ -466,6 +530,10 @@ def patch_type(before: Mapping[str, float], after: Mapping[str, float], params: 
         False when the scenes lack the bands that tell bare ground from
         built surfaces: what would be ``construction`` or ``bare_soil`` is
         then ``disturbance`` (untyped).
+    water_gain : float, optional
+        Share of the patch newly covered by water estimated from the fall of
+        its NIR and SWIR reflectance (:func:`water_gain_linear`); the water
+        share's rise counts as at least this.
 
     Returns
     -------
@@ -488,6 +556,8 @@ def patch_type(before: Mapping[str, float], after: Mapping[str, float], params: 
     d = {k: after[k] - before[k] for k in ("veg", "bare", "built", "water")}
     if not all(math.isfinite(v) for v in d.values()):
         return None
+    if water_gain is not None and math.isfinite(water_gain):
+        d["water"] = max(d["water"], water_gain)
     if category == "gain":
         return "vegetation_gain" if d["veg"] >= t else None
     if d["water"] >= t:
@@ -499,6 +569,51 @@ def patch_type(before: Mapping[str, float], after: Mapping[str, float], params: 
     if d["veg"] <= -t:
         return "vegetation_loss"
     return None
+
+
+def water_gain_linear(before: Mapping[str, float], after: Mapping[str, float]) -> float | None:
+    """Share (0-1) of an area newly covered by water, from the fall of its mean NIR and SWIR1 reflectance.
+
+    Water is the one surface dark in both NIR and SWIR1, and reflectance
+    mixes linearly, so the share that turned to water is about
+    ``(rho_before - rho_after) / (rho_before - rho_water)`` in each band
+    (``rho_water`` 0.03 in NIR, 0.01 in SWIR1); the smaller of the two is
+    taken (asphalt or a dark roof darkens NIR but not SWIR1).  It counts
+    only where MNDWI rose by more than 0.05 (fully from 0.15), the area is
+    darker in NIR than in green after (asphalt, dark roofs and shade are
+    not) and blue stays below 0.15 after (none above 0.18: steel roofs and
+    concrete are bright in blue).  This finds a pond of a few hundred m², whose SWIR
+    pixels (20 m on Sentinel-2) are mixed with the land around it.
+
+    Parameters
+    ----------
+    before, after : mapping of str to float
+        Mean ``nir``, ``swir1``, ``blue``, ``green`` reflectance and
+        ``mndwi`` of the area at each date.
+
+    Returns
+    -------
+    float or None
+        None when a value is missing.
+    """
+    try:
+        nb, na, sb, sa = before["nir"], after["nir"], before["swir1"], after["swir1"]
+        rise, blue, green = after["mndwi"] - before["mndwi"], after["blue"], after["green"]
+    except KeyError:
+        return None
+    if not all(math.isfinite(v) for v in (nb, na, sb, sa, rise, blue, green)):
+        return None
+    if green <= na:
+        return 0.0  # water is darker in NIR than in green; asphalt, dark roofs and shade are not
+
+    def fall(b: float, a: float, dark: float) -> float:
+        return min(max((b - a) / max(b - dark, 0.05), 0.0), 1.0)
+
+    def ramp(x: float, lo: float, hi: float) -> float:
+        return min(max((x - lo) / (hi - lo), 0.0), 1.0)
+
+    share = min(fall(nb, na, 0.03), fall(sb, sa, 0.01))
+    return share * ramp(rise, 0.05, 0.15) * ramp(-blue, -0.18, -0.15)
 
 
 def robust_location_scale(v: np.ndarray) -> tuple[float, float]:
@@ -516,9 +631,10 @@ def robust_covariance(d: np.ndarray, *, core: float = 0.5, iterations: int = 4) 
     """Mean and covariance of the central part of a cloud of difference vectors.
 
     Iteratively keeps the ``core`` share of vectors closest (Mahalanobis)
-    to the current estimate and rescales the covariance of that core to
-    the normal law's (consistency factor for a chi-square truncated at its
-    ``core`` quantile), as in the minimum-covariance-determinant family.
+    to the current estimate (the concentration steps of FAST-MCD,
+    Rousseeuw & Van Driessen 1999) and rescales the covariance of that core
+    to the normal law's (the consistency factor of a normal truncated at
+    the chi-square's ``core`` quantile).
 
     Parameters
     ----------
@@ -536,21 +652,22 @@ def robust_covariance(d: np.ndarray, *, core: float = 0.5, iterations: int = 4) 
     n, p = d.shape
     if n < 10 * p:
         raise ValueError(f"robust_covariance: {n} vectors are too few for {p} bands")
-    keep = np.ones(n, dtype=bool)
-    cut = float(chi2.ppf(core, p))
-    factor = core / float(chi2.cdf(cut, p + 2))
-    mu = d.mean(axis=0)
+    h = max(int(core * n), 5 * p)
+    factor = core / float(chi2.cdf(float(chi2.ppf(core, p)), p + 2))
+    mu = np.median(d, axis=0)
     cov = np.cov(d.T).reshape(p, p)
-    for _ in range(iterations):
+    keep = np.ones(n, dtype=bool)
+    for _ in range(iterations + 1):
+        c = d - mu
+        inv = np.linalg.inv(cov + np.eye(p) * 1e-12 * max(float(np.trace(cov)), 1e-12))
+        d2 = np.einsum("ij,jk,ik->i", c, inv, c)
+        new = np.zeros(n, dtype=bool)
+        new[np.argpartition(d2, h - 1)[:h]] = True  # the h closest: a concentration step
+        if np.array_equal(new, keep):
+            break
+        keep = new
         mu = d[keep].mean(axis=0)
         cov = np.cov(d[keep].T).reshape(p, p) * factor
-        cov += np.eye(p) * 1e-9 * max(float(np.trace(cov)), 1e-12)
-        inv = np.linalg.inv(cov)
-        c = d - mu
-        d2 = np.einsum("ij,jk,ik->i", c, inv, c)
-        keep = d2 < cut
-        if keep.sum() < 5 * p:
-            break
     return mu, cov
 
 

@@ -105,11 +105,14 @@ def temporal_cloud_test(here: Mapping[str, np.ndarray], other: Mapping[str, np.n
     """Cells that look like cloud at one date and not at the other (any sensor with blue to NIR).
 
     A cell is cloud in ``here`` when, against ``other``: blue rose by at least
-    0.06 and green, red and NIR rose too (clouds brighten every band; new
-    roofs rarely brighten NIR); its visible spectrum is flat (each of blue,
-    green and red within 30 % of their mean: clouds are white); its mean
-    visible reflectance is at least 0.18; and, where SWIR1 is present, it is
-    at least 0.12 (snow and water are dark in SWIR, clouds are not).
+    0.06 and green, red and NIR rose too (clouds brighten every band); its
+    visible spectrum is flat (each of blue, green and red within 30 % of
+    their mean: clouds are white) and not reddish (blue at least 0.85 of
+    red, as in Fmask's haze-optimised transform); its mean visible
+    reflectance is at least 0.18; and, where SWIR1 is present, SWIR1 is at
+    least 0.12 (snow and water are dark in SWIR) but no more than 1.1 times
+    the visible mean (new concrete, sand and bare building sites are
+    brighter in SWIR than in the visible; clouds are not).
 
     Parameters
     ----------
@@ -132,11 +135,15 @@ def temporal_cloud_test(here: Mapping[str, np.ndarray], other: Mapping[str, np.n
         flat = np.ones(vis.shape, dtype=bool)
         for b in ("blue", "green", "red"):
             flat &= np.abs(h[b] / np.where(vis > 0, vis, np.nan) - 1) < 0.3
-        out = ((h["blue"] - o["blue"]) >= 0.06) & flat & (vis >= 0.18)
+        # white or bluish (haze optimised transform: clouds are not redder than blue), unlike
+        # soil, concrete and roofs, which redden towards the red band
+        out = ((h["blue"] - o["blue"]) >= 0.06) & flat & (vis >= 0.18) & (h["blue"] >= 0.85 * h["red"])
         for b in ("green", "red", "nir"):
             out &= h[b] > o[b]
         if "swir1" in h:
-            out &= h["swir1"] >= 0.12
+            # clouds are bright in SWIR but darker there than in the visible (water and ice absorb);
+            # bright ground (concrete, sand, bare construction sites) is brighter there
+            out &= (h["swir1"] >= 0.12) & (h["swir1"] <= 1.1 * vis)
     return np.asarray(out & np.isfinite(vis), dtype=bool)
 
 

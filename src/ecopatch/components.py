@@ -154,7 +154,7 @@ def block_components(
     layers: Mapping[str, np.ndarray] | None = None,
     *,
     halo: int = 0,
-    min_change_m2: float = 0.0,
+    min_area_m2: float = 0.0,
 ) -> BlockComponents:
     """Label and outline the change components of one block, with per-component sums.
 
@@ -175,8 +175,8 @@ def block_components(
         is added to the patch's ``a_change``; a rim pixel whose flagged
         neighbour lies in the next block is handed to the merge step
         (:attr:`BlockComponents.pending`).
-    min_change_m2 : float
-        Components whose changed area is below this (m²) and that do not
+    min_area_m2 : float
+        Components whose area is below this (m²) and that do not
         touch the block's border are left out: they can only be dropped
         later, and outlining the many one- and two-pixel components of a
         full tile is most of the cost.  Components on the border are kept,
@@ -241,7 +241,7 @@ def block_components(
             cols.append(bsum(np.where(ok, a_g * v, 0.0)))
             cols.append(bsum(np.where(ok, a_g, 0.0)))
         block_stats = np.column_stack(cols)
-        keep = block_stats[:, STAT_NAMES.index("a_change")] >= min_change_m2
+        keep = block_stats[:, STAT_NAMES.index("a_total")] >= min_area_m2
         if not keep.all():
             on_border = np.unique(np.concatenate([lab[0, :], lab[-1, :], lab[:, 0], lab[:, -1]]))
             keep[on_border[on_border > 0] - 1] = True

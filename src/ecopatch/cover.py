@@ -547,10 +547,10 @@ def surface_fractions(bands: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     the dates is ground that changed, not a different scene statistic:
 
     * ``water`` = ramp(MNDWI, 0 → 0.2) × ramp(SWIR1, 0.10 → 0.06) ×
-      ramp(NDVI, 0.2 → 0) (each ramp rising from 0 at its first value to 1
-      at its second): water stays dark in SWIR even when turbid, steel
-      roofs (positive MNDWI too) do not.  Without SWIR1: NDWI of green and
-      NIR, and ramp(NIR, 0.15 → 0.10) instead;
+      ramp(NDVI, 0.2 → 0) (each ramp rises from 0 at its first value to 1
+      at its second): water stays dark in SWIR even when turbid; steel
+      roofs, with a positive MNDWI too, do not.  Without SWIR1: NDWI of
+      green and NIR, and ramp(NIR, 0.15 → 0.10);
     * ``veg`` = ramp(NDVI, 0.15 → 0.6) × (1 - water);
     * the rest is ``bare`` or ``built`` in the proportion of two soil
       signs: a red-over-blue visible spectrum (blue/red from 0.66 down to
@@ -585,17 +585,16 @@ def surface_fractions(bands: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     vi = ndvi(nir, red)
     if _has(bands, "green", "swir1"):
         wi = mndwi(bands["green"], bands["swir1"])
-    elif _has(bands, "green"):
-        wi = ndwi(bands["green"], nir)
-    else:
-        wi = np.full(red.shape, np.nan, dtype=np.float32)
-    if _has(bands, "swir1"):
-        # water is dark in SWIR even when turbid (then bright in red and NIR); steel roofs,
+        # water stays dark in SWIR even when turbid (then bright in red and NIR); steel roofs,
         # which share water's positive MNDWI, are bright in SWIR
         dark = ramp(-np.asarray(bands["swir1"], dtype=np.float32), -0.10, -0.06)
-    else:
+    elif _has(bands, "green"):
+        wi = ndwi(bands["green"], nir)
         dark = ramp(-nir, -0.15, -0.10)
-    water = np.nan_to_num(ramp(wi, 0.0, 0.2), nan=0.0) * dark * ramp(-vi, -0.2, 0.0)
+    else:
+        wi = np.full(red.shape, np.nan, dtype=np.float32)
+        dark = np.zeros(red.shape, dtype=np.float32)
+    water = np.nan_to_num(ramp(wi, 0.0, 0.2) * dark, nan=0.0) * ramp(-vi, -0.2, 0.0)
     veg = ramp(vi, 0.15, 0.6) * (1.0 - water)
     rest = np.clip(1.0 - veg - water, 0.0, 1.0)
     signs = []

@@ -59,7 +59,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .change import ChangeParams, dominant_class, patch_type, pixel_change
+from .change import ChangeParams, dominant_class, patch_type, pixel_change, water_gain_linear
 from .change import change_statistic as _change_statistic
 from .components import STAT_NAMES, BlockComponents, block_components, merge_components
 from .cover import CoverParams
@@ -172,7 +172,7 @@ class _BlockTask:
     zones: tuple[Any, ...]  # within polygons touching this block (grid CRS)
     zone_index: np.ndarray
     max_source_px: int
-    min_change_m2: float = 0.0
+    min_area_m2: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -212,6 +212,8 @@ def _aoi_mask(parts: tuple[Any, ...] | None, g: Grid, win: Window) -> np.ndarray
 #: Layers averaged per patch (area-weighted): the cover fractions of both dates, the change
 #: statistic and the indices reported with each patch.
 _FRACTIONS = ("veg", "bare", "built", "water")
+#: Bands averaged per patch for the new-water estimate (:func:`ecopatch.change.water_gain_linear`).
+_WATER_BANDS = ("blue", "green", "nir", "swir1")
 
 
 def _detect_block(task: _BlockTask) -> _BlockResult:
@@ -229,20 +231,21 @@ def _detect_block(task: _BlockTask) -> _BlockResult:
     inner = (slice(t, padded.height - t), slice(t, padded.width - t))
     p1 = win.pad(1)
     aoi = _aoi_mask(task.aoi, g, p1)
-    fb = {k: lb[k][inner] for k in _FRACTIONS}
-    fa = {k: la[k][inner] for k in _FRACTIONS}
+    fb = {k: lb[k][inner] for k in (*_FRACTIONS, *_WATER_BANDS, "ndvi", "mndwi") if k in lb}
+    fa = {k: la[k][inner] for k in (*_FRACTIONS, *_WATER_BANDS, "ndvi", "mndwi") if k in la}
     change = pixel_change(z[inner], fb, fa, st.params, aoi=aoi)
     area = g.cell_area_m2(p1)
     layers: dict[str, np.ndarray] = {"z": change.z}
+    if change.water_gain is not None:
+        layers["water_gain"] = change.water_gain
     for k in _FRACTIONS:
         layers[f"{k}_before"] = fb[k]
         layers[f"{k}_after"] = fa[k]
-    for k in _LAYERS:
-        if k in lb:
+    for k in (*_LAYERS, *_WATER_BANDS):
+        if k in lb and k in la:
             layers[f"{k}_before"] = lb[k][inner]
-        if k in la:
             layers[f"{k}_after"] = la[k][inner]
-    comps = block_components(change, win, area, layers, halo=1, min_change_m2=task.min_change_m2)
+    comps = block_components(change, win, area, layers, halo=1, min_area_m2=task.min_area_m2)
     if len(task.zones):
         cov = coverage_table(list(task.zones), g, window=win)
         obs = np.where(change.observed[1:-1, 1:-1], 1.0, np.nan)
@@ -621,7 +624,12 @@ def _types_and_classes(means: Mapping[str, np.ndarray], cats: list[str], params:
     for i, cat in enumerate(cats):
         fb = {k: float(means[f"{k}_before"][i]) for k in _FRACTIONS}
         fa = {k: float(means[f"{k}_after"][i]) for k in _FRACTIONS}
-        types.append(patch_type(fb, fa, params, category=cat, typed=typed))
+        sb = {k: float(means[f"{k}_before"][i]) for k in (*_WATER_BANDS, "mndwi") if f"{k}_before" in means}
+        sa = {k: float(means[f"{k}_after"][i]) for k in (*_WATER_BANDS, "mndwi") if f"{k}_after" in means}
+        lin = water_gain_linear(sb, sa)
+        if "water_gain" in means and np.isfinite(means["water_gain"][i]):
+            lin = max(lin or 0.0, float(means["water_gain"][i]))
+        types.append(patch_type(fb, fa, params, category=cat, typed=typed, water_gain=lin))
         cb.append(dominant_class(fb["veg"], fb["bare"], fb["built"], fb["water"]))
         ca.append(dominant_class(fa["veg"], fa["bare"], fa["built"], fa["water"]))
     return types, cb, ca
@@ -662,7 +670,7 @@ def _patches_from_components(merged: Any, g: Grid, params: ChangeParams, mmu: fl
     # mapping unit go first (on a full tile most components are a few noisy pixels); so do
     # components without a pixel far beyond the noise (hysteresis), and those whose cover
     # did not change (the ground already was what it is)
-    keep = (stats[:, STAT_NAMES.index("a_change")] >= mmu) & (stats[:, STAT_NAMES.index("a_seed")] > 0)
+    keep = (stats[:, STAT_NAMES.index("a_total")] >= mmu) & (stats[:, STAT_NAMES.index("a_seed")] > 0)
     if not include_gain:
         keep &= np.array([c != "gain" for c in cats], dtype=bool)
     means = _layer_means(stats, names)
@@ -719,10 +727,10 @@ def _patches_from_components(merged: Any, g: Grid, params: ChangeParams, mmu: fl
         data[f"{k}_before"] = means[f"{k}_before"]
         data[f"{k}_after"] = means[f"{k}_after"]
     for nm in names:
-        if nm not in data and nm != "z":
+        if nm not in data and nm not in ("z", "water_gain") and nm.rsplit("_", 1)[0] not in _WATER_BANDS:
             data[nm] = means[nm]
     df = gpd.GeoDataFrame(data, geometry=geoms, crs=g.crs)
-    ok = (~shapely.is_empty(geoms)) & (df["change_m2"] >= mmu) & (df["area_m2"] > 0)
+    ok = (~shapely.is_empty(geoms)) & (df["area_m2"] >= mmu)
     df = df[ok].reset_index(drop=True)
     if simplify_m > 0 and len(df):
         unit = 1.0 if not g.is_geographic else 1 / 111_320.0
