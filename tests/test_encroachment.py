@@ -7,6 +7,7 @@ import shapely
 
 import ecopatch
 import ecopatch.encroachment
+import ecopatch.pairing
 from ecopatch.schema import PATCH_COLUMNS, ZONE_STRICTNESS
 from ecopatch.validation import score_patches
 
@@ -235,9 +236,9 @@ def test_area_parts_give_the_union_s_pixels_and_sample_windows(seed):
     whole = shapely.union_all(region)
     win = g.window_from_bounds(whole.bounds, clip=True)
     want = [w for w in g.chunks(16, win) if shapely.intersects(whole, g.subgrid(w).footprint())]
-    cand = ecopatch.encroachment._sample_windows(g, region, size=16, n=10_000)
+    cand = ecopatch.pairing._sample_windows(g, region, size=16, n=10_000)
     assert cand == want
-    picked = ecopatch.encroachment._sample_windows(g, region, size=16, n=5)
+    picked = ecopatch.pairing._sample_windows(g, region, size=16, n=5)
     assert len(picked) == 5 and set(picked) <= set(want) and picked[0] == want[0] and picked[-1] == want[-1]
 
 

@@ -32,8 +32,9 @@ The sky watch asks two questions of every pixel, and answers them apart:
 
    ==================  ====================================================
    ``water``           the water share rose by ``type_share``
-   ``construction``    the built share rose by ``type_share``: ground that
-                       was not built before and is built after
+   ``construction``    the built share rose by ``type_share`` and built is
+                       the larger part of the open ground after: ground
+                       that was not built before and is built after
    ``bare_soil``       vegetation fell by ``type_share`` and the ground is
                        mostly bare or built after, or the bare share rose
                        by ``type_share`` (cleared, dug or demolished)
@@ -53,6 +54,7 @@ Pixels not observed at both dates (cloud, shadow, no data) never change.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,6 +72,7 @@ __all__ = [
     "dominant_class",
     "patch_type",
     "pixel_change",
+    "seasonal_envelope",
     "smooth_nan",
     "tolerant_distance",
 ]
@@ -398,7 +401,8 @@ def _distances(x1: np.ndarray, x2: np.ndarray, model: ChangeModel, params: Chang
 
 
 def pixel_change(z: np.ndarray, before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray],
-                 params: ChangeParams, *, aoi: np.ndarray | None = None) -> PixelChange:
+                 params: ChangeParams, *, aoi: np.ndarray | None = None,
+                 envelope: Mapping[str, np.ndarray] | None = None) -> PixelChange:
     """Candidate change pixels from the statistic and the two dates' cover fractions.
 
     Parameters
@@ -411,6 +415,12 @@ def pixel_change(z: np.ndarray, before: Mapping[str, np.ndarray], after: Mapping
     params : ChangeParams
     aoi : ndarray of bool, optional
         Pixels that may change (inside the area of interest).
+    envelope : mapping of str to ndarray, optional
+        Each pixel's own range over earlier dates (:func:`seasonal_envelope`).
+        With it, a pixel changes only when its after state lies outside that
+        range by ``type_share`` (less vegetated, more open ground, more water
+        than ever, or mostly built where it never was): a field bare after
+        harvest, as it was in earlier seasons, is not a change.
 
     Returns
     -------
@@ -438,6 +448,17 @@ def pixel_change(z: np.ndarray, before: Mapping[str, np.ndarray], after: Mapping
         # a pixel whose own cover hardly changed is not part of a patch, however much its smoothed
         # neighbourhood did (outlines follow the changed ground, not the smoothing kernel)
         eligible = inside & ~stable_veg & ~stable_water
+        if envelope is not None:
+            t = params.type_share
+            # bare and built are told apart less surely than vegetation from either (wet or dark
+            # ploughed soil can read as partly built): the open ground is compared as one, and a
+            # rise of the built share counts where the ground is mostly built after
+            open_a = f["bare"][1] + f["built"][1]
+            new_state = ((f["veg"][1] < envelope["veg_min"] - t) | (f["water"][1] > envelope["water_max"] + t)
+                         | (open_a > envelope["open_max"] + t)
+                         | ((f["built"][1] > envelope["built_max"] + t) & (f["built"][1] >= 0.5))
+                         | (f["veg"][1] > envelope["veg_max"] + t))
+            eligible &= new_state | ~np.isfinite(envelope["veg_min"])
         cand = eligible & (z >= params.z_grow) & (share >= params.pixel_share)
         gain = cand & (dveg >= params.type_share)
         code = np.zeros(z.shape, dtype=np.uint8)
@@ -467,9 +488,12 @@ def _linear_shares(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndar
     The cover fractions saturate (a cell 80 % under canopy reads as fully
     vegetated), which is right for typing but undercounts the changed area
     of cells at a patch's edge.  Reflectance and, nearly, NDVI mix linearly:
-    a cell counts as wholly changed when its NDVI fell or rose by
+    a cell vegetated at both dates counts as wholly changed (thinned or
+    densified all over) when its NDVI fell or rose by
     :data:`LOSS_REFERENCE_NDVI` (forest logged to sparse shrub, about 40 %
-    of the canopy-to-soil range), proportionally below; and the share turned
+    of the canopy-to-soil range), proportionally below; a cell converted to
+    or from open ground counts in proportion to its NDVI change over the
+    canopy-to-soil range (0.7); and the share turned
     to water is the fall of NIR and SWIR1 towards water's reflectance (see
     :func:`water_gain_linear`, here per pixel).  Zero where the layers are
     missing.
@@ -479,7 +503,12 @@ def _linear_shares(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndar
     water = np.zeros(shape, dtype=np.float32)
     with np.errstate(invalid="ignore", divide="ignore"):
         if "ndvi" in before and "ndvi" in after:
-            veg = np.abs(np.asarray(after["ndvi"]) - np.asarray(before["ndvi"])) / np.float32(LOSS_REFERENCE_NDVI)
+            dv = np.abs(np.asarray(after["ndvi"]) - np.asarray(before["ndvi"]))
+            # a cell that stays vegetated either side was thinned (or grew denser) all over: it counts
+            # fully from LOSS_REFERENCE_NDVI; a cell converted to open ground or water counts in
+            # proportion to the canopy it lost (NDVI mixes about linearly between 0.85 and 0.15)
+            green = (np.asarray(after["veg"]) >= 0.2) & (np.asarray(before["veg"]) >= 0.2)
+            veg = np.where(green, dv / np.float32(LOSS_REFERENCE_NDVI), dv / np.float32(0.7))
         need = ("nir", "swir1", "blue", "green", "mndwi")
         if all(k in before and k in after for k in need):
             def fall(b: str, dark: float) -> np.ndarray:
@@ -492,6 +521,42 @@ def _linear_shares(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndar
             water = np.fmin(fall("nir", 0.03), fall("swir1", 0.01)) * gate
     water = np.nan_to_num(water).astype(np.float32)
     return np.fmax(np.nan_to_num(veg).astype(np.float32), water), water
+
+
+def seasonal_envelope(dates: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Each pixel's own range of cover over earlier dates: its seasons, its crop rotation.
+
+    Parameters
+    ----------
+    dates : sequence of mappings of str to ndarray
+        ``veg``, ``bare``, ``built`` and ``water`` fractions (0-1) of each
+        earlier date (the before date among them), NaN where not observed.
+
+    Returns
+    -------
+    dict of str to ndarray of float32
+        ``veg_min``, ``veg_max``, ``bare_max``, ``built_max``,
+        ``water_max``, ``open_max`` (bare + built; NaN where no date
+        observed the pixel), and
+        ``cropland`` (1.0 where the pixel was both vegetated, fraction
+        >= 0.5, and bare, vegetation < 0.2, at some dates: seasonal
+        cropland; else 0.0).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels
+        veg = np.stack([np.asarray(d["veg"], dtype=np.float32) for d in dates])
+        out = {
+            "veg_min": np.nanmin(veg, axis=0),
+            "veg_max": np.nanmax(veg, axis=0),
+        }
+        for k in ("bare", "built", "water"):
+            out[f"{k}_max"] = np.nanmax(np.stack([np.asarray(d[k], dtype=np.float32) for d in dates]), axis=0)
+        out["open_max"] = np.nanmax(np.stack([np.asarray(d["bare"], dtype=np.float32)
+                                              + np.asarray(d["built"], dtype=np.float32) for d in dates]), axis=0)
+    with np.errstate(invalid="ignore"):
+        crop = (out["veg_max"] >= 0.5) & (out["veg_min"] < 0.2)
+    out["cropland"] = crop.astype(np.float32)
+    return {k: v.astype(np.float32) for k, v in out.items()}
 
 
 # ---------------------------------------------------------------------------
@@ -562,7 +627,7 @@ def patch_type(before: Mapping[str, float], after: Mapping[str, float], params: 
         return "vegetation_gain" if d["veg"] >= t else None
     if d["water"] >= t:
         return "water"
-    if d["built"] >= t:
+    if d["built"] >= t and after["built"] >= after["bare"]:
         return "construction" if typed else "disturbance"
     if (d["veg"] <= -t and after["bare"] + after["built"] >= 0.5) or d["bare"] >= t:
         return "bare_soil" if typed else "disturbance"

@@ -176,7 +176,8 @@ def block_components(
         neighbour lies in the next block is handed to the merge step
         (:attr:`BlockComponents.pending`).
     min_area_m2 : float
-        Components whose area is below this (m²) and that do not
+        Components whose estimated changed area (``a_change``) is below this
+        (m²) and that do not
         touch the block's border are left out: they can only be dropped
         later, and outlining the many one- and two-pixel components of a
         full tile is most of the cost.  Components on the border are kept,
@@ -241,7 +242,7 @@ def block_components(
             cols.append(bsum(np.where(ok, a_g * v, 0.0)))
             cols.append(bsum(np.where(ok, a_g, 0.0)))
         block_stats = np.column_stack(cols)
-        keep = block_stats[:, STAT_NAMES.index("a_total")] >= min_area_m2
+        keep = block_stats[:, STAT_NAMES.index("a_change")] >= min_area_m2
         if not keep.all():
             on_border = np.unique(np.concatenate([lab[0, :], lab[-1, :], lab[:, 0], lab[:, -1]]))
             keep[on_border[on_border > 0] - 1] = True

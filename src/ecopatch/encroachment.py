@@ -47,19 +47,20 @@ When disturbance covers more than ``max_flagged_share`` of a reserve, a
 
 from __future__ import annotations
 
+import datetime as _dt
 import logging
 import math
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import shapely
 
-from .change import ChangeParams, dominant_class, patch_type, pixel_change, water_gain_linear
+from .change import ChangeParams, dominant_class, patch_type, pixel_change, seasonal_envelope, water_gain_linear
 from .change import change_statistic as _change_statistic
 from .components import STAT_NAMES, BlockComponents, block_components, merge_components
 from .cover import CoverParams
@@ -73,7 +74,7 @@ from .errors import (
 from .geodesy import as_crs, geodesic_area_m2, geometries_in, repaired, transformer
 from .grid import Grid, Window
 from .io.raster import Scene, check_pair, read_on_grid
-from .pairing import PairSetup, SurfaceDeriver, _sample_windows, prepare_pair
+from .pairing import PairSetup, SurfaceDeriver, prepare_pair
 from .restoration import analysis_grid
 from .schema import ZONE_STRICTNESS, canonical_zone
 from .tiling import (
@@ -185,6 +186,7 @@ class _PassSetup:
     params: ChangeParams
     bands_before: tuple[str, ...]
     bands_after: tuple[str, ...]
+    history: tuple[tuple[Scene, SurfaceDeriver, tuple[str, ...]], ...] = ()
 
 
 @dataclass
@@ -233,11 +235,20 @@ def _detect_block(task: _BlockTask) -> _BlockResult:
     aoi = _aoi_mask(task.aoi, g, p1)
     fb = {k: lb[k][inner] for k in (*_FRACTIONS, *_WATER_BANDS, "ndvi", "mndwi") if k in lb}
     fa = {k: la[k][inner] for k in (*_FRACTIONS, *_WATER_BANDS, "ndvi", "mndwi") if k in la}
-    change = pixel_change(z[inner], fb, fa, st.params, aoi=aoi)
+    envelope = None
+    if st.history:
+        dates = [fb]
+        for hs, hd, hbands in st.history:
+            lh = read_on_grid(hs, g, p1, bands=hbands, derive=hd, max_source_px=task.max_source_px)
+            dates.append({k: lh[k] for k in _FRACTIONS})
+        envelope = seasonal_envelope(dates)
+    change = pixel_change(z[inner], fb, fa, st.params, aoi=aoi, envelope=envelope)
     area = g.cell_area_m2(p1)
     layers: dict[str, np.ndarray] = {"z": change.z}
     if change.water_gain is not None:
         layers["water_gain"] = change.water_gain
+    if envelope is not None:
+        layers["cropland"] = envelope["cropland"]
     for k in _FRACTIONS:
         layers[f"{k}_before"] = fb[k]
         layers[f"{k}_after"] = fa[k]
@@ -283,6 +294,7 @@ def detect_changes(
     progress: bool | None = None,
     max_source_px: int = 4_000_000,
     swap_dates: bool = False,
+    history: Sequence[Scene] | None = None,
 ) -> gpd.GeoDataFrame:
     """Find new disturbance between two dates, as suspect patches with type, zone and confidence.
 
@@ -333,6 +345,13 @@ def detect_changes(
     swap_dates : bool
         When ``after`` is older than ``before``, swap them instead of raising
         :class:`~ecopatch.errors.DateOrderError`.
+    history : sequence of Scene, optional
+        Earlier scenes of the same ground (other seasons, other years).
+        Each pixel's range of cover over these and ``before`` is its own
+        seasonal range: a change is reported only where the after date lies
+        outside it (a field ploughed as in every winter is not a patch), and
+        such ground is classed ``seasonal_cropland``.  Scenes dated after
+        ``after`` are left out.
 
     Returns
     -------
@@ -368,7 +387,8 @@ def detect_changes(
                        exclude=exclude, zone_field=zone_field, name_field=name_field, params=params, cover=cover,
                        normalize=normalize, clouds=clouds, include_gain=include_gain,
                        max_flagged_share=max_flagged_share, grid=grid,
-                       simplify_m=simplify_m, block=block, max_source_px=max_source_px, swap_dates=swap_dates)
+                       simplify_m=simplify_m, block=block, max_source_px=max_source_px, swap_dates=swap_dates,
+                       history=history)
     (results,) = run_passes([p], scheduler=scheduler, progress=progress)
     return p.finish(results)
 
@@ -395,6 +415,7 @@ def detection_pass(
     block: int = 512,
     max_source_px: int = 4_000_000,
     swap_dates: bool = False,
+    history: Sequence[Scene] | None = None,
 ) -> WindowPass:
     """:func:`detect_changes` set up, as a pass to run with others (:func:`ecopatch.tiling.run_passes`).
 
@@ -458,8 +479,9 @@ def detection_pass(
         as_crs(exclude.crs, what="exclusion layer")
 
     # -- the pair made comparable, from bounded reads ---------------------
+    hist = _usable_history(history, before, after)
     pair = prepare_pair(before, after, g, region, params=params, normalize=normalize, clouds=clouds,
-                        cover=cover, max_source_px=max_source_px)
+                        cover=cover, history=hist, max_source_px=max_source_px)
     before, after = pair.before, pair.after  # with the cloud masks computed for them, if any
     setup = _pass_setup(pair, params)
     region_m2 = float(np.sum(geodesic_area_m2(region, g.crs)))
@@ -521,6 +543,23 @@ def detection_pass(
     return WindowPass("detect", _detect_block, tasks, [w for w, _ in plan], finish)
 
 
+def _usable_history(history: Sequence[Scene] | None, before: Scene, after: Scene) -> tuple[Scene, ...]:
+    """The history scenes dated before ``after`` (other than the two dates), oldest first."""
+    if not history:
+        return ()
+    out = []
+    for h in history:
+        if not isinstance(h, Scene):
+            raise InputDataError(f"history: {h!r} is not a Scene; open each earlier date with ecopatch.open_scene")
+        if h is before or h is after or (h.source == before.source and h.date == before.date):
+            continue
+        if h.date is not None and after.date is not None and h.date >= after.date:
+            log.info("history scene %s is not earlier than the after date: left out", h.source)
+            continue
+        out.append(h)
+    return tuple(sorted(out, key=lambda s: s.date or _dt.date.min))
+
+
 class WidespreadChangeWarning(EcopatchWarning):
     """Suspect patches cover an implausibly large share of a reserve (season, radiometry or cloud?)."""
 
@@ -555,13 +594,15 @@ def _warn_if_flagged_widely(patches: pd.DataFrame, region_m2: float, limit: floa
 
 def _pass_setup(pair: PairSetup, params: ChangeParams) -> _PassSetup:
     """The bands each date is read with, and what the blocks share."""
+    core = ("blue", "green", "red", "nir", "swir1", "swir2")
     if pair.derive_before.cover is None:
         bands = tuple(pair.model.bands)
-        return _PassSetup(pair.derive_before, pair.derive_after, pair.model, params, bands, bands)
-    core = ("blue", "green", "red", "nir", "swir1", "swir2")
+        hist = tuple((h, d, bands) for h, d in pair.history)
+        return _PassSetup(pair.derive_before, pair.derive_after, pair.model, params, bands, bands, hist)
+    hist = tuple((h, d, tuple(b for b in core if b in h.bands)) for h, d in pair.history)
     return _PassSetup(pair.derive_before, pair.derive_after, pair.model, params,
                       tuple(b for b in core if b in pair.before.bands),
-                      tuple(b for b in core if b in pair.after.bands))
+                      tuple(b for b in core if b in pair.after.bands), hist)
 
 
 def observation_table(patches: pd.DataFrame) -> pd.DataFrame:
@@ -630,30 +671,41 @@ def _types_and_classes(means: Mapping[str, np.ndarray], cats: list[str], params:
         if "water_gain" in means and np.isfinite(means["water_gain"][i]):
             lin = max(lin or 0.0, float(means["water_gain"][i]))
         types.append(patch_type(fb, fa, params, category=cat, typed=typed, water_gain=lin))
-        cb.append(dominant_class(fb["veg"], fb["bare"], fb["built"], fb["water"]))
-        ca.append(dominant_class(fa["veg"], fa["bare"], fa["built"], fa["water"]))
+        crop = "cropland" in means and float(means["cropland"][i]) >= 0.5
+        cb.append(_seasonal(dominant_class(fb["veg"], fb["bare"], fb["built"], fb["water"]), crop))
+        ca.append(_seasonal(dominant_class(fa["veg"], fa["bare"], fa["built"], fa["water"]), crop))
     return types, cb, ca
 
 
-def patch_confidence(z_mean: np.ndarray, seed_share: np.ndarray, n_px: np.ndarray) -> np.ndarray:
-    """Probability (0-1) that a patch is real change of its type, from how it stands out.
+def _seasonal(cls: str, cropland: bool) -> str:
+    """A vegetated or bare class on ground that is cropland by its history becomes ``seasonal_cropland``."""
+    return "seasonal_cropland" if cropland and cls in ("vegetation", "sparse_vegetation", "bare") else cls
+
+
+def patch_confidence(z_mean: np.ndarray, n_px: np.ndarray) -> np.ndarray:
+    """Probability (0-1) that a patch is real change, from how far it stands out and its size.
 
     A logistic function of the patch's mean change statistic ``z_mean``
-    (robust standard deviations of the scene's unchanged ground), the share
-    of its area far beyond the noise (``seed_share``, 0-1) and its size
-    (``n_px``, pixels of the analysis grid).  Coefficients, and the
-    reliability table they were checked against, are in
-    ``benchmarks/RESULTS.md`` (section "Confidence").
+    (robust standard deviations of the scene's unchanged ground, capped at
+    30) and of ``log10(n_px)`` (pixels of the analysis grid), with the
+    coefficients :data:`CONFIDENCE_COEF` fitted on the labelled real scenes
+    of ``benchmarks/bench_change_realdata.py`` (construction and bare-soil
+    patches against the ten OSCD cities' urban-change labels, every patch
+    against Taizhou's change samples; each scene weighted equally).  The
+    reliability table, with each city's patches scored by coefficients
+    fitted without that city, is in ``benchmarks/RESULTS.md``.  Because the
+    labels count urban change only, the confidence of real non-urban change
+    (a field cleared to bare soil) is understated.
     """
-    z_mean = np.nan_to_num(np.asarray(z_mean, dtype=np.float64), nan=0.0)
-    x = (CONFIDENCE_COEF[0] + CONFIDENCE_COEF[1] * np.minimum(z_mean, 30.0)
-         + CONFIDENCE_COEF[2] * np.asarray(seed_share, dtype=np.float64)
-         + CONFIDENCE_COEF[3] * np.log10(np.maximum(np.asarray(n_px, dtype=np.float64), 1.0)))
+    z = np.minimum(np.nan_to_num(np.asarray(z_mean, dtype=np.float64), nan=0.0), 30.0)
+    lp = np.log10(np.maximum(np.asarray(n_px, dtype=np.float64), 1.0))
+    x = CONFIDENCE_COEF[0] + CONFIDENCE_COEF[1] * z + CONFIDENCE_COEF[2] * lp
     return 1.0 / (1.0 + np.exp(-x))
 
 
-#: Logistic coefficients of :func:`patch_confidence`: intercept, mean z, seed share, log10(pixels).
-CONFIDENCE_COEF: tuple[float, float, float, float] = (-3.0, 0.25, 1.0, 0.5)
+#: Logistic coefficients of :func:`patch_confidence`: intercept, mean z, log10(pixels).
+#: Fitted by ``benchmarks/bench_change_realdata.py --fit-confidence`` (see benchmarks/RESULTS.md).
+CONFIDENCE_COEF: tuple[float, float, float] = (-4.217, 0.054, 1.712)
 
 
 def _patches_from_components(merged: Any, g: Grid, params: ChangeParams, mmu: float, aoi: Any,
@@ -670,7 +722,7 @@ def _patches_from_components(merged: Any, g: Grid, params: ChangeParams, mmu: fl
     # mapping unit go first (on a full tile most components are a few noisy pixels); so do
     # components without a pixel far beyond the noise (hysteresis), and those whose cover
     # did not change (the ground already was what it is)
-    keep = (stats[:, STAT_NAMES.index("a_total")] >= mmu) & (stats[:, STAT_NAMES.index("a_seed")] > 0)
+    keep = (stats[:, STAT_NAMES.index("a_change")] >= mmu) & (stats[:, STAT_NAMES.index("a_seed")] > 0)
     if not include_gain:
         keep &= np.array([c != "gain" for c in cats], dtype=bool)
     means = _layer_means(stats, names)
@@ -708,11 +760,12 @@ def _patches_from_components(merged: Any, g: Grid, params: ChangeParams, mmu: fl
         area[cut] = geodesic_area_m2(geoms[cut], g.crs)
     with np.errstate(invalid="ignore", divide="ignore"):
         kept_share = np.where(raw_area > 0, area / raw_area, 0.0)
-    a_total = stats[:, STAT_NAMES.index("a_total")]
-    change_m2 = stats[:, STAT_NAMES.index("a_change")] * np.clip(kept_share, 0, 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        seed_share = np.where(a_total > 0, stats[:, STAT_NAMES.index("a_seed")] / a_total, 0.0)
-    conf = patch_confidence(means.get("z", np.zeros(n)), seed_share, stats[:, 0])
+    # the changed area left after clipping and exclusion: the smaller of a proportional share and
+    # what remains when the part cut off is taken as wholly changed (an approved project's
+    # footprint accounts for the change inside it; the pixels left at its edge are mostly not)
+    a_change = stats[:, STAT_NAMES.index("a_change")]
+    change_m2 = np.minimum(a_change * np.clip(kept_share, 0, 1), np.maximum(a_change - (raw_area - area), 0.0))
+    conf = patch_confidence(means.get("z", np.zeros(n)), stats[:, 0])
     data: dict[str, Any] = {
         "change_type": types,
         "area_m2": area,
@@ -727,10 +780,10 @@ def _patches_from_components(merged: Any, g: Grid, params: ChangeParams, mmu: fl
         data[f"{k}_before"] = means[f"{k}_before"]
         data[f"{k}_after"] = means[f"{k}_after"]
     for nm in names:
-        if nm not in data and nm not in ("z", "water_gain") and nm.rsplit("_", 1)[0] not in _WATER_BANDS:
+        if nm not in data and nm not in ("z", "water_gain", "cropland") and nm.rsplit("_", 1)[0] not in _WATER_BANDS:
             data[nm] = means[nm]
     df = gpd.GeoDataFrame(data, geometry=geoms, crs=g.crs)
-    ok = (~shapely.is_empty(geoms)) & (df["area_m2"] >= mmu)
+    ok = (~shapely.is_empty(geoms)) & (df["change_m2"] >= mmu) & (df["area_m2"] > 0)
     df = df[ok].reset_index(drop=True)
     if simplify_m > 0 and len(df):
         unit = 1.0 if not g.is_geographic else 1 / 111_320.0

@@ -101,6 +101,7 @@ class SurfaceDeriver:
     source: str = ""
 
     def __call__(self, obs: Observation) -> dict[str, np.ndarray]:
+        """The layers of one read: bands (normalised), cover fractions and indices, float32."""
         bands = {k: v for k, v in obs.bands.items()}
         if self.gains is not None:
             for b, (g, o) in zip(self.bands, self.gains):
@@ -134,6 +135,7 @@ class PairSetup:
     derive_after: SurfaceDeriver
     typed: bool
     record: Mapping[str, Any] = field(default_factory=dict)
+    history: tuple[tuple[Scene, SurfaceDeriver], ...] = ()
 
 
 def _reflective(scene: Scene) -> bool:
@@ -142,7 +144,7 @@ def _reflective(scene: Scene) -> bool:
 
 def prepare_pair(before: Scene, after: Scene, grid: Grid, region: np.ndarray, *, params: ChangeParams,
                  normalize: str = "auto", clouds: str = "auto", cover: CoverParams | None = None,
-                 max_source_px: int = 4_000_000) -> PairSetup:
+                 history: Sequence[Scene] = (), max_source_px: int = 4_000_000) -> PairSetup:
     """Clouds, normalisation, background and noise model of a scene pair, from bounded reads.
 
     Parameters
@@ -160,6 +162,11 @@ def prepare_pair(before: Scene, after: Scene, grid: Grid, region: np.ndarray, *,
         Compute cloud and shadow masks for scenes that have none.
     cover : CoverParams, optional
         Cover-rule parameters for relative-brightness imagery (drone RGB).
+    history : sequence of Scene
+        Earlier scenes of the same ground (other seasons and years): each
+        gets its clouds masked and is normalised onto ``before`` like
+        ``after``, for the per-pixel seasonal range of
+        :func:`ecopatch.detect_changes`.
     max_source_px : int
         Bound on the source pixels read at once.
 
@@ -250,7 +257,44 @@ def prepare_pair(before: Scene, after: Scene, grid: Grid, region: np.ndarray, *,
     model = _noise_model(lb, la, samples, bands, gains, background, params, halo)
     record["change_model"] = model.summary()
     log.info("change model: %s", record["change_model"])
-    return PairSetup(before, after, model, d_before, d_after, typed, record)
+
+    # 5. earlier scenes, for each pixel's seasonal range
+    hist = _prepare_history(before, history, grid, region, samples, bands=bands, spectral=spectral,
+                            clouds=clouds, cover=cover, max_source_px=max_source_px, record=record)
+    return PairSetup(before, after, model, d_before, d_after, typed, record, hist)
+
+
+def _prepare_history(before: Scene, history: Sequence[Scene], grid: Grid, region: np.ndarray,
+                     samples: Sequence[Window], *, bands: tuple[str, ...], spectral: bool,
+                     clouds: str, cover: CoverParams | None, max_source_px: int,
+                     record: dict[str, Any]) -> tuple[tuple[Scene, SurfaceDeriver], ...]:
+    """Each earlier scene masked and normalised onto ``before`` (as the after date is)."""
+    out = []
+    used = []
+    for h in history:
+        if clouds == "auto":
+            h, _, _ = _attach_cloud_masks(h, before, grid, region, only_first=True)
+        if spectral and all(b in h.bands for b in bands) and _reflective(h):
+            rb = [read_on_grid(before, grid, w, bands=bands, max_source_px=max_source_px) for w in samples]
+            rh = [read_on_grid(h, grid, w, bands=bands, max_source_px=max_source_px) for w in samples]
+            gains = _fit_normalisation(rb, rh, bands, 0)
+            if gains is None:
+                log.info("history scene %s: no normalisation onto the before scene (too little common ground)",
+                         h.source)
+                continue
+            deriver = SurfaceDeriver(bands, gains, None, h.source)
+        elif not spectral:
+            from .restoration import prepare_cover_params
+
+            deriver = SurfaceDeriver((), None, prepare_cover_params(h, cover), h.source)
+        else:
+            log.info("history scene %s lacks the bands %s: left out", h.source, list(bands))
+            continue
+        out.append((h, deriver))
+        used.append(h.date.isoformat() if h.date else h.source)
+    if history:
+        record["history"] = {"scenes": used, "left_out": len(history) - len(used)}
+    return tuple(out)
 
 
 def _obs(layers: Mapping[str, np.ndarray], grid: Grid, window: Window) -> Observation:
@@ -375,10 +419,16 @@ def _coarse_read(scene: Scene, coarse: Grid, bands: Sequence[str] | None = None,
     return out
 
 
-def _attach_cloud_masks(before: Scene, after: Scene, grid: Grid,
-                        region: np.ndarray) -> tuple[Scene, Scene, dict[str, Any]]:
-    """Cloud and shadow masks for the scenes that have none (see :mod:`ecopatch.clouds`)."""
+def _attach_cloud_masks(before: Scene, after: Scene, grid: Grid, region: np.ndarray, *,
+                        only_first: bool = False) -> tuple[Scene, Scene, dict[str, Any]]:
+    """Cloud and shadow masks for the scenes that have none (see :mod:`ecopatch.clouds`).
+
+    With ``only_first``, only ``before`` gets a mask; ``after`` is the
+    reference date for the two-date tests.
+    """
     need = [s.mask is None and _reflective(s) and "nir" in s.bands for s in (before, after)]
+    if only_first:
+        need[1] = False
     info: dict[str, Any] = {}
     if not any(need):
         return before, after, info
