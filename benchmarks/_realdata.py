@@ -258,11 +258,20 @@ def detect_default(before: Any, after: Any) -> Detection:
     """:func:`ecopatch.detect_changes` (before, after) with its defaults, timed."""
     import ecopatch
 
+    from ecopatch.errors import NoValidPixelsError
+
     load = os.getloadavg()[0]
     t0, c0 = time.perf_counter(), time.process_time()
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
-        patches = ecopatch.detect_changes(before, after, progress=False)
+        try:
+            patches = ecopatch.detect_changes(before, after, progress=False)
+        except NoValidPixelsError as exc:
+            # nothing observed at both dates (a date all cloud): no patch, and the reason kept
+            import geopandas as gpd
+
+            patches = gpd.GeoDataFrame({"change_type": [], "area_m2": []}, geometry=[], crs=before.grid.crs)
+            warnings.warn(f"NoValidPixelsError: {exc}", stacklevel=1)
     return Detection(patches, time.perf_counter() - t0, time.process_time() - c0, load, _messages(rec))
 
 

@@ -35,10 +35,14 @@ The sky watch asks two questions of every pixel, and answers them apart:
    ``construction``    the built share rose by ``type_share`` and built is
                        the larger part of the open ground after: ground
                        that was not built before and is built after
-   ``bare_soil``       vegetation fell by ``type_share`` and the ground is
-                       mostly bare or built after, or the bare share rose
-                       by ``type_share`` (cleared, dug or demolished)
-   ``vegetation_loss`` vegetation fell by ``type_share`` (thinned)
+   ``bare_soil``       the ground is mostly bare or built after, and
+                       vegetation fell or the bare share rose by
+                       ``type_share`` (cleared, dug or demolished)
+   ``vegetation_loss`` vegetation fell by ``type_share`` and is no longer
+                       the larger part of the ground, or NDVI fell by
+                       :data:`LOSS_NDVI_FALL` (forest thinned to
+                       sparse cover; grass mown or grazed, a smaller fall
+                       and still mostly green, is not a loss)
    ``vegetation_gain`` vegetation rose by ``type_share`` (reported apart)
    ==================  ====================================================
 
@@ -83,6 +87,11 @@ _NUMPY_ONLY = False
 #: NDVI change of a cell wholly changed in vegetation (a forest logged to sparse shrub, grass
 #: sown on bare ground): about 40 % of the range from closed canopy (0.85) to bare soil (0.15).
 LOSS_REFERENCE_NDVI = 0.3
+
+#: Fall of a patch's mean NDVI that makes it a vegetation loss though it stays mostly green:
+#: about 30 % of the canopy-to-soil range.  Mown or grazed grass falls by about 0.15 (Slovenian
+#: meadows, July to September 2015, measured); forest logged to 40 % shrub cover by 0.3 or more.
+LOSS_NDVI_FALL = 0.2
 
 #: Cover classes of one date, as reported in ``class_before`` / ``class_after``.
 CLASS_NAMES: tuple[str, ...] = ("water", "vegetation", "sparse_vegetation", "bare", "built", "seasonal_cropland")
@@ -588,7 +597,7 @@ def patch_type(before: Mapping[str, float], after: Mapping[str, float], params: 
     ----------
     before, after : mapping of str to float
         ``veg``, ``bare``, ``built`` and ``water`` (0-1), area-weighted means
-        over the patch.
+        over the patch; ``ndvi`` optional.
     params : ChangeParams
     category : {"disturbance", "gain"}
     typed : bool
@@ -629,9 +638,11 @@ def patch_type(before: Mapping[str, float], after: Mapping[str, float], params: 
         return "water"
     if d["built"] >= t and after["built"] >= after["bare"]:
         return "construction" if typed else "disturbance"
-    if (d["veg"] <= -t and after["bare"] + after["built"] >= 0.5) or d["bare"] >= t:
+    open_after = after["bare"] + after["built"]
+    if open_after >= 0.5 and (d["veg"] <= -t or d["bare"] >= t):
         return "bare_soil" if typed else "disturbance"
-    if d["veg"] <= -t:
+    ndvi_fall = before.get("ndvi", math.nan) - after.get("ndvi", math.nan)
+    if d["veg"] <= -t and (after["veg"] < 0.5 or (math.isfinite(ndvi_fall) and ndvi_fall >= LOSS_NDVI_FALL)):
         return "vegetation_loss"
     return None
 

@@ -249,9 +249,19 @@ def _detect_block(task: _BlockTask) -> _BlockResult:
         layers["water_gain"] = change.water_gain
     if envelope is not None:
         layers["cropland"] = envelope["cropland"]
+    # the share-weighted means type a patch by its changed ground, not by the barely changed
+    # cells at its edge (which dilute a small patch's plain means)
+    w = np.where(change.code > 0, change.share, 0.0).astype(np.float32)
+    layers["sw"] = w
     for k in _FRACTIONS:
         layers[f"{k}_before"] = fb[k]
         layers[f"{k}_after"] = fa[k]
+        layers[f"sw_{k}_before"] = fb[k] * w
+        layers[f"sw_{k}_after"] = fa[k] * w
+    for k in ("ndvi",):
+        if k in fb and k in fa:
+            layers[f"sw_{k}_before"] = fb[k] * w
+            layers[f"sw_{k}_after"] = fa[k] * w
     for k in (*_LAYERS, *_WATER_BANDS):
         if k in lb and k in la:
             layers[f"{k}_before"] = lb[k][inner]
@@ -308,8 +318,10 @@ def detect_changes(
         is reported, with their attributes.  Default: everywhere both scenes
         see.
     min_area_m2, min_area_mu : float, optional
-        Minimum mapping unit, m² (default 400) or mu (亩, overrides m²).
-        Applied to the estimated changed area ``change_m2``.
+        Minimum mapping unit, m² (default 400) or mu (亩, overrides m²): a
+        patch's outline covers at least this, and at least half of it is
+        estimated changed (``change_m2``), so a shed of 150 m² straddling
+        four 10 m cells is not reported.
     margin_m : float
         Ground distance (m) around ``within`` also watched (zone ``outside``).
     exclude : geopandas.GeoDataFrame, optional
@@ -663,8 +675,13 @@ def _types_and_classes(means: Mapping[str, np.ndarray], cats: list[str], params:
     cb: list[str] = []
     ca: list[str] = []
     for i, cat in enumerate(cats):
-        fb = {k: float(means[f"{k}_before"][i]) for k in _FRACTIONS}
-        fa = {k: float(means[f"{k}_after"][i]) for k in _FRACTIONS}
+        sw = float(means["sw"][i]) if "sw" in means else 0.0
+        if sw > 0:  # share-weighted: the changed ground of the patch
+            fb = {k: float(means[f"sw_{k}_before"][i]) / sw for k in (*_FRACTIONS, "ndvi") if f"sw_{k}_before" in means}
+            fa = {k: float(means[f"sw_{k}_after"][i]) / sw for k in (*_FRACTIONS, "ndvi") if f"sw_{k}_after" in means}
+        else:
+            fb = {k: float(means[f"{k}_before"][i]) for k in (*_FRACTIONS, "ndvi") if f"{k}_before" in means}
+            fa = {k: float(means[f"{k}_after"][i]) for k in (*_FRACTIONS, "ndvi") if f"{k}_after" in means}
         sb = {k: float(means[f"{k}_before"][i]) for k in (*_WATER_BANDS, "mndwi") if f"{k}_before" in means}
         sa = {k: float(means[f"{k}_after"][i]) for k in (*_WATER_BANDS, "mndwi") if f"{k}_after" in means}
         lin = water_gain_linear(sb, sa)
@@ -722,7 +739,8 @@ def _patches_from_components(merged: Any, g: Grid, params: ChangeParams, mmu: fl
     # mapping unit go first (on a full tile most components are a few noisy pixels); so do
     # components without a pixel far beyond the noise (hysteresis), and those whose cover
     # did not change (the ground already was what it is)
-    keep = (stats[:, STAT_NAMES.index("a_change")] >= mmu) & (stats[:, STAT_NAMES.index("a_seed")] > 0)
+    keep = ((stats[:, STAT_NAMES.index("a_total")] >= mmu) & (stats[:, STAT_NAMES.index("a_change")] >= mmu / 2)
+            & (stats[:, STAT_NAMES.index("a_seed")] > 0))
     if not include_gain:
         keep &= np.array([c != "gain" for c in cats], dtype=bool)
     means = _layer_means(stats, names)
@@ -749,8 +767,10 @@ def _patches_from_components(merged: Any, g: Grid, params: ChangeParams, mmu: fl
     raw_area = geodesic_area_m2(geoms, g.crs)
     if aoi is not None:
         geoms = _clip_to_area(geoms, aoi)
+    approved = np.zeros(n)
     if exclude is not None and len(exclude):
         ex = shapely.union_all(shapely.make_valid(geometries_in(exclude, g.crs, what="exclusion layer")))
+        approved = geodesic_area_m2(shapely.intersection(geoms, ex), g.crs)
         geoms = shapely.difference(geoms, ex)
     geoms = np.array([_polygonal(x) for x in geoms], dtype=object)
     # most outlines come through clipping unchanged (the same objects): their area is known
@@ -765,6 +785,8 @@ def _patches_from_components(merged: Any, g: Grid, params: ChangeParams, mmu: fl
     # footprint accounts for the change inside it; the pixels left at its edge are mostly not)
     a_change = stats[:, STAT_NAMES.index("a_change")]
     change_m2 = np.minimum(a_change * np.clip(kept_share, 0, 1), np.maximum(a_change - (raw_area - area), 0.0))
+    # a patch whose change lies mostly inside approved projects is the approved activity itself
+    change_m2 = np.where(approved >= 0.75 * a_change, 0.0, change_m2)
     conf = patch_confidence(means.get("z", np.zeros(n)), stats[:, 0])
     data: dict[str, Any] = {
         "change_type": types,
@@ -780,10 +802,11 @@ def _patches_from_components(merged: Any, g: Grid, params: ChangeParams, mmu: fl
         data[f"{k}_before"] = means[f"{k}_before"]
         data[f"{k}_after"] = means[f"{k}_after"]
     for nm in names:
-        if nm not in data and nm not in ("z", "water_gain", "cropland") and nm.rsplit("_", 1)[0] not in _WATER_BANDS:
+        if (nm not in data and nm not in ("z", "water_gain", "cropland", "sw") and not nm.startswith("sw_")
+                and nm.rsplit("_", 1)[0] not in _WATER_BANDS):
             data[nm] = means[nm]
     df = gpd.GeoDataFrame(data, geometry=geoms, crs=g.crs)
-    ok = (~shapely.is_empty(geoms)) & (df["change_m2"] >= mmu) & (df["area_m2"] > 0)
+    ok = (~shapely.is_empty(geoms)) & (df["area_m2"] >= mmu) & (df["change_m2"] >= mmu / 2) & (df["area_m2"] > 0)
     df = df[ok].reset_index(drop=True)
     if simplify_m > 0 and len(df):
         unit = 1.0 if not g.is_geographic else 1 / 111_320.0
