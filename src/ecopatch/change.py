@@ -43,7 +43,9 @@ The sky watch asks two questions of every pixel, and answers them apart:
                        :data:`LOSS_NDVI_FALL` (forest thinned to
                        sparse cover; grass mown or grazed, a smaller fall
                        and still mostly green, is not a loss)
-   ``vegetation_gain`` vegetation rose by ``type_share`` (reported apart)
+   ``vegetation_gain`` vegetation rose by ``type_share`` from ground that was
+                       not mostly vegetated, or NDVI rose by
+                       :data:`LOSS_NDVI_FALL` (reported apart)
    ==================  ====================================================
 
    A patch that changed spectrally without changing cover (a pit or a
@@ -107,7 +109,9 @@ class ChangeParams:
         A patch needs a pixel whose change stands this many robust standard
         deviations beyond the scene's unchanged ground (default 7).
     z_grow : float
-        Pixels connected to such a pixel join its patch down to this (3).
+        Pixels connected to such a pixel join its patch down to this
+        (2.75; the measured sensitivity to 2.5 and 3 is in
+        ``benchmarks/RESULTS.md``).
     smooth_px : float
         Gaussian smoothing before differencing, standard deviation in
         pixels of the analysis grid (1; 0 turns it off).
@@ -130,7 +134,7 @@ class ChangeParams:
     """
 
     z_seed: float = 7.0
-    z_grow: float = 3.0
+    z_grow: float = 2.75
     smooth_px: float = 1.0
     tolerance_px: int = 1
     type_share: float = 0.1
@@ -632,8 +636,11 @@ def patch_type(before: Mapping[str, float], after: Mapping[str, float], params: 
         return None
     if water_gain is not None and math.isfinite(water_gain):
         d["water"] = max(d["water"], water_gain)
+    ndvi_change = after.get("ndvi", math.nan) - before.get("ndvi", math.nan)
     if category == "gain":
-        return "vegetation_gain" if d["veg"] >= t else None
+        # as for losses: regrowth of grass that was mown, or a crop coming up, is no gain of cover
+        grew = before["veg"] < 0.5 or (math.isfinite(ndvi_change) and ndvi_change >= LOSS_NDVI_FALL)
+        return "vegetation_gain" if d["veg"] >= t and grew else None
     if d["water"] >= t:
         return "water"
     if d["built"] >= t and after["built"] >= after["bare"]:
@@ -641,8 +648,7 @@ def patch_type(before: Mapping[str, float], after: Mapping[str, float], params: 
     open_after = after["bare"] + after["built"]
     if open_after >= 0.5 and (d["veg"] <= -t or d["bare"] >= t):
         return "bare_soil" if typed else "disturbance"
-    ndvi_fall = before.get("ndvi", math.nan) - after.get("ndvi", math.nan)
-    if d["veg"] <= -t and (after["veg"] < 0.5 or (math.isfinite(ndvi_fall) and ndvi_fall >= LOSS_NDVI_FALL)):
+    if d["veg"] <= -t and (after["veg"] < 0.5 or (math.isfinite(ndvi_change) and -ndvi_change >= LOSS_NDVI_FALL)):
         return "vegetation_loss"
     return None
 
