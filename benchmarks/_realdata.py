@@ -19,7 +19,7 @@ import datetime as _dt
 import os
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -258,11 +258,20 @@ def detect_default(before: Any, after: Any) -> Detection:
     """:func:`ecopatch.detect_changes` (before, after) with its defaults, timed."""
     import ecopatch
 
+    from ecopatch.errors import NoValidPixelsError
+
     load = os.getloadavg()[0]
     t0, c0 = time.perf_counter(), time.process_time()
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
-        patches = ecopatch.detect_changes(before, after, progress=False)
+        try:
+            patches = ecopatch.detect_changes(before, after, progress=False)
+        except NoValidPixelsError as exc:
+            # nothing observed at both dates (a date all cloud): no patch, and the reason kept
+            import geopandas as gpd
+
+            patches = gpd.GeoDataFrame({"change_type": [], "area_m2": []}, geometry=[], crs=before.grid.crs)
+            warnings.warn(f"NoValidPixelsError: {exc}", stacklevel=1)
     return Detection(patches, time.perf_counter() - t0, time.process_time() - c0, load, _messages(rec))
 
 
@@ -485,7 +494,69 @@ def patch_reliability(patches: Any, grid: LabelGrid) -> dict[str, Any]:
         import pandas as pd
 
         conf = pd.to_numeric(patches["confidence"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    return reliability(conf, ov)
+    out = reliability(conf, ov)
+    # what the confidence is a function of, per labelled patch: for refitting it (--fit-confidence)
+    if len(patches) and {"change_z", "n_px"} <= set(patches.columns):
+        ok = np.isfinite(ov)
+        out["samples"] = {"z": np.asarray(patches["change_z"], dtype=np.float64)[ok].tolist(),
+                          "n_px": np.asarray(patches["n_px"], dtype=np.float64)[ok].tolist(),
+                          "hit": (ov[ok] >= HIT_SHARE).astype(float).tolist()}
+    return out
+
+
+def _logistic(X: np.ndarray, y: np.ndarray, w: np.ndarray, l2: float = 1e-3, iterations: int = 60) -> np.ndarray:
+    """Weighted logistic regression by Newton's method (intercept first), lightly ridged."""
+    X = np.column_stack([np.ones(len(X)), X])
+    b = np.zeros(X.shape[1])
+    for _ in range(iterations):
+        p = 1 / (1 + np.exp(-X @ b))
+        W = w * p * (1 - p)
+        H = X.T @ (X * W[:, None]) + l2 * np.eye(len(b))
+        step = np.linalg.solve(H, X.T @ (w * (y - p)) - l2 * b)
+        b = b + step
+        if np.abs(step).max() < 1e-9:
+            break
+    return b
+
+
+def fit_confidence(samples: Mapping[str, Mapping[str, Sequence[float]]]) -> dict[str, Any]:
+    """Fit :func:`ecopatch.encroachment.patch_confidence`'s coefficients on labelled patches.
+
+    Parameters
+    ----------
+    samples : mapping of scene name to ``{"z", "n_px", "hit"}`` lists
+        As :func:`patch_reliability` collects them.
+
+    Returns
+    -------
+    dict
+        ``coef`` (intercept, mean z, log10 pixels; each scene weighted
+        equally) and ``loo`` (a reliability table of every patch scored by
+        coefficients fitted without its own scene).
+    """
+    scenes = [k for k, v in samples.items() if len(v["hit"])]
+
+    def design(keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        X, y, w = [], [], []
+        for k in keys:
+            v = samples[k]
+            z = np.minimum(np.nan_to_num(np.asarray(v["z"], float)), 30.0)
+            X.append(np.column_stack([z, np.log10(np.maximum(np.asarray(v["n_px"], float), 1.0))]))
+            y.append(np.asarray(v["hit"], float))
+            w.append(np.full(len(z), 1.0 / len(z)))
+        W = np.concatenate(w)
+        return np.vstack(X), np.concatenate(y), W / W.mean()
+
+    X, y, w = design(scenes)
+    coef = _logistic(X, y, w)
+    conf, hits = [], []
+    for k in scenes:
+        b = _logistic(*design([s for s in scenes if s != k]))
+        Xk, yk, _ = design([k])
+        conf.append(1 / (1 + np.exp(-(b[0] + Xk @ b[1:]))))
+        hits.append(yk)
+    c, h = np.concatenate(conf), np.concatenate(hits)
+    return {"coef": [float(v) for v in coef], "scenes": scenes, "loo": reliability(c, h)}
 
 
 # ---------------------------------------------------------------------------

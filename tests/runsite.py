@@ -113,7 +113,7 @@ def start_run(config: Path, *args: str, env: dict[str, str] | None = None) -> su
 
 
 def run(config: Path, *args: str, env: dict[str, str] | None = None,
-        timeout: float = 120) -> subprocess.CompletedProcess:
+        timeout: float = 900) -> subprocess.CompletedProcess:
     p = start_run(config, *args, env=env)
     out, err = p.communicate(timeout=timeout)
     return subprocess.CompletedProcess(p.args, p.returncode, out, err)

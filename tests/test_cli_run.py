@@ -160,7 +160,9 @@ def test_sigkill_inside_the_ledger_transaction_leaves_the_ledger_as_before(tmp_p
     assert nxt.returncode == 0, nxt.stderr
     assert set(completed_runs(out / "runs")) == {AFTER, LATER}
     after = ledger_counts(ledger)
-    assert after["mine_records"] == before["mine_records"] + 8 and after["events"] > before["events"]
+    # the 2025 scene is the 2021 ground again: against its same-season 2024 baseline the changes
+    # run backwards (regrowth, no new disturbance), so the run may add no case events
+    assert after["mine_records"] == before["mine_records"] + 8 and after["events"] >= before["events"]
     assert Ledger(ledger).check().ok
     assert sorted(p.name for p in (out / "runs").iterdir()) == [FOLDER, f"2025-09-10_{LATER}"]
 

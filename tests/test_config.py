@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+import ecopatch
+
 from ecopatch.config import RunConfig, load_config, parse_config
 from ecopatch.errors import ConfigError
 
@@ -70,9 +72,10 @@ def test_full_config_maps_onto_the_library(site):
         exclude = "approved.gpkg"
         zone_field = "none"
         name_field = "保护地名称"
-        thresholds = "otsu"
+        clouds = "none"
         [detection.change]
-        fvc_drop = 0.3
+        z_seed = 9
+        tolerance_px = 2
         [assessment]
         direction_field = "修复方向"
         edge = "uniform"
@@ -88,7 +91,8 @@ def test_full_config_maps_onto_the_library(site):
     assert cfg.detection.min_area_m2 == pytest.approx(400.0)
     assert cfg.detection.zone_field is None
     assert cfg.detection.exclude == site / "approved.gpkg"
-    assert cfg.detection.change_params().fvc_drop == 0.3
+    assert cfg.detection.change_params().z_seed == 9.0 and cfg.detection.change_params().tolerance_px == 2
+    assert cfg.detection.clouds == "none"
     rules = cfg.assessment.status_rules()
     assert rules.done_rate["cropland"] == 0.5 and rules.done_rate["forest"] == 0.85
     assert rules.start_rate == 0.1
@@ -120,7 +124,9 @@ def test_paths_expand_home_and_variables(site, monkeypatch):
         ("[run]\nreference_date = \"18/09/2021\"\nbaseline = \"fixed\"\n", ["[run] reference_date", "YYYY-MM-DD"]),
         # out of range
         ("[detection]\nmin_area = -5\n", ["[detection] min_area = -5", "must be a number >= 0"]),
-        ("[detection.change]\nfvc_drop = 1.5\n", ["[detection.change] fvc_drop = 1.5", "in (0, 1]"]),
+        ("[detection.change]\ntype_share = 1.5\n", ["[detection.change] type_share = 1.5", "in (0, 1]"]),
+        ("[detection.change]\nfvc_drop = 0.3\n", ["unknown key \"fvc_drop\"", "z_seed"]),
+        ("[detection.change]\nz_seed = 2\nz_grow = 4\n", ["z_grow <= z_seed"]),
         ("[run]\nmin_clear_fraction = 2\n", ["[run] min_clear_fraction = 2", "in [0, 1]"]),
         # enumerations
         ("[detection]\nmin_area_unit = \"acre\"\n", ['min_area_unit = "acre"', '"m2", "mu", "ha"']),
@@ -260,3 +266,14 @@ def test_product_rules_load_and_give_open_scene_keywords(site):
 def test_bad_product_rules_name_the_key(site, rule, message):
     with pytest.raises(ConfigError, match=message):
         load_config(write(site, GOOD + "\n[[inputs.products]]\n" + rule + "\n"))
+
+
+def test_retired_thresholds_key_loads_with_a_warning(site):
+    from ecopatch.errors import EcopatchWarning
+
+    with pytest.warns(EcopatchWarning, match="thresholds is no longer used"):
+        cfg = load_config(write(site, with_good("""
+            [detection]
+            thresholds = "otsu"
+            """)))
+    assert cfg.detection.change_params() == ecopatch.ChangeParams()

@@ -7,6 +7,7 @@ import shapely
 
 import ecopatch
 import ecopatch.encroachment
+import ecopatch.pairing
 from ecopatch.schema import PATCH_COLUMNS, ZONE_STRICTNESS
 from ecopatch.validation import score_patches
 
@@ -132,7 +133,8 @@ def test_block_at_the_grid_origin_outlines_without_warnings():
     # thread-safe: the block at (0, 0) must neither warn nor be shifted by the workaround
     import warnings
 
-    from ecopatch.change import STAT_NAMES, PixelChange, block_components
+    from ecopatch.change import PixelChange
+    from ecopatch.components import STAT_NAMES, block_components
     from ecopatch.grid import Window
 
     code = np.zeros((6, 6), dtype=np.uint8)
@@ -234,9 +236,9 @@ def test_area_parts_give_the_union_s_pixels_and_sample_windows(seed):
     whole = shapely.union_all(region)
     win = g.window_from_bounds(whole.bounds, clip=True)
     want = [w for w in g.chunks(16, win) if shapely.intersects(whole, g.subgrid(w).footprint())]
-    cand = ecopatch.encroachment._sample_windows(g, region, size=16, n=10_000)
+    cand = ecopatch.pairing._sample_windows(g, region, size=16, n=10_000)
     assert cand == want
-    picked = ecopatch.encroachment._sample_windows(g, region, size=16, n=5)
+    picked = ecopatch.pairing._sample_windows(g, region, size=16, n=5)
     assert len(picked) == 5 and set(picked) <= set(want) and picked[0] == want[0] and picked[-1] == want[-1]
 
 
@@ -259,7 +261,7 @@ def test_area_parts_are_cut_to_the_footprint_and_the_whole_ones_not_copied(seed)
 def test_outlines_are_packed_exactly():
     from shapely.geometry import MultiPolygon, box
 
-    from ecopatch.change import PackedOutlines, pack_outlines, unpack_outlines
+    from ecopatch.components import PackedOutlines, pack_outlines, unpack_outlines
 
     holed = box(0, 0, 5, 5).difference(box(1, 1, 3, 2))
     multi = MultiPolygon([box(10, 10, 11, 12), box(13, 10, 14, 11)])
@@ -280,7 +282,8 @@ def test_outlines_are_packed_exactly():
 
 
 def test_block_edges_are_kept_compact_and_read_only():
-    from ecopatch.change import PixelChange, block_components, merge_components
+    from ecopatch.change import PixelChange
+    from ecopatch.components import block_components, merge_components
     from ecopatch.grid import Window
 
     code = np.zeros((10, 10), dtype=np.uint8)

@@ -1,8 +1,8 @@
-"""numba kernels for the hot loops: cover fractions, change classification, reflectance and outlines.
+"""numba kernels for the hot loops: cover fractions, the change statistic, reflectance and outlines.
 
 Each kernel does in one pass over the pixels what the NumPy reference
 functions (:func:`ecopatch.cover.cover_fractions`,
-:func:`ecopatch.change.classify_change`) do in some forty whole-array passes,
+:func:`ecopatch.change.tolerant_distance`) do in many whole-array passes,
 so a 10980 × 10980 tile costs about what decoding it costs rather than ten
 times as much.  The NumPy functions remain the specification (they are
 readable and handle every band combination); the kernels cover the common
@@ -38,7 +38,7 @@ except ImportError:  # pragma: no cover - depends on the environment
         return wrap if not args or not callable(args[0]) else args[0]
 
 
-__all__ = ["HAVE_NUMBA", "change_kernel", "clear_kernel", "cover_kernel", "outline_kernel", "reflectance_kernel"]
+__all__ = ["HAVE_NUMBA", "clear_kernel", "cover_kernel", "outline_kernel", "reflectance_kernel", "tolerant_kernel"]
 
 _NAN = np.float32(np.nan)
 #: Fast-math flags that keep NaN and infinity semantics (NaN marks "not observed").
@@ -200,142 +200,51 @@ def cover_kernel(bands: dict[str, np.ndarray], params: Any) -> dict[str, np.ndar
     return out
 
 
-@njit(cache=True, fastmath=_FM, nogil=True)
-def _water_gain_pass(nirb, nira, s1b, s1a, blua, mb, ma, out):  # noqa: ANN001
-    """:func:`ecopatch.change.water_gain_linear` per pixel (0 where an input is NaN)."""
-    zero, one = np.float32(0.0), np.float32(1.0)
-    floor = np.float32(0.05)
-    for i in range(out.shape[0]):
-        for j in range(out.shape[1]):
-            nb, na, sb, sa, bl = nirb[i, j], nira[i, j], s1b[i, j], s1a[i, j], blua[i, j]
-            d1 = nb - np.float32(0.03)
-            d1 = d1 if d1 > floor else floor
-            f1 = (nb - na) / d1
-            f1 = zero if f1 < zero else (one if f1 > one else f1)
-            d2 = sb - np.float32(0.01)
-            d2 = d2 if d2 > floor else floor
-            f2 = (sb - sa) / d2
-            f2 = zero if f2 < zero else (one if f2 > one else f2)
-            g1 = (ma[i, j] - mb[i, j] - np.float32(0.05)) * np.float32(10.0)
-            g1 = zero if g1 < zero else (one if g1 > one else g1)
-            g2 = (np.float32(0.18) - bl) * np.float32(1.0 / 0.03)
-            g2 = zero if g2 < zero else (one if g2 > one else g2)
-            v = (f1 if f1 < f2 else f2) * g1 * g2
-            test = nb + na + sb + sa + bl + ma[i, j] + mb[i, j]
-            out[i, j] = zero if math.isnan(test) else v
+@njit(cache=True, nogil=True)
+def _tolerant_loop(y1, y2, r, out):  # noqa: ANN001
+    nb, h, w = y1.shape
+    for i in range(h):
+        for j in range(w):
+            ok = True
+            for k in range(nb):
+                if math.isnan(y1[k, i, j]) or math.isnan(y2[k, i, j]):
+                    ok = False
+                    break
+            if not ok:
+                out[i, j] = np.nan
+                continue
+            best12 = np.inf
+            best21 = np.inf
+            for dy in range(-r, r + 1):
+                ii = i + dy
+                if ii < 0 or ii >= h:
+                    continue
+                for dx in range(-r, r + 1):
+                    jj = j + dx
+                    if jj < 0 or jj >= w:
+                        continue
+                    a = np.float32(0.0)
+                    c = np.float32(0.0)
+                    for k in range(nb):
+                        u = y2[k, ii, jj] - y1[k, i, j]
+                        v = y2[k, i, j] - y1[k, ii, jj]
+                        a += u * u
+                        c += v * v
+                    # NaN neighbours compare False and are skipped
+                    if a < best12:
+                        best12 = a
+                    if c < best21:
+                        best21 = c
+            out[i, j] = math.sqrt(max(best12, best21))
 
 
-@njit(cache=True, fastmath=_FM, nogil=True)
-def _change_loop(fb, fa, wb, wa, bb, ba, rb, ra, vb, va, aoi, has_aoi, lin, has_lin, p,  # noqa: ANN001
-                 code, prob, share, observed, rim_d, rim_g):
-    fvc_drop, fvc_gain, water_gain, built_gain, built_share, loss_ref = p[0], p[1], p[2], p[3], p[4], p[5]
-    s_fvc, s_w, s_b, rim_min = p[6], p[7], p[8], p[9]
-    noise = s_fvc / loss_ref
-    rows, cols = fb.shape
-    sq2 = math.sqrt(2.0)
-    for i in range(rows):
-        for j in range(cols):
-            # NaN propagates through the sum: one test for "observed at both dates"
-            obs = not math.isnan(fb[i, j] + fa[i, j] + wb[i, j] + wa[i, j] + bb[i, j] + ba[i, j] + rb[i, j]
-                                 + ra[i, j] + vb[i, j] + va[i, j])
-            observed[i, j] = obs
-            in_aoi = obs and (aoi[i, j] if has_aoi else True)
-            if obs:
-                dfvc = fa[i, j] - fb[i, j]
-                dwater = wa[i, j] - wb[i, j]
-                dbuilt = ba[i, j] - bb[i, j]
-                dveg = va[i, j] - vb[i, j]
-                built_a = ba[i, j]
-                bare_a = ra[i, j]
-            else:
-                dfvc = dwater = dbuilt = dveg = built_a = bare_a = 0.0
-            if has_lin and obs and lin[i, j] > dwater:
-                dwater = lin[i, j]
-            is_water = dwater >= water_gain
-            is_built = dbuilt >= built_gain and built_a >= built_share and not is_water
-            veg_drop = dfvc <= -fvc_drop
-            is_bare = veg_drop and (bare_a + built_a) >= 0.5 and not is_water and not is_built
-            is_loss = veg_drop and not is_water and not is_built and not is_bare
-            is_gain = dfvc >= fvc_gain and not (is_water or is_built or veg_drop)
-            c = 0
-            z = -math.inf
-            sh = 0.0
-            if is_loss:
-                c = 1
-                z = (-dfvc - fvc_drop) / s_fvc
-                sh = _clip(-dfvc / loss_ref, 0.0, 1.0)
-            elif is_bare:
-                c = 2
-                z = (-dfvc - fvc_drop) / s_fvc
-                sh = _clip(max(-dveg, bare_a + built_a - rb[i, j] - bb[i, j]), 0.0, 1.0)
-            elif is_built:
-                c = 3
-                z = (dbuilt - built_gain) / s_b
-                sh = _clip(max(dbuilt, -dveg), 0.0, 1.0)
-            elif is_water:
-                c = 4
-                z = (dwater - water_gain) / s_w
-                sh = _clip(dwater, 0.0, 1.0)
-            elif is_gain:
-                c = 5
-                z = (dfvc - fvc_gain) / s_fvc
-                sh = _clip(max(dveg, dfvc / loss_ref), 0.0, 1.0)
-            if not in_aoi:
-                c = 0
-            code[i, j] = c
-            prob[i, j] = 0.5 * math.erfc(-z / sq2) if c > 0 else 0.0
-            share[i, j] = 0.0 if math.isnan(sh) else (sh if c > 0 else 0.0)
-            if in_aoi and c == 0:
-                rd = max(max(-dveg, dwater), max(dbuilt, -dfvc / loss_ref))
-                rg = max(dveg, dfvc / loss_ref)
-                strong_d = max(max(-dfvc / fvc_drop, dwater / water_gain), dbuilt / built_gain) >= rim_min
-                strong_g = dfvc / fvc_gain >= rim_min
-                rim_d[i, j] = _clip(rd - noise, 0.0, 1.0) if strong_d else 0.0
-                rim_g[i, j] = _clip(rg - noise, 0.0, 1.0) if strong_g else 0.0
-            else:
-                rim_d[i, j] = 0.0
-                rim_g[i, j] = 0.0
-
-
-def change_kernel(before: Any, after: Any, params: Any, aoi: np.ndarray | None) -> tuple[np.ndarray, ...] | None:
-    """Fused :func:`ecopatch.change.classify_change`; None when it cannot run (the caller falls back)."""
-    need = ("fvc", "water", "built", "bare", "veg")
-    if not HAVE_NUMBA or not all(k in before and k in after for k in need):
+def tolerant_kernel(y1: np.ndarray, y2: np.ndarray, radius: int) -> np.ndarray | None:
+    """Fused :func:`ecopatch.change.tolerant_distance`; None when numba is missing."""
+    if not HAVE_NUMBA or y1.ndim != 3 or y1.shape != y2.shape:
         return None
-    f32 = {}
-    for tag, src in (("b", before), ("a", after)):
-        for k in need:
-            f32[tag + k] = np.asarray(src[k], dtype=np.float32)
-    shape = f32["bfvc"].shape
-    if len(shape) != 2 or any(v.shape != shape for v in f32.values()):
-        return None
-    lin_keys = ("rho_nir", "rho_swir1", "rho_blue", "mndwi")
-    has_lin = all(k in before and k in after for k in lin_keys)
-    dummy = np.zeros((1, 1), dtype=np.float32)
-
-    def lay(src: Any, k: str) -> np.ndarray:
-        return np.asarray(src[k], dtype=np.float32) if has_lin else dummy
-
-    nz = params.noise
-    vec = np.array([params.fvc_drop, params.fvc_gain, params.water_gain, params.built_gain, params.built_share,
-                    params.loss_reference] + [max(float(nz.get(k, 0.05)), 1e-3) for k in ("fvc", "water", "built")]
-                   + [params.rim_min], dtype=np.float64)
-    aoi_arr = np.asarray(aoi, dtype=np.bool_) if aoi is not None else np.zeros((1, 1), dtype=np.bool_)
-    code = np.empty(shape, dtype=np.uint8)
-    prob = np.empty(shape, dtype=np.float32)
-    share = np.empty(shape, dtype=np.float32)
-    observed = np.empty(shape, dtype=np.bool_)
-    rim_d = np.empty(shape, dtype=np.float32)
-    rim_g = np.empty(shape, dtype=np.float32)
-    lin = np.zeros(shape if has_lin else (1, 1), dtype=np.float32)
-    if has_lin:
-        _water_gain_pass(lay(before, "rho_nir"), lay(after, "rho_nir"), lay(before, "rho_swir1"),
-                         lay(after, "rho_swir1"), lay(after, "rho_blue"), lay(before, "mndwi"), lay(after, "mndwi"),
-                         lin)
-    _change_loop(f32["bfvc"], f32["afvc"], f32["bwater"], f32["awater"], f32["bbuilt"], f32["abuilt"],
-                 f32["bbare"], f32["abare"], f32["bveg"], f32["aveg"], aoi_arr, aoi is not None, lin, has_lin, vec,
-                 code, prob, share, observed, rim_d, rim_g)
-    return code, prob, share, observed, rim_d, rim_g
+    out = np.empty(y1.shape[1:], dtype=np.float32)
+    _tolerant_loop(y1, y2, radius, out)
+    return out
 
 
 @njit(cache=True, inline="always", fastmath=_FM)

@@ -1,145 +1,271 @@
-"""Two-date change: per-pixel change type, then change polygons merged exactly across windows.
+"""Two-date change: how far each pixel changed against the scene's own noise, and into what.
 
-The pixel rules work on the cover fractions and FVC of :mod:`ecopatch.cover`
-at both dates (on one analysis grid), so they hold for any pair of sensors,
-including a Sentinel-2 baseline against a drone RGB mosaic:
+The sky watch asks two questions of every pixel, and answers them apart:
 
-==================  =========================================================
-change type         a pixel is of this type when ...
-==================  =========================================================
-``water``           water share rose by ``water_gain`` (new pond, flooded pit)
-``construction``    built fraction rose by ``built_gain`` and built ground is
-                    at least ``built_share`` after (roofs, concrete)
-``bare_soil``       FVC fell by ``fvc_drop`` and bare + built ground is the
-                    larger share after
-``vegetation_loss`` FVC fell by ``fvc_drop`` otherwise (clearing to sparse
-                    shrub or grass)
-``vegetation_gain`` FVC rose by ``fvc_gain`` (and no disturbance)
-==================  =========================================================
+1. **Did it change beyond what unchanged ground does between these two
+   dates?**  After the later date is normalised onto the earlier one
+   (:class:`ChangeModel.gains`, fitted on pseudo-invariant pixels), both
+   dates are smoothed (a Gaussian of ``smooth_px`` pixels) and their band
+   difference, less its slowly varying part (haze, illumination and
+   seasonal drift over about a kilometre, :class:`ChangeModel.background`),
+   is measured two ways, each tolerant of ``tolerance_px`` of
+   misregistration (a pixel's distance to the best-matching pixel of the
+   other date within that radius, both ways round, the larger kept):
 
-The water share that appeared is the larger of the rise of the water
-fraction and, where both dates have NIR and SWIR1, a linear estimate from
-the fall of their reflectance: water is the one surface dark in both, and
-reflectance (unlike MNDWI) mixes linearly, so a 10 m cell 60 % covered by a
-new pond reads about 0.6 (:func:`water_gain_linear`).
+   * a standardised change vector (each band's difference in units of the
+     band's spread in the scene: CVA on z-scores), and
+   * a Mahalanobis distance with the robust covariance of the differences
+     of unchanged ground (the chi-square statistic of IR-MAD, with the
+     no-change covariance estimated robustly instead of by reweighting).
+
+   Each is turned into a robust z-score against the scene's own
+   distribution (median and median absolute deviation over a sample of the
+   area of interest) and the two are averaged: :func:`change_statistic`.
+   A patch is a connected set of pixels with ``z >= z_grow`` that holds at
+   least one pixel with ``z >= z_seed`` (hysteresis).
+
+2. **From what into what?**  Each date is described by cover fractions
+   (:func:`ecopatch.cover.surface_fractions`: vegetation, bare ground,
+   built surfaces, water) in the normalised space, and a patch is typed by
+   its conversion, from the area-weighted mean fractions of its pixels
+   (:func:`patch_type`):
+
+   ==================  ====================================================
+   ``water``           the water share rose by ``type_share``
+   ``construction``    the built share rose by ``type_share`` and built is
+                       the larger part of the open ground after: ground
+                       that was not built before and is built after
+   ``bare_soil``       the ground is mostly bare or built after, and
+                       vegetation fell or the bare share rose by
+                       ``type_share`` (cleared, dug or demolished)
+   ``vegetation_loss`` vegetation fell by ``type_share`` and is no longer
+                       the larger part of the ground, or NDVI fell by
+                       :data:`LOSS_NDVI_FALL` (forest thinned to
+                       sparse cover; grass mown or grazed, a smaller fall
+                       and still mostly green, is not a loss)
+   ``vegetation_gain`` vegetation rose by ``type_share`` from ground that was
+                       not mostly vegetated, or NDVI rose by
+                       :data:`LOSS_NDVI_FALL` (reported apart)
+   ==================  ====================================================
+
+   A patch that changed spectrally without changing cover (a pit or a
+   construction site that stays bare, a roof that stays a roof, a field
+   that stays green, water that changes colour) is *not* reported: its
+   ground was already what it is now.  Pixels that are vegetation at both
+   dates or water at both dates never join a patch (seasons, turbidity).
 
 Pixels not observed at both dates (cloud, shadow, no data) never change.
-Connected pixels (4-connectivity) of the four disturbance types form one
-patch, whose type is the type with the largest area, except that
-``construction`` or ``water`` wins when it makes up ``construction_share`` of
-the patch (buildings and ponds come with cleared ground around them);
-``vegetation_gain`` patches are formed separately.
-
-Windows: each block is labelled on its own; components that touch across a
-block border are joined by comparing the facing rows/columns of labels, and
-their outlines (in integer pixel coordinates, so that shared edges coincide
-exactly) are unioned.  The result is identical to labelling the whole raster.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
-import shapely
 
 from .errors import ConfigError
-from .grid import Window
 
 __all__ = [
-    "CHANGE_CODES",
-    "BlockComponents",
+    "CLASS_NAMES",
+    "ChangeModel",
     "ChangeParams",
-    "block_components",
-    "classify_change",
-    "merge_components",
+    "PixelChange",
+    "change_statistic",
+    "dominant_class",
+    "patch_type",
+    "pixel_change",
+    "seasonal_envelope",
+    "smooth_nan",
+    "tolerant_distance",
 ]
 
-#: Set True (tests only) to force the NumPy reference instead of the fused numba kernel.
+#: Set True (tests only) to force the NumPy reference instead of the numba kernel.
 _NUMPY_ONLY = False
 
-#: Pixel codes of :func:`classify_change` (0 = no change).
-CHANGE_CODES: dict[str, int] = {
-    "vegetation_loss": 1,
-    "bare_soil": 2,
-    "construction": 3,
-    "water": 4,
-    "vegetation_gain": 5,
-}
-_CODE_NAMES = {v: k for k, v in CHANGE_CODES.items()}
-_DISTURBANCE = (1, 2, 3, 4)
-#: Categories labelled separately: disturbance and gain.
-CATEGORIES = ("disturbance", "gain")
+#: NDVI change of a cell wholly changed in vegetation (a forest logged to sparse shrub, grass
+#: sown on bare ground): about 40 % of the range from closed canopy (0.85) to bare soil (0.15).
+LOSS_REFERENCE_NDVI = 0.3
+
+#: Fall of a patch's mean NDVI that makes it a vegetation loss though it stays mostly green:
+#: about 30 % of the canopy-to-soil range.  Mown or grazed grass falls by about 0.15 (Slovenian
+#: meadows, July to September 2015, measured); forest logged to 40 % shrub cover by 0.3 or more.
+LOSS_NDVI_FALL = 0.2
+
+#: Cover classes of one date, as reported in ``class_before`` / ``class_after``.
+CLASS_NAMES: tuple[str, ...] = ("water", "vegetation", "sparse_vegetation", "bare", "built", "seasonal_cropland")
 
 
 @dataclass(frozen=True)
 class ChangeParams:
-    """Thresholds of the pixel change rules (see the module docstring).
+    """Thresholds of the change statistic and of the patch typing (see the module docstring).
 
     Parameters
     ----------
-    fvc_drop, fvc_gain : float
-        Fall / rise of fractional vegetation cover (0-1) that counts as
-        vegetation change.
-    water_gain, built_gain : float
-        Rise of the water / built fraction (0-1) that counts.
-    built_share : float
-        Built fraction after (0-1) a construction pixel needs.
-    construction_share : float
-        Share of a patch's area (0-1) of construction pixels that makes the
-        whole patch ``construction``.
-    water_share_small, water_mndwi_rise : float
-        A patch is ``water`` from this share of water pixels when its mean
-        MNDWI rose by at least ``water_mndwi_rise`` (see :func:`patch_type`).
+    z_seed : float
+        A patch needs a pixel whose change stands this many robust standard
+        deviations beyond the scene's unchanged ground (default 7).
+    z_grow : float
+        Pixels connected to such a pixel join its patch down to this
+        (2.75; the measured sensitivity to 2.5 and 3 is in
+        ``benchmarks/RESULTS.md``).
+    smooth_px : float
+        Gaussian smoothing before differencing, standard deviation in
+        pixels of the analysis grid (1; 0 turns it off).
+    tolerance_px : int
+        Misregistration tolerated between the dates, pixels (1).
+    type_share : float
+        Rise or fall of a cover fraction (0-1), averaged over a patch, that
+        types it (0.1).
+    pixel_share : float
+        A pixel belongs to a patch's outline when at least this share of it
+        (0-1, its largest cover-fraction change) changed (0.3); partly
+        changed cells at the edge count through ``rim_min``.
     rim_min : float
-        A cell bordering a patch but below the thresholds adds its changed
-        share to the patch's ``change_m2`` only when its change reaches this
-        fraction (0-1) of a threshold: partly changed cells count, mild
-        widespread change around a patch (seasonal crops) does not.
-    loss_reference : float
-        FVC fall of a pixel entirely cleared to sparse vegetation; the
-        changed share of a ``vegetation_loss`` pixel is its FVC fall over
-        this (used for ``change_m2``).
-    noise : mapping, optional
-        Standard deviation of ΔFVC, Δwater and Δbuilt on unchanged pixels
-        (``{"fvc": 0.03, ...}``), used for confidence.  Set by
-        :func:`ecopatch.detect_changes` from the scene pair.
+        A cell bordering a patch adds its changed share to the patch's
+        ``change_m2`` when its statistic reaches this fraction (0-1) of
+        ``z_grow`` (0.5).
+    background_m : float
+        Ground size of the window (m) over which the slowly varying part of
+        the difference is taken out (720; 0 turns it off).
     """
 
-    fvc_drop: float = 0.25
-    fvc_gain: float = 0.30
-    water_gain: float = 0.40
-    built_gain: float = 0.40
-    built_share: float = 0.40
-    construction_share: float = 0.30
-    loss_reference: float = 0.40
-    water_share_small: float = 0.15
-    water_mndwi_rise: float = 0.20
+    z_seed: float = 7.0
+    z_grow: float = 2.75
+    smooth_px: float = 1.0
+    tolerance_px: int = 1
+    type_share: float = 0.1
+    pixel_share: float = 0.0
     rim_min: float = 0.5
-    noise: Mapping[str, float] = field(default_factory=lambda: {"fvc": 0.05, "water": 0.05, "built": 0.05})
+    background_m: float = 720.0
 
     def __post_init__(self) -> None:
-        for name in ("fvc_drop", "fvc_gain", "water_gain", "built_gain", "built_share",
-                     "construction_share", "loss_reference", "water_share_small", "water_mndwi_rise", "rim_min"):
+        if not (math.isfinite(self.z_grow) and math.isfinite(self.z_seed) and 0 < self.z_grow <= self.z_seed):
+            raise ConfigError(
+                f"ChangeParams: need 0 < z_grow <= z_seed (got z_grow={self.z_grow}, z_seed={self.z_seed})"
+            )
+        if not 0 <= self.smooth_px <= 5:
+            raise ConfigError(f"ChangeParams.smooth_px={self.smooth_px}: must be in [0, 5] pixels")
+        if int(self.tolerance_px) != self.tolerance_px or not 0 <= self.tolerance_px <= 3:
+            raise ConfigError(f"ChangeParams.tolerance_px={self.tolerance_px}: must be 0, 1, 2 or 3 pixels")
+        for name in ("type_share", "rim_min"):
             v = getattr(self, name)
             if not 0 < v <= 1:
                 raise ConfigError(f"ChangeParams.{name}={v}: must be in (0, 1]")
-        object.__setattr__(self, "noise", dict(self.noise))
+        if not 0 <= self.pixel_share <= 1:
+            raise ConfigError(f"ChangeParams.pixel_share={self.pixel_share}: must be in [0, 1]")
+        if not (math.isfinite(self.background_m) and self.background_m >= 0):
+            raise ConfigError(f"ChangeParams.background_m={self.background_m}: must be >= 0 m")
+        object.__setattr__(self, "tolerance_px", int(self.tolerance_px))
+
+    @property
+    def halo_px(self) -> int:
+        """Pixels of context a window needs on each side for exact results (smoothing, tolerance, rim)."""
+        return int(math.ceil(3 * self.smooth_px)) + self.tolerance_px + 1
+
+
+@dataclass(frozen=True)
+class ChangeModel:
+    """What a scene pair's change statistic needs, fitted once per pair from a sample of it.
+
+    Attributes
+    ----------
+    bands : tuple of str
+        The layers compared (reflectance bands both dates have, or cover
+        fractions for pairs without common reflectance bands).
+    gains : tuple of (float, float)
+        Per band, ``before-equivalent = (after - offset) / gain``.
+    scale : tuple of float
+        Per band, the spread of the before date (standard deviation,
+        reflectance), by which differences are standardised.
+    whitening : ndarray of shape (n, n)
+        ``W`` with ``W.T @ W`` the inverse of the robust covariance of the
+        standardised differences of unchanged ground.
+    centre : ndarray of shape (n,)
+        Their robust mean.
+    e_centre, e_spread, m_centre, m_spread : float
+        Median and median absolute deviation (scaled to a standard
+        deviation) of the two distances over the sample.
+    background : Background or None
+        The slowly varying part of the normalised differences.
+    """
+
+    bands: tuple[str, ...]
+    gains: tuple[tuple[float, float], ...]
+    scale: tuple[float, ...]
+    whitening: np.ndarray
+    centre: np.ndarray
+    e_centre: float = 0.0
+    e_spread: float = 1.0
+    m_centre: float = 0.0
+    m_spread: float = 1.0
+    background: Background | None = None
+
+    def normalise(self, after: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The after date's bands mapped onto the before date's radiometry (float32)."""
+        out = dict(after)
+        for b, (g, o) in zip(self.bands, self.gains):
+            if b in out:
+                x = np.asarray(out[b], dtype=np.float32) - np.float32(o)
+                x /= np.float32(g)
+                out[b] = x
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """Plain numbers for the outputs' provenance."""
+        return {
+            "bands": list(self.bands),
+            "normalisation": {b: {"gain": round(g, 5), "offset": round(o, 5)} for b, (g, o) in
+                              zip(self.bands, self.gains)},
+            "noise": {"cva_median": round(self.e_centre, 4), "cva_mad": round(self.e_spread, 4),
+                      "mahalanobis_median": round(self.m_centre, 4), "mahalanobis_mad": round(self.m_spread, 4)},
+            "background_removed": self.background is not None,
+        }
+
+
+@dataclass(frozen=True)
+class Background:
+    """The slowly varying part of the normalised band differences, on a coarse grid.
+
+    ``values`` has shape (bands, rows, cols) on ``grid``, a grid whose
+    cells are ``factor`` × ``factor`` pixels of the analysis grid, aligned
+    with its origin; it is interpolated bilinearly at the pixel centres
+    (:meth:`at`), so each pixel's value depends only on its position and
+    windowed results equal whole-raster ones.
+    """
+
+    values: np.ndarray
+    factor: int
+
+    def at(self, row_off: int, col_off: int, shape: tuple[int, int]) -> np.ndarray:
+        """Values at the pixels ``[row_off, row_off + rows) × [col_off, col_off + cols)`` of the analysis grid."""
+        from scipy.ndimage import map_coordinates
+
+        k = float(self.factor)
+        rr = (np.arange(row_off, row_off + shape[0]) + 0.5) / k - 0.5
+        cc = (np.arange(col_off, col_off + shape[1]) + 0.5) / k - 0.5
+        R, C = np.meshgrid(rr, cc, indexing="ij")
+        out = np.empty((self.values.shape[0], *shape), dtype=np.float32)
+        for i, v in enumerate(self.values):
+            out[i] = map_coordinates(v, [R, C], order=1, mode="nearest")
+        return out
 
 
 @dataclass(frozen=True)
 class PixelChange:
-    """Per-pixel result of :func:`classify_change`.
+    """Per-pixel result of :func:`pixel_change`.
 
-    ``code`` (uint8, :data:`CHANGE_CODES`), ``prob`` (0-1, probability that
-    the change exceeds its threshold given the noise), ``share`` (0-1,
-    estimated changed share of the pixel), ``observed`` (bool, observed at
-    both dates), and ``rim_disturbance`` / ``rim_gain`` (0-1, the changed
-    share of pixels below the thresholds, net of one noise standard
-    deviation; counted for the rim of a patch, see :func:`block_components`).
+    ``code`` (uint8: 0 none, 1 candidate disturbance, 2 candidate vegetation
+    gain), ``prob`` (0-1, how far beyond the growth threshold the pixel's
+    statistic lies), ``share`` (0-1, estimated changed share of the pixel),
+    ``observed`` (bool, observed at both dates), ``seed`` (bool, statistic
+    at least ``z_seed``), ``z`` (the statistic), ``rim_disturbance`` /
+    ``rim_gain`` (0-1, changed share of pixels below the thresholds, counted
+    for the rim of a patch) and ``water_gain`` (0-1, share of the pixel newly
+    water by the linear estimate).
     """
 
     code: np.ndarray
@@ -148,647 +274,491 @@ class PixelChange:
     observed: np.ndarray
     rim_disturbance: np.ndarray | None = None
     rim_gain: np.ndarray | None = None
+    seed: np.ndarray | None = None
+    z: np.ndarray | None = field(default=None, compare=False)
+    water_gain: np.ndarray | None = field(default=None, compare=False)
 
 
-def _ramp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    return np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+# ---------------------------------------------------------------------------
+# The change statistic
+# ---------------------------------------------------------------------------
+def smooth_nan(x: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing that ignores NaN (normalised convolution); NaN stays NaN.
 
-
-def water_gain_linear(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray]) -> np.ndarray | None:
-    """Share of each cell newly covered by water, from the fall of NIR and SWIR1 (0-1), or None.
-
-    Water is the one surface dark in both NIR and SWIR1, and reflectance
-    mixes linearly, so the share of a cell that turned to water is about
-    ``(rho_before - rho_after) / (rho_before - rho_water)`` in each band
-    (``rho_water`` 0.03 in NIR, 0.01 in SWIR1).  The smaller of the two
-    estimates is taken (asphalt or a dark roof darkens NIR but not SWIR1),
-    and it counts only where MNDWI rose by more than 0.05 (full weight from
-    0.15) and the blue band after stays below 0.15 (none above 0.18: steel
-    roofs and concrete are bright in blue).  Needs ``rho_nir``,
-    ``rho_swir1``, ``rho_blue`` and ``mndwi`` layers at both dates; returns
-    None otherwise.
+    Parameters
+    ----------
+    x : ndarray of shape (rows, cols) or (bands, rows, cols)
+    sigma : float
+        Standard deviation, pixels (truncated at 3 sigma); 0 returns a copy.
     """
-    need = ("rho_swir1", "rho_blue", "rho_nir", "mndwi")
-    if not all(k in before and k in after for k in need):
-        return None
+    from scipy.ndimage import gaussian_filter
 
-    def fall(band: str, dark: float) -> np.ndarray:
-        b = np.asarray(before[band], dtype=np.float64)
-        a = np.asarray(after[band], dtype=np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.clip((b - a) / np.maximum(b - dark, 0.05), 0.0, 1.0)
-
-    share = np.minimum(fall("rho_nir", 0.03), fall("rho_swir1", 0.01))
-    with np.errstate(invalid="ignore"):
-        gate = _ramp(np.asarray(after["mndwi"]) - np.asarray(before["mndwi"]), 0.05, 0.15)
-        gate = gate * _ramp(-np.asarray(after["rho_blue"], dtype=np.float64), -0.18, -0.15)
-    return np.nan_to_num(share * gate)
-
-
-def _phi(z: np.ndarray) -> np.ndarray:
-    from scipy.special import ndtr
-
-    return ndtr(z)
+    x = np.asarray(x, dtype=np.float32)
+    if sigma <= 0:
+        return x.copy()
+    if x.ndim == 3:
+        return np.stack([smooth_nan(b, sigma) for b in x])
+    ok = np.isfinite(x)
+    v = np.where(ok, x, 0.0).astype(np.float32)
+    w = ok.astype(np.float32)
+    num = gaussian_filter(v, sigma, mode="constant", cval=0.0, truncate=3.0)
+    den = gaussian_filter(w, sigma, mode="constant", cval=0.0, truncate=3.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = num / den
+    out[~ok] = np.nan
+    return out.astype(np.float32)
 
 
-def classify_change(
-    before: Mapping[str, np.ndarray],
-    after: Mapping[str, np.ndarray],
-    params: ChangeParams,
-    *,
-    aoi: np.ndarray | None = None,
-) -> PixelChange:
-    """Per-pixel change type from cover fractions at two dates.
+def tolerant_distance(y1: np.ndarray, y2: np.ndarray, radius: int) -> np.ndarray:
+    """Distance between two dates that tolerates ``radius`` pixels of misregistration.
+
+    For each pixel ``p``, the Euclidean distance from ``y1[:, p]`` to the
+    nearest of ``y2[:, p + s]`` over shifts ``|s| <= radius``, and from
+    ``y2[:, p]`` to the nearest ``y1[:, p + s]``; the larger of the two.
+    An edge that moved by a pixel between the dates is then not change; a
+    new object is, as neither date has a pixel like the other's.
+
+    Parameters
+    ----------
+    y1, y2 : ndarray of float32, shape (bands, rows, cols)
+        NaN where not observed (such neighbours are skipped).
+    radius : int
+
+    Returns
+    -------
+    ndarray of float32, shape (rows, cols)
+        NaN where either date is not observed.
+    """
+    from ._kernels import tolerant_kernel
+
+    y1 = np.ascontiguousarray(y1, dtype=np.float32)
+    y2 = np.ascontiguousarray(y2, dtype=np.float32)
+    fused = tolerant_kernel(y1, y2, int(radius)) if not _NUMPY_ONLY else None
+    if fused is not None:
+        return fused
+    return _tolerant_numpy(y1, y2, int(radius))
+
+
+def _tolerant_numpy(y1: np.ndarray, y2: np.ndarray, r: int) -> np.ndarray:
+    b, h, w = y1.shape
+    big = np.float32(np.inf)
+
+    def padded(y: np.ndarray) -> np.ndarray:
+        return np.pad(y, ((0, 0), (r, r), (r, r)), constant_values=np.nan)
+
+    p1, p2 = padded(y1), padded(y2)
+    d12 = np.full((h, w), big, dtype=np.float32)
+    d21 = np.full((h, w), big, dtype=np.float32)
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            s2 = p2[:, r + dy:r + dy + h, r + dx:r + dx + w]
+            s1 = p1[:, r + dy:r + dy + h, r + dx:r + dx + w]
+            a = np.sum((s2 - y1) ** 2, axis=0, dtype=np.float32)
+            c = np.sum((y2 - s1) ** 2, axis=0, dtype=np.float32)
+            d12 = np.fmin(d12, a)
+            d21 = np.fmin(d21, c)
+    out = np.sqrt(np.maximum(d12, d21)).astype(np.float32)
+    bad = ~(np.isfinite(y1).all(axis=0) & np.isfinite(y2).all(axis=0))
+    out[bad] = np.nan
+    return out
+
+
+def change_statistic(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray], model: ChangeModel,
+                     params: ChangeParams, *, background: np.ndarray | None = None) -> np.ndarray:
+    """The robust z-score of each pixel's change against the scene's unchanged ground.
 
     Parameters
     ----------
     before, after : mapping of str to ndarray of shape (rows, cols)
-        ``veg``, ``bare``, ``built``, ``water`` fractions and ``fvc`` (0-1,
-        NaN where not observed), as from :func:`ecopatch.cover.cover_fractions`.
+        The model's bands; ``after`` already normalised
+        (:meth:`ChangeModel.normalise`).  NaN where not observed.
+    model : ChangeModel
+    params : ChangeParams
+    background : ndarray of shape (bands, rows, cols), optional
+        The slowly varying part of the difference at these pixels
+        (:meth:`Background.at`).
+
+    Returns
+    -------
+    ndarray of float32, shape (rows, cols)
+        The mean of the two distances' robust z-scores; NaN where either
+        date is not observed.
+    """
+    x1 = np.stack([np.asarray(before[b], dtype=np.float32) for b in model.bands])
+    x2 = np.stack([np.asarray(after[b], dtype=np.float32) for b in model.bands])
+    e, m = _distances(x1, x2, model, params, background)
+    ze = (e - np.float32(model.e_centre)) / np.float32(model.e_spread)
+    zm = (m - np.float32(model.m_centre)) / np.float32(model.m_spread)
+    z = (ze + zm) * np.float32(0.5)
+    return z.astype(np.float32)
+
+
+def _distances(x1: np.ndarray, x2: np.ndarray, model: ChangeModel, params: ChangeParams,
+               background: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The standardised-CVA and Mahalanobis tolerant distances (see :func:`change_statistic`)."""
+    s1 = smooth_nan(x1, params.smooth_px)
+    s2 = smooth_nan(x2, params.smooth_px)
+    scale = np.asarray(model.scale, dtype=np.float32)[:, None, None]
+    d = s2 - s1
+    if background is not None:
+        d -= background.astype(np.float32)
+    y1 = s1 / scale
+    y2 = y1 + d / scale
+    e = tolerant_distance(y1, y2, params.tolerance_px)
+    W = np.asarray(model.whitening, dtype=np.float32)
+    mu = np.asarray(model.centre, dtype=np.float32)[:, None, None]
+    z1 = np.einsum("ij,jhw->ihw", W, y1)
+    z2 = np.einsum("ij,jhw->ihw", W, y2 - mu)
+    m = tolerant_distance(z1, z2, params.tolerance_px)
+    return e, m
+
+
+def pixel_change(z: np.ndarray, before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray],
+                 params: ChangeParams, *, aoi: np.ndarray | None = None,
+                 envelope: Mapping[str, np.ndarray] | None = None) -> PixelChange:
+    """Candidate change pixels from the statistic and the two dates' cover fractions.
+
+    Parameters
+    ----------
+    z : ndarray of shape (rows, cols)
+        :func:`change_statistic`.
+    before, after : mapping of str to ndarray
+        ``veg``, ``bare``, ``built`` and ``water`` fractions (0-1) of each
+        date (:func:`ecopatch.cover.surface_fractions`).
     params : ChangeParams
     aoi : ndarray of bool, optional
         Pixels that may change (inside the area of interest).
+    envelope : mapping of str to ndarray, optional
+        Each pixel's own range over earlier dates (:func:`seasonal_envelope`).
+        With it, a pixel changes only when its after state lies outside that
+        range by ``type_share`` (less vegetated, more open ground, more water
+        than ever, or mostly built where it never was): a field bare after
+        harvest, as it was in earlier seasons, is not a change.
 
     Returns
     -------
     PixelChange
     """
-    from ._kernels import change_kernel
-
-    fused = change_kernel(before, after, params, aoi) if not _NUMPY_ONLY else None
-    if fused is not None:
-        return PixelChange(*fused)
-    fb, fa = before["fvc"], after["fvc"]
-    observed = np.isfinite(fb) & np.isfinite(fa)
-    for k in ("water", "built", "bare", "veg"):
-        observed &= np.isfinite(before[k]) & np.isfinite(after[k])
-    if aoi is not None:
-        observed_aoi = observed & aoi
-    else:
-        observed_aoi = observed
+    z = np.asarray(z, dtype=np.float32)
+    f = {k: (np.asarray(before[k], dtype=np.float32), np.asarray(after[k], dtype=np.float32))
+         for k in ("veg", "bare", "built", "water")}
+    observed = np.isfinite(z)
+    for b, a in f.values():
+        observed &= np.isfinite(b) & np.isfinite(a)
+    inside = observed if aoi is None else observed & aoi
     with np.errstate(invalid="ignore"):
-        dfvc = np.where(observed, fa - fb, 0.0)
-        dwater = np.where(observed, after["water"] - before["water"], 0.0)
-        dbuilt = np.where(observed, after["built"] - before["built"], 0.0)
-        dveg = np.where(observed, after["veg"] - before["veg"], 0.0)
-        ba = np.where(observed, after["built"], 0.0)
-        bare_a = np.where(observed, after["bare"], 0.0)
-    lin = water_gain_linear(before, after)
-    if lin is not None:
-        dwater = np.maximum(dwater, np.where(observed, lin, 0.0))
-    p = params
-    is_water = dwater >= p.water_gain
-    is_built = (dbuilt >= p.built_gain) & (ba >= p.built_share) & ~is_water
-    veg_drop = dfvc <= -p.fvc_drop
-    is_bare = veg_drop & ((bare_a + ba) >= 0.5) & ~is_water & ~is_built
-    is_loss = veg_drop & ~is_water & ~is_built & ~is_bare
-    is_gain = (dfvc >= p.fvc_gain) & ~(is_water | is_built | veg_drop)
-    code = np.zeros(fb.shape, dtype=np.uint8)
-    code[is_loss] = 1
-    code[is_bare] = 2
-    code[is_built] = 3
-    code[is_water] = 4
-    code[is_gain] = 5
-    code[~observed_aoi] = 0
-
-    nz = p.noise
-    s_fvc, s_w, s_b = (max(float(nz.get(k, 0.05)), 1e-3) for k in ("fvc", "water", "built"))
-    z = np.full(fb.shape, -np.inf)
-    z = np.where(is_water, (dwater - p.water_gain) / s_w, z)
-    z = np.where(is_built, (dbuilt - p.built_gain) / s_b, z)
-    z = np.where(is_bare | is_loss, (-dfvc - p.fvc_drop) / s_fvc, z)
-    z = np.where(is_gain, (dfvc - p.fvc_gain) / s_fvc, z)
-    # a pixel just at the threshold has probability 0.5 of being above it
-    prob = np.where(code > 0, _phi(z), 0.0)
-
-    share = np.zeros(fb.shape)
-    share = np.where(is_water, np.clip(dwater, 0, 1), share)
-    share = np.where(is_built, np.clip(np.maximum(dbuilt, -dveg), 0, 1), share)
-    share = np.where(is_bare, np.clip(np.maximum(-dveg, bare_a + ba - before["bare"] - before["built"]), 0, 1), share)
-    share = np.where(is_loss, np.clip(-dfvc / p.loss_reference, 0, 1), share)
-    share = np.where(is_gain, np.clip(np.maximum(dveg, dfvc / p.loss_reference), 0, 1), share)
-    share = np.where(code > 0, np.nan_to_num(share), 0.0)
-
-    # changed share of the pixels that stay below the thresholds: counted where
-    # they border a patch, so that small patches' areas are not biased low
-    noise = s_fvc / p.loss_reference
-    rim_d = np.maximum.reduce([-dveg, dwater, dbuilt, -dfvc / p.loss_reference])
-    rim_g = np.maximum(dveg, dfvc / p.loss_reference)
-    # only partly changed cells count: at least rim_min of the way to a threshold
-    strong_d = np.maximum.reduce([-dfvc / p.fvc_drop, dwater / p.water_gain, dbuilt / p.built_gain]) >= p.rim_min
-    strong_g = dfvc / p.fvc_gain >= p.rim_min
-    rim_d = np.where(observed_aoi & (code == 0) & strong_d, np.clip(rim_d - noise, 0, 1), 0.0)
-    rim_g = np.where(observed_aoi & (code == 0) & strong_g, np.clip(rim_g - noise, 0, 1), 0.0)
-    return PixelChange(code, prob.astype(np.float32), share.astype(np.float32), observed,
-                       np.nan_to_num(rim_d).astype(np.float32), np.nan_to_num(rim_g).astype(np.float32))
+        dveg = f["veg"][1] - f["veg"][0]
+        # vegetation at both dates that did not lose vegetation (greener, browner, another crop
+        # stage), and water at both dates (colour, turbidity, waves): no change of cover
+        ndvi_drop = _ndvi_drop(before, after)
+        stable_veg = ((f["veg"][0] >= 0.5) & (f["veg"][1] >= 0.5) & (dveg > -params.type_share)
+                      & (ndvi_drop < params.type_share))
+        stable_water = (f["water"][0] >= 0.5) & (f["water"][1] >= 0.5)
+        share = np.maximum.reduce([np.abs(a - b) for b, a in f.values()])
+        lin, water_lin = _linear_shares(before, after)
+        share = np.maximum(share, lin)
+        share = np.clip(np.nan_to_num(share), 0, 1).astype(np.float32)
+        # a pixel whose own cover hardly changed is not part of a patch, however much its smoothed
+        # neighbourhood did (outlines follow the changed ground, not the smoothing kernel)
+        eligible = inside & ~stable_veg & ~stable_water
+        if envelope is not None:
+            t = params.type_share
+            # bare and built are told apart less surely than vegetation from either (wet or dark
+            # ploughed soil can read as partly built): the open ground is compared as one, and a
+            # rise of the built share counts where the ground is mostly built after
+            open_a = f["bare"][1] + f["built"][1]
+            new_state = ((f["veg"][1] < envelope["veg_min"] - t) | (f["water"][1] > envelope["water_max"] + t)
+                         | (open_a > envelope["open_max"] + t)
+                         | ((f["built"][1] > envelope["built_max"] + t) & (f["built"][1] >= 0.5))
+                         | (f["veg"][1] > envelope["veg_max"] + t))
+            eligible &= new_state | ~np.isfinite(envelope["veg_min"])
+        cand = eligible & (z >= params.z_grow) & (share >= params.pixel_share)
+        gain = cand & (dveg >= params.type_share)
+        code = np.zeros(z.shape, dtype=np.uint8)
+        code[cand & ~gain] = 1
+        code[gain] = 2
+        seed = cand & (z >= params.z_seed)
+        prob = np.where(cand, np.clip((z - params.z_grow) / (params.z_seed - params.z_grow), 0, 1), 0.0)
+        near = eligible & ~cand & (z >= params.rim_min * params.z_grow)
+        rim_d = np.where(near & (dveg < params.type_share), share, 0.0).astype(np.float32)
+        rim_g = np.where(near & (dveg >= params.type_share), share, 0.0).astype(np.float32)
+    return PixelChange(code, prob.astype(np.float32), np.where(cand, share, 0.0).astype(np.float32), observed,
+                       rim_d, rim_g, seed, z, water_lin)
 
 
-# ---------------------------------------------------------------------------
-# Components of one block
-# ---------------------------------------------------------------------------
-#: Per-component sums returned by :func:`block_components`, in this order.
-#: ``a_*`` are areas (m²); ``s_*`` are area-weighted sums of a layer, ``w_*`` their weights.
-STAT_NAMES: tuple[str, ...] = (
-    "n_px", "a_total", "a_change", "a_prob",
-    "a_vegetation_loss", "a_bare_soil", "a_construction", "a_water", "a_vegetation_gain",
-)
+def _ndvi_drop(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Fall of NDVI over the canopy-to-soil range (0.65): the share of vegetation cleared, nearly linear."""
+    if "ndvi" not in before or "ndvi" not in after:
+        return np.zeros(np.shape(before["veg"]), dtype=np.float32)
+    with np.errstate(invalid="ignore"):
+        d = (np.asarray(before["ndvi"], dtype=np.float32) - np.asarray(after["ndvi"], dtype=np.float32)) / 0.65
+    return np.nan_to_num(d).astype(np.float32)
 
 
-@dataclass
-class BlockComponents:
-    """Connected change components of one block.
+def _linear_shares(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Changed share, and share newly water, of each pixel from quantities that mix linearly.
 
-    Attributes
-    ----------
-    window : Window
-        The block (pixels of the analysis grid).
-    category : list of str
-        Per component: "disturbance" or "gain".
-    label : ndarray of int
-        Per component, its label within the block and category (1-based).
-    outlines_packed : PackedOutlines or ndarray of shapely geometries
-        Per component, its outline in integer pixel coordinates of the
-        analysis grid (x = column, y = row), packed (:func:`pack_outlines`);
-        :attr:`outline` gives the shapely Polygons.
-    stats : ndarray of float64, shape (n, len(STAT_NAMES) + 2 * len(layer_names))
-        Sums per component: :data:`STAT_NAMES`, then for each layer the
-        area-weighted sum and its weight.
-    layer_names : tuple of str
-        The averaged layers (e.g. ``ndvi_before``).
-    borders : dict
-        ``(category, side) -> labels`` along the block's ``top``,
-        ``bottom``, ``left`` and ``right`` edges (read-only, in the smallest
-        unsigned type that holds them).
-    pending : list of (category, row, col, m²)
-        Rim area owed to the patch of the flagged pixel at (row, col), which
-        lies in a neighbouring block.
+    The cover fractions saturate (a cell 80 % under canopy reads as fully
+    vegetated), which is right for typing but undercounts the changed area
+    of cells at a patch's edge.  Reflectance and, nearly, NDVI mix linearly:
+    a cell vegetated at both dates counts as wholly changed (thinned or
+    densified all over) when its NDVI fell or rose by
+    :data:`LOSS_REFERENCE_NDVI` (forest logged to sparse shrub, about 40 %
+    of the canopy-to-soil range), proportionally below; a cell converted to
+    or from open ground counts in proportion to its NDVI change over the
+    canopy-to-soil range (0.7); and the share turned
+    to water is the fall of NIR and SWIR1 towards water's reflectance (see
+    :func:`water_gain_linear`, here per pixel).  Zero where the layers are
+    missing.
     """
+    shape = np.shape(before["veg"])
+    veg = np.zeros(shape, dtype=np.float32)
+    water = np.zeros(shape, dtype=np.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if "ndvi" in before and "ndvi" in after:
+            dv = np.abs(np.asarray(after["ndvi"]) - np.asarray(before["ndvi"]))
+            # a cell that stays vegetated either side was thinned (or grew denser) all over: it counts
+            # fully from LOSS_REFERENCE_NDVI; a cell converted to open ground or water counts in
+            # proportion to the canopy it lost (NDVI mixes about linearly between 0.85 and 0.15)
+            green = (np.asarray(after["veg"]) >= 0.2) & (np.asarray(before["veg"]) >= 0.2)
+            veg = np.where(green, dv / np.float32(LOSS_REFERENCE_NDVI), dv / np.float32(0.7))
+        need = ("nir", "swir1", "blue", "green", "mndwi")
+        if all(k in before and k in after for k in need):
+            def fall(b: str, dark: float) -> np.ndarray:
+                x, y = np.asarray(before[b], dtype=np.float32), np.asarray(after[b], dtype=np.float32)
+                return np.clip((x - y) / np.maximum(x - np.float32(dark), np.float32(0.05)), 0, 1)
 
-    window: Window
-    category: list[str]
-    label: np.ndarray
-    outlines_packed: Any
-    stats: np.ndarray
-    layer_names: tuple[str, ...]
-    borders: dict[tuple[str, str], np.ndarray]
-    pending: list[tuple[str, int, int, float]] = field(default_factory=list)
-
-    @property
-    def outline(self) -> np.ndarray:
-        """Per component, its outline (shapely Polygon) in integer pixel coordinates of the analysis grid."""
-        return unpack_outlines(self.outlines_packed)
-
-
-@dataclass(frozen=True)
-class PackedOutlines:
-    """Polygons with whole-number coordinates as one int32 vertex array plus offsets.
-
-    A block's outlines live from its task to the merge at the end of the
-    pass; as shapely objects they take about 32 bytes per vertex (GEOS
-    geometries and their Python wrappers), packed 8.  The 2 × 2 benchmark
-    mosaic's per-block results were the larger part of the 47 MB its peak
-    RSS grew by as they accumulated.  Packing and unpacking are exact.
-    """
-
-    kind: Any  # shapely.GeometryType of the ragged arrays
-    coords: np.ndarray  # int32, shape (n, 2)
-    offsets: tuple[np.ndarray, ...]
-    multi: np.ndarray  # bool per outline: it was a MultiPolygon
+            rise = np.asarray(after["mndwi"]) - np.asarray(before["mndwi"])
+            gate = (np.clip((rise - 0.05) / 0.1, 0, 1) * np.clip((0.18 - np.asarray(after["blue"])) / 0.03, 0, 1)
+                    * (np.asarray(after["green"]) > np.asarray(after["nir"])))
+            water = np.fmin(fall("nir", 0.03), fall("swir1", 0.01)) * gate
+    water = np.nan_to_num(water).astype(np.float32)
+    return np.fmax(np.nan_to_num(veg).astype(np.float32), water), water
 
 
-def pack_outlines(outlines: np.ndarray) -> PackedOutlines | np.ndarray:
-    """Pack Polygons/MultiPolygons with whole-number coordinates; anything else is returned as it is."""
-    outlines = np.asarray(outlines, dtype=object)
-    if not len(outlines):
-        return outlines
-    types = shapely.get_type_id(outlines)
-    if not np.isin(types, (3, 6)).all() or shapely.is_empty(outlines).any():
-        return outlines
-    kind, xy, offsets = shapely.to_ragged_array(outlines)
-    ixy = xy.astype(np.int32)
-    if not np.array_equal(ixy, xy):
-        return outlines
-    return PackedOutlines(kind, ixy, tuple(offsets), types == 6)
-
-
-def unpack_outlines(packed: PackedOutlines | np.ndarray) -> np.ndarray:
-    """The shapely geometries :func:`pack_outlines` packed (the same types, vertices and vertex order)."""
-    if not isinstance(packed, PackedOutlines):
-        return packed
-    geoms = shapely.from_ragged_array(packed.kind, packed.coords.astype(np.float64), packed.offsets)
-    single = ~packed.multi
-    if packed.kind == shapely.GeometryType.MULTIPOLYGON and single.any():
-        geoms[single] = shapely.get_geometry(geoms[single], 0)
-    return np.asarray(geoms, dtype=object)
-
-
-_FOUR = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], dtype=bool)
-
-
-def block_components(
-    change: PixelChange,
-    window: Window,
-    cell_area_m2: np.ndarray,
-    layers: Mapping[str, np.ndarray] | None = None,
-    *,
-    halo: int = 0,
-    min_change_m2: float = 0.0,
-) -> BlockComponents:
-    """Label and outline the change components of one block, with per-component sums.
+def seasonal_envelope(dates: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Each pixel's own range of cover over earlier dates: its seasons, its crop rotation.
 
     Parameters
     ----------
-    change : PixelChange
-        Of the block's pixels plus ``halo`` pixels on every side.
-    window : Window
-        The block in the analysis grid (without the halo).
-    cell_area_m2 : ndarray
-        True ground area of each cell of the padded block, m².
-    layers : mapping, optional
-        Extra per-pixel layers (padded shape) to average per component (NaN
-        ignored), e.g. ``ndvi_before``.
-    halo : int
-        Pixels of context around the block (0 or 1).  With a halo, the
-        changed share of the unflagged pixels bordering a patch (its *rim*)
-        is added to the patch's ``a_change``; a rim pixel whose flagged
-        neighbour lies in the next block is handed to the merge step
-        (:attr:`BlockComponents.pending`).
-    min_change_m2 : float
-        Components whose changed area is below this (m²) and that do not
-        touch the block's border are left out: they can only be dropped
-        later, and outlining the many one- and two-pixel components of a
-        full tile is most of the cost.  Components on the border are kept,
-        since they may grow by merging.
+    dates : sequence of mappings of str to ndarray
+        ``veg``, ``bare``, ``built`` and ``water`` fractions (0-1) of each
+        earlier date (the before date among them), NaN where not observed.
 
     Returns
     -------
-    BlockComponents
+    dict of str to ndarray of float32
+        ``veg_min``, ``veg_max``, ``bare_max``, ``built_max``,
+        ``water_max``, ``open_max`` (bare + built; NaN where no date
+        observed the pixel), and
+        ``cropland`` (1.0 where the pixel was both vegetated, fraction
+        >= 0.5, and bare, vegetation < 0.2, at some dates: seasonal
+        cropland; else 0.0).
     """
-    from scipy import ndimage
-
-    from ._kernels import outline_kernel
-
-    layers = dict(layers or {})
-    names = tuple(layers)
-    core = (slice(halo, halo + window.height), slice(halo, halo + window.width))
-    code_p = change.code
-    code = code_p[core]
-    cats: list[str] = []
-    labs: list[int] = []
-    outs: list[Any] = []  # per category: ragged arrays (traced) or shapely outlines
-    stats: list[np.ndarray] = []
-    borders: dict[tuple[str, str], np.ndarray] = {}
-    pending: list[tuple[str, int, int, float]] = []
-    area_p = np.asarray(cell_area_m2, dtype=np.float64)
-    area = area_p[core]
-    share = change.share[core]
-    prob = change.prob[core]
-    for cat in CATEGORIES:
-        mask_p = np.isin(code_p, _DISTURBANCE) if cat == "disturbance" else code_p == 5
-        mask = mask_p[core]
-        lab, n = ndimage.label(mask, structure=_FOUR)
-        borders[(cat, "top")] = _edge(lab[0, :])
-        borders[(cat, "bottom")] = _edge(lab[-1, :])
-        borders[(cat, "left")] = _edge(lab[:, 0])
-        borders[(cat, "right")] = _edge(lab[:, -1])
-        rim_extra = np.zeros(n + 1)
-        rim = change.rim_disturbance if cat == "disturbance" else change.rim_gain
-        if halo and rim is not None:  # also with n == 0: rim cells may belong to the next block's patch
-            rim_extra = _rim_sums(mask_p, lab, rim, area_p, halo, window, cat, pending, n)
-        if n == 0:
-            continue
-        # sums over the labelled pixels only, gathered in row-major order (the same
-        # products and the same order of addition as whole-block arrays would give)
-        rr, cc = np.nonzero(lab)
-        idx = lab[rr, cc]
-
-        def bsum(w: np.ndarray, idx: np.ndarray = idx, n: int = n) -> np.ndarray:
-            return np.bincount(idx, weights=w, minlength=n + 1)[1:]
-
-        a_g = area[rr, cc]
-        code_g = code[rr, cc]
-        cols = [
-            bsum(np.ones(len(idx))),
-            bsum(a_g),
-            bsum(a_g * share[rr, cc]) + rim_extra[1:],
-            bsum(a_g * prob[rr, cc]),
-        ]
-        for c in (1, 2, 3, 4, 5):
-            cols.append(bsum(a_g * (code_g == c)))
-        for nm in names:
-            v = np.asarray(layers[nm])[core][rr, cc].astype(np.float64)
-            ok = np.isfinite(v)
-            cols.append(bsum(np.where(ok, a_g * v, 0.0)))
-            cols.append(bsum(np.where(ok, a_g, 0.0)))
-        block_stats = np.column_stack(cols)
-        keep = block_stats[:, STAT_NAMES.index("a_change")] >= min_change_m2
-        if not keep.all():
-            on_border = np.unique(np.concatenate([lab[0, :], lab[-1, :], lab[:, 0], lab[:, -1]]))
-            keep[on_border[on_border > 0] - 1] = True
-            lab = np.where(keep[np.maximum(lab, 1) - 1] & (lab > 0), lab, 0)
-            mask = lab > 0
-        traced = None if _NUMPY_ONLY else outline_kernel(lab, np.r_[False, keep], window.col_off, window.row_off)
-        if traced is not None:
-            outs.append(traced)
-        else:
-            outs.append(_outlines_by_gdal(lab, mask, keep, window))
-        for k in np.flatnonzero(keep) + 1:
-            cats.append(cat)
-            labs.append(int(k))
-            stats.append(block_stats[k - 1])
-    width = len(STAT_NAMES) + 2 * len(names)
-    return BlockComponents(
-        window=window,
-        category=cats,
-        label=np.asarray(labs, dtype=np.int64),
-        outlines_packed=_pack_parts(outs),
-        stats=np.vstack(stats) if stats else np.zeros((0, width)),
-        layer_names=names,
-        borders=borders,
-        pending=pending,
-    )
-
-
-def _outlines_by_gdal(lab: np.ndarray, mask: np.ndarray, keep: np.ndarray, window: Window) -> np.ndarray:
-    """Outlines of the kept labels by GDAL's polygoniser (when the numba tracer cannot run).
-
-    The reference :func:`ecopatch._kernels.outline_kernel` is tested against.
-    """
-    from affine import Affine
-    from rasterio.features import shapes
-
-    # rasterio warns "no geotransform" for an identity transform (the block at the grid
-    # origin) and warning filters are not thread-safe, so shift that block by one pixel
-    # and shift its outlines back (exact: the coordinates are whole numbers)
-    shift = 1 if (window.col_off, window.row_off) == (0, 0) else 0
-    tr = Affine(1, 0, window.col_off + shift, 0, 1, window.row_off + shift)
-    polys: dict[int, list[Any]] = {}
-    for geom, val in shapes(lab.astype(np.int32), mask=mask, connectivity=4, transform=tr):
-        poly = shapely.geometry.shape(geom)
-        if shift:
-            poly = shapely.transform(poly, lambda xy: xy - shift)
-        polys.setdefault(int(val), []).append(poly)
-    out = []
-    for k in np.flatnonzero(keep) + 1:
-        parts = polys.get(int(k), [])
-        out.append(parts[0] if len(parts) == 1 else shapely.union_all(parts))
-    return np.asarray(out, dtype=object)
-
-
-def _pack_parts(parts: Sequence[Any]) -> PackedOutlines | np.ndarray:
-    """One :class:`PackedOutlines` from each category's traced ragged arrays (or shapely outlines)."""
-    if parts and all(isinstance(p, tuple) for p in parts):
-        n = sum(len(p[2]) - 1 for p in parts)
-        if n == 0:
-            return np.zeros(0, dtype=object)
-        coords, rings, polys = [], [np.zeros(1, dtype=np.int64)], [np.zeros(1, dtype=np.int64)]
-        n_xy = n_ring = 0
-        for xy, ring_off, poly_off in parts:
-            coords.append(xy)
-            rings.append(ring_off[1:] + n_xy)
-            polys.append(poly_off[1:] + n_ring)
-            n_xy += len(xy)
-            n_ring += len(ring_off) - 1
-        return PackedOutlines(shapely.GeometryType.POLYGON, np.concatenate(coords),
-                              (np.concatenate(rings), np.concatenate(polys)), np.zeros(n, dtype=bool))
-    geoms = [unpack_outlines(_pack_parts([p])) if isinstance(p, tuple) else p for p in parts]
-    return pack_outlines(np.concatenate(geoms) if geoms else np.zeros(0, dtype=object))
-
-
-def _edge(labels: np.ndarray) -> np.ndarray:
-    """A compact copy of one edge's labels (read-only): they live until every block is done.
-
-    Most edges cross no change (88 % on the benchmark tile) and share one
-    array of zeros; the others take the smallest unsigned type that holds
-    their largest label.  Stored as int32 copies they were two thirds of the
-    per-block results (20 MB of 31 MB on the 2 x 2 benchmark mosaic).
-    """
-    top = int(labels.max()) if labels.size else 0
-    if top == 0:
-        return _zero_edge(len(labels))
-    out = labels.astype(np.uint8 if top <= 0xFF else np.uint16 if top <= 0xFFFF else np.uint32)
-    out.setflags(write=False)
-    return out
-
-
-@lru_cache(maxsize=64)
-def _zero_edge(n: int) -> np.ndarray:
-    z = np.zeros(n, dtype=np.uint8)
-    z.setflags(write=False)
-    return z
-
-
-#: Order in which a rim pixel looks for the patch it belongs to: up, left, right, down.
-_NEIGHBOURS = ((-1, 0), (0, -1), (0, 1), (1, 0))
-
-
-def _rim_sums(mask_p: np.ndarray, lab: np.ndarray, rim: np.ndarray, area_p: np.ndarray, halo: int,
-              window: Window, cat: str, pending: list[tuple[str, int, int, float]], n: int) -> np.ndarray:
-    """Rim shares (m²) per label; rim pixels whose patch is in the next block go to ``pending``."""
-    h, w = window.height, window.width
-    core_rim = rim[halo:halo + h, halo:halo + w]
-    core_mask = mask_p[halo:halo + h, halo:halo + w]
-    # the rim pixels, found once; each then goes to the first flagged neighbour (row-major
-    # order within each direction, as whole-block masks would give)
-    r_all, c_all = np.nonzero((~core_mask) & (core_rim > 0))
-    extra = np.zeros(n + 1)
-    free = np.ones(len(r_all), dtype=bool)
-    for dr, dc in _NEIGHBOURS:
-        hit = free & mask_p[halo + dr + r_all, halo + dc + c_all]
-        if not hit.any():
-            continue
-        free &= ~hit
-        rr, cc = r_all[hit], c_all[hit]
-        nr, nc = rr + dr, cc + dc
-        amount = core_rim[rr, cc] * area_p[halo + rr, halo + cc]
-        inside = (nr >= 0) & (nr < h) & (nc >= 0) & (nc < w)
-        np.add.at(extra, lab[nr[inside], nc[inside]], amount[inside])
-        for r_, c_, a_ in zip(nr[~inside], nc[~inside], amount[~inside]):
-            pending.append((cat, int(window.row_off + r_), int(window.col_off + c_), float(a_)))
-    return extra
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels
+        veg = np.stack([np.asarray(d["veg"], dtype=np.float32) for d in dates])
+        out = {
+            "veg_min": np.nanmin(veg, axis=0),
+            "veg_max": np.nanmax(veg, axis=0),
+        }
+        for k in ("bare", "built", "water"):
+            out[f"{k}_max"] = np.nanmax(np.stack([np.asarray(d[k], dtype=np.float32) for d in dates]), axis=0)
+        out["open_max"] = np.nanmax(np.stack([np.asarray(d["bare"], dtype=np.float32)
+                                              + np.asarray(d["built"], dtype=np.float32) for d in dates]), axis=0)
+    with np.errstate(invalid="ignore"):
+        crop = (out["veg_max"] >= 0.5) & (out["veg_min"] < 0.2)
+    out["cropland"] = crop.astype(np.float32)
+    return {k: v.astype(np.float32) for k, v in out.items()}
 
 
 # ---------------------------------------------------------------------------
-# Merging across blocks
+# Types and classes of patches
 # ---------------------------------------------------------------------------
-class _UnionFind:
-    def __init__(self, n: int) -> None:
-        self.parent = np.arange(n)
+def dominant_class(veg: float, bare: float, built: float, water: float) -> str:
+    """The cover class of a patch at one date from its mean fractions (0-1).
 
-    def find(self, i: int) -> int:
-        p = self.parent
-        root = i
-        while p[root] != root:
-            root = p[root]
-        while p[i] != root:
-            p[i], i = root, p[i]
-        return int(root)
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            if ra < rb:
-                self.parent[rb] = ra
-            else:
-                self.parent[ra] = rb
-
-
-@dataclass(frozen=True)
-class MergedComponents:
-    """Change patches after merging across blocks, in pixel coordinates.
-
-    ``category`` (per patch), ``outline`` (shapely Polygons/MultiPolygons in
-    integer pixel coordinates), ``stats`` (summed block statistics, columns
-    as :attr:`BlockComponents.stats`) and ``layer_names``.
+    ``water`` from half the area, ``vegetation`` from half, then
+    ``sparse_vegetation`` from a fifth; otherwise ``bare`` or ``built``,
+    whichever is larger.
     """
+    if not all(math.isfinite(v) for v in (veg, bare, built, water)):
+        return "unknown"
+    if water >= 0.5:
+        return "water"
+    if veg >= 0.5:
+        return "vegetation"
+    if veg >= 0.2:
+        return "sparse_vegetation"
+    return "bare" if bare >= built else "built"
 
-    category: list[str]
-    outline: np.ndarray
-    stats: np.ndarray
-    layer_names: tuple[str, ...]
 
+def patch_type(before: Mapping[str, float], after: Mapping[str, float], params: ChangeParams, *,
+               category: str = "disturbance", typed: bool = True, water_gain: float | None = None) -> str | None:
+    """A patch's change type from the mean cover fractions of its pixels at both dates.
 
-def merge_components(blocks: Sequence[BlockComponents]) -> MergedComponents:
-    """Join components that touch across block borders; sum their statistics.
-
-    Blocks must come from one tiling of the grid (non-overlapping windows).
-    Two components join when they share a pixel edge across a border, which
-    is exactly when 4-connected labelling of the whole raster would have
-    given them one label.
+    Parameters
+    ----------
+    before, after : mapping of str to float
+        ``veg``, ``bare``, ``built`` and ``water`` (0-1), area-weighted means
+        over the patch; ``ndvi`` optional.
+    params : ChangeParams
+    category : {"disturbance", "gain"}
+    typed : bool
+        False when the scenes lack the bands that tell bare ground from
+        built surfaces: what would be ``construction`` or ``bare_soil`` is
+        then ``disturbance`` (untyped).
+    water_gain : float, optional
+        Share of the patch newly covered by water estimated from the fall of
+        its NIR and SWIR reflectance (:func:`water_gain_linear`); the water
+        share's rise counts as at least this.
 
     Returns
     -------
-    MergedComponents
-        Patches in a deterministic order (by top-left pixel of the outline).
+    str or None
+        One of ``water``, ``construction``, ``bare_soil``,
+        ``vegetation_loss``, ``vegetation_gain``, ``disturbance``; None when
+        the cover did not change (the ground already was what it is).
+
+    Examples
+    --------
+    >>> p = ChangeParams()
+    >>> patch_type({"veg": 0.7, "bare": 0.2, "built": 0.1, "water": 0.0},
+    ...            {"veg": 0.1, "bare": 0.3, "built": 0.6, "water": 0.0}, p)
+    'construction'
+    >>> patch_type({"veg": 0.0, "bare": 0.9, "built": 0.1, "water": 0.0},
+    ...            {"veg": 0.0, "bare": 0.85, "built": 0.15, "water": 0.0}, p) is None
+    True
     """
-    blocks = [b for b in blocks]
-    names = blocks[0].layer_names if blocks else ()
-    offsets = np.cumsum([0] + [len(b.label) for b in blocks])
-    n = int(offsets[-1])
-    if n == 0:
-        return MergedComponents([], np.zeros(0, dtype=object), np.zeros((0, len(STAT_NAMES) + 2 * len(names))), names)
-    uf = _UnionFind(n)
-    # (category, block, label) -> global index
-    key: dict[tuple[str, int, int], int] = {}
-    for bi, b in enumerate(blocks):
-        for j, (c, lab) in enumerate(zip(b.category, b.label)):
-            key[(c, bi, int(lab))] = int(offsets[bi] + j)
-    by_corner = {(b.window.row_off, b.window.col_off): bi for bi, b in enumerate(blocks)}
-    for bi, b in enumerate(blocks):
-        w = b.window
-        right = _neighbour(by_corner, blocks, w.row_off, w.col_end, w)
-        below = _neighbour(by_corner, blocks, w.row_end, w.col_off, w)
-        for cat in CATEGORIES:
-            if right is not None:
-                nb = blocks[right]
-                _join(uf, key, cat, bi, b.borders[(cat, "right")], right, nb.borders[(cat, "left")],
-                      along=(w.row_off, nb.window.row_off))
-            if below is not None:
-                nb = blocks[below]
-                _join(uf, key, cat, bi, b.borders[(cat, "bottom")], below, nb.borders[(cat, "top")],
-                      along=(w.col_off, nb.window.col_off))
-    roots = np.array([uf.find(i) for i in range(n)])
-    all_stats = np.vstack([b.stats for b in blocks if len(b.label)]).copy()
-    i_change = STAT_NAMES.index("a_change")
-    for b in blocks:
-        for cat, row, col, amount in b.pending:
-            j = _block_at(blocks, row, col)
-            if j is None:
-                continue
-            lab = _border_label(blocks[j], cat, row, col)
-            if lab > 0:
-                all_stats[key[(cat, j, lab)], i_change] += amount
-    all_outlines = np.concatenate([b.outline for b in blocks if len(b.label)])
-    all_cats = [c for b in blocks for c in b.category]
-    groups: dict[int, list[int]] = {}
-    for i, r in enumerate(roots):
-        groups.setdefault(int(r), []).append(i)
-    cats, outs, stats = [], [], []
-    for r, members in groups.items():
-        cats.append(all_cats[r])
-        if len(members) == 1:
-            outs.append(all_outlines[members[0]])
-        else:
-            outs.append(shapely.union_all(all_outlines[members], grid_size=None))
-        stats.append(all_stats[members].sum(axis=0))
-    # one canonical form, so areas and IDs do not depend on how blocks were cut: no
-    # collinear vertices left on block borders (exact in integer pixel coordinates), and
-    # one vertex order
-    outs_arr = shapely.normalize(shapely.simplify(np.asarray(outs, dtype=object), 0))
-    # deterministic order: by (min row, min col) of the outline, then category
-    b = shapely.bounds(outs_arr)
-    order = np.lexsort((np.array([CATEGORIES.index(c) for c in cats]), b[:, 0], b[:, 1]))
-    return MergedComponents([cats[i] for i in order], outs_arr[order], np.vstack(stats)[order], names)
-
-
-def _block_at(blocks: Sequence[BlockComponents], row: int, col: int) -> int | None:
-    for j, b in enumerate(blocks):
-        w = b.window
-        if w.row_off <= row < w.row_end and w.col_off <= col < w.col_end:
-            return j
+    t = params.type_share
+    d = {k: after[k] - before[k] for k in ("veg", "bare", "built", "water")}
+    if not all(math.isfinite(v) for v in d.values()):
+        return None
+    if water_gain is not None and math.isfinite(water_gain):
+        d["water"] = max(d["water"], water_gain)
+    ndvi_change = after.get("ndvi", math.nan) - before.get("ndvi", math.nan)
+    if category == "gain":
+        # as for losses: regrowth of grass that was mown, or a crop coming up, is no gain of cover
+        grew = before["veg"] < 0.5 or (math.isfinite(ndvi_change) and ndvi_change >= LOSS_NDVI_FALL)
+        return "vegetation_gain" if d["veg"] >= t and grew else None
+    if d["water"] >= t:
+        return "water"
+    if d["built"] >= t and after["built"] >= after["bare"]:
+        return "construction" if typed else "disturbance"
+    open_after = after["bare"] + after["built"]
+    if open_after >= 0.5 and (d["veg"] <= -t or d["bare"] >= t):
+        return "bare_soil" if typed else "disturbance"
+    if d["veg"] <= -t and (after["veg"] < 0.5 or (math.isfinite(ndvi_change) and -ndvi_change >= LOSS_NDVI_FALL)):
+        return "vegetation_loss"
     return None
 
 
-def _border_label(b: BlockComponents, cat: str, row: int, col: int) -> int:
-    w = b.window
-    if row == w.row_off:
-        return int(b.borders[(cat, "top")][col - w.col_off])
-    if row == w.row_end - 1:
-        return int(b.borders[(cat, "bottom")][col - w.col_off])
-    if col == w.col_off:
-        return int(b.borders[(cat, "left")][row - w.row_off])
-    if col == w.col_end - 1:
-        return int(b.borders[(cat, "right")][row - w.row_off])
-    return 0
+def water_gain_linear(before: Mapping[str, float], after: Mapping[str, float]) -> float | None:
+    """Share (0-1) of an area newly covered by water, from the fall of its mean NIR and SWIR1 reflectance.
 
+    Water is the one surface dark in both NIR and SWIR1, and reflectance
+    mixes linearly, so the share that turned to water is about
+    ``(rho_before - rho_after) / (rho_before - rho_water)`` in each band
+    (``rho_water`` 0.03 in NIR, 0.01 in SWIR1); the smaller of the two is
+    taken (asphalt or a dark roof darkens NIR but not SWIR1).  It counts
+    only where MNDWI rose by more than 0.05 (fully from 0.15), the area is
+    darker in NIR than in green after (asphalt, dark roofs and shade are
+    not) and blue stays below 0.15 after (none above 0.18: steel roofs and
+    concrete are bright in blue).  This finds a pond of a few hundred m², whose SWIR
+    pixels (20 m on Sentinel-2) are mixed with the land around it.
 
-def _neighbour(by_corner: dict[tuple[int, int], int], blocks: Sequence[BlockComponents], row: int,
-               col: int, w: Window) -> int | None:
-    """The block starting exactly at (row, col) that shares an edge with ``w``."""
-    return by_corner.get((row, col))
+    Parameters
+    ----------
+    before, after : mapping of str to float
+        Mean ``nir``, ``swir1``, ``blue``, ``green`` reflectance and
+        ``mndwi`` of the area at each date.
 
-
-def _join(uf: _UnionFind, key: dict[tuple[str, int, int], int], cat: str, bi: int, edge_a: np.ndarray,
-          bj: int, edge_b: np.ndarray, along: tuple[int, int]) -> None:
-    # align the two edges in absolute pixel positions
-    a0, b0 = along
-    start = max(a0, b0)
-    stop = min(a0 + len(edge_a), b0 + len(edge_b))
-    if stop <= start:
-        return
-    ea = edge_a[start - a0: stop - a0]
-    eb = edge_b[start - b0: stop - b0]
-    both = (ea > 0) & (eb > 0)
-    if not both.any():
-        return
-    pairs = np.unique(np.column_stack([ea[both], eb[both]]), axis=0)
-    for la, lb in pairs:
-        uf.union(key[(cat, bi, int(la))], key[(cat, bj, int(lb))])
-
-
-def patch_type(stats_row: np.ndarray, params: ChangeParams, mndwi_rise: float | None = None) -> str:
-    """Type of a disturbance patch from its per-type areas (see the module docstring).
-
-    Construction and water are what a patch is *for* (a shed, a fish pond);
-    the cleared and bare ground around them is their footprint.  So either
-    wins when its pixels make up ``params.construction_share`` of the patch
-    (the larger of the two if both do).  Water also wins from
-    ``params.water_share_small`` when the patch's mean MNDWI rose by
-    ``params.water_mndwi_rise`` (``mndwi_rise``): a pond smaller than a few
-    20 m SWIR pixels has few pixels that are mostly water, but the rise of
-    MNDWI over the whole patch gives it away.  Otherwise the type with the
-    largest area wins.
+    Returns
+    -------
+    float or None
+        None when a value is missing.
     """
-    i0 = STAT_NAMES.index("a_vegetation_loss")
-    areas = stats_row[i0:i0 + 4]
-    total = areas.sum()
-    names = ("vegetation_loss", "bare_soil", "construction", "water")
-    if total <= 0:
-        return "vegetation_loss"
-    strong = [i for i in (2, 3) if areas[i] / total >= params.construction_share]
-    if (3 not in strong and mndwi_rise is not None and np.isfinite(mndwi_rise)
-            and mndwi_rise >= params.water_mndwi_rise and areas[3] / total >= params.water_share_small):
-        strong.append(3)
-    if strong:
-        return names[max(strong, key=lambda i: areas[i])]
-    return names[int(np.argmax(areas))]
+    try:
+        nb, na, sb, sa = before["nir"], after["nir"], before["swir1"], after["swir1"]
+        rise, blue, green = after["mndwi"] - before["mndwi"], after["blue"], after["green"]
+    except KeyError:
+        return None
+    if not all(math.isfinite(v) for v in (nb, na, sb, sa, rise, blue, green)):
+        return None
+    if green <= na:
+        return 0.0  # water is darker in NIR than in green; asphalt, dark roofs and shade are not
+
+    def fall(b: float, a: float, dark: float) -> float:
+        return min(max((b - a) / max(b - dark, 0.05), 0.0), 1.0)
+
+    def ramp(x: float, lo: float, hi: float) -> float:
+        return min(max((x - lo) / (hi - lo), 0.0), 1.0)
+
+    share = min(fall(nb, na, 0.03), fall(sb, sa, 0.01))
+    return share * ramp(rise, 0.05, 0.15) * ramp(-blue, -0.18, -0.15)
+
+
+def robust_location_scale(v: np.ndarray) -> tuple[float, float]:
+    """Median and median absolute deviation (scaled to a normal standard deviation) of finite values."""
+    v = np.asarray(v, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return 0.0, 1.0
+    med = float(np.median(v))
+    mad = 1.4826 * float(np.median(np.abs(v - med)))
+    return med, max(mad, 1e-6)
+
+
+def robust_covariance(d: np.ndarray, *, core: float = 0.5, iterations: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of the central part of a cloud of difference vectors.
+
+    Iteratively keeps the ``core`` share of vectors closest (Mahalanobis)
+    to the current estimate (the concentration steps of FAST-MCD,
+    Rousseeuw & Van Driessen 1999) and rescales the covariance of that core
+    to the normal law's (the consistency factor of a normal truncated at
+    the chi-square's ``core`` quantile).
+
+    Parameters
+    ----------
+    d : ndarray of shape (n, bands)
+        Finite difference vectors.
+
+    Returns
+    -------
+    mean : ndarray of shape (bands,)
+    covariance : ndarray of shape (bands, bands)
+    """
+    from scipy.stats import chi2
+
+    d = np.asarray(d, dtype=np.float64)
+    n, p = d.shape
+    if n < 10 * p:
+        raise ValueError(f"robust_covariance: {n} vectors are too few for {p} bands")
+    h = max(int(core * n), 5 * p)
+    factor = core / float(chi2.cdf(float(chi2.ppf(core, p)), p + 2))
+    mu = np.median(d, axis=0)
+    cov = np.cov(d.T).reshape(p, p)
+    keep = np.ones(n, dtype=bool)
+    for _ in range(iterations + 1):
+        c = d - mu
+        inv = np.linalg.inv(cov + np.eye(p) * 1e-12 * max(float(np.trace(cov)), 1e-12))
+        d2 = np.einsum("ij,jk,ik->i", c, inv, c)
+        new = np.zeros(n, dtype=bool)
+        new[np.argpartition(d2, h - 1)[:h]] = True  # the h closest: a concentration step
+        if np.array_equal(new, keep):
+            break
+        keep = new
+        mu = d[keep].mean(axis=0)
+        cov = np.cov(d[keep].T).reshape(p, p) * factor
+    return mu, cov
+
+
+def whitening(cov: np.ndarray) -> np.ndarray:
+    """``W`` such that ``W @ x`` has unit covariance for ``x`` of covariance ``cov`` (Cholesky)."""
+    inv = np.linalg.inv(np.asarray(cov, dtype=np.float64))
+    return np.linalg.cholesky((inv + inv.T) / 2).T
+
+
+def _check_bands(bands: Sequence[str]) -> None:
+    if len(bands) < 1:
+        raise ConfigError("the change statistic needs at least one layer common to both dates")

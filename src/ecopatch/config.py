@@ -55,10 +55,11 @@ A complete example (every key but ``imagery``, ``mines``, ``reserves`` and
     include_gain = true           # report vegetation gain in the results ...
     gain_cases = false            # ... and open ledger cases for it (normally not: gain is no violation)
     normalize = "auto"            # "auto", "rrn", "none"
-    thresholds = "fixed"          # "fixed", "otsu"
+    clouds = "auto"               # "auto" (masks for scenes without one), "none"
+    max_flagged_share = 0.05      # warn when patches cover more of a reserve than this
     simplify_m = 0.0
-    [detection.change]            # ecopatch.ChangeParams thresholds, each in (0, 1]
-    fvc_drop = 0.25
+    [detection.change]            # ecopatch.ChangeParams (see its docstring for units)
+    z_seed = 8.0
 
     [assessment]                  # -> ecopatch.assess_restoration
     reference = "earliest"        # each mine's reference: "earliest" usable scene, a date or a scene ID
@@ -147,12 +148,22 @@ AREA_UNITS: tuple[str, ...] = ("m2", "mu", "ha")
 #: Table formats a run can write (file extensions).
 TABLE_FORMATS: tuple[str, ...] = ("gpkg", "csv", "xlsx", "geojson", "kml")
 _NORMALIZE = ("auto", "rrn", "none")
-_THRESHOLDS = ("fixed", "otsu")
+_THRESHOLDS = ("fixed", "otsu")  # accepted, with a warning: change is measured against the scene's noise now
+_CLOUDS = ("auto", "none")
 _EDGE = ("unmix", "uniform")
 _LANGS = ("zh", "en")
 _DIRECTIONS = ("cropland", "forest", "grass", "natural", "shrub")
-_CHANGE_KEYS = ("fvc_drop", "fvc_gain", "water_gain", "built_gain", "built_share",
-                "construction_share", "loss_reference", "water_share_small", "water_mndwi_rise")
+#: ``[detection.change]`` keys: lower bound, upper bound, integer, unit (see ecopatch.ChangeParams).
+_CHANGE_KEYS: dict[str, tuple[float, float, bool, str]] = {
+    "z_seed": (0.0, 100.0, False, " robust standard deviations"),
+    "z_grow": (0.0, 100.0, False, " robust standard deviations"),
+    "smooth_px": (0.0, 5.0, False, " pixels"),
+    "tolerance_px": (0, 3, True, " pixels"),
+    "type_share": (0.0, 1.0, False, ""),
+    "pixel_share": (0.0, 1.0, False, ""),
+    "rim_min": (0.0, 1.0, False, ""),
+    "background_m": (0.0, 20_000.0, False, " m"),
+}
 _SCHEDULERS = ("threads", "synchronous", "processes")
 
 
@@ -288,11 +299,18 @@ class DetectionConfig:
         Also add them to the ledger as cases (default False: regrowth is
         not a suspect patch; only disturbance opens cases).
     normalize : {"auto", "rrn", "none"}
-    thresholds : {"fixed", "otsu"}
+    clouds : {"auto", "none"}
+        Compute cloud and shadow masks for scenes that have none.
+    max_flagged_share : float
+        Share (0-1) of a reserve covered by patches above which the run
+        warns (season, radiometry or cloud?).
+    thresholds : str
+        No longer used (kept so that older configuration files load; a
+        warning says so): change is measured against each pair's own noise.
     simplify_m : float
         Outline simplification tolerance, ground metres.
     change : mapping of str to float
-        Overrides of :class:`ecopatch.ChangeParams` thresholds.
+        Overrides of :class:`ecopatch.ChangeParams`.
     """
 
     min_area: float = 400.0
@@ -305,7 +323,9 @@ class DetectionConfig:
     include_gain: bool = True
     gain_cases: bool = False
     normalize: str = "auto"
-    thresholds: str = "fixed"
+    clouds: str = "auto"
+    max_flagged_share: float = 0.05
+    thresholds: str | None = None
     simplify_m: float = 0.0
     change: Mapping[str, float] = field(default_factory=dict)
 
@@ -711,6 +731,41 @@ def _fraction_table(keys: Sequence[str]) -> Converter:
     return conv
 
 
+def _change_table(v: Any, where: str, base: Path) -> dict[str, float]:
+    """``[detection.change]``: ChangeParams keys with their ranges, then checked together."""
+    if not isinstance(v, dict):
+        raise _bad(where, v, f"must be a table of {_list(_CHANGE_KEYS)} = number")
+    out: dict[str, float] = {}
+    for k, x in v.items():
+        if k not in _CHANGE_KEYS:
+            raise ConfigError(f"{where}: unknown key \"{k}\"{_suggest(k, _CHANGE_KEYS)}; "
+                              f"allowed keys: {_list(_CHANGE_KEYS)}")
+        lo, hi, integer, unit = _CHANGE_KEYS[k]
+        out[k] = _number(lo=lo, hi=hi, lo_open=not integer and k not in ("smooth_px", "background_m"),
+                         integer=integer, unit=unit)(x, where.replace("] ", ".", 1) + "] " + k, base)
+    from .change import ChangeParams
+
+    try:
+        ChangeParams(**out)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return out
+
+
+def _retired_thresholds(v: Any, where: str, base: Path) -> str:
+    import warnings
+
+    from .errors import EcopatchWarning
+
+    s_ = _choice(_THRESHOLDS)(v, where, base)
+    warnings.warn(
+        f"{where}: thresholds is no longer used and is ignored: change is measured against each scene pair's "
+        "own noise ([detection.change] z_seed / z_grow); remove the key",
+        EcopatchWarning, stacklevel=2,
+    )
+    return s_
+
+
 def _existing_path(*, what: str) -> Converter:
     def conv(v: Any, where: str, base: Path) -> Path | None:
         if not isinstance(v, str):
@@ -895,9 +950,11 @@ _SECTIONS: dict[str, dict[str, _Key]] = {
         "include_gain": _Key(_boolean, default=True),
         "gain_cases": _Key(_boolean, default=False),
         "normalize": _Key(_choice(_NORMALIZE), default="auto"),
-        "thresholds": _Key(_choice(_THRESHOLDS), default="fixed"),
+        "clouds": _Key(_choice(_CLOUDS), default="auto"),
+        "max_flagged_share": _Key(_number(lo=0.0, hi=1.0, lo_open=True), default=0.05),
+        "thresholds": _Key(_retired_thresholds, default=None),
         "simplify_m": _Key(_number(lo=0.0, unit=" m"), default=0.0),
-        "change": _Key(_fraction_table(_CHANGE_KEYS), default={}),
+        "change": _Key(_change_table, default={}),
     },
     "assessment": {
         "reference": _Key(_reference, default="earliest"),

@@ -58,6 +58,7 @@ __all__ = [
     "fvc",
     "local_veg_fraction",
     "otsu_threshold",
+    "surface_fractions",
     "veg_from_fvc",
 ]
 
@@ -535,3 +536,87 @@ def classify(fractions: Mapping[str, np.ndarray]) -> np.ndarray:
     codes = np.argmax(np.nan_to_num(stack, nan=-1.0), axis=0).astype(np.uint8) + 1
     codes[nodata] = 0
     return codes
+
+
+def surface_fractions(bands: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Cover fractions of one date for change typing, from reflectance in one radiometric space.
+
+    The sky watch describes both dates with the same fixed rules, on
+    reflectance already made comparable (haze removed, the later date
+    normalised onto the earlier), so that a fraction that rises between
+    the dates is ground that changed, not a different scene statistic:
+
+    * ``water`` = ramp(MNDWI, 0 → 0.2) × ramp(SWIR1, 0.10 → 0.06) ×
+      ramp(NDVI, 0.2 → 0) (each ramp rises from 0 at its first value to 1
+      at its second): water stays dark in SWIR even when turbid; steel
+      roofs, with a positive MNDWI too, do not.  Without SWIR1: NDWI of
+      green and NIR, and ramp(NIR, 0.15 → 0.10);
+    * ``veg`` = ramp(NDVI, 0.15 → 0.6) × (1 - water);
+    * the rest is ``bare`` or ``built`` in the proportion of two soil
+      signs: a red-over-blue visible spectrum (blue/red from 0.66 down to
+      0.54: soil, sand and rock are reddish, concrete, asphalt and roofs
+      grey) and clay or moisture absorption at 2.2 µm (SWIR2/SWIR1 from
+      0.85 down to 0.77).  Their mean is the bare share; a sign whose bands
+      are missing is left out.
+
+    Parameters
+    ----------
+    bands : mapping of str to ndarray of shape (rows, cols)
+        Reflectance (0-1): ``red`` and ``nir`` at least; ``green``,
+        ``blue``, ``swir1``, ``swir2`` where the sensor has them.
+
+    Returns
+    -------
+    dict of str to ndarray of float32
+        ``veg``, ``bare``, ``built``, ``water`` (summing to 1), ``ndvi``,
+        ``mndwi`` (or NDWI), ``bsi`` (where the bands exist), and
+        ``typed`` (a 0-d array: 1.0 when bare and built could be told apart,
+        0.0 when no soil sign could be computed).
+    """
+    if not _has(bands, "red", "nir"):
+        raise MissingBandError("surface_fractions needs red and nir bands")
+
+    def ramp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            return np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+
+    red = np.asarray(bands["red"], dtype=np.float32)
+    nir = np.asarray(bands["nir"], dtype=np.float32)
+    vi = ndvi(nir, red)
+    if _has(bands, "green", "swir1"):
+        wi = mndwi(bands["green"], bands["swir1"])
+        # water stays dark in SWIR even when turbid (then bright in red and NIR); steel roofs,
+        # which share water's positive MNDWI, are bright in SWIR
+        dark = ramp(-np.asarray(bands["swir1"], dtype=np.float32), -0.10, -0.06)
+    elif _has(bands, "green"):
+        wi = ndwi(bands["green"], nir)
+        dark = ramp(-nir, -0.15, -0.10)
+    else:
+        wi = np.full(red.shape, np.nan, dtype=np.float32)
+        dark = np.zeros(red.shape, dtype=np.float32)
+    water = np.nan_to_num(ramp(wi, 0.0, 0.2) * dark, nan=0.0) * ramp(-vi, -0.2, 0.0)
+    veg = ramp(vi, 0.15, 0.6) * (1.0 - water)
+    rest = np.clip(1.0 - veg - water, 0.0, 1.0)
+    signs = []
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if _has(bands, "blue"):
+            signs.append(ramp(0.66 - np.asarray(bands["blue"], dtype=np.float32) / red, 0.0, 0.12))
+        if _has(bands, "swir1", "swir2"):
+            s1 = np.asarray(bands["swir1"], dtype=np.float32)
+            signs.append(ramp(0.85 - np.asarray(bands["swir2"], dtype=np.float32) / s1, 0.0, 0.08))
+    typed = bool(signs)
+    soil = np.mean(signs, axis=0) if signs else np.full(red.shape, 0.5, dtype=np.float32)
+    soil = np.where(np.isfinite(soil), soil, 0.5)
+    ok = np.isfinite(vi)
+    out = {
+        "veg": np.where(ok, veg, np.nan).astype(np.float32),
+        "bare": np.where(ok, rest * soil, np.nan).astype(np.float32),
+        "built": np.where(ok, rest * (1.0 - soil), np.nan).astype(np.float32),
+        "water": np.where(ok, water, np.nan).astype(np.float32),
+        "ndvi": vi.astype(np.float32),
+        "mndwi": np.asarray(wi, dtype=np.float32),
+        "typed": np.asarray(1.0 if typed else 0.0, dtype=np.float32),
+    }
+    if _has(bands, "blue", "red", "nir", "swir1"):
+        out["bsi"] = bsi(bands["blue"], red, nir, bands["swir1"]).astype(np.float32)
+    return out

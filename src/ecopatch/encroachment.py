@@ -5,22 +5,29 @@ optional margin around them) and returns one row per suspect patch with its
 outline on pixel edges, true area, change type, confidence, supporting index
 values, coordinates, and the reserve and functional zone it lies in.
 
-Method, in order:
+Method, in order (the reasons and the measurements behind each step are in
+``docs/design.md`` and ``benchmarks/RESULTS.md``):
 
-1. Both scenes are brought onto one analysis grid (the coarser one) with
-   cover fractions and FVC computed at each scene's own resolution
-   (:func:`ecopatch.io.raster.read_on_grid`).
-2. A global radiometric or seasonal shift between the dates is removed by
-   *relative radiometric normalisation*: per band, a reduced-major-axis fit
-   ``after = gain × before + offset`` on pseudo-invariant pixels (those whose
-   residual stays within 2.5 robust standard deviations in every band, up to
-   four iterations)
-   of a sample of the area of interest; the after scene is mapped back onto
-   the before scene's radiometry and classified with the before scene's
-   parameters.  For pairs without common bands (a drone RGB mosaic against a
-   satellite scene) each scene gets its own FVC end-members instead.
-3. Pixel change types by the rules of :mod:`ecopatch.change`; only pixels
-   observed at both dates and inside the area of interest can change.
+1. **The dates are made comparable** (:func:`ecopatch.pairing.prepare_pair`):
+   clouds and their shadows are masked where the product has no mask
+   (:mod:`ecopatch.clouds`); the later date is normalised onto the earlier
+   one by a reduced-major-axis fit per band on pseudo-invariant ground
+   (neither vegetated nor water at either date); the slowly varying part of
+   the difference (haze, illumination, phenology over ~1 km) is measured;
+   and the noise of unchanged ground is estimated from a sample of the
+   area of interest.
+2. **Change that stands out from the scene's own noise**: per pixel, the
+   robust z-score of a misregistration-tolerant standardised change vector
+   and Mahalanobis distance (:func:`ecopatch.change.change_statistic`).  A
+   patch is a connected set of pixels with ``z >= z_grow`` holding a pixel
+   with ``z >= z_seed`` (hysteresis), never vegetation or water at both
+   dates, and observed at both dates inside the area of interest.
+3. **What changed into what**: each date's cover fractions (vegetation,
+   bare, built, water) in the normalised space
+   (:func:`ecopatch.cover.surface_fractions`); a patch is typed by its
+   conversion (:func:`ecopatch.change.patch_type`) and reports its
+   ``class_before`` and ``class_after``.  A patch whose cover did not change
+   (a pit that stays bare, a roof that stays a roof) is not reported.
 4. Connected pixels form patches (exactly the same whether processed whole
    or in windows); holes smaller than the minimum mapping unit are filled;
    outlines are clipped to the area of interest and cut by the exclusion
@@ -31,37 +38,32 @@ Method, in order:
    outside), with the reserve and zone attributes of the polygon of that zone
    it overlaps most.
 
-``confidence`` is the area-weighted mean, over the patch's pixels, of the
-probability that the pixel's change exceeds its threshold given the noise of
-unchanged pixels (a normal model whose standard deviation is estimated from
-the scene pair): 0.5 for a patch right at the threshold, near 1 for a
-change far beyond the noise.
+``confidence`` is the probability that a patch is a real change of its type
+(:func:`patch_confidence`), from how far its pixels stand out and its size;
+its reliability on labelled scenes is tabulated in ``benchmarks/RESULTS.md``.
+When disturbance covers more than ``max_flagged_share`` of a reserve, a
+:class:`WidespreadChangeWarning` names the likely causes.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import logging
 import math
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import shapely
 
-from .change import (
-    STAT_NAMES,
-    BlockComponents,
-    ChangeParams,
-    block_components,
-    classify_change,
-    merge_components,
-    patch_type,
-)
-from .cover import CoverParams, cover_fractions, otsu_threshold
+from .change import ChangeParams, dominant_class, patch_type, pixel_change, seasonal_envelope, water_gain_linear
+from .change import change_statistic as _change_statistic
+from .components import STAT_NAMES, BlockComponents, block_components, merge_components
+from .cover import CoverParams
 from .errors import (
     ConfigError,
     EcopatchWarning,
@@ -71,8 +73,9 @@ from .errors import (
 )
 from .geodesy import as_crs, geodesic_area_m2, geometries_in, repaired, transformer
 from .grid import Grid, Window
-from .io.raster import Observation, Scene, check_pair, plan_pass_reads, read_on_grid
-from .restoration import analysis_grid, prepare_cover_params
+from .io.raster import Scene, check_pair, plan_pass_reads, read_on_grid
+from .pairing import PairSetup, SurfaceDeriver, prepare_pair
+from .restoration import analysis_grid
 from .schema import ZONE_STRICTNESS, canonical_zone
 from .tiling import (
     PatchSums,
@@ -137,138 +140,6 @@ def geohash(lon: float, lat: float, precision: int = 9) -> str:
     return "".join(out)
 
 
-@dataclass(frozen=True)
-class _Radiometry:
-    """``before-equivalent = (after - offset) / gain`` per band."""
-
-    gains: Mapping[str, tuple[float, float]]
-
-
-class _ChangeDeriver:
-    """Picklable derive: cover fractions, FVC and indices, after optional normalisation."""
-
-    def __init__(self, params: CoverParams, source: str, radiometry: _Radiometry | None = None) -> None:
-        self.params = params
-        self.source = source
-        self.radiometry = radiometry
-
-    def __call__(self, obs: Observation) -> dict[str, np.ndarray]:
-        bands = dict(obs.bands)
-        if self.radiometry is not None:
-            for b, (g, o) in self.radiometry.gains.items():
-                if b in bands:
-                    x = bands[b] - o  # float32 stays float32 (o and g are Python floats)
-                    x /= g
-                    bands[b] = x if x.dtype == np.float32 else x.astype(np.float32)
-        f = cover_fractions(bands, self.params, source=self.source)
-        out = {k: v for k, v in f.items() if k in ("veg", "bare", "built", "water", *_LAYERS)}
-        for b in ("blue", "green", "nir", "swir1"):
-            if b in bands:
-                out[f"rho_{b}"] = bands[b]
-        return out
-
-
-def _fit_rrn(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray],
-             bands: list[str]) -> _Radiometry | None:
-    """Per-band linear fit after = gain·before + offset on pseudo-invariant pixels."""
-    ok = np.ones(np.shape(before[bands[0]]), dtype=bool)
-    for b in bands:
-        ok &= np.isfinite(before[b]) & np.isfinite(after[b])
-    if ok.sum() < 200:
-        return None
-    x = {b: np.asarray(before[b], dtype=np.float64)[ok] for b in bands}
-    y = {b: np.asarray(after[b], dtype=np.float64)[ok] for b in bands}
-    stable = np.ones(int(ok.sum()), dtype=bool)
-    fits: dict[str, tuple[float, float]] = {}
-    for _ in range(4):
-        fits = {}
-        resid_z = np.zeros(stable.shape)
-        for b in bands:
-            xs, ys = x[b][stable], y[b][stable]
-            if len(xs) < 100 or np.ptp(xs) == 0:
-                return None
-            # reduced major axis: both dates carry noise, and ordinary least
-            # squares would shrink the gain of a band with little spread
-            sx, sy = float(np.std(xs)), float(np.std(ys))
-            if sx == 0:
-                return None
-            r = float(np.corrcoef(xs, ys)[0, 1])
-            g = np.sign(r) * sy / sx if r != 0 else 1.0
-            o = float(np.mean(ys) - g * np.mean(xs))
-            fits[b] = (float(g), o)
-            r = y[b] - (g * x[b] + o)
-            med = np.median(r[stable])
-            mad = 1.4826 * np.median(np.abs(r[stable] - med)) or 1e-6
-            resid_z = np.maximum(resid_z, np.abs(r - med) / mad)
-        new = resid_z < 2.5
-        if new.sum() < 100 or np.array_equal(new, stable):
-            break
-        stable = new
-    if any(not (0.5 <= g <= 2.0) for g, _ in fits.values()):
-        warnings.warn(
-            f"relative radiometric normalisation gave implausible gains {fits}; not applied "
-            "(the dates may differ too much, or the scenes may not overlap the same ground)",
-            EcopatchWarning,
-            stacklevel=5,  # _scene_parameters, detection_pass, detect_changes, the caller
-        )
-        return None
-    return _Radiometry(fits)
-
-
-def _thin(v: np.ndarray, max_n: int = 250_000) -> np.ndarray:
-    """Every k-th value, so that at most ``max_n`` are left (deterministic)."""
-    k = max(1, int(np.ceil(v.size / max_n)))
-    return v[::k]
-
-
-def _sample_layers(scene: Scene, g: Grid, windows: list[Window], deriver: _ChangeDeriver,
-                   band_reads: list[dict[str, np.ndarray]], max_source_px: int) -> list[dict[str, np.ndarray]]:
-    """Derived layers of the sample windows: from the bands already read when the scene is on ``g``'s pixels."""
-    from .io.raster import Observation, _same_pixels
-
-    if _same_pixels(scene.grid, g) is None:
-        return [read_on_grid(scene, g, w, derive=deriver, max_source_px=max_source_px) for w in windows]
-    out = []
-    for w, bands in zip(windows, band_reads):
-        names = [b for b in scene.bands if b in bands]
-        valid = np.asarray(bands["valid_fraction"]) > 0
-        out.append(deriver(Observation({b: bands[b] for b in names}, valid, g.subgrid(w))))
-    return out
-
-
-def _robust_sigma(v: np.ndarray, floor: float = 0.01) -> float:
-    v = v[np.isfinite(v)]
-    if v.size < 10:
-        return 0.05
-    mad = 1.4826 * float(np.median(np.abs(v - np.median(v))))
-    return max(mad, floor)
-
-
-def _sample_windows(g: Grid, parts: np.ndarray, *, size: int = 128, n: int = 24) -> list[Window]:
-    """Up to ``n`` windows of ``size`` px, evenly spread over the chunks that meet any of ``parts``."""
-    parts = np.asarray(parts, dtype=object)
-    parts = parts[~(shapely.is_missing(parts) | shapely.is_empty(parts))]
-    if not len(parts):
-        return []
-    win = g.window_from_bounds(tuple(shapely.total_bounds(parts)), clip=True)
-    if win is None:
-        return []
-    chunks = list(g.chunks(size, win))
-    # the chunks' outlines at once, and one tree query: a Python loop testing each chunk
-    # against the union of the parts took 2 s on a 2 x 2-tile mosaic
-    rc = np.array([(w.row_off, w.col_off, w.height, w.width) for w in chunks], dtype=np.float64)
-    a, _, c, _, e, f = tuple(g.transform)[:6]
-    x0, x1 = c + a * rc[:, 1], c + a * (rc[:, 1] + rc[:, 3])
-    y0, y1 = f + e * rc[:, 0], f + e * (rc[:, 0] + rc[:, 2])
-    boxes = shapely.box(np.minimum(x0, x1), np.minimum(y0, y1), np.maximum(x0, x1), np.maximum(y0, y1))
-    hit = np.unique(shapely.STRtree(parts).query(boxes, predicate="intersects")[0])
-    cand = [chunks[i] for i in hit]
-    if len(cand) <= n:
-        return cand
-    pick = np.unique(np.linspace(0, len(cand) - 1, n).round().astype(int))
-    return [cand[i] for i in pick]
-
-
 def _metre_buffer(geoms: np.ndarray, crs: Any, distance_m: float) -> np.ndarray:
     """Buffer geometries by a ground distance in metres, whatever their CRS."""
     if distance_m == 0:
@@ -297,14 +168,25 @@ class _BlockTask:
     after: Scene
     grid: Grid
     window: Window
-    derive_before: _ChangeDeriver
-    derive_after: _ChangeDeriver
-    params: ChangeParams
+    setup: _PassSetup
     aoi: tuple[Any, ...] | None  # parts of the area of interest touching this block (grid CRS); None: everywhere
     zones: tuple[Any, ...]  # within polygons touching this block (grid CRS)
     zone_index: np.ndarray
     max_source_px: int
-    min_change_m2: float = 0.0
+    min_area_m2: float = 0.0
+
+
+@dataclass(frozen=True)
+class _PassSetup:
+    """What every block of one detection shares (pickled once per task)."""
+
+    derive_before: SurfaceDeriver
+    derive_after: SurfaceDeriver
+    model: Any
+    params: ChangeParams
+    bands_before: tuple[str, ...]
+    bands_after: tuple[str, ...]
+    history: tuple[tuple[Scene, SurfaceDeriver, tuple[str, ...]], ...] = ()
 
 
 @dataclass
@@ -329,21 +211,62 @@ def _aoi_mask(parts: tuple[Any, ...] | None, g: Grid, win: Window) -> np.ndarray
     return ~geometry_mask(list(clipped), out_shape=win.shape, transform=sub.transform, all_touched=True)
 
 
+#: Layers averaged per patch (area-weighted): the cover fractions of both dates, the change
+#: statistic and the indices reported with each patch.
+_FRACTIONS = ("veg", "bare", "built", "water")
+#: Bands averaged per patch for the new-water estimate (:func:`ecopatch.change.water_gain_linear`).
+_WATER_BANDS = ("blue", "green", "nir", "swir1")
+
+
 def _detect_block(task: _BlockTask) -> _BlockResult:
-    g, win = task.grid, task.window
-    padded = win.pad(1)
-    lb = read_on_grid(task.before, g, padded, derive=task.derive_before, max_source_px=task.max_source_px)
-    la = read_on_grid(task.after, g, padded, derive=task.derive_after, max_source_px=task.max_source_px)
-    aoi = _aoi_mask(task.aoi, g, padded)
-    change = classify_change(lb, la, task.params, aoi=aoi)
-    area = g.cell_area_m2(padded)
-    layers = {}
-    for k in _LAYERS:
-        if k in lb:
-            layers[f"{k}_before"] = lb[k]
-        if k in la:
-            layers[f"{k}_after"] = la[k]
-    comps = block_components(change, win, area, layers, halo=1, min_change_m2=task.min_change_m2)
+    g, win, st = task.grid, task.window, task.setup
+    halo = st.params.halo_px
+    padded = win.pad(halo)
+    lb = read_on_grid(task.before, g, padded, bands=st.bands_before, derive=st.derive_before,
+                      max_source_px=task.max_source_px)
+    la = read_on_grid(task.after, g, padded, bands=st.bands_after, derive=st.derive_after,
+                      max_source_px=task.max_source_px)
+    bg = st.model.background.at(padded.row_off, padded.col_off, padded.shape) if st.model.background else None
+    z = _change_statistic(lb, la, st.model, st.params, background=bg)
+    # the components need one pixel of context (rims, all_touched area of interest)
+    t = halo - 1
+    inner = (slice(t, padded.height - t), slice(t, padded.width - t))
+    p1 = win.pad(1)
+    aoi = _aoi_mask(task.aoi, g, p1)
+    fb = {k: lb[k][inner] for k in (*_FRACTIONS, *_WATER_BANDS, "ndvi", "mndwi") if k in lb}
+    fa = {k: la[k][inner] for k in (*_FRACTIONS, *_WATER_BANDS, "ndvi", "mndwi") if k in la}
+    envelope = None
+    if st.history:
+        dates = [fb]
+        for hs, hd, hbands in st.history:
+            lh = read_on_grid(hs, g, p1, bands=hbands, derive=hd, max_source_px=task.max_source_px)
+            dates.append({k: lh[k] for k in _FRACTIONS})
+        envelope = seasonal_envelope(dates)
+    change = pixel_change(z[inner], fb, fa, st.params, aoi=aoi, envelope=envelope)
+    area = g.cell_area_m2(p1)
+    layers: dict[str, np.ndarray] = {"z": change.z}
+    if change.water_gain is not None:
+        layers["water_gain"] = change.water_gain
+    if envelope is not None:
+        layers["cropland"] = envelope["cropland"]
+    # the share-weighted means type a patch by its changed ground, not by the barely changed
+    # cells at its edge (which dilute a small patch's plain means)
+    w = np.where(change.code > 0, change.share, 0.0).astype(np.float32)
+    layers["sw"] = w
+    for k in _FRACTIONS:
+        layers[f"{k}_before"] = fb[k]
+        layers[f"{k}_after"] = fa[k]
+        layers[f"sw_{k}_before"] = fb[k] * w
+        layers[f"sw_{k}_after"] = fa[k] * w
+    for k in ("ndvi",):
+        if k in fb and k in fa:
+            layers[f"sw_{k}_before"] = fb[k] * w
+            layers[f"sw_{k}_after"] = fa[k] * w
+    for k in (*_LAYERS, *_WATER_BANDS):
+        if k in lb and k in la:
+            layers[f"{k}_before"] = lb[k][inner]
+            layers[f"{k}_after"] = la[k][inner]
+    comps = block_components(change, win, area, layers, halo=1, min_area_m2=task.min_area_m2)
     if len(task.zones):
         cov = coverage_table(list(task.zones), g, window=win)
         obs = np.where(change.observed[1:-1, 1:-1], 1.0, np.nan)
@@ -371,8 +294,9 @@ def detect_changes(
     params: ChangeParams | None = None,
     cover: CoverParams | None = None,
     normalize: str = "auto",
-    thresholds: str = "fixed",
+    clouds: str = "auto",
     include_gain: bool = True,
+    max_flagged_share: float = 0.05,
     grid: Grid | None = None,
     simplify_m: float = 0.0,
     block: int = 512,
@@ -380,6 +304,7 @@ def detect_changes(
     progress: bool | None = None,
     max_source_px: int = 4_000_000,
     swap_dates: bool = False,
+    history: Sequence[Scene] | None = None,
 ) -> gpd.GeoDataFrame:
     """Find new disturbance between two dates, as suspect patches with type, zone and confidence.
 
@@ -393,8 +318,10 @@ def detect_changes(
         is reported, with their attributes.  Default: everywhere both scenes
         see.
     min_area_m2, min_area_mu : float, optional
-        Minimum mapping unit, m² (default 400) or mu (亩, overrides m²).
-        Applied to the estimated changed area ``change_m2``.
+        Minimum mapping unit, m² (default 400) or mu (亩, overrides m²): a
+        patch's outline covers at least this, and at least half of it is
+        estimated changed (``change_m2``), so a shed of 150 m² straddling
+        four 10 m cells is not reported.
     margin_m : float
         Ground distance (m) around ``within`` also watched (zone ``outside``).
     exclude : geopandas.GeoDataFrame, optional
@@ -405,17 +332,22 @@ def detect_changes(
         reserve name (保护地名称); ``"auto"`` looks for the usual names; None
         means the layer has none (zone then ``None``).
     params : ChangeParams, optional
-        Pixel change thresholds.
+        Thresholds of the change statistic (in robust standard deviations of
+        the scene's unchanged ground) and of the typing.
     cover : CoverParams, optional
-        Cover-rule thresholds (end-members are estimated when unset).
+        Cover-rule thresholds for relative-brightness imagery (drone RGB).
     normalize : {"auto", "rrn", "none"}
         Relative radiometric normalisation of ``after`` onto ``before``
         (``"auto"``: when both scenes share at least three reflectance bands).
-    thresholds : {"fixed", "otsu"}
-        ``"otsu"`` sets the FVC-drop threshold by Otsu's method on the area of
-        interest (never below three noise standard deviations).
+    clouds : {"auto", "none"}
+        ``"auto"`` computes cloud and shadow masks for scenes that have none
+        (Sentinel-2 L1C, Level-1 and Gaofen products, band stacks).
     include_gain : bool
         Also report ``vegetation_gain`` patches.
+    max_flagged_share : float
+        Share (0-1) of a reserve's observed area covered by disturbance
+        patches beyond which a :class:`WidespreadChangeWarning` is issued
+        (default 0.05).
     grid : Grid, optional
         Analysis grid (default the coarser scene's).
     simplify_m : float
@@ -425,6 +357,13 @@ def detect_changes(
     swap_dates : bool
         When ``after`` is older than ``before``, swap them instead of raising
         :class:`~ecopatch.errors.DateOrderError`.
+    history : sequence of Scene, optional
+        Earlier scenes of the same ground (other seasons, other years).
+        Each pixel's range of cover over these and ``before`` is its own
+        seasonal range: a change is reported only where the after date lies
+        outside it (a field ploughed as in every winter is not a patch), and
+        such ground is classed ``seasonal_cropland``.  Scenes dated after
+        ``after`` are left out.
 
     Returns
     -------
@@ -458,8 +397,10 @@ def detect_changes(
     """
     p = detection_pass(before, after, within, min_area_m2=min_area_m2, min_area_mu=min_area_mu, margin_m=margin_m,
                        exclude=exclude, zone_field=zone_field, name_field=name_field, params=params, cover=cover,
-                       normalize=normalize, thresholds=thresholds, include_gain=include_gain, grid=grid,
-                       simplify_m=simplify_m, block=block, max_source_px=max_source_px, swap_dates=swap_dates)
+                       normalize=normalize, clouds=clouds, include_gain=include_gain,
+                       max_flagged_share=max_flagged_share, grid=grid,
+                       simplify_m=simplify_m, block=block, max_source_px=max_source_px, swap_dates=swap_dates,
+                       history=history)
     (results,) = run_passes([p], scheduler=scheduler, progress=progress)
     return p.finish(results)
 
@@ -478,13 +419,15 @@ def detection_pass(
     params: ChangeParams | None = None,
     cover: CoverParams | None = None,
     normalize: str = "auto",
-    thresholds: str = "fixed",
+    clouds: str = "auto",
     include_gain: bool = True,
+    max_flagged_share: float = 0.05,
     grid: Grid | None = None,
     simplify_m: float = 0.0,
     block: int = 512,
     max_source_px: int = 4_000_000,
     swap_dates: bool = False,
+    history: Sequence[Scene] | None = None,
 ) -> WindowPass:
     """:func:`detect_changes` set up, as a pass to run with others (:func:`ecopatch.tiling.run_passes`).
 
@@ -506,8 +449,8 @@ def detection_pass(
         raise ConfigError(f"margin_m={margin_m}: must be >= 0")
     if normalize not in ("auto", "rrn", "none"):
         raise ConfigError(f"normalize={normalize!r}; use 'auto', 'rrn' or 'none'")
-    if thresholds not in ("fixed", "otsu"):
-        raise ConfigError(f"thresholds={thresholds!r}; use 'fixed' or 'otsu'")
+    if clouds not in ("auto", "none"):
+        raise ConfigError(f"clouds={clouds!r}; use 'auto' (compute masks for scenes without one) or 'none'")
     before, after = check_pair(before, after, swap_dates=swap_dates)
     params = params or ChangeParams()
     g = analysis_grid(before, after, grid)
@@ -547,10 +490,13 @@ def detection_pass(
     if exclude is not None:
         as_crs(exclude.crs, what="exclusion layer")
 
-    # -- scene-level parameters from a sample ----------------------------
-    # (in a function, so the sample's arrays are freed before the main pass)
-    d_before, d_after, params = _scene_parameters(before, after, g, region, cover, normalize, thresholds, params,
-                                                  max_source_px)
+    # -- the pair made comparable, from bounded reads ---------------------
+    hist = _usable_history(history, before, after)
+    pair = prepare_pair(before, after, g, region, params=params, normalize=normalize, clouds=clouds,
+                        cover=cover, history=hist, max_source_px=max_source_px)
+    before, after = pair.before, pair.after  # with the cloud masks computed for them, if any
+    setup = _pass_setup(pair, params)
+    region_m2 = float(np.sum(geodesic_area_m2(region, g.crs)))
 
     # -- main pass ---------------------------------------------------------
     # pad 1: all_touched rasterising flags pixels just beyond a polygon's bounding box
@@ -572,8 +518,7 @@ def detection_pass(
             near = np.flatnonzero((aoi_bounds[:, 0] <= r) & (aoi_bounds[:, 2] >= left) &
                                   (aoi_bounds[:, 1] <= t) & (aoi_bounds[:, 3] >= b))
             aoi_w = tuple(aoi[near])
-        tasks.append(_BlockTask(before, after, g, w, d_before, d_after, params, aoi_w,
-                                tuple(zg[hit]), hit, max_source_px, mmu))
+        tasks.append(_BlockTask(before, after, g, w, setup, aoi_w, tuple(zg[hit]), hit, max_source_px, mmu))
 
     def finish(results: list[_BlockResult]) -> gpd.GeoDataFrame:
         merged = merge_components([r.components for r in results])
@@ -587,7 +532,7 @@ def detection_pass(
             )
 
         patches = _patches_from_components(merged, g, params, mmu, aoi, exclude, include_gain,
-                                           before, after, simplify_m)
+                                           before, after, simplify_m, pair.typed)
         out_crs = zones_gdf.crs if zones_gdf is not None else g.crs
         # the zones' CRS is usually the grid's, written differently (GeoPackage vs GeoTIFF): then
         # geometries_in leaves the outlines as they are (no no-op transformation: 0.13 s for 7000
@@ -602,11 +547,75 @@ def detection_pass(
             # plain records, not a DataFrame: pandas compares attrs on merge/concat, and a
             # DataFrame there breaks them ("truth value of a DataFrame is ambiguous")
             patches.attrs["observation"] = _observation_table(zones_gdf, zfield, nfield, zone_sums).to_dict("records")
+        patches.attrs["detection"] = dict(pair.record)
+        _warn_if_flagged_widely(patches, region_m2, max_flagged_share)
         log.info("detect_changes: %d patches", len(patches))
         return patches
 
     return WindowPass("detect", _detect_block, tasks, [w for w, _ in plan], finish,
-                      reads=plan_pass_reads((before, after), block=block))
+                      reads=plan_pass_reads((before, after, *(h for h, _ in pair.history)), block=block))
+
+
+def _usable_history(history: Sequence[Scene] | None, before: Scene, after: Scene) -> tuple[Scene, ...]:
+    """The history scenes dated before ``after`` (other than the two dates), oldest first."""
+    if not history:
+        return ()
+    out = []
+    for h in history:
+        if not isinstance(h, Scene):
+            raise InputDataError(f"history: {h!r} is not a Scene; open each earlier date with ecopatch.open_scene")
+        if h is before or h is after or (h.source == before.source and h.date == before.date):
+            continue
+        if h.date is not None and after.date is not None and h.date >= after.date:
+            log.info("history scene %s is not earlier than the after date: left out", h.source)
+            continue
+        out.append(h)
+    return tuple(sorted(out, key=lambda s: s.date or _dt.date.min))
+
+
+class WidespreadChangeWarning(EcopatchWarning):
+    """Suspect patches cover an implausibly large share of a reserve (season, radiometry or cloud?)."""
+
+
+def _warn_if_flagged_widely(patches: pd.DataFrame, region_m2: float, limit: float) -> None:
+    """Warn when disturbance patches cover more than ``limit`` (0-1) of a reserve's observed area."""
+    if not len(patches) or limit >= 1:
+        return
+    dist = patches[patches["change_type"] != "vegetation_gain"]
+    shares: dict[str, float] = {}
+    obs = observation_table(patches)
+    if len(obs) and "reserve_name" in dist.columns:
+        seen = obs.groupby(obs["reserve_name"].astype(str))["observed_m2"].sum()
+        flagged = dist.groupby(dist["reserve_name"].astype(str))["area_m2"].sum()
+        for name, a in flagged.items():
+            if seen.get(name, 0) > 0:
+                shares[name] = float(a) / float(seen[name])
+    elif region_m2 > 0:
+        shares["the area of interest"] = float(dist["area_m2"].sum()) / region_m2
+    wide = {k: v for k, v in shares.items() if v > limit}
+    if wide:
+        words = ", ".join(f"{k}: {v:.1%}" for k, v in sorted(wide.items(), key=lambda kv: -kv[1])[:5])
+        warnings.warn(
+            f"suspect patches cover more than {limit:.0%} of the observed area ({words}); real encroachment "
+            "rarely does. Likely causes: a seasonal difference between the dates (ploughing, harvest, leaf fall, "
+            "dry-season grass: use a baseline from the same season), radiometry (haze or top-of-atmosphere input: "
+            "use surface reflectance), or unmasked cloud and shadow. Check the change map before sending field "
+            "teams out (max_flagged_share= sets this limit)",
+            WidespreadChangeWarning, stacklevel=4,
+        )
+
+
+def _pass_setup(pair: PairSetup, params: ChangeParams) -> _PassSetup:
+    """The bands each date is read with, and what the blocks share."""
+    core = ("blue", "green", "red", "nir", "swir1", "swir2")
+    if pair.derive_before.cover is None:
+        bands = tuple(pair.model.bands)
+        hist = tuple((h, d, bands) for h, d in pair.history)
+        return _PassSetup(pair.derive_before, pair.derive_after, pair.model, params, bands, bands, hist)
+    hist = tuple((h, d, tuple(b for b in core if b in h.bands)) for h, d in pair.history)
+    return _PassSetup(pair.derive_before, pair.derive_after, pair.model, params,
+                      tuple(b for b in core if b in pair.before.bands),
+                      tuple(b for b in core if b in pair.after.bands), hist)
 
 
 def observation_table(patches: pd.DataFrame) -> pd.DataFrame:
@@ -630,59 +639,6 @@ def observation_table(patches: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _scene_parameters(before: Scene, after: Scene, g: Grid, region: np.ndarray, cover: CoverParams | None,
-                      normalize: str, thresholds: str, params: ChangeParams,
-                      max_source_px: int) -> tuple[_ChangeDeriver, _ChangeDeriver, ChangeParams]:
-    """Cover parameters, radiometric normalisation and noise levels, from one sample of both scenes."""
-    p_before = prepare_cover_params(before, cover)
-    shared = [b for b in _SPECTRAL if b in before.bands and b in after.bands]
-    rrn = None
-    samples = _sample_windows(g, region)
-    # one read of each scene's sample, reused for the radiometric fit and the noise estimate
-    sb = [read_on_grid(before, g, w, max_source_px=max_source_px) for w in samples]
-    sa = [read_on_grid(after, g, w, max_source_px=max_source_px) for w in samples]
-    if normalize != "none" and len(shared) >= 3 and before.sensor.reflectance and after.sensor.reflectance:
-        cat_b = {b: _thin(np.concatenate([x[b].ravel() for x in sb])) for b in shared}
-        cat_a = {b: _thin(np.concatenate([x[b].ravel() for x in sa])) for b in shared}
-        rrn = _fit_rrn(cat_b, cat_a, shared)
-        if rrn is None and normalize == "rrn":
-            raise NoValidPixelsError(
-                "relative radiometric normalisation: too few pixels observed at both dates in the "
-                "sample of the area of interest (cloud?); use normalize='none'"
-            )
-    elif normalize == "rrn":
-        raise ConfigError("normalize='rrn' needs at least three reflectance bands common to both scenes")
-    if rrn is not None:
-        p_after = p_before
-        log.info("radiometric normalisation: %s", rrn.gains)
-    else:
-        p_after = prepare_cover_params(after, cover)
-    d_before = _ChangeDeriver(p_before, before.source)
-    d_after = _ChangeDeriver(p_after, after.source, rrn)
-
-    # noise of unchanged pixels, for confidence (and Otsu)
-    fb = _sample_layers(before, g, samples, d_before, sb, max_source_px)
-    fa = _sample_layers(after, g, samples, d_after, sa, max_source_px)
-    dfvc = np.concatenate([(a["fvc"] - b["fvc"]).ravel() for a, b in zip(fa, fb)]) if samples else np.zeros(0)
-    dwat = np.concatenate([(a["water"] - b["water"]).ravel() for a, b in zip(fa, fb)]) if samples else np.zeros(0)
-    dbui = np.concatenate([(a["built"] - b["built"]).ravel() for a, b in zip(fa, fb)]) if samples else np.zeros(0)
-    stable = np.isfinite(dfvc) & (np.abs(dfvc) < params.fvc_drop / 2)
-    noise = {
-        "fvc": _robust_sigma(dfvc[stable]),
-        "water": _robust_sigma(dwat[stable]),
-        "built": _robust_sigma(dbui[stable]),
-    }
-    params = replace(params, noise=noise)
-    if thresholds == "otsu":
-        drops = -dfvc[np.isfinite(dfvc) & (dfvc < 0)]
-        if drops.size > 100:
-            t = float(np.clip(otsu_threshold(drops), 3 * noise["fvc"], 0.6))
-            params = replace(params, fvc_drop=t)
-    log.info("change parameters: %s", params)
-
-    return d_before, d_after, params
-
-
 def _find_field(gdf: pd.DataFrame, field: str | None, candidates: tuple[str, ...], what: str) -> str | None:
     if field is None:
         return None
@@ -703,25 +659,102 @@ def _find_field(gdf: pd.DataFrame, field: str | None, candidates: tuple[str, ...
     )
 
 
+def _layer_means(stats: np.ndarray, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Area-weighted mean of each averaged layer per patch (NaN where no pixel had a value)."""
+    base = len(STAT_NAMES)
+    out = {}
+    for j, name in enumerate(names):
+        s_, w = stats[:, base + 2 * j], stats[:, base + 2 * j + 1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[name] = np.where(w > 0, s_ / w, np.nan)
+    return out
+
+
+def _types_and_classes(means: Mapping[str, np.ndarray], cats: list[str], params: ChangeParams,
+                       typed: bool) -> tuple[list[str | None], list[str], list[str]]:
+    types: list[str | None] = []
+    cb: list[str] = []
+    ca: list[str] = []
+    for i, cat in enumerate(cats):
+        sw = float(means["sw"][i]) if "sw" in means else 0.0
+        if sw > 0:  # share-weighted: the changed ground of the patch
+            fb = {k: float(means[f"sw_{k}_before"][i]) / sw for k in (*_FRACTIONS, "ndvi") if f"sw_{k}_before" in means}
+            fa = {k: float(means[f"sw_{k}_after"][i]) / sw for k in (*_FRACTIONS, "ndvi") if f"sw_{k}_after" in means}
+        else:
+            fb = {k: float(means[f"{k}_before"][i]) for k in (*_FRACTIONS, "ndvi") if f"{k}_before" in means}
+            fa = {k: float(means[f"{k}_after"][i]) for k in (*_FRACTIONS, "ndvi") if f"{k}_after" in means}
+        sb = {k: float(means[f"{k}_before"][i]) for k in (*_WATER_BANDS, "mndwi") if f"{k}_before" in means}
+        sa = {k: float(means[f"{k}_after"][i]) for k in (*_WATER_BANDS, "mndwi") if f"{k}_after" in means}
+        lin = water_gain_linear(sb, sa)
+        if "water_gain" in means and np.isfinite(means["water_gain"][i]):
+            lin = max(lin or 0.0, float(means["water_gain"][i]))
+        types.append(patch_type(fb, fa, params, category=cat, typed=typed, water_gain=lin))
+        crop = "cropland" in means and float(means["cropland"][i]) >= 0.5
+        cb.append(_seasonal(dominant_class(fb["veg"], fb["bare"], fb["built"], fb["water"]), crop))
+        ca.append(_seasonal(dominant_class(fa["veg"], fa["bare"], fa["built"], fa["water"]), crop))
+    return types, cb, ca
+
+
+def _seasonal(cls: str, cropland: bool) -> str:
+    """A vegetated or bare class on ground that is cropland by its history becomes ``seasonal_cropland``."""
+    return "seasonal_cropland" if cropland and cls in ("vegetation", "sparse_vegetation", "bare") else cls
+
+
+def patch_confidence(z_mean: np.ndarray, n_px: np.ndarray) -> np.ndarray:
+    """Probability (0-1) that a patch is real change, from how far it stands out and its size.
+
+    A logistic function of the patch's mean change statistic ``z_mean``
+    (robust standard deviations of the scene's unchanged ground, capped at
+    30) and of ``log10(n_px)`` (pixels of the analysis grid), with the
+    coefficients :data:`CONFIDENCE_COEF` fitted on the labelled real scenes
+    of ``benchmarks/bench_change_realdata.py`` (construction and bare-soil
+    patches against the ten OSCD cities' urban-change labels, every patch
+    against Taizhou's change samples; each scene weighted equally).  The
+    reliability table, with each city's patches scored by coefficients
+    fitted without that city, is in ``benchmarks/RESULTS.md``.  Because the
+    labels count urban change only, the confidence of real non-urban change
+    (a field cleared to bare soil) is understated.
+    """
+    z = np.minimum(np.nan_to_num(np.asarray(z_mean, dtype=np.float64), nan=0.0), 30.0)
+    lp = np.log10(np.maximum(np.asarray(n_px, dtype=np.float64), 1.0))
+    x = CONFIDENCE_COEF[0] + CONFIDENCE_COEF[1] * z + CONFIDENCE_COEF[2] * lp
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+#: Logistic coefficients of :func:`patch_confidence`: intercept, mean z, log10(pixels).
+#: Fitted by ``benchmarks/bench_change_realdata.py --fit-confidence`` (see benchmarks/RESULTS.md).
+CONFIDENCE_COEF: tuple[float, float, float] = (-4.217, 0.054, 1.712)
+
+
 def _patches_from_components(merged: Any, g: Grid, params: ChangeParams, mmu: float, aoi: Any,
                              exclude: gpd.GeoDataFrame | None, include_gain: bool, before: Scene,
-                             after: Scene, simplify_m: float) -> gpd.GeoDataFrame:
+                             after: Scene, simplify_m: float, typed: bool = True) -> gpd.GeoDataFrame:
     import geopandas as gpd
     from affine import Affine
 
     stats = merged.stats
     cats = merged.category
     names = merged.layer_names
-    empty_cols = ["change_type", "change_m2", "n_px", "confidence", "outline_m2_raw"]
+    empty_cols = ["change_type", "change_m2", "n_px", "confidence", "class_before", "class_after"]
     # Clipping and exclusion can only shrink a patch, so patches already below the minimum
-    # mapping unit go first (on a full tile most components are a few noisy pixels).
-    big = stats[:, STAT_NAMES.index("a_change")] >= mmu
+    # mapping unit go first (on a full tile most components are a few noisy pixels); so do
+    # components without a pixel far beyond the noise (hysteresis), and those whose cover
+    # did not change (the ground already was what it is)
+    keep = ((stats[:, STAT_NAMES.index("a_total")] >= mmu) & (stats[:, STAT_NAMES.index("a_change")] >= mmu / 2)
+            & (stats[:, STAT_NAMES.index("a_seed")] > 0))
     if not include_gain:
-        big &= np.array([c != "gain" for c in cats], dtype=bool)
-    stats = stats[big]
-    cats = [c for c, k in zip(cats, big) if k]
-    outlines_in = merged.outline[big]
-    n = len(cats)
+        keep &= np.array([c != "gain" for c in cats], dtype=bool)
+    means = _layer_means(stats, names)
+    types, cls_b, cls_a = _types_and_classes(means, cats, params, typed)
+    keep &= np.array([t is not None for t in types], dtype=bool)
+    idx = np.flatnonzero(keep)
+    stats = stats[idx]
+    means = {k: v[idx] for k, v in means.items()}
+    types = [types[i] for i in idx]
+    cls_b = [cls_b[i] for i in idx]
+    cls_a = [cls_a[i] for i in idx]
+    outlines_in = merged.outline[idx]
+    n = len(idx)
     if n == 0:
         return gpd.GeoDataFrame({c: [] for c in empty_cols}, geometry=[], crs=g.crs)
     t = g.transform
@@ -735,8 +768,10 @@ def _patches_from_components(merged: Any, g: Grid, params: ChangeParams, mmu: fl
     raw_area = geodesic_area_m2(geoms, g.crs)
     if aoi is not None:
         geoms = _clip_to_area(geoms, aoi)
+    approved = np.zeros(n)
     if exclude is not None and len(exclude):
         ex = shapely.union_all(shapely.make_valid(geometries_in(exclude, g.crs, what="exclusion layer")))
+        approved = geodesic_area_m2(shapely.intersection(geoms, ex), g.crs)
         geoms = shapely.difference(geoms, ex)
     geoms = np.array([_polygonal(x) for x in geoms], dtype=object)
     # most outlines come through clipping unchanged (the same objects): their area is known
@@ -746,38 +781,34 @@ def _patches_from_components(merged: Any, g: Grid, params: ChangeParams, mmu: fl
         area[cut] = geodesic_area_m2(geoms[cut], g.crs)
     with np.errstate(invalid="ignore", divide="ignore"):
         kept_share = np.where(raw_area > 0, area / raw_area, 0.0)
-    a_total = stats[:, STAT_NAMES.index("a_total")]
-    change_m2 = stats[:, STAT_NAMES.index("a_change")] * np.clip(kept_share, 0, 1)
-    conf = np.where(a_total > 0, stats[:, STAT_NAMES.index("a_prob")] / a_total, 0.0)
-    base = len(STAT_NAMES)
-
-    def layer_mean(name: str) -> np.ndarray:
-        if name not in names:
-            return np.full(n, np.nan)
-        j = names.index(name)
-        s, w = stats[:, base + 2 * j], stats[:, base + 2 * j + 1]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(w > 0, s / w, np.nan)
-
-    rise = layer_mean("mndwi_after") - layer_mean("mndwi_before")
-    types = [
-        "vegetation_gain" if c == "gain" else patch_type(stats[i], params, float(rise[i]))
-        for i, c in enumerate(cats)
-    ]
+    # the changed area left after clipping and exclusion: the smaller of a proportional share and
+    # what remains when the part cut off is taken as wholly changed (an approved project's
+    # footprint accounts for the change inside it; the pixels left at its edge are mostly not)
+    a_change = stats[:, STAT_NAMES.index("a_change")]
+    change_m2 = np.minimum(a_change * np.clip(kept_share, 0, 1), np.maximum(a_change - (raw_area - area), 0.0))
+    # a patch whose change lies mostly inside approved projects is the approved activity itself
+    change_m2 = np.where(approved >= 0.75 * a_change, 0.0, change_m2)
+    conf = patch_confidence(means.get("z", np.zeros(n)), stats[:, 0])
     data: dict[str, Any] = {
         "change_type": types,
         "area_m2": area,
         "change_m2": change_m2,
         "n_px": stats[:, 0].astype(np.int64),
         "confidence": conf,
+        "class_before": cls_b,
+        "class_after": cls_a,
+        "change_z": means.get("z", np.full(n, np.nan)),
     }
+    for k in _FRACTIONS:
+        data[f"{k}_before"] = means[f"{k}_before"]
+        data[f"{k}_after"] = means[f"{k}_after"]
     for nm in names:
-        data[nm] = layer_mean(nm)
+        if (nm not in data and nm not in ("z", "water_gain", "cropland", "sw") and not nm.startswith("sw_")
+                and nm.rsplit("_", 1)[0] not in _WATER_BANDS):
+            data[nm] = means[nm]
     df = gpd.GeoDataFrame(data, geometry=geoms, crs=g.crs)
-    keep = (~shapely.is_empty(geoms)) & (df["change_m2"] >= mmu) & (df["area_m2"] > 0)
-    if not include_gain:
-        keep &= df["change_type"] != "vegetation_gain"
-    df = df[keep].reset_index(drop=True)
+    ok = (~shapely.is_empty(geoms)) & (df["area_m2"] >= mmu) & (df["change_m2"] >= mmu / 2) & (df["area_m2"] > 0)
+    df = df[ok].reset_index(drop=True)
     if simplify_m > 0 and len(df):
         unit = 1.0 if not g.is_geographic else 1 / 111_320.0
         df = df.set_geometry(df.geometry.simplify(simplify_m * unit, preserve_topology=True))

@@ -1845,7 +1845,8 @@ def _compute_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path
                 passes["detect"] = detection_pass(
                     before, after, ctx.reserves, min_area_m2=d.min_area_m2, margin_m=d.margin_m, exclude=ctx.exclude,
                     zone_field=d.zone_field, name_field=d.name_field, params=d.change_params(), normalize=d.normalize,
-                    thresholds=d.thresholds, include_gain=d.include_gain, simplify_m=d.simplify_m, block=cfg.run.block)
+                    clouds=d.clouds, max_flagged_share=d.max_flagged_share, include_gain=d.include_gain,
+                    simplify_m=d.simplify_m, block=cfg.run.block)
             except (NoOverlapError, NoValidPixelsError) as exc:
                 _skip("detect", exc)
     _heartbeat(ctx)

@@ -41,7 +41,7 @@ __all__ = [
 #: Common band names understood everywhere in ecopatch.
 COMMON_BANDS: tuple[str, ...] = (
     "coastal", "blue", "green", "red", "yellow", "rededge1", "rededge2", "rededge3",
-    "nir", "nir08", "swir1", "swir2",
+    "nir", "nir08", "nir09", "cirrus", "swir1", "swir2",
 )
 
 #: Sentinel-2 Scene Classification (SCL) classes treated as unusable:
@@ -225,10 +225,10 @@ class SensorProfile:
 _S2_BANDS = {
     "coastal": "B01", "blue": "B02", "green": "B03", "red": "B04",
     "rededge1": "B05", "rededge2": "B06", "rededge3": "B07",
-    "nir": "B08", "nir08": "B8A", "swir1": "B11", "swir2": "B12",
+    "nir": "B08", "nir08": "B8A", "nir09": "B09", "cirrus": "B10", "swir1": "B11", "swir2": "B12",
 }
 _S2_ALIASES = {"B1": "coastal", "B2": "blue", "B3": "green", "B4": "red", "B5": "rededge1",
-               "B6": "rededge2", "B7": "rededge3", "B8": "nir"}
+               "B6": "rededge2", "B7": "rededge3", "B8": "nir", "B9": "nir09"}
 
 #: Landsat 4-5 TM and 7 ETM+: band 4 is NIR, 5 and 7 SWIR (6 is thermal, ETM+ 8 panchromatic).
 _TM_BANDS = {"blue": "B1", "green": "B2", "red": "B3", "nir": "B4", "swir1": "B5", "swir2": "B7"}
