@@ -19,7 +19,7 @@ import datetime as _dt
 import os
 import time
 import warnings
-from collections.abc import Mapping, Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -257,7 +257,6 @@ class Detection:
 def detect_default(before: Any, after: Any) -> Detection:
     """:func:`ecopatch.detect_changes` (before, after) with its defaults, timed."""
     import ecopatch
-
     from ecopatch.errors import NoValidPixelsError
 
     load = os.getloadavg()[0]

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 import ecopatch
-
 from ecopatch.config import RunConfig, load_config, parse_config
 from ecopatch.errors import ConfigError
 
