@@ -2,8 +2,8 @@
 
 Two steps, both by hand (nothing here runs in the test suite).
 
-``make``: write the test pairs, once, into a scratch folder outside the
-repository (``--data``; default ``/work/benchdata-22``)::
+``make``: write the test pairs, once, into a scratch folder that is never committed
+(``--data``; default ``benchmarks/_work/e2e``, git-ignored)::
 
     python benchmarks/bench_e2e.py make --size 1000          # about 2 minutes
     python benchmarks/bench_e2e.py make --size 10980         # needs make_data.py's tile first (see README.md)
@@ -41,7 +41,7 @@ interleaved, optionally for two versions of the code in the same run
 (``--code before=/path/to/old/src --code after=src``), so that before and
 after are ratios measured together on one machine::
 
-    python benchmarks/bench_e2e.py run --size 1000 --repeat 3 --code before=/work/benchdata-22/code_before \\
+    python benchmarks/bench_e2e.py run --size 1000 --repeat 3 --code before=benchmarks/_work/e2e/code_before \\
         --code after=src
     python benchmarks/bench_e2e.py run --size 10980 --repeat 1 --kinds floor,both,joint,assess,exactextract
 
@@ -94,7 +94,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
 GIB = 1024**3
-DEFAULT_DATA = Path("/work/benchdata-22")
+DEFAULT_DATA = Path(__file__).resolve().parent / "_work" / "e2e"
 BANDS = ("B02", "B03", "B04", "B08", "B11", "B12", "SCL")
 
 
