@@ -722,8 +722,9 @@ def patch_confidence(z_mean: np.ndarray, n_px: np.ndarray) -> np.ndarray:
 
 
 #: Logistic coefficients of :func:`patch_confidence`: intercept, mean z, log10(pixels).
-#: Fitted by ``benchmarks/bench_change_realdata.py --fit-confidence`` (see benchmarks/RESULTS.md).
-CONFIDENCE_COEF: tuple[float, float, float] = (-4.217, 0.054, 1.712)
+#: Fitted by ``benchmarks/bench_change_realdata.py`` (its "Refitting the confidence" section, on the
+#: patches of the ten OSCD cities and Taizhou at the default settings; see benchmarks/RESULTS.md).
+CONFIDENCE_COEF: tuple[float, float, float] = (-3.963, 0.046, 1.516)
 
 
 def _patches_from_components(merged: Any, g: Grid, params: ChangeParams, mmu: float, aoi: Any,
