@@ -8,8 +8,9 @@ coarser), once per pair:
 
 * **Clouds.**  For Sentinel-2 top-of-atmosphere reflectance with the ten
   bands it needs, the ``s2cloudless`` pixel classifier (Zupanc et al.,
-  Sentinel Hub; a LightGBM model that ships inside its wheel), at
-  probability ``>= 0.6``.  For any other product, a two-date test: a pixel
+  Sentinel Hub; a LightGBM model that ships inside its wheel): cores at
+  probability ``>= 0.8`` grown over connected cells ``>= 0.5``
+  (:data:`S2CLOUDLESS_THRESHOLD`, :data:`S2CLOUDLESS_EDGE`).  For any other product, a two-date test: a pixel
   is cloud at one date when it is brighter there than at the other date in
   every visible band and in NIR, its visible spectrum is flat (white), and
   it is bright in absolute terms (:func:`temporal_cloud_test`).  Either way,
