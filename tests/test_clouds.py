@@ -86,3 +86,30 @@ def test_the_two_date_test_needs_visible_and_nir(missing):
     a, b = _ground(), _ground(seed=2)
     a.pop(missing)
     assert not temporal_cloud_test(a, b).any()
+
+
+def test_s2cloudless_tells_a_thick_cloud_from_vegetation_and_bare_ground():
+    from ecopatch.clouds import S2CLOUDLESS_BANDS, S2CLOUDLESS_THRESHOLD, s2cloudless_probability
+
+    shape = (30, 30)
+    # top-of-atmosphere reflectance of vegetation (left), bare soil (right), a thick cloud (middle rows)
+    veg = {"coastal": 0.12, "blue": 0.09, "red": 0.05, "rededge1": 0.10, "nir": 0.35, "nir08": 0.37,
+           "nir09": 0.12, "cirrus": 0.002, "swir1": 0.18, "swir2": 0.09}
+    soil = {"coastal": 0.14, "blue": 0.12, "red": 0.20, "rededge1": 0.23, "nir": 0.27, "nir08": 0.28,
+            "nir09": 0.09, "cirrus": 0.003, "swir1": 0.33, "swir2": 0.27}
+    cloud = {"coastal": 0.55, "blue": 0.52, "red": 0.50, "rededge1": 0.51, "nir": 0.52, "nir08": 0.52,
+             "nir09": 0.30, "cirrus": 0.05, "swir1": 0.40, "swir2": 0.30}
+    assert set(veg) == set(S2CLOUDLESS_BANDS)
+    toa = {}
+    for b in S2CLOUDLESS_BANDS:
+        a = np.full(shape, veg[b], dtype=np.float32)
+        a[:, 15:] = soil[b]
+        a[10:20, :] = cloud[b]
+        toa[b] = a
+    toa["red"][0, 0] = np.nan
+    p = s2cloudless_probability(toa)
+    assert p.shape == shape and np.isnan(p[0, 0])
+    assert np.nanmin(p[10:20]) >= S2CLOUDLESS_THRESHOLD
+    assert np.nanmax(p[:10]) < 0.4 and np.nanmax(p[20:]) < 0.4
+    # without a band it needs, no probability (the caller falls back to the two-date test)
+    assert s2cloudless_probability({b: v for b, v in toa.items() if b != "cirrus"}) is None
