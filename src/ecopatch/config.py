@@ -59,7 +59,7 @@ A complete example (every key but ``imagery``, ``mines``, ``reserves`` and
     max_flagged_share = 0.05      # warn when patches cover more of a reserve than this
     simplify_m = 0.0
     [detection.change]            # ecopatch.ChangeParams (see its docstring for units)
-    z_seed = 8.0
+    z_seed = 7.0                  # robust SDs of unchanged ground a patch's seed must stand out by
 
     [assessment]                  # -> ecopatch.assess_restoration
     reference = "earliest"        # each mine's reference: "earliest" usable scene, a date or a scene ID
