@@ -105,12 +105,65 @@ def test_change_statistic_measures_change_in_units_of_the_scene_noise():
     np.testing.assert_allclose(z_bg, z, atol=1e-3)
 
 
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000), z_floor=st.floats(-1.0, 6.0), holes=st.booleans())
+def test_the_floored_statistic_is_exact_at_and_above_its_floor(seed, z_floor, holes):
+    """The detection's shortcut (no neighbourhood search below the floor) changes no decision."""
+    rng = np.random.default_rng(seed)
+    before = _field(rng, shape=(24, 28))
+    after = {b: v + rng.normal(0, 0.004, v.shape).astype(np.float32) for b, v in before.items()}
+    r0, c0 = rng.integers(0, 18, 2)
+    for b in ("red", "swir1"):
+        after[b][r0:r0 + 5, c0:c0 + 6] += np.float32(rng.uniform(0.02, 0.2))
+    after["nir"] = np.roll(after["nir"], 1, axis=1)  # a one-pixel shift in one band
+    if holes:
+        before["green"][3:6, 4:9] = np.nan
+    model = _model()
+    full = change_statistic(before, after, model, ChangeParams())
+    floored = change_statistic(before, after, model, ChangeParams(), z_floor=z_floor)
+    assert np.array_equal(np.isnan(full), np.isnan(floored))
+    ok = np.isfinite(full)
+    high = ok & (floored >= z_floor)
+    np.testing.assert_allclose(floored[high], full[high], rtol=1e-5, atol=1e-5)
+    # below the floor both are below it (the decisions agree)
+    assert (full[ok & ~high] < z_floor + 1e-5).all()
+    assert np.array_equal(full[ok] >= z_floor + 1e-4, floored[ok] >= z_floor + 1e-4)
+
+
 def test_background_depends_on_the_pixel_position_only():
     rng = np.random.default_rng(3)
     bg = Background(rng.random((2, 5, 7)).astype(np.float32), 4)
     whole = bg.at(0, 0, (20, 28))
     part = bg.at(6, 9, (7, 5))
     np.testing.assert_array_equal(part, whole[:, 6:13, 9:14])
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 1000), factor=st.integers(1, 9), r0=st.integers(-3, 40), c0=st.integers(-3, 40),
+       h=st.integers(1, 30), w=st.integers(1, 30))
+def test_background_is_scipys_bilinear_interpolation(seed, factor, r0, c0, h, w):
+    from scipy.ndimage import map_coordinates
+
+    rng = np.random.default_rng(seed)
+    v = rng.normal(0, 1, (3, 4, 6)).astype(np.float32)
+    got = Background(v, factor).at(r0, c0, (h, w))
+    rr = (np.arange(r0, r0 + h) + 0.5) / factor - 0.5
+    cc = (np.arange(c0, c0 + w) + 0.5) / factor - 0.5
+    R, C = np.meshgrid(rr, cc, indexing="ij")
+    want = np.stack([map_coordinates(b, [R, C], order=1, mode="nearest") for b in v])
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_smoothing_bands_with_one_mask_equals_smoothing_each():
+    rng = np.random.default_rng(5)
+    x = rng.normal(0, 1, (4, 30, 40)).astype(np.float32)
+    x[:, 5:9, 10:20] = np.nan
+    together = smooth_nan(x, 1.0)
+    each = np.stack([smooth_nan(b, 1.0) for b in x])
+    np.testing.assert_allclose(together, each, atol=1e-6)
+    assert np.isnan(together[:, 5:9, 10:20]).all()
+    x[1, 0, 0] = np.nan  # masks differ: per band
+    np.testing.assert_allclose(smooth_nan(x, 1.0)[1], smooth_nan(x[1], 1.0), atol=1e-6)
 
 
 @settings(max_examples=25, deadline=None)
@@ -175,7 +228,7 @@ def test_pixel_candidates_skip_stable_vegetation_and_water_and_grow_from_seeds()
     ((0.1, 0.1, 0.8, 0.0), (0.1, 0.8, 0.1, 0.0), "bare_soil"),  # demolished
     ((0.6, 0.4, 0.0, 0.0), (0.0, 0.1, 0.0, 0.9), "water"),
     ((0.9, 0.1, 0.0, 0.0), (0.5, 0.5, 0.0, 0.0), "bare_soil"),  # half cleared to soil
-    ((0.9, 0.06, 0.04, 0.0), (0.7, 0.15, 0.13, 0.02), "vegetation_loss"),
+    ((0.9, 0.06, 0.04, 0.0), (0.7, 0.15, 0.13, 0.02), None),  # thinned, still vegetated, no NDVI fall known
     ((0.0, 0.9, 0.1, 0.0), (0.0, 0.85, 0.15, 0.0), None),  # a pit that stays bare
     ((0.0, 0.1, 0.9, 0.0), (0.0, 0.05, 0.95, 0.0), None),  # a roof that stays a roof
 ])
@@ -192,6 +245,10 @@ def test_patch_type_gain_and_untyped():
     assert patch_type(site, forest, p, category="gain") == "vegetation_gain"
     assert patch_type(forest, site, p, typed=False) == "disturbance"
     assert patch_type(forest, dict(site, veg=float("nan")), p) is None
+    # thinned canopy: vegetation loss only with an NDVI fall of LOSS_NDVI_FALL (a mown meadow falls less)
+    dense, thinned = dict(zip(keys, (0.9, 0.06, 0.04, 0.0))), dict(zip(keys, (0.7, 0.15, 0.13, 0.02)))
+    assert patch_type(dict(dense, ndvi=0.8), dict(thinned, ndvi=0.55), p) == "vegetation_loss"
+    assert patch_type(dict(dense, ndvi=0.8), dict(thinned, ndvi=0.7), p) is None
 
 
 def test_dominant_class():

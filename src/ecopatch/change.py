@@ -242,16 +242,21 @@ class Background:
 
     def at(self, row_off: int, col_off: int, shape: tuple[int, int]) -> np.ndarray:
         """Values at the pixels ``[row_off, row_off + rows) × [col_off, col_off + cols)`` of the analysis grid."""
-        from scipy.ndimage import map_coordinates
-
         k = float(self.factor)
-        rr = (np.arange(row_off, row_off + shape[0]) + 0.5) / k - 0.5
-        cc = (np.arange(col_off, col_off + shape[1]) + 0.5) / k - 0.5
-        R, C = np.meshgrid(rr, cc, indexing="ij")
-        out = np.empty((self.values.shape[0], *shape), dtype=np.float32)
-        for i, v in enumerate(self.values):
-            out[i] = map_coordinates(v, [R, C], order=1, mode="nearest")
-        return out
+        v = np.asarray(self.values, dtype=np.float32)
+        r0, r1, wr = _linear_weights((np.arange(row_off, row_off + shape[0]) + 0.5) / k - 0.5, v.shape[1])
+        c0, c1, wc = _linear_weights((np.arange(col_off, col_off + shape[1]) + 0.5) / k - 0.5, v.shape[2])
+        # separable bilinear interpolation, edge values beyond the grid (as map_coordinates' "nearest")
+        top = v[:, r0] * (1 - wr)[None, :, None] + v[:, r1] * wr[None, :, None]
+        return (top[:, :, c0] * (1 - wc) + top[:, :, c1] * wc).astype(np.float32)
+
+
+def _linear_weights(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lower and upper neighbours and the upper weight of coordinates ``x`` on ``n`` samples, clamped."""
+    x = np.clip(x, 0.0, n - 1.0)
+    i0 = np.floor(x).astype(np.intp)
+    i1 = np.minimum(i0 + 1, n - 1)
+    return i0, i1, (x - i0).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -297,6 +302,18 @@ def smooth_nan(x: np.ndarray, sigma: float) -> np.ndarray:
     if sigma <= 0:
         return x.copy()
     if x.ndim == 3:
+        ok = np.isfinite(x)
+        if len(x) > 1 and (ok == ok[0]).all():
+            # the same pixels observed in every band (the usual case): one weight image for all
+            den = gaussian_filter(ok[0].astype(np.float32), sigma, mode="constant", cval=0.0, truncate=3.0)
+            out = np.empty_like(x)
+            for i, b in enumerate(x):
+                num = gaussian_filter(np.where(ok[0], b, np.float32(0.0)), sigma, mode="constant", cval=0.0,
+                                      truncate=3.0)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    out[i] = num / den
+            out[:, ~ok[0]] = np.nan
+            return out
         return np.stack([smooth_nan(b, sigma) for b in x])
     ok = np.isfinite(x)
     v = np.where(ok, x, 0.0).astype(np.float32)
@@ -364,7 +381,8 @@ def _tolerant_numpy(y1: np.ndarray, y2: np.ndarray, r: int) -> np.ndarray:
 
 
 def change_statistic(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray], model: ChangeModel,
-                     params: ChangeParams, *, background: np.ndarray | None = None) -> np.ndarray:
+                     params: ChangeParams, *, background: np.ndarray | None = None,
+                     z_floor: float | None = None) -> np.ndarray:
     """The robust z-score of each pixel's change against the scene's unchanged ground.
 
     Parameters
@@ -377,6 +395,12 @@ def change_statistic(before: Mapping[str, np.ndarray], after: Mapping[str, np.nd
     background : ndarray of shape (bands, rows, cols), optional
         The slowly varying part of the difference at these pixels
         (:meth:`Background.at`).
+    z_floor : float, optional
+        Exact only at and above this value: a pixel whose statistic
+        *without* the misregistration tolerance is below it gets that value,
+        an upper bound of the tolerant one (which is then below it too).
+        The detection passes the lowest threshold it uses (the rim's),
+        which skips the neighbourhood search for most pixels.
 
     Returns
     -------
@@ -386,6 +410,14 @@ def change_statistic(before: Mapping[str, np.ndarray], after: Mapping[str, np.nd
     """
     x1 = np.stack([np.asarray(before[b], dtype=np.float32) for b in model.bands])
     x2 = np.stack([np.asarray(after[b], dtype=np.float32) for b in model.bands])
+    if z_floor is not None and not _NUMPY_ONLY:
+        from ._kernels import statistic_kernel
+
+        y1, y2, w1, w2 = _scaled(x1, x2, model, params, background)
+        fused = statistic_kernel(y1, y2, w1, w2, int(params.tolerance_px),
+                                 (model.e_centre, model.e_spread, model.m_centre, model.m_spread), z_floor)
+        if fused is not None:
+            return fused
     e, m = _distances(x1, x2, model, params, background)
     ze = (e - np.float32(model.e_centre)) / np.float32(model.e_spread)
     zm = (m - np.float32(model.m_centre)) / np.float32(model.m_spread)
@@ -393,9 +425,9 @@ def change_statistic(before: Mapping[str, np.ndarray], after: Mapping[str, np.nd
     return z.astype(np.float32)
 
 
-def _distances(x1: np.ndarray, x2: np.ndarray, model: ChangeModel, params: ChangeParams,
-               background: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """The standardised-CVA and Mahalanobis tolerant distances (see :func:`change_statistic`)."""
+def _scaled(x1: np.ndarray, x2: np.ndarray, model: ChangeModel, params: ChangeParams,
+            background: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Both dates smoothed and scaled (``y1, y2``), and whitened (``z1, z2``), as the distances compare them."""
     s1 = smooth_nan(x1, params.smooth_px)
     s2 = smooth_nan(x2, params.smooth_px)
     scale = np.asarray(model.scale, dtype=np.float32)[:, None, None]
@@ -404,11 +436,18 @@ def _distances(x1: np.ndarray, x2: np.ndarray, model: ChangeModel, params: Chang
         d -= background.astype(np.float32)
     y1 = s1 / scale
     y2 = y1 + d / scale
-    e = tolerant_distance(y1, y2, params.tolerance_px)
     W = np.asarray(model.whitening, dtype=np.float32)
     mu = np.asarray(model.centre, dtype=np.float32)[:, None, None]
     z1 = np.einsum("ij,jhw->ihw", W, y1)
     z2 = np.einsum("ij,jhw->ihw", W, y2 - mu)
+    return y1, y2, z1, z2
+
+
+def _distances(x1: np.ndarray, x2: np.ndarray, model: ChangeModel, params: ChangeParams,
+               background: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The standardised-CVA and Mahalanobis tolerant distances (see :func:`change_statistic`)."""
+    y1, y2, z1, z2 = _scaled(x1, x2, model, params, background)
+    e = tolerant_distance(y1, y2, params.tolerance_px)
     m = tolerant_distance(z1, z2, params.tolerance_px)
     return e, m
 

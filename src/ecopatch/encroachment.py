@@ -227,7 +227,9 @@ def _detect_block(task: _BlockTask) -> _BlockResult:
     la = read_on_grid(task.after, g, padded, bands=st.bands_after, derive=st.derive_after,
                       max_source_px=task.max_source_px)
     bg = st.model.background.at(padded.row_off, padded.col_off, padded.shape) if st.model.background else None
-    z = _change_statistic(lb, la, st.model, st.params, background=bg)
+    # exact where it can matter: at and above the lowest threshold used (a patch's rim)
+    z = _change_statistic(lb, la, st.model, st.params, background=bg,
+                          z_floor=st.params.rim_min * st.params.z_grow)
     # the components need one pixel of context (rims, all_touched area of interest)
     t = halo - 1
     inner = (slice(t, padded.height - t), slice(t, padded.width - t))

@@ -77,6 +77,11 @@ FRACTION_BANDS: tuple[str, ...] = ("veg", "bare", "built", "water")
 #: Coarsest cell (m) at which clouds are looked for, and the largest mask grid (cells).
 CLOUD_RES_M = 60.0
 MAX_MASK_CELLS = 1_500_000
+#: Largest grid (cells) the background difference is estimated on.  Scenes up to about
+#: 30 km across keep cells of ``background_m / 12``; larger ones get coarser cells (a full
+#: Sentinel-2 tile: about 210 m, the median taken over 3 x 3 of them), which a difference that
+#: varies over kilometres does not notice and which keeps the set-up of a tile to seconds.
+MAX_BACKGROUND_CELLS = 250_000
 #: Longest cloud-to-shadow distance searched, m (a 5 km high cloud at a 45° sun zenith).
 MAX_SHADOW_M = 5_000.0
 
@@ -392,11 +397,12 @@ def _fit_normalisation(raw_b: Sequence[Mapping[str, np.ndarray]], raw_a: Sequenc
 # ---------------------------------------------------------------------------
 # Coarse reads: clouds and the background
 # ---------------------------------------------------------------------------
-def _coarse_grid(grid: Grid, region: np.ndarray, res_m: float) -> tuple[Grid, int]:
+def _coarse_grid(grid: Grid, region: np.ndarray, res_m: float,
+                 max_cells: int = MAX_MASK_CELLS) -> tuple[Grid, int]:
     """A grid of whole multiples of ``grid``'s pixels over the whole grid, no finer than ``res_m``."""
     px = pixel_size_m(grid)
     area_m2 = grid.height * grid.width * px * px
-    res = max(res_m, math.sqrt(area_m2 / MAX_MASK_CELLS))
+    res = max(res_m, math.sqrt(area_m2 / max_cells))
     k = max(1, int(math.floor(res / px + 1e-9)))
     return mask_grid(grid, k * px), k
 
@@ -486,7 +492,7 @@ def _background(before: Scene, after: Scene, grid: Grid, region: np.ndarray, ban
     from scipy.ndimage import median_filter
 
     px = pixel_size_m(grid)
-    coarse, k = _coarse_grid(grid, region, max(params.background_m / 12, px))
+    coarse, k = _coarse_grid(grid, region, max(params.background_m / 12, px), MAX_BACKGROUND_CELLS)
     size = int(round(params.background_m / (k * px)))
     if size < 3:
         return None

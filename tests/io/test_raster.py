@@ -147,6 +147,34 @@ def test_read_decimated(tmp_path):
     assert obs["red"].size <= 400 and obs.grid.bounds == s.grid.bounds
 
 
+@pytest.mark.parametrize("layout", [dict(tiled=True, blockxsize=32, blockysize=32), dict(tiled=False, blockysize=3)])
+@pytest.mark.parametrize("size", [(173, 211), (97, 64)])
+@pytest.mark.parametrize("max_pixels", [400, 2_000, 5_000])
+def test_decimating_a_pixel_interleaved_file_takes_gdals_nearest_pixels(tmp_path, layout, size, max_pixels):
+    """The strip-wise decimation of pixel-interleaved files samples the pixels GDAL's nearest read does."""
+    import rasterio
+    from rasterio.enums import Resampling
+
+    from ecopatch.io import quicklook
+
+    rng = np.random.default_rng(3)
+    dn = rng.integers(1, 10_000, size=(6, *size), dtype=np.uint16)
+    path = _s2_stack(tmp_path, dn, interleave="pixel", compress="deflate", **layout)
+    s = open_scene(path)
+    obs = read_decimated(s, max_pixels=max_pixels)
+    grid = obs.grid
+    with rasterio.open(path) as ds:
+        assert ds.interleaving.name.lower() == "pixel"
+        want = ds.read([1, 2, 3, 4, 5, 6], out_shape=(6, *grid.shape), resampling=Resampling.nearest)
+    # the strip path was taken, and it gives GDAL's pixels
+    n0 = quicklook._STRIP_READS
+    read_decimated(s, max_pixels=max_pixels)
+    assert quicklook._STRIP_READS > n0
+    got = np.stack([obs[b] for b in s.bands])
+    ref = (want.astype(np.float64) - 0) / 10_000
+    np.testing.assert_allclose(got, ref, atol=1e-6)
+
+
 @pytest.mark.realdata
 def test_real_sentinel2_l2a_folder_with_stac(shared_data):
     s = open_scene(shared_data / "s2l2a_landsatc2l2_formats" / "s2_l2a_S2A_29RKH_20200219")
