@@ -70,6 +70,16 @@ against different scenes.
     recent scene before that date if none is on it).  Only scenes after it
     are processed.
 
+**Seasonal range.**  Besides the baseline, up to ``[run] history_scenes``
+(default 4; 0 turns it off) usable scenes dated *before the baseline* (the
+most recent) go to the detection as ``history=``: each pixel's cover over
+them and the baseline is its own seasonal range (ploughed and green
+cropland, leaf-off and leaf-on forest), and change inside it is not
+reported (:func:`ecopatch.detect_changes`).  Scenes between the baseline
+and ``S`` are not taken: they may already show the encroachment ``S`` is
+compared for.  The manifest's ``history`` names the scenes and which the
+detection used (:func:`choose_history`).
+
 **Restoration** is measured from the state before restoration began
 (一矿一策), never from the previous scene: each mine has a fixed
 *reference* (:func:`choose_references`), from its own field
@@ -208,6 +218,7 @@ __all__ = [
     "SceneOutcome",
     "SceneRef",
     "choose_baseline",
+    "choose_history",
     "choose_references",
     "clear_fractions",
     "completed_runs",
@@ -698,6 +709,57 @@ def _same_season(scene: SceneRef, usable: Sequence[SceneRef], window_days: int) 
         seen = "there is no scene of an earlier year"
     return prev, (f"previous scene: no earlier-year scene within ±{window_days} days of {scene.date:%m-%d} ({seen}); "
                   "most recent usable earlier scene")
+
+
+def choose_history(
+    baseline: SceneRef,
+    scenes: Sequence[SceneRef],
+    *,
+    max_scenes: int = 4,
+    unusable: Collection[str] = (),
+) -> tuple[SceneRef, ...]:
+    """The earlier scenes that give each pixel its own seasonal range (``history=`` of the detection).
+
+    Parameters
+    ----------
+    baseline : SceneRef
+        The encroachment baseline of the new scene (:func:`choose_baseline`).
+    scenes : sequence of SceneRef
+        Every scene found.
+    max_scenes : int
+        At most this many (``[run] history_scenes``); 0: none.
+    unusable : collection of str
+        IDs of scenes whose own run was skipped or failed (not taken).
+
+    Returns
+    -------
+    tuple of SceneRef
+        The most recent ``max_scenes`` usable scenes dated strictly before
+        the baseline, oldest first.
+
+    Notes
+    -----
+    Only scenes before the baseline serve: the range describes the ground
+    as it was up to the baseline, its seasons and crop rotation.  A scene
+    between the baseline and the new scene may already show the
+    encroachment the new scene is compared for, and would hide it.
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> from pathlib import Path
+    >>> s = [SceneRef(n, dt.date(2023, m, 1), Path(n)) for n, m in (("a", 3), ("b", 6), ("c", 9), ("d", 12))]
+    >>> [h.scene_id for h in choose_history(s[2], s, max_scenes=4)]
+    ['a', 'b']
+    >>> [h.scene_id for h in choose_history(s[3], s, max_scenes=2, unusable={"b"})]
+    ['a', 'c']
+    """
+    if max_scenes <= 0:
+        return ()
+    earlier = [s for s in scenes if s.date < baseline.date and s.scene_id not in unusable
+               and s.scene_id != baseline.scene_id]
+    recent = sorted(earlier, key=lambda s: (s.date, s.scene_id), reverse=True)[:max_scenes]
+    return tuple(sorted(recent, key=lambda s: (s.date, s.scene_id)))
 
 
 # ---------------------------------------------------------------------------
@@ -1790,6 +1852,13 @@ def _compute(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path, timi
                            f"(min_clear_fraction = {cfg.run.min_clear_fraction:g})")
     with clock("references"):
         refs = _scene_references(ctx, scene, unusable)
+    hist_refs = choose_history(baseline, ctx.scenes, max_scenes=cfg.run.history_scenes, unusable=unusable)
+    references["_history"] = {"max_scenes": cfg.run.history_scenes,
+                              "rule": "the most recent usable scenes dated before the baseline",
+                              "scenes": [h.as_dict() for h in hist_refs], "_refs": hist_refs}
+    if hist_refs:
+        log.info("scene %s: seasonal range from %d earlier scene(s): %s", scene.label, len(hist_refs),
+                 ", ".join(h.label for h in hist_refs))
     groups, waiting = _group_references(ctx, refs, scene)
     _record_references(references, refs, ctx, scene, groups, waiting)
     for ref, idx in groups.values():
@@ -1830,7 +1899,8 @@ def _compute(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path, timi
                     before, after, ctx.reserves, min_area_m2=d.min_area_m2, margin_m=d.margin_m, exclude=ctx.exclude,
                     zone_field=d.zone_field, name_field=d.name_field, params=d.change_params(), normalize=d.normalize,
                     clouds=d.clouds, max_flagged_share=d.max_flagged_share, include_gain=d.include_gain,
-                    simplify_m=d.simplify_m, block=cfg.run.block)
+                    simplify_m=d.simplify_m, block=cfg.run.block,
+                    history=[_open(ctx, h) for h in hist_refs] or None)
             except (NoOverlapError, NoValidPixelsError) as exc:
                 _skip("detect", exc)
     _heartbeat(ctx)
@@ -1850,6 +1920,9 @@ def _compute(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path, timi
             except (NoOverlapError, NoValidPixelsError) as exc:
                 _skip(job, exc)
     patches = finished.pop("detect", None)
+    if patches is not None and hist_refs:
+        used = dict(patches.attrs.get("detection", {}).get("history") or {})
+        references["_history"] |= {"used": list(used.get("scenes", [])), "left_out": int(used.get("left_out", 0))}
     assessment = None
     if finished:
         with clock("assess"):
@@ -2099,6 +2172,9 @@ def _manifest(ctx: _Context, scene: SceneRef, baseline: SceneRef, why: str, stat
     refs = dict(references or {})
     ref_scenes = refs.pop("_scenes", {})
     refs.pop("_counts", None)
+    history = dict(refs.pop("_history", {"max_scenes": cfg.run.history_scenes, "scenes": []}))
+    for h in history.pop("_refs", ()):  # the scenes that gave each pixel its seasonal range
+        inputs[f"history {h.scene_id}"] = h.as_dict() | safe(lambda r=h: _scene_digest(ctx, r), h.path)
     for sid, ref in ref_scenes.items():  # each mine's restoration reference, when not the baseline
         if sid != baseline.scene_id:
             inputs[f"reference {sid}"] = ref.as_dict() | safe(lambda r=ref: _scene_digest(ctx, r), ref.path)
@@ -2118,6 +2194,7 @@ def _manifest(ctx: _Context, scene: SceneRef, baseline: SceneRef, why: str, stat
         "scene": scene.as_dict(),
         "baseline": baseline.as_dict() | {"rule": cfg.run.baseline, "why": why, "job": "encroachment"},
         "references": refs,
+        "history": history,
         "force": ctx.force,
         "started_at": started,
         "finished_at": _utc_now(),
