@@ -1262,7 +1262,8 @@ class RunResult:
                 lines.append(
                     f"{head}: {c.get('mines', 0)} mines, {c.get('patches', 0)} suspect patches "
                     f"({led.get('new', 0)} new cases, {led.get('matched', 0)} matched, {led.get('rebound', 0)} "
-                    f"rebound, {led.get('unchanged', 0)} already in the ledger) -> {o.folder}"
+                    f"rebound, {led.get('unchanged', 0)} already in the ledger, "
+                    f"{led.get('sky_confirmed', 0)} confirmed by imagery) -> {o.folder}"
                 )
             else:
                 lines.append(f"{head}: {o.status.upper()}: {o.message}" + (f" -> {o.folder}" if o.folder else ""))
@@ -1969,13 +1970,15 @@ def _compute(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path, timi
     suspects = patches
     if patches is not None and not cfg.detection.gain_cases:
         suspects = patches[patches["change_type"] != "vegetation_gain"]
+    with clock("sky_tier"):
+        shares = _case_clear_shares(ctx, after, suspects)
     # One transaction: the scene's records, then the outputs that show them (the field package
     # of the cases it opened, the report), then COMMIT.  If anything fails, nothing is kept.
     # Other writers (a field-results import) wait up to [run] ledger_timeout_s meanwhile.
     with clock("ledger"):
         with ctx.ledger.transaction(f"record run {run_id}") as led:
             ares = led.record_assessment(assessment, run_id) if assessment is not None else None
-            dres = (led.add_detections(suspects, run_id, max_new_cases=cfg.run.new_case_limit)
+            dres = (led.add_detections(suspects, run_id, max_new_cases=cfg.run.new_case_limit, clear_shares=shares)
                     if suspects is not None else None)
             log.info("ledger: %s; %s", ares or "no mine assessment", dres or "no detection")
             _heartbeat(ctx)
@@ -2010,11 +2013,43 @@ def _compute(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path, timi
         "mine_records_unchanged": ares.unchanged if ares else 0,
         "new": dres.new if dres else 0, "matched": dres.matched if dres else 0,
         "rebound": dres.rebound if dres else 0, "unchanged": dres.unchanged if dres else 0,
+        "sky_confirmed": dres.sky_confirmed if dres else 0,
     }
     counts["fieldcheck_cases"] = len(new_cases)
     _heartbeat(ctx)
     _test_pause()
     return "ok", "; ".join(notes)
+
+
+def _case_clear_shares(ctx: _Context, after: Scene, suspects: Any) -> dict[str, float]:
+    """Share (0-1) of each probable case the new suspect patches touch that ``after`` sees clear.
+
+    A case found again confirms from the sky (影像确认) only when the new
+    scene saw it clear (:meth:`ecopatch.Ledger.add_detections`); measured on
+    a decimated read of the scene's mask (:func:`clear_fractions`).
+    """
+    import numpy as np
+    import shapely
+
+    from .ledger.store import DEFAULT_CONFIRM_CLEAR
+
+    if suspects is None or not len(suspects) or ctx.ledger is None:
+        return {}
+    cases = ctx.ledger.cases()
+    cases = cases[cases["sky_tier"] == "probable"]
+    if not len(cases):
+        return {}
+    found = shapely.make_valid(suspects.geometry.to_crs(cases.crs).to_numpy())
+    tree = shapely.STRtree(found)
+    hit = np.unique(tree.query(cases.geometry.to_numpy(), predicate="intersects")[0])
+    if not len(hit):
+        return {}
+    near = cases.iloc[hit]
+    shares = clear_fractions(after, near)
+    out = {str(cid): float(v) for cid, v in zip(near["case_id"], shares)}
+    log.info("sky tier: %d probable case(s) touched by this scene's patches, %d seen >= %.0f %% clear", len(out),
+             sum(v >= DEFAULT_CONFIRM_CLEAR for v in out.values()), 100 * DEFAULT_CONFIRM_CLEAR)
+    return out
 
 
 def _group_references(ctx: _Context, refs: Sequence[MineReference], scene: SceneRef
