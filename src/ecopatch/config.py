@@ -86,6 +86,7 @@ A complete example (every key but ``imagery``, ``mines``, ``reserves`` and
     [run]
     baseline = "season"           # encroachment: "season", "previous", "best" or "fixed"
     season_window_days = 45       # "season": same time of year within this many days
+    history_scenes = 4            # earlier scenes (before the baseline) giving each pixel its seasonal range; 0 = off
     reference_date = 2021-09-18   # with baseline = "fixed"
     max_baseline_age_days = 0     # "best": only earlier scenes this recent (0 = any)
     min_clear_fraction = 0.0      # skip new scenes less clear than this over the mines and reserves
@@ -425,6 +426,12 @@ class RunOptions:
     season_window_days : int
         ``"season"``: an earlier year's scene counts as the same season when
         its day of year is at most this many days away.
+    history_scenes : int
+        Up to this many usable scenes dated before the encroachment baseline
+        (the most recent first) are passed to the detection as ``history=``:
+        each pixel's range of cover over them and the baseline is its own
+        seasonal range, and change inside it is not reported
+        (:func:`ecopatch.detect_changes`).  0 turns it off.
     reference_date : datetime.date or None
         The fixed baseline's date (required with ``baseline = "fixed"``).
     max_baseline_age_days : int
@@ -463,6 +470,7 @@ class RunOptions:
 
     baseline: str = "season"
     season_window_days: int = 45
+    history_scenes: int = 4
     reference_date: _dt.date | None = None
     max_baseline_age_days: int = 0
     min_clear_fraction: float = 0.0
@@ -978,6 +986,7 @@ _SECTIONS: dict[str, dict[str, _Key]] = {
     "run": {
         "baseline": _Key(_choice(BASELINE_RULES), default="season"),
         "season_window_days": _Key(_number(lo=1, hi=182, integer=True, unit=" days"), default=45),
+        "history_scenes": _Key(_number(lo=0, hi=50, integer=True, unit=" scenes"), default=4),
         "reference_date": _Key(_date, default=None),
         "max_baseline_age_days": _Key(_number(lo=0, integer=True, unit=" days"), default=0),
         "min_clear_fraction": _Key(_number(lo=0.0, hi=1.0), default=0.0),

@@ -85,6 +85,8 @@ PACKAGE_HEADERS: dict[str, str] = {
     "reserve_name": "保护地名称",
     "zone_label": "功能分区",
     "found_on": "发现日期",
+    "sky_tier_zh": "影像分级",
+    "confirmed_on": "影像确认日期",
     "date_before": "前时相日期",
     "date_after": "后时相日期",
     "confidence": "置信度",

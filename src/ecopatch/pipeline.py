@@ -70,6 +70,16 @@ against different scenes.
     recent scene before that date if none is on it).  Only scenes after it
     are processed.
 
+**Seasonal range.**  Besides the baseline, up to ``[run] history_scenes``
+(default 4; 0 turns it off) usable scenes dated *before the baseline* (the
+most recent) go to the detection as ``history=``: each pixel's cover over
+them and the baseline is its own seasonal range (ploughed and green
+cropland, leaf-off and leaf-on forest), and change inside it is not
+reported (:func:`ecopatch.detect_changes`).  Scenes between the baseline
+and ``S`` are not taken: they may already show the encroachment ``S`` is
+compared for.  The manifest's ``history`` names the scenes and which the
+detection used (:func:`choose_history`).
+
 **Restoration** is measured from the state before restoration began
 (一矿一策), never from the previous scene: each mine has a fixed
 *reference* (:func:`choose_references`), from its own field
@@ -208,6 +218,7 @@ __all__ = [
     "SceneOutcome",
     "SceneRef",
     "choose_baseline",
+    "choose_history",
     "choose_references",
     "clear_fractions",
     "completed_runs",
@@ -698,6 +709,57 @@ def _same_season(scene: SceneRef, usable: Sequence[SceneRef], window_days: int) 
         seen = "there is no scene of an earlier year"
     return prev, (f"previous scene: no earlier-year scene within ±{window_days} days of {scene.date:%m-%d} ({seen}); "
                   "most recent usable earlier scene")
+
+
+def choose_history(
+    baseline: SceneRef,
+    scenes: Sequence[SceneRef],
+    *,
+    max_scenes: int = 4,
+    unusable: Collection[str] = (),
+) -> tuple[SceneRef, ...]:
+    """The earlier scenes that give each pixel its own seasonal range (``history=`` of the detection).
+
+    Parameters
+    ----------
+    baseline : SceneRef
+        The encroachment baseline of the new scene (:func:`choose_baseline`).
+    scenes : sequence of SceneRef
+        Every scene found.
+    max_scenes : int
+        At most this many (``[run] history_scenes``); 0: none.
+    unusable : collection of str
+        IDs of scenes whose own run was skipped or failed (not taken).
+
+    Returns
+    -------
+    tuple of SceneRef
+        The most recent ``max_scenes`` usable scenes dated strictly before
+        the baseline, oldest first.
+
+    Notes
+    -----
+    Only scenes before the baseline serve: the range describes the ground
+    as it was up to the baseline, its seasons and crop rotation.  A scene
+    between the baseline and the new scene may already show the
+    encroachment the new scene is compared for, and would hide it.
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> from pathlib import Path
+    >>> s = [SceneRef(n, dt.date(2023, m, 1), Path(n)) for n, m in (("a", 3), ("b", 6), ("c", 9), ("d", 12))]
+    >>> [h.scene_id for h in choose_history(s[2], s, max_scenes=4)]
+    ['a', 'b']
+    >>> [h.scene_id for h in choose_history(s[3], s, max_scenes=2, unusable={"b"})]
+    ['a', 'c']
+    """
+    if max_scenes <= 0:
+        return ()
+    earlier = [s for s in scenes if s.date < baseline.date and s.scene_id not in unusable
+               and s.scene_id != baseline.scene_id]
+    recent = sorted(earlier, key=lambda s: (s.date, s.scene_id), reverse=True)[:max_scenes]
+    return tuple(sorted(recent, key=lambda s: (s.date, s.scene_id)))
 
 
 # ---------------------------------------------------------------------------
@@ -1200,7 +1262,8 @@ class RunResult:
                 lines.append(
                     f"{head}: {c.get('mines', 0)} mines, {c.get('patches', 0)} suspect patches "
                     f"({led.get('new', 0)} new cases, {led.get('matched', 0)} matched, {led.get('rebound', 0)} "
-                    f"rebound, {led.get('unchanged', 0)} already in the ledger) -> {o.folder}"
+                    f"rebound, {led.get('unchanged', 0)} already in the ledger, "
+                    f"{led.get('sky_confirmed', 0)} confirmed by imagery) -> {o.folder}"
                 )
             else:
                 lines.append(f"{head}: {o.status.upper()}: {o.message}" + (f" -> {o.folder}" if o.folder else ""))
@@ -1806,6 +1869,13 @@ def _compute_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path
                            f"(min_clear_fraction = {cfg.run.min_clear_fraction:g})")
     with clock("references"):
         refs = _scene_references(ctx, scene, unusable)
+    hist_refs = choose_history(baseline, ctx.scenes, max_scenes=cfg.run.history_scenes, unusable=unusable)
+    references["_history"] = {"max_scenes": cfg.run.history_scenes,
+                              "rule": "the most recent usable scenes dated before the baseline",
+                              "scenes": [h.as_dict() for h in hist_refs], "_refs": hist_refs}
+    if hist_refs:
+        log.info("scene %s: seasonal range from %d earlier scene(s): %s", scene.label, len(hist_refs),
+                 ", ".join(h.label for h in hist_refs))
     groups, waiting = _group_references(ctx, refs, scene)
     _record_references(references, refs, ctx, scene, groups, waiting)
     for ref, idx in groups.values():
@@ -1846,7 +1916,8 @@ def _compute_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path
                     before, after, ctx.reserves, min_area_m2=d.min_area_m2, margin_m=d.margin_m, exclude=ctx.exclude,
                     zone_field=d.zone_field, name_field=d.name_field, params=d.change_params(), normalize=d.normalize,
                     clouds=d.clouds, max_flagged_share=d.max_flagged_share, include_gain=d.include_gain,
-                    simplify_m=d.simplify_m, block=cfg.run.block)
+                    simplify_m=d.simplify_m, block=cfg.run.block,
+                    history=[_open(ctx, h) for h in hist_refs] or None)
             except (NoOverlapError, NoValidPixelsError) as exc:
                 _skip("detect", exc)
     _heartbeat(ctx)
@@ -1866,6 +1937,9 @@ def _compute_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path
             except (NoOverlapError, NoValidPixelsError) as exc:
                 _skip(job, exc)
     patches = finished.pop("detect", None)
+    if patches is not None and hist_refs:
+        used = dict(patches.attrs.get("detection", {}).get("history") or {})
+        references["_history"] |= {"used": list(used.get("scenes", [])), "left_out": int(used.get("left_out", 0))}
     assessment = None
     if finished:
         with clock("assess"):
@@ -1912,13 +1986,15 @@ def _compute_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path
     suspects = patches
     if patches is not None and not cfg.detection.gain_cases:
         suspects = patches[patches["change_type"] != "vegetation_gain"]
+    with clock("sky_tier"):
+        shares = _case_clear_shares(ctx, after, suspects)
     # One transaction: the scene's records, then the outputs that show them (the field package
     # of the cases it opened, the report), then COMMIT.  If anything fails, nothing is kept.
     # Other writers (a field-results import) wait up to [run] ledger_timeout_s meanwhile.
     with clock("ledger"):
         with ctx.ledger.transaction(f"record run {run_id}") as led:
             ares = led.record_assessment(assessment, run_id) if assessment is not None else None
-            dres = (led.add_detections(suspects, run_id, max_new_cases=cfg.run.new_case_limit)
+            dres = (led.add_detections(suspects, run_id, max_new_cases=cfg.run.new_case_limit, clear_shares=shares)
                     if suspects is not None else None)
             log.info("ledger: %s; %s", ares or "no mine assessment", dres or "no detection")
             _heartbeat(ctx)
@@ -1956,11 +2032,43 @@ def _compute_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path
         "mine_records_unchanged": ares.unchanged if ares else 0,
         "new": dres.new if dres else 0, "matched": dres.matched if dres else 0,
         "rebound": dres.rebound if dres else 0, "unchanged": dres.unchanged if dres else 0,
+        "sky_confirmed": dres.sky_confirmed if dres else 0,
     }
     counts["fieldcheck_cases"] = len(new_cases)
     _heartbeat(ctx)
     _test_pause()
     return "ok", "; ".join(notes)
+
+
+def _case_clear_shares(ctx: _Context, after: Scene, suspects: Any) -> dict[str, float]:
+    """Share (0-1) of each probable case the new suspect patches touch that ``after`` sees clear.
+
+    A case found again confirms from the sky (影像确认) only when the new
+    scene saw it clear (:meth:`ecopatch.Ledger.add_detections`); measured on
+    a decimated read of the scene's mask (:func:`clear_fractions`).
+    """
+    import numpy as np
+    import shapely
+
+    from .ledger.store import DEFAULT_CONFIRM_CLEAR
+
+    if suspects is None or not len(suspects) or ctx.ledger is None:
+        return {}
+    cases = ctx.ledger.cases()
+    cases = cases[cases["sky_tier"] == "probable"]
+    if not len(cases):
+        return {}
+    found = shapely.make_valid(suspects.geometry.to_crs(cases.crs).to_numpy())
+    tree = shapely.STRtree(found)
+    hit = np.unique(tree.query(cases.geometry.to_numpy(), predicate="intersects")[0])
+    if not len(hit):
+        return {}
+    near = cases.iloc[hit]
+    shares = clear_fractions(after, near)
+    out = {str(cid): float(v) for cid, v in zip(near["case_id"], shares)}
+    log.info("sky tier: %d probable case(s) touched by this scene's patches, %d seen >= %.0f %% clear", len(out),
+             sum(v >= DEFAULT_CONFIRM_CLEAR for v in out.values()), 100 * DEFAULT_CONFIRM_CLEAR)
+    return out
 
 
 def _group_references(ctx: _Context, refs: Sequence[MineReference], scene: SceneRef
@@ -2118,6 +2226,9 @@ def _manifest(ctx: _Context, scene: SceneRef, baseline: SceneRef, why: str, stat
     refs = dict(references or {})
     ref_scenes = refs.pop("_scenes", {})
     refs.pop("_counts", None)
+    history = dict(refs.pop("_history", {"max_scenes": cfg.run.history_scenes, "scenes": []}))
+    for h in history.pop("_refs", ()):  # the scenes that gave each pixel its seasonal range
+        inputs[f"history {h.scene_id}"] = h.as_dict() | safe(lambda r=h: _scene_digest(ctx, r), h.path)
     for sid, ref in ref_scenes.items():  # each mine's restoration reference, when not the baseline
         if sid != baseline.scene_id:
             inputs[f"reference {sid}"] = ref.as_dict() | safe(lambda r=ref: _scene_digest(ctx, r), ref.path)
@@ -2137,6 +2248,7 @@ def _manifest(ctx: _Context, scene: SceneRef, baseline: SceneRef, why: str, stat
         "scene": scene.as_dict(),
         "baseline": baseline.as_dict() | {"rule": cfg.run.baseline, "why": why, "job": "encroachment"},
         "references": refs,
+        "history": history,
         "force": ctx.force,
         "started_at": started,
         "finished_at": _utc_now(),

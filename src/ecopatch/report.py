@@ -96,6 +96,7 @@ CASE_HEADERS: dict[str, tuple[str, str]] = {
     "case_id": ("图斑编号", "Case ID"),
     "status_label": ("状态", "Status"),
     "colour_label": ("红黄绿码", "Code"),
+    "sky_tier_label": ("影像分级", "Seen from the sky"),
     "change_label": ("变化类型", "Change type"),
     "area_m2": ("面积(平方米)", "Area (m²)"),
     "area_mu": ("面积(亩)", "Area (mu)"),
@@ -104,6 +105,7 @@ CASE_HEADERS: dict[str, tuple[str, str]] = {
     "lon": ("经度", "Longitude"),
     "lat": ("纬度", "Latitude"),
     "found_on": ("发现日期", "Found on"),
+    "confirmed_on": ("影像确认日期", "Confirmed by imagery on"),
     "deadline": ("整改期限", "Deadline"),
     "responsible_unit": ("责任单位", "Responsible unit"),
     "n_detections": ("检出次数", "Detections"),
@@ -279,6 +281,8 @@ def case_table(cases: pd.DataFrame, *, lang: str = "zh") -> pd.DataFrame:
     out["case_id"] = _col(c, "case_id").astype(str)
     out["status_label"] = [category_label("status", s, lang) for s in _col(c, "status")]
     out["colour_label"] = [category_label("colour", s, lang) for s in _col(c, "colour")]
+    out["sky_tier_label"] = [category_label("sky_tier", s, lang) if isinstance(s, str) else None
+                             for s in _col(c, "sky_tier")]
     out["change_label"] = [_change_label(v, lang) for v in _col(c, "change_type")]
     out["area_m2"] = _num(_col(c, "area_m2")).round(1)
     out["area_mu"] = _num(_col(c, "area_mu")).round(2)
@@ -287,6 +291,7 @@ def case_table(cases: pd.DataFrame, *, lang: str = "zh") -> pd.DataFrame:
     out["lon"] = _num(_col(c, "lon")).round(6)
     out["lat"] = _num(_col(c, "lat")).round(6)
     out["found_on"] = _date_text(_col(c, "found_on"))
+    out["confirmed_on"] = _date_text(_col(c, "confirmed_on"))
     out["deadline"] = _date_text(_col(c, "deadline"))
     out["responsible_unit"] = _col(c, "responsible_unit")
     out["n_detections"] = _num(_col(c, "n_detections")).astype("Int64")
@@ -384,6 +389,11 @@ def summary_table(
         for k in ("red", "yellow", "green"):
             add(f"  其中{category_label('colour', k, 'zh')}", f"  {category_label('colour', k, 'en')}",
                 int(cc.get(k, 0)), "个", "")
+        if "sky_tier" in c:  # seen once (疑似) or again in a later clear scene (影像确认)
+            tc = _col(c, "sky_tier").value_counts()
+            for k in ("probable", "confirmed"):
+                add(f"  其中{category_label('sky_tier', k, 'zh')}", f"  {category_label('sky_tier', k, 'en')}",
+                    int(tc.get(k, 0)), "个", "")
         sc = _col(c, "status").value_counts()
         for k, n in sc.items():
             add(f"  状态：{category_label('status', k, 'zh')}", f"  status: {category_label('status', k, 'en')}",

@@ -43,6 +43,7 @@ _FIELDS: dict[str, tuple[str, str]] = {
     "功能分区": ("功能分区", "Zone"),
     "status_zh": ("状态", "Status"),
     "colour_zh": ("红黄绿码", "Code"),
+    "sky_tier_zh": ("影像分级", "Seen from the sky"),
     "change_type_zh": ("变化类型", "Change type"),
     "change_type": ("变化类型", "Change type"),
     "area_mu": ("面积(亩)", "Area (mu)"),

@@ -83,7 +83,7 @@ def test_new_ledger_is_a_geopackage(ledger):
         assert gc == ("MULTIPOLYGON", 4490)
     finally:
         con.close()
-    assert ledger.schema_version == SCHEMA_VERSION == 2
+    assert ledger.schema_version == SCHEMA_VERSION == 3
     assert ledger.check().ok
     assert not list(ledger.path.parent.glob("*-wal")) and not list(
         ledger.path.parent.glob("*-journal")
@@ -270,8 +270,12 @@ def test_second_run_a_year_later_keeps_ids_and_flags_rebound(three):
     assert c.loc["YB-2024-000002", "found_on"] == dt.date(2024, 5, 1)  # first seen stays
     assert c.loc["YB-2025-000001", "found_on"] == dt.date(2025, 5, 3)
     ev = ledger.events("YB-2024-000001")
-    assert list(ev["kind"])[-1] == "rebound" and ev["patch_id"].iloc[-1] == "q1"
-    assert ev["data"].iloc[-1]["overlap_score"] == pytest.approx(0.8)
+    # found again a year later: rebound, and seen from the sky a second time (sky tier confirmed)
+    assert list(ev["kind"])[-2:] == ["rebound", "sky_confirm"] and ev["patch_id"].iloc[-2] == "q1"
+    assert ev["data"].iloc[-2]["overlap_score"] == pytest.approx(0.8)
+    assert ev["data"].iloc[-1]["confirmed_on"] == "2025-05-03"
+    assert res.sky_confirmed == 2 and c.loc["YB-2024-000002", "sky_tier"] == "confirmed"
+    assert c.loc["YB-2025-000001", "sky_tier"] == "probable"
     assert ledger.check().ok
 
 

@@ -140,7 +140,7 @@ def test_a_schema_1_ledger_is_upgraded_without_losing_a_row(tmp_path, caplog):
     _schema_1_ledger(path)
     led = Ledger(path)
     assert "upgraded from schema 1" in caplog.text
-    assert led.schema_version == SCHEMA_VERSION == 2 and led.check().ok
+    assert led.schema_version == SCHEMA_VERSION == 3 and led.check().ok
     h = led.mine_history()
     assert list(zip(h["patch_id"], h["run_id"])) == [("M01", "run-b"), ("M01", "run-c")]
     assert h["still_bare_m2"].iloc[0] == 0.96e4 and h["direction"].iloc[0] == "forest" and h["attrs"].iloc[0] == {}
@@ -150,7 +150,7 @@ def test_a_schema_1_ledger_is_upgraded_without_losing_a_row(tmp_path, caplog):
     assert a["superseded_by_run"] == "run-b" and a["attrs"] == {"x": 1}
     # the upgraded ledger works as a new one
     assert led.record_assessment(mines("2025-09-15", rate=(0.6, 0.9)), "run-e").replaced == 1
-    assert Ledger(path).schema_version == 2  # opening again does nothing more
+    assert Ledger(path).schema_version == SCHEMA_VERSION  # opening again does nothing more
 
 
 # --------------------------------------------------------------------------- field verdicts (修复核查)

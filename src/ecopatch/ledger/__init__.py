@@ -1,7 +1,7 @@
 """The case ledger (台账, 网上管): every suspect patch from detection to closure (销号).
 
 - :mod:`.model` — the pure state machine: :class:`Status`, :class:`EventKind`,
-  :class:`Case`, :class:`Event`, the transition table, :func:`advance` and the
+  :class:`Case`, :class:`Event`, the sky tier :class:`SkyTier`, the transition table, :func:`advance` and the
   red/yellow/green code :func:`case_colour`.
 - :mod:`.match` — stable case IDs across runs by overlap (:func:`match_patches`).
 - :mod:`.store` — :class:`Ledger`, the GeoPackage store and its only writer.
@@ -16,6 +16,7 @@ from .model import (
     Colour,
     Event,
     EventKind,
+    SkyTier,
     Status,
     advance,
     allowed_events,
@@ -48,6 +49,7 @@ __all__ = [
     "EventKind",
     "Ledger",
     "MatchResult",
+    "SkyTier",
     "Status",
     "advance",
     "allowed_events",

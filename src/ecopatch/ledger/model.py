@@ -32,8 +32,18 @@ Notes on the table:
 - ``false_alarm -> closed`` archives a dismissed case; ``false_alarm ->
   reopened`` happens when the place is found again with a much larger change
   (see :mod:`ecopatch.ledger.store`) or by a manual ``reopen``.
-- Events that change no state (``redetect``, ``update``, ``note``) are allowed
-  in every state.
+- Events that change no state (``redetect``, ``sky_confirm``, ``update``,
+  ``note``) are allowed in every state.
+
+Sky tier (影像分级), apart from the state
+-----------------------------------------
+``confirmed`` above is a *ground* verdict.  How often the *sky* has seen a
+case is a separate column, :class:`SkyTier`: a case opens ``probable``
+(疑似: seen in one observation); a ``sky_confirm`` event, recorded when a
+later clear observation detects it again (see
+:meth:`ecopatch.ledger.Ledger.add_detections`), makes it ``confirmed``
+(影像确认) with ``confirmed_on``, the date of that observation.  The tier
+never goes back and never moves the state.
 """
 
 from __future__ import annotations
@@ -52,6 +62,7 @@ __all__ = [
     "Colour",
     "Event",
     "EventKind",
+    "SkyTier",
     "Status",
     "TRANSITIONS",
     "advance",
@@ -129,6 +140,34 @@ _STATUS_ZH = {
 }
 
 
+class SkyTier(str, Enum):
+    """How often the sky has seen a case (影像分级); not its ground verdict.
+
+    =========  ========  =======================================================
+    member     zh        meaning
+    =========  ========  =======================================================
+    PROBABLE   疑似      seen in one observation
+    CONFIRMED  影像确认  seen again in a later clear observation
+    =========  ========  =======================================================
+    """
+
+    PROBABLE = "probable"
+    CONFIRMED = "confirmed"
+
+    @property
+    def zh(self) -> str:
+        """Chinese label of the tier."""
+        return _SKY_TIER_ZH[self]
+
+    @property
+    def en(self) -> str:
+        """English label of the tier."""
+        return {"probable": "Probable", "confirmed": "Confirmed by imagery"}[self.value]
+
+
+_SKY_TIER_ZH = {SkyTier.PROBABLE: "疑似", SkyTier.CONFIRMED: "影像确认"}
+
+
 class EventKind(str, Enum):
     """What happened to a case; each kind moves it to one state, or none.
 
@@ -137,6 +176,8 @@ class EventKind(str, Enum):
     ===================  ===========  ===========================================
     DETECT               detected     first found in imagery (opens the case)
     REDETECT             (none)       found again by a later run, same place
+    SKY_CONFIRM          (none)       seen again in a later clear observation:
+                                      sky tier probable -> confirmed (影像确认)
     REBOUND              reopened     found again after closure (回头看 / 反弹)
     DISPATCH             dispatched   sent to a field team
     CONFIRM              confirmed    ground check: violation confirmed
@@ -152,6 +193,7 @@ class EventKind(str, Enum):
 
     DETECT = "detect"
     REDETECT = "redetect"
+    SKY_CONFIRM = "sky_confirm"
     REBOUND = "rebound"
     DISPATCH = "dispatch"
     CONFIRM = "confirm"
@@ -189,6 +231,7 @@ class EventKind(str, Enum):
 _TARGET: dict[EventKind, Status | None] = {
     EventKind.DETECT: Status.DETECTED,
     EventKind.REDETECT: None,
+    EventKind.SKY_CONFIRM: None,
     EventKind.REBOUND: Status.REOPENED,
     EventKind.DISPATCH: Status.DISPATCHED,
     EventKind.CONFIRM: Status.CONFIRMED,
@@ -295,6 +338,10 @@ class Case:
     real_type : str, optional
         Activity type found on the ground (an HJ 1156 key of
         :data:`ecopatch.schema.ACTIVITY_TYPES`).
+    sky_tier : SkyTier
+        ``probable`` until a ``sky_confirm`` event, then ``confirmed``.
+    confirmed_on : datetime.date, optional
+        Date of the later observation that confirmed it (``sky_confirm``).
     """
 
     case_id: str
@@ -304,9 +351,12 @@ class Case:
     responsible_unit: str | None = None
     deadline: _dt.date | None = None
     real_type: str | None = None
+    sky_tier: SkyTier = SkyTier.PROBABLE
+    confirmed_on: _dt.date | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status.get(self.status))
+        object.__setattr__(self, "sky_tier", SkyTier(self.sky_tier))
 
 
 def allowed_events(status: Status | str) -> tuple[EventKind, ...]:
@@ -315,7 +365,7 @@ def allowed_events(status: Status | str) -> tuple[EventKind, ...]:
     Examples
     --------
     >>> [k.value for k in allowed_events("closed")]
-    ['redetect', 'rebound', 'reopen', 'update', 'note']
+    ['redetect', 'sky_confirm', 'rebound', 'reopen', 'update', 'note']
     """
     status = Status.get(status)
     ok = TRANSITIONS[status]
@@ -394,6 +444,13 @@ def advance(case: Case, event: Event) -> Case:
             f"case {case.case_id}: 'detect' only opens a new case; a case found again "
             f"takes a 'redetect' or 'rebound' event"
         )
+    if kind is EventKind.SKY_CONFIRM:
+        on = event.data.get("confirmed_on")
+        if on is not None and not isinstance(on, _dt.date):
+            on = _dt.date.fromisoformat(str(on))
+        if case.sky_tier is SkyTier.CONFIRMED:  # already confirmed: the first confirmation's date stays
+            return case
+        return replace(case, sky_tier=SkyTier.CONFIRMED, confirmed_on=on or event.on)
     if target is None:
         return _apply_data(case, event)
     allowed = TRANSITIONS[case.status]

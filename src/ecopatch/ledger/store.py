@@ -65,7 +65,7 @@ import sqlite3
 import struct
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -93,7 +93,7 @@ from ..schema import ACTIVITY_TYPES, CHANGE_TYPE_ZH, CHANGE_TYPES, PATCH_COLUMNS
 from ..units import m2_to_mu
 from . import model
 from .match import match_patches
-from .model import Case, Colour, Event, EventKind, Status
+from .model import Case, Colour, Event, EventKind, SkyTier, Status
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -104,6 +104,7 @@ __all__ = [
     "AddResult",
     "AssessmentResult",
     "CheckReport",
+    "DEFAULT_CONFIRM_CLEAR",
     "DEFAULT_MAX_NEW_CASES",
     "LEDGER_CRS",
     "Ledger",
@@ -118,10 +119,14 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Version of the ledger's table layout, stored in ``meta``.  Version 2 (one mine-history row
-#: per mine per date, superseded rows kept, restoration verdicts); a version-1 ledger is upgraded
-#: in one transaction when it is opened (:meth:`Ledger._upgrade_schema`).
-SCHEMA_VERSION = 2
+#: Version of the ledger's table layout, stored in ``meta``.  Version 2: one mine-history row
+#: per mine per date, superseded rows kept, restoration verdicts.  Version 3: each case's sky tier
+#: (``sky_tier``, ``confirmed_on``).  An older ledger is upgraded in one transaction when it is
+#: opened (:meth:`Ledger._upgrade_schema`).
+SCHEMA_VERSION = 3
+#: Share (0-1) of a case's outline a later scene must see clear for its detection there to confirm
+#: the case from the sky (``min_clear_share`` of :meth:`Ledger.add_detections`).
+DEFAULT_CONFIRM_CLEAR = 0.7
 #: New cases one call of :meth:`Ledger.add_detections` may open by default (``max_new_cases``).
 DEFAULT_MAX_NEW_CASES = 200
 #: No satellite image of the earth is older (Landsat 1, 23 July 1972).
@@ -189,6 +194,9 @@ class AddResult:
         The run.
     case_ids : tuple of str
         Case ID of each input row, in input order.
+    sky_confirmed : int
+        Cases whose sky tier went from ``probable`` to ``confirmed`` (影像确认):
+        found again in this later, clear observation.
     """
 
     new: int
@@ -197,11 +205,13 @@ class AddResult:
     unchanged: int
     run_id: str
     case_ids: tuple[str, ...] = ()
+    sky_confirmed: int = 0
 
     def __str__(self) -> str:
         return (
             f"run {self.run_id}: {self.new} new (新增), {self.matched} matched (已有), "
-            f"{self.rebound} rebound (反弹), {self.unchanged} unchanged (重复)"
+            f"{self.rebound} rebound (反弹), {self.unchanged} unchanged (重复), "
+            f"{self.sky_confirmed} confirmed by imagery (影像确认)"
         )
 
 
@@ -401,7 +411,8 @@ CREATE TABLE IF NOT EXISTS cases (
   patch_id TEXT, run_id TEXT, n_detections INTEGER NOT NULL DEFAULT 1,
   responsible_unit TEXT, deadline DATE, real_type TEXT,
   n_events INTEGER NOT NULL DEFAULT 0,
-  updated_at DATETIME NOT NULL);
+  updated_at DATETIME NOT NULL,
+  sky_tier TEXT NOT NULL DEFAULT 'probable', confirmed_on DATE);
 CREATE TABLE IF NOT EXISTS events (
   id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
   case_id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,
@@ -467,7 +478,7 @@ _CASE_COLUMNS = (
     "case_id", "status", "change_type", "area_m2", "area_mu", "confidence", "lon", "lat",
     "reserve_name", "zone", "zone_name", "found_on", "opened_on", "status_since",
     "date_before", "date_after", "patch_id", "run_id", "n_detections", "responsible_unit",
-    "deadline", "real_type", "n_events", "updated_at",
+    "deadline", "real_type", "n_events", "updated_at", "sky_tier", "confirmed_on",
 )  # fmt: skip
 
 
@@ -880,6 +891,8 @@ class Ledger:
             responsible_unit=r["responsible_unit"],
             deadline=_date_of(r["deadline"]),
             real_type=r["real_type"],
+            sky_tier=SkyTier(r["sky_tier"] or SkyTier.PROBABLE.value),
+            confirmed_on=_date_of(r["confirmed_on"]),
         )
 
     def case(self, case_id: str) -> Case:
@@ -1013,7 +1026,7 @@ class Ledger:
         return df.drop(columns=["id"]).reset_index(drop=True)
 
     def summary(self, today: _dt.date | None = None) -> pd.DataFrame:
-        """Counts and areas by status, colour, change type, reserve and zone.
+        """Counts and areas by status, sky tier, colour, change type, reserve and zone.
 
         Parameters
         ----------
@@ -1025,7 +1038,8 @@ class Ledger:
         pandas.DataFrame
             Tidy: one row per (``dimension``, ``key``) with ``label`` (Chinese),
             ``n_cases``, ``area_m2`` (m²) and ``area_mu`` (mu).  ``dimension`` is
-            ``"all"``, ``"status"`` (every state, zeros included), ``"colour"``
+            ``"all"``, ``"status"`` (every state, zeros included), ``"sky_tier"``
+            (``probable`` 疑似 and ``confirmed`` 影像确认, zeros included), ``"colour"``
             (all three), ``"change_type"``, ``"reserve"`` and ``"zone"``; each
             dimension's counts add up to the ``"all"`` row.  Missing reserve or
             zone shows as key ``"(none)"``.
@@ -1135,6 +1149,8 @@ class Ledger:
             responsible_unit=after.responsible_unit,
             deadline=_iso(after.deadline),
             real_type=after.real_type,
+            sky_tier=after.sky_tier.value,
+            confirmed_on=_iso(after.confirmed_on),
             updated_at=_now_utc(),
         )
 
@@ -1203,6 +1219,8 @@ class Ledger:
         today: _dt.date | None = None,
         actor: str | None = None,
         max_new_cases: int | None = DEFAULT_MAX_NEW_CASES,
+        clear_shares: Mapping[str, float] | None = None,
+        min_clear_share: float = DEFAULT_CONFIRM_CLEAR,
     ) -> AddResult:
         """Add a run's suspect patches: match them to cases, open new ones, flag rebounds.
 
@@ -1233,6 +1251,17 @@ class Ledger:
             cases than this (default 200): so many from one pair of scenes
             usually means the dates are not comparable (season, haze, cloud),
             not real change.  None: no limit.
+        clear_shares : mapping of str to float, optional
+            Case ID -> share (0-1) of the case's outline that the patches'
+            (after) scene sees clear of cloud and no-data.  A match confirms a
+            ``probable`` case from the sky only where the share is at least
+            ``min_clear_share`` (a case missing from the mapping is not
+            confirmed).  None: the matching detection itself counts as the
+            clear observation (a change is detected only where both dates
+            were observed).  :func:`ecopatch.pipeline.run_pipeline` measures
+            the shares on the new scene.
+        min_clear_share : float
+            See ``clear_shares`` (default 0.7).
 
         Returns
         -------
@@ -1275,6 +1304,15 @@ class Ledger:
           case goes to ``reopened`` (反弹回潮);
         - any other match: a ``redetect`` event, status unchanged.
 
+        Sky tier (影像分级): a new case is ``probable``.  A match whose
+        ``date_after`` is later than the case's first detection (``found_on``)
+        and whose scene sees the case clear (``clear_shares``) adds a
+        ``sky_confirm`` event after the ``redetect`` (or ``rebound``): the
+        case becomes ``confirmed`` (影像确认) with ``confirmed_on`` = that
+        ``date_after``.  The state does not move: a ground check is still
+        needed.  A case that a later clear scene does not detect again stays
+        ``probable``.
+
         On a match the case takes the new detection's geometry, area, type,
         confidence, dates and zone when its after date is not older than the
         case's.  A detection already in the ledger (same ``run_id`` and
@@ -1296,7 +1334,9 @@ class Ledger:
         prep = _prepare_patches(patches, today)
         n = len(prep)
         case_ids: list[str] = [""] * n
-        counts = {"new": 0, "matched": 0, "rebound": 0, "unchanged": 0}
+        counts = {"new": 0, "matched": 0, "rebound": 0, "unchanged": 0, "sky_confirmed": 0}
+        if not (0.0 <= float(min_clear_share) <= 1.0):
+            raise InputDataError(f"min_clear_share={min_clear_share!r}: give a share in [0, 1]")
         if n == 0:
             return AddResult(0, 0, 0, 0, run_id, ())
         with self._write("add detections") as con:
@@ -1366,6 +1406,13 @@ class Ledger:
                     row["n_detections"] = int(row.get("n_detections") or 0) + 1
                     self._append_event(con, row, before, after, ev, source="add_detections",
                                        run_id=run_id, patch_id=rec["patch_id"])  # fmt: skip
+                    sky = _sky_confirmation(row, rec, run_id, score, clear_shares, float(min_clear_share))
+                    if sky is not None:
+                        ev2 = Event(EventKind.SKY_CONFIRM, today, actor, data=sky)
+                        self._append_event(con, row, after, model.advance(after, ev2), ev2,
+                                           source="add_detections", run_id=run_id,
+                                           patch_id=rec["patch_id"])  # fmt: skip
+                        counts["sky_confirmed"] += 1
                     self._save_case(con, row, insert=False)
                     outcome = "rebound" if rebound else "matched"
                     counts[outcome] += 1
@@ -1478,7 +1525,29 @@ class Ledger:
         con.execute("DELETE FROM mine_history WHERE id=?", (row_id,))
 
     def _upgrade_schema(self) -> None:
-        """Bring a schema-1 ledger to schema 2 in one transaction (nothing is lost).
+        """Bring an older ledger to :data:`SCHEMA_VERSION` in one transaction (nothing is lost).
+
+        1 -> 2 (:meth:`_upgrade_1_to_2`): one ``mine_history`` row per mine per
+        date.  2 -> 3 (:meth:`_upgrade_2_to_3`): the sky tier of each case.
+        """
+        with self._write(f"upgrade the ledger to schema {SCHEMA_VERSION}") as con:
+            row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row is None or int(row[0]) >= SCHEMA_VERSION:  # another process upgraded it meanwhile
+                return
+            version = int(row[0])
+            done = []
+            if version < 2:
+                done.append(f"mine history: one row per mine per date, {self._upgrade_1_to_2(con)} row(s) kept")
+            if version < 3:
+                n, confirmed = self._upgrade_2_to_3(con)
+                done.append(f"sky tier: {n} case(s), {confirmed} of them confirmed by a later re-detection")
+            con.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
+        log.warning("ledger %s: upgraded from schema %d to %d (%s); ecopatch older than this version cannot open "
+                    "it any more", self.path, version, SCHEMA_VERSION, "; ".join(done))
+
+    @staticmethod
+    def _upgrade_1_to_2(con: sqlite3.Connection) -> int:
+        """Schema 1 -> 2, inside the upgrade's transaction; returns the number of mine-history rows.
 
         Schema 1 kept one ``mine_history`` row per mine per *run*, append-only.
         Schema 2 keeps one per mine per *date*: of the rows of one mine and
@@ -1487,62 +1556,103 @@ class Ledger:
         schema 1 kept in ``attrs`` (still-bare, degraded, observed and
         vegetated m², direction) fill their new columns.
         """
-        with self._write("upgrade the ledger to schema 2") as con:
-            row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if row is None or int(row[0]) >= 2:  # another process upgraded it meanwhile
-                return
-            con.row_factory = sqlite3.Row
-            old = [dict(r) for r in con.execute("SELECT * FROM mine_history ORDER BY id")]
-            con.row_factory = None
-            for op in ("update", "delete"):
-                con.execute(f"DROP TRIGGER IF EXISTS mine_history_no_{op}")
-            con.execute("DROP TABLE mine_history")
-            for stmt in _MINE_DDL.split(";"):
-                if stmt.strip():
-                    con.execute(stmt)
-            for t in ("mine_history_superseded", "mine_verdicts"):
-                for op in ("UPDATE", "DELETE"):
-                    con.execute(
-                        f"CREATE TRIGGER IF NOT EXISTS {t}_no_{op.lower()} BEFORE {op} ON {t} "
-                        f"BEGIN SELECT RAISE(ABORT, 'ecopatch ledger: {t} are append-only'); END"
-                    )
-            now = _now_utc()
-            for name, dtype, ident, desc in _CONTENTS:
+        con.row_factory = sqlite3.Row
+        old = [dict(r) for r in con.execute("SELECT * FROM mine_history ORDER BY id")]
+        con.row_factory = None
+        for op in ("update", "delete"):
+            con.execute(f"DROP TRIGGER IF EXISTS mine_history_no_{op}")
+        con.execute("DROP TABLE mine_history")
+        for stmt in _MINE_DDL.split(";"):
+            if stmt.strip():
+                con.execute(stmt)
+        for t in ("mine_history_superseded", "mine_verdicts"):
+            for op in ("UPDATE", "DELETE"):
                 con.execute(
-                    "INSERT OR IGNORE INTO gpkg_contents (table_name, data_type, identifier, "
-                    "description, last_change, srs_id) VALUES (?,?,?,?,?,?)",
-                    (name, dtype, ident, desc, now, None),
+                    f"CREATE TRIGGER IF NOT EXISTS {t}_no_{op.lower()} BEFORE {op} ON {t} "
+                    f"BEGIN SELECT RAISE(ABORT, 'ecopatch ledger: {t} are append-only'); END"
                 )
-            con.execute("UPDATE gpkg_contents SET description=? WHERE table_name='mine_history'",
-                        (dict((c[0], c[3]) for c in _CONTENTS)["mine_history"],))
-            latest: dict[tuple[str, str], dict[str, Any]] = {}
-            for r in old:
-                if r.get("date_after"):
-                    latest[(r["patch_id"], r["date_after"])] = r
-            keep = {id(r) for r in latest.values()}
-            cols = ",".join(_MINE_ROW)
-            for r in old:
-                attrs = json.loads(r["attrs"]) if r.get("attrs") else {}
-                rec = {c: r.get(c) for c in _MINE_ROW}
-                for c in ("observed_m2", "still_bare_m2", "degraded_m2", "veg_before_m2", "veg_after_m2"):
-                    rec[c] = _float(attrs.pop(c, None))
-                for c in ("direction", "alerts", "reference_scene", "reference_rule"):
-                    rec[c] = _str(attrs.pop(c, None))
-                rec["attrs"] = _json(attrs)
-                vals = [rec[c] for c in _MINE_ROW]
-                if id(r) in keep:
-                    con.execute(f"INSERT INTO mine_history ({cols}) VALUES ({','.join('?' * len(vals))})", vals)
-                else:
-                    newer = latest.get((r["patch_id"], r["date_after"]))
-                    con.execute(
-                        f"INSERT INTO mine_history_superseded ({cols}, superseded_at, superseded_by_run) "
-                        f"VALUES ({','.join('?' * (len(vals) + 2))})",
-                        [*vals, now, newer["run_id"] if newer else None],
-                    )
-            con.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
-        log.warning("ledger %s: upgraded from schema 1 to %d (mine history: one row per mine per date, %d row(s) "
-                    "kept); ecopatch older than this version cannot open it any more", self.path,
-                    SCHEMA_VERSION, len(old))
+        now = _now_utc()
+        for name, dtype, ident, desc in _CONTENTS:
+            con.execute(
+                "INSERT OR IGNORE INTO gpkg_contents (table_name, data_type, identifier, "
+                "description, last_change, srs_id) VALUES (?,?,?,?,?,?)",
+                (name, dtype, ident, desc, now, None),
+            )
+        con.execute("UPDATE gpkg_contents SET description=? WHERE table_name='mine_history'",
+                    (dict((c[0], c[3]) for c in _CONTENTS)["mine_history"],))
+        latest: dict[tuple[str, str], dict[str, Any]] = {}
+        for r in old:
+            if r.get("date_after"):
+                latest[(r["patch_id"], r["date_after"])] = r
+        keep = {id(r) for r in latest.values()}
+        cols = ",".join(_MINE_ROW)
+        for r in old:
+            attrs = json.loads(r["attrs"]) if r.get("attrs") else {}
+            rec = {c: r.get(c) for c in _MINE_ROW}
+            for c in ("observed_m2", "still_bare_m2", "degraded_m2", "veg_before_m2", "veg_after_m2"):
+                rec[c] = _float(attrs.pop(c, None))
+            for c in ("direction", "alerts", "reference_scene", "reference_rule"):
+                rec[c] = _str(attrs.pop(c, None))
+            rec["attrs"] = _json(attrs)
+            vals = [rec[c] for c in _MINE_ROW]
+            if id(r) in keep:
+                con.execute(f"INSERT INTO mine_history ({cols}) VALUES ({','.join('?' * len(vals))})", vals)
+            else:
+                newer = latest.get((r["patch_id"], r["date_after"]))
+                con.execute(
+                    f"INSERT INTO mine_history_superseded ({cols}, superseded_at, superseded_by_run) "
+                    f"VALUES ({','.join('?' * (len(vals) + 2))})",
+                    [*vals, now, newer["run_id"] if newer else None],
+                )
+        return len(old)
+
+    def _upgrade_2_to_3(self, con: sqlite3.Connection) -> tuple[int, int]:
+        """Schema 2 -> 3, inside the upgrade's transaction: the sky tier (影像分级) of each case.
+
+        Adds ``sky_tier`` (default ``probable``) and ``confirmed_on`` to
+        ``cases``.  A case the ledger already shows found again in a later
+        observation (a ``redetect`` or ``rebound`` event whose detection's
+        ``date_after`` is after the case's ``found_on``) becomes
+        ``confirmed``, with ``confirmed_on`` the earliest such date, through
+        a ``sky_confirm`` event appended to its history (source
+        ``upgrade_schema_3``), so that the tier stays the replay of the
+        events.  Whether that later scene saw the whole case clear was not
+        recorded then: a detection there shows the change was observed.
+
+        Returns
+        -------
+        (int, int)
+            Cases, and cases confirmed.
+        """
+        cols = {r[1] for r in con.execute("PRAGMA table_info(cases)")}
+        if "sky_tier" not in cols:
+            con.execute("ALTER TABLE cases ADD COLUMN sky_tier TEXT NOT NULL DEFAULT 'probable'")
+        if "confirmed_on" not in cols:
+            con.execute("ALTER TABLE cases ADD COLUMN confirmed_on DATE")
+        rows = self._load_cases(con)
+        seen_again: dict[str, tuple[str, str | None, str | None]] = {}
+        for cid, data, run_id, patch_id in con.execute(
+            "SELECT case_id, data, run_id, patch_id FROM events WHERE kind IN (?, ?) ORDER BY case_id, seq",
+            (EventKind.REDETECT.value, EventKind.REBOUND.value),
+        ):
+            d = json.loads(data) if data else {}
+            seen, first = d.get("date_after"), (rows.get(cid) or {}).get("found_on")
+            if seen and first and str(seen) > str(first) and (cid not in seen_again or str(seen) < seen_again[cid][0]):
+                seen_again[cid] = (str(seen), run_id, patch_id)
+        today = _dt.date.today()
+        for cid, (seen, run_id, patch_id) in sorted(seen_again.items()):
+            row = rows[cid]
+            before = self._case_from_row(row)
+            data = {"confirmed_on": seen, "first_seen": row["found_on"], "run_id": run_id, "patch_id": patch_id,
+                    "clear_share": None, "upgrade": "a re-detection recorded before ledger schema 3"}
+            ev = Event(EventKind.SKY_CONFIRM, today, "ecopatch (ledger upgrade)", data=data)
+            self._append_event(con, row, before, model.advance(before, ev), ev, source="upgrade_schema_3",
+                               run_id=run_id, patch_id=patch_id)
+            self._save_case(con, row, insert=False)
+        if seen_again:
+            self._touch_contents(con, "events")
+            self._touch_contents(con, "cases")
+        return len(rows), len(seen_again)
 
     # ------------------------------------------------------------------ restoration verdicts (修复核查)
 
@@ -1726,7 +1836,7 @@ class Ledger:
             problem = text_problem(str(text), multiline=multiline, max_chars=limit) if text is not None else None
             if problem:
                 raise InputDataError(f"case {case_id}: {what} {problem}; nothing was recorded")
-        if kind in (EventKind.DETECT, EventKind.REDETECT, EventKind.REBOUND):
+        if kind in (EventKind.DETECT, EventKind.REDETECT, EventKind.REBOUND, EventKind.SKY_CONFIRM):
             raise LedgerTransitionError(
                 f"case {case_id}: {kind.value!r} events come from add_detections, not advance()"
             )
@@ -2305,6 +2415,30 @@ def _detection_data(rec: dict[str, Any], run_id: str) -> dict[str, Any]:
     }
 
 
+def _sky_confirmation(row: dict[str, Any], rec: dict[str, Any], run_id: str, score: float,
+                      clear_shares: Mapping[str, float] | None, min_clear: float) -> dict[str, Any] | None:
+    """The data of a ``sky_confirm`` event when this match confirms the case from the sky, else None.
+
+    The case must be ``probable``, the detection's ``date_after`` later than
+    the case's first detection (``found_on``), and its scene must see the
+    case clear (``clear_shares``, when given).
+    """
+    if (row.get("sky_tier") or SkyTier.PROBABLE.value) != SkyTier.PROBABLE.value:
+        return None
+    seen, first = rec.get("date_after"), row.get("found_on")
+    if not seen or not first or seen <= first:
+        return None
+    share = None
+    if clear_shares is not None:
+        share = _float(clear_shares.get(row["case_id"]))
+        if share is None or share < min_clear:
+            log.info("case %s found again on %s, but only %.0f %% of it was seen clear (< %.0f %%): stays probable",
+                     row["case_id"], seen, 100 * (share or 0.0), 100 * min_clear)
+            return None
+    return {"confirmed_on": seen, "first_seen": first, "run_id": run_id, "patch_id": rec["patch_id"],
+            "overlap_score": round(score, 4), "clear_share": None if share is None else round(share, 4)}
+
+
 def _take_detection(row: dict[str, Any], rec: dict[str, Any], run_id: str) -> None:
     """Copy a detection's geometry and descriptive attributes onto a case row."""
     row.update(
@@ -2365,16 +2499,17 @@ def _cases_frame(
         case = Ledger._case_from_row(r)
         colour = model.case_colour(case, today, warn_days=warn_days, stale_days=stale_days)
         for c in ("found_on", "opened_on", "status_since", "date_before", "date_after",
-                  "deadline"):  # fmt: skip
+                  "deadline", "confirmed_on"):  # fmt: skip
             d[c] = _date_of(d[c])
         d["status_zh"] = case.status.zh
+        d["sky_tier_zh"] = case.sky_tier.zh
         d["colour"] = colour.value
         d["colour_zh"] = colour.zh
         d["change_type_zh"] = CHANGE_TYPE_ZH.get(d["change_type"] or "", d["change_type"])
         d["zone_zh"] = ZONE_ZH.get(d["zone"] or "", d["zone"])
         recs.append(d)
         geoms.append(gpkg_geometry(r["geom"]))
-    cols = [*_CASE_COLUMNS, "status_zh", "colour", "colour_zh", "change_type_zh", "zone_zh"]
+    cols = [*_CASE_COLUMNS, "status_zh", "colour", "colour_zh", "change_type_zh", "zone_zh", "sky_tier_zh"]
     df = pd.DataFrame(recs, columns=cols)
     gdf = gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(geoms, crs=LEDGER_CRS), crs=LEDGER_CRS)
     if status is not None:
@@ -2387,6 +2522,7 @@ def _cases_frame(
 _SUMMARY_DIMS = (
     ("all", None),
     ("status", "status"),
+    ("sky_tier", "sky_tier"),
     ("colour", "colour"),
     ("change_type", "change_type"),
     ("reserve", "reserve_name"),
@@ -2395,13 +2531,14 @@ _SUMMARY_DIMS = (
 
 
 def summarise_cases(cases: pd.DataFrame) -> pd.DataFrame:
-    """Tidy counts and areas of cases by status, colour, change type, reserve and zone.
+    """Tidy counts and areas of cases by status, sky tier, colour, change type, reserve and zone.
 
     Parameters
     ----------
     cases : pandas.DataFrame
         As from :meth:`Ledger.cases` (needs ``status``, ``colour``,
-        ``change_type``, ``reserve_name``, ``zone`` and ``area_m2`` in m²).
+        ``change_type``, ``reserve_name``, ``zone`` and ``area_m2`` in m²;
+        ``sky_tier`` is counted when present).
 
     Returns
     -------
@@ -2412,6 +2549,8 @@ def summarise_cases(cases: pd.DataFrame) -> pd.DataFrame:
     out = []
     none = "(none)"
     for dim, col in _SUMMARY_DIMS:
+        if col is not None and col not in cases.columns and dim == "sky_tier":
+            continue
         if col is None:
             keys = pd.Series(["all"] * len(cases), index=cases.index, dtype=object)
         else:
@@ -2422,6 +2561,8 @@ def summarise_cases(cases: pd.DataFrame) -> pd.DataFrame:
             order = [s.value for s in Status]
         elif dim == "colour":
             order = [c.value for c in Colour]
+        elif dim == "sky_tier":
+            order = [t.value for t in SkyTier]
         elif dim == "all":
             order = ["all"]
         else:
@@ -2454,6 +2595,8 @@ def _label(dim: str, key: str) -> str:
         return Status(key).zh
     if dim == "colour":
         return Colour(key).zh
+    if dim == "sky_tier":
+        return SkyTier(key).zh
     if dim == "change_type":
         return CHANGE_TYPE_ZH.get(key, key)
     if dim == "zone":

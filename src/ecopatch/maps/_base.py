@@ -144,6 +144,10 @@ _CASE_STATUS = {  # ledger lifecycle: key -> (zh, en)
     "reopened": ("反弹", "Reopened"),
 }
 _COLOUR_LABEL = {"red": ("红码", "Red"), "yellow": ("黄码", "Yellow"), "green": ("绿码", "Green")}
+_SKY_TIER = {  # how often the sky has seen a case (ecopatch.ledger.SkyTier): key -> (zh, en)
+    "probable": ("疑似", "Probable"),
+    "confirmed": ("影像确认", "Confirmed by imagery"),
+}
 _ZONE_EN = {"core": "Core zone", "buffer": "Buffer zone", "experimental": "Experimental zone",
             "outside": "Around the reserve"}
 _SENSOR_LABEL = {
@@ -200,7 +204,7 @@ COLOR_BY = ("auto", "change_type", "status", "colour")
 
 
 def category_label(kind: str, key: Any, lang: str) -> str:
-    """Label of a category value: change type, status, colour code or zone."""
+    """Label of a category value: change type, status, colour code, sky tier or zone."""
     k = "" if key is None else str(key)
     zh = lang == "zh"
     if kind == "change_type":
@@ -213,6 +217,8 @@ def category_label(kind: str, key: Any, lang: str) -> str:
         return k
     if kind == "colour":
         return _COLOUR_LABEL.get(k, (k, k))[0 if zh else 1]
+    if kind == "sky_tier":
+        return _SKY_TIER.get(k, (k, k))[0 if zh else 1]
     if kind == "zone":
         return ZONE_ZH.get(k, k) if zh else _ZONE_EN.get(k, k)
     return k
