@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -425,6 +426,23 @@ def _coarse_read(scene: Scene, coarse: Grid, bands: Sequence[str] | None = None,
     return out
 
 
+def _coarse_reads(scenes: Sequence[Scene], coarse: Grid, bands: Sequence[str]) -> list[dict[str, np.ndarray]]:
+    """:func:`_coarse_read` of each scene (the bands it has), the scenes read at the same time.
+
+    A decimated read of a file without overviews decodes all of it; GDAL
+    does so without holding the GIL, so two dates take the time of one.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(s: Scene) -> dict[str, np.ndarray]:
+        return _coarse_read(s, coarse, [b for b in bands if b in s.bands])
+
+    if len(scenes) < 2 or (os.cpu_count() or 1) < 2:
+        return [one(s) for s in scenes]
+    with ThreadPoolExecutor(max_workers=len(scenes)) as ex:
+        return list(ex.map(one, scenes))
+
+
 def _attach_cloud_masks(before: Scene, after: Scene, grid: Grid, region: np.ndarray, *,
                         only_first: bool = False) -> tuple[Scene, Scene, dict[str, Any]]:
     """Cloud and shadow masks for the scenes that have none (see :mod:`ecopatch.clouds`).
@@ -440,7 +458,7 @@ def _attach_cloud_masks(before: Scene, after: Scene, grid: Grid, region: np.ndar
         return before, after, info
     coarse, _ = _coarse_grid(grid, region, CLOUD_RES_M)
     core = ("blue", "green", "red", "nir", "swir1")
-    reads = [_coarse_read(s, coarse, [b for b in core if b in s.bands]) for s in (before, after)]
+    reads = _coarse_reads((before, after), coarse, core)
     res = pixel_size_m(coarse)
     out = []
     for i, s in enumerate((before, after)):
@@ -499,8 +517,8 @@ def _background(before: Scene, after: Scene, grid: Grid, region: np.ndarray, ban
     size += 1 - size % 2
     if d_before.cover is not None:
         return None  # fractions are compared: no radiometric background to remove
-    rb = _coarse_read(before, coarse, bands)
-    ra = d_after(Observation(_coarse_read(after, coarse, bands), np.ones(coarse.shape, dtype=bool), coarse))
+    rb, raw_a = _coarse_reads((before, after), coarse, bands)
+    ra = d_after(Observation(raw_a, np.ones(coarse.shape, dtype=bool), coarse))
     values = []
     for b in bands:
         diff = np.asarray(ra[b], dtype=np.float32) - np.asarray(rb[b], dtype=np.float32)
