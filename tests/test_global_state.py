@@ -46,6 +46,9 @@ def _fresh_process_cachemax() -> int:
     return int(out.stdout.strip())
 
 
+# the pair's low-coverage mine warns; whether pytest.warns sees it is a race with the worker
+# threads' own warnings.catch_warnings (not thread-safe in Python), so the warnings are ignored
+@pytest.mark.filterwarnings("ignore::ecopatch.errors.EcopatchWarning")
 def test_calls_leave_gdal_the_allocator_and_caches_as_a_fresh_process_has_them(tiled_pair, tmp_path, monkeypatch):
     import ecopatch.tiling as tiling
     from ecopatch.io.quicklook import shared_reads
@@ -84,14 +87,12 @@ def test_calls_leave_gdal_the_allocator_and_caches_as_a_fresh_process_has_them(t
         assert raster._TILES._bytes == 0 and not raster._TILES.active, what  # no decoded block kept
         assert [c for c in libc.calls if c[0] == "mallopt"] == [], what  # allocator settings untouched
 
-    with pytest.warns(ecopatch.errors.EcopatchWarning):
-        table = ecopatch.assess_restoration(mines, before, after, block=64, progress=False)
+    table = ecopatch.assess_restoration(mines, before, after, block=64, progress=False)
     assert during and max(during) < fresh  # the pass itself ran with a small GDAL cache ...
     settled("assess_restoration")  # ... and gave the user's back
     patches = ecopatch.detect_changes(before, after, s.reserves, block=64, progress=False)
     settled("detect_changes")
-    with pytest.warns(ecopatch.errors.EcopatchWarning):
-        ecopatch.assess_and_detect(mines, s.reserves, before, after, block=64, progress=False)
+    ecopatch.assess_and_detect(mines, s.reserves, before, after, block=64, progress=False)
     settled("assess_and_detect")
     with shared_reads():
         raster.read_decimated(after, max_pixels=5000)
