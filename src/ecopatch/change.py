@@ -60,7 +60,6 @@ Pixels not observed at both dates (cloud, shadow, no data) never change.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -594,21 +593,23 @@ def seasonal_envelope(dates: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np
         >= 0.5, and bare, vegetation < 0.2, at some dates: seasonal
         cropland; else 0.0).
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels
-        veg = np.stack([np.asarray(d["veg"], dtype=np.float32) for d in dates])
-        out = {
-            "veg_min": np.nanmin(veg, axis=0),
-            "veg_max": np.nanmax(veg, axis=0),
-        }
-        for k in ("bare", "built", "water"):
-            out[f"{k}_max"] = np.nanmax(np.stack([np.asarray(d[k], dtype=np.float32) for d in dates]), axis=0)
-        out["open_max"] = np.nanmax(np.stack([np.asarray(d["bare"], dtype=np.float32)
-                                              + np.asarray(d["built"], dtype=np.float32) for d in dates]), axis=0)
+    # NaN-aware extremes without numpy's all-NaN RuntimeWarning: this runs in worker threads,
+    # where silencing it with warnings.catch_warnings would race with the caller's warning filters
+    veg = np.stack([np.asarray(d["veg"], dtype=np.float32) for d in dates])
+    out = {"veg_min": _nan_extreme(veg, np.fmin), "veg_max": _nan_extreme(veg, np.fmax)}
+    for k in ("bare", "built", "water"):
+        out[f"{k}_max"] = _nan_extreme(np.stack([np.asarray(d[k], dtype=np.float32) for d in dates]), np.fmax)
+    out["open_max"] = _nan_extreme(np.stack([np.asarray(d["bare"], dtype=np.float32)
+                                             + np.asarray(d["built"], dtype=np.float32) for d in dates]), np.fmax)
     with np.errstate(invalid="ignore"):
         crop = (out["veg_max"] >= 0.5) & (out["veg_min"] < 0.2)
     out["cropland"] = crop.astype(np.float32)
     return {k: v.astype(np.float32) for k, v in out.items()}
+
+
+def _nan_extreme(stack: np.ndarray, op: np.ufunc) -> np.ndarray:
+    """``np.fmin`` / ``np.fmax`` over the first axis: NaN ignored, NaN where every layer is NaN."""
+    return op.reduce(stack, axis=0)
 
 
 # ---------------------------------------------------------------------------

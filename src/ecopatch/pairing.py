@@ -411,11 +411,21 @@ def _coarse_grid(grid: Grid, region: np.ndarray, res_m: float,
 def _coarse_read(scene: Scene, coarse: Grid, bands: Sequence[str] | None = None,
                  toa: bool = False) -> dict[str, np.ndarray]:
     """The scene's bands sampled at the coarse grid's cells (decimated read, then bilinear onto it)."""
+    names = [b for b in (bands or scene.bands) if b in scene.bands]
+    return _onto_coarse(scene, _coarse_fetch(scene, coarse, names), coarse, names, toa)
+
+
+def _coarse_fetch(scene: Scene, coarse: Grid, names: Sequence[str]) -> Observation:
+    """The decimated read behind :func:`_coarse_read` (twice as fine as the coarse grid)."""
+    max_px = max(coarse.height * coarse.width * 4, 10_000)
+    return read_decimated(scene, aoi_bounds=coarse.bounds, aoi_crs=coarse.crs, max_pixels=max_px, bands=names)
+
+
+def _onto_coarse(scene: Scene, obs: Observation, coarse: Grid, names: Sequence[str],
+                 toa: bool) -> dict[str, np.ndarray]:
+    """Bands of a decimated read resampled bilinearly onto the coarse grid (haze added back for TOA)."""
     from .io.raster import _reproject_array
 
-    names = [b for b in (bands or scene.bands) if b in scene.bands]
-    max_px = max(coarse.height * coarse.width * 4, 10_000)
-    obs = read_decimated(scene, aoi_bounds=coarse.bounds, aoi_crs=coarse.crs, max_pixels=max_px, bands=names)
     out = {}
     haze = dict(scene.metadata.get("haze_removed", {})) if toa else {}
     for b in names:
@@ -427,20 +437,22 @@ def _coarse_read(scene: Scene, coarse: Grid, bands: Sequence[str] | None = None,
 
 
 def _coarse_reads(scenes: Sequence[Scene], coarse: Grid, bands: Sequence[str]) -> list[dict[str, np.ndarray]]:
-    """:func:`_coarse_read` of each scene (the bands it has), the scenes read at the same time.
+    """:func:`_coarse_read` of each scene (the bands it has), the scenes' files read at the same time.
 
     A decimated read of a file without overviews decodes all of it; GDAL
     does so without holding the GIL, so two dates take the time of one.
+    The resampling stays in the calling thread (it silences a rasterio
+    warning, which only the main thread may do safely).
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    def one(s: Scene) -> dict[str, np.ndarray]:
-        return _coarse_read(s, coarse, [b for b in bands if b in s.bands])
-
+    names = [[b for b in bands if b in s.bands] for s in scenes]
     if len(scenes) < 2 or (os.cpu_count() or 1) < 2:
-        return [one(s) for s in scenes]
-    with ThreadPoolExecutor(max_workers=len(scenes)) as ex:
-        return list(ex.map(one, scenes))
+        obs = [_coarse_fetch(s, coarse, n) for s, n in zip(scenes, names)]
+    else:
+        with ThreadPoolExecutor(max_workers=len(scenes)) as ex:
+            obs = list(ex.map(lambda sn: _coarse_fetch(sn[0], coarse, sn[1]), zip(scenes, names)))
+    return [_onto_coarse(s, o, coarse, n, False) for s, o, n in zip(scenes, obs, names)]
 
 
 def _attach_cloud_masks(before: Scene, after: Scene, grid: Grid, region: np.ndarray, *,
