@@ -522,10 +522,12 @@ def _background(before: Scene, after: Scene, grid: Grid, region: np.ndarray, ban
     from scipy.ndimage import median_filter
 
     px = pixel_size_m(grid)
+    if params.background_m / px < 3:
+        return None  # the background would be finer than three pixels: nothing smooth to take out
     coarse, k = _coarse_grid(grid, region, max(params.background_m / 12, px), MAX_BACKGROUND_CELLS)
-    size = int(round(params.background_m / (k * px)))
-    if size < 3:
-        return None
+    # at least 3 x 3 cells: on a large scene (a Landsat scene, a mosaic) the capped grid's cells can
+    # be a third of background_m or coarser, and the median then spans somewhat more than it
+    size = max(3, int(round(params.background_m / (k * px))))
     size += 1 - size % 2
     if d_before.cover is not None:
         return None  # fractions are compared: no radiometric background to remove
