@@ -220,6 +220,46 @@ def test_folder_date_from_file_names(tmp_path):
     assert open_scene(folder, sensor="sentinel2_l1c").date == dt.date(2016, 12, 9)
 
 
+@pytest.mark.parametrize(("made", "orbit", "acquired"), [
+    ("20161227T091305", 1222, dt.date(2015, 9, 16)),  # OSCD Águas Claras: made 15 months later
+    ("20160706T155721", 849, dt.date(2015, 8, 21)),   # OSCD Nantes and Rennes
+    ("20161130T130757", 7527, dt.date(2016, 11, 30)),  # OSCD Bercy: made the same day
+])
+def test_old_format_sentinel2_names_date_from_the_orbit_not_the_production_time(tmp_path, made, orbit, acquired):
+    folder = tmp_path / "imgs_1"
+    folder.mkdir()
+    for b in ("B02", "B03", "B04", "B08"):
+        write_raster(folder / f"S2A_OPER_MSI_L1C_TL_EPA__{made}_A{orbit:06d}_T22LHH_{b}.tif",
+                     np.full((4, 4), 900, dtype=np.uint16))
+    s = open_scene(folder, sensor="sentinel2_l1c")
+    assert s.date == acquired
+    assert f"absolute orbit A{orbit:06d}" in repr(s.provenance())
+
+
+def test_old_format_names_of_another_orbit_or_an_impossible_date_are_not_guessed(tmp_path):
+    folder = tmp_path / "imgs_1"
+    folder.mkdir()
+    # production before the orbit's overpass: not the format's meaning, the name's date is kept
+    for b in ("B02", "B03", "B04", "B08"):
+        write_raster(folder / f"S2A_OPER_MSI_L1C_TL_EPA__20150701T091305_A009999_T22LHH_{b}.tif",
+                     np.full((4, 4), 900, dtype=np.uint16))
+    assert open_scene(folder, sensor="sentinel2_l1c").date == dt.date(2015, 7, 1)
+
+
+@pytest.mark.realdata
+def test_real_oscd_folders_open_with_their_acquisition_dates(shared_data):
+    """The ten OSCD cities' folders, as distributed: every date as in the dataset's dates.txt."""
+    folders = sorted((shared_data / "oscd_cities").glob("*/dates.txt")) + sorted(
+        (shared_data / "oscd_china").glob("*/dates.txt"))
+    assert len(folders) >= 10
+    for dates in folders:
+        want = dict(line.strip().split(": ") for line in dates.read_text().splitlines() if ": " in line)
+        for i in (1, 2):
+            with pytest.warns(ecopatch_errors.EcopatchWarning):  # no mask, level from file names
+                s = open_scene(dates.parent / f"imgs_{i}")
+            assert s.date.strftime("%Y%m%d") == want[f"date_{i}"], (dates.parent.name, i)
+
+
 def test_dark_object_subtraction_for_toa_products(tmp_path):
     rng = np.random.default_rng(0)
     dn = (rng.random((6, 64, 64)) * 2000 + 1000).astype(np.uint16)  # haze lifts every band by ~0.09

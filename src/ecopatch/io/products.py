@@ -360,6 +360,39 @@ def _date_from_text(text: str) -> _dt.date | None:
     return None
 
 
+#: Old-format (before December 2016) Sentinel-2 tile file names: ``S2A_OPER_MSI_L1C_TL_<centre>_
+#: <production time>_A<absolute orbit>_T<tile>_B<band>``.  The time in them is when the file was
+#: made, often months after the acquisition (OSCD's Águas Claras: made 2016-12-27, acquired 2015-09-16).
+_OLD_S2_NAME = re.compile(r"^(S2[AB])_OPER_MSI_L1C_TL_\w{4}_(\d{8})T\d{6}_A(\d{6})_T\w{5}", re.IGNORECASE)
+#: Start of absolute orbit 1 of each satellite (launch, UTC) and the orbit period: 143 orbits in the
+#: 10-day repeat cycle (ESA, Sentinel-2 User Handbook, "Orbit").
+_S2_ORBIT_EPOCH = {"S2A": _dt.datetime(2015, 6, 23, 1, 52)}
+_S2_ORBIT_S = 10 * 86400 / 143
+
+
+def _date_from_old_s2_names(names: Sequence[str], found: _Found) -> _dt.date | None:
+    """The acquisition date of old-format Sentinel-2 tile files, from their absolute orbit number.
+
+    Each orbit passes the day side about half an orbit after its ascending node, so the date of the
+    overpass is the epoch plus (orbit - 1) periods plus about half a period.  Returns None when the
+    names are not of that format, disagree, or name a satellite whose orbits are not known here.
+    """
+    hits = {(m.group(1).upper(), m.group(2), int(m.group(3))) for m in map(_OLD_S2_NAME.match, names) if m}
+    if len(hits) != 1:
+        return None
+    sat, made, orbit = hits.pop()
+    epoch = _S2_ORBIT_EPOCH.get(sat)
+    if epoch is None:
+        return None
+    acquired = (epoch + _dt.timedelta(seconds=(orbit - 0.5) * _S2_ORBIT_S)).date()
+    made_date = _date_from_text(made)
+    if made_date is not None and acquired > made_date:
+        return None  # a file cannot be made before its acquisition: not what this rule assumes
+    found.evidence.append(f"acquisition date {acquired} from the absolute orbit A{orbit:06d} of the old-format "
+                          f"file names (the {made_date} in them is the production date)")
+    return acquired
+
+
 _BAND_TOKEN = re.compile(
     r"(?:^|[_\-.\s])(SR_B\d+|B\d{1,2}A?|SCL|QA_PIXEL|blue|green|red|nir|swir1|swir2|rededge\d?)"
     r"(?=$|[_\-.\s])",
@@ -440,6 +473,9 @@ def _scan_folder(folder: Path) -> _Found:
             continue
     if found.date is None:
         found.date = _date_from_text(folder.name)
+    if found.date is None:  # old PDGS tile names carry the production date; the orbit gives the acquisition
+        found.date = _date_from_old_s2_names([Path(p).name for lst in found.files.values() for p, _ in lst],
+                                             found)
     if found.date is None:  # e.g. OSCD: imgs_1/S2A_..._20161209_B02.tif
         dates = {d for d in (_date_from_text(Path(p).name) for lst in found.files.values() for p, _ in lst) if d}
         if len(dates) == 1:
