@@ -768,14 +768,17 @@ def robust_covariance(d: np.ndarray, *, core: float = 0.5, iterations: int = 4) 
     mean : ndarray of shape (bands,)
     covariance : ndarray of shape (bands, bands)
     """
-    from scipy.stats import chi2
+    # chi-square cdf / ppf through the regularised incomplete gamma function: scipy.stats would
+    # cost more than a second to import in a fresh process, more than the fit itself
+    from scipy.special import gammainc, gammaincinv
 
     d = np.asarray(d, dtype=np.float64)
     n, p = d.shape
     if n < 10 * p:
         raise ValueError(f"robust_covariance: {n} vectors are too few for {p} bands")
     h = max(int(core * n), 5 * p)
-    factor = core / float(chi2.cdf(float(chi2.ppf(core, p)), p + 2))
+    q = 2.0 * float(gammaincinv(p / 2.0, core))  # chi2.ppf(core, p)
+    factor = core / float(gammainc((p + 2) / 2.0, q / 2.0))  # ... / chi2.cdf(q, p + 2)
     mu = np.median(d, axis=0)
     cov = np.cov(d.T).reshape(p, p)
     keep = np.ones(n, dtype=bool)
