@@ -259,8 +259,6 @@ def _decimate_file(pool: _Handles, path: str, indexes: list[int], src: Grid, dgr
 
 #: Largest strip of a pixel-interleaved file decoded at once by :func:`_decimate_in_strips`, bytes.
 _STRIP_BYTES = 64 * 1024 * 1024
-#: How many decimated reads went through :func:`_decimate_in_strips` (for tests).
-_STRIP_READS = 0
 
 
 def _decimate_in_strips(ds: Any, indexes: list[int], win: Any, shape: tuple[int, int, int],
@@ -277,8 +275,6 @@ def _decimate_in_strips(ds: Any, indexes: list[int], win: Any, shape: tuple[int,
     """
     from rasterio.windows import Window as RioWindow
 
-    global _STRIP_READS
-    _STRIP_READS += 1
     n, out_h, out_w = shape
     rows = np.floor(win.row_off + (np.arange(out_h) + 0.5) * (win.height / out_h)).astype(np.int64)
     cols = np.floor(win.col_off + (np.arange(out_w) + 0.5) * (win.width / out_w)).astype(np.int64)
