@@ -200,111 +200,99 @@ def cover_kernel(bands: dict[str, np.ndarray], params: Any) -> dict[str, np.ndar
     return out
 
 
+@njit(cache=True, inline="always")
+def _both_observed(y1, y2, i, j):  # noqa: ANN001, ANN202
+    for k in range(y1.shape[2]):
+        if math.isnan(y1[i, j, k]) or math.isnan(y2[i, j, k]):
+            return False
+    return True
+
+
+@njit(cache=True, inline="always")
+def _nearest_shift(y1, y2, i, j, r, best12, best21, skip_centre):  # noqa: ANN001, ANN202
+    # smallest squared distance from y1[i, j] to y2 within r pixels, and from y2[i, j] to y1;
+    # NaN neighbours compare False and are skipped
+    h, w, nb = y1.shape
+    for dy in range(-r, r + 1):
+        ii = i + dy
+        if ii < 0 or ii >= h:
+            continue
+        for dx in range(-r, r + 1):
+            jj = j + dx
+            if jj < 0 or jj >= w or (skip_centre and dy == 0 and dx == 0):
+                continue
+            a = np.float32(0.0)
+            c = np.float32(0.0)
+            for k in range(nb):
+                u = y2[ii, jj, k] - y1[i, j, k]
+                v = y2[i, j, k] - y1[ii, jj, k]
+                a += u * u
+                c += v * v
+            if a < best12:
+                best12 = a
+            if c < best21:
+                best21 = c
+    return best12, best21
+
+
+@njit(cache=True, inline="always")
+def _direct_sq(y1, y2, i, j):  # noqa: ANN001, ANN202
+    d = np.float32(0.0)
+    for k in range(y1.shape[2]):
+        u = y2[i, j, k] - y1[i, j, k]
+        d += u * u
+    return d
+
+
 @njit(cache=True, nogil=True)
 def _tolerant_loop(y1, y2, r, out):  # noqa: ANN001
     # y1, y2: (rows, cols, bands), C-contiguous: a pixel's bands lie side by side
-    h, w, nb = y1.shape
+    h, w, _ = y1.shape
     for i in range(h):
         for j in range(w):
-            ok = True
-            for k in range(nb):
-                if math.isnan(y1[i, j, k]) or math.isnan(y2[i, j, k]):
-                    ok = False
-                    break
-            if not ok:
+            if not _both_observed(y1, y2, i, j):
                 out[i, j] = np.nan
                 continue
-            best12 = np.inf
-            best21 = np.inf
-            for dy in range(-r, r + 1):
-                ii = i + dy
-                if ii < 0 or ii >= h:
-                    continue
-                for dx in range(-r, r + 1):
-                    jj = j + dx
-                    if jj < 0 or jj >= w:
-                        continue
-                    a = np.float32(0.0)
-                    c = np.float32(0.0)
-                    for k in range(nb):
-                        u = y2[ii, jj, k] - y1[i, j, k]
-                        v = y2[i, j, k] - y1[ii, jj, k]
-                        a += u * u
-                        c += v * v
-                    # NaN neighbours compare False and are skipped
-                    if a < best12:
-                        best12 = a
-                    if c < best21:
-                        best21 = c
+            best12, best21 = _nearest_shift(y1, y2, i, j, r, np.inf, np.inf, False)
             out[i, j] = math.sqrt(max(best12, best21))
 
 
 @njit(cache=True, nogil=True)
 def _statistic_loop(y1, y2, w1, w2, r, ec, es, mc, ms, zfloor, out):  # noqa: ANN001
     # y*, w*: (rows, cols, bands) C-contiguous, the scaled and the whitened bands of each date
-    h, w, nb = y1.shape
-    nw = w1.shape[2]
+    h, w, _ = y1.shape
     half = np.float32(0.5)
     for i in range(h):
         for j in range(w):
-            ok = True
-            for k in range(nb):
-                if math.isnan(y1[i, j, k]) or math.isnan(y2[i, j, k]):
-                    ok = False
-                    break
-            if not ok:
+            if not _both_observed(y1, y2, i, j):
                 out[i, j] = np.nan
                 continue
-            e0 = np.float32(0.0)
-            for k in range(nb):
-                u = y2[i, j, k] - y1[i, j, k]
-                e0 += u * u
-            m0 = np.float32(0.0)
-            for k in range(nw):
-                u = w2[i, j, k] - w1[i, j, k]
-                m0 += u * u
+            e0 = _direct_sq(y1, y2, i, j)
+            m0 = _direct_sq(w1, w2, i, j)
             zd = ((np.float32(math.sqrt(e0)) - ec) / es + (np.float32(math.sqrt(m0)) - mc) / ms) * half
             if zd < zfloor:
                 # the tolerant distances are at most the direct ones: the statistic stays below too
                 out[i, j] = zd
                 continue
-            e12 = e0
-            e21 = e0
-            m12 = m0
-            m21 = m0
-            for dy in range(-r, r + 1):
-                ii = i + dy
-                if ii < 0 or ii >= h:
-                    continue
-                for dx in range(-r, r + 1):
-                    jj = j + dx
-                    if jj < 0 or jj >= w or (dy == 0 and dx == 0):
-                        continue
-                    a = np.float32(0.0)
-                    c = np.float32(0.0)
-                    for k in range(nb):
-                        u = y2[ii, jj, k] - y1[i, j, k]
-                        v = y2[i, j, k] - y1[ii, jj, k]
-                        a += u * u
-                        c += v * v
-                    if a < e12:
-                        e12 = a
-                    if c < e21:
-                        e21 = c
-                    a = np.float32(0.0)
-                    c = np.float32(0.0)
-                    for k in range(nw):
-                        u = w2[ii, jj, k] - w1[i, j, k]
-                        v = w2[i, j, k] - w1[ii, jj, k]
-                        a += u * u
-                        c += v * v
-                    if a < m12:
-                        m12 = a
-                    if c < m21:
-                        m21 = c
+            e12, e21 = _nearest_shift(y1, y2, i, j, r, e0, e0, True)
+            m12, m21 = _nearest_shift(w1, w2, i, j, r, m0, m0, True)
             e = np.float32(math.sqrt(max(e12, e21)))
             m = np.float32(math.sqrt(max(m12, m21)))
             out[i, j] = ((e - ec) / es + (m - mc) / ms) * half
+
+
+def _pixel_major(a: np.ndarray) -> np.ndarray:
+    """(bands, rows, cols) -> C-contiguous float32 (rows, cols, bands): a pixel's bands in one cache line."""
+    return np.ascontiguousarray(np.moveaxis(np.asarray(a, dtype=np.float32), 0, -1))
+
+
+def tolerant_kernel(y1: np.ndarray, y2: np.ndarray, radius: int) -> np.ndarray | None:
+    """Fused :func:`ecopatch.change.tolerant_distance`; None when numba is missing."""
+    if not HAVE_NUMBA or y1.ndim != 3 or y1.shape != y2.shape:
+        return None
+    out = np.empty(y1.shape[1:], dtype=np.float32)
+    _tolerant_loop(_pixel_major(y1), _pixel_major(y2), radius, out)
+    return out
 
 
 def statistic_kernel(y1: np.ndarray, y2: np.ndarray, w1: np.ndarray, w2: np.ndarray, radius: int,
@@ -319,24 +307,9 @@ def statistic_kernel(y1: np.ndarray, y2: np.ndarray, w1: np.ndarray, w2: np.ndar
     if not HAVE_NUMBA or y1.ndim != 3 or y1.shape != y2.shape or w1.shape != w2.shape:
         return None
     out = np.empty(y1.shape[1:], dtype=np.float32)
-
-    def pm(a: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(np.moveaxis(np.asarray(a, dtype=np.float32), 0, -1))
-
     ec, es, mc, ms = (np.float32(v) for v in centres)
-    _statistic_loop(pm(y1), pm(y2), pm(w1), pm(w2), radius, ec, es, mc, ms, np.float32(z_floor), out)
-    return out
-
-
-def tolerant_kernel(y1: np.ndarray, y2: np.ndarray, radius: int) -> np.ndarray | None:
-    """Fused :func:`ecopatch.change.tolerant_distance`; None when numba is missing."""
-    if not HAVE_NUMBA or y1.ndim != 3 or y1.shape != y2.shape:
-        return None
-    out = np.empty(y1.shape[1:], dtype=np.float32)
-    # pixel-major copies: the inner loop then walks a pixel's bands in one cache line
-    t1 = np.ascontiguousarray(np.moveaxis(np.asarray(y1, dtype=np.float32), 0, -1))
-    t2 = np.ascontiguousarray(np.moveaxis(np.asarray(y2, dtype=np.float32), 0, -1))
-    _tolerant_loop(t1, t2, radius, out)
+    _statistic_loop(_pixel_major(y1), _pixel_major(y2), _pixel_major(w1), _pixel_major(w2), radius,
+                    ec, es, mc, ms, np.float32(z_floor), out)
     return out
 
 
