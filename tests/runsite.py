@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 _CACHE: dict[str, Path] = {}
@@ -34,12 +35,15 @@ def sample_source(tmp_path_factory) -> Path:
 
 
 def make_site(root: Path, source: Path, *, maps: bool = False, report: bool = False, fieldcheck: bool = True,
-              chips: bool = False, extra_run: str = "") -> Path:
-    """Copy the sample into ``root`` (imagery/, mines.gpkg, reserves.gpkg) and write ``root/ecopatch.toml``."""
+              chips: bool = False, extra_run: str = "", scenes: Sequence[str] = (BEFORE, AFTER)) -> Path:
+    """Copy the sample into ``root`` (imagery/, mines.gpkg, reserves.gpkg) and write ``root/ecopatch.toml``.
+
+    ``scenes`` are the product names (without ``.SAFE``) copied into imagery/.
+    """
     root.mkdir(parents=True, exist_ok=True)
     img = root / "imagery"
     img.mkdir(exist_ok=True)
-    for name in (BEFORE, AFTER):
+    for name in scenes:
         shutil.copytree(source / f"{name}.SAFE", img / f"{name}.SAFE")
     for name in ("mines.gpkg", "reserves.gpkg"):
         shutil.copy2(source / name, root / name)

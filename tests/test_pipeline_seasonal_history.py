@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
-import textwrap
 from pathlib import Path
 
 import geopandas as gpd
@@ -21,6 +19,7 @@ from ecopatch.config import load_config
 from ecopatch.errors import ConfigError
 from ecopatch.pipeline import MANIFEST, ExitCode, SceneRef, choose_history, run_pipeline
 
+from .runsite import make_site
 from .test_config import site, with_good, write  # noqa: F401 - the fixture is used by name
 
 AFTER = "2024-12-10"
@@ -64,34 +63,10 @@ def seasonal_sample(tmp_path_factory):
 
 
 def _site(root: Path, source: Path, history_scenes: int) -> Path:
-    (root / "imagery").mkdir(parents=True)
-    for p in source.glob("*.SAFE"):
-        shutil.copytree(p, root / "imagery" / p.name)
-    for name in ("mines.gpkg", "reserves.gpkg"):
-        shutil.copy2(source / name, root / name)
-    cfg = root / "ecopatch.toml"
     # "previous": the 2024-12 scene is compared with 2023-09, another season, as when no scene of the
     # same season exists; the fields ploughed in winter then look like new bare soil
-    cfg.write_text(textwrap.dedent(f"""
-        [inputs]
-        imagery = "imagery"
-        scene_pattern = "*.SAFE"
-        mines = "mines.gpkg"
-        mines_id_field = "矿山编号"
-        reserves = "reserves.gpkg"
-        [outputs]
-        dir = "out/runs"
-        ledger = "out/ledger.gpkg"
-        formats = ["gpkg"]
-        maps = false
-        report = false
-        fieldcheck = false
-        [run]
-        scheduler = "threads"
-        baseline = "previous"
-        history_scenes = {history_scenes}
-        """), encoding="utf-8")
-    return cfg
+    return make_site(root, source, fieldcheck=False, scenes=[p.stem for p in sorted(source.glob("*.SAFE"))],
+                     extra_run=f'baseline = "previous"\nhistory_scenes = {history_scenes}')
 
 
 @pytest.fixture(scope="module")
