@@ -18,19 +18,7 @@ import ecopatch
 from ecopatch.io import raster
 from tests.conftest import write_raster
 from tests.scenes import write_pair
-
-
-class _RecordingLibc:
-    def __init__(self):
-        self.calls = []
-
-    def mallopt(self, param, value):
-        self.calls.append(("mallopt", param, value))
-        return 1
-
-    def malloc_trim(self, pad):
-        self.calls.append(("trim", pad))
-        return 1
+from tests.test_engine import _FakeLibc
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +46,7 @@ def test_calls_leave_gdal_the_allocator_and_caches_as_a_fresh_process_has_them(t
     s, before, after, mines = tiled_pair
     for k in ("GDAL_CACHEMAX", "ECOPATCH_GDAL_CACHE_MB", *tiling._MALLOC_ENV):
         monkeypatch.delenv(k, raising=False)
-    libc = _RecordingLibc()
+    libc = _FakeLibc()
     monkeypatch.setattr(tiling, "_glibc", lambda: libc)
     monkeypatch.setattr(tiling, "_heap_tuned", False)
     monkeypatch.setattr(tiling, "_malloc_opt_in", False)
@@ -120,7 +108,7 @@ def test_malloc_tuning_only_when_asked(tiled_pair, monkeypatch):
     for k in tiling._MALLOC_ENV:
         monkeypatch.delenv(k, raising=False)
     monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
-    libc = _RecordingLibc()
+    libc = _FakeLibc()
     monkeypatch.setattr(tiling, "_glibc", lambda: libc)
     monkeypatch.setattr(tiling, "_heap_tuned", False)
     monkeypatch.setattr(tiling, "_malloc_opt_in", False)
