@@ -82,7 +82,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from collections import defaultdict
@@ -333,46 +332,9 @@ def _files(scenes) -> list[str]:  # noqa: ANN001
 
 def w_floor(root: Path, layout: str, threads: int) -> dict:
     """Every file the scenes read, decoded once in block-aligned strips (all bands of a strip in one read)."""
-    from concurrent.futures import ThreadPoolExecutor
+    from bench_scale import _decode
 
-    import numpy as np
-    import rasterio
-    from rasterio.windows import Window
-
-    files = _files(_pair(root, layout))
-    local = threading.local()
-    tasks = []
-    px = 0
-    for f in files:
-        with rasterio.open(f) as ds:
-            h, w, count, dtype = ds.height, ds.width, ds.count, ds.dtypes[0]
-            bh = ds.block_shapes[0][0]
-        strip = bh * max(1, 256 // bh) if bh < h else 256
-        px += h * w * count
-        for r0 in range(0, h, strip):
-            tasks.append((f, r0, min(strip, h - r0), w, count, dtype, strip))
-
-    def run(task: tuple) -> int:
-        f, r0, nr, w, count, dtype, strip = task
-        dss = local.__dict__.setdefault("ds", {})
-        bufs = local.__dict__.setdefault("buf", {})
-        ds = dss.get(f) or dss.setdefault(f, rasterio.open(f))
-        buf = bufs.get((count, strip, w, dtype))
-        if buf is None:
-            buf = bufs[(count, strip, w, dtype)] = np.empty((count, strip, w), dtype)
-        out = buf[:, :nr]
-        ds.read(window=Window(0, r0, w, nr), out=out)
-        return int(out[0, ::61, ::61].sum())
-
-    with rasterio.Env(GDAL_CACHEMAX=64 * 1024 * 1024):
-        t = time.perf_counter()
-        if threads == 1:
-            total = sum(run(tk) for tk in tasks)
-        else:
-            with ThreadPoolExecutor(threads) as pool:
-                total = sum(pool.map(run, tasks, chunksize=2))
-        dt = time.perf_counter() - t
-    return {"t_call_s": dt, "files": len(files), "pixels": px, "checksum": total}
+    return _decode(_files(_pair(root, layout)), threads, chunksize=2)
 
 
 def _config(root: Path, layout: str, out: Path, chips: bool) -> Path:

@@ -104,8 +104,12 @@ def _band_files(root: Path) -> list[str]:
     return files
 
 
-def _decode(files: list[str], threads: int, strip: int = 256) -> dict:
-    """Read ``files`` whole in strips of ``strip`` rows, one reused buffer per thread and shape."""
+def _decode(files: list[str], threads: int, strip: int = 256, chunksize: int = 4) -> dict:
+    """Read ``files`` whole in strips of about ``strip`` rows, one reused buffer per thread and shape.
+
+    Strips are whole multiples of the file's block height (tiles or GDAL strips), all bands of a
+    strip in one read, so that every block is decoded once.  Also ``bench_e2e.py``'s decode floor.
+    """
     from concurrent.futures import ThreadPoolExecutor
 
     import numpy as np
@@ -118,21 +122,23 @@ def _decode(files: list[str], threads: int, strip: int = 256) -> dict:
     for f in files:
         with rasterio.open(f) as ds:
             h, w, dtype, count = ds.height, ds.width, ds.dtypes[0], ds.count
+            bh = ds.block_shapes[0][0]
+        rows = bh * max(1, strip // bh) if bh < h else strip
         px += h * w * count
-        for r0 in range(0, h, strip):
-            tasks.append((f, r0, min(strip, h - r0), w, dtype, count))
+        for r0 in range(0, h, rows):
+            tasks.append((f, r0, min(rows, h - r0), w, dtype, count, rows))
 
     def run(task: tuple) -> int:
-        f, r0, nrows, w, dtype, count = task
+        f, r0, nrows, w, dtype, count, rows = task
         dss = getattr(local, "ds", None)
         if dss is None:
             dss = local.ds = {}
             local.buf = {}
         ds = dss.get(f) or dss.setdefault(f, rasterio.open(f))
-        key = (dtype, count, w)
+        key = (dtype, count, rows, w)
         buf = local.buf.get(key)
         if buf is None:
-            buf = local.buf[key] = np.empty((count, strip, w), dtype=dtype)
+            buf = local.buf[key] = np.empty((count, rows, w), dtype=dtype)
         out = buf[:, :nrows]
         ds.read(window=Window(0, r0, w, nrows), out=out)
         return int(out[0, ::61, ::61].sum())
@@ -143,7 +149,7 @@ def _decode(files: list[str], threads: int, strip: int = 256) -> dict:
             total = sum(run(tk) for tk in tasks)
         else:
             with ThreadPoolExecutor(threads) as pool:
-                total = sum(pool.map(run, tasks, chunksize=4))
+                total = sum(pool.map(run, tasks, chunksize=chunksize))
         dt = time.perf_counter() - t
     return {"t_call_s": dt, "files": len(files), "pixels": px, "checksum": total}
 
