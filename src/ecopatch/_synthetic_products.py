@@ -23,7 +23,6 @@ place when complete (nothing half-written is left).
 from __future__ import annotations
 
 import datetime as _dt
-import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -157,120 +156,27 @@ def _cloud_pct(scene: SyntheticScene, key: str) -> float:
 
 
 def _mtd_l1c(scene: SyntheticScene, key: str, safe: Path, paths: dict[str, Path]) -> str:
-    from .datasets import _S2_BANDS, _SOLAR_IRRADIANCE, _fmt_time
-    from .geodesy import transformer
+    from .datasets import _s2_mtd_parts
 
     p = scene.products[key]
     name = safe.name.removesuffix(".SAFE")
     generated = _dt.datetime.strptime(name.rsplit("_", 1)[1], "%Y%m%dT%H%M%S")
-    stop = p.sensing_time + _dt.timedelta(seconds=3)
-    doy = p.sensing_time.timetuple().tm_yday
-    u = 1.0 / (1.0 - 0.01673 * math.cos(0.0172 * (doy - 4))) ** 2
-    files = "\n".join(f"              <IMAGE_FILE>{path.relative_to(safe).with_suffix('').as_posix()}</IMAGE_FILE>"
-                      for path in paths.values())
+    parts = _s2_mtd_parts(scene, p, paths, safe, level="1C", generated=generated,
+                          doi="https://doi.org/10.5270/S2_-742ikth", uri=safe.name)
     offsets = ""
     if float(p.processing_baseline) >= 4.0:
         rows = "\n".join(f'        <RADIO_ADD_OFFSET band_id="{i}">{p.add_offset}</RADIO_ADD_OFFSET>'
                          for i in range(13))
         offsets = f"\n      <Radiometric_Offset_List>\n{rows}\n      </Radiometric_Offset_List>"
-    irr = "\n".join(f'          <SOLAR_IRRADIANCE bandId="{i}" unit="W/m²/µm">{v:.2f}</SOLAR_IRRADIANCE>'
-                    for i, v in enumerate(_SOLAR_IRRADIANCE[p.spacecraft]))
-    spectral = "\n".join(
-        f'        <Spectral_Information bandId="{i}" physicalBand="{b}">\n'
-        f"          <RESOLUTION>{res}</RESOLUTION>\n"
-        f'          <Wavelength>\n            <MIN unit="nm">{lo}</MIN>\n            <MAX unit="nm">{hi}</MAX>\n'
-        f'            <CENTRAL unit="nm">{c}</CENTRAL>\n          </Wavelength>\n'
-        f"        </Spectral_Information>"
-        for i, (b, res, lo, hi, c) in enumerate(_S2_BANDS))
-    left, bottom, right, top = scene.grid.bounds
-    lon, lat = transformer(scene.grid.crs, "EPSG:4326").transform([left, right, right, left, left],
-                                                                  [top, top, bottom, bottom, top])
-    footprint = " ".join(f"{la:.9f} {lo:.9f}" for lo, la in zip(lon, lat))
     cloud_pct = _cloud_pct(scene, key)
-    sat = p.spacecraft[-1]
-    datatake = f"G{p.product_id[:3]}_{p.sensing_time:%Y%m%dT%H%M%S}_{p.absolute_orbit:06d}_N{p.processing_baseline}"
-    datastrip = (f"{p.product_id[:3]}_OPER_MSI_L1C_DS_2{sat}PS_{generated:%Y%m%dT%H%M%S}"
-                 f"_S{p.sensing_time:%Y%m%dT%H%M%S}_N{p.processing_baseline}")
-    granule = (f"{p.product_id[:3]}_OPER_MSI_L1C_TL_2{sat}PS_{generated:%Y%m%dT%H%M%S}"
-               f"_A{p.absolute_orbit:06d}_{p.tile_id}_N{p.processing_baseline}")
     return f"""<?xml version="1.0" encoding="UTF-8" standalone="no"?>
 <!-- Synthetic product written by ecopatch.datasets (shrunk SAFE layout; bands are GeoTIFF, not JPEG2000). -->
 <n1:Level-1C_User_Product xmlns:n1="{_NS_L1C}" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" \
 xsi:schemaLocation="{_NS_L1C}">
-  <n1:General_Info>
-    <Product_Info>
-      <PRODUCT_START_TIME>{_fmt_time(p.sensing_time)}</PRODUCT_START_TIME>
-      <PRODUCT_STOP_TIME>{_fmt_time(stop)}</PRODUCT_STOP_TIME>
-      <PRODUCT_URI>{safe.name}</PRODUCT_URI>
-      <PROCESSING_LEVEL>Level-1C</PROCESSING_LEVEL>
-      <PRODUCT_TYPE>S2MSI1C</PRODUCT_TYPE>
-      <PROCESSING_BASELINE>{p.processing_baseline}</PROCESSING_BASELINE>
-      <PRODUCT_DOI>https://doi.org/10.5270/S2_-742ikth</PRODUCT_DOI>
-      <GENERATION_TIME>{generated:%Y-%m-%dT%H:%M:%S}.000000Z</GENERATION_TIME>
-      <PREVIEW_IMAGE_URL>Not applicable</PREVIEW_IMAGE_URL>
-      <PREVIEW_GEO_INFO>Not applicable</PREVIEW_GEO_INFO>
-      <Datatake datatakeIdentifier="{datatake}">
-        <SPACECRAFT_NAME>{p.spacecraft}</SPACECRAFT_NAME>
-        <DATATAKE_TYPE>INS-NOBS</DATATAKE_TYPE>
-        <DATATAKE_SENSING_START>{_fmt_time(p.sensing_time)}</DATATAKE_SENSING_START>
-        <SENSING_ORBIT_NUMBER>{p.relative_orbit}</SENSING_ORBIT_NUMBER>
-        <SENSING_ORBIT_DIRECTION>DESCENDING</SENSING_ORBIT_DIRECTION>
-      </Datatake>
-      <Query_Options completeSingleTile="true">
-        <PRODUCT_FORMAT>SAFE_COMPACT</PRODUCT_FORMAT>
-      </Query_Options>
-      <Product_Organisation>
-        <Granule_List>
-          <Granule datastripIdentifier="{datastrip}" granuleIdentifier="{granule}" imageFormat="GeoTIFF">
-{files}
-          </Granule>
-        </Granule_List>
-      </Product_Organisation>
-    </Product_Info>
-    <Product_Image_Characteristics>
-      <Special_Values>
-        <SPECIAL_VALUE_TEXT>NODATA</SPECIAL_VALUE_TEXT>
-        <SPECIAL_VALUE_INDEX>0</SPECIAL_VALUE_INDEX>
-      </Special_Values>
-      <Special_Values>
-        <SPECIAL_VALUE_TEXT>SATURATED</SPECIAL_VALUE_TEXT>
-        <SPECIAL_VALUE_INDEX>65535</SPECIAL_VALUE_INDEX>
-      </Special_Values>
-      <Image_Display_Order>
-        <RED_CHANNEL>3</RED_CHANNEL>
-        <GREEN_CHANNEL>2</GREEN_CHANNEL>
-        <BLUE_CHANNEL>1</BLUE_CHANNEL>
-      </Image_Display_Order>
-      <QUANTIFICATION_VALUE unit="none">{p.quantification_value}</QUANTIFICATION_VALUE>{offsets}
-      <Reflectance_Conversion>
-        <U>{u:.15f}</U>
-        <Solar_Irradiance_List>
-{irr}
-        </Solar_Irradiance_List>
-      </Reflectance_Conversion>
-      <Spectral_Information_List>
-{spectral}
-      </Spectral_Information_List>
-      <PHYSICAL_GAINS_LIST_NOT_APPLICABLE/>
-      <REFERENCE_BAND>0</REFERENCE_BAND>
-    </Product_Image_Characteristics>
+{parts['product_info']}      <QUANTIFICATION_VALUE unit="none">{p.quantification_value}</QUANTIFICATION_VALUE>{offsets}
+{parts['radiometry']}    </Product_Image_Characteristics>
   </n1:General_Info>
-  <n1:Geometric_Info>
-    <Product_Footprint>
-      <Product_Footprint>
-        <Global_Footprint>
-          <EXT_POS_LIST>{footprint}</EXT_POS_LIST>
-        </Global_Footprint>
-      </Product_Footprint>
-      <RASTER_CS_TYPE>POINT</RASTER_CS_TYPE>
-      <PIXEL_ORIGIN>1</PIXEL_ORIGIN>
-    </Product_Footprint>
-    <Coordinate_Reference_System>
-      <GEO_TABLES version="1">EPSG</GEO_TABLES>
-      <HORIZONTAL_CS_TYPE>GEOGRAPHIC</HORIZONTAL_CS_TYPE>
-    </Coordinate_Reference_System>
-  </n1:Geometric_Info>
-  <n1:Quality_Indicators_Info>
+{parts['geometric']}  <n1:Quality_Indicators_Info>
     <Cloud_Coverage_Assessment>{cloud_pct:.6f}</Cloud_Coverage_Assessment>
     <Technical_Quality_Assessment>
       <DEGRADED_ANC_DATA_PERCENTAGE>0.0</DEGRADED_ANC_DATA_PERCENTAGE>

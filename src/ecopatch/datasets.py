@@ -498,20 +498,20 @@ def _cover_pct(scene: SyntheticScene, date: str) -> tuple[float, float]:
     return nod_pct, cloud_pct
 
 
-def _mtd_xml(scene: SyntheticScene, date: str, paths: dict[str, Path], safe: Path) -> str:
-    p = scene.products[date]
+def _s2_mtd_parts(scene: SyntheticScene, p: Any, paths: dict[str, Path], safe: Path, *, level: str,
+                  generated: _dt.datetime, doi: str, uri: str) -> dict[str, str]:
+    """The parts of a product's ``MTD_MSIL1C.xml`` / ``MTD_MSIL2A.xml`` that both levels share.
+
+    ``level`` is ``"1C"`` or ``"2A"``; returns the ``Product_Info`` block (through the image display
+    order), the reflectance conversion and spectral information, and the geometric info, as XML text.
+    """
     stop = p.sensing_time + _dt.timedelta(seconds=3)
     doy = p.sensing_time.timetuple().tm_yday
     u = 1.0 / (1.0 - 0.01673 * math.cos(0.0172 * (doy - 4))) ** 2
-    image_files = "\n".join(
+    files = "\n".join(
         f"              <IMAGE_FILE>{path.relative_to(safe).with_suffix('').as_posix()}</IMAGE_FILE>"
         for path in paths.values()
     )
-    offsets = ""
-    if float(p.processing_baseline) >= 4.0:
-        rows = "\n".join(f'        <BOA_ADD_OFFSET band_id="{i}">{p.add_offset}</BOA_ADD_OFFSET>'
-                         for i in range(13))
-        offsets = f"\n      <BOA_ADD_OFFSET_VALUES_LIST>\n{rows}\n      </BOA_ADD_OFFSET_VALUES_LIST>"
     irr = "\n".join(
         f'          <SOLAR_IRRADIANCE bandId="{i}" unit="W/m²/µm">{v:.2f}</SOLAR_IRRADIANCE>'
         for i, v in enumerate(_SOLAR_IRRADIANCE[p.spacecraft])
@@ -524,35 +524,25 @@ def _mtd_xml(scene: SyntheticScene, date: str, paths: dict[str, Path], safe: Pat
         f"        </Spectral_Information>"
         for i, (name, res, lo, hi, c) in enumerate(_S2_BANDS)
     )
-    scl = "\n".join(
-        f"        <Scene_Classification_ID>\n          <SCENE_CLASSIFICATION_TEXT>{t}</SCENE_CLASSIFICATION_TEXT>\n"
-        f"          <SCENE_CLASSIFICATION_INDEX>{i}</SCENE_CLASSIFICATION_INDEX>\n"
-        f"        </Scene_Classification_ID>"
-        for i, t in enumerate(_SCL_TEXT)
-    )
     lft, b, r, t = scene.grid.bounds
     lon, lat = transformer(scene.grid.crs, "EPSG:4326").transform([lft, r, r, lft, lft], [t, t, b, b, t])
     footprint = " ".join(f"{la:.9f} {lo:.9f}" for lo, la in zip(lon, lat))
-    nod_pct, cloud_pct = _cover_pct(scene, date)
+    sat = p.spacecraft[-1]
     datatake = f"G{p.product_id[:3]}_{p.sensing_time:%Y%m%dT%H%M%S}_{p.absolute_orbit:06d}_N{p.processing_baseline}"
-    datastrip = (f"{p.product_id[:3]}_OPER_MSI_L2A_DS_2{p.spacecraft[-1]}PS_{p.generation_time:%Y%m%dT%H%M%S}"
+    datastrip = (f"{p.product_id[:3]}_OPER_MSI_L{level}_DS_2{sat}PS_{generated:%Y%m%dT%H%M%S}"
                  f"_S{p.sensing_time:%Y%m%dT%H%M%S}_N{p.processing_baseline}")
-    granule = (f"{p.product_id[:3]}_OPER_MSI_L2A_TL_2{p.spacecraft[-1]}PS_{p.generation_time:%Y%m%dT%H%M%S}"
+    granule = (f"{p.product_id[:3]}_OPER_MSI_L{level}_TL_2{sat}PS_{generated:%Y%m%dT%H%M%S}"
                f"_A{p.absolute_orbit:06d}_{p.tile_id}_N{p.processing_baseline}")
-    return f"""<?xml version="1.0" encoding="UTF-8" standalone="no"?>
-<!-- Synthetic product written by ecopatch.datasets (shrunk SAFE layout; bands are GeoTIFF, not JPEG2000). -->
-<n1:Level-2A_User_Product xmlns:n1="{_NS_L2A}" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" \
-xsi:schemaLocation="{_NS_L2A}">
-  <n1:General_Info>
+    product_info = f"""  <n1:General_Info>
     <Product_Info>
       <PRODUCT_START_TIME>{_fmt_time(p.sensing_time)}</PRODUCT_START_TIME>
       <PRODUCT_STOP_TIME>{_fmt_time(stop)}</PRODUCT_STOP_TIME>
-      <PRODUCT_URI>{p.product_id}.SAFE</PRODUCT_URI>
-      <PROCESSING_LEVEL>Level-2A</PROCESSING_LEVEL>
-      <PRODUCT_TYPE>S2MSI2A</PRODUCT_TYPE>
+      <PRODUCT_URI>{uri}</PRODUCT_URI>
+      <PROCESSING_LEVEL>Level-{level}</PROCESSING_LEVEL>
+      <PRODUCT_TYPE>S2MSI{level}</PRODUCT_TYPE>
       <PROCESSING_BASELINE>{p.processing_baseline}</PROCESSING_BASELINE>
-      <PRODUCT_DOI>https://doi.org/10.5270/S2_-znk9xsj</PRODUCT_DOI>
-      <GENERATION_TIME>{p.generation_time.strftime('%Y-%m-%dT%H:%M:%S.000000Z')}</GENERATION_TIME>
+      <PRODUCT_DOI>{doi}</PRODUCT_DOI>
+      <GENERATION_TIME>{generated:%Y-%m-%dT%H:%M:%S}.000000Z</GENERATION_TIME>
       <PREVIEW_IMAGE_URL>Not applicable</PREVIEW_IMAGE_URL>
       <PREVIEW_GEO_INFO>Not applicable</PREVIEW_GEO_INFO>
       <Datatake datatakeIdentifier="{datatake}">
@@ -568,7 +558,7 @@ xsi:schemaLocation="{_NS_L2A}">
       <Product_Organisation>
         <Granule_List>
           <Granule datastripIdentifier="{datastrip}" granuleIdentifier="{granule}" imageFormat="GeoTIFF">
-{image_files}
+{files}
           </Granule>
         </Granule_List>
       </Product_Organisation>
@@ -587,12 +577,8 @@ xsi:schemaLocation="{_NS_L2A}">
         <GREEN_CHANNEL>2</GREEN_CHANNEL>
         <BLUE_CHANNEL>1</BLUE_CHANNEL>
       </Image_Display_Order>
-      <QUANTIFICATION_VALUES_LIST>
-        <BOA_QUANTIFICATION_VALUE unit="none">{p.quantification_value}</BOA_QUANTIFICATION_VALUE>
-        <AOT_QUANTIFICATION_VALUE unit="none">1000.0</AOT_QUANTIFICATION_VALUE>
-        <WVP_QUANTIFICATION_VALUE unit="cm">1000.0</WVP_QUANTIFICATION_VALUE>
-      </QUANTIFICATION_VALUES_LIST>{offsets}
-      <Reflectance_Conversion>
+"""
+    radiometry = f"""      <Reflectance_Conversion>
         <U>{u:.15f}</U>
         <Solar_Irradiance_List>
 {irr}
@@ -603,12 +589,8 @@ xsi:schemaLocation="{_NS_L2A}">
       </Spectral_Information_List>
       <PHYSICAL_GAINS_LIST_NOT_APPLICABLE/>
       <REFERENCE_BAND>0</REFERENCE_BAND>
-      <Scene_Classification_List>
-{scl}
-      </Scene_Classification_List>
-    </Product_Image_Characteristics>
-  </n1:General_Info>
-  <n1:Geometric_Info>
+"""
+    geometric = f"""  <n1:Geometric_Info>
     <Product_Footprint>
       <Product_Footprint>
         <Global_Footprint>
@@ -623,7 +605,41 @@ xsi:schemaLocation="{_NS_L2A}">
       <HORIZONTAL_CS_TYPE>GEOGRAPHIC</HORIZONTAL_CS_TYPE>
     </Coordinate_Reference_System>
   </n1:Geometric_Info>
-  <n1:Quality_Indicators_Info>
+"""
+    return {"product_info": product_info, "radiometry": radiometry, "geometric": geometric}
+
+
+def _mtd_xml(scene: SyntheticScene, date: str, paths: dict[str, Path], safe: Path) -> str:
+    p = scene.products[date]
+    parts = _s2_mtd_parts(scene, p, paths, safe, level="2A", generated=p.generation_time,
+                          doi="https://doi.org/10.5270/S2_-znk9xsj", uri=f"{p.product_id}.SAFE")
+    offsets = ""
+    if float(p.processing_baseline) >= 4.0:
+        rows = "\n".join(f'        <BOA_ADD_OFFSET band_id="{i}">{p.add_offset}</BOA_ADD_OFFSET>'
+                         for i in range(13))
+        offsets = f"\n      <BOA_ADD_OFFSET_VALUES_LIST>\n{rows}\n      </BOA_ADD_OFFSET_VALUES_LIST>"
+    scl = "\n".join(
+        f"        <Scene_Classification_ID>\n          <SCENE_CLASSIFICATION_TEXT>{t}</SCENE_CLASSIFICATION_TEXT>\n"
+        f"          <SCENE_CLASSIFICATION_INDEX>{i}</SCENE_CLASSIFICATION_INDEX>\n"
+        f"        </Scene_Classification_ID>"
+        for i, t in enumerate(_SCL_TEXT)
+    )
+    nod_pct, cloud_pct = _cover_pct(scene, date)
+    return f"""<?xml version="1.0" encoding="UTF-8" standalone="no"?>
+<!-- Synthetic product written by ecopatch.datasets (shrunk SAFE layout; bands are GeoTIFF, not JPEG2000). -->
+<n1:Level-2A_User_Product xmlns:n1="{_NS_L2A}" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" \
+xsi:schemaLocation="{_NS_L2A}">
+{parts['product_info']}      <QUANTIFICATION_VALUES_LIST>
+        <BOA_QUANTIFICATION_VALUE unit="none">{p.quantification_value}</BOA_QUANTIFICATION_VALUE>
+        <AOT_QUANTIFICATION_VALUE unit="none">1000.0</AOT_QUANTIFICATION_VALUE>
+        <WVP_QUANTIFICATION_VALUE unit="cm">1000.0</WVP_QUANTIFICATION_VALUE>
+      </QUANTIFICATION_VALUES_LIST>{offsets}
+{parts['radiometry']}      <Scene_Classification_List>
+{scl}
+      </Scene_Classification_List>
+    </Product_Image_Characteristics>
+  </n1:General_Info>
+{parts['geometric']}  <n1:Quality_Indicators_Info>
     <Cloud_Coverage_Assessment>{cloud_pct:.6f}</Cloud_Coverage_Assessment>
     <Image_Content_QI>
       <NODATA_PIXEL_PERCENTAGE>{nod_pct:.6f}</NODATA_PIXEL_PERCENTAGE>
