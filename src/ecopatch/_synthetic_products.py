@@ -23,7 +23,6 @@ place when complete (nothing half-written is left).
 from __future__ import annotations
 
 import datetime as _dt
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -97,7 +96,7 @@ def _write_rasters(scene: SyntheticScene, key: str, paths: dict[str, Path], *, p
     """Render the product window by window into temporary files; move them into place at the end."""
     import rasterio
 
-    from .datasets import _band_profile, _tmp_name
+    from .datasets import _band_profile, _rasters_in_place
 
     r = rendering_of(scene, key)
     grids = product_grids(scene, key)
@@ -105,9 +104,7 @@ def _write_rasters(scene: SyntheticScene, key: str, paths: dict[str, Path], *, p
     files: dict[Path, list[str]] = {}
     for b, p in paths.items():
         files.setdefault(p, []).append(b)
-    tmps = {p: _tmp_name(p) for p in files}
-    dsts: dict[Path, Any] = {}
-    try:
+    with _rasters_in_place(files) as (tmps, dsts):
         for p, names in files.items():
             tmps[p].parent.mkdir(parents=True, exist_ok=True)
             prof = _band_profile(grids[names[0]], "uint16")
@@ -125,18 +122,6 @@ def _write_rasters(scene: SyntheticScene, key: str, paths: dict[str, Path], *, p
                     target = _target(win, base, grids[b])
                     if target is not None:
                         dsts[p].write(arrays[b], i, window=target.to_rasterio())
-        for dst in dsts.values():
-            dst.close()
-        for p, tmp in tmps.items():
-            os.replace(tmp, p)
-    except BaseException:
-        for dst in dsts.values():
-            if not dst.closed:
-                dst.close()
-        for tmp in tmps.values():
-            if tmp.exists():
-                tmp.unlink()
-        raise
 
 
 def _target(win: Any, base: Any, grid: Any) -> Window | None:

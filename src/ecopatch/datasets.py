@@ -30,7 +30,7 @@ import math
 import os
 import sys
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -214,6 +214,31 @@ def _atomic(path: Path) -> Iterator[Path]:
         raise
 
 
+@contextmanager
+def _rasters_in_place(paths: Iterable[Path]) -> Iterator[tuple[dict[Path, Path], dict[Any, Any]]]:
+    """Temporary names beside ``paths`` and a dict for the datasets opened on them.
+
+    When the block succeeds the datasets are closed and every file is moved into place; on any
+    error they are closed and the temporary files removed, so no half-written raster is left.
+    """
+    tmps = {p: _tmp_name(p) for p in paths}
+    dsts: dict[Any, Any] = {}
+    try:
+        yield tmps, dsts
+        for dst in dsts.values():
+            dst.close()
+        for p, tmp in tmps.items():
+            os.replace(tmp, p)
+    except BaseException:
+        for dst in dsts.values():
+            if not dst.closed:
+                dst.close()
+        for tmp in tmps.values():
+            if tmp.exists():
+                tmp.unlink()
+        raise
+
+
 # ---------------------------------------------------------------------------
 # Writers
 # ---------------------------------------------------------------------------
@@ -307,13 +332,11 @@ def _write_product(scene: SyntheticScene, date: str, data: SampleData) -> None:
     tl = data.products[date] / "GRANULE" / prod.granule_id / "MTD_TL.xml"
     with _atomic(tl) as tmp:
         tmp.write_text(_mtd_tl_xml(scene, date), encoding="utf-8")
-    tmps = {b: _tmp_name(p) for b, p in paths.items()}
-    dsts: dict[str, Any] = {}
-    try:
-        for b, tmp in tmps.items():
-            tmp.parent.mkdir(parents=True, exist_ok=True)
+    with _rasters_in_place(paths.values()) as (tmps, dsts):
+        for b, p in paths.items():
+            tmps[p].parent.mkdir(parents=True, exist_ok=True)
             g = scene.band_grid(b)
-            dst = rasterio.open(tmp, "w", **_band_profile(g, "uint8" if b == "SCL" else "uint16"))
+            dst = rasterio.open(tmps[p], "w", **_band_profile(g, "uint8" if b == "SCL" else "uint16"))
             dsts[b] = dst
             dst.set_band_description(1, b)
         for win in scene.grid.chunks(_WINDOW):
@@ -322,18 +345,6 @@ def _write_product(scene: SyntheticScene, date: str, data: SampleData) -> None:
             for b, arr in arrays.items():
                 target = win if b in BANDS_10M else w20
                 dsts[b].write(arr, 1, window=target.to_rasterio())
-        for dst in dsts.values():
-            dst.close()
-        for b, tmp in tmps.items():
-            os.replace(tmp, paths[b])
-    except BaseException:
-        for dst in dsts.values():
-            if not dst.closed:
-                dst.close()
-        for tmp in tmps.values():
-            if tmp.exists():
-                tmp.unlink()
-        raise
 
 
 def _write_gpkg(path: Path, layers: Sequence[tuple[str, Any]]) -> None:
