@@ -7,6 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# Property tests draw the same examples on every run (CI and local alike), so a run is
+# reproducible and a failure is a real regression, not a rare draw met by chance.  Explore
+# with fresh random examples: HYPOTHESIS_PROFILE=explore pytest ...
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 #: The golden sample (committed sample_data/ or generated once) and its analyses, for every module.
 pytest_plugins = ["tests.mapdata"]
