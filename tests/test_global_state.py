@@ -8,6 +8,7 @@ wall time: timings are in benchmarks/bench_e2e.py).
 import subprocess
 import sys
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -34,8 +35,7 @@ def _fresh_process_cachemax() -> int:
     return int(out.stdout.strip())
 
 
-# the pair's low-coverage mine warns; whether pytest.warns sees it is a race with the worker
-# threads' own warnings.catch_warnings (not thread-safe in Python), so the warnings are ignored
+# the pair's low-coverage mine warns (expected; not what this test is about)
 @pytest.mark.filterwarnings("ignore::ecopatch.errors.EcopatchWarning")
 def test_calls_leave_gdal_the_allocator_and_caches_as_a_fresh_process_has_them(tiled_pair, tmp_path, monkeypatch):
     import ecopatch.tiling as tiling
@@ -53,6 +53,9 @@ def test_calls_leave_gdal_the_allocator_and_caches_as_a_fresh_process_has_them(t
     fresh = _fresh_process_cachemax()
     assert get_gdal_config("GDAL_CACHEMAX") == fresh
     had_env = rasterio.env.hasenv()
+    import scipy.special  # noqa: F401 - its import adds its own "always" filter; the passes import it lazily
+
+    filters = list(warnings.filters)
 
     # the GDAL cache ecopatch's reads ran with (seen from inside the windows)
     during = []
@@ -74,6 +77,7 @@ def test_calls_leave_gdal_the_allocator_and_caches_as_a_fresh_process_has_them(t
         assert rasterio.env.hasenv() == had_env, what
         assert raster._TILES._bytes == 0 and not raster._TILES.active, what  # no decoded block kept
         assert [c for c in libc.calls if c[0] == "mallopt"] == [], what  # allocator settings untouched
+        assert warnings.filters == filters, what  # no warning filter added or dropped (worker threads)
 
     table = ecopatch.assess_restoration(mines, before, after, block=64, progress=False)
     assert during and max(during) < fresh  # the pass itself ran with a small GDAL cache ...

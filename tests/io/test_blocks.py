@@ -124,3 +124,34 @@ def test_tile_cache_sessions_nest_and_drop_their_blocks():
     assert not cache.active and cache.budget == 4 * MB and cache._bytes == 0
     with pytest.raises(AssertionError):
         assert cache.active
+
+
+def test_ignoring_silences_in_the_main_thread_and_leaves_worker_threads_filters_alone():
+    import threading
+    import warnings
+
+    from ecopatch.io._blocks import ignoring
+
+    class Noise(UserWarning):
+        pass
+
+    start = list(warnings.filters)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with ignoring(Noise):
+            warnings.warn("main", Noise, stacklevel=1)
+        assert seen == []  # silenced in the main thread
+    assert warnings.filters == start
+
+    # in a worker thread the filter list is not touched at all (catch_warnings is not thread-safe):
+    # the block sees the process's filters as they are, and nothing is added or put back after it
+    inside = []
+
+    def work():
+        with ignoring(Noise):
+            inside.append(list(warnings.filters))
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    assert inside == [start] and warnings.filters == start

@@ -38,7 +38,6 @@ import math
 import os
 import threading
 import uuid
-import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -331,8 +330,7 @@ class _Handles:
             ds = self._open.get(key)
         if ds is None:
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                with _blocks.ignoring(rasterio.errors.NotGeoreferencedWarning):
                     ds = rasterio.open(path)
             except Exception as exc:
                 raise RasterReadError(f"{path}: cannot open as a raster ({_blocks.short(exc)})") from exc

@@ -615,9 +615,8 @@ def _dataset(path: str) -> Any:
     ds = cache.get(path)
     if ds is None or ds.closed:
         try:
-            with warnings.catch_warnings():
-                # a missing geotransform gets our own clearer error in _grid_of
-                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            # a missing geotransform gets our own clearer error in _grid_of
+            with _blocks.ignoring(rasterio.errors.NotGeoreferencedWarning):
                 ds = rasterio.open(path)
         except Exception as exc:  # rasterio raises RasterioIOError and friends
             raise RasterReadError(
@@ -979,9 +978,9 @@ def _reproject_array(
     from rasterio.warp import reproject
 
     out = np.full(dst.shape, fill, dtype=np.float32)
-    with warnings.catch_warnings():
-        # the arrays come with explicit transforms; rasterio still warns "no geotransform"
-        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+    # the arrays come with explicit transforms; rasterio still warns "no geotransform" for an
+    # identity one (a grid of 1-unit pixels at the origin, south-up): never a real image's
+    with _blocks.ignoring(rasterio.errors.NotGeoreferencedWarning):
         reproject(
             source=arr.astype(np.float32, copy=False),
             destination=out,
