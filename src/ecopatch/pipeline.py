@@ -1988,6 +1988,7 @@ def _compute_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path
         suspects = patches[patches["change_type"] != "vegetation_gain"]
     with clock("sky_tier"):
         shares = _case_clear_shares(ctx, after, suspects)
+        still = _cases_still_shown(ctx, after, suspects)
     # One transaction: the scene's records, then the outputs that show them (the field package
     # of the cases it opened, the report), then COMMIT.  If anything fails, nothing is kept.
     # Other writers (a field-results import) wait up to [run] ledger_timeout_s meanwhile.
@@ -1997,6 +1998,10 @@ def _compute_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path
             dres = (led.add_detections(suspects, run_id, max_new_cases=cfg.run.new_case_limit, clear_shares=shares)
                     if suspects is not None else None)
             log.info("ledger: %s; %s", ares or "no mine assessment", dres or "no detection")
+            # probable cases this scene did not find again but still shows as they were found after
+            # (its baseline already shows them); those add_detections confirmed are left as they are
+            persisted = (led.confirm_from_sky(still, run_id, seen_on=after.date)
+                         if still is not None and len(still) else ())
             _heartbeat(ctx)
             # cases this scene opened or reopened, as the ledger recorded them the first time
             dets = led.detections(run_id)
@@ -2032,7 +2037,8 @@ def _compute_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path
         "mine_records_unchanged": ares.unchanged if ares else 0,
         "new": dres.new if dres else 0, "matched": dres.matched if dres else 0,
         "rebound": dres.rebound if dres else 0, "unchanged": dres.unchanged if dres else 0,
-        "sky_confirmed": dres.sky_confirmed if dres else 0,
+        "sky_confirmed": (dres.sky_confirmed if dres else 0) + len(persisted),
+        "sky_confirmed_still_shown": len(persisted),
     }
     counts["fieldcheck_cases"] = len(new_cases)
     _heartbeat(ctx)
@@ -2068,6 +2074,49 @@ def _case_clear_shares(ctx: _Context, after: Scene, suspects: Any) -> dict[str, 
     out = {str(cid): float(v) for cid, v in zip(near["case_id"], shares)}
     log.info("sky tier: %d probable case(s) touched by this scene's patches, %d seen >= %.0f %% clear", len(out),
              sum(v >= DEFAULT_CONFIRM_CLEAR for v in out.values()), 100 * DEFAULT_CONFIRM_CLEAR)
+    return out
+
+
+def _cases_still_shown(ctx: _Context, after: Scene, suspects: Any) -> Any:
+    """Probable cases that this scene's patches do not touch, but that it still shows as found after.
+
+    A run whose baseline already shows a change cannot find it again (``baseline = "previous"``);
+    :func:`ecopatch.sky_tier.persisting` confirms such a case from the scene alone when its cover
+    now lies more than halfway from what its latest detection found before to what it found after,
+    over at least ``DEFAULT_CONFIRM_CLEAR`` of its area seen clear.  None when there is nothing to
+    check.
+    """
+    import shapely
+
+    from .ledger.store import DEFAULT_CONFIRM_CLEAR
+    from .sky_tier import cover_over, persisting
+
+    if ctx.ledger is None or after.date is None:
+        return None
+    cases = ctx.ledger.cases()
+    cases = cases[(cases["sky_tier"] == "probable") & (cases["found_on"] < after.date)]
+    if suspects is not None and len(suspects) and len(cases):
+        found = shapely.make_valid(suspects.geometry.to_crs(cases.crs).to_numpy())
+        hit = shapely.STRtree(found).query(cases.geometry.to_numpy(), predicate="intersects")[0]
+        cases = cases.drop(cases.index[sorted(set(hit.tolist()))])  # add_detections sees those
+    if not len(cases):
+        return None
+    dets = ctx.ledger.detections()
+    keys = ["class_before", "class_after"] + [f"{k}_{w}" for w in ("before", "after")
+                                               for k in ("veg", "bare", "built", "water")]
+    latest: dict[str, tuple[str, dict]] = {}  # case -> (date_after, attrs) of its latest detection
+    for cid, d_after, attrs in zip(dets["case_id"], dets["date_after"], dets["attrs"]):
+        if cid is not None and (cid not in latest or str(d_after or "") >= latest[cid][0]):
+            latest[cid] = (str(d_after or ""), attrs or {})
+    cases = cases.assign(**{k: [latest.get(c, ("", {}))[1].get(k) for c in cases["case_id"]] for k in keys})
+    cases = cases[cases[keys[2:]].notna().all(axis=1)]  # detections recorded before ledger schema 3 lack them
+    if not len(cases):
+        return None
+    with _warnings_to_log():
+        cover = cover_over(after, cases)
+    out = persisting(cases, cover, after.date, min_clear_share=DEFAULT_CONFIRM_CLEAR)
+    log.info("sky tier: %d probable case(s) not found again checked in the scene itself, %d still show their "
+             "new ground", len(cases), len(out))
     return out
 
 

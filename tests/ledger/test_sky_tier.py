@@ -166,3 +166,32 @@ def test_a_schema_2_ledger_is_upgraded(tmp_path, caplog):
     assert tiers(up)["YB-2024-000003"] == ("confirmed", dt.date(2024, 8, 1))
     assert Ledger(path).schema_version == 3 and len(Ledger(path).events()) == n_events + 3
     assert json.loads(json.dumps(up.summary(today=T0).to_dict("records")))  # plain values
+
+
+def test_confirm_from_sky_records_the_evidence_once(ledger):
+    import pandas as pd
+
+    seen = pd.DataFrame({"case_id": ["YB-2024-000001", "YB-2024-000002", "YB-NOPE"],
+                         "class_before": "vegetation", "class_after": "built", "class_now": "built",
+                         "progress": [0.93, 0.71, 1.0], "clear_share": [1.0, 0.8, 1.0],
+                         "veg": 0.1, "bare": 0.3, "built": 0.6, "water": float("nan")})
+    done = ledger.confirm_from_sky(seen, "run-06-03", seen_on=dt.date(2024, 6, 3), today=dt.date(2024, 6, 10))
+    assert done == ("YB-2024-000001", "YB-2024-000002")  # an unknown case is skipped
+    t = tiers(ledger)
+    assert t["YB-2024-000001"] == ("confirmed", dt.date(2024, 6, 3)) and t["YB-2024-000003"] == ("probable", None)
+    ev = ledger.events("YB-2024-000001")
+    assert list(ev["kind"]) == ["detect", "sky_confirm"] and ev["source"].iloc[-1] == "confirm_from_sky"
+    d = ev["data"].iloc[-1]
+    assert d["confirmed_on"] == "2024-06-03" and d["first_seen"] == "2024-05-01" and d["progress"] == 0.93
+    assert d["class_now"] == "built" and "water" not in d  # NaN evidence is left out
+    assert ledger.cases(today=T0).set_index("case_id").loc["YB-2024-000001", "status"] == "detected"
+    assert ledger.check().ok
+    # again, or with a scene not later than the first sighting: nothing more
+    assert ledger.confirm_from_sky(seen, "run-06-03", seen_on=dt.date(2024, 6, 3)) == ()
+    assert ledger.confirm_from_sky(seen.iloc[2:].assign(case_id="YB-2024-000003"), "run-x",
+                                   seen_on=dt.date(2024, 5, 1)) == ()
+    assert (ledger.events()["kind"] == "sky_confirm").sum() == 2
+    with pytest.raises(InputDataError, match="case_id"):
+        ledger.confirm_from_sky(pd.DataFrame({"x": [1]}), "run-y", seen_on=dt.date(2024, 7, 1))
+    with pytest.raises(LedgerTransitionError, match="confirm_from_sky"):
+        ledger.advance("YB-2024-000003", "sky_confirm", today=T0)

@@ -1430,6 +1430,83 @@ class Ledger:
         log.info("ledger %s: %s", self.path, res)
         return res
 
+    def confirm_from_sky(
+        self,
+        seen: pd.DataFrame,
+        run_id: str,
+        *,
+        seen_on: _dt.date,
+        today: _dt.date | None = None,
+        actor: str | None = None,
+    ) -> tuple[str, ...]:
+        """Confirm probable cases whose new ground a later clear scene still shows (影像确认).
+
+        The other way to the ``confirmed`` tier than :meth:`add_detections`:
+        a run whose baseline already shows the change (``baseline =
+        "previous"``) cannot find it again, but its scene can still show the
+        ground the case turned into.  :func:`ecopatch.sky_tier.persisting`
+        decides that from the scene alone; this records it.
+
+        Parameters
+        ----------
+        seen : pandas.DataFrame
+            One row per case to confirm: ``case_id`` and the evidence kept in
+            the event (``class_now``, ``class_before``, ``class_after``,
+            ``progress``, ``clear_share`` (0-1) and the cover fractions now
+            ``veg``, ``bare``, ``built``, ``water`` (0-1), where present).
+        run_id : str
+            The run whose scene it is.
+        seen_on : datetime.date
+            Date of that scene.
+        today, actor : optional
+            Date and author of the events (default today, ``"run <run_id>"``).
+
+        Returns
+        -------
+        tuple of str
+            The cases confirmed now.  A case that is not ``probable``, or
+            first found on or after ``seen_on``, is left as it is, so calling
+            this twice changes nothing the second time.  One transaction.
+        """
+        run_id = str(run_id).strip()
+        if not run_id:
+            raise InputDataError("run_id must be a non-empty string")
+        if "case_id" not in getattr(seen, "columns", ()):
+            raise InputDataError("confirm_from_sky: `seen` needs a case_id column")
+        today = today or _dt.date.today()
+        actor = actor or f"run {run_id}"
+        on = seen_on.isoformat()
+        keep = ("class_now", "class_before", "class_after", "progress", "clear_share", "veg", "bare", "built", "water")
+        done: list[str] = []
+        if not len(seen):
+            return ()
+        with self._write("confirm from the sky") as con:
+            rows = self._load_cases(con)
+            for rec in seen.to_dict("records"):
+                row = rows.get(str(rec["case_id"]))
+                if row is None or (row.get("sky_tier") or SkyTier.PROBABLE.value) != SkyTier.PROBABLE.value:
+                    continue
+                first = row.get("found_on")
+                if not first or first >= on:
+                    continue
+                data: dict[str, Any] = {"confirmed_on": on, "first_seen": first, "run_id": run_id,
+                                        "how": "still shows its new ground"}
+                for k in keep:
+                    v = rec.get(k)
+                    if v is not None and not (isinstance(v, float) and not math.isfinite(v)):
+                        data[k] = round(float(v), 4) if isinstance(v, float) else v
+                before = self._case_from_row(row)
+                ev = Event(EventKind.SKY_CONFIRM, today, actor, data=data)
+                self._append_event(con, row, before, model.advance(before, ev), ev, source="confirm_from_sky",
+                                   run_id=run_id)  # fmt: skip
+                self._save_case(con, row, insert=False)
+                done.append(row["case_id"])
+            if done:
+                self._touch_contents(con, "events")
+        log.info("ledger %s: %d case(s) confirmed from the sky by run %s (still showing their new ground)",
+                 self.path, len(done), run_id)
+        return tuple(done)
+
     # ------------------------------------------------------------------ assessments
 
     def record_assessment(self, mines: pd.DataFrame, run_id: str) -> AssessmentResult:
@@ -1838,7 +1915,8 @@ class Ledger:
                 raise InputDataError(f"case {case_id}: {what} {problem}; nothing was recorded")
         if kind in (EventKind.DETECT, EventKind.REDETECT, EventKind.REBOUND, EventKind.SKY_CONFIRM):
             raise LedgerTransitionError(
-                f"case {case_id}: {kind.value!r} events come from add_detections, not advance()"
+                f"case {case_id}: {kind.value!r} events come from add_detections"
+                + (" or confirm_from_sky" if kind is EventKind.SKY_CONFIRM else "") + ", not advance()"
             )
         data: dict[str, Any] = {}
         if responsible_unit:
