@@ -108,3 +108,26 @@ def test_cover_over_needs_red_and_nir(pair):
     with pytest.raises(InputDataError, match="red and NIR"):
         cover_over(dataclasses.replace(scene, band_refs=tuple(b for b in scene.band_refs if b[0] != "nir")),
                    gpd.GeoSeries([shapely.box(0, 0, 1, 1)], crs=4490))
+
+
+def test_without_a_mask_a_cloud_is_not_clear_ground(shared_data):
+    # Sentinel-2 L1C without a mask: s2cloudless on the window; the Slovenia stack has two overcast dates
+    folder = shared_data / "eolearn_s2_slovenia"
+    from ecopatch import open_scene
+
+    shares = {}
+    for date in ("2015-07-11", "2015-07-31", "2015-08-20"):
+        s = open_scene(folder / f"s2_l1c_{date}.tif")
+        assert s.mask is None
+        cov = cover_over(s, gpd.GeoSeries([shapely.box(*s.grid.bounds)], crs=s.grid.crs))
+        shares[date] = float(cov.loc[0, "clear_share"])
+    assert shares["2015-07-11"] > 0.99 and shares["2015-07-31"] < 0.2 and shares["2015-08-20"] < 0.05, shares
+
+
+def test_a_product_of_another_sensor_without_a_mask_has_nothing_known_clear(pair):
+    _, scene = pair
+    box = gpd.GeoSeries([shapely.box(*scene.grid.bounds)], crs=scene.grid.crs)
+    assert cover_over(scene, box).loc[0, "clear_share"] > 0.3  # with its SCL mask
+    bare = dataclasses.replace(scene, mask=None)  # no mask, and not the bands s2cloudless needs
+    cov = cover_over(bare, box)
+    assert cov.loc[0, "clear_share"] == 0.0 and cov.loc[0, "class_now"] == "unknown"

@@ -16,12 +16,16 @@ two ways:
   still built, a pit still bare, a pond still water.  A cloud taken for bare
   ground, or a field ploughed and green again, is not.
 
-Only pixels the scene sees clear count (its product mask), and a case needs
+Only pixels the scene sees clear count: its product mask; for Sentinel-2
+without one (L1C), s2cloudless on the case's window; for other products
+without a mask, none (a single date cannot tell a dim overcast from new
+ground: such cases are confirmed only by a detection).  A case needs
 :data:`ecopatch.ledger.store.DEFAULT_CONFIRM_CLEAR` of its area seen clear.
 The fractions are those of :func:`ecopatch.cover.surface_fractions` on the
-scene's reflectance as read (top of atmosphere for Level-1 products, without
-the haze removal and normalisation of a detection): enough to tell
-vegetation, open ground and water apart, less sure between bare and built.
+scene's reflectance as read (with the haze removal it was opened with, but
+without the normalisation onto another date that a detection makes): enough
+to tell vegetation, open ground and water apart, less sure between bare and
+built.
 """
 
 from __future__ import annotations
@@ -72,7 +76,9 @@ def cover_over(scene: Scene, polygons: gpd.GeoDataFrame | gpd.GeoSeries) -> pd.D
         when no pixel is clear) and ``clear_share`` (0-1: the share of the
         polygon inside the scene times the share of its pixels seen clear;
         pixels whose centre is inside, or every pixel it touches when it
-        covers no centre).
+        covers no centre).  Clear: the product's mask says so, or, for
+        Sentinel-2 without a mask, s2cloudless does; a product of another
+        sensor without a mask has no pixel known clear (0).
     """
     import shapely
     from rasterio.features import geometry_mask
@@ -107,7 +113,7 @@ def cover_over(scene: Scene, polygons: gpd.GeoDataFrame | gpd.GeoSeries) -> pd.D
         m = geometry_mask([poly], out_shape=win.shape, transform=sub.transform, invert=True)
         if not m.any():
             m = geometry_mask([poly], out_shape=win.shape, transform=sub.transform, invert=True, all_touched=True)
-        clear = m & obs.valid
+        clear = m & obs.valid & ~_not_known_clear(scene, win, m.shape)
         if not m.any():
             continue
         row["clear_share"] = float(min(1.0, inside) * np.count_nonzero(clear) / np.count_nonzero(m))
@@ -120,6 +126,34 @@ def cover_over(scene: Scene, polygons: gpd.GeoDataFrame | gpd.GeoSeries) -> pd.D
             row[k] = float(v.mean()) if v.size else np.nan
         row["class_now"] = dominant_class(row["veg"], row["bare"], row["built"], row["water"])
     return pd.DataFrame(rows, index=getattr(polygons, "index", None))
+
+
+def _not_known_clear(scene: Scene, win: Any, shape: tuple[int, int]) -> np.ndarray:
+    """Pixels of a window not known to be clear beyond the product's mask: a cloud must not confirm.
+
+    A product with a mask: none (the mask has spoken).  Sentinel-2 without
+    one (L1C): s2cloudless on top-of-atmosphere reflectance, cloud from
+    :data:`ecopatch.clouds.S2CLOUDLESS_EDGE`.  Any other product without a
+    mask: every pixel, so its cases are confirmed only by a detection
+    (whose two-date cloud test has the other date to compare with).  A
+    single-date brightness test is not enough: on the Slovenia L1C stack
+    (``../shared/data/eolearn_s2_slovenia``) the overcast 2015-07-31 date,
+    dim and grey, passed it as fully clear "built" ground, where
+    s2cloudless finds 7 % of it clear.
+    """
+    from .clouds import S2CLOUDLESS_BANDS, S2CLOUDLESS_EDGE, s2cloudless_probability
+
+    if getattr(scene, "mask", None) is not None:
+        return np.zeros(shape, dtype=bool)
+    if scene.sensor.name.startswith("sentinel2") and all(b in scene.bands for b in S2CLOUDLESS_BANDS):
+        # s2cloudless reads top-of-atmosphere reflectance: put back the haze a Level-1 scene had removed
+        haze = dict(scene.metadata.get("haze_removed", {}) or {})
+        toa = {b: np.asarray(v, dtype=np.float32) + np.float32(haze.get(b, 0.0))
+               for b, v in scene.read(list(S2CLOUDLESS_BANDS), win).bands.items()}
+        prob = s2cloudless_probability(toa)
+        if prob is not None:
+            return np.nan_to_num(prob, nan=0.0) >= S2CLOUDLESS_EDGE
+    return np.ones(shape, dtype=bool)
 
 
 def persisting(cases: pd.DataFrame, cover: pd.DataFrame, seen_on: _dt.date, *,
