@@ -127,6 +127,22 @@ def test_background_at_reads_only_the_cells_it_needs(row, col, rows, cols, facto
     assert np.array_equal(got, (top[:, :, c0] * (1 - wc) + top[:, :, c1] * wc).astype(np.float32))
 
 
+@settings(max_examples=80, deadline=None)
+@given(b=refl, g=refl, r=refl, n=refl, s1=refl, s2=refl, zeros=st.integers(0, 63))
+def test_surface_kernel_is_bit_identical_to_numpy(b, g, r, n, s1, s2, zeros):
+    from ecopatch.cover import surface_fractions
+
+    bands = {"blue": b, "green": g, "red": r, "nir": n, "swir1": s1, "swir2": s2}
+    for i, k in enumerate(bands):  # zero reflectance: the ratios' divisions by zero
+        if zeros >> i & 1:
+            bands[k] = np.where(np.arange(bands[k].size).reshape(bands[k].shape) % 3 == 0, np.float32(0), bands[k])
+    ref, fast = _both(surface_fractions, bands, module=cover_mod)
+    assert list(ref) == list(fast)
+    for k in ref:
+        assert fast[k].dtype == np.float32, k
+        assert np.array_equal(ref[k], fast[k], equal_nan=True), k
+
+
 # --- outlines ---------------------------------------------------------------------------------
 _FOUR = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], dtype=bool)
 

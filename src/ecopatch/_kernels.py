@@ -39,7 +39,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 
 __all__ = ["HAVE_NUMBA", "clear_kernel", "cover_kernel", "outline_kernel", "reflectance_kernel", "scaled_kernel",
-           "smooth_nan_kernel", "smoothed_statistic_kernel", "tolerant_kernel"]
+           "smooth_nan_kernel", "smoothed_statistic_kernel", "surface_kernel", "tolerant_kernel"]
 
 _NAN = np.float32(np.nan)
 #: Fast-math flags that keep NaN and infinity semantics (NaN marks "not observed").
@@ -464,6 +464,100 @@ def smoothed_statistic_kernel(s1: np.ndarray, s2: np.ndarray, background: np.nda
     ec, es, mc, ms = (np.float32(v) for v in centres)
     _statistic_loop(y1, y2, w1, w2, radius, ec, es, mc, ms, np.float32(z_floor), out)
     return out
+
+
+@njit(cache=True, inline="always")
+def _ramp32(x, lo, span):  # noqa: ANN001, ANN202
+    # ecopatch.cover's ramp on float32: clip((x - lo) / (hi - lo), 0, 1), NaN kept
+    t = (x - lo) / span
+    if math.isnan(t):
+        return t
+    return min(max(t, np.float32(0.0)), np.float32(1.0))
+
+
+@njit(cache=True, inline="always")
+def _ratio32(num, den):  # noqa: ANN001, ANN202
+    # ecopatch.indices._ratio: num / den clipped to [-1, 1], NaN where either is not finite or den == 0
+    if not (math.isfinite(num) and math.isfinite(den)) or den == 0:
+        return np.float32(np.nan)
+    return min(max(num / den, np.float32(-1.0)), np.float32(1.0))
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _surface_loop(blue, green, red, nir, swir1, swir2, c, veg, bare, built, water, vi_out, wi_out, bsi_out):  # noqa: ANN001
+    # ecopatch.cover.surface_fractions with all six bands, value for value in float32 (c: its
+    # constants as float32, each ramp's lower end and span as NumPy rounds them)
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    half = np.float32(0.5)
+    nan = np.float32(np.nan)
+    h, w = red.shape
+    for i in range(h):
+        for j in range(w):
+            b, g, r, n, s1, s2 = blue[i, j], green[i, j], red[i, j], nir[i, j], swir1[i, j], swir2[i, j]
+            vi = _ratio32(n - r, n + r)
+            wi = _ratio32(g - s1, g + s1)
+            dark = _ramp32(-s1, c[0], c[1])
+            t = _ramp32(wi, c[2], c[3]) * dark
+            if math.isnan(t):
+                t = zero
+            wat = t * _ramp32(-vi, c[4], c[5])
+            v = _ramp32(vi, c[6], c[7]) * (one - wat)
+            rest = (one - v) - wat
+            if not math.isnan(rest):
+                rest = min(max(rest, zero), one)
+            sign1 = _ramp32(c[8] - b / r, c[9], c[10])
+            sign2 = _ramp32(c[11] - s2 / s1, c[12], c[13])
+            soil = (sign1 + sign2) / np.float32(2.0)
+            if not math.isfinite(soil):
+                soil = half
+            vi_out[i, j] = vi
+            wi_out[i, j] = wi
+            bsi_out[i, j] = _ratio32((s1 + r) - (n + b), (s1 + r) + (n + b))
+            if math.isnan(vi):
+                veg[i, j] = nan
+                bare[i, j] = nan
+                built[i, j] = nan
+                water[i, j] = nan
+            else:
+                veg[i, j] = v
+                bare[i, j] = rest * soil
+                built[i, j] = rest * (one - soil)
+                water[i, j] = wat
+
+
+def _ramp_constants(*ramps: tuple[float, float]) -> list[np.float32]:
+    out = []
+    for lo, hi in ramps:
+        out += [np.float32(lo), np.float32(hi - lo)]  # as NumPy: a float32 array minus / over Python floats
+    return out
+
+
+#: Ramps of ecopatch.cover.surface_fractions: dark SWIR1, MNDWI, -NDVI for water, NDVI for vegetation.
+_SURFACE_CONSTANTS = np.array(
+    _ramp_constants((-0.10, -0.06), (0.0, 0.2), (-0.2, 0.0), (0.15, 0.6))
+    + [np.float32(0.66)] + _ramp_constants((0.0, 0.12)) + [np.float32(0.85)] + _ramp_constants((0.0, 0.08)),
+    dtype=np.float32,
+)
+
+
+def surface_kernel(bands: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
+    """Fused :func:`ecopatch.cover.surface_fractions` for the six-band case; None to fall back.
+
+    Bit-identical to the NumPy function (``tests/test_kernels.py``), which
+    stays the specification: a change of its rules must be made here too.
+    """
+    names = ("blue", "green", "red", "nir", "swir1", "swir2")
+    if not HAVE_NUMBA or not all(k in bands for k in names):
+        return None
+    arrs = [np.ascontiguousarray(bands[k], dtype=np.float32) for k in names]
+    if arrs[0].ndim != 2 or any(a.shape != arrs[0].shape for a in arrs):
+        return None
+    outs = [np.empty(arrs[0].shape, dtype=np.float32) for _ in range(7)]
+    _surface_loop(*arrs, _SURFACE_CONSTANTS, *outs)
+    veg, bare, built, water, vi, wi, bsi = outs
+    return {"veg": veg, "bare": bare, "built": built, "water": water, "ndvi": vi, "mndwi": wi,
+            "typed": np.asarray(1.0, dtype=np.float32), "bsi": bsi}
 
 
 def _pixel_major(a: np.ndarray) -> np.ndarray:
