@@ -38,7 +38,7 @@ except ImportError:  # pragma: no cover - depends on the environment
         return wrap if not args or not callable(args[0]) else args[0]
 
 
-__all__ = ["HAVE_NUMBA", "clear_kernel", "cover_kernel", "outline_kernel", "reflectance_kernel", "scaled_kernel",
+__all__ = ["HAVE_NUMBA", "bilinear_kernel", "clear_kernel", "cover_kernel", "outline_kernel", "reflectance_kernel", "scaled_kernel",
            "smooth_nan_kernel", "smoothed_statistic_kernel", "surface_kernel", "tolerant_kernel"]
 
 _NAN = np.float32(np.nan)
@@ -558,6 +558,35 @@ def surface_kernel(bands: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None
     veg, bare, built, water, vi, wi, bsi = outs
     return {"veg": veg, "bare": bare, "built": built, "water": water, "ndvi": vi, "mndwi": wi,
             "typed": np.asarray(1.0, dtype=np.float32), "bsi": bsi}
+
+
+@njit(cache=True, nogil=True)
+def _bilinear_loop(v, r0, r1, wr, c0, c1, wc, out):  # noqa: ANN001
+    # ecopatch.change.Background.at's separable interpolation in float32, each value as NumPy
+    # computes it: along rows first (into a row of the coarse cells), then along columns
+    nb = v.shape[0]
+    one = np.float32(1.0)
+    top = np.empty(v.shape[2], dtype=np.float32)
+    for b in range(nb):
+        for i in range(r0.shape[0]):
+            a, c, t = r0[i], r1[i], wr[i]
+            s = one - t
+            for q in range(v.shape[2]):
+                top[q] = v[b, a, q] * s + v[b, c, q] * t
+            for j in range(c0.shape[0]):
+                u = wc[j]
+                out[b, i, j] = top[c0[j]] * (one - u) + top[c1[j]] * u
+
+
+def bilinear_kernel(v: np.ndarray, r0: np.ndarray, r1: np.ndarray, wr: np.ndarray, c0: np.ndarray,
+                    c1: np.ndarray, wc: np.ndarray) -> np.ndarray | None:
+    """Fused interpolation of :meth:`ecopatch.change.Background.at`; None without numba."""
+    if not HAVE_NUMBA or v.ndim != 3:
+        return None
+    out = np.empty((v.shape[0], len(r0), len(c0)), dtype=np.float32)
+    _bilinear_loop(np.ascontiguousarray(v, dtype=np.float32), r0.astype(np.int64), r1.astype(np.int64),
+                   wr.astype(np.float32), c0.astype(np.int64), c1.astype(np.int64), wc.astype(np.float32), out)
+    return out
 
 
 def _pixel_major(a: np.ndarray) -> np.ndarray:

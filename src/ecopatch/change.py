@@ -249,6 +249,12 @@ class Background:
         rs, cs = int(r0[0]), int(c0[0])
         v = v[:, rs:int(r1[-1]) + 1, cs:int(c1[-1]) + 1]
         r0, r1, c0, c1 = r0 - rs, r1 - rs, c0 - cs, c1 - cs
+        if not _NUMPY_ONLY:
+            from ._kernels import bilinear_kernel
+
+            fused = bilinear_kernel(v, r0, r1, wr, c0, c1, wc)  # bit-identical to the below
+            if fused is not None:
+                return fused
         # separable bilinear interpolation, edge values beyond the grid (as map_coordinates' "nearest")
         top = v[:, r0] * (1 - wr)[None, :, None] + v[:, r1] * wr[None, :, None]
         return (top[:, :, c0] * (1 - wc) + top[:, :, c1] * wc).astype(np.float32)
