@@ -38,8 +38,8 @@ except ImportError:  # pragma: no cover - depends on the environment
         return wrap if not args or not callable(args[0]) else args[0]
 
 
-__all__ = ["HAVE_NUMBA", "bilinear_kernel", "clear_kernel", "cover_kernel", "outline_kernel", "reflectance_kernel", "scaled_kernel",
-           "smooth_nan_kernel", "smoothed_statistic_kernel", "surface_kernel", "tolerant_kernel"]
+__all__ = ["HAVE_NUMBA", "bilinear_kernel", "clear_kernel", "cover_kernel", "outline_kernel", "reflectance_kernel",
+           "scaled_kernel", "smooth_nan_kernel", "smoothed_statistic_kernel", "surface_kernel", "tolerant_kernel"]
 
 _NAN = np.float32(np.nan)
 #: Fast-math flags that keep NaN and infinity semantics (NaN marks "not observed").
