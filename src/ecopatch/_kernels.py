@@ -1,5 +1,13 @@
 """numba kernels for the hot loops: cover fractions, the change statistic, reflectance and outlines.
 
+The change statistic's inputs have kernels of their own, each bit-identical
+to the code it stands in for (same operations, same order, same roundings;
+``tests/test_kernels.py``): the NaN-aware Gaussian smoothing
+(:func:`smooth_nan_kernel`, scipy's ``gaussian_filter`` step for step), the
+scaling and whitening (:func:`scaled_kernel`), the six-band
+:func:`ecopatch.cover.surface_fractions` (:func:`surface_kernel`) and the
+background's interpolation (:func:`bilinear_kernel`).
+
 Each kernel does in one pass over the pixels what the NumPy reference
 functions (:func:`ecopatch.cover.cover_fractions`,
 :func:`ecopatch.change.tolerant_distance`) do in many whole-array passes,
