@@ -51,6 +51,103 @@ def test_tolerant_kernel_matches_numpy(data, bands, radius):
     np.testing.assert_allclose(fast, ref, rtol=1e-5, atol=1e-5, equal_nan=True)
 
 
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), bands=st.integers(1, 6), sigma=st.sampled_from([0.5, 1.0, 1.7]),
+       shared=st.booleans())
+def test_smooth_nan_kernel_is_bit_identical_to_scipy(data, bands, sigma, shared):
+    from ecopatch.change import smooth_nan
+
+    shape = (bands, data.draw(st.integers(1, 12)), data.draw(st.integers(1, 12)))
+    x = data.draw(arrays(np.float32, shape, elements=st.one_of(st.floats(-0.25, 1.25, width=32), st.just(np.nan))))
+    if shared:  # the usual case: the same pixels observed in every band (one weight image)
+        x[:, np.isnan(x).any(axis=0)] = np.nan
+    ref, fast = _both(smooth_nan, x, sigma, module=change_mod)
+    assert fast.dtype == np.float32
+    assert np.array_equal(ref, fast, equal_nan=True)
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), bands=st.integers(1, 6), background=st.booleans(), seed=st.integers(0, 99))
+def test_fused_statistic_matches_numpy(data, bands, background, seed):
+    from ecopatch.change import ChangeModel, ChangeParams, change_statistic, whitening
+
+    rng = np.random.default_rng(seed)
+    shape = (data.draw(st.integers(1, 10)), data.draw(st.integers(1, 10)))
+    names = tuple(f"b{i}" for i in range(bands))
+    x1 = rng.normal(0.15, 0.05, (bands, *shape)).astype(np.float32)
+    x2 = (x1 + rng.normal(0, 0.02, x1.shape) * (rng.random(shape) < 0.3)).astype(np.float32)
+    x1[:, rng.random(shape) < 0.1] = np.nan
+    a = rng.normal(size=(bands, bands))
+    model = ChangeModel(names, tuple((1.0, 0.0) for _ in names), tuple(rng.uniform(0.02, 0.1, bands)),
+                        whitening(a @ a.T + np.eye(bands)), rng.normal(0, 0.1, bands),
+                        e_centre=0.5, e_spread=0.3, m_centre=1.0, m_spread=0.5)
+    bg = rng.normal(0, 0.01, x1.shape).astype(np.float32) if background else None
+    before = dict(zip(names, x1))
+    after = dict(zip(names, x2))
+    params = ChangeParams()
+    ref = change_statistic(before, after, model, params, background=bg)  # NumPy, no floor
+    fast = change_statistic(before, after, model, params, background=bg, z_floor=-np.inf)
+    assert np.array_equal(np.isnan(ref), np.isnan(fast))
+    np.testing.assert_allclose(fast, ref, rtol=1e-5, atol=1e-5, equal_nan=True)
+
+
+def test_scaled_kernel_is_the_numpy_arithmetic():
+    from ecopatch._kernels import scaled_kernel
+    from ecopatch.change import ChangeModel, ChangeParams, _scaled, whitening
+
+    rng = np.random.default_rng(3)
+    s1 = rng.normal(0.1, 0.05, (6, 37, 41)).astype(np.float32)
+    s2 = (s1 + rng.normal(0, 0.01, s1.shape)).astype(np.float32)
+    s1[:, :3, :5] = np.nan
+    bg = rng.normal(0, 0.01, s1.shape).astype(np.float32)
+    a = rng.normal(size=(6, 6))
+    model = ChangeModel(tuple("abcdef"), tuple((1.0, 0.0) for _ in range(6)), tuple(rng.uniform(0.02, 0.1, 6)),
+                        whitening(a @ a.T + np.eye(6)), rng.normal(0, 0.1, 6))
+    ref = _scaled(s1, s2, model, ChangeParams(smooth_px=0.0), bg)
+    fast = scaled_kernel(s1, s2, bg, np.asarray(model.scale, np.float32), np.asarray(model.whitening, np.float32),
+                         np.asarray(model.centre, np.float32))
+    for r, f in zip(ref, fast):
+        # the same float32 operations in the same order (bit-identical where numpy's einsum sums
+        # band by band from zero, as on x86-64; a platform summing otherwise differs by rounding)
+        np.testing.assert_allclose(f, np.moveaxis(r, 0, -1), rtol=1e-6, atol=1e-7, equal_nan=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(row=st.integers(-40, 400), col=st.integers(-40, 400), rows=st.integers(1, 60), cols=st.integers(1, 60),
+       factor=st.integers(1, 25), seed=st.integers(0, 9))
+def test_background_at_matches_whole_grid_interpolation(row, col, rows, cols, factor, seed):
+    from ecopatch.change import Background, _linear_weights
+
+    v = np.random.default_rng(seed).normal(size=(3, 9, 11)).astype(np.float32)
+    got = Background(v, factor).at(row, col, (rows, cols))
+    change_mod._NUMPY_ONLY = True
+    try:
+        assert np.array_equal(got, Background(v, factor).at(row, col, (rows, cols)))  # kernel and NumPy
+    finally:
+        change_mod._NUMPY_ONLY = False
+    # the reference: interpolate from the whole coarse grid
+    r0, r1, wr = _linear_weights((np.arange(row, row + rows) + 0.5) / factor - 0.5, v.shape[1])
+    c0, c1, wc = _linear_weights((np.arange(col, col + cols) + 0.5) / factor - 0.5, v.shape[2])
+    top = v[:, r0] * (1 - wr)[None, :, None] + v[:, r1] * wr[None, :, None]
+    assert np.array_equal(got, (top[:, :, c0] * (1 - wc) + top[:, :, c1] * wc).astype(np.float32))
+
+
+@settings(max_examples=80, deadline=None)
+@given(b=refl, g=refl, r=refl, n=refl, s1=refl, s2=refl, zeros=st.integers(0, 63))
+def test_surface_kernel_is_bit_identical_to_numpy(b, g, r, n, s1, s2, zeros):
+    from ecopatch.cover import surface_fractions
+
+    bands = {"blue": b, "green": g, "red": r, "nir": n, "swir1": s1, "swir2": s2}
+    for i, k in enumerate(bands):  # zero reflectance: the ratios' divisions by zero
+        if zeros >> i & 1:
+            bands[k] = np.where(np.arange(bands[k].size).reshape(bands[k].shape) % 3 == 0, np.float32(0), bands[k])
+    ref, fast = _both(surface_fractions, bands, module=cover_mod)
+    assert list(ref) == list(fast)
+    for k in ref:
+        assert fast[k].dtype == np.float32, k
+        assert np.array_equal(ref[k], fast[k], equal_nan=True), k
+
+
 # --- outlines ---------------------------------------------------------------------------------
 _FOUR = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], dtype=bool)
 

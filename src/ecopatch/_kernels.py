@@ -1,5 +1,13 @@
 """numba kernels for the hot loops: cover fractions, the change statistic, reflectance and outlines.
 
+The change statistic's inputs have kernels of their own, each bit-identical
+to the code it stands in for (same operations, same order, same roundings;
+``tests/test_kernels.py``): the NaN-aware Gaussian smoothing
+(:func:`smooth_nan_kernel`, scipy's ``gaussian_filter`` step for step), the
+scaling and whitening (:func:`scaled_kernel`), the six-band
+:func:`ecopatch.cover.surface_fractions` (:func:`surface_kernel`) and the
+background's interpolation (:func:`bilinear_kernel`).
+
 Each kernel does in one pass over the pixels what the NumPy reference
 functions (:func:`ecopatch.cover.cover_fractions`,
 :func:`ecopatch.change.tolerant_distance`) do in many whole-array passes,
@@ -38,7 +46,8 @@ except ImportError:  # pragma: no cover - depends on the environment
         return wrap if not args or not callable(args[0]) else args[0]
 
 
-__all__ = ["HAVE_NUMBA", "clear_kernel", "cover_kernel", "outline_kernel", "reflectance_kernel", "tolerant_kernel"]
+__all__ = ["HAVE_NUMBA", "bilinear_kernel", "clear_kernel", "cover_kernel", "outline_kernel", "reflectance_kernel",
+           "scaled_kernel", "smooth_nan_kernel", "smoothed_statistic_kernel", "surface_kernel", "tolerant_kernel"]
 
 _NAN = np.float32(np.nan)
 #: Fast-math flags that keep NaN and infinity semantics (NaN marks "not observed").
@@ -279,6 +288,313 @@ def _statistic_loop(y1, y2, w1, w2, r, ec, es, mc, ms, zfloor, out):  # noqa: AN
             e = np.float32(math.sqrt(max(e12, e21)))
             m = np.float32(math.sqrt(max(m12, m21)))
             out[i, j] = ((e - ec) / es + (m - mc) / ms) * half
+
+
+@njit(cache=True, nogil=True)
+def _gauss_sep(v, w, tmp, out):  # noqa: ANN001
+    # scipy.ndimage.gaussian_filter(v, mode="constant", cval=0) step for step: along axis 0, then
+    # axis 1, each a symmetric correlation summed in float64 in scipy's order (centre tap, then the
+    # outermost pair inwards) and stored as float32 between and after the passes: bit-identical.
+    # Taps outside, pixels inside: each pixel's sum keeps its order and the inner loops vectorise.
+    h, wd = v.shape
+    r = (w.shape[0] - 1) // 2
+    acc = np.empty(wd, dtype=np.float64)
+    for i in range(h):
+        w0 = w[r]
+        for j in range(wd):
+            acc[j] = np.float64(v[i, j]) * w0
+        for k in range(-r, 0):
+            wk = w[r + k]
+            ia = i + k
+            ib = i - k
+            if ia >= 0 and ib < h:
+                for j in range(wd):
+                    acc[j] += (np.float64(v[ia, j]) + np.float64(v[ib, j])) * wk
+            elif ia >= 0:
+                for j in range(wd):
+                    acc[j] += (np.float64(v[ia, j]) + 0.0) * wk
+            elif ib < h:
+                for j in range(wd):
+                    acc[j] += (0.0 + np.float64(v[ib, j])) * wk
+            else:
+                for j in range(wd):
+                    acc[j] += 0.0 * wk
+        for j in range(wd):
+            tmp[i, j] = np.float32(acc[j])
+    row = np.zeros(wd + 2 * r, dtype=np.float64)
+    for i in range(h):
+        for j in range(wd):
+            row[r + j] = np.float64(tmp[i, j])
+        w0 = w[r]
+        for j in range(wd):
+            acc[j] = row[r + j] * w0
+        for k in range(-r, 0):
+            wk = w[r + k]
+            for j in range(wd):
+                acc[j] += (row[r + j + k] + row[r + j - k]) * wk
+        for j in range(wd):
+            out[i, j] = np.float32(acc[j])
+
+
+@njit(cache=True, nogil=True)
+def _smooth_nan_loop(x, w, out):  # noqa: ANN001
+    # normalised convolution per band (NaN ignored, NaN kept), one weight image for all bands
+    # where every band has the same pixels observed (as ecopatch.change.smooth_nan)
+    nb, h, wd = x.shape
+    shared = True
+    for b in range(1, nb):
+        for i in range(h):
+            for j in range(wd):
+                if math.isnan(x[b, i, j]) != math.isnan(x[0, i, j]):
+                    shared = False
+                    break
+            if not shared:
+                break
+        if not shared:
+            break
+    v = np.empty((h, wd), dtype=np.float32)
+    ok = np.empty((h, wd), dtype=np.float32)
+    tmp = np.empty((h, wd), dtype=np.float32)
+    num = np.empty((h, wd), dtype=np.float32)
+    den = np.empty((h, wd), dtype=np.float32)
+    for b in range(nb):
+        if b == 0 or not shared:
+            for i in range(h):
+                for j in range(wd):
+                    ok[i, j] = np.float32(0.0) if math.isnan(x[b, i, j]) else np.float32(1.0)
+            _gauss_sep(ok, w, tmp, den)
+        for i in range(h):
+            for j in range(wd):
+                t = x[b, i, j]
+                v[i, j] = np.float32(0.0) if math.isnan(t) else t
+        _gauss_sep(v, w, tmp, num)
+        for i in range(h):
+            for j in range(wd):
+                if ok[i, j] == 0.0:
+                    out[b, i, j] = np.nan
+                else:
+                    out[b, i, j] = num[i, j] / den[i, j]
+
+
+def gaussian_weights(sigma: float, truncate: float = 3.0) -> np.ndarray:
+    """The 1-D Gaussian taps scipy.ndimage.gaussian_filter uses (float64, normalised to sum 1)."""
+    radius = int(truncate * float(sigma) + 0.5)
+    x = np.arange(-radius, radius + 1)
+    phi = np.exp(-0.5 / (float(sigma) * float(sigma)) * x ** 2)
+    return phi / phi.sum()
+
+
+def smooth_nan_kernel(x: np.ndarray, sigma: float) -> np.ndarray | None:
+    """Fused :func:`ecopatch.change.smooth_nan` of a (bands, rows, cols) stack; None without numba.
+
+    Bit-identical to the scipy path (same taps, same float64 sums in the
+    same order, same float32 roundings), at a third of its time: one pass
+    per band and axis, no temporary arrays per band.
+    """
+    if not HAVE_NUMBA or x.ndim != 3 or sigma <= 0 or 0 in x.shape:
+        return None
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    out = np.empty_like(x)
+    _smooth_nan_loop(x, gaussian_weights(sigma), out)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _scaled_loop(s1, s2, bg, has_bg, scale, wm, mu, y1, y2, z1, z2):  # noqa: ANN001
+    # the arithmetic of ecopatch.change._scaled in float32, each value computed in the same order
+    # (the whitening sums from zero, band by band, as numpy's einsum), a row at a time so the inner
+    # loops run along contiguous pixels; written pixel-major (rows, cols, bands) for the statistic
+    nb, h, wd = s1.shape
+    a = np.empty((nb, wd), dtype=np.float32)
+    c = np.empty((nb, wd), dtype=np.float32)
+    t = np.empty((nb, wd), dtype=np.float32)
+    p = np.empty(wd, dtype=np.float32)
+    q = np.empty(wd, dtype=np.float32)
+    zero = np.float32(0.0)
+    for i in range(h):
+        for b in range(nb):
+            sc = scale[b]
+            m = mu[b]
+            for j in range(wd):
+                d = s2[b, i, j] - s1[b, i, j]
+                if has_bg:
+                    d = d - bg[b, i, j]
+                u = s1[b, i, j] / sc
+                v = u + d / sc
+                a[b, j] = u
+                c[b, j] = v
+                t[b, j] = v - m
+        for b in range(nb):
+            for j in range(wd):
+                y1[i, j, b] = a[b, j]
+                y2[i, j, b] = c[b, j]
+        for k in range(nb):
+            for j in range(wd):
+                p[j] = zero
+                q[j] = zero
+            for b in range(nb):
+                wkb = wm[k, b]
+                for j in range(wd):
+                    p[j] += wkb * a[b, j]
+                    q[j] += wkb * t[b, j]
+            for j in range(wd):
+                z1[i, j, k] = p[j]
+                z2[i, j, k] = q[j]
+
+
+def scaled_kernel(s1: np.ndarray, s2: np.ndarray, background: np.ndarray | None, scale: np.ndarray,
+                  whitening: np.ndarray, centre: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Fused ``_scaled`` of :mod:`ecopatch.change`: pixel-major ``y1, y2, z1, z2``; None without numba."""
+    if not HAVE_NUMBA or s1.ndim != 3 or s1.shape != s2.shape:
+        return None
+    s1 = np.ascontiguousarray(s1, dtype=np.float32)
+    s2 = np.ascontiguousarray(s2, dtype=np.float32)
+    has_bg = background is not None
+    bg = np.ascontiguousarray(background, dtype=np.float32) if has_bg else np.zeros((1, 1, 1), dtype=np.float32)
+    nb, h, wd = s1.shape
+    outs = tuple(np.empty((h, wd, nb), dtype=np.float32) for _ in range(4))
+    _scaled_loop(s1, s2, bg, has_bg, np.ascontiguousarray(scale, dtype=np.float32),
+                 np.ascontiguousarray(whitening, dtype=np.float32), np.ascontiguousarray(centre, dtype=np.float32),
+                 *outs)
+    return outs
+
+
+def smoothed_statistic_kernel(s1: np.ndarray, s2: np.ndarray, background: np.ndarray | None, scale: np.ndarray,
+                              whitening: np.ndarray, centre: np.ndarray, radius: int,
+                              centres: tuple[float, float, float, float], z_floor: float) -> np.ndarray | None:
+    """:func:`statistic_kernel` from the smoothed dates, scaling and whitening fused; None without numba."""
+    scaled = scaled_kernel(s1, s2, background, scale, whitening, centre)
+    if scaled is None:
+        return None
+    y1, y2, w1, w2 = scaled
+    out = np.empty(y1.shape[:2], dtype=np.float32)
+    ec, es, mc, ms = (np.float32(v) for v in centres)
+    _statistic_loop(y1, y2, w1, w2, radius, ec, es, mc, ms, np.float32(z_floor), out)
+    return out
+
+
+@njit(cache=True, inline="always")
+def _ramp32(x, lo, span):  # noqa: ANN001, ANN202
+    # ecopatch.cover's ramp on float32: clip((x - lo) / (hi - lo), 0, 1), NaN kept
+    t = (x - lo) / span
+    if math.isnan(t):
+        return t
+    return min(max(t, np.float32(0.0)), np.float32(1.0))
+
+
+@njit(cache=True, inline="always")
+def _ratio32(num, den):  # noqa: ANN001, ANN202
+    # ecopatch.indices._ratio: num / den clipped to [-1, 1], NaN where either is not finite or den == 0
+    if not (math.isfinite(num) and math.isfinite(den)) or den == 0:
+        return np.float32(np.nan)
+    return min(max(num / den, np.float32(-1.0)), np.float32(1.0))
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _surface_loop(blue, green, red, nir, swir1, swir2, c, veg, bare, built, water, vi_out, wi_out, bsi_out):  # noqa: ANN001
+    # ecopatch.cover.surface_fractions with all six bands, value for value in float32 (c: its
+    # constants as float32, each ramp's lower end and span as NumPy rounds them)
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    half = np.float32(0.5)
+    nan = np.float32(np.nan)
+    h, w = red.shape
+    for i in range(h):
+        for j in range(w):
+            b, g, r, n, s1, s2 = blue[i, j], green[i, j], red[i, j], nir[i, j], swir1[i, j], swir2[i, j]
+            vi = _ratio32(n - r, n + r)
+            wi = _ratio32(g - s1, g + s1)
+            dark = _ramp32(-s1, c[0], c[1])
+            t = _ramp32(wi, c[2], c[3]) * dark
+            if math.isnan(t):
+                t = zero
+            wat = t * _ramp32(-vi, c[4], c[5])
+            v = _ramp32(vi, c[6], c[7]) * (one - wat)
+            rest = (one - v) - wat
+            if not math.isnan(rest):
+                rest = min(max(rest, zero), one)
+            sign1 = _ramp32(c[8] - b / r, c[9], c[10])
+            sign2 = _ramp32(c[11] - s2 / s1, c[12], c[13])
+            soil = (sign1 + sign2) / np.float32(2.0)
+            if not math.isfinite(soil):
+                soil = half
+            vi_out[i, j] = vi
+            wi_out[i, j] = wi
+            bsi_out[i, j] = _ratio32((s1 + r) - (n + b), (s1 + r) + (n + b))
+            if math.isnan(vi):
+                veg[i, j] = nan
+                bare[i, j] = nan
+                built[i, j] = nan
+                water[i, j] = nan
+            else:
+                veg[i, j] = v
+                bare[i, j] = rest * soil
+                built[i, j] = rest * (one - soil)
+                water[i, j] = wat
+
+
+def _ramp_constants(*ramps: tuple[float, float]) -> list[np.float32]:
+    out = []
+    for lo, hi in ramps:
+        out += [np.float32(lo), np.float32(hi - lo)]  # as NumPy: a float32 array minus / over Python floats
+    return out
+
+
+#: Ramps of ecopatch.cover.surface_fractions: dark SWIR1, MNDWI, -NDVI for water, NDVI for vegetation.
+_SURFACE_CONSTANTS = np.array(
+    _ramp_constants((-0.10, -0.06), (0.0, 0.2), (-0.2, 0.0), (0.15, 0.6))
+    + [np.float32(0.66)] + _ramp_constants((0.0, 0.12)) + [np.float32(0.85)] + _ramp_constants((0.0, 0.08)),
+    dtype=np.float32,
+)
+
+
+def surface_kernel(bands: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
+    """Fused :func:`ecopatch.cover.surface_fractions` for the six-band case; None to fall back.
+
+    Bit-identical to the NumPy function (``tests/test_kernels.py``), which
+    stays the specification: a change of its rules must be made here too.
+    """
+    names = ("blue", "green", "red", "nir", "swir1", "swir2")
+    if not HAVE_NUMBA or not all(k in bands for k in names):
+        return None
+    arrs = [np.ascontiguousarray(bands[k], dtype=np.float32) for k in names]
+    if arrs[0].ndim != 2 or any(a.shape != arrs[0].shape for a in arrs):
+        return None
+    outs = [np.empty(arrs[0].shape, dtype=np.float32) for _ in range(7)]
+    _surface_loop(*arrs, _SURFACE_CONSTANTS, *outs)
+    veg, bare, built, water, vi, wi, bsi = outs
+    return {"veg": veg, "bare": bare, "built": built, "water": water, "ndvi": vi, "mndwi": wi,
+            "typed": np.asarray(1.0, dtype=np.float32), "bsi": bsi}
+
+
+@njit(cache=True, nogil=True)
+def _bilinear_loop(v, r0, r1, wr, c0, c1, wc, out):  # noqa: ANN001
+    # ecopatch.change.Background.at's separable interpolation in float32, each value as NumPy
+    # computes it: along rows first (into a row of the coarse cells), then along columns
+    nb = v.shape[0]
+    one = np.float32(1.0)
+    top = np.empty(v.shape[2], dtype=np.float32)
+    for b in range(nb):
+        for i in range(r0.shape[0]):
+            a, c, t = r0[i], r1[i], wr[i]
+            s = one - t
+            for q in range(v.shape[2]):
+                top[q] = v[b, a, q] * s + v[b, c, q] * t
+            for j in range(c0.shape[0]):
+                u = wc[j]
+                out[b, i, j] = top[c0[j]] * (one - u) + top[c1[j]] * u
+
+
+def bilinear_kernel(v: np.ndarray, r0: np.ndarray, r1: np.ndarray, wr: np.ndarray, c0: np.ndarray,
+                    c1: np.ndarray, wc: np.ndarray) -> np.ndarray | None:
+    """Fused interpolation of :meth:`ecopatch.change.Background.at`; None without numba."""
+    if not HAVE_NUMBA or v.ndim != 3:
+        return None
+    out = np.empty((v.shape[0], len(r0), len(c0)), dtype=np.float32)
+    _bilinear_loop(np.ascontiguousarray(v, dtype=np.float32), r0.astype(np.int64), r1.astype(np.int64),
+                   wr.astype(np.float32), c0.astype(np.int64), c1.astype(np.int64), wc.astype(np.float32), out)
+    return out
 
 
 def _pixel_major(a: np.ndarray) -> np.ndarray:

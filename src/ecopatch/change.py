@@ -245,6 +245,16 @@ class Background:
         v = np.asarray(self.values, dtype=np.float32)
         r0, r1, wr = _linear_weights((np.arange(row_off, row_off + shape[0]) + 0.5) / k - 0.5, v.shape[1])
         c0, c1, wc = _linear_weights((np.arange(col_off, col_off + shape[1]) + 0.5) / k - 0.5, v.shape[2])
+        # only the coarse cells the window reaches (a few of a tile's hundreds), indexes relative to them
+        rs, cs = int(r0[0]), int(c0[0])
+        v = v[:, rs:int(r1[-1]) + 1, cs:int(c1[-1]) + 1]
+        r0, r1, c0, c1 = r0 - rs, r1 - rs, c0 - cs, c1 - cs
+        if not _NUMPY_ONLY:
+            from ._kernels import bilinear_kernel
+
+            fused = bilinear_kernel(v, r0, r1, wr, c0, c1, wc)  # bit-identical to the below
+            if fused is not None:
+                return fused
         # separable bilinear interpolation, edge values beyond the grid (as map_coordinates' "nearest")
         top = v[:, r0] * (1 - wr)[None, :, None] + v[:, r1] * wr[None, :, None]
         return (top[:, :, c0] * (1 - wc) + top[:, :, c1] * wc).astype(np.float32)
@@ -300,6 +310,12 @@ def smooth_nan(x: np.ndarray, sigma: float) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     if sigma <= 0:
         return x.copy()
+    if x.ndim == 3 and not _NUMPY_ONLY:
+        from ._kernels import smooth_nan_kernel
+
+        fused = smooth_nan_kernel(x, sigma)  # bit-identical to the scipy path below
+        if fused is not None:
+            return fused
     if x.ndim == 3:
         ok = np.isfinite(x)
         if len(x) > 1 and (ok == ok[0]).all():
@@ -410,11 +426,14 @@ def change_statistic(before: Mapping[str, np.ndarray], after: Mapping[str, np.nd
     x1 = np.stack([np.asarray(before[b], dtype=np.float32) for b in model.bands])
     x2 = np.stack([np.asarray(after[b], dtype=np.float32) for b in model.bands])
     if z_floor is not None and not _NUMPY_ONLY:
-        from ._kernels import statistic_kernel
+        from ._kernels import smoothed_statistic_kernel
 
-        y1, y2, w1, w2 = _scaled(x1, x2, model, params, background)
-        fused = statistic_kernel(y1, y2, w1, w2, int(params.tolerance_px),
-                                 (model.e_centre, model.e_spread, model.m_centre, model.m_spread), z_floor)
+        # _scaled's arithmetic fused with the statistic (same float32 operations in the same order)
+        fused = smoothed_statistic_kernel(
+            smooth_nan(x1, params.smooth_px), smooth_nan(x2, params.smooth_px), background,
+            np.asarray(model.scale, dtype=np.float32), np.asarray(model.whitening, dtype=np.float32),
+            np.asarray(model.centre, dtype=np.float32), int(params.tolerance_px),
+            (model.e_centre, model.e_spread, model.m_centre, model.m_spread), z_floor)
         if fused is not None:
             return fused
     e, m = _distances(x1, x2, model, params, background)

@@ -575,6 +575,12 @@ def surface_fractions(bands: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """
     if not _has(bands, "red", "nir"):
         raise MissingBandError("surface_fractions needs red and nir bands")
+    if not _NUMPY_ONLY:
+        from ._kernels import surface_kernel
+
+        fused = surface_kernel(dict(bands))  # the six-band case in one pass, bit-identical to the below
+        if fused is not None:
+            return fused
 
     def ramp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
         with np.errstate(invalid="ignore"):

@@ -214,6 +214,24 @@ def prepare_pair(before: Scene, after: Scene, grid: Grid, region: np.ndarray, *,
     if clouds == "auto":
         before, after, record["clouds"] = _attach_cloud_masks(before, after, grid, region)
 
+    # the background's coarse reads (step 3) need neither the sample nor the normalisation: on files
+    # without overviews they decode both dates whole, so they start now, in worker threads, and the
+    # sample is read and the normalisation fitted meanwhile
+    early = _BackgroundReads.start((before, after), grid, region, tuple(shared), params) if spectral else None
+    try:
+        return _prepare(before, after, grid, region, params=params, normalize=normalize, clouds=clouds,
+                        cover=cover, history=history, max_source_px=max_source_px, record=record,
+                        shared=shared, spectral=spectral, early=early)
+    finally:
+        if early is not None:
+            early.close()
+
+
+def _prepare(before: Scene, after: Scene, grid: Grid, region: np.ndarray, *, params: ChangeParams,
+             normalize: str, clouds: str, cover: CoverParams | None, history: Sequence[Scene],
+             max_source_px: int, record: dict[str, Any], shared: list[str], spectral: bool,
+             early: _BackgroundReads | None) -> PairSetup:
+    """Steps 2 to 5 of :func:`prepare_pair` (the clouds are attached)."""
     # 2. a sample of windows, read with the context the statistic needs
     halo = params.halo_px
     samples = _sample_windows(grid, region)
@@ -257,7 +275,7 @@ def prepare_pair(before: Scene, after: Scene, grid: Grid, region: np.ndarray, *,
     # 3. the slowly varying difference
     background = None
     if params.background_m > 0:
-        background = _background(before, after, grid, region, bands, d_before, d_after, params)
+        background = _background(before, after, grid, region, bands, d_before, d_after, params, early=early)
 
     # 4. the noise of unchanged ground
     model = _noise_model(lb, la, samples, bands, gains, background, params, halo)
@@ -516,11 +534,8 @@ def _fill_nan_nearest(a: np.ndarray) -> np.ndarray:
     return a[tuple(idx)]
 
 
-def _background(before: Scene, after: Scene, grid: Grid, region: np.ndarray, bands: tuple[str, ...],
-                d_before: SurfaceDeriver, d_after: SurfaceDeriver, params: ChangeParams) -> Background | None:
-    """Median of the normalised band differences over ``params.background_m``, on a coarse grid."""
-    from scipy.ndimage import median_filter
-
+def _background_grid(grid: Grid, region: np.ndarray, params: ChangeParams) -> tuple[Grid, int, int] | None:
+    """The background's coarse grid, its cell in pixels and the median's size in cells; None: no background."""
     px = pixel_size_m(grid)
     if params.background_m / px < 3:
         return None  # the background would be finer than three pixels: nothing smooth to take out
@@ -529,9 +544,63 @@ def _background(before: Scene, after: Scene, grid: Grid, region: np.ndarray, ban
     # be a third of background_m or coarser, and the median then spans somewhat more than it
     size = max(3, int(round(params.background_m / (k * px))))
     size += 1 - size % 2
+    return coarse, k, size
+
+
+class _BackgroundReads:
+    """The background's decimated reads of both dates, running in worker threads from :meth:`start`.
+
+    :meth:`result` gives what :func:`_coarse_reads` would (the resampling onto the coarse grid
+    runs in the calling thread, as there); :meth:`close` waits for the threads.
+    """
+
+    def __init__(self, scenes: Sequence[Scene], coarse: Grid, bands: Sequence[str]) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.scenes, self.coarse, self.bands = tuple(scenes), coarse, tuple(bands)
+        self._names = [[b for b in bands if b in s.bands] for s in scenes]
+        self._pool = ThreadPoolExecutor(max_workers=len(scenes), thread_name_prefix="ecopatch-background")
+        self._jobs = [self._pool.submit(_coarse_fetch, s, coarse, n) for s, n in zip(scenes, self._names)]
+
+    @classmethod
+    def start(cls, scenes: Sequence[Scene], grid: Grid, region: np.ndarray, bands: tuple[str, ...],
+              params: ChangeParams) -> _BackgroundReads | None:
+        """Start the reads where a background will be estimated and two cores can share the work."""
+        if params.background_m <= 0 or (os.cpu_count() or 1) < 2 or len(bands) < 3:
+            return None
+        got = _background_grid(grid, region, params)
+        return None if got is None else cls(scenes, got[0], bands)
+
+    def result(self, coarse: Grid, bands: Sequence[str]) -> list[dict[str, np.ndarray]] | None:
+        """The coarse reads, or None when they were started for another grid or other bands."""
+        if coarse != self.coarse or tuple(bands) != self.bands:
+            return None
+        obs = [j.result() for j in self._jobs]
+        return [_onto_coarse(s, o, coarse, n, False) for s, o, n in zip(self.scenes, obs, self._names)]
+
+    def close(self) -> None:
+        for j in self._jobs:
+            j.cancel()
+        self._pool.shutdown(wait=True)
+
+
+def _background(before: Scene, after: Scene, grid: Grid, region: np.ndarray, bands: tuple[str, ...],
+                d_before: SurfaceDeriver, d_after: SurfaceDeriver, params: ChangeParams, *,
+                early: _BackgroundReads | None = None) -> Background | None:
+    """Median of the normalised band differences over ``params.background_m``, on a coarse grid.
+
+    ``early``: the coarse reads, started before the sample was read (:meth:`_BackgroundReads.start`).
+    """
+    from scipy.ndimage import median_filter
+
+    got = _background_grid(grid, region, params)
+    if got is None:
+        return None
+    coarse, k, size = got
     if d_before.cover is not None:
         return None  # fractions are compared: no radiometric background to remove
-    rb, raw_a = _coarse_reads((before, after), coarse, bands)
+    reads = early.result(coarse, bands) if early is not None else None
+    rb, raw_a = reads if reads is not None else _coarse_reads((before, after), coarse, bands)
     ra = d_after(Observation(raw_a, np.ones(coarse.shape, dtype=bool), coarse))
     values = []
     for b in bands:
