@@ -412,3 +412,49 @@ def test_render_pngs_keeps_the_order_and_raises_a_jobs_error(workers):
     jobs[3] = _fails
     with pytest.raises(InputDataError, match="job 3"):
         render_pngs(jobs, dpi=20, workers=workers)
+
+
+def _zlib_level(png: bytes) -> int:
+    """The compression level a PNG's zlib stream header states (FLEVEL: 0 fastest ... 3 maximum)."""
+    import struct
+
+    pos, idat = 8, b""
+    while pos < len(png):
+        (n,) = struct.unpack(">I", png[pos:pos + 4])
+        if png[pos + 4:pos + 8] == b"IDAT":
+            idat += png[pos + 8:pos + 8 + n]
+        pos += 12 + n
+    return idat[1] >> 6
+
+
+@pytest.mark.parametrize("how", ["suffix", "format", "default"])
+def test_map_figure_saves_png_fast_and_keeps_pixels(tmp_path, how):
+    """ecopatch figures save PNGs at zlib level 1 (same pixels as PIL's default level 6), figure-scoped."""
+    import io
+
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    from ecopatch.maps import MapFigure
+
+    def draw(cls):
+        fig = cls(figsize=(2, 1.5))
+        ax = fig.add_subplot()
+        ax.imshow(np.random.default_rng(1).random((40, 60)))
+        ax.set_title("before 2024-09-12")
+        return fig
+
+    target = {"suffix": tmp_path / "a.PNG", "format": io.BytesIO(), "default": tmp_path / "noext"}[how]
+    kw = {"format": "png"} if how == "format" else {}
+    draw(MapFigure).savefig(target, dpi=50, **kw)
+    fast = target.getvalue() if how == "format" else target.with_suffix(target.suffix or ".png").read_bytes()
+    ref = io.BytesIO()
+    draw(Figure).savefig(ref, dpi=50, format="png")  # a plain Figure: matplotlib's default, untouched
+    assert fast[:8] == b"\x89PNG\r\n\x1a\n" and _zlib_level(fast) == 0 and _zlib_level(ref.getvalue()) == 2
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(fast))), np.asarray(Image.open(ref)))
+    level9 = io.BytesIO()
+    draw(MapFigure).savefig(level9, dpi=50, format="png", pil_kwargs={"compress_level": 9})  # the caller's word
+    assert _zlib_level(level9.getvalue()) == 3
+    svg = io.BytesIO()
+    draw(MapFigure).savefig(svg, format="svg")  # other formats as matplotlib writes them
+    assert b"<svg" in svg.getvalue()[:400]

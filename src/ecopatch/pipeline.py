@@ -1967,12 +1967,16 @@ def _compute_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path
     _count_results(counts, assessment, patches)
     if waiting:
         counts["mines_without_reference"] = sorted(waiting)
+    shown = patches if patches is not None and len(patches) else None
+    # with a report, the report draws the same change map: maps/change_map.png is drawn with its
+    # figures, in parallel, and written before the ledger commit (inside the transaction)
+    map_with_report = cfg.outputs.maps and cfg.outputs.report and shown is not None
     if cfg.outputs.maps:
+        _mkdir(out / "maps")
+    if cfg.outputs.maps and not map_with_report:
         with clock("maps"):
             from .maps import change_map
 
-            _mkdir(out / "maps")
-            shown = patches if patches is not None and len(patches) else None
             fig = change_map(before, after, shown, lang=cfg.outputs.lang)
             target = out / "maps" / "change_map.png"
             try:
@@ -2028,7 +2032,8 @@ def _compute_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path
                             mine_before[pid] = _open(ctx, r.scene)
                     write_report(out / "report", assessment=assessment, patches=patches, ledger=led, before=before,
                                  after=after, reserves=ctx.reserves, lang=cfg.outputs.lang, mine_before=mine_before,
-                                 history=led.mine_history() if assessment is not None else None)
+                                 history=led.mine_history() if assessment is not None else None,
+                                 extra_change_map=(out / "maps" / "change_map.png", 120) if map_with_report else None)
             progress["stage"] = "ledger commit"
         progress["committed"] = True
     # counted once committed: a failed scene's manifest must not show records the ledger does not hold
