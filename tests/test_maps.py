@@ -304,6 +304,34 @@ def test_chips_drawn_ahead_in_worker_processes_equal_the_figures(inputs, ledger,
     np.testing.assert_array_equal(pixels((tmp_path / "b2.png").read_bytes()), pixels(_png(one.figures(other)[0], 60)))
 
 
+@pytest.mark.parametrize("uncovered", ["after", "before"])
+def test_chips_drawn_ahead_with_imagery_on_one_date_only(inputs, ledger, tmp_path, uncovered):
+    """A case the drone mosaic misses: "no imagery" on that date's chip only, as figures() draws it."""
+    import io
+
+    from PIL import Image
+
+    if inputs.drone is None:
+        pytest.skip("sample has no drone mosaic")
+    b, a = (inputs.before, inputs.drone) if uncovered == "after" else (inputs.drone, inputs.after)
+    chips = case_chips(b, a, size_m=300, max_pixels=20_000, dpi=60, lang="en")
+    cases = ledger.cases(today=TODAY).iloc[:4]
+    drawn = chips.drawn(cases, workers=1)  # drawn in this process, on the kept figure
+    one = case_chips(b, a, size_m=300, max_pixels=20_000, dpi=60, lang="en")
+    notes = 0
+    for i in range(len(cases)):
+        row = cases.iloc[i]
+        figs = one.figures(row)
+        said = ["no imagery here" in [t.get_text() for t in _map_axes(f)[0].texts] for f in figs]
+        notes += said == ([False, True] if uncovered == "after" else [True, False])
+        drawn(row, tmp_path / "b.png", tmp_path / "a.png")
+        for path, fig in zip((tmp_path / "b.png", tmp_path / "a.png"), figs):
+            got = np.asarray(Image.open(path).convert("RGBA"))
+            want = np.asarray(Image.open(io.BytesIO(_png(fig, 60))).convert("RGBA"))
+            np.testing.assert_array_equal(got, want)
+    assert notes >= 1  # the note is on one date's chip and not on the other's
+
+
 def _png(fig, dpi):
     from ecopatch.maps._render import png_bytes
 
