@@ -1831,8 +1831,9 @@ def _compute(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path, timi
     writes the field package and the report (with the run's change map,
     drawn with the report's figures), and commits (last, so that a failed
     output leaves the ledger as it was; a scene failing before its change
-    map was written still gets one).  ``progress`` records the stage reached (``"stage"``) and whether
-    the ledger committed the scene (``"committed"``), for the failure message.
+    map was written still gets one).  ``progress`` records the stage
+    reached (``"stage"``) and whether the ledger committed the scene
+    (``"committed"``), for the failure message.
 
     The scene's quick-looks (clear-sky share, change map, report, field
     chips) share one decimated read of each date (:func:`ecopatch.io.quicklook.shared_reads`).
