@@ -777,6 +777,22 @@ def test_run_guard_and_override(tmp_path, tmp_path_factory):
     assert _counts(Ledger(led, create=False))[0] > 2
 
 
+def test_run_guard_keeps_the_change_map_to_judge_by(tmp_path, tmp_path_factory):
+    """With a report, the run's change map is drawn with the report's figures; a scene the guard
+    stops before that still has it in its .failed folder (the message says to look at it)."""
+    from ecopatch.config import load_config
+    from ecopatch.pipeline import run_pipeline
+
+    cfg = make_site(tmp_path / "site", sample_source(tmp_path_factory), maps=True, report=True,
+                    extra_run="max_new_cases = 2")
+    res = run_pipeline(load_config(cfg), progress=False)
+    assert res.exit_code == 4
+    (failed,) = (tmp_path / "site" / "out" / "runs").glob("*.failed")
+    png = failed / "maps" / "change_map.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not (failed / "report").exists()
+    assert _counts(Ledger(tmp_path / "site" / "out" / "ledger.gpkg", create=False)) == (0, 0)
+
+
 # ===========================================================================
 # The README's command-line chain, as written
 # ===========================================================================

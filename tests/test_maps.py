@@ -304,6 +304,34 @@ def test_chips_drawn_ahead_in_worker_processes_equal_the_figures(inputs, ledger,
     np.testing.assert_array_equal(pixels((tmp_path / "b2.png").read_bytes()), pixels(_png(one.figures(other)[0], 60)))
 
 
+@pytest.mark.parametrize("uncovered", ["after", "before"])
+def test_chips_drawn_ahead_with_imagery_on_one_date_only(inputs, ledger, tmp_path, uncovered):
+    """A case the drone mosaic misses: "no imagery" on that date's chip only, as figures() draws it."""
+    import io
+
+    from PIL import Image
+
+    if inputs.drone is None:
+        pytest.skip("sample has no drone mosaic")
+    b, a = (inputs.before, inputs.drone) if uncovered == "after" else (inputs.drone, inputs.after)
+    chips = case_chips(b, a, size_m=300, max_pixels=20_000, dpi=60, lang="en")
+    cases = ledger.cases(today=TODAY).iloc[:4]
+    drawn = chips.drawn(cases, workers=1)  # drawn in this process, on the kept figure
+    one = case_chips(b, a, size_m=300, max_pixels=20_000, dpi=60, lang="en")
+    notes = 0
+    for i in range(len(cases)):
+        row = cases.iloc[i]
+        figs = one.figures(row)
+        said = ["no imagery here" in [t.get_text() for t in _map_axes(f)[0].texts] for f in figs]
+        notes += said == ([False, True] if uncovered == "after" else [True, False])
+        drawn(row, tmp_path / "b.png", tmp_path / "a.png")
+        for path, fig in zip((tmp_path / "b.png", tmp_path / "a.png"), figs):
+            got = np.asarray(Image.open(path).convert("RGBA"))
+            want = np.asarray(Image.open(io.BytesIO(_png(fig, 60))).convert("RGBA"))
+            np.testing.assert_array_equal(got, want)
+    assert notes >= 1  # the note is on one date's chip and not on the other's
+
+
 def _png(fig, dpi):
     from ecopatch.maps._render import png_bytes
 
@@ -412,3 +440,49 @@ def test_render_pngs_keeps_the_order_and_raises_a_jobs_error(workers):
     jobs[3] = _fails
     with pytest.raises(InputDataError, match="job 3"):
         render_pngs(jobs, dpi=20, workers=workers)
+
+
+def _zlib_level(png: bytes) -> int:
+    """The compression level a PNG's zlib stream header states (FLEVEL: 0 fastest ... 3 maximum)."""
+    import struct
+
+    pos, idat = 8, b""
+    while pos < len(png):
+        (n,) = struct.unpack(">I", png[pos:pos + 4])
+        if png[pos + 4:pos + 8] == b"IDAT":
+            idat += png[pos + 8:pos + 8 + n]
+        pos += 12 + n
+    return idat[1] >> 6
+
+
+@pytest.mark.parametrize("how", ["suffix", "format", "default"])
+def test_map_figure_saves_png_fast_and_keeps_pixels(tmp_path, how):
+    """ecopatch figures save PNGs at zlib level 1 (same pixels as PIL's default level 6), figure-scoped."""
+    import io
+
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    from ecopatch.maps import MapFigure
+
+    def draw(cls):
+        fig = cls(figsize=(2, 1.5))
+        ax = fig.add_subplot()
+        ax.imshow(np.random.default_rng(1).random((40, 60)))
+        ax.set_title("before 2024-09-12")
+        return fig
+
+    target = {"suffix": tmp_path / "a.PNG", "format": io.BytesIO(), "default": tmp_path / "noext"}[how]
+    kw = {"format": "png"} if how == "format" else {}
+    draw(MapFigure).savefig(target, dpi=50, **kw)
+    fast = target.getvalue() if how == "format" else target.with_suffix(target.suffix or ".png").read_bytes()
+    ref = io.BytesIO()
+    draw(Figure).savefig(ref, dpi=50, format="png")  # a plain Figure: matplotlib's default, untouched
+    assert fast[:8] == b"\x89PNG\r\n\x1a\n" and _zlib_level(fast) == 0 and _zlib_level(ref.getvalue()) == 2
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(fast))), np.asarray(Image.open(ref)))
+    level9 = io.BytesIO()
+    draw(MapFigure).savefig(level9, dpi=50, format="png", pil_kwargs={"compress_level": 9})  # the caller's word
+    assert _zlib_level(level9.getvalue()) == 3
+    svg = io.BytesIO()
+    draw(MapFigure).savefig(svg, format="svg")  # other formats as matplotlib writes them
+    assert b"<svg" in svg.getvalue()[:400]

@@ -163,3 +163,36 @@ def test_web_map_without_folium(inputs, monkeypatch):
     monkeypatch.setitem(sys.modules, "folium", None)
     with pytest.raises(MissingDependencyError, match=r"pip install 'ecopatch\[webmap\]'"):
         web_map(inputs.patches)
+
+
+def test_extra_change_map_drawn_with_the_report(inputs, tmp_path, cjk):
+    """ecopatch run's maps/change_map.png: drawn in the report's pass, the same pixels as drawn alone."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from ecopatch.io.quicklook import shared_reads
+    from ecopatch.maps import change_map
+    from ecopatch.maps._render import png_bytes
+
+    extra = tmp_path / "maps" / "change_map.png"
+    extra.parent.mkdir()
+    extra.write_bytes(b"an older map")  # replaced
+    paths = write_report(tmp_path / "report", patches=inputs.patches, before=inputs.before, after=inputs.after,
+                         today=TODAY, dpi=40, max_pixels=20_000, extra_change_map=(extra, 50), workers=1)
+    assert "figure:change_map" in paths and extra not in paths.values()
+    with shared_reads():  # as write_report reads (each scene once, every figure cut from it)
+        alone = png_bytes(change_map(inputs.before, inputs.after, inputs.patches, max_pixels=20_000), dpi=50)
+    got, want = (np.asarray(Image.open(io.BytesIO(b))) for b in (extra.read_bytes(), alone))
+    assert got.shape == want.shape and np.array_equal(got, want)
+    in_report = np.asarray(Image.open(paths["figure:change_map"]))
+    assert in_report.shape[1] == round(want.shape[1] * 40 / 50)  # the report's own, at its dpi
+    assert not [p for p in tmp_path.rglob("*") if ".tmp" in p.name]
+
+
+def test_extra_change_map_needs_a_change_map(inputs, tmp_path):
+    with pytest.raises(InputDataError, match="extra_change_map"):
+        write_report(tmp_path, assessment=inputs.assessment, before=inputs.before, after=inputs.after,
+                     extra_change_map=(tmp_path / "cm.png", 120))
+    assert not (tmp_path / "cm.png").exists() and not (tmp_path / "report.html").exists()

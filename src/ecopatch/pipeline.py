@@ -1826,11 +1826,14 @@ def _compute(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path, timi
     ``[run] baseline`` rule), each mine with its own reference
     (:func:`choose_references`).  Every job is set up, then the imagery is
     read in one windowed pass for all of them (each tile decoded once), then
-    each is finished.  The results and the change map are written, then one
-    ledger transaction records the scene, writes the field package and the
-    report, and commits (last, so that a failed output leaves the ledger as
-    it was).  ``progress`` records the stage reached (``"stage"``) and whether
-    the ledger committed the scene (``"committed"``), for the failure message.
+    each is finished.  The results are written (and the change map, when
+    there is no report), then one ledger transaction records the scene,
+    writes the field package and the report (with the run's change map,
+    drawn with the report's figures), and commits (last, so that a failed
+    output leaves the ledger as it was; a scene failing before its change
+    map was written still gets one).  ``progress`` records the stage
+    reached (``"stage"``) and whether the ledger committed the scene
+    (``"committed"``), for the failure message.
 
     The scene's quick-looks (clear-sky share, change map, report, field
     chips) share one decimated read of each date (:func:`ecopatch.io.quicklook.shared_reads`).
@@ -1967,18 +1970,17 @@ def _compute_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path
     _count_results(counts, assessment, patches)
     if waiting:
         counts["mines_without_reference"] = sorted(waiting)
+    shown = patches if patches is not None and len(patches) else None
+    # With a report, the report draws the same change map: maps/change_map.png is drawn with its
+    # figures, in parallel, and written inside the ledger transaction before the commit; a scene
+    # that fails before that (too many new cases, say) still gets it, drawn on the way out.
+    map_target = out / "maps" / "change_map.png"
+    map_with_report = cfg.outputs.maps and cfg.outputs.report and shown is not None
     if cfg.outputs.maps:
+        _mkdir(out / "maps")
+    if cfg.outputs.maps and not map_with_report:
         with clock("maps"):
-            from .maps import change_map
-
-            _mkdir(out / "maps")
-            shown = patches if patches is not None and len(patches) else None
-            fig = change_map(before, after, shown, lang=cfg.outputs.lang)
-            target = out / "maps" / "change_map.png"
-            try:
-                fig.savefig(target, dpi=120)
-            except OSError as exc:
-                raise OutputError(f"{target}: cannot write the change map ({describe_os_error(exc)})") from exc
+            _write_change_map(before, after, shown, cfg.outputs.lang, map_target)
     _heartbeat(ctx)
 
     run_id = scene.scene_id
@@ -1992,7 +1994,8 @@ def _compute_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path
     # One transaction: the scene's records, then the outputs that show them (the field package
     # of the cases it opened, the report), then COMMIT.  If anything fails, nothing is kept.
     # Other writers (a field-results import) wait up to [run] ledger_timeout_s meanwhile.
-    with clock("ledger"):
+    with clock("ledger"), _change_map_on_failure(map_with_report, before, after, shown, cfg.outputs.lang,
+                                                 map_target):
         with ctx.ledger.transaction(f"record run {run_id}") as led:
             ares = led.record_assessment(assessment, run_id) if assessment is not None else None
             dres = (led.add_detections(suspects, run_id, max_new_cases=cfg.run.new_case_limit, clear_shares=shares)
@@ -2028,7 +2031,8 @@ def _compute_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path
                             mine_before[pid] = _open(ctx, r.scene)
                     write_report(out / "report", assessment=assessment, patches=patches, ledger=led, before=before,
                                  after=after, reserves=ctx.reserves, lang=cfg.outputs.lang, mine_before=mine_before,
-                                 history=led.mine_history() if assessment is not None else None)
+                                 history=led.mine_history() if assessment is not None else None,
+                                 extra_change_map=(out / "maps" / "change_map.png", 120) if map_with_report else None)
             progress["stage"] = "ledger commit"
         progress["committed"] = True
     # counted once committed: a failed scene's manifest must not show records the ledger does not hold
@@ -2044,6 +2048,36 @@ def _compute_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path
     _heartbeat(ctx)
     _test_pause()
     return "ok", "; ".join(notes)
+
+
+def _write_change_map(before: Scene, after: Scene, shown: Any, lang: str, target: Path) -> None:
+    """``maps/change_map.png``: the change map at 120 dpi."""
+    from .maps import change_map
+
+    fig = change_map(before, after, shown, lang=lang)
+    try:
+        fig.savefig(target, dpi=120)
+    except OSError as exc:
+        raise OutputError(f"{target}: cannot write the change map ({describe_os_error(exc)})") from exc
+
+
+@contextlib.contextmanager
+def _change_map_on_failure(deferred: bool, before: Scene, after: Scene, shown: Any, lang: str,
+                           target: Path) -> Iterator[None]:
+    """A change map left to the report is drawn after all if the block fails before writing it.
+
+    The failed scene's folder keeps its results and map, to judge the changes by (the
+    ``max_new_cases`` guard says so); a failure to draw it is logged, the block's error raised.
+    """
+    try:
+        yield
+    except Exception:
+        if deferred and not target.exists():
+            try:
+                _write_change_map(before, after, shown, lang, target)
+            except Exception as exc:  # the scene's own error is the one to report
+                log.warning("the change map of the failed scene could not be drawn: %s", exc)
+        raise
 
 
 def _case_clear_shares(ctx: _Context, after: Scene, suspects: Any) -> dict[str, float]:

@@ -521,6 +521,7 @@ def write_report(
     mine_before: Mapping[str, Scene] | None = None,
     history: pd.DataFrame | None = None,
     workers: int | None = None,
+    extra_change_map: tuple[str | os.PathLike[str], float] | None = None,
 ) -> dict[str, Path]:
     """Write the monthly report: ``report.html`` (self-contained) and ``report.xlsx``.
 
@@ -570,6 +571,13 @@ def write_report(
     workers : int, optional
         Processes drawing the figures at once (default: the CPUs available,
         where the platform forks; 1 draws them in this process).
+    extra_change_map : tuple of (path, float), optional
+        ``(path, dpi)``: also write the report's change map as a PNG at this
+        path and resolution (dots per inch), drawn with the report's figures
+        (in parallel) instead of separately.  ``ecopatch run`` writes its
+        ``maps/change_map.png`` so.  Replaces an existing file.  Needs a
+        change map in the report (``before``, ``after`` and patches or cases
+        to show).
 
     Returns
     -------
@@ -595,7 +603,7 @@ def write_report(
     from .io import quicklook as _quicklook
     from .io.vector import atomic_path
     from .maps import change_map, mine_card, overview_map
-    from .maps._render import render_pngs
+    from .maps._render import png_bytes, render_pngs
     from .restoration import prepare_cover_params, shared_scene_estimates
 
     lang = check_lang(lang)
@@ -629,6 +637,16 @@ def write_report(
     if before is not None and after is not None and shown is not None and len(shown):
         fig_jobs.append(("change_map", _fig_name("change_map", zh),
                          lambda: change_map(before, after, shown, lang=lang, max_pixels=max_pixels)))
+    extra: tuple[Path, float] | None = None
+    if extra_change_map is not None:
+        if not fig_jobs or fig_jobs[-1][0] != "change_map":
+            raise InputDataError("extra_change_map: the report has no change map to draw (it needs before, "
+                                 "after and patches or cases to show)")
+        extra = (Path(extra_change_map[0]), float(extra_change_map[1]))
+        extra_dpi = extra[1]
+        # a figure of its own: one figure saved at two resolutions is laid out differently the second time
+        fig_jobs.append(("", "", lambda: png_bytes(change_map(before, after, shown, lang=lang, max_pixels=max_pixels),
+                                                   dpi=extra_dpi)))
     cards: list[str] = []
     card_names: dict[str, str] = {}
     if before is not None and after is not None and mines_geo is not None and len(mines_geo):
@@ -648,7 +666,8 @@ def write_report(
                                                        history=_history_of(history, pid))))
     targets = {"html": out / "report.html", "xlsx": out / "report.xlsx"}
     for name, _, _ in fig_jobs:
-        targets[f"figure:{name}"] = out / "figures" / f"{name}.png"
+        if name:
+            targets[f"figure:{name}"] = out / "figures" / f"{name}.png"
     existing = [str(p) for p in targets.values() if p.exists()]
     if existing and not overwrite:
         raise OutputExistsError(
@@ -676,7 +695,11 @@ def write_report(
                 prepare_cover_params(after, None)
         drawn = render_pngs([make for _, _, make in fig_jobs], dpi=dpi, workers=workers)
     for (name, alt, _), (png, *_) in zip(fig_jobs, drawn):
-        pngs[name] = (png, alt)
+        if name:
+            pngs[name] = (png, alt)
+        elif extra is not None:
+            with atomic_path(extra[0], overwrite=True) as tmp:
+                tmp.write_bytes(png)
     log.info("report: %d figure(s) drawn", len(pngs))
     for name, (png, _) in pngs.items():
         with atomic_path(targets[f"figure:{name}"], overwrite=overwrite) as tmp:
