@@ -131,3 +131,16 @@ def test_a_product_of_another_sensor_without_a_mask_has_nothing_known_clear(pair
     bare = dataclasses.replace(scene, mask=None)  # no mask, and not the bands s2cloudless needs
     cov = cover_over(bare, box)
     assert cov.loc[0, "clear_share"] == 0.0 and cov.loc[0, "class_now"] == "unknown"
+
+
+def test_a_run_on_imagery_without_nir_skips_the_check_instead_of_failing():
+    from types import SimpleNamespace
+
+    from ecopatch.pipeline import _cases_still_shown
+
+    class NoLedger:  # touched only if the check went on
+        def cases(self):
+            raise AssertionError("the ledger should not be read")
+
+    rgb = SimpleNamespace(date=SEEN, bands=("blue", "green", "red"), source="drone_rgb.tif")
+    assert _cases_still_shown(SimpleNamespace(ledger=NoLedger()), rgb, None) is None

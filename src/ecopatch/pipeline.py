@@ -2127,6 +2127,10 @@ def _cases_still_shown(ctx: _Context, after: Scene, suspects: Any) -> Any:
 
     if ctx.ledger is None or after.date is None:
         return None
+    if "red" not in after.bands or "nir" not in after.bands:
+        log.info("sky tier: %s has no red and NIR bands: probable cases are confirmed only by detection",
+                 after.source)
+        return None
     cases = ctx.ledger.cases()
     cases = cases[(cases["sky_tier"] == "probable") & (cases["found_on"] < after.date)]
     if suspects is not None and len(suspects) and len(cases):
