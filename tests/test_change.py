@@ -251,6 +251,18 @@ def test_patch_type_gain_and_untyped():
     assert patch_type(dict(dense, ndvi=0.8), dict(thinned, ndvi=0.7), p) is None
 
 
+def test_without_swir_water_must_be_most_of_the_ground_after():
+    keys = ("veg", "bare", "built", "water")
+    field, ploughed = dict(zip(keys, (0.85, 0.14, 0.0, 0.01))), dict(zip(keys, (0.02, 0.75, 0.02, 0.21)))
+    pond = dict(zip(keys, (0.0, 0.05, 0.0, 0.95)))
+    p = ChangeParams()
+    assert patch_type(field, ploughed, p) == "water"  # with SWIR the water share is trusted (small ponds need it)
+    assert patch_type(field, ploughed, p, swir=False) == "bare_soil"  # NDWI alone: wet soil, not a pond
+    assert patch_type(field, pond, p, swir=False) == "water"
+    # the small rise a 10-20 m pond's mixed pixels give keeps typing it where SWIR is there
+    assert patch_type(field, dict(field, veg=0.7, water=0.16), p, water_gain=0.3) == "water"
+
+
 def test_dominant_class():
     assert dominant_class(0.1, 0.1, 0.1, 0.7) == "water"
     assert dominant_class(0.7, 0.2, 0.1, 0.0) == "vegetation"

@@ -31,7 +31,9 @@ The sky watch asks two questions of every pixel, and answers them apart:
    (:func:`patch_type`):
 
    ==================  ====================================================
-   ``water``           the water share rose by ``type_share``
+   ``water``           the water share rose by ``type_share`` (without
+                       SWIR at both dates, also water is the larger part
+                       of the ground after: NDWI alone rises on wet soil)
    ``construction``    the built share rose by ``type_share`` and built is
                        the larger part of the open ground after: ground
                        that was not built before and is built after
@@ -653,7 +655,8 @@ def dominant_class(veg: float, bare: float, built: float, water: float) -> str:
 
 
 def patch_type(before: Mapping[str, float], after: Mapping[str, float], params: ChangeParams, *,
-               category: str = "disturbance", typed: bool = True, water_gain: float | None = None) -> str | None:
+               category: str = "disturbance", typed: bool = True, water_gain: float | None = None,
+               swir: bool = True) -> str | None:
     """A patch's change type from the mean cover fractions of its pixels at both dates.
 
     Parameters
@@ -671,6 +674,13 @@ def patch_type(before: Mapping[str, float], after: Mapping[str, float], params: 
         Share of the patch newly covered by water estimated from the fall of
         its NIR and SWIR reflectance (:func:`water_gain_linear`); the water
         share's rise counts as at least this.
+    swir : bool
+        Whether both dates have SWIR1.  Without it the water share comes
+        from NDWI and NIR alone, which ploughed wet soil, shade and dark
+        roofs raise too: a patch is then ``water`` only where water is the
+        larger part of its ground after (on NAIP 2016 -> 2020, two fields
+        ploughed to bare soil, water share 0.11 and 0.21 after, were typed
+        new water without this).
 
     Returns
     -------
@@ -700,7 +710,7 @@ def patch_type(before: Mapping[str, float], after: Mapping[str, float], params: 
         # as for losses: regrowth of grass that was mown, or a crop coming up, is no gain of cover
         grew = before["veg"] < 0.5 or (math.isfinite(ndvi_change) and ndvi_change >= LOSS_NDVI_FALL)
         return "vegetation_gain" if d["veg"] >= t and grew else None
-    if d["water"] >= t:
+    if d["water"] >= t and (swir or after["water"] >= 0.5):
         return "water"
     if d["built"] >= t and after["built"] >= after["bare"]:
         return "construction" if typed else "disturbance"

@@ -673,7 +673,7 @@ def _layer_means(stats: np.ndarray, names: tuple[str, ...]) -> dict[str, np.ndar
 
 
 def _types_and_classes(means: Mapping[str, np.ndarray], cats: list[str], params: ChangeParams,
-                       typed: bool) -> tuple[list[str | None], list[str], list[str]]:
+                       typed: bool, swir: bool = True) -> tuple[list[str | None], list[str], list[str]]:
     types: list[str | None] = []
     cb: list[str] = []
     ca: list[str] = []
@@ -690,7 +690,7 @@ def _types_and_classes(means: Mapping[str, np.ndarray], cats: list[str], params:
         lin = water_gain_linear(sb, sa)
         if "water_gain" in means and np.isfinite(means["water_gain"][i]):
             lin = max(lin or 0.0, float(means["water_gain"][i]))
-        types.append(patch_type(fb, fa, params, category=cat, typed=typed, water_gain=lin))
+        types.append(patch_type(fb, fa, params, category=cat, typed=typed, water_gain=lin, swir=swir))
         crop = "cropland" in means and float(means["cropland"][i]) >= 0.5
         cb.append(_seasonal(dominant_class(fb["veg"], fb["bare"], fb["built"], fb["water"]), crop))
         ca.append(_seasonal(dominant_class(fa["veg"], fa["bare"], fa["built"], fa["water"]), crop))
@@ -748,7 +748,9 @@ def _patches_from_components(merged: Any, g: Grid, params: ChangeParams, mmu: fl
     if not include_gain:
         keep &= np.array([c != "gain" for c in cats], dtype=bool)
     means = _layer_means(stats, names)
-    types, cls_b, cls_a = _types_and_classes(means, cats, params, typed)
+    # without SWIR1 at both dates the water share comes from NDWI and NIR alone (see patch_type)
+    swir = "swir1" in before.bands and "swir1" in after.bands
+    types, cls_b, cls_a = _types_and_classes(means, cats, params, typed, swir)
     keep &= np.array([t is not None for t in types], dtype=bool)
     idx = np.flatnonzero(keep)
     stats = stats[idx]
