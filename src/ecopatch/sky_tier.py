@@ -113,9 +113,9 @@ def cover_over(scene: Scene, polygons: gpd.GeoDataFrame | gpd.GeoSeries) -> pd.D
         m = geometry_mask([poly], out_shape=win.shape, transform=sub.transform, invert=True)
         if not m.any():
             m = geometry_mask([poly], out_shape=win.shape, transform=sub.transform, invert=True, all_touched=True)
-        clear = m & obs.valid & ~_not_known_clear(scene, win, m.shape)
         if not m.any():
             continue
+        clear = m & obs.valid & ~_not_known_clear(scene, win, m.shape)
         row["clear_share"] = float(min(1.0, inside) * np.count_nonzero(clear) / np.count_nonzero(m))
         if not clear.any():
             continue
