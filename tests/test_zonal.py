@@ -506,3 +506,17 @@ def test_plain_polygons_take_the_same_path_as_any_other(crs, polys):
     a_fast = geodesic_area_m2(plain, crs)
     a_general = geodesic_area_m2([*plain, multipart_patch], crs)[: len(plain)]
     assert a_fast.tobytes() == a_general.tobytes()
+
+
+def test_outline_pixels_centres_then_touched_and_share_inside():
+    from ecopatch.zonal import outline_pixels
+
+    g = Grid((10, 10), Affine(10, 0, 0, 0, -10, 100), "EPSG:32650")
+    win, m, inside = outline_pixels(g, shapely.box(20, 50, 40, 70))  # 2 x 2 pixels, whole
+    assert m.sum() == 4 and inside == 1.0 and (win.row_off, win.col_off) == (2, 1)
+    _, small, _ = outline_pixels(g, shapely.box(21, 51, 24, 54))  # covers no pixel centre: the one it touches
+    assert small.sum() == 1
+    _, half, share = outline_pixels(g, shapely.box(-20, 50, 20, 70))  # half west of the grid
+    assert share == 0.5 and half.sum() == 4
+    assert outline_pixels(g, shapely.box(500, 500, 600, 600)) is None
+    assert outline_pixels(g, shapely.Polygon()) is None

@@ -1679,10 +1679,10 @@ def clear_fractions(scene: Scene, polygons: gpd.GeoDataFrame | gpd.GeoSeries, *,
     """
     import numpy as np
     import shapely
-    from rasterio.features import geometry_mask
 
     from .geodesy import geometries_in
     from .io.raster import read_decimated
+    from .zonal import outline_pixels
 
     geoms = shapely.make_valid(geometries_in(polygons, scene.grid.crs, what="mines layer"))
     out = np.zeros(len(geoms))
@@ -1698,17 +1698,10 @@ def clear_fractions(scene: Scene, polygons: gpd.GeoDataFrame | gpd.GeoSeries, *,
     g = obs.grid
     footprint = g.footprint()
     for i in np.flatnonzero(ok):
-        poly = geoms[i]
-        inside_share = shapely.area(shapely.intersection(poly, footprint)) / shapely.area(poly)
-        win = g.window_from_bounds(poly.bounds, pad=1, clip=True)
-        if win is None or inside_share <= 0:
-            continue
-        sub = g.subgrid(win)
-        m = geometry_mask([poly], out_shape=win.shape, transform=sub.transform, invert=True)
-        if not m.any():
-            m = geometry_mask([poly], out_shape=win.shape, transform=sub.transform, invert=True, all_touched=True)
-        if m.any():
-            out[i] = min(1.0, inside_share) * float(np.count_nonzero(m & obs.valid[win.slices])) / m.sum()
+        got = outline_pixels(g, geoms[i], footprint)
+        if got is not None:
+            win, m, inside = got
+            out[i] = inside * float(np.count_nonzero(m & obs.valid[win.slices])) / m.sum()
     return out
 
 

@@ -81,11 +81,11 @@ def cover_over(scene: Scene, polygons: gpd.GeoDataFrame | gpd.GeoSeries) -> pd.D
         sensor without a mask has no pixel known clear (0).
     """
     import shapely
-    from rasterio.features import geometry_mask
 
     from .cover import surface_fractions
     from .errors import NoOverlapError
     from .geodesy import geometries_in
+    from .zonal import outline_pixels
 
     if "red" not in scene.bands or "nir" not in scene.bands:
         raise InputDataError(f"{scene.source}: the cover of a case needs red and NIR bands; this scene has "
@@ -99,24 +99,16 @@ def cover_over(scene: Scene, polygons: gpd.GeoDataFrame | gpd.GeoSeries) -> pd.D
         row: dict[str, Any] = {"veg": np.nan, "bare": np.nan, "built": np.nan, "water": np.nan,
                                "class_now": "unknown", "clear_share": 0.0}
         rows.append(row)
-        if poly is None or shapely.is_empty(poly) or shapely.area(poly) <= 0:
+        got = outline_pixels(grid, poly, footprint)
+        if got is None:
             continue
-        inside = shapely.area(shapely.intersection(poly, footprint)) / shapely.area(poly)
-        win = grid.window_from_bounds(poly.bounds, pad=1, clip=True)
-        if win is None or inside <= 0:
-            continue
+        win, m, inside = got
         try:
             obs = scene.read(bands, win)
         except NoOverlapError:
             continue
-        sub = grid.subgrid(win)
-        m = geometry_mask([poly], out_shape=win.shape, transform=sub.transform, invert=True)
-        if not m.any():
-            m = geometry_mask([poly], out_shape=win.shape, transform=sub.transform, invert=True, all_touched=True)
-        if not m.any():
-            continue
         clear = m & obs.valid & ~_not_known_clear(scene, win, m.shape)
-        row["clear_share"] = float(min(1.0, inside) * np.count_nonzero(clear) / np.count_nonzero(m))
+        row["clear_share"] = float(inside * np.count_nonzero(clear) / np.count_nonzero(m))
         if not clear.any():
             continue
         f = surface_fractions({b: obs.bands[b] for b in bands})

@@ -36,7 +36,43 @@ from .grid import Grid, Window
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = ["Coverage", "coverage_fraction", "coverage_table", "zonal_sums"]
+__all__ = ["Coverage", "coverage_fraction", "coverage_table", "outline_pixels", "zonal_sums"]
+
+def outline_pixels(grid: Grid, geom: Any, footprint: Any = None) -> tuple[Window, np.ndarray, float] | None:
+    """The pixels of ``grid`` that stand for one polygon, by the pixel-centre rule.
+
+    Parameters
+    ----------
+    grid : Grid
+    geom : shapely geometry
+        A polygon in ``grid``'s CRS.
+    footprint : shapely geometry, optional
+        ``grid.footprint()``, when the caller has it already (many polygons).
+
+    Returns
+    -------
+    (Window, ndarray of bool, float) or None
+        The window of ``grid`` around the polygon (one pixel of margin,
+        clipped), the mask of its pixels in that window (centres inside;
+        every pixel it touches when it covers no centre), and the share
+        (0-1) of the polygon's area inside the grid.  None when the polygon
+        is empty, outside the grid or covers no pixel.
+    """
+    from rasterio.features import geometry_mask
+
+    if geom is None or shapely.is_empty(geom) or shapely.area(geom) <= 0:
+        return None
+    footprint = grid.footprint() if footprint is None else footprint
+    inside = float(shapely.area(shapely.intersection(geom, footprint)) / shapely.area(geom))
+    win = grid.window_from_bounds(geom.bounds, pad=1, clip=True)
+    if win is None or inside <= 0:
+        return None
+    sub = grid.subgrid(win)
+    m = geometry_mask([geom], out_shape=win.shape, transform=sub.transform, invert=True)
+    if not m.any():
+        m = geometry_mask([geom], out_shape=win.shape, transform=sub.transform, invert=True, all_touched=True)
+    return (win, m, min(1.0, inside)) if m.any() else None
+
 
 #: Fractions at or below this (a share of one pixel) are float rounding noise
 #: from vertices that sit on pixel edges, and are left out of the results.
