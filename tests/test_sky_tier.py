@@ -139,8 +139,8 @@ def test_a_run_on_imagery_without_nir_skips_the_check_instead_of_failing():
     from ecopatch.pipeline import _cases_still_shown
 
     class NoLedger:  # touched only if the check went on
-        def cases(self):
+        def detections(self):
             raise AssertionError("the ledger should not be read")
 
     rgb = SimpleNamespace(date=SEEN, bands=("blue", "green", "red"), source="drone_rgb.tif")
-    assert _cases_still_shown(SimpleNamespace(ledger=NoLedger()), rgb, None) is None
+    assert _cases_still_shown(SimpleNamespace(ledger=NoLedger()), rgb, _cases(2)) is None

@@ -1982,8 +1982,9 @@ def _compute_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path
     if patches is not None and not cfg.detection.gain_cases:
         suspects = patches[patches["change_type"] != "vegetation_gain"]
     with clock("sky_tier"):
-        shares = _case_clear_shares(ctx, after, suspects)
-        still = _cases_still_shown(ctx, after, suspects)
+        touched, untouched = _probable_cases(ctx, suspects)
+        shares = _case_clear_shares(after, touched)
+        still = _cases_still_shown(ctx, after, untouched)
     # One transaction: the scene's records, then the outputs that show them (the field package
     # of the cases it opened, the report), then COMMIT.  If anything fails, nothing is kept.
     # Other writers (a field-results import) wait up to [run] ledger_timeout_s meanwhile.
@@ -2073,63 +2074,66 @@ def _change_map_on_failure(deferred: bool, before: Scene, after: Scene, shown: A
         raise
 
 
-def _case_clear_shares(ctx: _Context, after: Scene, suspects: Any) -> dict[str, float]:
+def _probable_cases(ctx: _Context, suspects: Any) -> tuple[Any, Any]:
+    """The ledger's probable cases, split into those this scene's suspect patches touch and the others.
+
+    The first may be confirmed by being found again (:func:`_case_clear_shares`), the others by
+    the scene alone (:func:`_cases_still_shown`).  Both None without a ledger.
+    """
+    import numpy as np
+    import shapely
+
+    if ctx.ledger is None:
+        return None, None
+    cases = ctx.ledger.cases()
+    cases = cases[cases["sky_tier"] == "probable"]
+    if suspects is None or not len(suspects) or not len(cases):
+        return cases.iloc[:0], cases
+    found = shapely.make_valid(suspects.geometry.to_crs(cases.crs).to_numpy())
+    hit = np.zeros(len(cases), dtype=bool)
+    hit[shapely.STRtree(found).query(cases.geometry.to_numpy(), predicate="intersects")[0]] = True
+    return cases[hit], cases[~hit]
+
+
+def _case_clear_shares(after: Scene, touched: Any) -> dict[str, float]:
     """Share (0-1) of each probable case the new suspect patches touch that ``after`` sees clear.
 
     A case found again confirms from the sky (影像确认) only when the new
     scene saw it clear (:meth:`ecopatch.Ledger.add_detections`); measured on
     a decimated read of the scene's mask (:func:`clear_fractions`).
+    ``touched``: those cases (:func:`_probable_cases`).
     """
-    import numpy as np
-    import shapely
-
     from .ledger.store import DEFAULT_CONFIRM_CLEAR
 
-    if suspects is None or not len(suspects) or ctx.ledger is None:
+    if touched is None or not len(touched):
         return {}
-    cases = ctx.ledger.cases()
-    cases = cases[cases["sky_tier"] == "probable"]
-    if not len(cases):
-        return {}
-    found = shapely.make_valid(suspects.geometry.to_crs(cases.crs).to_numpy())
-    tree = shapely.STRtree(found)
-    hit = np.unique(tree.query(cases.geometry.to_numpy(), predicate="intersects")[0])
-    if not len(hit):
-        return {}
-    near = cases.iloc[hit]
-    shares = clear_fractions(after, near)
-    out = {str(cid): float(v) for cid, v in zip(near["case_id"], shares)}
+    shares = clear_fractions(after, touched)
+    out = {str(cid): float(v) for cid, v in zip(touched["case_id"], shares)}
     log.info("sky tier: %d probable case(s) touched by this scene's patches, %d seen >= %.0f %% clear", len(out),
              sum(v >= DEFAULT_CONFIRM_CLEAR for v in out.values()), 100 * DEFAULT_CONFIRM_CLEAR)
     return out
 
 
-def _cases_still_shown(ctx: _Context, after: Scene, suspects: Any) -> Any:
+def _cases_still_shown(ctx: _Context, after: Scene, untouched: Any) -> Any:
     """Probable cases that this scene's patches do not touch, but that it still shows as found after.
 
     A run whose baseline already shows a change cannot find it again (``baseline = "previous"``);
     :func:`ecopatch.sky_tier.persisting` confirms such a case from the scene alone when its cover
     now lies more than halfway from what its latest detection found before to what it found after,
     over at least ``DEFAULT_CONFIRM_CLEAR`` of its area seen clear.  None when there is nothing to
-    check.
+    check.  ``untouched``: the probable cases this scene's patches do not touch
+    (:func:`_probable_cases`; those it touches are add_detections' to confirm).
     """
-    import shapely
-
     from .ledger.store import DEFAULT_CONFIRM_CLEAR
     from .sky_tier import cover_over, persisting
 
-    if ctx.ledger is None or after.date is None:
+    if ctx.ledger is None or after.date is None or untouched is None:
         return None
     if "red" not in after.bands or "nir" not in after.bands:
         log.info("sky tier: %s has no red and NIR bands: probable cases are confirmed only by detection",
                  after.source)
         return None
-    cases = ctx.ledger.cases()
-    cases = cases[(cases["sky_tier"] == "probable") & (cases["found_on"] < after.date)]
-    if suspects is not None and len(suspects) and len(cases):
-        found = shapely.make_valid(suspects.geometry.to_crs(cases.crs).to_numpy())
-        hit = shapely.STRtree(found).query(cases.geometry.to_numpy(), predicate="intersects")[0]
-        cases = cases.drop(cases.index[sorted(set(hit.tolist()))])  # add_detections sees those
+    cases = untouched[untouched["found_on"] < after.date]
     if not len(cases):
         return None
     dets = ctx.ledger.detections()
