@@ -25,7 +25,7 @@ import importlib
 import logging
 from typing import Any
 
-from .errors import EcopatchError
+from ecopatch.errors import EcopatchError
 
 __version__ = "0.1.0"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from .errors import ConfigError
+from ecopatch.errors import ConfigError
 
 
 def env_int(name: str, *, minimum: int, unit: str = "") -> int | None:

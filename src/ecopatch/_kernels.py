@@ -186,7 +186,7 @@ def cover_kernel(bands: dict[str, np.ndarray], params: Any) -> dict[str, np.ndar
         return None
     p = params
     if p.ndvi_soil is not None and p.ndvi_veg is not None and np.float32(p.ndvi_veg) <= np.float32(p.ndvi_soil):
-        from .errors import ConfigError
+        from ecopatch.errors import ConfigError
 
         raise ConfigError(
             f"vegetation cover end-members ndvi_soil={p.ndvi_soil:g} and ndvi_veg={p.ndvi_veg:g} leave no range "

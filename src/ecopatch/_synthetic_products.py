@@ -26,7 +26,7 @@ import datetime as _dt
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._synthetic_sensors import (
+from ecopatch._synthetic_sensors import (
     GF_BANDS,
     LANDSAT_BANDS,
     S2_BANDS_13,
@@ -36,11 +36,11 @@ from ._synthetic_sensors import (
     render_product,
     rendering_of,
 )
-from ._synthetic_tricks import cloud_geometry
-from .grid import Window
+from ecopatch._synthetic_tricks import cloud_geometry
+from ecopatch.grid import Window
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .synthetic import SyntheticScene
+    from ecopatch.synthetic import SyntheticScene
 
 __all__ = ["layout", "sensor_of", "write_product"]
 
@@ -73,7 +73,7 @@ def layout(root: Path, scene: SyntheticScene, key: str) -> tuple[Path, Path | No
 
 def write_product(scene: SyntheticScene, key: str, root: Path) -> None:
     """Write acquisition ``key`` (not Sentinel-2 L2A) under ``root`` in its product's layout."""
-    from .datasets import _atomic
+    from ecopatch.datasets import _atomic
 
     r = rendering_of(scene, key)
     product, meta, bands = layout(root, scene, key)
@@ -96,7 +96,7 @@ def _write_rasters(scene: SyntheticScene, key: str, paths: dict[str, Path], *, p
     """Render the product window by window into temporary files; move them into place at the end."""
     import rasterio
 
-    from .datasets import _band_profile, _rasters_in_place
+    from ecopatch.datasets import _band_profile, _rasters_in_place
 
     r = rendering_of(scene, key)
     grids = product_grids(scene, key)
@@ -135,13 +135,13 @@ def _target(win: Any, base: Any, grid: Any) -> Window | None:
 # Metadata
 # ---------------------------------------------------------------------------
 def _cloud_pct(scene: SyntheticScene, key: str) -> float:
-    from .datasets import _cover_pct
+    from ecopatch.datasets import _cover_pct
 
     return _cover_pct(scene, key)[1] if scene.acquisitions.set_index("key").loc[key, "clouds"] else 0.0
 
 
 def _mtd_l1c(scene: SyntheticScene, key: str, safe: Path, paths: dict[str, Path]) -> str:
-    from .datasets import _s2_mtd_parts
+    from ecopatch.datasets import _s2_mtd_parts
 
     p = scene.products[key]
     name = safe.name.removesuffix(".SAFE")
@@ -178,7 +178,7 @@ xsi:schemaLocation="{_NS_L1C}">
 
 
 def _mtd_tl_l1c(scene: SyntheticScene, key: str) -> str:
-    from .datasets import _fmt_time
+    from ecopatch.datasets import _fmt_time
 
     p = scene.products[key]
     grids = product_grids(scene, key)
@@ -218,7 +218,7 @@ def _mtd_tl_l1c(scene: SyntheticScene, key: str) -> str:
 
 def _mtl(scene: SyntheticScene, key: str, bands: dict[str, Path]) -> str:
     """A Landsat Collection 2 Level-2 MTL (ODL text) for the written files."""
-    from .geodesy import transformer
+    from ecopatch.geodesy import transformer
 
     p = scene.products[key]
     name = product_name(scene, key)

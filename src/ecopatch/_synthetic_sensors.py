@@ -41,16 +41,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from affine import Affine
 
-from ._synthetic_tricks import (
-    SENSOR_NAMES,
-    WAVELENGTH_NM,
-    Acquisition,
-    Rendering,
-    apply_haze,
-)
-from .errors import ConfigError, InputDataError
-from .grid import Grid, Window
-from .synthetic import (
+from ecopatch._synthetic_tricks import SENSOR_NAMES, WAVELENGTH_NM, Acquisition, Rendering, apply_haze
+from ecopatch.errors import ConfigError, InputDataError
+from ecopatch.grid import Grid, Window
+from ecopatch.synthetic import (
     _AFTER_GAIN,
     _AFTER_HAZE,
     _AFTER_OFFSET,
@@ -62,7 +56,7 @@ from .synthetic import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .synthetic import SyntheticScene
+    from ecopatch.synthetic import SyntheticScene
 
 __all__ = [
     "GF_BANDS",
@@ -284,7 +278,7 @@ def product_name(scene: SyntheticScene, key: str, sensor: str | Rendering | None
 
 
 def _centre_lonlat(scene: SyntheticScene) -> tuple[float, float]:
-    from .geodesy import transformer
+    from ecopatch.geodesy import transformer
 
     left, bottom, right, top = scene.grid.bounds
     lon, lat = transformer(scene.crs, "EPSG:4326").transform((left + right) / 2, (bottom + top) / 2)
@@ -465,7 +459,7 @@ def _render_l1c(scene: SyntheticScene, a: Acquisition, win60: Window) -> dict[st
 def _render_foreign(scene: SyntheticScene, a: Acquisition, r: Rendering, grid: Grid,
                     win: Window) -> dict[str, np.ndarray]:
     """Landsat or Gaofen pixels: means of k × k samples of the 10 m ground (surface reflectance)."""
-    from .geodesy import transformer
+    from ecopatch.geodesy import transformer
 
     res_m = float(r.res) * (111_320.0 if grid.is_geographic else 1.0)  # type: ignore[arg-type]
     k = max(2, int(math.ceil(res_m / 5.0)))

@@ -45,10 +45,10 @@ import numpy as np
 import shapely
 from shapely.geometry import Point, box
 
-from .errors import ConfigError
-from .geodesy import geodesic_area_m2
-from .schema import ZONE_STRICTNESS, canonical_zone
-from .synthetic import (
+from ecopatch.errors import ConfigError
+from ecopatch.geodesy import geodesic_area_m2
+from ecopatch.schema import ZONE_STRICTNESS, canonical_zone
+from ecopatch.synthetic import (
     _AFTER_HAZE,
     _CLOUD_HEIGHT_M,
     _MAT,
@@ -75,7 +75,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import geopandas as gpd
     import pandas as pd
 
-    from .synthetic import SyntheticScene, _Builder, _World
+    from ecopatch.synthetic import SyntheticScene, _Builder, _World
 
 __all__ = [
     "BRIGHTNESS_SURFACES",

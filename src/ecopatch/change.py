@@ -68,7 +68,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError
+from ecopatch.errors import ConfigError
 
 __all__ = [
     "CLASS_NAMES",
@@ -252,7 +252,7 @@ class Background:
         v = v[:, rs:int(r1[-1]) + 1, cs:int(c1[-1]) + 1]
         r0, r1, c0, c1 = r0 - rs, r1 - rs, c0 - cs, c1 - cs
         if not _NUMPY_ONLY:
-            from ._kernels import bilinear_kernel
+            from ecopatch._kernels import bilinear_kernel
 
             fused = bilinear_kernel(v, r0, r1, wr, c0, c1, wc)  # bit-identical to the below
             if fused is not None:
@@ -313,7 +313,7 @@ def smooth_nan(x: np.ndarray, sigma: float) -> np.ndarray:
     if sigma <= 0:
         return x.copy()
     if x.ndim == 3 and not _NUMPY_ONLY:
-        from ._kernels import smooth_nan_kernel
+        from ecopatch._kernels import smooth_nan_kernel
 
         fused = smooth_nan_kernel(x, sigma)  # bit-identical to the scipy path below
         if fused is not None:
@@ -363,7 +363,7 @@ def tolerant_distance(y1: np.ndarray, y2: np.ndarray, radius: int) -> np.ndarray
     ndarray of float32, shape (rows, cols)
         NaN where either date is not observed.
     """
-    from ._kernels import tolerant_kernel
+    from ecopatch._kernels import tolerant_kernel
 
     y1 = np.ascontiguousarray(y1, dtype=np.float32)
     y2 = np.ascontiguousarray(y2, dtype=np.float32)
@@ -428,7 +428,7 @@ def change_statistic(before: Mapping[str, np.ndarray], after: Mapping[str, np.nd
     x1 = np.stack([np.asarray(before[b], dtype=np.float32) for b in model.bands])
     x2 = np.stack([np.asarray(after[b], dtype=np.float32) for b in model.bands])
     if z_floor is not None and not _NUMPY_ONLY:
-        from ._kernels import smoothed_statistic_kernel
+        from ecopatch._kernels import smoothed_statistic_kernel
 
         # _scaled's arithmetic fused with the statistic (same float32 operations in the same order)
         fused = smoothed_statistic_kernel(

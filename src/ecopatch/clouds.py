@@ -39,11 +39,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import ConfigError
+from ecopatch.errors import ConfigError
 
 if TYPE_CHECKING:
-    from .grid import Grid
-    from .io.raster import Scene
+    from ecopatch.grid import Grid
+    from ecopatch.io.raster import Scene
 
 __all__ = [
     "S2CLOUDLESS_BANDS",
@@ -301,7 +301,7 @@ class CloudMask:
 
     def clear(self, scene: Scene, grid: Grid) -> np.ndarray:
         """True where ``grid``'s pixels are clear: the mask's nearest cell is neither cloud nor shadow."""
-        from .io.raster import _reproject_array
+        from ecopatch.io.raster import _reproject_array
 
         cloudy = _reproject_array(self.cloudy.astype(np.float32), self.grid, grid, resampling="nearest")
         return ~(np.nan_to_num(cloudy, nan=0.0) > 0.5)
@@ -320,7 +320,7 @@ def mask_grid(grid: Grid, res_m: float) -> Grid:
     """A grid over ``grid``'s bounds with cells of about ``res_m`` metres (a whole multiple of its pixel)."""
     from affine import Affine
 
-    from .grid import Grid as _Grid
+    from ecopatch.grid import Grid as _Grid
 
     if res_m <= 0:
         raise ConfigError(f"cloud mask resolution {res_m} m: must be > 0")

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import shapely
 
-from .grid import Window
+from ecopatch.grid import Window
 
 if TYPE_CHECKING:
-    from .change import PixelChange
+    from ecopatch.change import PixelChange
 
 __all__ = [
     "CATEGORIES",
@@ -189,7 +189,7 @@ def block_components(
     """
     from scipy import ndimage
 
-    from ._kernels import outline_kernel
+    from ecopatch._kernels import outline_kernel
 
     layers = dict(layers or {})
     names = tuple(layers)

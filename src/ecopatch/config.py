@@ -120,11 +120,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError
+from ecopatch.errors import ConfigError
 
 if TYPE_CHECKING:
-    from .change import ChangeParams
-    from .restoration import StatusRules
+    from ecopatch.change import ChangeParams
+    from ecopatch.restoration import StatusRules
 
 __all__ = [
     "AREA_UNITS",
@@ -336,13 +336,13 @@ class DetectionConfig:
     @property
     def min_area_m2(self) -> float:
         """The minimum mapping unit in m²."""
-        from .units import area_to_m2
+        from ecopatch.units import area_to_m2
 
         return area_to_m2(self.min_area, self.min_area_unit)
 
     def change_params(self) -> ChangeParams:
         """:class:`ecopatch.ChangeParams` with this section's overrides."""
-        from .change import ChangeParams
+        from ecopatch.change import ChangeParams
 
         return ChangeParams(**dict(self.change))
 
@@ -403,7 +403,7 @@ class AssessmentConfig:
 
     def status_rules(self) -> StatusRules:
         """:class:`ecopatch.StatusRules` with this section's values."""
-        from .restoration import StatusRules
+        from ecopatch.restoration import StatusRules
 
         return StatusRules(
             done_rate=dict(self.done_rate), min_fvc=dict(self.min_fvc), start_rate=self.start_rate,
@@ -751,7 +751,7 @@ def _change_table(v: Any, where: str, base: Path) -> dict[str, float]:
         lo, hi, integer, unit = _CHANGE_KEYS[k]
         out[k] = _number(lo=lo, hi=hi, lo_open=not integer and k not in ("smooth_px", "background_m"),
                          integer=integer, unit=unit)(x, where.replace("] ", ".", 1) + "] " + k, base)
-    from .change import ChangeParams
+    from ecopatch.change import ChangeParams
 
     try:
         ChangeParams(**out)
@@ -763,7 +763,7 @@ def _change_table(v: Any, where: str, base: Path) -> dict[str, float]:
 def _retired_thresholds(v: Any, where: str, base: Path) -> str:
     import warnings
 
-    from .errors import EcopatchWarning
+    from ecopatch.errors import EcopatchWarning
 
     s_ = _choice(_THRESHOLDS)(v, where, base)
     warnings.warn(
@@ -846,7 +846,7 @@ def _sensor(v: Any, where: str, base: Path) -> str | None:
     s = _string(none_words=("", "auto"), lower=True)(v, where, base)
     if s is None:
         return None
-    from .sensors import SENSOR_ALIASES, SENSORS
+    from ecopatch.sensors import SENSOR_ALIASES, SENSORS
 
     s = SENSOR_ALIASES.get(s.replace("-", "_"), s)
     if s not in SENSORS:
@@ -859,7 +859,7 @@ _PRODUCT_KEYS = ("pattern", "sensor", "bands", "scale", "offset", "nodata", "dem
 
 def _products(v: Any, where: str, base: Path) -> tuple[ProductRule, ...]:
     """``[[inputs.products]]``: a list of tables, each with a ``pattern`` and open_scene keys."""
-    from .sensors import COMMON_BANDS
+    from ecopatch.sensors import COMMON_BANDS
 
     if isinstance(v, dict):
         v = [v]
@@ -1165,7 +1165,7 @@ def _toml() -> Any:
     try:  # pragma: no cover - Python 3.10
         import tomli
     except ImportError as exc:  # pragma: no cover
-        from .errors import MissingDependencyError
+        from ecopatch.errors import MissingDependencyError
 
         raise MissingDependencyError("reading TOML on Python 3.10 needs tomli: pip install tomli") from exc
     return tomli  # pragma: no cover

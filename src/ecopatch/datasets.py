@@ -36,10 +36,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, InputDataError, OutputError, OutputExistsError
-from .geodesy import transformer
-from .grid import Window
-from .synthetic import (
+from ecopatch.errors import ConfigError, InputDataError, OutputError, OutputExistsError
+from ecopatch.geodesy import transformer
+from ecopatch.grid import Window
+from ecopatch.synthetic import (
     BANDS_10M,
     BANDS_20M,
     DATES,
@@ -173,7 +173,7 @@ def _product_paths(root: Path, p: ProductMeta) -> tuple[Path, Path, dict[str, Pa
 
 
 def _layout(root: Path, scene: SyntheticScene, drone: bool) -> SampleData:
-    from . import _synthetic_products as other
+    from ecopatch import _synthetic_products as other
 
     products, metadata, bands = {}, {}, {}
     for d in scene.dates:
@@ -294,7 +294,7 @@ def write_scene(
             "pass overwrite=True (or --overwrite) to replace them"
         )
     try:
-        from . import _synthetic_products as other
+        from ecopatch import _synthetic_products as other
 
         for d in scene.dates:
             if other.sensor_of(scene, d) == "sentinel2_l2a":
@@ -359,7 +359,7 @@ def _write_layers(scene: SyntheticScene, data: SampleData) -> None:
 
 
 def _write_truth(scene: SyntheticScene, data: SampleData, drone: bool) -> None:
-    from .io.tables import write_csv
+    from ecopatch.io.tables import write_csv
 
     with _atomic(data.restoration_truth) as tmp:
         t = scene.restoration_truth
@@ -376,13 +376,13 @@ def _write_truth(scene: SyntheticScene, data: SampleData, drone: bool) -> None:
 
 
 def _scene_info(scene: SyntheticScene, data: SampleData, drone: bool) -> dict[str, Any]:
-    from . import __version__
-    from .synthetic import MATERIALS
+    from ecopatch import __version__
+    from ecopatch.synthetic import MATERIALS
 
     params = asdict(scene.params)
     tricks: dict[str, Any] = {}
     if scene.tricks is not None:
-        from ._synthetic_tricks import cloud_geometry
+        from ecopatch._synthetic_tricks import cloud_geometry
 
         acq = scene.acquisitions.copy()
         acq["date"] = acq["date"].astype(str)
@@ -921,10 +921,10 @@ def write_repeat_product(
     from rasterio.features import geometry_mask
     from shapely.geometry import box
 
-    from .errors import GeometryRepairedWarning
-    from .geodesy import geometries_in
-    from .io.raster import open_scene
-    from .io.vector import read_patches
+    from ecopatch.errors import GeometryRepairedWarning
+    from ecopatch.geodesy import geometries_in
+    from ecopatch.io.raster import open_scene
+    from ecopatch.io.vector import read_patches
 
     if like not in DATES:
         raise ConfigError(f"like={like!r}; use one of {list(DATES)}")

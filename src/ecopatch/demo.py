@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import OutputExistsError
+from ecopatch.errors import OutputExistsError
 
 __all__ = ["DemoResult", "find_sample_data", "run_demo"]
 
@@ -40,7 +40,7 @@ class DemoResult:
 
     def summary(self) -> str:
         """A few lines for the terminal."""
-        from .units import m2_to_mu
+        from ecopatch.units import m2_to_mu
 
         a, p = self.assessment, self.patches
         lines = [f"sample data: {self.data_dir}", f"outputs:     {self.out_dir}"]
@@ -71,7 +71,7 @@ class DemoResult:
 
 def find_sample_data(path: str | os.PathLike[str] | None = None) -> Path | None:
     """The bundled sample folder: ``path``, ``./sample_data``, or the source checkout's, if any."""
-    from .datasets import load_sample_data
+    from ecopatch.datasets import load_sample_data
 
     for cand in ([Path(path)] if path else []) + [Path.cwd() / "sample_data"]:
         if (cand / "mines.gpkg").exists():
@@ -116,11 +116,11 @@ def run_demo(
     """
     import geopandas as gpd
 
-    from . import assess_restoration, detect_changes, open_scene, read_patches
-    from .datasets import load_sample_data, make_sample_data
-    from .io.vector import write_table
-    from .ledger import Ledger
-    from .validation import score_patches, score_restoration
+    from ecopatch import assess_restoration, detect_changes, open_scene, read_patches
+    from ecopatch.datasets import load_sample_data, make_sample_data
+    from ecopatch.io.vector import write_table
+    from ecopatch.ledger import Ledger
+    from ecopatch.validation import score_patches, score_restoration
 
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:
@@ -161,7 +161,7 @@ def run_demo(
     result.patches = patches
     result.files["patches"] = write_table(patches, out / "patches.gpkg", overwrite=overwrite)
     result.files["patches_kml"] = write_table(patches, out / "patches.kml", overwrite=overwrite)
-    from .encroachment import observation_table
+    from ecopatch.encroachment import observation_table
 
     obs = observation_table(patches)
     if len(obs):
@@ -178,8 +178,8 @@ def run_demo(
     result.files["ledger"] = ledger_path
 
     if report:
-        from .maps import case_chips
-        from .report import write_report
+        from ecopatch.maps import case_chips
+        from ecopatch.report import write_report
 
         ledger.export_fieldcheck(out / "fieldcheck", chips=case_chips(before, after), overwrite=overwrite)
         result.files["fieldcheck"] = out / "fieldcheck"

@@ -60,33 +60,20 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .change import ChangeParams, dominant_class, patch_type, pixel_change, seasonal_envelope, water_gain_linear
-from .change import change_statistic as _change_statistic
-from .components import STAT_NAMES, BlockComponents, block_components, merge_components
-from .cover import CoverParams
-from .errors import (
-    ConfigError,
-    EcopatchWarning,
-    InputDataError,
-    NoOverlapError,
-    NoValidPixelsError,
-)
-from .geodesy import as_crs, geodesic_area_m2, geometries_in, repaired, transformer
-from .grid import Grid, Window
-from .io.raster import Scene, check_pair, plan_pass_reads, read_on_grid
-from .pairing import PairSetup, SurfaceDeriver, prepare_pair
-from .restoration import analysis_grid
-from .schema import ZONE_STRICTNESS, canonical_zone
-from .tiling import (
-    PatchSums,
-    Scheduler,
-    WindowPass,
-    add_partials,
-    blocks_touching,
-    run_passes,
-)
-from .units import area_to_m2, m2_to_mu
-from .zonal import coverage_table, zonal_sums
+from ecopatch.change import ChangeParams, dominant_class, patch_type, pixel_change, seasonal_envelope, water_gain_linear
+from ecopatch.change import change_statistic as _change_statistic
+from ecopatch.components import STAT_NAMES, BlockComponents, block_components, merge_components
+from ecopatch.cover import CoverParams
+from ecopatch.errors import ConfigError, EcopatchWarning, InputDataError, NoOverlapError, NoValidPixelsError
+from ecopatch.geodesy import as_crs, geodesic_area_m2, geometries_in, repaired, transformer
+from ecopatch.grid import Grid, Window
+from ecopatch.io.raster import Scene, check_pair, plan_pass_reads, read_on_grid
+from ecopatch.pairing import PairSetup, SurfaceDeriver, prepare_pair
+from ecopatch.restoration import analysis_grid
+from ecopatch.schema import ZONE_STRICTNESS, canonical_zone
+from ecopatch.tiling import PatchSums, Scheduler, WindowPass, add_partials, blocks_touching, run_passes
+from ecopatch.units import area_to_m2, m2_to_mu
+from ecopatch.zonal import coverage_table, zonal_sums
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -990,7 +977,7 @@ def _finish(patches: gpd.GeoDataFrame, before: Scene, after: Scene) -> gpd.GeoDa
     """IDs, dates, coordinates, mu, column order."""
     import geopandas as gpd
 
-    from .schema import PATCH_COLUMNS
+    from ecopatch.schema import PATCH_COLUMNS
 
     df = patches.copy()
     n = len(df)

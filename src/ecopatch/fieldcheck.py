@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .errors import (
+from ecopatch.errors import (
     FieldCheckError,
     LedgerTransitionError,
     OutputError,
@@ -47,10 +47,10 @@ from .errors import (
     SpreadsheetError,
     describe_os_error,
 )
-from .io.tables import Limits, append_row, write_csv
-from .ledger.model import Case, Event, EventKind, advance
-from .sanitize import for_terminal, repair_text, text_problem, unique_filenames
-from .schema import ACTIVITY_TYPES, CHANGE_TYPE_ZH, ZONE_ZH
+from ecopatch.io.tables import Limits, append_row, write_csv
+from ecopatch.ledger.model import Case, Event, EventKind, advance
+from ecopatch.sanitize import for_terminal, repair_text, text_problem, unique_filenames
+from ecopatch.schema import ACTIVITY_TYPES, CHANGE_TYPE_ZH, ZONE_ZH
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -257,7 +257,7 @@ def _write_sheet(ws: Any, df: pd.DataFrame) -> None:
     Every cell goes through :func:`ecopatch.io.tables.cell_value`: no formula,
     no control character, nothing longer than a cell holds.
     """
-    from .io.tables import write_sheet
+    from ecopatch.io.tables import write_sheet
 
     write_sheet(ws, df, fills=_COLOUR_FILL, fill_columns=["红黄绿码"])
 
@@ -717,7 +717,7 @@ def _read_xlsx(path: Path, limits: Limits | None = None, *, sheet: str = RESULTS
                key_headers: tuple[str, ...] = ("图斑编号", "核查结论"),
                template: str = "the results_template.xlsx of the field package") -> _Read:
     """Headers, records, row numbers and extra-cell counts of a results sheet (read by its cells, safely)."""
-    from .io.tables import open_workbook
+    from ecopatch.io.tables import open_workbook
 
     with open_workbook(path, limits=limits) as wb:
         if sheet in wb.sheet_names:
@@ -752,7 +752,7 @@ def _read_xlsx(path: Path, limits: Limits | None = None, *, sheet: str = RESULTS
 
 
 def _read_csv(path: Path, limits: Limits | None = None) -> _Read:
-    from .io.tables import read_csv_rows
+    from ecopatch.io.tables import read_csv_rows
 
     t = read_csv_rows(path, limits=limits)
     n = len(t.header)
@@ -800,7 +800,7 @@ def _cell_problem(header: str, field: str, v: Any, *, max_chars: int | None = No
     saved value, an error value, a yes/no value where text belongs, a control or direction-override
     character, text longer than ``max_chars`` (default :data:`MAX_CHARS` of the field).
     """
-    from .io.tables import CellError, Formula
+    from ecopatch.io.tables import CellError, Formula
 
     if isinstance(v, Formula):
         return (f"{header} holds a formula ({v}) with no saved value; open the file in Excel or WPS and save it, "
@@ -954,7 +954,7 @@ def validate_results(
     - the case's state does not allow the conclusion (e.g. a case already
       confirmed or closed), as :func:`ecopatch.ledger.model.advance` says.
     """
-    from .ledger.store import content_key
+    from ecopatch.ledger.store import content_key
 
     today = today or _dt.date.today()
     found_on = found_on or {}

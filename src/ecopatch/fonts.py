@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, FontWarning
+from ecopatch.errors import ConfigError, FontWarning
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -294,7 +294,7 @@ class FontSetup:
         are shown as control pictures and ``$`` is escaped, so that a name
         such as ``$\foo$`` is not parsed as mathtext (which fails the figure).
         """
-        from .sanitize import repair_text
+        from ecopatch.sanitize import repair_text
 
         s = "" if value is None else repair_text(str(value))
         out = s if self.can_draw(s) else str(fallback)

@@ -18,7 +18,7 @@ import numpy as np
 import shapely
 from pyproj import CRS, Geod, Transformer
 
-from .errors import MissingCRSError
+from ecopatch.errors import MissingCRSError
 
 __all__ = [
     "ground_area_factor",

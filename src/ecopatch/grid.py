@@ -20,8 +20,8 @@ import numpy as np
 from affine import Affine
 from pyproj import CRS
 
-from .errors import AlignmentError, InputDataError
-from .geodesy import CRSLike, as_crs, ground_area_factor, transformer
+from ecopatch.errors import AlignmentError, InputDataError
+from ecopatch.geodesy import CRSLike, as_crs, ground_area_factor, transformer
 
 __all__ = ["Grid", "Window"]
 
@@ -423,7 +423,7 @@ def _lattice_key(grid: Grid) -> tuple:
 
 @lru_cache(maxsize=256)
 def _lattice_chunk(key: tuple, cr: int, cc: int) -> np.ndarray:
-    from .geodesy import _crs_from_wkt
+    from ecopatch.geodesy import _crs_from_wkt
 
     wkt, x0, y0, a, e, L = key
     n = _NODE_CHUNK

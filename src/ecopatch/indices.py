@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ConfigError, MissingBandError
+from ecopatch.errors import ConfigError, MissingBandError
 
 __all__ = [
     "INDICES",

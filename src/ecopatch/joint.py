@@ -17,14 +17,14 @@ import inspect
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError
-from .tiling import Scheduler, run_passes
+from ecopatch.errors import ConfigError
+from ecopatch.tiling import Scheduler, run_passes
 
 if TYPE_CHECKING:
     import geopandas as gpd
 
-    from .grid import Grid
-    from .io.raster import Scene
+    from ecopatch.grid import Grid
+    from ecopatch.io.raster import Scene
 
 __all__ = ["assess_and_detect"]
 
@@ -113,8 +113,8 @@ def assess_and_detect(
         up before the windowed pass starts, so a job that cannot be set up
         fails before the bulk of the reading.
     """
-    from .encroachment import detect_changes, detection_pass
-    from .restoration import assess_restoration, assessment_pass, shared_scene_estimates
+    from ecopatch.encroachment import detect_changes, detection_pass
+    from ecopatch.restoration import assess_restoration, assessment_pass, shared_scene_estimates
 
     a_opts = _options(assess_restoration, assessment, "assessment")
     d_opts = _options(detect_changes, detection, "detection")

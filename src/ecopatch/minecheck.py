@@ -43,8 +43,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import FieldCheckError, SpreadsheetError
-from .fieldcheck import (
+from ecopatch.errors import FieldCheckError, SpreadsheetError
+from ecopatch.fieldcheck import (
     _atomic,
     _cell_problem,
     _check_targets,
@@ -57,10 +57,10 @@ from .fieldcheck import (
     _write_sheet,
     parse_date,
 )
-from .io.tables import append_row
-from .restoration import STATUSES
-from .sanitize import for_terminal
-from .schema import RESTORATION_DIRECTIONS
+from ecopatch.io.tables import append_row
+from ecopatch.restoration import STATUSES
+from ecopatch.sanitize import for_terminal
+from ecopatch.schema import RESTORATION_DIRECTIONS
 
 __all__ = [
     "AgreementReport",
@@ -421,7 +421,7 @@ def validate_verdicts(
     >>> [(v.patch_id, v.verdict) for v in plan.verdicts], list(plan.rejected["reason"])
     ([('M1', 'accepted')], ["矿山编号 'M9' is not a mine of this ledger (no assessment recorded); 核查人 is empty"])
     """
-    from .ledger.store import content_key
+    from ecopatch.ledger.store import content_key
 
     today = today or _dt.date.today()
     known_mines = {str(m) for m in mines}

@@ -41,15 +41,8 @@ from typing import Any
 import numpy as np
 import shapely
 
-from .change import (
-    Background,
-    ChangeModel,
-    ChangeParams,
-    robust_covariance,
-    robust_location_scale,
-    whitening,
-)
-from .clouds import (
+from ecopatch.change import Background, ChangeModel, ChangeParams, robust_covariance, robust_location_scale, whitening
+from ecopatch.clouds import (
     S2CLOUDLESS_BANDS,
     S2CLOUDLESS_EDGE,
     S2CLOUDLESS_THRESHOLD,
@@ -62,10 +55,10 @@ from .clouds import (
     s2cloudless_probability,
     temporal_cloud_test,
 )
-from .cover import CoverParams, cover_fractions, surface_fractions
-from .errors import ConfigError, EcopatchWarning, NoValidPixelsError
-from .grid import Grid, Window
-from .io.raster import Observation, Scene, read_decimated, read_on_grid
+from ecopatch.cover import CoverParams, cover_fractions, surface_fractions
+from ecopatch.errors import ConfigError, EcopatchWarning, NoValidPixelsError
+from ecopatch.grid import Grid, Window
+from ecopatch.io.raster import Observation, Scene, read_decimated, read_on_grid
 
 __all__ = ["PairSetup", "SurfaceDeriver", "prepare_pair"]
 
@@ -259,7 +252,7 @@ def _prepare(before: Scene, after: Scene, grid: Grid, region: np.ndarray, *, par
         d_after = SurfaceDeriver(bands, gains, None, after.source)
         typed = "blue" in shared or ("swir1" in shared and "swir2" in shared)
     else:
-        from .restoration import prepare_cover_params
+        from ecopatch.restoration import prepare_cover_params
 
         bands = FRACTION_BANDS
         gains = tuple((1.0, 0.0) for _ in bands)
@@ -308,7 +301,7 @@ def _prepare_history(before: Scene, history: Sequence[Scene], grid: Grid, region
                 continue
             deriver = SurfaceDeriver(bands, gains, None, h.source)
         elif not spectral:
-            from .restoration import prepare_cover_params
+            from ecopatch.restoration import prepare_cover_params
 
             deriver = SurfaceDeriver((), None, prepare_cover_params(h, cover), h.source)
         else:
@@ -442,7 +435,7 @@ def _coarse_fetch(scene: Scene, coarse: Grid, names: Sequence[str]) -> Observati
 def _onto_coarse(scene: Scene, obs: Observation, coarse: Grid, names: Sequence[str],
                  toa: bool) -> dict[str, np.ndarray]:
     """Bands of a decimated read resampled bilinearly onto the coarse grid (haze added back for TOA)."""
-    from .io.raster import _reproject_array
+    from ecopatch.io.raster import _reproject_array
 
     out = {}
     haze = dict(scene.metadata.get("haze_removed", {})) if toa else {}
@@ -617,7 +610,7 @@ def _background(before: Scene, after: Scene, grid: Grid, region: np.ndarray, ban
 def _noise_model(lb: Sequence[Mapping[str, np.ndarray]], la: Sequence[Mapping[str, np.ndarray]],
                  samples: Sequence[Window], bands: tuple[str, ...], gains: tuple[tuple[float, float], ...],
                  background: Background | None, params: ChangeParams, halo: int) -> ChangeModel:
-    from .change import _distances, smooth_nan
+    from ecopatch.change import _distances, smooth_nan
 
     x1s = [np.stack([np.asarray(b[n], dtype=np.float32) for n in bands]) for b in lb]
     x2s = [np.stack([np.asarray(a[n], dtype=np.float32) for n in bands]) for a in la]

@@ -20,11 +20,11 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .errors import ConfigError, InputDataError
-from .geodesy import as_crs, geodesic_area_m2, geometries_in
-from .grid import Grid, Window
-from .tiling import PatchSums, Scheduler, add_partials, blocks_touching, run_tasks
-from .zonal import _flat_index, _observed, _take, coverage_table
+from ecopatch.errors import ConfigError, InputDataError
+from ecopatch.geodesy import as_crs, geodesic_area_m2, geometries_in
+from ecopatch.grid import Grid, Window
+from ecopatch.tiling import PatchSums, Scheduler, add_partials, blocks_touching, run_tasks
+from ecopatch.zonal import _flat_index, _observed, _take, coverage_table
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -69,7 +69,7 @@ def _block(task: _Task) -> PatchSums:
     another task is counted there); each block then reads only the bounding
     box of its covered pixels.
     """
-    from .io.raster import _read_block
+    from ecopatch.io.raster import _read_block
 
     grid, size = task.grid, task.block
     n = len(task.geometries)
@@ -166,7 +166,7 @@ def patch_statistics(
     InputDataError
         ``id_field`` missing or ``band`` out of range.
     """
-    from .io.raster import _dataset, _grid_of
+    from ecopatch.io.raster import _dataset, _grid_of
 
     if id_field not in patches.columns:
         raise InputDataError(f"patches have no {id_field!r} column; pass id_field= or read them with read_patches")

@@ -182,8 +182,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import RunConfig
-from .errors import (
+from ecopatch.config import RunConfig
+from ecopatch.errors import (
     AlignmentError,
     ConfigError,
     CRSError,
@@ -203,9 +203,9 @@ from .errors import (
 if TYPE_CHECKING:
     import geopandas as gpd
 
-    from .io.raster import Scene
-    from .ledger import Ledger
-    from .tiling import WindowPass
+    from ecopatch.io.raster import Scene
+    from ecopatch.ledger import Ledger
+    from ecopatch.tiling import WindowPass
 
 __all__ = [
     "MANIFEST",
@@ -387,7 +387,7 @@ def discover_scenes(
     RasterReadError
         ``imagery`` does not exist.
     """
-    from .io.raster import close_datasets, open_scene
+    from ecopatch.io.raster import close_datasets, open_scene
 
     root = Path(imagery)
     if not root.exists():
@@ -810,7 +810,7 @@ def reference_request(value: Any) -> tuple[str, Any] | None:
     """
     import math
 
-    from .fieldcheck import parse_date
+    from ecopatch.fieldcheck import parse_date
 
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
@@ -1025,7 +1025,7 @@ class RunLock:
         OutputError
             The lock file cannot be created (read-only folder).
         """
-        from .errors import OutputError
+        from ecopatch.errors import OutputError
 
         if self.info is not None:
             return self
@@ -1580,7 +1580,7 @@ def _read_layers(ctx: _Context) -> None:
     import geopandas as gpd
     import pandas as pd
 
-    from .io.vector import read_patches
+    from ecopatch.io.vector import read_patches
 
     if ctx.mines is not None:
         return
@@ -1597,8 +1597,8 @@ def _read_layers(ctx: _Context) -> None:
 
 
 def _open_ledger(ctx: _Context) -> None:
-    from .errors import LedgerIntegrityError
-    from .ledger import Ledger
+    from ecopatch.errors import LedgerIntegrityError
+    from ecopatch.ledger import Ledger
 
     o = ctx.config.outputs
     if not o.ledger.exists():
@@ -1641,7 +1641,7 @@ def clear_fraction(scene: Scene, aoi: gpd.GeoSeries, *, max_pixels: int = _CLEAR
     import shapely
     from rasterio.features import geometry_mask
 
-    from .io.raster import read_decimated
+    from ecopatch.io.raster import read_decimated
 
     geoms = aoi.to_crs(scene.grid.crs)
     union = shapely.union_all(shapely.make_valid(geoms.geometry.to_numpy()))
@@ -1680,9 +1680,9 @@ def clear_fractions(scene: Scene, polygons: gpd.GeoDataFrame | gpd.GeoSeries, *,
     import numpy as np
     import shapely
 
-    from .geodesy import geometries_in
-    from .io.raster import read_decimated
-    from .zonal import outline_pixels
+    from ecopatch.geodesy import geometries_in
+    from ecopatch.io.raster import read_decimated
+    from ecopatch.zonal import outline_pixels
 
     geoms = shapely.make_valid(geometries_in(polygons, scene.grid.crs, what="mines layer"))
     out = np.zeros(len(geoms))
@@ -1706,7 +1706,7 @@ def clear_fractions(scene: Scene, polygons: gpd.GeoDataFrame | gpd.GeoSeries, *,
 
 
 def _open(ctx: _Context, ref: SceneRef) -> Scene:
-    from .io.raster import open_scene
+    from ecopatch.io.raster import open_scene
 
     if ref.scene is not None:
         return ref.scene
@@ -1831,8 +1831,8 @@ def _compute(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path, timi
     The scene's quick-looks (clear-sky share, change map, report, field
     chips) share one decimated read of each date (:func:`ecopatch.io.quicklook.shared_reads`).
     """
-    from .io.quicklook import shared_reads
-    from .tiling import tune_malloc
+    from ecopatch.io.quicklook import shared_reads
+    from ecopatch.tiling import tune_malloc
 
     if ctx.config.run.tune_malloc:
         tune_malloc()
@@ -1844,10 +1844,10 @@ def _compute_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path
                    counts: dict[str, Any], unusable: Collection[str] = (),
                    references: dict[str, Any] | None = None, progress: dict[str, Any] | None = None
                    ) -> tuple[str, str]:
-    from .encroachment import detection_pass
-    from .io.vector import write_tables
-    from .restoration import assessment_pass, shared_scene_estimates
-    from .tiling import run_passes
+    from ecopatch.encroachment import detection_pass
+    from ecopatch.io.vector import write_tables
+    from ecopatch.restoration import assessment_pass, shared_scene_estimates
+    from ecopatch.tiling import run_passes
 
     cfg = ctx.config
     references = references if references is not None else {}
@@ -1956,7 +1956,7 @@ def _compute_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path
             if patches is not None:
                 tables.append((patches, res / f"patches.{fmt}"))
         if patches is not None and patches.attrs.get("observation"):
-            from .encroachment import observation_table
+            from ecopatch.encroachment import observation_table
 
             tables.append((observation_table(patches), res / "observation.csv"))
         write_tables(tables)
@@ -2007,7 +2007,7 @@ def _compute_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path
                 with clock("fieldcheck"):
                     chips = None
                     if cfg.outputs.chips:
-                        from .maps import case_chips
+                        from ecopatch.maps import case_chips
 
                         chips = case_chips(before, after, lang=cfg.outputs.lang)
                         if hasattr(chips, "drawn"):  # drawn ahead, several at once: the package writes the PNGs
@@ -2017,7 +2017,7 @@ def _compute_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path
             _heartbeat(ctx)
             if cfg.outputs.report:
                 with clock("report"):
-                    from .report import write_report
+                    from ecopatch.report import write_report
 
                     mine_before = {}  # each mine's card shows its own reference, not the reserves' baseline
                     for pid, r in zip(ctx.mines["patch_id"].astype(str), refs):
@@ -2046,7 +2046,7 @@ def _compute_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path
 
 def _write_change_map(before: Scene, after: Scene, shown: Any, lang: str, target: Path) -> None:
     """``maps/change_map.png``: the change map at 120 dpi."""
-    from .maps import change_map
+    from ecopatch.maps import change_map
 
     fig = change_map(before, after, shown, lang=lang)
     try:
@@ -2103,7 +2103,7 @@ def _case_clear_shares(after: Scene, touched: Any) -> dict[str, float]:
     a decimated read of the scene's mask (:func:`clear_fractions`).
     ``touched``: those cases (:func:`_probable_cases`).
     """
-    from .ledger.store import DEFAULT_CONFIRM_CLEAR
+    from ecopatch.ledger.store import DEFAULT_CONFIRM_CLEAR
 
     if touched is None or not len(touched):
         return {}
@@ -2124,8 +2124,8 @@ def _cases_still_shown(ctx: _Context, after: Scene, untouched: Any) -> Any:
     check.  ``untouched``: the probable cases this scene's patches do not touch
     (:func:`_probable_cases`; those it touches are add_detections' to confirm).
     """
-    from .ledger.store import DEFAULT_CONFIRM_CLEAR
-    from .sky_tier import cover_over, persisting
+    from ecopatch.ledger.store import DEFAULT_CONFIRM_CLEAR
+    from ecopatch.sky_tier import cover_over, persisting
 
     if ctx.ledger is None or after.date is None or untouched is None:
         return None
@@ -2194,7 +2194,7 @@ def _mine_table(ctx: _Context, finished: Mapping[str, Any], refs: Sequence[MineR
     import geopandas as gpd
     import pandas as pd
 
-    from .trajectory import mine_status
+    from ecopatch.trajectory import mine_status
 
     assert ctx.mines is not None and ctx.ledger is not None
     parts = [finished[k] for k in finished]
@@ -2290,7 +2290,7 @@ def _test_pause() -> None:
 def _manifest(ctx: _Context, scene: SceneRef, baseline: SceneRef, why: str, status: str, code: ExitCode,
               message: str, error: Mapping[str, str] | None, started: str, timings: Mapping[str, float],
               counts: Mapping[str, Any], folder: Path, references: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    from . import __version__
+    from ecopatch import __version__
 
     cfg = ctx.config
     def safe(make: Callable[[], dict[str, Any]], path: Path) -> dict[str, Any]:
@@ -2353,7 +2353,7 @@ def package_versions() -> dict[str, str]:
     """Versions of Python, ecopatch, GDAL, PROJ and the main packages, for manifests."""
     from importlib import metadata
 
-    from . import __version__
+    from ecopatch import __version__
 
     out = {"python": sys.version.split()[0], "ecopatch": __version__}
     for name in _VERSIONED:
@@ -2483,7 +2483,7 @@ _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 def _attach_log(path: Path) -> logging.Handler:
     """Also send the ``ecopatch`` logger's records to ``path`` until :func:`_detach_log`."""
-    from .sanitize import SafeLogFormatter
+    from ecopatch.sanitize import SafeLogFormatter
 
     handler = logging.FileHandler(path, encoding="utf-8", delay=False)
     handler.setFormatter(SafeLogFormatter(_LOG_FORMAT))

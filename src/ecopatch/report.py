@@ -25,18 +25,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .errors import EcopatchError, InputDataError, OutputError, OutputExistsError, describe_os_error
-from .fonts import check_lang
-from .sanitize import repair_text, unique_filenames
-from .schema import CHANGE_TYPE_ZH, ZONE_ZH
-from .units import m2_to_mu
+from ecopatch.errors import EcopatchError, InputDataError, OutputError, OutputExistsError, describe_os_error
+from ecopatch.fonts import check_lang
+from ecopatch.sanitize import repair_text, unique_filenames
+from ecopatch.schema import CHANGE_TYPE_ZH, ZONE_ZH
+from ecopatch.units import m2_to_mu
 
 if TYPE_CHECKING:
     import geopandas as gpd
     from matplotlib.figure import Figure
 
-    from .io.raster import Scene
-    from .ledger import Ledger
+    from ecopatch.io.raster import Scene
+    from ecopatch.ledger import Ledger
 
 __all__ = [
     "CASE_HEADERS",
@@ -174,7 +174,7 @@ def mine_table(assessment: pd.DataFrame, *, lang: str = "zh") -> pd.DataFrame:
         Columns :data:`MINE_HEADERS` (headers in ``lang``); areas rounded to
         0.1 m² and 0.01 mu, percentages to 0.1.
     """
-    from .schema import RESTORATION_DIRECTIONS
+    from ecopatch.schema import RESTORATION_DIRECTIONS
 
     lang = check_lang(lang)
     a = _flat(assessment)
@@ -214,7 +214,7 @@ def _history_of(history: pd.DataFrame | None, pid: str) -> pd.DataFrame | None:
 
 
 def _alerts_text(v: Any, lang: str) -> str:
-    from .restoration import ALERTS, ALERTS_EN
+    from ecopatch.restoration import ALERTS, ALERTS_EN
 
     keys = [k for k in str(v).split(",") if k] if isinstance(v, str) else []
     words = ALERTS if lang == "zh" else ALERTS_EN
@@ -222,7 +222,7 @@ def _alerts_text(v: Any, lang: str) -> str:
 
 
 def _change_label(v: Any, lang: str) -> Any:
-    from .maps._base import category_label
+    from ecopatch.maps._base import category_label
 
     return category_label("change_type", v, lang) if v is not None and v == v else v
 
@@ -230,7 +230,7 @@ def _change_label(v: Any, lang: str) -> Any:
 def _zone_label(zone: Any, zone_name: Any, lang: str) -> Any:
     if lang == "zh" and isinstance(zone_name, str) and zone_name:
         return zone_name
-    from .maps._base import category_label
+    from ecopatch.maps._base import category_label
 
     if zone is None or zone != zone:
         return None
@@ -273,7 +273,7 @@ def case_table(cases: pd.DataFrame, *, lang: str = "zh") -> pd.DataFrame:
     pandas.DataFrame
         Columns :data:`CASE_HEADERS`; coordinates CGCS2000 degrees.
     """
-    from .maps._base import category_label
+    from ecopatch.maps._base import category_label
 
     lang = check_lang(lang)
     c = _flat(cases)
@@ -349,7 +349,7 @@ def summary_table(
     pandas.DataFrame
         Columns 项目 (item), 数值 (value), 单位 (unit); areas in m² and mu.
     """
-    from .maps._base import category_label
+    from ecopatch.maps._base import category_label
 
     lang = check_lang(lang)
     zh = lang == "zh"
@@ -413,7 +413,7 @@ def summary_table(
 # ---------------------------------------------------------------------------
 def _write_xlsx(path: Path, sheets: Sequence[tuple[str, pd.DataFrame, str | None]]) -> None:
     """The workbook, every cell through :func:`ecopatch.io.tables.cell_value` (no formula, no control character)."""
-    from .io.tables import write_workbook
+    from ecopatch.io.tables import write_workbook
 
     write_workbook(path, sheets, fills=_FILLS, wrap_header=True)
 
@@ -599,12 +599,12 @@ def write_report(
     when complete (:func:`ecopatch.io.vector.atomic_path`), so an
     interrupted run never leaves a half-written report in place of a good one.
     """
-    from . import __version__
-    from .io import quicklook as _quicklook
-    from .io.vector import atomic_path
-    from .maps import change_map, mine_card, overview_map
-    from .maps._render import png_bytes, render_pngs
-    from .restoration import prepare_cover_params, shared_scene_estimates
+    from ecopatch import __version__
+    from ecopatch.io import quicklook as _quicklook
+    from ecopatch.io.vector import atomic_path
+    from ecopatch.maps import change_map, mine_card, overview_map
+    from ecopatch.maps._render import png_bytes, render_pngs
+    from ecopatch.restoration import prepare_cover_params, shared_scene_estimates
 
     lang = check_lang(lang)
     if assessment is None and patches is None and ledger is None:

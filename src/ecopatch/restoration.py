@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .cover import (
+from ecopatch.cover import (
     CoverParams,
     cover_fractions,
     estimate_canopy_spectrum,
@@ -53,21 +53,14 @@ from .cover import (
     local_veg_fraction,
     otsu_threshold,
 )
-from .errors import ConfigError, InputDataError, LowCoverageWarning, NoOverlapError
-from .geodesy import as_crs, geodesic_area_m2, geometries_in, repaired
-from .grid import Grid, Window
-from .io.raster import Observation, Scene, check_pair, plan_pass_reads, read_on_grid, read_sample
-from .schema import RESTORATION_DIRECTIONS
-from .tiling import (
-    PatchSums,
-    Scheduler,
-    WindowPass,
-    add_partials,
-    blocks_touching,
-    run_passes,
-)
-from .units import m2_to_mu
-from .zonal import coverage_fraction
+from ecopatch.errors import ConfigError, InputDataError, LowCoverageWarning, NoOverlapError
+from ecopatch.geodesy import as_crs, geodesic_area_m2, geometries_in, repaired
+from ecopatch.grid import Grid, Window
+from ecopatch.io.raster import Observation, Scene, check_pair, plan_pass_reads, read_on_grid, read_sample
+from ecopatch.schema import RESTORATION_DIRECTIONS
+from ecopatch.tiling import PatchSums, Scheduler, WindowPass, add_partials, blocks_touching, run_passes
+from ecopatch.units import m2_to_mu
+from ecopatch.zonal import coverage_fraction
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -344,18 +337,18 @@ def _estimate_cover_params(scene: Scene, p: CoverParams, rgb: bool, need_em: boo
     want = [b for b in ("blue", "red", "nir", "swir1") if b in scene.bands] if not rgb else ["red", "green", "blue"]
     obs = read_sample(scene, max_pixels=max_pixels, bands=want)
     if not obs.valid.any():
-        from .errors import NoValidPixelsError
+        from ecopatch.errors import NoValidPixelsError
 
         raise NoValidPixelsError(
             f"{scene.source}: no usable pixel in the {scene.label} scene (all no data or cloud); use "
             "another date, or check the nodata/offset settings"
         )
     if rgb:
-        from .indices import exg
+        from ecopatch.indices import exg
 
         idx = exg(obs["red"], obs["green"], obs["blue"])
     else:
-        from .indices import ndvi
+        from ecopatch.indices import ndvi
 
         idx = ndvi(obs["nir"], obs["red"])
     if need_em:
@@ -737,7 +730,7 @@ def assessment_pass(
             "mines has no 'patch_id' column; read it with ecopatch.read_patches(path, id_field=...)"
         )
     if mines["patch_id"].duplicated().any():
-        from .errors import DuplicateIDError
+        from ecopatch.errors import DuplicateIDError
 
         dups = sorted(set(mines.loc[mines["patch_id"].duplicated(), "patch_id"].astype(str)))
         raise DuplicateIDError(f"mines: patch_id repeats {dups[:10]}; each mine needs its own ID")

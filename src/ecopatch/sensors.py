@@ -18,7 +18,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from .errors import ConfigError
+from ecopatch.errors import ConfigError
 
 __all__ = [
     "COMMON_BANDS",

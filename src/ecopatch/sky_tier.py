@@ -36,13 +36,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .change import dominant_class
-from .errors import InputDataError
+from ecopatch.change import dominant_class
+from ecopatch.errors import InputDataError
 
 if TYPE_CHECKING:
     import geopandas as gpd
 
-    from .io.raster import Scene
+    from ecopatch.io.raster import Scene
 
 __all__ = ["cover_over", "persisting"]
 
@@ -82,10 +82,10 @@ def cover_over(scene: Scene, polygons: gpd.GeoDataFrame | gpd.GeoSeries) -> pd.D
     """
     import shapely
 
-    from .cover import surface_fractions
-    from .errors import NoOverlapError
-    from .geodesy import geometries_in
-    from .zonal import outline_pixels
+    from ecopatch.cover import surface_fractions
+    from ecopatch.errors import NoOverlapError
+    from ecopatch.geodesy import geometries_in
+    from ecopatch.zonal import outline_pixels
 
     if "red" not in scene.bands or "nir" not in scene.bands:
         raise InputDataError(f"{scene.source}: the cover of a case needs red and NIR bands; this scene has "
@@ -133,7 +133,7 @@ def _not_known_clear(scene: Scene, win: Any, shape: tuple[int, int]) -> np.ndarr
     dim and grey, passed it as fully clear "built" ground, where
     s2cloudless finds 7 % of it clear.
     """
-    from .clouds import S2CLOUDLESS_BANDS, S2CLOUDLESS_EDGE, s2cloudless_probability
+    from ecopatch.clouds import S2CLOUDLESS_BANDS, S2CLOUDLESS_EDGE, s2cloudless_probability
 
     if getattr(scene, "mask", None) is not None:
         return np.zeros(shape, dtype=bool)

@@ -45,17 +45,17 @@ from affine import Affine
 from shapely import affinity
 from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box
 
-from .errors import ConfigError, InputDataError
-from .geodesy import geodesic_area_m2, ground_area_factor, transformer
-from .grid import Grid, Window
-from .schema import RESTORATION_DIRECTIONS, canonical_zone
+from ecopatch.errors import ConfigError, InputDataError
+from ecopatch.geodesy import geodesic_area_m2, ground_area_factor, transformer
+from ecopatch.grid import Grid, Window
+from ecopatch.schema import RESTORATION_DIRECTIONS, canonical_zone
 
 if TYPE_CHECKING:  # pragma: no cover
     import geopandas as gpd
     import pandas as pd
 
-    from ._synthetic_sensors import product_grids, render_product
-    from ._synthetic_tricks import SENSOR_NAMES, Haze, Rendering, cloud_geometry, crop_state
+    from ecopatch._synthetic_sensors import product_grids, render_product
+    from ecopatch._synthetic_tricks import SENSOR_NAMES, Haze, Rendering, cloud_geometry, crop_state
 
 __all__ = [
     "BANDS",
@@ -1083,14 +1083,14 @@ class SyntheticScene:
         changes; empty unless :func:`make_scene` was asked for them.  See
         :func:`ecopatch._synthetic_tricks.pseudo_change_columns` for the columns.
         """
-        from ._synthetic_tricks import empty_pseudo_changes
+        from ecopatch._synthetic_tricks import empty_pseudo_changes
 
         return self.tricks.pseudo_changes if self.tricks is not None else empty_pseudo_changes(self.crs)
 
     @property
     def acquisitions(self) -> pd.DataFrame:
         """One row per acquisition (``before``, ``after``, extra dates): date, sensor, product, haze, clouds."""
-        from ._synthetic_tricks import acquisition_table
+        from ecopatch._synthetic_tricks import acquisition_table
 
         return acquisition_table(self)
 
@@ -1647,7 +1647,7 @@ def make_scene(
                          world.valley_level, sigma, bool(nodata_edge))
     trick_opts = dict(dates=dates, history=history, seasonal_cropland=seasonal_cropland,
                       brightness_changes=brightness_changes, haze=haze, sensors=sensors)
-    from . import _synthetic_tricks
+    from ecopatch import _synthetic_tricks
 
     wanted = _synthetic_tricks.wanted(trick_opts)  # checked before the (slow) build
     builder = _Builder(world, rng, params)
@@ -2504,7 +2504,7 @@ class _Builder:
                 rname = rv["name"]
                 touched = [(zn, canonical_zone(zn)) for zn, zg in rv["zones"] if g.intersection(zg).area > 0.01]
                 if touched:
-                    from .schema import ZONE_STRICTNESS
+                    from ecopatch.schema import ZONE_STRICTNESS
 
                     touched.sort(key=lambda z: ZONE_STRICTNESS.index(z[1]))
                     zone = touched[0][1]

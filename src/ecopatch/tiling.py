@@ -31,9 +31,9 @@ from typing import Any, TypeVar
 import numpy as np
 import shapely
 
-from ._env import env_int
-from .errors import ConfigError, MissingDependencyError
-from .grid import Grid, Window
+from ecopatch._env import env_int
+from ecopatch.errors import ConfigError, MissingDependencyError
+from ecopatch.grid import Grid, Window
 
 __all__ = ["WindowPass", "blocks_touching", "joint_order", "locality_order", "run_passes", "run_tasks", "Scheduler",
            "tune_malloc"]

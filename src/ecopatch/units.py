@@ -85,7 +85,7 @@ def area_to_m2(value: float, unit: str) -> float:
     >>> area_to_m2(0.6, "mu")
     400.0
     """
-    from .errors import ConfigError
+    from ecopatch.errors import ConfigError
 
     try:
         num, den = _UNITS[unit]

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .errors import InputDataError
+from ecopatch.errors import InputDataError
 
 if TYPE_CHECKING:
     import geopandas as gpd

@@ -13,9 +13,9 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, MissingDependencyError
-from .fonts import check_lang
-from .sanitize import repair_text
+from ecopatch.errors import ConfigError, MissingDependencyError
+from ecopatch.fonts import check_lang
+from ecopatch.sanitize import repair_text
 
 if TYPE_CHECKING:
     import folium
@@ -91,7 +91,7 @@ def _jsonable(v: Any) -> Any:
 
 
 def _prepare(gdf: gpd.GeoDataFrame, lang: str) -> tuple[gpd.GeoDataFrame, list[str], list[str]]:
-    from .errors import MissingCRSError
+    from ecopatch.errors import MissingCRSError
 
     if gdf.crs is None:
         raise MissingCRSError("a web-map layer has no CRS; set one (gdf.set_crs(...)) first")
@@ -154,7 +154,7 @@ def web_map(
     ConfigError
         Nothing to show, or a bad ``color_by``.
     """
-    from .maps._base import category_colour, resolve_color_by, zone_key
+    from ecopatch.maps._base import category_colour, resolve_color_by, zone_key
 
     folium = _folium()
     lang = check_lang(lang)

@@ -23,15 +23,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import shapely
 
-from .errors import (
-    ConfigError,
-    CRSMismatchError,
-    GeometryError,
-    GeometryRepairedWarning,
-    InputDataError,
-)
-from .geodesy import _simple_polygon_coordinates, as_crs
-from .grid import Grid, Window
+from ecopatch.errors import ConfigError, CRSMismatchError, GeometryError, GeometryRepairedWarning, InputDataError
+from ecopatch.geodesy import _simple_polygon_coordinates, as_crs
+from ecopatch.grid import Grid, Window
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import (
+from ecopatch.cli.options import (
     block_opt,
     check_new_outputs,
     open_pair,
@@ -38,8 +38,8 @@ def assess(mines, id_field, layer, direction_field, out, overwrite, block, sched
 
     A stack without band descriptions: --bands red=3,green=2,blue=1,nir=4,swir1=5,swir2=6 --scale 0.0001
     """
-    from ..io.vector import read_patches, write_table
-    from ..restoration import assess_restoration
+    from ecopatch.io.vector import read_patches, write_table
+    from ecopatch.restoration import assess_restoration
 
     check_new_outputs(out, overwrite=overwrite)
     b, a, swap = open_pair(scene)
@@ -55,7 +55,7 @@ def assess(mines, id_field, layer, direction_field, out, overwrite, block, sched
 
 def summary_text(result) -> str:  # type: ignore[no-untyped-def]
     """A few lines about an assessment table, for the terminal."""
-    from ..units import m2_to_mu
+    from ecopatch.units import m2_to_mu
 
     counts = result["status_zh"].value_counts()
     dam = float(result["damaged_m2"].sum())

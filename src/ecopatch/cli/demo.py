@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import overwrite_opt, progress_opt
+from ecopatch.cli.options import overwrite_opt, progress_opt
 
 
 @click.command()
@@ -20,7 +20,7 @@ def demo(out_dir, data, lang, report, overwrite, progress):  # type: ignore[no-u
 
     Example: ecopatch demo demo-out
     """
-    from ..demo import run_demo
+    from ecopatch.demo import run_demo
 
     result = run_demo(out_dir, data=data, overwrite=overwrite, lang=lang, report=report, progress=progress)
     click.echo(result.summary())

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import (
+from ecopatch.cli.options import (
     block_opt,
     check_new_outputs,
     open_pair,
@@ -48,9 +48,9 @@ def detect(within, zone_field, name_field, min_area, min_area_unit, margin, excl
     Example: ecopatch detect --before B.SAFE --after A.SAFE --within reserves.gpkg
     --min-area 400 --out patches.gpkg
     """
-    from ..encroachment import detect_changes
-    from ..io.vector import read_patches, write_tables
-    from ..units import area_to_m2
+    from ecopatch.encroachment import detect_changes
+    from ecopatch.io.vector import read_patches, write_tables
+    from ecopatch.units import area_to_m2
 
     side = Path(out).with_name(Path(out).stem + "_observation.csv")
     check_new_outputs(out, side, overwrite=overwrite)
@@ -63,7 +63,7 @@ def detect(within, zone_field, name_field, min_area, min_area_unit, margin, excl
         name_field=None if name_field.lower() == "none" else name_field,
         include_gain=gain, block=block, scheduler=scheduler, progress=progress, swap_dates=swap,
     )
-    from ..encroachment import observation_table
+    from ecopatch.encroachment import observation_table
 
     obs = observation_table(patches)
     tables = [(patches, Path(out))]

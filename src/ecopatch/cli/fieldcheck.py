@@ -10,14 +10,14 @@ import datetime as _dt
 
 import click
 
-from .ledger import DATE, ledger_arg, today_opt
-from .options import overwrite_opt
+from ecopatch.cli.ledger import DATE, ledger_arg, today_opt
+from ecopatch.cli.options import overwrite_opt
 
 __all__ = ["fieldcheck"]
 
 
 def _open(path: str):
-    from ..ledger import Ledger
+    from ecopatch.ledger import Ledger
 
     return Ledger(path, create=False)
 

@@ -10,8 +10,8 @@ import datetime as _dt
 
 import click
 
-from ..sanitize import for_terminal
-from .options import overwrite_opt
+from ecopatch.cli.options import overwrite_opt
+from ecopatch.sanitize import for_terminal
 
 __all__ = ["ledger"]
 
@@ -45,7 +45,7 @@ ledger_arg = click.argument(
 
 
 def _open(path: str, *, create: bool = False):
-    from ..ledger import Ledger
+    from ecopatch.ledger import Ledger
 
     return Ledger(path, create=create)
 
@@ -104,7 +104,7 @@ def add(
     """
     import geopandas as gpd
 
-    from ..errors import VectorReadError
+    from ecopatch.errors import VectorReadError
 
     try:
         gdf = gpd.read_file(patches, layer=layer, engine="pyogrio")
@@ -126,7 +126,7 @@ def summary(ledger_path: str, today: _dt.date | None, as_csv: bool) -> None:
     """Counts and areas by status, colour, change type, reserve and zone."""
     table = _open(ledger_path).summary(today=today)
     if as_csv:
-        from ..io.tables import csv_text
+        from ecopatch.io.tables import csv_text
 
         click.echo(csv_text(table), nl=False)
         return

@@ -16,8 +16,8 @@ from typing import Any
 
 import click
 
-from .. import __version__
-from ..errors import EcopatchError
+from ecopatch import __version__
+from ecopatch.errors import EcopatchError
 
 # name -> "module:attribute"; loaded lazily so `ecopatch --help` stays fast.
 COMMANDS: dict[str, str] = {
@@ -55,7 +55,7 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 def stderr_handler() -> StderrHandler:
     """The CLI's log handler: the current ``sys.stderr``, one line per record with time and level."""
-    from ..sanitize import SafeLogFormatter
+    from ecopatch.sanitize import SafeLogFormatter
 
     handler = StderrHandler()
     handler.setFormatter(SafeLogFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -107,7 +107,7 @@ class LazyGroup(click.Group):
             verbosity = (ctx.obj or {}).get("verbosity", 0)
             if verbosity >= 2:
                 raise
-            from ..sanitize import for_terminal
+            from ecopatch.sanitize import for_terminal
 
             click.echo(for_terminal(f"Error: {exc}"), err=True)
             ctx.exit(getattr(exc, "exit_code", 1))

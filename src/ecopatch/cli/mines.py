@@ -10,10 +10,10 @@ import datetime as _dt
 
 import click
 
-from ..io.tables import csv_text
-from ..sanitize import for_terminal
-from .ledger import DATE, ledger_arg
-from .options import overwrite_opt
+from ecopatch.cli.ledger import DATE, ledger_arg
+from ecopatch.cli.options import overwrite_opt
+from ecopatch.io.tables import csv_text
+from ecopatch.sanitize import for_terminal
 
 __all__ = ["mines"]
 
@@ -22,7 +22,7 @@ _SHOWN = ("patch_id", "date_after", "status", "restoration_rate", "restored_m2",
 
 
 def _open(path: str):
-    from ..ledger import Ledger
+    from ecopatch.ledger import Ledger
 
     return Ledger(path, create=False)
 

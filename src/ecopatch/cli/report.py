@@ -6,7 +6,7 @@ import datetime as _dt
 
 import click
 
-from .options import open_pair, overwrite_opt, scene_opts
+from ecopatch.cli.options import open_pair, overwrite_opt, scene_opts
 
 
 def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> _dt.date | None:
@@ -50,10 +50,10 @@ def report(assessment, patches, ledger_path, reserves, out_dir, lang, title, tod
         raise click.UsageError("give at least one of --assessment, --patches, --ledger")
     if (scene.get("before") is None) != (scene.get("after") is None):
         raise click.UsageError("--before and --after go together")
-    from ..io.raster import check_pair
-    from ..io.vector import read_patches
-    from ..ledger import Ledger
-    from ..report import write_report
+    from ecopatch.io.raster import check_pair
+    from ecopatch.io.vector import read_patches
+    from ecopatch.ledger import Ledger
+    from ecopatch.report import write_report
 
     a = _read_result(assessment, "assessment", _MINE_COLUMNS) if assessment else None
     p = _read_result(patches, "patches", _PATCH_COLUMNS) if patches else None
@@ -86,9 +86,9 @@ def _read_result(path: str, what: str, needed: tuple[str, ...]):  # type: ignore
     """A result written by ``ecopatch assess``/``detect``: a polygon file, or the XLSX/CSV table."""
     from pathlib import Path
 
-    from ..errors import InputDataError
-    from ..io.tables import read_table
-    from ..io.vector import read_patches
+    from ecopatch.errors import InputDataError
+    from ecopatch.io.tables import read_table
+    from ecopatch.io.vector import read_patches
 
     suffix = Path(path).suffix.lower()
     if suffix in _TABLES:

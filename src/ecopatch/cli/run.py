@@ -29,7 +29,7 @@ from types import FrameType
 
 import click
 
-from .options import scheduler_opt
+from ecopatch.cli.options import scheduler_opt
 
 __all__ = ["run"]
 
@@ -71,9 +71,9 @@ def run(ctx: click.Context, config_path: str, force: bool, dry_run: bool, scenes
 
         30 2 * * *  ecopatch run /srv/ecopatch/ecopatch.toml -q
     """
-    from ..config import load_config
-    from ..errors import EcopatchError
-    from ..pipeline import ExitCode, exit_code_for, run_pipeline
+    from ecopatch.config import load_config
+    from ecopatch.errors import EcopatchError
+    from ecopatch.pipeline import ExitCode, exit_code_for, run_pipeline
 
     verbosity = (ctx.obj or {}).get("verbosity", 0) + verbose - quiet
     _configure_logging(verbosity)
@@ -96,7 +96,7 @@ def run(ctx: click.Context, config_path: str, force: bool, dry_run: bool, scenes
     except Exception as exc:  # noqa: BLE001 - an unattended run must end with a message and code 1
         _fail(ctx, exc, int(ExitCode.FAILURE), verbosity, unexpected=True)
     if verbosity >= 0 or result.exit_code not in (ExitCode.OK, ExitCode.NOTHING_NEW):
-        from ..sanitize import for_terminal
+        from ecopatch.sanitize import for_terminal
 
         click.echo(for_terminal(result.summary()), err=result.exit_code not in (ExitCode.OK, ExitCode.NOTHING_NEW))
     ctx.exit(int(result.exit_code))
@@ -128,7 +128,7 @@ def _fail(ctx: click.Context, exc: BaseException, code: int, verbosity: int, *, 
     if verbosity >= 2 or unexpected:
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
     prefix = {3: "Bad config", 4: "Bad input", 6: "Locked"}.get(code, "Error")
-    from ..sanitize import for_terminal
+    from ecopatch.sanitize import for_terminal
 
     click.echo(for_terminal(f"{prefix}: {exc}"), err=True)
     ctx.exit(code)
@@ -147,7 +147,7 @@ def _configure_logging(verbosity: int) -> None:
     else:
         level = logging.DEBUG
     if not root.handlers:  # called outside the group (tests): log to stderr like the group does
-        from .main import stderr_handler
+        from ecopatch.cli.main import stderr_handler
 
         root.addHandler(stderr_handler())
     for h in root.handlers:

@@ -38,9 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from .._env import env_int
-from ..errors import RasterReadError
-from ..grid import Window
+from ecopatch._env import env_int
+from ecopatch.errors import RasterReadError
+from ecopatch.grid import Window
 
 log = logging.getLogger(__name__)
 

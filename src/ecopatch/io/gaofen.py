@@ -52,13 +52,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ConfigError, InputDataError, OutputError, RasterReadError
-from ..sensors import get_sensor
-from .products import Calibration, _Options, _sample_values
-from .raster import BandRef, ProductInfo, Scene, _dataset, _grid_of
+from ecopatch.errors import ConfigError, InputDataError, OutputError, RasterReadError
+from ecopatch.io.products import Calibration, _Options, _sample_values
+from ecopatch.io.raster import BandRef, ProductInfo, Scene, _dataset, _grid_of
+from ecopatch.sensors import get_sensor
 
 if TYPE_CHECKING:
-    from .products import _FileId
+    from ecopatch.io.products import _FileId
 
 __all__ = ["calibration_for", "earth_sun_distance_au", "is_gaofen_package", "load_calibration", "open_gaofen"]
 

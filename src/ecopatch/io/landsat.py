@@ -33,13 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InputDataError
-from ..sensors import get_sensor
-from .products import _Found, _Options, _scene_from_found
+from ecopatch.errors import InputDataError
+from ecopatch.io.products import _Found, _Options, _scene_from_found
+from ecopatch.sensors import get_sensor
 
 if TYPE_CHECKING:
-    from .products import _FileId
-    from .raster import Scene
+    from ecopatch.io.products import _FileId
+    from ecopatch.io.raster import Scene
 
 __all__ = ["LandsatId", "identify_text", "is_hls_folder", "is_landsat_folder", "open_hls", "open_landsat",
            "parse_mtl", "product_id_in"]

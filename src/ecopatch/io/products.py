@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import (
+from ecopatch.errors import (
     AssumptionWarning,
     ConfigError,
     DegradedAnalysisWarning,
@@ -54,8 +54,7 @@ from ..errors import (
     MissingMaskWarning,
     RasterReadError,
 )
-from ..sensors import COMMON_BANDS, SensorProfile, get_sensor
-from .raster import (
+from ecopatch.io.raster import (
     BandRef,
     MaskProvider,
     MaskRef,
@@ -66,6 +65,7 @@ from .raster import (
     _unit_m,
     read_sample,
 )
+from ecopatch.sensors import COMMON_BANDS, SensorProfile, get_sensor
 
 __all__ = [
     "Calibration",
@@ -126,7 +126,7 @@ def open_product(
     workdir: str | os.PathLike[str] | None = None,
 ) -> Scene:
     """Identify and open a product; the implementation of :func:`ecopatch.open_scene` (same parameters)."""
-    from . import gaofen, landsat
+    from ecopatch.io import gaofen, landsat
 
     if haze not in ("auto", "dos", "none"):
         raise ConfigError(f"haze={haze!r}; use 'auto', 'dos' or 'none'")
@@ -641,7 +641,7 @@ def _s2_level(found: _Found, source: str, user: SensorProfile | None, text: str 
 
 
 def _scene_from_band_files(paths: list[Path], opts: _Options) -> Scene:
-    from . import landsat
+    from ecopatch.io import landsat
 
     found = _Found()
     for p in paths:
@@ -808,7 +808,7 @@ class _FileId:
 
 
 def _scene_from_file(path: Path, opts: _Options) -> Scene:
-    from . import gaofen, landsat
+    from ecopatch.io import gaofen, landsat
 
     spath = str(path)
     if gaofen.is_gaofen_l1a_file(path):
@@ -1007,7 +1007,7 @@ def _identify_file(path: Path, tags: Mapping[str, str], descriptions: list[str],
                    roles: list[tuple[str | None, str | None]], colorinterp: list[str], count: int, dtype: str,
                    res_m: float, fid: _FileId) -> None:
     """Fill ``fid`` with the product a single file is, from its tags, descriptions, colours and name."""
-    from . import landsat
+    from ecopatch.io import landsat
 
     name = path.name
     upper_desc = [d.upper().strip() for d in descriptions]
@@ -1064,7 +1064,7 @@ def _identify_file(path: Path, tags: Mapping[str, str], descriptions: list[str],
     # Gaofen by name (an orthorectified product; L1A packages are handled before)
     m = _GF_NAME.search(name)
     if m and (m.group(2) or count in (4, 8)):
-        from . import gaofen
+        from ecopatch.io import gaofen
 
         gaofen.fill_file_id(fid, path, m.group(1), (m.group(2) or "").upper(), count, dtype)
         return

@@ -47,12 +47,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import NoOverlapError, RasterReadError
-from ..grid import Grid
-from . import _blocks
+from ecopatch.errors import NoOverlapError, RasterReadError
+from ecopatch.grid import Grid
+from ecopatch.io import _blocks
 
 if TYPE_CHECKING:
-    from .raster import Observation, Scene
+    from ecopatch.io.raster import Observation, Scene
 
 __all__ = ["build_overviews", "read_decimated", "shared_reads"]
 
@@ -76,7 +76,7 @@ def decimated_grid(scene: Scene, *, aoi_bounds: tuple[float, float, float, float
     NoOverlapError
         The area of interest does not overlap the scene.
     """
-    from .raster import _unit_m
+    from ecopatch.io.raster import _unit_m
 
     g = scene.grid
     if aoi_bounds is not None:
@@ -84,7 +84,7 @@ def decimated_grid(scene: Scene, *, aoi_bounds: tuple[float, float, float, float
 
         poly = box(*aoi_bounds)
         crs = aoi_crs if aoi_crs is not None else g.crs
-        from ..geodesy import as_crs, transformer
+        from ecopatch.geodesy import as_crs, transformer
 
         if as_crs(crs) != g.crs:
             import shapely
@@ -156,7 +156,7 @@ def read_decimated(
         not valid (no data, saturated, cloud: the product's mask grown by
         the scene's cloud buffer at the decimated resolution).
     """
-    from .raster import _computed_clear, _grow_clouds, _to_reflectance, _unit_m
+    from ecopatch.io.raster import _computed_clear, _grow_clouds, _to_reflectance, _unit_m
 
     names = list(bands) if bands is not None else list(scene.bands)
     for n in names:
@@ -167,7 +167,7 @@ def read_decimated(
     if raw is None:
         build = build_overviews or (shared is not None and shared.build_overviews)
         raw = _fetch(scene, names, dgrid, build=build, handles=shared.handles if shared is not None else None)
-    from .raster import Observation
+    from ecopatch.io.raster import Observation
 
     out: dict[str, np.ndarray] = {}
     valid = np.ones(dgrid.shape, dtype=bool)
@@ -455,7 +455,7 @@ def _build_one(path: str, factors: Sequence[int] | None, overwrite: bool) -> Pat
 
 def _maybe_build(path: str, src: Grid, dgrid: Grid) -> None:
     """Build overviews for ``path`` when a decimated read of it would decode it whole (allowed by the caller)."""
-    from .raster import _layout
+    from ecopatch.io.raster import _layout
 
     lay = _layout(path)[1]
     if lay.overviews or lay.shape[0] * lay.shape[1] < MIN_OVERVIEW_PX:
@@ -468,7 +468,7 @@ def _maybe_build(path: str, src: Grid, dgrid: Grid) -> None:
     except RasterReadError as exc:
         log.warning("%s; reading it in one pass instead", exc)
         return
-    from .raster import close_datasets
+    from ecopatch.io.raster import close_datasets
 
     close_datasets()  # handles opened before the .ovr existed do not see it
 

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from ..errors import (
+from ecopatch.errors import (
     ConfigError,
     DateOrderError,
     InputDataError,
@@ -48,12 +48,12 @@ from ..errors import (
     RasterReadError,
     SameSceneWarning,
 )
-from ..grid import Grid, Window
-from ..sensors import ANALYSIS_NEEDS, SensorProfile, get_sensor, hls_fmask_clear, landsat_qa_clear, scl_clear
-from . import _blocks
+from ecopatch.grid import Grid, Window
+from ecopatch.io import _blocks
+from ecopatch.sensors import ANALYSIS_NEEDS, SensorProfile, get_sensor, hls_fmask_clear, landsat_qa_clear, scl_clear
 
 if TYPE_CHECKING:
-    from .products import Calibration
+    from ecopatch.io.products import Calibration
 
 __all__ = [
     "BandRef",
@@ -540,7 +540,7 @@ class Scene:
 
 
 def _sensor_names() -> tuple[str, ...]:
-    from ..sensors import SENSORS
+    from ecopatch.sensors import SENSORS
 
     return tuple(SENSORS)
 
@@ -1028,7 +1028,7 @@ def _read_reflectance(ref: BandRef, grid: Grid, window: Window, valid: np.ndarra
     blocks of ``grid``'s (the same grid, Sentinel-2's 20 m bands on the 10 m
     grid) go from the file's pixels to reflectance in one pass.
     """
-    from .._kernels import reflectance_kernel
+    from ecopatch._kernels import reflectance_kernel
 
     # integer DN outside the file are the saturation value (not reflectance): no float copy of the block
     sat = _saturation(ref)
@@ -1051,7 +1051,7 @@ def _read_reflectance(ref: BandRef, grid: Grid, window: Window, valid: np.ndarra
 
 def _to_reflectance(dn: np.ndarray, ref: BandRef) -> tuple[np.ndarray, np.ndarray]:
     """DN -> float32 reflectance and a validity mask."""
-    from .._kernels import reflectance_kernel
+    from ecopatch._kernels import reflectance_kernel
 
     maxval = _saturation(ref)
     fused = reflectance_kernel(dn, ref.scale, ref.offset, ref.nodata, maxval, VALID_REFLECTANCE)
@@ -1074,8 +1074,8 @@ def _to_reflectance(dn: np.ndarray, ref: BandRef) -> tuple[np.ndarray, np.ndarra
 
 def _grow_clouds_at(raw: np.ndarray, kind: str, k: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """``_grow_clouds(raw, kind, k)[rows][:, cols]``, in one pass where the kernel can (C order)."""
-    from .._kernels import clear_kernel
-    from ..sensors import SCL_UNUSABLE
+    from ecopatch._kernels import clear_kernel
+    from ecopatch.sensors import SCL_UNUSABLE
 
     fused = clear_kernel(raw, kind, k, rows, cols, SCL_UNUSABLE)
     if fused is not None:
@@ -1286,7 +1286,7 @@ def read_decimated(
     Observation
         On a coarser grid covering the same ground.
     """
-    from .quicklook import read_decimated as _rd
+    from ecopatch.io.quicklook import read_decimated as _rd
 
     return _rd(scene, aoi_bounds=aoi_bounds, aoi_crs=aoi_crs, margin_m=margin_m, max_pixels=max_pixels,
                bands=bands, build_overviews=build_overviews)
@@ -1480,7 +1480,7 @@ def open_scene(
     ``BOA_ADD_OFFSET*`` tags; a product whose baseline is unknown gets no
     offset, with a warning when its date is after the change.
     """
-    from .products import open_product
+    from ecopatch.io.products import open_product
 
     return open_product(source, sensor, bands, date, scale=scale, offset=offset, nodata=nodata,
                         cloud_buffer_m=cloud_buffer_m, haze=haze, cloud_mask=cloud_mask, dem=dem,

@@ -52,8 +52,8 @@ from xml.parsers import expat
 
 import numpy as np
 
-from ..errors import SpreadsheetError
-from ..sanitize import EXCEL_CELL_MAX_CHARS, neutralise_formula, repair_text
+from ecopatch.errors import SpreadsheetError
+from ecopatch.sanitize import EXCEL_CELL_MAX_CHARS, neutralise_formula, repair_text
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import shapely
 
-from ..errors import (
+from ecopatch.errors import (
     ConfigError,
     DuplicateIDError,
     GeometryError,
@@ -277,8 +277,8 @@ def pd_api_is_bool(col: Any) -> bool:
 
 def _clean_text(gdf: gpd.GeoDataFrame, path: Path) -> gpd.GeoDataFrame:
     """Remove control and direction-override characters from attribute text, with a warning naming them."""
-    from ..errors import TextRepairedWarning
-    from ..sanitize import describe_char, strip_text, text_problem
+    from ecopatch.errors import TextRepairedWarning
+    from ecopatch.sanitize import describe_char, strip_text, text_problem
 
     found: list[str] = []
     out = gdf
@@ -424,7 +424,7 @@ def _hole_outside(p: Any) -> bool:
 
 def _repair_details(before: np.ndarray, after: np.ndarray, ids: list[Any], crs: Any) -> list[str]:
     """One phrase per repaired patch: why it was invalid and how its ground area changed."""
-    from ..geodesy import geodesic_area_m2
+    from ecopatch.geodesy import geodesic_area_m2
 
     try:
         a0 = geodesic_area_m2(before, crs)
@@ -495,7 +495,7 @@ def check_coordinates(gdf: gpd.GeoDataFrame, what: str) -> None:
     aou = crs.area_of_use
     if aou is None:
         return
-    from ..geodesy import transformer
+    from ecopatch.geodesy import transformer
 
     try:
         geo = crs.geodetic_crs or CRS.from_epsg(4326)
@@ -678,7 +678,7 @@ def _write(frame: Any, tmp: Path, suffix: str, is_geo: bool, layer: str) -> None
     import pandas as pd
 
     if suffix in (".csv", ".xlsx"):
-        from .tables import write_csv, write_workbook
+        from ecopatch.io.tables import write_csv, write_workbook
 
         flat = pd.DataFrame(frame.drop(columns=frame.geometry.name)) if is_geo else pd.DataFrame(frame)
         if suffix == ".csv":
@@ -715,7 +715,7 @@ def _driver_error(exc: BaseException, folder: Path) -> str:
     import errno
     import shutil
 
-    from ..errors import describe_os_error
+    from ecopatch.errors import describe_os_error
 
     text = str(exc)
     low = text.lower()
@@ -746,7 +746,7 @@ def _writable(gdf: gpd.GeoDataFrame, *, html_text: bool = False) -> gpd.GeoDataF
 
     import pandas as pd
 
-    from ..sanitize import repair_text
+    from ecopatch.sanitize import repair_text
 
     def text(v: Any) -> Any:
         if v is None or (isinstance(v, float) and v != v):

@@ -9,8 +9,8 @@
 
 from __future__ import annotations
 
-from .match import MatchResult, match_patches, overlap_score
-from .model import (
+from ecopatch.ledger.match import MatchResult, match_patches, overlap_score
+from ecopatch.ledger.model import (
     TRANSITIONS,
     Case,
     Colour,
@@ -24,7 +24,7 @@ from .model import (
     open_case,
     replay,
 )
-from .store import (
+from ecopatch.ledger.store import (
     LEDGER_CRS,
     MINE_COLUMNS,
     SCHEMA_VERSION,

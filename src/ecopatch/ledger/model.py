@@ -55,7 +55,7 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Any
 
-from ..errors import LedgerTransitionError
+from ecopatch.errors import LedgerTransitionError
 
 __all__ = [
     "Case",

@@ -76,7 +76,7 @@ import pandas as pd
 import shapely
 from pyproj import CRS
 
-from ..errors import (
+from ecopatch.errors import (
     DuplicateIDError,
     GeometryError,
     GeometryRepairedWarning,
@@ -87,18 +87,18 @@ from ..errors import (
     LedgerTransitionError,
     TooManyCasesError,
 )
-from ..geodesy import as_crs, geodesic_area_m2, transformer
-from ..sanitize import text_problem
-from ..schema import ACTIVITY_TYPES, CHANGE_TYPE_ZH, CHANGE_TYPES, PATCH_COLUMNS, ZONE_ZH
-from ..units import m2_to_mu
-from . import model
-from .match import match_patches
-from .model import Case, Colour, Event, EventKind, SkyTier, Status
+from ecopatch.geodesy import as_crs, geodesic_area_m2, transformer
+from ecopatch.ledger import model
+from ecopatch.ledger.match import match_patches
+from ecopatch.ledger.model import Case, Colour, Event, EventKind, SkyTier, Status
+from ecopatch.sanitize import text_problem
+from ecopatch.schema import ACTIVITY_TYPES, CHANGE_TYPE_ZH, CHANGE_TYPES, PATCH_COLUMNS, ZONE_ZH
+from ecopatch.units import m2_to_mu
 
 if TYPE_CHECKING:
     import geopandas as gpd
 
-    from ..fieldcheck import FieldPackage, ImportReport
+    from ecopatch.fieldcheck import FieldPackage, ImportReport
 
 __all__ = [
     "AddResult",
@@ -515,7 +515,7 @@ def _clean(v: Any) -> Any:
 
 
 def _as_date(v: Any, what: str) -> _dt.date | None:
-    from ..fieldcheck import parse_date
+    from ecopatch.fieldcheck import parse_date
 
     v = _clean(v)
     if v is None or (isinstance(v, str) and not v.strip()):
@@ -825,7 +825,7 @@ class Ledger:
                         "INSERT OR IGNORE INTO gpkg_geometry_columns VALUES (?,?,?,?,?,?)",
                         (name, "geom", "MULTIPOLYGON", _SRS_ID, 0, 0),
                     )
-            from .. import __version__
+            from ecopatch import __version__
 
             con.executemany(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
@@ -1064,7 +1064,7 @@ class Ledger:
             Columns ``[by], confirmed, false_alarm, checked, precision``
             (precision NaN where nothing was checked).
         """
-        from ..fieldcheck import detection_precision
+        from ecopatch.fieldcheck import detection_precision
 
         return detection_precision(self._verdicts(), by=by)
 
@@ -1740,7 +1740,7 @@ class Ledger:
         -------
         Path
         """
-        from ..minecheck import write_verdict_template
+        from ecopatch.minecheck import write_verdict_template
 
         return write_verdict_template(self.mine_history(), path, overwrite=overwrite)
 
@@ -1784,7 +1784,7 @@ class Ledger:
         ``mine_verdicts`` table; a verdict imported before is skipped, so
         importing the same file twice adds nothing.
         """
-        from ..minecheck import VerdictImportReport, read_verdicts, validate_verdicts
+        from ecopatch.minecheck import VerdictImportReport, read_verdicts, validate_verdicts
 
         path = Path(path)
         raw = read_verdicts(path)
@@ -1848,7 +1848,7 @@ class Ledger:
         -------
         ecopatch.minecheck.AgreementReport
         """
-        from ..minecheck import verdict_agreement
+        from ecopatch.minecheck import verdict_agreement
 
         return verdict_agreement(self.mine_verdicts(), self.mine_history(), max_days=max_days)
 
@@ -1994,7 +1994,7 @@ class Ledger:
         OutputExistsError
             If a package file exists and ``overwrite`` is False.
         """
-        from ..fieldcheck import write_field_package
+        from ecopatch.fieldcheck import write_field_package
 
         today = today or _dt.date.today()
         gdf = self.cases(today=today)
@@ -2072,7 +2072,7 @@ class Ledger:
         imported before (same content for the same case) is skipped, so
         importing the same file twice adds nothing.
         """
-        from ..fieldcheck import ImportReport, read_results, validate_results
+        from ecopatch.fieldcheck import ImportReport, read_results, validate_results
 
         today = today or _dt.date.today()
         path = Path(path)
@@ -2137,7 +2137,7 @@ class Ledger:
         OutputExistsError
             If a file exists and ``overwrite`` is False.
         """
-        from ..fieldcheck import write_ledger_report
+        from ecopatch.fieldcheck import write_ledger_report
 
         today = today or _dt.date.today()
         cases = self.cases(today=today)
@@ -2331,7 +2331,7 @@ def _prepare_patches(patches: Any, today: _dt.date) -> list[dict[str, Any]]:
     """
     import geopandas as gpd
 
-    from ..io.vector import check_coordinates
+    from ecopatch.io.vector import check_coordinates
 
     if not isinstance(patches, gpd.GeoDataFrame):
         raise InputDataError(

@@ -10,7 +10,7 @@ Chinese (``lang="zh"``, with an installed CJK font, see :mod:`ecopatch.fonts`)
 or English (``lang="en"``).
 """
 
-from ._base import (
+from ecopatch.maps._base import (
     CASE_STATUS_COLOURS,
     CHANGE_COLOURS,
     CODE_COLOURS,
@@ -24,11 +24,11 @@ from ._base import (
     stretch_limits,
     true_north_angle,
 )
-from ._card import mine_card
-from ._change import CaseChips, DrawnChips, case_chips, change_map
-from ._overview import overview_map
-from ._render import render_pngs
-from ._trajectory import mine_trajectory
+from ecopatch.maps._card import mine_card
+from ecopatch.maps._change import CaseChips, DrawnChips, case_chips, change_map
+from ecopatch.maps._overview import overview_map
+from ecopatch.maps._render import render_pngs
+from ecopatch.maps._trajectory import mine_trajectory
 
 __all__ = [
     "CASE_STATUS_COLOURS",

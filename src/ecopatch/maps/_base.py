@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..errors import ConfigError, InputDataError, MissingBandError, NoOverlapError
-from ..fonts import FontSetup
-from ..geodesy import as_crs, transformer
-from ..grid import Grid
-from ..restoration import STATUSES
-from ..schema import CHANGE_TYPE_ZH, ZONE_ZH, canonical_zone
+from ecopatch.errors import ConfigError, InputDataError, MissingBandError, NoOverlapError
+from ecopatch.fonts import FontSetup
+from ecopatch.geodesy import as_crs, transformer
+from ecopatch.grid import Grid
+from ecopatch.restoration import STATUSES
+from ecopatch.schema import CHANGE_TYPE_ZH, ZONE_ZH, canonical_zone
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from matplotlib.collections import PatchCollection
     from pyproj import CRS
 
-    from ..io.raster import Scene
+    from ecopatch.io.raster import Scene
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class MapFigure(Figure):
 
     def savefig(self, fname: Any, **kwargs: Any) -> None:  # noqa: D102 - Figure.savefig's
         if "pil_kwargs" not in kwargs and _png_format(fname, kwargs.get("format")):
-            from ._render import PNG_COMPRESS_LEVEL
+            from ecopatch.maps._render import PNG_COMPRESS_LEVEL
 
             kwargs["pil_kwargs"] = {"compress_level": PNG_COMPRESS_LEVEL}
         super().savefig(fname, **kwargs)
@@ -449,7 +449,7 @@ def scene_bounds_in(scene: Scene, crs: CRS) -> tuple[float, float, float, float]
 
 def to_frame(gdf: gpd.GeoDataFrame, frame: MapFrame, what: str) -> gpd.GeoDataFrame:
     """``gdf`` in the frame's CRS, rows with empty geometries dropped."""
-    from ..errors import MissingCRSError
+    from ecopatch.errors import MissingCRSError
 
     if gdf.crs is None:
         raise MissingCRSError(f"{what} has no CRS; set one (gdf.set_crs('EPSG:4490')) before drawing")
@@ -485,7 +485,7 @@ def render_on_frame(scene: Scene, frame: MapFrame, bands: Sequence[str], *, max_
     """
     from rasterio.warp import Resampling, reproject
 
-    from ..io.raster import read_decimated
+    from ecopatch.io.raster import read_decimated
 
     names = [b for b in bands if b in scene.bands]
     shape = frame.grid.shape
@@ -990,7 +990,7 @@ def category_handles(kind: str, values: Iterable[Any], lang: str, *, counts: boo
 
 def category_order(kind: str) -> list[str]:
     """Display order of a kind's categories."""
-    from ..schema import CHANGE_TYPES
+    from ecopatch.schema import CHANGE_TYPES
 
     return {
         "change_type": list(CHANGE_TYPES),
@@ -1023,7 +1023,7 @@ def first_column(frame: Any, names: Sequence[str]) -> str | None:
 def finish(fig: Any, fs: FontSetup, hooks: Sequence[Callable[[], None]] = (), *,
            texts: Sequence[Any] | None = None) -> None:
     """Common last steps: fonts on any CJK text (of ``texts``, default every text of ``fig``), callbacks."""
-    from ..fonts import apply_fonts
+    from ecopatch.fonts import apply_fonts
 
     for h in hooks:
         h()

@@ -8,20 +8,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import InputDataError, MissingCRSError
-from ..fonts import FontSetup, font_context
-from ..schema import RESTORATION_DIRECTIONS
-from ..units import m2_to_mu
-from . import _base as B
-from ._change import _furniture, _map_panel, _native_res_m, _no_imagery
+from ecopatch.errors import InputDataError, MissingCRSError
+from ecopatch.fonts import FontSetup, font_context
+from ecopatch.maps import _base as B
+from ecopatch.maps._change import _furniture, _map_panel, _native_res_m, _no_imagery
+from ecopatch.schema import RESTORATION_DIRECTIONS
+from ecopatch.units import m2_to_mu
 
 if TYPE_CHECKING:
     import geopandas as gpd
     import pandas as pd
     from matplotlib.figure import Figure
 
-    from ..cover import CoverParams
-    from ..io.raster import Scene
+    from ecopatch.cover import CoverParams
+    from ecopatch.io.raster import Scene
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ def _short(scene_id: str) -> str:
 
 
 def _alerts(value: str, lang: str) -> str:
-    from ..restoration import ALERTS, ALERTS_EN
+    from ecopatch.restoration import ALERTS, ALERTS_EN
 
     keys = [k for k in value.split(",") if k]
     if not keys:
@@ -249,13 +249,13 @@ def mine_card(
     """
     import geopandas as gpd
 
-    from ..cover import cover_fractions
-    from ..restoration import prepare_cover_params
+    from ecopatch.cover import cover_fractions
+    from ecopatch.restoration import prepare_cover_params
 
     row = find_mine(mine, assessment)
     traj = None
     if history is not None:
-        from ..trajectory import plan_of, trajectory
+        from ecopatch.trajectory import plan_of, trajectory
 
         pid_h = str(_get(row, "patch_id", "矿山编号"))
         if (history["patch_id"].astype(str) == pid_h).any():
@@ -333,7 +333,7 @@ def mine_card(
         _draw_table(fig.add_subplot(sub[0, 1]), figures, fs, status=status or None,
                     heading="修复成效" if L == "zh" else "Restoration")
         if traj is not None:
-            from ._trajectory import draw_trajectory
+            from ecopatch.maps._trajectory import draw_trajectory
 
             draw_trajectory(fig.add_subplot(gs[3, :]), traj, fs, target_year=plan_year, target_rate=plan_rate)
 

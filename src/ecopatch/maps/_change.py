@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ConfigError, InputDataError
-from ..fonts import FontSetup, font_context
-from ..geodesy import as_crs
-from ..indices import INDICES, compute_index
-from . import _base as B
-from ._render import png_bytes, render_pngs
+from ecopatch.errors import ConfigError, InputDataError
+from ecopatch.fonts import FontSetup, font_context
+from ecopatch.geodesy import as_crs
+from ecopatch.indices import INDICES, compute_index
+from ecopatch.maps import _base as B
+from ecopatch.maps._render import png_bytes, render_pngs
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from ..io.raster import Scene
+    from ecopatch.io.raster import Scene
 
 log = logging.getLogger(__name__)
 
@@ -448,7 +448,7 @@ class CaseChips:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.image import imsave
 
-        from ._render import PNG_COMPRESS_LEVEL
+        from ecopatch.maps._render import PNG_COMPRESS_LEVEL
 
         if self._layout is None:
             self.figures(case_row)  # finds the layout
@@ -666,7 +666,7 @@ def case_chips(
     >>> chips = case_chips(before, after, size_m=300)  # doctest: +SKIP
     >>> ledger.export_fieldcheck("field_2024_09", chips=chips)  # doctest: +SKIP
     """
-    from ..fonts import check_lang
+    from ecopatch.fonts import check_lang
 
     return CaseChips(before, after, size_m=size_m, crs=crs, map_crs=map_crs, composite=composite,
                      lang=check_lang(lang), dpi=dpi, size_in=size_in, max_pixels=max_pixels, pct=pct)

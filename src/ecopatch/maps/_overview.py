@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ConfigError, InputDataError
-from ..fonts import FontSetup, font_context
-from ..geodesy import as_crs
-from . import _base as B
+from ecopatch.errors import ConfigError, InputDataError
+from ecopatch.fonts import FontSetup, font_context
+from ecopatch.geodesy import as_crs
+from ecopatch.maps import _base as B
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from pyproj import CRS
 
-    from ..io.raster import Scene
+    from ecopatch.io.raster import Scene
 
 log = logging.getLogger(__name__)
 

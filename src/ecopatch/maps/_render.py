@@ -137,7 +137,7 @@ def _draw_index(i: int, dpi: float) -> list[bytes]:
 
 def _child_start() -> None:
     """In a forked worker: drop the raster handles shared with the parent (without closing them)."""
-    from ..io import quicklook, raster
+    from ecopatch.io import quicklook, raster
 
     # kept referenced, never used or closed here: the parent's handles are the parent's
     _INHERITED.append(dict(raster._local.__dict__))

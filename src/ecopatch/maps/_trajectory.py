@@ -6,8 +6,8 @@ import datetime as _dt
 import math
 from typing import TYPE_CHECKING, Any
 
-from ..fonts import FontSetup, font_context
-from . import _base as B
+from ecopatch.fonts import FontSetup, font_context
+from ecopatch.maps import _base as B
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -151,7 +151,7 @@ def mine_trajectory(
     InputDataError
         The mine has no history.
     """
-    from ..trajectory import plan_of, trajectory
+    from ecopatch.trajectory import plan_of, trajectory
 
     traj = trajectory(history, mine)
     year, rate = plan_of(history, mine)
