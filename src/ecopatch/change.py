@@ -438,7 +438,7 @@ def change_statistic(before: Mapping[str, np.ndarray], after: Mapping[str, np.nd
             (model.e_centre, model.e_spread, model.m_centre, model.m_spread), z_floor)
         if fused is not None:
             return fused
-    e, m = _distances(x1, x2, model, params, background)
+    e, m = change_distances(x1, x2, model, params, background)
     ze = (e - np.float32(model.e_centre)) / np.float32(model.e_spread)
     zm = (m - np.float32(model.m_centre)) / np.float32(model.m_spread)
     z = (ze + zm) * np.float32(0.5)
@@ -463,7 +463,7 @@ def _scaled(x1: np.ndarray, x2: np.ndarray, model: ChangeModel, params: ChangePa
     return y1, y2, z1, z2
 
 
-def _distances(x1: np.ndarray, x2: np.ndarray, model: ChangeModel, params: ChangeParams,
+def change_distances(x1: np.ndarray, x2: np.ndarray, model: ChangeModel, params: ChangeParams,
                background: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """The standardised-CVA and Mahalanobis tolerant distances (see :func:`change_statistic`)."""
     y1, y2, z1, z2 = _scaled(x1, x2, model, params, background)

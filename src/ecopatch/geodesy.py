@@ -55,12 +55,12 @@ def as_crs(crs: CRSLike, *, what: str = "input") -> CRS:
     if isinstance(crs, CRS):
         return crs
     if hasattr(crs, "to_wkt"):
-        return _crs_from_wkt(crs.to_wkt())
+        return crs_from_wkt(crs.to_wkt())
     return CRS.from_user_input(crs)
 
 
 @lru_cache(maxsize=64)
-def _crs_from_wkt(wkt: str) -> CRS:
+def crs_from_wkt(wkt: str) -> CRS:
     return CRS.from_wkt(wkt)
 
 
@@ -206,7 +206,7 @@ def geodesic_area_m2(geometries: Any, crs: CRSLike) -> np.ndarray:
     return out[0] if scalar else out
 
 
-def _simple_polygon_coordinates(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+def simple_polygon_coordinates(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """Coordinates of polygons that are all plain Polygons without holes, else None.
 
     Returns ``xy`` and the geometry of each coordinate, as
@@ -230,7 +230,7 @@ def _ring_area_sums(geoms: np.ndarray, crs: CRS, geod: Geod) -> np.ndarray:
     times faster than going through a shapely geometry per polygon (100 000
     patches: 3.6 s before).
     """
-    simple = _simple_polygon_coordinates(geoms)
+    simple = simple_polygon_coordinates(geoms)
     if simple is not None:
         xy, ring_idx = simple
         n_rings = len(geoms)

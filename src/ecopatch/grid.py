@@ -423,13 +423,13 @@ def _lattice_key(grid: Grid) -> tuple:
 
 @lru_cache(maxsize=256)
 def _lattice_chunk(key: tuple, cr: int, cc: int) -> np.ndarray:
-    from ecopatch.geodesy import _crs_from_wkt
+    from ecopatch.geodesy import crs_from_wkt
 
     wkt, x0, y0, a, e, L = key
     n = _NODE_CHUNK
     rr, cc_ = np.meshgrid(np.arange(cr * n, (cr + 1) * n) * float(L), np.arange(cc * n, (cc + 1) * n) * float(L),
                           indexing="ij")
-    f = ground_area_factor(_crs_from_wkt(wkt), x0 + a * cc_.ravel(), y0 + e * rr.ravel()).reshape(rr.shape)
+    f = ground_area_factor(crs_from_wkt(wkt), x0 + a * cc_.ravel(), y0 + e * rr.ravel()).reshape(rr.shape)
     f.setflags(write=False)
     return f
 

@@ -610,7 +610,7 @@ def _background(before: Scene, after: Scene, grid: Grid, region: np.ndarray, ban
 def _noise_model(lb: Sequence[Mapping[str, np.ndarray]], la: Sequence[Mapping[str, np.ndarray]],
                  samples: Sequence[Window], bands: tuple[str, ...], gains: tuple[tuple[float, float], ...],
                  background: Background | None, params: ChangeParams, halo: int) -> ChangeModel:
-    from ecopatch.change import _distances, smooth_nan
+    from ecopatch.change import change_distances, smooth_nan
 
     x1s = [np.stack([np.asarray(b[n], dtype=np.float32) for n in bands]) for b in lb]
     x2s = [np.stack([np.asarray(a[n], dtype=np.float32) for n in bands]) for a in la]
@@ -643,7 +643,7 @@ def _noise_model(lb: Sequence[Mapping[str, np.ndarray]], la: Sequence[Mapping[st
     proto = ChangeModel(bands, gains, tuple(float(s) for s in scale), W, mu, background=background)
     es, ms = [], []
     for x1, x2, bg in zip(x1s, x2s, bgs):
-        e, m = _distances(x1, x2, proto, params, bg)
+        e, m = change_distances(x1, x2, proto, params, bg)
         es.append(e[halo:-halo, halo:-halo].ravel())
         ms.append(m[halo:-halo, halo:-halo].ravel())
     e_c, e_s = robust_location_scale(np.concatenate(es))

@@ -24,7 +24,7 @@ from ecopatch.errors import ConfigError, InputDataError
 from ecopatch.geodesy import as_crs, geodesic_area_m2, geometries_in
 from ecopatch.grid import Grid, Window
 from ecopatch.tiling import PatchSums, Scheduler, add_partials, blocks_touching, run_tasks
-from ecopatch.zonal import _flat_index, _observed, _take, coverage_table
+from ecopatch.zonal import coverage_table, flat_index, observed_entries, take_flat
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -103,10 +103,10 @@ def _block(task: _Task) -> PatchSums:
         pr, pc = int(r.min()), int(c.min())
         w = Window(pr, pc, int(r.max()) - pr + 1, int(c.max()) - pc + 1)
         data = _read_block(task.path, task.band, grid, w, fill=np.nan, shared=False)
-        val[part] = _take(data, _flat_index(r, c, w))
+        val[part] = take_flat(data, flat_index(r, c, w))
     if task.nodata is not None and not np.isnan(task.nodata):
         val[val == task.nodata] = np.nan
-    i, f, x = _observed(idx, frac * grid.cell_area_m2_at(row, col), val)
+    i, f, x = observed_entries(idx, frac * grid.cell_area_m2_at(row, col), val)
     cols = [areas, np.bincount(i, f, minlength=n), np.bincount(i, f * x, minlength=n)]
     if task.classes:
         # all classes in one pass: the entries of each (patch, class) are added in the same order

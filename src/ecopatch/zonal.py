@@ -24,7 +24,7 @@ import numpy as np
 import shapely
 
 from ecopatch.errors import ConfigError, CRSMismatchError, GeometryError, GeometryRepairedWarning, InputDataError
-from ecopatch.geodesy import _simple_polygon_coordinates, as_crs
+from ecopatch.geodesy import as_crs, simple_polygon_coordinates
 from ecopatch.grid import Grid, Window
 
 if TYPE_CHECKING:
@@ -432,7 +432,7 @@ def zonal_sums(
             & (col < window.col_end)
         )
         idx, row, col, frac = idx[sel], row[sel], col[sel], frac[sel]
-    flat = _flat_index(row, col, window)
+    flat = flat_index(row, col, window)
     if weights is None:
         fw = frac
     elif np.ndim(weights) == 0:
@@ -444,7 +444,7 @@ def zonal_sums(
                 f"weights has shape {w_arr.shape} but window {window} has shape {shape}; "
                 "pass grid.cell_area_m2(window)"
             )
-        fw = frac * _take(w_arr, flat)
+        fw = frac * take_flat(w_arr, flat)
     n = coverage.n_geometries
     out: dict[str, np.ndarray] = {}
     for name, arr in values.items():
@@ -454,7 +454,7 @@ def zonal_sums(
                 f"values[{name!r}] has shape {arr.shape} but window {window} has shape {shape}; "
                 "read the raster for exactly this window"
             )
-        i, f, x = _observed(idx, fw, _take(arr, flat).astype(np.float64, copy=False))
+        i, f, x = observed_entries(idx, fw, take_flat(arr, flat).astype(np.float64, copy=False))
         out[f"sum_{name}"] = np.bincount(i, f * x, minlength=n)
         out[f"w_{name}"] = np.bincount(i, f, minlength=n)
     return out
@@ -463,12 +463,12 @@ def zonal_sums(
 # -- helpers --------------------------------------------------------------
 
 
-def _flat_index(row: np.ndarray, col: np.ndarray, window: Window) -> np.ndarray:
+def flat_index(row: np.ndarray, col: np.ndarray, window: Window) -> np.ndarray:
     """Positions of absolute pixels (``row``, ``col``) in a C-ordered array covering ``window``."""
     return (row - window.row_off) * window.width + (col - window.col_off)
 
 
-def _observed(idx: np.ndarray, fw: np.ndarray, val: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def observed_entries(idx: np.ndarray, fw: np.ndarray, val: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The coverage entries whose value is finite: (geometry index, frac × weight, value)."""
     obs = np.isfinite(val)
     if obs.all():
@@ -476,7 +476,7 @@ def _observed(idx: np.ndarray, fw: np.ndarray, val: np.ndarray) -> tuple[np.ndar
     return idx[obs], fw[obs], val[obs]
 
 
-def _take(arr: np.ndarray, flat: np.ndarray) -> np.ndarray:
+def take_flat(arr: np.ndarray, flat: np.ndarray) -> np.ndarray:
     """``arr.ravel()[flat]`` without copying ``arr``."""
     if arr.flags.c_contiguous:
         return arr.reshape(-1)[flat]
@@ -625,7 +625,7 @@ def _edges(geoms: np.ndarray, grid: Grid, r0: np.ndarray, c0: np.ndarray) -> tup
     :func:`_rasterise` gives +1 inside every polygon whatever the ring
     orientation, and ``g`` is the geometry of the edge (sorted).
     """
-    simple = _simple_polygon_coordinates(geoms)
+    simple = simple_polygon_coordinates(geoms)
     if simple is not None:  # one ring per geometry, its exterior
         xy, coord_ring = simple
         n_rings = geoms.size

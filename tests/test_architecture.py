@@ -1,0 +1,194 @@
+"""The shape of the code: layers, no import cycles, analyses that never read files, small modules.
+
+The README's architecture section describes the layers; these tests keep the
+code in step with it.  Imports are read from the source (every import, also
+inside functions, except under ``if TYPE_CHECKING:``), so a cycle cannot hide
+behind a function-level import.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+import pytest
+
+import ecopatch
+
+SRC = Path(ecopatch.__file__).resolve().parent
+ROOT = SRC.parent.parent
+
+#: Layers, lowest first.  A module may import its own layer and the layers listed for it.
+BASE = {"ecopatch", "ecopatch.errors", "ecopatch._env", "ecopatch.vocabulary", "ecopatch.options"}
+LAYERS: dict[str, set[str]] = {
+    "geo": set(),
+    "compute": {"geo"},
+    "engine": {"geo"},
+    "vector": {"geo"},
+    "raster": {"geo", "compute", "engine"},
+    "analyses": {"geo", "compute", "engine", "raster", "vector"},
+    "ledger": {"geo", "vector"},
+    "outputs": {"geo", "compute", "engine", "raster", "vector", "analyses", "ledger"},
+    "fieldcheck": {"geo", "compute", "engine", "raster", "vector", "analyses", "ledger", "outputs"},
+    "data": {"geo", "compute", "engine", "raster", "vector"},
+    "run": {"geo", "compute", "engine", "raster", "vector", "analyses", "ledger", "outputs", "fieldcheck", "data"},
+}
+LAYERS["cli"] = LAYERS["run"] | {"run"}
+#: The only raster modules an analysis may import: the source protocol, never a file reader.
+ANALYSIS_RASTER_ALLOWED = {"ecopatch.raster", "ecopatch.raster.source"}
+#: Third-party file I/O an analysis must not touch.
+FILE_IO = ("rasterio", "pyogrio", "fiona", "osgeo")
+MAX_LINES = 1_000
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+MODULES = {_module_name(p): p for p in sorted(SRC.rglob("*.py"))}
+
+
+def _is_type_checking(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def _imports(path: Path) -> list[tuple[str, list[str], int]]:
+    """Every import of a module: (module, names, line), skipping ``if TYPE_CHECKING:`` blocks."""
+    out: list[tuple[str, list[str], int]] = []
+    stack: list[ast.AST] = [ast.parse(path.read_text(encoding="utf-8"))]
+    while stack:
+        node = stack.pop()
+        for child in ast.iter_child_nodes(node):
+            if _is_type_checking(child):
+                continue
+            stack.append(child)
+            if isinstance(child, ast.Import):
+                out += [(a.name, [], child.lineno) for a in child.names]
+            elif isinstance(child, ast.ImportFrom) and child.module and child.level == 0:
+                out.append((child.module, [a.name for a in child.names], child.lineno))
+    return out
+
+
+def _graph() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {m: set() for m in MODULES}
+    for name, path in MODULES.items():
+        for module, names, _ in _imports(path):
+            targets = [module, *(f"{module}.{n}" for n in names)]
+            graph[name] |= {t for t in targets if t in MODULES and t != name and t != "ecopatch"}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    found: list[list[str]] = []
+    counter = [0]
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def _layer(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in LAYERS else None
+
+
+def test_no_import_cycles():
+    assert _cycles(_graph()) == []
+
+
+def test_every_module_belongs_to_a_layer():
+    loose = [m for m in MODULES if _layer(m) is None and m not in BASE and m != "ecopatch.testing"]
+    assert loose == [], f"modules outside the layers of the README's architecture section: {loose}"
+
+
+def test_layers_import_only_layers_below():
+    wrong = []
+    for name, deps in _graph().items():
+        own = _layer(name)
+        if own is None:
+            continue
+        for dep in deps:
+            other = _layer(dep)
+            if other is not None and other != own and other not in LAYERS[own]:
+                wrong.append(f"{name} -> {dep}")
+            if other is None and dep not in BASE:
+                wrong.append(f"{name} -> {dep} (outside the layers)")
+    assert wrong == []
+
+
+def test_analyses_never_read_files():
+    wrong = []
+    for name, path in MODULES.items():
+        if _layer(name) != "analyses":
+            continue
+        for module, names, line in _imports(path):
+            targets = {module, *(f"{module}.{n}" for n in names)} & (set(MODULES) | {module})
+            raster = {t for t in targets if t == "ecopatch.raster" or t.startswith("ecopatch.raster.")}
+            if raster - ANALYSIS_RASTER_ALLOWED and module not in ANALYSIS_RASTER_ALLOWED:
+                wrong.append(f"{name}:{line} imports {module}")
+            if module.split(".")[0] in FILE_IO or module.startswith("ecopatch.io"):
+                wrong.append(f"{name}:{line} imports {module}")
+    assert wrong == []
+
+
+def test_no_private_name_crosses_modules():
+    wrong = []
+    for name, path in MODULES.items():
+        for module, names, line in _imports(path):
+            if not module.startswith("ecopatch") or module == name:
+                continue
+            private = [n for n in names if n.startswith("_") and not n.startswith("__")]
+            # A package may import its own private submodules (ecopatch.outputs.maps -> ._base).
+            private = [n for n in private if f"{module}.{n}" not in MODULES]
+            if private:
+                wrong.append(f"{name}:{line} imports {', '.join(private)} from {module}")
+    assert wrong == []
+
+
+def test_modules_are_small():
+    big = {m: n for m, p in MODULES.items() if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert big == {}, f"modules over {MAX_LINES} lines: {big}"
+
+
+def test_public_api_is_small_and_resolves():
+    names = [n for n in ecopatch.__all__ if not n.startswith("_")]
+    assert len(names) <= 20, names
+    for n in names:
+        assert getattr(ecopatch, n) is not None
+
+
+@pytest.mark.parametrize("package", sorted(LAYERS))
+def test_layer_packages_import(package):
+    importlib.import_module(f"ecopatch.{package}")
