@@ -430,7 +430,7 @@ def cover_fractions(
         )
     from ecopatch._kernels import cover_kernel
 
-    fused = cover_kernel(bands, p) if not _NUMPY_ONLY else None
+    fused = cover_kernel(dict(bands), p) if not _NUMPY_ONLY else None
     if fused is not None:
         return fused
     red, nir = bands["red"], bands["nir"]

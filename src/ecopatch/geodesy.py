@@ -199,7 +199,7 @@ def geodesic_area_m2(geometries: Any, crs: CRSLike) -> np.ndarray:
     geoms = np.atleast_1d(geoms)
     out = np.zeros(geoms.shape, dtype=np.float64)
     ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
-    ok &= np.isin(shapely.get_type_id(np.where(ok, geoms, None)), (3, 6, 7))
+    ok &= np.isin(shapely.get_type_id(np.where(ok, geoms, np.asarray(None, dtype=object))), (3, 6, 7))
     if ok.any():
         geod: Geod = crs.get_geod() or Geod(ellps="WGS84")
         out[ok] = _ring_area_sums(geoms[ok], crs, geod)

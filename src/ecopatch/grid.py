@@ -157,7 +157,7 @@ class Grid:
         The grid is snapped outward to whole pixels from the top-left corner.
         """
         left, bottom, right, top = bounds
-        xres, yres = (res, res) if np.isscalar(res) else res
+        xres, yres = (float(res), float(res)) if isinstance(res, (int, float, np.number)) else map(float, res)
         cols = max(1, math.ceil((right - left) / xres - 1e-9))
         rows = max(1, math.ceil((top - bottom) / yres - 1e-9))
         return cls((rows, cols), Affine(xres, 0, left, 0, -yres, top), crs)
@@ -362,6 +362,8 @@ def _geographic_row_areas(grid: Grid, rows: np.ndarray) -> np.ndarray:
     ellipsoid through the authalic-latitude function ``q``.
     """
     geod = grid.crs.get_geod()
+    if geod is None:  # a geographic CRS always has an ellipsoid; guard for the type checker
+        raise ValueError(f"CRS without an ellipsoid: {grid.crs}")
     a, e2 = geod.a, geod.es
     t = grid.transform
     dlon = math.radians(abs(t.a))

@@ -382,10 +382,15 @@ def run_tasks(
         tasks = [call(i, dask_key_name=f"ecopatch-{desc}-{n - 1 - rank[i]:09d}") for i in range(n)]
     # the scheduler's get function rather than its name: a name makes Dask import
     # dask.distributed to look for a client (0.2 s, the whole cost of a small job)
+    get: Callable[..., Any]
     if name == "processes":
-        from dask.multiprocessing import get
+        from dask.multiprocessing import get as get_processes
+
+        get = get_processes
     else:
-        from dask.threaded import get
+        from dask.threaded import get as get_threads
+
+        get = get_threads
     with _dask_bar(len(tasks), desc) if show else _null():
         results = dask.compute(*tasks, scheduler=get, num_workers=workers)
     return list(results)

@@ -745,14 +745,13 @@ def _rasterise(
     r = np.floor(0.5 * (v0 + v1))
     keep = (v0 != v1) & (r >= 0) & (r < height.take(item))
     if not keep.all():
-        u0, v0, u1, v1, r, weight, item, w_e = (
-            a[keep] for a in (u0, v0, u1, v1, r, weight, item, w_e)
-        )
+        u0, v0, u1, v1, r, weight = u0[keep], v0[keep], u1[keep], v1[keep], r[keep], weight[keep]
+        item, w_e = item[keep], w_e[keep]
     # 2. Split at column boundaries in the window; clamp pieces into [0, width].
     w_f = w_e.astype(np.float64)
     u0, v0, u1, v1, src = _split(u0, v0, u1, v1, w_f)
     if src is not None:
-        r, weight, item, w_f = (a.take(src) for a in (r, weight, item, w_f))
+        r, weight, item, w_f = r.take(src), weight.take(src), item.take(src), w_f.take(src)
     np.clip(u0, 0.0, w_f, out=u0)
     np.clip(u1, 0.0, w_f, out=u1)
     dv = v1 - v0

@@ -111,7 +111,9 @@ class MaskProvider(Protocol):
     It must be picklable (a module-level class) for Dask workers.
     """
 
-    name: str
+    @property
+    def name(self) -> str:
+        """What the mask is, for the observation table (e.g. ``"s2cloudless 0.4"``)."""
 
     def clear(self, scene: Scene, grid: Grid) -> np.ndarray:
         """Boolean array of ``grid.shape``: True where clear, False for cloud, shadow or no data."""

@@ -43,7 +43,7 @@ import math
 import os
 import re
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -310,6 +310,18 @@ def write_workbook(
 # ---------------------------------------------------------------------------
 # Reading workbooks
 # ---------------------------------------------------------------------------
+@dataclass
+class _StringsState:
+    """Where the shared-strings parser is: inside <si>, inside <t>, inside phonetic runs, the text so far."""
+
+    in_si: bool = False
+    in_t: bool = False
+    rph: int = 0
+    buf: list[str] = field(default_factory=list)
+    n: int = 0
+    total: int = 0
+
+
 @dataclass(frozen=True)
 class Limits:
     """What a workbook or CSV may hold before it is refused (all generous for field results).
@@ -442,7 +454,7 @@ class Workbook:
         return info
 
     def _parse(self, part: str, start: Callable[..., None], end: Callable[[str], None],
-               chars: Callable[[str], None]) -> Iterator[None]:
+               chars: Callable[[str], None]) -> Generator[None, None, None]:
         """Feed ``part`` through expat in chunks, yielding after each chunk (so callers can stop early)."""
         info = self._member(part)
         p = expat.ParserCreate(namespace_separator=" ")
@@ -483,26 +495,26 @@ class Workbook:
             self._strings = out
             return out
         lim = self._limits
-        state = {"in_si": False, "in_t": False, "rph": 0, "buf": [], "n": 0, "total": 0}
+        state = _StringsState()
 
         def start(name: str, attrs: dict[str, str]) -> None:
             tag = _local(name)
             if tag == "si":
-                state["in_si"], state["buf"], state["n"] = True, [], 0
+                state.in_si, state.buf, state.n = True, [], 0
             elif tag == "rPh":
-                state["rph"] += 1
-            elif tag == "t" and state["in_si"] and not state["rph"]:
-                state["in_t"] = True
+                state.rph += 1
+            elif tag == "t" and state.in_si and not state.rph:
+                state.in_t = True
 
         def end(name: str) -> None:
             tag = _local(name)
             if tag == "t":
-                state["in_t"] = False
+                state.in_t = False
             elif tag == "rPh":
-                state["rph"] -= 1
+                state.rph -= 1
             elif tag == "si":
-                out.append("".join(state["buf"]))
-                state["in_si"] = False
+                out.append("".join(state.buf))
+                state.in_si = False
                 if len(out) > lim.max_strings:
                     raise SpreadsheetError(
                         f"{self.path}: the shared-strings table holds more than {lim.max_strings:,} entries; "
@@ -510,14 +522,14 @@ class Workbook:
                     )
 
         def chars(data: str) -> None:
-            if state["in_t"]:
-                state["buf"].append(data)
-                state["n"] += len(data)
-                state["total"] += len(data)
-                if state["n"] > lim.max_cell_chars:
+            if state.in_t:
+                state.buf.append(data)
+                state.n += len(data)
+                state.total += len(data)
+                if state.n > lim.max_cell_chars:
                     raise SpreadsheetError(f"{self.path}: a text holds more than {lim.max_cell_chars:,} "
                                            "characters; shorten it")
-                if state["total"] > lim.max_string_chars:
+                if state.total > lim.max_string_chars:
                     raise SpreadsheetError(f"{self.path}: the shared-strings table holds more than "
                                            f"{lim.max_string_chars:,} characters; the file was crafted or damaged")
 
@@ -930,7 +942,7 @@ def read_table(path: str | os.PathLike[str], *, sheet: str | None = None, limits
     elif suffix in (".csv", ".txt"):
         t = read_csv_rows(path, limits=limits)
         header = [h.strip().lstrip("\ufeff") for h in t.header]
-        data = [(rec + [""] * len(header))[: len(header)] for _, rec in t.rows]
+        data = [list[Any](rec + [""] * len(header))[: len(header)] for _, rec in t.rows]
     else:
         raise SpreadsheetError(f"{path}: not a table file (.xlsx or .csv)")
     keep = [j for j, h in enumerate(header) if h]
