@@ -436,7 +436,7 @@ def zonal_sums(
     if weights is None:
         fw = frac
     elif np.ndim(weights) == 0:
-        fw = frac * float(weights)  # type: ignore[arg-type]
+        fw = frac * float(weights)
     else:
         w_arr = np.asarray(weights)
         if w_arr.shape != shape:

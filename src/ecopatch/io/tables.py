@@ -300,7 +300,7 @@ def write_workbook(
     wb = Workbook()
     for i, spec in enumerate(sheets):
         title, df = spec[0], spec[1]
-        note = spec[2] if len(spec) > 2 else None  # type: ignore[misc]
+        note = spec[2] if len(spec) > 2 else None
         ws = wb.active if i == 0 else wb.create_sheet()
         ws.title = title
         write_sheet(ws, df, note=note, **options)
