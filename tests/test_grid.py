@@ -83,3 +83,28 @@ def test_cell_areas_at_listed_cells_equal_the_window_values(crs, transform):
     cols = rng.integers(win.col_off, win.col_end, 5000)
     np.testing.assert_array_equal(g.cell_area_m2_at(rows, cols), full[rows - win.row_off, cols - win.col_off])
     assert g.cell_area_m2_at(np.zeros(0, int), np.zeros(0, int)).shape == (0,)
+
+
+def test_window_from_rasterio_round_trip():
+    from rasterio.windows import Window as RioWindow
+
+    w = Window(row_off=10, col_off=20, height=5, width=6)
+    rio = w.to_rasterio()
+    assert (rio.col_off, rio.row_off, rio.width, rio.height) == (20, 10, 6, 5)
+    assert Window.from_rasterio(rio) == w
+    with pytest.raises(InputDataError, match="whole pixels"):
+        Window.from_rasterio(RioWindow(0.5, 0, 10, 10))
+
+
+def test_grid_geobox_round_trip():
+    geobox_mod = pytest.importorskip("odc.geo.geobox")
+    box = geobox_mod.GeoBox((100, 200), Affine(10, 0, 500_000, 0, -10, 3_400_000), "EPSG:32650")
+    grid = Grid.from_geobox(box)
+    assert grid.shape == (100, 200)
+    assert grid.transform == Affine(10, 0, 500_000, 0, -10, 3_400_000)
+    assert grid.crs.to_epsg() == 32650
+    assert grid.to_geobox() == box
+    geo = geobox_mod.GeoBox((50, 80), Affine(0.001, 0, 110.0, 0, -0.001, 30.0), "EPSG:4490")
+    assert Grid.from_geobox(geo).crs.to_epsg() == 4490
+    with pytest.raises(InputDataError, match="not a GeoBox"):
+        Grid.from_geobox(object())

@@ -20,7 +20,7 @@ import numpy as np
 from affine import Affine
 from pyproj import CRS
 
-from ecopatch.errors import AlignmentError, InputDataError
+from ecopatch.errors import AlignmentError, InputDataError, MissingDependencyError
 from ecopatch.geodesy import CRSLike, as_crs, ground_area_factor, transformer
 
 __all__ = ["Grid", "Window"]
@@ -99,6 +99,24 @@ class Window:
 
         return RioWindow(self.col_off, self.row_off, self.width, self.height)
 
+    @classmethod
+    def from_rasterio(cls, window: Any) -> Window:
+        """From a :class:`rasterio.windows.Window` (or anything with its four attributes), in whole pixels.
+
+        Raises
+        ------
+        InputDataError
+            When the window has fractional offsets or sizes (round it first:
+            ``window.round_offsets().round_lengths()``).
+        """
+        values = [window.col_off, window.row_off, window.width, window.height]
+        if any(float(v) != int(v) for v in values):
+            raise InputDataError(
+                f"window {window} is not in whole pixels; round it first: window.round_offsets().round_lengths()"
+            )
+        col_off, row_off, width, height = (int(v) for v in values)
+        return cls(row_off=row_off, col_off=col_off, height=height, width=width)
+
 
 @dataclass(frozen=True)
 class Grid:
@@ -161,6 +179,49 @@ class Grid:
         cols = max(1, math.ceil((right - left) / xres - 1e-9))
         rows = max(1, math.ceil((top - bottom) / yres - 1e-9))
         return cls((rows, cols), Affine(xres, 0, left, 0, -yres, top), crs)
+
+    @classmethod
+    def from_geobox(cls, geobox: Any) -> Grid:
+        """The grid of an odc-geo ``GeoBox`` (what odc-stac and ``xarray.odc.geobox`` give).
+
+        Parameters
+        ----------
+        geobox : odc.geo.geobox.GeoBox
+            Or any object with ``shape`` (rows, cols), ``affine`` and ``crs``.
+
+        Examples
+        --------
+        >>> from odc.geo.geobox import GeoBox
+        >>> box = GeoBox((100, 200), Affine(10, 0, 500_000, 0, -10, 3_400_000), "EPSG:32650")
+        >>> Grid.from_geobox(box).to_geobox() == box
+        True
+        """
+        try:
+            rows, cols = (int(v) for v in tuple(geobox.shape)[:2])
+            transform = geobox.affine
+            crs = geobox.crs
+        except AttributeError as exc:
+            raise InputDataError(
+                f"{type(geobox).__name__} is not a GeoBox: it needs shape, affine and crs ({exc})"
+            ) from None
+        if crs is None:
+            raise InputDataError("the GeoBox has no CRS; give it one (GeoBox(shape, affine, crs))")
+        wkt = crs.to_wkt() if hasattr(crs, "to_wkt") else str(crs)
+        return cls((rows, cols), transform, as_crs(wkt, what="GeoBox"))
+
+    def to_geobox(self) -> Any:
+        """The grid as an odc-geo ``GeoBox``, to build xarray outputs that odc-stac/odc-geo users know.
+
+        Raises
+        ------
+        MissingDependencyError
+            When odc-geo is not installed (``pip install odc-geo``).
+        """
+        try:
+            from odc.geo.geobox import GeoBox
+        except ImportError:
+            raise MissingDependencyError("Grid.to_geobox needs odc-geo: pip install odc-geo") from None
+        return GeoBox(self.shape, self.transform, self.crs.to_wkt())
 
     # -- basic properties ---------------------------------------------
     @property
