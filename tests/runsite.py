@@ -105,15 +105,24 @@ def ledger_counts(path: Path) -> dict[str, int]:
 
 
 def child_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ECOPATCH_TEST_")}
+    env = dict(os.environ)
     env.update(extra)
     return env
 
 
-def start_run(config: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """``python -m ecopatch.cli.main run CONFIG ...`` as a real process."""
-    return subprocess.Popen([sys.executable, "-m", "ecopatch.cli.main", "run", str(config), *args],
-                            env=env or child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def start_run(config: Path, *args: str, env: dict[str, str] | None = None,
+              pause: tuple[str, float, Path] | None = None) -> subprocess.Popen:
+    """``python -m ecopatch.cli.main run CONFIG ...`` as a real process.
+
+    ``pause=(where, seconds, signal_file)`` starts it through ``tests/pausing.py`` instead, paused at
+    the seam ``where`` ("run": before a scene's manifest; "txn": inside the ledger's write transaction).
+    """
+    argv = [sys.executable, "-m", "ecopatch.cli.main", "run", str(config), *args]
+    if pause is not None:
+        from .pausing import command
+
+        argv = command(*pause, "cli", "run", str(config), *args)
+    return subprocess.Popen(argv, env=env or child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def run(config: Path, *args: str, env: dict[str, str] | None = None,

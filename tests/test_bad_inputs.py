@@ -26,6 +26,7 @@ from shapely.geometry import LineString, Point, Polygon, box
 import ecopatch
 from ecopatch import errors as E
 from ecopatch.cli.main import cli
+from ecopatch.fieldcheck import import_results
 from ecopatch.io.raster import open_scene
 from ecopatch.io.vector import read_patches
 from tests.conftest import write_raster
@@ -386,7 +387,7 @@ def _results_csv(tmp, rows, header="图斑编号,核查结论,实际类型,核�
 
 def _rejected(tmp, row_for):
     ledger, ids = _ledger_with_cases(tmp)
-    rep = ledger.import_fieldcheck(_results_csv(tmp, [row_for(ids)]), today=__import__("datetime").date(2024, 11, 1))
+    rep = import_results(ledger, _results_csv(tmp, [row_for(ids)]), today=__import__("datetime").date(2024, 11, 1))
     if len(rep.rejected):
         raise E.FieldCheckError("; ".join(rep.rejected["reason"].astype(str)))
     return rep
@@ -419,14 +420,14 @@ def f_deadline_before_check(tmp):
 def f_workbook_reshaped(tmp):
     ledger, ids = _ledger_with_cases(tmp)
     p = _results_csv(tmp, [f"{ids[0]},确认"], header="编号,结论")
-    ledger.import_fieldcheck(p)
+    import_results(ledger, p)
 
 
 def f_not_a_workbook(tmp):
     ledger, _ = _ledger_with_cases(tmp)
     p = tmp / "results.xlsx"
     p.write_text("not a workbook")
-    ledger.import_fieldcheck(p)
+    import_results(ledger, p)
 
 
 CASES = [

@@ -1,10 +1,11 @@
 """``ecopatch run`` as cron runs it: real processes, a concurrent second run, SIGKILL half-way.
 
-The runs are started with ``python -m ecopatch.cli.main run``.  Two test-only hooks
-hold a run at a known point: ``ECOPATCH_TEST_PAUSE_IN_RUN`` (:mod:`ecopatch.pipeline`,
-after the ledger commit and the outputs, just before ``manifest.json``) and
-``ECOPATCH_TEST_PAUSE_IN_TXN`` (:mod:`ecopatch.ledger.store`, inside the ledger's
-write transaction with a hot rollback journal on disk).
+The runs are started with ``python -m ecopatch.cli.main run``.  To hold a run at a
+known point, ``tests/pausing.py`` starts it with a pause at one of the library's
+seams: ``run`` (:func:`ecopatch.pipeline.before_manifest`, after the ledger commit
+and the outputs, just before ``manifest.json``) or ``txn``
+(:func:`ecopatch.ledger.connection.before_commit`, inside the ledger's write
+transaction with a hot rollback journal on disk).
 """
 
 from __future__ import annotations
@@ -22,15 +23,12 @@ from click.testing import CliRunner
 
 from ecopatch.cli.main import cli
 from ecopatch.ledger import Ledger
-from ecopatch.ledger.store import PAUSE_ENV as TXN_PAUSE_ENV
-from ecopatch.ledger.store import PAUSE_SIGNAL_ENV as TXN_SIGNAL_ENV
-from ecopatch.pipeline import MANIFEST, PAUSE_ENV, PAUSE_SIGNAL_ENV, completed_runs
+from ecopatch.pipeline import MANIFEST, completed_runs
 
 from .runsite import (
     AFTER,
     LATER,
     add_later_scene,
-    child_env,
     ledger_counts,
     make_site,
     run,
@@ -104,7 +102,7 @@ def test_concurrent_run_is_refused_and_a_killed_run_recovers(tmp_path, source):
     out = tmp_path / "site" / "out"
     ledger, lock = out / "ledger.gpkg", out / "ledger.gpkg.lock"
     sig = tmp_path / "paused"
-    first = start_run(cfg, env=child_env(**{PAUSE_ENV: "120", PAUSE_SIGNAL_ENV: str(sig)}))
+    first = start_run(cfg, pause=("run", 120, sig))
     wait_for(sig, first)  # holds the lock; ledger committed, manifest not written yet
 
     second = run(cfg)
@@ -144,7 +142,7 @@ def test_sigkill_inside_the_ledger_transaction_leaves_the_ledger_as_before(tmp_p
 
     add_later_scene(site, source)
     sig = tmp_path / "in-txn"
-    proc = start_run(cfg, env=child_env(**{TXN_PAUSE_ENV: "120", TXN_SIGNAL_ENV: str(sig)}))
+    proc = start_run(cfg, pause=("txn", 120, sig))
     wait_for(sig, proc)
     assert ledger.with_name("ledger.gpkg-journal").exists()  # a hot journal: the kill lands mid-write
     kill(proc)

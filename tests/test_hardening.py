@@ -34,6 +34,7 @@ from shapely.geometry import Polygon, box
 import ecopatch
 from ecopatch import errors as E
 from ecopatch.cli.main import cli
+from ecopatch.fieldcheck import export_package, export_verdict_template, import_results, import_verdicts
 from ecopatch.ledger import Ledger
 
 from .hostile import scan_outputs
@@ -86,7 +87,7 @@ def test_formula_text_from_names_is_neutralised_in_every_table_written(tmp_path,
     con.commit()
     con.close()
     out = tmp_path / "out"
-    ledger.export_fieldcheck(out / "fieldcheck")
+    export_package(ledger, out / "fieldcheck")
     ledger.export_report(out / "ledger")
     ecopatch.report.write_report(out / "report", ledger=ledger, patches=_patches(2, reserve_name=[evil] * 2))
     table = pd.DataFrame({"patch_id": [evil, "-1+1"], "矿山名称": ["@SUM(A1)", "\t=1"]})
@@ -100,7 +101,7 @@ def test_formula_text_from_names_is_neutralised_in_every_table_written(tmp_path,
 def test_field_teams_formula_in_the_inspector_cell_reaches_the_event_sheet_as_text(tmp_path, ledger):
     cid = _ids(ledger)[0]
     ledger.advance(cid, "dispatch", today=dt.date(2024, 9, 21))
-    rep = ledger.import_fieldcheck(_results_csv(tmp_path / "r.csv", [
+    rep = import_results(ledger, _results_csv(tmp_path / "r.csv", [
         f"{cid},确认,工业开发,云溪镇,=cmd|' /C calc'!A0,2024-10-10,"]), today=TODAY)
     assert rep.n_accepted == 1
     paths = ledger.export_report(tmp_path / "rep")
@@ -128,7 +129,7 @@ def test_kml_balloons_escape_names(tmp_path, ledger):
     con.execute("UPDATE cases SET reserve_name=?", ("<img src=x onerror=alert(1)>",))
     con.commit()
     con.close()
-    pkg = ledger.export_fieldcheck(tmp_path / "fc")
+    pkg = export_package(ledger, tmp_path / "fc")
     root = ET.parse(pkg.kml).getroot()
     descriptions = [el.text for el in root.iter() if el.tag.endswith("description")]
     assert descriptions and all("<img src=x" not in d for d in descriptions)
@@ -146,7 +147,7 @@ def test_kml_balloons_escape_names(tmp_path, ledger):
 # ===========================================================================
 def test_control_characters_are_refused_at_import_with_row_and_field(tmp_path, ledger):
     a, b, c = _ids(ledger)
-    rep = ledger.import_fieldcheck(_results_csv(tmp_path / "r.csv", [
+    rep = import_results(ledger, _results_csv(tmp_path / "r.csv", [
         f"{a},确认,工业开发,云溪镇,李工,2024-10-10,铃\x07声",
         f"{b},确认,工业开发,云溪\x0b镇,李工,2024-10-10,",
         f"{c},确认,工业开发,云溪镇,李\x00工,2024-10-10,",
@@ -198,7 +199,7 @@ def test_a_ledger_already_holding_control_characters_still_exports(tmp_path, led
 def test_rows_beyond_an_understated_dimension_are_read(tmp_path):
     led = Ledger(tmp_path / "ledger.gpkg")
     led.add_detections(_patches(10), run_id="r1", today=dt.date(2024, 9, 20))
-    pkg = led.export_fieldcheck(tmp_path / "fc")
+    pkg = export_package(led, tmp_path / "fc")
     wb = openpyxl.load_workbook(pkg.results_template)
     ws = wb["核查结果"]
     heads = [c.value for c in ws[1]]
@@ -214,14 +215,14 @@ def test_rows_beyond_an_understated_dimension_are_read(tmp_path):
             if item.filename == "xl/worksheets/sheet1.xml":
                 data = re.sub(rb'<dimension ref="[^"]+"', b'<dimension ref="A1:O3"', data)
             dst.writestr(item, data)
-    rep = led.import_fieldcheck(lied, today=TODAY)
+    rep = import_results(led, lied, today=TODAY)
     assert rep.n_accepted == 10 and len(rep.rejected) == 0
 
 
 @pytest.mark.parametrize("kind", ["bomb", "blank_rows", "malformed", "not_a_zip"])
 def test_hostile_workbooks_get_a_field_check_error_naming_the_file(tmp_path, ledger, kind):
     p = tmp_path / "results.xlsx"
-    pkg = ledger.export_fieldcheck(tmp_path / "fc")
+    pkg = export_package(ledger, tmp_path / "fc")
     with zipfile.ZipFile(pkg.results_template) as src:
         parts = {n: src.read(n) for n in src.namelist()}
     sheet = parts["xl/worksheets/sheet1.xml"]
@@ -247,7 +248,7 @@ def test_hostile_workbooks_get_a_field_check_error_naming_the_file(tmp_path, led
         p.write_bytes(b"PK\x03\x04 not really")
     before = _counts(ledger)
     with pytest.raises(E.FieldCheckError, match=fragment) as info:
-        ledger.import_fieldcheck(p, today=TODAY)
+        import_results(ledger, p, today=TODAY)
     assert "results.xlsx" in str(info.value) and "Traceback" not in str(info.value)
     assert _counts(ledger) == before
 
@@ -431,7 +432,7 @@ def test_band_files_in_different_crs(tmp_path, sample):
 
 def test_results_csv_with_extra_columns_rejects_that_row(tmp_path, ledger):
     a, b, _ = _ids(ledger)
-    rep = ledger.import_fieldcheck(_results_csv(tmp_path / "r.csv", [
+    rep = import_results(ledger, _results_csv(tmp_path / "r.csv", [
         f"{a},确认,工业开发,云溪镇,李工,2024-10-10,说明",
         f"{b},误报,,云溪镇,李工,2024-10-10,有逗号,没加引号,多出两格",
     ]), today=TODAY)
@@ -441,7 +442,7 @@ def test_results_csv_with_extra_columns_rejects_that_row(tmp_path, ledger):
 
 
 def test_formula_cells_without_saved_values_are_named(tmp_path, ledger):
-    pkg = ledger.export_fieldcheck(tmp_path / "fc")
+    pkg = export_package(ledger, tmp_path / "fc")
     wb = openpyxl.load_workbook(pkg.results_template)
     ws = wb["核查结果"]
     heads = [c.value for c in ws[1]]
@@ -449,13 +450,13 @@ def test_formula_cells_without_saved_values_are_named(tmp_path, ledger):
     ws.cell(row=2, column=heads.index("核查人") + 1, value="李工")
     ws.cell(row=2, column=heads.index("核查日期") + 1, value=dt.date(2024, 10, 10))
     wb.save(tmp_path / "filled.xlsx")  # openpyxl saves formulas without a computed value
-    rep = ledger.import_fieldcheck(tmp_path / "filled.xlsx", today=TODAY)
+    rep = import_results(ledger, tmp_path / "filled.xlsx", today=TODAY)
     reason = rep.rejected["reason"].iloc[0]
     assert "核查结论 holds a formula (=IF(1,\"确认\",\"误报\")) with no saved value" in reason
 
 
 def test_booleans_as_names_are_refused(tmp_path, ledger):
-    pkg = ledger.export_fieldcheck(tmp_path / "fc")
+    pkg = export_package(ledger, tmp_path / "fc")
     wb = openpyxl.load_workbook(pkg.results_template)
     ws = wb["核查结果"]
     heads = [c.value for c in ws[1]]
@@ -465,11 +466,11 @@ def test_booleans_as_names_are_refused(tmp_path, ledger):
         ws.cell(row=r, column=heads.index("核查日期") + 1, value=dt.date(2024, 10, 10))
     ws.cell(row=3, column=heads.index("责任单位") + 1, value=False)
     wb.save(tmp_path / "filled.xlsx")
-    rep = ledger.import_fieldcheck(tmp_path / "filled.xlsx", today=TODAY)
+    rep = import_results(ledger, tmp_path / "filled.xlsx", today=TODAY)
     reasons = dict(zip(rep.rejected["row"], rep.rejected["reason"]))
     assert "核查人 holds TRUE, a yes/no value, not a name" in reasons[2]
     assert "责任单位 holds FALSE" in reasons[3]
-    rep = ledger.import_fieldcheck(_results_csv(tmp_path / "r.csv", [f"{_ids(ledger)[0]},误报,,,TRUE,2024-10-10,"]),
+    rep = import_results(ledger, _results_csv(tmp_path / "r.csv", [f"{_ids(ledger)[0]},误报,,,TRUE,2024-10-10,"]),
                                    today=TODAY)
     assert "核查人 holds TRUE" in rep.rejected["reason"].iloc[0]
 
@@ -477,21 +478,21 @@ def test_booleans_as_names_are_refused(tmp_path, ledger):
 def test_a_6_mb_note_is_refused_not_cut(tmp_path, ledger):
     a, b, _ = _ids(ledger)
     # a GeoPackage (QField) row: that row is refused, the others go in
-    pkg = ledger.export_fieldcheck(tmp_path / "fc")
+    pkg = export_package(ledger, tmp_path / "fc")
     g = gpd.read_file(pkg.gpkg)
     g["核查结论"], g["核查人"], g["核查日期"] = "误报", "李工", "2024-10-10"
     g["备注"] = ["说" * 6_000_000] + ["短"] * (len(g) - 1)
     g.to_file(tmp_path / "results.gpkg", layer="cases", driver="GPKG")
-    rep = ledger.import_fieldcheck(tmp_path / "results.gpkg", today=TODAY)
+    rep = import_results(ledger, tmp_path / "results.gpkg", today=TODAY)
     assert rep.n_accepted == len(g) - 1
     assert "备注 is 6,000,000 characters long (at most 30,000)" in rep.rejected["reason"].iloc[0]
     # a CSV: past the csv module's 131,072 characters the file is refused whole, naming the record
     with pytest.raises(E.FieldCheckError, match="record 2 .*field larger than field limit") as info:
-        ledger.import_fieldcheck(_results_csv(tmp_path / "r.csv", [
+        import_results(ledger, _results_csv(tmp_path / "r.csv", [
             f"{a},误报,,,李工,2024-10-10,\"{'说' * 6_000_000}\""]), today=TODAY)
     assert "r.csv" in str(info.value)
     # ... and under it, that row
-    rep = ledger.import_fieldcheck(_results_csv(tmp_path / "r2.csv", [f"{b},误报,,,李工,2024-10-10,{'说' * 40_000}"]),
+    rep = import_results(ledger, _results_csv(tmp_path / "r2.csv", [f"{b},误报,,,李工,2024-10-10,{'说' * 40_000}"]),
                                    today=TODAY)
     assert "备注 is 40,000 characters long" in rep.rejected["reason"].iloc[0]
     # and the API
@@ -500,14 +501,14 @@ def test_a_6_mb_note_is_refused_not_cut(tmp_path, ledger):
 
 
 def test_corrupt_results_gpkg_gets_a_short_message(tmp_path, ledger):
-    pkg = ledger.export_fieldcheck(tmp_path / "fc")
+    pkg = export_package(ledger, tmp_path / "fc")
     bad = tmp_path / "results.gpkg"
     data = pkg.gpkg.read_bytes()
     bad.write_bytes(data[: len(data) // 3])  # a copy cut short (a phone's storage ran out)
     with pytest.raises(E.FieldCheckError) as info:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ledger.import_fieldcheck(bad, today=TODAY)
+            import_results(ledger, bad, today=TODAY)
     msg = str(info.value)
     assert "results.gpkg" in msg and len(msg) < 400 and "SELECT" not in msg and "SQLite: " in msg, msg
 
@@ -634,7 +635,7 @@ def test_results_csv_as_excel_saves_it_anywhere(tmp_path, ledger, encoding, sep)
     rows = ["图斑编号,核查结论,实际类型,核查人,核查日期", f"{cid},确认,工业开发,李工,2024-10-10"]
     p = tmp_path / "r.csv"
     p.write_bytes("\r\n".join(r.replace(",", sep) for r in rows).encode(encoding))
-    rep = ledger.import_fieldcheck(p, today=TODAY)
+    rep = import_results(ledger, p, today=TODAY)
     assert rep.n_accepted == 1, str(rep)
 
 
@@ -643,10 +644,10 @@ def test_results_with_duplicate_or_decorated_headers(tmp_path, ledger):
     p = _results_csv(tmp_path / "r.csv", [f"{cid},确认,工业开发,李工,2024-10-10,王工"],
                      header="\ufeff图斑编号,核查结论*,实际类型（HJ 1156）,核查人,核查日期,核查人")
     with pytest.raises(E.FieldCheckError, match=r"\['核查人'\] appear more than once \(columns \['D', 'F'\]\)"):
-        ledger.import_fieldcheck(p, today=TODAY)
+        import_results(ledger, p, today=TODAY)
     p = _results_csv(tmp_path / "r2.csv", [f"{cid},确认,工业开发,李工,2024-10-10"],
                      header="\u3000图斑编号,核查结论*,实际类型（HJ 1156）,核查人,核查日期")
-    assert ledger.import_fieldcheck(p, today=TODAY).n_accepted == 1
+    assert import_results(ledger, p, today=TODAY).n_accepted == 1
 
 
 def test_an_empty_results_sheet(tmp_path, ledger):
@@ -654,18 +655,18 @@ def test_an_empty_results_sheet(tmp_path, ledger):
     wb.active.title = "核查结果"
     wb.save(tmp_path / "empty.xlsx")
     with pytest.raises(E.FieldCheckError, match="empty.xlsx.*no header"):
-        ledger.import_fieldcheck(tmp_path / "empty.xlsx", today=TODAY)
+        import_results(ledger, tmp_path / "empty.xlsx", today=TODAY)
 
 
 def test_an_old_xls_workbook(tmp_path, ledger):
     p = tmp_path / "results.xls"
     p.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 512)
     with pytest.raises(E.FieldCheckError, match="97-2003.*save it as .xlsx"):
-        ledger.import_fieldcheck(p, today=TODAY)
+        import_results(ledger, p, today=TODAY)
     p2 = tmp_path / "results.xlsx"
     shutil.copy(p, p2)  # renamed, not converted
     with pytest.raises(E.FieldCheckError, match="97-2003"):
-        ledger.import_fieldcheck(p2, today=TODAY)
+        import_results(ledger, p2, today=TODAY)
 
 
 def test_run_id_and_inputs_with_terminal_escapes(tmp_path, ledger):
@@ -693,14 +694,14 @@ def test_mine_verdicts_are_read_and_written_as_safely_as_case_results(tmp_path, 
     a = inputs.assessment.copy()
     a["矿山名称"] = ["=cmd|' /C calc'!A0", *a["矿山名称"].iloc[1:]]  # a hostile name, into the template
     led.record_assessment(a, run_id="S2B_20240912")
-    tpl = led.export_verdict_template(tmp_path / "verdicts.xlsx")
+    tpl = export_verdict_template(led, tmp_path / "verdicts.xlsx")
     assert scan_outputs(tmp_path) == []
     mine = str(a["patch_id"].iloc[0])
     rows = [f"{mine},已验收,王\x07工,2024-10-10,,,", f"{mine},已验收,王工,2024-10-11,,说明,照片,多出一格"]
     p = tmp_path / "v.csv"
     header = "矿山编号,核查结论,核查人,核查日期,实测修复面积,备注,照片"
     p.write_text(header + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
-    rep = led.import_mine_verdicts(p, today=TODAY)
+    rep = import_verdicts(led, p, today=TODAY)
     reasons = dict(zip(rep.rejected["row"], rep.rejected["reason"]))
     assert "核查人 holds the control character U+0007" in reasons[2]
     assert "1 filled cell(s) beyond the header" in reasons[3]
@@ -711,7 +712,7 @@ def test_mine_verdicts_are_read_and_written_as_safely_as_case_results(tmp_path, 
     ws.cell(row=2, column=heads.index("核查人") + 1, value=True)
     ws.cell(row=2, column=heads.index("核查日期") + 1, value=dt.date(2024, 10, 10))
     wb.save(tmp_path / "filled.xlsx")
-    rep = led.import_mine_verdicts(tmp_path / "filled.xlsx", today=TODAY)
+    rep = import_verdicts(led, tmp_path / "filled.xlsx", today=TODAY)
     assert "核查人 holds TRUE, a yes/no value" in rep.rejected["reason"].iloc[0]
 
 

@@ -13,7 +13,7 @@ import openpyxl
 import pytest
 
 import ecopatch
-from ecopatch.fieldcheck import RESULTS_SHEET
+from ecopatch.fieldcheck import RESULTS_SHEET, export_package, import_results
 
 DETECTED_ON = dt.date(2024, 9, 20)
 
@@ -24,7 +24,7 @@ def loop(inputs, tmp_path_factory):
     ledger = ecopatch.Ledger(tmp / "ledger.gpkg")
     first = ledger.add_detections(inputs.patches, run_id="2024-09", today=DETECTED_ON)
     again = ledger.add_detections(inputs.patches, run_id="2024-09", today=DETECTED_ON)
-    package = ledger.export_fieldcheck(tmp / "fieldcheck", today=DETECTED_ON)
+    package = export_package(ledger, tmp / "fieldcheck", today=DETECTED_ON)
     return tmp, ledger, first, again, package
 
 
@@ -85,8 +85,8 @@ def imported(loop):
         ("YB-2099-999999", {**ok, "核查结论": "误报"}),                          # unknown case
     ]
     filled = _fill(tmp / "fieldcheck" / "results_template.xlsx", tmp / "results_filled.xlsx", rows)
-    report = ledger.import_fieldcheck(filled, today=dt.date(2024, 10, 12))
-    again = ledger.import_fieldcheck(filled, today=dt.date(2024, 10, 12))
+    report = import_results(ledger, filled, today=dt.date(2024, 10, 12))
+    again = import_results(ledger, filled, today=dt.date(2024, 10, 12))
     return ids, report, again
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from ecopatch.errors import ConfigError, FontWarning, InputDataError
+from ecopatch.fieldcheck import export_package
 from ecopatch.fonts import has_cjk
 from ecopatch.maps import (
     MapFigure,
@@ -261,7 +262,7 @@ def test_overview_map_needs_something():
 def test_case_chips_in_field_package(inputs, ledger, tmp_path, cjk):
     chips = case_chips(inputs.before, inputs.after, size_m=300, max_pixels=20_000, dpi=80)
     cases = ledger.cases(today=TODAY)
-    pkg = ledger.export_fieldcheck(tmp_path / "field", cases=cases["case_id"][:2], chips=chips, today=TODAY)
+    pkg = export_package(ledger, tmp_path / "field", cases=cases["case_id"][:2], chips=chips, today=TODAY)
     assert len(pkg.chips) == 2
     for before_png, after_png in pkg.chips.values():
         for p in (before_png, after_png):

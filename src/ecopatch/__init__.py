@@ -53,7 +53,7 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 #: Submodules reachable as attributes after a plain ``import ecopatch`` (``ecopatch.maps.change_map``).
 _SUBMODULES = {
     "change", "cover", "datasets", "encroachment", "errors", "fieldcheck", "geodesy", "grid", "indices", "io",
-    "joint", "ledger", "maps", "minecheck", "patchstats", "pipeline", "report", "restoration", "sanitize", "schema",
+    "joint", "ledger", "maps", "patchstats", "pipeline", "report", "restoration", "sanitize", "schema",
     "sensors", "synthetic", "tiling", "trajectory", "units", "validation", "webmap", "zonal",
 }
 

@@ -178,10 +178,11 @@ def run_demo(
     result.files["ledger"] = ledger_path
 
     if report:
+        from ecopatch.fieldcheck import export_package
         from ecopatch.maps import case_chips
         from ecopatch.report import write_report
 
-        ledger.export_fieldcheck(out / "fieldcheck", chips=case_chips(before, after), overwrite=overwrite)
+        export_package(ledger, out / "fieldcheck", chips=case_chips(before, after), overwrite=overwrite)
         result.files["fieldcheck"] = out / "fieldcheck"
         paths = write_report(out / "report", assessment=assessment, patches=patches, ledger=ledger, before=before,
                              after=after, reserves=reserves, lang=lang, overwrite=overwrite)

@@ -151,13 +151,10 @@ handlers and level; ``ecopatch run`` logs at INFO).  While a scene is
 processed the same records also go to its ``run.log``, and Python warnings
 are logged rather than printed.
 
-Test-only hooks
----------------
-``ECOPATCH_TEST_PAUSE_IN_RUN`` (seconds) is **for tests only**: when set,
-each scene pauses that long after its ledger commit and outputs, just before
-``manifest.json`` is written, after touching the file named by
-``ECOPATCH_TEST_PAUSE_IN_RUN_SIGNAL`` if set.  The CLI tests use it to hold
-the lock and to kill a run at its most complete-looking moment.
+Each scene calls :func:`before_manifest` after its ledger commit and outputs,
+just before ``manifest.json`` is written.  It does nothing: the CLI tests
+replace it (from a script of their own, ``tests/pausing.py``) to hold the lock
+and to kill a run at its most complete-looking moment.
 """
 
 from __future__ import annotations
@@ -234,8 +231,6 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 #: Version of the manifest layout.
 MANIFEST_VERSION = 1
-PAUSE_ENV = "ECOPATCH_TEST_PAUSE_IN_RUN"
-PAUSE_SIGNAL_ENV = "ECOPATCH_TEST_PAUSE_IN_RUN_SIGNAL"
 _PARTIAL = ".partial"
 _FAILED = ".failed"
 _SUPERSEDED = ".superseded-"
@@ -2013,7 +2008,9 @@ def _compute_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path
                         if hasattr(chips, "drawn"):  # drawn ahead, several at once: the package writes the PNGs
                             known = led.cases()
                             chips = chips.drawn(known[known["case_id"].isin(new_cases)])
-                    led.export_fieldcheck(out / "fieldcheck", cases=new_cases, chips=chips)
+                    from ecopatch.fieldcheck import export_package
+
+                    export_package(led, out / "fieldcheck", cases=new_cases, chips=chips)
             _heartbeat(ctx)
             if cfg.outputs.report:
                 with clock("report"):
@@ -2040,7 +2037,7 @@ def _compute_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path
     }
     counts["fieldcheck_cases"] = len(new_cases)
     _heartbeat(ctx)
-    _test_pause()
+    before_manifest()
     return "ok", "; ".join(notes)
 
 
@@ -2273,15 +2270,12 @@ class _Clock:
             self.timings[stage] = round(self.timings.get(stage, 0.0) + time.monotonic() - t, 3)
 
 
-def _test_pause() -> None:
-    pause = os.environ.get(PAUSE_ENV)
-    if not pause:
-        return
-    signal_file = os.environ.get(PAUSE_SIGNAL_ENV)
-    if signal_file:
-        Path(signal_file).write_text(str(os.getpid()))
-    log.warning("%s set: pausing %s s before the manifest (test hook)", PAUSE_ENV, pause)
-    time.sleep(float(pause))
+def before_manifest() -> None:
+    """Called after a scene's ledger commit and outputs, just before its ``manifest.json``: does nothing.
+
+    A seam, not a hook: the library never changes it.  The CLI tests replace
+    it in a child process of their own to hold a run there.
+    """
 
 
 # ---------------------------------------------------------------------------

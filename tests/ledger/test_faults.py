@@ -1,10 +1,11 @@
 """The ledger survives real faults: a writer SIGKILLed mid-transaction, two writers at once.
 
 These tests start real Python processes.  A child pauses inside its open write
-transaction through the test-only hook ``ECOPATCH_TEST_PAUSE_IN_TXN`` (see
-:mod:`ecopatch.ledger.store`); by then its changed pages have reached the
-ledger file and a hot rollback journal sits beside it, so the kill lands in
-the middle of a real write.
+transaction: ``tests/pausing.py`` replaces the ledger's seam
+:func:`ecopatch.ledger.connection.before_commit` with a pause (and gives the
+child a one-page cache); by then its changed pages have reached the ledger
+file and a hot rollback journal sits beside it, so the kill lands in the
+middle of a real write.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ import pytest
 from openpyxl import load_workbook
 
 from ecopatch.errors import LedgerLockedError
+from ecopatch.fieldcheck import export_package, import_results
 from ecopatch.ledger import Ledger
-from ecopatch.ledger.store import PAUSE_ENV, PAUSE_SIGNAL_ENV
+
+from .. import pausing
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
 
@@ -35,6 +38,7 @@ CHILD = textwrap.dedent(
     import datetime as dt, sys
     import geopandas as gpd
     from shapely.geometry import box
+    from ecopatch.fieldcheck import import_results
     from ecopatch.ledger import Ledger
 
     def patches(prefix, n, x0):
@@ -56,7 +60,7 @@ CHILD = textwrap.dedent(
         res = led.add_detections(patches(prefix, n, x0), "run-" + prefix, today=dt.date(2024, 5, 9))
         print(",".join(res.case_ids))
     elif mode == "import":
-        rep = led.import_fieldcheck(sys.argv[3], today=dt.date(2024, 6, 1))
+        rep = import_results(led, sys.argv[3], today=dt.date(2024, 6, 1))
         print(len(rep.accepted))
     """
 )
@@ -68,14 +72,13 @@ def child(tmp_path):
     script.write_text(CHILD, encoding="utf-8")
 
     def start(*args, pause: float | None = None, signal_file: Path | None = None):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ECOPATCH_TEST_")}
+        argv = [str(script), *map(str, args)]
         if pause is not None:
-            env[PAUSE_ENV] = str(pause)
-        if signal_file is not None:
-            env[PAUSE_SIGNAL_ENV] = str(signal_file)
+            argv = pausing.command("txn", pause, signal_file or Path(os.devnull), *argv)
+        else:
+            argv = [sys.executable, *argv]
         return subprocess.Popen(
-            [sys.executable, str(script), *map(str, args)],
-            env=env,
+            argv,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -146,7 +149,7 @@ def test_kill_during_add_detections_leaves_the_ledger_as_before(seeded, child, t
 
 def test_kill_during_import_leaves_the_ledger_as_before(seeded, child, tmp_path):
     led = Ledger(seeded)
-    pkg = led.export_fieldcheck(tmp_path / "pkg", today=T0)
+    pkg = export_package(led, tmp_path / "pkg", today=T0)
     wb = load_workbook(pkg.results_template)
     ws = wb["核查结果"]
     col = {c.value: c.column for c in ws[1]}
@@ -168,7 +171,7 @@ def test_kill_during_import_leaves_the_ledger_as_before(seeded, child, tmp_path)
     assert led.check().ok
     assert_same(snapshot(led), before)
     # the interrupted import can simply be run again
-    rep = led.import_fieldcheck(results, today=dt.date(2024, 6, 1))
+    rep = import_results(led, results, today=dt.date(2024, 6, 1))
     assert len(rep.accepted) == 3 and set(led.cases()["status"]) == {"false_alarm"}
 
 

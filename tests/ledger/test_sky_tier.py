@@ -9,6 +9,7 @@ import sqlite3
 import pytest
 
 from ecopatch.errors import InputDataError, LedgerTransitionError
+from ecopatch.fieldcheck import export_package
 from ecopatch.ledger import SCHEMA_VERSION, Event, Ledger, SkyTier, advance, open_case, replay, summarise_cases
 
 from .test_store import T0, make_patches
@@ -103,7 +104,7 @@ def test_summary_and_exports_carry_the_tier(ledger, tmp_path):
     import pandas as pd
     from openpyxl import load_workbook
 
-    pkg = ledger.export_fieldcheck(tmp_path / "pkg", today=T0)
+    pkg = export_package(ledger, tmp_path / "pkg", today=T0)
     csv = pd.read_csv(pkg.csv, encoding="utf-8-sig").set_index("图斑编号")
     assert csv.loc["YB-2024-000001", "影像分级"] == "影像确认" and csv.loc["YB-2024-000002", "影像分级"] == "疑似"
     assert csv.loc["YB-2024-000001", "影像确认日期"] == "2024-06-03"

@@ -27,7 +27,7 @@ from ecopatch.errors import (
 )
 from ecopatch.geodesy import geodesic_area_m2, transformer
 from ecopatch.ledger import SCHEMA_VERSION, AddResult, Ledger, Status
-from ecopatch.ledger.store import gpkg_blob, gpkg_geometry
+from ecopatch.ledger.gpkg import decode_geometry, encode_geometry
 from ecopatch.schema import PATCH_COLUMNS
 
 X0, Y0 = 120.10, 30.25  # Xixi wetland, Hangzhou
@@ -114,13 +114,13 @@ def test_geometries_equal_the_input(three):
 
 def test_gpkg_binary_roundtrip():
     g = shapely.MultiPolygon([box(0, 0, 1, 1), box(2, 2, 3, 3)])
-    b = gpkg_blob(g)
+    b = encode_geometry(g)
     assert b[:2] == b"GP" and b[3] == 0b11
-    assert gpkg_geometry(b).equals_exact(g, 0)
-    assert gpkg_geometry(gpkg_blob(shapely.MultiPolygon())).is_empty
-    assert gpkg_geometry(None) is None
+    assert decode_geometry(b).equals_exact(g, 0)
+    assert decode_geometry(encode_geometry(shapely.MultiPolygon())).is_empty
+    assert decode_geometry(None) is None
     with pytest.raises(ValueError, match="magic"):
-        gpkg_geometry(b"XX" + b[2:])
+        decode_geometry(b"XX" + b[2:])
 
 
 def test_gauss_kruger_input_is_transformed_with_lon_first(ledger):

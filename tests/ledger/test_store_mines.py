@@ -12,6 +12,7 @@ import pytest
 from shapely.geometry import box
 
 from ecopatch.errors import FieldCheckError, InputDataError, OutputExistsError
+from ecopatch.fieldcheck import export_verdict_template, import_verdicts, verdict_agreement
 from ecopatch.ledger import SCHEMA_VERSION, Ledger
 
 X0, Y0, S = 120.10, 30.25, 0.001
@@ -174,9 +175,9 @@ def _fill(template, rows, out):
 def test_verdicts_template_import_and_agreement(ledger, tmp_path):
     ledger.record_assessment(mines(), "r2024")
     ledger.record_assessment(mines("2025-09-15", rate=(0.6, 0.92)), "r2025")
-    tpl = ledger.export_verdict_template(tmp_path / "verdicts.xlsx")
+    tpl = export_verdict_template(ledger, tmp_path / "verdicts.xlsx")
     with pytest.raises(OutputExistsError):
-        ledger.export_verdict_template(tpl)
+        export_verdict_template(ledger, tpl)
     t = pd.read_excel(tpl, sheet_name="修复核查")
     assert list(t["矿山编号"]) == ["M01", "M02"] and list(t["影像修复状态"]) == ["修复中", "已完成修复"]
     assert list(t["矿山名称"]) == ["东山采石场", "西山采石场"] and t["核查结论"].isna().all()
@@ -184,24 +185,24 @@ def test_verdicts_template_import_and_agreement(ledger, tmp_path):
         "M01": {"核查结论": "已验收", "核查人": "王工", "核查日期": dt.datetime(2025, 10, 8), "实测修复面积": 12500},
         "M02": {"核查结论": "验收通过", "核查人": "李工", "核查日期": "2025-10-09", "备注": "复绿良好"},
     }, tmp_path / "filled.xlsx")
-    rep = ledger.import_mine_verdicts(filled, today=dt.date(2025, 11, 1), actor="gis")
+    rep = import_verdicts(ledger, filled, today=dt.date(2025, 11, 1), actor="gis")
     assert rep.applied and len(rep.accepted) == 2 and rep.rejected.empty
     v = ledger.mine_verdicts()
     assert list(v["verdict"]) == ["accepted", "accepted"] and list(v["verdict_text"]) == ["已验收", "验收通过"]
     assert v["restored_m2"].iloc[0] == 12500 and v["inspected_on"].iloc[1] == dt.date(2025, 10, 9)
     assert "by gis" in v["source"].iloc[0]
     # importing the same file again adds nothing
-    again = ledger.import_mine_verdicts(filled, today=dt.date(2025, 11, 1))
+    again = import_verdicts(ledger, filled, today=dt.date(2025, 11, 1))
     assert again.accepted.empty and list(again.skipped["reason"]) == ["already imported (已导入)"] * 2
     assert len(ledger.mine_verdicts()) == 2
     # agreement: M01 accepted on the ground, in progress (60 %) in the imagery of 2025-09-15
-    ag = ledger.verdict_agreement()
+    ag = verdict_agreement(ledger.mine_verdicts(), ledger.mine_history())
     assert ag.n == 2 and ag.agreement == 0.5 and list(ag.disagreements["patch_id"]) == ["M01"]
     row = ag.table.set_index("patch_id").loc["M01"]
     assert row["imagery_date"] == dt.date(2025, 9, 15) and row["days_apart"] == -23
     assert ag.confusion.loc["已验收 restored", "not restored"] == 1
     assert "agreement 50%" in str(ag) and "M01: field 已验收" in str(ag)
-    assert ledger.verdict_agreement(max_days=10).n == 0
+    assert verdict_agreement(ledger.mine_verdicts(), ledger.mine_history(), max_days=10).n == 0
 
 
 def test_bad_verdict_rows_are_refused_with_reasons(ledger, tmp_path):
@@ -214,7 +215,7 @@ def test_bad_verdict_rows_are_refused_with_reasons(ledger, tmp_path):
         "核查日期": ["2025-10-08", "2025-10-08", "2025-10-09", "2099-01-01", ""],
         "实测修复面积(平方米)": ["", "", "-5", "", ""],
     }).to_csv(csv, index=False, encoding="gb18030")
-    rep = ledger.import_mine_verdicts(csv, today=dt.date(2025, 11, 1))
+    rep = import_verdicts(ledger, csv, today=dt.date(2025, 11, 1))
     reasons = dict(zip(rep.rejected["row"], rep.rejected["reason"]))
     assert "核查结论 '通过了' is not allowed" in reasons[2]
     assert "矿山编号 'M09' is not a mine of this ledger" in reasons[3]
@@ -224,19 +225,19 @@ def test_bad_verdict_rows_are_refused_with_reasons(ledger, tmp_path):
     with pytest.raises(FieldCheckError, match=r"lacks required column\(s\) \['核查人'\]"):
         pd.DataFrame({"矿山编号": ["M01"], "核查结论": ["已验收"], "核查日期": ["2025-10-08"]}).to_csv(
             tmp_path / "short.csv", index=False)
-        ledger.import_mine_verdicts(tmp_path / "short.csv")
+        import_verdicts(ledger, tmp_path / "short.csv")
     # strict: one bad row, nothing recorded
     pd.DataFrame({"矿山编号": ["M01", "M09"], "核查结论": ["已验收"] * 2, "核查人": ["王工"] * 2,
                   "核查日期": ["2025-10-08"] * 2}).to_csv(tmp_path / "mixed.csv", index=False)
-    strict = ledger.import_mine_verdicts(tmp_path / "mixed.csv", today=dt.date(2025, 11, 1), strict=True)
+    strict = import_verdicts(ledger, tmp_path / "mixed.csv", today=dt.date(2025, 11, 1), strict=True)
     assert not strict.applied and strict.n_accepted == 0 and ledger.mine_verdicts().empty
-    loose = ledger.import_mine_verdicts(tmp_path / "mixed.csv", today=dt.date(2025, 11, 1))
+    loose = import_verdicts(ledger, tmp_path / "mixed.csv", today=dt.date(2025, 11, 1))
     assert loose.n_accepted == 1 and len(ledger.mine_verdicts()) == 1
 
 
 def test_verdict_template_needs_a_history(ledger, tmp_path):
     with pytest.raises(FieldCheckError, match="no mine history yet"):
-        ledger.export_verdict_template(tmp_path / "v.xlsx")
+        export_verdict_template(ledger, tmp_path / "v.xlsx")
 
 
 def test_ledger_report_has_the_mine_history(ledger, tmp_path):

@@ -1,22 +1,27 @@
 """``ecopatch fieldcheck``: field packages out, field results in (地上查).
 
-Each command parses its arguments, calls :class:`ecopatch.ledger.Ledger` and
-prints a short summary; it computes nothing itself.
+Each command parses its arguments, opens the :class:`ecopatch.ledger.Ledger`,
+calls :mod:`ecopatch.fieldcheck` with it and prints a short summary; it
+computes nothing itself.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+from typing import TYPE_CHECKING
 
 import click
 
 from ecopatch.cli.ledger import DATE, ledger_arg, today_opt
 from ecopatch.cli.options import overwrite_opt
 
+if TYPE_CHECKING:
+    from ecopatch.ledger import Ledger
+
 __all__ = ["fieldcheck"]
 
 
-def _open(path: str):
+def _open(path: str) -> Ledger:
     from ecopatch.ledger import Ledger
 
     return Ledger(path, create=False)
@@ -59,7 +64,9 @@ def export(
             raise click.BadParameter(str(exc), param_hint="--status") from None
     if case_ids:
         cases = sorted(set(cases or []) | set(case_ids))
-    pkg = led.export_fieldcheck(out_dir, cases, overwrite=overwrite, today=today, dispatch=dispatch)
+    from ecopatch.fieldcheck import export_package
+
+    pkg = export_package(led, out_dir, cases, overwrite=overwrite, today=today, dispatch=dispatch)
     click.echo(str(pkg))
 
 
@@ -78,7 +85,9 @@ def import_(
     ctx: click.Context, ledger_path: str, results: str, today: _dt.date | None, strict: bool
 ) -> None:
     """Import filled field results (RESULTS: .xlsx, .csv or .gpkg) into the ledger."""
-    report = _open(ledger_path).import_fieldcheck(results, today=today, strict=strict)
+    from ecopatch.fieldcheck import import_results
+
+    report = import_results(_open(ledger_path), results, today=today, strict=strict)
     click.echo(str(report))  # ImportReport shows users' text through for_terminal
     if not report.applied:
         ctx.exit(1)

@@ -1,12 +1,14 @@
 """``ecopatch mines``: each mine's history (一矿一档) and the field's restoration verdicts (修复核查).
 
-Each command parses its arguments, calls :class:`ecopatch.ledger.Ledger` and
-prints a short summary; it computes nothing itself.
+Each command parses its arguments, opens the :class:`ecopatch.ledger.Ledger`,
+calls it or :mod:`ecopatch.fieldcheck` with it and prints a short summary; it
+computes nothing itself.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,13 +17,16 @@ from ecopatch.cli.options import overwrite_opt
 from ecopatch.io.tables import csv_text
 from ecopatch.sanitize import for_terminal
 
+if TYPE_CHECKING:
+    from ecopatch.ledger import Ledger
+
 __all__ = ["mines"]
 
 _SHOWN = ("patch_id", "date_after", "status", "restoration_rate", "restored_m2", "degraded_m2", "fvc_after",
           "valid_fraction", "alerts", "date_before")
 
 
-def _open(path: str):
+def _open(path: str) -> Ledger:
     from ecopatch.ledger import Ledger
 
     return Ledger(path, create=False)
@@ -50,10 +55,11 @@ def history(ledger_path: str, mine: str | None, as_csv: bool, superseded: bool) 
         return
     click.echo(f"{'mine':<12} {'date':<10} {'status':<17} {'rate':>6} {'restored m2':>12} {'lost m2':>9} "
                f"{'FVC':>5} {'seen':>5}  alerts (reference date)")
-    for r in table.itertuples(index=False):
-        click.echo(for_terminal(f"{r.patch_id:<12} {r.date_after!s:<10} {r.status:<17} {_pct(r.restoration_rate):>6} "
-                                f"{_num(r.restored_m2):>12} {_num(r.degraded_m2):>9} {_f2(r.fvc_after):>5} "
-                                f"{_pct(r.valid_fraction):>5}  {r.alerts or '-'} ({r.date_before})"))
+    for c in table.to_dict("records"):
+        click.echo(for_terminal(f"{c['patch_id']:<12} {c['date_after']!s:<10} {c['status']:<17} "
+                                f"{_pct(c['restoration_rate']):>6} {_num(c['restored_m2']):>12} "
+                                f"{_num(c['degraded_m2']):>9} {_f2(c['fvc_after']):>5} "
+                                f"{_pct(c['valid_fraction']):>5}  {c['alerts'] or '-'} ({c['date_before']})"))
 
 
 def _pct(v: object) -> str:
@@ -85,7 +91,9 @@ def _f2(v: object) -> str:
 @overwrite_opt
 def template(ledger_path: str, out: str, overwrite: bool) -> None:
     """Write OUT (.xlsx): one row per mine for the field team's verdicts (已验收, 未通过验收, ...)."""
-    click.echo(str(_open(ledger_path).export_verdict_template(out, overwrite=overwrite)))
+    from ecopatch.fieldcheck import export_verdict_template
+
+    click.echo(str(export_verdict_template(_open(ledger_path), out, overwrite=overwrite)))
 
 
 @mines.command("import")
@@ -98,7 +106,9 @@ def template(ledger_path: str, out: str, overwrite: bool) -> None:
 def import_(ctx: click.Context, ledger_path: str, verdicts: str, today: _dt.date | None, actor: str | None,
             strict: bool) -> None:
     """Import the field's restoration verdicts (VERDICTS: .xlsx, .csv or .gpkg) into the ledger."""
-    report = _open(ledger_path).import_mine_verdicts(verdicts, today=today, actor=actor, strict=strict)
+    from ecopatch.fieldcheck import import_verdicts
+
+    report = import_verdicts(_open(ledger_path), verdicts, today=today, actor=actor, strict=strict)
     click.echo(str(report))
     if not report.applied:
         ctx.exit(1)
@@ -111,7 +121,10 @@ def import_(ctx: click.Context, ledger_path: str, verdicts: str, today: _dt.date
 @click.option("--csv", "as_csv", is_flag=True, help="Print the per-verdict table as CSV.")
 def agreement(ledger_path: str, max_days: int, as_csv: bool) -> None:
     """How far the field's verdicts agree with the imagery's status of each mine."""
-    report = _open(ledger_path).verdict_agreement(max_days=max_days)
+    from ecopatch.fieldcheck import verdict_agreement
+
+    led = _open(ledger_path)
+    report = verdict_agreement(led.mine_verdicts(), led.mine_history(), max_days=max_days)
     if as_csv:
         click.echo(csv_text(report.table), nl=False)
         return

@@ -318,7 +318,7 @@ def _label_patches(ax: Axes, patches: gpd.GeoDataFrame, field: str, fs: FontSetu
 # Chips for field packages
 # ---------------------------------------------------------------------------
 class CaseChips:
-    """Writes before/after PNG chips of one case; pass to ``Ledger.export_fieldcheck(chips=...)``.
+    """Writes before/after PNG chips of one case; pass to ``ecopatch.fieldcheck.export_package(..., chips=...)``.
 
     Build with :func:`case_chips`.  Calling it as ``chips(case_row,
     before_png, after_png)`` writes two square maps centred on the case,
@@ -544,7 +544,7 @@ class CaseChips:
         Each case's two figures are built and drawn to PNG in worker
         processes (see :func:`ecopatch.maps.render_pngs`); the returned
         writer then only writes the bytes.  Pass it where this writer would
-        go (``Ledger.export_fieldcheck(..., chips=chips.drawn(cases))``); a
+        go (``export_package(ledger, ..., chips=chips.drawn(cases))``); a
         case it was not given (or whose outline has changed) is drawn then,
         as this writer would.
 
@@ -659,12 +659,12 @@ def case_chips(
     -------
     CaseChips
         ``chips(case_row, before_png, after_png) -> None``, as
-        :meth:`ecopatch.Ledger.export_fieldcheck` expects.
+        :func:`ecopatch.fieldcheck.export_package` expects.
 
     Examples
     --------
     >>> chips = case_chips(before, after, size_m=300)  # doctest: +SKIP
-    >>> ledger.export_fieldcheck("field_2024_09", chips=chips)  # doctest: +SKIP
+    >>> export_package(ledger, "field_2024_09", chips=chips)  # doctest: +SKIP
     """
     from ecopatch.fonts import check_lang
 

@@ -14,7 +14,7 @@ from openpyxl import load_workbook
 from shapely.geometry import box
 
 from ecopatch.errors import FieldCheckError, OutputExistsError
-from ecopatch.fieldcheck import parse_date, read_results
+from ecopatch.fieldcheck import export_package, import_results, parse_date, read_results
 from ecopatch.ledger import Ledger, Status
 
 X0, Y0, S = 120.10, 30.25, 0.001
@@ -59,7 +59,7 @@ def ledger(tmp_path):
 
 @pytest.fixture
 def package(ledger, tmp_path):
-    return ledger.export_fieldcheck(tmp_path / "pkg", today=T0)
+    return export_package(ledger, tmp_path / "pkg", today=T0)
 
 
 def fill(template, path, rows, *, sheet="核查结果"):
@@ -182,7 +182,7 @@ def test_chips_are_called_per_case_and_referenced(ledger, tmp_path):
         before.write_bytes(b"\x89PNG before")
         after.write_bytes(b"\x89PNG after")
 
-    pkg = ledger.export_fieldcheck(tmp_path / "pkg", ["YB-2024-000002", "YB-2024-000001"],
+    pkg = export_package(ledger, tmp_path / "pkg", ["YB-2024-000002", "YB-2024-000001"],
                                    chips=chips, today=T0)  # fmt: skip
     assert calls == ["YB-2024-000001", "YB-2024-000002"]
     before, after = pkg.chips["YB-2024-000002"]
@@ -201,7 +201,7 @@ def test_a_failing_chip_function_stops_the_export_cleanly(ledger, tmp_path):
         raise RuntimeError("no imagery for " + row["case_id"])
 
     with pytest.raises(RuntimeError, match="no imagery"):
-        ledger.export_fieldcheck(tmp_path / "pkg", chips=chips, today=T0)
+        export_package(ledger, tmp_path / "pkg", chips=chips, today=T0)
     assert not (tmp_path / "pkg" / "cases.csv").exists()
     assert not [p for p in (tmp_path / "pkg").rglob("*") if p.is_file()]
 
@@ -209,16 +209,16 @@ def test_a_failing_chip_function_stops_the_export_cleanly(ledger, tmp_path):
 def test_nothing_is_overwritten_without_asking(ledger, package):
     mtime = package.csv.stat().st_mtime_ns
     with pytest.raises(OutputExistsError, match="overwrite=True"):
-        ledger.export_fieldcheck(package.out_dir, today=T0)
+        export_package(ledger, package.out_dir, today=T0)
     assert package.csv.stat().st_mtime_ns == mtime
-    again = ledger.export_fieldcheck(package.out_dir, ["YB-2024-000003"], overwrite=True, today=T0)
+    again = export_package(ledger, package.out_dir, ["YB-2024-000003"], overwrite=True, today=T0)
     assert again.n_cases == 1
     assert len(pd.read_csv(again.csv, encoding="utf-8-sig")) == 1
 
 
 def test_default_selection_and_dispatch(ledger, tmp_path):
     ledger.advance("YB-2024-000005", "dismiss", today=T0)
-    pkg = ledger.export_fieldcheck(tmp_path / "a", today=T0, dispatch=True, actor="调度员")
+    pkg = export_package(ledger, tmp_path / "a", today=T0, dispatch=True, actor="调度员")
     assert pkg.n_cases == 4  # the false alarm is not sent out again
     assert set(ledger.cases(status="dispatched")["case_id"]) == {
         f"YB-2024-00000{i}" for i in range(1, 5)
@@ -226,8 +226,8 @@ def test_default_selection_and_dispatch(ledger, tmp_path):
     ev = ledger.events("YB-2024-000001")
     assert ev["kind"].tolist() == ["detect", "dispatch"] and ev["actor"].iloc[-1] == "调度员"
     with pytest.raises(Exception, match="no case"):
-        ledger.export_fieldcheck(tmp_path / "b", ["YB-2024-999999"])
-    empty = ledger.export_fieldcheck(tmp_path / "c", ledger.cases().iloc[:0], today=T0)
+        export_package(ledger, tmp_path / "b", ["YB-2024-999999"])
+    empty = export_package(ledger, tmp_path / "c", ledger.cases().iloc[:0], today=T0)
     assert empty.n_cases == 0 and len(gpd.read_file(empty.gpkg)) == 0
     assert ledger.check().ok
 
@@ -251,7 +251,7 @@ def test_import_validates_every_row(ledger, package, tmp_path):
             9: {"图斑编号": "YB-2024-000005", **ok_confirm(整改期限=dt.date(2024, 5, 1))},
         },
     )
-    report = ledger.import_fieldcheck(path, today=dt.date(2024, 6, 1))
+    report = import_results(ledger, path, today=dt.date(2024, 6, 1))
     assert report.applied
     assert report.accepted["case_id"].tolist() == ["YB-2024-000001", "YB-2024-000002"]
     assert report.accepted["to_status"].tolist() == ["confirmed", "false_alarm"]
@@ -279,7 +279,7 @@ def test_import_validates_every_row(ledger, package, tmp_path):
 
     # the same file again: nothing new
     n_events = len(ledger.events())
-    again = ledger.import_fieldcheck(path, today=dt.date(2024, 6, 1))
+    again = import_results(ledger, path, today=dt.date(2024, 6, 1))
     assert len(again.accepted) == 0
     assert again.skipped.set_index("row")["reason"].to_dict() == {
         2: "already imported (已导入)",
@@ -307,7 +307,7 @@ def test_blank_rows_are_skipped_and_required_fields_checked(ledger, package, tmp
             6: {"核查结论": "误报", "核查人": "王五", "核查日期": dt.date(2024, 4, 1)},
         },
     )
-    r = ledger.import_fieldcheck(path, today=dt.date(2024, 6, 1))
+    r = import_results(ledger, path, today=dt.date(2024, 6, 1))
     rej = r.rejected.set_index("row")["reason"]
     assert "核查人 is empty" in rej[2] and "核查日期 is empty" in rej[2]
     assert "实际类型 is required for 确认" in rej[3]
@@ -324,7 +324,7 @@ def test_strict_import_applies_nothing(ledger, package, tmp_path):
         tmp_path / "f.xlsx",
         {2: ok_confirm(), 3: ok_confirm(核查结论="maybe")},
     )
-    r = ledger.import_fieldcheck(path, today=dt.date(2024, 6, 1), strict=True)
+    r = import_results(ledger, path, today=dt.date(2024, 6, 1), strict=True)
     assert not r.applied and r.n_accepted == 0 and len(r.rejected) == 1
     assert "nothing applied" in r.headline()
     assert ledger.case("YB-2024-000001").status is Status.DETECTED
@@ -336,18 +336,18 @@ def test_import_rejects_a_reshaped_workbook(ledger, package, tmp_path):
     ws.delete_cols([c.value for c in ws[1]].index("核查日期") + 1)
     wb.save(tmp_path / "nodate.xlsx")
     with pytest.raises(FieldCheckError, match=r"lacks required column\(s\) \['核查日期'\]"):
-        ledger.import_fieldcheck(tmp_path / "nodate.xlsx")
+        import_results(ledger, tmp_path / "nodate.xlsx")
     wb = load_workbook(package.results_template)
     wb["核查结果"].title = "Sheet1"
     wb["Sheet1"].delete_cols(1)  # and the ID column is gone
     wb.save(tmp_path / "wrongsheet.xlsx")
     with pytest.raises(FieldCheckError, match="no sheet named '核查结果'"):
-        ledger.import_fieldcheck(tmp_path / "wrongsheet.xlsx")
+        import_results(ledger, tmp_path / "wrongsheet.xlsx")
     (tmp_path / "r.json").write_text("{}")
     with pytest.raises(FieldCheckError, match="cannot read results from a .json"):
-        ledger.import_fieldcheck(tmp_path / "r.json")
+        import_results(ledger, tmp_path / "r.json")
     with pytest.raises(FieldCheckError, match="does not exist"):
-        ledger.import_fieldcheck(tmp_path / "nothing.xlsx")
+        import_results(ledger, tmp_path / "nothing.xlsx")
 
 
 def test_renamed_sheet_with_the_right_headers_is_found(ledger, package, tmp_path):
@@ -355,7 +355,7 @@ def test_renamed_sheet_with_the_right_headers_is_found(ledger, package, tmp_path
     wb = load_workbook(path)
     wb["核查结果"].title = "结果"
     wb.save(path)
-    assert len(ledger.import_fieldcheck(path, today=dt.date(2024, 6, 1)).accepted) == 1
+    assert len(import_results(ledger, path, today=dt.date(2024, 6, 1)).accepted) == 1
 
 
 def test_import_from_gbk_csv(ledger, tmp_path):
@@ -366,7 +366,7 @@ def test_import_from_gbk_csv(ledger, tmp_path):
     )  # fmt: skip
     path = tmp_path / "results.csv"
     df.to_csv(path, index=False, encoding="gbk")  # as Excel saves it on Chinese Windows
-    r = ledger.import_fieldcheck(path, today=dt.date(2024, 6, 1), actor="县局 GIS 组")
+    r = import_results(ledger, path, today=dt.date(2024, 6, 1), actor="县局 GIS 组")
     assert r.accepted["to_status"].tolist() == ["false_alarm", "confirmed"]
     assert ledger.events("YB-2024-000001")["data"].iloc[-1]["imported_by"] == "县局 GIS 组"
     assert r.accepted["row"].tolist() == [2, 3]
@@ -379,7 +379,7 @@ def test_import_from_field_gpkg(ledger, package):
     gdf.to_file(package.gpkg, layer="cases", driver="GPKG")
     raw = read_results(package.gpkg)
     assert len(raw) == 5
-    r = ledger.import_fieldcheck(package.gpkg, today=dt.date(2024, 6, 1))
+    r = import_results(ledger, package.gpkg, today=dt.date(2024, 6, 1))
     assert r.accepted["case_id"].tolist() == ["YB-2024-000001"]
     assert len(r.skipped) == 4  # not filled in
 
@@ -402,7 +402,7 @@ def test_the_whole_loop_on_hand_made_patches(tmp_path):
     led = Ledger(tmp_path / "ledger.gpkg")
     r1 = led.add_detections(make_patches(SPECS), "2024-05", today=T0)
     assert r1.new == 5
-    pkg = led.export_fieldcheck(tmp_path / "pkg", today=T0, dispatch=True)
+    pkg = export_package(led, tmp_path / "pkg", today=T0, dispatch=True)
     ids = pd.read_csv(pkg.csv, encoding="utf-8-sig")["图斑编号"].tolist()
     rows = {
         2: ok_confirm(),
@@ -411,7 +411,7 @@ def test_the_whole_loop_on_hand_made_patches(tmp_path):
         5: {"核查结论": "误报", "核查人": "李四", "核查日期": dt.date(2024, 5, 21)},
         6: ok_confirm(核查结论="待定"),  # bad row
     }
-    report = led.import_fieldcheck(
+    report = import_results(led,
         fill(pkg.results_template, tmp_path / "filled.xlsx", rows), today=dt.date(2024, 6, 1)
     )
     assert len(report.accepted) == 4 and report.rejected["row"].tolist() == [6]

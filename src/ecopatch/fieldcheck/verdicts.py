@@ -2,7 +2,8 @@
 
 The sky says how much of a mine is vegetated again; a field team says
 whether the restoration passes (已验收) or not.  This module is the mine
-side of :mod:`ecopatch.fieldcheck`, built on the same readers and writers:
+side of the field check, built on the same readers and writers as the
+case results (:mod:`ecopatch.fieldcheck.results`):
 
 - :func:`write_verdict_template` writes the workbook field teams fill in,
   one row per mine with the latest figures from the imagery and drop-down
@@ -10,7 +11,7 @@ side of :mod:`ecopatch.fieldcheck`, built on the same readers and writers:
 - :func:`read_verdicts` reads it back (``.xlsx``, or a ``.csv`` / ``.gpkg``
   with the same Chinese headers) and :func:`validate_verdicts` checks every
   row, giving the verdicts to record and the rows refused with their reasons;
-  :meth:`ecopatch.Ledger.import_mine_verdicts` records them in one
+  :func:`import_verdicts` records them in the ledger in one
   transaction, and importing the same file twice adds nothing;
 - :func:`verdict_agreement` compares each verdict with the imagery's status
   of the mine at the nearest date: agreement, Cohen's kappa, the
@@ -44,20 +45,19 @@ import numpy as np
 import pandas as pd
 
 from ecopatch.errors import FieldCheckError, SpreadsheetError
-from ecopatch.fieldcheck import (
-    _atomic,
-    _cell_problem,
-    _check_targets,
-    _normal_header,
-    _read_csv,
-    _read_gpkg,
-    _read_xlsx,
-    _split_photos,
-    _text,
-    _write_sheet,
-    parse_date,
+from ecopatch.fieldcheck.cells import (
+    cell_problem,
+    cell_text,
+    normal_header,
+    read_csv,
+    read_gpkg,
+    read_xlsx,
+    split_photos,
 )
 from ecopatch.io.tables import append_row
+from ecopatch.ledger import Ledger
+from ecopatch.ledger.files import atomic_write, check_targets, write_sheet
+from ecopatch.ledger.values import content_key, parse_date
 from ecopatch.restoration import STATUSES
 from ecopatch.sanitize import for_terminal
 from ecopatch.schema import RESTORATION_DIRECTIONS
@@ -70,6 +70,8 @@ __all__ = [
     "VERDICT_HEADERS",
     "VerdictImportReport",
     "VerdictPlan",
+    "export_verdict_template",
+    "import_verdicts",
     "read_verdicts",
     "validate_verdicts",
     "verdict_agreement",
@@ -159,14 +161,15 @@ def write_verdict_template(history: pd.DataFrame, path: str | os.PathLike[str], 
     from openpyxl.worksheet.datavalidation import DataValidation
 
     path = Path(path)
-    _check_targets([path], overwrite)
+    check_targets([path], overwrite)
     if history is None or len(history) == 0:
         raise FieldCheckError("the ledger has no mine history yet: record an assessment (ecopatch run) before "
                               "writing the verdicts template")
     latest = history.sort_values(["patch_id", "date_after"], kind="stable").groupby("patch_id").tail(1)
+    attrs: list[Any] = list(latest["attrs"]) if "attrs" in latest else [{}] * len(latest)
     table = pd.DataFrame({
         "矿山编号": latest["patch_id"].astype(str).to_numpy(),
-        "矿山名称": [_name(a) for a in latest.get("attrs", [{}] * len(latest))],
+        "矿山名称": [_name(a) for a in attrs],
         "修复方向": [RESTORATION_DIRECTIONS.get(str(d), d) for d in latest.get("direction", [None] * len(latest))],
         "影像日期": list(latest["date_after"]),
         "影像修复状态": [STATUSES.get(str(s), s) for s in latest["status"]],
@@ -180,7 +183,7 @@ def write_verdict_template(history: pd.DataFrame, path: str | os.PathLike[str], 
         wb = Workbook()
         ws = wb.active
         ws.title = VERDICTS_SHEET
-        _write_sheet(ws, table)
+        write_sheet(ws, table)
         fill_cols = {h: j for j, h in enumerate(table.columns, start=1) if h in VERDICT_HEADERS}
         for h, j in fill_cols.items():
             cell = ws.cell(row=1, column=j)
@@ -225,7 +228,7 @@ def write_verdict_template(history: pd.DataFrame, path: str | os.PathLike[str], 
             append_row(notes, line)
         wb.save(tmp)
 
-    _atomic(path, write)
+    atomic_write(path, write)
     log.info("verdicts template of %d mines: %s", len(table), path)
     return path
 
@@ -269,19 +272,19 @@ def read_verdicts(path: str | os.PathLike[str]) -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:  # the case results' readers: by cells, within size limits, extra CSV cells counted
         if suffix in (".xlsx", ".xlsm"):
-            headers, records, rows, extra = _read_xlsx(
+            headers, records, rows, extra = read_xlsx(
                 path, sheet=VERDICTS_SHEET, key_headers=("矿山编号", "核查结论"),
                 template="the verdicts template (ecopatch mines template)")
         elif suffix in (".csv", ".txt"):
-            headers, records, rows, extra = _read_csv(path)
+            headers, records, rows, extra = read_csv(path)
         elif suffix == ".gpkg":
-            headers, records, rows, extra = _read_gpkg(path)
+            headers, records, rows, extra = read_gpkg(path)
         else:
             raise FieldCheckError(f"{path}: cannot read verdicts from a {suffix or 'suffix-less'} file; use the "
                                   ".xlsx template, or a .csv or .gpkg with the same columns")
     except SpreadsheetError as exc:
         raise FieldCheckError(str(exc)) from exc
-    norm = [_normal_header(h) for h in headers]
+    norm = [normal_header(h) for h in headers]
     missing = [h for h in REQUIRED_HEADERS if h not in norm]
     if missing:
         raise FieldCheckError(f"{path}: verdicts table lacks required column(s) {missing} (found {norm}); fill "
@@ -327,7 +330,7 @@ class VerdictPlan:
 
 @dataclass(frozen=True)
 class VerdictImportReport:
-    """What :meth:`ecopatch.Ledger.import_mine_verdicts` did.
+    """What :func:`import_verdicts` did.
 
     Attributes
     ----------
@@ -361,8 +364,8 @@ class VerdictImportReport:
 
     def __str__(self) -> str:
         lines = [self.headline()]
-        for r in self.rejected.itertuples(index=False):
-            lines.append(for_terminal(f"  row {r.row} {r.patch_id or ''}: {r.reason}"))
+        for r in self.rejected.to_dict("records"):
+            lines.append(for_terminal(f"  row {r['row']} {r['patch_id'] or ''}: {r['reason']}"))
         return "\n".join(lines)
 
 
@@ -421,14 +424,12 @@ def validate_verdicts(
     >>> [(v.patch_id, v.verdict) for v in plan.verdicts], list(plan.rejected["reason"])
     ([('M1', 'accepted')], ["矿山编号 'M9' is not a mine of this ledger (no assessment recorded); 核查人 is empty"])
     """
-    from ecopatch.ledger.store import content_key
-
     today = today or _dt.date.today()
     known_mines = {str(m) for m in mines}
     fields = list(VERDICT_HEADERS.values())
     rows = []
     for rec in raw.to_dict("records"):
-        t = {k: _text(rec.get(k)) for k in ("patch_id", *fields)}
+        t: dict[str, Any] = {k: cell_text(rec.get(k)) for k in ("patch_id", *fields)}
         t["row"] = int(rec["row"])
         t["_raw"] = rec
         rows.append(t)
@@ -448,7 +449,7 @@ def validate_verdicts(
             continue
         reasons: list[str] = []
         for fld, header in (("patch_id", "矿山编号"), *((f, h) for h, f in VERDICT_HEADERS.items())):
-            problem = _cell_problem(header, fld, r["_raw"].get(fld), max_chars=_MAX_CHARS.get(fld))
+            problem = cell_problem(header, fld, r["_raw"].get(fld), max_chars=_MAX_CHARS.get(fld))
             if problem:
                 reasons.append(problem)
         if r["_raw"].get("extra_cells"):
@@ -500,7 +501,7 @@ def validate_verdicts(
         key = "mineverdict:" + content_key(pid, VERDICTS[zh], inspected, r["inspector"], area, r["note"],
                                            r["photos"])
         pv = PlannedVerdict(r["row"], pid, VERDICTS[zh], r["verdict"], inspected, r["inspector"], area,
-                            r["note"] or None, _split_photos(r["photos"]), key)
+                            r["note"] or None, split_photos(r["photos"]), key)
         planned.append((pv, r))
     known = known_keys([p.dedupe_key for p, _ in planned]) if (known_keys and planned) else set()
     out: list[PlannedVerdict] = []
@@ -680,9 +681,10 @@ def verdict_agreement(verdicts: pd.DataFrame, history: pd.DataFrame, *, max_days
     done = table[table["compared"].astype(bool)]
     labels_f = ["已验收 restored", "未验收 not restored"]
     labels_i = ["restored", "not restored"]
-    conf = pd.DataFrame(0, index=labels_f, columns=labels_i)
+    counts = np.zeros((2, 2), dtype=np.int64)
     for fr, ir in zip(done["field_restored"], done["imagery_restored"]):
-        conf.iloc[0 if fr else 1, 0 if ir else 1] += 1
+        counts[0 if fr else 1, 0 if ir else 1] += 1
+    conf = pd.DataFrame(counts, index=labels_f, columns=labels_i)
     n = len(done)
     if n:
         po = float(np.trace(conf.to_numpy())) / n
@@ -692,3 +694,84 @@ def verdict_agreement(verdicts: pd.DataFrame, history: pd.DataFrame, *, max_days
     else:
         po = kappa = same = math.nan
     return AgreementReport(table, conf, n, po, kappa, same, int(max_days))
+
+
+# --------------------------------------------------------------------------- with a ledger
+
+
+def export_verdict_template(ledger: Ledger, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Write the verdicts workbook of a ledger's mines (:func:`write_verdict_template` of its mine history).
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    OutputExistsError
+        ``path`` exists and ``overwrite`` is False.
+    FieldCheckError
+        The ledger has no mine history yet.
+    """
+    return write_verdict_template(ledger.mine_history(), path, overwrite=overwrite)
+
+
+def import_verdicts(
+    ledger: Ledger,
+    path: str | os.PathLike[str],
+    *,
+    today: _dt.date | None = None,
+    actor: str | None = None,
+    strict: bool = False,
+) -> VerdictImportReport:
+    """Import restoration verdicts of field teams (已验收, 未通过验收, ...) into a ledger, like case results.
+
+    Parameters
+    ----------
+    ledger : ecopatch.ledger.Ledger
+        The ledger whose mines were inspected.
+    path : path
+        The filled verdicts workbook (sheet 修复核查, from
+        :func:`export_verdict_template`), or a CSV / GeoPackage with the
+        same Chinese columns (矿山编号, 核查结论, 核查人, 核查日期; 实测修复面积,
+        备注, 照片 optional).
+    today : datetime.date, optional
+        Inspection dates after it are refused; default the local date.
+    actor : str, optional
+        Who imported (kept in each row's ``source``).
+    strict : bool
+        Record nothing if any row is rejected.
+
+    Returns
+    -------
+    VerdictImportReport
+
+    Raises
+    ------
+    FieldCheckError
+        The file is not a verdicts table (wrong sheet, missing column).
+
+    Notes
+    -----
+    Validation: :func:`validate_verdicts`.  The accepted rows are recorded
+    (:meth:`Ledger.record_mine_verdict`) in one transaction of the ledger, in
+    its append-only ``mine_verdicts`` table; a verdict imported before is
+    skipped, so importing the same file twice adds nothing.
+    """
+    path = Path(path)
+    raw = read_verdicts(path)
+    with ledger.transaction(f"import mine verdicts {path.name}") as led:
+        plan = validate_verdicts(raw, led.mine_ids(), today=today or _dt.date.today(),
+                                 known_keys=led.known_verdict_keys)
+        applied = not (strict and len(plan.rejected))
+        if applied:
+            for v in plan.verdicts:
+                led.record_mine_verdict(
+                    v.patch_id, v.verdict, inspected_on=v.inspected_on, inspector=v.inspector,
+                    verdict_text=v.verdict_text, restored_m2=v.restored_m2, note=v.note,
+                    attachments=v.attachments, dedupe_key=v.dedupe_key,
+                    source=f"import_mine_verdicts:{path.name}#row{v.row}" + (f" by {actor}" if actor else ""),
+                )
+    report = VerdictImportReport(path, plan.accepted, plan.rejected, plan.skipped, applied)
+    log.info("ledger %s: %s", ledger.path, report.headline())
+    return report

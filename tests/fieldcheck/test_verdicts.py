@@ -8,14 +8,14 @@ import doctest
 import pandas as pd
 import pytest
 
-import ecopatch.minecheck
-from ecopatch.minecheck import VERDICTS, read_verdicts, validate_verdicts, verdict_agreement
+import ecopatch.fieldcheck.verdicts
+from ecopatch.fieldcheck import VERDICTS, read_verdicts, validate_verdicts, verdict_agreement
 
 D = dt.date
 
 
 def test_doctests():
-    assert doctest.testmod(ecopatch.minecheck, raise_on_error=False).failed == 0
+    assert doctest.testmod(ecopatch.fieldcheck.verdicts, raise_on_error=False).failed == 0
 
 
 def raw(*rows):
