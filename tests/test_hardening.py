@@ -399,8 +399,8 @@ def test_safe_without_b04_on_assess(tmp_path, sample):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(E.MissingBandError, match=r"red \(B04\)") as info:
-            ecopatch.assess_restoration(mines, ecopatch.open_scene(sample.products["before"]),
-                                        ecopatch.open_scene(after), progress=False)
+            ecopatch.assess_restoration(ecopatch.open_scene(sample.products["before"]), ecopatch.open_scene(after),
+                                        mines, progress=False)
     assert after.name in str(info.value) and "incomplete download" in str(info.value)
     r = CliRunner().invoke(cli, ["assess", "--before", str(sample.products["before"]), "--after", str(after),
                                  "--mines", str(sample.mines), "--out", str(tmp_path / "r.xlsx")])
@@ -601,7 +601,7 @@ def test_cover_end_members_without_contrast_are_a_config_error():
 
 def test_detect_into_xlsx_after_a_gpkg_run_writes_nothing_half(tmp_path, sample):
     base = ["detect", "--before", str(sample.products["before"]), "--after", str(sample.products["after"]),
-            "--within", str(sample.reserves), "--no-progress"]
+            "--reserves", str(sample.reserves), "--no-progress"]
     assert CliRunner().invoke(cli, [*base, "--out", str(tmp_path / "patches.gpkg")]).exit_code == 0
     r = CliRunner().invoke(cli, [*base, "--out", str(tmp_path / "patches.xlsx")])
     assert r.exit_code == 1 and "patches_observation.csv" in r.output and "--overwrite" in r.output

@@ -121,6 +121,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ecopatch.errors import ConfigError
+from ecopatch.options import AssessOptions, DetectOptions
 
 if TYPE_CHECKING:
     from ecopatch.change import ChangeParams
@@ -346,6 +347,13 @@ class DetectionConfig:
 
         return ChangeParams(**dict(self.change))
 
+    def detect_options(self) -> DetectOptions:
+        """The :class:`~ecopatch.options.DetectOptions` of this section."""
+        return DetectOptions(min_area_m2=self.min_area_m2, margin_m=self.margin_m, zone_field=self.zone_field,
+                             name_field=self.name_field, params=self.change_params(), normalize=self.normalize,
+                             clouds=self.clouds, include_gain=self.include_gain,
+                             max_flagged_share=self.max_flagged_share, simplify_m=self.simplify_m)
+
 
 @dataclass(frozen=True)
 class AssessmentConfig:
@@ -400,6 +408,11 @@ class AssessmentConfig:
         object.__setattr__(self, "done_rate", MappingProxyType(dict(self.done_rate)))
         object.__setattr__(self, "min_fvc", MappingProxyType(dict(self.min_fvc)))
         object.__setattr__(self, "max_loss", MappingProxyType(dict(self.max_loss)))
+
+    def assess_options(self) -> AssessOptions:
+        """The :class:`~ecopatch.options.AssessOptions` of this section."""
+        return AssessOptions(direction_field=self.direction_field, rules=self.status_rules(), edge=self.edge,
+                             target_year_field=self.target_year_field, target_rate_field=self.target_rate_field)
 
     def status_rules(self) -> StatusRules:
         """:class:`ecopatch.StatusRules` with this section's values."""

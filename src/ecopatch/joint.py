@@ -13,11 +13,11 @@ functions, to the last bit: only the order of the work changes.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ecopatch.errors import ConfigError
+from ecopatch.options import WINDOWS, AssessOptions, DetectOptions
 from ecopatch.tiling import Scheduler, run_passes
 
 if TYPE_CHECKING:
@@ -28,62 +28,51 @@ if TYPE_CHECKING:
 
 __all__ = ["assess_and_detect"]
 
-#: Options that belong to the joint run, not to one of the jobs.
-_SHARED = ("grid", "block", "scheduler", "progress", "max_source_px", "swap_dates")
-
-
-def _options(func: Any, given: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
-    """``given`` checked against the keyword-only parameters of ``func``, less :data:`_SHARED`."""
-    opts = dict(given or {})
-    allowed = [n for n, p in inspect.signature(func).parameters.items()
-               if p.kind is inspect.Parameter.KEYWORD_ONLY and n not in _SHARED]
-    shared = sorted(k for k in opts if k in _SHARED)
-    if shared:
-        raise ConfigError(f"{what}: {shared} apply to both jobs; pass them to assess_and_detect itself")
-    unknown = sorted(k for k in opts if k not in allowed)
-    if unknown:
-        raise ConfigError(f"{what}: unknown option(s) {unknown}; use any of {allowed}")
-    return opts
-
 
 def assess_and_detect(
-    mines: gpd.GeoDataFrame,
-    reserves: gpd.GeoDataFrame | None,
     before: Scene,
     after: Scene,
+    mines: gpd.GeoDataFrame,
+    reserves: gpd.GeoDataFrame | None = None,
     *,
-    assessment: Mapping[str, Any] | None = None,
-    detection: Mapping[str, Any] | None = None,
+    assessment: AssessOptions | None = None,
+    detection: DetectOptions | None = None,
+    exclude: gpd.GeoDataFrame | None = None,
+    history: Sequence[Scene] | None = None,
     grid: Grid | None = None,
-    block: int = 512,
+    block: int = WINDOWS.block,
     scheduler: Scheduler = None,
     progress: bool | None = None,
-    max_source_px: int = 4_000_000,
+    max_source_px: int = WINDOWS.max_source_px,
     swap_dates: bool = False,
 ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """Restoration of each mine and new disturbance in the reserves, from one read of the imagery.
 
-    The same as ``(assess_restoration(mines, before, after, **assessment),
-    detect_changes(before, after, reserves, **detection))``, with identical
-    results, but each tile both jobs need is decoded once, not twice.
+    The same as ``(assess_restoration(before, after, mines, options=assessment),
+    detect_changes(before, after, reserves, options=detection, exclude=exclude,
+    history=history))``, with identical results, but each tile both jobs
+    need is decoded once, not twice.
 
     Parameters
     ----------
+    before, after : Scene
+        Imagery of the two dates.
     mines : geopandas.GeoDataFrame
         Mine polygons with a unique ``patch_id`` (as for
         :func:`ecopatch.assess_restoration`), in any CRS.
     reserves : geopandas.GeoDataFrame or None
-        Reserve / zone polygons watched for change (``within`` of
+        Reserve / zone polygons watched for change (as for
         :func:`ecopatch.detect_changes`); None watches everywhere both
         scenes see.
-    before, after : Scene
-        Imagery of the two dates.
-    assessment : mapping, optional
-        Keyword options of :func:`ecopatch.assess_restoration`
-        (``direction_field``, ``rules``, ``edge``, ``cover``...).
-    detection : mapping, optional
-        Keyword options of :func:`ecopatch.detect_changes` (``min_area_m2``,
-        ``margin_m``, ``exclude``, ``params``...).
+    assessment : AssessOptions, optional
+        Options of the mines' assessment (``direction_field``, ``rules``,
+        ``edge``, ``cover``...; default: the defaults).
+    detection : DetectOptions, optional
+        Options of the reserves' detection (``min_area_m2``, ``margin_m``,
+        ``params``...; default: the defaults).
+    exclude, history
+        The detection's approved projects and earlier scenes (see
+        :func:`ecopatch.detect_changes`).
     grid : Grid, optional
         Analysis grid of both jobs (default the coarser scene's).
     block, scheduler, progress, max_source_px
@@ -103,8 +92,7 @@ def assess_and_detect(
     Raises
     ------
     ConfigError
-        An option unknown to its job, or one of ``grid``, ``block``,
-        ``scheduler``, ``progress``, ``max_source_px`` given to one job.
+        ``assessment`` or ``detection`` of the wrong type.
     EcopatchError
         Whatever :func:`ecopatch.assess_restoration` or
         :func:`ecopatch.detect_changes` raise for the same inputs
@@ -113,15 +101,18 @@ def assess_and_detect(
         up before the windowed pass starts, so a job that cannot be set up
         fails before the bulk of the reading.
     """
-    from ecopatch.encroachment import detect_changes, detection_pass
-    from ecopatch.restoration import assess_restoration, assessment_pass, shared_scene_estimates
+    from ecopatch.encroachment import detection_pass
+    from ecopatch.restoration import assessment_pass, shared_scene_estimates
 
-    a_opts = _options(assess_restoration, assessment, "assessment")
-    d_opts = _options(detect_changes, detection, "detection")
-    shared = {"grid": grid, "block": block, "max_source_px": max_source_px, "swap_dates": swap_dates}
+    for given, cls, what in ((assessment, AssessOptions, "assessment"), (detection, DetectOptions, "detection")):
+        if given is not None and not isinstance(given, cls):
+            raise ConfigError(f"{what}={given!r}: give an ecopatch.options.{cls.__name__} "
+                              f"(e.g. {what}={cls.__name__}(...))")
     with shared_scene_estimates():  # the before scene's end-members: sampled once for both jobs
-        a_pass = assessment_pass(mines, before, after, **a_opts, **shared)
-        d_pass = detection_pass(before, after, reserves, **d_opts, **shared)
+        a_pass = assessment_pass(before, after, mines, assessment, grid=grid, block=block,
+                                 max_source_px=max_source_px, swap_dates=swap_dates)
+        d_pass = detection_pass(before, after, reserves, detection, exclude=exclude, history=history, grid=grid,
+                                block=block, max_source_px=max_source_px, swap_dates=swap_dates)
     # detection first: it reads whole blocks, the assessment the cells around the mines
     d_res, a_res = run_passes([d_pass, a_pass], scheduler=scheduler, progress=progress)
     assessed = a_pass.finish(a_res)

@@ -1900,20 +1900,14 @@ def _compute_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path
             for sid, (ref, idx) in groups.items():
                 try:
                     passes[f"assess:{sid}"] = assessment_pass(
-                        ctx.mines.iloc[idx], _open(ctx, ref), after, direction_field=a.direction_field,
-                        rules=a.status_rules(), edge=a.edge, block=cfg.run.block,
-                        target_year_field=a.target_year_field, target_rate_field=a.target_rate_field)
+                        _open(ctx, ref), after, ctx.mines.iloc[idx], a.assess_options(), block=cfg.run.block)
                 except (NoOverlapError, NoValidPixelsError) as exc:
                     _skip(f"assess:{sid}", exc)
         with clock("detect"):
             try:
-                d = cfg.detection
                 passes["detect"] = detection_pass(
-                    before, after, ctx.reserves, min_area_m2=d.min_area_m2, margin_m=d.margin_m, exclude=ctx.exclude,
-                    zone_field=d.zone_field, name_field=d.name_field, params=d.change_params(), normalize=d.normalize,
-                    clouds=d.clouds, max_flagged_share=d.max_flagged_share, include_gain=d.include_gain,
-                    simplify_m=d.simplify_m, block=cfg.run.block,
-                    history=[_open(ctx, h) for h in hist_refs] or None)
+                    before, after, ctx.reserves, cfg.detection.detect_options(), exclude=ctx.exclude,
+                    history=[_open(ctx, h) for h in hist_refs] or None, block=cfg.run.block)
             except (NoOverlapError, NoValidPixelsError) as exc:
                 _skip("detect", exc)
     _heartbeat(ctx)
