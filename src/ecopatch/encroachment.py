@@ -63,7 +63,14 @@ from ecopatch.change import ChangeParams, dominant_class, patch_type, pixel_chan
 from ecopatch.change import change_statistic as _change_statistic
 from ecopatch.components import STAT_NAMES, BlockComponents, block_components, merge_components
 from ecopatch.cover import CoverParams
-from ecopatch.errors import ConfigError, EcopatchWarning, InputDataError, NoOverlapError, NoValidPixelsError
+from ecopatch.errors import (
+    ConfigError,
+    EcopatchWarning,
+    InputDataError,
+    NoOverlapError,
+    NoValidPixelsError,
+    caller_stacklevel,
+)
 from ecopatch.geodesy import as_crs, geodesic_area_m2, geometries_in, repaired, transformer
 from ecopatch.grid import Grid, Window
 from ecopatch.io.raster import Scene, check_pair, plan_pass_reads, read_on_grid
@@ -579,7 +586,7 @@ def _warn_if_flagged_widely(patches: pd.DataFrame, region_m2: float, limit: floa
             "dry-season grass: use a baseline from the same season), radiometry (haze or top-of-atmosphere input: "
             "use surface reflectance), or unmasked cloud and shadow. Check the change map before sending field "
             "teams out (max_flagged_share= sets this limit)",
-            WidespreadChangeWarning, stacklevel=4,
+            WidespreadChangeWarning, stacklevel=caller_stacklevel(),
         )
 
 
@@ -876,7 +883,7 @@ def _attach_zones(patches: gpd.GeoDataFrame, zones: gpd.GeoDataFrame, zfield: st
                 f"reserves: zone names {unknown[:5]} are not known zone names (核心区/缓冲区/实验区/"
                 "核心保护区/一般控制区); they rank after the known zones",
                 EcopatchWarning,
-                stacklevel=4,  # the pass's finish, detect_changes, the caller
+                stacklevel=caller_stacklevel(),  # the user's line
             )
     chosen = np.full(len(patches), -1, dtype=np.int64)
     zone_out: list[str | None] = []

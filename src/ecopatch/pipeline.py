@@ -205,7 +205,6 @@ if TYPE_CHECKING:
 
     from ecopatch.io.raster import Scene
     from ecopatch.ledger import Ledger
-    from ecopatch.tiling import WindowPass
 
 __all__ = [
     "MANIFEST",
@@ -1844,10 +1843,8 @@ def _compute_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path
                    counts: dict[str, Any], unusable: Collection[str] = (),
                    references: dict[str, Any] | None = None, progress: dict[str, Any] | None = None
                    ) -> tuple[str, str]:
-    from ecopatch.encroachment import detection_pass
     from ecopatch.io.vector import write_tables
-    from ecopatch.restoration import assessment_pass, shared_scene_estimates
-    from ecopatch.tiling import run_passes
+    from ecopatch.joint import run_jobs
 
     cfg = ctx.config
     references = references if references is not None else {}
@@ -1880,7 +1877,6 @@ def _compute_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path
         log.info("scene %s: %d mine(s) not assessed, no reference before this scene: %s", scene.label,
                  len(waiting), ", ".join(f"{pid} ({why})" for pid, why in list(waiting.items())[:10]))
     notes: list[str] = []
-    passes: dict[str, WindowPass] = {}
     skipped = {"assess": "mines not assessed", "detect": "reserves not watched"}
 
     def _skip(job: str, exc: Exception) -> None:
@@ -1892,40 +1888,22 @@ def _compute_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path
             notes.append(f"{skipped[kind]}: {exc}")
         log.warning("scene %s: %s", scene.label, notes[-1])
 
+    @contextlib.contextmanager
+    def _stage(name: str) -> Iterator[None]:
+        _heartbeat(ctx)
+        with clock(name):
+            yield
+
     if not groups and len(ctx.mines or ()):
         notes.append("mines not assessed: no mine has a reference scene before this one")
-    with shared_scene_estimates():  # each scene's end-members sampled once for every job that reads it
-        with clock("assess"):
-            a = cfg.assessment
-            for sid, (ref, idx) in groups.items():
-                try:
-                    passes[f"assess:{sid}"] = assessment_pass(
-                        _open(ctx, ref), after, ctx.mines.iloc[idx], a.assess_options(), block=cfg.run.block)
-                except (NoOverlapError, NoValidPixelsError) as exc:
-                    _skip(f"assess:{sid}", exc)
-        with clock("detect"):
-            try:
-                passes["detect"] = detection_pass(
-                    before, after, ctx.reserves, cfg.detection.detect_options(), exclude=ctx.exclude,
-                    history=[_open(ctx, h) for h in hist_refs] or None, block=cfg.run.block)
-            except (NoOverlapError, NoValidPixelsError) as exc:
-                _skip("detect", exc)
+    # every job set up, their windows read as one job (each tile decoded once), then each finished
+    finished = run_jobs(
+        after, assessments={sid: (_open(ctx, ref), ctx.mines.iloc[idx]) for sid, (ref, idx) in groups.items()},
+        detection=(before, ctx.reserves), assessment=cfg.assessment.assess_options(),
+        detection_options=cfg.detection.detect_options(), exclude=ctx.exclude,
+        history=[_open(ctx, h) for h in hist_refs] or None, block=cfg.run.block, scheduler=cfg.run.scheduler,
+        progress=ctx.progress, failed=_skip, stage=_stage)
     _heartbeat(ctx)
-    results: dict[str, Any] = {}
-    if passes:
-        with clock("windows"):
-            # detection first: it reads whole blocks, the assessment the cells around the mines
-            jobs = sorted(passes, key=lambda job: job != "detect")
-            results = dict(zip(jobs, run_passes([passes[j] for j in jobs], scheduler=cfg.run.scheduler,
-                                                progress=ctx.progress)))
-    _heartbeat(ctx)
-    finished: dict[str, Any] = {}
-    for job in sorted(passes, key=lambda job: job == "detect"):
-        with clock(job.split(":")[0]):
-            try:
-                finished[job] = passes[job].finish(results.pop(job))
-            except (NoOverlapError, NoValidPixelsError) as exc:
-                _skip(job, exc)
     patches = finished.pop("detect", None)
     if patches is not None and hist_refs:
         used = dict(patches.attrs.get("detection", {}).get("history") or {})

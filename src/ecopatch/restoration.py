@@ -53,7 +53,7 @@ from ecopatch.cover import (
     local_veg_fraction,
     otsu_threshold,
 )
-from ecopatch.errors import ConfigError, InputDataError, LowCoverageWarning, NoOverlapError
+from ecopatch.errors import ConfigError, InputDataError, LowCoverageWarning, NoOverlapError, caller_stacklevel
 from ecopatch.geodesy import as_crs, geodesic_area_m2, geometries_in, repaired
 from ecopatch.grid import Grid, Window
 from ecopatch.io.raster import Observation, Scene, check_pair, plan_pass_reads, read_on_grid, read_sample
@@ -840,7 +840,7 @@ def _assemble(mines: gpd.GeoDataFrame, crs: Any, sums: np.ndarray, rules: Status
             f"{len(low)} mine(s) observed on less than {rules.min_valid_fraction:.0%} of their area "
             f"at both dates (cloud, no data or outside the imagery): {low[:10]}",
             LowCoverageWarning,
-            stacklevel=4,  # the pass's finish, assess_restoration, the caller
+            stacklevel=caller_stacklevel(),  # the user's line
         )
     geom = out.geometry.name
     order = ["patch_id"] + [c for c in out.columns if c not in ("patch_id", geom)] + [geom]

@@ -56,14 +56,22 @@ def _none_word(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     return None if isinstance(value, str) and value.strip().lower() == "none" else value
 
 
-def click_option(f: Field[Any], meta: OptionInfo) -> Callable[[_F], _F]:
-    """The click option of one options field (its flag, default, type from its bounds or choices, help)."""
+def click_option(f: Field[Any], meta: OptionInfo, *, override: str | None = None) -> Callable[[_F], _F]:
+    """The click option of one options field (its flag, default, type from its bounds or choices, help).
+
+    With ``override`` (the configuration section, e.g. ``"run"``), the
+    option overrides that key of the run configuration: its default is None
+    (the configuration's value).
+    """
     if meta.flag is None:
         raise ValueError(f"option {f.name} has no command-line flag")
     kind = field_type(f)
+    default = None if f.default is MISSING else f.default
     text = meta.help[:1].upper() + meta.help[1:] + (f" ({meta.unit})" if meta.unit else "") + "."
-    kw: dict[str, Any] = {"default": None if f.default is MISSING else f.default, "show_default": True,
-                          "help": text}
+    if override:
+        text = f"Override [{override}] {f.name}: {meta.help} (default {default})."
+        default = None
+    kw: dict[str, Any] = {"default": default, "show_default": override is None, "help": text}
     if kind == "bool":
         return click.option(meta.flag, f.name, **kw)
     if meta.choices is not None:
@@ -79,14 +87,14 @@ def click_option(f: Field[Any], meta: OptionInfo) -> Callable[[_F], _F]:
     return click.option(meta.flag, f.name, **kw)
 
 
-def options_of(cls: type, *, only: tuple[str, ...] = ()) -> Callable[[_F], _F]:
+def options_of(cls: type, *, only: tuple[str, ...] = (), override: str | None = None) -> Callable[[_F], _F]:
     """A decorator adding the click options of every field of ``cls`` that has a flag (or of ``only``)."""
     chosen = [(f, meta) for f, meta in option_fields(cls)
               if meta.flag is not None and (not only or f.name in only)]
 
     def deco(func: _F) -> _F:
         for f, meta in reversed(chosen):
-            func = click_option(f, meta)(func)
+            func = click_option(f, meta, override=override)(func)
         return func
 
     return deco

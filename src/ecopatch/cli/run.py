@@ -29,7 +29,8 @@ from types import FrameType
 
 import click
 
-from ecopatch.cli.options import scheduler_opt
+from ecopatch.cli.options import options_of, scheduler_opt
+from ecopatch.options import RunOptions
 
 __all__ = ["run"]
 
@@ -47,9 +48,7 @@ __all__ = ["run"]
 @click.option("--ledger", "ledger_path", default=None, type=click.Path(dir_okay=False),
               help="Override [outputs] ledger.")
 @scheduler_opt
-@click.option("--max-new-cases", type=click.IntRange(0), default=None,
-              help="Override [run] max_new_cases: a scene that would open more new cases fails and records "
-              "nothing (default 200).")
+@options_of(RunOptions, only=("max_new_cases",), override="run")
 @click.option("--allow-many-cases", is_flag=True, default=False,
               help="Open any number of new cases per scene (override [run] allow_many_cases).")
 @click.option("--progress/--no-progress", default=None,
