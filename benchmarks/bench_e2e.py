@@ -51,7 +51,7 @@ kind               what is timed
 ``floor``          the decode floor of the layout: every file both scenes read, decoded once
                    with rasterio in block-aligned strips (all bands of a strip in one read), on
                    1 and on 2 threads; GDAL cache 64 MB (each block read once)
-``run``            ``ecopatch run CONFIG`` (:func:`ecopatch.pipeline.run_pipeline`) on the pair:
+``run``            ``ecopatch run CONFIG`` (:func:`ecopatch.run.pipeline.run_pipeline`) on the pair:
                    one scene, every stage (clear share, analysis, ledger, field package with
                    chips, change map, report); the manifest's stage times and the whole process
 ``change_map``     ``change_map(before, after, patches)`` + ``savefig`` (PNG, 120 dpi)
@@ -372,8 +372,8 @@ scheduler = "threads"
 
 
 def w_run(root: Path, layout: str, chips: bool) -> dict:
-    from ecopatch.config import load_config
-    from ecopatch.pipeline import run_pipeline
+    from ecopatch.run.config import load_config
+    from ecopatch.run.pipeline import run_pipeline
 
     tmp = Path(tempfile.mkdtemp(prefix="e2e_run_"))
     try:

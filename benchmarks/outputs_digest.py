@@ -130,9 +130,9 @@ def _oscd() -> dict[str, Any]:
 
 
 def _run() -> dict[str, Any]:
-    from ecopatch.config import load_config
     from ecopatch.ledger import Ledger
-    from ecopatch.pipeline import run_pipeline
+    from ecopatch.run.config import load_config
+    from ecopatch.run.pipeline import run_pipeline
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:

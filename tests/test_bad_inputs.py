@@ -309,7 +309,7 @@ dir = "runs"
 
 
 def _cfg(tmp, text):
-    from ecopatch.config import load_config
+    from ecopatch.run.config import load_config
 
     (tmp / "imagery").mkdir(exist_ok=True)
     for name in ("mines.gpkg", "reserves.gpkg"):

@@ -1,7 +1,7 @@
 """``ecopatch run`` as cron runs it: real processes, a concurrent second run, SIGKILL half-way.
 
 The runs are started with ``python -m ecopatch.cli.main run``.  Two test-only hooks
-hold a run at a known point: ``ECOPATCH_TEST_PAUSE_IN_RUN`` (:mod:`ecopatch.pipeline`,
+hold a run at a known point: ``ECOPATCH_TEST_PAUSE_IN_RUN`` (:mod:`ecopatch.run.scene`,
 after the ledger commit and the outputs, just before ``manifest.json``) and
 ``ECOPATCH_TEST_PAUSE_IN_TXN`` (:mod:`ecopatch.ledger.store`, inside the ledger's
 write transaction with a hot rollback journal on disk).
@@ -24,7 +24,8 @@ from ecopatch.cli.main import cli
 from ecopatch.ledger import Ledger
 from ecopatch.ledger.store import PAUSE_ENV as TXN_PAUSE_ENV
 from ecopatch.ledger.store import PAUSE_SIGNAL_ENV as TXN_SIGNAL_ENV
-from ecopatch.pipeline import MANIFEST, PAUSE_ENV, PAUSE_SIGNAL_ENV, completed_runs
+from ecopatch.run.manifest import MANIFEST, completed_runs
+from ecopatch.run.scene import PAUSE_ENV, PAUSE_SIGNAL_ENV
 
 from .runsite import (
     AFTER,
@@ -76,7 +77,7 @@ def test_first_run_processes_second_does_nothing_force_adds_no_events(tmp_path, 
     manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     assert manifest["status"] == "ok" and manifest["timings_s"]["report"] > 0
     log = (folder / "run.log").read_text(encoding="utf-8")
-    assert "INFO ecopatch.pipeline: scene 2024-09-12" in log and "ledger" in log
+    assert "INFO ecopatch.run: scene 2024-09-12" in log and "ledger" in log
     assert not (out / "ledger.gpkg.lock").exists()
     counts = ledger_counts(ledger)
     assert counts["cases"] > 0 and counts["mine_records"] == 8

@@ -327,8 +327,8 @@ def test_disk_full_while_writing_chips_leaves_the_ledger_unchanged(tmp_path, mon
         return chips
 
     monkeypatch.setattr(ecopatch.maps, "case_chips", full_disk)
-    from ecopatch.config import load_config
-    from ecopatch.pipeline import run_pipeline
+    from ecopatch.run.config import load_config
+    from ecopatch.run.pipeline import run_pipeline
 
     res = run_pipeline(load_config(cfg), progress=False)
     out = res.outcomes[0]
@@ -748,7 +748,7 @@ def test_ledger_add_cli_guard_and_override(tmp_path):
 
 
 def test_guard_keys_in_the_run_configuration(tmp_path, tmp_path_factory):
-    from ecopatch.config import load_config
+    from ecopatch.run.config import load_config
 
     cfg = make_site(tmp_path / "site", sample_source(tmp_path_factory),
                     extra_run="max_new_cases = 50\nallow_many_cases = false")
@@ -780,8 +780,8 @@ def test_run_guard_and_override(tmp_path, tmp_path_factory):
 def test_run_guard_keeps_the_change_map_to_judge_by(tmp_path, tmp_path_factory):
     """With a report, the run's change map is drawn with the report's figures; a scene the guard
     stops before that still has it in its .failed folder (the message says to look at it)."""
-    from ecopatch.config import load_config
-    from ecopatch.pipeline import run_pipeline
+    from ecopatch.run.config import load_config
+    from ecopatch.run.pipeline import run_pipeline
 
     cfg = make_site(tmp_path / "site", sample_source(tmp_path_factory), maps=True, report=True,
                     extra_run="max_new_cases = 2")

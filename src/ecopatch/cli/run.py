@@ -1,9 +1,9 @@
 """``ecopatch run``: one scheduled run from a config file (cron, systemd timers).
 
-Parses the arguments, loads the config (:func:`ecopatch.config.load_config`),
-hands off to :func:`ecopatch.pipeline.run_pipeline` and prints a summary.
+Parses the arguments, loads the config (:func:`ecopatch.run.config.load_config`),
+hands off to :func:`ecopatch.run.pipeline.run_pipeline` and prints a summary.
 
-Exit codes (:class:`ecopatch.pipeline.ExitCode`):
+Exit codes (:class:`ecopatch.run.outcome.ExitCode`):
 
 ==  =====================================================================
 0   OK: new scenes processed (or recorded as skipped); a dry run found work
@@ -70,9 +70,10 @@ def run(ctx: click.Context, config_path: str, force: bool, dry_run: bool, scenes
 
         30 2 * * *  ecopatch run /srv/ecopatch/ecopatch.toml -q
     """
-    from ecopatch.config import load_config
     from ecopatch.errors import EcopatchError
-    from ecopatch.pipeline import ExitCode, exit_code_for, run_pipeline
+    from ecopatch.run.config import load_config
+    from ecopatch.run.outcome import ExitCode, exit_code_for
+    from ecopatch.run.pipeline import run_pipeline
 
     verbosity = (ctx.obj or {}).get("verbosity", 0) + verbose - quiet
     _configure_logging(verbosity)

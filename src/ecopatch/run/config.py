@@ -101,7 +101,7 @@ A complete example (every key but ``imagery``, ``mines``, ``reserves`` and
 
 Examples
 --------
->>> from ecopatch.config import load_config
+>>> from ecopatch.run.config import load_config
 >>> cfg = load_config("sample_data/ecopatch.toml")        # doctest: +SKIP
 >>> cfg.detection.min_area_m2, cfg.run.baseline           # doctest: +SKIP
 (400.0, 'season')
@@ -364,12 +364,12 @@ class AssessmentConfig:
         Each mine's reference (the state before restoration), unless its own
         field names one: ``"earliest"`` (the earliest usable scene that sees
         the mine clear), a date (the scene of that date, else the latest
-        before it) or a scene ID.  See :mod:`ecopatch.pipeline`.
+        before it) or a scene ID.  See :mod:`ecopatch.run.pipeline`.
     reference_field : str or None
         Field of the mines layer with a per-mine reference: a date (修复前影像日期),
         a year (治理开始年份: the latest clear scene before that year) or a
         scene ID.  ``"auto"`` looks for the usual names
-        (:data:`ecopatch.pipeline.REFERENCE_FIELDS`); None: the config's for all.
+        (:data:`ecopatch.run.baseline.REFERENCE_FIELDS`); None: the config's for all.
     direction_field : str or None
         ``"auto"``, a field name, or None (``default_direction`` for all).
     target_year_field, target_rate_field : str or None
