@@ -59,6 +59,7 @@ from ecopatch.cover import CoverParams, cover_fractions, surface_fractions
 from ecopatch.errors import ConfigError, EcopatchWarning, NoValidPixelsError, caller_stacklevel
 from ecopatch.grid import Grid, Window
 from ecopatch.io.raster import Observation, Scene, read_decimated, read_on_grid
+from ecopatch.options import WINDOWS
 
 __all__ = ["PairSetup", "SurfaceDeriver", "prepare_pair"]
 
@@ -143,7 +144,7 @@ def _reflective(scene: Scene) -> bool:
 
 def prepare_pair(before: Scene, after: Scene, grid: Grid, region: np.ndarray, *, params: ChangeParams,
                  normalize: str = "auto", clouds: str = "auto", cover: CoverParams | None = None,
-                 history: Sequence[Scene] = (), max_source_px: int = 4_000_000) -> PairSetup:
+                 history: Sequence[Scene] = (), max_source_px: int = WINDOWS.max_source_px) -> PairSetup:
     """Clouds, normalisation, background and noise model of a scene pair, from bounded reads.
 
     Parameters
