@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import MISSING, Field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from ecopatch.options import OptionInfo, WindowOptions, field_type, option_fields
+
+if TYPE_CHECKING:
+    from ecopatch.io.raster import Scene
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _O = TypeVar("_O")
@@ -194,7 +197,7 @@ def scene_opts(f=None, *, required: bool = True):  # type: ignore[no-untyped-def
     return deco(f) if f is not None else deco
 
 
-def open_pair(params: dict) -> tuple:  # type: ignore[type-arg]
+def open_pair(params: dict[str, Any]) -> tuple[Scene | None, Scene | None, bool]:
     """Open the before and after scenes from the options of :func:`scene_opts` (popped from ``params``).
 
     Returns
@@ -207,10 +210,10 @@ def open_pair(params: dict) -> tuple:  # type: ignore[type-arg]
     common = {k: params.pop(k, None) for k in ("sensor", "bands", "scale", "offset", "nodata")}
     dem, calibration = params.pop("dem", None), params.pop("calibration", None)
     swap = bool(params.pop("swap_dates", False))
-    out = []
+    out: list[Scene | None] = []
     for when in ("before", "after"):
         path = params.pop(when, None)
-        kw = {}
+        kw: dict[str, Any] = {}
         for k in _PER_DATE:
             v = params.pop(f"{when}_{k}", None)
             kw[k] = v if v is not None else common.get(k)

@@ -344,7 +344,8 @@ class DetectionConfig:
         """:class:`ecopatch.ChangeParams` with this section's overrides."""
         from ecopatch.change import ChangeParams
 
-        return ChangeParams(**dict(self.change))
+        overrides: dict[str, Any] = dict(self.change)  # float and int keys (tolerance_px)
+        return ChangeParams(**overrides)
 
     def detect_options(self) -> DetectOptions:
         """The :class:`~ecopatch.options.DetectOptions` of this section."""
@@ -694,8 +695,9 @@ def _change_table(v: Any, where: str, base: Path) -> dict[str, float]:
         if k not in keys:
             raise ConfigError(f"{where}: unknown key \"{k}\"{_suggest(k, keys)}; allowed keys: {_list(keys)}")
         out[k] = _converter(*keys[k])(x, where.replace("] ", ".", 1) + "] " + k, base)
+    checked: dict[str, Any] = out
     try:
-        ChangeParams(**out)
+        ChangeParams(**checked)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     return out

@@ -217,7 +217,8 @@ def clear_fraction(scene: Scene, aoi: gpd.GeoSeries, *, max_pixels: int = _CLEAR
         return 0.0
     try:
         with warnings_to_log():
-            obs = read_decimated(scene, aoi_bounds=tuple(union.bounds), max_pixels=max_pixels)
+            left, bottom, right, top = union.bounds
+            obs = read_decimated(scene, aoi_bounds=(left, bottom, right, top), max_pixels=max_pixels)
     except (NoOverlapError, NoValidPixelsError):
         return 0.0
     inside = geometry_mask([union], out_shape=obs.valid.shape, transform=obs.grid.transform, invert=True)

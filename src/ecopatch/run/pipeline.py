@@ -287,12 +287,12 @@ def run_pipeline(
         if holder is not None:
             log.warning("a run holds the lock now (%s): this listing may be out of date", holder.describe())
         plan = _plan(ctx, disc.scenes, wanted, completed_runs(runs_dir), reference)
-        outcomes = []
+        listed: list[SceneOutcome] = []
         for s, b, why in plan.pairs:
             refs = scene_references(ctx, s, plan.unusable)
-            outcomes.append(SceneOutcome(s, b, "pending", message=f"{why}; {_references_text(refs, s)}",
-                                         references=reference_counts(refs, s)))
-        return result("dry_run", ExitCode.OK if outcomes else ExitCode.NOTHING_NEW, outcomes, plan)
+            listed.append(SceneOutcome(s, b, "pending", message=f"{why}; {_references_text(refs, s)}",
+                                       references=reference_counts(refs, s)))
+        return result("dry_run", ExitCode.OK if listed else ExitCode.NOTHING_NEW, listed, plan)
 
     for folder in (cfg.outputs.ledger.parent, runs_dir):
         try:

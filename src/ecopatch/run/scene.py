@@ -9,6 +9,7 @@ the reserves against the baseline, in one read of the imagery).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import shutil
@@ -54,8 +55,8 @@ from ecopatch.run.manifest import (
 from ecopatch.run.outcome import ExitCode, SceneOutcome, exit_code_for
 
 if TYPE_CHECKING:
-
     from ecopatch.io.raster import Scene
+    from ecopatch.maps import CaseChips, DrawnChips
 
 __all__ = [
     "PAUSE_ENV",
@@ -240,11 +241,13 @@ def _compute_scene(ctx: RunContext, scene: SceneRef, baseline: SceneRef, out: Pa
         with clock(name):
             yield
 
-    if not groups and len(ctx.mines or ()):
+    mines = ctx.mines
+    assert mines is not None  # read by scene_references
+    if not groups and len(mines):
         notes.append("mines not assessed: no mine has a reference scene before this one")
     # every job set up, their windows read as one job (each tile decoded once), then each finished
     finished = run_jobs(
-        after, assessments={sid: (open_ref(ctx, ref), ctx.mines.iloc[idx]) for sid, (ref, idx) in groups.items()},
+        after, assessments={sid: (open_ref(ctx, ref), mines.iloc[idx]) for sid, (ref, idx) in groups.items()},
         detection=(before, ctx.reserves), assessment=cfg.assessment.assess_options(),
         detection_options=cfg.detection.detect_options(), exclude=ctx.exclude,
         history=[open_ref(ctx, h) for h in hist_refs] or None, block=cfg.run.block, scheduler=cfg.run.scheduler,
@@ -315,7 +318,7 @@ def _compute_scene(ctx: RunContext, scene: SceneRef, baseline: SceneRef, out: Pa
             log.info("ledger: %s; %s", ares or "no mine assessment", dres or "no detection")
             # probable cases this scene did not find again but still shows as they were found after
             # (its baseline already shows them); those add_detections confirmed are left as they are
-            persisted = (led.confirm_from_sky(still, run_id, seen_on=after.date)
+            persisted = (led.confirm_from_sky(still, run_id, seen_on=after.date or scene.date)
                          if still is not None and len(still) else ())
             heartbeat(ctx)
             # cases this scene opened or reopened, as the ledger recorded them the first time
@@ -323,7 +326,7 @@ def _compute_scene(ctx: RunContext, scene: SceneRef, baseline: SceneRef, out: Pa
             new_cases = sorted(set(dets.loc[dets["outcome"].isin(["new", "rebound"]), "case_id"]))
             if cfg.outputs.fieldcheck and new_cases:
                 with clock("fieldcheck"):
-                    chips = None
+                    chips: CaseChips | DrawnChips | None = None
                     if cfg.outputs.chips:
                         from ecopatch.maps import case_chips
 
@@ -338,7 +341,7 @@ def _compute_scene(ctx: RunContext, scene: SceneRef, baseline: SceneRef, out: Pa
                     from ecopatch.report import write_report
 
                     mine_before = {}  # each mine's card shows its own reference, not the reserves' baseline
-                    for pid, r in zip(ctx.mines["patch_id"].astype(str), refs):
+                    for pid, r in zip(mines["patch_id"].astype(str), refs):
                         if r.scene is not None and r.scene.scene_id in groups:
                             mine_before[pid] = open_ref(ctx, r.scene)
                     write_report(out / "report", assessment=assessment, patches=patches, ledger=led, before=before,
@@ -608,6 +611,7 @@ def _manifest(ctx: RunContext, scene: SceneRef, baseline: SceneRef, why: str, st
     from ecopatch import __version__
 
     cfg = ctx.config
+
     def safe(make: Callable[[], dict[str, Any]], path: Path) -> dict[str, Any]:
         try:
             return make()
@@ -615,8 +619,9 @@ def _manifest(ctx: RunContext, scene: SceneRef, baseline: SceneRef, why: str, st
             return {"path": str(path), "error": f"cannot checksum: {exc}"}
 
     inputs: dict[str, Any] = {}
-    if cfg.path is not None:
-        inputs["config"] = safe(lambda: file_digest(cfg.path), cfg.path)
+    config_path, exclude = cfg.path, cfg.detection.exclude
+    if config_path is not None:
+        inputs["config"] = safe(functools.partial(file_digest, config_path), config_path)
     inputs["scene"] = scene.as_dict() | safe(lambda: _scene_digest(ctx, scene), scene.path)
     inputs["baseline"] = baseline.as_dict() | safe(lambda: _scene_digest(ctx, baseline), baseline.path)
     # what each scene was read as: product, level, bands, scale/offset, cloud mask, and on what evidence
@@ -627,15 +632,15 @@ def _manifest(ctx: RunContext, scene: SceneRef, baseline: SceneRef, why: str, st
     refs.pop("_counts", None)
     history = dict(refs.pop("_history", {"max_scenes": cfg.run.history_scenes, "scenes": []}))
     for h in history.pop("_refs", ()):  # the scenes that gave each pixel its seasonal range
-        inputs[f"history {h.scene_id}"] = h.as_dict() | safe(lambda r=h: _scene_digest(ctx, r), h.path)
+        inputs[f"history {h.scene_id}"] = h.as_dict() | safe(functools.partial(_scene_digest, ctx, h), h.path)
     for sid, ref in ref_scenes.items():  # each mine's restoration reference, when not the baseline
         if sid != baseline.scene_id:
-            inputs[f"reference {sid}"] = ref.as_dict() | safe(lambda r=ref: _scene_digest(ctx, r), ref.path)
+            inputs[f"reference {sid}"] = ref.as_dict() | safe(functools.partial(_scene_digest, ctx, ref), ref.path)
             inputs[f"reference {sid}"]["provenance"] = provenance(ctx, ref)
     inputs["mines"] = safe(lambda: layer_digest(cfg.inputs.mines), cfg.inputs.mines)
     inputs["reserves"] = safe(lambda: layer_digest(cfg.inputs.reserves), cfg.inputs.reserves)
-    if cfg.detection.exclude is not None:
-        inputs["exclude"] = safe(lambda: layer_digest(cfg.detection.exclude), cfg.detection.exclude)
+    if exclude is not None:
+        inputs["exclude"] = safe(functools.partial(layer_digest, exclude), exclude)
     return {
         "manifest_version": MANIFEST_VERSION,
         "tool": f"ecopatch {__version__}",
