@@ -441,6 +441,9 @@ class RunOptions:
                                 flag="--max-new-cases")
     allow_many_cases: bool = option(False, help="no limit on the new cases of a scene")
 
+    def __post_init__(self) -> None:
+        check_options(self)
+
     @property
     def new_case_limit(self) -> int | None:
         """``max_new_cases``, or None when ``allow_many_cases``."""

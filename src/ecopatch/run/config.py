@@ -122,7 +122,6 @@ from typing import TYPE_CHECKING, Any
 
 from ecopatch.errors import ConfigError
 from ecopatch.options import (
-    BASELINE_RULES,
     AssessOptions,
     DetectOptions,
     OptionInfo,
@@ -139,14 +138,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AREA_UNITS",
-    "BASELINE_RULES",
     "AssessmentConfig",
     "DetectionConfig",
     "InputsConfig",
     "OutputsConfig",
     "ProductRule",
     "RunConfig",
-    "RunOptions",
     "TABLE_FORMATS",
     "check_scheduler",
     "load_config",
