@@ -25,7 +25,7 @@ from ecopatch.options import DetectOptions
 @scene_opts
 @click.option("--reserves", "--within", "reserves", default=None, type=click.Path(exists=True),
               help="Reserve / zone polygons; only change inside them is reported (--within: the same).")
-@click.option("--min-area", default=400.0, show_default=True, type=click.FloatRange(min=0),
+@click.option("--min-area", default=DetectOptions().min_area_m2, show_default=True, type=click.FloatRange(min=0),
               help="Minimum mapping unit.")
 @click.option("--unit", "min_area_unit", default="m2", show_default=True, type=click.Choice(["m2", "mu", "ha"]),
               help="Unit of --min-area.")

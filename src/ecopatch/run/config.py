@@ -310,7 +310,8 @@ class DetectionConfig:
         Overrides of :class:`ecopatch.ChangeParams`.
     """
 
-    min_area: float = option(400.0, help="minimum mapping unit", unit="(in min_area_unit)", lo=0.0)
+    min_area: float = option(DetectOptions().min_area_m2, help="minimum mapping unit", unit="(in min_area_unit)",
+                             lo=0.0)
     min_area_unit: str = option("m2", help="unit of min_area", choices=AREA_UNITS)
     margin_m: float = same_as(DetectOptions, "margin_m")
     exclude: Path | None = option(None, help="the approved-projects polygons", kind="input", nullable=True)
