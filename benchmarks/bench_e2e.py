@@ -51,13 +51,13 @@ kind               what is timed
 ``floor``          the decode floor of the layout: every file both scenes read, decoded once
                    with rasterio in block-aligned strips (all bands of a strip in one read), on
                    1 and on 2 threads; GDAL cache 64 MB (each block read once)
-``run``            ``ecopatch run CONFIG`` (:func:`ecopatch.pipeline.run_pipeline`) on the pair:
+``run``            ``ecopatch run CONFIG`` (:func:`ecopatch.run.pipeline.run_pipeline`) on the pair:
                    one scene, every stage (clear share, analysis, ledger, field package with
                    chips, change map, report); the manifest's stage times and the whole process
 ``change_map``     ``change_map(before, after, patches)`` + ``savefig`` (PNG, 120 dpi)
 ``mine_card``      ``mine_card(first mine, ...)`` + ``savefig``
 ``report``         ``write_report(...)`` with the assessment, the patches and the reserves
-``assess``         ``assess_restoration(mines, before, after)``
+``assess``         ``assess_restoration(before, after, mines)``
 ``exactextract``   exactextract 0.3's means of every band of both dates over the same mines
                    (``exact_extract(file, mines, "mean")`` per file)
 ``both``           ``assess_restoration`` + ``detect_changes`` (two calls): wall time and peak
@@ -297,7 +297,7 @@ def _reference(root: Path, data) -> None:  # noqa: ANN001
         warnings.simplefilter("ignore")
         mines = ecopatch.read_patches(data.mines, id_field="矿山编号")
         zones = ecopatch.read_patches(data.reserves)
-        table, patches = ecopatch.assess_and_detect(mines, zones, before, after, progress=False)
+        table, patches = ecopatch.assess_and_detect(before, after, mines, zones, progress=False)
     patches.attrs.clear()
     table.attrs.clear()
     table.to_file(ref / "assessment.gpkg", driver="GPKG", engine="pyogrio")
@@ -372,8 +372,8 @@ scheduler = "threads"
 
 
 def w_run(root: Path, layout: str, chips: bool) -> dict:
-    from ecopatch.config import load_config
-    from ecopatch.pipeline import run_pipeline
+    from ecopatch.run.config import load_config
+    from ecopatch.run.pipeline import run_pipeline
 
     tmp = Path(tempfile.mkdtemp(prefix="e2e_run_"))
     try:
@@ -454,16 +454,16 @@ def w_analysis(root: Path, layout: str, what: str) -> dict:
         res: dict = {"n_mines": len(mines), "n_zones": len(zones)}
         t = time.perf_counter()
         if what in ("assess", "both"):
-            a = ecopatch.assess_restoration(mines, before, after, progress=False)
+            a = ecopatch.assess_restoration(before, after, mines, progress=False)
             res["t_assess_s"] = time.perf_counter() - t
             res["restored_m2"] = float(a["restored_m2"].sum())
         if what == "both":
             t1 = time.perf_counter()
-            p = ecopatch.detect_changes(before, after, within=zones, progress=False)
+            p = ecopatch.detect_changes(before, after, reserves=zones, progress=False)
             res["t_detect_s"] = time.perf_counter() - t1
             res["patches"] = len(p)
         if what == "joint":
-            a, p = ecopatch.assess_and_detect(mines, zones, before, after, progress=False)
+            a, p = ecopatch.assess_and_detect(before, after, mines, zones, progress=False)
             res["patches"] = len(p)
         res["t_call_s"] = time.perf_counter() - t
     return res

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     before = ecopatch.open_scene(data.products["before"])
     after = ecopatch.open_scene(data.products["after"])
     mines = ecopatch.read_patches(data.mines, id_field="矿山编号")
-    a = ecopatch.assess_restoration(mines, before, after, progress=False).set_index("patch_id")
+    a = ecopatch.assess_restoration(before, after, mines, progress=False).set_index("patch_id")
     restoring = a["restoration_rate"] >= 0.05
     cases = [(s, 1.0, 0.0) for s in args.seeds] + [(100 + i, g, o) for i, (g, o) in enumerate(RADIOMETRY)]
     rows = []
@@ -60,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
             out.mkdir()
             p = write_repeat_product(data, "2025-09-15", out_dir=out, seed=seed, gain=gain, offset=offset)
             rep = ecopatch.open_scene(p)
-            r = ecopatch.assess_restoration(mines, before, rep, progress=False).set_index("patch_id")
-            rebased = ecopatch.assess_restoration(mines, after, rep, progress=False).set_index("patch_id")
+            r = ecopatch.assess_restoration(before, rep, mines, progress=False).set_index("patch_id")
+            rebased = ecopatch.assess_restoration(after, rep, mines, progress=False).set_index("patch_id")
             rel = (r["restored_m2"] / a["restored_m2"] - 1).abs()[restoring]
             floor = (r["restored_m2"] - a["restored_m2"]).abs()[~restoring]
             d_rate = (r["restoration_rate"] - a["restoration_rate"]).abs()

@@ -15,12 +15,12 @@ floor
     MB: each block is read once).  Also B04 + B08 of one date on 1 thread
     (the issue's "2-band tile" anchor), and the mosaic's bands on 2 threads.
 assess, detect, both
-    ``assess_restoration(mines, before, after)``, ``detect_changes(before,
-    after, within=zones)``, and both in one process; default (threaded)
+    ``assess_restoration(before, after, mines)``, ``detect_changes(before,
+    after, reserves=zones)``, and both in one process; default (threaded)
     scheduler, ``progress=False``.  Opening the scenes and reading the
     polygons is timed separately ("setup").
 joint
-    ``assess_and_detect(mines, zones, before, after)``: both jobs from one
+    ``assess_and_detect(before, after, mines, zones)``: both jobs from one
     windowed pass (each tile decoded once for both; results identical to
     ``both``), on the tile, on the mosaic and on the LocalCluster below.
 mosaic
@@ -42,7 +42,7 @@ patchstats
     timing includes reading the patches (GeoPackage) and, for
     xarray-spatial, reading the raster and burning the zones.
 drone
-    ``assess_restoration(drone_mines, before=tile, after=drone mosaic)``; and
+    ``assess_restoration(before=tile, after=drone mosaic, mines=drone_mines)``; and
     the drone decode floor (the whole mosaic decoded at full resolution, 2
     threads).
 
@@ -210,16 +210,16 @@ def w_analysis(args: argparse.Namespace, what: str, dataset: str, scheduler: str
         warnings.simplefilter("ignore")
         if what in ("assess", "both"):
             t = time.perf_counter()
-            table = ecopatch.assess_restoration(mines, before, after, scheduler=sched, progress=False)
+            table = ecopatch.assess_restoration(before, after, mines, scheduler=sched, progress=False)
             res["t_assess_s"] = time.perf_counter() - t
             res["assess"] = _summ_assess(table)
         if what in ("detect", "both"):
             t = time.perf_counter()
-            pat = ecopatch.detect_changes(before, after, within=zones, scheduler=sched, progress=False)
+            pat = ecopatch.detect_changes(before, after, reserves=zones, scheduler=sched, progress=False)
             res["t_detect_s"] = time.perf_counter() - t
             res["detect"] = _summ_detect(pat)
         if what == "joint":
-            table, pat = ecopatch.assess_and_detect(mines, zones, before, after, scheduler=sched, progress=False)
+            table, pat = ecopatch.assess_and_detect(before, after, mines, zones, scheduler=sched, progress=False)
             res["assess"], res["detect"] = _summ_assess(table), _summ_detect(pat)
     res["t_call_s"] = time.perf_counter() - t_all
     if client is not None:
@@ -253,10 +253,10 @@ def w_warmup(args: argparse.Namespace) -> dict:
     t = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ecopatch.assess_restoration(mines, before, after, progress=False)
-        ecopatch.detect_changes(before, after, within=zones, progress=False)
+        ecopatch.assess_restoration(before, after, mines, progress=False)
+        ecopatch.detect_changes(before, after, reserves=zones, progress=False)
         gdf = gpd.read_file(workdir(args.size) / "patches" / "patches_100.gpkg", engine="pyogrio")
-        ecopatch.patch_statistics(gdf, root / "ndvi_classes_after.tif", classes=list(CLASSES), progress=False)
+        ecopatch.patch_statistics(root / "ndvi_classes_after.tif", gdf, classes=list(CLASSES), progress=False)
     return {"t_call_s": time.perf_counter() - t}
 
 
@@ -274,7 +274,7 @@ def w_drone(args: argparse.Namespace) -> dict:
     t = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        table = ecopatch.assess_restoration(mines, before, after, progress=False)
+        table = ecopatch.assess_restoration(before, after, mines, progress=False)
     res["t_call_s"] = time.perf_counter() - t
     res["assess"] = _summ_assess(table)
     res["per_mine"] = {str(k): {"restored_m2": float(r), "damaged_m2": float(d)}
@@ -300,7 +300,7 @@ def w_patchstats(args: argparse.Namespace, tool: str, n: int) -> dict:
     if tool == "ecopatch":
         import ecopatch
 
-        df = ecopatch.patch_statistics(gdf, raster, classes=list(CLASSES), progress=False)
+        df = ecopatch.patch_statistics(raster, gdf, classes=list(CLASSES), progress=False)
         table = df.rename(columns={f"area_{c}_m2": f"a{c}" for c in CLASSES})[
             ["patch_id", "observed_m2", "mean", *[f"a{c}" for c in CLASSES]]]
         table = table.assign(unit="m2")

@@ -101,16 +101,16 @@ def _sample() -> dict[str, Any]:
     id_field = "矿山编号" if "矿山编号" in mines else mines.columns[0]
     mines = mines.rename(columns={id_field: "patch_id"})
     out = {}
-    t = ecopatch.assess_restoration(mines, before, after, progress=False)
+    t = ecopatch.assess_restoration(before, after, mines, progress=False)
     out["assess_restoration"] = table_digest(t)
     p = ecopatch.detect_changes(before, after, reserves, progress=False)
     out["detect_changes"] = table_digest(p)
-    t2, p2 = ecopatch.assess_and_detect(mines, reserves, before, after, progress=False)
+    t2, p2 = ecopatch.assess_and_detect(before, after, mines, reserves, progress=False)
     out["assess_and_detect.table"] = table_digest(t2)
     out["assess_and_detect.patches"] = table_digest(p2)
     drone = d / "drone_YH-KS-006_20240912.tif"
     if drone.exists():
-        out["patch_statistics"] = table_digest(ecopatch.patch_statistics(mines, drone, progress=False))
+        out["patch_statistics"] = table_digest(ecopatch.patch_statistics(drone, mines, progress=False))
     return out
 
 
@@ -130,9 +130,9 @@ def _oscd() -> dict[str, Any]:
 
 
 def _run() -> dict[str, Any]:
-    from ecopatch.config import load_config
     from ecopatch.ledger import Ledger
-    from ecopatch.pipeline import run_pipeline
+    from ecopatch.run.config import load_config
+    from ecopatch.run.pipeline import run_pipeline
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -68,8 +68,8 @@ def _analyse(sample) -> Inputs:
         drone = ecopatch.open_scene(sample.drone) if sample.drone is not None else None
         mines = ecopatch.read_patches(sample.mines, id_field="矿山编号")
         reserves = ecopatch.read_patches(sample.reserves)
-        assessment = ecopatch.assess_restoration(mines, before, after)
-        patches = ecopatch.detect_changes(before, after, within=reserves)
+        assessment = ecopatch.assess_restoration(before, after, mines)
+        patches = ecopatch.detect_changes(before, after, reserves=reserves)
     return Inputs(before, after, drone, mines, reserves, assessment, patches)
 
 

@@ -3,7 +3,7 @@
 The library has no test switch: it calls two functions that do nothing,
 :func:`ecopatch.ledger.connection.before_commit` (inside every write
 transaction of the ledger, just before ``COMMIT``) and
-:func:`ecopatch.pipeline.before_manifest` (after a scene's ledger commit and
+:func:`ecopatch.run.scene.before_manifest` (after a scene's ledger commit and
 outputs, just before its ``manifest.json``).  This script replaces one of
 them with a pause, then runs the command, so that a test can hold a writer or
 a run at that point and kill it there::
@@ -62,9 +62,9 @@ def install(where: str, seconds: float, signal_file: str) -> None:
         connection.connect = small_cache  # type: ignore[assignment]
         connection.before_commit = pause  # type: ignore[assignment]
     elif where == "run":
-        from ecopatch import pipeline
+        from ecopatch.run import scene
 
-        pipeline.before_manifest = pause  # type: ignore[assignment]
+        scene.before_manifest = pause  # type: ignore[assignment]
     else:
         raise SystemExit(f"where={where!r}: use 'txn' or 'run'")
 

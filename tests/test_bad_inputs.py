@@ -158,14 +158,14 @@ def r_disjoint_extents(tmp):
     b = open_scene(_s2(tmp / "b_20210918.tif", value="forest|soil"))
     a = open_scene(_s2(tmp / "a_20210919.tif", value="forest|soil"))
     far = read_patches(_mines(tmp / "m.gpkg", geoms=[box(100_000, 100_000, 100_200, 100_200)]), id_field="矿山编号")
-    ecopatch.assess_restoration(far, b, a, progress=False)
+    ecopatch.assess_restoration(b, a, far, progress=False)
 
 
 def r_all_nodata_after(tmp):
     b = open_scene(_s2(tmp / "b_20210918.tif", value="forest|soil"))
     a = open_scene(_s2(tmp / "a_20210919.tif", value=0))
     m = read_patches(_mines(tmp / "m.gpkg"), id_field="矿山编号")
-    ecopatch.assess_restoration(m, b, a, progress=False)
+    ecopatch.assess_restoration(b, a, m, progress=False)
 
 
 def r_all_cloud_after(tmp):
@@ -194,7 +194,7 @@ def r_bad_scheduler(tmp):
     b = open_scene(_s2(tmp / "b_20210918.tif", value="forest|soil"))
     a = open_scene(_s2(tmp / "a_20210919.tif", value="forest|soil"))
     m = read_patches(_mines(tmp / "m.gpkg"), id_field="矿山编号")
-    ecopatch.assess_restoration(m, b, a, scheduler="quantum", progress=False)
+    ecopatch.assess_restoration(b, a, m, scheduler="quantum", progress=False)
 
 
 def r_bad_date(tmp):
@@ -285,14 +285,14 @@ def v_multilayer_without_layer(tmp):
 def v_mines_without_patch_id(tmp):
     b = open_scene(_s2(tmp / "b_20210918.tif", value="forest|soil"))
     m = gpd.GeoDataFrame({"x": [1]}, geometry=[MINE], crs="EPSG:32650")
-    ecopatch.assess_restoration(m, b, b, progress=False)
+    ecopatch.assess_restoration(b, b, m, progress=False)
 
 
 def v_unknown_direction(tmp):
     b = open_scene(_s2(tmp / "b_20210918.tif", value="forest|soil"))
     a = open_scene(_s2(tmp / "a_20210919.tif", value="forest|soil"))
     m = read_patches(_mines(tmp / "m.gpkg", 矿山编号=["K1"], 修复方向=["宜游泳"]), id_field="矿山编号")
-    ecopatch.assess_restoration(m, b, a, progress=False)
+    ecopatch.assess_restoration(b, a, m, progress=False)
 
 
 # ---------------------------------------------------------------------------
@@ -310,7 +310,7 @@ dir = "runs"
 
 
 def _cfg(tmp, text):
-    from ecopatch.config import load_config
+    from ecopatch.run.config import load_config
 
     (tmp / "imagery").mkdir(exist_ok=True)
     for name in ("mines.gpkg", "reserves.gpkg"):
@@ -522,7 +522,7 @@ def test_one_pixel_raster_and_mixed_dtypes(tmp_path):
     m = read_patches(_mines(tmp_path / "m.gpkg"), id_field="矿山编号")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        r = ecopatch.assess_restoration(m, b, a, progress=False)
+        r = ecopatch.assess_restoration(b, a, m, progress=False)
     # a 640 m cell has one areal factor, so 300 m from its centre the area is off by ~2e-6
     assert len(r) == 1 and r["valid_fraction"].iloc[0] == pytest.approx(1.0, abs=1e-5)
 
@@ -536,7 +536,7 @@ def test_dates_in_different_crs_work(tmp_path):
     a = open_scene(_s2(tmp_path / "a_20210919.tif", value="forest|soil", shape=(140, 140), crs="EPSG:4549",
                        transform=Affine(5, 0, x - 20, 0, -5, y + 20)))
     m = read_patches(_mines(tmp_path / "m.gpkg"), id_field="矿山编号")
-    r = ecopatch.assess_restoration(m, b, a, progress=False)
+    r = ecopatch.assess_restoration(b, a, m, progress=False)
     assert r["valid_fraction"].iloc[0] == pytest.approx(1.0)
     assert r["restored_m2"].iloc[0] < 0.02 * r["area_m2"].iloc[0]  # nothing changed
 
@@ -558,7 +558,7 @@ def test_huge_sparse_raster_is_not_read_whole(tmp_path):
     import resource
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    r = ecopatch.assess_restoration(m, s, s, progress=False)
+    r = ecopatch.assess_restoration(s, s, m, progress=False)
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert r["valid_fraction"].iloc[0] == pytest.approx(1.0)
     assert grown_mb < 500
@@ -570,7 +570,7 @@ def test_polygon_far_outside_the_imagery_is_flagged_not_fatal(tmp_path):
     m = read_patches(_mines(tmp_path / "m.gpkg", geoms=[MINE, box(790_000, 3_340_000, 790_100, 3_340_100)],
                             矿山编号=["in", "out"]), id_field="矿山编号")
     with pytest.warns(E.LowCoverageWarning, match="out"):
-        r = ecopatch.assess_restoration(m, b, a, progress=False)
+        r = ecopatch.assess_restoration(b, a, m, progress=False)
     assert r.set_index("patch_id").loc["out", "status"] == "insufficient_data"
 
 

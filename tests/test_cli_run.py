@@ -2,7 +2,7 @@
 
 The runs are started with ``python -m ecopatch.cli.main run``.  To hold a run at a
 known point, ``tests/pausing.py`` starts it with a pause at one of the library's
-seams: ``run`` (:func:`ecopatch.pipeline.before_manifest`, after the ledger commit
+seams: ``run`` (:func:`ecopatch.run.scene.before_manifest`, after the ledger commit
 and the outputs, just before ``manifest.json``) or ``txn``
 (:func:`ecopatch.ledger.connection.before_commit`, inside the ledger's write
 transaction with a hot rollback journal on disk).
@@ -23,7 +23,7 @@ from click.testing import CliRunner
 
 from ecopatch.cli.main import cli
 from ecopatch.ledger import Ledger
-from ecopatch.pipeline import MANIFEST, completed_runs
+from ecopatch.run.manifest import MANIFEST, completed_runs
 
 from .runsite import (
     AFTER,
@@ -74,7 +74,7 @@ def test_first_run_processes_second_does_nothing_force_adds_no_events(tmp_path, 
     manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     assert manifest["status"] == "ok" and manifest["timings_s"]["report"] > 0
     log = (folder / "run.log").read_text(encoding="utf-8")
-    assert "INFO ecopatch.pipeline: scene 2024-09-12" in log and "ledger" in log
+    assert "INFO ecopatch.run: scene 2024-09-12" in log and "ledger" in log
     assert not (out / "ledger.gpkg.lock").exists()
     counts = ledger_counts(ledger)
     assert counts["cases"] > 0 and counts["mine_records"] == 8

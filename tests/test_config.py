@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import ecopatch
-from ecopatch.config import RunConfig, load_config, parse_config
 from ecopatch.errors import ConfigError
+from ecopatch.run.config import RunConfig, load_config, parse_config
 
 GOOD = """
 [inputs]

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from ecopatch.config import load_config
 from ecopatch.errors import ConfigError
+from ecopatch.run.config import load_config
 
 from .test_config import site, with_good, write  # noqa: F401 - the fixture is used by name
 

@@ -35,7 +35,7 @@ def test_cleared_mines_become_bare(sample, inputs, tmp_path):
     one = inputs.mines[inputs.mines["patch_id"] == "YH-KS-006"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        a = ecopatch.assess_restoration(one, inputs.after, s, progress=False).iloc[0]
+        a = ecopatch.assess_restoration(inputs.after, s, one, progress=False).iloc[0]
     # pixels whose centre is outside the mine keep their vegetation: the edge cells
     assert a["veg_after_m2"] < 0.1 * a["veg_before_m2"] and a["status"] == "degraded"
     with pytest.raises(InputDataError, match=r"no mine \['NOPE'\]"):

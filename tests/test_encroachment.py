@@ -21,7 +21,7 @@ def truth(sample):
 
 @pytest.fixture(scope="module")
 def score(inputs, truth):
-    return score_patches(inputs.patches, truth, eligible=truth["eligible"].to_numpy(), within=inputs.reserves)
+    return score_patches(inputs.patches, truth, eligible=truth["eligible"].to_numpy(), reserves=inputs.reserves)
 
 
 def test_recall_precision_and_area(score):
@@ -120,7 +120,7 @@ def test_cli_detect_writes_formats(sample, tmp_path):
     for ext in ("gpkg", "geojson", "csv", "kml"):
         out = tmp_path / f"patches.{ext}"
         res = CliRunner().invoke(cli, ["detect", "--before", str(sample.products["before"]), "--after",
-                                       str(sample.products["after"]), "--within", str(sample.reserves),
+                                       str(sample.products["after"]), "--reserves", str(sample.reserves),
                                        "--min-area", "400", "--out", str(out), "--no-progress"])
         assert res.exit_code == 0, res.output
         assert out.exists() and (tmp_path / "patches_observation.csv").exists()

@@ -91,14 +91,14 @@ def test_tiled_files_give_the_same_results_through_the_tile_cache(pair, tiled_pa
     s, before, after, mines = pair
     _, tb, ta, _ = tiled_pair
     d = ecopatch.detect_changes(before, after, s.reserves, block=64, progress=False)
-    r = ecopatch.assess_restoration(mines, before, after, block=64, progress=False)
+    r = ecopatch.assess_restoration(before, after, mines, block=64, progress=False)
     for budget in (None, 150 * 32 * 32 * 2):
         if budget:
             monkeypatch.setattr(raster._TILES, "budget", budget)
         raster._TILES.clear()
         hits = raster._TILES.hits
         dt = ecopatch.detect_changes(tb, ta, s.reserves, block=64, progress=False)
-        rt = ecopatch.assess_restoration(mines, tb, ta, block=64, progress=False)
+        rt = ecopatch.assess_restoration(tb, ta, mines, block=64, progress=False)
         assert raster._TILES.hits > hits
         assert raster._TILES._bytes <= raster._TILES.budget
         pd.testing.assert_frame_equal(d.drop(columns="geometry"), dt.drop(columns="geometry"))
@@ -108,8 +108,8 @@ def test_tiled_files_give_the_same_results_through_the_tile_cache(pair, tiled_pa
 
 def test_assess_is_block_invariant(pair):
     _, before, after, mines = pair
-    a = ecopatch.assess_restoration(mines, before, after, block=1024, progress=False)
-    b = ecopatch.assess_restoration(mines, before, after, block=16, scheduler="synchronous", progress=False)
+    a = ecopatch.assess_restoration(before, after, mines, block=1024, progress=False)
+    b = ecopatch.assess_restoration(before, after, mines, block=16, scheduler="synchronous", progress=False)
     np.testing.assert_allclose(_numeric(a), _numeric(b), rtol=1e-9, atol=1e-6)
     assert list(a["status"]) == list(b["status"])
 
@@ -129,15 +129,15 @@ def test_detect_is_block_invariant(pair):
 def test_distributed_cluster_equals_threads(pair):
     distributed = pytest.importorskip("distributed")
     s, before, after, mines = pair
-    local_a = ecopatch.assess_restoration(mines, before, after, block=64, progress=False)
+    local_a = ecopatch.assess_restoration(before, after, mines, block=64, progress=False)
     local_d = ecopatch.detect_changes(before, after, s.reserves, block=64, progress=False)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, distributed.Client(cluster) as client:
-        dist_a = ecopatch.assess_restoration(mines, before, after, block=64, scheduler=client, progress=False)
+        dist_a = ecopatch.assess_restoration(before, after, mines, block=64, scheduler=client, progress=False)
         dist_d = ecopatch.detect_changes(before, after, s.reserves, block=64, scheduler=client, progress=False)
-        addr = ecopatch.assess_restoration(mines, before, after, block=64, scheduler=cluster.scheduler_address,
+        addr = ecopatch.assess_restoration(before, after, mines, block=64, scheduler=cluster.scheduler_address,
                                            progress=False)
-        joint_a, joint_d = ecopatch.assess_and_detect(mines, s.reserves, before, after, block=64, scheduler=client,
+        joint_a, joint_d = ecopatch.assess_and_detect(before, after, mines, s.reserves, block=64, scheduler=client,
                                                       progress=False)
     np.testing.assert_array_equal(_numeric(local_a), _numeric(dist_a))
     np.testing.assert_array_equal(_numeric(local_a), _numeric(addr))
@@ -285,13 +285,13 @@ def test_windowed_passes_hand_freed_heap_back(pair, monkeypatch):
     monkeypatch.setenv("GLIBC_TUNABLES", "glibc.rtld.optional_static_tls=2048")  # not a malloc one
     # without the opt-in no allocator setting is touched: a pass only hands freed heap back
     monkeypatch.setattr(tiling, "_malloc_opt_in", False)
-    ecopatch.assess_restoration(mines, before, after, progress=False)
+    ecopatch.assess_restoration(before, after, mines, progress=False)
     assert fake.calls == [("trim", 0)] and not tiling._heap_tuned
     fake.calls.clear()
     tiling.tune_malloc()
     tune = [("mallopt", tiling._M_MMAP_THRESHOLD, tiling._HEAP_THRESHOLD),
             ("mallopt", tiling._M_TRIM_THRESHOLD, tiling._HEAP_THRESHOLD)]
-    ecopatch.assess_restoration(mines, before, after, progress=False)
+    ecopatch.assess_restoration(before, after, mines, progress=False)
     assert fake.calls == tune + [("trim", 0)]
     ecopatch.detect_changes(before, after, s.reserves, progress=False)
     assert fake.calls == tune + [("trim", 0)] * 2

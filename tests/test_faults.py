@@ -60,7 +60,7 @@ def test_read_only_folder_gives_output_error(tmp_path):
 def test_cli_into_read_only_folder_exits_1_with_one_line(tmp_path, sample):
     with _tmpfs(tmp_path, "1m", read_only=True) as mnt:
         res = CliRunner().invoke(cli, ["detect", "--before", str(sample.products["before"]), "--after",
-                                       str(sample.products["after"]), "--within", str(sample.reserves),
+                                       str(sample.products["after"]), "--reserves", str(sample.reserves),
                                        "--out", str(mnt / "patches.gpkg"), "--no-progress"])
         assert res.exit_code == 1
         assert res.output.count("\n") <= 2 and "Traceback" not in res.output

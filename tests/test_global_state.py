@@ -83,12 +83,12 @@ def test_calls_leave_gdal_the_allocator_and_caches_as_a_fresh_process_has_them(t
         assert [c for c in libc.calls if c[0] == "mallopt"] == [], what  # allocator settings untouched
         assert ours() == filters, what  # no warning filter added or dropped (worker threads)
 
-    table = ecopatch.assess_restoration(mines, before, after, block=64, progress=False)
+    table = ecopatch.assess_restoration(before, after, mines, block=64, progress=False)
     assert during and max(during) < fresh  # the pass itself ran with a small GDAL cache ...
     settled("assess_restoration")  # ... and gave the user's back
     patches = ecopatch.detect_changes(before, after, s.reserves, block=64, progress=False)
     settled("detect_changes")
-    ecopatch.assess_and_detect(mines, s.reserves, before, after, block=64, progress=False)
+    ecopatch.assess_and_detect(before, after, mines, s.reserves, block=64, progress=False)
     settled("assess_and_detect")
     with shared_reads():
         raster.read_decimated(after, max_pixels=5000)

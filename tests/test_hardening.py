@@ -328,8 +328,8 @@ def test_disk_full_while_writing_chips_leaves_the_ledger_unchanged(tmp_path, mon
         return chips
 
     monkeypatch.setattr(ecopatch.maps, "case_chips", full_disk)
-    from ecopatch.config import load_config
-    from ecopatch.pipeline import run_pipeline
+    from ecopatch.run.config import load_config
+    from ecopatch.run.pipeline import run_pipeline
 
     res = run_pipeline(load_config(cfg), progress=False)
     out = res.outcomes[0]
@@ -400,8 +400,8 @@ def test_safe_without_b04_on_assess(tmp_path, sample):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(E.MissingBandError, match=r"red \(B04\)") as info:
-            ecopatch.assess_restoration(mines, ecopatch.open_scene(sample.products["before"]),
-                                        ecopatch.open_scene(after), progress=False)
+            ecopatch.assess_restoration(ecopatch.open_scene(sample.products["before"]), ecopatch.open_scene(after),
+                                        mines, progress=False)
     assert after.name in str(info.value) and "incomplete download" in str(info.value)
     r = CliRunner().invoke(cli, ["assess", "--before", str(sample.products["before"]), "--after", str(after),
                                  "--mines", str(sample.mines), "--out", str(tmp_path / "r.xlsx")])
@@ -602,7 +602,7 @@ def test_cover_end_members_without_contrast_are_a_config_error():
 
 def test_detect_into_xlsx_after_a_gpkg_run_writes_nothing_half(tmp_path, sample):
     base = ["detect", "--before", str(sample.products["before"]), "--after", str(sample.products["after"]),
-            "--within", str(sample.reserves), "--no-progress"]
+            "--reserves", str(sample.reserves), "--no-progress"]
     assert CliRunner().invoke(cli, [*base, "--out", str(tmp_path / "patches.gpkg")]).exit_code == 0
     r = CliRunner().invoke(cli, [*base, "--out", str(tmp_path / "patches.xlsx")])
     assert r.exit_code == 1 and "patches_observation.csv" in r.output and "--overwrite" in r.output
@@ -749,7 +749,7 @@ def test_ledger_add_cli_guard_and_override(tmp_path):
 
 
 def test_guard_keys_in_the_run_configuration(tmp_path, tmp_path_factory):
-    from ecopatch.config import load_config
+    from ecopatch.run.config import load_config
 
     cfg = make_site(tmp_path / "site", sample_source(tmp_path_factory),
                     extra_run="max_new_cases = 50\nallow_many_cases = false")
@@ -781,8 +781,8 @@ def test_run_guard_and_override(tmp_path, tmp_path_factory):
 def test_run_guard_keeps_the_change_map_to_judge_by(tmp_path, tmp_path_factory):
     """With a report, the run's change map is drawn with the report's figures; a scene the guard
     stops before that still has it in its .failed folder (the message says to look at it)."""
-    from ecopatch.config import load_config
-    from ecopatch.pipeline import run_pipeline
+    from ecopatch.run.config import load_config
+    from ecopatch.run.pipeline import run_pipeline
 
     cfg = make_site(tmp_path / "site", sample_source(tmp_path_factory), maps=True, report=True,
                     extra_run="max_new_cases = 2")

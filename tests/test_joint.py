@@ -12,6 +12,7 @@ from ecopatch.encroachment import observation_table
 from ecopatch.errors import ConfigError, LowCoverageWarning, NoOverlapError
 from ecopatch.grid import Window
 from ecopatch.io import raster
+from ecopatch.options import AssessOptions, DetectOptions
 from ecopatch.tiling import joint_order, locality_order
 from tests.scenes import write_pair
 
@@ -42,13 +43,13 @@ def test_joint_run_equals_the_two_calls_and_decodes_less(tiled, scheduler):
     opts = {"min_area_m2": 200.0, "margin_m": 20.0}
     raster._TILES.clear()
     d0 = raster._TILES.decoded
-    a = ecopatch.assess_restoration(mines, before, after, block=64, scheduler=scheduler, progress=False)
+    a = ecopatch.assess_restoration(before, after, mines, block=64, scheduler=scheduler, progress=False)
     raster._TILES.clear()
     d = ecopatch.detect_changes(before, after, s.reserves, block=64, scheduler=scheduler, progress=False, **opts)
     separate = raster._TILES.decoded - d0
     raster._TILES.clear()
     d1 = raster._TILES.decoded
-    ja, jd = ecopatch.assess_and_detect(mines, s.reserves, before, after, detection=opts, block=64,
+    ja, jd = ecopatch.assess_and_detect(before, after, mines, s.reserves, detection=DetectOptions(**opts), block=64,
                                         scheduler=scheduler, progress=False)
     joint = raster._TILES.decoded - d1
     _same_assessment(a, ja)
@@ -70,10 +71,10 @@ def test_joint_run_samples_each_scene_once(tiled, monkeypatch):
         return real(scene, **kw)
 
     monkeypatch.setattr(restoration, "read_sample", counting)
-    ecopatch.assess_and_detect(mines, s.reserves, before, after, block=64, progress=False)
+    ecopatch.assess_and_detect(before, after, mines, s.reserves, block=64, progress=False)
     assert sum(x is before for x in seen) == 1 and sum(x is after for x in seen) == 1
     seen.clear()
-    ecopatch.assess_restoration(mines, before, after, block=64, progress=False)
+    ecopatch.assess_restoration(before, after, mines, block=64, progress=False)
     ecopatch.detect_changes(before, after, s.reserves, block=64, progress=False)
     # detection of a reflectance pair types cover with fixed rules in the normalised space and
     # samples no end-members: only the assessment samples the before scene
@@ -89,23 +90,36 @@ def test_joint_run_samples_each_scene_once(tiled, monkeypatch):
 def test_joint_run_passes_each_job_its_options(tiled):
     s, before, after, mines = tiled
     rules = ecopatch.StatusRules(start_rate=0.5)
-    a = ecopatch.assess_restoration(mines, before, after, rules=rules, edge="uniform", progress=False)
+    a = ecopatch.assess_restoration(before, after, mines, rules=rules, edge="uniform", progress=False)
     d = ecopatch.detect_changes(before, after, None, include_gain=False, min_area_mu=1.0, progress=False)
-    ja, jd = ecopatch.assess_and_detect(mines, None, before, after, assessment={"rules": rules, "edge": "uniform"},
-                                        detection={"include_gain": False, "min_area_mu": 1.0}, progress=False)
+    ja, jd = ecopatch.assess_and_detect(before, after, mines, None,
+                                        assessment=AssessOptions(rules=rules, edge="uniform"),
+                                        detection=DetectOptions(include_gain=False, min_area_mu=1.0), progress=False)
     _same_assessment(a, ja)
     pd.testing.assert_frame_equal(d.drop(columns="geometry"), jd.drop(columns="geometry"))
     assert "vegetation_gain" not in set(jd["change_type"])
 
 
-def test_options_are_checked_against_each_job(tiled):
+def test_options_are_typed_and_checked(tiled):
     s, before, after, mines = tiled
-    with pytest.raises(ConfigError, match=r"assessment: unknown option\(s\) \['min_area_m2'\]"):
-        ecopatch.assess_and_detect(mines, s.reserves, before, after, assessment={"min_area_m2": 5})
-    with pytest.raises(ConfigError, match=r"\['block'\] apply to both jobs"):
-        ecopatch.assess_and_detect(mines, s.reserves, before, after, detection={"block": 64})
+    with pytest.raises(ConfigError, match=r"assessment=.*give an ecopatch.options.AssessOptions"):
+        ecopatch.assess_and_detect(before, after, mines, s.reserves, assessment={"edge": "uniform"})
+    with pytest.raises(ConfigError, match=r"detection=.*give an ecopatch.options.DetectOptions"):
+        ecopatch.assess_and_detect(before, after, mines, s.reserves, detection=AssessOptions())
     with pytest.raises(ConfigError, match="minimum mapping unit -1"):
-        ecopatch.assess_and_detect(mines, s.reserves, before, after, detection={"min_area_m2": -1})
+        ecopatch.assess_and_detect(before, after, mines, s.reserves, detection=DetectOptions(min_area_m2=-1))
+
+
+def test_keywords_replace_the_fields_of_options(tiled):
+    s, before, after, mines = tiled
+    opts = DetectOptions(min_area_m2=200.0, margin_m=20.0, include_gain=False, max_flagged_share=1.0)
+    a = ecopatch.detect_changes(before, after, s.reserves, options=opts, min_area_m2=1500.0, block=64,
+                                progress=False)
+    b = ecopatch.detect_changes(before, after, s.reserves, min_area_m2=1500.0, margin_m=20.0, include_gain=False,
+                                max_flagged_share=1.0, block=64, progress=False)
+    _same_patches(a, b)
+    c = ecopatch.detect_changes(before, after, s.reserves, options=opts, block=64, progress=False)
+    assert (a["area_m2"] >= 1500).all() and len(c) > len(a)  # min_area_m2=1500 replaced the options' 200
 
 
 def test_a_job_that_cannot_be_set_up_raises_its_own_error(tiled):
@@ -113,15 +127,15 @@ def test_a_job_that_cannot_be_set_up_raises_its_own_error(tiled):
     far = mines.copy()
     far["geometry"] = far.geometry.translate(1e6, 0)
     with pytest.raises(NoOverlapError, match="mines"):
-        ecopatch.assess_and_detect(far, s.reserves, before, after, progress=False)
+        ecopatch.assess_and_detect(before, after, far, s.reserves, progress=False)
 
 
 def test_warnings_point_at_the_caller(tiled):
     s, before, after, mines = tiled
     rules = ecopatch.StatusRules(min_valid_fraction=1.01)  # every mine "insufficient_data"
-    for call in (lambda: ecopatch.assess_restoration(mines, before, after, rules=rules, progress=False),
-                 lambda: ecopatch.assess_and_detect(mines, s.reserves, before, after,
-                                                    assessment={"rules": rules}, progress=False)):
+    for call in (lambda: ecopatch.assess_restoration(before, after, mines, rules=rules, progress=False),
+                 lambda: ecopatch.assess_and_detect(before, after, mines, s.reserves,
+                                                    assessment=AssessOptions(rules=rules), progress=False)):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             call()

@@ -14,20 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from ecopatch.config import load_config
 from ecopatch.errors import ConfigError, InputDataError, RunLockedError
-from ecopatch.pipeline import (
-    MANIFEST,
-    ExitCode,
-    RunLock,
-    SceneRef,
-    choose_baseline,
-    completed_runs,
-    discover_scenes,
-    exit_code_for,
-    reference_scene,
-    run_pipeline,
-)
+from ecopatch.run.baseline import choose_baseline, reference_scene
+from ecopatch.run.config import load_config
+from ecopatch.run.discovery import SceneRef, discover_scenes
+from ecopatch.run.lock import RunLock
+from ecopatch.run.manifest import MANIFEST, completed_runs
+from ecopatch.run.outcome import ExitCode, exit_code_for
+from ecopatch.run.pipeline import run_pipeline
 
 from .runsite import AFTER, BEFORE, LATER, add_later_scene, ledger_counts, make_site, sample_source
 

@@ -16,18 +16,14 @@ import geopandas as gpd
 import pandas as pd
 import pytest
 
-from ecopatch.config import load_config
 from ecopatch.errors import ConfigError
 from ecopatch.ledger import Ledger
-from ecopatch.pipeline import (
-    MANIFEST,
-    ExitCode,
-    SceneRef,
-    choose_baseline,
-    choose_references,
-    reference_request,
-    run_pipeline,
-)
+from ecopatch.run.baseline import choose_baseline, choose_references, reference_request
+from ecopatch.run.config import load_config
+from ecopatch.run.discovery import SceneRef
+from ecopatch.run.manifest import MANIFEST
+from ecopatch.run.outcome import ExitCode
+from ecopatch.run.pipeline import run_pipeline
 
 from .runsite import AFTER, BEFORE, add_repeat_scene, make_site, sample_source
 

@@ -15,9 +15,13 @@ import geopandas as gpd
 import pytest
 import shapely
 
-from ecopatch.config import load_config
 from ecopatch.errors import ConfigError
-from ecopatch.pipeline import MANIFEST, ExitCode, SceneRef, choose_history, run_pipeline
+from ecopatch.run.baseline import choose_history
+from ecopatch.run.config import load_config
+from ecopatch.run.discovery import SceneRef
+from ecopatch.run.manifest import MANIFEST
+from ecopatch.run.outcome import ExitCode
+from ecopatch.run.pipeline import run_pipeline
 
 from .runsite import make_site
 from .test_config import site, with_good, write  # noqa: F401 - the fixture is used by name

@@ -19,9 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from ecopatch.config import load_config
 from ecopatch.ledger import Ledger
-from ecopatch.pipeline import MANIFEST, ExitCode, run_pipeline
+from ecopatch.run.config import load_config
+from ecopatch.run.manifest import MANIFEST
+from ecopatch.run.outcome import ExitCode
+from ecopatch.run.pipeline import run_pipeline
 
 from .runsite import BEFORE, add_repeat_scene, make_site, sample_source
 

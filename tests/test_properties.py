@@ -79,8 +79,8 @@ def test_assessment_invariants_and_windowing(pair, polys):
                              crs="EPSG:32650")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        whole = ecopatch.assess_restoration(mines, before, after, cover=P, block=1024, progress=False)
-        blocks = ecopatch.assess_restoration(mines, before, after, cover=P, block=16, scheduler="synchronous",
+        whole = ecopatch.assess_restoration(before, after, mines, cover=P, block=1024, progress=False)
+        blocks = ecopatch.assess_restoration(before, after, mines, cover=P, block=16, scheduler="synchronous",
                                              progress=False)
     a = whole
     np.testing.assert_allclose(a["veg_before_m2"] + a["damaged_m2"] + a["water_before_m2"], a["observed_m2"],

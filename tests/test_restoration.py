@@ -44,7 +44,7 @@ def test_drone_after_within_5_percent(sample, inputs):
     truth = pd.read_csv(sample.restoration_truth)
     mine_id = sample.drone.stem.split("_")[1]
     one = inputs.mines[inputs.mines["patch_id"] == mine_id]
-    r = ecopatch.assess_restoration(one, inputs.before, inputs.drone, progress=False)
+    r = ecopatch.assess_restoration(inputs.before, inputs.drone, one, progress=False)
     t = truth.set_index("mine_id").loc[mine_id]
     assert r["valid_fraction"].iloc[0] > 0.99
     assert r["restored_m2"].iloc[0] == pytest.approx(t["restored_m2"], rel=0.05)
@@ -76,7 +76,7 @@ def test_area_is_geodesic_and_results_do_not_depend_on_the_mines_crs(inputs, crs
     mines = inputs.mines.to_crs(crs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LowCoverageWarning)
-        r = ecopatch.assess_restoration(mines, inputs.before, inputs.after, progress=False)
+        r = ecopatch.assess_restoration(inputs.before, inputs.after, mines, progress=False)
     geod = Geod(ellps="GRS80")
     ll = inputs.mines.to_crs(4490).geometry
     true = np.array([abs(geod.geometry_area_perimeter(shapely.orient_polygons(g))[0]) for g in ll])
@@ -102,7 +102,7 @@ def test_unmixing_beats_uniform_edges_on_damaged_area(sample, inputs, scored):
     s, truth = scored
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LowCoverageWarning)
-        u = ecopatch.assess_restoration(inputs.mines, inputs.before, inputs.after, edge="uniform", progress=False)
+        u = ecopatch.assess_restoration(inputs.before, inputs.after, inputs.mines, edge="uniform", progress=False)
     su = score_restoration(u, truth)
     clear = s["valid_fraction"] >= 0.999
     err_unmix = abs(s.loc[clear, "damaged_m2"].sum() / s.loc[clear, "damaged_m2_true"].sum() - 1)
@@ -151,7 +151,7 @@ def test_a_mine_that_loses_vegetation_is_flagged(inputs, cleared):
     # measured from a reference where the mines were (partly) vegetated: 2024 -> 2025
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LowCoverageWarning)
-        a = ecopatch.assess_restoration(inputs.mines, inputs.after, cleared, progress=False).set_index("patch_id")
+        a = ecopatch.assess_restoration(inputs.after, cleared, inputs.mines, progress=False).set_index("patch_id")
     six, four, two = a.loc["YH-KS-006"], a.loc["YH-KS-004"], a.loc["YH-KS-002"]
     # YH-KS-006 lost nearly all of its ~12 000 m² of vegetation: net loss, the status drops to 退化
     assert six["degraded_m2"] == pytest.approx(six["veg_before_m2"], rel=0.1) and six["degraded_m2"] > 10_000

@@ -136,7 +136,7 @@ def test_a_product_of_another_sensor_without_a_mask_has_nothing_known_clear(pair
 def test_a_run_on_imagery_without_nir_skips_the_check_instead_of_failing():
     from types import SimpleNamespace
 
-    from ecopatch.pipeline import _cases_still_shown
+    from ecopatch.run.scene import _cases_still_shown
 
     class NoLedger:  # touched only if the check went on
         def detections(self):

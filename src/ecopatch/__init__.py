@@ -10,10 +10,10 @@ The main entry points::
     before = ecopatch.open_scene("S2A_MSIL2A_2021....SAFE")
     after = ecopatch.open_scene("drone_2024.tif")
     mines = ecopatch.read_patches("mines.gpkg", id_field="矿山编号")
-    table = ecopatch.assess_restoration(mines, before, after)
-    patches = ecopatch.detect_changes(before, after, within=ecopatch.read_patches("reserves.gpkg"))
+    table = ecopatch.assess_restoration(before, after, mines)
+    patches = ecopatch.detect_changes(before, after, reserves=ecopatch.read_patches("reserves.gpkg"))
     # both jobs from one read of the imagery (identical results)
-    table, patches = ecopatch.assess_and_detect(mines, reserves, before, after)
+    table, patches = ecopatch.assess_and_detect(before, after, mines, reserves)
     ledger = ecopatch.Ledger("ledger.gpkg"); ledger.add_detections(patches, run_id="2024-09")
 
 Names are imported lazily, so ``import ecopatch`` stays fast.

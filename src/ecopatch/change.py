@@ -69,6 +69,7 @@ from typing import Any
 import numpy as np
 
 from ecopatch.errors import ConfigError
+from ecopatch.options import option
 
 __all__ = [
     "CLASS_NAMES",
@@ -134,14 +135,18 @@ class ChangeParams:
         the difference is taken out (720; 0 turns it off).
     """
 
-    z_seed: float = 7.0
-    z_grow: float = 2.75
-    smooth_px: float = 1.0
-    tolerance_px: int = 1
-    type_share: float = 0.1
-    pixel_share: float = 0.0
-    rim_min: float = 0.5
-    background_m: float = 720.0
+    z_seed: float = option(7.0, help="how far a patch's seed stands out", unit="robust standard deviations",
+                           lo=0.0, hi=100.0, lo_open=True)
+    z_grow: float = option(2.75, help="how far a patch's other pixels stand out", unit="robust standard deviations",
+                           lo=0.0, hi=100.0, lo_open=True)
+    smooth_px: float = option(1.0, help="smoothing of the change statistic", unit="pixels", lo=0.0, hi=5.0)
+    tolerance_px: int = option(1, help="misregistration tolerated", unit="pixels", lo=0, hi=3)
+    type_share: float = option(0.1, help="share of a patch a change type needs", lo=0.0, hi=1.0, lo_open=True)
+    pixel_share: float = option(0.0, help="share of the changed pixels a patch keeps", lo=0.0, hi=1.0)
+    rim_min: float = option(0.5, help="rim pixels counted from this fraction of z_grow", lo=0.0, hi=1.0,
+                            lo_open=True)
+    background_m: float = option(720.0, help="window of the slowly varying background (0: off)", unit="m",
+                                 lo=0.0, hi=20_000.0)
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.z_grow) and math.isfinite(self.z_seed) and 0 < self.z_grow <= self.z_seed):

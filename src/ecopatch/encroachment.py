@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import math
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -64,15 +63,23 @@ from ecopatch.change import ChangeParams, dominant_class, patch_type, pixel_chan
 from ecopatch.change import change_statistic as _change_statistic
 from ecopatch.components import STAT_NAMES, BlockComponents, block_components, merge_components
 from ecopatch.cover import CoverParams
-from ecopatch.errors import ConfigError, EcopatchWarning, InputDataError, NoOverlapError, NoValidPixelsError
+from ecopatch.errors import (
+    ConfigError,
+    EcopatchWarning,
+    InputDataError,
+    NoOverlapError,
+    NoValidPixelsError,
+    caller_stacklevel,
+)
 from ecopatch.geodesy import as_crs, geodesic_area_m2, geometries_in, repaired, transformer
 from ecopatch.grid import Grid, Window
 from ecopatch.io.raster import Scene, check_pair, plan_pass_reads, read_on_grid
+from ecopatch.options import WINDOWS, DetectOptions, resolve_options
 from ecopatch.pairing import PairSetup, SurfaceDeriver, prepare_pair
 from ecopatch.restoration import analysis_grid
 from ecopatch.schema import ZONE_STRICTNESS, canonical_zone
 from ecopatch.tiling import PatchSums, Scheduler, WindowPass, add_partials, blocks_touching, run_passes
-from ecopatch.units import area_to_m2, m2_to_mu
+from ecopatch.units import m2_to_mu
 from ecopatch.zonal import coverage_table, zonal_sums
 
 if TYPE_CHECKING:
@@ -157,7 +164,7 @@ class _BlockTask:
     window: Window
     setup: _PassSetup
     aoi: tuple[Any, ...] | None  # parts of the area of interest touching this block (grid CRS); None: everywhere
-    zones: tuple[Any, ...]  # within polygons touching this block (grid CRS)
+    zones: tuple[Any, ...]  # reserve polygons touching this block (grid CRS)
     zone_index: np.ndarray
     max_source_px: int
     min_area_m2: float = 0.0
@@ -269,31 +276,35 @@ def _detect_block(task: _BlockTask) -> _BlockResult:
 # ---------------------------------------------------------------------------
 # Public entry point
 # ---------------------------------------------------------------------------
+_D = DetectOptions()  # the defaults of detect_changes' keywords
+
+
 def detect_changes(
     before: Scene,
     after: Scene,
-    within: gpd.GeoDataFrame | None = None,
+    reserves: gpd.GeoDataFrame | None = None,
     *,
-    min_area_m2: float | None = 400.0,
-    min_area_mu: float | None = None,
-    margin_m: float = 0.0,
+    options: DetectOptions | None = None,
+    min_area_m2: float | None = _D.min_area_m2,
+    min_area_mu: float | None = _D.min_area_mu,
+    margin_m: float = _D.margin_m,
+    zone_field: str | None = _D.zone_field,
+    name_field: str | None = _D.name_field,
+    params: ChangeParams | None = _D.params,
+    cover: CoverParams | None = _D.cover,
+    normalize: str = _D.normalize,
+    clouds: str = _D.clouds,
+    include_gain: bool = _D.include_gain,
+    max_flagged_share: float = _D.max_flagged_share,
+    simplify_m: float = _D.simplify_m,
     exclude: gpd.GeoDataFrame | None = None,
-    zone_field: str | None = "auto",
-    name_field: str | None = "auto",
-    params: ChangeParams | None = None,
-    cover: CoverParams | None = None,
-    normalize: str = "auto",
-    clouds: str = "auto",
-    include_gain: bool = True,
-    max_flagged_share: float = 0.05,
+    history: Sequence[Scene] | None = None,
     grid: Grid | None = None,
-    simplify_m: float = 0.0,
-    block: int = 512,
+    block: int = WINDOWS.block,
     scheduler: Scheduler = None,
     progress: bool | None = None,
-    max_source_px: int = 4_000_000,
+    max_source_px: int = WINDOWS.max_source_px,
     swap_dates: bool = False,
-    history: Sequence[Scene] | None = None,
 ) -> gpd.GeoDataFrame:
     """Find new disturbance between two dates, as suspect patches with type, zone and confidence.
 
@@ -302,22 +313,25 @@ def detect_changes(
     before, after : Scene
         Imagery of the two dates (any sensors, grids and CRSs; a drone
         mosaic as ``after`` works).
-    within : geopandas.GeoDataFrame, optional
+    reserves : geopandas.GeoDataFrame, optional
         Reserve / zone polygons; only change inside them (plus ``margin_m``)
         is reported, with their attributes.  Default: everywhere both scenes
         see.
+    options : DetectOptions, optional
+        All the options below at once (:class:`ecopatch.options.DetectOptions`);
+        a keyword given a value other than its default replaces that field.
     min_area_m2, min_area_mu : float, optional
         Minimum mapping unit, m² (default 400) or mu (亩, overrides m²): a
         patch's outline covers at least this, and at least half of it is
         estimated changed (``change_m2``), so a shed of 150 m² straddling
         four 10 m cells is not reported.
     margin_m : float
-        Ground distance (m) around ``within`` also watched (zone ``outside``).
+        Ground distance (m) around ``reserves`` also watched (zone ``outside``).
     exclude : geopandas.GeoDataFrame, optional
         Approved projects and permitted activities: their area is cut out of
         the patches.
     zone_field, name_field : str or None
-        Fields of ``within`` with the functional zone (功能分区) and the
+        Fields of ``reserves`` with the functional zone (功能分区) and the
         reserve name (保护地名称); ``"auto"`` looks for the usual names; None
         means the layer has none (zone then ``None``).
     params : ChangeParams, optional
@@ -357,15 +371,15 @@ def detect_changes(
     Returns
     -------
     geopandas.GeoDataFrame
-        One row per patch, in ``within``'s CRS (else the analysis grid's),
+        One row per patch, in ``reserves``' CRS (else the analysis grid's),
         columns as :data:`ecopatch.schema.PATCH_COLUMNS` plus ``change_m2``
         (estimated changed ground area, m²: the changed share of the
         patch's cells plus that of the partly changed cells at its rim,
         which lie outside the outline, so it can exceed ``area_m2`` by part of
         a cell per rim cell), ``n_px``,
         ``fvc_before``/``fvc_after``, ``mndwi_*``/``bsi_*`` where the bands
-        exist, the ``within`` attributes of the patch's reserve, and
-        ``.attrs["observation"]``: per ``within`` polygon, its area and the
+        exist, the ``reserves`` attributes of the patch's reserve, and
+        ``.attrs["observation"]``: per ``reserves`` polygon, its area and the
         area observed at both dates (m²), so blind spots are known, as
         records; :func:`observation_table` gives it as a DataFrame;
         ``.attrs["scenes"]``: :meth:`~ecopatch.io.raster.Scene.provenance`
@@ -378,18 +392,15 @@ def detect_changes(
     DateOrderError
         ``after`` is older than ``before`` (and ``swap_dates`` is False).
     InputDataError
-        ``within`` lacks a zone field (pass ``zone_field=None`` to go without).
+        ``reserves`` lacks a zone field (pass ``zone_field=None`` to go without).
     NoOverlapError
-        The scenes and ``within`` have no ground in common.
+        The scenes and ``reserves`` have no ground in common.
     NoValidPixelsError
         Nothing was observed at both dates over the area of interest (all cloud).
     """
-    p = detection_pass(before, after, within, min_area_m2=min_area_m2, min_area_mu=min_area_mu, margin_m=margin_m,
-                       exclude=exclude, zone_field=zone_field, name_field=name_field, params=params, cover=cover,
-                       normalize=normalize, clouds=clouds, include_gain=include_gain,
-                       max_flagged_share=max_flagged_share, grid=grid,
-                       simplify_m=simplify_m, block=block, max_source_px=max_source_px, swap_dates=swap_dates,
-                       history=history)
+    opts = resolve_options(DetectOptions, options, locals())  # the keywords that differ from their defaults
+    p = detection_pass(before, after, reserves, opts, exclude=exclude, history=history, grid=grid, block=block,
+                       max_source_px=max_source_px, swap_dates=swap_dates)
     (results,) = run_passes([p], scheduler=scheduler, progress=progress)
     return p.finish(results)
 
@@ -397,65 +408,50 @@ def detect_changes(
 def detection_pass(
     before: Scene,
     after: Scene,
-    within: gpd.GeoDataFrame | None = None,
+    reserves: gpd.GeoDataFrame | None = None,
+    options: DetectOptions | None = None,
     *,
-    min_area_m2: float | None = 400.0,
-    min_area_mu: float | None = None,
-    margin_m: float = 0.0,
     exclude: gpd.GeoDataFrame | None = None,
-    zone_field: str | None = "auto",
-    name_field: str | None = "auto",
-    params: ChangeParams | None = None,
-    cover: CoverParams | None = None,
-    normalize: str = "auto",
-    clouds: str = "auto",
-    include_gain: bool = True,
-    max_flagged_share: float = 0.05,
-    grid: Grid | None = None,
-    simplify_m: float = 0.0,
-    block: int = 512,
-    max_source_px: int = 4_000_000,
-    swap_dates: bool = False,
     history: Sequence[Scene] | None = None,
+    grid: Grid | None = None,
+    block: int = WINDOWS.block,
+    max_source_px: int = WINDOWS.max_source_px,
+    swap_dates: bool = False,
 ) -> WindowPass:
     """:func:`detect_changes` set up, as a pass to run with others (:func:`ecopatch.tiling.run_passes`).
 
-    Parameters are those of :func:`detect_changes`.  The checks, the area of
-    interest and the scene parameters (read from a sample of the imagery)
-    are done here, so most errors of :func:`detect_changes` come from this
-    call; the pass's ``finish`` gives its GeoDataFrame, or raises
-    :class:`~ecopatch.errors.NoValidPixelsError` when nothing over the
-    reserves was observed at both dates.
+    Parameters are those of :func:`detect_changes`, the options as one
+    :class:`~ecopatch.options.DetectOptions` (default: its defaults).  The
+    checks, the area of interest and the scene parameters (read from a
+    sample of the imagery) are done here, so most errors of
+    :func:`detect_changes` come from this call; the pass's ``finish`` gives
+    its GeoDataFrame, or raises :class:`~ecopatch.errors.NoValidPixelsError`
+    when nothing over the reserves was observed at both dates.
     """
     import geopandas as gpd
 
-    if min_area_mu is not None:
-        min_area_m2 = area_to_m2(min_area_mu, "mu")
-    mmu = 0.0 if min_area_m2 is None else float(min_area_m2)
-    if not math.isfinite(mmu) or mmu < 0:
-        raise ConfigError(f"minimum mapping unit {min_area_m2!r} m²: must be a number >= 0 (default 400)")
-    if margin_m < 0:
-        raise ConfigError(f"margin_m={margin_m}: must be >= 0")
-    if normalize not in ("auto", "rrn", "none"):
-        raise ConfigError(f"normalize={normalize!r}; use 'auto', 'rrn' or 'none'")
-    if clouds not in ("auto", "none"):
-        raise ConfigError(f"clouds={clouds!r}; use 'auto' (compute masks for scenes without one) or 'none'")
+    opts = options if options is not None else DetectOptions()
+    if not isinstance(opts, DetectOptions):
+        raise ConfigError(f"options={opts!r}: give an ecopatch.options.DetectOptions")
+    mmu = opts.mmu_m2
+    margin_m, zone_field, name_field = opts.margin_m, opts.zone_field, opts.name_field
+    normalize, clouds, cover = opts.normalize, opts.clouds, opts.cover
     before, after = check_pair(before, after, swap_dates=swap_dates)
-    params = params or ChangeParams()
+    params = opts.params or ChangeParams()
     g = analysis_grid(before, after, grid)
 
     # -- area of interest ------------------------------------------------
     zones_gdf = None
     zfield = nfield = None
-    if within is not None:
-        if not isinstance(within, gpd.GeoDataFrame) or len(within) == 0:
-            raise InputDataError("within must be a non-empty GeoDataFrame of reserve/zone polygons")
-        as_crs(within.crs, what="within layer")
-        zfield = _find_field(within, zone_field, ("功能分区", "zone", "功能区", "分区", "zone_name"), "zone")
-        nfield = _find_field(within, name_field, ("保护地名称", "name", "reserve_name", "保护区名称", "名称"),
+    if reserves is not None:
+        if not isinstance(reserves, gpd.GeoDataFrame) or len(reserves) == 0:
+            raise InputDataError("reserves must be a non-empty GeoDataFrame of reserve/zone polygons")
+        as_crs(reserves.crs, what="reserves layer")
+        zfield = _find_field(reserves, zone_field, ("功能分区", "zone", "功能区", "分区", "zone_name"), "zone")
+        nfield = _find_field(reserves, name_field, ("保护地名称", "name", "reserve_name", "保护区名称", "名称"),
                              "reserve name")
-        zones_gdf = within.reset_index(drop=True)
-        zg = repaired(geometries_in(zones_gdf, g.crs, what="within layer"))
+        zones_gdf = reserves.reset_index(drop=True)
+        zg = repaired(geometries_in(zones_gdf, g.crs, what="reserves layer"))
         # the area of interest is kept as its parts (each zone, widened by the margin), never
         # unioned: 2000 zones of a 2 x 2-tile mosaic took 2.7 s to union, serially, and every
         # block then cut the union again
@@ -520,8 +516,8 @@ def detection_pass(
                 f"{after.label}): the after scene may be all cloud or no data there; use another date"
             )
 
-        patches = _patches_from_components(merged, g, params, mmu, aoi, exclude, include_gain,
-                                           before, after, simplify_m, pair.typed)
+        patches = _patches_from_components(merged, g, params, mmu, aoi, exclude, opts.include_gain,
+                                           before, after, opts.simplify_m, pair.typed)
         out_crs = zones_gdf.crs if zones_gdf is not None else g.crs
         # the zones' CRS is usually the grid's, written differently (GeoPackage vs GeoTIFF): then
         # geometries_in leaves the outlines as they are (no no-op transformation: 0.13 s for 7000
@@ -537,7 +533,7 @@ def detection_pass(
             # DataFrame there breaks them ("truth value of a DataFrame is ambiguous")
             patches.attrs["observation"] = _observation_table(zones_gdf, zfield, nfield, zone_sums).to_dict("records")
         patches.attrs["detection"] = dict(pair.record)
-        _warn_if_flagged_widely(patches, region_m2, max_flagged_share)
+        _warn_if_flagged_widely(patches, region_m2, opts.max_flagged_share)
         log.info("detect_changes: %d patches", len(patches))
         return patches
 
@@ -590,7 +586,7 @@ def _warn_if_flagged_widely(patches: pd.DataFrame, region_m2: float, limit: floa
             "dry-season grass: use a baseline from the same season), radiometry (haze or top-of-atmosphere input: "
             "use surface reflectance), or unmasked cloud and shadow. Check the change map before sending field "
             "teams out (max_flagged_share= sets this limit)",
-            WidespreadChangeWarning, stacklevel=4,
+            WidespreadChangeWarning, stacklevel=caller_stacklevel(),
         )
 
 
@@ -608,7 +604,7 @@ def _pass_setup(pair: PairSetup, params: ChangeParams) -> _PassSetup:
 
 
 def observation_table(patches: pd.DataFrame) -> pd.DataFrame:
-    """The per-zone observed-area table of a :func:`detect_changes` result (empty without ``within``).
+    """The per-zone observed-area table of a :func:`detect_changes` result (empty without ``reserves``).
 
     Columns: ``reserve_name``, ``zone_name``, ``zone``, ``area_m2`` (geodesic
     area of the zone polygon), ``imaged_m2`` (inside the imagery),
@@ -634,7 +630,7 @@ def _find_field(gdf: pd.DataFrame, field: str | None, candidates: tuple[str, ...
     cols = [c for c in gdf.columns if c != gdf.geometry.name]
     if field != "auto":
         if field not in gdf.columns:
-            raise InputDataError(f"within: no field {field!r} for the {what}; the fields are {cols}")
+            raise InputDataError(f"reserves: no field {field!r} for the {what}; the fields are {cols}")
         return field
     lower = {str(c).lower(): c for c in cols}
     for c in candidates:
@@ -643,7 +639,7 @@ def _find_field(gdf: pd.DataFrame, field: str | None, candidates: tuple[str, ...
         if c.lower() in lower:
             return lower[c.lower()]
     raise InputDataError(
-        f"within: no {what} field (looked for {list(candidates)}); the fields are {cols}; "
+        f"reserves: no {what} field (looked for {list(candidates)}); the fields are {cols}; "
         f"pass {'zone_field' if what == 'zone' else 'name_field'}='<field>' or None to go without"
     )
 
@@ -884,10 +880,10 @@ def _attach_zones(patches: gpd.GeoDataFrame, zones: gpd.GeoDataFrame, zfield: st
         unknown = sorted({str(v) for v, k in zip(zones[zfield], zone_keys) if k is None and v is not None})
         if unknown:
             warnings.warn(
-                f"within: zone names {unknown[:5]} are not known zone names (核心区/缓冲区/实验区/"
+                f"reserves: zone names {unknown[:5]} are not known zone names (核心区/缓冲区/实验区/"
                 "核心保护区/一般控制区); they rank after the known zones",
                 EcopatchWarning,
-                stacklevel=4,  # the pass's finish, detect_changes, the caller
+                stacklevel=caller_stacklevel(),  # the user's line
             )
     chosen = np.full(len(patches), -1, dtype=np.int64)
     zone_out: list[str | None] = []

@@ -270,3 +270,23 @@ def describe_os_error(exc: BaseException) -> str:
     text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     hint = _ERRNO_HINTS.get(err) if isinstance(err, int) else None
     return f"{text}: {hint}" if hint else text
+
+
+def caller_stacklevel() -> int:
+    """The ``stacklevel`` of :func:`warnings.warn` that names the first caller outside ecopatch.
+
+    Called in the function that warns (``warnings.warn(..., stacklevel=caller_stacklevel())``):
+    a warning then points at the user's line however many of ecopatch's own
+    frames lie between (an analysis called directly, through
+    :func:`ecopatch.joint.assess_and_detect` or by a scheduled run).
+    """
+    import os
+    import sys
+
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame = sys._getframe(1)  # the function that warns
+    level = 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level

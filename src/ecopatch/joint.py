@@ -13,12 +13,14 @@ functions, to the last bit: only the order of the work changes.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from ecopatch.errors import ConfigError
-from ecopatch.tiling import Scheduler, run_passes
+from ecopatch.errors import ConfigError, EcopatchError
+from ecopatch.options import WINDOWS, AssessOptions, DetectOptions
+from ecopatch.tiling import Scheduler, WindowPass, run_passes
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -26,64 +28,53 @@ if TYPE_CHECKING:
     from ecopatch.grid import Grid
     from ecopatch.io.raster import Scene
 
-__all__ = ["assess_and_detect"]
-
-#: Options that belong to the joint run, not to one of the jobs.
-_SHARED = ("grid", "block", "scheduler", "progress", "max_source_px", "swap_dates")
-
-
-def _options(func: Any, given: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
-    """``given`` checked against the keyword-only parameters of ``func``, less :data:`_SHARED`."""
-    opts = dict(given or {})
-    allowed = [n for n, p in inspect.signature(func).parameters.items()
-               if p.kind is inspect.Parameter.KEYWORD_ONLY and n not in _SHARED]
-    shared = sorted(k for k in opts if k in _SHARED)
-    if shared:
-        raise ConfigError(f"{what}: {shared} apply to both jobs; pass them to assess_and_detect itself")
-    unknown = sorted(k for k in opts if k not in allowed)
-    if unknown:
-        raise ConfigError(f"{what}: unknown option(s) {unknown}; use any of {allowed}")
-    return opts
+__all__ = ["assess_and_detect", "run_jobs"]
 
 
 def assess_and_detect(
-    mines: gpd.GeoDataFrame,
-    reserves: gpd.GeoDataFrame | None,
     before: Scene,
     after: Scene,
+    mines: gpd.GeoDataFrame,
+    reserves: gpd.GeoDataFrame | None = None,
     *,
-    assessment: Mapping[str, Any] | None = None,
-    detection: Mapping[str, Any] | None = None,
+    assessment: AssessOptions | None = None,
+    detection: DetectOptions | None = None,
+    exclude: gpd.GeoDataFrame | None = None,
+    history: Sequence[Scene] | None = None,
     grid: Grid | None = None,
-    block: int = 512,
+    block: int = WINDOWS.block,
     scheduler: Scheduler = None,
     progress: bool | None = None,
-    max_source_px: int = 4_000_000,
+    max_source_px: int = WINDOWS.max_source_px,
     swap_dates: bool = False,
 ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """Restoration of each mine and new disturbance in the reserves, from one read of the imagery.
 
-    The same as ``(assess_restoration(mines, before, after, **assessment),
-    detect_changes(before, after, reserves, **detection))``, with identical
-    results, but each tile both jobs need is decoded once, not twice.
+    The same as ``(assess_restoration(before, after, mines, options=assessment),
+    detect_changes(before, after, reserves, options=detection, exclude=exclude,
+    history=history))``, with identical results, but each tile both jobs
+    need is decoded once, not twice.
 
     Parameters
     ----------
+    before, after : Scene
+        Imagery of the two dates.
     mines : geopandas.GeoDataFrame
         Mine polygons with a unique ``patch_id`` (as for
         :func:`ecopatch.assess_restoration`), in any CRS.
     reserves : geopandas.GeoDataFrame or None
-        Reserve / zone polygons watched for change (``within`` of
+        Reserve / zone polygons watched for change (as for
         :func:`ecopatch.detect_changes`); None watches everywhere both
         scenes see.
-    before, after : Scene
-        Imagery of the two dates.
-    assessment : mapping, optional
-        Keyword options of :func:`ecopatch.assess_restoration`
-        (``direction_field``, ``rules``, ``edge``, ``cover``...).
-    detection : mapping, optional
-        Keyword options of :func:`ecopatch.detect_changes` (``min_area_m2``,
-        ``margin_m``, ``exclude``, ``params``...).
+    assessment : AssessOptions, optional
+        Options of the mines' assessment (``direction_field``, ``rules``,
+        ``edge``, ``cover``...; default: the defaults).
+    detection : DetectOptions, optional
+        Options of the reserves' detection (``min_area_m2``, ``margin_m``,
+        ``params``...; default: the defaults).
+    exclude, history
+        The detection's approved projects and earlier scenes (see
+        :func:`ecopatch.detect_changes`).
     grid : Grid, optional
         Analysis grid of both jobs (default the coarser scene's).
     block, scheduler, progress, max_source_px
@@ -103,8 +94,7 @@ def assess_and_detect(
     Raises
     ------
     ConfigError
-        An option unknown to its job, or one of ``grid``, ``block``,
-        ``scheduler``, ``progress``, ``max_source_px`` given to one job.
+        ``assessment`` or ``detection`` of the wrong type.
     EcopatchError
         Whatever :func:`ecopatch.assess_restoration` or
         :func:`ecopatch.detect_changes` raise for the same inputs
@@ -113,17 +103,110 @@ def assess_and_detect(
         up before the windowed pass starts, so a job that cannot be set up
         fails before the bulk of the reading.
     """
-    from ecopatch.encroachment import detect_changes, detection_pass
-    from ecopatch.restoration import assess_restoration, assessment_pass, shared_scene_estimates
+    for given, cls, what in ((assessment, AssessOptions, "assessment"), (detection, DetectOptions, "detection")):
+        if given is not None and not isinstance(given, cls):
+            raise ConfigError(f"{what}={given!r}: give an ecopatch.options.{cls.__name__} "
+                              f"(e.g. {what}={cls.__name__}(...))")
+    out = run_jobs(after, assessments={"mines": (before, mines)}, detection=(before, reserves),
+                   assessment=assessment, detection_options=detection, exclude=exclude, history=history,
+                   grid=grid, block=block, scheduler=scheduler, progress=progress, max_source_px=max_source_px,
+                   swap_dates=swap_dates)
+    return out["assess:mines"], out["detect"]
 
-    a_opts = _options(assess_restoration, assessment, "assessment")
-    d_opts = _options(detect_changes, detection, "detection")
-    shared = {"grid": grid, "block": block, "max_source_px": max_source_px, "swap_dates": swap_dates}
-    with shared_scene_estimates():  # the before scene's end-members: sampled once for both jobs
-        a_pass = assessment_pass(mines, before, after, **a_opts, **shared)
-        d_pass = detection_pass(before, after, reserves, **d_opts, **shared)
-    # detection first: it reads whole blocks, the assessment the cells around the mines
-    d_res, a_res = run_passes([d_pass, a_pass], scheduler=scheduler, progress=progress)
-    assessed = a_pass.finish(a_res)
-    del a_res
-    return assessed, d_pass.finish(d_res)
+
+def run_jobs(
+    after: Scene,
+    *,
+    assessments: Mapping[str, tuple[Scene, gpd.GeoDataFrame]] | None = None,
+    detection: tuple[Scene, gpd.GeoDataFrame | None] | None = None,
+    assessment: AssessOptions | None = None,
+    detection_options: DetectOptions | None = None,
+    exclude: gpd.GeoDataFrame | None = None,
+    history: Sequence[Scene] | None = None,
+    grid: Grid | None = None,
+    block: int = WINDOWS.block,
+    scheduler: Scheduler = None,
+    progress: bool | None = None,
+    max_source_px: int = WINDOWS.max_source_px,
+    swap_dates: bool = False,
+    failed: Callable[[str, EcopatchError], None] | None = None,
+    stage: Callable[[str], AbstractContextManager[Any]] | None = None,
+) -> dict[str, gpd.GeoDataFrame]:
+    """Several assessments (each group of mines against its own before scene) and one detection, in one pass.
+
+    What :func:`assess_and_detect` does, for a scheduled run
+    (:func:`ecopatch.run.pipeline.run_pipeline`), where each mine is
+    measured against its own reference scene and the reserves against the
+    run's baseline: every job is set up, their windows are read as one job
+    (detection first), then each is finished.
+
+    Parameters
+    ----------
+    after : Scene
+        The after scene of every job.
+    assessments : mapping of str to (Scene, geopandas.GeoDataFrame), optional
+        Per key, the before scene and the mines measured against it.
+    detection : (Scene, geopandas.GeoDataFrame or None), optional
+        The before scene of the detection and its reserves (None: everywhere).
+    assessment, detection_options : AssessOptions, DetectOptions, optional
+        The options of every assessment and of the detection.
+    exclude, history, grid, block, scheduler, progress, max_source_px, swap_dates
+        As for :func:`assess_and_detect`.
+    failed : callable, optional
+        ``failed(job, error)`` is called, instead of raising, for a job that
+        cannot be set up or finished for want of overlap or of valid pixels
+        (:class:`~ecopatch.errors.NoOverlapError`,
+        :class:`~ecopatch.errors.NoValidPixelsError`); the other jobs go on.
+    stage : callable, optional
+        ``with stage(name):`` around each stage (``"assess"``, ``"detect"``,
+        ``"windows"``), e.g. to time it.
+
+    Returns
+    -------
+    dict of str to geopandas.GeoDataFrame
+        ``"assess:<key>"`` per assessment and ``"detect"``, for the jobs
+        that did not fail.
+    """
+    from ecopatch.encroachment import detection_pass
+    from ecopatch.errors import NoOverlapError, NoValidPixelsError
+    from ecopatch.restoration import assessment_pass, shared_scene_estimates
+
+    at = stage if stage is not None else (lambda name: contextlib.nullcontext())
+
+    def _failed(job: str, exc: EcopatchError) -> None:
+        if failed is None:
+            raise exc
+        failed(job, exc)
+
+    passes: dict[str, WindowPass] = {}
+    with shared_scene_estimates():  # each scene's end-members sampled once for every job that reads it
+        with at("assess"):
+            for key, (before, mines) in (assessments or {}).items():
+                try:
+                    passes[f"assess:{key}"] = assessment_pass(before, after, mines, assessment, grid=grid,
+                                                              block=block, max_source_px=max_source_px,
+                                                              swap_dates=swap_dates)
+                except (NoOverlapError, NoValidPixelsError) as exc:
+                    _failed(f"assess:{key}", exc)
+        if detection is not None:
+            with at("detect"):
+                try:
+                    passes["detect"] = detection_pass(detection[0], after, detection[1], detection_options,
+                                                      exclude=exclude, history=history, grid=grid, block=block,
+                                                      max_source_px=max_source_px, swap_dates=swap_dates)
+                except (NoOverlapError, NoValidPixelsError) as exc:
+                    _failed("detect", exc)
+    results: dict[str, Any] = {}
+    if passes:
+        with at("windows"):
+            # detection first: it reads whole blocks, the assessment the cells around the mines
+            jobs = sorted(passes, key=lambda job: job != "detect")
+            results = dict(zip(jobs, run_passes([passes[j] for j in jobs], scheduler=scheduler, progress=progress)))
+    finished: dict[str, gpd.GeoDataFrame] = {}
+    for job in sorted(passes, key=lambda job: job == "detect"):
+        with at(job.split(":")[0]):
+            try:
+                finished[job] = passes[job].finish(results.pop(job))
+            except (NoOverlapError, NoValidPixelsError) as exc:
+                _failed(job, exc)
+    return finished

@@ -56,9 +56,10 @@ from ecopatch.clouds import (
     temporal_cloud_test,
 )
 from ecopatch.cover import CoverParams, cover_fractions, surface_fractions
-from ecopatch.errors import ConfigError, EcopatchWarning, NoValidPixelsError
+from ecopatch.errors import ConfigError, EcopatchWarning, NoValidPixelsError, caller_stacklevel
 from ecopatch.grid import Grid, Window
 from ecopatch.io.raster import Observation, Scene, read_decimated, read_on_grid
+from ecopatch.options import WINDOWS
 
 __all__ = ["PairSetup", "SurfaceDeriver", "prepare_pair"]
 
@@ -143,7 +144,7 @@ def _reflective(scene: Scene) -> bool:
 
 def prepare_pair(before: Scene, after: Scene, grid: Grid, region: np.ndarray, *, params: ChangeParams,
                  normalize: str = "auto", clouds: str = "auto", cover: CoverParams | None = None,
-                 history: Sequence[Scene] = (), max_source_px: int = 4_000_000) -> PairSetup:
+                 history: Sequence[Scene] = (), max_source_px: int = WINDOWS.max_source_px) -> PairSetup:
     """Clouds, normalisation, background and noise model of a scene pair, from bounded reads.
 
     Parameters
@@ -193,7 +194,7 @@ def prepare_pair(before: Scene, after: Scene, grid: Grid, region: np.ndarray, *,
                 f"{s.source}: the {which} scene is {q}, not surface reflectance; ecopatch removed haze by "
                 "dark-object subtraction and normalises the dates onto each other, but cover types are less "
                 "certain than with surface reflectance (Sentinel-2 L2A, Landsat Collection 2 Level-2)",
-                NotSurfaceReflectanceWarning, stacklevel=4,
+                NotSurfaceReflectanceWarning, stacklevel=caller_stacklevel(),
             )
             record[f"{which}_radiometry"] = f"{q} (haze: {dict(s.metadata.get('haze_removed', {})) or 'none'})"
         else:
@@ -400,7 +401,7 @@ def _fit_normalisation(raw_b: Sequence[Mapping[str, np.ndarray]], raw_a: Sequenc
             f"relative radiometric normalisation gave implausible gains "
             f"{ {b: round(g, 3) for b, (g, _) in fits.items()} }; not applied (the dates may differ too much, "
             "or the scenes may not show the same ground)",
-            EcopatchWarning, stacklevel=5,
+            EcopatchWarning, stacklevel=caller_stacklevel(),
         )
         return None
     return tuple(fits[b] for b in bands)

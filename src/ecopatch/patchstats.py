@@ -120,8 +120,8 @@ def _block(task: _Task) -> PatchSums:
 
 
 def patch_statistics(
-    patches: gpd.GeoDataFrame,
     raster: str | os.PathLike[str],
+    patches: gpd.GeoDataFrame,
     *,
     band: int = 1,
     classes: Sequence[float] | None = None,
@@ -135,10 +135,10 @@ def patch_statistics(
 
     Parameters
     ----------
-    patches : geopandas.GeoDataFrame
-        Polygons in any CRS (transformed to the raster's).
     raster : path-like
         A single raster file; ``band`` is read.
+    patches : geopandas.GeoDataFrame
+        Polygons in any CRS (transformed to the raster's).
     band : int
         Band number, 1-based.
     classes : sequence of numbers, optional

@@ -53,10 +53,11 @@ from ecopatch.cover import (
     local_veg_fraction,
     otsu_threshold,
 )
-from ecopatch.errors import ConfigError, InputDataError, LowCoverageWarning, NoOverlapError
+from ecopatch.errors import ConfigError, InputDataError, LowCoverageWarning, NoOverlapError, caller_stacklevel
 from ecopatch.geodesy import as_crs, geodesic_area_m2, geometries_in, repaired
 from ecopatch.grid import Grid, Window
 from ecopatch.io.raster import Observation, Scene, check_pair, plan_pass_reads, read_on_grid, read_sample
+from ecopatch.options import WINDOWS, AssessOptions, resolve_options
 from ecopatch.schema import RESTORATION_DIRECTIONS
 from ecopatch.tiling import PatchSums, Scheduler, WindowPass, add_partials, blocks_touching, run_passes
 from ecopatch.units import m2_to_mu
@@ -578,36 +579,43 @@ def _assess_window(task: _BlockTask, padded: Window, mines: list[tuple[int, Any,
 # ---------------------------------------------------------------------------
 # Public entry point
 # ---------------------------------------------------------------------------
+_A = AssessOptions()  # the defaults of assess_restoration's keywords
+
+
 def assess_restoration(
-    mines: gpd.GeoDataFrame,
     before: Scene,
     after: Scene,
+    mines: gpd.GeoDataFrame,
     *,
-    direction_field: str | None = "auto",
-    cover: CoverParams | None = None,
-    cover_before: CoverParams | None = None,
-    cover_after: CoverParams | None = None,
-    rules: StatusRules | None = None,
+    options: AssessOptions | None = None,
+    direction_field: str | None = _A.direction_field,
+    cover: CoverParams | None = _A.cover,
+    cover_before: CoverParams | None = _A.cover_before,
+    cover_after: CoverParams | None = _A.cover_after,
+    rules: StatusRules | None = _A.rules,
+    edge: str = _A.edge,
+    target_year_field: str | None = _A.target_year_field,
+    target_rate_field: str | None = _A.target_rate_field,
     grid: Grid | None = None,
-    edge: str = "unmix",
-    block: int = 512,
+    block: int = WINDOWS.block,
     scheduler: Scheduler = None,
     progress: bool | None = None,
-    max_source_px: int = 4_000_000,
+    max_source_px: int = WINDOWS.max_source_px,
     swap_dates: bool = False,
-    target_year_field: str | None = "auto",
-    target_rate_field: str | None = "auto",
 ) -> gpd.GeoDataFrame:
     """Restoration of each mine between two dates: damaged, restored and still-bare areas.
 
     Parameters
     ----------
-    mines : geopandas.GeoDataFrame
-        Mine polygons with a unique ``patch_id`` column (see
-        :func:`ecopatch.read_patches`), in any CRS.
     before, after : Scene
         Imagery of the two dates (any sensors, grids and CRSs; e.g. a
         Sentinel-2 baseline and a drone mosaic now).
+    mines : geopandas.GeoDataFrame
+        Mine polygons with a unique ``patch_id`` column (see
+        :func:`ecopatch.read_patches`), in any CRS.
+    options : AssessOptions, optional
+        The options below at once (:class:`ecopatch.options.AssessOptions`);
+        a keyword given a value other than its default replaces that field.
     direction_field : str or None
         Column holding each mine's restoration direction (宜林, 宜草, 宜耕,
         宜灌, 宜荒 or forest/grass/cropland/shrub/natural).  ``"auto"`` looks
@@ -686,43 +694,38 @@ def assess_restoration(
     unmixing (``edge="unmix"``), which removes the bias that spreading a
     mixed cell uniformly has for polygons drawn along the damage boundary.
     """
-    p = assessment_pass(mines, before, after, direction_field=direction_field, cover=cover,
-                        cover_before=cover_before, cover_after=cover_after, rules=rules, grid=grid, edge=edge,
-                        block=block, max_source_px=max_source_px, swap_dates=swap_dates,
-                        target_year_field=target_year_field, target_rate_field=target_rate_field)
+    opts = resolve_options(AssessOptions, options, locals())  # the keywords that differ from their defaults
+    p = assessment_pass(before, after, mines, opts, grid=grid, block=block, max_source_px=max_source_px,
+                        swap_dates=swap_dates)
     (partials,) = run_passes([p], scheduler=scheduler, progress=progress)
     return p.finish(partials)
 
 
 def assessment_pass(
-    mines: gpd.GeoDataFrame,
     before: Scene,
     after: Scene,
+    mines: gpd.GeoDataFrame,
+    options: AssessOptions | None = None,
     *,
-    direction_field: str | None = "auto",
-    cover: CoverParams | None = None,
-    cover_before: CoverParams | None = None,
-    cover_after: CoverParams | None = None,
-    rules: StatusRules | None = None,
     grid: Grid | None = None,
-    edge: str = "unmix",
-    block: int = 512,
-    max_source_px: int = 4_000_000,
+    block: int = WINDOWS.block,
+    max_source_px: int = WINDOWS.max_source_px,
     swap_dates: bool = False,
-    target_year_field: str | None = "auto",
-    target_rate_field: str | None = "auto",
 ) -> WindowPass:
     """:func:`assess_restoration` set up, as a pass to run with others (:func:`ecopatch.tiling.run_passes`).
 
-    Parameters are those of :func:`assess_restoration`.  The checks that need
-    no imagery, and the cover parameters, are done here, so the errors of
-    :func:`assess_restoration` come from this call; the pass's ``finish``
-    gives its GeoDataFrame.
+    Parameters are those of :func:`assess_restoration`, the options as one
+    :class:`~ecopatch.options.AssessOptions` (default: its defaults).  The
+    checks that need no imagery, and the cover parameters, are done here,
+    so the errors of :func:`assess_restoration` come from this call; the
+    pass's ``finish`` gives its GeoDataFrame.
     """
     import geopandas as gpd
 
-    if edge not in ("unmix", "uniform"):
-        raise ConfigError(f"edge={edge!r}; use 'unmix' or 'uniform'")
+    opts = options if options is not None else AssessOptions()
+    if not isinstance(opts, AssessOptions):
+        raise ConfigError(f"options={opts!r}: give an ecopatch.options.AssessOptions")
+    edge, direction_field = opts.edge, opts.direction_field
     if not isinstance(mines, gpd.GeoDataFrame):
         raise InputDataError("mines must be a GeoDataFrame (read it with ecopatch.read_patches)")
     if "patch_id" not in mines.columns:
@@ -736,14 +739,14 @@ def assessment_pass(
         raise DuplicateIDError(f"mines: patch_id repeats {dups[:10]}; each mine needs its own ID")
     crs = as_crs(mines.crs, what="mines layer")
     before, after = check_pair(before, after, swap_dates=swap_dates)
-    rules = rules or StatusRules()
-    plan_of = mine_plans(mines, target_year_field=target_year_field, target_rate_field=target_rate_field)
+    rules = opts.rules or StatusRules()
+    plan_of = mine_plans(mines, target_year_field=opts.target_year_field, target_rate_field=opts.target_rate_field)
     g = analysis_grid(before, after, grid)
 
     geoms_grid = repaired(geometries_in(mines, g.crs, what="mines layer"))
     _check_overlap(geoms_grid, g.crs, before, after, len(mines))
-    p_b = prepare_cover_params(before, cover_before or cover)
-    p_a = prepare_cover_params(after, cover_after or cover)
+    p_b = prepare_cover_params(before, opts.cover_before or opts.cover)
+    p_a = prepare_cover_params(after, opts.cover_after or opts.cover)
 
     plan = blocks_touching(g, geoms_grid, block=block, pad=_HALO)
     if not plan:
@@ -837,7 +840,7 @@ def _assemble(mines: gpd.GeoDataFrame, crs: Any, sums: np.ndarray, rules: Status
             f"{len(low)} mine(s) observed on less than {rules.min_valid_fraction:.0%} of their area "
             f"at both dates (cloud, no data or outside the imagery): {low[:10]}",
             LowCoverageWarning,
-            stacklevel=4,  # the pass's finish, assess_restoration, the caller
+            stacklevel=caller_stacklevel(),  # the user's line
         )
     geom = out.geometry.name
     order = ["patch_id"] + [c for c in out.columns if c not in ("patch_id", geom)] + [geom]

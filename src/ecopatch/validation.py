@@ -66,7 +66,7 @@ def score_patches(
     truth: gpd.GeoDataFrame,
     *,
     eligible: Any = None,
-    within: gpd.GeoDataFrame | None = None,
+    reserves: gpd.GeoDataFrame | None = None,
     id_field: str = "enc_id",
     type_field: str = "change_type",
 ) -> PatchScore:
@@ -83,7 +83,7 @@ def score_patches(
         True changes that count for recall and area (e.g. inside the
         reserves, at or above the minimum mapping unit, not under cloud).
         Default all.
-    within : geopandas.GeoDataFrame, optional
+    reserves : geopandas.GeoDataFrame, optional
         The area the patches were searched in (the reserves): a true change
         that crosses its edge counts with the area inside only, since the
         patches are clipped to it.
@@ -97,8 +97,8 @@ def score_patches(
     truth = truth.to_crs(patches.crs).reset_index(drop=True)
     elig = np.ones(len(truth), dtype=bool) if eligible is None else np.asarray(eligible, dtype=bool)
     true_area = truth["area_m2"].to_numpy(dtype=float)
-    if within is not None:
-        region = shapely.union_all(shapely.make_valid(within.to_crs(truth.crs).geometry.to_numpy()))
+    if reserves is not None:
+        region = shapely.union_all(shapely.make_valid(reserves.to_crs(truth.crs).geometry.to_numpy()))
         tg = truth.geometry.to_numpy()
         with np.errstate(invalid="ignore", divide="ignore"):
             share = np.where(shapely.area(tg) > 0, shapely.area(shapely.intersection(tg, region)) / shapely.area(tg),

@@ -8,12 +8,15 @@ from ecopatch.cli.options import (
     block_opt,
     check_new_outputs,
     open_pair,
+    options_of,
     out_opt,
     overwrite_opt,
+    pop_options,
     progress_opt,
     scene_opts,
     scheduler_opt,
 )
+from ecopatch.options import AssessOptions
 
 
 @click.command()
@@ -22,15 +25,14 @@ from ecopatch.cli.options import (
               help="Mine polygons (GPKG, SHP, GeoJSON, GeoParquet).")
 @click.option("--id-field", default=None, help="Field with the mine ID, e.g. 矿山编号 (default: generated).")
 @click.option("--layer", default=None, help="Layer of a multi-layer mines file.")
-@click.option("--direction-field", default="auto", show_default=True,
-              help="Field with the restoration direction (宜林/宜草/...); 'none' to use forest for all.")
+@options_of(AssessOptions)
 @out_opt
 @overwrite_opt
 @block_opt
 @scheduler_opt
 @progress_opt
-def assess(mines, id_field, layer, direction_field, out, overwrite, block, scheduler, progress,
-           **scene):  # type: ignore[no-untyped-def]
+def assess(mines, id_field, layer, out, overwrite, block, scheduler, progress,
+           **params):  # type: ignore[no-untyped-def]
     """Damaged, restored and still-bare area of every mine, in m² and mu, with a status.
 
     Example: ecopatch assess --before S2_2021.SAFE --after S2_2024.SAFE --mines mines.gpkg
@@ -42,12 +44,11 @@ def assess(mines, id_field, layer, direction_field, out, overwrite, block, sched
     from ecopatch.restoration import assess_restoration
 
     check_new_outputs(out, overwrite=overwrite)
-    b, a, swap = open_pair(scene)
+    opts = pop_options(AssessOptions, params)
+    b, a, swap = open_pair(params)
     m = read_patches(mines, id_field=id_field, layer=layer)
-    result = assess_restoration(
-        m, b, a, direction_field=None if direction_field.lower() == "none" else direction_field,
-        block=block, scheduler=scheduler, progress=progress, swap_dates=swap,
-    )
+    result = assess_restoration(b, a, m, options=opts, block=block, scheduler=scheduler, progress=progress,
+                                swap_dates=swap)
     write_table(result, out, overwrite=overwrite)
     click.echo(summary_text(result))
     click.echo(f"wrote {out}")

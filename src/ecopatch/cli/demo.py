@@ -20,7 +20,7 @@ def demo(out_dir, data, lang, report, overwrite, progress):  # type: ignore[no-u
 
     Example: ecopatch demo demo-out
     """
-    from ecopatch.demo import run_demo
+    from ecopatch.run.demo import run_demo
 
     result = run_demo(out_dir, data=data, overwrite=overwrite, lang=lang, report=report, progress=progress)
     click.echo(result.summary())

@@ -10,42 +10,41 @@ from ecopatch.cli.options import (
     block_opt,
     check_new_outputs,
     open_pair,
+    options_of,
     out_opt,
     overwrite_opt,
+    pop_options,
     progress_opt,
     scene_opts,
     scheduler_opt,
 )
+from ecopatch.options import DetectOptions
 
 
 @click.command()
 @scene_opts
-@click.option("--within", default=None, type=click.Path(exists=True),
-              help="Reserve / zone polygons; only change inside them is reported.")
-@click.option("--zone-field", default="auto", show_default=True, help="Zone field of --within ('none': no zones).")
-@click.option("--name-field", default="auto", show_default=True, help="Reserve-name field of --within.")
-@click.option("--min-area", default=400.0, show_default=True, type=click.FloatRange(min=0),
+@click.option("--reserves", "--within", "reserves", default=None, type=click.Path(exists=True),
+              help="Reserve / zone polygons; only change inside them is reported (--within: the same).")
+@click.option("--min-area", default=DetectOptions().min_area_m2, show_default=True, type=click.FloatRange(min=0),
               help="Minimum mapping unit.")
 @click.option("--unit", "min_area_unit", default="m2", show_default=True, type=click.Choice(["m2", "mu", "ha"]),
               help="Unit of --min-area.")
-@click.option("--margin", default=0.0, show_default=True, type=click.FloatRange(min=0),
-              help="Also watch this many metres around the reserves.")
 @click.option("--exclude", default=None, type=click.Path(exists=True),
               help="Approved projects / permitted activities to leave out.")
-@click.option("--gain/--no-gain", default=True, show_default=True, help="Also report vegetation gain.")
+@options_of(DetectOptions)
 @out_opt
 @overwrite_opt
 @block_opt
 @scheduler_opt
 @progress_opt
-def detect(within, zone_field, name_field, min_area, min_area_unit, margin, exclude, gain, out, overwrite, block,
-           scheduler, progress, **scene):  # type: ignore[no-untyped-def]
+def detect(reserves, min_area, min_area_unit, exclude, out, overwrite, block, scheduler, progress,
+           **params):  # type: ignore[no-untyped-def]
     """Find new disturbance inside the reserves: one polygon per suspect patch.
 
     Writes OUT (GPKG, GeoJSON, KML, CSV or XLSX) and, next to it,
     OUT_observation.csv with the area of each zone observed at both dates.
 
-    Example: ecopatch detect --before B.SAFE --after A.SAFE --within reserves.gpkg
+    Example: ecopatch detect --before B.SAFE --after A.SAFE --reserves reserves.gpkg
     --min-area 400 --out patches.gpkg
     """
     from ecopatch.encroachment import detect_changes
@@ -54,15 +53,12 @@ def detect(within, zone_field, name_field, min_area, min_area_unit, margin, excl
 
     side = Path(out).with_name(Path(out).stem + "_observation.csv")
     check_new_outputs(out, side, overwrite=overwrite)
-    b, a, swap = open_pair(scene)
-    w = read_patches(within) if within else None
+    opts = pop_options(DetectOptions, params, min_area_m2=area_to_m2(min_area, min_area_unit))
+    b, a, swap = open_pair(params)
+    zones = read_patches(reserves) if reserves else None
     ex = read_patches(exclude) if exclude else None
-    patches = detect_changes(
-        b, a, w, min_area_m2=area_to_m2(min_area, min_area_unit), margin_m=margin, exclude=ex,
-        zone_field=None if zone_field.lower() == "none" else zone_field,
-        name_field=None if name_field.lower() == "none" else name_field,
-        include_gain=gain, block=block, scheduler=scheduler, progress=progress, swap_dates=swap,
-    )
+    patches = detect_changes(b, a, zones, options=opts, exclude=ex, block=block, scheduler=scheduler,
+                             progress=progress, swap_dates=swap)
     from ecopatch.encroachment import observation_table
 
     obs = observation_table(patches)

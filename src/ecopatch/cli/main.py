@@ -1,7 +1,7 @@
 """The ``ecopatch`` command group.
 
 Each subcommand lives in its own module under :mod:`ecopatch.cli` and only
-parses arguments, calls the library or :mod:`ecopatch.pipeline`, and prints a
+parses arguments, calls the library or :mod:`ecopatch.run.pipeline`, and prints a
 summary.  Exit codes: 0 success, 1 an :class:`~ecopatch.errors.EcopatchError`
 (one line on stderr; the traceback only with ``-vv``), 2 bad usage (click).
 """

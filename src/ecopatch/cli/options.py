@@ -1,8 +1,27 @@
-"""Options shared by several ``ecopatch`` subcommands."""
+"""Options shared by several ``ecopatch`` subcommands.
+
+The analyses' options are not written here: :func:`options_of` makes the
+click options of the fields of an options dataclass
+(:mod:`ecopatch.options`) that name a flag, with their default, bounds,
+choices and help, and :func:`pop_options` makes the dataclass from the
+values the command received.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import MISSING, Field
+from typing import TYPE_CHECKING, Any, TypeVar
+
 import click
+
+from ecopatch.options import OptionInfo, WindowOptions, field_type, option_fields
+
+if TYPE_CHECKING:
+    from ecopatch.io.raster import Scene
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_O = TypeVar("_O")
 
 overwrite_opt = click.option(
     "--overwrite/--no-overwrite",
@@ -33,13 +52,64 @@ scheduler_opt = click.option(
     "address such as tcp://10.0.0.5:8786.",
 )
 
-block_opt = click.option(
-    "--block",
-    default=512,
-    show_default=True,
-    type=click.IntRange(16, 8192),
-    help="Window size in pixels for windowed processing.",
-)
+
+
+def _none_word(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """``none`` (any case) given for a field name means None: the layer has no such field."""
+    return None if isinstance(value, str) and value.strip().lower() == "none" else value
+
+
+def click_option(f: Field[Any], meta: OptionInfo, *, override: str | None = None) -> Callable[[_F], _F]:
+    """The click option of one options field (its flag, default, type from its bounds or choices, help).
+
+    With ``override`` (the configuration section, e.g. ``"run"``), the
+    option overrides that key of the run configuration: its default is None
+    (the configuration's value).
+    """
+    if meta.flag is None:
+        raise ValueError(f"option {f.name} has no command-line flag")
+    kind = field_type(f)
+    default = None if f.default is MISSING else f.default
+    text = meta.help[:1].upper() + meta.help[1:] + (f" ({meta.unit})" if meta.unit else "") + "."
+    if override:
+        text = f"Override [{override}] {f.name}: {meta.help} (default {default})."
+        default = None
+    kw: dict[str, Any] = {"default": default, "show_default": override is None, "help": text}
+    if kind == "bool":
+        return click.option(meta.flag, f.name, **kw)
+    if meta.choices is not None:
+        kw["type"] = click.Choice(list(meta.choices))
+    elif kind == "int":
+        kw["type"] = click.IntRange(None if meta.lo is None else int(meta.lo),
+                                    None if meta.hi is None else int(meta.hi))
+    elif kind == "float":
+        kw["type"] = click.FloatRange(meta.lo, meta.hi, min_open=meta.lo_open)
+    if meta.kind == "field_name":
+        kw["callback"] = _none_word
+        kw["help"] = text[:-1] + "; 'none': the layer has none."
+    return click.option(meta.flag, f.name, **kw)
+
+
+def options_of(cls: type, *, only: tuple[str, ...] = (), override: str | None = None) -> Callable[[_F], _F]:
+    """A decorator adding the click options of every field of ``cls`` that has a flag (or of ``only``)."""
+    chosen = [(f, meta) for f, meta in option_fields(cls)
+              if meta.flag is not None and (not only or f.name in only)]
+
+    def deco(func: _F) -> _F:
+        for f, meta in reversed(chosen):
+            func = click_option(f, meta, override=override)(func)
+        return func
+
+    return deco
+
+
+def pop_options(cls: type[_O], params: dict[str, Any], **values: Any) -> _O:
+    """``cls`` from the values the command received for its fields (popped from ``params``), and ``values``."""
+    given = {f.name: params.pop(f.name) for f, meta in option_fields(cls) if meta.flag and f.name in params}
+    return cls(**given, **values)
+
+
+block_opt = options_of(WindowOptions, only=("block",))
 
 
 class BandsType(click.ParamType):
@@ -127,7 +197,7 @@ def scene_opts(f=None, *, required: bool = True):  # type: ignore[no-untyped-def
     return deco(f) if f is not None else deco
 
 
-def open_pair(params: dict) -> tuple:  # type: ignore[type-arg]
+def open_pair(params: dict[str, Any]) -> tuple[Scene | None, Scene | None, bool]:
     """Open the before and after scenes from the options of :func:`scene_opts` (popped from ``params``).
 
     Returns
@@ -140,10 +210,10 @@ def open_pair(params: dict) -> tuple:  # type: ignore[type-arg]
     common = {k: params.pop(k, None) for k in ("sensor", "bands", "scale", "offset", "nodata")}
     dem, calibration = params.pop("dem", None), params.pop("calibration", None)
     swap = bool(params.pop("swap_dates", False))
-    out = []
+    out: list[Scene | None] = []
     for when in ("before", "after"):
         path = params.pop(when, None)
-        kw = {}
+        kw: dict[str, Any] = {}
         for k in _PER_DATE:
             v = params.pop(f"{when}_{k}", None)
             kw[k] = v if v is not None else common.get(k)

@@ -1,9 +1,9 @@
 """``ecopatch run``: one scheduled run from a config file (cron, systemd timers).
 
-Parses the arguments, loads the config (:func:`ecopatch.config.load_config`),
-hands off to :func:`ecopatch.pipeline.run_pipeline` and prints a summary.
+Parses the arguments, loads the config (:func:`ecopatch.run.config.load_config`),
+hands off to :func:`ecopatch.run.pipeline.run_pipeline` and prints a summary.
 
-Exit codes (:class:`ecopatch.pipeline.ExitCode`):
+Exit codes (:class:`ecopatch.run.outcome.ExitCode`):
 
 ==  =====================================================================
 0   OK: new scenes processed (or recorded as skipped); a dry run found work
@@ -29,7 +29,8 @@ from types import FrameType
 
 import click
 
-from ecopatch.cli.options import scheduler_opt
+from ecopatch.cli.options import options_of, scheduler_opt
+from ecopatch.options import RunOptions
 
 __all__ = ["run"]
 
@@ -47,9 +48,7 @@ __all__ = ["run"]
 @click.option("--ledger", "ledger_path", default=None, type=click.Path(dir_okay=False),
               help="Override [outputs] ledger.")
 @scheduler_opt
-@click.option("--max-new-cases", type=click.IntRange(0), default=None,
-              help="Override [run] max_new_cases: a scene that would open more new cases fails and records "
-              "nothing (default 200).")
+@options_of(RunOptions, only=("max_new_cases",), override="run")
 @click.option("--allow-many-cases", is_flag=True, default=False,
               help="Open any number of new cases per scene (override [run] allow_many_cases).")
 @click.option("--progress/--no-progress", default=None,
@@ -71,9 +70,10 @@ def run(ctx: click.Context, config_path: str, force: bool, dry_run: bool, scenes
 
         30 2 * * *  ecopatch run /srv/ecopatch/ecopatch.toml -q
     """
-    from ecopatch.config import load_config
     from ecopatch.errors import EcopatchError
-    from ecopatch.pipeline import ExitCode, exit_code_for, run_pipeline
+    from ecopatch.run.config import load_config
+    from ecopatch.run.outcome import ExitCode, exit_code_for
+    from ecopatch.run.pipeline import run_pipeline
 
     verbosity = (ctx.obj or {}).get("verbosity", 0) + verbose - quiet
     _configure_logging(verbosity)

@@ -41,6 +41,7 @@ import numpy as np
 from ecopatch._env import env_int
 from ecopatch.errors import RasterReadError
 from ecopatch.grid import Window
+from ecopatch.options import WINDOWS
 
 log = logging.getLogger(__name__)
 
@@ -535,7 +536,7 @@ class ReadPlan:
                         max(p.gdal_cache_bytes for p in ps), tuple(dict.fromkeys(x for p in ps for x in p.layouts)))
 
 
-def plan_reads(files: Sequence[tuple[FileLayout, float]], *, block: int = 512, workers: int = 2,
+def plan_reads(files: Sequence[tuple[FileLayout, float]], *, block: int = WINDOWS.block, workers: int = 2,
                grid_width: int | None = None, name: Sequence[str] = ()) -> ReadPlan:
     """Size a windowed pass for the files it reads.
 

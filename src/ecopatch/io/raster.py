@@ -50,6 +50,7 @@ from ecopatch.errors import (
 )
 from ecopatch.grid import Grid, Window
 from ecopatch.io import _blocks
+from ecopatch.options import WINDOWS
 from ecopatch.sensors import ANALYSIS_NEEDS, SensorProfile, get_sensor, hls_fmask_clear, landsat_qa_clear, scl_clear
 
 if TYPE_CHECKING:
@@ -748,7 +749,8 @@ def _interleaved_band(path: str, index: int, win: Window, shared: bool) -> np.nd
     return data[index - 1]
 
 
-def plan_pass_reads(scenes: Iterable[Scene], *, block: int = 512, workers: int | None = None) -> _blocks.ReadPlan:
+def plan_pass_reads(scenes: Iterable[Scene], *, block: int = WINDOWS.block,
+                    workers: int | None = None) -> _blocks.ReadPlan:
     """How a windowed pass over ``scenes`` should read their files, from the files' layouts.
 
     Put into :class:`ecopatch.tiling.WindowPass` (``reads=``) by the passes
@@ -1136,7 +1138,7 @@ def read_on_grid(
     bands: Sequence[str] | None = None,
     derive: Derive | None = None,
     min_valid: float = 0.5,
-    max_source_px: int = 4_000_000,
+    max_source_px: int = WINDOWS.max_source_px,
 ) -> dict[str, np.ndarray]:
     """Read a scene onto ``window`` of another grid, deriving layers at native resolution first.
 

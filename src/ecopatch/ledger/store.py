@@ -225,7 +225,7 @@ class Ledger:
         -----
         The transaction commits when the block ends and rolls back when it
         raises (or the process dies: SQLite replays the rollback journal on
-        the next open).  A scheduled run (:mod:`ecopatch.pipeline`) records a
+        the next open).  A scheduled run (:mod:`ecopatch.run.pipeline`) records a
         scene's mine assessment and its detections this way.
 
         Examples
@@ -586,7 +586,7 @@ class Ledger:
             ``min_clear_share`` (a case missing from the mapping is not
             confirmed).  None: the matching detection itself counts as the
             clear observation (a change is detected only where both dates
-            were observed).  :func:`ecopatch.pipeline.run_pipeline` measures
+            were observed).  :func:`ecopatch.run.pipeline.run_pipeline` measures
             the shares on the new scene.
         min_clear_share : float
             See ``clear_shares`` (default 0.7).

@@ -143,7 +143,7 @@ def run_demo(
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the mine under the cloud is flagged insufficient_data
-        assessment = assess_restoration(mines, before, after, progress=progress)
+        assessment = assess_restoration(before, after, mines, progress=progress)
     result.assessment = assessment
     result.files["assessment"] = write_table(assessment, out / "mines_assessment.gpkg", overwrite=overwrite)
     result.files["assessment_xlsx"] = write_table(assessment, out / "mines_assessment.xlsx", overwrite=overwrite)
@@ -153,7 +153,7 @@ def run_demo(
         mine_id = Path(sd.drone).stem.split("_")[1]
         one = mines[mines["patch_id"] == mine_id]
         if len(one):
-            result.drone_assessment = assess_restoration(one, before, drone, progress=progress)
+            result.drone_assessment = assess_restoration(before, drone, one, progress=progress)
             result.files["drone"] = write_table(result.drone_assessment, out / "drone_assessment.csv",
                                                 overwrite=overwrite)
 
@@ -192,5 +192,5 @@ def run_demo(
     result.restoration_score = score_restoration(assessment, truth_r)
     enc = gpd.read_file(sd.encroachments)
     eligible = enc["reserve_name"].notna() & ~enc["is_decoy"].astype(bool) & ~enc["under_cloud"].astype(bool)
-    result.patch_score = score_patches(patches, enc, eligible=eligible.to_numpy(), within=reserves)
+    result.patch_score = score_patches(patches, enc, eligible=eligible.to_numpy(), reserves=reserves)
     return result

@@ -101,7 +101,7 @@ A complete example (every key but ``imagery``, ``mines``, ``reserves`` and
 
 Examples
 --------
->>> from ecopatch.config import load_config
+>>> from ecopatch.run.config import load_config
 >>> cfg = load_config("sample_data/ecopatch.toml")        # doctest: +SKIP
 >>> cfg.detection.min_area_m2, cfg.run.baseline           # doctest: +SKIP
 (400.0, 'season')
@@ -115,12 +115,22 @@ import fnmatch
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ecopatch.errors import ConfigError
+from ecopatch.options import (
+    AssessOptions,
+    DetectOptions,
+    OptionInfo,
+    RunOptions,
+    field_type,
+    option,
+    option_fields,
+    same_as,
+)
 
 if TYPE_CHECKING:
     from ecopatch.change import ChangeParams
@@ -128,43 +138,25 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AREA_UNITS",
-    "BASELINE_RULES",
     "AssessmentConfig",
     "DetectionConfig",
     "InputsConfig",
     "OutputsConfig",
     "ProductRule",
     "RunConfig",
-    "RunOptions",
     "TABLE_FORMATS",
     "check_scheduler",
     "load_config",
     "parse_config",
 ]
 
-#: How the "before" scene of the encroachment job is chosen (see :mod:`ecopatch.pipeline`).
-BASELINE_RULES: tuple[str, ...] = ("season", "previous", "best", "fixed")
 #: Units of ``[detection] min_area``.
 AREA_UNITS: tuple[str, ...] = ("m2", "mu", "ha")
 #: Table formats a run can write (file extensions).
 TABLE_FORMATS: tuple[str, ...] = ("gpkg", "csv", "xlsx", "geojson", "kml")
-_NORMALIZE = ("auto", "rrn", "none")
 _THRESHOLDS = ("fixed", "otsu")  # accepted, with a warning: change is measured against the scene's noise now
-_CLOUDS = ("auto", "none")
-_EDGE = ("unmix", "uniform")
 _LANGS = ("zh", "en")
 _DIRECTIONS = ("cropland", "forest", "grass", "natural", "shrub")
-#: ``[detection.change]`` keys: lower bound, upper bound, integer, unit (see ecopatch.ChangeParams).
-_CHANGE_KEYS: dict[str, tuple[float, float, bool, str]] = {
-    "z_seed": (0.0, 100.0, False, " robust standard deviations"),
-    "z_grow": (0.0, 100.0, False, " robust standard deviations"),
-    "smooth_px": (0.0, 5.0, False, " pixels"),
-    "tolerance_px": (0, 3, True, " pixels"),
-    "type_share": (0.0, 1.0, False, ""),
-    "pixel_share": (0.0, 1.0, False, ""),
-    "rim_min": (0.0, 1.0, False, ""),
-    "background_m": (0.0, 20_000.0, False, " m"),
-}
 _SCHEDULERS = ("threads", "synchronous", "processes")
 
 
@@ -199,16 +191,19 @@ class InputsConfig:
         the first matching rule wins over ``sensor``.
     """
 
-    imagery: Path
-    mines: Path
-    reserves: Path
-    mines_id_field: str | None = None
-    mines_layer: str | None = None
-    reserves_layer: str | None = None
-    encoding: str | None = None
-    scene_pattern: tuple[str, ...] = ("*",)
-    sensor: str | None = None
-    products: tuple[ProductRule, ...] = ()
+    imagery: Path = option(help="a folder of scenes or a STAC catalog/collection JSON", kind="input")
+    mines: Path = option(help="the mine polygons (GPKG, SHP, GeoJSON)", kind="input")
+    reserves: Path = option(help="the reserve/zone polygons", kind="input")
+    mines_id_field: str | None = option(None, help="mine ID field (None: IDs generated in file order)",
+                                        nullable=True)
+    mines_layer: str | None = option(None, help="layer of a multi-layer mines file", nullable=True)
+    reserves_layer: str | None = option(None, help="layer of a multi-layer reserves file", nullable=True)
+    encoding: str | None = option(None, help="attribute encoding of Shapefiles (None: detected)", nullable=True)
+    scene_pattern: tuple[str, ...] = option(("*",), help="glob patterns of what counts as a scene")
+    sensor: str | None = option(None, help="sensor profile of every scene (None: guessed)", kind="sensor",
+                                nullable=True)
+    products: tuple[ProductRule, ...] = option((), help="how to read the scenes matching each pattern",
+                                               kind="products")
 
     def open_options(self, path: str | os.PathLike[str]) -> dict[str, Any]:
         """Keyword arguments of :func:`ecopatch.open_scene` for a scene: its product rule, else ``sensor``."""
@@ -267,15 +262,16 @@ class OutputsConfig:
         Prefix of new case IDs when the ledger is created.
     """
 
-    dir: Path
-    ledger: Path
-    formats: tuple[str, ...] = ("gpkg", "csv", "xlsx")
-    maps: bool = True
-    report: bool = True
-    fieldcheck: bool = True
-    chips: bool = True
-    lang: str = "zh"
-    id_prefix: str = "YB"
+    dir: Path = option(help="folder for the dated run folders", kind="output_dir")
+    ledger: Path = option(help="the case ledger (default <dir>/ledger.gpkg)", kind="output_file")
+    formats: tuple[str, ...] = option(("gpkg", "csv", "xlsx"), help="table formats of the results",
+                                      choices=TABLE_FORMATS)
+    maps: bool = option(True, help="write the change map")
+    report: bool = option(True, help="write the report")
+    fieldcheck: bool = option(True, help="write the field package of the run's new cases")
+    chips: bool = option(True, help="before/after image chips in the field package")
+    lang: str = option("zh", help="language of maps and report", choices=_LANGS)
+    id_prefix: str = option("YB", help="prefix of new case IDs", kind="id_prefix")
 
 
 @dataclass(frozen=True)
@@ -314,21 +310,23 @@ class DetectionConfig:
         Overrides of :class:`ecopatch.ChangeParams`.
     """
 
-    min_area: float = 400.0
-    min_area_unit: str = "m2"
-    margin_m: float = 0.0
-    exclude: Path | None = None
-    exclude_layer: str | None = None
-    zone_field: str | None = "auto"
-    name_field: str | None = "auto"
-    include_gain: bool = True
-    gain_cases: bool = False
-    normalize: str = "auto"
-    clouds: str = "auto"
-    max_flagged_share: float = 0.05
-    thresholds: str | None = None
-    simplify_m: float = 0.0
-    change: Mapping[str, float] = field(default_factory=dict)
+    min_area: float = option(DetectOptions().min_area_m2, help="minimum mapping unit", unit="(in min_area_unit)",
+                             lo=0.0)
+    min_area_unit: str = option("m2", help="unit of min_area", choices=AREA_UNITS)
+    margin_m: float = same_as(DetectOptions, "margin_m")
+    exclude: Path | None = option(None, help="the approved-projects polygons", kind="input", nullable=True)
+    exclude_layer: str | None = option(None, help="layer of a multi-layer exclusion file", nullable=True)
+    zone_field: str | None = same_as(DetectOptions, "zone_field")
+    name_field: str | None = same_as(DetectOptions, "name_field")
+    include_gain: bool = same_as(DetectOptions, "include_gain")
+    gain_cases: bool = option(False, help="open ledger cases for vegetation gain")
+    normalize: str = same_as(DetectOptions, "normalize")
+    clouds: str = same_as(DetectOptions, "clouds")
+    max_flagged_share: float = same_as(DetectOptions, "max_flagged_share")
+    thresholds: str | None = option(None, help="no longer used", kind="retired", nullable=True)
+    simplify_m: float = same_as(DetectOptions, "simplify_m")
+    change: Mapping[str, float] = option(help="overrides of ecopatch.ChangeParams", kind="change",
+                                         default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "change", MappingProxyType(dict(self.change)))
@@ -344,7 +342,15 @@ class DetectionConfig:
         """:class:`ecopatch.ChangeParams` with this section's overrides."""
         from ecopatch.change import ChangeParams
 
-        return ChangeParams(**dict(self.change))
+        overrides: dict[str, Any] = dict(self.change)  # float and int keys (tolerance_px)
+        return ChangeParams(**overrides)
+
+    def detect_options(self) -> DetectOptions:
+        """The :class:`~ecopatch.options.DetectOptions` of this section."""
+        return DetectOptions(min_area_m2=self.min_area_m2, margin_m=self.margin_m, zone_field=self.zone_field,
+                             name_field=self.name_field, params=self.change_params(), normalize=self.normalize,
+                             clouds=self.clouds, include_gain=self.include_gain,
+                             max_flagged_share=self.max_flagged_share, simplify_m=self.simplify_m)
 
 
 @dataclass(frozen=True)
@@ -357,12 +363,12 @@ class AssessmentConfig:
         Each mine's reference (the state before restoration), unless its own
         field names one: ``"earliest"`` (the earliest usable scene that sees
         the mine clear), a date (the scene of that date, else the latest
-        before it) or a scene ID.  See :mod:`ecopatch.pipeline`.
+        before it) or a scene ID.  See :mod:`ecopatch.run.pipeline`.
     reference_field : str or None
         Field of the mines layer with a per-mine reference: a date (修复前影像日期),
         a year (治理开始年份: the latest clear scene before that year) or a
         scene ID.  ``"auto"`` looks for the usual names
-        (:data:`ecopatch.pipeline.REFERENCE_FIELDS`); None: the config's for all.
+        (:data:`ecopatch.run.baseline.REFERENCE_FIELDS`); None: the config's for all.
     direction_field : str or None
         ``"auto"``, a field name, or None (``default_direction`` for all).
     target_year_field, target_rate_field : str or None
@@ -378,28 +384,40 @@ class AssessmentConfig:
         :class:`ecopatch.StatusRules` losses and stalls.
     """
 
-    reference: str | _dt.date = "earliest"
-    reference_field: str | None = "auto"
-    direction_field: str | None = "auto"
-    target_year_field: str | None = "auto"
-    target_rate_field: str | None = "auto"
-    edge: str = "unmix"
-    default_direction: str = "forest"
-    start_rate: float = 0.05
-    min_valid_fraction: float = 0.70
-    min_damaged_fraction: float = 0.01
-    min_loss_m2: float = 400.0
-    stall_after: int = 3
-    stall_tolerance: float = 0.02
-    stall_min_days: int = 180
-    done_rate: Mapping[str, float] = field(default_factory=dict)
-    min_fvc: Mapping[str, float] = field(default_factory=dict)
-    max_loss: Mapping[str, float] = field(default_factory=dict)
+    reference: str | _dt.date = option("earliest", help="each mine's reference scene", kind="reference")
+    reference_field: str | None = option("auto", help="per-mine reference field", kind="field_name",
+                                         nullable=True)
+    direction_field: str | None = same_as(AssessOptions, "direction_field")
+    target_year_field: str | None = same_as(AssessOptions, "target_year_field")
+    target_rate_field: str | None = same_as(AssessOptions, "target_rate_field")
+    edge: str = same_as(AssessOptions, "edge")
+    default_direction: str = option("forest", help="direction of mines without one", choices=_DIRECTIONS)
+    start_rate: float = option(0.05, help="restoration rate from which a mine is in progress", lo=0.0, hi=1.0)
+    min_valid_fraction: float = option(0.70, help="share observed at both dates below which data is insufficient",
+                                       lo=0.0, hi=1.0)
+    min_damaged_fraction: float = option(0.01, help="damaged share below which a mine needs no restoration",
+                                         lo=0.0, hi=1.0)
+    min_loss_m2: float = option(400.0, help="smallest vegetation loss that raises an alert", unit="m²", lo=0.0)
+    stall_after: int = option(3, help="observations over which a stalled rate has not moved", unit="observations",
+                              lo=2, hi=100)
+    stall_tolerance: float = option(0.02, help="rate change below which a mine is stalled", lo=0.0, hi=1.0)
+    stall_min_days: int = option(180, help="days a stall spans at least", unit="days", lo=0, hi=3650)
+    done_rate: Mapping[str, float] = option(help="per direction: rate at which a mine is restored",
+                                            choices=_DIRECTIONS, lo=0.0, hi=1.0, lo_open=True, default_factory=dict)
+    min_fvc: Mapping[str, float] = option(help="per direction: vegetation cover a restored mine reaches",
+                                          choices=_DIRECTIONS, lo=0.0, hi=1.0, lo_open=True, default_factory=dict)
+    max_loss: Mapping[str, float] = option(help="per direction: share that may lose vegetation",
+                                           choices=_DIRECTIONS, lo=0.0, hi=1.0, lo_open=True, default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "done_rate", MappingProxyType(dict(self.done_rate)))
         object.__setattr__(self, "min_fvc", MappingProxyType(dict(self.min_fvc)))
         object.__setattr__(self, "max_loss", MappingProxyType(dict(self.max_loss)))
+
+    def assess_options(self) -> AssessOptions:
+        """The :class:`~ecopatch.options.AssessOptions` of this section."""
+        return AssessOptions(direction_field=self.direction_field, rules=self.status_rules(), edge=self.edge,
+                             target_year_field=self.target_year_field, target_rate_field=self.target_rate_field)
 
     def status_rules(self) -> StatusRules:
         """:class:`ecopatch.StatusRules` with this section's values."""
@@ -411,82 +429,6 @@ class AssessmentConfig:
             default_direction=self.default_direction, max_loss=dict(self.max_loss), min_loss_m2=self.min_loss_m2,
             stall_after=self.stall_after, stall_tolerance=self.stall_tolerance, stall_min_days=self.stall_min_days,
         )
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """``[run]``: baseline rule, compute and locking.
-
-    Attributes
-    ----------
-    baseline : {"season", "previous", "best", "fixed"}
-        How the before scene of the encroachment job is chosen (see
-        :mod:`ecopatch.pipeline`); restoration has each mine's reference
-        (:attr:`AssessmentConfig.reference`).
-    season_window_days : int
-        ``"season"``: an earlier year's scene counts as the same season when
-        its day of year is at most this many days away.
-    history_scenes : int
-        Up to this many usable scenes dated before the encroachment baseline
-        (the most recent first) are passed to the detection as ``history=``:
-        each pixel's range of cover over them and the baseline is its own
-        seasonal range, and change inside it is not reported
-        (:func:`ecopatch.detect_changes`).  0 turns it off.
-    reference_date : datetime.date or None
-        The fixed baseline's date (required with ``baseline = "fixed"``).
-    max_baseline_age_days : int
-        With ``"best"``: consider only earlier scenes at most this many days
-        older than the new scene (0: any).
-    min_clear_fraction : float
-        A new scene clear (not cloud, not nodata) over less than this share
-        of the mines and reserves is recorded as skipped, not processed.
-    scheduler : str or None
-        Dask scheduler: "threads", "synchronous", "processes" or a
-        dask.distributed address (None: threads).
-    block : int
-        Window size, pixels.
-    build_overviews : bool
-        Build external overviews (``<file>.ovr``, beside the imagery) for
-        large files that have none, before their first quick-look (clear-sky
-        share, maps, report, chips): later runs then read a few overview
-        blocks instead of decoding the files.  Off by default: it writes
-        into the imagery folder (see :func:`ecopatch.io.quicklook.build_overviews`).
-    tune_malloc : bool
-        Opt in to glibc malloc tuning for the windowed passes of this run's
-        process (:func:`ecopatch.tiling.tune_malloc`); off by default.
-    lock_max_age_hours : float
-        A run lock taken on another host whose heartbeat is older than this
-        is treated as stale.
-    ledger_timeout_s : float
-        Seconds a ledger write waits for another writer.
-    max_new_cases : int
-        A scene whose detections would open more new ledger cases than this
-        fails with :class:`~ecopatch.errors.TooManyCasesError` and records
-        nothing: so many from one pair of scenes usually means the dates are
-        not comparable (season, haze, cloud).
-    allow_many_cases : bool
-        Lift ``max_new_cases``.
-    """
-
-    baseline: str = "season"
-    season_window_days: int = 45
-    history_scenes: int = 4
-    reference_date: _dt.date | None = None
-    max_baseline_age_days: int = 0
-    min_clear_fraction: float = 0.0
-    scheduler: str | None = None
-    block: int = 512
-    build_overviews: bool = False
-    tune_malloc: bool = False
-    lock_max_age_hours: float = 24.0
-    ledger_timeout_s: float = 60.0
-    max_new_cases: int = 200
-    allow_many_cases: bool = False
-
-    @property
-    def new_case_limit(self) -> int | None:
-        """``max_new_cases``, or None when ``allow_many_cases``."""
-        return None if self.allow_many_cases else self.max_new_cases
 
 
 @dataclass(frozen=True)
@@ -583,12 +525,12 @@ Converter = Callable[[Any, str, Path], Any]
 
 @dataclass(frozen=True)
 class _Key:
-    """One allowed key: how to convert/check its value, and whether it is required."""
+    """One allowed key: how to convert/check its value, whether it is required, whether None is a value."""
 
     convert: Converter
     required: bool = False
-    default: Any = None
     help: str = ""
+    keeps_none: bool = False
 
 
 def _where(section: str, key: str) -> str:
@@ -740,21 +682,20 @@ def _fraction_table(keys: Sequence[str]) -> Converter:
 
 
 def _change_table(v: Any, where: str, base: Path) -> dict[str, float]:
-    """``[detection.change]``: ChangeParams keys with their ranges, then checked together."""
-    if not isinstance(v, dict):
-        raise _bad(where, v, f"must be a table of {_list(_CHANGE_KEYS)} = number")
-    out: dict[str, float] = {}
-    for k, x in v.items():
-        if k not in _CHANGE_KEYS:
-            raise ConfigError(f"{where}: unknown key \"{k}\"{_suggest(k, _CHANGE_KEYS)}; "
-                              f"allowed keys: {_list(_CHANGE_KEYS)}")
-        lo, hi, integer, unit = _CHANGE_KEYS[k]
-        out[k] = _number(lo=lo, hi=hi, lo_open=not integer and k not in ("smooth_px", "background_m"),
-                         integer=integer, unit=unit)(x, where.replace("] ", ".", 1) + "] " + k, base)
+    """``[detection.change]``: the fields of ChangeParams with their bounds, then checked together."""
     from ecopatch.change import ChangeParams
 
+    keys = {f.name: (f, meta) for f, meta in option_fields(ChangeParams)}
+    if not isinstance(v, dict):
+        raise _bad(where, v, f"must be a table of {_list(keys)} = number")
+    out: dict[str, float] = {}
+    for k, x in v.items():
+        if k not in keys:
+            raise ConfigError(f"{where}: unknown key \"{k}\"{_suggest(k, keys)}; allowed keys: {_list(keys)}")
+        out[k] = _converter(*keys[k])(x, where.replace("] ", ".", 1) + "] " + k, base)
+    checked: dict[str, Any] = out
     try:
-        ChangeParams(**out)
+        ChangeParams(**checked)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     return out
@@ -920,86 +861,50 @@ def _id_prefix(v: Any, where: str, base: Path) -> str:
     return s
 
 
-_SECTIONS: dict[str, dict[str, _Key]] = {
-    "inputs": {
-        "imagery": _Key(_existing_path(what="a folder of scenes or a STAC catalog/collection JSON"), required=True,
-                        help="folder of scenes or a local STAC catalog/collection JSON"),
-        "mines": _Key(_existing_path(what="the mine polygons (GPKG, SHP, GeoJSON)"), required=True,
-                      help="mine polygons"),
-        "reserves": _Key(_existing_path(what="the reserve/zone polygons"), required=True,
-                         help="reserve / functional-zone polygons"),
-        "mines_id_field": _Key(_string(), default=None),
-        "mines_layer": _Key(_string(), default=None),
-        "reserves_layer": _Key(_string(), default=None),
-        "encoding": _Key(_string(), default=None),
-        "scene_pattern": _Key(_string_list(), default=("*",)),
-        "sensor": _Key(_sensor, default=None),
-        "products": _Key(_products, default=()),
-    },
-    "outputs": {
-        "dir": _Key(_output_path(want_dir=True), required=True, help="folder for the dated run folders"),
-        "ledger": _Key(_output_path(want_dir=False), default=None),
-        "formats": _Key(_string_list(choices=TABLE_FORMATS), default=("gpkg", "csv", "xlsx")),
-        "maps": _Key(_boolean, default=True),
-        "report": _Key(_boolean, default=True),
-        "fieldcheck": _Key(_boolean, default=True),
-        "chips": _Key(_boolean, default=True),
-        "lang": _Key(_choice(_LANGS), default="zh"),
-        "id_prefix": _Key(_id_prefix, default="YB"),
-    },
-    "detection": {
-        "min_area": _Key(_number(lo=0.0, unit=" (in min_area_unit)"), default=400.0),
-        "min_area_unit": _Key(_choice(AREA_UNITS), default="m2"),
-        "margin_m": _Key(_number(lo=0.0, unit=" m"), default=0.0),
-        "exclude": _Key(_existing_path(what="the approved-projects polygons"), default=None),
-        "exclude_layer": _Key(_string(), default=None),
-        "zone_field": _Key(_field_name, default="auto"),
-        "name_field": _Key(_field_name, default="auto"),
-        "include_gain": _Key(_boolean, default=True),
-        "gain_cases": _Key(_boolean, default=False),
-        "normalize": _Key(_choice(_NORMALIZE), default="auto"),
-        "clouds": _Key(_choice(_CLOUDS), default="auto"),
-        "max_flagged_share": _Key(_number(lo=0.0, hi=1.0, lo_open=True), default=0.05),
-        "thresholds": _Key(_retired_thresholds, default=None),
-        "simplify_m": _Key(_number(lo=0.0, unit=" m"), default=0.0),
-        "change": _Key(_change_table, default={}),
-    },
-    "assessment": {
-        "reference": _Key(_reference, default="earliest"),
-        "reference_field": _Key(_field_name, default="auto"),
-        "target_year_field": _Key(_field_name, default="auto"),
-        "target_rate_field": _Key(_field_name, default="auto"),
-        "min_loss_m2": _Key(_number(lo=0.0, unit=" m²"), default=400.0),
-        "stall_after": _Key(_number(lo=2, hi=100, integer=True, unit=" observations"), default=3),
-        "stall_tolerance": _Key(_number(lo=0.0, hi=1.0), default=0.02),
-        "stall_min_days": _Key(_number(lo=0, hi=3650, integer=True, unit=" days"), default=180),
-        "max_loss": _Key(_fraction_table(_DIRECTIONS), default={}),
-        "direction_field": _Key(_field_name, default="auto"),
-        "edge": _Key(_choice(_EDGE), default="unmix"),
-        "default_direction": _Key(_choice(_DIRECTIONS), default="forest"),
-        "start_rate": _Key(_number(lo=0.0, hi=1.0), default=0.05),
-        "min_valid_fraction": _Key(_number(lo=0.0, hi=1.0), default=0.70),
-        "min_damaged_fraction": _Key(_number(lo=0.0, hi=1.0), default=0.01),
-        "done_rate": _Key(_fraction_table(_DIRECTIONS), default={}),
-        "min_fvc": _Key(_fraction_table(_DIRECTIONS), default={}),
-    },
-    "run": {
-        "baseline": _Key(_choice(BASELINE_RULES), default="season"),
-        "season_window_days": _Key(_number(lo=1, hi=182, integer=True, unit=" days"), default=45),
-        "history_scenes": _Key(_number(lo=0, hi=50, integer=True, unit=" scenes"), default=4),
-        "reference_date": _Key(_date, default=None),
-        "max_baseline_age_days": _Key(_number(lo=0, integer=True, unit=" days"), default=0),
-        "min_clear_fraction": _Key(_number(lo=0.0, hi=1.0), default=0.0),
-        "scheduler": _Key(_scheduler, default=None),
-        "block": _Key(_number(lo=16, hi=8192, integer=True, unit=" pixels"), default=512),
-        "build_overviews": _Key(_boolean, default=False),
-        "tune_malloc": _Key(_boolean, default=False),
-        "lock_max_age_hours": _Key(_number(lo=0.0, lo_open=True, unit=" hours"), default=24.0),
-        "ledger_timeout_s": _Key(_number(lo=0.0, unit=" s"), default=60.0),
-        "max_new_cases": _Key(_number(lo=0, integer=True, unit=" cases"), default=200),
-        "allow_many_cases": _Key(_boolean, default=False),
-    },
-}
+def _convert_kind(kind: str, meta: OptionInfo) -> Converter:
+    """The converter of a value of a special kind (:attr:`OptionInfo.kind`)."""
+    if kind == "input":
+        return _existing_path(what=meta.help)
+    if kind in ("output_dir", "output_file"):
+        return _output_path(want_dir=kind == "output_dir")
+    return {"field_name": _field_name, "sensor": _sensor, "scheduler": _scheduler, "reference": _reference,
+            "date": _date, "id_prefix": _id_prefix, "products": _products, "change": _change_table,
+            "retired": _retired_thresholds}[kind]
+
+
+def _converter(f: Field[Any], meta: OptionInfo) -> Converter:
+    """How a key's TOML value is checked and converted, from its field's type and :class:`OptionInfo`."""
+    if meta.kind is not None:
+        return _convert_kind(meta.kind, meta)
+    kind = field_type(f)
+    unit = f" {meta.unit}" if meta.unit else ""
+    if kind == "bool":
+        return _boolean
+    if kind in ("int", "float"):
+        return _number(lo=meta.lo, hi=meta.hi, lo_open=meta.lo_open, integer=kind == "int", unit=unit)
+    if kind == "tuple[str, ...]":
+        return _string_list(choices=meta.choices)
+    if kind == "Mapping[str, float]":
+        assert meta.choices is not None, f"{f.name}: a table of numbers names its keys (choices)"
+        return _fraction_table(meta.choices)
+    if kind == "str":
+        return _choice(meta.choices) if meta.choices is not None else _string()
+    raise TypeError(f"{f.name}: no TOML converter for {kind!r}; give its OptionInfo a kind")  # pragma: no cover
+
+
+#: Keys with no default that the configuration need not give (derived from others in :func:`_assemble`).
+_DERIVED = {("outputs", "ledger")}
+
+
+def _keys(section: str, cls: type) -> dict[str, _Key]:
+    """The TOML keys of a section, one per field of its dataclass."""
+    out = {}
+    for f, meta in option_fields(cls):
+        required = f.default is MISSING and f.default_factory is MISSING and (section, f.name) not in _DERIVED
+        out[f.name] = _Key(_converter(f, meta), required=required, help=meta.help, keeps_none=meta.nullable)
+    return out
+
+
 _CLASSES: dict[str, type] = {
     "inputs": InputsConfig,
     "outputs": OutputsConfig,
@@ -1007,6 +912,8 @@ _CLASSES: dict[str, type] = {
     "assessment": AssessmentConfig,
     "run": RunOptions,
 }
+#: The allowed keys of each section, made from the fields of its dataclass.
+_SECTIONS: dict[str, dict[str, _Key]] = {section: _keys(section, cls) for section, cls in _CLASSES.items()}
 
 
 # ---------------------------------------------------------------------------
@@ -1132,10 +1039,9 @@ def _assemble(values: dict[str, dict[str, Any]], path: Path | None) -> RunConfig
         given = {k: v for k, v in values.get(section, {}).items() if v is not None}
         if section == "outputs":
             given.setdefault("ledger", given["dir"] / "ledger.gpkg")
-        # keys set to "" (None) fall back to their default, except where None is meaningful
+        # keys set to "" (None) fall back to their default, except where None is meaningful (field names)
         for k, v in values.get(section, {}).items():
-            if v is None and k in ("zone_field", "name_field", "direction_field", "reference_field",
-                                   "target_year_field", "target_rate_field"):
+            if v is None and _SECTIONS[section][k].convert is _field_name:
                 given[k] = None
         secs[section] = cls(**given)
     run: RunOptions = secs["run"]
