@@ -91,7 +91,7 @@ def test_calls_leave_gdal_the_allocator_and_caches_as_a_fresh_process_has_them(t
     ecopatch.assess_and_detect(mines, s.reserves, before, after, block=64, progress=False)
     settled("assess_and_detect")
     with shared_reads():
-        raster.read_decimated(after, max_pixels=5000)
+        after.read_decimated(max_pixels=5000)
         fig = change_map(before, after, patches, lang="en")
     settled("shared_reads, change_map")
     assert fig.axes

@@ -301,9 +301,9 @@ class CloudMask:
 
     def clear(self, scene: Scene, grid: Grid) -> np.ndarray:
         """True where ``grid``'s pixels are clear: the mask's nearest cell is neither cloud nor shadow."""
-        from ecopatch.io.raster import _reproject_array
+        from ecopatch.raster.ongrid import reproject_array
 
-        cloudy = _reproject_array(self.cloudy.astype(np.float32), self.grid, grid, resampling="nearest")
+        cloudy = reproject_array(self.cloudy.astype(np.float32), self.grid, grid, resampling="nearest")
         return ~(np.nan_to_num(cloudy, nan=0.0) > 0.5)
 
 

@@ -67,8 +67,9 @@ from ecopatch.cover import CoverParams
 from ecopatch.errors import ConfigError, EcopatchWarning, InputDataError, NoOverlapError, NoValidPixelsError
 from ecopatch.geodesy import as_crs, geodesic_area_m2, geometries_in, repaired, transformer
 from ecopatch.grid import Grid, Window
-from ecopatch.io.raster import Scene, check_pair, plan_pass_reads, read_on_grid
 from ecopatch.pairing import PairSetup, SurfaceDeriver, prepare_pair
+from ecopatch.raster.ongrid import read_on_grid
+from ecopatch.raster.source import RasterSource, SourceLike, as_source, check_pair, plan_pass_reads
 from ecopatch.restoration import analysis_grid
 from ecopatch.schema import ZONE_STRICTNESS, canonical_zone
 from ecopatch.tiling import PatchSums, Scheduler, WindowPass, add_partials, blocks_touching, run_passes
@@ -151,8 +152,8 @@ def _metre_buffer(geoms: np.ndarray, crs: Any, distance_m: float) -> np.ndarray:
 # ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _BlockTask:
-    before: Scene
-    after: Scene
+    before: RasterSource
+    after: RasterSource
     grid: Grid
     window: Window
     setup: _PassSetup
@@ -173,7 +174,7 @@ class _PassSetup:
     params: ChangeParams
     bands_before: tuple[str, ...]
     bands_after: tuple[str, ...]
-    history: tuple[tuple[Scene, SurfaceDeriver, tuple[str, ...]], ...] = ()
+    history: tuple[tuple[RasterSource, SurfaceDeriver, tuple[str, ...]], ...] = ()
 
 
 @dataclass
@@ -270,8 +271,8 @@ def _detect_block(task: _BlockTask) -> _BlockResult:
 # Public entry point
 # ---------------------------------------------------------------------------
 def detect_changes(
-    before: Scene,
-    after: Scene,
+    before: SourceLike,
+    after: SourceLike,
     within: gpd.GeoDataFrame | None = None,
     *,
     min_area_m2: float | None = 400.0,
@@ -293,13 +294,13 @@ def detect_changes(
     progress: bool | None = None,
     max_source_px: int = 4_000_000,
     swap_dates: bool = False,
-    history: Sequence[Scene] | None = None,
+    history: Sequence[SourceLike] | None = None,
 ) -> gpd.GeoDataFrame:
     """Find new disturbance between two dates, as suspect patches with type, zone and confidence.
 
     Parameters
     ----------
-    before, after : Scene
+    before, after : RasterSource, path, xarray object or open rasterio dataset
         Imagery of the two dates (any sensors, grids and CRSs; a drone
         mosaic as ``after`` works).
     within : geopandas.GeoDataFrame, optional
@@ -346,7 +347,7 @@ def detect_changes(
     swap_dates : bool
         When ``after`` is older than ``before``, swap them instead of raising
         :class:`~ecopatch.errors.DateOrderError`.
-    history : sequence of Scene, optional
+    history : sequence of RasterSource, optional
         Earlier scenes of the same ground (other seasons, other years).
         Each pixel's range of cover over these and ``before`` is its own
         seasonal range: a change is reported only where the after date lies
@@ -395,8 +396,8 @@ def detect_changes(
 
 
 def detection_pass(
-    before: Scene,
-    after: Scene,
+    before: SourceLike,
+    after: SourceLike,
     within: gpd.GeoDataFrame | None = None,
     *,
     min_area_m2: float | None = 400.0,
@@ -416,7 +417,7 @@ def detection_pass(
     block: int = 512,
     max_source_px: int = 4_000_000,
     swap_dates: bool = False,
-    history: Sequence[Scene] | None = None,
+    history: Sequence[SourceLike] | None = None,
 ) -> WindowPass:
     """:func:`detect_changes` set up, as a pass to run with others (:func:`ecopatch.tiling.run_passes`).
 
@@ -440,7 +441,7 @@ def detection_pass(
         raise ConfigError(f"normalize={normalize!r}; use 'auto', 'rrn' or 'none'")
     if clouds not in ("auto", "none"):
         raise ConfigError(f"clouds={clouds!r}; use 'auto' (compute masks for scenes without one) or 'none'")
-    before, after = check_pair(before, after, swap_dates=swap_dates)
+    before, after = check_pair(as_source(before), as_source(after), swap_dates=swap_dates)
     params = params or ChangeParams()
     g = analysis_grid(before, after, grid)
 
@@ -545,14 +546,14 @@ def detection_pass(
                       reads=plan_pass_reads((before, after, *(h for h, _ in pair.history)), block=block))
 
 
-def _usable_history(history: Sequence[Scene] | None, before: Scene, after: Scene) -> tuple[Scene, ...]:
+def _usable_history(history: Sequence[SourceLike] | None, before: RasterSource, after: RasterSource
+                    ) -> tuple[RasterSource, ...]:
     """The history scenes dated before ``after`` (other than the two dates), oldest first."""
     if not history:
         return ()
     out = []
     for h in history:
-        if not isinstance(h, Scene):
-            raise InputDataError(f"history: {h!r} is not a Scene; open each earlier date with ecopatch.open_scene")
+        h = as_source(h)
         if h is before or h is after or (h.source == before.source and h.date == before.date):
             continue
         if h.date is not None and after.date is not None and h.date >= after.date:
@@ -717,8 +718,8 @@ CONFIDENCE_COEF: tuple[float, float, float] = (-3.963, 0.046, 1.516)
 
 
 def _patches_from_components(merged: Any, g: Grid, params: ChangeParams, mmu: float, aoi: Any,
-                             exclude: gpd.GeoDataFrame | None, include_gain: bool, before: Scene,
-                             after: Scene, simplify_m: float, typed: bool = True) -> gpd.GeoDataFrame:
+                             exclude: gpd.GeoDataFrame | None, include_gain: bool, before: RasterSource,
+                             after: RasterSource, simplify_m: float, typed: bool = True) -> gpd.GeoDataFrame:
     import geopandas as gpd
     from affine import Affine
 
@@ -973,7 +974,7 @@ def _prepared(geom: Any) -> Iterator[Any]:
             shapely.destroy_prepared(geom)
 
 
-def _finish(patches: gpd.GeoDataFrame, before: Scene, after: Scene) -> gpd.GeoDataFrame:
+def _finish(patches: gpd.GeoDataFrame, before: RasterSource, after: RasterSource) -> gpd.GeoDataFrame:
     """IDs, dates, coordinates, mu, column order."""
     import geopandas as gpd
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import geopandas as gpd
 
     from ecopatch.grid import Grid
-    from ecopatch.io.raster import Scene
+    from ecopatch.raster.source import SourceLike
 
 __all__ = ["assess_and_detect"]
 
@@ -49,8 +49,8 @@ def _options(func: Any, given: Mapping[str, Any] | None, what: str) -> dict[str,
 def assess_and_detect(
     mines: gpd.GeoDataFrame,
     reserves: gpd.GeoDataFrame | None,
-    before: Scene,
-    after: Scene,
+    before: SourceLike,
+    after: SourceLike,
     *,
     assessment: Mapping[str, Any] | None = None,
     detection: Mapping[str, Any] | None = None,
@@ -76,7 +76,7 @@ def assess_and_detect(
         Reserve / zone polygons watched for change (``within`` of
         :func:`ecopatch.detect_changes`); None watches everywhere both
         scenes see.
-    before, after : Scene
+    before, after : RasterSource, path, xarray object or open rasterio dataset
         Imagery of the two dates.
     assessment : mapping, optional
         Keyword options of :func:`ecopatch.assess_restoration`

@@ -1641,7 +1641,7 @@ def clear_fraction(scene: Scene, aoi: gpd.GeoSeries, *, max_pixels: int = _CLEAR
     import shapely
     from rasterio.features import geometry_mask
 
-    from ecopatch.io.raster import read_decimated
+    from ecopatch.raster.source import read_decimated
 
     geoms = aoi.to_crs(scene.grid.crs)
     union = shapely.union_all(shapely.make_valid(geoms.geometry.to_numpy()))
@@ -1681,7 +1681,7 @@ def clear_fractions(scene: Scene, polygons: gpd.GeoDataFrame | gpd.GeoSeries, *,
     import shapely
 
     from ecopatch.geodesy import geometries_in
-    from ecopatch.io.raster import read_decimated
+    from ecopatch.raster.source import read_decimated
     from ecopatch.zonal import outline_pixels
 
     geoms = shapely.make_valid(geometries_in(polygons, scene.grid.crs, what="mines layer"))

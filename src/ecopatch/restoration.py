@@ -56,7 +56,16 @@ from ecopatch.cover import (
 from ecopatch.errors import ConfigError, InputDataError, LowCoverageWarning, NoOverlapError
 from ecopatch.geodesy import as_crs, geodesic_area_m2, geometries_in, repaired
 from ecopatch.grid import Grid, Window
-from ecopatch.io.raster import Observation, Scene, check_pair, plan_pass_reads, read_on_grid, read_sample
+from ecopatch.raster.ongrid import read_on_grid
+from ecopatch.raster.source import (
+    Observation,
+    RasterSource,
+    SourceLike,
+    as_source,
+    check_pair,
+    plan_pass_reads,
+    read_sample,
+)
 from ecopatch.schema import RESTORATION_DIRECTIONS
 from ecopatch.tiling import PatchSums, Scheduler, WindowPass, add_partials, blocks_touching, run_passes
 from ecopatch.units import m2_to_mu
@@ -265,7 +274,7 @@ def _ground_res_m(grid: Grid) -> float:
     return grid.res[0] * (info[0].unit_conversion_factor if info else 1.0)
 
 
-def analysis_grid(before: Scene, after: Scene, grid: Grid | None = None) -> Grid:
+def analysis_grid(before: RasterSource, after: RasterSource, grid: Grid | None = None) -> Grid:
     """The grid both dates are compared on: ``grid`` if given, else the coarser scene's grid.
 
     Comparing on the coarser grid means the finer image (a drone mosaic, a
@@ -277,7 +286,7 @@ def analysis_grid(before: Scene, after: Scene, grid: Grid | None = None) -> Grid
 
 
 def prepare_cover_params(
-    scene: Scene,
+    scene: RasterSource,
     params: CoverParams | None,
     *,
     max_pixels: int = 1_000_000,
@@ -312,7 +321,7 @@ def prepare_cover_params(
 
 
 #: (id(scene), params, max_pixels) -> (scene, estimated params), inside :func:`shared_scene_estimates`.
-_SCENE_ESTIMATES: ContextVar[dict[tuple[Any, ...], tuple[Scene, CoverParams]] | None] = ContextVar(
+_SCENE_ESTIMATES: ContextVar[dict[tuple[Any, ...], tuple[RasterSource, CoverParams]] | None] = ContextVar(
     "ecopatch_scene_estimates", default=None)
 
 
@@ -332,7 +341,7 @@ def shared_scene_estimates() -> Iterator[None]:
         _SCENE_ESTIMATES.reset(token)
 
 
-def _estimate_cover_params(scene: Scene, p: CoverParams, rgb: bool, need_em: bool, need_otsu: bool,
+def _estimate_cover_params(scene: RasterSource, p: CoverParams, rgb: bool, need_em: bool, need_otsu: bool,
                            max_pixels: int) -> CoverParams:
     want = [b for b in ("blue", "red", "nir", "swir1") if b in scene.bands] if not rgb else ["red", "green", "blue"]
     obs = read_sample(scene, max_pixels=max_pixels, bands=want)
@@ -381,8 +390,8 @@ _HALO = 3
 
 @dataclass(frozen=True)
 class _BlockTask:
-    before: Scene
-    after: Scene
+    before: RasterSource
+    after: RasterSource
     grid: Grid
     window: Window
     params_before: CoverParams
@@ -580,8 +589,8 @@ def _assess_window(task: _BlockTask, padded: Window, mines: list[tuple[int, Any,
 # ---------------------------------------------------------------------------
 def assess_restoration(
     mines: gpd.GeoDataFrame,
-    before: Scene,
-    after: Scene,
+    before: SourceLike,
+    after: SourceLike,
     *,
     direction_field: str | None = "auto",
     cover: CoverParams | None = None,
@@ -605,7 +614,7 @@ def assess_restoration(
     mines : geopandas.GeoDataFrame
         Mine polygons with a unique ``patch_id`` column (see
         :func:`ecopatch.read_patches`), in any CRS.
-    before, after : Scene
+    before, after : RasterSource, path, xarray object or open rasterio dataset
         Imagery of the two dates (any sensors, grids and CRSs; e.g. a
         Sentinel-2 baseline and a drone mosaic now).
     direction_field : str or None
@@ -696,8 +705,8 @@ def assess_restoration(
 
 def assessment_pass(
     mines: gpd.GeoDataFrame,
-    before: Scene,
-    after: Scene,
+    before: SourceLike,
+    after: SourceLike,
     *,
     direction_field: str | None = "auto",
     cover: CoverParams | None = None,
@@ -735,7 +744,7 @@ def assessment_pass(
         dups = sorted(set(mines.loc[mines["patch_id"].duplicated(), "patch_id"].astype(str)))
         raise DuplicateIDError(f"mines: patch_id repeats {dups[:10]}; each mine needs its own ID")
     crs = as_crs(mines.crs, what="mines layer")
-    before, after = check_pair(before, after, swap_dates=swap_dates)
+    before, after = check_pair(as_source(before), as_source(after), swap_dates=swap_dates)
     rules = rules or StatusRules()
     plan_of = mine_plans(mines, target_year_field=target_year_field, target_rate_field=target_rate_field)
     g = analysis_grid(before, after, grid)
@@ -764,7 +773,7 @@ def assessment_pass(
                       reads=plan_pass_reads((before, after), block=block))
 
 
-def _check_overlap(geoms: np.ndarray, crs: Any, before: Scene, after: Scene, n: int) -> None:
+def _check_overlap(geoms: np.ndarray, crs: Any, before: RasterSource, after: RasterSource, n: int) -> None:
     """Raise NoOverlapError naming the scene when no mine touches it."""
     for scene, which in ((before, "before"), (after, "after")):
         fp = scene.grid.footprint_in(crs)
@@ -777,7 +786,8 @@ def _check_overlap(geoms: np.ndarray, crs: Any, before: Scene, after: Scene, n: 
 
 
 def _assemble(mines: gpd.GeoDataFrame, crs: Any, sums: np.ndarray, rules: StatusRules,
-              direction_field: str | None, before: Scene, after: Scene, plans: pd.DataFrame) -> gpd.GeoDataFrame:
+              direction_field: str | None, before: RasterSource, after: RasterSource,
+              plans: pd.DataFrame) -> gpd.GeoDataFrame:
     import warnings
 
     s = {k: sums[:, i] for i, k in enumerate(_SUMS)}
@@ -889,7 +899,7 @@ def _behind_plan(r: pd.Series) -> tuple[str, ...]:
     return ("behind_plan",) if r["status"] != "restored" else ()
 
 
-def scene_name(scene: Scene) -> str:
+def scene_name(scene: RasterSource) -> str:
     """A scene's ID: the product name (``.SAFE`` folder without the suffix), or the file stem."""
     from pathlib import PurePath
 

@@ -38,11 +38,12 @@ import pandas as pd
 
 from ecopatch.change import dominant_class
 from ecopatch.errors import InputDataError
+from ecopatch.raster.source import as_source
 
 if TYPE_CHECKING:
     import geopandas as gpd
 
-    from ecopatch.io.raster import Scene
+    from ecopatch.raster.source import RasterSource, SourceLike
 
 __all__ = ["cover_over", "persisting"]
 
@@ -56,12 +57,12 @@ _FRACTIONS = ("veg", "bare", "built", "water")
 _BANDS = ("blue", "green", "red", "nir", "swir1", "swir2")
 
 
-def cover_over(scene: Scene, polygons: gpd.GeoDataFrame | gpd.GeoSeries) -> pd.DataFrame:
+def cover_over(scene: SourceLike, polygons: gpd.GeoDataFrame | gpd.GeoSeries) -> pd.DataFrame:
     """Mean cover fractions and cover class of ``scene`` over each polygon, from its clear pixels.
 
     Parameters
     ----------
-    scene : Scene
+    scene : RasterSource
         The imagery (any sensor with red and NIR); read at its own resolution
         over each polygon's bounds only.
     polygons : geopandas.GeoDataFrame or GeoSeries
@@ -87,6 +88,7 @@ def cover_over(scene: Scene, polygons: gpd.GeoDataFrame | gpd.GeoSeries) -> pd.D
     from ecopatch.geodesy import geometries_in
     from ecopatch.zonal import outline_pixels
 
+    scene = as_source(scene)
     if "red" not in scene.bands or "nir" not in scene.bands:
         raise InputDataError(f"{scene.source}: the cover of a case needs red and NIR bands; this scene has "
                              f"{sorted(scene.bands)}")
@@ -120,7 +122,7 @@ def cover_over(scene: Scene, polygons: gpd.GeoDataFrame | gpd.GeoSeries) -> pd.D
     return pd.DataFrame(rows, index=getattr(polygons, "index", None))
 
 
-def _not_known_clear(scene: Scene, win: Any, shape: tuple[int, int]) -> np.ndarray:
+def _not_known_clear(scene: RasterSource, win: Any, shape: tuple[int, int]) -> np.ndarray:
     """Pixels of a window not known to be clear beyond the product's mask: a cloud must not confirm.
 
     A product with a mask: none (the mask has spoken).  Sentinel-2 without
@@ -135,7 +137,7 @@ def _not_known_clear(scene: Scene, win: Any, shape: tuple[int, int]) -> np.ndarr
     """
     from ecopatch.clouds import S2CLOUDLESS_BANDS, S2CLOUDLESS_EDGE, s2cloudless_probability
 
-    if getattr(scene, "mask", None) is not None:
+    if scene.mask_status["kind"] != "none":
         return np.zeros(shape, dtype=bool)
     if scene.sensor.name.startswith("sentinel2") and all(b in scene.bands for b in S2CLOUDLESS_BANDS):
         # s2cloudless reads top-of-atmosphere reflectance: put back the haze a Level-1 scene had removed

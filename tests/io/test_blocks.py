@@ -130,7 +130,7 @@ def test_ignoring_silences_in_the_main_thread_and_leaves_worker_threads_filters_
     import threading
     import warnings
 
-    from ecopatch.io._blocks import ignoring
+    from ecopatch.raster.quiet import ignoring
 
     class Noise(UserWarning):
         pass

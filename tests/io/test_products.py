@@ -18,7 +18,8 @@ from ecopatch.errors import (
     SameSceneWarning,
 )
 from ecopatch.io.products import role_from_description
-from ecopatch.io.raster import check_pair, open_scene, read_decimated
+from ecopatch.io.raster import open_scene
+from ecopatch.raster.source import check_pair, read_decimated
 from tests.conftest import write_raster
 
 
@@ -275,7 +276,7 @@ def test_a_computed_mask_plugs_in_and_is_recorded(tmp_path):
     assert not obs.valid[:, :4].any() and obs.valid[:, 4:].all()
     assert np.isnan(obs["red"][:, :4]).all()
     assert m.mask_status["kind"] == "computed" and "half-cloud" in m.mask_status["source"]
-    from ecopatch.io.raster import read_decimated
+    from ecopatch.raster.source import read_decimated
 
     assert read_decimated(m, max_pixels=64).valid.sum() == 32
     assert pickle.loads(pickle.dumps(m)).mask.kind == "computed"

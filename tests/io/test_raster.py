@@ -8,7 +8,9 @@ from affine import Affine
 from ecopatch import errors as ecopatch_errors
 from ecopatch.errors import InputDataError, MissingBandError, MissingCRSError, RasterReadError
 from ecopatch.grid import Grid, Window
-from ecopatch.io.raster import open_scene, read_decimated, read_on_grid
+from ecopatch.io.raster import open_scene
+from ecopatch.raster.ongrid import read_on_grid
+from ecopatch.raster.source import read_decimated
 from tests.conftest import write_raster
 
 S2_NAMES = ["B02", "B03", "B04", "B08", "B11", "B12"]

@@ -29,7 +29,6 @@ import logging
 import math
 import os
 import threading
-import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -41,6 +40,7 @@ import numpy as np
 from ecopatch._env import env_int
 from ecopatch.errors import RasterReadError
 from ecopatch.grid import Window
+from ecopatch.raster.quiet import short
 
 log = logging.getLogger(__name__)
 
@@ -57,35 +57,6 @@ PASS_GDAL_CACHE_MB = 1
 STRIP_GROUP_ROWS = 64
 #: Pixel-interleaved files with at most this many bands are read all bands at once.
 MAX_INTERLEAVED_BANDS = 32
-
-
-@contextmanager
-def ignoring(category: type[Warning]) -> Iterator[None]:
-    """Ignore warnings of ``category`` inside the block, in the main thread only.
-
-    :class:`warnings.catch_warnings` saves the process-wide filter list on
-    entry and puts it back on exit.  Entered by several threads at once, the
-    exits interleave: a thread can put back a list that holds another
-    thread's "ignore", which then stays in the user's process after ecopatch
-    returns, or drop a filter the user set meanwhile.  So only the main
-    thread silences here; in ecopatch's worker threads the block runs as it
-    is.  Nothing is lost by that: the warnings silenced this way (rasterio's
-    "no geotransform" when a file is first opened) come from the main
-    thread, which opens and checks every file before a pass hands it to
-    workers.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category)
-        yield
-
-
-def short(exc: BaseException) -> str:
-    """The first line of an exception's message (at most 200 characters)."""
-    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return msg[:200]
 
 
 # ---------------------------------------------------------------------------

@@ -54,7 +54,8 @@ import numpy as np
 
 from ecopatch.errors import ConfigError, InputDataError, OutputError, RasterReadError
 from ecopatch.io.products import Calibration, _Options, _sample_values
-from ecopatch.io.raster import BandRef, ProductInfo, Scene, _dataset, _grid_of
+from ecopatch.io.raster import BandRef, Scene, _dataset, _grid_of
+from ecopatch.raster.source import ProductInfo
 from ecopatch.sensors import get_sensor
 
 if TYPE_CHECKING:

@@ -54,17 +54,9 @@ from ecopatch.errors import (
     MissingMaskWarning,
     RasterReadError,
 )
-from ecopatch.io.raster import (
-    BandRef,
-    MaskProvider,
-    MaskRef,
-    ProductInfo,
-    Scene,
-    _dataset,
-    _grid_of,
-    _unit_m,
-    read_sample,
-)
+from ecopatch.io.raster import BandRef, MaskRef, Scene, _dataset, _grid_of
+from ecopatch.raster.ongrid import ground_unit_m
+from ecopatch.raster.source import MaskProvider, ProductInfo
 from ecopatch.sensors import COMMON_BANDS, SensorProfile, get_sensor
 
 __all__ = [
@@ -247,7 +239,7 @@ def _say(scene: Scene) -> None:
 
 def _dark_object_subtraction(scene: Scene) -> Scene:
     """Subtract each band's haze (0.1st percentile above 1 % reflectance) through the band offsets."""
-    obs = read_sample(scene, max_pixels=500_000)
+    obs = scene.read_sample(max_pixels=500_000)
     refs = []
     haze = {}
     for name, ref in scene.band_refs:
@@ -819,7 +811,7 @@ def _scene_from_file(path: Path, opts: _Options) -> Scene:
     colorinterp = [ci.name for ci in ds.colorinterp]
     count = ds.count
     dtype = ds.dtypes[0]
-    res_m = grid.res[0] * _unit_m(grid)
+    res_m = grid.res[0] * ground_unit_m(grid)
     roles = [role_from_description(d) for d in descriptions]
 
     fid = _FileId()

@@ -47,12 +47,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ecopatch.errors import NoOverlapError, RasterReadError
+from ecopatch.errors import RasterReadError
 from ecopatch.grid import Grid
 from ecopatch.io import _blocks
+from ecopatch.raster.masks import grow_clouds
+from ecopatch.raster.ongrid import decimated_grid, ground_unit_m
+from ecopatch.raster.quiet import ignoring, short
+from ecopatch.raster.source import Observation
 
 if TYPE_CHECKING:
-    from ecopatch.io.raster import Observation, Scene
+    from ecopatch.io.raster import Scene
 
 __all__ = ["build_overviews", "read_decimated", "shared_reads"]
 
@@ -67,48 +71,6 @@ MIN_OVERVIEW_PX = 2048 * 2048
 # ---------------------------------------------------------------------------
 # The decimated grid
 # ---------------------------------------------------------------------------
-def decimated_grid(scene: Scene, *, aoi_bounds: tuple[float, float, float, float] | None = None,
-                   aoi_crs: Any = None, margin_m: float = 0.0, max_pixels: int = 1_000_000) -> Grid:
-    """The grid of a decimated read: the window of ``scene.grid`` over the area, every k-th pixel.
-
-    Raises
-    ------
-    NoOverlapError
-        The area of interest does not overlap the scene.
-    """
-    from ecopatch.io.raster import _unit_m
-
-    g = scene.grid
-    if aoi_bounds is not None:
-        from shapely.geometry import box
-
-        poly = box(*aoi_bounds)
-        crs = aoi_crs if aoi_crs is not None else g.crs
-        from ecopatch.geodesy import as_crs, transformer
-
-        if as_crs(crs) != g.crs:
-            import shapely
-
-            tr = transformer(crs, g.crs)
-            poly = shapely.transform(shapely.segmentize(poly, (aoi_bounds[2] - aoi_bounds[0]) / 20 or 1),
-                                     lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
-        pad = int(math.ceil(margin_m / (g.res[0] * _unit_m(g))))
-        win = g.window_from_bounds(poly.bounds, pad=pad, clip=True)
-        if win is None:
-            raise NoOverlapError(
-                f"{scene.source}: the area of interest {tuple(round(float(v), 6) for v in aoi_bounds)} "
-                "does not overlap the scene"
-            )
-    else:
-        win = g.window
-    k = max(1, math.ceil(math.sqrt(win.height * win.width / max_pixels)))
-    shape = (max(1, math.ceil(win.height / k)), max(1, math.ceil(win.width / k)))
-    a = g.subgrid(win).transform
-    from affine import Affine
-
-    return Grid(shape, Affine(a.a * win.width / shape[1], 0, a.c, 0, a.e * win.height / shape[0], a.f), g.crs)
-
-
 # ---------------------------------------------------------------------------
 # Reading
 # ---------------------------------------------------------------------------
@@ -156,7 +118,7 @@ def read_decimated(
         not valid (no data, saturated, cloud: the product's mask grown by
         the scene's cloud buffer at the decimated resolution).
     """
-    from ecopatch.io.raster import _computed_clear, _grow_clouds, _to_reflectance, _unit_m
+    from ecopatch.io.raster import _computed_clear, _to_reflectance
 
     names = list(bands) if bands is not None else list(scene.bands)
     for n in names:
@@ -167,8 +129,6 @@ def read_decimated(
     if raw is None:
         build = build_overviews or (shared is not None and shared.build_overviews)
         raw = _fetch(scene, names, dgrid, build=build, handles=shared.handles if shared is not None else None)
-    from ecopatch.io.raster import Observation
-
     out: dict[str, np.ndarray] = {}
     valid = np.ones(dgrid.shape, dtype=bool)
     for n in names:
@@ -178,7 +138,7 @@ def read_decimated(
     if scene.mask is not None and scene.mask.kind == "computed":
         valid &= _computed_clear(scene, dgrid)
     elif scene.mask is not None:
-        valid &= _grow_clouds(raw[_MASK], scene.mask.kind, scene._buffer_px(dgrid.res[0] * _unit_m(dgrid)))
+        valid &= grow_clouds(raw[_MASK], scene.mask.kind, scene._buffer_px(dgrid.res[0] * ground_unit_m(dgrid)))
     valid &= ~scene._collar(out)
     for n in names:
         out[n][~valid] = np.nan
@@ -251,7 +211,7 @@ def _decimate_file(pool: _Handles, path: str, indexes: list[int], src: Grid, dgr
             return ds.read(indexes, window=win.to_rasterio(), out_shape=shape, resampling=Resampling.nearest)
         except Exception as exc:
             raise RasterReadError(
-                f"{path}: decimated read of band(s) {indexes} failed ({_blocks.short(exc)}); the file is "
+                f"{path}: decimated read of band(s) {indexes} failed ({short(exc)}); the file is "
                 "probably truncated or corrupt: re-download or re-export it"
             ) from exc
 
@@ -330,10 +290,10 @@ class _Handles:
             ds = self._open.get(key)
         if ds is None:
             try:
-                with _blocks.ignoring(rasterio.errors.NotGeoreferencedWarning):
+                with ignoring(rasterio.errors.NotGeoreferencedWarning):
                     ds = rasterio.open(path)
             except Exception as exc:
-                raise RasterReadError(f"{path}: cannot open as a raster ({_blocks.short(exc)})") from exc
+                raise RasterReadError(f"{path}: cannot open as a raster ({short(exc)})") from exc
             with self._lock:
                 self._open[key] = ds
         yield ds
@@ -424,7 +384,7 @@ def _build_one(path: str, factors: Sequence[int] | None, overwrite: bool) -> Pat
                 shape = (ds.height, ds.width)
                 driver = ds.driver
         except Exception as exc:
-            raise RasterReadError(f"{src}: cannot open to build overviews ({_blocks.short(exc)})") from exc
+            raise RasterReadError(f"{src}: cannot open to build overviews ({short(exc)})") from exc
         if driver not in ("GTiff", "VRT", "JP2OpenJPEG"):
             return None
         levels = list(factors) if factors else overview_factors(shape)
@@ -440,7 +400,7 @@ def _build_one(path: str, factors: Sequence[int] | None, overwrite: bool) -> Pat
             os.replace(vrt.with_name(vrt.name + ".ovr"), ovr)
         except Exception as exc:
             raise RasterReadError(
-                f"{src}: cannot write overviews beside it ({_blocks.short(exc)}); is the folder read-only? "
+                f"{src}: cannot write overviews beside it ({short(exc)}); is the folder read-only? "
                 "Build them as the files' owner (gdaladdo -ro FILE), or leave build_overviews off"
             ) from exc
         finally:

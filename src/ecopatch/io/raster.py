@@ -28,57 +28,46 @@ import logging
 import math
 import os
 import threading
-import warnings
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
-from ecopatch.errors import (
-    ConfigError,
-    DateOrderError,
-    InputDataError,
-    MissingBandError,
-    MissingCRSError,
-    RasterReadError,
-    SameSceneWarning,
-)
+from ecopatch.errors import InputDataError, MissingBandError, MissingCRSError, RasterReadError
 from ecopatch.grid import Grid, Window
 from ecopatch.io import _blocks
-from ecopatch.sensors import ANALYSIS_NEEDS, SensorProfile, get_sensor, hls_fmask_clear, landsat_qa_clear, scl_clear
+from ecopatch.raster.masks import MASK_KINDS, grow_clouds_at
+from ecopatch.raster.ongrid import ground_unit_m, integer_ratio, reproject_array, source_window
+from ecopatch.raster.quiet import ignoring, short
+from ecopatch.raster.radiometry import to_reflectance
+from ecopatch.raster.source import (
+    VALID_REFLECTANCE,
+    MaskProvider,
+    Observation,
+    ProductInfo,
+    RasterSource,
+    SourceBase,
+)
+from ecopatch.sensors import SensorProfile, get_sensor
 
 if TYPE_CHECKING:
     from ecopatch.io.products import Calibration
 
 __all__ = [
     "BandRef",
-    "CORE_BANDS",
-    "MaskProvider",
     "MaskRef",
-    "Observation",
-    "ProductInfo",
     "Scene",
-    "check_pair",
     "file_layout",
     "open_scene",
-    "plan_pass_reads",
-    "read_decimated",
-    "read_on_grid",
-    "read_sample",
+    "plan_file_reads",
 ]
 
 log = logging.getLogger(__name__)
-
-#: Reflectance outside this range is treated as invalid (saturation, fill, overflow).
-VALID_REFLECTANCE = (-0.15, 1.6)
-#: The band roles ecopatch's analyses read (see :data:`ecopatch.sensors.ANALYSIS_NEEDS`).
-CORE_BANDS: tuple[str, ...] = ("blue", "green", "red", "nir", "swir1", "swir2")
-
 
 # ---------------------------------------------------------------------------
 # Values: what a scene is made of
@@ -102,22 +91,6 @@ class BandRef:
     band_id: str = ""
 
 
-class MaskProvider(Protocol):
-    """A cloud mask computed rather than read from a product band (a cloud detector, a user's model).
-
-    Plug one into a scene with :meth:`Scene.with_mask`.  ``clear`` gets the
-    scene *without* its mask (so it may read the scene's bands) and the grid
-    of the pixels wanted, and returns True where the ground is seen clearly.
-    It must be picklable (a module-level class) for Dask workers.
-    """
-
-    name: str
-
-    def clear(self, scene: Scene, grid: Grid) -> np.ndarray:
-        """Boolean array of ``grid.shape``: True where clear, False for cloud, shadow or no data."""
-        ...  # pragma: no cover
-
-
 @dataclass(frozen=True)
 class MaskRef:
     """A scene's cloud/quality mask.
@@ -136,75 +109,7 @@ class MaskRef:
 
 
 @dataclass(frozen=True)
-class ProductInfo:
-    """What a scene was identified as, on which evidence, and what had to be assumed.
-
-    Attributes
-    ----------
-    product : str
-        Human name of the product, e.g. ``"Landsat 7 ETM+ Collection 2
-        Level-2 surface reflectance"``.
-    platform, instrument, level : str
-        ``"LANDSAT_7"``, ``"ETM+"``, ``"L2SP"``; ``""`` when unknown.
-    quantity : str
-        What the values are after scaling (surface or top-of-atmosphere
-        reflectance, relative brightness).
-    evidence : tuple of str
-        How it was identified: each a sentence naming the file, field or
-        rule (``"MTL SPACECRAFT_ID = LANDSAT_7"``).
-    assumptions : tuple of str
-        What was assumed where the evidence was thin, each with how to say
-        otherwise; these are also issued as
-        :class:`~ecopatch.errors.AssumptionWarning` when the scene is opened.
-    unused_bands : tuple of str
-        Bands of the product that no analysis uses (never dropped silently).
-    mask_note : str
-        Why the scene has no cloud mask (empty when it has one).
-    processing : tuple of str
-        Steps applied on reading: calibration, orthorectification,
-        pan-sharpening, haze removal.
-    """
-
-    product: str
-    platform: str = ""
-    instrument: str = ""
-    level: str = ""
-    quantity: str = ""
-    evidence: tuple[str, ...] = ()
-    assumptions: tuple[str, ...] = ()
-    unused_bands: tuple[str, ...] = ()
-    mask_note: str = ""
-    processing: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Observation:
-    """Reflectance of some bands in one window, with a validity mask.
-
-    Attributes
-    ----------
-    bands : mapping of str to ndarray of float32, shape (rows, cols)
-        Reflectance (unitless, 0-1; relative brightness for drone RGB), NaN
-        where ``valid`` is False.
-    valid : ndarray of bool, shape (rows, cols)
-        True where every band has data and the product's mask says clear.
-    grid : Grid
-        The grid of the window.
-    """
-
-    bands: Mapping[str, np.ndarray]
-    valid: np.ndarray
-    grid: Grid
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        return self.bands[name]
-
-    def __contains__(self, name: object) -> bool:
-        return name in self.bands
-
-
-@dataclass(frozen=True)
-class Scene:
+class Scene(SourceBase):
     """A lazily read image of one date: named bands on a grid, with a cloud mask.
 
     Use :func:`open_scene` to make one.  A Scene holds paths and numbers only
@@ -278,24 +183,6 @@ class Scene:
             "under another name"
         )
 
-    @property
-    def label(self) -> str:
-        """A short human name: sensor and date."""
-        d = self.date.isoformat() if self.date else "undated"
-        return f"{self.sensor.name} {d}"
-
-    def require(self, names: Iterable[str], purpose: str) -> None:
-        """Raise :class:`MissingBandError` unless the scene has every band in ``names``."""
-        missing = [n for n in names if n not in self.bands]
-        if missing:
-            ids = [f"{n} ({self.sensor.bands[n]})" if n in self.sensor.bands else n for n in missing]
-            raise MissingBandError(
-                f"{self.source}: {purpose} needs band(s) {', '.join(ids)}, but the scene has "
-                f"{list(self.bands)}; if it is a downloaded product, the band file is missing (an "
-                "incomplete download: fetch it again); else pass bands={...} to open_scene to name the "
-                "file's bands"
-            )
-
     def read(
         self, bands: Sequence[str] | None = None, window: Window | None = None
     ) -> Observation:
@@ -354,32 +241,6 @@ class Scene:
                            evidence=(f"sensor profile {self.sensor.name}",))
 
     @property
-    def band_roles(self) -> dict[str, bool]:
-        """For each role ecopatch's analyses read (:data:`CORE_BANDS`), whether the scene has it."""
-        return {b: b in self.bands for b in CORE_BANDS}
-
-    @property
-    def missing_roles(self) -> tuple[str, ...]:
-        """The roles of :data:`CORE_BANDS` the scene lacks (e.g. ``("swir1", "swir2")`` for Gaofen)."""
-        return tuple(b for b, have in self.band_roles.items() if not have)
-
-    def degraded(self) -> list[dict[str, Any]]:
-        """The analyses this scene cannot run in full, from :data:`ecopatch.sensors.ANALYSIS_NEEDS`.
-
-        Returns
-        -------
-        list of dict
-            ``{"analysis", "missing", "consequence"}`` per degraded analysis;
-            empty when the scene has every band role the analyses read.
-        """
-        out = []
-        for need in ANALYSIS_NEEDS:
-            missing = [b for b in need.bands if b not in self.bands]
-            if missing:
-                out.append({"analysis": need.analysis, "missing": missing, "consequence": need.without})
-        return out
-
-    @property
     def mask_status(self) -> dict[str, Any]:
         """The cloud mask in words: ``{"kind", "source", "note"}``; kind ``"none"`` with the reason when absent."""
         m = self.mask
@@ -391,7 +252,63 @@ class Scene:
             return {"kind": "none", "source": None, "note": note}
         if m.kind == "computed":
             return {"kind": "computed", "source": m.path, "note": f"computed by {m.path}"}
-        return {"kind": m.kind, "source": m.path, "note": _MASK_WORDS.get(m.kind, m.kind)}
+        return {"kind": m.kind, "source": m.path, "note": MASK_KINDS.get(m.kind, m.kind)}
+
+    # -- the rest of the raster-source protocol ----------------------------------
+    @property
+    def scales(self) -> dict[str, tuple[float, float]]:
+        """Per band ``(scale, offset)``: ``reflectance = DN × scale + offset``."""
+        return {n: (r.scale, r.offset) for n, r in self.band_refs}
+
+    @property
+    def nodata(self) -> dict[str, float | None]:
+        """Per band, the DN meaning no data (None: none; integer bands' maximum is also invalid)."""
+        return {n: r.nodata for n, r in self.band_refs}
+
+    def files(self) -> tuple[tuple[str, int, Grid], ...]:
+        """``(path, band, file grid)`` of each band and of the product mask, for read planning."""
+        refs = [(r.path, r.index, r.grid) for _, r in self.band_refs]
+        if self.mask is not None and self.mask.kind != "computed":
+            refs.append((self.mask.path, self.mask.index, self.mask.grid))
+        return tuple(refs)
+
+    def data_key(self) -> frozenset[Any]:
+        """The files and bands the scene reads (real paths): equal keys, the same imagery."""
+        return frozenset((os.path.realpath(r.path), r.index) for _, r in self.band_refs)
+
+    def read_decimated(self, *, aoi_bounds: tuple[float, float, float, float] | None = None, aoi_crs: Any = None,
+                       margin_m: float = 0.0, max_pixels: int = 1_000_000, bands: Sequence[str] | None = None,
+                       build_overviews: bool = False) -> Observation:
+        """Every k-th pixel, from the files' overviews where they have them (see :mod:`ecopatch.io.quicklook`)."""
+        from ecopatch.io.quicklook import read_decimated
+
+        return read_decimated(self, aoi_bounds=aoi_bounds, aoi_crs=aoi_crs, margin_m=margin_m,
+                              max_pixels=max_pixels, bands=bands, build_overviews=build_overviews)
+
+    def read_sample(self, *, max_pixels: int = 1_000_000, bands: Sequence[str] | None = None) -> Observation:
+        """A spatially even sample of the whole scene, in bounded time and memory.
+
+        With overviews (as Sentinel-2 JP2 and most COGs have) this is a
+        decimated read of the whole scene.  Without them a decimated read
+        would still decode nearly every block of the file, so instead up to
+        ``max_pixels`` are read as 256 × 256 windows on an even lattice
+        across the scene: cheap whatever the raster's size.
+        """
+        names = list(bands) if bands is not None else list(self.bands)
+        ds = _dataset(self.band(names[0]).path)
+        g = self.grid
+        if ds.overviews(1) or g.height * g.width <= 4 * max_pixels:
+            return self.read_decimated(max_pixels=max_pixels, bands=names)
+        size = 256
+        n = max(1, max_pixels // (size * size))
+        k = max(1, int(math.sqrt(n)))
+        rows = np.linspace(0, max(0, g.height - size), k).astype(int)
+        cols = np.linspace(0, max(0, g.width - size), k).astype(int)
+        parts = [self.read(names, Window(int(r), int(c), min(size, g.height), min(size, g.width)))
+                 for r in rows for c in cols]
+        out = {b: np.concatenate([p.bands[b].ravel() for p in parts]) for b in names}
+        valid = np.concatenate([p.valid.ravel() for p in parts])
+        return Observation(out, valid, g)
 
     def provenance(self) -> dict[str, Any]:
         """What was read and how, as plain JSON-able values, for manifests and output metadata.
@@ -499,18 +416,18 @@ class Scene:
             return _computed_clear(self, self.grid.subgrid(window))
         # a mask on a whole-factor coarser grid (Sentinel-2 SCL at 20 m): clouds are grown on
         # its own grid, then repeated onto the window: 4x fewer pixels
-        k = self._buffer_px(m.grid.res[0] * _unit_m(m.grid))
+        k = self._buffer_px(m.grid.res[0] * ground_unit_m(m.grid))
         whole = _whole_pixels(m.path, m.index, m.grid, self.grid, window, fill=0, pad=k)
         if whole is not None:
             raw, rows, cols = whole
             if rows is None or cols is None:
                 rows, cols = np.arange(window.height), np.arange(window.width)
-            return _grow_clouds_at(raw, m.kind, k, rows, cols)
-        k = self._buffer_px(self.grid.res[0] * _unit_m(self.grid))
+            return grow_clouds_at(raw, m.kind, k, rows, cols)
+        k = self._buffer_px(self.grid.res[0] * ground_unit_m(self.grid))
         big = window.pad(k)
         raw = _read_resampled(m.path, m.index, m.grid, self.grid, big, categorical=True)
         rel = window.relative_to(big)
-        return _grow_clouds_at(raw, m.kind, k, np.arange(rel.row_off, rel.row_end), np.arange(rel.col_off, rel.col_end))
+        return grow_clouds_at(raw, m.kind, k, np.arange(rel.row_off, rel.row_end), np.arange(rel.col_off, rel.col_end))
 
     def with_date(self, date: _dt.date) -> Scene:
         """A copy with another acquisition date."""
@@ -551,15 +468,6 @@ def _rebuild_scene(sensor_name, band_refs, grid, date, mask, source, metadata, s
     return Scene(sensor, band_refs, grid, date, mask, source, metadata, cloud_buffer_m, product)
 
 
-_MASK_WORDS = {
-    "scl": "Sentinel-2 scene classification (SCL): cloud, shadow, cirrus, snow masked",
-    "qa_pixel": "Landsat QA_PIXEL: fill, dilated cloud, cirrus, cloud, shadow, snow masked",
-    "fmask": "HLS Fmask: cloud, adjacent, shadow, snow masked",
-    "alpha": "alpha band",
-    "cloud01": "cloud raster (> 0 = cloud)",
-}
-
-
 def _band_words(name: str, ref: BandRef) -> str:
     where = ref.band_id or f"band {ref.index}"
     if ref.band_id and ref.band_id != str(ref.index) and Path(ref.path).suffix.lower() not in (".vrt",):
@@ -594,7 +502,7 @@ _local = threading.local()
 TILE_CACHE_MB = _blocks.TILE_CACHE_MB
 _TILES = _blocks.TILES
 _ds_read = _blocks.ds_read
-_short = _blocks.short
+_short = short
 
 
 def _dataset(path: str) -> Any:
@@ -616,7 +524,7 @@ def _dataset(path: str) -> Any:
     if ds is None or ds.closed:
         try:
             # a missing geotransform gets our own clearer error in _grid_of
-            with _blocks.ignoring(rasterio.errors.NotGeoreferencedWarning):
+            with ignoring(rasterio.errors.NotGeoreferencedWarning):
                 ds = rasterio.open(path)
         except Exception as exc:  # rasterio raises RasterioIOError and friends
             raise RasterReadError(
@@ -746,8 +654,13 @@ def _interleaved_band(path: str, index: int, win: Window, shared: bool) -> np.nd
     return data[index - 1]
 
 
-def plan_pass_reads(scenes: Iterable[Scene], *, block: int = 512, workers: int | None = None) -> _blocks.ReadPlan:
-    """How a windowed pass over ``scenes`` should read their files, from the files' layouts.
+def plan_file_reads(scenes: Iterable[Any], *, block: int = 512, workers: int | None = None) -> _blocks.ReadPlan:
+    """How a windowed pass over file ``scenes`` should read their files, from the files' layouts.
+
+    The files of all the scenes of a pass are planned together (the tile
+    cache holds their blocks side by side); see
+    :func:`ecopatch.raster.source.plan_pass_reads`, which calls this with
+    the sources that have files.
 
     Put into :class:`ecopatch.tiling.WindowPass` (``reads=``) by the passes
     that read imagery; :func:`ecopatch.tiling.run_passes` takes the windows
@@ -758,7 +671,7 @@ def plan_pass_reads(scenes: Iterable[Scene], *, block: int = 512, workers: int |
     Parameters
     ----------
     scenes : iterable of Scene
-        The imagery the pass reads (each scene's bands and mask).
+        The imagery the pass reads (each scene's bands and mask, :meth:`Scene.files`).
     block : int
         Analysis window size, pixels.
     workers : int, optional
@@ -775,11 +688,8 @@ def plan_pass_reads(scenes: Iterable[Scene], *, block: int = 512, workers: int |
     for scene in scenes:
         g = scene.grid
         width = max(width, g.width)
-        refs: list[tuple[str, int, Grid]] = [(r.path, r.index, r.grid) for _, r in scene.band_refs]
-        if scene.mask is not None and scene.mask.kind != "computed":
-            refs.append((scene.mask.path, scene.mask.index, scene.mask.grid))
-        for path, index, rg in refs:
-            scale = (rg.res[0] * _unit_m(rg)) / (g.res[0] * _unit_m(g)) if g.res[0] else 1.0
+        for path, index, rg in scene.files():
+            scale = (rg.res[0] * ground_unit_m(rg)) / (g.res[0] * ground_unit_m(g)) if g.res[0] else 1.0
             paths = [path]
             try:
                 ds, layout, _ = _layout(path)
@@ -896,24 +806,6 @@ def _parse_vrt_band(path: str, ds: Any, index: int) -> _VRTSources | None:
 
 
 
-def _integer_ratio(fine: Grid, coarse: Grid) -> tuple[int, int, int, int] | None:
-    """(ratio_x, ratio_y, col_shift, row_shift) if ``coarse`` pixels are whole blocks of ``fine``."""
-    if fine.crs != coarse.crs:
-        return None
-    fx, fy = fine.res
-    cx, cy = coarse.res
-    rx, ry = cx / fx, cy / fy
-    if abs(rx - round(rx)) > 1e-6 or abs(ry - round(ry)) > 1e-6 or round(rx) < 1 or round(ry) < 1:
-        return None
-    dc = (coarse.transform.c - fine.transform.c) / fx
-    dr = (fine.transform.f - coarse.transform.f) / fy
-    if abs(dc - round(dc)) > 1e-6 or abs(dr - round(dr)) > 1e-6:
-        return None
-    if fine.transform.e > 0 or coarse.transform.e > 0:
-        return None
-    return int(round(rx)), int(round(ry)), int(round(dc)), int(round(dr))
-
-
 def _read_resampled(
     path: str, index: int, src: Grid, dst: Grid, window: Window, *, categorical: bool
 ) -> np.ndarray:
@@ -944,7 +836,7 @@ def _whole_pixels(path: str, index: int, src: Grid, dst: Grid, window: Window, f
     itself).  None when ``src`` is not a whole-factor coarsening of ``dst``
     aligned with it.
     """
-    ratio = _integer_ratio(dst, src)
+    ratio = integer_ratio(dst, src)
     if ratio is None:
         return None
     rx, ry, dc, dr = ratio
@@ -961,45 +853,10 @@ def _whole_pixels(path: str, index: int, src: Grid, dst: Grid, window: Window, f
     return block, rows, cols
 
 
-def _source_window(src: Grid, dst: Grid, window: Window, pad: int = 2) -> Window | None:
-    sub = dst.subgrid(window)
-    if src.crs == dst.crs:
-        bounds = sub.bounds
-    else:
-        bounds = sub.footprint_in(src.crs).bounds
-    return src.window_from_bounds(bounds, pad=pad, clip=True)
-
-
-def _reproject_array(
-    arr: np.ndarray, src: Grid, dst: Grid, *, resampling: str, fill: float = np.nan
-) -> np.ndarray:
-    import rasterio.errors
-    from rasterio.enums import Resampling
-    from rasterio.warp import reproject
-
-    out = np.full(dst.shape, fill, dtype=np.float32)
-    # the arrays come with explicit transforms; rasterio still warns "no geotransform" for an
-    # identity one (a grid of 1-unit pixels at the origin, south-up): never a real image's
-    with _blocks.ignoring(rasterio.errors.NotGeoreferencedWarning):
-        reproject(
-            source=arr.astype(np.float32, copy=False),
-            destination=out,
-            src_transform=src.transform,
-            src_crs=src.crs.to_wkt(),
-            dst_transform=dst.transform,
-            dst_crs=dst.crs.to_wkt(),
-            resampling=getattr(Resampling, resampling),
-            src_nodata=np.nan,
-            dst_nodata=np.nan,
-            num_threads=1,
-        )
-    return out
-
-
 def _reproject_band(
     path: str, index: int, src: Grid, dst: Grid, window: Window, *, categorical: bool
 ) -> np.ndarray:
-    sw = _source_window(src, dst, window)
+    sw = source_window(src, dst, window)
     if sw is None:
         return np.full(window.shape, np.nan, dtype=np.float32)
     ds = _dataset(path)
@@ -1008,7 +865,7 @@ def _reproject_band(
     if nod is not None and not categorical:
         block[block == nod] = np.nan
     res = "nearest" if categorical else ("bilinear" if src.res[0] >= dst.res[0] else "average")
-    out = _reproject_array(block, src.subgrid(sw), dst.subgrid(window), resampling=res)
+    out = reproject_array(block, src.subgrid(sw), dst.subgrid(window), resampling=res)
     if nod is not None and not categorical:
         out[np.isnan(out)] = nod
     return out
@@ -1051,279 +908,12 @@ def _read_reflectance(ref: BandRef, grid: Grid, window: Window, valid: np.ndarra
 
 def _to_reflectance(dn: np.ndarray, ref: BandRef) -> tuple[np.ndarray, np.ndarray]:
     """DN -> float32 reflectance and a validity mask."""
-    from ecopatch._kernels import reflectance_kernel
-
-    maxval = _saturation(ref)
-    fused = reflectance_kernel(dn, ref.scale, ref.offset, ref.nodata, maxval, VALID_REFLECTANCE)
-    if fused is not None:
-        return fused[0], fused[1]
-    ok = np.ones(dn.shape, dtype=bool)
-    if np.issubdtype(dn.dtype, np.floating):
-        ok &= np.isfinite(dn)
-    if ref.nodata is not None and not (isinstance(ref.nodata, float) and math.isnan(ref.nodata)):
-        ok &= dn != ref.nodata
-    if np.issubdtype(np.dtype(ref.dtype), np.integer):
-        ok &= dn != np.iinfo(np.dtype(ref.dtype)).max  # saturation / fill
-    refl = dn.astype(np.float32) * np.float32(ref.scale) + np.float32(ref.offset)
-    lo, hi = VALID_REFLECTANCE
-    with np.errstate(invalid="ignore"):
-        ok &= (refl >= lo) & (refl <= hi)
-    refl[~ok] = np.nan
-    return refl, ok
-
-
-def _grow_clouds_at(raw: np.ndarray, kind: str, k: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """``_grow_clouds(raw, kind, k)[rows][:, cols]``, in one pass where the kernel can (C order)."""
-    from ecopatch._kernels import clear_kernel
-    from ecopatch.sensors import SCL_UNUSABLE
-
-    fused = clear_kernel(raw, kind, k, rows, cols, SCL_UNUSABLE)
-    if fused is not None:
-        return fused
-    return np.ascontiguousarray(_grow_clouds(raw, kind, k)[rows][:, cols])
-
-
-def _grow_clouds(raw: np.ndarray, kind: str, k: int) -> np.ndarray:
-    """Clear pixels of a quality band, with cloud/shadow/cirrus grown by ``k`` pixels (not no data)."""
-    clear = _mask_clear(raw, kind)
-    if k <= 0:
-        return clear
-    from scipy.ndimage import binary_dilation
-
-    nodata = np.nan_to_num(np.asarray(raw, dtype=np.float64), nan=0) == 0
-    cloudy = ~clear & ~nodata
-    yy, xx = np.mgrid[-k:k + 1, -k:k + 1]
-    disk = (yy * yy + xx * xx) <= k * k
-    return clear & ~binary_dilation(cloudy, structure=disk)
-
-
-def _mask_clear(raw: np.ndarray, kind: str) -> np.ndarray:
-    raw = np.nan_to_num(np.asarray(raw), nan=0)
-    if kind == "scl":
-        return scl_clear(raw.astype(np.int64))
-    if kind == "qa_pixel":
-        return landsat_qa_clear(raw.astype(np.int64))
-    if kind == "fmask":
-        return hls_fmask_clear(raw.astype(np.int64))
-    if kind == "alpha":
-        return raw > 0
-    if kind == "cloud01":
-        return raw <= 0
-    raise ConfigError(f"unknown mask kind {kind!r}")  # pragma: no cover
+    return to_reflectance(dn, ref.scale, ref.offset, ref.nodata, ref.dtype)
 
 
 # ---------------------------------------------------------------------------
 # Reading onto another grid
 # ---------------------------------------------------------------------------
-Derive = Callable[[Observation], Mapping[str, np.ndarray]]
-
-
-def _same_pixels(a: Grid, b: Grid) -> tuple[int, int] | None:
-    """Row/col offset of grid ``b``'s origin in ``a``'s pixels when their pixels coincide."""
-    r = _integer_ratio(a, b)
-    if r is None or r[0] != 1 or r[1] != 1:
-        return None
-    return r[3], r[2]
-
-
-def read_on_grid(
-    scene: Scene,
-    grid: Grid,
-    window: Window | None = None,
-    *,
-    bands: Sequence[str] | None = None,
-    derive: Derive | None = None,
-    min_valid: float = 0.5,
-    max_source_px: int = 4_000_000,
-) -> dict[str, np.ndarray]:
-    """Read a scene onto ``window`` of another grid, deriving layers at native resolution first.
-
-    ``derive`` turns the scene's own pixels into layers (for example class
-    fractions or an index); the layers are then brought onto ``grid`` by
-    area-weighted averaging when the scene is finer (a drone mosaic onto a
-    10 m grid: each 10 m cell gets the mean of the ~10 000 drone pixels in
-    it) or bilinear interpolation when it is coarser.  Deriving before
-    resampling keeps fractions linear: a 10 m cell half covered by grass in
-    the drone mosaic gets vegetation fraction 0.5.
-
-    Parameters
-    ----------
-    scene : Scene
-        The imagery.
-    grid : Grid
-        The analysis grid (any CRS and resolution).
-    window : Window, optional
-        Pixels of ``grid`` to produce; default the whole grid.
-    bands : sequence of str, optional
-        Bands to read; default all the scene has.
-    derive : callable, optional
-        ``derive(observation) -> {name: float array}`` on the scene's own
-        grid; NaN where not observed.  Default: the bands themselves.
-    min_valid : float
-        A target cell is valid when at least this share (0-1) of the scene
-        pixels under it are valid; otherwise its layers are NaN.
-    max_source_px : int
-        Upper bound on the scene pixels read at once; larger target windows
-        are split, so memory stays bounded for drone mosaics.
-
-    Returns
-    -------
-    dict of str to ndarray of float32, shape ``window.shape``
-        The derived layers plus ``"valid_fraction"`` (0-1).
-    """
-    window = window or grid.window
-    derive = derive or _bands_as_layers
-    offset = _same_pixels(scene.grid, grid)
-    if offset is not None:
-        dr, dc = offset
-        sw = Window(window.row_off + dr, window.col_off + dc, window.height, window.width)
-        obs = scene.read(bands, sw)
-        layers = {k: np.asarray(v, dtype=np.float32) for k, v in derive(obs).items()}
-        layers["valid_fraction"] = obs.valid.astype(np.float32)
-        return layers
-
-    sw = _source_window(scene.grid, grid, window)
-    if sw is None:
-        return _empty_layers(scene, derive, bands, window.shape)
-    if sw.height * sw.width > max_source_px and (window.height > 1 or window.width > 1):
-        return _split_read(scene, grid, window, bands, derive, min_valid, max_source_px)
-
-    obs = scene.read(bands, sw)
-    layers = derive(obs)
-    src = scene.grid.subgrid(sw)
-    dst = grid.subgrid(window)
-    finer = scene.grid.res[0] * _unit_m(scene.grid) < grid.res[0] * _unit_m(grid)
-    res = "average" if finer else "bilinear"
-    out: dict[str, np.ndarray] = {}
-    vf = _reproject_array(obs.valid.astype(np.float32), src, dst, resampling=res)
-    vf = np.nan_to_num(vf, nan=0.0)
-    bad = vf < min_valid
-    for k, v in layers.items():
-        r = _reproject_array(np.asarray(v, dtype=np.float32), src, dst, resampling=res)
-        r[bad] = np.nan
-        out[k] = r
-    out["valid_fraction"] = vf
-    return out
-
-
-def _unit_m(grid: Grid) -> float:
-    if grid.is_geographic:
-        return 111_320.0 * math.cos(math.radians((grid.bounds[1] + grid.bounds[3]) / 2))
-    info = grid.crs.axis_info
-    return info[0].unit_conversion_factor if info else 1.0
-
-
-def _bands_as_layers(obs: Observation) -> Mapping[str, np.ndarray]:
-    return obs.bands
-
-
-def _empty_layers(scene, derive, bands, shape):  # type: ignore[no-untyped-def]
-    tiny = scene.read(bands, Window(0, 0, 1, 1))
-    names = list(derive(tiny).keys())
-    out = {k: np.full(shape, np.nan, dtype=np.float32) for k in names}
-    out["valid_fraction"] = np.zeros(shape, dtype=np.float32)
-    return out
-
-
-def _split_read(scene, grid, window, bands, derive, min_valid, max_source_px):  # type: ignore[no-untyped-def]
-    h2, w2 = max(1, window.height // 2), max(1, window.width // 2)
-    parts = []
-    for r0, rh in ((window.row_off, h2), (window.row_off + h2, window.height - h2)):
-        for c0, cw in ((window.col_off, w2), (window.col_off + w2, window.width - w2)):
-            if rh > 0 and cw > 0:
-                parts.append(Window(r0, c0, rh, cw))
-    out: dict[str, np.ndarray] = {}
-    for p in parts:
-        sub = read_on_grid(scene, grid, p, bands=bands, derive=derive, min_valid=min_valid,
-                           max_source_px=max_source_px)
-        rel = p.relative_to(window)
-        for k, v in sub.items():
-            if k not in out:
-                out[k] = np.full(window.shape, np.nan, dtype=np.float32)
-            out[k][rel.slices] = v
-    return out
-
-
-def read_decimated(
-    scene: Scene,
-    *,
-    aoi_bounds: tuple[float, float, float, float] | None = None,
-    aoi_crs: Any = None,
-    margin_m: float = 0.0,
-    max_pixels: int = 1_000_000,
-    bands: Sequence[str] | None = None,
-    build_overviews: bool = False,
-) -> Observation:
-    """A decimated read of a scene (or of an area of interest), for statistics and quick-looks.
-
-    Reads every k-th pixel (nearest) so that at most ``max_pixels`` are
-    returned: from the files' overviews where they have them, else in one
-    pass over each file for all the bands asked; cheap even for a full tile
-    or a multi-GB drone mosaic with overviews.  See
-    :func:`ecopatch.io.quicklook.read_decimated` (and
-    :func:`~ecopatch.io.quicklook.shared_reads` to share the reads between
-    the figures of a report).
-
-    Parameters
-    ----------
-    scene : Scene
-    aoi_bounds : tuple of float, optional
-        ``(left, bottom, right, top)`` in ``aoi_crs``; default the whole scene.
-    aoi_crs : CRS-like, optional
-        CRS of ``aoi_bounds`` (default the scene's).
-    margin_m : float
-        Ground distance added around the area of interest, m.
-    max_pixels : int
-        Upper bound on the returned pixels.
-    bands : sequence of str, optional
-        Bands to read; default all.
-    build_overviews : bool
-        Build missing overviews of large files first (an external ``.ovr``
-        beside each; off by default).
-
-    Returns
-    -------
-    Observation
-        On a coarser grid covering the same ground.
-    """
-    from ecopatch.io.quicklook import read_decimated as _rd
-
-    return _rd(scene, aoi_bounds=aoi_bounds, aoi_crs=aoi_crs, margin_m=margin_m, max_pixels=max_pixels,
-               bands=bands, build_overviews=build_overviews)
-
-
-def read_sample(scene: Scene, *, max_pixels: int = 1_000_000, bands: Sequence[str] | None = None) -> Observation:
-    """A spatially even sample of a whole scene, for scene statistics, in bounded time and memory.
-
-    With overviews (as Sentinel-2 JP2 and most COGs have) this is a
-    decimated read of the whole scene.  Without them a decimated read would
-    still decode nearly every block of the file, so instead up to
-    ``max_pixels`` are read as 256 × 256 windows on an even lattice across the
-    scene: cheap whatever the raster's size.
-
-    Returns
-    -------
-    Observation
-        Bands and validity as arrays (2-D for a decimated read; 1-D, the
-        windows concatenated, otherwise).
-    """
-    names = list(bands) if bands is not None else list(scene.bands)
-    ds = _dataset(scene.band(names[0]).path)
-    g = scene.grid
-    if ds.overviews(1) or g.height * g.width <= 4 * max_pixels:
-        return read_decimated(scene, max_pixels=max_pixels, bands=names)
-    size = 256
-    n = max(1, max_pixels // (size * size))
-    k = max(1, int(math.sqrt(n)))
-    rows = np.linspace(0, max(0, g.height - size), k).astype(int)
-    cols = np.linspace(0, max(0, g.width - size), k).astype(int)
-    parts = [scene.read(names, Window(int(r), int(c), min(size, g.height), min(size, g.width)))
-             for r in rows for c in cols]
-    out = {b: np.concatenate([p.bands[b].ravel() for p in parts]) for b in names}
-    valid = np.concatenate([p.valid.ravel() for p in parts])
-    return Observation(out, valid, g)
-
-
 # ---------------------------------------------------------------------------
 # Opening products
 # ---------------------------------------------------------------------------
@@ -1377,10 +967,54 @@ def _grid_of(path: str) -> tuple[Grid, Any]:
     return Grid((ds.height, ds.width), t, ds.crs), ds
 
 
+@overload
 def open_scene(
     source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    sensor: str | SensorProfile | None = ...,
+    bands: Mapping[str, int | str] | None = ...,
+    date: str | _dt.date | None = ...,
+    *,
+    scale: float | None = ...,
+    offset: float | None = ...,
+    nodata: float | None = ...,
+    cloud_buffer_m: float | None = ...,
+    haze: str = ...,
+    cloud_mask: MaskRef | MaskProvider | str | os.PathLike[str] | None = ...,
+    dem: str | os.PathLike[str] | None = ...,
+    calibration: str | os.PathLike[str] | Calibration | None = ...,
+    pansharpen: bool = ...,
+    workdir: str | os.PathLike[str] | None = ...,
+    transform: Any = ...,
+    crs: Any = ...,
+) -> Scene: ...
+
+
+@overload
+def open_scene(
+    source: Any,
+    sensor: str | SensorProfile | None = ...,
+    bands: Mapping[str, int | str] | Sequence[str] | None = ...,
+    date: str | _dt.date | None = ...,
+    *,
+    scale: float | None = ...,
+    offset: float | None = ...,
+    nodata: float | None = ...,
+    cloud_buffer_m: float | None = ...,
+    haze: str = ...,
+    cloud_mask: MaskRef | MaskProvider | str | os.PathLike[str] | None = ...,
+    dem: str | os.PathLike[str] | None = ...,
+    calibration: str | os.PathLike[str] | Calibration | None = ...,
+    pansharpen: bool = ...,
+    workdir: str | os.PathLike[str] | None = ...,
+    transform: Any = ...,
+    crs: Any = ...,
+) -> RasterSource: ...
+
+
+def open_scene(
+    source: Any,
     sensor: str | SensorProfile | None = None,
-    bands: Mapping[str, int | str] | None = None,
+    bands: Mapping[str, int | str] | Sequence[str] | None = None,
     date: str | _dt.date | None = None,
     *,
     scale: float | None = None,
@@ -1393,7 +1027,9 @@ def open_scene(
     calibration: str | os.PathLike[str] | Calibration | None = None,
     pansharpen: bool = True,
     workdir: str | os.PathLike[str] | None = None,
-) -> Scene:
+    transform: Any = None,
+    crs: Any = None,
+) -> Any:
     """Open imagery of one date as a lazily read :class:`Scene`, and say what it was read as.
 
     The product, its level and sensor, which band is which, how values become
@@ -1412,7 +1048,7 @@ def open_scene(
 
     Parameters
     ----------
-    source : path or sequence of paths
+    source : path, sequence of paths, xarray object, rasterio dataset, array or RasterSource
         A Sentinel-2 ``.SAFE`` folder (or its ``IMG_DATA``), a STAC item
         ``.json`` with local assets, a Landsat Collection 2 folder (with its
         ``_MTL.txt``/``.json``/``.xml``), an HLS folder, a Gaofen L1A package
@@ -1420,7 +1056,15 @@ def open_scene(
         ``.xml``), a folder of single-band files (band IDs in the file
         names, e.g. ``..._B04_10m.tif``, ``SR_B4.TIF``, ``SCL.tif``), a list
         of such files, or one multi-band GeoTIFF (a Gaofen orthoimage, NAIP,
-        a drone mosaic, a stacked export).
+        a drone mosaic, a stacked export).  Also imagery already in memory
+        (an :class:`~ecopatch.raster.arrays.ArraySource` is returned): an
+        xarray ``Dataset`` or ``DataArray`` in the rioxarray, odc-stac or
+        stackstac layout (see :func:`ecopatch.raster.xarray_source.from_xarray`),
+        an open rasterio dataset (one whose file is on disk is opened from
+        its path, with the product readers), or a numpy array of shape
+        ``(bands, rows, cols)`` with ``bands=`` (a list of band roles),
+        ``date=``, ``transform=`` and ``crs=``.  A raster source is returned
+        as it is (with ``date=`` or ``cloud_mask=`` applied).
     sensor : str or SensorProfile, optional
         Product type (see :data:`ecopatch.sensors.SENSORS`); identified from
         the product when not given.
@@ -1459,10 +1103,13 @@ def open_scene(
     workdir : path, optional
         Where a Gaofen ``.tar.gz`` is unpacked and its orthorectification
         VRTs written (default: beside the package).
+    transform, crs : optional
+        The affine transform and CRS of a numpy array ``source``.
 
     Returns
     -------
-    Scene
+    Scene or RasterSource
+        A :class:`Scene` for files and products.
 
     Raises
     ------
@@ -1480,66 +1127,18 @@ def open_scene(
     ``BOA_ADD_OFFSET*`` tags; a product whose baseline is unknown gets no
     offset, with a warning when its date is after the change.
     """
+    from ecopatch.raster.adapters import adapt
+
+    adapted = adapt(source, sensor=sensor, bands=bands, date=date, scale=scale, offset=offset, nodata=nodata,
+                    cloud_buffer_m=cloud_buffer_m, cloud_mask=cloud_mask, transform=transform, crs=crs,
+                    file_only={"dem": dem, "calibration": calibration, "workdir": workdir})
+    if adapted is not None:
+        return adapted
+    if transform is not None or crs is not None:
+        raise InputDataError("transform= and crs= are for arrays; a file carries its own grid (fix it with "
+                             "gdal_edit.py -a_srs / -a_ullr)")
     from ecopatch.io.products import open_product
 
     return open_product(source, sensor, bands, date, scale=scale, offset=offset, nodata=nodata,
                         cloud_buffer_m=cloud_buffer_m, haze=haze, cloud_mask=cloud_mask, dem=dem,
                         calibration=calibration, pansharpen=pansharpen, workdir=workdir)
-
-
-# ---------------------------------------------------------------------------
-# Pairs of scenes
-# ---------------------------------------------------------------------------
-def check_pair(before: Scene, after: Scene, *, swap_dates: bool = False) -> tuple[Scene, Scene]:
-    """Check that two scenes make a before/after pair, and return them in date order.
-
-    Parameters
-    ----------
-    before, after : Scene
-        The scenes as given.
-    swap_dates : bool
-        When the after scene is the older one, swap them (with a log line)
-        instead of raising.
-
-    Returns
-    -------
-    (Scene, Scene)
-        ``(before, after)``, swapped if asked.
-
-    Raises
-    ------
-    DateOrderError
-        ``after`` was taken before ``before`` and ``swap_dates`` is False:
-        restoration would read backwards (a mine "100 % restored") and patch
-        IDs would carry the older date.
-
-    Warns
-    -----
-    SameSceneWarning
-        Both are the same scene (same files, or same source and date): no
-        change can be found.
-    """
-    if _same_scene(before, after):
-        warnings.warn(
-            f"the before and the after scene are the same scene ({before.source}, {before.date}): no change "
-            "can be found; give imagery of two dates",
-            SameSceneWarning, stacklevel=3,
-        )
-    if before.date is not None and after.date is not None and after.date < before.date:
-        if swap_dates:
-            log.info("swap_dates: %s is older than %s; using it as the before scene", after.label, before.label)
-            return after, before
-        raise DateOrderError(
-            f"the after scene ({after.source}, {after.date}) is older than the before scene "
-            f"({before.source}, {before.date}); swap them, or pass swap_dates=True (--swap-dates) to have "
-            "ecopatch order them"
-        )
-    return before, after
-
-
-def _same_scene(a: Scene, b: Scene) -> bool:
-    if a is b:
-        return True
-    fa = {(os.path.realpath(r.path), r.index) for _, r in a.band_refs}
-    fb = {(os.path.realpath(r.path), r.index) for _, r in b.band_refs}
-    return bool(fa) and fa == fb

@@ -485,7 +485,7 @@ def render_on_frame(scene: Scene, frame: MapFrame, bands: Sequence[str], *, max_
     """
     from rasterio.warp import Resampling, reproject
 
-    from ecopatch.io.raster import read_decimated
+    from ecopatch.raster.source import read_decimated
 
     names = [b for b in bands if b in scene.bands]
     shape = frame.grid.shape
