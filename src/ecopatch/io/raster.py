@@ -1127,13 +1127,15 @@ def open_scene(
     ``BOA_ADD_OFFSET*`` tags; a product whose baseline is unknown gets no
     offset, with a warning when its date is after the change.
     """
-    from ecopatch.raster.adapters import adapt
+    from ecopatch.raster.adapters import adapt, is_rasterio_dataset
 
     adapted = adapt(source, sensor=sensor, bands=bands, date=date, scale=scale, offset=offset, nodata=nodata,
                     cloud_buffer_m=cloud_buffer_m, cloud_mask=cloud_mask, transform=transform, crs=crs,
                     file_only={"dem": dem, "calibration": calibration, "workdir": workdir})
     if adapted is not None:
         return adapted
+    if is_rasterio_dataset(source):
+        source = str(source.name)  # a dataset whose file is on disk: read as that file
     if transform is not None or crs is not None:
         raise InputDataError("transform= and crs= are for arrays; a file carries its own grid (fix it with "
                              "gdal_edit.py -a_srs / -a_ullr)")

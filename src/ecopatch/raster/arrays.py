@@ -256,8 +256,8 @@ class ArraySource(SourceBase):
         if self._provider is not None:
             valid &= np.asarray(self._provider.clear(self._copy(_provider=None, _mask=None), dgrid), dtype=bool)
         elif self._mask is not None:
-            arr, kind = self._mask
-            raw = np.asarray(arr[rows][:, cols])
+            arr, kind, f = self._mask
+            raw = np.asarray(arr[rows // f][:, cols // f])
             if kind == "clear":
                 valid &= np.nan_to_num(raw.astype(np.float32), nan=0.0) > 0
             else:
@@ -367,17 +367,29 @@ class ArraySource(SourceBase):
                                      f"window of {window.shape}; MaskProvider.clear must return one value per pixel")
             return np.ascontiguousarray(out)
         assert self._mask is not None
-        arr, kind = self._mask
+        arr, kind, f = self._mask
         if kind == "clear":
             raw = self._raw(arr, window)
             return np.ascontiguousarray(np.nan_to_num(raw.astype(np.float32), nan=0.0) > 0)
-        k = self._buffer_px(self._grid.res[0] * ground_unit_m(self._grid))
-        big = window.pad(k)
-        raw = self._raw(arr, big)
-        if np.issubdtype(raw.dtype, np.integer) and big != window.intersection(self._grid.window):
-            raw = np.where(raw == np.iinfo(raw.dtype).max, 0, raw)  # outside the grid: no data, not a cloud
-        rel = window.relative_to(big)
-        return grow_clouds_at(raw, kind, k, np.arange(rel.row_off, rel.row_end), np.arange(rel.col_off, rel.col_end))
+        # clouds grown on the mask's own pixels, then each repeated onto the window (as for files)
+        k = self._buffer_px(self._grid.res[0] * f * ground_unit_m(self._grid))
+        r0, c0 = window.row_off // f, window.col_off // f
+        r1, c1 = (window.row_end - 1) // f + 1, (window.col_end - 1) // f + 1
+        big = Window(r0 - k, c0 - k, r1 - r0 + 2 * k, c1 - c0 + 2 * k)
+        raw = _boundless(arr, big, 0)
+        rows = np.arange(window.row_off, window.row_end) // f - big.row_off
+        cols = np.arange(window.col_off, window.col_end) // f - big.col_off
+        return grow_clouds_at(raw, kind, k, rows, cols)
+
+
+def _boundless(arr: Any, window: Window, fill: float) -> np.ndarray:
+    """``window`` of a 2-D array, ``fill`` outside it."""
+    h, w = int(arr.shape[0]), int(arr.shape[1])
+    out = np.full(window.shape, fill, dtype=np.dtype(arr.dtype))
+    inner = window.intersection(Window(0, 0, h, w))
+    if inner is not None:
+        out[inner.relative_to(window).slices] = np.asarray(arr[inner.slices])
+    return out
 
 
 def _per_band(value: Any, name: str, default: Any) -> Any:
@@ -394,8 +406,14 @@ def _json_nodata(v: float | None) -> float | None:
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
 
 
-def _mask_layer(mask: Any, grid: Grid, source: str) -> tuple[Any, str] | None:
-    """``mask=`` as ``(array, kind)``; a bare array is a clear-pixel array (kind ``"clear"``)."""
+def _mask_layer(mask: Any, grid: Grid, source: str) -> tuple[Any, str, int] | None:
+    """``mask=`` as ``(array, kind, factor)``; a bare array is a clear-pixel array (kind ``"clear"``).
+
+    ``factor`` is how many grid pixels a mask pixel spans along each axis: 1,
+    or a whole factor for a quality band kept at its own coarser resolution
+    (Sentinel-2 SCL at 20 m under 10 m bands), aligned with the grid's
+    top-left corner.
+    """
     if mask is None:
         return None
     if isinstance(mask, tuple) and len(mask) == 2 and isinstance(mask[1], str):
@@ -407,9 +425,17 @@ def _mask_layer(mask: Any, grid: Grid, source: str) -> tuple[Any, str] | None:
         arr, kind = mask, "clear"
     if not hasattr(arr, "shape") or not hasattr(arr, "dtype"):
         arr = np.asarray(arr)
-    if tuple(arr.shape) != tuple(grid.shape):
-        raise InputDataError(f"{source}: the mask has shape {tuple(arr.shape)}, the grid {tuple(grid.shape)}")
-    return arr, kind
+    shape, want = tuple(int(v) for v in arr.shape), tuple(grid.shape)
+    factor = 1
+    if shape != want:
+        k = -(-want[0] // shape[0]) if len(shape) == 2 and shape[0] else 0
+        if kind == "clear" or k < 2 or -(-want[1] // k) != shape[1] or -(-want[0] // k) != shape[0]:
+            raise InputDataError(
+                f"{source}: the mask has shape {shape}, the grid {want}; give it on the grid, or a quality band "
+                "at a whole-factor coarser resolution aligned with the grid's corner (SCL at 20 m under 10 m bands)"
+            )
+        factor = k
+    return arr, kind, factor
 
 
 class ArrayValues:

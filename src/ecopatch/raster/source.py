@@ -356,7 +356,7 @@ def as_source(obj: Any, **kwargs: Any) -> RasterSource:
     """
     if isinstance(obj, RasterSource) and not kwargs:
         return obj
-    from ecopatch.raster.scene import open_scene  # the file readers, only for what is not a source yet
+    from ecopatch.io.raster import open_scene  # the file readers, only for what is not a source yet
 
     return open_scene(obj, **kwargs)
 
