@@ -323,3 +323,26 @@ def test_zones_in_the_grid_crs_written_differently_label_the_patches_with_it(inp
                                   progress=False)
     assert len(p) == len(ref) > 0
     assert shapely.equals_exact(p.geometry.to_numpy(), ref.geometry.to_numpy(), tolerance=0).all()
+
+
+def test_the_observation_table_survives_what_drops_attrs(inputs):
+    """pandas drops ``attrs`` in concat; ``observations=`` keeps the table in a list the caller holds."""
+    import warnings
+
+    import pandas as pd
+
+    import ecopatch
+    from ecopatch.encroachment import observation_table
+
+    got: list[pd.DataFrame] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        patches = ecopatch.detect_changes(inputs.before, inputs.after, within=inputs.reserves, observations=got,
+                                          progress=False)
+    assert len(got) == 1
+    pd.testing.assert_frame_equal(got[0], observation_table(patches))
+    assert len(got[0]) and (got[0]["observed_m2"] > 0).any()
+    other = patches.iloc[:0].copy()
+    other.attrs = {}  # another run's patches, say, read back from a file
+    both = pd.concat([patches, other])
+    assert observation_table(both).empty  # attrs gone: what the list is for

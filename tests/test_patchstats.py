@@ -114,3 +114,25 @@ def test_classes_in_any_order_absent_or_repeated(classes):
         np.testing.assert_array_equal(both[f"area_{c}_m2"], alone[f"area_{c}_m2"])
     assert (both["area_7_m2"] == 0).all() and both["area_1_m2"].iloc[1] > 0 and both["area_0_m2"].iloc[0] > 0
     np.testing.assert_allclose(both["area_0_m2"] + both["area_1_m2"], both["observed_m2"], rtol=1e-12)
+
+
+def test_a_class_map_in_memory_gives_the_files_statistics(classes):
+    """An xarray DataArray (CRS in spatial_ref, x/y coordinates) and an open dataset read as the file does."""
+    import rasterio
+
+    xr = pytest.importorskip("xarray")
+    with rasterio.open(classes) as ds:
+        arr, crs = ds.read(1), ds.crs
+        geoms = [box(780_100, 3_349_400, 780_300, 3_349_700), box(780_050, 3_349_000, 781_150, 3_349_990)]
+        p = gpd.GeoDataFrame({"patch_id": ["s", "big"]}, geometry=geoms, crs="EPSG:32650")
+        want = patch_statistics(p, classes, classes=[0, 1], block=32)
+        from_dataset = patch_statistics(p, ds, classes=[0, 1], block=32)
+    da = xr.DataArray(arr, dims=("y", "x"), attrs={"_FillValue": 255},
+                      coords={"y": T.f + T.e * (np.arange(arr.shape[0]) + 0.5),
+                              "x": T.c + T.a * (np.arange(arr.shape[1]) + 0.5),
+                              "spatial_ref": xr.DataArray(0, attrs={"crs_wkt": crs.to_wkt()})})
+    got = patch_statistics(p, da, classes=[0, 1], block=32)
+    np.testing.assert_allclose(got.select_dtypes("number"), want.select_dtypes("number"), rtol=1e-12)
+    np.testing.assert_allclose(from_dataset.select_dtypes("number"), want.select_dtypes("number"), rtol=1e-12)
+    with pytest.raises(InputDataError, match="not imagery"):
+        patch_statistics(p, 42)

@@ -295,6 +295,7 @@ def detect_changes(
     max_source_px: int = 4_000_000,
     swap_dates: bool = False,
     history: Sequence[SourceLike] | None = None,
+    observations: list[pd.DataFrame] | None = None,
 ) -> gpd.GeoDataFrame:
     """Find new disturbance between two dates, as suspect patches with type, zone and confidence.
 
@@ -354,6 +355,11 @@ def detect_changes(
         outside it (a field ploughed as in every winter is not a patch), and
         such ground is classed ``seasonal_cropland``.  Scenes dated after
         ``after`` are left out.
+    observations : list, optional
+        A list the call appends the observation table to (a DataFrame, as
+        :func:`observation_table` gives it): the per-zone observed areas
+        and cloud masks also ride in ``.attrs["observation"]``, which pandas
+        drops in ``concat``, ``merge`` and some copies; this form survives.
 
     Returns
     -------
@@ -390,7 +396,7 @@ def detect_changes(
                        normalize=normalize, clouds=clouds, include_gain=include_gain,
                        max_flagged_share=max_flagged_share, grid=grid,
                        simplify_m=simplify_m, block=block, max_source_px=max_source_px, swap_dates=swap_dates,
-                       history=history)
+                       history=history, observations=observations)
     (results,) = run_passes([p], scheduler=scheduler, progress=progress)
     return p.finish(results)
 
@@ -418,6 +424,7 @@ def detection_pass(
     max_source_px: int = 4_000_000,
     swap_dates: bool = False,
     history: Sequence[SourceLike] | None = None,
+    observations: list[pd.DataFrame] | None = None,
 ) -> WindowPass:
     """:func:`detect_changes` set up, as a pass to run with others (:func:`ecopatch.tiling.run_passes`).
 
@@ -538,6 +545,9 @@ def detection_pass(
             # DataFrame there breaks them ("truth value of a DataFrame is ambiguous")
             patches.attrs["observation"] = _observation_table(zones_gdf, zfield, nfield, zone_sums).to_dict("records")
         patches.attrs["detection"] = dict(pair.record)
+        if observations is not None:
+            # attrs do not survive every pandas operation (concat, merge, some copies): this list does
+            observations.append(observation_table(patches))
         _warn_if_flagged_widely(patches, region_m2, max_flagged_share)
         log.info("detect_changes: %d patches", len(patches))
         return patches

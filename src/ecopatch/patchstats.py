@@ -23,6 +23,7 @@ import shapely
 from ecopatch.errors import ConfigError, InputDataError
 from ecopatch.geodesy import as_crs, geodesic_area_m2, geometries_in
 from ecopatch.grid import Grid, Window
+from ecopatch.raster.source import ValueRaster, as_values
 from ecopatch.tiling import PatchSums, Scheduler, add_partials, blocks_touching, run_tasks
 from ecopatch.zonal import _flat_index, _observed, _take, coverage_table
 
@@ -40,7 +41,7 @@ PAIRS_PER_TASK = 256
 
 @dataclass(frozen=True)
 class _Task:
-    path: str
+    raster: ValueRaster
     band: int
     grid: Grid
     block: int
@@ -69,8 +70,6 @@ def _block(task: _Task) -> PatchSums:
     another task is counted there); each block then reads only the bounding
     box of its covered pixels.
     """
-    from ecopatch.io.raster import _read_block
-
     grid, size = task.grid, task.block
     n = len(task.geometries)
     areas = np.zeros(n)
@@ -102,7 +101,7 @@ def _block(task: _Task) -> PatchSums:
         r, c = row[part], col[part]
         pr, pc = int(r.min()), int(c.min())
         w = Window(pr, pc, int(r.max()) - pr + 1, int(c.max()) - pc + 1)
-        data = _read_block(task.path, task.band, grid, w, fill=np.nan, shared=False)
+        data = task.raster.read_values(task.band, w)
         val[part] = _take(data, _flat_index(r, c, w))
     if task.nodata is not None and not np.isnan(task.nodata):
         val[val == task.nodata] = np.nan
@@ -121,7 +120,7 @@ def _block(task: _Task) -> PatchSums:
 
 def patch_statistics(
     patches: gpd.GeoDataFrame,
-    raster: str | os.PathLike[str],
+    raster: str | os.PathLike[str] | ValueRaster | Any,
     *,
     band: int = 1,
     classes: Sequence[float] | None = None,
@@ -137,8 +136,10 @@ def patch_statistics(
     ----------
     patches : geopandas.GeoDataFrame
         Polygons in any CRS (transformed to the raster's).
-    raster : path-like
-        A single raster file; ``band`` is read.
+    raster : path-like, xarray.DataArray, open rasterio dataset or ValueRaster
+        A raster file, or values in memory on a grid (an xarray DataArray
+        with its CRS and x/y coordinates; an
+        :class:`~ecopatch.raster.arrays.ArrayValues`); ``band`` is read.
     band : int
         Band number, 1-based.
     classes : sequence of numbers, optional
@@ -166,17 +167,15 @@ def patch_statistics(
     InputDataError
         ``id_field`` missing or ``band`` out of range.
     """
-    from ecopatch.io.raster import _dataset, _grid_of
-
     if id_field not in patches.columns:
         raise InputDataError(f"patches have no {id_field!r} column; pass id_field= or read them with read_patches")
-    path = str(raster)
-    grid, ds = _grid_of(path)
-    if not 1 <= band <= ds.count:
-        raise InputDataError(f"{path}: band {band} requested but the file has {ds.count}")
+    values = as_values(raster)
+    grid = values.grid
+    if not 1 <= band <= values.count:
+        raise InputDataError(f"{values.source}: band {band} requested but the raster has {values.count}")
     if block < 16:
         raise ConfigError(f"block size {block} px is too small; use at least 16")
-    nd = nodata if nodata is not None else _dataset(path).nodatavals[band - 1]
+    nd = nodata if nodata is not None else values.band_nodata(band)
     crs = as_crs(patches.crs, what="patches")
     geoms = geometries_in(patches, grid.crs, what="patches")
     cls = tuple(float(c) for c in (classes or ()))
@@ -196,7 +195,7 @@ def patch_statistics(
         idx = np.unique(np.concatenate([i for _, i in group]))
         home = np.flatnonzero(~seen[idx])  # plan is in row-major order: a patch's first block is here
         seen[idx] = True
-        tasks.append(_Task(path, band, grid, block, tuple(w for w, _ in group), tuple(geoms[idx]), idx,
+        tasks.append(_Task(values, band, grid, block, tuple(w for w, _ in group), tuple(geoms[idx]), idx,
                            cls, nd, home, tuple(original[idx[home]]), crs))
     b = shapely.bounds(geoms)
     bbox_px = np.nansum((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])) / abs(grid.transform.a * grid.transform.e)

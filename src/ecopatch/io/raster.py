@@ -62,6 +62,7 @@ __all__ = [
     "BandRef",
     "MaskRef",
     "Scene",
+    "FileValues",
     "file_layout",
     "open_scene",
     "plan_file_reads",
@@ -914,6 +915,45 @@ def _to_reflectance(dn: np.ndarray, ref: BandRef) -> tuple[np.ndarray, np.ndarra
 # ---------------------------------------------------------------------------
 # Reading onto another grid
 # ---------------------------------------------------------------------------
+class FileValues:
+    """Raw values of a raster file (a class map, an index), read a window at a time.
+
+    A :class:`~ecopatch.raster.source.ValueRaster`; holds the path only, so
+    it pickles to Dask workers.  Windows go straight through GDAL (not the
+    tile cache): a patch-statistics pass reads each block once.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = str(path)
+        self._grid, ds = _grid_of(self.path)
+        self._count = int(ds.count)
+        self._nodata = tuple(ds.nodatavals)
+
+    @property
+    def grid(self) -> Grid:
+        """The file's grid."""
+        return self._grid
+
+    @property
+    def count(self) -> int:
+        """Number of bands."""
+        return self._count
+
+    @property
+    def source(self) -> str:
+        """The file's path."""
+        return self.path
+
+    def band_nodata(self, band: int) -> float | None:
+        """The file's nodata value of ``band`` (1-based)."""
+        v = self._nodata[band - 1]
+        return None if v is None else float(v)
+
+    def read_values(self, band: int, window: Window) -> np.ndarray:
+        """Values of ``band`` in ``window`` (NaN outside the file)."""
+        return _read_block(self.path, band, self._grid, window, fill=np.nan, shared=False)
+
+
 # ---------------------------------------------------------------------------
 # Opening products
 # ---------------------------------------------------------------------------

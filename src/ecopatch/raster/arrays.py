@@ -456,7 +456,17 @@ class ArrayValues:
             data = data[None]
         if data.ndim != 3 or tuple(data.shape[1:]) != tuple(grid.shape):
             raise InputDataError(f"{source}: values of shape {tuple(data.shape)} do not fit the grid {grid.shape}")
-        self.data, self.grid, self._nodata, self.source = data, grid, nodata, source
+        self.data, self._grid, self._nodata, self._source = data, grid, nodata, source
+
+    @property
+    def grid(self) -> Grid:
+        """The values' grid."""
+        return self._grid
+
+    @property
+    def source(self) -> str:
+        """What the values came from."""
+        return self._source
 
     @property
     def count(self) -> int:
@@ -470,7 +480,7 @@ class ArrayValues:
     def read_values(self, band: int, window: Window) -> np.ndarray:
         """Values of ``band`` (1-based) in ``window`` as float, NaN outside the grid."""
         out = np.full(window.shape, np.nan, dtype=np.float64)
-        inner = window.intersection(self.grid.window)
+        inner = window.intersection(self._grid.window)
         if inner is not None:
             out[inner.relative_to(window).slices] = np.asarray(self.data[band - 1][inner.slices])
         return out

@@ -41,7 +41,9 @@ __all__ = [
     "ProductInfo",
     "RasterSource",
     "SourceBase",
+    "ValueRaster",
     "as_source",
+    "as_values",
     "check_pair",
     "plan_pass_reads",
     "read_decimated",
@@ -333,6 +335,55 @@ class SourceBase:
                 "incomplete download: fetch it again); else pass bands={...} to open_scene to name the "
                 "file's bands"
             )
+
+
+@runtime_checkable
+class ValueRaster(Protocol):
+    """Raw values of a raster (a class map, an index, a DEM): what :func:`ecopatch.patch_statistics` reads.
+
+    Implemented by :class:`ecopatch.io.raster.FileValues` (a file) and
+    :class:`ecopatch.raster.arrays.ArrayValues` (arrays, xarray);
+    :func:`as_values` makes one.
+    """
+
+    @property
+    def grid(self) -> Grid:
+        """The raster's pixels."""
+        ...
+
+    @property
+    def count(self) -> int:
+        """Number of bands."""
+        ...
+
+    @property
+    def source(self) -> str:
+        """What it was made from, for messages."""
+        ...
+
+    def band_nodata(self, band: int) -> float | None:
+        """The value meaning no data in ``band`` (1-based), None when none is recorded."""
+        ...
+
+    def read_values(self, band: int, window: Window) -> np.ndarray:
+        """Values of ``band`` (1-based) in ``window`` (float, NaN outside the raster)."""
+        ...
+
+
+def as_values(obj: Any) -> ValueRaster:
+    """The :class:`ValueRaster` of a path, an xarray DataArray, an open rasterio dataset or a ValueRaster."""
+    if isinstance(obj, ValueRaster):
+        return obj
+    if isinstance(obj, (str, os.PathLike)) or (type(obj).__module__.startswith("rasterio") and hasattr(obj, "name")
+                                               and os.path.isfile(str(obj.name))):
+        from ecopatch.io.raster import FileValues  # the file reader, only for a file
+
+        return FileValues(str(getattr(obj, "name", obj)) if not isinstance(obj, (str, os.PathLike)) else str(obj))
+    from ecopatch.raster.xarray_source import is_xarray, values_from_xarray
+
+    if is_xarray(obj):
+        return values_from_xarray(obj)
+    raise not_a_source(obj, "patch_statistics raster")
 
 
 # ---------------------------------------------------------------------------

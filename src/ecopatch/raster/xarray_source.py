@@ -39,10 +39,10 @@ import numpy as np
 
 from ecopatch.errors import InputDataError
 from ecopatch.grid import Grid
-from ecopatch.raster.arrays import ArraySource, parse_date
+from ecopatch.raster.arrays import ArraySource, ArrayValues, parse_date
 from ecopatch.sensors import SensorProfile, get_sensor
 
-__all__ = ["from_xarray", "is_xarray"]
+__all__ = ["from_xarray", "is_xarray", "to_xarray", "values_from_xarray"]
 
 #: STAC ``eo:common_name`` values and other spellings -> ecopatch's band roles.
 BAND_ALIASES = {
@@ -152,6 +152,22 @@ def from_xarray(
         cloud_buffer_m = 20.0 if kind in ("scl", "qa_pixel") else 0.0
     return ArraySource(layers, grid, when, scale=scales, offset=offsets, nodata=nd, mask=mask,
                        cloud_buffer_m=cloud_buffer_m, sensor=prof, source=label)
+
+
+def values_from_xarray(obj: Any, *, crs: Any = None) -> ArrayValues:
+    """Raw values of an xarray DataArray ``(y, x)`` or ``(band, y, x)`` (a class map), for patch statistics."""
+    label = f"xarray.{type(obj).__name__}" + (f" {obj.name!r}" if getattr(obj, "name", None) else "")
+    if type(obj).__name__ == "Dataset":
+        if len(obj.data_vars) != 1:
+            raise InputDataError(f"{label}: {len(obj.data_vars)} variables; give the one DataArray to measure")
+        obj = next(iter(obj.data_vars.values()))
+    obj = _one_time(obj, label)
+    ydim, xdim = _spatial_dims(obj, label)
+    other = [d for d in obj.dims if d not in (ydim, xdim)]
+    da = obj.transpose(*other, ydim, xdim)
+    grid = Grid((int(da.sizes[ydim]), int(da.sizes[xdim])), _transform(obj, da, ydim, xdim, label),
+                _crs(obj, label) if crs is None else _as_crs(crs, label))
+    return ArrayValues(da.data, grid, _nodata_attr(da.attrs), label)
 
 
 # ---------------------------------------------------------------------------
@@ -390,3 +406,59 @@ def _nodata_attr(attrs: Mapping[str, Any]) -> float | None:
         if v is not None:
             return float(v)
     return None
+
+
+# ---------------------------------------------------------------------------
+# Layers out
+# ---------------------------------------------------------------------------
+def to_xarray(layers: Any, grid: Grid, *, name: str | None = None, date: _dt.date | None = None,
+              attrs: Mapping[str, Any] | None = None) -> Any:
+    """Layers on a grid as xarray: a DataArray for one array, a Dataset for a mapping of them.
+
+    The result has ``y``/``x`` coordinates at the pixel centres (in the CRS's
+    units) and a ``spatial_ref`` coordinate with the CRS (``crs_wkt``) and
+    the GDAL ``GeoTransform``, as rioxarray writes them, so ``.rio.crs`` and
+    ``.rio.to_raster`` work when rioxarray is installed; a ``time``
+    coordinate of length 1 when ``date`` is given.
+
+    Parameters
+    ----------
+    layers : ndarray (rows, cols) or mapping of str to ndarray
+        Class codes, FVC, change codes ... on ``grid``.
+    grid : Grid
+    name : str, optional
+        Name of a single DataArray.
+    date : date, optional
+    attrs : mapping, optional
+        Attributes to set (e.g. the meaning of class codes).
+
+    Raises
+    ------
+    ImportError
+        xarray is not installed (``pip install xarray``).
+    """
+    try:
+        import xarray as xr
+    except ImportError as exc:  # pragma: no cover - xarray is optional
+        raise ImportError("as_xarray needs xarray: pip install xarray (or ecopatch[bench])") from exc
+    t = grid.transform
+    coords: dict[str, Any] = {
+        "y": t.f + t.e * (np.arange(grid.height) + 0.5),
+        "x": t.c + t.a * (np.arange(grid.width) + 0.5),
+        "spatial_ref": xr.DataArray(0, attrs={
+            "crs_wkt": grid.crs.to_wkt(), "spatial_ref": grid.crs.to_wkt(),
+            "GeoTransform": " ".join(repr(float(v)) for v in (t.c, t.a, t.b, t.f, t.d, t.e))}),
+    }
+    if date is not None:
+        coords["time"] = np.datetime64(date.isoformat(), "ns")
+    meta = {"grid_mapping": "spatial_ref", **dict(attrs or {})}
+    if isinstance(layers, Mapping):
+        data = {}
+        for k, v in layers.items():
+            if tuple(np.shape(v)) != tuple(grid.shape):
+                raise InputDataError(f"layer {k!r} has shape {np.shape(v)}, the grid {grid.shape}")
+            data[str(k)] = xr.DataArray(np.asarray(v), dims=("y", "x"), attrs={"grid_mapping": "spatial_ref"})
+        return xr.Dataset(data, coords=coords, attrs=meta)
+    if tuple(np.shape(layers)) != tuple(grid.shape):
+        raise InputDataError(f"layer has shape {np.shape(layers)}, the grid {grid.shape}")
+    return xr.DataArray(np.asarray(layers), dims=("y", "x"), coords=coords, name=name, attrs=meta)
