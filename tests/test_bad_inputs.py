@@ -26,8 +26,8 @@ from shapely.geometry import LineString, Point, Polygon, box
 import ecopatch
 from ecopatch import errors as E
 from ecopatch.cli.main import cli
-from ecopatch.io.raster import open_scene
 from ecopatch.io.vector import read_patches
+from ecopatch.raster.scene import open_scene
 from tests.conftest import write_raster
 
 S2 = ["B02", "B03", "B04", "B08", "B11", "B12"]

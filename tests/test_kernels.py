@@ -260,7 +260,7 @@ def test_reflectance_kernel_repeats_and_masks_as_numpy_would(dn, repeat, seed):
 def test_clear_kernel_matches_grow_clouds(shape, kind, k, seed, dtype):
     from ecopatch._kernels import clear_kernel
     from ecopatch.raster.masks import grow_clouds as _grow_clouds
-    from ecopatch.sensors import SCL_UNUSABLE
+    from ecopatch.raster.sensors import SCL_UNUSABLE
 
     rng = np.random.default_rng(seed)
     if kind == "scl":

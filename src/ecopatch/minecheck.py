@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ecopatch.analyses.restoration import STATUSES
 from ecopatch.errors import FieldCheckError, SpreadsheetError
 from ecopatch.fieldcheck import (
     _atomic,
@@ -58,7 +59,6 @@ from ecopatch.fieldcheck import (
     parse_date,
 )
 from ecopatch.io.tables import append_row
-from ecopatch.restoration import STATUSES
 from ecopatch.sanitize import for_terminal
 from ecopatch.schema import RESTORATION_DIRECTIONS
 

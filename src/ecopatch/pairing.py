@@ -5,7 +5,7 @@
 
 1. **Clouds and shadows** for a scene without a usable mask (Sentinel-2
    L1C, Landsat Level-1 without QA, Gaofen, band stacks): computed at a
-   coarse resolution from both dates (:mod:`ecopatch.clouds`) and attached
+   coarse resolution from both dates (:mod:`ecopatch.raster.clouds`) and attached
    to the scene as its mask, so no read after this sees them.
 2. **Relative radiometric normalisation** of the later date onto the
    earlier one: per band, a reduced-major-axis line fitted on
@@ -42,7 +42,10 @@ import numpy as np
 import shapely
 
 from ecopatch.change import Background, ChangeModel, ChangeParams, robust_covariance, robust_location_scale, whitening
-from ecopatch.clouds import (
+from ecopatch.cover import CoverParams, cover_fractions, surface_fractions
+from ecopatch.errors import ConfigError, EcopatchWarning, NoValidPixelsError
+from ecopatch.grid import Grid, Window
+from ecopatch.raster.clouds import (
     S2CLOUDLESS_BANDS,
     S2CLOUDLESS_EDGE,
     S2CLOUDLESS_THRESHOLD,
@@ -55,9 +58,6 @@ from ecopatch.clouds import (
     s2cloudless_probability,
     temporal_cloud_test,
 )
-from ecopatch.cover import CoverParams, cover_fractions, surface_fractions
-from ecopatch.errors import ConfigError, EcopatchWarning, NoValidPixelsError
-from ecopatch.grid import Grid, Window
 from ecopatch.raster.ongrid import read_on_grid, reproject_array
 from ecopatch.raster.source import Observation, RasterSource, read_decimated
 
@@ -253,7 +253,7 @@ def _prepare(before: RasterSource, after: RasterSource, grid: Grid, region: np.n
         d_after = SurfaceDeriver(bands, gains, None, after.source)
         typed = "blue" in shared or ("swir1" in shared and "swir2" in shared)
     else:
-        from ecopatch.restoration import prepare_cover_params
+        from ecopatch.analyses.restoration import prepare_cover_params
 
         bands = FRACTION_BANDS
         gains = tuple((1.0, 0.0) for _ in bands)
@@ -302,7 +302,7 @@ def _prepare_history(before: RasterSource, history: Sequence[RasterSource], grid
                 continue
             deriver = SurfaceDeriver(bands, gains, None, h.source)
         elif not spectral:
-            from ecopatch.restoration import prepare_cover_params
+            from ecopatch.analyses.restoration import prepare_cover_params
 
             deriver = SurfaceDeriver((), None, prepare_cover_params(h, cover), h.source)
         else:
@@ -467,7 +467,7 @@ def _coarse_reads(scenes: Sequence[RasterSource], coarse: Grid, bands: Sequence[
 
 def _attach_cloud_masks(before: RasterSource, after: RasterSource, grid: Grid, region: np.ndarray, *,
                         only_first: bool = False) -> tuple[RasterSource, RasterSource, dict[str, Any]]:
-    """Cloud and shadow masks for the scenes that have none (see :mod:`ecopatch.clouds`).
+    """Cloud and shadow masks for the scenes that have none (see :mod:`ecopatch.raster.clouds`).
 
     With ``only_first``, only ``before`` gets a mask; ``after`` is the
     reference date for the two-date tests.

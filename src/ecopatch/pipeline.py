@@ -24,7 +24,7 @@ What a run does
    mine against its reference and detect changes in the reserves against
    the baseline in one windowed pass (each tile decoded once for all the
    jobs), see each mine's status against its history in the ledger
-   (:func:`ecopatch.trajectory.mine_status`), write the results and the
+   (:func:`ecopatch.analyses.trajectory.mine_status`), write the results and the
    change map, then *in one ledger transaction*
    (:meth:`ecopatch.Ledger.transaction`) record both, write the field
    package of the cases this scene opened or reopened and the report (so
@@ -63,7 +63,7 @@ against different scenes.
     Of the usable scenes dated before ``S`` (and at most
     ``max_baseline_age_days`` older, when set), the one clear (not cloud, not
     no-data) over the largest share of the mines and reserves, measured on a
-    decimated read (:func:`ecopatch.io.raster.read_decimated`); shares are
+    decimated read (:func:`ecopatch.raster.source.read_decimated`); shares are
     compared to the nearest percent, and the most recent of equals wins.
 ``"fixed"``
     The scene dated ``reference_date`` (the first by ID if several; the most
@@ -203,8 +203,8 @@ from ecopatch.errors import (
 if TYPE_CHECKING:
     import geopandas as gpd
 
-    from ecopatch.io.raster import Scene
     from ecopatch.ledger import Ledger
+    from ecopatch.raster.scene import Scene
     from ecopatch.tiling import WindowPass
 
 __all__ = [
@@ -387,7 +387,8 @@ def discover_scenes(
     RasterReadError
         ``imagery`` does not exist.
     """
-    from ecopatch.io.raster import close_datasets, open_scene
+    from ecopatch.raster.fileread import close_datasets
+    from ecopatch.raster.scene import open_scene
 
     root = Path(imagery)
     if not root.exists():
@@ -1706,7 +1707,7 @@ def clear_fractions(scene: Scene, polygons: gpd.GeoDataFrame | gpd.GeoSeries, *,
 
 
 def _open(ctx: _Context, ref: SceneRef) -> Scene:
-    from ecopatch.io.raster import open_scene
+    from ecopatch.raster.scene import open_scene
 
     if ref.scene is not None:
         return ref.scene
@@ -1829,9 +1830,9 @@ def _compute(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path, timi
     (``"committed"``), for the failure message.
 
     The scene's quick-looks (clear-sky share, change map, report, field
-    chips) share one decimated read of each date (:func:`ecopatch.io.quicklook.shared_reads`).
+    chips) share one decimated read of each date (:func:`ecopatch.raster.quicklook.shared_reads`).
     """
-    from ecopatch.io.quicklook import shared_reads
+    from ecopatch.raster.quicklook import shared_reads
     from ecopatch.tiling import tune_malloc
 
     if ctx.config.run.tune_malloc:
@@ -1844,9 +1845,9 @@ def _compute_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path
                    counts: dict[str, Any], unusable: Collection[str] = (),
                    references: dict[str, Any] | None = None, progress: dict[str, Any] | None = None
                    ) -> tuple[str, str]:
-    from ecopatch.encroachment import detection_pass
+    from ecopatch.analyses.encroachment import detection_pass
+    from ecopatch.analyses.restoration import assessment_pass, shared_scene_estimates
     from ecopatch.io.vector import write_tables
-    from ecopatch.restoration import assessment_pass, shared_scene_estimates
     from ecopatch.tiling import run_passes
 
     cfg = ctx.config
@@ -1956,7 +1957,7 @@ def _compute_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path
             if patches is not None:
                 tables.append((patches, res / f"patches.{fmt}"))
         if patches is not None and patches.attrs.get("observation"):
-            from ecopatch.encroachment import observation_table
+            from ecopatch.analyses.encroachment import observation_table
 
             tables.append((observation_table(patches), res / "observation.csv"))
         write_tables(tables)
@@ -2118,14 +2119,14 @@ def _cases_still_shown(ctx: _Context, after: Scene, untouched: Any) -> Any:
     """Probable cases that this scene's patches do not touch, but that it still shows as found after.
 
     A run whose baseline already shows a change cannot find it again (``baseline = "previous"``);
-    :func:`ecopatch.sky_tier.persisting` confirms such a case from the scene alone when its cover
+    :func:`ecopatch.analyses.sky_tier.persisting` confirms such a case from the scene alone when its cover
     now lies more than halfway from what its latest detection found before to what it found after,
     over at least ``DEFAULT_CONFIRM_CLEAR`` of its area seen clear.  None when there is nothing to
     check.  ``untouched``: the probable cases this scene's patches do not touch
     (:func:`_probable_cases`; those it touches are add_detections' to confirm).
     """
+    from ecopatch.analyses.sky_tier import cover_over, persisting
     from ecopatch.ledger.store import DEFAULT_CONFIRM_CLEAR
-    from ecopatch.sky_tier import cover_over, persisting
 
     if ctx.ledger is None or after.date is None or untouched is None:
         return None
@@ -2194,7 +2195,7 @@ def _mine_table(ctx: _Context, finished: Mapping[str, Any], refs: Sequence[MineR
     import geopandas as gpd
     import pandas as pd
 
-    from ecopatch.trajectory import mine_status
+    from ecopatch.analyses.trajectory import mine_status
 
     assert ctx.mines is not None and ctx.ledger is not None
     parts = [finished[k] for k in finished]

@@ -38,8 +38,8 @@ def assess(mines, id_field, layer, direction_field, out, overwrite, block, sched
 
     A stack without band descriptions: --bands red=3,green=2,blue=1,nir=4,swir1=5,swir2=6 --scale 0.0001
     """
+    from ecopatch.analyses.restoration import assess_restoration
     from ecopatch.io.vector import read_patches, write_table
-    from ecopatch.restoration import assess_restoration
 
     check_new_outputs(out, overwrite=overwrite)
     b, a, swap = open_pair(scene)

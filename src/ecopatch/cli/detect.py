@@ -48,7 +48,7 @@ def detect(within, zone_field, name_field, min_area, min_area_unit, margin, excl
     Example: ecopatch detect --before B.SAFE --after A.SAFE --within reserves.gpkg
     --min-area 400 --out patches.gpkg
     """
-    from ecopatch.encroachment import detect_changes
+    from ecopatch.analyses.encroachment import detect_changes
     from ecopatch.io.vector import read_patches, write_tables
     from ecopatch.units import area_to_m2
 
@@ -63,7 +63,7 @@ def detect(within, zone_field, name_field, min_area, min_area_unit, margin, excl
         name_field=None if name_field.lower() == "none" else name_field,
         include_gain=gain, block=block, scheduler=scheduler, progress=progress, swap_dates=swap,
     )
-    from ecopatch.encroachment import observation_table
+    from ecopatch.analyses.encroachment import observation_table
 
     obs = observation_table(patches)
     tables = [(patches, Path(out))]

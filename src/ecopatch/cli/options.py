@@ -49,7 +49,7 @@ class BandsType(click.ParamType):
 
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> dict[str, int | str]:
         """Parse ``value`` into ``{role: band}``."""
-        from ecopatch.sensors import COMMON_BANDS
+        from ecopatch.raster.sensors import COMMON_BANDS
 
         if isinstance(value, dict):
             return value
@@ -135,7 +135,7 @@ def open_pair(params: dict) -> tuple:  # type: ignore[type-arg]
     (Scene or None, Scene or None, bool)
         The scenes (None where not given) and ``swap_dates``.
     """
-    from ecopatch.io.raster import open_scene
+    from ecopatch.raster.scene import open_scene
 
     common = {k: params.pop(k, None) for k in ("sensor", "bands", "scale", "offset", "nodata")}
     dem, calibration = params.pop("dem", None), params.pop("calibration", None)

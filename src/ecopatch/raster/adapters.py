@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from ecopatch.errors import ConfigError, InputDataError
+from ecopatch.raster.sensors import SensorProfile
 from ecopatch.raster.source import RasterSource
-from ecopatch.sensors import SensorProfile
 
 __all__ = ["adapt", "is_rasterio_dataset"]
 

@@ -25,8 +25,8 @@ from ecopatch.grid import Grid, Window
 from ecopatch.raster.masks import MASK_KINDS, grow_clouds, grow_clouds_at
 from ecopatch.raster.ongrid import decimated_grid, ground_unit_m
 from ecopatch.raster.radiometry import to_reflectance
+from ecopatch.raster.sensors import SensorProfile, get_sensor
 from ecopatch.raster.source import MaskProvider, Observation, ProductInfo, SourceBase
-from ecopatch.sensors import SensorProfile, get_sensor
 
 __all__ = ["ArraySource", "ArrayValues", "from_array", "from_rasterio", "parse_date"]
 
@@ -142,22 +142,22 @@ class ArraySource(SourceBase):
         return self._grid
 
     @property
-    def date(self) -> _dt.date | None:  # type: ignore[override]
+    def date(self) -> _dt.date | None:
         """Acquisition date."""
         return self._date
 
     @property
-    def bands(self) -> tuple[str, ...]:  # type: ignore[override]
+    def bands(self) -> tuple[str, ...]:
         """Common band names."""
         return tuple(self._layers)
 
     @property
-    def sensor(self) -> SensorProfile:  # type: ignore[override]
+    def sensor(self) -> SensorProfile:
         """The product type (a generic reflectance profile unless given)."""
         return self._sensor
 
     @property
-    def source(self) -> str:  # type: ignore[override]
+    def source(self) -> str:
         """What the arrays came from."""
         return self._source
 

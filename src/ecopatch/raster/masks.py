@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ecopatch.errors import ConfigError
-from ecopatch.sensors import hls_fmask_clear, landsat_qa_clear, scl_clear
+from ecopatch.raster.sensors import hls_fmask_clear, landsat_qa_clear, scl_clear
 
 __all__ = ["MASK_KINDS", "grow_clouds", "grow_clouds_at", "mask_clear"]
 
@@ -52,7 +52,7 @@ def grow_clouds(raw: np.ndarray, kind: str, k: int) -> np.ndarray:
 def grow_clouds_at(raw: np.ndarray, kind: str, k: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """``grow_clouds(raw, kind, k)[rows][:, cols]``, in one pass where the kernel can (C order)."""
     from ecopatch._kernels import clear_kernel
-    from ecopatch.sensors import SCL_UNUSABLE
+    from ecopatch.raster.sensors import SCL_UNUSABLE
 
     fused = clear_kernel(raw, kind, k, rows, cols, SCL_UNUSABLE)
     if fused is not None:

@@ -142,13 +142,13 @@ def read_on_grid(
     dict of str to ndarray of float32, shape ``window.shape``
         The derived layers plus ``"valid_fraction"`` (0-1).
     """
-    window = window or grid.window
+    window = window if window is not None else grid.window
     derive = derive or _bands_as_layers
     offset = same_pixels(scene.grid, grid)
     if offset is not None:
         dr, dc = offset
-        sw = Window(window.row_off + dr, window.col_off + dc, window.height, window.width)
-        obs = scene.read(bands, sw)
+        same = Window(window.row_off + dr, window.col_off + dc, window.height, window.width)
+        obs = scene.read(bands, same)
         layers = {k: np.asarray(v, dtype=np.float32) for k, v in derive(obs).items()}
         layers["valid_fraction"] = obs.valid.astype(np.float32)
         return layers
@@ -160,7 +160,7 @@ def read_on_grid(
         return _split_read(scene, grid, window, bands, derive, min_valid, max_source_px)
 
     obs = scene.read(bands, sw)
-    layers = derive(obs)
+    derived = derive(obs)
     src = scene.grid.subgrid(sw)
     dst = grid.subgrid(window)
     finer = scene.grid.res[0] * ground_unit_m(scene.grid) < grid.res[0] * ground_unit_m(grid)
@@ -169,7 +169,7 @@ def read_on_grid(
     vf = reproject_array(obs.valid.astype(np.float32), src, dst, resampling=res)
     vf = np.nan_to_num(vf, nan=0.0)
     bad = vf < min_valid
-    for k, v in layers.items():
+    for k, v in derived.items():
         r = reproject_array(np.asarray(v, dtype=np.float32), src, dst, resampling=res)
         r[bad] = np.nan
         out[k] = r

@@ -27,10 +27,10 @@ import numpy as np
 
 from ecopatch.errors import DateOrderError, InputDataError, MissingBandError, SameSceneWarning
 from ecopatch.grid import Grid, Window
-from ecopatch.sensors import ANALYSIS_NEEDS, SensorProfile
+from ecopatch.raster.sensors import ANALYSIS_NEEDS, SensorProfile
 
 if TYPE_CHECKING:
-    from ecopatch.io._blocks import ReadPlan
+    from ecopatch.raster.blocks import ReadPlan
 
 __all__ = [
     "CORE_BANDS",
@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 
 #: Reflectance outside this range is treated as invalid (saturation, fill, overflow).
 VALID_REFLECTANCE = (-0.15, 1.6)
-#: The band roles ecopatch's analyses read (see :data:`ecopatch.sensors.ANALYSIS_NEEDS`).
+#: The band roles ecopatch's analyses read (see :data:`ecopatch.raster.sensors.ANALYSIS_NEEDS`).
 CORE_BANDS: tuple[str, ...] = ("blue", "green", "red", "nir", "swir1", "swir2")
 
 
@@ -287,10 +287,16 @@ SourceLike = Any
 class SourceBase:
     """What every source derives from its bands, sensor, source and date (a mixin)."""
 
-    bands: tuple[str, ...]
-    sensor: SensorProfile
-    source: str
-    date: _dt.date | None
+    if TYPE_CHECKING:  # what the classes using this mixin define
+
+        @property
+        def bands(self) -> tuple[str, ...]: ...  # noqa: D102
+        @property
+        def sensor(self) -> SensorProfile: ...  # noqa: D102
+        @property
+        def source(self) -> str: ...  # noqa: D102
+        @property
+        def date(self) -> _dt.date | None: ...  # noqa: D102
 
     @property
     def label(self) -> str:
@@ -309,7 +315,7 @@ class SourceBase:
         return tuple(b for b, have in self.band_roles.items() if not have)
 
     def degraded(self) -> list[dict[str, Any]]:
-        """The analyses this source cannot run in full, from :data:`ecopatch.sensors.ANALYSIS_NEEDS`.
+        """The analyses this source cannot run in full, from :data:`ecopatch.raster.sensors.ANALYSIS_NEEDS`.
 
         Returns
         -------
@@ -341,7 +347,7 @@ class SourceBase:
 class ValueRaster(Protocol):
     """Raw values of a raster (a class map, an index, a DEM): what :func:`ecopatch.patch_statistics` reads.
 
-    Implemented by :class:`ecopatch.io.raster.FileValues` (a file) and
+    Implemented by :class:`ecopatch.raster.scene.FileValues` (a file) and
     :class:`ecopatch.raster.arrays.ArrayValues` (arrays, xarray);
     :func:`as_values` makes one.
     """
@@ -376,7 +382,7 @@ def as_values(obj: Any) -> ValueRaster:
         return obj
     if isinstance(obj, (str, os.PathLike)) or (type(obj).__module__.startswith("rasterio") and hasattr(obj, "name")
                                                and os.path.isfile(str(obj.name))):
-        from ecopatch.io.raster import FileValues  # the file reader, only for a file
+        from ecopatch.raster.fileread import FileValues  # the file reader, only for a file
 
         return FileValues(str(getattr(obj, "name", obj)) if not isinstance(obj, (str, os.PathLike)) else str(obj))
     from ecopatch.raster.xarray_source import is_xarray, values_from_xarray
@@ -407,7 +413,7 @@ def as_source(obj: Any, **kwargs: Any) -> RasterSource:
     """
     if isinstance(obj, RasterSource) and not kwargs:
         return obj
-    from ecopatch.io.raster import open_scene  # the file readers, only for what is not a source yet
+    from ecopatch.raster.scene import open_scene  # the file readers, only for what is not a source yet
 
     return open_scene(obj, **kwargs)
 
@@ -503,7 +509,7 @@ def plan_pass_reads(sources: Iterable[RasterSource], *, block: int = 512, worker
     if not with_files:
         return None
     # the files of all the sources of a pass are planned together: the tile cache holds them side by side
-    from ecopatch.io.raster import plan_file_reads
+    from ecopatch.raster.fileread import plan_file_reads
 
     return plan_file_reads(with_files, block=block, workers=workers or os.cpu_count() or 1)
 

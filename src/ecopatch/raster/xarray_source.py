@@ -40,7 +40,7 @@ import numpy as np
 from ecopatch.errors import InputDataError
 from ecopatch.grid import Grid
 from ecopatch.raster.arrays import ArraySource, ArrayValues, parse_date
-from ecopatch.sensors import SensorProfile, get_sensor
+from ecopatch.raster.sensors import SensorProfile, get_sensor
 
 __all__ = ["from_xarray", "is_xarray", "to_xarray", "values_from_xarray"]
 
@@ -147,10 +147,12 @@ def from_xarray(
     if mask is None and quality is not None:
         qname, kind = quality
         mask = (_data(variables[qname], ydim, xdim), kind)
-    kind = mask[1] if isinstance(mask, tuple) else None
+    mask_kind = mask[1] if isinstance(mask, tuple) else None
     if cloud_buffer_m is None:
-        cloud_buffer_m = 20.0 if kind in ("scl", "qa_pixel") else 0.0
-    return ArraySource(layers, grid, when, scale=scales, offset=offsets, nodata=nd, mask=mask,
+        cloud_buffer_m = 20.0 if mask_kind in ("scl", "qa_pixel") else 0.0
+    scale_of = {r: float(v if v is not None else 1.0) for r, v in scales.items()}
+    offset_of = {r: float(v if v is not None else 0.0) for r, v in offsets.items()}
+    return ArraySource(layers, grid, when, scale=scale_of, offset=offset_of, nodata=nd, mask=mask,
                        cloud_buffer_m=cloud_buffer_m, sensor=prof, source=label)
 
 

@@ -4,9 +4,9 @@ import pytest
 from affine import Affine
 from shapely.geometry import box
 
+from ecopatch.analyses.patchstats import patch_statistics
 from ecopatch.errors import InputDataError
 from ecopatch.geodesy import geodesic_area_m2
-from ecopatch.patchstats import patch_statistics
 from tests.conftest import write_raster
 
 T = Affine(10, 0, 780_000, 0, -10, 3_350_000)
@@ -90,7 +90,7 @@ def test_area_of_every_patch_once_whatever_the_blocks(classes):
 def test_blocks_grouped_into_tasks_any_way_give_the_same_sums(classes, monkeypatch, pairs):
     # Tasks take consecutive blocks up to PAIRS_PER_TASK (patch, block) pairs. A patch reaching
     # into a block of another task must be counted there and only there; and its area once.
-    import ecopatch.patchstats as ps
+    import ecopatch.analyses.patchstats as ps
 
     rng = np.random.default_rng(7)
     geoms = [box(x, y, x + w, y + h) for x, y, w, h in zip(

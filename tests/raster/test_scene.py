@@ -8,8 +8,8 @@ from affine import Affine
 from ecopatch import errors as ecopatch_errors
 from ecopatch.errors import InputDataError, MissingBandError, MissingCRSError, RasterReadError
 from ecopatch.grid import Grid, Window
-from ecopatch.io.raster import open_scene
 from ecopatch.raster.ongrid import read_on_grid
+from ecopatch.raster.scene import open_scene
 from ecopatch.raster.source import read_decimated
 from tests.conftest import write_raster
 
@@ -158,7 +158,7 @@ def test_decimating_a_pixel_interleaved_file_takes_gdals_nearest_pixels(tmp_path
     import rasterio
     from rasterio.enums import Resampling
 
-    from ecopatch.io import quicklook
+    from ecopatch.raster import quicklook
 
     calls = []
     strips = quicklook._decimate_in_strips
@@ -291,7 +291,7 @@ def test_tile_cache_reads_equal_direct_reads_in_every_layout(tmp_path, layout):
     # windows of every shape and position, some partly outside the file, through a cache of a few
     # blocks (evicting and recycling buffers all the time), against plain reads of the same windows;
     # the bands of a pixel-interleaved file come from one read of all of them
-    from ecopatch.io import raster
+    from ecopatch.raster import fileread as raster
 
     rng = np.random.default_rng(5)
     arr = rng.integers(0, 60000, size=(3, 90, 100)).astype(np.uint16)
@@ -299,46 +299,46 @@ def test_tile_cache_reads_equal_direct_reads_in_every_layout(tmp_path, layout):
     g = Grid((90, 100), Affine(10, 0, 780_000, 0, -10, 3_350_000), "EPSG:32650")
     lay = raster.file_layout(p)
     assert lay.striped == (not layout["tiled"]) and lay.multiband == (layout.get("interleave", "pixel") == "pixel")
-    raster._TILES.clear()
-    hits = raster._TILES.hits
+    raster.TILES.clear()
+    hits = raster.TILES.hits
     budget = 6 * 16 * 100 * 2 * 3
-    with raster._TILES.session(budget):
-        raster._TILES.budget = budget
+    with raster.TILES.session(budget):
+        raster.TILES.budget = budget
         for _ in range(200):
             r, c = rng.integers(-20, 95, size=2)
             h, w = rng.integers(1, 60, size=2)
             win = Window(int(r), int(c), int(h), int(w))
             band = int(rng.integers(1, 4))
-            got = raster._read_block(str(p), band, g, win, fill=0)
+            got = raster.read_block(str(p), band, g, win, fill=0)
             want = np.zeros(win.shape, np.uint16)
             inner = win.intersection(g.window)
             if inner is not None:
                 want[inner.relative_to(win).slices] = arr[band - 1][inner.slices]
             np.testing.assert_array_equal(got, want)
-            np.testing.assert_array_equal(raster._read_block(str(p), band, g, win, fill=0, shared=False), want)
-            assert raster._TILES._bytes <= raster._TILES.budget
-            with raster._band_reads():
+            np.testing.assert_array_equal(raster.read_block(str(p), band, g, win, fill=0, shared=False), want)
+            assert raster.TILES._bytes <= raster.TILES.budget
+            with raster.band_reads():
                 for b in (1, 2, 3):
-                    np.testing.assert_array_equal(raster._read_block(str(p), b, g, win, fill=7)[
+                    np.testing.assert_array_equal(raster.read_block(str(p), b, g, win, fill=7)[
                         inner.relative_to(win).slices] if inner else 0, arr[b - 1][inner.slices] if inner else 0)
     if layout.get("compress"):
-        assert raster._TILES.hits > hits
-    assert raster._TILES._bytes == 0  # blocks are dropped when the last pass ends
+        assert raster.TILES.hits > hits
+    assert raster.TILES._bytes == 0  # blocks are dropped when the last pass ends
 
 
 def test_tile_cache_keeps_nothing_outside_a_pass_and_its_size_is_checked(tmp_path, monkeypatch):
-    from ecopatch.io import raster
+    from ecopatch.raster import fileread as raster
 
     arr = np.arange(2 * 64 * 64, dtype=np.uint16).reshape(2, 64, 64)
     p = write_raster(tmp_path / "t.tif", arr, tiled=True, blockxsize=16, blockysize=16, compress="deflate")
     g = Grid((64, 64), Affine(10, 0, 780_000, 0, -10, 3_350_000), "EPSG:32650")
-    raster._TILES.clear()
-    raster._read_block(str(p), 1, g, Window(3, 3, 20, 20), fill=0)
-    assert raster._TILES._bytes == 0 and not raster._TILES.active
+    raster.TILES.clear()
+    raster.read_block(str(p), 1, g, Window(3, 3, 20, 20), fill=0)
+    assert raster.TILES._bytes == 0 and not raster.TILES.active
     monkeypatch.setenv("ECOPATCH_TILE_CACHE_MB", "lots")
-    monkeypatch.setattr(raster._TILES, "budget", None)
+    monkeypatch.setattr(raster.TILES, "budget", None)
     with pytest.raises(ecopatch_errors.ConfigError, match="ECOPATCH_TILE_CACHE_MB"):
-        with raster._TILES.session():
+        with raster.TILES.session():
             pass
 
 
@@ -363,7 +363,8 @@ def test_vrt_mosaics_read_their_sources_through_the_tile_cache(tmp_path):
     # of a file: the same pixels as GDAL's own VRT reading, for random windows in and around it
     import rasterio
 
-    from ecopatch.io import raster
+    from ecopatch.raster import fileread as raster
+    from ecopatch.raster.vrt import vrt_simple_sources
 
     rng = np.random.default_rng(9)
     a = write_raster(tmp_path / "a.tif", rng.integers(1, 60000, size=(48, 40)).astype(np.uint16),
@@ -381,7 +382,7 @@ def test_vrt_mosaics_read_their_sources_through_the_tile_cache(tmp_path):
     g = Grid((85, 70), Affine(10, 0, 780_000, 0, -10, 3_350_000), "EPSG:32650")
     for name, (vrt, fast) in cases.items():
         with rasterio.open(vrt) as ds:
-            assert (raster._vrt_simple_sources(str(vrt), ds, 1) is not None) == fast, name
+            assert (vrt_simple_sources(str(vrt), ds, 1, raster.open_dataset) is not None) == fast, name
             ref = ds.read(1)
         for _ in range(60):
             r, c = (int(v) for v in rng.integers(-10, 80, size=2))
@@ -391,7 +392,7 @@ def test_vrt_mosaics_read_their_sources_through_the_tile_cache(tmp_path):
             inner = win.intersection(g.window)
             if inner is not None:
                 want[inner.relative_to(win).slices] = ref[inner.slices]
-            np.testing.assert_array_equal(raster._read_block(str(vrt), 1, g, win, fill=3), want, err_msg=name)
+            np.testing.assert_array_equal(raster.read_block(str(vrt), 1, g, win, fill=3), want, err_msg=name)
 
 
 _LAYOUTS = {
@@ -407,7 +408,7 @@ _LAYOUTS = {
 def test_a_stack_reads_the_same_in_every_layout(tmp_path):
     # the same 7-band Sentinel-2 stack (SCL as band 7) in six layouts: every window of a pass (inside
     # its tile-cache session), some partly outside the file, and a decimated read, value for value
-    from ecopatch.io import raster
+    from ecopatch.raster import fileread as raster
 
     rng = np.random.default_rng(7)
     dn = rng.integers(900, 4000, size=(7, 150, 170)).astype(np.uint16)
@@ -421,7 +422,7 @@ def test_a_stack_reads_the_same_in_every_layout(tmp_path):
     wins = [Window(-3, -3, 40, 50), Window(30, 60, 64, 64), Window(100, 140, 60, 60), Window(0, 0, 150, 170)]
     ref = None
     for name, s in scenes.items():
-        with raster._TILES.session(64 * 1024):
+        with raster.TILES.session(64 * 1024):
             got = [s.read(window=w) for w in wins]
         dec = read_decimated(s, max_pixels=2000)
         if ref is None:

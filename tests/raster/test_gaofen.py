@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from ecopatch.errors import AssumptionWarning, InputDataError
-from ecopatch.io.gaofen import calibration_for, earth_sun_distance_au, load_calibration
-from ecopatch.io.raster import open_scene
+from ecopatch.raster.gaofen import calibration_for, earth_sun_distance_au, load_calibration
+from ecopatch.raster.scene import open_scene
 from tests.conftest import write_raster
-from tests.io.product_fixtures import gaofen_package
+from tests.raster.product_fixtures import gaofen_package
 
 
 def _open(*a, **kw):

@@ -9,9 +9,9 @@ import shapely
 from pyproj import Geod
 
 import ecopatch
+from ecopatch.analyses.restoration import StatusRules
+from ecopatch.analyses.validation import score_restoration
 from ecopatch.errors import ConfigError, LowCoverageWarning
-from ecopatch.restoration import StatusRules
-from ecopatch.validation import score_restoration
 
 
 @pytest.fixture(scope="module")
@@ -127,9 +127,9 @@ def test_cli_assess_writes_xlsx(sample, tmp_path):
 
 def test_apply_status_recomputes_without_imagery(inputs):
     strict = StatusRules(done_rate={d: 0.999 for d in ("forest", "shrub", "grass", "cropland", "natural")})
-    again = ecopatch.restoration.apply_status(inputs.assessment, StatusRules())
+    again = ecopatch.analyses.restoration.apply_status(inputs.assessment, StatusRules())
     assert list(again["status"]) == list(inputs.assessment["status"])
-    tough = ecopatch.restoration.apply_status(inputs.assessment, strict)
+    tough = ecopatch.analyses.restoration.apply_status(inputs.assessment, strict)
     assert (tough["status"] == "restored").sum() < (inputs.assessment["status"] == "restored").sum()
     assert list(tough["restored_m2"]) == list(inputs.assessment["restored_m2"])
 
@@ -194,7 +194,7 @@ def test_status_rules_are_checked(kw, match):
 
 
 def test_plan_fields_and_behind_plan_alert(inputs):
-    from ecopatch.restoration import mine_plans, set_alerts
+    from ecopatch.analyses.restoration import mine_plans, set_alerts
 
     m = pd.DataFrame({"patch_id": ["a", "b", "c", "d"], "计划完成年份": ["2023年", 2030, None, "2024-06-30"],
                       "目标修复率": ["80%", 90, 0.5, None]})

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ecopatch.analyses.restoration import STATUSES, StatusRules, set_alerts
 from ecopatch.errors import InputDataError
-from ecopatch.restoration import STATUSES, StatusRules, set_alerts
 
 __all__ = ["HISTORY_COLUMNS", "mine_status", "plan_of", "trajectory"]
 

@@ -25,8 +25,8 @@ coarser), once per pair:
   heights), where the ground darkened (:func:`project_shadows`).
 
 The result is a :class:`CloudMask`, a picklable
-:class:`~ecopatch.io.raster.MaskProvider` holding the coarse mask, which a
-scene uses as its mask (:meth:`~ecopatch.io.raster.Scene.with_mask`).
+:class:`~ecopatch.raster.source.MaskProvider` holding the coarse mask, which a
+scene uses as its mask (:meth:`~ecopatch.raster.scene.Scene.with_mask`).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from ecopatch.errors import ConfigError
 
 if TYPE_CHECKING:
     from ecopatch.grid import Grid
-    from ecopatch.io.raster import Scene
+    from ecopatch.raster.scene import Scene
 
 __all__ = [
     "S2CLOUDLESS_BANDS",
@@ -280,7 +280,7 @@ def darkened(here: Mapping[str, np.ndarray], other: Mapping[str, np.ndarray]) ->
 
 @dataclass(frozen=True)
 class CloudMask:
-    """A cloud and shadow mask computed for a scene, as a :class:`~ecopatch.io.raster.MaskProvider`.
+    """A cloud and shadow mask computed for a scene, as a :class:`~ecopatch.raster.source.MaskProvider`.
 
     Attributes
     ----------

@@ -17,7 +17,7 @@ For each mine polygon, from a ``before`` and an ``after`` scene:
 
 ``before`` is the mine's *reference*: the state before restoration began
 (一矿一策), not the previous date.  A scheduled run keeps one reference per
-mine and a history per mine (:mod:`ecopatch.trajectory`,
+mine and a history per mine (:mod:`ecopatch.analyses.trajectory`,
 :meth:`ecopatch.Ledger.mine_history`).
 
 How the areas are counted (:func:`assess_restoration`, Notes): cover
@@ -88,7 +88,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Status values of :func:`assess_restoration` (and of :func:`ecopatch.trajectory.mine_status`,
+#: Status values of :func:`assess_restoration` (and of :func:`ecopatch.analyses.trajectory.mine_status`,
 #: which adds ``stalled``), with their Chinese labels.
 STATUSES: dict[str, str] = {
     "restored": "已完成修复",
@@ -129,7 +129,7 @@ class StatusRules:
     ``min_fvc[direction]`` (or when less than ``min_damaged_fraction`` of it
     was damaged to begin with, and its FVC after reaches the same bar);
     ``in_progress`` when the rate reaches ``start_rate``; ``not_started``
-    otherwise.  With its history (:func:`ecopatch.trajectory.mine_status`),
+    otherwise.  With its history (:func:`ecopatch.analyses.trajectory.mine_status`),
     an ``in_progress`` mine whose restoration rate has moved less than
     ``stall_tolerance`` over its last ``stall_after`` observations, spanning
     at least ``stall_min_days``, is ``stalled`` (停滞).
@@ -206,7 +206,7 @@ class StatusRules:
                     f"StatusRules.{name}: unknown direction(s) {sorted(unknown)}; "
                     f"use {sorted(RESTORATION_DIRECTIONS)}"
                 )
-            full = dict(StatusRules.__dataclass_fields__[name].default_factory())  # type: ignore[misc]
+            full = dict(StatusRules.__dataclass_fields__[name].default_factory())  # type: ignore[misc,operator]
             full.update(table)
             object.__setattr__(self, name, full)
         if self.default_direction not in RESTORATION_DIRECTIONS:
@@ -528,7 +528,8 @@ def _assess_block(task: _BlockTask) -> PatchSums:
     rows = np.zeros((len(task.index), len(_SUMS)))
     for read in _reads(task, wins):
         members = [j for j, w in enumerate(wins) if w is not None and read.intersection(w) == w]
-        rows[members] = _assess_window(task, read, [(j, task.geometries[j], wins[j]) for j in members])
+        rows[members] = _assess_window(task, read, [(j, task.geometries[j], w) for j in members
+                                                    if (w := wins[j]) is not None])
     return PatchSums(task.index, rows)
 
 
@@ -1025,7 +1026,7 @@ def apply_status(assessment: pd.DataFrame, rules: StatusRules) -> pd.DataFrame:
         A copy with ``status`` and ``status_zh`` replaced (and ``alerts``,
         ``alerts_zh`` when the table has ``degraded_m2``).  A mine's history
         is not read: ``stalled`` and ``rebound`` need
-        :func:`ecopatch.trajectory.mine_status`.
+        :func:`ecopatch.analyses.trajectory.mine_status`.
     """
     need = {"restoration_rate", "fvc_after", "valid_fraction", "damaged_m2", "observed_m2", "direction"}
     missing = sorted(need - set(assessment.columns))

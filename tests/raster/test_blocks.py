@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from rasterio.env import get_gdal_config
 
-from ecopatch.io import _blocks
-from ecopatch.io._blocks import FileLayout, gdal_cache, plan_reads
+from ecopatch.raster import blocks
+from ecopatch.raster.blocks import FileLayout, plan_reads
+from ecopatch.raster.gdalcache import gdal_cache
 from tests.conftest import write_raster
 
 MB = 1024 * 1024
@@ -19,7 +20,7 @@ def _layout(**kw):
 
 
 def test_layout_of_files_says_how_they_store_pixels(tmp_path):
-    from ecopatch.io.raster import file_layout
+    from ecopatch.raster.fileread import file_layout
 
     arr = np.zeros((3, 64, 80), np.uint16)
     p = write_raster(tmp_path / "a.tif", arr, tiled=True, blockxsize=16, blockysize=32, compress="lzw",
@@ -104,17 +105,17 @@ def test_plans_follow_the_layout():
 
 def test_tile_spec_groups_strips_and_shares_pixel_interleaved_blocks():
     ident = ("f", 1)
-    assert _blocks.tile_spec(_layout(compression="none"), ident, 1).tile == (256, 256)
-    assert _blocks.tile_spec(_layout(driver="HFA"), ident, 1) is None
-    s = _blocks.tile_spec(_layout(block=(4, 10980)), ident, 2)
+    assert blocks.tile_spec(_layout(compression="none"), ident, 1).tile == (256, 256)
+    assert blocks.tile_spec(_layout(driver="HFA"), ident, 1) is None
+    s = blocks.tile_spec(_layout(block=(4, 10980)), ident, 2)
     assert s.tile == (64, 10980) and s.indexes is None and s.key[-1] == 2
-    m = _blocks.tile_spec(_layout(count=4, interleave="pixel"), ident, 3)
+    m = blocks.tile_spec(_layout(count=4, interleave="pixel"), ident, 3)
     assert m.indexes == (1, 2, 3, 4) and m.key[-1] == 0
-    assert _blocks.tile_spec(_layout(block=(2048, 2048)), ident, 1) is None  # too large to share
+    assert blocks.tile_spec(_layout(block=(2048, 2048)), ident, 1) is None  # too large to share
 
 
 def test_tile_cache_sessions_nest_and_drop_their_blocks():
-    cache = _blocks.TileCache(4 * MB)
+    cache = blocks.TileCache(4 * MB)
     with cache.session(8 * MB):
         assert cache.active and cache.budget == 8 * MB
         with cache.session():

@@ -1,4 +1,7 @@
-"""A later scene's cover over the ledger's cases, and which probable cases it still shows (ecopatch.sky_tier)."""
+"""A later scene's cover over the ledger's cases, and which probable cases it still shows.
+
+(:mod:`ecopatch.analyses.sky_tier`)
+"""
 
 from __future__ import annotations
 
@@ -11,11 +14,10 @@ import pandas as pd
 import pytest
 import shapely
 
+from ecopatch.analyses.sky_tier import MIN_PROGRESS, cover_over, persisting
 from ecopatch.cover import surface_fractions
 from ecopatch.errors import InputDataError
-from ecopatch.sky_tier import MIN_PROGRESS, cover_over, persisting
-
-from .scenes import write_pair
+from tests.scenes import write_pair
 
 WAS = {"veg_before": 0.9, "bare_before": 0.1, "built_before": 0.0, "water_before": 0.0,
        "veg_after": 0.1, "bare_after": 0.3, "built_after": 0.6, "water_after": 0.0}

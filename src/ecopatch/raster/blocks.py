@@ -1,4 +1,4 @@
-"""Reading blocks of raster files the way each file stores them: the read layer under :mod:`ecopatch.io.raster`.
+"""Reading blocks of raster files the way each file stores them: the read layer under :mod:`ecopatch.raster.fileread`.
 
 Private module.  A raster file stores its pixels in blocks (tiles or strips),
 compressed or not, with the bands of a block together (pixel-interleaved) or
@@ -15,8 +15,8 @@ file (:func:`file_layout`) and reads accordingly:
   windowed pass decodes each block about once;
 * :func:`plan_reads` sizes a pass from the files it reads: the tile cache,
   the width of the stripes windows are taken in, and GDAL's block cache;
-* :func:`gdal_cache` sets GDAL's block cache for the length of ecopatch's own
-  reads and restores it afterwards, so nothing outlives the call.
+* :class:`ReadPlan` holds a pass's settings for the length of the pass, with
+  GDAL's block cache scoped by :func:`ecopatch.raster.gdalcache.gdal_cache`.
 
 Nothing here changes process-wide state beyond the scope of a call: the
 GDAL cache size is restored when the outermost scope ends, and the tile
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
@@ -40,6 +39,7 @@ import numpy as np
 from ecopatch._env import env_int
 from ecopatch.errors import RasterReadError
 from ecopatch.grid import Window
+from ecopatch.raster.gdalcache import gdal_cache
 from ecopatch.raster.quiet import short
 
 log = logging.getLogger(__name__)
@@ -240,7 +240,7 @@ class TileCache:
         self._spare = 0  # in recycled buffers waiting for a tile
         self._lock = threading.Lock()
         self._sessions: list[int] = []  # budgets asked for by the passes running now
-        self._base = budget_bytes  # the budget outside sessions
+        self._base: int = 0 if budget_bytes is None else budget_bytes  # the budget outside sessions
         self.hits = 0
         self.decoded = 0
 
@@ -369,101 +369,6 @@ TILES = TileCache(None)
 
 
 # ---------------------------------------------------------------------------
-# GDAL's block cache, scoped
-# ---------------------------------------------------------------------------
-_gdal_lock = threading.Lock()
-_gdal_depth = 0
-_gdal_saved: Any = None
-_gdal_now: int | None = None
-
-
-def _user_chose_gdal_cache() -> bool:
-    """True when the user set GDAL's cache size: in the environment or in an active ``rasterio.Env``."""
-    if "GDAL_CACHEMAX" in os.environ:
-        return True
-    try:
-        import rasterio.env
-
-        return rasterio.env.hasenv() and "GDAL_CACHEMAX" in (rasterio.env.getenv() or {})
-    except Exception:  # noqa: BLE001 - no rasterio env machinery: nothing chosen
-        return False
-
-
-@contextmanager
-def gdal_cache(nbytes: int, *, at_least: bool = False) -> Iterator[None]:
-    """GDAL's block cache at ``nbytes`` for the length of the block, then back to what it was.
-
-    GDAL has one block cache per process, whose size (``GDAL_CACHEMAX``) is
-    process-wide whatever thread sets it (rasterio's ``Env`` sets it with
-    ``GDALSetCacheMax64`` and restores it on exit, in the thread that
-    entered it).  ecopatch's windowed passes run their reads on worker
-    threads, and several passes may run at once, so the scope is counted:
-    the first to enter records the size in force and the last to leave
-    restores it; nested scopes may raise the size, never lower it.  Dataset
-    handles opened inside keep no setting of their own: the cache size is
-    read by GDAL at every block it caches, so reads after the scope (by
-    ecopatch or by the user, in any thread) run with the size the user had.
-
-    Parameters
-    ----------
-    nbytes : int
-        Cache size wanted, bytes.
-    at_least : bool
-        Only raise the size when it is below ``nbytes`` (for reads that need
-        a row of blocks cached), never lower it.
-
-    Notes
-    -----
-    Nothing is changed where the user chose the size: ``GDAL_CACHEMAX`` in
-    the environment or in an active ``rasterio.Env``.
-    ``ECOPATCH_GDAL_CACHE_MB`` fixes the size of ecopatch's passes instead.
-    """
-    global _gdal_depth, _gdal_saved, _gdal_now
-    if _user_chose_gdal_cache():
-        yield
-        return
-    from rasterio.env import get_gdal_config, set_gdal_config
-
-    fixed = env_int("ECOPATCH_GDAL_CACHE_MB", minimum=0, unit="MB")
-    if fixed is not None and not at_least:
-        nbytes = fixed * 1024 * 1024
-    nbytes = max(1024 * 1024, int(nbytes))
-    with _gdal_lock:
-        if _gdal_depth == 0:
-            _gdal_saved = get_gdal_config("GDAL_CACHEMAX")
-            _gdal_now = _as_bytes(_gdal_saved)
-        _gdal_depth += 1
-        current = _gdal_now
-        if at_least:
-            change = current is None or current < nbytes
-        else:
-            # the first scope sets the size; nested ones may only raise it
-            change = current is None or _gdal_depth == 1 or nbytes > current
-        if change:
-            # in bytes: rasterio hands an integer straight to GDALSetCacheMax64
-            set_gdal_config("GDAL_CACHEMAX", nbytes)
-            _gdal_now = nbytes
-    try:
-        yield
-    finally:
-        with _gdal_lock:
-            _gdal_depth -= 1
-            if _gdal_depth == 0:
-                restore = _as_bytes(_gdal_saved)
-                if restore is not None and restore != _gdal_now:
-                    set_gdal_config("GDAL_CACHEMAX", restore)
-                _gdal_saved = _gdal_now = None
-
-
-def _as_bytes(value: Any) -> int | None:
-    """GDAL_CACHEMAX as rasterio reports it (bytes, as int or text) -> int, None if unreadable."""
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-# ---------------------------------------------------------------------------
 # Planning a pass's reads
 # ---------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -551,12 +456,12 @@ def plan_reads(files: Sequence[tuple[FileLayout, float]], *, block: int = 512, w
     shared = [(f, s) for f, s in files if f.driver in ("GTiff", "JP2OpenJPEG")]
     if any(f.striped for f, _ in shared):
         width = grid_width or max(int(f.shape[1] * s) for f, s in files)
-        need = 0
+        strips = 0.0
         for f, s in shared:
             rows = (block + 4) / s + (f.block[0] * max(1, math.ceil(STRIP_GROUP_ROWS / f.block[0]))
                                       if f.striped else 2 * f.block[0])
-            need += rows * f.shape[1] * f.px_bytes
-        budget = min(MAX_TILE_CACHE_MB * 1024 * 1024, max(base, int(need * 1.25)))
+            strips += rows * f.shape[1] * f.px_bytes
+        budget: int | None = min(MAX_TILE_CACHE_MB * 1024 * 1024, max(base, int(strips * 1.25)))
         return ReadPlan(max(width, block), budget, gdal, words)
 
     def need(stripe: int) -> float:

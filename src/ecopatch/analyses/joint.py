@@ -113,12 +113,12 @@ def assess_and_detect(
         up before the windowed pass starts, so a job that cannot be set up
         fails before the bulk of the reading.
     """
-    from ecopatch.encroachment import detect_changes, detection_pass
-    from ecopatch.restoration import assess_restoration, assessment_pass, shared_scene_estimates
+    from ecopatch.analyses.encroachment import detect_changes, detection_pass
+    from ecopatch.analyses.restoration import assess_restoration, assessment_pass, shared_scene_estimates
 
     a_opts = _options(assess_restoration, assessment, "assessment")
     d_opts = _options(detect_changes, detection, "detection")
-    shared = {"grid": grid, "block": block, "max_source_px": max_source_px, "swap_dates": swap_dates}
+    shared: dict[str, Any] = {"grid": grid, "block": block, "max_source_px": max_source_px, "swap_dates": swap_dates}
     with shared_scene_estimates():  # the before scene's end-members: sampled once for both jobs
         a_pass = assessment_pass(mines, before, after, **a_opts, **shared)
         d_pass = detection_pass(before, after, reserves, **d_opts, **shared)

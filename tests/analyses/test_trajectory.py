@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import ecopatch.trajectory
+import ecopatch.analyses.trajectory
+from ecopatch.analyses.restoration import StatusRules
+from ecopatch.analyses.trajectory import mine_status, plan_of, trajectory
 from ecopatch.errors import InputDataError
-from ecopatch.restoration import StatusRules
-from ecopatch.trajectory import mine_status, plan_of, trajectory
 
 REF = "S2A_REF"
 
@@ -38,7 +38,7 @@ def now(date, rate, veg, *, status="in_progress", ref=REF, pid="M1", direction="
 
 
 def test_doctests():
-    assert doctest.testmod(ecopatch.trajectory, raise_on_error=False).failed == 0
+    assert doctest.testmod(ecopatch.analyses.trajectory, raise_on_error=False).failed == 0
 
 
 def test_rebound_when_the_vegetated_share_falls_by_the_loss_threshold():

@@ -17,8 +17,8 @@ from ecopatch.errors import (
     MissingMaskWarning,
     SameSceneWarning,
 )
-from ecopatch.io.products import role_from_description
-from ecopatch.io.raster import open_scene
+from ecopatch.raster.products import role_from_description
+from ecopatch.raster.scene import open_scene
 from ecopatch.raster.source import check_pair, read_decimated
 from tests.conftest import write_raster
 

@@ -127,7 +127,7 @@ def _not_known_clear(scene: RasterSource, win: Any, shape: tuple[int, int]) -> n
 
     A product with a mask: none (the mask has spoken).  Sentinel-2 without
     one (L1C): s2cloudless on top-of-atmosphere reflectance, cloud from
-    :data:`ecopatch.clouds.S2CLOUDLESS_EDGE`.  Any other product without a
+    :data:`ecopatch.raster.clouds.S2CLOUDLESS_EDGE`.  Any other product without a
     mask: every pixel, so its cases are confirmed only by a detection
     (whose two-date cloud test has the other date to compare with).  A
     single-date brightness test is not enough: on the Slovenia L1C stack
@@ -135,7 +135,7 @@ def _not_known_clear(scene: RasterSource, win: Any, shape: tuple[int, int]) -> n
     dim and grey, passed it as fully clear "built" ground, where
     s2cloudless finds 7 % of it clear.
     """
-    from ecopatch.clouds import S2CLOUDLESS_BANDS, S2CLOUDLESS_EDGE, s2cloudless_probability
+    from ecopatch.raster.clouds import S2CLOUDLESS_BANDS, S2CLOUDLESS_EDGE, s2cloudless_probability
 
     if scene.mask_status["kind"] != "none":
         return np.zeros(shape, dtype=bool)

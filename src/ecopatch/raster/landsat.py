@@ -14,12 +14,12 @@ in the file names (``LE07_L2SP_119038_20000317_20200917_02_T1``: ``E`` ETM+,
   (DN × ``REFLECTANCE_MULT_BAND_n`` + ``REFLECTANCE_ADD_BAND_n``) /
   sin(``SUN_ELEVATION``), from the MTL's ``LEVEL1_RADIOMETRIC_RESCALING``
   (the scene-centre sun elevation; per-pixel angles are not used).
-* The cloud mask is ``QA_PIXEL`` (:func:`ecopatch.sensors.landsat_qa_flags`):
+* The cloud mask is ``QA_PIXEL`` (:func:`ecopatch.raster.sensors.landsat_qa_flags`):
   fill, dilated cloud, cirrus (OLI only), cloud, cloud shadow and snow are
   masked; water is kept.
 
 HLS v2.0 (``HLS.L30.T17SLU.2020209T155956.v2.0.B04.tif``): reflectance × 1e-4,
-nodata -9999, cloud mask from ``Fmask`` (:func:`ecopatch.sensors.hls_fmask_clear`).
+nodata -9999, cloud mask from ``Fmask`` (:func:`ecopatch.raster.sensors.hls_fmask_clear`).
 """
 
 from __future__ import annotations
@@ -34,12 +34,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ecopatch.errors import InputDataError
-from ecopatch.io.products import _Found, _Options, _scene_from_found
-from ecopatch.sensors import get_sensor
+from ecopatch.raster.products import FoundFiles, ProductOptions, scene_from_found
+from ecopatch.raster.sensors import get_sensor
 
 if TYPE_CHECKING:
-    from ecopatch.io.products import _FileId
-    from ecopatch.io.raster import Scene
+    from ecopatch.raster.scene import Scene
+    from ecopatch.raster.singlefile import FileId
 
 __all__ = ["LandsatId", "identify_text", "is_hls_folder", "is_landsat_folder", "open_hls", "open_landsat",
            "parse_mtl", "product_id_in"]
@@ -90,22 +90,22 @@ def identify_text(text: str, band_ids: set[str] | frozenset[str] = frozenset()) 
     """
     m = _PRODUCT_ID.search(text)
     if m:
-        sat = int(m.group(2))
+        num = int(m.group(2))
         lvl = 2 if m.group(3).upper().startswith("L2") else 1
-        return LandsatId(sat, _instrument(m.group(1), sat), lvl, m.group(0),
-                         f"Landsat product ID {m.group(0)} (sensor {m.group(1).upper()}, Landsat {sat}, "
+        return LandsatId(num, _instrument(m.group(1), num), lvl, m.group(0),
+                         f"Landsat product ID {m.group(0)} (sensor {m.group(1).upper()}, Landsat {num}, "
                          f"{m.group(3).upper()})")
     ids = {b.upper() for b in band_ids}
     level = 2 if any(b.startswith(("SR_B", "ST_B")) for b in ids) else None
     for pat in (_SCENE_ID, _NLAPS_ID):
         m = pat.search(text)
         if m:
-            sat = int(m.group(2)) if pat is _SCENE_ID else int(m.group(1))
+            num = int(m.group(2)) if pat is _SCENE_ID else int(m.group(1))
             letter = m.group(1) if pat is _SCENE_ID else ""
-            return LandsatId(sat, _instrument(letter, sat), level, m.group(0),
-                             f"Landsat scene ID {m.group(0)} (Landsat {sat})")
+            return LandsatId(num, _instrument(letter, num), level, m.group(0),
+                             f"Landsat scene ID {m.group(0)} (Landsat {num})")
     t = _TEXT.search(text)
-    sat = None
+    sat: int | None = None
     inst = None
     if t:
         for mt in _TEXT.finditer(text):
@@ -226,7 +226,7 @@ def _field(mtl: dict[str, dict[str, str]], group: str, key: str) -> str | None:
 # ---------------------------------------------------------------------------
 # Opening
 # ---------------------------------------------------------------------------
-def open_landsat(folder: Path, opts: _Options, *, mtl: Path | None = None) -> Scene:
+def open_landsat(folder: Path, opts: ProductOptions, *, mtl: Path | None = None) -> Scene:
     """A Landsat Collection 2 product folder (Level-1 or Level-2, any of TM, ETM+, OLI)."""
     mtl = mtl or _find_mtl(folder)
     files = sorted(p for p in folder.iterdir() if p.is_file())
@@ -256,7 +256,7 @@ def open_landsat(folder: Path, opts: _Options, *, mtl: Path | None = None) -> Sc
     if inst is None:
         raise InputDataError(f"{mtl}: unknown Landsat sensor {sensor_id!r} on {spacecraft}")
     level = 2 if level_s.upper().startswith("L2") else 1
-    found = _Found()
+    found = FoundFiles()
     found.evidence.append(
         f"MTL {mtl.name}: SPACECRAFT_ID = {spacecraft}, SENSOR_ID = {sensor_id}, PROCESSING_LEVEL = {level_s}")
     date = ia.get("DATE_ACQUIRED")
@@ -318,7 +318,7 @@ def open_landsat(folder: Path, opts: _Options, *, mtl: Path | None = None) -> Sc
     return _landsat_scene(found, opts, prof, str(folder))
 
 
-def _landsat_scene(found: _Found, opts: _Options, prof: Any, source: str) -> Scene:
+def _landsat_scene(found: FoundFiles, opts: ProductOptions, prof: Any, source: str) -> Scene:
     """Build the scene, honouring (but checking) a sensor= the user gave."""
     user = opts.prof
     if user is not None and user.name != prof.name:
@@ -330,10 +330,10 @@ def _landsat_scene(found: _Found, opts: _Options, prof: Any, source: str) -> Sce
                 f"read with {user.name} as asked")
         prof = user
     found.sensor = prof.name
-    return _scene_from_found(found, _Options(prof, opts.bands, opts.scale, opts.offset, opts.nodata), source)
+    return scene_from_found(found, ProductOptions(prof, opts.bands, opts.scale, opts.offset, opts.nodata), source)
 
 
-def open_landsat_files(paths: list[Path], opts: _Options, *, source: str | None = None) -> Scene:
+def open_landsat_files(paths: list[Path], opts: ProductOptions, *, source: str | None = None) -> Scene:
     """Landsat band files (named with their product ID) without an MTL beside them."""
     if not paths:
         raise InputDataError(f"{source}: no Landsat band files found")
@@ -359,7 +359,7 @@ def open_landsat_files(paths: list[Path], opts: _Options, *, source: str | None 
             "or pass scale= and offset="
         )
     prof = get_sensor(_profile(lid.instrument, lid.level))
-    found = _Found()
+    found = FoundFiles()
     found.evidence.append(lid.evidence + " in the file names (no MTL)")
     found.info.update(platform=f"LANDSAT_{lid.spacecraft}", instrument=lid.instrument, level=m.group(3).upper())
     found.date = _dt.date(int(m.group(5)[:4]), int(m.group(5)[4:6]), int(m.group(5)[6:]))
@@ -376,7 +376,7 @@ def open_landsat_files(paths: list[Path], opts: _Options, *, source: str | None 
     return _landsat_scene(found, opts, prof, source or str(paths[0]))
 
 
-def fill_file_id(fid: _FileId, lid: LandsatId, ids: set[str], integer: bool, dtype: str, count: int,
+def fill_file_id(fid: FileId, lid: LandsatId, ids: set[str], integer: bool, dtype: str, count: int,
                  roles: list[tuple[str | None, str | None]]) -> None:
     """Identify a single stacked Landsat file (a GEE export, a benchmark stack) for :mod:`.products`."""
     inst = lid.instrument
@@ -426,7 +426,7 @@ def is_hls_folder(folder: Path) -> bool:
     return any(_HLS.match(p.name) for p in folder.iterdir())
 
 
-def open_hls(folder: Path, opts: _Options) -> Scene:
+def open_hls(folder: Path, opts: ProductOptions) -> Scene:
     """An HLS L30 or S30 granule folder."""
     files = sorted(p for p in folder.iterdir() if _HLS.match(p.name))
     kinds = {_HLS.match(p.name).group(1).upper() for p in files}  # type: ignore[union-attr]
@@ -434,7 +434,7 @@ def open_hls(folder: Path, opts: _Options) -> Scene:
         raise InputDataError(f"{folder}: holds both HLS L30 and S30 files; give one granule per folder")
     kind = kinds.pop()
     prof = get_sensor("hls_l30" if kind == "L" else "hls_s30")
-    found = _Found()
+    found = FoundFiles()
     first = _HLS.match(files[0].name)
     assert first is not None
     year, doy = int(first.group(3)), int(first.group(4))

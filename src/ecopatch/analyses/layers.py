@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ecopatch.analyses.restoration import prepare_cover_params
 from ecopatch.cover import CLASSES, CoverParams, classify, cover_fractions
 from ecopatch.errors import InputDataError
 from ecopatch.grid import Grid, Window
 from ecopatch.raster.ongrid import read_on_grid
 from ecopatch.raster.source import Observation, SourceLike, as_source
-from ecopatch.restoration import prepare_cover_params
 
 if TYPE_CHECKING:
     import geopandas as gpd

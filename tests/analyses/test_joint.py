@@ -8,10 +8,10 @@ import pytest
 import shapely
 
 import ecopatch
-from ecopatch.encroachment import observation_table
+from ecopatch.analyses.encroachment import observation_table
 from ecopatch.errors import ConfigError, LowCoverageWarning, NoOverlapError
 from ecopatch.grid import Window
-from ecopatch.io import raster
+from ecopatch.raster import fileread as raster
 from ecopatch.tiling import joint_order, locality_order
 from tests.scenes import write_pair
 
@@ -40,17 +40,17 @@ def _same_patches(a, b):
 def test_joint_run_equals_the_two_calls_and_decodes_less(tiled, scheduler):
     s, before, after, mines = tiled
     opts = {"min_area_m2": 200.0, "margin_m": 20.0}
-    raster._TILES.clear()
-    d0 = raster._TILES.decoded
+    raster.TILES.clear()
+    d0 = raster.TILES.decoded
     a = ecopatch.assess_restoration(mines, before, after, block=64, scheduler=scheduler, progress=False)
-    raster._TILES.clear()
+    raster.TILES.clear()
     d = ecopatch.detect_changes(before, after, s.reserves, block=64, scheduler=scheduler, progress=False, **opts)
-    separate = raster._TILES.decoded - d0
-    raster._TILES.clear()
-    d1 = raster._TILES.decoded
+    separate = raster.TILES.decoded - d0
+    raster.TILES.clear()
+    d1 = raster.TILES.decoded
     ja, jd = ecopatch.assess_and_detect(mines, s.reserves, before, after, detection=opts, block=64,
                                         scheduler=scheduler, progress=False)
-    joint = raster._TILES.decoded - d1
+    joint = raster.TILES.decoded - d1
     _same_assessment(a, ja)
     _same_patches(d, jd)
     # the assessment's tiles come from the detection's reads
@@ -59,7 +59,7 @@ def test_joint_run_equals_the_two_calls_and_decodes_less(tiled, scheduler):
 
 def test_joint_run_samples_each_scene_once(tiled, monkeypatch):
     # both jobs estimate the before scene's end-members from the same sample: taken once
-    from ecopatch import restoration
+    from ecopatch.analyses import restoration
 
     s, before, after, mines = tiled
     seen = []

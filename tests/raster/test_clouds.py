@@ -1,9 +1,9 @@
-"""Clouds and shadows found from the two dates' own pixels (ecopatch.clouds)."""
+"""Clouds and shadows found from the two dates' own pixels (ecopatch.raster.clouds)."""
 
 import numpy as np
 import pytest
 
-from ecopatch.clouds import (
+from ecopatch.raster.clouds import (
     cloud_objects,
     darkened,
     project_shadows,
@@ -89,7 +89,7 @@ def test_the_two_date_test_needs_visible_and_nir(missing):
 
 
 def test_s2cloudless_tells_a_thick_cloud_from_vegetation_and_bare_ground():
-    from ecopatch.clouds import S2CLOUDLESS_BANDS, S2CLOUDLESS_THRESHOLD, s2cloudless_probability
+    from ecopatch.raster.clouds import S2CLOUDLESS_BANDS, S2CLOUDLESS_THRESHOLD, s2cloudless_probability
 
     shape = (30, 30)
     # top-of-atmosphere reflectance of vegetation (left), bare soil (right), a thick cloud (middle rows)

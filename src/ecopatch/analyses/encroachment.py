@@ -10,7 +10,7 @@ Method, in order (the reasons and the measurements behind each step are in
 
 1. **The dates are made comparable** (:func:`ecopatch.pairing.prepare_pair`):
    clouds and their shadows are masked where the product has no mask
-   (:mod:`ecopatch.clouds`); the later date is normalised onto the earlier
+   (:mod:`ecopatch.raster.clouds`); the later date is normalised onto the earlier
    one by a reduced-major-axis fit per band on pseudo-invariant ground
    (neither vegetated nor water at either date); the slowly varying part of
    the difference (haze, illumination, phenology over ~1 km) is measured;
@@ -60,6 +60,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from ecopatch.analyses.restoration import analysis_grid
 from ecopatch.change import ChangeParams, dominant_class, patch_type, pixel_change, seasonal_envelope, water_gain_linear
 from ecopatch.change import change_statistic as _change_statistic
 from ecopatch.components import STAT_NAMES, BlockComponents, block_components, merge_components
@@ -70,7 +71,6 @@ from ecopatch.grid import Grid, Window
 from ecopatch.pairing import PairSetup, SurfaceDeriver, prepare_pair
 from ecopatch.raster.ongrid import read_on_grid
 from ecopatch.raster.source import RasterSource, SourceLike, as_source, check_pair, plan_pass_reads
-from ecopatch.restoration import analysis_grid
 from ecopatch.schema import ZONE_STRICTNESS, canonical_zone
 from ecopatch.tiling import PatchSums, Scheduler, WindowPass, add_partials, blocks_touching, run_passes
 from ecopatch.units import area_to_m2, m2_to_mu
@@ -102,7 +102,8 @@ def geohash(lon: float, lat: float, precision: int = 9) -> str:
     'wtmhx2u'
     """
     lat_lo, lat_hi, lon_lo, lon_hi = -90.0, 90.0, -180.0, 180.0
-    bits, ch, even, out = 0, 0, True, []
+    bits, ch, even = 0, 0, True
+    out: list[str] = []
     while len(out) < precision:
         if even:
             mid = (lon_lo + lon_hi) / 2
@@ -234,6 +235,7 @@ def _detect_block(task: _BlockTask) -> _BlockResult:
         envelope = seasonal_envelope(dates)
     change = pixel_change(z[inner], fb, fa, st.params, aoi=aoi, envelope=envelope)
     area = g.cell_area_m2(p1)
+    assert change.z is not None  # pixel_change keeps the statistic it was given
     layers: dict[str, np.ndarray] = {"z": change.z}
     if change.water_gain is not None:
         layers["water_gain"] = change.water_gain
@@ -375,7 +377,7 @@ def detect_changes(
         ``.attrs["observation"]``: per ``within`` polygon, its area and the
         area observed at both dates (m²), so blind spots are known, as
         records; :func:`observation_table` gives it as a DataFrame;
-        ``.attrs["scenes"]``: :meth:`~ecopatch.io.raster.Scene.provenance`
+        ``.attrs["scenes"]``: :meth:`~ecopatch.raster.scene.Scene.provenance`
         of both dates (product, bands, scale/offset, cloud mask).
 
     Raises
@@ -509,7 +511,7 @@ def detection_pass(
         else:
             hit = np.zeros(0, dtype=np.int64)
         aoi_w = None
-        if aoi is not None:
+        if aoi is not None and aoi_bounds is not None:
             # the parts that can touch the padded block (its halo pixel included)
             left, b, r, t = g.subgrid(w.pad(2)).bounds
             near = np.flatnonzero((aoi_bounds[:, 0] <= r) & (aoi_bounds[:, 2] >= left) &
@@ -587,7 +589,8 @@ def _warn_if_flagged_widely(patches: pd.DataFrame, region_m2: float, limit: floa
     if len(obs) and "reserve_name" in dist.columns:
         seen = obs.groupby(obs["reserve_name"].astype(str))["observed_m2"].sum()
         flagged = dist.groupby(dist["reserve_name"].astype(str))["area_m2"].sum()
-        for name, a in flagged.items():
+        for key, a in flagged.items():
+            name = str(key)
             if seen.get(name, 0) > 0:
                 shares[name] = float(a) / float(seen[name])
     elif region_m2 > 0:

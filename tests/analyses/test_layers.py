@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from ecopatch.layers import CLASS_CODES, change_codes, cover_layers
+from ecopatch.analyses.layers import CLASS_CODES, change_codes, cover_layers
 from tests.mapdata import inputs, sample  # noqa: F401 - session fixtures
 
 

@@ -10,7 +10,7 @@ not 120 million.  :func:`read_decimated` reads every k-th pixel of a scene
   one GDAL read), files read in parallel, each on a handle of its own that
   is closed afterwards, so GDAL's cached blocks go with it.  GDAL's block
   cache is sized for the read (a row of the file's blocks) for its length
-  only (:func:`ecopatch.io._blocks.gdal_cache`);
+  only (:func:`ecopatch.raster.gdalcache.gdal_cache`);
 * **building overviews first** when the caller allows it
   (``build_overviews=True``, or :func:`build_overviews`): an external
   ``.ovr`` beside each file, written under a temporary name and renamed,
@@ -24,7 +24,7 @@ drawing.
 
 Examples
 --------
->>> from ecopatch.io.quicklook import read_decimated, shared_reads
+>>> from ecopatch.raster.quicklook import read_decimated, shared_reads
 >>> with shared_reads():                                   # doctest: +SKIP
 ...     a = read_decimated(scene, max_pixels=250_000)      # reads the scene once
 ...     b = read_decimated(scene, aoi_bounds=box, max_pixels=60_000)  # cut from the same read
@@ -49,14 +49,15 @@ import numpy as np
 
 from ecopatch.errors import RasterReadError
 from ecopatch.grid import Grid
-from ecopatch.io import _blocks
+from ecopatch.raster import blocks
+from ecopatch.raster.gdalcache import gdal_cache
 from ecopatch.raster.masks import grow_clouds
 from ecopatch.raster.ongrid import decimated_grid, ground_unit_m
 from ecopatch.raster.quiet import ignoring, short
 from ecopatch.raster.source import Observation
 
 if TYPE_CHECKING:
-    from ecopatch.io.raster import Scene
+    from ecopatch.raster.scene import Scene
 
 __all__ = ["build_overviews", "read_decimated", "shared_reads"]
 
@@ -118,7 +119,8 @@ def read_decimated(
         not valid (no data, saturated, cloud: the product's mask grown by
         the scene's cloud buffer at the decimated resolution).
     """
-    from ecopatch.io.raster import _computed_clear, _to_reflectance
+    from ecopatch.raster.fileread import band_reflectance
+    from ecopatch.raster.scene import computed_clear
 
     names = list(bands) if bands is not None else list(scene.bands)
     for n in names:
@@ -132,11 +134,11 @@ def read_decimated(
     out: dict[str, np.ndarray] = {}
     valid = np.ones(dgrid.shape, dtype=bool)
     for n in names:
-        refl, ok = _to_reflectance(raw[n], scene.band(n))
+        refl, ok = band_reflectance(raw[n], scene.band(n))
         out[n] = refl
         valid &= ok
     if scene.mask is not None and scene.mask.kind == "computed":
-        valid &= _computed_clear(scene, dgrid)
+        valid &= computed_clear(scene, dgrid)
     elif scene.mask is not None:
         valid &= grow_clouds(raw[_MASK], scene.mask.kind, scene._buffer_px(dgrid.res[0] * ground_unit_m(dgrid)))
     valid &= ~scene._collar(out)
@@ -177,7 +179,7 @@ def _fetch(scene: Scene, names: Sequence[str], dgrid: Grid, *, build: bool = Fal
     try:
         need = sum(_row_bytes(pool, p, grids[p], dgrid) for p in by_file)
         jobs = [(p, sorted({i for _, i in by_file[p]})) for p in by_file]
-        with _blocks.gdal_cache(2 * need):
+        with gdal_cache(2 * need):
             if len(jobs) > 1:
                 with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as ex:
                     got = list(ex.map(lambda j: _decimate_file(pool, j[0], j[1], grids[j[0]], dgrid), jobs))
@@ -203,7 +205,7 @@ def _decimate_file(pool: _Handles, path: str, indexes: list[int], src: Grid, dgr
         if win is None:
             return np.zeros(shape, dtype=ds.dtypes[indexes[0] - 1])
         try:
-            lay = _blocks.layout_of(ds)
+            lay = blocks.layout_of(ds)
             k = min(win.width / shape[2], win.height / shape[1])
             if (lay.driver == "GTiff" and lay.interleave == "pixel" and lay.count > 1 and k >= 1.5
                     and not [f for f in lay.overviews if f <= k]):
@@ -221,7 +223,7 @@ _STRIP_BYTES = 64 * 1024 * 1024
 
 
 def _decimate_in_strips(ds: Any, indexes: list[int], win: Any, shape: tuple[int, int, int],
-                        lay: _blocks.FileLayout) -> np.ndarray:
+                        lay: blocks.FileLayout) -> np.ndarray:
     """Nearest-neighbour decimation of a pixel-interleaved file without overviews, each block decoded once.
 
     GDAL's decimated read of such a file (``out_shape``) goes band by band,
@@ -262,7 +264,7 @@ def _decimate_in_strips(ds: Any, indexes: list[int], win: Any, shape: tuple[int,
 def _row_bytes(pool: _Handles, path: str, src: Grid, dgrid: Grid) -> int:
     """Bytes of one row of the file's blocks across the read (all bands of them): what GDAL must hold."""
     with pool.use(path) as ds:
-        lay = _blocks.layout_of(ds)
+        lay = blocks.layout_of(ds)
         win = src.window_from_bounds(dgrid.bounds, clip=True)
         if win is None:
             return 0
@@ -415,9 +417,9 @@ def _build_one(path: str, factors: Sequence[int] | None, overwrite: bool) -> Pat
 
 def _maybe_build(path: str, src: Grid, dgrid: Grid) -> None:
     """Build overviews for ``path`` when a decimated read of it would decode it whole (allowed by the caller)."""
-    from ecopatch.io.raster import _layout
+    from ecopatch.raster.fileread import dataset_layout
 
-    lay = _layout(path)[1]
+    lay = dataset_layout(path)[1]
     if lay.overviews or lay.shape[0] * lay.shape[1] < MIN_OVERVIEW_PX:
         return
     win = src.window_from_bounds(dgrid.bounds, clip=True)
@@ -428,7 +430,7 @@ def _maybe_build(path: str, src: Grid, dgrid: Grid) -> None:
     except RasterReadError as exc:
         log.warning("%s; reading it in one pass instead", exc)
         return
-    from ecopatch.io.raster import close_datasets
+    from ecopatch.raster.fileread import close_datasets
 
     close_datasets()  # handles opened before the .ovr existed do not see it
 
@@ -458,8 +460,8 @@ class _Shared:
             return None
         key = _scene_key(scene)
         with self.lock:
-            base = self.bases.get(key, False)
-            if base is False:
+            base = self.bases.get(key)
+            if key not in self.bases:
                 all_names = list(scene.bands)
                 bgrid = decimated_grid(scene, max_pixels=self.base_pixels)
                 raw = _fetch(scene, all_names, bgrid, build=self.build_overviews, handles=self.handles)

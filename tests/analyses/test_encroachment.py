@@ -6,10 +6,10 @@ import pytest
 import shapely
 
 import ecopatch
-import ecopatch.encroachment
+import ecopatch.analyses.encroachment
 import ecopatch.pairing
+from ecopatch.analyses.validation import score_patches
 from ecopatch.schema import PATCH_COLUMNS, ZONE_STRICTNESS
-from ecopatch.validation import score_patches
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_no_patch_from_the_cloud(sample, inputs):
 
 
 def test_unobserved_area_is_reported(inputs):
-    obs = ecopatch.encroachment.observation_table(inputs.patches)
+    obs = ecopatch.analyses.encroachment.observation_table(inputs.patches)
     # pandas operations that compare attrs keep working
     assert len(inputs.patches.merge(inputs.patches[["patch_id"]], on="patch_id")) == len(inputs.patches)
     assert {"reserve_name", "zone", "area_m2", "observed_m2", "unobserved_m2"} <= set(obs.columns)
@@ -171,7 +171,7 @@ def test_attach_zones_strictest_then_largest_overlap_then_first_zone():
         crs="EPSG:32650",
     )
     shapely.prepare(zones.geometry.values[0])
-    out = ecopatch.encroachment._attach_zones(patches, zones, "zone", "name", 50.0)
+    out = ecopatch.analyses.encroachment._attach_zones(patches, zones, "zone", "name", 50.0)
     assert list(out["reserve_name"]) == ["B", "A", "A", "C", "A"]
     assert list(out["zone"])[:4] == ["core", "experimental", "experimental", "buffer"]
     assert out["zone"].iloc[4] == "outside"
@@ -207,7 +207,7 @@ def test_area_parts_clip_patches_as_their_union_would(seed):
     patches = np.asarray([box(a, b, a + w, b + h) for a, b, w, h in zip(x, y, *rng.uniform(3, 90, (2, 60)))]
                          + [box(x0 + 150, y0 + 50, x0 + 260, y0 + 120)], dtype=object)
     union = shapely.union_all(parts)
-    got = ecopatch.encroachment._clip_to_area(patches, parts)
+    got = ecopatch.analyses.encroachment._clip_to_area(patches, parts)
     want = shapely.intersection(patches, union)
     assert (shapely.equals(got, want) | (shapely.is_empty(got) & shapely.is_empty(want))).all()
     inside = shapely.contains_properly(union, patches)
@@ -228,8 +228,8 @@ def test_area_parts_give_the_union_s_pixels_and_sample_windows(seed):
     for win in (Window(0, 0, 64, 64), Window(30, 50, 66, 66), Window(60, 60, 50, 60)):
         sub = g.subgrid(win)
         near = tuple(p for p in parts if shapely.intersects(p, sub.footprint()))
-        got = ecopatch.encroachment._aoi_mask(near, g, win)
-        want = ecopatch.encroachment._aoi_mask((union,), g, win)
+        got = ecopatch.analyses.encroachment._aoi_mask(near, g, win)
+        want = ecopatch.analyses.encroachment._aoi_mask((union,), g, win)
         assert got.shape == win.shape and (got == want).all()
     # the sample windows: the chunks (cut to the area's bounding window) that meet the union
     region = shapely.intersection(parts, g.footprint())
@@ -249,7 +249,7 @@ def test_area_parts_are_cut_to_the_footprint_and_the_whole_ones_not_copied(seed)
     parts = _area_parts(seed)
     x0 = shapely.bounds(parts[0])[0]
     footprint = box(x0 + 100.0, -100.0, 2000.0, 2000.0)  # cuts part 0, holds part 1 whole
-    got = ecopatch.encroachment._within_footprint(parts, footprint)
+    got = ecopatch.analyses.encroachment._within_footprint(parts, footprint)
     want = shapely.intersection(parts, footprint)
     assert (shapely.equals(got, want) | (shapely.is_empty(got) & shapely.is_empty(want))).all()
     whole = shapely.contains_properly(footprint, parts)
@@ -332,7 +332,7 @@ def test_the_observation_table_survives_what_drops_attrs(inputs):
     import pandas as pd
 
     import ecopatch
-    from ecopatch.encroachment import observation_table
+    from ecopatch.analyses.encroachment import observation_table
 
     got: list[pd.DataFrame] = []
     with warnings.catch_warnings():

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from ecopatch.errors import AssumptionWarning, InputDataError
-from ecopatch.io.landsat import identify_text, parse_mtl
-from ecopatch.io.raster import open_scene
-from ecopatch.sensors import landsat_qa_clear, landsat_qa_flags
-from tests.io.product_fixtures import L8, L8_ID, hls_granule, landsat_from_l8
+from ecopatch.raster.landsat import identify_text, parse_mtl
+from ecopatch.raster.scene import open_scene
+from ecopatch.raster.sensors import landsat_qa_clear, landsat_qa_flags
+from tests.raster.product_fixtures import L8, L8_ID, hls_granule, landsat_from_l8
 
 
 def _open(*a, **kw):

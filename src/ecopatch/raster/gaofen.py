@@ -53,13 +53,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ecopatch.errors import ConfigError, InputDataError, OutputError, RasterReadError
-from ecopatch.io.products import Calibration, _Options, _sample_values
-from ecopatch.io.raster import BandRef, Scene, _dataset, _grid_of
+from ecopatch.raster.fileread import grid_of, open_dataset
+from ecopatch.raster.products import Calibration, ProductOptions
+from ecopatch.raster.scene import BandRef, Scene
+from ecopatch.raster.sensors import get_sensor
+from ecopatch.raster.singlefile import sample_values
 from ecopatch.raster.source import ProductInfo
-from ecopatch.sensors import get_sensor
 
 if TYPE_CHECKING:
-    from ecopatch.io.products import _FileId
+    from ecopatch.raster.singlefile import FileId
 
 __all__ = ["calibration_for", "earth_sun_distance_au", "is_gaofen_package", "load_calibration", "open_gaofen"]
 
@@ -127,7 +129,7 @@ def load_calibration(path: str | os.PathLike[str] | None = None) -> dict[str, An
         raise ConfigError(f"calibration table {path}: cannot read it as JSON ({exc})") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("coefficients"), list):
         raise ConfigError(f"calibration table {path}: no \"coefficients\" list "
-                          "(see ecopatch.io.gaofen.load_calibration)")
+                          "(see ecopatch.raster.gaofen.load_calibration)")
     for i, c in enumerate(doc["coefficients"]):
         for k in ("satellite", "sensor", "year", "bands"):
             if k not in c:
@@ -244,14 +246,15 @@ def _when(meta: Mapping[str, str]) -> _dt.datetime | None:
         v = meta.get(k, "")
         m = re.match(r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})", v)
         if m:
-            return _dt.datetime(*(int(x) for x in m.groups()))
+            y, mo, d, h, mi, s = (int(x) for x in m.groups())
+            return _dt.datetime(y, mo, d, h, mi, s)
     return None
 
 
 # ---------------------------------------------------------------------------
 # Opening
 # ---------------------------------------------------------------------------
-def open_gaofen(path: Path, opts: _Options, *, dem: str | os.PathLike[str] | None = None,
+def open_gaofen(path: Path, opts: ProductOptions, *, dem: str | os.PathLike[str] | None = None,
                 calibration: str | os.PathLike[str] | Calibration | None = None, pansharpen: bool = True,
                 workdir: str | os.PathLike[str] | None = None) -> Scene:
     """Open a Gaofen L1A package (``.tar.gz``, folder, or one image with its ``.xml``) as a :class:`Scene`."""
@@ -290,7 +293,7 @@ def open_gaofen(path: Path, opts: _Options, *, dem: str | os.PathLike[str] | Non
                              "(GF-1/GF-6 WFV, GF-1/GF-2/GF-6 PMS)")
     prof = opts.prof or get_sensor(f"{key}_{family.lower()}_l1a")
 
-    ds = _dataset(str(ms_path))
+    ds = open_dataset(str(ms_path))
     count = ds.count
     ids = _BAND_IDS.get(count)
     if ids is None or count < len(prof.order):
@@ -365,7 +368,7 @@ def open_gaofen(path: Path, opts: _Options, *, dem: str | os.PathLike[str] | Non
     elif family == "PMS" and pansharpen:
         assumptions.append("no -PAN image in the package: not pan-sharpened (multispectral resolution)")
 
-    grid, vds = _grid_of(str(src_path))
+    grid, vds = grid_of(str(src_path))
     refs = []
     for i, bid in enumerate(ids, start=1):
         role = roles.get(bid)
@@ -404,7 +407,7 @@ def _centre(meta: Mapping[str, str]) -> tuple[float | None, float]:
 
 
 def _rpcs_of(path: Path) -> Any:
-    ds = _dataset(str(path))
+    ds = open_dataset(str(path))
     if not ds.rpcs:
         raise InputDataError(
             f"{path}: no rational polynomial coefficients (the .rpb beside it is missing or unreadable): "
@@ -586,7 +589,7 @@ def _pansharpen_vrt(ms_vrt: Path, pan_vrt: Path, out_dir: Path, count: int, weig
 # ---------------------------------------------------------------------------
 # Orthorectified single files (the usual bureau delivery)
 # ---------------------------------------------------------------------------
-def fill_file_id(fid: _FileId, path: Path, sat: str, sensor: str, count: int, dtype: str) -> None:
+def fill_file_id(fid: FileId, path: Path, sat: str, sensor: str, count: int, dtype: str) -> None:
     """Identify an orthorectified Gaofen GeoTIFF (no XML beside it) for :mod:`.products`."""
     family = "pms" if sensor.startswith(("PMS", "MUX")) else "wfv"
     key = f"gf{sat}_{family}"
@@ -600,7 +603,7 @@ def fill_file_id(fid: _FileId, path: Path, sat: str, sensor: str, count: int, dt
     fid.positional = True
     fid.evidence.append(f"file name {path.name}: Gaofen-{sat} {sensor or family.upper()}; band order of Gaofen "
                         f"deliveries ({', '.join(fid.prof.order[:count])})")
-    v = _sample_values(str(path), 1)
+    v = sample_values(str(path), 1)
     if np.issubdtype(np.dtype(dtype), np.integer) and v.size and float(np.percentile(v, 99.9)) <= 1023:
         fid.needs_scale = (
             f"values of band 1 stay below 1024 (99.9th percentile {float(np.percentile(v, 99.9)):.0f}): these look "
