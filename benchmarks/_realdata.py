@@ -385,12 +385,12 @@ def patch_label_overlap(patches: Any, grid: LabelGrid) -> dict[str, np.ndarray]:
 
 
 def score(mask: np.ndarray, grid: LabelGrid) -> dict[str, float]:
-    """:func:`ecopatch.validation.pixel_scores` of ``mask`` on the scored pixels, plus flagged shares.
+    """:func:`ecopatch.analyses.validation.pixel_scores` of ``mask`` on the scored pixels, plus flagged shares.
 
     ``flagged``: share of the scored pixels flagged; ``flagged_scene``:
     share of the whole grid flagged.
     """
-    from ecopatch.validation import pixel_scores
+    from ecopatch.analyses.validation import pixel_scores
 
     s = pixel_scores(mask, grid.truth, valid=grid.valid)
     s["flagged"] = float(mask[grid.scored].mean())
@@ -519,7 +519,7 @@ def _logistic(X: np.ndarray, y: np.ndarray, w: np.ndarray, l2: float = 1e-3, ite
 
 
 def fit_confidence(samples: Mapping[str, Mapping[str, Sequence[float]]]) -> dict[str, Any]:
-    """Fit :func:`ecopatch.encroachment.patch_confidence`'s coefficients on labelled patches.
+    """Fit :func:`ecopatch.analyses.encroachment.patch_confidence`'s coefficients on labelled patches.
 
     Parameters
     ----------

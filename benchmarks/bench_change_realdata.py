@@ -428,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
             samples["taizhou"] = tz["reliability"]["samples"]
         if len(samples) >= 3:
             fit = R.fit_confidence(samples)
-            from ecopatch.encroachment import CONFIDENCE_COEF
+            from ecopatch.analyses.encroachment import CONFIDENCE_COEF
 
             out += ["### Refitting the confidence", "",
                     f"Logistic regression of 'labelled change ≥ 50 %' on the patch's mean change statistic "

@@ -442,9 +442,9 @@ def w_figure(root: Path, layout: str, what: str) -> dict:
 
 def w_analysis(root: Path, layout: str, what: str) -> dict:
     import ecopatch
-    import ecopatch.encroachment  # noqa: F401
-    import ecopatch.joint  # noqa: F401
-    import ecopatch.restoration  # noqa: F401
+    import ecopatch.analyses.encroachment  # noqa: F401
+    import ecopatch.analyses.joint  # noqa: F401
+    import ecopatch.analyses.restoration  # noqa: F401
 
     before, after = _pair(root, layout)
     with warnings.catch_warnings():

@@ -233,9 +233,9 @@ def _import_ecopatch() -> bool:
 
     Run in the measuring process and on each Dask worker.
     """
-    import ecopatch.encroachment  # noqa: F401
-    import ecopatch.joint  # noqa: F401
-    import ecopatch.restoration  # noqa: F401
+    import ecopatch.analyses.encroachment  # noqa: F401
+    import ecopatch.analyses.joint  # noqa: F401
+    import ecopatch.analyses.restoration  # noqa: F401
 
     return True
 

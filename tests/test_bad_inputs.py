@@ -27,8 +27,8 @@ import ecopatch
 from ecopatch import errors as E
 from ecopatch.cli.main import cli
 from ecopatch.fieldcheck import import_results
-from ecopatch.io.raster import open_scene
 from ecopatch.io.vector import read_patches
+from ecopatch.raster.scene import open_scene
 from tests.conftest import write_raster
 
 S2 = ["B02", "B03", "B04", "B08", "B11", "B12"]

@@ -8,7 +8,7 @@ from affine import Affine
 from shapely.geometry import box
 
 import ecopatch
-from ecopatch.encroachment import observation_table
+from ecopatch.analyses.encroachment import observation_table
 from ecopatch.grid import Grid, Window
 from ecopatch.tiling import SMALL_JOB_PX, blocks_touching, locality_order, run_tasks
 from tests.scenes import write_pair
@@ -86,7 +86,7 @@ def test_tiled_files_give_the_same_results_through_the_tile_cache(pair, tiled_pa
     # the same pixels stored in 32 x 32 tiles: padded windows then take their neighbours' tiles from
     # the shared tile cache; results must equal the striped files' to the last bit, and a cache of
     # a cache of 150 tiles (of about 900, so evicting all the time) must change nothing either
-    from ecopatch.io import raster
+    from ecopatch.raster import fileread as raster
 
     s, before, after, mines = pair
     _, tb, ta, _ = tiled_pair
@@ -94,13 +94,13 @@ def test_tiled_files_give_the_same_results_through_the_tile_cache(pair, tiled_pa
     r = ecopatch.assess_restoration(before, after, mines, block=64, progress=False)
     for budget in (None, 150 * 32 * 32 * 2):
         if budget:
-            monkeypatch.setattr(raster._TILES, "budget", budget)
-        raster._TILES.clear()
-        hits = raster._TILES.hits
+            monkeypatch.setattr(raster.TILES, "budget", budget)
+        raster.TILES.clear()
+        hits = raster.TILES.hits
         dt = ecopatch.detect_changes(tb, ta, s.reserves, block=64, progress=False)
         rt = ecopatch.assess_restoration(tb, ta, mines, block=64, progress=False)
-        assert raster._TILES.hits > hits
-        assert raster._TILES._bytes <= raster._TILES.budget
+        assert raster.TILES.hits > hits
+        assert raster.TILES._bytes <= raster.TILES.budget
         pd.testing.assert_frame_equal(d.drop(columns="geometry"), dt.drop(columns="geometry"))
         assert d.geometry.geom_equals_exact(dt.geometry, 0).all()
         pd.testing.assert_frame_equal(r, rt)

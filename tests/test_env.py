@@ -19,7 +19,7 @@ def test_env_int_unset_empty_clamped_and_wrong(monkeypatch):
 
 
 def test_every_ecopatch_variable_names_itself_when_wrong(monkeypatch):
-    from ecopatch.io._blocks import default_budget as _tile_cache_budget
+    from ecopatch.raster.blocks import default_budget as _tile_cache_budget
     from ecopatch.tiling import _num_workers
 
     monkeypatch.setenv("ECOPATCH_NUM_WORKERS", "all")
@@ -30,6 +30,6 @@ def test_every_ecopatch_variable_names_itself_when_wrong(monkeypatch):
     monkeypatch.setenv("ECOPATCH_TILE_CACHE_MB", "0")
     assert _tile_cache_budget() == 0
     monkeypatch.setenv("ECOPATCH_TILE_CACHE_MB", "")
-    from ecopatch.io.raster import TILE_CACHE_MB
+    from ecopatch.raster.fileread import TILE_CACHE_MB
 
     assert _tile_cache_budget() == TILE_CACHE_MB * 1024 * 1024

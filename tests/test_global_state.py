@@ -16,7 +16,7 @@ import rasterio
 from rasterio.env import get_gdal_config
 
 import ecopatch
-from ecopatch.io import raster
+from ecopatch.raster import fileread as raster
 from tests.conftest import write_raster
 from tests.scenes import write_pair
 from tests.test_engine import _FakeLibc
@@ -39,8 +39,8 @@ def _fresh_process_cachemax() -> int:
 @pytest.mark.filterwarnings("ignore::ecopatch.errors.EcopatchWarning")
 def test_calls_leave_gdal_the_allocator_and_caches_as_a_fresh_process_has_them(tiled_pair, tmp_path, monkeypatch):
     import ecopatch.tiling as tiling
-    from ecopatch.io.quicklook import shared_reads
     from ecopatch.maps import change_map
+    from ecopatch.raster.quicklook import shared_reads
     from ecopatch.report import write_report
 
     s, before, after, mines = tiled_pair
@@ -63,13 +63,13 @@ def test_calls_leave_gdal_the_allocator_and_caches_as_a_fresh_process_has_them(t
 
     # the GDAL cache ecopatch's reads ran with (seen from inside the windows)
     during = []
-    read_into = raster._read_into
+    read_into = raster.read_into
 
     def spy(*a, **kw):
         during.append(get_gdal_config("GDAL_CACHEMAX"))
         return read_into(*a, **kw)
 
-    monkeypatch.setattr(raster, "_read_into", spy)
+    monkeypatch.setattr(raster, "read_into", spy)
 
     def settled(what):
         assert get_gdal_config("GDAL_CACHEMAX") == fresh, what
@@ -79,7 +79,7 @@ def test_calls_leave_gdal_the_allocator_and_caches_as_a_fresh_process_has_them(t
         t.join()
         assert seen == [fresh], what  # in any thread
         assert rasterio.env.hasenv() == had_env, what
-        assert raster._TILES._bytes == 0 and not raster._TILES.active, what  # no decoded block kept
+        assert raster.TILES._bytes == 0 and not raster.TILES.active, what  # no decoded block kept
         assert [c for c in libc.calls if c[0] == "mallopt"] == [], what  # allocator settings untouched
         assert ours() == filters, what  # no warning filter added or dropped (worker threads)
 
@@ -91,7 +91,7 @@ def test_calls_leave_gdal_the_allocator_and_caches_as_a_fresh_process_has_them(t
     ecopatch.assess_and_detect(before, after, mines, s.reserves, block=64, progress=False)
     settled("assess_and_detect")
     with shared_reads():
-        raster.read_decimated(after, max_pixels=5000)
+        after.read_decimated(max_pixels=5000)
         fig = change_map(before, after, patches, lang="en")
     settled("shared_reads, change_map")
     assert fig.axes

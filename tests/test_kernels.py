@@ -259,8 +259,8 @@ def test_reflectance_kernel_repeats_and_masks_as_numpy_would(dn, repeat, seed):
        k=st.integers(0, 3), seed=st.integers(0, 99), dtype=st.sampled_from([np.uint8, np.uint16, np.int16]))
 def test_clear_kernel_matches_grow_clouds(shape, kind, k, seed, dtype):
     from ecopatch._kernels import clear_kernel
-    from ecopatch.io.raster import _grow_clouds
-    from ecopatch.sensors import SCL_UNUSABLE
+    from ecopatch.raster.masks import grow_clouds as _grow_clouds
+    from ecopatch.raster.sensors import SCL_UNUSABLE
 
     rng = np.random.default_rng(seed)
     if kind == "scl":

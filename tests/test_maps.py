@@ -102,12 +102,12 @@ def test_change_map_cloud_is_transparent(change_fig, sample):
 
 def test_change_map_reads_decimated_only(inputs, cjk, monkeypatch):
     """Large rasters are never read whole: Scene.read is not used, and the display is bounded."""
-    from ecopatch.io import raster
+    from ecopatch.raster.scene import Scene
 
     def boom(*a, **k):
         raise AssertionError("Scene.read called by a map")
 
-    monkeypatch.setattr(raster.Scene, "read", boom)
+    monkeypatch.setattr(Scene, "read", boom)
     fig = change_map(inputs.before, inputs.after, None, max_pixels=20_000, index=None)
     maps = _map_axes(fig)
     assert len(maps) == 2

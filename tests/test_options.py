@@ -8,11 +8,11 @@ import pytest
 from click.testing import CliRunner
 
 import ecopatch
+from ecopatch.analyses.joint import assess_and_detect
 from ecopatch.cli.assess import assess
 from ecopatch.cli.detect import detect
 from ecopatch.cli.main import cli
 from ecopatch.errors import ConfigError
-from ecopatch.joint import assess_and_detect
 from ecopatch.options import (
     WINDOWS,
     AssessOptions,
@@ -37,7 +37,8 @@ def test_the_keyword_defaults_are_the_fields_defaults(func, cls):
 
 
 @pytest.mark.parametrize("func", [ecopatch.detect_changes, ecopatch.assess_restoration, assess_and_detect,
-                                  ecopatch.encroachment.detection_pass, ecopatch.restoration.assessment_pass])
+                                  ecopatch.analyses.encroachment.detection_pass,
+                                  ecopatch.analyses.restoration.assessment_pass])
 def test_window_defaults_come_from_one_place(func):
     params = inspect.signature(func).parameters
     assert params["block"].default == WINDOWS.block == 512

@@ -280,14 +280,14 @@ def test_run_then_nothing_new_then_force(site, caplog):
 
 
 def test_failed_scene_is_recorded_and_retried(site, monkeypatch):
-    import ecopatch.encroachment
+    import ecopatch.analyses.encroachment
 
     cfg = load_config(site)
 
     def broken(*a, **k):
         raise InputDataError("reserves.gpkg: zone field '功能分区' is empty (simulated)")
 
-    monkeypatch.setattr(ecopatch.encroachment, "detection_pass", broken)
+    monkeypatch.setattr(ecopatch.analyses.encroachment, "detection_pass", broken)
     res = run_pipeline(cfg, progress=False)
     assert res.exit_code == ExitCode.BAD_INPUT and res.status == "bad_input"
     (out,) = res.outcomes
@@ -306,8 +306,8 @@ def test_failed_scene_is_recorded_and_retried(site, monkeypatch):
 def test_a_job_that_cannot_run_leaves_a_note_and_the_other_goes_on(site, monkeypatch):
     # the mines' set-up and the reserves' finishing step fail in turn; the other job's
     # results are still written and recorded
-    import ecopatch.encroachment
-    import ecopatch.restoration
+    import ecopatch.analyses.encroachment
+    import ecopatch.analyses.restoration
     from ecopatch.errors import NoOverlapError, NoValidPixelsError
 
     cfg = load_config(site)
@@ -315,7 +315,7 @@ def test_a_job_that_cannot_run_leaves_a_note_and_the_other_goes_on(site, monkeyp
     def no_mines(*a, **k):
         raise NoOverlapError("none of the mines overlaps the scene (simulated)")
 
-    monkeypatch.setattr(ecopatch.restoration, "assessment_pass", no_mines)
+    monkeypatch.setattr(ecopatch.analyses.restoration, "assessment_pass", no_mines)
     res = run_pipeline(cfg, progress=False)
     (out,) = res.outcomes
     assert res.exit_code == ExitCode.OK and out.status == "ok"
@@ -326,7 +326,7 @@ def test_a_job_that_cannot_run_leaves_a_note_and_the_other_goes_on(site, monkeyp
     assert not (out.folder / "results" / "mines.gpkg").exists()
 
     monkeypatch.undo()
-    real = ecopatch.encroachment.detection_pass
+    real = ecopatch.analyses.encroachment.detection_pass
 
     def cloudy(*a, **k):
         p = real(*a, **k)
@@ -337,7 +337,7 @@ def test_a_job_that_cannot_run_leaves_a_note_and_the_other_goes_on(site, monkeyp
         p.finish = finish
         return p
 
-    monkeypatch.setattr(ecopatch.encroachment, "detection_pass", cloudy)
+    monkeypatch.setattr(ecopatch.analyses.encroachment, "detection_pass", cloudy)
     res = run_pipeline(cfg, progress=False, force=True)
     (out,) = res.outcomes
     assert out.status == "ok" and out.message.startswith("reserves not watched: no pixel")

@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ecopatch
+from ecopatch.analyses.restoration import _inside_composition
 from ecopatch.cover import CoverParams
 from ecopatch.geodesy import geodesic_area_m2, transformer
-from ecopatch.restoration import _inside_composition
 from tests.conftest import write_raster
 
 S2 = ["B02", "B03", "B04", "B08", "B11", "B12"]

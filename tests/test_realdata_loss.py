@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecopatch.restoration import StatusRules
+from ecopatch.analyses.restoration import StatusRules
 
 pytestmark = pytest.mark.realdata
 

@@ -172,9 +172,9 @@ def test_extra_change_map_drawn_with_the_report(inputs, tmp_path, cjk):
     import numpy as np
     from PIL import Image
 
-    from ecopatch.io.quicklook import shared_reads
     from ecopatch.maps import change_map
     from ecopatch.maps._render import png_bytes
+    from ecopatch.raster.quicklook import shared_reads
 
     extra = tmp_path / "maps" / "change_map.png"
     extra.parent.mkdir()

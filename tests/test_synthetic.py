@@ -502,7 +502,7 @@ def _ndvi(scene, date):
 def _open_quietly(path, **kw):
     import warnings
 
-    from ecopatch.io.raster import open_scene
+    from ecopatch.raster.scene import open_scene
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -885,7 +885,7 @@ def test_landsat_product_is_identified_with_its_qa_mask(tricky, tricky_written):
 
 
 def test_landsat_reflectance_matches_sentinel2_over_the_same_ground(tricky):
-    from ecopatch.sensors import landsat_qa_flags
+    from ecopatch.raster.sensors import landsat_qa_flags
     from ecopatch.synthetic import product_grids, render_product
 
     ls = render_product(tricky, "after", sensor="landsat_oli_c2l2")

@@ -30,19 +30,19 @@ from ecopatch.errors import EcopatchError
 __version__ = "0.1.0"
 
 _LAZY = {
-    "open_scene": "ecopatch.io.raster",
-    "Scene": "ecopatch.io.raster",
+    "open_scene": "ecopatch.raster.scene",
+    "Scene": "ecopatch.raster.scene",
     "read_patches": "ecopatch.io.vector",
     "write_table": "ecopatch.io.vector",
     "Grid": "ecopatch.grid",
     "CoverParams": "ecopatch.cover",
     "ChangeParams": "ecopatch.change",
-    "StatusRules": "ecopatch.restoration",
-    "assess_and_detect": "ecopatch.joint",
-    "assess_restoration": "ecopatch.restoration",
-    "detect_changes": "ecopatch.encroachment",
+    "StatusRules": "ecopatch.analyses.restoration",
+    "assess_and_detect": "ecopatch.analyses.joint",
+    "assess_restoration": "ecopatch.analyses.restoration",
+    "detect_changes": "ecopatch.analyses.encroachment",
     "Ledger": "ecopatch.ledger",
-    "patch_statistics": "ecopatch.patchstats",
+    "patch_statistics": "ecopatch.analyses.patchstats",
 }
 
 __all__ = ["EcopatchError", "__version__", *sorted(_LAZY)]
@@ -52,9 +52,9 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 #: Submodules reachable as attributes after a plain ``import ecopatch`` (``ecopatch.maps.change_map``).
 _SUBMODULES = {
-    "change", "cover", "datasets", "encroachment", "errors", "fieldcheck", "geodesy", "grid", "indices", "io",
-    "joint", "ledger", "maps", "patchstats", "pipeline", "report", "restoration", "sanitize", "schema",
-    "sensors", "synthetic", "tiling", "trajectory", "units", "validation", "webmap", "zonal",
+    "analyses", "change", "cover", "datasets", "errors", "fieldcheck", "geodesy", "grid", "indices", "io",
+    "ledger", "maps", "raster", "report", "run", "sanitize", "schema", "synthetic", "tiling", "units", "webmap",
+    "zonal",
 }
 
 

@@ -760,7 +760,7 @@ def clear_kernel(raw: np.ndarray, kind: str, k: int, rows: np.ndarray, cols: np.
                  unusable_scl: tuple[int, ...]) -> np.ndarray | None:
     """Clear pixels of a quality band with cloud grown by a disk of ``k`` pixels, at ``raw[rows][:, cols]``.
 
-    What :func:`ecopatch.io.raster._grow_clouds` computes (Sentinel-2 SCL
+    What :func:`ecopatch.raster.masks.grow_clouds` computes (Sentinel-2 SCL
     classes in ``unusable_scl`` or Landsat QA_PIXEL bits 0-5 are not
     clear; the unclear pixels other than 0, "no data", grow), followed by
     the rows and columns wanted, in one pass and a C-ordered result.  None

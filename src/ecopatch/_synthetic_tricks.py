@@ -95,7 +95,7 @@ __all__ = [
     "wanted",
 ]
 
-#: Products an acquisition can be written as (ecopatch.sensors profile names).
+#: Products an acquisition can be written as (ecopatch.raster.sensors profile names).
 SENSOR_NAMES: tuple[str, ...] = ("sentinel2_l2a", "sentinel2_l1c", "landsat_oli_c2l2", "gf1_wfv")
 
 #: Central wavelength (nm) of the Sentinel-2A MSI bands (ESA spectral response functions).

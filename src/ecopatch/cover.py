@@ -5,7 +5,7 @@ Every pixel gets four *fractions* that sum to 1 where it is observed:
 concrete, roads) and ``water``.  Fractions rather than hard classes, because
 a 10 m pixel on the edge of a quarry is part rock and part forest, and small
 mines are mostly edge: counting such pixels as half restored is what keeps
-per-mine areas right (see :mod:`ecopatch.restoration`).
+per-mine areas right (see :mod:`ecopatch.analyses.restoration`).
 
 Rules (defaults in :class:`CoverParams`, each overridable):
 
@@ -276,7 +276,7 @@ def veg_from_fvc(fvc_values: np.ndarray, params: CoverParams) -> np.ndarray:
     This is the mapping :func:`cover_fractions` applies per pixel; it is
     exposed so that FVC can be unmixed first (FVC mixes about linearly across
     a pixel, the saturating vegetation fraction does not) and classified
-    after, as :mod:`ecopatch.restoration` does at patch edges.
+    after, as :mod:`ecopatch.analyses.restoration` does at patch edges.
     """
     f = np.asarray(fvc_values, dtype=np.float32)
     if params.thresholds == "otsu":

@@ -923,8 +923,8 @@ def write_repeat_product(
 
     from ecopatch.errors import GeometryRepairedWarning
     from ecopatch.geodesy import geometries_in
-    from ecopatch.io.raster import open_scene
     from ecopatch.io.vector import read_patches
+    from ecopatch.raster.scene import open_scene
 
     if like not in DATES:
         raise ConfigError(f"like={like!r}; use one of {list(DATES)}")

@@ -278,7 +278,7 @@ def caller_stacklevel() -> int:
     Called in the function that warns (``warnings.warn(..., stacklevel=caller_stacklevel())``):
     a warning then points at the user's line however many of ecopatch's own
     frames lie between (an analysis called directly, through
-    :func:`ecopatch.joint.assess_and_detect` or by a scheduled run).
+    :func:`ecopatch.analyses.joint.assess_and_detect` or by a scheduled run).
     """
     import os
     import sys

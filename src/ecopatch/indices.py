@@ -207,7 +207,7 @@ def compute_index(name: str, bands: Mapping[str, np.ndarray], *, source: str = "
     name : str
         A key of :data:`INDICES` (case-insensitive).
     bands : mapping of str to ndarray
-        E.g. an :class:`~ecopatch.io.raster.Observation`.
+        E.g. an :class:`~ecopatch.raster.source.Observation`.
     source : str
         Name of the data, for the error message.
 

@@ -6,7 +6,7 @@ allowed choices and the command-line flag.  From these fields are built:
 
 - the defaults of the analyses' keyword arguments
   (:func:`ecopatch.detect_changes`, :func:`ecopatch.assess_restoration`,
-  :func:`ecopatch.joint.assess_and_detect`), which also take the whole
+  :func:`ecopatch.analyses.joint.assess_and_detect`), which also take the whole
   dataclass as ``options=``;
 - the validation of the run configuration's TOML
   (:func:`ecopatch.run.config.load_config`);
@@ -46,9 +46,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ecopatch.errors import ConfigError
 
 if TYPE_CHECKING:
+    from ecopatch.analyses.restoration import StatusRules
     from ecopatch.change import ChangeParams
     from ecopatch.cover import CoverParams
-    from ecopatch.restoration import StatusRules
 
 __all__ = [
     "BASELINE_RULES",

@@ -5,7 +5,7 @@
 
 1. **Clouds and shadows** for a scene without a usable mask (Sentinel-2
    L1C, Landsat Level-1 without QA, Gaofen, band stacks): computed at a
-   coarse resolution from both dates (:mod:`ecopatch.clouds`) and attached
+   coarse resolution from both dates (:mod:`ecopatch.raster.clouds`) and attached
    to the scene as its mask, so no read after this sees them.
 2. **Relative radiometric normalisation** of the later date onto the
    earlier one: per band, a reduced-major-axis line fitted on
@@ -42,7 +42,11 @@ import numpy as np
 import shapely
 
 from ecopatch.change import Background, ChangeModel, ChangeParams, robust_covariance, robust_location_scale, whitening
-from ecopatch.clouds import (
+from ecopatch.cover import CoverParams, cover_fractions, surface_fractions
+from ecopatch.errors import ConfigError, EcopatchWarning, NoValidPixelsError, caller_stacklevel
+from ecopatch.grid import Grid, Window
+from ecopatch.options import WINDOWS
+from ecopatch.raster.clouds import (
     S2CLOUDLESS_BANDS,
     S2CLOUDLESS_EDGE,
     S2CLOUDLESS_THRESHOLD,
@@ -55,11 +59,8 @@ from ecopatch.clouds import (
     s2cloudless_probability,
     temporal_cloud_test,
 )
-from ecopatch.cover import CoverParams, cover_fractions, surface_fractions
-from ecopatch.errors import ConfigError, EcopatchWarning, NoValidPixelsError, caller_stacklevel
-from ecopatch.grid import Grid, Window
-from ecopatch.io.raster import Observation, Scene, read_decimated, read_on_grid
-from ecopatch.options import WINDOWS
+from ecopatch.raster.ongrid import read_on_grid, reproject_array
+from ecopatch.raster.source import Observation, RasterSource, read_decimated
 
 __all__ = ["PairSetup", "SurfaceDeriver", "prepare_pair"]
 
@@ -87,7 +88,7 @@ class NotSurfaceReflectanceWarning(EcopatchWarning):
 
 @dataclass(frozen=True)
 class SurfaceDeriver:
-    """Picklable derive for :func:`ecopatch.io.raster.read_on_grid`: the compared layers and cover fractions.
+    """Picklable derive for :func:`ecopatch.raster.ongrid.read_on_grid`: the compared layers and cover fractions.
 
     For reflectance scenes: the model's bands (the after date normalised
     onto the before date) and :func:`ecopatch.cover.surface_fractions` of
@@ -128,28 +129,28 @@ class SurfaceDeriver:
 class PairSetup:
     """Everything the windowed pass needs about a scene pair (see :func:`prepare_pair`)."""
 
-    before: Scene
-    after: Scene
+    before: RasterSource
+    after: RasterSource
     model: ChangeModel
     derive_before: SurfaceDeriver
     derive_after: SurfaceDeriver
     typed: bool
     record: Mapping[str, Any] = field(default_factory=dict)
-    history: tuple[tuple[Scene, SurfaceDeriver], ...] = ()
+    history: tuple[tuple[RasterSource, SurfaceDeriver], ...] = ()
 
 
-def _reflective(scene: Scene) -> bool:
+def _reflective(scene: RasterSource) -> bool:
     return bool(scene.sensor.reflectance)
 
 
-def prepare_pair(before: Scene, after: Scene, grid: Grid, region: np.ndarray, *, params: ChangeParams,
+def prepare_pair(before: RasterSource, after: RasterSource, grid: Grid, region: np.ndarray, *, params: ChangeParams,
                  normalize: str = "auto", clouds: str = "auto", cover: CoverParams | None = None,
-                 history: Sequence[Scene] = (), max_source_px: int = WINDOWS.max_source_px) -> PairSetup:
+                 history: Sequence[RasterSource] = (), max_source_px: int = WINDOWS.max_source_px) -> PairSetup:
     """Clouds, normalisation, background and noise model of a scene pair, from bounded reads.
 
     Parameters
     ----------
-    before, after : Scene
+    before, after : RasterSource
     grid : Grid
         The analysis grid.
     region : ndarray of shapely geometries
@@ -162,7 +163,7 @@ def prepare_pair(before: Scene, after: Scene, grid: Grid, region: np.ndarray, *,
         Compute cloud and shadow masks for scenes that have none.
     cover : CoverParams, optional
         Cover-rule parameters for relative-brightness imagery (drone RGB).
-    history : sequence of Scene
+    history : sequence of RasterSource
         Earlier scenes of the same ground (other seasons and years): each
         gets its clouds masked and is normalised onto ``before`` like
         ``after``, for the per-pixel seasonal range of
@@ -221,8 +222,8 @@ def prepare_pair(before: Scene, after: Scene, grid: Grid, region: np.ndarray, *,
             early.close()
 
 
-def _prepare(before: Scene, after: Scene, grid: Grid, region: np.ndarray, *, params: ChangeParams,
-             normalize: str, clouds: str, cover: CoverParams | None, history: Sequence[Scene],
+def _prepare(before: RasterSource, after: RasterSource, grid: Grid, region: np.ndarray, *, params: ChangeParams,
+             normalize: str, clouds: str, cover: CoverParams | None, history: Sequence[RasterSource],
              max_source_px: int, record: dict[str, Any], shared: list[str], spectral: bool,
              early: _BackgroundReads | None) -> PairSetup:
     """Steps 2 to 5 of :func:`prepare_pair` (the clouds are attached)."""
@@ -253,7 +254,7 @@ def _prepare(before: Scene, after: Scene, grid: Grid, region: np.ndarray, *, par
         d_after = SurfaceDeriver(bands, gains, None, after.source)
         typed = "blue" in shared or ("swir1" in shared and "swir2" in shared)
     else:
-        from ecopatch.restoration import prepare_cover_params
+        from ecopatch.analyses.restoration import prepare_cover_params
 
         bands = FRACTION_BANDS
         gains = tuple((1.0, 0.0) for _ in bands)
@@ -282,10 +283,10 @@ def _prepare(before: Scene, after: Scene, grid: Grid, region: np.ndarray, *, par
     return PairSetup(before, after, model, d_before, d_after, typed, record, hist)
 
 
-def _prepare_history(before: Scene, history: Sequence[Scene], grid: Grid, region: np.ndarray,
+def _prepare_history(before: RasterSource, history: Sequence[RasterSource], grid: Grid, region: np.ndarray,
                      samples: Sequence[Window], *, bands: tuple[str, ...], spectral: bool,
                      clouds: str, cover: CoverParams | None, max_source_px: int,
-                     record: dict[str, Any]) -> tuple[tuple[Scene, SurfaceDeriver], ...]:
+                     record: dict[str, Any]) -> tuple[tuple[RasterSource, SurfaceDeriver], ...]:
     """Each earlier scene masked and normalised onto ``before`` (as the after date is)."""
     out = []
     used = []
@@ -302,7 +303,7 @@ def _prepare_history(before: Scene, history: Sequence[Scene], grid: Grid, region
                 continue
             deriver = SurfaceDeriver(bands, gains, None, h.source)
         elif not spectral:
-            from ecopatch.restoration import prepare_cover_params
+            from ecopatch.analyses.restoration import prepare_cover_params
 
             deriver = SurfaceDeriver((), None, prepare_cover_params(h, cover), h.source)
         else:
@@ -420,35 +421,33 @@ def _coarse_grid(grid: Grid, region: np.ndarray, res_m: float,
     return mask_grid(grid, k * px), k
 
 
-def _coarse_read(scene: Scene, coarse: Grid, bands: Sequence[str] | None = None,
+def _coarse_read(scene: RasterSource, coarse: Grid, bands: Sequence[str] | None = None,
                  toa: bool = False) -> dict[str, np.ndarray]:
     """The scene's bands sampled at the coarse grid's cells (decimated read, then bilinear onto it)."""
     names = [b for b in (bands or scene.bands) if b in scene.bands]
     return _onto_coarse(scene, _coarse_fetch(scene, coarse, names), coarse, names, toa)
 
 
-def _coarse_fetch(scene: Scene, coarse: Grid, names: Sequence[str]) -> Observation:
+def _coarse_fetch(scene: RasterSource, coarse: Grid, names: Sequence[str]) -> Observation:
     """The decimated read behind :func:`_coarse_read` (twice as fine as the coarse grid)."""
     max_px = max(coarse.height * coarse.width * 4, 10_000)
     return read_decimated(scene, aoi_bounds=coarse.bounds, aoi_crs=coarse.crs, max_pixels=max_px, bands=names)
 
 
-def _onto_coarse(scene: Scene, obs: Observation, coarse: Grid, names: Sequence[str],
+def _onto_coarse(scene: RasterSource, obs: Observation, coarse: Grid, names: Sequence[str],
                  toa: bool) -> dict[str, np.ndarray]:
     """Bands of a decimated read resampled bilinearly onto the coarse grid (haze added back for TOA)."""
-    from ecopatch.io.raster import _reproject_array
-
     out = {}
     haze = dict(scene.metadata.get("haze_removed", {})) if toa else {}
     for b in names:
         v = np.asarray(obs.bands[b], dtype=np.float32)
         if b in haze:
             v = v + np.float32(haze[b])
-        out[b] = _reproject_array(v, obs.grid, coarse, resampling="bilinear")
+        out[b] = reproject_array(v, obs.grid, coarse, resampling="bilinear")
     return out
 
 
-def _coarse_reads(scenes: Sequence[Scene], coarse: Grid, bands: Sequence[str]) -> list[dict[str, np.ndarray]]:
+def _coarse_reads(scenes: Sequence[RasterSource], coarse: Grid, bands: Sequence[str]) -> list[dict[str, np.ndarray]]:
     """:func:`_coarse_read` of each scene (the bands it has), the scenes' files read at the same time.
 
     A decimated read of a file without overviews decodes all of it; GDAL
@@ -467,14 +466,14 @@ def _coarse_reads(scenes: Sequence[Scene], coarse: Grid, bands: Sequence[str]) -
     return [_onto_coarse(s, o, coarse, n, False) for s, o, n in zip(scenes, obs, names)]
 
 
-def _attach_cloud_masks(before: Scene, after: Scene, grid: Grid, region: np.ndarray, *,
-                        only_first: bool = False) -> tuple[Scene, Scene, dict[str, Any]]:
-    """Cloud and shadow masks for the scenes that have none (see :mod:`ecopatch.clouds`).
+def _attach_cloud_masks(before: RasterSource, after: RasterSource, grid: Grid, region: np.ndarray, *,
+                        only_first: bool = False) -> tuple[RasterSource, RasterSource, dict[str, Any]]:
+    """Cloud and shadow masks for the scenes that have none (see :mod:`ecopatch.raster.clouds`).
 
     With ``only_first``, only ``before`` gets a mask; ``after`` is the
     reference date for the two-date tests.
     """
-    need = [s.mask is None and _reflective(s) and "nir" in s.bands for s in (before, after)]
+    need = [s.mask_status["kind"] == "none" and _reflective(s) and "nir" in s.bands for s in (before, after)]
     if only_first:
         need[1] = False
     info: dict[str, Any] = {}
@@ -548,7 +547,7 @@ class _BackgroundReads:
     runs in the calling thread, as there); :meth:`close` waits for the threads.
     """
 
-    def __init__(self, scenes: Sequence[Scene], coarse: Grid, bands: Sequence[str]) -> None:
+    def __init__(self, scenes: Sequence[RasterSource], coarse: Grid, bands: Sequence[str]) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         self.scenes, self.coarse, self.bands = tuple(scenes), coarse, tuple(bands)
@@ -557,7 +556,7 @@ class _BackgroundReads:
         self._jobs = [self._pool.submit(_coarse_fetch, s, coarse, n) for s, n in zip(scenes, self._names)]
 
     @classmethod
-    def start(cls, scenes: Sequence[Scene], grid: Grid, region: np.ndarray, bands: tuple[str, ...],
+    def start(cls, scenes: Sequence[RasterSource], grid: Grid, region: np.ndarray, bands: tuple[str, ...],
               params: ChangeParams) -> _BackgroundReads | None:
         """Start the reads where a background will be estimated and two cores can share the work."""
         if params.background_m <= 0 or (os.cpu_count() or 1) < 2 or len(bands) < 3:
@@ -578,7 +577,7 @@ class _BackgroundReads:
         self._pool.shutdown(wait=True)
 
 
-def _background(before: Scene, after: Scene, grid: Grid, region: np.ndarray, bands: tuple[str, ...],
+def _background(before: RasterSource, after: RasterSource, grid: Grid, region: np.ndarray, bands: tuple[str, ...],
                 d_before: SurfaceDeriver, d_after: SurfaceDeriver, params: ChangeParams, *,
                 early: _BackgroundReads | None = None) -> Background | None:
     """Median of the normalised band differences over ``params.background_m``, on a coarse grid.

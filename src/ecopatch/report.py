@@ -35,8 +35,8 @@ if TYPE_CHECKING:
     import geopandas as gpd
     from matplotlib.figure import Figure
 
-    from ecopatch.io.raster import Scene
     from ecopatch.ledger import Ledger
+    from ecopatch.raster.scene import Scene
 
 __all__ = [
     "CASE_HEADERS",
@@ -214,7 +214,7 @@ def _history_of(history: pd.DataFrame | None, pid: str) -> pd.DataFrame | None:
 
 
 def _alerts_text(v: Any, lang: str) -> str:
-    from ecopatch.restoration import ALERTS, ALERTS_EN
+    from ecopatch.analyses.restoration import ALERTS, ALERTS_EN
 
     keys = [k for k in str(v).split(",") if k] if isinstance(v, str) else []
     words = ALERTS if lang == "zh" else ALERTS_EN
@@ -600,11 +600,11 @@ def write_report(
     interrupted run never leaves a half-written report in place of a good one.
     """
     from ecopatch import __version__
-    from ecopatch.io import quicklook as _quicklook
+    from ecopatch.analyses.restoration import prepare_cover_params, shared_scene_estimates
     from ecopatch.io.vector import atomic_path
     from ecopatch.maps import change_map, mine_card, overview_map
     from ecopatch.maps._render import png_bytes, render_pngs
-    from ecopatch.restoration import prepare_cover_params, shared_scene_estimates
+    from ecopatch.raster import quicklook as _quicklook
 
     lang = check_lang(lang)
     if assessment is None and patches is None and ledger is None:

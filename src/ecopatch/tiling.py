@@ -51,7 +51,7 @@ Scheduler = Any
 
 
 def blocks_touching(
-    grid: Grid, geometries: Sequence[Any], *, block: int, pad: int = 0
+    grid: Grid, geometries: Sequence[Any] | np.ndarray, *, block: int, pad: int = 0
 ) -> list[tuple[Window, np.ndarray]]:
     """The blocks of ``grid`` that touch any geometry, with the geometries touching each.
 
@@ -118,7 +118,7 @@ def blocks_touching(
 
 
 #: Width (pixels) of the stripes windows are taken in over 256-pixel tiles.  With the 128 MB tile cache
-#: (:data:`ecopatch.io.raster.TILE_CACHE_MB`) a stripe's row of tiles stays cached.  On
+#: (:data:`ecopatch.raster.scene.TILE_CACHE_MB`) a stripe's row of tiles stays cached.  On
 #: the benchmark tile (tiles of 256 px, 14 band files) stripes of 2048 px with a 64 MB
 #: cache decoded 1577 Mpx, 1.38 times the files, most of the excess in the tile columns
 #: either side of each stripe's border; 4096 px with 128 MB decoded 1380 Mpx.  Other layouts get
@@ -134,7 +134,7 @@ def locality_order(windows: Sequence[Window], *, stripe_px: int = STRIPE_PX) -> 
     row within a stripe, so a window's neighbours above and to the left were
     processed at most a stripe's width of windows before it.  The tiles a
     padded window shares with them are then still in the tile cache
-    (:class:`ecopatch.io.raster._TileCache`), whose working set is bounded by
+    (:class:`ecopatch.raster.blocks.TileCache`), whose working set is bounded by
     the stripe, not by the raster's width.
 
     Returns
@@ -187,8 +187,8 @@ def joint_order(windows: Sequence[Sequence[Window]], *, stripe_px: int = STRIPE_
 class WindowPass:
     """A windowed pass set up and ready to run: one task per window, then a finishing step.
 
-    Built by :func:`ecopatch.restoration.assessment_pass` and
-    :func:`ecopatch.encroachment.detection_pass`; :func:`run_passes` runs
+    Built by :func:`ecopatch.analyses.restoration.assessment_pass` and
+    :func:`ecopatch.analyses.encroachment.detection_pass`; :func:`run_passes` runs
     several over the same imagery at once, so each tile is decoded once for
     all of them.
 
@@ -205,7 +205,7 @@ class WindowPass:
     finish : callable
         Turns the list of task results (in task order) into the pass's result.
     reads : object, optional
-        How the pass reads its files (:func:`ecopatch.io.raster.plan_pass_reads`):
+        How the pass reads its files (:func:`ecopatch.raster.source.plan_pass_reads`):
         an object with ``stripe_px`` (the width of the stripes windows run in)
         and ``session()`` (a context manager holding the pass's read settings:
         the tile cache and GDAL's block cache, both released when it ends).

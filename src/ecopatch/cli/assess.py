@@ -40,8 +40,8 @@ def assess(mines, id_field, layer, out, overwrite, block, scheduler, progress,
 
     A stack without band descriptions: --bands red=3,green=2,blue=1,nir=4,swir1=5,swir2=6 --scale 0.0001
     """
+    from ecopatch.analyses.restoration import assess_restoration
     from ecopatch.io.vector import read_patches, write_table
-    from ecopatch.restoration import assess_restoration
 
     check_new_outputs(out, overwrite=overwrite)
     opts = pop_options(AssessOptions, params)

@@ -47,7 +47,7 @@ def detect(reserves, min_area, min_area_unit, exclude, out, overwrite, block, sc
     Example: ecopatch detect --before B.SAFE --after A.SAFE --reserves reserves.gpkg
     --min-area 400 --out patches.gpkg
     """
-    from ecopatch.encroachment import detect_changes
+    from ecopatch.analyses.encroachment import detect_changes
     from ecopatch.io.vector import read_patches, write_tables
     from ecopatch.units import area_to_m2
 
@@ -59,7 +59,7 @@ def detect(reserves, min_area, min_area_unit, exclude, out, overwrite, block, sc
     ex = read_patches(exclude) if exclude else None
     patches = detect_changes(b, a, zones, options=opts, exclude=ex, block=block, scheduler=scheduler,
                              progress=progress, swap_dates=swap)
-    from ecopatch.encroachment import observation_table
+    from ecopatch.analyses.encroachment import observation_table
 
     obs = observation_table(patches)
     tables = [(patches, Path(out))]

@@ -18,7 +18,7 @@ import click
 from ecopatch.options import OptionInfo, WindowOptions, field_type, option_fields
 
 if TYPE_CHECKING:
-    from ecopatch.io.raster import Scene
+    from ecopatch.raster.scene import Scene
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _O = TypeVar("_O")
@@ -119,7 +119,7 @@ class BandsType(click.ParamType):
 
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> dict[str, int | str]:
         """Parse ``value`` into ``{role: band}``."""
-        from ecopatch.sensors import COMMON_BANDS
+        from ecopatch.raster.sensors import COMMON_BANDS
 
         if isinstance(value, dict):
             return value
@@ -205,7 +205,7 @@ def open_pair(params: dict[str, Any]) -> tuple[Scene | None, Scene | None, bool]
     (Scene or None, Scene or None, bool)
         The scenes (None where not given) and ``swap_dates``.
     """
-    from ecopatch.io.raster import open_scene
+    from ecopatch.raster.scene import open_scene
 
     common = {k: params.pop(k, None) for k in ("sensor", "bands", "scale", "offset", "nodata")}
     dem, calibration = params.pop("dem", None), params.pop("calibration", None)

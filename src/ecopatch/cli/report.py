@@ -50,9 +50,9 @@ def report(assessment, patches, ledger_path, reserves, out_dir, lang, title, tod
         raise click.UsageError("give at least one of --assessment, --patches, --ledger")
     if (scene.get("before") is None) != (scene.get("after") is None):
         raise click.UsageError("--before and --after go together")
-    from ecopatch.io.raster import check_pair
     from ecopatch.io.vector import read_patches
     from ecopatch.ledger import Ledger
+    from ecopatch.raster.source import check_pair
     from ecopatch.report import write_report
 
     a = _read_result(assessment, "assessment", _MINE_COLUMNS) if assessment else None

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ecopatch.analyses.restoration import STATUSES
 from ecopatch.errors import FieldCheckError, SpreadsheetError
 from ecopatch.fieldcheck.cells import (
     cell_problem,
@@ -58,7 +59,6 @@ from ecopatch.io.tables import append_row
 from ecopatch.ledger import Ledger
 from ecopatch.ledger.files import atomic_write, check_targets, write_sheet
 from ecopatch.ledger.values import content_key, parse_date
-from ecopatch.restoration import STATUSES
 from ecopatch.sanitize import for_terminal
 from ecopatch.schema import RESTORATION_DIRECTIONS
 

@@ -1,1 +1,1 @@
-"""File I/O at the edges: imagery (:mod:`.raster`) and polygon layers (:mod:`.vector`)."""
+"""File I/O of polygon layers and tables (:mod:`.vector`, :mod:`.tables`); imagery is in :mod:`ecopatch.raster`."""

@@ -1,7 +1,7 @@
 """The mines' history (一矿一档) as the ledger keeps it (internal): columns, checks, rows.
 
 :meth:`ecopatch.ledger.Ledger.record_assessment` takes a mines result (one row
-per mine, from :func:`ecopatch.restoration.assess_restoration` or a scheduled
+per mine, from :func:`ecopatch.analyses.restoration.assess_restoration` or a scheduled
 run), checks it with :func:`mine_records` and writes one ``mine_history`` row
 per mine per date with :func:`write_mine_records`.
 """

@@ -690,7 +690,7 @@ class Ledger:
         The other way to the ``confirmed`` tier than :meth:`add_detections`:
         a run whose baseline already shows the change (``baseline =
         "previous"``) cannot find it again, but its scene can still show the
-        ground the case turned into.  :func:`ecopatch.sky_tier.persisting`
+        ground the case turned into.  :func:`ecopatch.analyses.sky_tier.persisting`
         decides that from the scene alone; this records it.
 
         Parameters

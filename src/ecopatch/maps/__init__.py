@@ -4,7 +4,7 @@ Every function returns a :class:`matplotlib.figure.Figure` built with the
 object API (no pyplot state; works headless with Agg and shows inline in
 Jupyter), with a scale bar in ground metres, a north arrow pointing to true
 north, a legend, and coordinates whose CRS and units are stated.  Imagery
-is read decimated over the map's frame (:func:`ecopatch.io.raster.read_decimated`),
+is read decimated over the map's frame (:func:`ecopatch.raster.source.read_decimated`),
 never whole; cloud and no-data pixels are drawn hatched.  Labels are in
 Chinese (``lang="zh"``, with an installed CJK font, see :mod:`ecopatch.fonts`)
 or English (``lang="en"``).

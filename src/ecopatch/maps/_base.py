@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from ecopatch.analyses.restoration import STATUSES
 from ecopatch.errors import ConfigError, InputDataError, MissingBandError, NoOverlapError
 from ecopatch.fonts import FontSetup
 from ecopatch.geodesy import as_crs, transformer
 from ecopatch.grid import Grid
-from ecopatch.restoration import STATUSES
 from ecopatch.schema import CHANGE_TYPE_ZH, ZONE_ZH, canonical_zone
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from matplotlib.collections import PatchCollection
     from pyproj import CRS
 
-    from ecopatch.io.raster import Scene
+    from ecopatch.raster.scene import Scene
 
 log = logging.getLogger(__name__)
 
@@ -479,13 +479,13 @@ class Layers:
 def render_on_frame(scene: Scene, frame: MapFrame, bands: Sequence[str], *, max_pixels: int) -> Layers:
     """Read ``bands`` of ``scene`` decimated over the frame and warp them onto its grid.
 
-    Uses :func:`ecopatch.io.raster.read_decimated` (overviews / every k-th
+    Uses :func:`ecopatch.raster.source.read_decimated` (overviews / every k-th
     pixel), so a full tile or a multi-GB drone mosaic is never read whole;
     nearest-neighbour resampling keeps the imagery's own pixels visible.
     """
     from rasterio.warp import Resampling, reproject
 
-    from ecopatch.io.raster import read_decimated
+    from ecopatch.raster.source import read_decimated
 
     names = [b for b in bands if b in scene.bands]
     shape = frame.grid.shape

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from ecopatch.cover import CoverParams
-    from ecopatch.io.raster import Scene
+    from ecopatch.raster.scene import Scene
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ def _short(scene_id: str) -> str:
 
 
 def _alerts(value: str, lang: str) -> str:
-    from ecopatch.restoration import ALERTS, ALERTS_EN
+    from ecopatch.analyses.restoration import ALERTS, ALERTS_EN
 
     keys = [k for k in value.split(",") if k]
     if not keys:
@@ -249,13 +249,13 @@ def mine_card(
     """
     import geopandas as gpd
 
+    from ecopatch.analyses.restoration import prepare_cover_params
     from ecopatch.cover import cover_fractions
-    from ecopatch.restoration import prepare_cover_params
 
     row = find_mine(mine, assessment)
     traj = None
     if history is not None:
-        from ecopatch.trajectory import plan_of, trajectory
+        from ecopatch.analyses.trajectory import plan_of, trajectory
 
         pid_h = str(_get(row, "patch_id", "矿山编号"))
         if (history["patch_id"].astype(str) == pid_h).any():

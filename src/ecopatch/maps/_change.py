@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from ecopatch.io.raster import Scene
+    from ecopatch.raster.scene import Scene
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def change_map(
     before, after : Scene
         Imagery of the two dates (any sensors, grids and CRSs; a drone RGB
         mosaic is shown as delivered).  Read decimated over the map frame
-        only (:func:`ecopatch.io.raster.read_decimated`), never whole.
+        only (:func:`ecopatch.raster.source.read_decimated`), never whole.
     patches : geopandas.GeoDataFrame, optional
         Polygons to outline: suspect patches from
         :func:`ecopatch.detect_changes`, ledger cases, or mines; any CRS.

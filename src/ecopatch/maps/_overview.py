@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from pyproj import CRS
 
-    from ecopatch.io.raster import Scene
+    from ecopatch.raster.scene import Scene
 
 log = logging.getLogger(__name__)
 

@@ -137,11 +137,11 @@ def _draw_index(i: int, dpi: float) -> list[bytes]:
 
 def _child_start() -> None:
     """In a forked worker: drop the raster handles shared with the parent (without closing them)."""
-    from ecopatch.io import quicklook, raster
+    from ecopatch.raster import fileread, quicklook
 
     # kept referenced, never used or closed here: the parent's handles are the parent's
-    _INHERITED.append(dict(raster._local.__dict__))
-    raster._local.__dict__.clear()
+    _INHERITED.append(dict(fileread.thread_handles.__dict__))
+    fileread.thread_handles.__dict__.clear()
     state = quicklook._ACTIVE.get()
     if state is not None:
         _INHERITED.append(state.handles)

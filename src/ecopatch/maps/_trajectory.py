@@ -43,7 +43,7 @@ def _t(key: str, lang: str, **kw: Any) -> str:
 
 def draw_trajectory(ax: Axes, traj: pd.DataFrame, fs: FontSetup, *, target_year: int | None = None,
                     target_rate: float | None = None) -> Axes:
-    """Draw a trajectory (from :func:`ecopatch.trajectory.trajectory`) into ``ax``; returns the area axes.
+    """Draw a trajectory (from :func:`ecopatch.analyses.trajectory.trajectory`) into ``ax``; returns the area axes.
 
     Left axis, 0-1: FVC (green) and restoration rate (blue), with the
     plan's target rate (dashed) when given.  Right axis: restored area, m²
@@ -151,7 +151,7 @@ def mine_trajectory(
     InputDataError
         The mine has no history.
     """
-    from ecopatch.trajectory import plan_of, trajectory
+    from ecopatch.analyses.trajectory import plan_of, trajectory
 
     traj = trajectory(history, mine)
     year, rate = plan_of(history, mine)

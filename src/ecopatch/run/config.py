@@ -15,7 +15,7 @@ A complete example (every key but ``imagery``, ``mines``, ``reserves`` and
     [inputs]
     imagery = "imagery/"          # folder of scenes, or a local STAC catalog/collection JSON
     scene_pattern = "*"           # glob(s) of what counts as a scene, e.g. ["*.SAFE", "GF2_*.tif"]
-    sensor = "auto"               # or a name from ecopatch.sensors.SENSORS
+    sensor = "auto"               # or a name from ecopatch.raster.sensors.SENSORS
     [[inputs.products]]           # how to read scenes whose names match a pattern (first match wins;
     pattern = "taizhou_*.tif"     #   optional, repeatable; every key but pattern is optional)
     sensor = "landsat_etm_c2l1"
@@ -133,8 +133,8 @@ from ecopatch.options import (
 )
 
 if TYPE_CHECKING:
+    from ecopatch.analyses.restoration import StatusRules
     from ecopatch.change import ChangeParams
-    from ecopatch.restoration import StatusRules
 
 __all__ = [
     "AREA_UNITS",
@@ -421,7 +421,7 @@ class AssessmentConfig:
 
     def status_rules(self) -> StatusRules:
         """:class:`ecopatch.StatusRules` with this section's values."""
-        from ecopatch.restoration import StatusRules
+        from ecopatch.analyses.restoration import StatusRules
 
         return StatusRules(
             done_rate=dict(self.done_rate), min_fvc=dict(self.min_fvc), start_rate=self.start_rate,
@@ -787,7 +787,7 @@ def _sensor(v: Any, where: str, base: Path) -> str | None:
     s = _string(none_words=("", "auto"), lower=True)(v, where, base)
     if s is None:
         return None
-    from ecopatch.sensors import SENSOR_ALIASES, SENSORS
+    from ecopatch.raster.sensors import SENSOR_ALIASES, SENSORS
 
     s = SENSOR_ALIASES.get(s.replace("-", "_"), s)
     if s not in SENSORS:
@@ -800,7 +800,7 @@ _PRODUCT_KEYS = ("pattern", "sensor", "bands", "scale", "offset", "nodata", "dem
 
 def _products(v: Any, where: str, base: Path) -> tuple[ProductRule, ...]:
     """``[[inputs.products]]``: a list of tables, each with a ``pattern`` and open_scene keys."""
-    from ecopatch.sensors import COMMON_BANDS
+    from ecopatch.raster.sensors import COMMON_BANDS
 
     if isinstance(v, dict):
         v = [v]

@@ -31,8 +31,8 @@ from ecopatch.run.logs import warnings_to_log
 if TYPE_CHECKING:
     import geopandas as gpd
 
-    from ecopatch.io.raster import Scene
     from ecopatch.ledger import Ledger
+    from ecopatch.raster.scene import Scene
 
 __all__ = [
     "RunContext",
@@ -209,7 +209,7 @@ def clear_fraction(scene: Scene, aoi: gpd.GeoSeries, *, max_pixels: int = _CLEAR
     import shapely
     from rasterio.features import geometry_mask
 
-    from ecopatch.io.raster import read_decimated
+    from ecopatch.raster.source import read_decimated
 
     geoms = aoi.to_crs(scene.grid.crs)
     union = shapely.union_all(shapely.make_valid(geoms.geometry.to_numpy()))
@@ -250,7 +250,7 @@ def clear_fractions(scene: Scene, polygons: gpd.GeoDataFrame | gpd.GeoSeries, *,
     import shapely
 
     from ecopatch.geodesy import geometries_in
-    from ecopatch.io.raster import read_decimated
+    from ecopatch.raster.source import read_decimated
     from ecopatch.zonal import outline_pixels
 
     geoms = shapely.make_valid(geometries_in(polygons, scene.grid.crs, what="mines layer"))
@@ -276,7 +276,7 @@ def clear_fractions(scene: Scene, polygons: gpd.GeoDataFrame | gpd.GeoSeries, *,
 
 def open_ref(ctx: RunContext, ref: SceneRef) -> Scene:
     """The scene of ``ref``, opened as the configuration says (its product rule, else ``sensor``)."""
-    from ecopatch.io.raster import open_scene
+    from ecopatch.raster.scene import open_scene
 
     if ref.scene is not None:
         return ref.scene

@@ -117,10 +117,10 @@ def run_demo(
     import geopandas as gpd
 
     from ecopatch import assess_restoration, detect_changes, open_scene, read_patches
+    from ecopatch.analyses.validation import score_patches, score_restoration
     from ecopatch.datasets import load_sample_data, make_sample_data
     from ecopatch.io.vector import write_table
     from ecopatch.ledger import Ledger
-    from ecopatch.validation import score_patches, score_restoration
 
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:
@@ -161,7 +161,7 @@ def run_demo(
     result.patches = patches
     result.files["patches"] = write_table(patches, out / "patches.gpkg", overwrite=overwrite)
     result.files["patches_kml"] = write_table(patches, out / "patches.kml", overwrite=overwrite)
-    from ecopatch.encroachment import observation_table
+    from ecopatch.analyses.encroachment import observation_table
 
     obs = observation_table(patches)
     if len(obs):

@@ -26,7 +26,7 @@ from ecopatch.run.logs import warnings_to_log
 
 if TYPE_CHECKING:
 
-    from ecopatch.io.raster import Scene
+    from ecopatch.raster.scene import Scene
 
 __all__ = [
     "Discovery",
@@ -130,7 +130,8 @@ def discover_scenes(
     RasterReadError
         ``imagery`` does not exist.
     """
-    from ecopatch.io.raster import close_datasets, open_scene
+    from ecopatch.raster.fileread import close_datasets
+    from ecopatch.raster.scene import open_scene
 
     root = Path(imagery)
     if not root.exists():

@@ -24,7 +24,7 @@ What a run does
    mine against its reference and detect changes in the reserves against
    the baseline in one windowed pass (each tile decoded once for all the
    jobs), see each mine's status against its history in the ledger
-   (:func:`ecopatch.trajectory.mine_status`), write the results and the
+   (:func:`ecopatch.analyses.trajectory.mine_status`), write the results and the
    change map, then *in one ledger transaction*
    (:meth:`ecopatch.Ledger.transaction`) record both, write the field
    package of the cases this scene opened or reopened and the report (so
@@ -63,7 +63,7 @@ against different scenes.
     Of the usable scenes dated before ``S`` (and at most
     ``max_baseline_age_days`` older, when set), the one clear (not cloud, not
     no-data) over the largest share of the mines and reserves, measured on a
-    decimated read (:func:`ecopatch.io.raster.read_decimated`); shares are
+    decimated read (:func:`ecopatch.raster.source.read_decimated`); shares are
     compared to the nearest percent, and the most recent of equals wins.
 ``"fixed"``
     The scene dated ``reference_date`` (the first by ID if several; the most

@@ -2,7 +2,7 @@
 
 :func:`process_scene` builds the scene's run folder under a temporary name
 and moves it into place; the analyses run through
-:func:`ecopatch.joint.run_jobs` (the mines against their references and
+:func:`ecopatch.analyses.joint.run_jobs` (the mines against their references and
 the reserves against the baseline, in one read of the imagery).
 """
 
@@ -55,8 +55,8 @@ from ecopatch.run.manifest import (
 from ecopatch.run.outcome import ExitCode, SceneOutcome, exit_code_for
 
 if TYPE_CHECKING:
-    from ecopatch.io.raster import Scene
     from ecopatch.maps import CaseChips, DrawnChips
+    from ecopatch.raster.scene import Scene
 
 __all__ = [
     "before_manifest",
@@ -167,9 +167,9 @@ def _compute(ctx: RunContext, scene: SceneRef, baseline: SceneRef, out: Path, ti
     (``"committed"``), for the failure message.
 
     The scene's quick-looks (clear-sky share, change map, report, field
-    chips) share one decimated read of each date (:func:`ecopatch.io.quicklook.shared_reads`).
+    chips) share one decimated read of each date (:func:`ecopatch.raster.quicklook.shared_reads`).
     """
-    from ecopatch.io.quicklook import shared_reads
+    from ecopatch.raster.quicklook import shared_reads
     from ecopatch.tiling import tune_malloc
 
     if ctx.config.run.tune_malloc:
@@ -182,8 +182,8 @@ def _compute_scene(ctx: RunContext, scene: SceneRef, baseline: SceneRef, out: Pa
                    counts: dict[str, Any], unusable: Collection[str] = (),
                    references: dict[str, Any] | None = None, progress: dict[str, Any] | None = None
                    ) -> tuple[str, str]:
+    from ecopatch.analyses.joint import run_jobs
     from ecopatch.io.vector import write_tables
-    from ecopatch.joint import run_jobs
 
     cfg = ctx.config
     references = references if references is not None else {}
@@ -269,7 +269,7 @@ def _compute_scene(ctx: RunContext, scene: SceneRef, baseline: SceneRef, out: Pa
             if patches is not None:
                 tables.append((patches, res / f"patches.{fmt}"))
         if patches is not None and patches.attrs.get("observation"):
-            from ecopatch.encroachment import observation_table
+            from ecopatch.analyses.encroachment import observation_table
 
             tables.append((observation_table(patches), res / "observation.csv"))
         write_tables(tables)
@@ -433,14 +433,14 @@ def _cases_still_shown(ctx: RunContext, after: Scene, untouched: Any) -> Any:
     """Probable cases that this scene's patches do not touch, but that it still shows as found after.
 
     A run whose baseline already shows a change cannot find it again (``baseline = "previous"``);
-    :func:`ecopatch.sky_tier.persisting` confirms such a case from the scene alone when its cover
+    :func:`ecopatch.analyses.sky_tier.persisting` confirms such a case from the scene alone when its cover
     now lies more than halfway from what its latest detection found before to what it found after,
     over at least ``DEFAULT_CONFIRM_CLEAR`` of its area seen clear.  None when there is nothing to
     check.  ``untouched``: the probable cases this scene's patches do not touch
     (:func:`_probable_cases`; those it touches are add_detections' to confirm).
     """
+    from ecopatch.analyses.sky_tier import cover_over, persisting
     from ecopatch.ledger.store import DEFAULT_CONFIRM_CLEAR
-    from ecopatch.sky_tier import cover_over, persisting
 
     if ctx.ledger is None or after.date is None or untouched is None:
         return None
@@ -509,7 +509,7 @@ def _mine_table(ctx: RunContext, finished: Mapping[str, Any], refs: Sequence[Min
     import geopandas as gpd
     import pandas as pd
 
-    from ecopatch.trajectory import mine_status
+    from ecopatch.analyses.trajectory import mine_status
 
     assert ctx.mines is not None and ctx.ledger is not None
     parts = [finished[k] for k in finished]

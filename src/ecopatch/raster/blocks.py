@@ -1,0 +1,475 @@
+"""Reading blocks of raster files the way each file stores them: the read layer under :mod:`ecopatch.raster.fileread`.
+
+Private module.  A raster file stores its pixels in blocks (tiles or strips),
+compressed or not, with the bands of a block together (pixel-interleaved) or
+apart (band-interleaved).  What a read costs depends on that layout, not on
+the number of pixels asked for: reading one band of a pixel-interleaved
+DEFLATE tile decodes every band of it, reading 514 rows of a striped file
+decodes 514 full-width strips, a JPEG 2000 tile of 1024 × 1024 pixels is
+decoded whole for any pixel of it.  This module knows the layout of each
+file (:func:`file_layout`) and reads accordingly:
+
+* :class:`TileCache` keeps decoded blocks shared by neighbouring windows
+  (tiles of tiled GeoTIFFs and JPEG 2000 files, groups of strips of striped
+  GeoTIFFs; all bands of a block at once for pixel-interleaved files), so a
+  windowed pass decodes each block about once;
+* :func:`plan_reads` sizes a pass from the files it reads: the tile cache,
+  the width of the stripes windows are taken in, and GDAL's block cache;
+* :class:`ReadPlan` holds a pass's settings for the length of the pass, with
+  GDAL's block cache scoped by :func:`ecopatch.raster.gdalcache.gdal_cache`.
+
+Nothing here changes process-wide state beyond the scope of a call: the
+GDAL cache size is restored when the outermost scope ends, and the tile
+cache's blocks are dropped when the last pass using them ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ecopatch._env import env_int
+from ecopatch.errors import RasterReadError
+from ecopatch.grid import Window
+from ecopatch.options import WINDOWS
+from ecopatch.raster.gdalcache import gdal_cache
+from ecopatch.raster.quiet import short
+
+log = logging.getLogger(__name__)
+
+#: Default budget of the tile cache (MB); ``ECOPATCH_TILE_CACHE_MB`` overrides it, 0 turns it off.  A
+#: pass over striped files may need more to hold one row of windows (:func:`plan_reads`).
+TILE_CACHE_MB = 128
+#: Largest budget a pass gives the tile cache (MB) when its files need more than the default.
+MAX_TILE_CACHE_MB = 384
+#: Width (analysis pixels) of the stripes windows are taken in over tiled files; see :func:`plan_reads`.
+STRIPE_PX = 4096
+#: GDAL block cache during a pass at least (MB): ecopatch shares blocks itself (:class:`TileCache`).
+PASS_GDAL_CACHE_MB = 1
+#: Strips of a striped file are shared in groups of at least this many rows.
+STRIP_GROUP_ROWS = 64
+#: Pixel-interleaved files with at most this many bands are read all bands at once.
+MAX_INTERLEAVED_BANDS = 32
+
+
+# ---------------------------------------------------------------------------
+# Layout
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FileLayout:
+    """How a raster file stores its pixels.
+
+    Attributes
+    ----------
+    driver : str
+        GDAL driver (``"GTiff"``, ``"JP2OpenJPEG"``, ``"VRT"`` ...).
+    shape : (int, int)
+        Rows, columns.
+    count : int
+        Bands.
+    dtype : str
+        Data type of band 1.
+    block : (int, int)
+        Block rows, columns (band 1): a tile, or a strip as wide as the file.
+    interleave : {"pixel", "band"}
+        Whether a block holds every band (pixel) or one (band).
+    compression : str
+        ``"none"``, ``"deflate"``, ``"lzw"``, ``"jpeg"``, ``"jpeg2000"`` ...
+    overviews : tuple of int
+        Decimation factors of band 1's overviews (internal or ``.ovr``).
+    """
+
+    driver: str
+    shape: tuple[int, int]
+    count: int
+    dtype: str
+    block: tuple[int, int]
+    interleave: str
+    compression: str
+    overviews: tuple[int, ...]
+
+    @property
+    def striped(self) -> bool:
+        """Blocks are strips as wide as the file (and there is more than one)."""
+        return self.block[1] >= self.shape[1] and self.block[0] < self.shape[0]
+
+    @property
+    def tiled(self) -> bool:
+        """Blocks are tiles narrower than the file."""
+        return self.block[1] < self.shape[1]
+
+    @property
+    def multiband(self) -> bool:
+        """Several bands decoded together: read them together (pixel-interleaved, not too many)."""
+        return self.interleave == "pixel" and 1 < self.count <= MAX_INTERLEAVED_BANDS
+
+    @property
+    def px_bytes(self) -> int:
+        """Bytes a pixel costs to hold when decoded: all its bands if they are decoded together."""
+        return np.dtype(self.dtype).itemsize * (self.count if self.multiband else 1)
+
+    @property
+    def block_set_bytes(self) -> int:
+        """Bytes of one decoded block (all bands of it for pixel-interleaved files)."""
+        return self.block[0] * min(self.block[1], self.shape[1]) * self.px_bytes
+
+    def describe(self) -> str:
+        """One line: ``"GTiff 7 bands uint16, pixel-interleaved, tiled 256x256, deflate, no overviews"``."""
+        kind = (f"striped ({self.block[0]} rows)" if self.striped else
+                f"tiled {self.block[0]}x{self.block[1]}" if self.tiled else "one block")
+        ov = f"overviews {list(self.overviews)}" if self.overviews else "no overviews"
+        return (f"{self.driver} {self.count} band{'s' if self.count > 1 else ''} {self.dtype}, "
+                f"{self.interleave}-interleaved, {kind}, {self.compression}, {ov}")
+
+
+def layout_of(ds: Any) -> FileLayout:
+    """The :class:`FileLayout` of an open rasterio dataset."""
+    il = getattr(ds, "interleaving", None)
+    name = getattr(il, "name", None) or ds.profile.get("interleave") or "band"
+    interleave = "pixel" if str(name).lower() == "pixel" else "band"
+    if ds.driver.startswith("JP2"):
+        interleave = "pixel" if ds.count > 1 else "band"  # a JPEG 2000 tile decodes every component
+        compression = "jpeg2000"
+    else:
+        comp = getattr(ds, "compression", None)
+        compression = (getattr(comp, "value", None) or str(comp)).lower() if comp is not None else "none"
+    bh, bw = ds.block_shapes[0] if ds.count else (1, 1)
+    try:
+        ovs = tuple(int(f) for f in ds.overviews(1)) if ds.count else ()
+    except Exception:  # noqa: BLE001 - a driver without overview support
+        ovs = ()
+    return FileLayout(ds.driver, (ds.height, ds.width), ds.count, ds.dtypes[0] if ds.count else "uint8",
+                      (int(bh), int(bw)), interleave, compression, ovs)
+
+
+# ---------------------------------------------------------------------------
+# Reading one rectangle
+# ---------------------------------------------------------------------------
+def ds_read(ds: Any, indexes: int | Sequence[int], win: Window) -> np.ndarray:
+    """``ds.read(indexes, window=win)`` with a clear :class:`RasterReadError` on failure."""
+    try:
+        return ds.read(indexes if isinstance(indexes, int) else list(indexes), window=win.to_rasterio())
+    except Exception as exc:
+        what = f"band {indexes}" if isinstance(indexes, int) else f"bands {list(indexes)}"
+        raise RasterReadError(
+            f"{ds.name}: reading {what}, rows {win.row_off}-{win.row_end}, cols "
+            f"{win.col_off}-{win.col_end} failed ({short(exc)}); the file is probably "
+            "truncated or corrupt: re-download or re-export it"
+        ) from exc
+
+
+@dataclass(frozen=True)
+class TileSpec:
+    """How one band (or all bands) of a file is read through the :class:`TileCache`.
+
+    ``key`` names the file and the bands a cached block holds; ``tile`` is
+    the shape (rows, cols) blocks are shared in (a tile, or a group of
+    strips); ``indexes`` are the bands decoded together (None: the one band
+    ``key[-1]``).
+    """
+
+    key: tuple
+    tile: tuple[int, int]
+    indexes: tuple[int, ...] | None
+
+
+def tile_spec(layout: FileLayout, ident: tuple, index: int) -> TileSpec | None:
+    """The :class:`TileSpec` for band ``index`` of a file, or None to read it straight through GDAL.
+
+    Shared: tiled GeoTIFFs and JPEG 2000 files with tiles up to 1024 x 1024
+    pixels, and striped GeoTIFFs (in groups of strips of at least
+    :data:`STRIP_GROUP_ROWS` rows), compressed or not (GDAL reads an
+    uncompressed strip whole too: read per window, a 10980-pixel strip
+    would be copied once for every window across it).  Not shared: files of
+    one block, other drivers.
+    """
+    if layout.driver not in ("GTiff", "JP2OpenJPEG"):
+        return None
+    bh, bw = layout.block
+    h, w = layout.shape
+    if layout.striped:
+        bh = bh * max(1, math.ceil(STRIP_GROUP_ROWS / bh))
+        bw = w
+    elif not layout.tiled or bh >= h or bh * bw > 1024 * 1024:
+        return None
+    if layout.multiband:
+        return TileSpec((*ident, 0), (bh, bw), tuple(range(1, layout.count + 1)))
+    return TileSpec((*ident, index), (bh, bw), None)
+
+
+def aligned(win: Window, tile: tuple[int, int], shape: tuple[int, int]) -> bool:
+    """True if ``win`` covers whole shared blocks (nothing outside it would be decoded)."""
+    bh, bw = tile
+    return (win.row_off % bh == 0 and win.col_off % bw == 0
+            and (win.row_end % bh == 0 or win.row_end == shape[0])
+            and (win.col_end % bw == 0 or win.col_end == shape[1]))
+
+
+class TileCache:
+    """Decoded blocks shared by the windows that touch them.
+
+    Analysis windows are padded by a pixel or two, so a 514 x 514 window
+    touches 16 tiles of 256 x 256 instead of 4 and, read straight through
+    GDAL, decodes its neighbours' tiles for one row or column of them.  Here
+    every block a window decodes at its rim is kept (least recently used out
+    first, up to ``budget`` bytes) for the neighbouring windows, which copy
+    the pixels they need; groups of strips of a striped file are kept whole,
+    for the windows to the right.  The blocks missing from a window are
+    decoded in one read of their bounding rectangle, outside the lock, so
+    threads decode in parallel.  A pixel-interleaved file's blocks hold all
+    its bands (decoded once for all).  Buffers are recycled, not freed, so
+    the cache does not fragment the heap.
+
+    The blocks are kept only while a pass that uses them runs
+    (:meth:`session`): the last pass to end drops them, so nothing stays
+    resident after an analysis returns.
+    """
+
+    def __init__(self, budget_bytes: int | None) -> None:
+        self.budget = budget_bytes
+        self._tiles: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._free: dict[tuple, list[np.ndarray]] = {}
+        self._bytes = 0  # in cached tiles
+        self._spare = 0  # in recycled buffers waiting for a tile
+        self._lock = threading.Lock()
+        self._sessions: list[int] = []  # budgets asked for by the passes running now
+        self._base: int = 0 if budget_bytes is None else budget_bytes  # the budget outside sessions
+        self.hits = 0
+        self.decoded = 0
+
+    def clear(self) -> None:
+        """Drop every cached block and spare buffer."""
+        with self._lock:
+            self._tiles.clear()
+            self._free.clear()
+            self._bytes = self._spare = 0
+
+    @property
+    def active(self) -> bool:
+        """True while a pass keeps blocks (inside :meth:`session`, with a budget above 0)."""
+        return bool(self._sessions) and (self.budget or 0) > 0
+
+    @contextmanager
+    def session(self, budget_bytes: int | None = None) -> Iterator[None]:
+        """Keep blocks for the length of a pass (budget at least ``budget_bytes``); drop them when the last ends.
+
+        Outside every session blocks are read through the cache but not
+        kept, so nothing stays resident between calls.
+        """
+        with self._lock:
+            if not self._sessions:
+                self._base = default_budget() if self.budget is None else self.budget
+            want = self._base if budget_bytes is None or self._base <= 0 else max(int(budget_bytes), self._base)
+            self._sessions.append(want)
+            self.budget = max(self._sessions)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._sessions.remove(want)
+                last = not self._sessions
+                self.budget = max(self._sessions) if self._sessions else self._base
+            if last:
+                self.clear()
+
+    def read_into(self, ds: Any, spec: TileSpec, win: Window, out: np.ndarray) -> None:
+        """Fill ``out`` (``win.shape``, or (bands, *win.shape) for a multi-band spec) from shared blocks."""
+        bh, bw = spec.tile
+        y0, y1, x0, x1 = win.row_off, win.row_end, win.col_off, win.col_end
+        r0, r1 = y0 // bh, (y1 - 1) // bh
+        c0, c1 = x0 // bw, (x1 - 1) // bw
+        key = spec.key
+        missing = []
+        with self._lock:
+            for tr in range(r0, r1 + 1):
+                for tc in range(c0, c1 + 1):
+                    tile = self._tiles.get((key, tr, tc))
+                    if tile is None:
+                        missing.append((tr, tc))
+                        continue
+                    self._tiles.move_to_end((key, tr, tc))
+                    self.hits += 1
+                    copy_part(tile, tr * bh, tc * bw, out, y0, x0)
+        if not missing:
+            return
+        mr0, mr1 = min(t[0] for t in missing), max(t[0] for t in missing)
+        mc0, mc1 = min(t[1] for t in missing), max(t[1] for t in missing)
+        ry, rx = mr0 * bh, mc0 * bw
+        rect = Window(ry, rx, min((mr1 + 1) * bh, ds.height) - ry, min((mc1 + 1) * bw, ds.width) - rx)
+        data = ds_read(ds, spec.indexes if spec.indexes is not None else key[-1], rect)
+        want = set(missing)
+        keep = self.active
+        with self._lock:
+            for tr in range(mr0, mr1 + 1):
+                for tc in range(mc0, mc1 + 1):
+                    ty, tx = tr * bh - ry, tc * bw - rx
+                    part = data[..., ty:ty + bh, tx:tx + bw]
+                    if (tr, tc) in want:
+                        copy_part(part, tr * bh, tc * bw, out, y0, x0)
+                    # tiles deep inside a large read are not shared with a padded neighbour
+                    ring = min(tr - r0, r1 - tr, tc - c0, c1 - tc)
+                    if keep and ring <= 1 and (key, tr, tc) not in self._tiles:
+                        self._put((key, tr, tc), part)
+                        self.decoded += 1
+
+    def _put(self, k: tuple, part: np.ndarray) -> None:
+        """Keep a copy of ``part``, evicting the least recently used tiles beyond the budget."""
+        assert self.budget is not None
+        size = (part.shape, part.dtype.str)
+        if part.nbytes > self.budget // 4:
+            return
+        while self._bytes + part.nbytes > self.budget and self._tiles:
+            _, old = self._tiles.popitem(last=False)
+            self._bytes -= old.nbytes
+            self._spare += old.nbytes
+            self._free.setdefault((old.shape, old.dtype.str), []).append(old)
+        pool = self._free.get(size)
+        if pool:
+            buf = pool.pop()
+            self._spare -= buf.nbytes
+        else:
+            buf = np.empty(part.shape, part.dtype)
+            # spare buffers of other shapes (edge tiles, other data types) beyond the budget are freed
+            for other in list(self._free):
+                while self._free[other] and self._bytes + self._spare + buf.nbytes > self.budget:
+                    self._spare -= self._free[other].pop().nbytes
+        buf[...] = part
+        self._tiles[k] = buf
+        self._bytes += buf.nbytes
+
+
+def copy_part(tile: np.ndarray, ty: int, tx: int, out: np.ndarray, oy: int, ox: int) -> None:
+    """Copy the overlap of ``tile`` (top-left pixel at row ``ty``, col ``tx``) into ``out`` (at ``oy``, ``ox``).
+
+    Both may have a leading band axis (the same bands).
+    """
+    th, tw = tile.shape[-2:]
+    oh, ow = out.shape[-2:]
+    a, b = max(ty, oy), min(ty + th, oy + oh)
+    c, d = max(tx, ox), min(tx + tw, ox + ow)
+    if a < b and c < d:
+        out[..., a - oy:b - oy, c - ox:d - ox] = tile[..., a - ty:b - ty, c - tx:d - tx]
+
+
+def default_budget() -> int:
+    """The tile cache budget (bytes) from ``ECOPATCH_TILE_CACHE_MB``, else :data:`TILE_CACHE_MB`."""
+    mb = env_int("ECOPATCH_TILE_CACHE_MB", minimum=0, unit="MB")
+    return (TILE_CACHE_MB if mb is None else mb) * 1024 * 1024
+
+
+#: The tile cache of this process (budget read from the environment at the first read).
+TILES = TileCache(None)
+
+
+# ---------------------------------------------------------------------------
+# Planning a pass's reads
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ReadPlan:
+    """How a windowed pass reads its files, from their layouts (:func:`plan_reads`).
+
+    Attributes
+    ----------
+    stripe_px : int
+        Width (analysis pixels) of the stripes windows are taken in
+        (:func:`ecopatch.tiling.locality_order`): the whole width when a
+        file is striped.
+    tile_cache_bytes : int or None
+        Tile cache budget for the pass (None: the default).
+    gdal_cache_bytes : int
+        GDAL's block cache during the pass.
+    layouts : tuple of (str, str)
+        Each file and its layout in words, for logs and benchmarks.
+    """
+
+    stripe_px: int = STRIPE_PX
+    tile_cache_bytes: int | None = None
+    gdal_cache_bytes: int = PASS_GDAL_CACHE_MB * 1024 * 1024
+    layouts: tuple[tuple[str, str], ...] = ()
+
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """The pass's read settings for the length of the block (tile cache and GDAL cache, both scoped)."""
+        with gdal_cache(self.gdal_cache_bytes), TILES.session(self.tile_cache_bytes):
+            yield
+
+    @staticmethod
+    def combine(plans: Iterable[ReadPlan | None]) -> ReadPlan:
+        """One plan for passes that run together: the narrowest stripe, the largest caches."""
+        ps = [p for p in plans if p is not None]
+        if not ps:
+            return ReadPlan()
+        budgets = [p.tile_cache_bytes for p in ps if p.tile_cache_bytes is not None]
+        return ReadPlan(min(p.stripe_px for p in ps), max(budgets) if budgets else None,
+                        max(p.gdal_cache_bytes for p in ps), tuple(dict.fromkeys(x for p in ps for x in p.layouts)))
+
+
+def plan_reads(files: Sequence[tuple[FileLayout, float]], *, block: int = WINDOWS.block, workers: int = 2,
+               grid_width: int | None = None, name: Sequence[str] = ()) -> ReadPlan:
+    """Size a windowed pass for the files it reads.
+
+    Parameters
+    ----------
+    files : sequence of (FileLayout, float)
+        Each file the pass reads and its pixel size relative to the analysis
+        grid (2.0 for a 20 m band on a 10 m grid).
+    block : int
+        Analysis window size, pixels.
+    workers : int
+        Threads reading at once.
+    grid_width : int, optional
+        Width of the analysis grid, pixels (the stripe over striped files).
+    name : sequence of str
+        Names of the files, for :attr:`ReadPlan.layouts`.
+
+    Returns
+    -------
+    ReadPlan
+
+    Notes
+    -----
+    *Tiled files*: windows go in stripes as wide as the tile cache can hold
+    two rows of every file's tiles for (the tiles a window row shares with
+    the next), from :data:`STRIPE_PX` down to two windows; 256-pixel tiles
+    keep 4096-pixel stripes, JPEG 2000's 1024-pixel tiles get narrower ones
+    and, when two windows' worth still does not fit, a larger cache (up to
+    :data:`MAX_TILE_CACHE_MB`).
+    *Striped files*: a strip is decoded whole, so windows go in rows across
+    the whole width and the tile cache holds one row of windows' strips
+    (raised up to :data:`MAX_TILE_CACHE_MB`).  GDAL's own block cache only
+    has to hold the block a read is decoding (all bands of it), per thread.
+    """
+    base = default_budget()
+    if not files:
+        return ReadPlan()
+    gdal = max(PASS_GDAL_CACHE_MB * 1024 * 1024, 2 * workers * max(f.block_set_bytes for f, _ in files))
+    words = tuple((n, f.describe()) for n, (f, _) in zip(name, files))
+    if base <= 0:
+        return ReadPlan(STRIPE_PX, None, gdal, words)
+    shared = [(f, s) for f, s in files if f.driver in ("GTiff", "JP2OpenJPEG")]
+    if any(f.striped for f, _ in shared):
+        width = grid_width or max(int(f.shape[1] * s) for f, s in files)
+        strips = 0.0
+        for f, s in shared:
+            rows = (block + 4) / s + (f.block[0] * max(1, math.ceil(STRIP_GROUP_ROWS / f.block[0]))
+                                      if f.striped else 2 * f.block[0])
+            strips += rows * f.shape[1] * f.px_bytes
+        budget: int | None = min(MAX_TILE_CACHE_MB * 1024 * 1024, max(base, int(strips * 1.25)))
+        return ReadPlan(max(width, block), budget, gdal, words)
+
+    def need(stripe: int) -> float:
+        return sum(2 * f.block[0] * (stripe / s + 2 * f.block[1]) * f.px_bytes for f, s in shared if f.tiled)
+
+    stripe = STRIPE_PX
+    while stripe > 2 * block and need(stripe) > 0.75 * base:
+        stripe //= 2
+    budget = None if need(stripe) <= 0.75 * base else min(MAX_TILE_CACHE_MB * 1024 * 1024, int(need(stripe) / 0.75))
+    return ReadPlan(stripe, budget, gdal, words)

@@ -1,0 +1,581 @@
+"""The raster-source protocol: what every analysis reads imagery through.
+
+A *raster source* is imagery of one date as named reflectance bands on a
+:class:`~ecopatch.grid.Grid`, with a validity (cloud) mask.  The analyses
+(:mod:`ecopatch.analyses`) see nothing else: file and product scenes
+(:class:`ecopatch.raster.scene.Scene`), numpy arrays, xarray objects in the
+rioxarray, odc-stac and stackstac layouts and open rasterio datasets all
+become a source (:func:`as_source`), as exactextract's ``RasterSource``
+classes share ``res()``, ``extent()`` and ``read_window()``.
+
+This module holds the protocol, the values it returns and the generic
+functions over any source (pair checks, read planning, samples); it opens
+no file itself (the file readers are imported only when a path is given).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from ecopatch.errors import DateOrderError, InputDataError, MissingBandError, SameSceneWarning
+from ecopatch.grid import Grid, Window
+from ecopatch.options import WINDOWS
+from ecopatch.raster.sensors import ANALYSIS_NEEDS, SensorProfile
+
+if TYPE_CHECKING:
+    from ecopatch.raster.blocks import ReadPlan
+
+__all__ = [
+    "CORE_BANDS",
+    "SourceLike",
+    "VALID_REFLECTANCE",
+    "MaskProvider",
+    "Observation",
+    "ProductInfo",
+    "RasterSource",
+    "SourceBase",
+    "ValueRaster",
+    "as_source",
+    "as_values",
+    "check_pair",
+    "plan_pass_reads",
+    "read_decimated",
+    "read_sample",
+]
+
+log = logging.getLogger(__name__)
+
+#: Reflectance outside this range is treated as invalid (saturation, fill, overflow).
+VALID_REFLECTANCE = (-0.15, 1.6)
+#: The band roles ecopatch's analyses read (see :data:`ecopatch.raster.sensors.ANALYSIS_NEEDS`).
+CORE_BANDS: tuple[str, ...] = ("blue", "green", "red", "nir", "swir1", "swir2")
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Reflectance of some bands in one window, with a validity mask.
+
+    Attributes
+    ----------
+    bands : mapping of str to ndarray of float32, shape (rows, cols)
+        Reflectance (unitless, 0-1; relative brightness for drone RGB), NaN
+        where ``valid`` is False.
+    valid : ndarray of bool, shape (rows, cols)
+        True where every band has data and the source's mask says clear.
+    grid : Grid
+        The grid of the window.
+    """
+
+    bands: Mapping[str, np.ndarray]
+    valid: np.ndarray
+    grid: Grid
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.bands[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.bands
+
+
+@dataclass(frozen=True)
+class ProductInfo:
+    """What a source was identified as, on which evidence, and what had to be assumed.
+
+    Attributes
+    ----------
+    product : str
+        Human name of the product, e.g. ``"Landsat 7 ETM+ Collection 2
+        Level-2 surface reflectance"``.
+    platform, instrument, level : str
+        ``"LANDSAT_7"``, ``"ETM+"``, ``"L2SP"``; ``""`` when unknown.
+    quantity : str
+        What the values are after scaling (surface or top-of-atmosphere
+        reflectance, relative brightness).
+    evidence : tuple of str
+        How it was identified: each a sentence naming the file, field or
+        rule (``"MTL SPACECRAFT_ID = LANDSAT_7"``).
+    assumptions : tuple of str
+        What was assumed where the evidence was thin, each with how to say
+        otherwise; these are also issued as
+        :class:`~ecopatch.errors.AssumptionWarning` when the scene is opened.
+    unused_bands : tuple of str
+        Bands of the product that no analysis uses (never dropped silently).
+    mask_note : str
+        Why the source has no cloud mask (empty when it has one).
+    processing : tuple of str
+        Steps applied on reading: calibration, orthorectification,
+        pan-sharpening, haze removal.
+    """
+
+    product: str
+    platform: str = ""
+    instrument: str = ""
+    level: str = ""
+    quantity: str = ""
+    evidence: tuple[str, ...] = ()
+    assumptions: tuple[str, ...] = ()
+    unused_bands: tuple[str, ...] = ()
+    mask_note: str = ""
+    processing: tuple[str, ...] = ()
+
+
+class MaskProvider(Protocol):
+    """A cloud mask computed rather than read from a product band (a cloud detector, a user's model).
+
+    Plug one into a source with its ``with_mask``.  ``clear`` gets the
+    source *without* its mask (so it may read the source's bands) and the
+    grid of the pixels wanted, and returns True where the ground is seen
+    clearly.  It must be picklable (a module-level class) for Dask workers.
+    """
+
+    @property
+    def name(self) -> str:
+        """What the mask is, for the observation table (e.g. ``"s2cloudless 0.4"``)."""
+
+    def clear(self, scene: Any, grid: Grid) -> np.ndarray:
+        """Boolean array of ``grid.shape``: True where clear, False for cloud, shadow or no data."""
+        ...  # pragma: no cover
+
+
+@runtime_checkable
+class RasterSource(Protocol):
+    """Imagery of one date: named reflectance bands on a grid, with a validity mask.
+
+    What every analysis reads through.  Implemented by
+    :class:`ecopatch.raster.scene.Scene` (files and products) and
+    :class:`ecopatch.raster.arrays.ArraySource` (numpy, xarray, an open
+    rasterio dataset); :func:`as_source` makes one from any of them.
+
+    Attributes
+    ----------
+    grid : Grid
+        The source's pixels: shape, affine transform and CRS.
+    date : datetime.date or None
+        Acquisition date (UTC).
+    bands : tuple of str
+        Common band names (``"blue"``, ``"red"``, ``"nir"``, ``"swir1"`` ...):
+        the band roles the analyses read (:data:`CORE_BANDS`).
+    sensor : SensorProfile
+        The product type: band IDs, nominal scale, whether values are
+        reflectance (False for drone RGB brightness).
+    scales : mapping of str to (float, float)
+        Per band ``(scale, offset)``: ``reflectance = value × scale + offset``.
+    nodata : mapping of str to float or None
+        Per band, the value meaning no data.
+    source : str
+        What it was made from (a path, ``"xarray.Dataset"`` ...), for messages.
+    label : str
+        A short human name: sensor and date.
+    metadata : mapping
+        Facts found on the way (``"haze_removed"``: per band, reflectance
+        subtracted by dark-object subtraction).
+    info : ProductInfo
+        What the source was identified as.
+    mask_status : dict
+        Which cloud mask it has: ``{"kind", "source", "note"}``; kind
+        ``"none"`` with the reason when it has none.
+    """
+
+    @property
+    def grid(self) -> Grid:
+        """The source's pixels: shape, affine transform and CRS."""
+        ...
+
+    @property
+    def date(self) -> _dt.date | None:
+        """Acquisition date (UTC), None when unknown."""
+        ...
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        """Common band names the source has."""
+        ...
+
+    @property
+    def sensor(self) -> SensorProfile:
+        """The product type."""
+        ...
+
+    @property
+    def scales(self) -> Mapping[str, tuple[float, float]]:
+        """Per band ``(scale, offset)``: reflectance = value × scale + offset."""
+        ...
+
+    @property
+    def nodata(self) -> Mapping[str, float | None]:
+        """Per band, the value meaning no data."""
+        ...
+
+    @property
+    def source(self) -> str:
+        """What the source was made from, for messages."""
+        ...
+
+    @property
+    def label(self) -> str:
+        """A short human name: sensor and date."""
+        ...
+
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        """Facts found on the way (``haze_removed`` ...)."""
+        ...
+
+    @property
+    def info(self) -> ProductInfo:
+        """What the source was identified as."""
+        ...
+
+    @property
+    def mask_status(self) -> dict[str, Any]:
+        """Which cloud mask it has: ``{"kind", "source", "note"}``."""
+        ...
+
+    def read(self, bands: Sequence[str] | None = None, window: Window | None = None) -> Observation:
+        """Reflectance of ``bands`` in ``window`` of :attr:`grid` (NaN outside the grid and where not valid)."""
+        ...
+
+    def read_decimated(self, *, aoi_bounds: tuple[float, float, float, float] | None = None, aoi_crs: Any = None,
+                       margin_m: float = 0.0, max_pixels: int = 1_000_000, bands: Sequence[str] | None = None,
+                       build_overviews: bool = False) -> Observation:
+        """Every k-th pixel (nearest) of the source or of an area of it: at most ``max_pixels``."""
+        ...
+
+    def read_sample(self, *, max_pixels: int = 1_000_000, bands: Sequence[str] | None = None) -> Observation:
+        """A spatially even sample of the whole source, for scene statistics."""
+        ...
+
+    def files(self) -> tuple[tuple[str, int, Grid], ...]:
+        """``(path, band, file grid)`` of each file band the source reads (empty for arrays), for read planning."""
+        ...
+
+    def data_key(self) -> frozenset[Any]:
+        """What data the source reads (files and bands, or array identities): equal keys, same imagery."""
+        ...
+
+    def require(self, names: Iterable[str], purpose: str) -> None:
+        """Raise :class:`~ecopatch.errors.MissingBandError` unless the source has every band in ``names``."""
+        ...
+
+    def degraded(self) -> list[dict[str, Any]]:
+        """The analyses this source cannot run in full (``{"analysis", "missing", "consequence"}``)."""
+        ...
+
+    def provenance(self) -> dict[str, Any]:
+        """What was read and how, as plain JSON-able values."""
+        ...
+
+    def with_mask(self, mask: Any, *, cloud_buffer_m: float | None = None) -> RasterSource:
+        """A copy with another cloud mask (a :class:`MaskProvider`, or None to drop it)."""
+        ...
+
+    def with_date(self, date: _dt.date) -> RasterSource:
+        """A copy with another acquisition date."""
+        ...
+
+
+#: What the analyses accept as imagery: a :class:`RasterSource`, or what :func:`as_source` turns into one (a path,
+#: a sequence of band files, an xarray Dataset/DataArray, an open rasterio dataset).
+SourceLike = Any
+
+
+class SourceBase:
+    """What every source derives from its bands, sensor, source and date (a mixin)."""
+
+    if TYPE_CHECKING:  # what the classes using this mixin define
+
+        @property
+        def bands(self) -> tuple[str, ...]: ...  # noqa: D102
+        @property
+        def sensor(self) -> SensorProfile: ...  # noqa: D102
+        @property
+        def source(self) -> str: ...  # noqa: D102
+        @property
+        def date(self) -> _dt.date | None: ...  # noqa: D102
+
+    @property
+    def label(self) -> str:
+        """A short human name: sensor and date."""
+        d = self.date.isoformat() if self.date else "undated"
+        return f"{self.sensor.name} {d}"
+
+    @property
+    def band_roles(self) -> dict[str, bool]:
+        """For each role ecopatch's analyses read (:data:`CORE_BANDS`), whether the source has it."""
+        return {b: b in self.bands for b in CORE_BANDS}
+
+    @property
+    def missing_roles(self) -> tuple[str, ...]:
+        """The roles of :data:`CORE_BANDS` the source lacks (e.g. ``("swir1", "swir2")`` for Gaofen)."""
+        return tuple(b for b, have in self.band_roles.items() if not have)
+
+    def degraded(self) -> list[dict[str, Any]]:
+        """The analyses this source cannot run in full, from :data:`ecopatch.raster.sensors.ANALYSIS_NEEDS`.
+
+        Returns
+        -------
+        list of dict
+            ``{"analysis", "missing", "consequence"}`` per degraded analysis;
+            empty when the source has every band role the analyses read.
+        """
+        out = []
+        for need in ANALYSIS_NEEDS:
+            missing = [b for b in need.bands if b not in self.bands]
+            if missing:
+                out.append({"analysis": need.analysis, "missing": missing, "consequence": need.without})
+        return out
+
+    def require(self, names: Iterable[str], purpose: str) -> None:
+        """Raise :class:`MissingBandError` unless the source has every band in ``names``."""
+        missing = [n for n in names if n not in self.bands]
+        if missing:
+            ids = [f"{n} ({self.sensor.bands[n]})" if n in self.sensor.bands else n for n in missing]
+            raise MissingBandError(
+                f"{self.source}: {purpose} needs band(s) {', '.join(ids)}, but the scene has "
+                f"{list(self.bands)}; if it is a downloaded product, the band file is missing (an "
+                "incomplete download: fetch it again); else pass bands={...} to open_scene to name the "
+                "file's bands"
+            )
+
+
+@runtime_checkable
+class ValueRaster(Protocol):
+    """Raw values of a raster (a class map, an index, a DEM): what :func:`ecopatch.patch_statistics` reads.
+
+    Implemented by :class:`ecopatch.raster.scene.FileValues` (a file) and
+    :class:`ecopatch.raster.arrays.ArrayValues` (arrays, xarray);
+    :func:`as_values` makes one.
+    """
+
+    @property
+    def grid(self) -> Grid:
+        """The raster's pixels."""
+        ...
+
+    @property
+    def count(self) -> int:
+        """Number of bands."""
+        ...
+
+    @property
+    def source(self) -> str:
+        """What it was made from, for messages."""
+        ...
+
+    def band_nodata(self, band: int) -> float | None:
+        """The value meaning no data in ``band`` (1-based), None when none is recorded."""
+        ...
+
+    def read_values(self, band: int, window: Window) -> np.ndarray:
+        """Values of ``band`` (1-based) in ``window`` (float, NaN outside the raster)."""
+        ...
+
+
+def as_values(obj: Any) -> ValueRaster:
+    """The :class:`ValueRaster` of a path, an xarray DataArray, an open rasterio dataset or a ValueRaster."""
+    if isinstance(obj, ValueRaster):
+        return obj
+    if isinstance(obj, (str, os.PathLike)) or (type(obj).__module__.startswith("rasterio") and hasattr(obj, "name")
+                                               and os.path.isfile(str(obj.name))):
+        from ecopatch.raster.fileread import FileValues  # the file reader, only for a file
+
+        return FileValues(str(getattr(obj, "name", obj)) if not isinstance(obj, (str, os.PathLike)) else str(obj))
+    from ecopatch.raster.xarray_source import is_xarray, values_from_xarray
+
+    if is_xarray(obj):
+        return values_from_xarray(obj)
+    raise not_a_source(obj, "patch_statistics raster")
+
+
+# ---------------------------------------------------------------------------
+# Any input -> a source
+# ---------------------------------------------------------------------------
+def as_source(obj: Any, **kwargs: Any) -> RasterSource:
+    """The raster source of ``obj``: a source as it is, else what :func:`ecopatch.open_scene` makes of it.
+
+    Parameters
+    ----------
+    obj : RasterSource, path, sequence of paths, xarray.Dataset, xarray.DataArray, rasterio dataset or ndarray
+        See :func:`ecopatch.open_scene` for the options each takes.
+    **kwargs
+        Options of :func:`ecopatch.open_scene` (only used when ``obj`` is not
+        a source already).
+
+    Raises
+    ------
+    InputDataError
+        ``obj`` is none of these.
+    """
+    if isinstance(obj, RasterSource) and not kwargs:
+        return obj
+    from ecopatch.raster.scene import open_scene  # the file readers, only for what is not a source yet
+
+    return open_scene(obj, **kwargs)
+
+
+def as_sources(*objs: Any) -> tuple[RasterSource, ...]:
+    """:func:`as_source` of each (None stays None)."""
+    return tuple(None if o is None else as_source(o) for o in objs)  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------------------
+# Generic functions over sources
+# ---------------------------------------------------------------------------
+def read_decimated(
+    source: RasterSource,
+    *,
+    aoi_bounds: tuple[float, float, float, float] | None = None,
+    aoi_crs: Any = None,
+    margin_m: float = 0.0,
+    max_pixels: int = 1_000_000,
+    bands: Sequence[str] | None = None,
+    build_overviews: bool = False,
+) -> Observation:
+    """A decimated read of a source (or of an area of interest), for statistics and quick-looks.
+
+    Reads every k-th pixel (nearest) so that at most ``max_pixels`` are
+    returned; files read through their overviews where they have them (see
+    :func:`ecopatch.raster.quicklook.read_decimated`).
+
+    Parameters
+    ----------
+    source : RasterSource
+    aoi_bounds : tuple of float, optional
+        ``(left, bottom, right, top)`` in ``aoi_crs``; default the whole source.
+    aoi_crs : CRS-like, optional
+        CRS of ``aoi_bounds`` (default the source's).
+    margin_m : float
+        Ground distance added around the area of interest, m.
+    max_pixels : int
+        Upper bound on the returned pixels.
+    bands : sequence of str, optional
+        Bands to read; default all.
+    build_overviews : bool
+        Build missing overviews of large files first (an external ``.ovr``
+        beside each; off by default).
+
+    Returns
+    -------
+    Observation
+        On a coarser grid covering the same ground.
+    """
+    return source.read_decimated(aoi_bounds=aoi_bounds, aoi_crs=aoi_crs, margin_m=margin_m, max_pixels=max_pixels,
+                                 bands=bands, build_overviews=build_overviews)
+
+
+def read_sample(source: RasterSource, *, max_pixels: int = 1_000_000,
+                bands: Sequence[str] | None = None) -> Observation:
+    """A spatially even sample of a whole source, for scene statistics, in bounded time and memory.
+
+    Returns
+    -------
+    Observation
+        Bands and validity as arrays (2-D for a decimated read; 1-D, the
+        windows concatenated, for a lattice of windows of a large file
+        without overviews).
+    """
+    return source.read_sample(max_pixels=max_pixels, bands=bands)
+
+
+def plan_pass_reads(sources: Iterable[RasterSource], *, block: int = WINDOWS.block, workers: int | None = None
+                    ) -> ReadPlan | None:
+    """How a windowed pass over ``sources`` should read them, from their files' layouts.
+
+    Put into :class:`ecopatch.tiling.WindowPass` (``reads=``) by the passes
+    that read imagery; :func:`ecopatch.tiling.run_passes` holds the plan's
+    session (tile cache and GDAL block cache sized for these files, released
+    when the pass ends) while the windows run.
+
+    Parameters
+    ----------
+    sources : iterable of RasterSource
+        The imagery the pass reads.
+    block : int
+        Analysis window size, pixels.
+    workers : int, optional
+        Threads reading at once (default: the CPU count).
+
+    Returns
+    -------
+    ReadPlan or None
+        None when no source reads files (arrays need no plan).
+    """
+    with_files = [s for s in sources if s.files()]
+    if not with_files:
+        return None
+    # the files of all the sources of a pass are planned together: the tile cache holds them side by side
+    from ecopatch.raster.fileread import plan_file_reads
+
+    return plan_file_reads(with_files, block=block, workers=workers or os.cpu_count() or 1)
+
+
+def check_pair(before: RasterSource, after: RasterSource, *, swap_dates: bool = False
+               ) -> tuple[RasterSource, RasterSource]:
+    """Check that two sources make a before/after pair, and return them in date order.
+
+    Parameters
+    ----------
+    before, after : RasterSource
+        The sources as given.
+    swap_dates : bool
+        When the after source is the older one, swap them (with a log line)
+        instead of raising.
+
+    Returns
+    -------
+    (RasterSource, RasterSource)
+        ``(before, after)``, swapped if asked.
+
+    Raises
+    ------
+    DateOrderError
+        ``after`` was taken before ``before`` and ``swap_dates`` is False:
+        restoration would read backwards (a mine "100 % restored") and patch
+        IDs would carry the older date.
+
+    Warns
+    -----
+    SameSceneWarning
+        Both are the same imagery (same files, or same arrays): no change
+        can be found.
+    """
+    if _same_data(before, after):
+        warnings.warn(
+            f"the before and the after scene are the same scene ({before.source}, {before.date}): no change "
+            "can be found; give imagery of two dates",
+            SameSceneWarning, stacklevel=3,
+        )
+    if before.date is not None and after.date is not None and after.date < before.date:
+        if swap_dates:
+            log.info("swap_dates: %s is older than %s; using it as the before scene", after.label, before.label)
+            return after, before
+        raise DateOrderError(
+            f"the after scene ({after.source}, {after.date}) is older than the before scene "
+            f"({before.source}, {before.date}); swap them, or pass swap_dates=True (--swap-dates) to have "
+            "ecopatch order them"
+        )
+    return before, after
+
+
+def _same_data(a: RasterSource, b: RasterSource) -> bool:
+    if a is b:
+        return True
+    ka, kb = a.data_key(), b.data_key()
+    return bool(ka) and ka == kb
+
+
+def not_a_source(obj: Any, what: str) -> InputDataError:
+    """The error for an input that is not imagery, naming what it is and what is accepted."""
+    return InputDataError(
+        f"{what}: got a {type(obj).__module__}.{type(obj).__qualname__}, not imagery; give a path, a Scene from "
+        "ecopatch.open_scene, an xarray Dataset/DataArray (rioxarray, odc-stac, stackstac), an open rasterio "
+        "dataset or ecopatch.raster.from_array(...)"
+    )

@@ -1,0 +1,158 @@
+import threading
+
+import numpy as np
+import pytest
+from rasterio.env import get_gdal_config
+
+from ecopatch.raster import blocks
+from ecopatch.raster.blocks import FileLayout, plan_reads
+from ecopatch.raster.gdalcache import gdal_cache
+from tests.conftest import write_raster
+
+MB = 1024 * 1024
+
+
+def _layout(**kw):
+    base = dict(driver="GTiff", shape=(10980, 10980), count=1, dtype="uint16", block=(256, 256), interleave="band",
+                compression="deflate", overviews=())
+    base.update(kw)
+    return FileLayout(**base)
+
+
+def test_layout_of_files_says_how_they_store_pixels(tmp_path):
+    from ecopatch.raster.fileread import file_layout
+
+    arr = np.zeros((3, 64, 80), np.uint16)
+    p = write_raster(tmp_path / "a.tif", arr, tiled=True, blockxsize=16, blockysize=32, compress="lzw",
+                     interleave="pixel")
+    lay = file_layout(p)
+    assert (lay.count, lay.block, lay.interleave, lay.compression) == (3, (32, 16), "pixel", "lzw")
+    assert lay.tiled and not lay.striped and lay.multiband and lay.block_set_bytes == 32 * 16 * 2 * 3
+    s = file_layout(write_raster(tmp_path / "b.tif", arr, interleave="band", blockysize=4))
+    assert s.striped and s.compression == "none" and not s.multiband
+    assert "striped (4 rows)" in s.describe() and "no overviews" in s.describe()
+
+
+def test_gdal_cache_scope_is_counted_across_threads_and_restored(monkeypatch):
+    monkeypatch.delenv("GDAL_CACHEMAX", raising=False)
+    monkeypatch.delenv("ECOPATCH_GDAL_CACHE_MB", raising=False)
+    before = get_gdal_config("GDAL_CACHEMAX")
+    inside, entered, release = [], threading.Event(), threading.Event()
+
+    def pass_on_another_thread():
+        with gdal_cache(3 * MB):
+            entered.set()
+            inside.append(get_gdal_config("GDAL_CACHEMAX"))
+            release.wait(10)
+
+    with gdal_cache(2 * MB):
+        assert get_gdal_config("GDAL_CACHEMAX") == 2 * MB
+        t = threading.Thread(target=pass_on_another_thread)
+        t.start()
+        assert entered.wait(10)
+        assert inside == [3 * MB]  # a nested scope may raise the size ...
+        with gdal_cache(1 * MB):
+            assert get_gdal_config("GDAL_CACHEMAX") == 3 * MB  # ... never lower it
+        with gdal_cache(64 * MB, at_least=True):
+            assert get_gdal_config("GDAL_CACHEMAX") == 64 * MB
+    # the first scope has ended, the other thread's still runs: not restored yet
+    assert get_gdal_config("GDAL_CACHEMAX") != before
+    release.set()
+    t.join(10)
+    assert get_gdal_config("GDAL_CACHEMAX") == before  # restored by the last to leave
+
+
+def test_gdal_cache_scope_respects_the_users_choice(monkeypatch):
+    import rasterio
+
+    monkeypatch.delenv("ECOPATCH_GDAL_CACHE_MB", raising=False)
+    with rasterio.Env(GDAL_CACHEMAX=48 * MB):
+        with gdal_cache(1 * MB):
+            assert get_gdal_config("GDAL_CACHEMAX") == 48 * MB
+    monkeypatch.setenv("GDAL_CACHEMAX", "256")
+    before = get_gdal_config("GDAL_CACHEMAX")
+    with gdal_cache(1 * MB):
+        assert get_gdal_config("GDAL_CACHEMAX") == before
+    monkeypatch.delenv("GDAL_CACHEMAX")
+    monkeypatch.setenv("ECOPATCH_GDAL_CACHE_MB", "24")
+    before = get_gdal_config("GDAL_CACHEMAX")
+    with gdal_cache(1 * MB):
+        assert get_gdal_config("GDAL_CACHEMAX") == 24 * MB
+    assert get_gdal_config("GDAL_CACHEMAX") == before
+
+
+def test_plans_follow_the_layout():
+    # 256-pixel tiles: 4096-pixel stripes in the default cache
+    tiles = [(_layout(), 1.0)] * 8 + [(_layout(shape=(5490, 5490)), 2.0)] * 6
+    p = plan_reads(tiles, workers=2)
+    assert p.stripe_px == 4096 and p.tile_cache_bytes is None and p.gdal_cache_bytes == 1 * MB
+    # JPEG 2000's 1024-pixel tiles: narrower stripes, so two rows of tiles still fit
+    jp2 = [(_layout(driver="JP2OpenJPEG", block=(1024, 1024), compression="jpeg2000"), 1.0)] * 8
+    p = plan_reads(jp2, workers=2)
+    assert p.stripe_px < 4096 and p.gdal_cache_bytes >= 4 * 2 * MB
+    # strips: windows in rows across the whole width, the cache holding one row of windows' strips
+    strips = [(_layout(block=(1, 10980), count=7, interleave="pixel"), 1.0)] * 2
+    p = plan_reads(strips, workers=2, grid_width=10980)
+    assert p.stripe_px == 10980
+    assert p.tile_cache_bytes >= 2 * 512 * 10980 * 7 * 2
+    # uncompressed strips too: GDAL reads a strip whole whatever the window
+    p = plan_reads([(_layout(block=(1, 10980), compression="none"), 1.0)], workers=2, grid_width=10980)
+    assert p.stripe_px == 10980 and p.tile_cache_bytes is not None
+    # other drivers are read straight through GDAL: nothing to size the tile cache for
+    p = plan_reads([(_layout(driver="HFA", block=(64, 64)), 1.0)], workers=2, grid_width=10980)
+    assert p.stripe_px == 4096 and p.tile_cache_bytes is None
+
+
+def test_tile_spec_groups_strips_and_shares_pixel_interleaved_blocks():
+    ident = ("f", 1)
+    assert blocks.tile_spec(_layout(compression="none"), ident, 1).tile == (256, 256)
+    assert blocks.tile_spec(_layout(driver="HFA"), ident, 1) is None
+    s = blocks.tile_spec(_layout(block=(4, 10980)), ident, 2)
+    assert s.tile == (64, 10980) and s.indexes is None and s.key[-1] == 2
+    m = blocks.tile_spec(_layout(count=4, interleave="pixel"), ident, 3)
+    assert m.indexes == (1, 2, 3, 4) and m.key[-1] == 0
+    assert blocks.tile_spec(_layout(block=(2048, 2048)), ident, 1) is None  # too large to share
+
+
+def test_tile_cache_sessions_nest_and_drop_their_blocks():
+    cache = blocks.TileCache(4 * MB)
+    with cache.session(8 * MB):
+        assert cache.active and cache.budget == 8 * MB
+        with cache.session():
+            assert cache.budget == 8 * MB
+        cache._put(("k", 0, 0), np.zeros((16, 16), np.uint16))
+        assert cache._bytes > 0
+    assert not cache.active and cache.budget == 4 * MB and cache._bytes == 0
+    with pytest.raises(AssertionError):
+        assert cache.active
+
+
+def test_ignoring_silences_in_the_main_thread_and_leaves_worker_threads_filters_alone():
+    import threading
+    import warnings
+
+    from ecopatch.raster.quiet import ignoring
+
+    class Noise(UserWarning):
+        pass
+
+    start = list(warnings.filters)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with ignoring(Noise):
+            warnings.warn("main", Noise, stacklevel=1)
+        assert seen == []  # silenced in the main thread
+    assert warnings.filters == start
+
+    # in a worker thread the filter list is not touched at all (catch_warnings is not thread-safe):
+    # the block sees the process's filters as they are, and nothing is added or put back after it
+    inside = []
+
+    def work():
+        with ignoring(Noise):
+            inside.append(list(warnings.filters))
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    assert inside == [start] and warnings.filters == start

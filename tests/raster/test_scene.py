@@ -1,0 +1,438 @@
+import datetime as dt
+import pickle
+
+import numpy as np
+import pytest
+from affine import Affine
+
+from ecopatch import errors as ecopatch_errors
+from ecopatch.errors import InputDataError, MissingBandError, MissingCRSError, RasterReadError
+from ecopatch.grid import Grid, Window
+from ecopatch.raster.ongrid import read_on_grid
+from ecopatch.raster.scene import open_scene
+from ecopatch.raster.source import read_decimated
+from tests.conftest import write_raster
+
+S2_NAMES = ["B02", "B03", "B04", "B08", "B11", "B12"]
+
+
+def _s2_stack(tmp_path, dn, name="s2_20210918.tif", **kw):
+    return write_raster(tmp_path / name, dn, descriptions=S2_NAMES, dtype="uint16", nodata=0, **kw)
+
+
+def test_multiband_with_descriptions_and_baseline_offset(tmp_path):
+    dn = np.full((6, 8, 8), 2000, dtype=np.uint16)
+    path = _s2_stack(tmp_path, dn, name="s2_20240912.tif", tags={"PROCESSING_BASELINE": "05.10"})
+    s = open_scene(path)
+    assert s.sensor.name == "sentinel2_l2a"
+    assert s.bands == ("blue", "green", "red", "nir", "swir1", "swir2")
+    assert s.date == dt.date(2024, 9, 12)
+    assert s.grid.crs.to_epsg() == 32650
+    obs = s.read(window=Window(0, 0, 2, 2))
+    np.testing.assert_allclose(obs["red"], 0.1, atol=1e-6)  # (2000 - 1000) / 10000
+
+
+def test_undated_baseline_warns_after_2022(tmp_path):
+    from ecopatch.errors import EcopatchWarning
+
+    path = _s2_stack(tmp_path, np.full((6, 4, 4), 900, dtype=np.uint16), name="s2_20240912.tif")
+    with pytest.warns(EcopatchWarning, match="BOA_ADD_OFFSET"):
+        open_scene(path)
+
+
+def test_old_baseline_has_no_offset_and_explicit_override(tmp_path):
+    dn = np.full((6, 4, 4), 2000, dtype=np.uint16)
+    path = _s2_stack(tmp_path, dn, tags={"PROCESSING_BASELINE": "03.01"})
+    assert open_scene(path).read()["red"][0, 0] == pytest.approx(0.2)
+    assert open_scene(path, offset=-0.1).read()["red"][0, 0] == pytest.approx(0.1)
+
+
+def test_nodata_and_saturation_are_nan(tmp_path):
+    dn = np.full((6, 4, 4), 1500, dtype=np.uint16)
+    dn[:, 0, 0] = 0
+    dn[2, 1, 1] = 65535
+    dn[5, 3, 3] = 0  # no data in the last band read only
+    s = open_scene(_s2_stack(tmp_path, dn))
+    obs = s.read()
+    assert not obs.valid[0, 0] and not obs.valid[1, 1] and obs.valid[2, 2] and not obs.valid[3, 3]
+    # a saturated band or a gap in one band invalidates the pixel in every band, read before or after it
+    for name in s.bands:
+        assert np.array_equal(np.isnan(obs[name]), ~obs.valid), name
+
+
+def test_band_mapping_errors_name_the_fix(tmp_path):
+    path = write_raster(tmp_path / "gf1_wfv_x.tif", np.ones((3, 4, 4), dtype=np.uint16) * 500)
+    with pytest.raises(MissingBandError, match="bands="):
+        open_scene(path, sensor="gf1_wfv")
+    s = open_scene(path, sensor="gf1_wfv", bands={"red": 1, "green": 2, "nir": 3})
+    assert s.bands == ("green", "red", "nir")
+    with pytest.raises(MissingBandError, match="file has 3 band"):
+        open_scene(path, sensor="gf1_wfv", bands={"nir": 4})
+
+
+def test_drone_rgb_black_collar_is_nodata(tmp_path):
+    rgb = np.full((3, 10, 10), 120, dtype=np.uint8)
+    rgb[:, :, :2] = 0
+    path = write_raster(tmp_path / "drone.tif", rgb, crs="EPSG:4549",
+                        transform=Affine(0.1, 0, 500_000, 0, -0.1, 3_345_000))
+    s = open_scene(path)
+    assert s.sensor.name == "drone_rgb"
+    obs = s.read()
+    assert obs.valid[:, 2:].all() and not obs.valid[:, :2].any()
+    assert all(np.isnan(obs[b][:, :2]).all() and not np.isnan(obs[b][:, 2:]).any() for b in s.bands)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(RasterReadError, match="no such file"):
+        open_scene(tmp_path / "missing.tif")
+    junk = tmp_path / "notes.tif"
+    junk.write_text("this is not a raster")
+    with pytest.raises(RasterReadError, match="cannot open as a raster"):
+        open_scene(junk)
+    good = _s2_stack(tmp_path, np.full((6, 64, 64), 900, dtype=np.uint16))
+    trunc = tmp_path / "truncated.tif"
+    trunc.write_bytes(good.read_bytes()[: good.stat().st_size // 3])
+    with pytest.raises(RasterReadError, match="truncated"):
+        s = open_scene(trunc)
+        s.read()
+
+
+def test_missing_crs_and_geotransform(tmp_path):
+    import rasterio
+
+    p = tmp_path / "nocrs.tif"
+    with rasterio.open(p, "w", driver="GTiff", height=4, width=4, count=1, dtype="uint8",
+                       transform=Affine(10, 0, 0, 0, -10, 0)) as ds:
+        ds.write(np.ones((1, 4, 4), dtype=np.uint8))
+    with pytest.raises(MissingCRSError, match="gdal_edit.py -a_srs"):
+        open_scene(p, sensor="gf1_wfv", bands={"red": 1})
+    p2 = tmp_path / "notransform.tif"
+    with rasterio.open(p2, "w", driver="GTiff", height=4, width=4, count=1, dtype="uint8",
+                       crs="EPSG:32650") as ds:
+        ds.write(np.ones((1, 4, 4), dtype=np.uint8))
+    with pytest.raises(InputDataError, match="no geotransform"):
+        open_scene(p2, sensor="gf1_wfv", bands={"red": 1})
+
+
+def test_scene_pickles(tmp_path):
+    s = open_scene(_s2_stack(tmp_path, np.full((6, 4, 4), 900, dtype=np.uint16)))
+    s2 = pickle.loads(pickle.dumps(s))
+    assert s2.bands == s.bands and s2.grid == s.grid and s2.sensor == s.sensor
+
+
+def test_read_on_grid_averages_a_fine_scene(tmp_path):
+    # a 1 m scene, left half bright, read onto a 10 m grid: the boundary cell is the mean
+    fine = np.full((3, 40, 40), 50, dtype=np.uint8)
+    fine[:, :, :15] = 200
+    path = write_raster(tmp_path / "drone.tif", fine, transform=Affine(1, 0, 780_000, 0, -1, 3_350_000))
+    s = open_scene(path)
+    g = Grid((4, 4), Affine(10, 0, 780_000, 0, -10, 3_350_000), "EPSG:32650")
+    out = read_on_grid(s, g)
+    red = out["red"] * 255
+    np.testing.assert_allclose(red[:, 0], 200, atol=0.5)
+    np.testing.assert_allclose(red[:, 1], 0.5 * 200 + 0.5 * 50, atol=0.5)
+    np.testing.assert_allclose(out["valid_fraction"], 1.0)
+
+
+def test_read_on_grid_other_crs_and_outside(tmp_path):
+    dn = np.full((6, 50, 50), 1200, dtype=np.uint16)
+    s = open_scene(_s2_stack(tmp_path, dn))
+    # the same ground in CGCS2000 GK (EPSG:4549); a grid far away is all NaN
+    far = Grid((3, 3), Affine(10, 0, 100_000, 0, -10, 100_000), "EPSG:32650")
+    out = read_on_grid(s, far)
+    assert np.isnan(out["red"]).all() and (out["valid_fraction"] == 0).all()
+
+
+def test_read_decimated(tmp_path):
+    s = open_scene(_s2_stack(tmp_path, np.full((6, 100, 100), 900, dtype=np.uint16)))
+    obs = read_decimated(s, max_pixels=400)
+    assert obs["red"].size <= 400 and obs.grid.bounds == s.grid.bounds
+
+
+@pytest.mark.parametrize("layout", [dict(tiled=True, blockxsize=32, blockysize=32), dict(tiled=False, blockysize=3)])
+@pytest.mark.parametrize("size", [(173, 211), (97, 64)])
+@pytest.mark.parametrize("max_pixels", [400, 2_000, 5_000])
+def test_decimating_a_pixel_interleaved_file_takes_gdals_nearest_pixels(tmp_path, monkeypatch, layout, size,
+                                                                         max_pixels):
+    """The strip-wise decimation of pixel-interleaved files samples the pixels GDAL's nearest read does."""
+    import rasterio
+    from rasterio.enums import Resampling
+
+    from ecopatch.raster import quicklook
+
+    calls = []
+    strips = quicklook._decimate_in_strips
+    monkeypatch.setattr(quicklook, "_decimate_in_strips", lambda *a, **kw: calls.append(1) or strips(*a, **kw))
+    rng = np.random.default_rng(3)
+    dn = rng.integers(1, 10_000, size=(6, *size), dtype=np.uint16)
+    path = _s2_stack(tmp_path, dn, interleave="pixel", compress="deflate", **layout)
+    s = open_scene(path)
+    obs = read_decimated(s, max_pixels=max_pixels)
+    assert calls  # the strip path was taken
+    grid = obs.grid
+    with rasterio.open(path) as ds:
+        assert ds.interleaving.name.lower() == "pixel"
+        want = ds.read([1, 2, 3, 4, 5, 6], out_shape=(6, *grid.shape), resampling=Resampling.nearest)
+    # ... and it gives GDAL's pixels
+    got = np.stack([obs[b] for b in s.bands])
+    ref = (want.astype(np.float64) - 0) / 10_000
+    np.testing.assert_allclose(got, ref, atol=1e-6)
+
+
+@pytest.mark.realdata
+def test_real_sentinel2_l2a_folder_with_stac(shared_data):
+    s = open_scene(shared_data / "s2l2a_landsatc2l2_formats" / "s2_l2a_S2A_29RKH_20200219")
+    assert s.sensor.name == "sentinel2_l2a" and s.date == dt.date(2020, 2, 19)
+    assert s.metadata["processing_baseline"] == "02.14"
+    assert s.grid.shape == (1098, 1098) and s.mask.kind == "scl"
+    assert s.band("swir1").grid.res == (200.0, 200.0)  # brought onto the 100 m grid when read
+    obs = s.read(window=Window(0, 0, 50, 50))
+    assert obs["swir1"].shape == (50, 50)
+    assert 0.0 < np.nanmedian(obs["red"]) < 0.6  # desert, no offset before baseline 04.00
+
+
+@pytest.mark.realdata
+def test_real_landsat_c2l2_all_cloud(shared_data):
+    s = open_scene(shared_data / "s2l2a_landsatc2l2_formats" / "landsat8_c2l2_LC08_L2SP_001062_20201031")
+    assert s.sensor.name == "landsat_oli_c2l2" and s.date == dt.date(2020, 10, 31)
+    red = s.band("red")
+    assert red.scale == pytest.approx(2.75e-5) and red.offset == pytest.approx(-0.2)
+    assert s.read().valid.sum() == 0  # 99.9 % cloud: QA_PIXEL masks everything
+
+
+@pytest.mark.realdata
+def test_real_drone_tile_in_mercator(shared_data):
+    s = open_scene(shared_data / "drone_oam_tcd" / "5b90f92da0d7280005fab355_4310.tif")
+    assert s.sensor.name == "drone_rgb" and s.grid.crs.to_epsg() == 3395
+    obs = read_decimated(s, max_pixels=20_000)
+    assert 0.2 < obs.valid.mean() <= 1.0
+
+
+def test_stacked_file_with_bands_needs_scale_not_sensor(tmp_path):
+    p = write_raster(tmp_path / "stack_20030206.tif", np.full((4, 8, 8), 100, dtype=np.uint16))
+    with pytest.raises(InputDataError, match="scale="):
+        open_scene(p, bands={"red": 3, "nir": 4})
+    s = open_scene(p, bands={"red": 3, "nir": 4}, scale=1 / 1000)
+    assert s.sensor.name == "generic" and s.read()["nir"][0, 0] == pytest.approx(0.1)
+
+
+def test_folder_date_from_file_names(tmp_path):
+    folder = tmp_path / "imgs_1"
+    folder.mkdir()
+    for b in ("B02", "B03", "B04", "B08"):
+        write_raster(folder / f"S2A_OPER_MSI_L1C_20161209_{b}.tif", np.full((4, 4), 900, dtype=np.uint16))
+    assert open_scene(folder, sensor="sentinel2_l1c").date == dt.date(2016, 12, 9)
+
+
+@pytest.mark.parametrize(("made", "orbit", "acquired"), [
+    ("20161227T091305", 1222, dt.date(2015, 9, 16)),  # OSCD Águas Claras: made 15 months later
+    ("20160706T155721", 849, dt.date(2015, 8, 21)),   # OSCD Nantes and Rennes
+    ("20161130T130757", 7527, dt.date(2016, 11, 30)),  # OSCD Bercy: made the same day
+])
+def test_old_format_sentinel2_names_date_from_the_orbit_not_the_production_time(tmp_path, made, orbit, acquired):
+    folder = tmp_path / "imgs_1"
+    folder.mkdir()
+    for b in ("B02", "B03", "B04", "B08"):
+        write_raster(folder / f"S2A_OPER_MSI_L1C_TL_EPA__{made}_A{orbit:06d}_T22LHH_{b}.tif",
+                     np.full((4, 4), 900, dtype=np.uint16))
+    s = open_scene(folder, sensor="sentinel2_l1c")
+    assert s.date == acquired
+    assert f"absolute orbit A{orbit:06d}" in repr(s.provenance())
+
+
+def test_old_format_names_of_another_orbit_or_an_impossible_date_are_not_guessed(tmp_path):
+    folder = tmp_path / "imgs_1"
+    folder.mkdir()
+    # production before the orbit's overpass: not the format's meaning, the name's date is kept
+    for b in ("B02", "B03", "B04", "B08"):
+        write_raster(folder / f"S2A_OPER_MSI_L1C_TL_EPA__20150701T091305_A009999_T22LHH_{b}.tif",
+                     np.full((4, 4), 900, dtype=np.uint16))
+    assert open_scene(folder, sensor="sentinel2_l1c").date == dt.date(2015, 7, 1)
+
+
+@pytest.mark.realdata
+def test_real_oscd_folders_open_with_their_acquisition_dates(shared_data):
+    """The ten OSCD cities' folders, as distributed: every date as in the dataset's dates.txt."""
+    folders = sorted((shared_data / "oscd_cities").glob("*/dates.txt")) + sorted(
+        (shared_data / "oscd_china").glob("*/dates.txt"))
+    assert len(folders) >= 10
+    for dates in folders:
+        want = dict(line.strip().split(": ") for line in dates.read_text().splitlines() if ": " in line)
+        for i in (1, 2):
+            with pytest.warns(ecopatch_errors.EcopatchWarning):  # no mask, level from file names
+                s = open_scene(dates.parent / f"imgs_{i}")
+            assert s.date.strftime("%Y%m%d") == want[f"date_{i}"], (dates.parent.name, i)
+
+
+def test_dark_object_subtraction_for_toa_products(tmp_path):
+    rng = np.random.default_rng(0)
+    dn = (rng.random((6, 64, 64)) * 2000 + 1000).astype(np.uint16)  # haze lifts every band by ~0.09
+    p = write_raster(tmp_path / "S2A_MSIL1C_20161209_stack.tif", dn, descriptions=S2_NAMES, nodata=0)
+    raw = open_scene(p, sensor="sentinel2_l1c", haze="none")
+    dos = open_scene(p, sensor="sentinel2_l1c")  # auto: L1C is top of atmosphere
+    h = dos.metadata["haze_removed"]["blue"]
+    assert 0.08 < h < 0.1
+    np.testing.assert_allclose(dos.read()["blue"], raw.read()["blue"] - h, atol=1e-6)
+    l2a = open_scene(p, sensor="sentinel2_l2a")
+    assert "haze_removed" not in l2a.metadata
+    with pytest.raises(ecopatch_errors.ConfigError, match="haze="):
+        open_scene(p, haze="fog")
+
+
+@pytest.mark.parametrize("layout", [
+    dict(tiled=True, blockxsize=16, blockysize=16, compress="deflate"),
+    dict(tiled=True, blockxsize=16, blockysize=16, compress="deflate", interleave="pixel"),
+    dict(tiled=True, blockxsize=16, blockysize=16, compress="lzw", interleave="band"),
+    dict(tiled=False, blockysize=3, compress="deflate", interleave="pixel"),
+    dict(tiled=False, blockysize=2, compress="lzw", interleave="band"),
+    dict(tiled=True, blockxsize=32, blockysize=16, compress=None, interleave="pixel"),
+], ids=["tiled", "tiled-pixel", "tiled-band-lzw", "striped-pixel", "striped-band", "uncompressed"])
+def test_tile_cache_reads_equal_direct_reads_in_every_layout(tmp_path, layout):
+    # windows of every shape and position, some partly outside the file, through a cache of a few
+    # blocks (evicting and recycling buffers all the time), against plain reads of the same windows;
+    # the bands of a pixel-interleaved file come from one read of all of them
+    from ecopatch.raster import fileread as raster
+
+    rng = np.random.default_rng(5)
+    arr = rng.integers(0, 60000, size=(3, 90, 100)).astype(np.uint16)
+    p = write_raster(tmp_path / "f.tif", arr, **layout)
+    g = Grid((90, 100), Affine(10, 0, 780_000, 0, -10, 3_350_000), "EPSG:32650")
+    lay = raster.file_layout(p)
+    assert lay.striped == (not layout["tiled"]) and lay.multiband == (layout.get("interleave", "pixel") == "pixel")
+    raster.TILES.clear()
+    hits = raster.TILES.hits
+    budget = 6 * 16 * 100 * 2 * 3
+    with raster.TILES.session(budget):
+        raster.TILES.budget = budget
+        for _ in range(200):
+            r, c = rng.integers(-20, 95, size=2)
+            h, w = rng.integers(1, 60, size=2)
+            win = Window(int(r), int(c), int(h), int(w))
+            band = int(rng.integers(1, 4))
+            got = raster.read_block(str(p), band, g, win, fill=0)
+            want = np.zeros(win.shape, np.uint16)
+            inner = win.intersection(g.window)
+            if inner is not None:
+                want[inner.relative_to(win).slices] = arr[band - 1][inner.slices]
+            np.testing.assert_array_equal(got, want)
+            np.testing.assert_array_equal(raster.read_block(str(p), band, g, win, fill=0, shared=False), want)
+            assert raster.TILES._bytes <= raster.TILES.budget
+            with raster.band_reads():
+                for b in (1, 2, 3):
+                    np.testing.assert_array_equal(raster.read_block(str(p), b, g, win, fill=7)[
+                        inner.relative_to(win).slices] if inner else 0, arr[b - 1][inner.slices] if inner else 0)
+    if layout.get("compress"):
+        assert raster.TILES.hits > hits
+    assert raster.TILES._bytes == 0  # blocks are dropped when the last pass ends
+
+
+def test_tile_cache_keeps_nothing_outside_a_pass_and_its_size_is_checked(tmp_path, monkeypatch):
+    from ecopatch.raster import fileread as raster
+
+    arr = np.arange(2 * 64 * 64, dtype=np.uint16).reshape(2, 64, 64)
+    p = write_raster(tmp_path / "t.tif", arr, tiled=True, blockxsize=16, blockysize=16, compress="deflate")
+    g = Grid((64, 64), Affine(10, 0, 780_000, 0, -10, 3_350_000), "EPSG:32650")
+    raster.TILES.clear()
+    raster.read_block(str(p), 1, g, Window(3, 3, 20, 20), fill=0)
+    assert raster.TILES._bytes == 0 and not raster.TILES.active
+    monkeypatch.setenv("ECOPATCH_TILE_CACHE_MB", "lots")
+    monkeypatch.setattr(raster.TILES, "budget", None)
+    with pytest.raises(ecopatch_errors.ConfigError, match="ECOPATCH_TILE_CACHE_MB"):
+        with raster.TILES.session():
+            pass
+
+
+def _vrt(path, size, sources, *, nodata=None, dtype="UInt16"):
+    """A one-band VRT of ``size`` (rows, cols) from (file, src (row, col, h, w), dst (row, col)[, tag])."""
+    parts = []
+    for src in sources:
+        fn, (sr, sc, h, w), (dr, dc), *tag = src
+        tag = tag[0] if tag else "SimpleSource"
+        parts.append(f"""<{tag}><SourceFilename relativeToVRT="0">{fn}</SourceFilename><SourceBand>1</SourceBand>
+<SrcRect xOff="{sc}" yOff="{sr}" xSize="{w}" ySize="{h}"/><DstRect xOff="{dc}" yOff="{dr}" xSize="{w}" ySize="{h}"/>
+</{tag}>""")
+    nd = f"<NoDataValue>{nodata}</NoDataValue>" if nodata is not None else ""
+    path.write_text(f"""<VRTDataset rasterXSize="{size[1]}" rasterYSize="{size[0]}">
+<SRS>EPSG:32650</SRS><GeoTransform>780000, 10, 0, 3350000, 0, -10</GeoTransform>
+<VRTRasterBand dataType="{dtype}" band="1">{nd}{"".join(parts)}</VRTRasterBand></VRTDataset>""")
+    return path
+
+
+def test_vrt_mosaics_read_their_sources_through_the_tile_cache(tmp_path):
+    # overlapping sources (the later on top), a gap (the band's nodata), a source cut from the middle
+    # of a file: the same pixels as GDAL's own VRT reading, for random windows in and around it
+    import rasterio
+
+    from ecopatch.raster import fileread as raster
+    from ecopatch.raster.vrt import vrt_simple_sources
+
+    rng = np.random.default_rng(9)
+    a = write_raster(tmp_path / "a.tif", rng.integers(1, 60000, size=(48, 40)).astype(np.uint16),
+                     tiled=True, blockxsize=16, blockysize=16)
+    b = write_raster(tmp_path / "b.tif", rng.integers(1, 60000, size=(30, 35)).astype(np.uint16),
+                     tiled=True, blockxsize=16, blockysize=16)
+    simple = [(a, (0, 0, 48, 40), (0, 0)), (b, (0, 0, 30, 35), (10, 30)), (a, (5, 7, 20, 30), (60, 2))]
+    cases = {
+        "mosaic": (_vrt(tmp_path / "m.vrt", (85, 70), simple, nodata=7), True),
+        "no nodata": (_vrt(tmp_path / "n.vrt", (85, 70), simple), True),
+        "complex": (_vrt(tmp_path / "c.vrt", (85, 70), [*simple[:2], (a, (0, 0, 10, 10), (70, 50), "ComplexSource")],
+                         nodata=7), False),
+        "other type": (_vrt(tmp_path / "t.vrt", (85, 70), simple, dtype="Float32"), False),
+    }
+    g = Grid((85, 70), Affine(10, 0, 780_000, 0, -10, 3_350_000), "EPSG:32650")
+    for name, (vrt, fast) in cases.items():
+        with rasterio.open(vrt) as ds:
+            assert (vrt_simple_sources(str(vrt), ds, 1, raster.open_dataset) is not None) == fast, name
+            ref = ds.read(1)
+        for _ in range(60):
+            r, c = (int(v) for v in rng.integers(-10, 80, size=2))
+            h, w = (int(v) for v in rng.integers(1, 50, size=2))
+            win = Window(r, c, h, w)
+            want = np.full((h, w), 3, dtype=ref.dtype)
+            inner = win.intersection(g.window)
+            if inner is not None:
+                want[inner.relative_to(win).slices] = ref[inner.slices]
+            np.testing.assert_array_equal(raster.read_block(str(vrt), 1, g, win, fill=3), want, err_msg=name)
+
+
+_LAYOUTS = {
+    "pixel-tiled-deflate": dict(interleave="pixel", tiled=True, blockxsize=32, blockysize=32, compress="deflate"),
+    "pixel-striped-deflate": dict(interleave="pixel", compress="deflate"),
+    "band-tiled-lzw": dict(interleave="band", tiled=True, blockxsize=32, blockysize=32, compress="lzw"),
+    "band-striped-lzw": dict(interleave="band", blockysize=3, compress="lzw"),
+    "pixel-striped-none": dict(interleave="pixel"),
+    "band-tiled-none": dict(interleave="band", tiled=True, blockxsize=16, blockysize=16),
+}
+
+
+def test_a_stack_reads_the_same_in_every_layout(tmp_path):
+    # the same 7-band Sentinel-2 stack (SCL as band 7) in six layouts: every window of a pass (inside
+    # its tile-cache session), some partly outside the file, and a decimated read, value for value
+    from ecopatch.raster import fileread as raster
+
+    rng = np.random.default_rng(7)
+    dn = rng.integers(900, 4000, size=(7, 150, 170)).astype(np.uint16)
+    dn[6] = rng.choice([4, 5, 6, 8, 9], size=(150, 170), p=[0.4, 0.3, 0.2, 0.05, 0.05])  # SCL
+    dn[:6, :5, :7] = 0  # no data
+    names = [*S2_NAMES, "SCL"]
+    tags = {"PROCESSING_BASELINE": "05.10", "PROCESSING_LEVEL": "Level-2A"}
+    scenes = {k: open_scene(write_raster(tmp_path / f"s2_{k}_20240912.tif", dn, descriptions=names, dtype="uint16",
+                                         nodata=0, tags=tags, **opts)) for k, opts in _LAYOUTS.items()}
+    assert {s.mask.kind for s in scenes.values()} == {"scl"}
+    wins = [Window(-3, -3, 40, 50), Window(30, 60, 64, 64), Window(100, 140, 60, 60), Window(0, 0, 150, 170)]
+    ref = None
+    for name, s in scenes.items():
+        with raster.TILES.session(64 * 1024):
+            got = [s.read(window=w) for w in wins]
+        dec = read_decimated(s, max_pixels=2000)
+        if ref is None:
+            ref = (got, dec)
+            continue
+        for a, b in zip(got, ref[0]):
+            np.testing.assert_array_equal(a.valid, b.valid, err_msg=name)
+            for band in s.bands:
+                np.testing.assert_array_equal(a[band], b[band], err_msg=f"{name} {band}")
+        np.testing.assert_array_equal(dec.valid, ref[1].valid, err_msg=name)
+        for band in s.bands:
+            np.testing.assert_array_equal(dec[band], ref[1][band], err_msg=f"{name} decimated {band}")
+    assert ref[0][1].valid.sum() < ref[0][1].valid.size  # clouds and no data are masked somewhere

@@ -1,0 +1,78 @@
+"""from_xarray: each layout's fields, and a clear error naming the field when one is missing."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from ecopatch.errors import InputDataError
+from ecopatch.raster.xarray_source import from_xarray
+
+xr = pytest.importorskip("xarray")
+
+
+def _coords(n: int = 4) -> dict[str, np.ndarray]:
+    return {"y": 3_300_000 - 10 * (np.arange(n) + 0.5), "x": 500_000 + 10 * (np.arange(n) + 0.5)}
+
+
+def _ds(**attrs):
+    from pyproj import CRS
+
+    ref = xr.DataArray(0, attrs={"crs_wkt": CRS("EPSG:32650").to_wkt()})
+    data = {b: xr.DataArray(np.full((4, 4), v, dtype="float32"), dims=("y", "x"))
+            for b, v in (("red", 0.1), ("nir", 0.4))}
+    return xr.Dataset(data, coords={**_coords(), "spatial_ref": ref}, attrs=attrs)
+
+
+def test_a_rioxarray_layout_gives_grid_crs_date_and_bands():
+    src = from_xarray(_ds(date="2024-09-12"))
+    assert src.date == dt.date(2024, 9, 12)
+    assert src.grid.crs.to_epsg() == 32650
+    assert src.grid.transform.c == 500_000 and src.grid.transform.f == 3_300_000 and src.grid.res == (10, 10)
+    obs = src.read(["nir"])
+    np.testing.assert_allclose(obs["nir"], 0.4)
+    assert src.mask_status["kind"] == "none"
+
+
+def test_a_missing_date_names_the_fields_looked_at():
+    with pytest.raises(InputDataError, match=r"no acquisition date.*'time' coordinate.*date="):
+        from_xarray(_ds())
+
+
+def test_a_missing_crs_names_the_fields_looked_at():
+    ds = _ds(date="2024-09-12").drop_vars("spatial_ref")
+    with pytest.raises(InputDataError, match=r"no CRS.*spatial_ref.*attrs\['crs'\].*crs="):
+        from_xarray(ds)
+    assert from_xarray(ds, crs="EPSG:32650").grid.crs.to_epsg() == 32650
+
+
+def test_several_dates_ask_for_one():
+    ds = _ds().expand_dims(time=np.array(["2024-09-12", "2024-09-22"], dtype="datetime64[ns]"))
+    with pytest.raises(InputDataError, match=r"'time' coordinate has 2 values.*isel\(time=0\)"):
+        from_xarray(ds)
+    assert from_xarray(ds.isel(time=[1])).date == dt.date(2024, 9, 22)
+
+
+def test_integers_without_a_scale_ask_for_one():
+    ds = _ds(date="2024-09-12")
+    ds["red"] = ds["red"].astype("uint16")
+    with pytest.raises(InputDataError, match=r"'red'.*integers with no scale_factor.*scale="):
+        from_xarray(ds)
+
+
+def test_a_band_dimension_without_names_asks_for_them():
+    da = xr.DataArray(np.zeros((2, 4, 4), dtype="float32"), dims=("band", "y", "x"),
+                      coords={"band": [1, 2], **_coords()}, attrs={"crs": "EPSG:32650", "date": "2024-09-12"})
+    with pytest.raises(InputDataError, match=r"no band names.*bands=\["):
+        from_xarray(da)
+    src = from_xarray(da, bands=["red", "nir"])
+    assert src.bands == ("red", "nir")
+
+
+def test_windows_past_the_edge_are_nan_and_not_valid():
+    from ecopatch.grid import Window
+
+    obs = from_xarray(_ds(date="2024-09-12")).read(["red"], Window(-2, -2, 4, 4))
+    assert np.isnan(obs["red"][:2]).all() and not obs.valid[:2].any() and obs.valid[2:, 2:].all()
