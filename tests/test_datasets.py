@@ -15,8 +15,8 @@ import rasterio
 from ecopatch.datasets import SIZES, _main, load_sample_data, make_sample_data, write_scene
 from ecopatch.errors import ConfigError, InputDataError, OutputExistsError
 from ecopatch.geodesy import geodesic_area_m2
-from ecopatch.schema import canonical_zone
 from ecopatch.synthetic import BANDS_10M, DATES, RASTERS, make_scene
+from ecopatch.vocabulary import canonical_zone
 
 REPO = Path(__file__).resolve().parents[1]
 BAND_ID = {"B02": "1", "B03": "2", "B04": "3", "B08": "7", "B11": "11", "B12": "12"}

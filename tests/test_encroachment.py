@@ -8,8 +8,8 @@ import shapely
 import ecopatch
 import ecopatch.encroachment
 import ecopatch.pairing
-from ecopatch.schema import PATCH_COLUMNS, ZONE_STRICTNESS
 from ecopatch.validation import score_patches
+from ecopatch.vocabulary import PATCH_COLUMNS, ZONE_STRICTNESS
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_schema_units_and_coordinates(inputs):
     assert list(p.columns[: len(PATCH_COLUMNS)]) == list(PATCH_COLUMNS)
     assert p["patch_id"].is_unique
     np.testing.assert_allclose(p["area_mu"], p["area_m2"] * 15 / 10_000)
-    assert p["change_type"].isin(ecopatch.schema.CHANGE_TYPES).all()
+    assert p["change_type"].isin(ecopatch.vocabulary.CHANGE_TYPES).all()
     assert ((p["confidence"] >= 0) & (p["confidence"] <= 1)).all()
     assert p["zone"].isin(ZONE_STRICTNESS).all()
     assert p["centroid_lon"].between(119.9, 120.0).all() and p["centroid_lat"].between(30.1, 30.3).all()

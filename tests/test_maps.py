@@ -30,7 +30,7 @@ from ecopatch.maps._base import (
     _nice_length,
 )
 from ecopatch.maps._overview import GID_CASES, GID_MINES, GID_RESERVES
-from ecopatch.schema import CHANGE_TYPE_ZH
+from ecopatch.vocabulary import CHANGE_TYPE_ZH
 
 from . import mapdata
 from .mapdata import TODAY, all_text, assert_cjk_font, by_gid, legend_labels, render, texts

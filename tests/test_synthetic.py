@@ -10,7 +10,6 @@ from rasterio import features
 from ecopatch.errors import ConfigError, InputDataError
 from ecopatch.geodesy import geodesic_area_m2, transformer
 from ecopatch.grid import Window
-from ecopatch.schema import CHANGE_TYPES, ZONE_ALIASES, canonical_zone
 from ecopatch.synthetic import (
     BANDS_10M,
     BANDS_20M,
@@ -21,6 +20,7 @@ from ecopatch.synthetic import (
     make_drone,
     make_scene,
 )
+from ecopatch.vocabulary import CHANGE_TYPES, ZONE_ALIASES, canonical_zone
 
 MMU_M2 = 400.0
 

@@ -53,8 +53,8 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 #: Submodules reachable as attributes after a plain ``import ecopatch`` (``ecopatch.maps.change_map``).
 _SUBMODULES = {
     "change", "cover", "datasets", "encroachment", "errors", "fieldcheck", "geodesy", "grid", "indices", "io",
-    "joint", "ledger", "maps", "minecheck", "patchstats", "pipeline", "report", "restoration", "sanitize", "schema",
-    "sensors", "synthetic", "tiling", "trajectory", "units", "validation", "webmap", "zonal",
+    "joint", "ledger", "maps", "minecheck", "patchstats", "pipeline", "report", "restoration", "sanitize",
+    "sensors", "synthetic", "tiling", "trajectory", "units", "validation", "vocabulary", "webmap", "zonal",
 }
 
 

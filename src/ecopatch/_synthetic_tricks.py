@@ -47,7 +47,6 @@ from shapely.geometry import Point, box
 
 from ecopatch.errors import ConfigError
 from ecopatch.geodesy import geodesic_area_m2
-from ecopatch.schema import ZONE_STRICTNESS, canonical_zone
 from ecopatch.synthetic import (
     _AFTER_HAZE,
     _CLOUD_HEIGHT_M,
@@ -70,6 +69,7 @@ from ecopatch.synthetic import (
     _scale_to_ground_area,
     _u01,
 )
+from ecopatch.vocabulary import ZONE_STRICTNESS, canonical_zone
 
 if TYPE_CHECKING:  # pragma: no cover
     import geopandas as gpd

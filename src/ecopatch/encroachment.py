@@ -70,9 +70,9 @@ from ecopatch.grid import Grid, Window
 from ecopatch.io.raster import Scene, check_pair, plan_pass_reads, read_on_grid
 from ecopatch.pairing import PairSetup, SurfaceDeriver, prepare_pair
 from ecopatch.restoration import analysis_grid
-from ecopatch.schema import ZONE_STRICTNESS, canonical_zone
 from ecopatch.tiling import PatchSums, Scheduler, WindowPass, add_partials, blocks_touching, run_passes
 from ecopatch.units import area_to_m2, m2_to_mu
+from ecopatch.vocabulary import ZONE_STRICTNESS, canonical_zone
 from ecopatch.zonal import coverage_table, zonal_sums
 
 if TYPE_CHECKING:
@@ -358,7 +358,7 @@ def detect_changes(
     -------
     geopandas.GeoDataFrame
         One row per patch, in ``within``'s CRS (else the analysis grid's),
-        columns as :data:`ecopatch.schema.PATCH_COLUMNS` plus ``change_m2``
+        columns as :data:`ecopatch.vocabulary.PATCH_COLUMNS` plus ``change_m2``
         (estimated changed ground area, m²: the changed share of the
         patch's cells plus that of the partly changed cells at its rim,
         which lie outside the outline, so it can exceed ``area_m2`` by part of
@@ -977,7 +977,7 @@ def _finish(patches: gpd.GeoDataFrame, before: Scene, after: Scene) -> gpd.GeoDa
     """IDs, dates, coordinates, mu, column order."""
     import geopandas as gpd
 
-    from ecopatch.schema import PATCH_COLUMNS
+    from ecopatch.vocabulary import PATCH_COLUMNS
 
     df = patches.copy()
     n = len(df)

@@ -50,7 +50,7 @@ from ecopatch.errors import (
 from ecopatch.io.tables import Limits, append_row, write_csv
 from ecopatch.ledger.model import Case, Event, EventKind, advance
 from ecopatch.sanitize import for_terminal, repair_text, text_problem, unique_filenames
-from ecopatch.schema import ACTIVITY_TYPES, CHANGE_TYPE_ZH, ZONE_ZH
+from ecopatch.vocabulary import ACTIVITY_TYPES, CHANGE_TYPE_ZH, ZONE_ZH
 
 if TYPE_CHECKING:
     import geopandas as gpd

@@ -28,8 +28,24 @@ import pandas as pd
 from ecopatch.errors import EcopatchError, InputDataError, OutputError, OutputExistsError, describe_os_error
 from ecopatch.fonts import check_lang
 from ecopatch.sanitize import repair_text, unique_filenames
-from ecopatch.schema import CHANGE_TYPE_ZH, ZONE_ZH
 from ecopatch.units import m2_to_mu
+from ecopatch.vocabulary import (
+    ALERT_EN,
+    ALERT_ZH,
+    CASE_HEADERS,
+    CHANGE_TYPE_ZH,
+    CODE_EN,
+    CODE_ZH,
+    MINE_HEADERS,
+    MINE_STATUS_EN,
+    MINE_STATUS_ZH,
+    PATCH_HEADERS,
+    PRECISION_HEADERS,
+    RESTORATION_DIRECTIONS,
+    SUMMARY_HEADERS,
+    ZONE_ZH,
+    label,
+)
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -39,9 +55,6 @@ if TYPE_CHECKING:
     from ecopatch.ledger import Ledger
 
 __all__ = [
-    "CASE_HEADERS",
-    "MINE_HEADERS",
-    "PATCH_HEADERS",
     "case_table",
     "mine_table",
     "patch_table",
@@ -52,82 +65,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# column -> (Chinese header, English header)
-#: Columns of the mine table (矿山), in order.
-MINE_HEADERS: dict[str, tuple[str, str]] = {
-    "patch_id": ("矿山编号", "Mine ID"),
-    "name": ("矿山名称", "Name"),
-    "direction_zh": ("修复方向", "Direction"),
-    "area_m2": ("矿山面积(平方米)", "Area (m²)"),
-    "area_mu": ("矿山面积(亩)", "Area (mu)"),
-    "damaged_m2": ("受损面积(平方米)", "Damaged (m²)"),
-    "damaged_mu": ("受损面积(亩)", "Damaged (mu)"),
-    "restored_m2": ("已修复面积(平方米)", "Restored (m²)"),
-    "restored_mu": ("已修复面积(亩)", "Restored (mu)"),
-    "still_bare_m2": ("未修复面积(平方米)", "Still bare (m²)"),
-    "degraded_m2": ("退化面积(平方米)", "Vegetation lost (m²)"),
-    "rate_pct": ("修复率(%)", "Restoration rate (%)"),
-    "fvc_before": ("植被覆盖度(前)", "FVC before"),
-    "fvc_after": ("植被覆盖度(后)", "FVC after"),
-    "valid_pct": ("有效观测比例(%)", "Observed (%)"),
-    "status_label": ("修复状态", "Status"),
-    "alerts_label": ("预警", "Alerts"),
-    "date_before": ("前时相", "Date before"),
-    "date_after": ("后时相", "Date after"),
-}
-#: Columns of the suspect-patch table (图斑), in order.
-PATCH_HEADERS: dict[str, tuple[str, str]] = {
-    "patch_id": ("图斑编号", "Patch ID"),
-    "change_label": ("变化类型", "Change type"),
-    "area_m2": ("面积(平方米)", "Area (m²)"),
-    "area_mu": ("面积(亩)", "Area (mu)"),
-    "confidence": ("置信度", "Confidence"),
-    "reserve_name": ("保护地名称", "Reserve"),
-    "zone_label": ("功能分区", "Zone"),
-    "centroid_lon": ("经度", "Longitude"),
-    "centroid_lat": ("纬度", "Latitude"),
-    "ndvi_before": ("NDVI(前)", "NDVI before"),
-    "ndvi_after": ("NDVI(后)", "NDVI after"),
-    "date_before": ("前时相", "Date before"),
-    "date_after": ("后时相", "Date after"),
-}
-#: Columns of the case list (案件), in order.
-CASE_HEADERS: dict[str, tuple[str, str]] = {
-    "case_id": ("图斑编号", "Case ID"),
-    "status_label": ("状态", "Status"),
-    "colour_label": ("红黄绿码", "Code"),
-    "sky_tier_label": ("影像分级", "Seen from the sky"),
-    "change_label": ("变化类型", "Change type"),
-    "area_m2": ("面积(平方米)", "Area (m²)"),
-    "area_mu": ("面积(亩)", "Area (mu)"),
-    "reserve_name": ("保护地名称", "Reserve"),
-    "zone_label": ("功能分区", "Zone"),
-    "lon": ("经度", "Longitude"),
-    "lat": ("纬度", "Latitude"),
-    "found_on": ("发现日期", "Found on"),
-    "confirmed_on": ("影像确认日期", "Confirmed by imagery on"),
-    "deadline": ("整改期限", "Deadline"),
-    "responsible_unit": ("责任单位", "Responsible unit"),
-    "n_detections": ("检出次数", "Detections"),
-}
-_PRECISION_HEADERS: dict[str, tuple[str, str]] = {
-    "group": ("分组", "Group"),
-    "confirmed": ("确认(处)", "Confirmed"),
-    "false_alarm": ("误报(处)", "False alarms"),
-    "checked": ("已核查(处)", "Checked"),
-    "precision_pct": ("精度(%)", "Precision (%)"),
-}
-_SUMMARY_HEADERS = {"item": ("项目", "Item"), "value": ("数值", "Value"), "unit": ("单位", "Unit")}
-
-_STATUS_ZH = {"restored": "已完成修复", "in_progress": "修复中", "not_started": "未启动",
-              "insufficient_data": "数据不足", "degraded": "退化", "stalled": "停滞"}
-_STATUS_EN = {"restored": "Restored", "in_progress": "In progress", "not_started": "Not started",
-              "insufficient_data": "Insufficient data", "degraded": "Degraded", "stalled": "Stalled"}
-_FILLS = {  # cell fills (hex RGB) by label, for Excel and HTML
-    "红码": "FFC7CE", "黄码": "FFEB9C", "绿码": "C6EFCE", "Red": "FFC7CE", "Yellow": "FFEB9C", "Green": "C6EFCE",
-    "已完成修复": "C6EFCE", "修复中": "FFEB9C", "未启动": "FFC7CE", "数据不足": "E0E0E0",
-    "Restored": "C6EFCE", "In progress": "FFEB9C", "Not started": "FFC7CE", "Insufficient data": "E0E0E0",
-    "退化": "FF9C9C", "停滞": "FFD8A8", "Degraded": "FF9C9C", "Stalled": "FFD8A8",
+_CODE_FILLS = {"red": "FFC7CE", "yellow": "FFEB9C", "green": "C6EFCE"}
+_STATUS_FILLS = {"restored": "C6EFCE", "in_progress": "FFEB9C", "not_started": "FFC7CE", "insufficient_data": "E0E0E0",
+                 "degraded": "FF9C9C", "stalled": "FFD8A8"}
+_FILLS = {  # cell fills (hex RGB) by label (zh and en), for Excel and HTML
+    **{words[k]: fill for k, fill in _CODE_FILLS.items() for words in (CODE_ZH, CODE_EN)},
+    **{words[k]: fill for k, fill in _STATUS_FILLS.items() for words in (MINE_STATUS_ZH, MINE_STATUS_EN)},
 }
 
 
@@ -174,8 +117,6 @@ def mine_table(assessment: pd.DataFrame, *, lang: str = "zh") -> pd.DataFrame:
         Columns :data:`MINE_HEADERS` (headers in ``lang``); areas rounded to
         0.1 m² and 0.01 mu, percentages to 0.1.
     """
-    from ecopatch.schema import RESTORATION_DIRECTIONS
-
     lang = check_lang(lang)
     a = _flat(assessment)
     out = pd.DataFrame(index=a.index)
@@ -198,7 +139,7 @@ def mine_table(assessment: pd.DataFrame, *, lang: str = "zh") -> pd.DataFrame:
     out["fvc_after"] = _num(_col(a, "fvc_after")).round(3)
     out["valid_pct"] = (_num(_col(a, "valid_fraction")) * 100).round(1)
     st = _col(a, "status")
-    out["status_label"] = [(_STATUS_ZH if lang == "zh" else _STATUS_EN).get(str(s), s) for s in st]
+    out["status_label"] = [(MINE_STATUS_ZH if lang == "zh" else MINE_STATUS_EN).get(str(s), s) for s in st]
     out["alerts_label"] = [_alerts_text(v, lang) for v in _col(a, "alerts")]
     out["date_before"] = _date_text(_col(a, "date_before"))
     out["date_after"] = _date_text(_col(a, "date_after"))
@@ -214,27 +155,21 @@ def _history_of(history: pd.DataFrame | None, pid: str) -> pd.DataFrame | None:
 
 
 def _alerts_text(v: Any, lang: str) -> str:
-    from ecopatch.restoration import ALERTS, ALERTS_EN
-
     keys = [k for k in str(v).split(",") if k] if isinstance(v, str) else []
-    words = ALERTS if lang == "zh" else ALERTS_EN
+    words = ALERT_ZH if lang == "zh" else ALERT_EN
     return ("、" if lang == "zh" else ", ").join(words.get(k, k) for k in keys)
 
 
 def _change_label(v: Any, lang: str) -> Any:
-    from ecopatch.maps._base import category_label
-
-    return category_label("change_type", v, lang) if v is not None and v == v else v
+    return label("change_type", v, lang) if v is not None and v == v else v
 
 
 def _zone_label(zone: Any, zone_name: Any, lang: str) -> Any:
     if lang == "zh" and isinstance(zone_name, str) and zone_name:
         return zone_name
-    from ecopatch.maps._base import category_label
-
     if zone is None or zone != zone:
         return None
-    return ZONE_ZH.get(str(zone), zone) if lang == "zh" else category_label("zone", zone, lang)
+    return ZONE_ZH.get(str(zone), zone) if lang == "zh" else label("zone", zone, lang)
 
 
 def patch_table(patches: pd.DataFrame, *, lang: str = "zh") -> pd.DataFrame:
@@ -273,15 +208,13 @@ def case_table(cases: pd.DataFrame, *, lang: str = "zh") -> pd.DataFrame:
     pandas.DataFrame
         Columns :data:`CASE_HEADERS`; coordinates CGCS2000 degrees.
     """
-    from ecopatch.maps._base import category_label
-
     lang = check_lang(lang)
     c = _flat(cases)
     out = pd.DataFrame(index=c.index)
     out["case_id"] = _col(c, "case_id").astype(str)
-    out["status_label"] = [category_label("status", s, lang) for s in _col(c, "status")]
-    out["colour_label"] = [category_label("colour", s, lang) for s in _col(c, "colour")]
-    out["sky_tier_label"] = [category_label("sky_tier", s, lang) if isinstance(s, str) else None
+    out["status_label"] = [label("status", s, lang) for s in _col(c, "status")]
+    out["colour_label"] = [label("colour", s, lang) for s in _col(c, "colour")]
+    out["sky_tier_label"] = [label("sky_tier", s, lang) if isinstance(s, str) else None
                              for s in _col(c, "sky_tier")]
     out["change_label"] = [_change_label(v, lang) for v in _col(c, "change_type")]
     out["area_m2"] = _num(_col(c, "area_m2")).round(1)
@@ -315,8 +248,8 @@ def precision_table(ledger: Ledger, *, lang: str = "zh") -> pd.DataFrame:
     by = ledger.precision(by="change_type")
     for _, r in by.iterrows():
         rows.append({"group": _change_label(r["change_type"], lang), **_prec(r)})
-    df = pd.DataFrame(rows, columns=list(_PRECISION_HEADERS))
-    return df.rename(columns=_headers(_PRECISION_HEADERS, lang))
+    df = pd.DataFrame(rows, columns=list(PRECISION_HEADERS))
+    return df.rename(columns=_headers(PRECISION_HEADERS, lang))
 
 
 def _prec(r: pd.Series) -> dict[str, Any]:
@@ -349,8 +282,6 @@ def summary_table(
     pandas.DataFrame
         Columns 项目 (item), 数值 (value), 单位 (unit); areas in m² and mu.
     """
-    from ecopatch.maps._base import category_label
-
     lang = check_lang(lang)
     zh = lang == "zh"
     rows: list[tuple[str, Any, str]] = []
@@ -365,7 +296,7 @@ def summary_table(
         for k in ("restored", "in_progress", "not_started", "insufficient_data", "degraded", "stalled"):
             if k in ("degraded", "stalled") and not st.get(k, 0):
                 continue
-            add(f"  其中{_STATUS_ZH[k]}", f"  {_STATUS_EN[k]}", int(st.get(k, 0)), "座", "")
+            add(f"  其中{MINE_STATUS_ZH[k]}", f"  {MINE_STATUS_EN[k]}", int(st.get(k, 0)), "座", "")
         dam = float(_num(_col(a, "damaged_m2")).sum())
         res = float(_num(_col(a, "restored_m2")).sum())
         add("受损面积（前时相）", "Damaged area (before)", round(dam, 1), "平方米", "m²")
@@ -380,23 +311,23 @@ def summary_table(
         add("疑似图斑面积", "Suspect patch area", round(area, 1), "平方米", "m²")
         add("疑似图斑面积", "Suspect patch area", round(float(m2_to_mu(area)), 2), "亩", "mu")
         for k, n in _col(p, "change_type").value_counts().items():
-            add(f"  其中{CHANGE_TYPE_ZH.get(str(k), k)}", f"  {category_label('change_type', k, 'en')}", int(n),
+            add(f"  其中{CHANGE_TYPE_ZH.get(str(k), k)}", f"  {label('change_type', k, 'en')}", int(n),
                 "个", "")
     if cases is not None:
         c = cases
         add("台账案件数", "Ledger cases", len(c), "个", "")
         cc = _col(c, "colour").value_counts()
         for k in ("red", "yellow", "green"):
-            add(f"  其中{category_label('colour', k, 'zh')}", f"  {category_label('colour', k, 'en')}",
+            add(f"  其中{label('colour', k, 'zh')}", f"  {label('colour', k, 'en')}",
                 int(cc.get(k, 0)), "个", "")
         if "sky_tier" in c:  # seen once (疑似) or again in a later clear scene (影像确认)
             tc = _col(c, "sky_tier").value_counts()
             for k in ("probable", "confirmed"):
-                add(f"  其中{category_label('sky_tier', k, 'zh')}", f"  {category_label('sky_tier', k, 'en')}",
+                add(f"  其中{label('sky_tier', k, 'zh')}", f"  {label('sky_tier', k, 'en')}",
                     int(tc.get(k, 0)), "个", "")
         sc = _col(c, "status").value_counts()
         for k, n in sc.items():
-            add(f"  状态：{category_label('status', k, 'zh')}", f"  status: {category_label('status', k, 'en')}",
+            add(f"  状态：{label('status', k, 'zh')}", f"  status: {label('status', k, 'en')}",
                 int(n), "个", "")
     if precision is not None and len(precision):
         r = precision.iloc[0]
@@ -404,8 +335,8 @@ def summary_table(
         p_ = float(r["precision"]) if r["precision"] == r["precision"] else math.nan
         add("检测精度（确认 / 已核查）", "Detection precision (confirmed / checked)",
             round(p_ * 100, 1) if math.isfinite(p_) else math.nan, "%", "%")
-    df = pd.DataFrame(rows, columns=list(_SUMMARY_HEADERS))
-    return df.rename(columns=_headers(_SUMMARY_HEADERS, lang))
+    df = pd.DataFrame(rows, columns=list(SUMMARY_HEADERS))
+    return df.rename(columns=_headers(SUMMARY_HEADERS, lang))
 
 
 # ---------------------------------------------------------------------------
@@ -717,7 +648,7 @@ def write_report(
     if cases is not None:
         sheets.append(("案件", case_table(cases, lang="zh"), "经纬度为 CGCS2000 (EPSG:4490)"))
     sheets.append(("核查精度", precision_table(ledger, lang="zh") if ledger is not None else
-                   pd.DataFrame(columns=[v[0] for v in _PRECISION_HEADERS.values()]),
+                   pd.DataFrame(columns=[v[0] for v in PRECISION_HEADERS.values()]),
                    None if ledger is not None else "未提供台账，无核查结果"))
     with atomic_path(targets["xlsx"], overwrite=overwrite) as tmp:
         _write_xlsx(tmp, sheets)

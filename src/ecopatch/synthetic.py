@@ -48,7 +48,7 @@ from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box
 from ecopatch.errors import ConfigError, InputDataError
 from ecopatch.geodesy import geodesic_area_m2, ground_area_factor, transformer
 from ecopatch.grid import Grid, Window
-from ecopatch.schema import RESTORATION_DIRECTIONS, canonical_zone
+from ecopatch.vocabulary import RESTORATION_DIRECTIONS, canonical_zone
 
 if TYPE_CHECKING:  # pragma: no cover
     import geopandas as gpd
@@ -1006,7 +1006,7 @@ class SyntheticScene:
         级别, 功能分区), EPSG:32650.
     encroachments : GeoDataFrame
         Truth of every change between the dates: ``enc_id``, ``change_type``
-        (one of :data:`ecopatch.schema.CHANGE_TYPES`), ``area_m2``,
+        (one of :data:`ecopatch.vocabulary.CHANGE_TYPES`), ``area_m2``,
         ``reserve_name`` (None outside), ``zone`` (strictest canonical zone or
         "outside"), ``zones`` (comma-separated canonical zones touched),
         ``zone_name``, ``under_cloud``, ``cloud_fraction``, ``is_decoy``
@@ -2504,7 +2504,7 @@ class _Builder:
                 rname = rv["name"]
                 touched = [(zn, canonical_zone(zn)) for zn, zg in rv["zones"] if g.intersection(zg).area > 0.01]
                 if touched:
-                    from ecopatch.schema import ZONE_STRICTNESS
+                    from ecopatch.vocabulary import ZONE_STRICTNESS
 
                     touched.sort(key=lambda z: ZONE_STRICTNESS.index(z[1]))
                     zone = touched[0][1]

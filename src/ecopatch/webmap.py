@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ecopatch.errors import ConfigError, MissingDependencyError
 from ecopatch.fonts import check_lang
 from ecopatch.sanitize import repair_text
+from ecopatch.vocabulary import WEBMAP_FIELDS
 
 if TYPE_CHECKING:
     import folium
@@ -33,28 +34,6 @@ TILES: dict[str, tuple[str, str]] = {
     ),
     "osm": ("https://tile.openstreetmap.org/{z}/{x}/{y}.png", "© OpenStreetMap contributors"),
 }
-
-# column -> (zh, en) tooltip labels
-_FIELDS: dict[str, tuple[str, str]] = {
-    "case_id": ("图斑编号", "Case"),
-    "patch_id": ("编号", "ID"),
-    "矿山名称": ("矿山名称", "Name"),
-    "保护地名称": ("保护地名称", "Reserve"),
-    "功能分区": ("功能分区", "Zone"),
-    "status_zh": ("状态", "Status"),
-    "colour_zh": ("红黄绿码", "Code"),
-    "sky_tier_zh": ("影像分级", "Seen from the sky"),
-    "change_type_zh": ("变化类型", "Change type"),
-    "change_type": ("变化类型", "Change type"),
-    "area_mu": ("面积(亩)", "Area (mu)"),
-    "area_m2": ("面积(平方米)", "Area (m²)"),
-    "restoration_rate": ("修复率", "Restoration rate"),
-    "reserve_name": ("保护地名称", "Reserve"),
-    "zone_name": ("功能分区", "Zone"),
-    "deadline": ("整改期限", "Deadline"),
-    "date_after": ("后时相", "Date after"),
-}
-
 
 def _folium() -> Any:
     try:
@@ -95,19 +74,19 @@ def _prepare(gdf: gpd.GeoDataFrame, lang: str) -> tuple[gpd.GeoDataFrame, list[s
 
     if gdf.crs is None:
         raise MissingCRSError("a web-map layer has no CRS; set one (gdf.set_crs(...)) first")
-    fields = [c for c in _FIELDS if c in gdf.columns]
+    fields = [c for c in WEBMAP_FIELDS if c in gdf.columns]
     # one label per field, first of duplicates wins (e.g. change_type_zh over change_type)
     seen: set[str] = set()
     keep = []
     for c in fields:
-        lab = _FIELDS[c][0 if lang == "zh" else 1]
+        lab = WEBMAP_FIELDS[c][0 if lang == "zh" else 1]
         if lab not in seen:
             seen.add(lab)
             keep.append(c)
     out = gdf[[*keep, gdf.geometry.name]].to_crs(4326).copy()
     for c in keep:
         out[c] = [_jsonable(v) for v in out[c]]
-    return out, keep, [_FIELDS[c][0 if lang == "zh" else 1] for c in keep]
+    return out, keep, [WEBMAP_FIELDS[c][0 if lang == "zh" else 1] for c in keep]
 
 
 def web_map(

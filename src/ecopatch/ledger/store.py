@@ -92,8 +92,8 @@ from ecopatch.ledger import model
 from ecopatch.ledger.match import match_patches
 from ecopatch.ledger.model import Case, Colour, Event, EventKind, SkyTier, Status
 from ecopatch.sanitize import text_problem
-from ecopatch.schema import ACTIVITY_TYPES, CHANGE_TYPE_ZH, CHANGE_TYPES, PATCH_COLUMNS, ZONE_ZH
 from ecopatch.units import m2_to_mu
+from ecopatch.vocabulary import ACTIVITY_TYPES, CHANGE_TYPE_ZH, CHANGE_TYPES, PATCH_COLUMNS, ZONE_ZH
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -1228,7 +1228,7 @@ class Ledger:
         ----------
         patches : geopandas.GeoDataFrame
             Suspect patches with the columns of
-            :data:`ecopatch.schema.PATCH_COLUMNS` (more columns are kept as
+            :data:`ecopatch.vocabulary.PATCH_COLUMNS` (more columns are kept as
             attributes of the detection) and a CRS (any; geometries are
             transformed to EPSG:4490 with x = longitude).
         run_id : str
@@ -1275,7 +1275,7 @@ class Ledger:
             ledger cannot take (named with the patch and the column): a date
             that cannot be read, lies in the future or before 1972, or a
             ``date_after`` not after ``date_before``; a ``change_type`` not in
-            :data:`ecopatch.schema.CHANGE_TYPES`; a ``confidence`` outside
+            :data:`ecopatch.vocabulary.CHANGE_TYPES`; a ``confidence`` outside
             [0, 1] or an NDVI outside [-1, 1]; text holding control or
             direction-override characters; coordinates outside the globe.
         TooManyCasesError
@@ -2341,7 +2341,7 @@ def _prepare_patches(patches: Any, today: _dt.date) -> list[dict[str, Any]]:
     if missing:
         raise InputDataError(
             f"patches lack column(s) {missing} needed by add_detections; a suspect-patch table "
-            f"has the columns of ecopatch.schema.PATCH_COLUMNS: {list(PATCH_COLUMNS)}"
+            f"has the columns of ecopatch.vocabulary.PATCH_COLUMNS: {list(PATCH_COLUMNS)}"
         )
     crs = as_crs(patches.crs, what="patches")
     if len(patches) == 0:

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from ecopatch import vocabulary as V
 from ecopatch.errors import ConfigError, InputDataError, MissingBandError, NoOverlapError
 from ecopatch.fonts import FontSetup
 from ecopatch.geodesy import as_crs, transformer
 from ecopatch.grid import Grid
-from ecopatch.restoration import STATUSES
-from ecopatch.schema import CHANGE_TYPE_ZH, ZONE_ZH, canonical_zone
+from ecopatch.vocabulary import CASE_STATUS_ZH, MINE_STATUS_ZH, SENSOR_LABELS, canonical_zone
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -97,91 +97,6 @@ def new_figure(**kwargs: Any) -> MapFigure:
     return fig
 
 
-# ---------------------------------------------------------------------------
-# Words
-# ---------------------------------------------------------------------------
-_WORDS: dict[str, tuple[str, str]] = {
-    "before": ("前时相", "Before"),
-    "after": ("后时相", "After"),
-    "change_map": ("变化图斑前后对比图", "Change map"),
-    "diff": ("{idx} 差值（后 − 前）", "{idx} difference (after − before)"),
-    "nodata": ("云 / 无数据", "Cloud / no data"),
-    "true": ("真彩色", "true colour"),
-    "false": ("标准假彩色", "false colour (NIR-R-G)"),
-    "asis": ("原始色彩", "as delivered"),
-    "easting": ("东坐标 X（米）", "Easting X (m)"),
-    "northing": ("北坐标 Y（米）", "Northing Y (m)"),
-    "lon": ("经度（°）", "Longitude (°)"),
-    "lat": ("纬度（°）", "Latitude (°)"),
-    "crs": ("坐标系", "CRS"),
-    "unit": ("单位", "units"),
-    "metre": ("米", "m"),
-    "degree": ("度", "degrees"),
-    "north": ("北", "N"),
-    "patch": ("图斑边界", "Patch outline"),
-    "mine": ("矿山边界", "Mine boundary"),
-    "undated": ("日期不详", "undated"),
-    "no_imagery": ("此范围无影像", "no imagery here"),
-    "fvc": ("植被覆盖度 FVC", "Vegetation cover FVC"),
-    "card": ("一矿一卡", "Mine card"),
-    "overview": ("矿山与保护地监管总览图", "Overview of mines, reserves and cases"),
-    "mines": ("矿山（修复状态）", "Mines (restoration status)"),
-    "reserves": ("自然保护地（功能分区）", "Nature reserves (zones)"),
-    "cases": ("图斑 / 案件", "Patches / cases"),
-    "case_colour": ("案件（红黄绿码）", "Cases (red / yellow / green)"),
-    "mine_plain": ("矿山", "Mines"),
-}
-
-
-def word(key: str, lang: str, **kw: Any) -> str:
-    """The label ``key`` in ``lang`` ("zh" or "en"), formatted with ``kw``."""
-    zh, en = _WORDS[key]
-    return (zh if lang == "zh" else en).format(**kw)
-
-
-_CHANGE_EN = {
-    "vegetation_loss": "Vegetation loss",
-    "bare_soil": "New bare soil",
-    "construction": "New construction",
-    "water": "New water",
-    "vegetation_gain": "Vegetation gain",
-}
-_STATUS_EN = {
-    "restored": "Restored",
-    "in_progress": "In progress",
-    "not_started": "Not started",
-    "insufficient_data": "Insufficient data",
-    "degraded": "Degraded",
-    "stalled": "Stalled",
-}
-_CASE_STATUS = {  # ledger lifecycle: key -> (zh, en)
-    "detected": ("已发现", "Detected"),
-    "dispatched": ("已派发", "Dispatched"),
-    "confirmed": ("已确认", "Confirmed"),
-    "false_alarm": ("误报", "False alarm"),
-    "rectifying": ("整改中", "Rectifying"),
-    "rectified": ("已整改", "Rectified"),
-    "closed": ("已销号", "Closed"),
-    "reopened": ("反弹", "Reopened"),
-}
-_COLOUR_LABEL = {"red": ("红码", "Red"), "yellow": ("黄码", "Yellow"), "green": ("绿码", "Green")}
-_SKY_TIER = {  # how often the sky has seen a case (ecopatch.ledger.SkyTier): key -> (zh, en)
-    "probable": ("疑似", "Probable"),
-    "confirmed": ("影像确认", "Confirmed by imagery"),
-}
-_ZONE_EN = {"core": "Core zone", "buffer": "Buffer zone", "experimental": "Experimental zone",
-            "outside": "Around the reserve"}
-_SENSOR_LABEL = {
-    "sentinel2_l2a": ("哨兵二号 L2A", "Sentinel-2 L2A"),
-    "sentinel2_l1c": ("哨兵二号 L1C", "Sentinel-2 L1C"),
-    "landsat_c2l2": ("Landsat C2 L2", "Landsat C2 L2"),
-    "gf1_wfv": ("高分一号 WFV", "GF-1 WFV"),
-    "gf6_wfv": ("高分六号 WFV", "GF-6 WFV"),
-    "gf2_pms": ("高分二号 PMS", "GF-2 PMS"),
-    "drone_rgb": ("无人机正射影像", "drone orthomosaic"),
-    "drone_ms": ("无人机多光谱", "drone multispectral"),
-}
-
 #: Outline colours by change type (bright, to stand out on imagery).
 CHANGE_COLOURS: dict[str, str] = {
     "vegetation_loss": "#ff8c00",
@@ -224,27 +139,6 @@ _OTHER = "#bdbdbd"
 COLOR_BY = ("auto", "change_type", "status", "colour")
 
 
-def category_label(kind: str, key: Any, lang: str) -> str:
-    """Label of a category value: change type, status, colour code, sky tier or zone."""
-    k = "" if key is None else str(key)
-    zh = lang == "zh"
-    if kind == "change_type":
-        return CHANGE_TYPE_ZH.get(k, k) if zh else _CHANGE_EN.get(k, k.replace("_", " "))
-    if kind == "status":
-        if k in STATUSES:
-            return STATUSES[k] if zh else _STATUS_EN[k]
-        if k in _CASE_STATUS:
-            return _CASE_STATUS[k][0 if zh else 1]
-        return k
-    if kind == "colour":
-        return _COLOUR_LABEL.get(k, (k, k))[0 if zh else 1]
-    if kind == "sky_tier":
-        return _SKY_TIER.get(k, (k, k))[0 if zh else 1]
-    if kind == "zone":
-        return ZONE_ZH.get(k, k) if zh else _ZONE_EN.get(k, k)
-    return k
-
-
 def category_colour(kind: str, key: Any) -> str:
     """Colour of a category value (see :data:`CHANGE_COLOURS` and friends)."""
     k = "" if key is None else str(key)
@@ -277,7 +171,7 @@ def resolve_color_by(color_by: str, frame: Any) -> str:
 
 def sensor_label(scene: Scene, lang: str) -> str:
     """Short product name of a scene (e.g. "Sentinel-2 L2A")."""
-    pair = _SENSOR_LABEL.get(scene.sensor.name)
+    pair = SENSOR_LABELS.get(scene.sensor.name)
     if pair:
         return pair[0 if lang == "zh" else 1]
     zh = scene.sensor.label_zh  # the profile's own short name (Landsat, HLS, Gaofen L1A, NAIP ...)
@@ -288,7 +182,7 @@ def sensor_label(scene: Scene, lang: str) -> str:
 
 def date_label(scene: Scene, lang: str) -> str:
     """ISO date of a scene, or "undated"."""
-    return scene.date.isoformat() if scene.date else word("undated", lang)
+    return scene.date.isoformat() if scene.date else V.map_word("undated", lang)
 
 
 # ---------------------------------------------------------------------------
@@ -680,7 +574,7 @@ def nodata_handle(lang: str) -> Any:
     """Legend entry of cloud / no data."""
     from matplotlib.patches import Patch
 
-    return Patch(facecolor=NODATA_FACE, edgecolor=NODATA_EDGE, hatch=NODATA_HATCH, label=word("nodata", lang))
+    return Patch(facecolor=NODATA_FACE, edgecolor=NODATA_EDGE, hatch=NODATA_HATCH, label=V.map_word("nodata", lang))
 
 
 def setup_map_axes(ax: Axes, frame: MapFrame, fs: FontSetup, *, xlabel: bool = True, ylabel: bool = True) -> None:
@@ -696,12 +590,12 @@ def setup_map_axes(ax: Axes, frame: MapFrame, fs: FontSetup, *, xlabel: bool = T
         nd = max(2, min(6, int(math.ceil(-math.log10(max(span, 1e-9)))) + 1))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _deg(v, nd, "E", "W")))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _deg(v, nd, "N", "S")))
-        xl, yl = word("lon", fs.lang), word("lat", fs.lang)
+        xl, yl = V.map_word("lon", fs.lang), V.map_word("lat", fs.lang)
     else:
         ax.set_aspect("equal")
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0f}"))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0f}"))
-        xl, yl = word("easting", fs.lang), word("northing", fs.lang)
+        xl, yl = V.map_word("easting", fs.lang), V.map_word("northing", fs.lang)
     ax.xaxis.set_major_locator(MaxNLocator(nbins=3, steps=[1, 2, 2.5, 5, 10]))
     ax.yaxis.set_major_locator(MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]))
     ax.tick_params(labelsize=7, length=3)
@@ -721,17 +615,17 @@ def crs_note(frame: MapFrame, lang: str) -> str:
     crs = frame.crs
     epsg = crs.to_epsg()
     code = f"EPSG:{epsg}" if epsg else "custom"
-    unit = word("degree", lang) if frame.geographic else _unit_name(crs, lang)
+    unit = V.map_word("degree", lang) if frame.geographic else _unit_name(crs, lang)
     if lang == "zh":
-        return f"{word('crs', lang)}：{code}（{crs.name}）；坐标单位：{unit}"
-    return f"{word('crs', lang)}: {code} ({crs.name}); coordinates in {unit}"
+        return f"{V.map_word('crs', lang)}：{code}（{crs.name}）；坐标单位：{unit}"
+    return f"{V.map_word('crs', lang)}: {code} ({crs.name}); coordinates in {unit}"
 
 
 def _unit_name(crs: CRS, lang: str) -> str:
     info = crs.axis_info
     name = info[0].unit_name if info else "metre"
     if name in ("metre", "meter"):
-        return word("metre", lang)
+        return V.map_word("metre", lang)
     return name
 
 
@@ -869,7 +763,7 @@ def add_north_arrow(ax: Axes, frame: MapFrame, fs: FontSetup, *, loc: str = "upp
                           edgecolor="black", linewidth=0.8))
     da.add_artist(Polygon(rot([tip, (w / 2, tail[1]), notch]), closed=True, facecolor="white",
                           edgecolor="black", linewidth=0.8))
-    letter = TextArea(word("north", fs.lang), textprops={"fontsize": 8, "fontweight": fs.bold,
+    letter = TextArea(V.map_word("north", fs.lang), textprops={"fontsize": 8, "fontweight": fs.bold,
                                                         "family": list(fs.family)})
     box = VPacker(children=[letter, da], align="center", pad=0, sep=1)
     return _add_map_furniture(ax, box, loc=loc, pad=0.25, gid=GID_NORTH)
@@ -981,7 +875,7 @@ def category_handles(kind: str, values: Iterable[Any], lang: str, *, counts: boo
     keys = [k for k in (order or []) if k in c] + sorted(k for k in c if k not in (order or []))
     out = []
     for k in keys:
-        lab = category_label(kind, k, lang) or "—"
+        lab = V.label(kind, k, lang) or "—"
         if counts:
             lab = f"{lab} ({c[k]})"
         out.append(outline_handle(category_colour(kind, k), lab, fill_alpha=fill_alpha))
@@ -990,11 +884,11 @@ def category_handles(kind: str, values: Iterable[Any], lang: str, *, counts: boo
 
 def category_order(kind: str) -> list[str]:
     """Display order of a kind's categories."""
-    from ecopatch.schema import CHANGE_TYPES
+    from ecopatch.vocabulary import CHANGE_TYPES
 
     return {
         "change_type": list(CHANGE_TYPES),
-        "status": list(STATUSES) + list(_CASE_STATUS),
+        "status": list(MINE_STATUS_ZH) + list(CASE_STATUS_ZH),
         "colour": ["red", "yellow", "green"],
         "zone": ["core", "buffer", "experimental", "outside"],
     }.get(kind, [])

@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ecopatch import vocabulary as V
 from ecopatch.errors import InputDataError, MissingCRSError
 from ecopatch.fonts import FontSetup, font_context
 from ecopatch.maps import _base as B
 from ecopatch.maps._change import _furniture, _map_panel, _native_res_m, _no_imagery
-from ecopatch.schema import RESTORATION_DIRECTIONS
 from ecopatch.units import m2_to_mu
+from ecopatch.vocabulary import RESTORATION_DIRECTIONS
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -142,7 +143,7 @@ def card_rows(row: pd.Series, fs: FontSetup) -> tuple[list[tuple[str, str]], lis
     alerts = _get(row, "alerts")
     if alerts is not None:
         figures.append((_lab("alerts", L), _alerts(str(alerts), L)))
-    figures.append((_lab("status", L), B.category_label("status", status, L) if status else "—"))
+    figures.append((_lab("status", L), V.label("status", status, L) if status else "—"))
     return ident, figures
 
 
@@ -153,12 +154,10 @@ def _short(scene_id: str) -> str:
 
 
 def _alerts(value: str, lang: str) -> str:
-    from ecopatch.restoration import ALERTS, ALERTS_EN
-
     keys = [k for k in value.split(",") if k]
     if not keys:
         return "无" if lang == "zh" else "none"
-    words = ALERTS if lang == "zh" else ALERTS_EN
+    words = V.ALERT_ZH if lang == "zh" else V.ALERT_EN
     return ("、" if lang == "zh" else ", ").join(words.get(k, k) for k in keys)
 
 
@@ -307,8 +306,8 @@ def mine_card(
             ((axs[0], img_b, lb, before, kb, "before"), (axs[1], img_a, la, after, ka, "after"))
         ):
             _map_panel(ax, frame, fs, img, g, [colour], None, first=i == 0, linewidth=2.0)
-            ax.set_title(f"{B.word(which, L)} {B.date_label(scene, L)}\n{B.sensor_label(scene, L)} · "
-                         f"{B.word(k, L)}", fontsize=9)
+            ax.set_title(f"{V.map_word(which, L)} {B.date_label(scene, L)}\n{B.sensor_label(scene, L)} · "
+                         f"{V.map_word(k, L)}", fontsize=9)
             if not lay.covered:
                 _no_imagery(ax, L)
         ax = axs[2]
@@ -319,7 +318,7 @@ def mine_card(
         B.draw_outlines(ax, g.geometry.to_numpy(), [colour], linewidth=2.0)
         B.setup_map_axes(ax, frame, fs, ylabel=False)
         _furniture(ax, frame, fs, g)
-        ax.set_title(f"{B.word('fvc', L)}\n{B.word('after', L)} {B.date_label(after, L)}", fontsize=9)
+        ax.set_title(f"{V.map_word('fvc', L)}\n{V.map_word('after', L)} {B.date_label(after, L)}", fontsize=9)
         cbar = fig.colorbar(im, ax=ax, shrink=0.8, pad=0.02)
         cbar.set_label("FVC (0–1)", fontsize=8)
         cbar.ax.tick_params(labelsize=7)
@@ -339,10 +338,10 @@ def mine_card(
 
         pid = str(_get(row, "patch_id", "矿山编号") or "")
         name = fs.text(_get(row, "矿山名称", "name", "mine_name") or "", "")
-        head = f"{B.word('card', L)} · {fs.text(pid, '')} {name}".strip()
+        head = f"{V.map_word('card', L)} · {fs.text(pid, '')} {name}".strip()
         fig.suptitle(head, fontsize=13, fontweight=fs.bold)
-        lab = B.word("mine", L) + (f"（{B.category_label('status', status, L)}）" if status and L == "zh"
-                                   else f" ({B.category_label('status', status, L)})" if status else "")
+        lab = V.map_word("mine", L) + (f"（{V.label('status', status, L)}）" if status and L == "zh"
+                                   else f" ({V.label('status', status, L)})" if status else "")
         lax = fig.add_subplot(gs[1, :])
         lax.set_axis_off()
         lax.legend(handles=[B.outline_handle(colour, lab, linewidth=2.0), B.nodata_handle(L)],

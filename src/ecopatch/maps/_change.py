@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ecopatch import vocabulary as V
 from ecopatch.errors import ConfigError, InputDataError
 from ecopatch.fonts import FontSetup, font_context
 from ecopatch.geodesy import as_crs
@@ -88,7 +89,7 @@ def _patch_colours(patches: gpd.GeoDataFrame, kind: str) -> list[str]:
 
 def _patch_handles(patches: gpd.GeoDataFrame, kind: str, lang: str) -> list[Any]:
     if kind == "none":
-        return [B.outline_handle(PLAIN_OUTLINE, f"{B.word('patch', lang)} ({len(patches)})")]
+        return [B.outline_handle(PLAIN_OUTLINE, f"{V.map_word('patch', lang)} ({len(patches)})")]
     return B.category_handles(kind, patches[kind], lang, order=B.category_order(kind))
 
 
@@ -233,8 +234,8 @@ def change_map(
         pg = B.to_frame(patches, frame, "patches") if patches is not None else None
         colours = _patch_colours(pg, kind) if pg is not None else []
         titles = [
-            f"{B.word('before', L)} {B.date_label(before, L)}\n{B.sensor_label(before, L)} · {B.word(kb, L)}",
-            f"{B.word('after', L)} {B.date_label(after, L)}\n{B.sensor_label(after, L)} · {B.word(ka, L)}",
+            f"{V.map_word('before', L)} {B.date_label(before, L)}\n{B.sensor_label(before, L)} · {V.map_word(kb, L)}",
+            f"{V.map_word('after', L)} {B.date_label(after, L)}\n{B.sensor_label(after, L)} · {V.map_word(ka, L)}",
         ]
         for i, (ax, img, lay) in enumerate(zip(axs[:2], (img_b, img_a), (lb, la))):
             _map_panel(ax, frame, fs, img, pg, colours, label_field, first=i == 0)
@@ -255,7 +256,7 @@ def change_map(
                 B.draw_outlines(ax, pg.geometry.to_numpy(), colours)
             B.setup_map_axes(ax, frame, fs, ylabel=False)
             _furniture(ax, frame, fs, pg)
-            ax.set_title(B.word("diff", L, idx=ikey.upper()) + "\n" + _dates(before, after, L), fontsize=9)
+            ax.set_title(V.map_word("diff", L, idx=ikey.upper()) + "\n" + _dates(before, after, L), fontsize=9)
             cb = fig.colorbar(im, ax=ax, shrink=0.75, pad=0.02, extend="both")
             cb.set_label(f"Δ{ikey.upper()}", fontsize=8)
             cb.ax.tick_params(labelsize=7)
@@ -265,7 +266,7 @@ def change_map(
                           frameon=False, borderaxespad=0)
             footer.text(1.0, 0.0, B.crs_note(frame, L), transform=footer.transAxes, ha="right", va="bottom",
                         fontsize=6.5, color="#444444")
-            head = title or B.word("change_map", L)
+            head = title or V.map_word("change_map", L)
             if pg is not None:
                 head += f"（{len(pg)} 个图斑）" if L == "zh" else f" ({len(pg)} patches)"
             fig.suptitle(head, fontsize=12, fontweight=fs.bold)
@@ -280,7 +281,7 @@ def _dates(before: Scene, after: Scene, lang: str) -> str:
 
 
 def _no_imagery(ax: Axes, lang: str) -> Any:
-    return ax.text(0.5, 0.5, B.word("no_imagery", lang), transform=ax.transAxes, ha="center", va="center",
+    return ax.text(0.5, 0.5, V.map_word("no_imagery", lang), transform=ax.transAxes, ha="center", va="center",
                    fontsize=10, color="#555555", zorder=25)
 
 
@@ -423,14 +424,14 @@ class CaseChips:
     @staticmethod
     def _title(fs: FontSetup, cid: str, code: Any, which: str, scene: Scene, kind: str) -> str:
         L = fs.lang
-        tag = f" · {B.category_label('colour', code, L)}" if code else ""
-        return (f"{fs.text(cid, '')}{tag}\n{B.word(which, L)} {B.date_label(scene, L)} · "
-                f"{B.sensor_label(scene, L)} · {B.word(kind, L)}")
+        tag = f" · {V.label('colour', code, L)}" if code else ""
+        return (f"{fs.text(cid, '')}{tag}\n{V.map_word(which, L)} {B.date_label(scene, L)} · "
+                f"{B.sensor_label(scene, L)} · {V.map_word(kind, L)}")
 
     def _static(self, fig: Figure, ax: Axes, fs: FontSetup, frame: B.MapFrame) -> None:
         """What every chip has: the legend and the CRS note."""
         L = fs.lang
-        ax.legend(handles=[B.outline_handle(CHIP_OUTLINE, B.word("patch", L)), B.nodata_handle(L)],
+        ax.legend(handles=[B.outline_handle(CHIP_OUTLINE, V.map_word("patch", L)), B.nodata_handle(L)],
                   loc="lower right", fontsize=6.5, framealpha=0.85)
         fig.text(0.995, 0.003, B.crs_note(frame, L), ha="right", va="bottom", fontsize=4.8, color="#444444")
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ecopatch import vocabulary as V
 from ecopatch.errors import ConfigError, InputDataError
 from ecopatch.fonts import FontSetup, font_context
 from ecopatch.geodesy import as_crs
@@ -195,7 +196,7 @@ def overview_map(
         for h, t in zip(leg.legend_handles, leg.get_texts()):
             if h is not None and not h.get_visible():
                 t.set_fontweight(fs.bold)
-        head = title or B.word("overview", L)
+        head = title or V.map_word("overview", L)
         counts = _counts_line(mines, reserves, cases, L)
         if own:
             fig.suptitle(head + ("\n" + counts if counts else ""), fontsize=12, fontweight=fs.bold)
@@ -252,12 +253,12 @@ def _draw_reserves(ax: Axes, res: gpd.GeoDataFrame, fs: FontSetup, label: bool, 
                             path_effects=[pe.withStroke(linewidth=3, foreground="white")])
     order = B.category_order("zone")
     present = [z for z in order if z in zones] + sorted({z for z in zones if z and z not in order})
-    out = [_header(B.word("reserves", L))]
+    out = [_header(V.map_word("reserves", L))]
     from collections import Counter
 
     n = Counter(zones)
     for z in present:
-        out.append(B.outline_handle(B.category_colour("zone", z), f"{B.category_label('zone', z, L)} ({n[z]})",
+        out.append(B.outline_handle(B.category_colour("zone", z), f"{V.label('zone', z, L)} ({n[z]})",
                                     fill_alpha=alpha, linewidth=0.8))
     if None in n:
         out.append(B.outline_handle("#d9f0d3", f"{'未分区' if L == 'zh' else 'No zone'} ({n[None]})",
@@ -288,11 +289,11 @@ def _draw_mines(ax: Axes, mines: gpd.GeoDataFrame, frame: B.MapFrame, fs: FontSe
                             textcoords="offset points", fontsize=6.5, va="center", ha="right" if east else "left",
                             zorder=9, annotation_clip=True,
                             path_effects=[pe.withStroke(linewidth=2.2, foreground="white")])
-    out = [_header(B.word("mines" if has_status else "mine_plain", L))]
+    out = [_header(V.map_word("mines" if has_status else "mine_plain", L))]
     if has_status:
         out += B.category_handles("status", mines["status"], L, order=B.category_order("status"), fill_alpha=0.55)
     else:
-        out.append(B.outline_handle(_MINE_PLAIN, f"{B.word('mine', L)} ({len(mines)})", fill_alpha=0.55))
+        out.append(B.outline_handle(_MINE_PLAIN, f"{V.map_word('mine', L)} ({len(mines)})", fill_alpha=0.55))
     return out
 
 
@@ -308,7 +309,7 @@ def _draw_cases(ax: Axes, cases: gpd.GeoDataFrame, frame: B.MapFrame, fs: FontSe
         size = float(np.median(np.maximum(b["maxx"] - b["minx"], b["maxy"] - b["miny"])))
         left, _, r, _ = frame.bounds
         cases_as = "points" if size < 0.025 * (r - left) else "outlines"
-    title = B.word("case_colour" if kind == "colour" else "cases", L)
+    title = V.map_word("case_colour" if kind == "colour" else "cases", L)
     out: list[Any] = [_header(title)]
     if cases_as == "points":
         pts = cases.geometry.representative_point()
@@ -316,7 +317,7 @@ def _draw_cases(ax: Axes, cases: gpd.GeoDataFrame, frame: B.MapFrame, fs: FontSe
         sc.set_gid(GID_CASES)
         if kind == "none":
             out.append(Line2D([], [], marker="o", linestyle="none", markerfacecolor="#ff2a6d",
-                              markeredgecolor="black", label=f"{B.word('patch', L)} ({len(cases)})"))
+                              markeredgecolor="black", label=f"{V.map_word('patch', L)} ({len(cases)})"))
         else:
             from collections import Counter
 
@@ -326,12 +327,12 @@ def _draw_cases(ax: Axes, cases: gpd.GeoDataFrame, frame: B.MapFrame, fs: FontSe
             for k in keys:
                 out.append(Line2D([], [], marker="o", linestyle="none", markersize=7,
                                   markerfacecolor=B.category_colour(kind, k), markeredgecolor="black",
-                                  label=f"{B.category_label(kind, k, L)} ({n[k]})"))
+                                  label=f"{V.label(kind, k, L)} ({n[k]})"))
     else:
         coll = B.draw_outlines(ax, cases.geometry.to_numpy(), colours, linewidth=1.6, zorder=10)
         coll.set_gid(GID_CASES)
         if kind == "none":
-            out.append(B.outline_handle("#ff2a6d", f"{B.word('patch', L)} ({len(cases)})"))
+            out.append(B.outline_handle("#ff2a6d", f"{V.map_word('patch', L)} ({len(cases)})"))
         else:
             out += B.category_handles(kind, cases[kind], L, order=B.category_order(kind))
     return out

@@ -6,6 +6,7 @@ import datetime as _dt
 import math
 from typing import TYPE_CHECKING, Any
 
+from ecopatch import vocabulary as V
 from ecopatch.fonts import FontSetup, font_context
 from ecopatch.maps import _base as B
 
@@ -104,7 +105,7 @@ def draw_trajectory(ax: Axes, traj: pd.DataFrame, fs: FontSetup, *, target_year:
         if r["is_reference"]:
             continue
         st = str(r["status"])
-        ax.annotate(B.category_label("status", st, L), (xi, 0.0), xytext=(0, -22), textcoords="offset points",
+        ax.annotate(V.label("status", st, L), (xi, 0.0), xytext=(0, -22), textcoords="offset points",
                     ha="center", va="top", fontsize=7, color=B.category_colour("status", st), fontweight=fs.bold)
     ax.set_xlim(lo, hi)
     ax.set_ylim(0, 1.05)
