@@ -25,6 +25,20 @@ from .mapdata import render
 
 cjk = mapdata.cjk  # fixture: the installed CJK font
 
+
+@pytest.fixture
+def listed_cjk(cjk, monkeypatch):
+    """The CJK font as matplotlib's font list knows it by name (for this test only when it does not)."""
+    from matplotlib import font_manager as fm
+
+    if cjk.registered:
+        yield cjk
+        return
+    monkeypatch.setattr(fm.fontManager, "ttflist", list(fm.fontManager.ttflist))
+    fm.fontManager.addfont(str(cjk.path))
+    yield find_cjk_font()
+    fm.fontManager._findfont_cached.cache_clear()  # forget lookups made with the test's list
+
 LAST_RESORT = Path(mpl.get_data_path()) / "fonts" / "ttf" / "LastResortHE-Regular.ttf"
 DEJAVU = Path(mpl.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
 
@@ -33,7 +47,8 @@ def test_found_font_has_the_glyphs(cjk):
     assert has_glyphs(cjk.path, CJK_SAMPLE + "亩²°")
     from matplotlib.font_manager import fontManager
 
-    assert cjk.name in {e.name for e in fontManager.ttflist}  # registered, so text can name it
+    # listed by name, or else used by its file (never added to matplotlib's list by ecopatch)
+    assert (cjk.name in {e.name for e in fontManager.ttflist}) == cjk.registered
 
 
 def test_dejavu_has_no_chinese():
@@ -56,22 +71,22 @@ def test_unreadable_file_is_not_a_font(tmp_path):
     assert not has_glyphs(p, "矿")
 
 
-def test_font_context_leaves_global_settings_alone(cjk):
+def test_font_context_leaves_global_settings_alone(listed_cjk):
     before = dict(mpl.rcParams)
     with font_context("zh") as fs:
         assert fs.lang == "zh" and fs.cjk
-        assert mpl.rcParams["font.family"][0] == cjk.name
+        assert mpl.rcParams["font.family"][0] == listed_cjk.name
     after = dict(mpl.rcParams)
     assert after == before
 
 
-def test_text_made_in_context_keeps_its_font(cjk):
+def test_text_made_in_context_keeps_its_font(listed_cjk):
     from matplotlib.figure import Figure
 
     with font_context("zh"):
         fig = Figure()
         t = fig.text(0.5, 0.5, "矿山修复图斑")
-    assert t.get_fontfamily()[0] == cjk.name
+    assert t.get_fontfamily()[0] == listed_cjk.name
     render(fig)  # no missing-glyph warning, drawn outside the context
 
 
@@ -97,13 +112,13 @@ def test_missing_font_english_is_silent(monkeypatch):
             assert fs.lang == "en"
 
 
-def test_bold_only_when_the_font_has_it(cjk):
+def test_bold_only_when_the_font_has_it(listed_cjk):
     from matplotlib.font_manager import fontManager, weight_dict
 
     with font_context("zh") as fs:
         pass
     weights = [e.weight if isinstance(e.weight, int) else weight_dict[e.weight]
-               for e in fontManager.ttflist if e.name == cjk.name]
+               for e in fontManager.ttflist if e.name == listed_cjk.name]
     assert (fs.bold == "bold") == (max(weights) >= 600)
 
 
@@ -120,3 +135,36 @@ def test_has_cjk():
 def test_install_hint_names_the_platforms():
     for s in ("apt-get", "brew", "conda", "Windows"):
         assert s in INSTALL_HINT
+
+
+def test_font_found_by_path_is_used_without_registering_it(cjk, monkeypatch):
+    """A CJK font matplotlib's font cache does not list (installed after the cache was built) is used
+    through its file: the figure's Chinese text draws with it, and the global font list is left alone."""
+    from matplotlib import font_manager as fm
+    from matplotlib.figure import Figure
+
+    unlisted = [e for e in fm.fontManager.ttflist if e.fname != str(cjk.path)]
+    monkeypatch.setattr(fm.fontManager, "ttflist", unlisted)
+    monkeypatch.setattr(fm, "findSystemFonts", lambda *a, **kw: [str(cjk.path)])
+    found = find_cjk_font()
+    assert found is not None and not found.registered and found.path == cjk.path
+    with font_context("zh") as fs:
+        assert fs.lang == "zh" and fs.cjk and cjk.name not in fs.family
+        fig = Figure()
+        t = fig.text(0.5, 0.5, "矿山修复图斑", fontsize=11)
+        plain = fig.text(0.1, 0.1, "Mine 1")
+    fonts.apply_fonts(fig, fs)
+    assert t.get_fontproperties().get_file() == str(cjk.path) and t.get_fontsize() == 11
+    assert plain.get_fontproperties().get_file() is None  # Latin text keeps its family
+    assert fs.prop(8).get_file() == str(cjk.path)
+    render(fig)  # drawn with the file's glyphs: no missing-glyph warning
+    assert fm.fontManager.ttflist is unlisted and len(unlisted) == len(fm.fontManager.ttflist)
+
+
+def test_no_answer_is_kept_between_calls(monkeypatch):
+    """The search runs per call (no module-level cache): a font installed in a running session is found."""
+    calls = []
+    monkeypatch.setattr(fonts, "_search", lambda sample: calls.append(sample) or None)
+    assert find_cjk_font() is None and find_cjk_font() is None
+    assert len(calls) == 2
+    assert not [k for k, v in vars(fonts).items() if not k.startswith("__") and isinstance(v, dict)]

@@ -5,7 +5,9 @@ Matplotlib's default font (DejaVu Sans) has no Chinese glyphs and draws
 empty boxes in their place, so every ecopatch figure looks for an installed
 font that really has the glyphs (checked in the font's character map, not
 guessed from its name) and uses it through an :func:`font_context` around
-the figure's construction.  Nothing changes matplotlib's global ``rcParams``.
+the figure's construction.  Nothing changes matplotlib's global ``rcParams``
+or its font list: a font matplotlib's cache does not list is used through its
+file, not registered.  Nothing is cached between calls.
 
 When no such font is installed and Chinese labels were asked for, a
 :class:`~ecopatch.errors.FontWarning` says how to install one
@@ -24,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -109,10 +110,15 @@ class CJKFont:
         Family name as matplotlib knows it (e.g. ``"Noto Sans CJK SC"``).
     path : Path
         The font file (``.ttf``, ``.otf`` or ``.ttc``).
+    registered : bool
+        True when matplotlib's font list knows the font by ``name``; False
+        for a font installed after matplotlib's cache was built, which
+        figures then use by ``path``.
     """
 
     name: str
     path: Path
+    registered: bool = True
 
 
 def has_cjk(text: object) -> bool:
@@ -168,42 +174,33 @@ def has_glyphs(path: str | Path, text: str = CJK_SAMPLE, *, index: int = 0) -> b
     return len({cmap[c] for c in chars}) == len(chars)
 
 
-_lock = threading.Lock()
-_cache: dict[str, CJKFont | None] = {}
-
-
-def find_cjk_font(*, sample: str = CJK_SAMPLE, refresh: bool = False) -> CJKFont | None:
+def find_cjk_font(*, sample: str = CJK_SAMPLE) -> CJKFont | None:
     """Find an installed font with glyphs for every character of ``sample``.
 
     Looks, in order, for the families of :data:`CJK_FAMILIES` among the fonts
     matplotlib knows, then for any other font it knows whose character map
     covers ``sample``, then for system font files that matplotlib's font
-    cache does not list yet (a font installed after the cache was built);
-    such a file is registered with matplotlib's font manager (added, nothing
-    replaced).  The answer is cached per ``sample``.
+    cache does not list yet (a font installed after the cache was built).
+    Such a file is not registered with matplotlib's font manager: figures
+    use it through its path (:meth:`FontSetup.prop`, :func:`apply_fonts`),
+    so matplotlib's global font list stays as it was.  Nothing is cached
+    between calls (the search reads a few character maps, about 3 ms).
 
     Parameters
     ----------
     sample : str
         Characters the font must have.
-    refresh : bool
-        Search again instead of using the cached answer (after installing a
-        font in a running session).
 
     Returns
     -------
     CJKFont or None
         None when no installed font has the glyphs.
     """
-    with _lock:
-        if not refresh and sample in _cache:
-            return _cache[sample]
-        found = _search(sample)
-        _cache[sample] = found
+    found = _search(sample)
     if found is None:
-        log.info("no CJK-capable font found (checked %d preferred families)", len(CJK_FAMILIES))
+        log.debug("no CJK-capable font found (checked %d preferred families)", len(CJK_FAMILIES))
     else:
-        log.info("CJK font: %s (%s)", found.name, found.path)
+        log.debug("CJK font: %s (%s)", found.name, found.path)
     return found
 
 
@@ -222,19 +219,19 @@ def _search(sample: str) -> CJKFont | None:
         checked.add(key)
         if has_glyphs(e.fname, sample, index=key[1]):
             return CJKFont(e.name, Path(e.fname))
-    # fonts installed after matplotlib built its cache
+    # fonts installed after matplotlib built its cache: used by path, not registered
     known = {e.fname for e in entries}
     for path in sorted(fm.findSystemFonts()):
         if path in known or not has_glyphs(path, sample):
             continue
         try:
-            fm.fontManager.addfont(path)
+            name = fm.FontProperties(fname=path).get_name()
         except (OSError, RuntimeError, ValueError) as exc:  # pragma: no cover - broken font file
-            log.debug("cannot register font %s: %s", path, exc)
+            log.debug("cannot read font %s: %s", path, exc)
             continue
-        name = fm.FontProperties(fname=path).get_name()
-        log.info("registered font %s (%s), installed after matplotlib's font cache was built", name, path)
-        return CJKFont(name, Path(path))
+        log.info("CJK font %s (%s) was installed after matplotlib's font cache was built; used by its path",
+                 name, path)
+        return CJKFont(name, Path(path), registered=False)
     return None
 
 
@@ -301,9 +298,15 @@ class FontSetup:
         return out.replace("$", r"\$")
 
     def prop(self, size: float | str | None = None, weight: str | None = None) -> FontProperties:
-        """Font properties for a text artist (family list, optional size and weight)."""
+        """Font properties for a text artist (family list, optional size and weight).
+
+        For a CJK font matplotlib does not list by name (see
+        :attr:`CJKFont.registered`), the properties name its file.
+        """
         from matplotlib.font_manager import FontProperties
 
+        if self.font is not None and not self.font.registered:
+            return FontProperties(fname=str(self.font.path), size=size, weight=weight)
         return FontProperties(family=list(self.family), size=size, weight=weight)
 
     def rc(self) -> dict[str, Any]:
@@ -324,8 +327,9 @@ def _setup(lang: str, *, warn: bool, stacklevel: int) -> FontSetup:
                 stacklevel=stacklevel,
             )
         eff = "en"
-    family = (font.name, _LATIN) if font is not None else (_LATIN,)
-    return FontSetup(eff, want, font, family, "bold" if _has_bold(family[0]) else "normal")
+    if font is not None and font.registered:
+        return FontSetup(eff, want, font, (font.name, _LATIN), "bold" if _has_bold(font.name) else "normal")
+    return FontSetup(eff, want, font, (_LATIN,), "bold" if _has_bold(_LATIN) else "normal")
 
 
 def _has_bold(name: str) -> bool:
@@ -382,11 +386,17 @@ def apply_fonts(fig: Figure, setup: FontSetup, texts: Iterable[Any] | None = Non
     A safety net after construction: text created outside :func:`font_context`
     (by a user adding to the figure, say) still gets a font with the glyphs.
     """
+    if not setup.cjk:
+        return
     if texts is None:
         texts = all_texts(fig)
+    by_path = setup.font is not None and not setup.font.registered
     for t in texts:
-        if has_cjk(t.get_text()) and setup.cjk:
-            t.set_fontfamily(list(setup.family))
+        if has_cjk(t.get_text()):
+            if by_path:
+                t.set_fontproperties(setup.prop(t.get_fontsize(), t.get_fontweight()))
+            else:
+                t.set_fontfamily(list(setup.family))
 
 
 def all_texts(fig: Figure) -> list[Any]:
