@@ -21,15 +21,9 @@ from ecopatch.maps import (
     stretch_limits,
     true_north_angle,
 )
-from ecopatch.maps._base import (
-    GID_IMAGE,
-    GID_NODATA,
-    GID_NORTH,
-    GID_OUTLINES,
-    GID_SCALEBAR,
-    _nice_length,
-)
 from ecopatch.maps._overview import GID_CASES, GID_MINES, GID_RESERVES
+from ecopatch.maps.furniture import _nice_length
+from ecopatch.maps.style import GID_IMAGE, GID_NODATA, GID_NORTH, GID_OUTLINES, GID_SCALEBAR
 from ecopatch.vocabulary import CHANGE_TYPE_ZH
 
 from . import mapdata
@@ -333,7 +327,7 @@ def test_chips_drawn_ahead_with_imagery_on_one_date_only(inputs, ledger, tmp_pat
 
 
 def _png(fig, dpi):
-    from ecopatch.maps._render import png_bytes
+    from ecopatch.maps.render import png_bytes
 
     return png_bytes(fig, dpi=dpi)
 

@@ -174,7 +174,7 @@ def test_extra_change_map_drawn_with_the_report(inputs, tmp_path, cjk):
 
     from ecopatch.io.quicklook import shared_reads
     from ecopatch.maps import change_map
-    from ecopatch.maps._render import png_bytes
+    from ecopatch.maps.render import png_bytes
 
     extra = tmp_path / "maps" / "change_map.png"
     extra.parent.mkdir()

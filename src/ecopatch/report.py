@@ -534,7 +534,7 @@ def write_report(
     from ecopatch.io import quicklook as _quicklook
     from ecopatch.io.vector import atomic_path
     from ecopatch.maps import change_map, mine_card, overview_map
-    from ecopatch.maps._render import png_bytes, render_pngs
+    from ecopatch.maps.render import png_bytes, render_pngs
     from ecopatch.restoration import prepare_cover_params, shared_scene_estimates
 
     lang = check_lang(lang)

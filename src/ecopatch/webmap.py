@@ -133,7 +133,7 @@ def web_map(
     ConfigError
         Nothing to show, or a bad ``color_by``.
     """
-    from ecopatch.maps._base import category_colour, resolve_color_by, zone_key
+    from ecopatch.maps.style import category_colour, resolve_color_by, zone_key
 
     folium = _folium()
     lang = check_lang(lang)

@@ -8,27 +8,28 @@ is read decimated over the map's frame (:func:`ecopatch.io.raster.read_decimated
 never whole; cloud and no-data pixels are drawn hatched.  Labels are in
 Chinese (``lang="zh"``, with an installed CJK font, see :mod:`ecopatch.fonts`)
 or English (``lang="en"``).
+
+The building blocks shared by these maps are public modules of this package:
+:mod:`~ecopatch.maps.style` (artist ids, colours by category),
+:mod:`~ecopatch.maps.frame` (the ground a map shows and the imagery on it),
+:mod:`~ecopatch.maps.furniture` (axes, scale bar, north arrow, outlines, legends,
+panels) and :mod:`~ecopatch.maps.render` (PNG rendering in worker processes).
 """
 
-from ecopatch.maps._base import (
+from ecopatch.maps._card import mine_card
+from ecopatch.maps._change import CaseChips, DrawnChips, case_chips, change_map
+from ecopatch.maps._overview import overview_map
+from ecopatch.maps._trajectory import mine_trajectory
+from ecopatch.maps.frame import MapFigure, MapFrame, robust_stretch, stretch_limits
+from ecopatch.maps.furniture import add_north_arrow, add_scale_bar, true_north_angle
+from ecopatch.maps.render import render_pngs
+from ecopatch.maps.style import (
     CASE_STATUS_COLOURS,
     CHANGE_COLOURS,
     CODE_COLOURS,
     STATUS_COLOURS,
     ZONE_COLOURS,
-    MapFigure,
-    MapFrame,
-    add_north_arrow,
-    add_scale_bar,
-    robust_stretch,
-    stretch_limits,
-    true_north_angle,
 )
-from ecopatch.maps._card import mine_card
-from ecopatch.maps._change import CaseChips, DrawnChips, case_chips, change_map
-from ecopatch.maps._overview import overview_map
-from ecopatch.maps._render import render_pngs
-from ecopatch.maps._trajectory import mine_trajectory
 
 __all__ = [
     "CASE_STATUS_COLOURS",

@@ -11,8 +11,9 @@ import numpy as np
 from ecopatch import vocabulary as V
 from ecopatch.errors import InputDataError, MissingCRSError
 from ecopatch.fonts import FontSetup, font_context
-from ecopatch.maps import _base as B
-from ecopatch.maps._change import _furniture, _map_panel, _native_res_m, _no_imagery
+from ecopatch.maps import frame as FR
+from ecopatch.maps import furniture as FU
+from ecopatch.maps import style as ST
 from ecopatch.units import m2_to_mu
 from ecopatch.vocabulary import RESTORATION_DIRECTIONS
 
@@ -177,7 +178,7 @@ def _draw_table(ax: Any, rows: list[tuple[str, str]], fs: FontSetup, *, status: 
             cell.set_facecolor("#f2f5f9")
             cell.get_text().set_color("#333333")
         if status and c == 1 and r == len(rows) - 1:
-            cell.set_facecolor(B.category_colour("status", status))
+            cell.set_facecolor(ST.category_colour("status", status))
             cell.get_text().set_fontweight(fs.bold)
             cell.get_text().set_color("white" if status in ("restored", "not_started", "degraded", "stalled")
                                       else "black")
@@ -269,22 +270,22 @@ def mine_card(
             raise MissingCRSError("assessment has no CRS; set one before drawing a mine card")
         g = gpd.GeoDataFrame(geometry=[row.geometry], crs=assessment.crs).to_crs(map_crs)
         bb = tuple(g.total_bounds)
-        mx = B.ground_m_per_unit(map_crs, (bb[0] + bb[2]) / 2, (bb[1] + bb[3]) / 2)
+        mx = FR.ground_m_per_unit(map_crs, (bb[0] + bb[2]) / 2, (bb[1] + bb[3]) / 2)
         size_m = max(bb[2] - bb[0], bb[3] - bb[1]) * mx
-        min_res = min(_native_res_m(before), _native_res_m(after)) / 3
-        frame = B.MapFrame.around(bb, map_crs, margin_m=max(margin_m, 0.25 * size_m), max_pixels=max_pixels,
+        min_res = min(FU.native_res_m(before), FU.native_res_m(after)) / 3
+        frame = FR.MapFrame.around(bb, map_crs, margin_m=max(margin_m, 0.25 * size_m), max_pixels=max_pixels,
                                   min_res_m=min_res, square=True)
 
-        cb, kb = B.composite_bands(before, composite)
-        ca, ka = B.composite_bands(after, composite)
-        lb = B.render_on_frame(before, frame, cb, max_pixels=max_pixels)
-        la = B.render_on_frame(after, frame, [*{*ca, *_FVC_BANDS}], max_pixels=max_pixels)
+        cb, kb = FR.composite_bands(before, composite)
+        ca, ka = FR.composite_bands(after, composite)
+        lb = FR.render_on_frame(before, frame, cb, max_pixels=max_pixels)
+        la = FR.render_on_frame(after, frame, [*{*ca, *_FVC_BANDS}], max_pixels=max_pixels)
         if kb != "asis" and ka != "asis" and cb == ca:
-            lims = [B.stretch_limits([lb[b], la[b]], pct) for b in cb]
-            img_b, img_a = B.rgba_image(lb, cb, kb, lims), B.rgba_image(la, ca, ka, lims)
+            lims = [FR.stretch_limits([lb[b], la[b]], pct) for b in cb]
+            img_b, img_a = FR.rgba_image(lb, cb, kb, lims), FR.rgba_image(la, ca, ka, lims)
         else:
-            img_b = B.rgba_image(lb, cb, kb, [B.stretch_limits([lb[b]], pct) for b in cb])
-            img_a = B.rgba_image(la, ca, ka, [B.stretch_limits([la[b]], pct) for b in ca])
+            img_b = FR.rgba_image(lb, cb, kb, [FR.stretch_limits([lb[b]], pct) for b in cb])
+            img_a = FR.rgba_image(la, ca, ka, [FR.stretch_limits([la[b]], pct) for b in ca])
         if la.covered:
             params = prepare_cover_params(after, cover)
             fvc = cover_fractions(dict(la.bands), params, source=after.source)["fvc"]
@@ -292,8 +293,8 @@ def mine_card(
             fvc = np.full(frame.grid.shape, np.nan, np.float32)
 
         status = str(_get(row, "status") or "")
-        colour = B.category_colour("status", status) if status else "#ff2a6d"
-        fig = B.new_figure(figsize=figsize, layout="constrained")
+        colour = ST.category_colour("status", status) if status else "#ff2a6d"
+        fig = FR.new_figure(figsize=figsize, layout="constrained")
         if traj is not None:
             gs = fig.add_gridspec(4, 3, height_ratios=[1.0, 0.05, 0.62, 0.5])
         else:
@@ -305,20 +306,20 @@ def mine_card(
         for i, (ax, img, lay, scene, k, which) in enumerate(
             ((axs[0], img_b, lb, before, kb, "before"), (axs[1], img_a, la, after, ka, "after"))
         ):
-            _map_panel(ax, frame, fs, img, g, [colour], None, first=i == 0, linewidth=2.0)
-            ax.set_title(f"{V.map_word(which, L)} {B.date_label(scene, L)}\n{B.sensor_label(scene, L)} · "
+            FU.map_panel(ax, frame, fs, img, g, [colour], None, first=i == 0, linewidth=2.0)
+            ax.set_title(f"{V.map_word(which, L)} {ST.date_label(scene, L)}\n{ST.sensor_label(scene, L)} · "
                          f"{V.map_word(k, L)}", fontsize=9)
             if not lay.covered:
-                _no_imagery(ax, L)
+                FU.no_imagery(ax, L)
         ax = axs[2]
-        B.nodata_background(ax, frame)
+        FU.nodata_background(ax, frame)
         im = ax.imshow(np.ma.masked_invalid(fvc), extent=frame.extent, cmap="YlGn", vmin=0, vmax=1,
                        interpolation="nearest", zorder=1)
-        im.set_gid(B.GID_IMAGE)
-        B.draw_outlines(ax, g.geometry.to_numpy(), [colour], linewidth=2.0)
-        B.setup_map_axes(ax, frame, fs, ylabel=False)
-        _furniture(ax, frame, fs, g)
-        ax.set_title(f"{V.map_word('fvc', L)}\n{V.map_word('after', L)} {B.date_label(after, L)}", fontsize=9)
+        im.set_gid(ST.GID_IMAGE)
+        FU.draw_outlines(ax, g.geometry.to_numpy(), [colour], linewidth=2.0)
+        FU.setup_map_axes(ax, frame, fs, ylabel=False)
+        FU.map_furniture(ax, frame, fs, g)
+        ax.set_title(f"{V.map_word('fvc', L)}\n{V.map_word('after', L)} {ST.date_label(after, L)}", fontsize=9)
         cbar = fig.colorbar(im, ax=ax, shrink=0.8, pad=0.02)
         cbar.set_label("FVC (0–1)", fontsize=8)
         cbar.ax.tick_params(labelsize=7)
@@ -344,9 +345,9 @@ def mine_card(
                                    else f" ({V.label('status', status, L)})" if status else "")
         lax = fig.add_subplot(gs[1, :])
         lax.set_axis_off()
-        lax.legend(handles=[B.outline_handle(colour, lab, linewidth=2.0), B.nodata_handle(L)],
+        lax.legend(handles=[FU.outline_handle(colour, lab, linewidth=2.0), FU.nodata_handle(L)],
                    loc="center left", ncols=2, fontsize=8.5, frameon=False)
-        lax.text(1.0, 0.5, B.crs_note(frame, L), transform=lax.transAxes, ha="right", va="center",
+        lax.text(1.0, 0.5, FU.crs_note(frame, L), transform=lax.transAxes, ha="right", va="center",
                  fontsize=7, color="#444444")
-        B.finish(fig, fs)
+        FU.finish(fig, fs)
     return fig

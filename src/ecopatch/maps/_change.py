@@ -17,8 +17,10 @@ from ecopatch.errors import ConfigError, InputDataError
 from ecopatch.fonts import FontSetup, font_context
 from ecopatch.geodesy import as_crs
 from ecopatch.indices import INDICES, compute_index
-from ecopatch.maps import _base as B
-from ecopatch.maps._render import png_bytes, render_pngs
+from ecopatch.maps import frame as FR
+from ecopatch.maps import furniture as FU
+from ecopatch.maps import style as ST
+from ecopatch.maps.render import png_bytes, render_pngs
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -34,12 +36,6 @@ log = logging.getLogger(__name__)
 PLAIN_OUTLINE = "#ff2a6d"
 #: Outline colour of the case in field chips (red, as 图斑 are drawn in the field).
 CHIP_OUTLINE = "#ff1a1a"
-
-
-def _native_res_m(scene: Scene) -> float:
-    g = scene.grid
-    left, b, r, t = g.bounds
-    return g.res[0] * B.ground_m_per_unit(g.crs, (left + r) / 2, (b + t) / 2)
 
 
 def _pick_index(index: str, before: Scene, after: Scene) -> str:
@@ -69,9 +65,9 @@ def _index_cmap(key: str) -> str:
 def _default_bounds(before: Scene, after: Scene, patches: gpd.GeoDataFrame | None, crs: Any,
                     margin_m: float) -> tuple[tuple[float, float, float, float], float]:
     if patches is not None and len(patches):
-        bb = B.layers_bounds([patches], crs)
+        bb = FR.layers_bounds([patches], crs)
         if bb is not None:
-            mx = B.ground_m_per_unit(crs, (bb[0] + bb[2]) / 2, (bb[1] + bb[3]) / 2)
+            mx = FR.ground_m_per_unit(crs, (bb[0] + bb[2]) / 2, (bb[1] + bb[3]) / 2)
             span_m = max(bb[2] - bb[0], bb[3] - bb[1]) * mx
             return bb, max(margin_m, 0.12 * span_m)
     fb = before.grid.footprint_in(crs)
@@ -84,13 +80,13 @@ def _default_bounds(before: Scene, after: Scene, patches: gpd.GeoDataFrame | Non
 def _patch_colours(patches: gpd.GeoDataFrame, kind: str) -> list[str]:
     if kind == "none":
         return [PLAIN_OUTLINE] * len(patches)
-    return [B.category_colour(kind, v) for v in patches[kind]]
+    return [ST.category_colour(kind, v) for v in patches[kind]]
 
 
 def _patch_handles(patches: gpd.GeoDataFrame, kind: str, lang: str) -> list[Any]:
     if kind == "none":
-        return [B.outline_handle(PLAIN_OUTLINE, f"{V.map_word('patch', lang)} ({len(patches)})")]
-    return B.category_handles(kind, patches[kind], lang, order=B.category_order(kind))
+        return [FU.outline_handle(PLAIN_OUTLINE, f"{V.map_word('patch', lang)} ({len(patches)})")]
+    return FU.category_handles(kind, patches[kind], lang, order=ST.category_order(kind))
 
 
 def change_map(
@@ -187,27 +183,27 @@ def change_map(
     with font_context(lang, stacklevel=5) as fs:
         L = fs.lang
         map_crs = as_crs(crs) if crs is not None else before.grid.crs
-        kind = B.resolve_color_by(color_by, patches) if patches is not None else "none"
+        kind = ST.resolve_color_by(color_by, patches) if patches is not None else "none"
         if label_field is not None and (patches is None or label_field not in patches.columns):
             raise InputDataError(f"label_field={label_field!r} is not a column of the patches")
         if bounds is None:
             bounds, margin = _default_bounds(before, after, patches, map_crs, margin_m)
         else:
             margin = margin_m
-        min_res = min(_native_res_m(before), _native_res_m(after)) / 3
-        frame = B.MapFrame.around(bounds, map_crs, margin_m=margin, max_pixels=max_pixels, min_res_m=min_res)
+        min_res = min(FU.native_res_m(before), FU.native_res_m(after)) / 3
+        frame = FR.MapFrame.around(bounds, map_crs, margin_m=margin, max_pixels=max_pixels, min_res_m=min_res)
 
-        (bb, kb), (ba, ka) = B.composite_bands(before, composite), B.composite_bands(after, composite)
+        (bb, kb), (ba, ka) = FR.composite_bands(before, composite), FR.composite_bands(after, composite)
         ikey = _pick_index(index, before, after) if index is not None else None
         ib = INDICES[ikey].bands if ikey else ()
-        lb = B.render_on_frame(before, frame, [*bb, *ib], max_pixels=max_pixels)
-        la = B.render_on_frame(after, frame, [*ba, *ib], max_pixels=max_pixels)
+        lb = FR.render_on_frame(before, frame, [*bb, *ib], max_pixels=max_pixels)
+        la = FR.render_on_frame(after, frame, [*ba, *ib], max_pixels=max_pixels)
         if kb != "asis" and ka != "asis" and bb == ba:
-            lims = [B.stretch_limits([lb[b], la[b]], pct) for b in bb]
-            img_b, img_a = B.rgba_image(lb, bb, kb, lims), B.rgba_image(la, ba, ka, lims)
+            lims = [FR.stretch_limits([lb[b], la[b]], pct) for b in bb]
+            img_b, img_a = FR.rgba_image(lb, bb, kb, lims), FR.rgba_image(la, ba, ka, lims)
         else:
-            img_b = B.rgba_image(lb, bb, kb, [B.stretch_limits([lb[b]], pct) for b in bb])
-            img_a = B.rgba_image(la, ba, ka, [B.stretch_limits([la[b]], pct) for b in ba])
+            img_b = FR.rgba_image(lb, bb, kb, [FR.stretch_limits([lb[b]], pct) for b in bb])
+            img_a = FR.rgba_image(la, ba, ka, [FR.stretch_limits([la[b]], pct) for b in ba])
 
         n = 3 if ikey else 2
         if axes is not None:
@@ -221,7 +217,7 @@ def change_map(
             aspect = rows / cols
             w = figsize[0] if figsize else 4.6 * n + 0.8
             h = figsize[1] if figsize else min(max((w - 1.6) / n * aspect + 1.75, 3.6), 9.0)
-            fig = B.new_figure(figsize=(w, h), layout="constrained")
+            fig = FR.new_figure(figsize=(w, h), layout="constrained")
             gs = fig.add_gridspec(2, n, height_ratios=[1.0, 0.4 / max(h - 2.0, 1.0)])
             axs = [fig.add_subplot(gs[0, i]) for i in range(n)]
             for ax in axs[1:]:
@@ -231,40 +227,40 @@ def change_map(
             footer = fig.add_subplot(gs[1, :])
             footer.set_axis_off()
 
-        pg = B.to_frame(patches, frame, "patches") if patches is not None else None
+        pg = FR.to_frame(patches, frame, "patches") if patches is not None else None
         colours = _patch_colours(pg, kind) if pg is not None else []
         titles = [
-            f"{V.map_word('before', L)} {B.date_label(before, L)}\n{B.sensor_label(before, L)} · {V.map_word(kb, L)}",
-            f"{V.map_word('after', L)} {B.date_label(after, L)}\n{B.sensor_label(after, L)} · {V.map_word(ka, L)}",
+            f"{V.map_word('before', L)} {ST.date_label(before, L)}\n{ST.sensor_label(before, L)} · {V.map_word(kb, L)}",
+            f"{V.map_word('after', L)} {ST.date_label(after, L)}\n{ST.sensor_label(after, L)} · {V.map_word(ka, L)}",
         ]
         for i, (ax, img, lay) in enumerate(zip(axs[:2], (img_b, img_a), (lb, la))):
-            _map_panel(ax, frame, fs, img, pg, colours, label_field, first=i == 0)
+            FU.map_panel(ax, frame, fs, img, pg, colours, label_field, first=i == 0)
             ax.set_title(titles[i], fontsize=9)
             if not lay.covered:
-                _no_imagery(ax, L)
+                FU.no_imagery(ax, L)
         if ikey:
             ax = axs[2]
             with np.errstate(invalid="ignore"):
                 diff = compute_index(ikey, la.bands) - compute_index(ikey, lb.bands)
             fin = np.abs(diff[np.isfinite(diff)])
             vmax = max(float(np.percentile(fin, 98)) if fin.size else 0.1, 0.05)
-            B.nodata_background(ax, frame)
+            FU.nodata_background(ax, frame)
             im = ax.imshow(np.ma.masked_invalid(diff), extent=frame.extent, cmap=_index_cmap(ikey),
                            vmin=-vmax, vmax=vmax, interpolation="nearest", zorder=1)
-            im.set_gid(B.GID_IMAGE)
+            im.set_gid(ST.GID_IMAGE)
             if pg is not None and len(pg):
-                B.draw_outlines(ax, pg.geometry.to_numpy(), colours)
-            B.setup_map_axes(ax, frame, fs, ylabel=False)
-            _furniture(ax, frame, fs, pg)
+                FU.draw_outlines(ax, pg.geometry.to_numpy(), colours)
+            FU.setup_map_axes(ax, frame, fs, ylabel=False)
+            FU.map_furniture(ax, frame, fs, pg)
             ax.set_title(V.map_word("diff", L, idx=ikey.upper()) + "\n" + _dates(before, after, L), fontsize=9)
             cb = fig.colorbar(im, ax=ax, shrink=0.75, pad=0.02, extend="both")
             cb.set_label(f"Δ{ikey.upper()}", fontsize=8)
             cb.ax.tick_params(labelsize=7)
-        handles = (_patch_handles(pg, kind, L) if pg is not None else []) + [B.nodata_handle(L)]
+        handles = (_patch_handles(pg, kind, L) if pg is not None else []) + [FU.nodata_handle(L)]
         if axes is None:
             footer.legend(handles=handles, loc="upper center", ncols=min(len(handles), 6), fontsize=8,
                           frameon=False, borderaxespad=0)
-            footer.text(1.0, 0.0, B.crs_note(frame, L), transform=footer.transAxes, ha="right", va="bottom",
+            footer.text(1.0, 0.0, FU.crs_note(frame, L), transform=footer.transAxes, ha="right", va="bottom",
                         fontsize=6.5, color="#444444")
             head = title or V.map_word("change_map", L)
             if pg is not None:
@@ -272,47 +268,12 @@ def change_map(
             fig.suptitle(head, fontsize=12, fontweight=fs.bold)
         else:
             axs[-1].legend(handles=handles, loc="lower right", fontsize=7)
-        B.finish(fig, fs)
+        FU.finish(fig, fs)
     return fig
 
 
 def _dates(before: Scene, after: Scene, lang: str) -> str:
-    return f"{B.date_label(before, lang)} → {B.date_label(after, lang)}"
-
-
-def _no_imagery(ax: Axes, lang: str) -> Any:
-    return ax.text(0.5, 0.5, V.map_word("no_imagery", lang), transform=ax.transAxes, ha="center", va="center",
-                   fontsize=10, color="#555555", zorder=25)
-
-
-def _map_panel(ax: Axes, frame: B.MapFrame, fs: FontSetup, img: np.ndarray, patches: gpd.GeoDataFrame | None,
-               colours: Sequence[str], label_field: str | None, *, first: bool, ylabel: bool | None = None,
-               linewidth: float = 1.6) -> None:
-    B.nodata_background(ax, frame)
-    im = ax.imshow(img, extent=frame.extent, interpolation="nearest", zorder=1)
-    im.set_gid(B.GID_IMAGE)
-    if patches is not None and len(patches):
-        B.draw_outlines(ax, patches.geometry.to_numpy(), colours, linewidth=linewidth)
-        if label_field is not None:
-            _label_patches(ax, patches, label_field, fs)
-    B.setup_map_axes(ax, frame, fs, ylabel=first if ylabel is None else ylabel)
-    _furniture(ax, frame, fs, patches)
-
-
-def _furniture(ax: Axes, frame: B.MapFrame, fs: FontSetup, patches: gpd.GeoDataFrame | None) -> None:
-    geoms = patches.geometry.to_numpy() if patches is not None else None
-    B.add_scale_bar(ax, frame, fs, loc=B.pick_corner(frame, geoms, ("lower left", "lower right")))
-    B.add_north_arrow(ax, frame, fs, loc=B.pick_corner(frame, geoms, ("upper right", "upper left")))
-
-
-def _label_patches(ax: Axes, patches: gpd.GeoDataFrame, field: str, fs: FontSetup) -> None:
-    import matplotlib.patheffects as pe
-
-    pts = patches.geometry.representative_point()
-    for p, v in zip(pts, patches[field]):
-        ax.annotate(fs.text(v, "?"), (p.x, p.y), xytext=(4, 4), textcoords="offset points", fontsize=7,
-                    color="black", path_effects=[pe.withStroke(linewidth=2.5, foreground="white")],
-                    zorder=22, annotation_clip=True)
+    return f"{ST.date_label(before, lang)} → {ST.date_label(after, lang)}"
 
 
 # ---------------------------------------------------------------------------
@@ -330,8 +291,8 @@ class CaseChips:
     def __init__(self, before: Scene, after: Scene, *, size_m: float, crs: Any, map_crs: Any,
                  composite: str, lang: str, dpi: int, size_in: float, max_pixels: int,
                  pct: tuple[float, float]) -> None:
-        B.composite_bands(before, composite)
-        B.composite_bands(after, composite)
+        FR.composite_bands(before, composite)
+        FR.composite_bands(after, composite)
         if size_m <= 0:
             raise ConfigError(f"size_m={size_m}: must be > 0 (ground width of a chip, m)")
         self.before, self.after = before, after
@@ -368,7 +329,7 @@ class CaseChips:
                 # every chip has the same furniture: the layout engine places the map once, and later
                 # chips reuse its place (a third of a chip's drawing time)
                 fixed = self._layout
-                fig = B.new_figure(figsize=(self.size_in, self.size_in + 0.75), dpi=self.dpi,
+                fig = FR.new_figure(figsize=(self.size_in, self.size_in + 0.75), dpi=self.dpi,
                                    layout=None if fixed else "constrained")
                 ax = fig.add_subplot()
                 if fixed:
@@ -376,7 +337,7 @@ class CaseChips:
                 one = gpd.GeoDataFrame(geometry=[g], crs=self.map_crs)
                 self._panel(ax, fs, frame, one, imgs[i], lays[i], kinds[i], which, scene, cid, code)
                 self._static(fig, ax, fs, frame)
-                B.finish(fig, fs)
+                FU.finish(fig, fs)
                 if fixed is None and which == "before":
                     fig.draw_without_rendering()  # lays the chip out once
                     self._layout = tuple(ax.get_position(original=True).bounds)  # type: ignore[assignment]
@@ -392,32 +353,32 @@ class CaseChips:
         cid = str(_get(case_row, "case_id") or _get(case_row, "patch_id") or "")
         return g, cid, _get(case_row, "colour")
 
-    def _imagery(self, g: Any) -> tuple[B.MapFrame, tuple[np.ndarray, np.ndarray], tuple[Any, Any],
+    def _imagery(self, g: Any) -> tuple[FR.MapFrame, tuple[np.ndarray, np.ndarray], tuple[Any, Any],
                                         tuple[str, str]]:
         """The square frame around the outline ``g``, and both dates' RGBA images on it (one stretch)."""
         cx, cy = g.centroid.x, g.centroid.y
         x0, y0, x1, y1 = g.bounds
-        mx = B.ground_m_per_unit(self.map_crs, cx, cy)
+        mx = FR.ground_m_per_unit(self.map_crs, cx, cy)
         half_m = max(self.size_m / 2, 0.65 * max(x1 - x0, y1 - y0) * mx)
-        frame = B.MapFrame.around((cx, cy, cx, cy), self.map_crs, margin_m=half_m,
+        frame = FR.MapFrame.around((cx, cy, cx, cy), self.map_crs, margin_m=half_m,
                                   max_pixels=self.max_pixels, square=True)
-        bb, kb = B.composite_bands(self.before, self.composite)
-        ba, ka = B.composite_bands(self.after, self.composite)
-        lb = B.render_on_frame(self.before, frame, bb, max_pixels=self.max_pixels)
-        la = B.render_on_frame(self.after, frame, ba, max_pixels=self.max_pixels)
+        bb, kb = FR.composite_bands(self.before, self.composite)
+        ba, ka = FR.composite_bands(self.after, self.composite)
+        lb = FR.render_on_frame(self.before, frame, bb, max_pixels=self.max_pixels)
+        la = FR.render_on_frame(self.after, frame, ba, max_pixels=self.max_pixels)
         if kb != "asis" and ka != "asis" and bb == ba:
-            lims = [B.stretch_limits([lb[b], la[b]], self.pct) for b in bb]
-            imgs = (B.rgba_image(lb, bb, kb, lims), B.rgba_image(la, ba, ka, lims))
+            lims = [FR.stretch_limits([lb[b], la[b]], self.pct) for b in bb]
+            imgs = (FR.rgba_image(lb, bb, kb, lims), FR.rgba_image(la, ba, ka, lims))
         else:
-            imgs = (B.rgba_image(lb, bb, kb, [B.stretch_limits([lb[b]], self.pct) for b in bb]),
-                    B.rgba_image(la, ba, ka, [B.stretch_limits([la[b]], self.pct) for b in ba]))
+            imgs = (FR.rgba_image(lb, bb, kb, [FR.stretch_limits([lb[b]], self.pct) for b in bb]),
+                    FR.rgba_image(la, ba, ka, [FR.stretch_limits([la[b]], self.pct) for b in ba]))
         return frame, imgs, (lb, la), (kb, ka)
 
-    def _panel(self, ax: Axes, fs: FontSetup, frame: B.MapFrame, one: gpd.GeoDataFrame, img: np.ndarray,
+    def _panel(self, ax: Axes, fs: FontSetup, frame: FR.MapFrame, one: gpd.GeoDataFrame, img: np.ndarray,
                lay: Any, kind: str, which: str, scene: Scene, cid: str, code: Any) -> Any:
         """What changes from case to case: imagery, outline, map furniture, title; returns the no-imagery note."""
-        _map_panel(ax, frame, fs, img, one, [CHIP_OUTLINE], None, first=True, linewidth=1.8)
-        note = _no_imagery(ax, fs.lang) if not lay.covered else None
+        FU.map_panel(ax, frame, fs, img, one, [CHIP_OUTLINE], None, first=True, linewidth=1.8)
+        note = FU.no_imagery(ax, fs.lang) if not lay.covered else None
         ax.set_title(self._title(fs, cid, code, which, scene, kind), fontsize=7.5)
         return note
 
@@ -425,15 +386,15 @@ class CaseChips:
     def _title(fs: FontSetup, cid: str, code: Any, which: str, scene: Scene, kind: str) -> str:
         L = fs.lang
         tag = f" · {V.label('colour', code, L)}" if code else ""
-        return (f"{fs.text(cid, '')}{tag}\n{V.map_word(which, L)} {B.date_label(scene, L)} · "
-                f"{B.sensor_label(scene, L)} · {V.map_word(kind, L)}")
+        return (f"{fs.text(cid, '')}{tag}\n{V.map_word(which, L)} {ST.date_label(scene, L)} · "
+                f"{ST.sensor_label(scene, L)} · {V.map_word(kind, L)}")
 
-    def _static(self, fig: Figure, ax: Axes, fs: FontSetup, frame: B.MapFrame) -> None:
+    def _static(self, fig: Figure, ax: Axes, fs: FontSetup, frame: FR.MapFrame) -> None:
         """What every chip has: the legend and the CRS note."""
         L = fs.lang
-        ax.legend(handles=[B.outline_handle(CHIP_OUTLINE, V.map_word("patch", L)), B.nodata_handle(L)],
+        ax.legend(handles=[FU.outline_handle(CHIP_OUTLINE, V.map_word("patch", L)), FU.nodata_handle(L)],
                   loc="lower right", fontsize=6.5, framealpha=0.85)
-        fig.text(0.995, 0.003, B.crs_note(frame, L), ha="right", va="bottom", fontsize=4.8, color="#444444")
+        fig.text(0.995, 0.003, FU.crs_note(frame, L), ha="right", va="bottom", fontsize=4.8, color="#444444")
 
     def _pngs(self, case_row: pd.Series | Any) -> list[bytes]:
         """The case's two chips as PNG bytes: the same as :meth:`figures` draws, for less work.
@@ -449,7 +410,7 @@ class CaseChips:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.image import imsave
 
-        from ecopatch.maps._render import PNG_COMPRESS_LEVEL
+        from ecopatch.maps.render import PNG_COMPRESS_LEVEL
 
         if self._layout is None:
             self.figures(case_row)  # finds the layout
@@ -460,7 +421,7 @@ class CaseChips:
             one = gpd.GeoDataFrame(geometry=[g], crs=self.map_crs)
             kept = self._canvases.get("chip")
             if kept is None:
-                fig = B.new_figure(figsize=(self.size_in, self.size_in + 0.75), dpi=self.dpi)
+                fig = FR.new_figure(figsize=(self.size_in, self.size_in + 0.75), dpi=self.dpi)
                 FigureCanvasAgg(fig)
                 ax = fig.add_subplot()
                 ax.set_position(self._layout)
@@ -473,11 +434,11 @@ class CaseChips:
             no_imagery = self._panel(ax, fs, frame, one, imgs[0], lays[0], kinds[0], "before", self.before, cid,
                                      code)
             if no_imagery is None and not lays[1].covered:
-                no_imagery = _no_imagery(ax, fs.lang)
+                no_imagery = FU.no_imagery(ax, fs.lang)
             titles = [ax.title.get_text(), self._title(fs, cid, code, "after", self.after, kinds[1])]
             new = [a for a in ax.get_children() if a not in known]
-            image = next(a for a in new if a.get_gid() == B.GID_IMAGE)
-            B.finish(fig, fs, texts=[t for t in new if hasattr(t, "get_text")] + [ax.title])
+            image = next(a for a in new if a.get_gid() == ST.GID_IMAGE)
+            FU.finish(fig, fs, texts=[t for t in new if hasattr(t, "get_text")] + [ax.title])
             self._canvases["chip"] = (fig, ax, new)
 
             # What both dates share, drawn once: the figure without the map's inside, the title (an

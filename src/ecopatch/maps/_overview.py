@@ -11,7 +11,9 @@ from ecopatch import vocabulary as V
 from ecopatch.errors import ConfigError, InputDataError
 from ecopatch.fonts import FontSetup, font_context
 from ecopatch.geodesy import as_crs
-from ecopatch.maps import _base as B
+from ecopatch.maps import frame as FR
+from ecopatch.maps import furniture as FU
+from ecopatch.maps import style as ST
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -140,24 +142,24 @@ def overview_map(
         L = fs.lang
         map_crs = _map_crs(crs, background, layers)
         if bounds is None:
-            bb = B.layers_bounds(layers, map_crs)
+            bb = FR.layers_bounds(layers, map_crs)
             if bb is None:
                 if background is None:
                     raise InputDataError("the layers are empty and there is no background to show")
-                bb = B.scene_bounds_in(background, map_crs)
+                bb = FR.scene_bounds_in(background, map_crs)
                 margin = 0.0
             else:
-                mx = B.ground_m_per_unit(map_crs, (bb[0] + bb[2]) / 2, (bb[1] + bb[3]) / 2)
+                mx = FR.ground_m_per_unit(map_crs, (bb[0] + bb[2]) / 2, (bb[1] + bb[3]) / 2)
                 margin = max(100.0, 0.05 * max(bb[2] - bb[0], bb[3] - bb[1]) * mx)
         else:
             bb, margin = bounds, 0.0
-        frame = B.MapFrame.around(bb, map_crs, margin_m=margin, max_pixels=max_pixels)
+        frame = FR.MapFrame.around(bb, map_crs, margin_m=margin, max_pixels=max_pixels)
 
         if ax is None:
             if figsize is None:
                 rows, cols = frame.grid.shape
                 figsize = (11.5, min(max((11.5 - 3.0) * rows / cols + 1.5, 5.0), 12.0))
-            fig = B.new_figure(figsize=figsize, layout="constrained")
+            fig = FR.new_figure(figsize=figsize, layout="constrained")
             ax = fig.add_subplot()
             own = True
         else:
@@ -165,29 +167,29 @@ def overview_map(
             own = False
         handles: list[Any] = []
         if background is not None:
-            bands, kind = B.composite_bands(background, composite)
-            lay = B.render_on_frame(background, frame, bands, max_pixels=max_pixels)
-            img = B.rgba_image(lay, bands, kind, [B.stretch_limits([lay[b]], pct) for b in bands])
+            bands, kind = FR.composite_bands(background, composite)
+            lay = FR.render_on_frame(background, frame, bands, max_pixels=max_pixels)
+            img = FR.rgba_image(lay, bands, kind, [FR.stretch_limits([lay[b]], pct) for b in bands])
             img[..., :3] = 0.25 + 0.75 * img[..., :3]  # faded, so the layers stand out
-            B.nodata_background(ax, frame)
+            FU.nodata_background(ax, frame)
             im = ax.imshow(img, extent=frame.extent, interpolation="nearest", zorder=1)
-            im.set_gid(B.GID_IMAGE)
+            im.set_gid(ST.GID_IMAGE)
         else:
             ax.set_facecolor("#f6f6f1")
         if reserves is not None and len(reserves):
-            handles += _draw_reserves(ax, B.to_frame(reserves, frame, "reserves"), fs, label_reserves,
+            handles += _draw_reserves(ax, FR.to_frame(reserves, frame, "reserves"), fs, label_reserves,
                                       alpha=0.3 if background is not None else 0.45)
         if mines is not None and len(mines):
-            handles += _draw_mines(ax, B.to_frame(mines, frame, "mines"), frame, fs, label_mines)
+            handles += _draw_mines(ax, FR.to_frame(mines, frame, "mines"), frame, fs, label_mines)
         if cases is not None and len(cases):
-            handles += _draw_cases(ax, B.to_frame(cases, frame, "cases"), frame, fs, cases_as, color_cases_by)
+            handles += _draw_cases(ax, FR.to_frame(cases, frame, "cases"), frame, fs, cases_as, color_cases_by)
         if background is not None:
-            handles.append(B.nodata_handle(L))
-        B.setup_map_axes(ax, frame, fs)
-        geoms = np.concatenate([B.to_frame(g, frame, "layer").geometry.to_numpy() for g in layers]) if layers else None
-        B.add_scale_bar(ax, frame, fs, loc=B.pick_corner(frame, geoms, ("lower left", "lower right")),
+            handles.append(FU.nodata_handle(L))
+        FU.setup_map_axes(ax, frame, fs)
+        geoms = np.concatenate([FR.to_frame(g, frame, "layer").geometry.to_numpy() for g in layers]) if layers else None
+        FU.add_scale_bar(ax, frame, fs, loc=FU.pick_corner(frame, geoms, ("lower left", "lower right")),
                         fraction=0.2)
-        B.add_north_arrow(ax, frame, fs, loc=B.pick_corner(frame, geoms, ("upper right", "upper left")))
+        FU.add_north_arrow(ax, frame, fs, loc=FU.pick_corner(frame, geoms, ("upper right", "upper left")))
         if own:
             leg = fig.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False,
                              handlelength=1.6, borderaxespad=0.5)
@@ -200,10 +202,10 @@ def overview_map(
         counts = _counts_line(mines, reserves, cases, L)
         if own:
             fig.suptitle(head + ("\n" + counts if counts else ""), fontsize=12, fontweight=fs.bold)
-            fig.text(0.995, 0.004, B.crs_note(frame, L), ha="right", va="bottom", fontsize=6.5, color="#444444")
+            fig.text(0.995, 0.004, FU.crs_note(frame, L), ha="right", va="bottom", fontsize=6.5, color="#444444")
         else:
             ax.set_title(head, fontsize=10)
-        B.finish(fig, fs)
+        FU.finish(fig, fs)
     return fig
 
 
@@ -213,7 +215,7 @@ def _counts_line(mines: Any, reserves: Any, cases: Any, lang: str) -> str:
     if mines is not None:
         parts.append(f"矿山 {len(mines)} 座" if zh else f"{len(mines)} mines")
     if reserves is not None:
-        col = B.first_column(reserves, ("保护地名称", "reserve_name", "name", "保护地编号"))
+        col = ST.first_column(reserves, ("保护地名称", "reserve_name", "name", "保护地编号"))
         n = reserves[col].nunique() if col else len(reserves)
         parts.append(f"保护地 {n} 处" if zh else f"{n} reserves")
     if cases is not None:
@@ -230,18 +232,18 @@ def _draw_reserves(ax: Axes, res: gpd.GeoDataFrame, fs: FontSetup, label: bool, 
     from matplotlib.patches import PathPatch
 
     L = fs.lang
-    zones = [B.zone_key(r) for _, r in res.iterrows()]
-    patches = [PathPatch(B.geom_path(g)) for g in res.geometry]
-    faces = [to_rgba(B.category_colour("zone", z) if z else "#d9f0d3", alpha) for z in zones]
+    zones = [ST.zone_key(r) for _, r in res.iterrows()]
+    patches = [PathPatch(FU.geom_path(g)) for g in res.geometry]
+    faces = [to_rgba(ST.category_colour("zone", z) if z else "#d9f0d3", alpha) for z in zones]
     coll = PatchCollection(patches, facecolors=faces, edgecolors=[to_rgba(_RESERVE_EDGE, 0.6)] * len(patches),
                            linewidths=0.6, zorder=3, match_original=False)
     coll.set_gid(GID_RESERVES)
     ax.add_collection(coll, autolim=False)
-    name_col = B.first_column(res, ("保护地名称", "reserve_name", "name"))
-    id_col = B.first_column(res, ("保护地编号", "reserve_id"))
+    name_col = ST.first_column(res, ("保护地名称", "reserve_name", "name"))
+    id_col = ST.first_column(res, ("保护地编号", "reserve_id"))
     if name_col is not None:
         outer = res.dissolve(by=name_col)
-        B.draw_outlines(ax, outer.geometry.to_numpy(), [_RESERVE_EDGE] * len(outer), linewidth=1.4, halo=False,
+        FU.draw_outlines(ax, outer.geometry.to_numpy(), [_RESERVE_EDGE] * len(outer), linewidth=1.4, halo=False,
                         zorder=3.5).set_gid(GID_RESERVES)
         if label:
             ids = res.groupby(name_col)[id_col].first() if id_col else None
@@ -251,34 +253,34 @@ def _draw_reserves(ax: Axes, res: gpd.GeoDataFrame, fs: FontSetup, label: bool, 
                 ax.annotate(fs.text(name, fallback), (p.x, p.y), ha="center", va="center", fontsize=8,
                             color=_RESERVE_EDGE, fontweight=fs.bold, zorder=9, annotation_clip=True,
                             path_effects=[pe.withStroke(linewidth=3, foreground="white")])
-    order = B.category_order("zone")
+    order = ST.category_order("zone")
     present = [z for z in order if z in zones] + sorted({z for z in zones if z and z not in order})
     out = [_header(V.map_word("reserves", L))]
     from collections import Counter
 
     n = Counter(zones)
     for z in present:
-        out.append(B.outline_handle(B.category_colour("zone", z), f"{V.label('zone', z, L)} ({n[z]})",
+        out.append(FU.outline_handle(ST.category_colour("zone", z), f"{V.label('zone', z, L)} ({n[z]})",
                                     fill_alpha=alpha, linewidth=0.8))
     if None in n:
-        out.append(B.outline_handle("#d9f0d3", f"{'未分区' if L == 'zh' else 'No zone'} ({n[None]})",
+        out.append(FU.outline_handle("#d9f0d3", f"{'未分区' if L == 'zh' else 'No zone'} ({n[None]})",
                                     fill_alpha=alpha, linewidth=0.8))
     return out
 
 
-def _draw_mines(ax: Axes, mines: gpd.GeoDataFrame, frame: B.MapFrame, fs: FontSetup, label: bool) -> list[Any]:
+def _draw_mines(ax: Axes, mines: gpd.GeoDataFrame, frame: FR.MapFrame, fs: FontSetup, label: bool) -> list[Any]:
     import matplotlib.patheffects as pe
 
     L = fs.lang
     has_status = "status" in mines.columns
     if has_status:
-        colours = [B.category_colour("status", s) for s in mines["status"]]
+        colours = [ST.category_colour("status", s) for s in mines["status"]]
     else:
         colours = [_MINE_PLAIN] * len(mines)
-    coll = B.draw_outlines(ax, mines.geometry.to_numpy(), colours, linewidth=1.3, fill_alpha=0.55, zorder=5)
+    coll = FU.draw_outlines(ax, mines.geometry.to_numpy(), colours, linewidth=1.3, fill_alpha=0.55, zorder=5)
     coll.set_gid(GID_MINES)
     if label:
-        id_col = B.first_column(mines, ("patch_id", "矿山编号"))
+        id_col = ST.first_column(mines, ("patch_id", "矿山编号"))
         if id_col is not None:
             left, _, right, _ = frame.bounds
             for g, v in zip(mines.geometry, mines[id_col]):
@@ -291,19 +293,19 @@ def _draw_mines(ax: Axes, mines: gpd.GeoDataFrame, frame: B.MapFrame, fs: FontSe
                             path_effects=[pe.withStroke(linewidth=2.2, foreground="white")])
     out = [_header(V.map_word("mines" if has_status else "mine_plain", L))]
     if has_status:
-        out += B.category_handles("status", mines["status"], L, order=B.category_order("status"), fill_alpha=0.55)
+        out += FU.category_handles("status", mines["status"], L, order=ST.category_order("status"), fill_alpha=0.55)
     else:
-        out.append(B.outline_handle(_MINE_PLAIN, f"{V.map_word('mine', L)} ({len(mines)})", fill_alpha=0.55))
+        out.append(FU.outline_handle(_MINE_PLAIN, f"{V.map_word('mine', L)} ({len(mines)})", fill_alpha=0.55))
     return out
 
 
-def _draw_cases(ax: Axes, cases: gpd.GeoDataFrame, frame: B.MapFrame, fs: FontSetup, cases_as: str,
+def _draw_cases(ax: Axes, cases: gpd.GeoDataFrame, frame: FR.MapFrame, fs: FontSetup, cases_as: str,
                 color_by: str) -> list[Any]:
     from matplotlib.lines import Line2D
 
     L = fs.lang
-    kind = B.resolve_color_by(color_by, cases)
-    colours = [B.category_colour(kind, v) for v in cases[kind]] if kind != "none" else ["#ff2a6d"] * len(cases)
+    kind = ST.resolve_color_by(color_by, cases)
+    colours = [ST.category_colour(kind, v) for v in cases[kind]] if kind != "none" else ["#ff2a6d"] * len(cases)
     if cases_as == "auto":
         b = cases.geometry.bounds
         size = float(np.median(np.maximum(b["maxx"] - b["minx"], b["maxy"] - b["miny"])))
@@ -322,17 +324,17 @@ def _draw_cases(ax: Axes, cases: gpd.GeoDataFrame, frame: B.MapFrame, fs: FontSe
             from collections import Counter
 
             n = Counter(str(v) for v in cases[kind])
-            order = B.category_order(kind)
+            order = ST.category_order(kind)
             keys = [k for k in order if k in n] + sorted(k for k in n if k not in order)
             for k in keys:
                 out.append(Line2D([], [], marker="o", linestyle="none", markersize=7,
-                                  markerfacecolor=B.category_colour(kind, k), markeredgecolor="black",
+                                  markerfacecolor=ST.category_colour(kind, k), markeredgecolor="black",
                                   label=f"{V.label(kind, k, L)} ({n[k]})"))
     else:
-        coll = B.draw_outlines(ax, cases.geometry.to_numpy(), colours, linewidth=1.6, zorder=10)
+        coll = FU.draw_outlines(ax, cases.geometry.to_numpy(), colours, linewidth=1.6, zorder=10)
         coll.set_gid(GID_CASES)
         if kind == "none":
-            out.append(B.outline_handle("#ff2a6d", f"{V.map_word('patch', L)} ({len(cases)})"))
+            out.append(FU.outline_handle("#ff2a6d", f"{V.map_word('patch', L)} ({len(cases)})"))
         else:
-            out += B.category_handles(kind, cases[kind], L, order=B.category_order(kind))
+            out += FU.category_handles(kind, cases[kind], L, order=ST.category_order(kind))
     return out

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from ecopatch import vocabulary as V
 from ecopatch.fonts import FontSetup, font_context
-from ecopatch.maps import _base as B
+from ecopatch.maps import frame as FR
+from ecopatch.maps import furniture as FU
+from ecopatch.maps import style as ST
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -106,7 +108,7 @@ def draw_trajectory(ax: Axes, traj: pd.DataFrame, fs: FontSetup, *, target_year:
             continue
         st = str(r["status"])
         ax.annotate(V.label("status", st, L), (xi, 0.0), xytext=(0, -22), textcoords="offset points",
-                    ha="center", va="top", fontsize=7, color=B.category_colour("status", st), fontweight=fs.bold)
+                    ha="center", va="top", fontsize=7, color=ST.category_colour("status", st), fontweight=fs.bold)
     ax.set_xlim(lo, hi)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel(_t("share", L), fontsize=8)
@@ -157,9 +159,9 @@ def mine_trajectory(
     traj = trajectory(history, mine)
     year, rate = plan_of(history, mine)
     with font_context(lang, stacklevel=5) as fs:
-        fig = B.new_figure(figsize=figsize, layout="constrained")
+        fig = FR.new_figure(figsize=figsize, layout="constrained")
         ax = fig.add_subplot(1, 1, 1)
         draw_trajectory(ax, traj, fs, target_year=year, target_rate=rate)
         fig.suptitle(f"{mine}", fontsize=11, fontweight=fs.bold)
-        B.finish(fig, fs)
+        FU.finish(fig, fs)
     return fig
