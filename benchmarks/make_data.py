@@ -292,7 +292,8 @@ def write_drone(scene, root: Path, px: int) -> dict:  # noqa: ANN001
 
     from ecopatch.geodesy import transformer
     from ecopatch.grid import Grid, Window
-    from ecopatch.synthetic import _Noise, _render_drone_block  # the generator's own drone renderer
+    from ecopatch.synthetic.noise import Noise
+    from ecopatch.synthetic.render import render_drone_block  # the generator's own drone renderer
 
     side_m = px * DRONE_RES_M
     n_in, cx, cy = drone_site(scene, side_m)
@@ -314,7 +315,7 @@ def write_drone(scene, root: Path, px: int) -> dict:  # noqa: ANN001
     shapes = [(to_gk(g), m) for g, m in shapes_utm]
     tree = shapely.STRtree([g for g, _ in shapes])
     flight = fp_gk.buffer(1.0, join_style="mitre")
-    noise = _Noise(scene.seed + 7)
+    noise = Noise(scene.seed + 7)
     out_dir = root / "drone"
     out_dir.mkdir(exist_ok=True)
     path = out_dir / "drone_rgb.tif"
@@ -337,7 +338,7 @@ def write_drone(scene, root: Path, px: int) -> dict:  # noqa: ANN001
                     sub = grid.subgrid(win)
                     idx = tree.query(box(*sub.bounds))
                     sel = [shapes[i] for i in sorted(idx)]  # keep paint order
-                    rgb, _alpha = _render_drone_block(world, sub, sel, flight, noise, inv)
+                    rgb, _alpha = render_drone_block(world, sub, sel, flight, noise, inv)
                     dst.write(rgb, window=RWindow(c0, r0, win.width, win.height))
                     k += 1
                     if k % 100 == 0:

@@ -16,10 +16,10 @@ from ecopatch.synthetic import (
     DATES,
     MATERIALS,
     RASTERS,
-    _Noise,
     make_drone,
     make_scene,
 )
+from ecopatch.synthetic.noise import Noise
 from ecopatch.vocabulary import CHANGE_TYPES, ZONE_ALIASES, canonical_zone
 
 MMU_M2 = 400.0
@@ -113,7 +113,7 @@ def test_scene_pickles_for_dask_workers(scene):
 
 
 def test_grid_and_point_noise_agree():
-    n = _Noise(11)
+    n = Noise(11)
     xs = 781440.0 + 10.0 * np.arange(37) + 5
     ys = 3348840.0 - 10.0 * np.arange(23) - 5
     g = n.grid(xs, ys, 160.0, 3, 11)
@@ -461,7 +461,7 @@ def test_full_tile_scene_is_lazy_and_renders_windows():
     assert blk.max() > 1000  # the quarry rock is there
 
 
-# -- the world's tricks (ecopatch._synthetic_tricks, _synthetic_sensors, _synthetic_products) ---------
+# -- the world's tricks (ecopatch.synthetic.tricks, .sensors, .products) ---------
 
 TRICKY = dict(shape=(256, 320), seed=11, seasonal_cropland=0.8, brightness_changes=6,
               dates={"after": "2024-12-10"}, history=["2023-06-12", "2025-08-20"],
@@ -554,7 +554,7 @@ def test_acquisitions_dates_and_products(tricky):
 
 
 def test_crop_calendar():
-    from ecopatch._synthetic_tricks import CROP_CALENDARS, CROP_STATES, crop_state
+    from ecopatch.synthetic.tricks import CROP_CALENDARS, CROP_STATES, crop_state
 
     day = lambda s: __import__("datetime").date.fromisoformat(s)  # noqa: E731
     assert crop_state("rice", day("2024-09-12")) == "green"
@@ -568,7 +568,7 @@ def test_crop_calendar():
 
 
 def test_seasonal_fields_truth(tricky):
-    from ecopatch._synthetic_tricks import CROP_STATES, crop_state
+    from ecopatch.synthetic.tricks import CROP_STATES, crop_state
 
     pc = tricky.pseudo_changes
     fields = pc[pc["kind"] == "seasonal_cropland"]
@@ -716,8 +716,8 @@ def test_tricky_scene_pickles_for_dask_workers(tricky):
 @pytest.mark.parametrize("sensor, block", [("sentinel2_l1c", (7, 9)), ("landsat_oli_c2l2", (20, 33)),
                                            ("gf1_wfv", (40, 64))])
 def test_products_render_blockwise_equal_whole(tricky, sensor, block):
-    from ecopatch._synthetic_sensors import base_grid
     from ecopatch.synthetic import product_grids, render_product
+    from ecopatch.synthetic.sensors import base_grid
 
     whole = render_product(tricky, "after", sensor=sensor)
     grids = product_grids(tricky, "after", sensor)

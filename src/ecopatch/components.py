@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -332,11 +331,9 @@ def _edge(labels: np.ndarray) -> np.ndarray:
     return out
 
 
-@lru_cache(maxsize=64)
 def _zero_edge(n: int) -> np.ndarray:
-    z = np.zeros(n, dtype=np.uint8)
-    z.setflags(write=False)
-    return z
+    """``n`` read-only zeros (uint8), one byte of memory (a broadcast view; nothing cached between calls)."""
+    return np.broadcast_to(np.zeros(1, dtype=np.uint8), (n,))
 
 
 #: Order in which a rim pixel looks for the patch it belongs to: up, left, right, down.

@@ -173,13 +173,13 @@ def _product_paths(root: Path, p: ProductMeta) -> tuple[Path, Path, dict[str, Pa
 
 
 def _layout(root: Path, scene: SyntheticScene, drone: bool) -> SampleData:
-    from ecopatch import _synthetic_products as other
+    from ecopatch.synthetic import products as other
 
     products, metadata, bands = {}, {}, {}
     for d in scene.dates:
         if other.sensor_of(scene, d) == "sentinel2_l2a":
             products[d], metadata[d], bands[d] = _product_paths(root, scene.products[d])
-        else:  # the world's tricks: another product (ecopatch._synthetic_products)
+        else:  # the world's tricks: another product (ecopatch.synthetic.products)
             products[d], metadata[d], bands[d] = other.layout(root, scene, d)
     drone_path = None
     if drone and scene.drone_mine_id:
@@ -294,7 +294,7 @@ def write_scene(
             "pass overwrite=True (or --overwrite) to replace them"
         )
     try:
-        from ecopatch import _synthetic_products as other
+        from ecopatch.synthetic import products as other
 
         for d in scene.dates:
             if other.sensor_of(scene, d) == "sentinel2_l2a":
@@ -382,7 +382,7 @@ def _scene_info(scene: SyntheticScene, data: SampleData, drone: bool) -> dict[st
     params = asdict(scene.params)
     tricks: dict[str, Any] = {}
     if scene.tricks is not None:
-        from ecopatch._synthetic_tricks import cloud_geometry
+        from ecopatch.synthetic.tricks import cloud_geometry
 
         acq = scene.acquisitions.copy()
         acq["date"] = acq["date"].astype(str)

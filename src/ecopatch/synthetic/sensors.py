@@ -17,7 +17,7 @@ Sentinel-2 bands of surface reflectance.  Other products need more:
   reflect) and dimmed in B09; thin cirrus a veil adding about 0.06 in VNIR
   and more in B10 than the thick cloud; shadows darker in NIR than in blue
   (skylight).  Cloud shadows lie ``height · tan(zenith)`` away from their
-  clouds, opposite the sun (:func:`ecopatch._synthetic_tricks.cloud_geometry`).
+  clouds, opposite the sun (:func:`ecopatch.synthetic.tricks.cloud_geometry`).
 * **Other grids**: Landsat at 30 m in UTM 51N on the USGS lattice (corners
   on 15 m), Gaofen at 16 m (or 0.00015° in CGCS2000 geographic): each
   product pixel is the mean of a k × k lattice of samples of the 10 m
@@ -41,22 +41,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 from affine import Affine
 
-from ecopatch._synthetic_tricks import SENSOR_NAMES, WAVELENGTH_NM, Acquisition, Rendering, apply_haze
 from ecopatch.errors import ConfigError, InputDataError
 from ecopatch.grid import Grid, Window
-from ecopatch.synthetic import (
-    _AFTER_GAIN,
-    _AFTER_HAZE,
-    _AFTER_OFFSET,
-    _SP,
-    _TILE,
-    BANDS_10M,
-    _nodata_mask,
-    _surface_tile,
-)
+from ecopatch.synthetic.materials import AFTER_GAIN, AFTER_HAZE, AFTER_OFFSET, BANDS_10M, RENDER_TILE, SPECTRA
+from ecopatch.synthetic.render import nodata_mask, surface_tile
+from ecopatch.synthetic.tricks import SENSOR_NAMES, WAVELENGTH_NM, Acquisition, Rendering, apply_haze
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ecopatch.synthetic import SyntheticScene
+    from ecopatch.synthetic.scene import SyntheticScene
 
 __all__ = [
     "GF_BANDS",
@@ -297,7 +289,7 @@ def _tile13(scene: SyntheticScene, a: Acquisition, level: str, ti: int, tj: int)
             scene._cache.move_to_end(ck)
             return hit
     world = scene._world
-    ts = _surface_tile(world, a.key, ti, tj)
+    ts = surface_tile(world, a.key, ti, tj)
     xs, ys = ts.xs, ts.ys
     parts = {o: extend13(ts.surf[o]) for o in range(5)}
     ground = parts[0] + parts[1] * _SHADOW13[:, None, None]
@@ -326,22 +318,22 @@ def _tile13(scene: SyntheticScene, a: Acquisition, level: str, ti: int, tj: int)
     else:  # surface reflectance, as a Level-2 processor leaves it
         rho = ground
         if cloudy:
-            cloud = extend13(np.asarray(_SP["cloud"])[:, None, None]) * (1 + 0.08 * texture)[None]
+            cloud = extend13(np.asarray(SPECTRA["cloud"])[:, None, None]) * (1 + 0.08 * texture)[None]
             for o, alpha0 in ((2, 0.28), (3, 0.75), (4, 0.94)):
                 if frac[o].any():
                     alpha = np.clip(alpha0 * (1 + 0.12 * texture), 0.0, 0.99)[None]
                     rho = rho + alpha * (cloud * frac[o][None] - parts[o])
         if a.key == "after":
-            rho = (_interp13(_AFTER_GAIN)[:, None, None] * rho + _interp13(_AFTER_OFFSET)[:, None, None]
-                   + _interp13(_AFTER_HAZE)[:, None, None] * smooth[None])
+            rho = (_interp13(AFTER_GAIN)[:, None, None] * rho + _interp13(AFTER_OFFSET)[:, None, None]
+                   + _interp13(AFTER_HAZE)[:, None, None] * smooth[None])
         elif a.key != "before":
             rho = (_interp13(a.gain)[:, None, None] * rho + _interp13(a.offset)[:, None, None]
-                   + a.haze_amp * _interp13(_AFTER_HAZE)[:, None, None] * smooth[None])
+                   + a.haze_amp * _interp13(AFTER_HAZE)[:, None, None] * smooth[None])
     rho = apply_haze(a, world, rho, xs, ys, S2_BANDS_13)
-    out = np.empty((_K + len(_AUX), _TILE, _TILE), np.float32)
+    out = np.empty((_K + len(_AUX), RENDER_TILE, RENDER_TILE), np.float32)
     out[:_K] = rho
     out[_K:_K + 6] = np.stack([frac[4], frac[3], frac[2], frac[1], ts.veg, ts.water])
-    out[-1] = ~_nodata_mask(world, a.key, xs, ys)
+    out[-1] = ~nodata_mask(world, a.key, xs, ys)
     with scene._cache_lock:
         scene._cache[ck] = out
         while len(scene._cache) > 24:
@@ -352,9 +344,9 @@ def _tile13(scene: SyntheticScene, a: Acquisition, level: str, ti: int, tj: int)
 def _stack10(scene: SyntheticScene, a: Acquisition, level: str, win: Window) -> np.ndarray:
     """The 13-band ground plus aux layers over any 10 m window (it may extend past the grid)."""
     out = np.empty((_K + len(_AUX), win.height, win.width), np.float32)
-    for ti in range(win.row_off // _TILE, (win.row_end - 1) // _TILE + 1):
-        for tj in range(win.col_off // _TILE, (win.col_end - 1) // _TILE + 1):
-            tw = Window(ti * _TILE, tj * _TILE, _TILE, _TILE)
+    for ti in range(win.row_off // RENDER_TILE, (win.row_end - 1) // RENDER_TILE + 1):
+        for tj in range(win.col_off // RENDER_TILE, (win.col_end - 1) // RENDER_TILE + 1):
+            tw = Window(ti * RENDER_TILE, tj * RENDER_TILE, RENDER_TILE, RENDER_TILE)
             inter = tw.intersection(win)
             if inter is not None:
                 out[(slice(None), *inter.relative_to(win).slices)] = \
@@ -376,7 +368,7 @@ def render_product(scene: SyntheticScene, key: str, *, sensor: str | Rendering |
         "before", "after" or an extra date (see ``scene.acquisitions``).
     sensor : str or Rendering, optional
         Render as this product instead (any acquisition can be rendered as
-        any of :data:`~ecopatch._synthetic_tricks.SENSOR_NAMES`).
+        any of :data:`~ecopatch.synthetic.tricks.SENSOR_NAMES`).
     window : Window, optional
         Window of the product's coarsest grid (Sentinel-2 L2A 20 m, L1C
         60 m; Landsat and Gaofen their only grid); default all of it.

@@ -1,6 +1,6 @@
 """Writers of synthetic acquisitions as Sentinel-2 L1C, Landsat 8/9 C2 L2 and Gaofen-1 WFV products.
 
-The edge beside :mod:`ecopatch._synthetic_sensors` (which renders them):
+The edge beside :mod:`ecopatch.synthetic.sensors` (which renders them):
 each product is written in the layout its users receive, so that
 :func:`ecopatch.open_scene` identifies it as it would the real one.
 
@@ -26,7 +26,8 @@ import datetime as _dt
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ecopatch._synthetic_sensors import (
+from ecopatch.grid import Window
+from ecopatch.synthetic.sensors import (
     GF_BANDS,
     LANDSAT_BANDS,
     S2_BANDS_13,
@@ -36,11 +37,10 @@ from ecopatch._synthetic_sensors import (
     render_product,
     rendering_of,
 )
-from ecopatch._synthetic_tricks import cloud_geometry
-from ecopatch.grid import Window
+from ecopatch.synthetic.tricks import cloud_geometry
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ecopatch.synthetic import SyntheticScene
+    from ecopatch.synthetic.scene import SyntheticScene
 
 __all__ = ["layout", "sensor_of", "write_product"]
 

@@ -24,7 +24,7 @@ with its truth recorded:
   (a winter after date) and extra acquisitions of the same ground, each
   with its own radiometry and noise.
 * **other sensors** (``sensors=``, rendered by
-  :mod:`ecopatch._synthetic_sensors`): a date as Landsat 8/9 Collection 2
+  :mod:`ecopatch.synthetic.sensors`): a date as Landsat 8/9 Collection 2
   Level-2, Gaofen-1 WFV or Sentinel-2 Level-1C (top of atmosphere, no mask).
 
 Everything is drawn from its own random stream after the plain scene is
@@ -47,35 +47,33 @@ from shapely.geometry import Point, box
 
 from ecopatch.errors import ConfigError
 from ecopatch.geodesy import geodesic_area_m2
-from ecopatch.synthetic import (
-    _AFTER_HAZE,
-    _CLOUD_HEIGHT_M,
-    _MAT,
-    _N_MAT,
-    _SUN_AZIMUTH_DEG,
-    _SUN_ZENITH_DEG,
-    _UTC,
+from ecopatch.synthetic.geometry import Occupancy, polygons_of, random_blob, random_quad, scale_to_ground_area
+from ecopatch.synthetic.materials import (
+    AFTER_HAZE,
+    CLOUD_HEIGHT_M,
     DATES,
+    MATERIAL_INDEX,
     MATERIALS,
+    N_MATERIALS,
     PRODUCTS,
-    ProductMeta,
-    _blob,
-    _key,
-    _material_reflectance,
-    _Occupancy,
-    _polys,
-    _product,
-    _quad,
-    _scale_to_ground_area,
-    _u01,
+    SUN_AZIMUTH_DEG,
+    SUN_ZENITH_DEG,
+    UTC,
+    product_meta,
 )
+from ecopatch.synthetic.noise import hash_key, hash_u01
+from ecopatch.synthetic.render import material_reflectance
 from ecopatch.vocabulary import ZONE_STRICTNESS, canonical_zone
 
 if TYPE_CHECKING:  # pragma: no cover
     import geopandas as gpd
     import pandas as pd
 
-    from ecopatch.synthetic import SyntheticScene, _Builder, _World
+    from ecopatch.synthetic.build import Builder
+    from ecopatch.synthetic.materials import ProductMeta
+    from ecopatch.synthetic.scene import SyntheticScene
+    from ecopatch.synthetic.world import World
+
 
 __all__ = [
     "BRIGHTNESS_SURFACES",
@@ -340,7 +338,7 @@ class Acquisition:
         the after date's.
     aerosol : float
         Aerosol load of the date in top-of-atmosphere renderings (1 = the
-        standard atmosphere of :mod:`ecopatch._synthetic_sensors`).
+        standard atmosphere of :mod:`ecopatch.synthetic.sensors`).
     noise_stream : int
         Stream of the sensor noise of its Sentinel-2 L2A rendering.
     """
@@ -375,7 +373,7 @@ def _product_for(day: _dt.date) -> ProductMeta:
     else:
         ref, craft = _S2B_REF, "Sentinel-2B"
     t = ref.sensing_time.time()
-    sensing = _dt.datetime.combine(day, t, tzinfo=_UTC)
+    sensing = _dt.datetime.combine(day, t, tzinfo=UTC)
     generated = sensing + (ref.generation_time - ref.sensing_time)
     if day < _dt.date(2022, 1, 25):
         baseline = "03.01"
@@ -386,7 +384,7 @@ def _product_for(day: _dt.date) -> ProductMeta:
     else:
         baseline = "05.10"
     orbit = ref.absolute_orbit + round((sensing - ref.sensing_time).total_seconds() / 86400.0 * 14.3)
-    return _product(craft, sensing, generated, baseline, int(orbit))
+    return product_meta(craft, sensing, generated, baseline, int(orbit))
 
 
 def _acquisitions(w: _Wanted, seed: int) -> dict[str, Acquisition]:
@@ -467,7 +465,7 @@ def haze_offsets(h: Haze, bands: Sequence[str] = _B6) -> np.ndarray:
     return float(h.blue) * (lam / WAVELENGTH_NM["B02"]) ** (-float(h.angstrom))
 
 
-def _haze_field(h: Haze, world: _World, xs: np.ndarray, ys: np.ndarray, index: int) -> np.ndarray:
+def _haze_field(h: Haze, world: World, xs: np.ndarray, ys: np.ndarray, index: int) -> np.ndarray:
     """The pattern ``f`` of ``h`` on the separable grid ``ys`` × ``xs`` (EPSG:32650 metres)."""
     if h.pattern == "uniform":
         return np.ones((ys.size, xs.size))
@@ -549,17 +547,17 @@ class Tricks:
         """Material of :data:`MATERIALS` a trick material id is made of."""
         return self.virtual[mat][0]
 
-    def reflectance(self, world: _World, mat: int, date: str, xs: np.ndarray, ys: np.ndarray,
+    def reflectance(self, world: World, mat: int, date: str, xs: np.ndarray, ys: np.ndarray,
                     cache: dict[str, np.ndarray]) -> np.ndarray:
         """Surface reflectance (6, rows, cols) of a trick material at ground state ``date``."""
         base, gains = self.virtual[mat]
-        r = _material_reflectance(world, base, date, xs, ys, cache)
+        r = material_reflectance(world, base, date, xs, ys, cache)
         return np.minimum(r * gains[date][:, None, None], 0.9)
 
     def shapes(self, key: str, bx: Any) -> list[tuple[Any, int]]:
         """Trick surfaces of acquisition ``key`` intersecting the box ``bx``, in paint order."""
         if key not in self._shapes:
-            items = [(f.geom, _MAT[CROP_STATES[f.states[key]][0]]) for f in self.fields
+            items = [(f.geom, MATERIAL_INDEX[CROP_STATES[f.states[key]][0]]) for f in self.fields
                      if f.states[key] != "green"]
             items += [(s.geom, s.vid) for s in self.surfaces]
             self._shapes[key] = (shapely.STRtree([g for g, _ in items]) if items else None, items)
@@ -568,14 +566,14 @@ class Tricks:
             return []
         return [items[i] for i in np.sort(tree.query(bx, predicate="intersects"))]
 
-    def surface_radiometry(self, world: _World, key: str, rho: np.ndarray, xs: np.ndarray,
+    def surface_radiometry(self, world: World, key: str, rho: np.ndarray, xs: np.ndarray,
                            ys: np.ndarray) -> np.ndarray:
         """Radiometry of an extra date, then the haze of ``key``, on surface reflectance (6, rows, cols)."""
         a = self.acquisitions[key]
         if key not in DATES:
             haze = 0.5 + 0.5 * world.noise.grid(xs, ys, 8000.0, 2, 21)
             rho = (np.asarray(a.gain)[:, None, None] * rho + np.asarray(a.offset)[:, None, None]
-                   + a.haze_amp * _AFTER_HAZE[:, None, None] * haze[None])
+                   + a.haze_amp * AFTER_HAZE[:, None, None] * haze[None])
         return apply_haze(a, world, rho, xs, ys, _B6)
 
     def noise_stream(self, key: str) -> int:
@@ -583,7 +581,7 @@ class Tricks:
         return self.acquisitions[key].noise_stream
 
 
-def apply_haze(a: Acquisition, world: _World, rho: np.ndarray, xs: np.ndarray, ys: np.ndarray,
+def apply_haze(a: Acquisition, world: World, rho: np.ndarray, xs: np.ndarray, ys: np.ndarray,
                bands: Sequence[str]) -> np.ndarray:
     """Add the haze of acquisition ``a`` to reflectance ``rho`` (bands × rows × cols) of ``bands``."""
     for i, h in enumerate(a.haze):
@@ -596,7 +594,7 @@ def apply_haze(a: Acquisition, world: _World, rho: np.ndarray, xs: np.ndarray, y
 # ---------------------------------------------------------------------------
 # Building
 # ---------------------------------------------------------------------------
-def build(world: _World, builder: _Builder, w: _Wanted) -> Tricks:
+def build(world: World, builder: Builder, w: _Wanted) -> Tricks:
     """Place the tricks of ``w`` in a built world and record their truth (called by :func:`make_scene`)."""
     acqs = _acquisitions(w, world.seed)
     tricks = Tricks(w, acqs)
@@ -610,24 +608,24 @@ def build(world: _World, builder: _Builder, w: _Wanted) -> Tricks:
     return tricks
 
 
-def _obstacles(world: _World) -> list[Any]:
+def _obstacles(world: World) -> list[Any]:
     geoms = [g for g, _ in world.objects] + [g for g, _ in world.lines]
     return geoms + [m.geom for m in world.mines] + [c.geom for c in world.changes]
 
 
-def _place_surfaces(world: _World, builder: _Builder, tricks: Tricks, rng: np.random.Generator, n: int) -> None:
+def _place_surfaces(world: World, builder: Builder, tricks: Tricks, rng: np.random.Generator, n: int) -> None:
     kinds = list(BRIGHTNESS_SURFACES)
     reserves = builder.reserves
     n_in = int(round(0.6 * n)) if reserves else 0
-    occ = _Occupancy()
+    occ = Occupancy()
     for g, _ in world.objects + world.lines:
         occ.add(g)
-    near = _Occupancy()  # mines and encroachments: keep a wider gap
+    near = Occupancy()  # mines and encroachments: keep a wider gap
     for m in world.mines:
         near.add(m.geom)
     for c in world.changes:
         near.add(c.geom)
-    placed = _Occupancy()
+    placed = Occupancy()
     cloud = getattr(builder, "cloud_union", None)
     vids: dict[tuple[str, float], int] = {}
     for k in range(n):
@@ -651,14 +649,14 @@ def _place_surfaces(world: _World, builder: _Builder, tricks: Tricks, rng: np.ra
                     continue
             rad = math.sqrt(area / math.pi)
             if shape == "blob":
-                g = _blob(rng, cx, cy, rad, roughness=0.3, vertex_m=max(3.0, rad / 8),
+                g = random_blob(rng, cx, cy, rad, roughness=0.3, vertex_m=max(3.0, rad / 8),
                           elong=rng.uniform(1.0, 1.6), angle=rng.uniform(0, math.pi))
             else:
                 side = math.sqrt(area * rng.uniform(1.0, 2.0))
-                g = _quad(rng, cx, cy, side, area / side, rng.uniform(0, math.pi), jitter=0.02)
+                g = random_quad(rng, cx, cy, side, area / side, rng.uniform(0, math.pi), jitter=0.02)
             if not g.is_valid:
-                g = _polys(shapely.make_valid(g))
-            g = _scale_to_ground_area(g, area)
+                g = polygons_of(shapely.make_valid(g))
+            g = scale_to_ground_area(g, area)
             if not builder._inside(g, 60.0):
                 continue
             if not occ.clear_of(g, 8.0) or not near.clear_of(g, 40.0) or not placed.clear_of(g, 40.0):
@@ -674,20 +672,20 @@ def _place_surfaces(world: _World, builder: _Builder, tricks: Tricks, rng: np.ra
         placed.add(geom)
         cls = (kind, gain)
         if cls not in vids:
-            vid = _N_MAT + len(vids)
+            vid = N_MATERIALS + len(vids)
             if vid > _MAX_ID:
                 raise ConfigError("too many kinds of brightness change for one scene")  # pragma: no cover
             vids[cls] = vid
             wv = np.asarray(weights)
             g_after = np.maximum(1.0 + (gain - 1.0) * wv / wv[2], 0.2)
-            tricks.virtual[vid] = (_MAT[mat_key], {"before": np.ones(6), "after": g_after})
-        tricks.surfaces.append(_Surface(f"BRT-{k + 1:03d}", kind, geom, _MAT[mat_key], vids[cls], gain))
+            tricks.virtual[vid] = (MATERIAL_INDEX[mat_key], {"before": np.ones(6), "after": g_after})
+        tricks.surfaces.append(_Surface(f"BRT-{k + 1:03d}", kind, geom, MATERIAL_INDEX[mat_key], vids[cls], gain))
 
 
-def _place_fields(world: _World, tricks: Tricks, share: float) -> None:
+def _place_fields(world: World, tricks: Tricks, share: float) -> None:
     (fw, fh), angle, stream = _PARCEL
     crop = [g for ti, tj in world.tiles_for(world.bounds) for g, m in world.tile_layers(ti, tj)
-            if m == _MAT["cropland"]]
+            if m == MATERIAL_INDEX["cropland"]]
     if not crop:
         return
     crop_arr = np.asarray(crop, dtype=object)
@@ -702,10 +700,10 @@ def _place_fields(world: _World, tricks: Tricks, share: float) -> None:
     iu = np.arange(math.floor(u.min() / fw), math.floor(u.max() / fw) + 1)
     iv = np.arange(math.floor(v.min() / fh), math.floor(v.max() / fh) + 1)
     ii, jj = (a.ravel() for a in np.meshgrid(iu, iv))
-    k_sel = _key(world.seed, _STREAM + 1)
-    k_cal = _key(world.seed, _STREAM + 2)
-    k_shift = _key(world.seed, _STREAM + 3)
-    pick = _u01(k_sel, ii, jj) < share
+    k_sel = hash_key(world.seed, _STREAM + 1)
+    k_cal = hash_key(world.seed, _STREAM + 2)
+    k_shift = hash_key(world.seed, _STREAM + 3)
+    pick = hash_u01(k_sel, ii, jj) < share
     ii, jj = ii[pick], jj[pick]
     corners_u = np.stack([ii, ii + 1, ii + 1, ii], axis=1) * fw
     corners_v = np.stack([jj, jj, jj + 1, jj + 1], axis=1) * fh
@@ -728,19 +726,19 @@ def _place_fields(world: _World, tricks: Tricks, share: float) -> None:
     tree = shapely.STRtree(geoms) if geoms else None
     cal_names = list(CROP_CALENDARS)
     cal_cum = np.cumsum([_CALENDAR_SHARE[c] for c in cal_names])
-    cal_u = _u01(k_cal, ii, jj)
-    shift = np.floor(_u01(k_shift, ii, jj) * (2 * _SHIFT_DAYS + 1)).astype(int) - _SHIFT_DAYS
+    cal_u = hash_u01(k_cal, ii, jj)
+    shift = np.floor(hash_u01(k_shift, ii, jj) * (2 * _SHIFT_DAYS + 1)).astype(int) - _SHIFT_DAYS
     n = 0
     scene_box = box(*world.bounds)
     for p, cu, sh in zip(parts, cal_u, shift):
-        g = _polys(shapely.intersection(p, scene_box))
+        g = polygons_of(shapely.intersection(p, scene_box))
         if g.is_empty:
             continue
         if tree is not None:
             idx = tree.query(g, predicate="intersects")
             if idx.size:
-                g = _polys(g.difference(shapely.union_all([geoms[i] for i in idx])))
-        g = _polys(shapely.make_valid(g)) if not g.is_valid else g
+                g = polygons_of(g.difference(shapely.union_all([geoms[i] for i in idx])))
+        g = polygons_of(shapely.make_valid(g)) if not g.is_valid else g
         if g.is_empty or g.area < 100.0:
             continue
         cal = cal_names[int(np.searchsorted(cal_cum, cu * cal_cum[-1], side="right"))]
@@ -796,7 +794,7 @@ def _zone_of(g: Any, reserves: list[dict[str, Any]]) -> tuple[str | None, str, s
     return name, zone, zones
 
 
-def _pseudo_change_truth(world: _World, builder: _Builder, tricks: Tricks) -> gpd.GeoDataFrame:
+def _pseudo_change_truth(world: World, builder: Builder, tricks: Tricks) -> gpd.GeoDataFrame:
     import geopandas as gpd
 
     keys = list(tricks.acquisitions)
@@ -848,8 +846,8 @@ def cloud_geometry() -> dict[str, float]:
     >>> round(g["shadow_dx_m"], 1), round(g["shadow_dy_m"], 1)
     (-372.5, 532.0)
     """
-    off = _CLOUD_HEIGHT_M * math.tan(math.radians(_SUN_ZENITH_DEG))
-    az = math.radians(_SUN_AZIMUTH_DEG + 180.0)
-    return {"sun_zenith_deg": _SUN_ZENITH_DEG, "sun_azimuth_deg": _SUN_AZIMUTH_DEG,
-            "cloud_height_m": _CLOUD_HEIGHT_M, "shadow_dx_m": off * math.sin(az), "shadow_dy_m": off * math.cos(az)}
+    off = CLOUD_HEIGHT_M * math.tan(math.radians(SUN_ZENITH_DEG))
+    az = math.radians(SUN_AZIMUTH_DEG + 180.0)
+    return {"sun_zenith_deg": SUN_ZENITH_DEG, "sun_azimuth_deg": SUN_AZIMUTH_DEG,
+            "cloud_height_m": CLOUD_HEIGHT_M, "shadow_dx_m": off * math.sin(az), "shadow_dy_m": off * math.cos(az)}
 
