@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ecopatch.grid import Window
+from ecopatch.synthetic.files import atomic, band_profile, rasters_in_place
+from ecopatch.synthetic.metadata import cover_pct, fmt_time, s2_mtd_parts
 from ecopatch.synthetic.sensors import (
     GF_BANDS,
     LANDSAT_BANDS,
@@ -73,20 +75,18 @@ def layout(root: Path, scene: SyntheticScene, key: str) -> tuple[Path, Path | No
 
 def write_product(scene: SyntheticScene, key: str, root: Path) -> None:
     """Write acquisition ``key`` (not Sentinel-2 L2A) under ``root`` in its product's layout."""
-    from ecopatch.datasets import _atomic
-
     r = rendering_of(scene, key)
     product, meta, bands = layout(root, scene, key)
     if r.sensor == "sentinel2_l1c":
-        with _atomic(meta) as tmp:  # type: ignore[arg-type]
+        with atomic(meta) as tmp:  # type: ignore[arg-type]
             tmp.write_text(_mtd_l1c(scene, key, product, bands), encoding="utf-8")
         tl = bands["B02"].parents[1] / "MTD_TL.xml"
-        with _atomic(tl) as tmp:
+        with atomic(tl) as tmp:
             tmp.write_text(_mtd_tl_l1c(scene, key), encoding="utf-8")
         _write_rasters(scene, key, bands, per_band=True)
     elif r.sensor == "landsat_oli_c2l2":
         _write_rasters(scene, key, bands, per_band=True)
-        with _atomic(meta) as tmp:  # type: ignore[arg-type]
+        with atomic(meta) as tmp:  # type: ignore[arg-type]
             tmp.write_text(_mtl(scene, key, bands), encoding="utf-8")
     else:
         _write_rasters(scene, key, bands, per_band=False)
@@ -96,18 +96,16 @@ def _write_rasters(scene: SyntheticScene, key: str, paths: dict[str, Path], *, p
     """Render the product window by window into temporary files; move them into place at the end."""
     import rasterio
 
-    from ecopatch.datasets import _band_profile, _rasters_in_place
-
     r = rendering_of(scene, key)
     grids = product_grids(scene, key)
     base = base_grid(scene, key)
     files: dict[Path, list[str]] = {}
     for b, p in paths.items():
         files.setdefault(p, []).append(b)
-    with _rasters_in_place(files) as (tmps, dsts):
+    with rasters_in_place(files) as (tmps, dsts):
         for p, names in files.items():
             tmps[p].parent.mkdir(parents=True, exist_ok=True)
-            prof = _band_profile(grids[names[0]], "uint16")
+            prof = band_profile(grids[names[0]], "uint16")
             prof["count"] = len(names)
             if names == ["QA_PIXEL"]:
                 prof["nodata"] = None  # 1 is fill in QA_PIXEL, and a value like any other
@@ -135,18 +133,14 @@ def _target(win: Any, base: Any, grid: Any) -> Window | None:
 # Metadata
 # ---------------------------------------------------------------------------
 def _cloud_pct(scene: SyntheticScene, key: str) -> float:
-    from ecopatch.datasets import _cover_pct
-
-    return _cover_pct(scene, key)[1] if scene.acquisitions.set_index("key").loc[key, "clouds"] else 0.0
+    return cover_pct(scene, key)[1] if scene.acquisitions.set_index("key").loc[key, "clouds"] else 0.0
 
 
 def _mtd_l1c(scene: SyntheticScene, key: str, safe: Path, paths: dict[str, Path]) -> str:
-    from ecopatch.datasets import _s2_mtd_parts
-
     p = scene.products[key]
     name = safe.name.removesuffix(".SAFE")
     generated = _dt.datetime.strptime(name.rsplit("_", 1)[1], "%Y%m%dT%H%M%S")
-    parts = _s2_mtd_parts(scene, p, paths, safe, level="1C", generated=generated,
+    parts = s2_mtd_parts(scene, p, paths, safe, level="1C", generated=generated,
                           doi="https://doi.org/10.5270/S2_-742ikth", uri=safe.name)
     offsets = ""
     if float(p.processing_baseline) >= 4.0:
@@ -178,8 +172,6 @@ xsi:schemaLocation="{_NS_L1C}">
 
 
 def _mtd_tl_l1c(scene: SyntheticScene, key: str) -> str:
-    from ecopatch.datasets import _fmt_time
-
     p = scene.products[key]
     grids = product_grids(scene, key)
     sizes = "\n".join(
@@ -196,7 +188,7 @@ def _mtd_tl_l1c(scene: SyntheticScene, key: str) -> str:
 <!-- Synthetic tile metadata written by ecopatch.datasets (the grid is a window of tile {p.tile_id}). -->
 <n1:Level-1C_Tile_ID xmlns:n1="https://psd-14.sentinel2.eo.esa.int/PSD/S2_PDI_Level-1C_Tile_Metadata.xsd">
   <n1:General_Info>
-    <SENSING_TIME>{_fmt_time(p.sensing_time)}</SENSING_TIME>
+    <SENSING_TIME>{fmt_time(p.sensing_time)}</SENSING_TIME>
   </n1:General_Info>
   <n1:Geometric_Info>
     <Tile_Geocoding>
