@@ -123,7 +123,7 @@ class SampleData:
     root: Path
     dates: dict[str, _dt.date]
     products: dict[str, Path]
-    metadata: dict[str, Path]
+    metadata: dict[str, Path | None]
     bands: dict[str, dict[str, Path]]
     mines: Path
     reserves: Path
@@ -174,7 +174,9 @@ def _product_paths(root: Path, p: ProductMeta) -> tuple[Path, Path, dict[str, Pa
 def _layout(root: Path, scene: SyntheticScene, drone: bool) -> SampleData:
     from ecopatch.synthetic import products as other
 
-    products, metadata, bands = {}, {}, {}
+    products: dict[str, Path] = {}
+    metadata: dict[str, Path | None] = {}
+    bands: dict[str, dict[str, Path]] = {}
     for d in scene.dates:
         if other.sensor_of(scene, d) == "sentinel2_l2a":
             products[d], metadata[d], bands[d] = _product_paths(root, scene.products[d])
@@ -272,7 +274,9 @@ def _write_product(scene: SyntheticScene, date: str, data: SampleData) -> None:
 
     prod = scene.products[date]
     paths = data.bands[date]
-    with atomic(data.metadata[date]) as tmp:
+    mtd = data.metadata[date]
+    assert mtd is not None  # an L2A product has its MTD_MSIL2A.xml
+    with atomic(mtd) as tmp:
         tmp.write_text(mtd_xml(scene, date, paths, data.products[date]), encoding="utf-8")
     tl = data.products[date] / "GRANULE" / prod.granule_id / "MTD_TL.xml"
     with atomic(tl) as tmp:
@@ -517,7 +521,10 @@ def load_sample_data(path: str | os.PathLike[str] | None = None) -> SampleData:
             f"found {len(safes)}; {hint}"
         )
     by_date = sorted(safes, key=lambda p: p.name.split("_")[2])
-    products, metadata, bands, dates = {}, {}, {}, {}
+    products: dict[str, Path] = {}
+    metadata: dict[str, Path | None] = {}
+    bands: dict[str, dict[str, Path]] = {}
+    dates: dict[str, _dt.date] = {}
     for d, safe in zip(DATES, by_date):
         products[d] = safe
         metadata[d] = safe / "MTD_MSIL2A.xml"

@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -134,7 +134,7 @@ def has_cjk(text: object) -> bool:
     return any(ord(ch) >= 0x2E80 for ch in str(text))
 
 
-def _charmap(path: str, index: int = 0) -> dict[int, int]:
+def _charmap(path: str, index: int = 0) -> Mapping[int, int]:
     from matplotlib.ft2font import FT2Font
 
     try:
@@ -376,7 +376,7 @@ def font_context(lang: str = "zh", *, warn: bool = True, stacklevel: int = 4) ->
     import matplotlib as mpl
 
     setup = _setup(lang, warn=warn, stacklevel=stacklevel)
-    with mpl.rc_context(setup.rc()):
+    with mpl.rc_context(setup.rc()):  # type: ignore[arg-type]  # a valid rc key, typed as str
         yield setup
 
 

@@ -19,6 +19,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -310,8 +311,8 @@ def summary_table(
         add("疑似图斑数", "Suspect patches", len(p), "个", "")
         add("疑似图斑面积", "Suspect patch area", round(area, 1), "平方米", "m²")
         add("疑似图斑面积", "Suspect patch area", round(float(m2_to_mu(area)), 2), "亩", "mu")
-        for k, n in _col(p, "change_type").value_counts().items():
-            add(f"  其中{CHANGE_TYPE_ZH.get(str(k), k)}", f"  {label('change_type', k, 'en')}", int(n),
+        for kind, n in _col(p, "change_type").value_counts().items():
+            add(f"  其中{CHANGE_TYPE_ZH.get(str(kind), kind)}", f"  {label('change_type', kind, 'en')}", int(n),
                 "个", "")
     if cases is not None:
         c = cases
@@ -326,8 +327,8 @@ def summary_table(
                 add(f"  其中{label('sky_tier', k, 'zh')}", f"  {label('sky_tier', k, 'en')}",
                     int(tc.get(k, 0)), "个", "")
         sc = _col(c, "status").value_counts()
-        for k, n in sc.items():
-            add(f"  状态：{label('status', k, 'zh')}", f"  status: {label('status', k, 'en')}",
+        for state, n in sc.items():
+            add(f"  状态：{label('status', state, 'zh')}", f"  status: {label('status', state, 'en')}",
                 int(n), "个", "")
     if precision is not None and len(precision):
         r = precision.iloc[0]
@@ -559,15 +560,25 @@ def write_report(
             log.info("report: the %s has no geometry (a table): it is in the tables but not on the maps", what)
 
     # plan the figures first, so existing files are found before anything is drawn or written
-    fig_jobs: list[tuple[str, str, Callable[[], Figure]]] = []
+    fig_jobs: list[tuple[str, str, Callable[[], Figure | bytes]]] = []
+
     if any(x is not None and len(x) for x in (mines_geo, patches_geo, cases, reserves)):
         fig_jobs.append(("overview", _fig_name("overview", zh), lambda: overview_map(
             mines_geo, reserves, cases if cases is not None else patches_geo, lang=lang, background=after,
             max_pixels=max_pixels)))
     shown = patches_geo if patches_geo is not None and len(patches_geo) else cases
+
+    def _change_fig() -> Figure:
+        assert before is not None and after is not None and shown is not None  # planned only then
+        return change_map(before, after, shown, lang=lang, max_pixels=max_pixels)
+
+    def _card_fig(pid: str) -> Figure:
+        assert before is not None and after is not None and assessment is not None  # planned only then
+        return mine_card(pid, assessment, (mine_before or {}).get(pid, before), after, lang=lang,
+                         max_pixels=max_pixels // 2, history=_history_of(history, pid))
+
     if before is not None and after is not None and shown is not None and len(shown):
-        fig_jobs.append(("change_map", _fig_name("change_map", zh),
-                         lambda: change_map(before, after, shown, lang=lang, max_pixels=max_pixels)))
+        fig_jobs.append(("change_map", _fig_name("change_map", zh), _change_fig))
     extra: tuple[Path, float] | None = None
     if extra_change_map is not None:
         if not fig_jobs or fig_jobs[-1][0] != "change_map":
@@ -576,8 +587,7 @@ def write_report(
         extra = (Path(extra_change_map[0]), float(extra_change_map[1]))
         extra_dpi = extra[1]
         # a figure of its own: one figure saved at two resolutions is laid out differently the second time
-        fig_jobs.append(("", "", lambda: png_bytes(change_map(before, after, shown, lang=lang, max_pixels=max_pixels),
-                                                   dpi=extra_dpi)))
+        fig_jobs.append(("", "", lambda: png_bytes(_change_fig(), dpi=extra_dpi)))
     cards: list[str] = []
     card_names: dict[str, str] = {}
     if before is not None and after is not None and mines_geo is not None and len(mines_geo):
@@ -591,10 +601,7 @@ def write_report(
             log.info("report: %d of %d mine cards drawn (max_mine_cards=%d)", len(cards), len(assessment),
                      max_mine_cards)
         for pid in cards:
-            fig_jobs.append((f"mine_{card_names[pid]}", f"{_fig_name('card', zh)} {pid}",
-                             lambda pid=pid: mine_card(pid, assessment, (mine_before or {}).get(pid, before), after,
-                                                       lang=lang, max_pixels=max_pixels // 2,
-                                                       history=_history_of(history, pid))))
+            fig_jobs.append((f"mine_{card_names[pid]}", f"{_fig_name('card', zh)} {pid}", partial(_card_fig, pid)))
     targets = {"html": out / "report.html", "xlsx": out / "report.xlsx"}
     for name, _, _ in fig_jobs:
         if name:
@@ -675,11 +682,12 @@ def write_report(
                  "<p class='note'>Suspect patches are clues from imagery; each must be verified on site.</p>")
         secs.append(("changes", body))
     if t_mine is not None:
+        assert assessment is not None  # the mine table comes from it
         body = _html_table(t_mine)
         for pid in cards:
             key = f"mine_{card_names[pid]}"
             body += f"<h3>{html.escape(pngs[key][1])}</h3>" + _img(pngs[key][0], pngs[key][1])
-        if cards and len(cards) < len(assessment):  # type: ignore[arg-type]
+        if cards and len(cards) < len(assessment):
             body += (f"<p class='note'>仅绘制 {len(cards)} 张矿山卡片（共 {len(assessment)} 座）。</p>" if zh else
                      f"<p class='note'>{len(cards)} of {len(assessment)} mine cards drawn.</p>")
         secs.append(("mines", body))

@@ -8,7 +8,7 @@ import math
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.image import AxesImage
 
     from ecopatch.io.raster import Scene
 
@@ -211,7 +212,7 @@ def change_map(
             if len(axs) != n:
                 need = "before, after, difference" if ikey else "before, after"
                 raise ConfigError(f"axes: {n} axes needed ({need}), got {len(axs)}")
-            fig = axs[0].figure
+            fig: Figure = cast("Figure", axs[0].figure)  # a SubFigure's axes draw on it as well
         else:
             rows, cols = frame.grid.shape
             aspect = rows / cols
@@ -424,7 +425,7 @@ class CaseChips:
                 fig = FR.new_figure(figsize=(self.size_in, self.size_in + 0.75), dpi=self.dpi)
                 FigureCanvasAgg(fig)
                 ax = fig.add_subplot()
-                ax.set_position(self._layout)
+                ax.set_position(cast("tuple[float, float, float, float]", self._layout))  # found above
                 self._static(fig, ax, fs, frame)
                 kept = (fig, ax, [])
             fig, ax, last = kept
@@ -437,7 +438,7 @@ class CaseChips:
                 no_imagery = FU.no_imagery(ax, fs.lang)
             titles = [ax.title.get_text(), self._title(fs, cid, code, "after", self.after, kinds[1])]
             new = [a for a in ax.get_children() if a not in known]
-            image = next(a for a in new if a.get_gid() == ST.GID_IMAGE)
+            image = cast("AxesImage", next(a for a in new if a.get_gid() == ST.GID_IMAGE))
             FU.finish(fig, fs, texts=[t for t in new if hasattr(t, "get_text")] + [ax.title])
             self._canvases["chip"] = (fig, ax, new)
 
@@ -445,7 +446,7 @@ class CaseChips:
             # empty title stays where it is; a hidden one would be moved by the title placement) and
             # the tick marks (the map's edge pixels hold both: they are drawn per date, as in a whole
             # draw: after the imagery, before the frame).
-            canvas = fig.canvas
+            canvas = cast("FigureCanvasAgg", fig.canvas)
             axes = (ax.xaxis, ax.yaxis)
             inside = [a for a in ax.get_children() if a not in {*axes, ax.patch, ax.title}]
             ticks = [t for axis in axes for t in (*axis.get_major_ticks(), *axis.get_minor_ticks())]

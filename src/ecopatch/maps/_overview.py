@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -159,11 +159,11 @@ def overview_map(
             if figsize is None:
                 rows, cols = frame.grid.shape
                 figsize = (11.5, min(max((11.5 - 3.0) * rows / cols + 1.5, 5.0), 12.0))
-            fig = FR.new_figure(figsize=figsize, layout="constrained")
+            fig: Figure = FR.new_figure(figsize=figsize, layout="constrained")
             ax = fig.add_subplot()
             own = True
         else:
-            fig = ax.figure
+            fig = cast("Figure", ax.figure)  # a SubFigure's axes draw on it as well
             own = False
         handles: list[Any] = []
         if background is not None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 
 from ecopatch.errors import ConfigError, InputDataError, MissingBandError, NoOverlapError
 from ecopatch.geodesy import as_crs, transformer
@@ -94,8 +95,9 @@ def new_figure(**kwargs: Any) -> MapFigure:
     tick labels on a fixed-aspect map axes.
     """
     fig = MapFigure(**kwargs)
-    if kwargs.get("layout") == "constrained":
-        fig.get_layout_engine().set(w_pad=0.1, h_pad=0.06)
+    engine = fig.get_layout_engine()
+    if kwargs.get("layout") == "constrained" and isinstance(engine, ConstrainedLayoutEngine):
+        engine.set(w_pad=0.1, h_pad=0.06)
     return fig
 
 

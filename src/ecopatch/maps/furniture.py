@@ -270,7 +270,7 @@ def add_north_arrow(ax: Axes, frame: MapFrame, fs: FontSetup, *, loc: str = "upp
     return _add_map_furniture(ax, box, loc=loc, pad=0.25, gid=GID_NORTH)
 
 
-def pick_corner(frame: MapFrame, geoms: Sequence[Any] | None, candidates: Sequence[str],
+def pick_corner(frame: MapFrame, geoms: Sequence[Any] | np.ndarray | None, candidates: Sequence[str],
                 size: float = 0.22) -> str:
     """The corner of ``candidates`` (legend-style locations) that hides the fewest of ``geoms``.
 

@@ -29,7 +29,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -124,9 +124,8 @@ def render_pngs(jobs: Sequence[FigureJob], *, dpi: float, workers: int | None = 
 
 
 def _draw(job: FigureJob, dpi: float, savefig_kw: dict[str, Any]) -> list[bytes]:
-    figs = job()
-    if not isinstance(figs, (list, tuple)):
-        figs = [figs]
+    made = job()
+    figs: Sequence[Figure | bytes] = made if isinstance(made, (list, tuple)) else [cast("Figure | bytes", made)]
     return [f if isinstance(f, bytes) else png_bytes(f, dpi=dpi, **dict(savefig_kw)) for f in figs]
 
 

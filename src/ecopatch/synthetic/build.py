@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import shapely
@@ -103,6 +103,7 @@ class Builder:
             y = self.rng.uniform(b + margin, t - margin) if t - b > 2 * margin else (b + t) / 2
             if region is None or region.contains(Point(x, y)):
                 return (x, y)
+        assert region is not None  # without one, the first point was returned
         c = region.representative_point()
         return (c.x, c.y)
 
@@ -297,6 +298,7 @@ class Builder:
                 continue
             elong = rng.uniform(1.0, 1.6)
             ang = rng.uniform(0, math.pi)
+            g: Polygon | MultiPolygon
             if spec["multi"]:
                 r1, r2 = rad * math.sqrt(0.6), rad * math.sqrt(0.4)
                 a = random_blob(rng, cx, cy, r1, roughness=0.28, elong=elong, angle=ang)
@@ -582,10 +584,10 @@ class Builder:
             hr[idx] = cands[np.arange(idx.size), pick]
             xr[idx] += 50 * np.cos(hr[idx])
             yr[idx] += 50 * np.sin(hr[idx])
-            for k in idx:
-                paths[k].append((float(xr[k]), float(yr[k])))
-                if not (lft - 100 < xr[k] < r + 100 and b - 100 < yr[k] < t + 100):
-                    alive[k] = False
+            for ki in idx:
+                paths[ki].append((float(xr[ki]), float(yr[ki])))
+                if not (lft - 100 < xr[ki] < r + 100 and b - 100 < yr[ki] < t + 100):
+                    alive[ki] = False
         for pts in paths:
             for k in range(0, len(pts) - 1, 20):
                 seg = LineString(pts[k:k + 21])
@@ -611,16 +613,16 @@ class Builder:
         for _ in range(40):
             if len(pool_x) >= n_need:
                 break
-            m = 250.0 if min(r - lft, t - b) > 1000 else 0.1 * min(r - lft, t - b)
-            xx = rng.uniform(lft + m, r - m, 4096)
-            yy = rng.uniform(b + m, t - m, 4096)
+            edge = 250.0 if min(r - lft, t - b) > 1000 else 0.1 * min(r - lft, t - b)
+            xx = rng.uniform(lft + edge, r - edge, 4096)
+            yy = rng.uniform(b + edge, t - edge, 4096)
             ok = self._hav(xx, yy) < -8.0
             pool_x.extend(xx[ok][: n_need - len(pool_x)])
             pool_y.extend(yy[ok][: n_need - len(pool_y)])
         near = np.zeros(len(pool_x), bool)
         if road_tree is not None and pool_x:
-            pts = shapely.points(np.array(pool_x), np.array(pool_y))
-            hit = road_tree.query(pts, predicate="dwithin", distance=150.0)
+            pool_pts = shapely.points(np.array(pool_x), np.array(pool_y))
+            hit = road_tree.query(pool_pts, predicate="dwithin", distance=150.0)
             near[np.unique(hit[0])] = True
         pool = {True: [(x, y) for x, y, n_ in zip(pool_x, pool_y, near) if n_],
                 False: [(x, y) for x, y, n_ in zip(pool_x, pool_y, near) if not n_]}
@@ -727,7 +729,7 @@ class Builder:
                 area = rng.uniform(430, 520)
             plan.append({"type": ctype, "area": area, "inside": inside, "decoy": False,
                          "force": {0: "cloud", 1: "boundary"}.get(k)})
-        decoy_areas = np.linspace(110, 240, nd) if nd else []
+        decoy_areas = np.linspace(110, 240, nd) if nd else np.empty(0)
         for k in range(nd):
             plan.append({"type": types[(k * 2) % len(types)] if k % 5 != 4 else "construction",
                          "area": float(decoy_areas[k]), "inside": bool(self.reserves) and k % 4 != 3,
@@ -910,7 +912,9 @@ class Builder:
             for ri in np.sort(res_tree.query(g, predicate="intersects")) if res_tree is not None else []:
                 rv = self.reserves[int(ri)]
                 rname = rv["name"]
-                touched = [(zn, canonical_zone(zn)) for zn, zg in rv["zones"] if g.intersection(zg).area > 0.01]
+                # every zone of a generated reserve has a canonical key
+                touched = [(zn, cast(str, canonical_zone(zn))) for zn, zg in rv["zones"]
+                           if g.intersection(zg).area > 0.01]
                 if touched:
                     from ecopatch.vocabulary import ZONE_STRICTNESS
 

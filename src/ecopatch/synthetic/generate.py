@@ -13,7 +13,7 @@ import shapely
 from affine import Affine
 
 from ecopatch.errors import ConfigError, InputDataError
-from ecopatch.geodesy import transformer
+from ecopatch.geodesy import as_crs, transformer
 from ecopatch.grid import Grid, Window
 from ecopatch.synthetic.build import Builder
 from ecopatch.synthetic.materials import NOISE_SIGMA, RES_M, SCENE_CRS, SNAP_M, TILE_ORIGIN_XY
@@ -44,7 +44,7 @@ def _scene_grid(shape: tuple[int, int], center_lonlat: tuple[float, float]) -> G
     ox, oy = TILE_ORIGIN_XY
     left = ox + round((x - cols * RES_M / 2 - ox) / SNAP_M) * SNAP_M
     top = oy + round((y + rows * RES_M / 2 - oy) / SNAP_M) * SNAP_M
-    return Grid((rows, cols), Affine(RES_M, 0, left, 0, -RES_M, top), SCENE_CRS)
+    return Grid((rows, cols), Affine(RES_M, 0, left, 0, -RES_M, top), as_crs(SCENE_CRS))
 
 
 def _as_seed(seed: int | np.random.Generator) -> int:
@@ -174,7 +174,8 @@ def make_scene(
         slope = 0.02
         world.nodata["before"] = (r - 40.0, slope, t)
 
-    params = SceneParams(seed_i, (rows, cols), tuple(center_lonlat), n_m, n_r, n_e, n_d, n_c,
+    lon, lat = center_lonlat
+    params = SceneParams(seed_i, (rows, cols), (lon, lat), n_m, n_r, n_e, n_d, n_c,
                          world.valley_level, sigma, bool(nodata_edge))
     trick_opts = dict(dates=dates, history=history, seasonal_cropland=seasonal_cropland,
                       brightness_changes=brightness_changes, haze=haze, sensors=sensors)

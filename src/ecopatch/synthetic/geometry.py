@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import shapely
@@ -110,7 +110,7 @@ def _wavy_halfplane(c: tuple[float, float], u: tuple[float, float], tau: float, 
     far = -extent * 2
     s = np.r_[s, extent, -extent]
     t = np.r_[t, far, far]
-    poly = shapely.polygons(np.column_stack([c[0] + s * vx + t * ux, c[1] + s * vy + t * uy]))
+    poly = cast(Polygon, shapely.polygons(np.column_stack([c[0] + s * vx + t * ux, c[1] + s * vy + t * uy])))
     if not poly.is_valid:
         poly = polygons_of(shapely.make_valid(poly))
     return poly

@@ -78,7 +78,8 @@ def write_product(scene: SyntheticScene, key: str, root: Path) -> None:
     r = rendering_of(scene, key)
     product, meta, bands = layout(root, scene, key)
     if r.sensor == "sentinel2_l1c":
-        with atomic(meta) as tmp:  # type: ignore[arg-type]
+        assert meta is not None  # an L1C product has its MTD_MSIL1C.xml
+        with atomic(meta) as tmp:
             tmp.write_text(_mtd_l1c(scene, key, product, bands), encoding="utf-8")
         tl = bands["B02"].parents[1] / "MTD_TL.xml"
         with atomic(tl) as tmp:
@@ -86,7 +87,8 @@ def write_product(scene: SyntheticScene, key: str, root: Path) -> None:
         _write_rasters(scene, key, bands, per_band=True)
     elif r.sensor == "landsat_oli_c2l2":
         _write_rasters(scene, key, bands, per_band=True)
-        with atomic(meta) as tmp:  # type: ignore[arg-type]
+        assert meta is not None  # a Landsat product has its _MTL.txt
+        with atomic(meta) as tmp:
             tmp.write_text(_mtl(scene, key, bands), encoding="utf-8")
     else:
         _write_rasters(scene, key, bands, per_band=False)

@@ -40,8 +40,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from affine import Affine
+from numpy.typing import ArrayLike
 
 from ecopatch.errors import ConfigError, InputDataError
+from ecopatch.geodesy import as_crs
 from ecopatch.grid import Grid, Window
 from ecopatch.synthetic.materials import AFTER_GAIN, AFTER_HAZE, AFTER_OFFSET, BANDS_10M, RENDER_TILE, SPECTRA
 from ecopatch.synthetic.render import nodata_mask, surface_tile
@@ -157,7 +159,7 @@ def extend13(rho6: np.ndarray) -> np.ndarray:
     return out
 
 
-def _interp13(vals6: np.ndarray) -> np.ndarray:
+def _interp13(vals6: ArrayLike) -> np.ndarray:
     """Per-band factors of the six bands spread to 13 by wavelength."""
     return np.interp(_LAM, _LAM6, np.asarray(vals6, dtype=np.float64))
 
@@ -211,7 +213,7 @@ def _foreign_grid(scene: SyntheticScene, r: Rendering) -> Grid:
     y1 = math.ceil((top - shift) / res) * res + shift
     cols = int(math.ceil((right - x0) / res))
     rows = int(math.ceil((y1 - bottom) / res))
-    return Grid((rows, cols), Affine(res, 0.0, x0, 0.0, -res, y1), r.crs)
+    return Grid((rows, cols), Affine(res, 0.0, x0, 0.0, -res, y1), as_crs(r.crs))
 
 
 def product_grids(scene: SyntheticScene, key: str, sensor: str | Rendering | None = None) -> dict[str, Grid]:
@@ -300,11 +302,12 @@ def _tile13(scene: SyntheticScene, a: Acquisition, level: str, ti: int, tj: int)
     cloudy = any(frac[o].any() for o in (2, 3, 4))
     texture = world.noise.grid(xs, ys, 300.0, 3, 20) if cloudy else None
     if level == "toa":
-        aer = (a.aerosol * (0.85 + 0.3 * smooth))[None]
+        aer = np.asarray(a.aerosol * (0.85 + 0.3 * smooth))[None]
         path = _PATH[:, None, None] * aer
         trans = _TRANS[:, None, None]
         rho = trans * ground + path
         if cloudy:
+            assert texture is not None  # drawn when cloudy
             cloud = _CLOUD_TOA[:, None, None] * (1 + 0.08 * texture)[None]
             for o, alpha0 in ((3, 0.75), (4, 0.94)):
                 if frac[o].any():
@@ -318,6 +321,7 @@ def _tile13(scene: SyntheticScene, a: Acquisition, level: str, ti: int, tj: int)
     else:  # surface reflectance, as a Level-2 processor leaves it
         rho = ground
         if cloudy:
+            assert texture is not None  # drawn when cloudy
             cloud = extend13(np.asarray(SPECTRA["cloud"])[:, None, None]) * (1 + 0.08 * texture)[None]
             for o, alpha0 in ((2, 0.28), (3, 0.75), (4, 0.94)):
                 if frac[o].any():
@@ -483,7 +487,8 @@ def _render_foreign(scene: SyntheticScene, a: Acquisition, r: Rendering, grid: G
             dn = np.clip(np.rint((rho + 0.2) / 2.75e-5), 1, 65535).astype(np.uint16)
             dn[~valid] = 0
             out[b] = dn
-        out["QA_PIXEL"] = landsat_qa_value(*(pix[_K + i] for i in range(6)), valid)
+        out["QA_PIXEL"] = landsat_qa_value(pix[_K], pix[_K + 1], pix[_K + 2], pix[_K + 3], pix[_K + 4], pix[_K + 5],
+                                           valid)
     else:
         for j, (b, s2) in enumerate(GF_BANDS.items()):
             rho = _GF_GAIN[j] * pix[_I[s2]] + _GF_OFFSET[j] + _GF_SIGMA * _noise(scene, world_stream + j, win)

@@ -709,7 +709,7 @@ def _place_fields(world: World, tricks: Tricks, share: float) -> None:
     corners_v = np.stack([jj, jj, jj + 1, jj + 1], axis=1) * fh
     xs = corners_u * math.cos(t) - corners_v * math.sin(t)
     ys = corners_u * math.sin(t) + corners_v * math.cos(t)
-    cells = shapely.polygons(np.stack([xs, ys], axis=2))
+    cells = np.asarray(shapely.polygons(np.stack([xs, ys], axis=2)))
     inside = shapely.intersects(cells, box(*world.bounds))
     cells, ii, jj = cells[inside], ii[inside], jj[inside]
     # cell ∩ cropland, from the cropland pieces (clipped to the render tiles) each cell touches
@@ -783,8 +783,8 @@ def _zone_of(g: Any, reserves: list[dict[str, Any]]) -> tuple[str | None, str, s
     for rv in reserves:
         if not rv["outer"].intersects(g):
             continue
-        touched = [canonical_zone(zn) for zn, zg in rv["zones"] if g.intersection(zg).area > 0.01]
-        touched = [z for z in touched if z]
+        named = [canonical_zone(zn) for zn, zg in rv["zones"] if g.intersection(zg).area > 0.01]
+        touched = [z for z in named if z]
         if not touched:
             continue
         touched.sort(key=ZONE_STRICTNESS.index)

@@ -353,7 +353,7 @@ def _contour_polygons(field_fn: Callable[[np.ndarray, np.ndarray], np.ndarray],
     fp = np.pad(f, 1, constant_values=-1.0)
     lines = [LineString(c[:, ::-1]) for c in find_contours(fp, 0.0) if len(c) >= 4]
     faces = list(shapely.get_parts(shapely.polygonize(lines)))
-    out = []
+    out: list[Any] = []
     for face in faces:
         if face.area <= 0:
             continue
