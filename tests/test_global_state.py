@@ -40,8 +40,8 @@ def _fresh_process_cachemax() -> int:
 def test_calls_leave_gdal_the_allocator_and_caches_as_a_fresh_process_has_them(tiled_pair, tmp_path, monkeypatch):
     import ecopatch.tiling as tiling
     from ecopatch.io.quicklook import shared_reads
-    from ecopatch.maps import change_map
-    from ecopatch.report import write_report
+    from ecopatch.outputs.maps import change_map
+    from ecopatch.outputs.report import write_report
 
     s, before, after, mines = tiled_pair
     for k in ("GDAL_CACHEMAX", "ECOPATCH_GDAL_CACHE_MB", *tiling._MALLOC_ENV):
@@ -134,8 +134,8 @@ def test_figures_leave_matplotlibs_fonts_and_rcparams_as_they_were(tiled_pair, t
     import matplotlib as mpl
     from matplotlib import font_manager as fm
 
-    from ecopatch.maps import change_map, mine_card, overview_map
-    from ecopatch.report import write_report
+    from ecopatch.outputs.maps import change_map, mine_card, overview_map
+    from ecopatch.outputs.report import write_report
 
     s, before, after, mines = tiled_pair
     fonts_before = [(e.name, e.fname, e.weight) for e in fm.fontManager.ttflist]

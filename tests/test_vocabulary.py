@@ -55,7 +55,7 @@ def test_headers_are_pairs():
 
 
 def test_maps_and_reports_do_not_import_the_analyses_for_their_words():
-    code = ("import sys, ecopatch.maps, ecopatch.report, ecopatch.webmap; "
+    code = ("import sys, ecopatch.outputs.maps, ecopatch.outputs.report, ecopatch.outputs.webmap; "
             "print(sorted(m for m in sys.modules if m in ('ecopatch.restoration', 'ecopatch.encroachment')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -50,11 +50,11 @@ __all__ = ["EcopatchError", "__version__", *sorted(_LAZY)]
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 
-#: Submodules reachable as attributes after a plain ``import ecopatch`` (``ecopatch.maps.change_map``).
+#: Submodules reachable as attributes after a plain ``import ecopatch`` (``ecopatch.outputs.maps.change_map``).
 _SUBMODULES = {
-    "change", "cover", "datasets", "encroachment", "errors", "fieldcheck", "geodesy", "grid", "indices", "io",
-    "joint", "ledger", "maps", "minecheck", "patchstats", "pipeline", "report", "restoration", "sanitize",
-    "sensors", "synthetic", "tiling", "trajectory", "units", "validation", "vocabulary", "webmap", "zonal",
+    "change", "cover", "data", "encroachment", "errors", "fieldcheck", "geodesy", "grid", "indices", "io",
+    "joint", "ledger", "minecheck", "outputs", "patchstats", "pipeline", "restoration", "sanitize",
+    "sensors", "tiling", "trajectory", "units", "validation", "vocabulary", "zonal",
 }
 
 

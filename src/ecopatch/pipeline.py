@@ -2007,7 +2007,7 @@ def _compute_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path
                 with clock("fieldcheck"):
                     chips = None
                     if cfg.outputs.chips:
-                        from ecopatch.maps import case_chips
+                        from ecopatch.outputs.maps import case_chips
 
                         chips = case_chips(before, after, lang=cfg.outputs.lang)
                         if hasattr(chips, "drawn"):  # drawn ahead, several at once: the package writes the PNGs
@@ -2017,7 +2017,7 @@ def _compute_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path
             _heartbeat(ctx)
             if cfg.outputs.report:
                 with clock("report"):
-                    from ecopatch.report import write_report
+                    from ecopatch.outputs.report import write_report
 
                     mine_before = {}  # each mine's card shows its own reference, not the reserves' baseline
                     for pid, r in zip(ctx.mines["patch_id"].astype(str), refs):
@@ -2046,7 +2046,7 @@ def _compute_scene(ctx: _Context, scene: SceneRef, baseline: SceneRef, out: Path
 
 def _write_change_map(before: Scene, after: Scene, shown: Any, lang: str, target: Path) -> None:
     """``maps/change_map.png``: the change map at 120 dpi."""
-    from ecopatch.maps import change_map
+    from ecopatch.outputs.maps import change_map
 
     fig = change_map(before, after, shown, lang=lang)
     try:
