@@ -58,8 +58,6 @@ from ecopatch.vocabulary import RESTORATION_DIRECTIONS, canonical_zone
 
 if TYPE_CHECKING:  # pragma: no cover
     from ecopatch.data.synthetic.world import SceneParams, World
-    pass
-
 
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import logging
 import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -24,11 +23,6 @@ from ecopatch.grid import Grid, Window
 
 if TYPE_CHECKING:  # pragma: no cover
     from ecopatch.data.synthetic.scene import SyntheticScene
-    pass
-
-
-
-log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------
@@ -189,8 +183,6 @@ def make_scene(
         world.tricks = tricks.build(world, builder, wanted)
     world.freeze()
     return builder.result()
-
-
 
 
 # ---------------------------------------------------------------------------

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import numpy as np
 import shapely
@@ -14,14 +13,6 @@ from shapely.geometry import Polygon
 
 from ecopatch.data.synthetic.materials import SCENE_CRS
 from ecopatch.geodesy import geodesic_area_m2, ground_area_factor
-
-if TYPE_CHECKING:  # pragma: no cover
-    pass
-
-
-
-log = logging.getLogger(__name__)
-
 
 # ---------------------------------------------------------------------------
 # Geometry helpers

@@ -3,19 +3,9 @@
 from __future__ import annotations
 
 import datetime as _dt
-import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:  # pragma: no cover
-    pass
-
-
-
-log = logging.getLogger(__name__)
-
 
 # ---------------------------------------------------------------------------
 # Constants

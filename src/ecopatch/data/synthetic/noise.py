@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-
-if TYPE_CHECKING:  # pragma: no cover
-    pass
-
-
-
-log = logging.getLogger(__name__)
-
 
 # ---------------------------------------------------------------------------
 # Deterministic hash noise

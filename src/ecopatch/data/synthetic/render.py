@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -41,11 +40,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from ecopatch.data.synthetic.materials import ProductMeta
     from ecopatch.data.synthetic.noise import Noise
     from ecopatch.data.synthetic.world import SceneParams, World
-    pass
-
-
-
-log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------
@@ -306,8 +300,6 @@ def nodata_mask(world: World, date: str, xs: np.ndarray, ys: np.ndarray) -> np.n
         return np.zeros((ys.size, xs.size), bool)
     x_top, slope, top = edge
     return xs[None, :] >= (x_top - slope * (top - ys))[:, None]
-
-
 
 
 def render_drone_block(world: World, sub: Grid, shapes: list[tuple[Any, int]], flight: Any,

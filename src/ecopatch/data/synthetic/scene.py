@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -25,10 +24,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ecopatch.data.synthetic.materials import ProductMeta
     from ecopatch.data.synthetic.world import SceneParams, World
-
-
-
-log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------

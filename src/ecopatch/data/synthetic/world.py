@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 import threading
 from collections import OrderedDict
@@ -22,11 +21,6 @@ from ecopatch.grid import Grid
 
 if TYPE_CHECKING:  # pragma: no cover
     from ecopatch.data.synthetic.materials import ProductMeta
-    pass
-
-
-
-log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Drawing many figures to PNG at once: in worker processes where the platform forks.
 
-Private module.  A report's figures and a field package's chips are
+A report's figures and a field package's chips are
 independent, and drawing one (matplotlib's Agg renderer, PNG encoding) runs
 on one core holding Python's GIL, so threads would not help; worker
 processes do.  The workers are forked from the calling process, so they
