@@ -187,7 +187,7 @@ def mtd_xml(scene: SyntheticScene, date: str, paths: dict[str, Path], safe: Path
     )
     nod_pct, cloud_pct = cover_pct(scene, date)
     return f"""<?xml version="1.0" encoding="UTF-8" standalone="no"?>
-<!-- Synthetic product written by ecopatch.datasets (shrunk SAFE layout; bands are GeoTIFF, not JPEG2000). -->
+<!-- Synthetic product written by ecopatch.data.datasets (shrunk SAFE layout; bands are GeoTIFF, not JPEG2000). -->
 <n1:Level-2A_User_Product xmlns:n1="{_NS_L2A}" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" \
 xsi:schemaLocation="{_NS_L2A}">
 {parts['product_info']}      <QUANTIFICATION_VALUES_LIST>
@@ -218,7 +218,7 @@ def mtd_tl_xml(scene: SyntheticScene, date: str) -> str:
     tile_id = (f"{p.product_id[:3]}_OPER_MSI_L2A_TL_2{p.spacecraft[-1]}PS_{p.generation_time:%Y%m%dT%H%M%S}"
                f"_A{p.absolute_orbit:06d}_{p.tile_id}_N{p.processing_baseline}")
     return f"""<?xml version="1.0" encoding="UTF-8" standalone="no"?>
-<!-- Synthetic tile metadata written by ecopatch.datasets (the grid is a window of tile {p.tile_id}). -->
+<!-- Synthetic tile metadata written by ecopatch.data.datasets (the grid is a window of tile {p.tile_id}). -->
 <n1:Level-2A_Tile_ID xmlns:n1="https://psd-14.sentinel2.eo.esa.int/PSD/S2_PDI_Level-2A_Tile_Metadata.xsd">
   <n1:General_Info>
     <TILE_ID>{tile_id}</TILE_ID>

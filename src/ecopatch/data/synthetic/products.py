@@ -151,7 +151,7 @@ def _mtd_l1c(scene: SyntheticScene, key: str, safe: Path, paths: dict[str, Path]
         offsets = f"\n      <Radiometric_Offset_List>\n{rows}\n      </Radiometric_Offset_List>"
     cloud_pct = _cloud_pct(scene, key)
     return f"""<?xml version="1.0" encoding="UTF-8" standalone="no"?>
-<!-- Synthetic product written by ecopatch.datasets (shrunk SAFE layout; bands are GeoTIFF, not JPEG2000). -->
+<!-- Synthetic product written by ecopatch.data.datasets (shrunk SAFE layout; bands are GeoTIFF, not JPEG2000). -->
 <n1:Level-1C_User_Product xmlns:n1="{_NS_L1C}" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" \
 xsi:schemaLocation="{_NS_L1C}">
 {parts['product_info']}      <QUANTIFICATION_VALUE unit="none">{p.quantification_value}</QUANTIFICATION_VALUE>{offsets}
@@ -187,7 +187,7 @@ def _mtd_tl_l1c(scene: SyntheticScene, key: str) -> str:
         for res, b in ((10, "B02"), (20, "B05"), (60, "B01")))
     g = cloud_geometry()
     return f"""<?xml version="1.0" encoding="UTF-8" standalone="no"?>
-<!-- Synthetic tile metadata written by ecopatch.datasets (the grid is a window of tile {p.tile_id}). -->
+<!-- Synthetic tile metadata written by ecopatch.data.datasets (the grid is a window of tile {p.tile_id}). -->
 <n1:Level-1C_Tile_ID xmlns:n1="https://psd-14.sentinel2.eo.esa.int/PSD/S2_PDI_Level-1C_Tile_Metadata.xsd">
   <n1:General_Info>
     <SENSING_TIME>{fmt_time(p.sensing_time)}</SENSING_TIME>
@@ -235,7 +235,7 @@ def _mtl(scene: SyntheticScene, key: str, bands: dict[str, Path]) -> str:
     return (
         "GROUP = LANDSAT_METADATA_FILE\n"
         "  GROUP = PRODUCT_CONTENTS\n"
-        '    ORIGIN = "Synthetic product written by ecopatch.datasets (not USGS data)"\n'
+        '    ORIGIN = "Synthetic product written by ecopatch.data.datasets (not USGS data)"\n'
         f'    LANDSAT_PRODUCT_ID = "{name}"\n'
         '    PROCESSING_LEVEL = "L2SP"\n'
         "    COLLECTION_NUMBER = 02\n"
