@@ -851,7 +851,7 @@ def _ring_lines(geoms: Iterable[Any]) -> list[np.ndarray]:
 def write_change_map(path: Path, before: Any, after: Any, patches: Any, grid: LabelGrid, *, title: str,
                      subtitle: str = "", label_name: str = "labelled change",
                      other_name: str | None = None, dpi: int = 130) -> Path:
-    """PNG: before and after true colour (:func:`ecopatch.maps.change_map`), then the patches by type
+    """PNG: before and after true colour (:func:`ecopatch.outputs.maps.change_map`), then the patches by type
     with the labels' outlines over them, all on the label grid's extent.
 
     ``other_name``: where the labels are sampled (Taizhou), the unchanged
@@ -862,7 +862,7 @@ def write_change_map(path: Path, before: Any, after: Any, patches: Any, grid: La
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch, PathPatch
 
-    from ecopatch.maps import CHANGE_COLOURS, change_map
+    from ecopatch.outputs.maps import CHANGE_COLOURS, change_map
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ within 2 % from the second date to the third.  Each mine is measured against its
 (the 2021 scene), so the third date differs from the second only by how the ground was observed.
 
 This script re-observes the sample's 2024 ground several times
-(:func:`ecopatch.datasets.write_repeat_product`: fresh sensor noise of 0.004 reflectance on top of
+(:func:`ecopatch.data.datasets.write_repeat_product`: fresh sensor noise of 0.004 reflectance on top of
 the scene's own, with and without a radiometric difference) and, for each re-observation, compares
 every mine's assessment against the 2021 reference with that of the 2024 scene: same status?
 restored area moved by how much (mines with a restoration rate of at least 5 %; the others' restored
@@ -31,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 import ecopatch
-from ecopatch.datasets import load_sample_data, make_sample_data, write_repeat_product
+from ecopatch.data.datasets import load_sample_data, make_sample_data, write_repeat_product
 
 #: (gain, offset) of the re-observations beyond the noise-only ones.
 RADIOMETRY = ((1.03, 0.01), (0.97, -0.005), (1.02, 0.0), (1.0, 0.005))

@@ -4,8 +4,8 @@ What is written (``N`` = ``--size``, 10980 for a full Sentinel-2 tile):
 
 ``tile/``
     A two-date Sentinel-2 L2A-like pair of ``N × N`` 10 m pixels from
-    :func:`ecopatch.synthetic.make_scene` + :func:`ecopatch.datasets.write_scene`
-    (what :func:`ecopatch.datasets.make_sample_data` does, split in two so the
+    :func:`ecopatch.data.synthetic.make_scene` + :func:`ecopatch.data.datasets.write_scene`
+    (what :func:`ecopatch.data.datasets.make_sample_data` does, split in two so the
     same scene also gives the drone mosaic below): per date B02, B03, B04, B08
     at 10 m and B11, B12, SCL at 20 m, tiled 256 × 256 DEFLATE GeoTIFFs (no
     overviews), written window by window; ``mines.gpkg`` (1000 mines at full
@@ -83,14 +83,14 @@ def log(msg: str) -> None:
 # The tile pair
 # ---------------------------------------------------------------------------
 def build_scene(size: int):  # noqa: ANN201
-    from ecopatch.synthetic import make_scene
+    from ecopatch.data.synthetic import make_scene
 
     n_mines, n_reserves = counts_for(size)
     return make_scene(shape=(size, size), seed=SEED, n_mines=n_mines, n_reserves=n_reserves)
 
 
 def write_tile(scene, root: Path, overwrite: bool) -> None:  # noqa: ANN001
-    from ecopatch.datasets import write_scene
+    from ecopatch.data.datasets import write_scene
 
     write_scene(scene, root / "tile", overwrite=overwrite, drone=False)
 
@@ -99,7 +99,7 @@ def write_classes(root: Path) -> Path:
     """NDVI classes of the after date, window by window."""
     import rasterio
 
-    from ecopatch.datasets import load_sample_data
+    from ecopatch.data.datasets import load_sample_data
 
     data = load_sample_data(root / "tile")
     red_p, nir_p = data.band("after", "B04"), data.band("after", "B08")
@@ -237,7 +237,7 @@ def write_patches(root: Path) -> None:
     import rasterio
     import shapely
 
-    from ecopatch.datasets import load_sample_data
+    from ecopatch.data.datasets import load_sample_data
 
     data = load_sample_data(root / "tile")
     with rasterio.open(data.band("after", "B04")) as ds:
@@ -290,9 +290,10 @@ def write_drone(scene, root: Path, px: int) -> dict:  # noqa: ANN001
     from rasterio.windows import Window as RWindow
     from shapely.geometry import box
 
+    from ecopatch.data.synthetic.noise import Noise
+    from ecopatch.data.synthetic.render import render_drone_block  # the generator's own drone renderer
     from ecopatch.geodesy import transformer
     from ecopatch.grid import Grid, Window
-    from ecopatch.synthetic import _Noise, _render_drone_block  # the generator's own drone renderer
 
     side_m = px * DRONE_RES_M
     n_in, cx, cy = drone_site(scene, side_m)
@@ -314,7 +315,7 @@ def write_drone(scene, root: Path, px: int) -> dict:  # noqa: ANN001
     shapes = [(to_gk(g), m) for g, m in shapes_utm]
     tree = shapely.STRtree([g for g, _ in shapes])
     flight = fp_gk.buffer(1.0, join_style="mitre")
-    noise = _Noise(scene.seed + 7)
+    noise = Noise(scene.seed + 7)
     out_dir = root / "drone"
     out_dir.mkdir(exist_ok=True)
     path = out_dir / "drone_rgb.tif"
@@ -337,14 +338,14 @@ def write_drone(scene, root: Path, px: int) -> dict:  # noqa: ANN001
                     sub = grid.subgrid(win)
                     idx = tree.query(box(*sub.bounds))
                     sel = [shapes[i] for i in sorted(idx)]  # keep paint order
-                    rgb, _alpha = _render_drone_block(world, sub, sel, flight, noise, inv)
+                    rgb, _alpha = render_drone_block(world, sub, sel, flight, noise, inv)
                     dst.write(rgb, window=RWindow(c0, r0, win.width, win.height))
                     k += 1
                     if k % 100 == 0:
                         log(f"  drone: {k}/{n_blocks} blocks, {time.perf_counter() - t0:.0f} s")
             dst.colorinterp = (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
             dst.update_tags(ACQUISITION_DATE=scene.dates["after"].isoformat(), GSD_M=f"{DRONE_RES_M:g}",
-                            SOURCE="ecopatch.synthetic drone renderer (benchmarks/make_data.py)")
+                            SOURCE="ecopatch.data.synthetic drone renderer (benchmarks/make_data.py)")
         t_base = time.perf_counter() - t0
         levels = [f for f in (2, 4, 8, 16, 32, 64, 128) if px / f >= 256]
         with rasterio.open(tmp, "r+") as dst:

@@ -1,6 +1,6 @@
 """A bureau's site on disk for scheduled-run tests: imagery folder, layers, config, outputs.
 
-The scenes come from :func:`ecopatch.datasets.make_sample_data` (generated once per
+The scenes come from :func:`ecopatch.data.datasets.make_sample_data` (generated once per
 session into a temporary folder; the committed ``sample_data/`` is never written).
 """
 
@@ -26,7 +26,7 @@ LATER = "S2A_MSIL2A_20250910T023551_N0301_R089_T50RQU_20250910T063315"
 def sample_source(tmp_path_factory) -> Path:
     """The synthetic sample (two SAFE products, mines.gpkg, reserves.gpkg), once per session."""
     if "root" not in _CACHE:
-        from ecopatch.datasets import make_sample_data
+        from ecopatch.data.datasets import make_sample_data
 
         root = tmp_path_factory.mktemp("sample")
         make_sample_data(root, size="small", drone=False)
@@ -89,9 +89,9 @@ def add_later_scene(site: Path, source: Path) -> Path:
 def add_repeat_scene(site: Path, source: Path, date: str, **kw) -> Path:
     """Put a product showing the 2024 ground again on ``date`` into the site's imagery folder.
 
-    ``kw`` go to :func:`ecopatch.datasets.write_repeat_product` (``seed``, ``cleared``, ``gain`` ...).
+    ``kw`` go to :func:`ecopatch.data.datasets.write_repeat_product` (``seed``, ``cleared``, ``gain`` ...).
     """
-    from ecopatch.datasets import load_sample_data, write_repeat_product
+    from ecopatch.data.datasets import load_sample_data, write_repeat_product
 
     return write_repeat_product(load_sample_data(source), date, out_dir=site / "imagery", **kw)
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import rasterio
 
+from ecopatch.data.synthetic import make_scene
 from ecopatch.raster.scene import open_scene
-from ecopatch.synthetic import make_scene
 
 BANDS = ("B02", "B03", "B04", "B08", "B11", "B12", "SCL")
 

@@ -39,9 +39,9 @@ def _fresh_process_cachemax() -> int:
 @pytest.mark.filterwarnings("ignore::ecopatch.errors.EcopatchWarning")
 def test_calls_leave_gdal_the_allocator_and_caches_as_a_fresh_process_has_them(tiled_pair, tmp_path, monkeypatch):
     import ecopatch.tiling as tiling
-    from ecopatch.maps import change_map
+    from ecopatch.outputs.maps import change_map
+    from ecopatch.outputs.report import write_report
     from ecopatch.raster.quicklook import shared_reads
-    from ecopatch.report import write_report
 
     s, before, after, mines = tiled_pair
     for k in ("GDAL_CACHEMAX", "ECOPATCH_GDAL_CACHE_MB", *tiling._MALLOC_ENV):
@@ -125,3 +125,36 @@ def test_malloc_tuning_only_when_asked(tiled_pair, monkeypatch):
     tiling.tune_malloc()
     ecopatch.detect_changes(before, after, s.reserves, block=64, progress=False)
     assert [c[0] for c in libc.calls].count("mallopt") == 2
+
+
+@pytest.mark.filterwarnings("ignore::ecopatch.errors.EcopatchWarning")
+def test_figures_leave_matplotlibs_fonts_and_rcparams_as_they_were(tiled_pair, tmp_path):
+    """ecopatch's figures use their CJK font through a scoped rc_context / the font's file: matplotlib's
+    global font list, its rcParams and its font lookups are the same after ecopatch draws (in Chinese)."""
+    import matplotlib as mpl
+    from matplotlib import font_manager as fm
+
+    from ecopatch.outputs.maps import change_map, mine_card, overview_map
+    from ecopatch.outputs.report import write_report
+
+    s, before, after, mines = tiled_pair
+    fonts_before = [(e.name, e.fname, e.weight) for e in fm.fontManager.ttflist]
+    rc_before = dict(mpl.rcParams)
+    default_font = fm.findfont(fm.FontProperties())
+
+    table = ecopatch.assess_restoration(mines, before, after, block=64, progress=False)
+    patches = ecopatch.detect_changes(before, after, s.reserves, block=64, progress=False)
+    figs = [change_map(before, after, patches, lang="zh"),
+            mine_card(str(table["patch_id"].iloc[0]), table, before, after, lang="zh"),
+            overview_map(table, s.reserves, patches, lang="zh")]
+    for i, fig in enumerate(figs):
+        fig.savefig(tmp_path / f"f{i}.png")
+    write_report(tmp_path / "report", assessment=table, patches=patches, before=before, after=after, lang="zh")
+
+    assert [(e.name, e.fname, e.weight) for e in fm.fontManager.ttflist] == fonts_before
+    # ... and the font list is the one a fresh process has (nothing ecopatch drew before this test added to it)
+    code = "from matplotlib import font_manager as fm; print(sorted({e.fname for e in fm.fontManager.ttflist}))"
+    fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert str(sorted({e.fname for e in fm.fontManager.ttflist})) == fresh
+    assert dict(mpl.rcParams) == rc_before
+    assert fm.findfont(fm.FontProperties()) == default_font

@@ -89,7 +89,7 @@ def test_formula_text_from_names_is_neutralised_in_every_table_written(tmp_path,
     out = tmp_path / "out"
     export_package(ledger, out / "fieldcheck")
     ledger.export_report(out / "ledger")
-    ecopatch.report.write_report(out / "report", ledger=ledger, patches=_patches(2, reserve_name=[evil] * 2))
+    ecopatch.outputs.report.write_report(out / "report", ledger=ledger, patches=_patches(2, reserve_name=[evil] * 2))
     table = pd.DataFrame({"patch_id": [evil, "-1+1"], "矿山名称": ["@SUM(A1)", "\t=1"]})
     for ext in ("csv", "xlsx"):
         ecopatch.write_table(table, out / f"mines.{ext}")
@@ -113,7 +113,7 @@ def test_field_teams_formula_in_the_inspector_cell_reaches_the_event_sheet_as_te
 
 def test_web_map_tooltips_escape_names():
     pytest.importorskip("folium")
-    from ecopatch.webmap import web_map
+    from ecopatch.outputs.webmap import web_map
 
     reserves = gpd.GeoDataFrame({"保护地名称": ["<img src=x onerror=alert(1)>"], "功能分区": ["核心区"]},
                                 geometry=[box(119.9, 30.2, 120.0, 30.3)], crs="EPSG:4490")
@@ -303,8 +303,8 @@ def test_ledger_add_accepts_chinese_change_types(tmp_path):
 def test_mine_ids_that_differ_in_unsafe_characters_get_their_own_cards_and_chips(tmp_path, inputs):
     a = inputs.assessment.iloc[:3].copy()
     a["patch_id"] = ["K/1", "K:1", "矿" * 86]
-    paths = ecopatch.report.write_report(tmp_path / "rep", assessment=a, before=inputs.before, after=inputs.after,
-                                         lang="en")
+    paths = ecopatch.outputs.report.write_report(tmp_path / "rep", assessment=a, before=inputs.before,
+                                                 after=inputs.after, lang="en")
     cards = [k for k in paths if k.startswith("figure:mine_")]
     assert len(cards) == 3 and len({paths[k] for k in cards}) == 3
     assert all(paths[k].is_file() and len(paths[k].name.encode()) < 120 for k in cards)
@@ -320,14 +320,14 @@ def test_mine_ids_that_differ_in_unsafe_characters_get_their_own_cards_and_chips
 def test_disk_full_while_writing_chips_leaves_the_ledger_unchanged(tmp_path, monkeypatch, tmp_path_factory):
     """The README's promise, for outputs written after the scene's records: the ledger commit is last."""
     cfg = make_site(tmp_path / "site", sample_source(tmp_path_factory), chips=True)
-    import ecopatch.maps
+    import ecopatch.outputs.maps
 
     def full_disk(before, after, **kw):
         def chips(row, b, a):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return chips
 
-    monkeypatch.setattr(ecopatch.maps, "case_chips", full_disk)
+    monkeypatch.setattr(ecopatch.outputs.maps, "case_chips", full_disk)
     from ecopatch.run.config import load_config
     from ecopatch.run.pipeline import run_pipeline
 

@@ -123,7 +123,7 @@ def test_field_results_with_formulas_and_markup_export_as_text(hostile_run, tmp_
 def test_web_map_escapes_every_name(hostile_run, tmp_path):
     pytest.importorskip("folium")
     from ecopatch.io.vector import read_patches
-    from ecopatch.webmap import web_map
+    from ecopatch.outputs.webmap import web_map
 
     root, _ = hostile_run
     led = Ledger(root / "out" / "ledger.gpkg", create=False)

@@ -60,7 +60,7 @@ def test_history_scenes_key(site):  # noqa: F811
 @pytest.fixture(scope="module")
 def seasonal_sample(tmp_path_factory):
     """Sample data over seasonal cropland: 2021-09 and 2023-09 (autumn), 2022-12 and 2024-12 (winter)."""
-    from ecopatch.datasets import make_sample_data
+    from ecopatch.data.datasets import make_sample_data
 
     root = tmp_path_factory.mktemp("seasonal")
     return make_sample_data(root, drone=False, seasonal_cropland=0.8, dates={"after": AFTER}, history=list(HISTORY))

@@ -50,11 +50,10 @@ __all__ = ["EcopatchError", "__version__", *sorted(_LAZY)]
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 
-#: Submodules reachable as attributes after a plain ``import ecopatch`` (``ecopatch.maps.change_map``).
+#: Submodules reachable as attributes after a plain ``import ecopatch`` (``ecopatch.outputs.maps.change_map``).
 _SUBMODULES = {
-    "analyses", "change", "cover", "datasets", "errors", "fieldcheck", "geodesy", "grid", "indices", "io",
-    "ledger", "maps", "raster", "report", "run", "sanitize", "schema", "synthetic", "tiling", "units", "webmap",
-    "zonal",
+    "analyses", "change", "cover", "data", "errors", "fieldcheck", "geodesy", "grid", "indices", "io",
+    "ledger", "options", "outputs", "raster", "run", "sanitize", "tiling", "units", "vocabulary", "zonal",
 }
 
 

@@ -28,18 +28,21 @@ each other.  The kernels release the GIL (``nogil``), so threads overlap.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 try:  # numba is a dependency, but the library still works without it
-    from numba import njit
+    import numba
 
+    #: numba's JIT decorator; the compiled kernels take numba's types, so they are typed as Any here
+    njit: Callable[..., Any] = numba.njit
     HAVE_NUMBA = True
 except ImportError:  # pragma: no cover - depends on the environment
     HAVE_NUMBA = False
 
-    def njit(*args: Any, **kwargs: Any) -> Any:  # type: ignore[no-redef]
+    def njit(*args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
         def wrap(f: Any) -> Any:
             return f
 
@@ -453,11 +456,11 @@ def scaled_kernel(s1: np.ndarray, s2: np.ndarray, background: np.ndarray | None,
     has_bg = background is not None
     bg = np.ascontiguousarray(background, dtype=np.float32) if has_bg else np.zeros((1, 1, 1), dtype=np.float32)
     nb, h, wd = s1.shape
-    outs = tuple(np.empty((h, wd, nb), dtype=np.float32) for _ in range(4))
+    y1, y2, z1, z2 = (np.empty((h, wd, nb), dtype=np.float32) for _ in range(4))
     _scaled_loop(s1, s2, bg, has_bg, np.ascontiguousarray(scale, dtype=np.float32),
                  np.ascontiguousarray(whitening, dtype=np.float32), np.ascontiguousarray(centre, dtype=np.float32),
-                 *outs)
-    return outs
+                 y1, y2, z1, z2)
+    return y1, y2, z1, z2
 
 
 def smoothed_statistic_kernel(s1: np.ndarray, s2: np.ndarray, background: np.ndarray | None, scale: np.ndarray,
@@ -696,16 +699,17 @@ def reflectance_kernel(dn: np.ndarray, scale: float, offset: float, nodata: floa
     if not HAVE_NUMBA or dn.ndim != 2:
         return None
     indexed = rows is not None and cols is not None
-    if indexed:
+    shape: tuple[int, ...] = dn.shape
+    if rows is not None and cols is not None:
         rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
-    shape = (rows.size, cols.size) if indexed else dn.shape
+        shape = (rows.size, cols.size)
     refl = np.empty(shape, dtype=np.float32)
     if valid is None:
         valid = np.ones(shape, dtype=np.bool_)
     elif valid.shape != shape or valid.dtype != np.bool_:
         return None
     has_nd = nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata))
-    args = (float(scale), float(offset), float(nodata) if has_nd else 0.0, has_nd,
+    args = (float(scale), float(offset), float(nodata) if has_nd and nodata is not None else 0.0, has_nd,
             float(maxval) if maxval is not None else 0.0, maxval is not None,
             float(valid_range[0]), float(valid_range[1]), refl, valid)
     cleared = _reflectance_loop_at(dn, rows, cols, *args) if indexed else _reflectance_loop(dn, *args)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -332,11 +331,9 @@ def _edge(labels: np.ndarray) -> np.ndarray:
     return out
 
 
-@lru_cache(maxsize=64)
 def _zero_edge(n: int) -> np.ndarray:
-    z = np.zeros(n, dtype=np.uint8)
-    z.setflags(write=False)
-    return z
+    """``n`` read-only zeros (uint8), one byte of memory (a broadcast view; nothing cached between calls)."""
+    return np.broadcast_to(np.zeros(1, dtype=np.uint8), (n,))
 
 
 #: Order in which a rim pixel looks for the patch it belongs to: up, left, right, down.
@@ -453,12 +450,12 @@ def merge_components(blocks: Sequence[BlockComponents]) -> MergedComponents:
     i_change = STAT_NAMES.index("a_change")
     for b in blocks:
         for cat, row, col, amount in b.pending:
-            j = _block_at(blocks, row, col)
-            if j is None:
+            at = _block_at(blocks, row, col)
+            if at is None:
                 continue
-            lab = _border_label(blocks[j], cat, row, col)
+            lab = _border_label(blocks[at], cat, row, col)
             if lab > 0:
-                all_stats[key[(cat, j, lab)], i_change] += amount
+                all_stats[key[(cat, at, lab)], i_change] += amount
     all_outlines = np.concatenate([b.outline for b in blocks if len(b.label)])
     all_cats = [c for b in blocks for c in b.category]
     groups: dict[int, list[int]] = {}
@@ -477,8 +474,8 @@ def merge_components(blocks: Sequence[BlockComponents]) -> MergedComponents:
     # one vertex order
     outs_arr = shapely.normalize(shapely.simplify(np.asarray(outs, dtype=object), 0))
     # deterministic order: by (min row, min col) of the outline, then category
-    b = shapely.bounds(outs_arr)
-    order = np.lexsort((np.array([CATEGORIES.index(c) for c in cats]), b[:, 0], b[:, 1]))
+    bounds = shapely.bounds(outs_arr)
+    order = np.lexsort((np.array([CATEGORIES.index(c) for c in cats]), bounds[:, 0], bounds[:, 1]))
     return MergedComponents([cats[i] for i in order], outs_arr[order], np.vstack(stats)[order], names)
 
 

@@ -2,7 +2,7 @@ r"""Text that cannot attack its reader: formula neutralisation, control characte
 
 Pure functions, no I/O.  Every writer of CSV, XLSX, KML, HTML and file names
 in ecopatch goes through them (:mod:`ecopatch.io.tables`, :mod:`ecopatch.fieldcheck`,
-:mod:`ecopatch.report`, :mod:`ecopatch.webmap`), and every import checks text
+:mod:`ecopatch.outputs.report`, :mod:`ecopatch.outputs.webmap`), and every import checks text
 with :func:`text_problem`.
 
 Three dangers, three rules:

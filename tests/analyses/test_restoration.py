@@ -140,7 +140,7 @@ def test_apply_status_recomputes_without_imagery(inputs):
 @pytest.fixture(scope="module")
 def cleared(sample, tmp_path_factory):
     """The after ground again a year later, with half of YH-KS-004 and all of YH-KS-006 cleared to bare soil."""
-    from ecopatch.datasets import write_repeat_product
+    from ecopatch.data.datasets import write_repeat_product
 
     out = tmp_path_factory.mktemp("repeat")
     return ecopatch.open_scene(write_repeat_product(sample, "2025-09-15", out_dir=out, seed=11,

@@ -28,7 +28,7 @@ from ecopatch.errors import (
 from ecopatch.geodesy import geodesic_area_m2, transformer
 from ecopatch.ledger import SCHEMA_VERSION, AddResult, Ledger, Status
 from ecopatch.ledger.gpkg import decode_geometry, encode_geometry
-from ecopatch.schema import PATCH_COLUMNS
+from ecopatch.vocabulary import PATCH_COLUMNS
 
 X0, Y0 = 120.10, 30.25  # Xixi wetland, Hangzhou
 S = 0.001  # ~ 96 m x 111 m

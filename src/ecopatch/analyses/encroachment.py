@@ -78,9 +78,9 @@ from ecopatch.options import WINDOWS, DetectOptions, resolve_options
 from ecopatch.pairing import PairSetup, SurfaceDeriver, prepare_pair
 from ecopatch.raster.ongrid import read_on_grid
 from ecopatch.raster.source import RasterSource, SourceLike, as_source, check_pair, plan_pass_reads
-from ecopatch.schema import ZONE_STRICTNESS, canonical_zone
 from ecopatch.tiling import PatchSums, Scheduler, WindowPass, add_partials, blocks_touching, run_passes
 from ecopatch.units import m2_to_mu
+from ecopatch.vocabulary import ZONE_STRICTNESS, canonical_zone
 from ecopatch.zonal import coverage_table, zonal_sums
 
 if TYPE_CHECKING:
@@ -381,7 +381,7 @@ def detect_changes(
     -------
     geopandas.GeoDataFrame
         One row per patch, in ``reserves``' CRS (else the analysis grid's),
-        columns as :data:`ecopatch.schema.PATCH_COLUMNS` plus ``change_m2``
+        columns as :data:`ecopatch.vocabulary.PATCH_COLUMNS` plus ``change_m2``
         (estimated changed ground area, m²: the changed share of the
         patch's cells plus that of the partly changed cells at its rim,
         which lie outside the outline, so it can exceed ``area_m2`` by part of
@@ -987,7 +987,7 @@ def _finish(patches: gpd.GeoDataFrame, before: RasterSource, after: RasterSource
     """IDs, dates, coordinates, mu, column order."""
     import geopandas as gpd
 
-    from ecopatch.schema import PATCH_COLUMNS
+    from ecopatch.vocabulary import PATCH_COLUMNS
 
     df = patches.copy()
     n = len(df)

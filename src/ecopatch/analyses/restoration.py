@@ -67,18 +67,15 @@ from ecopatch.raster.source import (
     plan_pass_reads,
     read_sample,
 )
-from ecopatch.schema import RESTORATION_DIRECTIONS
 from ecopatch.tiling import PatchSums, Scheduler, WindowPass, add_partials, blocks_touching, run_passes
 from ecopatch.units import m2_to_mu
+from ecopatch.vocabulary import ALERT_ZH, MINE_STATUS_ZH, RESTORATION_DIRECTIONS
 from ecopatch.zonal import coverage_fraction
 
 if TYPE_CHECKING:
     import geopandas as gpd
 
 __all__ = [
-    "ALERTS",
-    "ALERTS_EN",
-    "STATUSES",
     "StatusRules",
     "analysis_grid",
     "apply_status",
@@ -88,28 +85,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-#: Status values of :func:`assess_restoration` (and of :func:`ecopatch.analyses.trajectory.mine_status`,
-#: which adds ``stalled``), with their Chinese labels.
-STATUSES: dict[str, str] = {
-    "restored": "已完成修复",
-    "in_progress": "修复中",
-    "not_started": "未启动",
-    "insufficient_data": "数据不足",
-    "degraded": "退化",
-    "stalled": "停滞",
-}
-
-#: Alerts a mine can carry besides its status, with their Chinese labels: vegetation lost since
-#: the reference (``degradation``), since the previous observation (``rebound``, from the
-#: history), or the plan's target year passed before the target was reached (``behind_plan``).
-ALERTS: dict[str, str] = {
-    "degradation": "退化",
-    "rebound": "反弹",
-    "behind_plan": "逾期未完成",
-}
-#: The same alerts in English, for maps and reports.
-ALERTS_EN: dict[str, str] = {"degradation": "vegetation lost", "rebound": "rebound", "behind_plan": "behind plan"}
 
 _DIRECTION_ALIASES = {v: k for k, v in RESTORATION_DIRECTIONS.items()}
 _DIRECTION_ALIASES.update({k: k for k in RESTORATION_DIRECTIONS})
@@ -674,7 +649,7 @@ def assess_restoration(
         at before, not at after), ``valid_fraction`` (share observed at both
         dates), ``status`` and ``status_zh`` (see :class:`StatusRules`),
         ``alerts`` and ``alerts_zh`` (comma-separated keys of
-        :data:`ALERTS`, "" when none), ``target_year`` and ``target_rate``
+        :data:`ecopatch.vocabulary.ALERT_ZH`, "" when none), ``target_year`` and ``target_rate``
         (the plan, when given), ``reference_scene`` (the before scene: the
         mine's reference), ``date_before``, ``date_after``, and every area
         again in mu (``*_mu``).  Areas are true ground areas in m²; they
@@ -831,7 +806,7 @@ def _assemble(mines: gpd.GeoDataFrame, crs: Any, sums: np.ndarray, rules: Status
         "degraded_m2": s["lost"],
         "valid_fraction": valid_fraction,
         "status": status,
-        "status_zh": [STATUSES[x] for x in status],
+        "status_zh": [MINE_STATUS_ZH[x] for x in status],
         "alerts": "",
         "alerts_zh": "",
         "target_year": plans["target_year"].to_numpy(),
@@ -872,7 +847,7 @@ def set_alerts(assessment: pd.DataFrame, rules: StatusRules, *, extra: Mapping[A
     Returns
     -------
     DataFrame
-        A copy with ``alerts`` (comma-separated keys of :data:`ALERTS`, in
+        A copy with ``alerts`` (comma-separated keys of :data:`ecopatch.vocabulary.ALERT_ZH`, in
         that order) and ``alerts_zh`` (、-separated labels).
     """
     out = assessment.copy()
@@ -884,9 +859,9 @@ def set_alerts(assessment: pd.DataFrame, rules: StatusRules, *, extra: Mapping[A
             if float(r["degraded_m2"]) >= rules.loss_threshold_m2(float(r["observed_m2"]), d):
                 found.add("degradation")
             found.update(_behind_plan(r))
-        keys.append(",".join(k for k in ALERTS if k in found))
+        keys.append(",".join(k for k in ALERT_ZH if k in found))
     out["alerts"] = keys
-    out["alerts_zh"] = ["、".join(ALERTS[k] for k in v.split(",") if k) for v in keys]
+    out["alerts_zh"] = ["、".join(ALERT_ZH[k] for k in v.split(",") if k) for v in keys]
     return out
 
 
@@ -1047,7 +1022,7 @@ def apply_status(assessment: pd.DataFrame, rules: StatusRules) -> pd.DataFrame:
         for r, f, v, d, k, nl, ob in zip(out["restoration_rate"], out["fvc_after"], out["valid_fraction"], dam,
                                          out["direction"], net_loss, out["observed_m2"])
     ]
-    out["status_zh"] = [STATUSES[x] for x in out["status"]]
+    out["status_zh"] = [MINE_STATUS_ZH[x] for x in out["status"]]
     if "degraded_m2" in out.columns:
         out = set_alerts(out, rules)
     return out

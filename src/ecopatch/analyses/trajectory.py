@@ -28,8 +28,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ecopatch.analyses.restoration import STATUSES, StatusRules, set_alerts
+from ecopatch.analyses.restoration import StatusRules, set_alerts
 from ecopatch.errors import InputDataError
+from ecopatch.vocabulary import MINE_STATUS_ZH
 
 __all__ = ["HISTORY_COLUMNS", "mine_status", "plan_of", "trajectory"]
 
@@ -164,7 +165,7 @@ def mine_status(
                 statuses[k] = "stalled"
         previous.append(prev_date)
     out["status"] = statuses
-    out["status_zh"] = [STATUSES[s] for s in statuses]
+    out["status_zh"] = [MINE_STATUS_ZH[s] for s in statuses]
     out["previous_date"] = previous
     return set_alerts(out, rules, extra=extra)
 

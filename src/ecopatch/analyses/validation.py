@@ -1,6 +1,6 @@
 """Accuracy against known truth: suspect patches vs true changes, restored area vs truth, pixel maps.
 
-Used by the tests on the synthetic scene (:mod:`ecopatch.synthetic`), by
+Used by the tests on the synthetic scene (:mod:`ecopatch.data.synthetic`), by
 ``ecopatch demo`` and by the benchmarks on real labelled data (OSCD).  Pure
 functions: GeoDataFrames and arrays in, tables and numbers out.
 """

@@ -52,8 +52,8 @@ def report(assessment, patches, ledger_path, reserves, out_dir, lang, title, tod
         raise click.UsageError("--before and --after go together")
     from ecopatch.io.vector import read_patches
     from ecopatch.ledger import Ledger
+    from ecopatch.outputs.report import write_report
     from ecopatch.raster.source import check_pair
-    from ecopatch.report import write_report
 
     a = _read_result(assessment, "assessment", _MINE_COLUMNS) if assessment else None
     p = _read_result(patches, "patches", _PATCH_COLUMNS) if patches else None

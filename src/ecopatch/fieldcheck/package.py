@@ -46,7 +46,7 @@ from ecopatch.ledger import Event, EventKind, Ledger, Status
 from ecopatch.ledger.files import atomic_write, check_targets, remove_partial, tmp_name, write_sheet
 from ecopatch.ledger.report import package_table
 from ecopatch.sanitize import repair_text, unique_filenames
-from ecopatch.schema import ACTIVITY_TYPES
+from ecopatch.vocabulary import ACTIVITY_TYPES
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -382,7 +382,7 @@ def export_package(
         image chips of one case (PNG, with the outline); called per case.
         ``case_row`` is the case's row of :meth:`Ledger.cases` (geometry in
         EPSG:4490, ``date_before``/``date_after`` of its latest detection);
-        :func:`ecopatch.maps.case_chips` draws them.
+        :func:`ecopatch.outputs.maps.case_chips` draws them.
     overwrite : bool
         Replace existing package files (default False:
         :class:`~ecopatch.errors.OutputExistsError`).

@@ -38,7 +38,7 @@ from ecopatch.io.tables import Limits
 from ecopatch.ledger import Case, Event, Ledger, advance
 from ecopatch.ledger.values import content_key, parse_date
 from ecopatch.sanitize import for_terminal, text_problem
-from ecopatch.schema import ACTIVITY_TYPES
+from ecopatch.vocabulary import ACTIVITY_TYPES
 
 __all__ = ["ImportPlan", "ImportReport", "PlannedEvent", "import_results", "read_results", "validate_results"]
 

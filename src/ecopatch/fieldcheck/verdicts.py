@@ -44,7 +44,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ecopatch.analyses.restoration import STATUSES
 from ecopatch.errors import FieldCheckError, SpreadsheetError
 from ecopatch.fieldcheck.cells import (
     cell_problem,
@@ -60,7 +59,7 @@ from ecopatch.ledger import Ledger
 from ecopatch.ledger.files import atomic_write, check_targets, write_sheet
 from ecopatch.ledger.values import content_key, parse_date
 from ecopatch.sanitize import for_terminal
-from ecopatch.schema import RESTORATION_DIRECTIONS
+from ecopatch.vocabulary import MINE_STATUS_ZH, RESTORATION_DIRECTIONS
 
 __all__ = [
     "AgreementReport",
@@ -172,7 +171,7 @@ def write_verdict_template(history: pd.DataFrame, path: str | os.PathLike[str], 
         "矿山名称": [_name(a) for a in attrs],
         "修复方向": [RESTORATION_DIRECTIONS.get(str(d), d) for d in latest.get("direction", [None] * len(latest))],
         "影像日期": list(latest["date_after"]),
-        "影像修复状态": [STATUSES.get(str(s), s) for s in latest["status"]],
+        "影像修复状态": [MINE_STATUS_ZH.get(str(s), s) for s in latest["status"]],
         "修复率": [round(float(v), 3) if pd.notna(v) else None for v in latest["restoration_rate"]],
         "植被覆盖度": [round(float(v), 3) if pd.notna(v) else None for v in latest["fvc_after"]],
     })
@@ -578,7 +577,7 @@ class AgreementReport:
                  f"{self.class_agreement:.0%} on the status itself"]
         for r in self.disagreements.itertuples(index=False):
             lines.append(f"  {r.patch_id}: field {r.verdict_zh} ({r.inspected_on}) vs imagery "
-                         f"{STATUSES.get(str(r.imagery_status), r.imagery_status)} ({r.imagery_date}, rate "
+                         f"{MINE_STATUS_ZH.get(str(r.imagery_status), r.imagery_status)} ({r.imagery_date}, rate "
                          f"{_fmt(r.restoration_rate, pct=True)})")
         return "\n".join(lines)
 

@@ -39,8 +39,8 @@ from ecopatch.ledger.model import Event, EventKind, SkyTier, Status
 from ecopatch.ledger.rows import append_event, case_from_row, load_cases, next_serial, save_case, touch_contents
 from ecopatch.ledger.values import as_date, as_float, as_str, clean, date_of, iso, now_utc, to_json
 from ecopatch.sanitize import text_problem
-from ecopatch.schema import ACTIVITY_TYPES, CHANGE_TYPE_ZH, CHANGE_TYPES, PATCH_COLUMNS
 from ecopatch.units import m2_to_mu
+from ecopatch.vocabulary import ACTIVITY_TYPES, CHANGE_TYPE_ZH, CHANGE_TYPES, PATCH_COLUMNS
 
 __all__ = [
     "EARLIEST_IMAGE",
@@ -163,7 +163,7 @@ def prepare_patches(patches: Any, today: _dt.date) -> list[dict[str, Any]]:
     if missing:
         raise InputDataError(
             f"patches lack column(s) {missing} needed by add_detections; a suspect-patch table "
-            f"has the columns of ecopatch.schema.PATCH_COLUMNS: {list(PATCH_COLUMNS)}"
+            f"has the columns of ecopatch.vocabulary.PATCH_COLUMNS: {list(PATCH_COLUMNS)}"
         )
     crs = as_crs(patches.crs, what="patches")
     if len(patches) == 0:

@@ -56,6 +56,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ecopatch.errors import LedgerTransitionError
+from ecopatch.vocabulary import CASE_STATUS_ZH, CODE_ZH, SKY_TIER_EN, SKY_TIER_ZH
 
 __all__ = [
     "Case",
@@ -105,7 +106,7 @@ class Status(str, Enum):
     @property
     def zh(self) -> str:
         """Chinese label of the state."""
-        return _STATUS_ZH[self]
+        return CASE_STATUS_ZH[self.value]
 
     @classmethod
     def get(cls, value: str | Status) -> Status:
@@ -128,16 +129,6 @@ class Status(str, Enum):
         )
 
 
-_STATUS_ZH = {
-    Status.DETECTED: "已发现",
-    Status.DISPATCHED: "已派发",
-    Status.CONFIRMED: "已确认",
-    Status.FALSE_ALARM: "误报",
-    Status.RECTIFYING: "整改中",
-    Status.RECTIFIED: "已整改",
-    Status.CLOSED: "已销号",
-    Status.REOPENED: "反弹",
-}
 
 
 class SkyTier(str, Enum):
@@ -157,15 +148,12 @@ class SkyTier(str, Enum):
     @property
     def zh(self) -> str:
         """Chinese label of the tier."""
-        return _SKY_TIER_ZH[self]
+        return SKY_TIER_ZH[self.value]
 
     @property
     def en(self) -> str:
         """English label of the tier."""
-        return {"probable": "Probable", "confirmed": "Confirmed by imagery"}[self.value]
-
-
-_SKY_TIER_ZH = {SkyTier.PROBABLE: "疑似", SkyTier.CONFIRMED: "影像确认"}
+        return SKY_TIER_EN[self.value]
 
 
 class EventKind(str, Enum):
@@ -275,7 +263,7 @@ class Colour(str, Enum):
     @property
     def zh(self) -> str:
         """Chinese label: 红码, 黄码 or 绿码."""
-        return {"red": "红码", "yellow": "黄码", "green": "绿码"}[self.value]
+        return CODE_ZH[self.value]
 
 
 @dataclass(frozen=True)
@@ -337,7 +325,7 @@ class Case:
         Rectification deadline (整改期限).
     real_type : str, optional
         Activity type found on the ground (an HJ 1156 key of
-        :data:`ecopatch.schema.ACTIVITY_TYPES`).
+        :data:`ecopatch.vocabulary.ACTIVITY_TYPES`).
     sky_tier : SkyTier
         ``probable`` until a ``sky_confirm`` event, then ``confirmed``.
     confirmed_on : datetime.date, optional

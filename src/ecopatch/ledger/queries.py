@@ -20,7 +20,7 @@ from ecopatch.ledger.model import EventKind, Status
 from ecopatch.ledger.rows import case_from_row
 from ecopatch.ledger.schema import CASE_COLUMNS, LEDGER_CRS
 from ecopatch.ledger.values import date_of
-from ecopatch.schema import CHANGE_TYPE_ZH, ZONE_ZH
+from ecopatch.vocabulary import CHANGE_TYPE_ZH, ZONE_ZH
 
 if TYPE_CHECKING:
     import geopandas as gpd

@@ -556,7 +556,7 @@ class Ledger:
         ----------
         patches : geopandas.GeoDataFrame
             Suspect patches with the columns of
-            :data:`ecopatch.schema.PATCH_COLUMNS` (more columns are kept as
+            :data:`ecopatch.vocabulary.PATCH_COLUMNS` (more columns are kept as
             attributes of the detection) and a CRS (any; geometries are
             transformed to EPSG:4490 with x = longitude).
         run_id : str
@@ -603,7 +603,7 @@ class Ledger:
             ledger cannot take (named with the patch and the column): a date
             that cannot be read, lies in the future or before 1972, or a
             ``date_after`` not after ``date_before``; a ``change_type`` not in
-            :data:`ecopatch.schema.CHANGE_TYPES`; a ``confidence`` outside
+            :data:`ecopatch.vocabulary.CHANGE_TYPES`; a ``confidence`` outside
             [0, 1] or an NDVI outside [-1, 1]; text holding control or
             direction-override characters; coordinates outside the globe.
         TooManyCasesError

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from ecopatch.ledger.model import Colour, SkyTier, Status
-from ecopatch.schema import CHANGE_TYPE_ZH, ZONE_ZH
 from ecopatch.units import m2_to_mu
+from ecopatch.vocabulary import CHANGE_TYPE_ZH, ZONE_ZH
 
 __all__ = ["detection_precision", "plain_years", "summarise_cases"]
 

@@ -71,7 +71,7 @@ class DemoResult:
 
 def find_sample_data(path: str | os.PathLike[str] | None = None) -> Path | None:
     """The bundled sample folder: ``path``, ``./sample_data``, or the source checkout's, if any."""
-    from ecopatch.datasets import load_sample_data
+    from ecopatch.data.datasets import load_sample_data
 
     for cand in ([Path(path)] if path else []) + [Path.cwd() / "sample_data"]:
         if (cand / "mines.gpkg").exists():
@@ -98,7 +98,7 @@ def run_demo(
     out_dir : path-like
         Where results go; must be empty or new unless ``overwrite``.
     data : path-like, optional
-        A sample folder written by :func:`ecopatch.datasets.make_sample_data`;
+        A sample folder written by :func:`ecopatch.data.datasets.make_sample_data`;
         default the bundled ``sample_data/``, generated into
         ``out_dir/sample_data`` when there is none.
     overwrite : bool
@@ -118,7 +118,7 @@ def run_demo(
 
     from ecopatch import assess_restoration, detect_changes, open_scene, read_patches
     from ecopatch.analyses.validation import score_patches, score_restoration
-    from ecopatch.datasets import load_sample_data, make_sample_data
+    from ecopatch.data.datasets import load_sample_data, make_sample_data
     from ecopatch.io.vector import write_table
     from ecopatch.ledger import Ledger
 
@@ -179,8 +179,8 @@ def run_demo(
 
     if report:
         from ecopatch.fieldcheck import export_package
-        from ecopatch.maps import case_chips
-        from ecopatch.report import write_report
+        from ecopatch.outputs.maps import case_chips
+        from ecopatch.outputs.report import write_report
 
         export_package(ledger, out / "fieldcheck", chips=case_chips(before, after), overwrite=overwrite)
         result.files["fieldcheck"] = out / "fieldcheck"

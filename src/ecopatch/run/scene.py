@@ -55,7 +55,7 @@ from ecopatch.run.manifest import (
 from ecopatch.run.outcome import ExitCode, SceneOutcome, exit_code_for
 
 if TYPE_CHECKING:
-    from ecopatch.maps import CaseChips, DrawnChips
+    from ecopatch.outputs.maps import CaseChips, DrawnChips
     from ecopatch.raster.scene import Scene
 
 __all__ = [
@@ -320,7 +320,7 @@ def _compute_scene(ctx: RunContext, scene: SceneRef, baseline: SceneRef, out: Pa
                 with clock("fieldcheck"):
                     chips: CaseChips | DrawnChips | None = None
                     if cfg.outputs.chips:
-                        from ecopatch.maps import case_chips
+                        from ecopatch.outputs.maps import case_chips
 
                         chips = case_chips(before, after, lang=cfg.outputs.lang)
                         if hasattr(chips, "drawn"):  # drawn ahead, several at once: the package writes the PNGs
@@ -332,7 +332,7 @@ def _compute_scene(ctx: RunContext, scene: SceneRef, baseline: SceneRef, out: Pa
             heartbeat(ctx)
             if cfg.outputs.report:
                 with clock("report"):
-                    from ecopatch.report import write_report
+                    from ecopatch.outputs.report import write_report
 
                     mine_before = {}  # each mine's card shows its own reference, not the reserves' baseline
                     for pid, r in zip(mines["patch_id"].astype(str), refs):
@@ -361,7 +361,7 @@ def _compute_scene(ctx: RunContext, scene: SceneRef, baseline: SceneRef, out: Pa
 
 def _write_change_map(before: Scene, after: Scene, shown: Any, lang: str, target: Path) -> None:
     """``maps/change_map.png``: the change map at 120 dpi."""
-    from ecopatch.maps import change_map
+    from ecopatch.outputs.maps import change_map
 
     fig = change_map(before, after, shown, lang=lang)
     try:
