@@ -142,7 +142,7 @@ def test_figures_leave_matplotlibs_fonts_and_rcparams_as_they_were(tiled_pair, t
     rc_before = dict(mpl.rcParams)
     default_font = fm.findfont(fm.FontProperties())
 
-    table = ecopatch.assess_restoration(mines, before, after, block=64, progress=False)
+    table = ecopatch.assess_restoration(before, after, mines, block=64, progress=False)
     patches = ecopatch.detect_changes(before, after, s.reserves, block=64, progress=False)
     figs = [change_map(before, after, patches, lang="zh"),
             mine_card(str(table["patch_id"].iloc[0]), table, before, after, lang="zh"),

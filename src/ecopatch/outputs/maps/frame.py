@@ -283,13 +283,13 @@ class Layers:
 def render_on_frame(scene: Scene, frame: MapFrame, bands: Sequence[str], *, max_pixels: int) -> Layers:
     """Read ``bands`` of ``scene`` decimated over the frame and warp them onto its grid.
 
-    Uses :func:`ecopatch.raster.scene.read_decimated` (overviews / every k-th
+    Uses :func:`ecopatch.raster.source.read_decimated` (overviews / every k-th
     pixel), so a full tile or a multi-GB drone mosaic is never read whole;
     nearest-neighbour resampling keeps the imagery's own pixels visible.
     """
     from rasterio.warp import Resampling, reproject
 
-    from ecopatch.raster.scene import read_decimated
+    from ecopatch.raster.source import read_decimated
 
     names = [b for b in bands if b in scene.bands]
     shape = frame.grid.shape
