@@ -584,7 +584,7 @@ def compare_patchstats(size: int, counts: list[int], tools: list[str]) -> dict:
     import rasterio
     import shapely
 
-    from ecopatch.geodesy import geodesic_area_m2
+    from ecopatch.geo.geodesy import geodesic_area_m2
 
     root = workdir(size)
     with rasterio.open(root / "tile" / "ndvi_classes_after.tif") as ds:

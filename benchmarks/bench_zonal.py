@@ -1,4 +1,4 @@
-"""Benchmark ecopatch.zonal against exactextract on a Sentinel-2-sized tile.
+"""Benchmark ecopatch.compute.zonal against exactextract on a Sentinel-2-sized tile.
 
 Times ``coverage_table`` + ``zonal_sums`` for random irregular patches
 (0.05-5 ha, 8-60 vertices) on a 10980 × 10980 10 m UTM grid with two float32
@@ -29,8 +29,8 @@ import numpy as np
 import shapely
 from affine import Affine
 
-from ecopatch.grid import Grid
-from ecopatch.zonal import coverage_table, zonal_sums
+from ecopatch.compute.zonal import coverage_table, zonal_sums
+from ecopatch.geo.grid import Grid
 
 TILE = 10980
 GRID = Grid((TILE, TILE), Affine(10.0, 0.0, 300_000.0, 0.0, -10.0, 3_400_020.0), "EPSG:32650")

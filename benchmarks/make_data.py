@@ -292,8 +292,8 @@ def write_drone(scene, root: Path, px: int) -> dict:  # noqa: ANN001
 
     from ecopatch.data.synthetic.noise import Noise
     from ecopatch.data.synthetic.render import render_drone_block  # the generator's own drone renderer
-    from ecopatch.geodesy import transformer
-    from ecopatch.grid import Grid, Window
+    from ecopatch.geo.geodesy import transformer
+    from ecopatch.geo.grid import Grid, Window
 
     side_m = px * DRONE_RES_M
     n_in, cx, cy = drone_site(scene, side_m)

@@ -31,7 +31,7 @@ _NUMBER = re.compile(r"[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?%?|[+-]?inf", 
 
 
 def _formula_like(text: str) -> bool:
-    """What a spreadsheet would run (written here independently of ecopatch.sanitize, which it checks)."""
+    """What a spreadsheet would run (written here independently of ecopatch.vector.sanitize, which it checks)."""
     s = text.lstrip(" \u3000\u00a0")
     return bool(s) and s[0] in TRIGGERS and not _NUMBER.fullmatch(s.strip())
 

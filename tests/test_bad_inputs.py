@@ -27,8 +27,8 @@ import ecopatch
 from ecopatch import errors as E
 from ecopatch.cli.main import cli
 from ecopatch.fieldcheck import import_results
-from ecopatch.io.vector import read_patches
 from ecopatch.raster.scene import open_scene
+from ecopatch.vector.layers import read_patches
 from tests.conftest import write_raster
 
 S2 = ["B02", "B03", "B04", "B08", "B11", "B12"]
@@ -137,7 +137,7 @@ def r_unknown_sensor_name(tmp):
 def r_index_needs_missing_band(tmp):
     p = write_raster(tmp / "drone.tif", np.full((3, 8, 8), 120, dtype="uint8"))
     s = open_scene(p)
-    from ecopatch.indices import compute_index
+    from ecopatch.compute.indices import compute_index
 
     compute_index("ndvi", s.read().bands, source=s.source)
 
@@ -530,7 +530,7 @@ def test_one_pixel_raster_and_mixed_dtypes(tmp_path):
 def test_dates_in_different_crs_work(tmp_path):
     b = open_scene(_s2(tmp_path / "b_20210918.tif", value="forest|soil"))
     # the same ground in CGCS2000 Gauss-Kruger (EPSG:4549), 5 m pixels
-    from ecopatch.geodesy import transformer
+    from ecopatch.geo.geodesy import transformer
 
     x, y = transformer("EPSG:32650", "EPSG:4549").transform(780_000, 3_350_000)
     a = open_scene(_s2(tmp_path / "a_20210919.tif", value="forest|soil", shape=(140, 140), crs="EPSG:4549",

@@ -1,11 +1,11 @@
-"""The change statistic, pixel candidates and patch typing of ecopatch.change."""
+"""The change statistic, pixel candidates and patch typing of ecopatch.compute.change."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ecopatch.change import (
+from ecopatch.compute.change import (
     Background,
     ChangeModel,
     ChangeParams,

@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ecopatch.cover import (
+from ecopatch.compute.cover import (
     CLASSES,
     CoverParams,
     classify,

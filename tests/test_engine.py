@@ -9,8 +9,8 @@ from shapely.geometry import box
 
 import ecopatch
 from ecopatch.analyses.encroachment import observation_table
-from ecopatch.grid import Grid, Window
-from ecopatch.tiling import SMALL_JOB_PX, blocks_touching, locality_order, run_tasks
+from ecopatch.engine.tiling import SMALL_JOB_PX, blocks_touching, locality_order, run_tasks
+from ecopatch.geo.grid import Grid, Window
 from tests.scenes import write_pair
 
 
@@ -204,7 +204,7 @@ class _FakeLibc:
 def test_batches_reuse_freed_buffers_only_where_a_malloc_variable_is_set(monkeypatch):
     import threading
 
-    import ecopatch.tiling as tiling
+    import ecopatch.engine.tiling as tiling
 
     fake = _FakeLibc()
     monkeypatch.setattr(tiling, "_glibc", lambda: fake)
@@ -263,7 +263,7 @@ def test_batches_reuse_freed_buffers_only_where_a_malloc_variable_is_set(monkeyp
 def test_glibc_handle_has_the_functions_the_batches_call():
     import platform
 
-    import ecopatch.tiling as tiling
+    import ecopatch.engine.tiling as tiling
 
     libc = tiling._glibc()
     if platform.libc_ver()[0] != "glibc":
@@ -273,7 +273,7 @@ def test_glibc_handle_has_the_functions_the_batches_call():
 
 
 def test_windowed_passes_hand_freed_heap_back(pair, monkeypatch):
-    import ecopatch.tiling as tiling
+    import ecopatch.engine.tiling as tiling
 
     s, before, after, mines = pair
     fake = _FakeLibc()

@@ -19,8 +19,8 @@ def test_env_int_unset_empty_clamped_and_wrong(monkeypatch):
 
 
 def test_every_ecopatch_variable_names_itself_when_wrong(monkeypatch):
+    from ecopatch.engine.tiling import _num_workers
     from ecopatch.raster.blocks import default_budget as _tile_cache_budget
-    from ecopatch.tiling import _num_workers
 
     monkeypatch.setenv("ECOPATCH_NUM_WORKERS", "all")
     with pytest.raises(ConfigError, match="ECOPATCH_NUM_WORKERS"):

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 import ecopatch
 from ecopatch.cli.main import cli
 from ecopatch.errors import EcopatchError, OutputError
-from ecopatch.io.vector import write_table
+from ecopatch.vector.layers import write_table
 
 
 @contextlib.contextmanager

@@ -5,7 +5,7 @@ from pyproj import Geod
 from shapely.geometry import box
 
 from ecopatch.errors import MissingCRSError
-from ecopatch.geodesy import as_crs, geodesic_area_m2, ground_area_factor, repaired, to_lonlat
+from ecopatch.geo.geodesy import as_crs, geodesic_area_m2, ground_area_factor, repaired, to_lonlat
 
 
 def _true_area(lonlat_poly):
@@ -19,7 +19,7 @@ def test_area_is_geodesic_in_any_crs(crs):
     # A ~2 ha irregular patch near Hangzhou, defined in lon/lat and moved into each CRS.
     ll = shapely.Polygon([(119.950, 30.220), (119.9515, 30.2201), (119.9517, 30.2212),
                           (119.9502, 30.2215), (119.9496, 30.2207)])
-    from ecopatch.geodesy import transformer
+    from ecopatch.geo.geodesy import transformer
 
     tr = transformer("EPSG:4490", crs)
     g = shapely.transform(ll, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
@@ -73,7 +73,7 @@ def test_geometries_in_keeps_equivalent_crs_and_transforms_others():
     import geopandas as gpd
     import rasterio.crs
 
-    from ecopatch.geodesy import geometries_in
+    from ecopatch.geo.geodesy import geometries_in
 
     gdf = gpd.GeoDataFrame(geometry=[box(500_000, 3_300_000, 500_100, 3_300_100)], crs="EPSG:32650")
     # the same CRS as a GeoTIFF would carry it: equivalent, written differently

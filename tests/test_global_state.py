@@ -38,7 +38,7 @@ def _fresh_process_cachemax() -> int:
 # the pair's low-coverage mine warns (expected; not what this test is about)
 @pytest.mark.filterwarnings("ignore::ecopatch.errors.EcopatchWarning")
 def test_calls_leave_gdal_the_allocator_and_caches_as_a_fresh_process_has_them(tiled_pair, tmp_path, monkeypatch):
-    import ecopatch.tiling as tiling
+    import ecopatch.engine.tiling as tiling
     from ecopatch.outputs.maps import change_map
     from ecopatch.outputs.report import write_report
     from ecopatch.raster.quicklook import shared_reads
@@ -110,7 +110,7 @@ def test_calls_leave_gdal_the_allocator_and_caches_as_a_fresh_process_has_them(t
 
 
 def test_malloc_tuning_only_when_asked(tiled_pair, monkeypatch):
-    import ecopatch.tiling as tiling
+    import ecopatch.engine.tiling as tiling
 
     s, before, after, mines = tiled_pair
     for k in tiling._MALLOC_ENV:

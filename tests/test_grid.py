@@ -5,8 +5,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ecopatch.errors import InputDataError
-from ecopatch.geodesy import geodesic_area_m2
-from ecopatch.grid import Grid, Window
+from ecopatch.geo.geodesy import geodesic_area_m2
+from ecopatch.geo.grid import Grid, Window
 
 
 def test_basic_properties():

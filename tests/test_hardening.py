@@ -526,7 +526,7 @@ def test_schema_version_stored_as_text(tmp_path, ledger):
 
 def test_file_size_limit_names_ulimit(tmp_path):
     code = ("import resource, sys, geopandas as gpd, shapely\n"
-            "from ecopatch.io.vector import write_table\n"
+            "from ecopatch.vector.layers import write_table\n"
             "resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))\n"
             "t = gpd.GeoDataFrame({'note': ['说明' * 50] * 2000}, geometry=[shapely.box(120, 30, 120.1, 30.1)] * 2000,"
             " crs=4490)\n"
@@ -590,8 +590,8 @@ def test_boolean_id_field_is_refused(tmp_path):
 
 
 def test_cover_end_members_without_contrast_are_a_config_error():
-    from ecopatch._kernels import HAVE_NUMBA, cover_kernel
-    from ecopatch.cover import CoverParams
+    from ecopatch.compute.cover import CoverParams
+    from ecopatch.compute.kernels import HAVE_NUMBA, cover_kernel
 
     if not HAVE_NUMBA:
         pytest.skip("numba kernels not available")

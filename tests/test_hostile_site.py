@@ -122,8 +122,8 @@ def test_field_results_with_formulas_and_markup_export_as_text(hostile_run, tmp_
 
 def test_web_map_escapes_every_name(hostile_run, tmp_path):
     pytest.importorskip("folium")
-    from ecopatch.io.vector import read_patches
     from ecopatch.outputs.webmap import web_map
+    from ecopatch.vector.layers import read_patches
 
     root, _ = hostile_run
     led = Ledger(root / "out" / "ledger.gpkg", create=False)

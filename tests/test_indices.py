@@ -4,8 +4,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from ecopatch.compute.indices import INDICES, bsi, compute_index, exg, mndwi, ndvi
 from ecopatch.errors import ConfigError, MissingBandError
-from ecopatch.indices import INDICES, bsi, compute_index, exg, mndwi, ndvi
 
 refl = arrays(np.float32, st.integers(1, 50),
               elements=st.one_of(st.floats(-0.2, 1.6, width=32), st.just(np.nan)))

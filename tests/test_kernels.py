@@ -6,12 +6,12 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-import ecopatch.change as change_mod
-import ecopatch.components as components_mod
-import ecopatch.cover as cover_mod
-from ecopatch._kernels import HAVE_NUMBA
-from ecopatch.change import tolerant_distance
-from ecopatch.cover import CoverParams, cover_fractions
+import ecopatch.compute.change as change_mod
+import ecopatch.compute.components as components_mod
+import ecopatch.compute.cover as cover_mod
+from ecopatch.compute.change import tolerant_distance
+from ecopatch.compute.cover import CoverParams, cover_fractions
+from ecopatch.compute.kernels import HAVE_NUMBA
 
 pytestmark = pytest.mark.skipif(not HAVE_NUMBA, reason="numba not installed")
 
@@ -55,7 +55,7 @@ def test_tolerant_kernel_matches_numpy(data, bands, radius):
 @given(data=st.data(), bands=st.integers(1, 6), sigma=st.sampled_from([0.5, 1.0, 1.7]),
        shared=st.booleans())
 def test_smooth_nan_kernel_is_bit_identical_to_scipy(data, bands, sigma, shared):
-    from ecopatch.change import smooth_nan
+    from ecopatch.compute.change import smooth_nan
 
     shape = (bands, data.draw(st.integers(1, 12)), data.draw(st.integers(1, 12)))
     x = data.draw(arrays(np.float32, shape, elements=st.one_of(st.floats(-0.25, 1.25, width=32), st.just(np.nan))))
@@ -69,7 +69,7 @@ def test_smooth_nan_kernel_is_bit_identical_to_scipy(data, bands, sigma, shared)
 @settings(max_examples=40, deadline=None)
 @given(data=st.data(), bands=st.integers(1, 6), background=st.booleans(), seed=st.integers(0, 99))
 def test_fused_statistic_matches_numpy(data, bands, background, seed):
-    from ecopatch.change import ChangeModel, ChangeParams, change_statistic, whitening
+    from ecopatch.compute.change import ChangeModel, ChangeParams, change_statistic, whitening
 
     rng = np.random.default_rng(seed)
     shape = (data.draw(st.integers(1, 10)), data.draw(st.integers(1, 10)))
@@ -92,8 +92,8 @@ def test_fused_statistic_matches_numpy(data, bands, background, seed):
 
 
 def test_scaled_kernel_is_the_numpy_arithmetic():
-    from ecopatch._kernels import scaled_kernel
-    from ecopatch.change import ChangeModel, ChangeParams, _scaled, whitening
+    from ecopatch.compute.change import ChangeModel, ChangeParams, _scaled, whitening
+    from ecopatch.compute.kernels import scaled_kernel
 
     rng = np.random.default_rng(3)
     s1 = rng.normal(0.1, 0.05, (6, 37, 41)).astype(np.float32)
@@ -116,7 +116,7 @@ def test_scaled_kernel_is_the_numpy_arithmetic():
 @given(row=st.integers(-40, 400), col=st.integers(-40, 400), rows=st.integers(1, 60), cols=st.integers(1, 60),
        factor=st.integers(1, 25), seed=st.integers(0, 9))
 def test_background_at_matches_whole_grid_interpolation(row, col, rows, cols, factor, seed):
-    from ecopatch.change import Background, _linear_weights
+    from ecopatch.compute.change import Background, _linear_weights
 
     v = np.random.default_rng(seed).normal(size=(3, 9, 11)).astype(np.float32)
     got = Background(v, factor).at(row, col, (rows, cols))
@@ -135,7 +135,7 @@ def test_background_at_matches_whole_grid_interpolation(row, col, rows, cols, fa
 @settings(max_examples=80, deadline=None)
 @given(b=refl, g=refl, r=refl, n=refl, s1=refl, s2=refl, zeros=st.integers(0, 63))
 def test_surface_kernel_is_bit_identical_to_numpy(b, g, r, n, s1, s2, zeros):
-    from ecopatch.cover import surface_fractions
+    from ecopatch.compute.cover import surface_fractions
 
     bands = {"blue": b, "green": g, "red": r, "nir": n, "swir1": s1, "swir2": s2}
     for i, k in enumerate(bands):  # zero reflectance: the ratios' divisions by zero
@@ -156,8 +156,8 @@ def _traced_and_gdal(mask, keep_share=1.0, seed=0, offset=(7, 3)):
     import shapely
     from scipy import ndimage
 
-    from ecopatch._kernels import outline_kernel
-    from ecopatch.grid import Window
+    from ecopatch.compute.kernels import outline_kernel
+    from ecopatch.geo.grid import Window
 
     lab, n = ndimage.label(mask, structure=_FOUR)
     keep = np.random.default_rng(seed).random(n) < keep_share
@@ -207,9 +207,9 @@ def test_outline_kernel_on_corner_pinches(rows):
 def test_block_components_outlines_match_gdal_s():
     import shapely
 
-    from ecopatch.change import PixelChange
-    from ecopatch.components import block_components
-    from ecopatch.grid import Window
+    from ecopatch.compute.change import PixelChange
+    from ecopatch.compute.components import block_components
+    from ecopatch.geo.grid import Window
 
     rng = np.random.default_rng(3)
     code = rng.choice(np.array([0, 0, 0, 1, 1, 2], dtype=np.uint8), (40, 50))
@@ -230,7 +230,7 @@ def test_block_components_outlines_match_gdal_s():
        repeat=st.sampled_from([None, 1, 2, 3]), seed=st.integers(0, 9))
 @example(dn=np.array([[1017.0, 999.0, 1001.0]], dtype=np.float32), repeat=None, seed=0)
 def test_reflectance_kernel_repeats_and_masks_as_numpy_would(dn, repeat, seed):
-    from ecopatch._kernels import reflectance_kernel
+    from ecopatch.compute.kernels import reflectance_kernel
 
     rng = np.random.default_rng(seed)
     rows = cols = None
@@ -258,7 +258,7 @@ def test_reflectance_kernel_repeats_and_masks_as_numpy_would(dn, repeat, seed):
 @given(shape=st.tuples(st.integers(1, 12), st.integers(1, 12)), kind=st.sampled_from(["scl", "qa_pixel"]),
        k=st.integers(0, 3), seed=st.integers(0, 99), dtype=st.sampled_from([np.uint8, np.uint16, np.int16]))
 def test_clear_kernel_matches_grow_clouds(shape, kind, k, seed, dtype):
-    from ecopatch._kernels import clear_kernel
+    from ecopatch.compute.kernels import clear_kernel
     from ecopatch.raster.masks import grow_clouds as _grow_clouds
     from ecopatch.raster.sensors import SCL_UNUSABLE
 
@@ -276,7 +276,7 @@ def test_clear_kernel_matches_grow_clouds(shape, kind, k, seed, dtype):
 
 
 def test_clear_kernel_leaves_other_masks_to_numpy():
-    from ecopatch._kernels import clear_kernel
+    from ecopatch.compute.kernels import clear_kernel
 
     idx = np.arange(2)
     assert clear_kernel(np.zeros((2, 2), np.uint8), "alpha", 0, idx, idx, (0,)) is None

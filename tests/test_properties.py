@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 import ecopatch
 from ecopatch.analyses.restoration import _inside_composition
-from ecopatch.cover import CoverParams
-from ecopatch.geodesy import geodesic_area_m2, transformer
+from ecopatch.compute.cover import CoverParams
+from ecopatch.geo.geodesy import geodesic_area_m2, transformer
 from tests.conftest import write_raster
 
 S2 = ["B02", "B03", "B04", "B08", "B11", "B12"]

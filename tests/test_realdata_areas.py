@@ -39,8 +39,8 @@ def lulc(shared_data):
     import geopandas as gpd
     import rasterio
 
-    from ecopatch.geodesy import geodesic_area_m2
-    from ecopatch.grid import Grid
+    from ecopatch.geo.geodesy import geodesic_area_m2
+    from ecopatch.geo.grid import Grid
 
     folder = shared_data / "eolearn_s2_slovenia"
     polygons = gpd.read_file(folder / "lulc_polygons.gpkg")
@@ -120,7 +120,7 @@ def _pixel_centre_area(lulc, i: int, cls_raster: np.ndarray) -> float:
 
 
 def test_class_area_counts_partial_edge_pixels(lulc):
-    from ecopatch.zonal import coverage_table, zonal_sums
+    from ecopatch.compute.zonal import coverage_table, zonal_sums
 
     g = lulc["grid"]
     cov = coverage_table(lulc["geoms"], g)
@@ -169,7 +169,7 @@ def test_exact_coverage_on_the_pixel_centre_reference_raster(lulc):
     """On ``lulc_reference.tif`` itself, coverage gives the polygon's area inside its class's cells, exactly."""
     from rasterio.features import rasterize
 
-    from ecopatch.zonal import coverage_table, zonal_sums
+    from ecopatch.compute.zonal import coverage_table, zonal_sums
 
     g = lulc["grid"]
     ref = lulc["ref"]

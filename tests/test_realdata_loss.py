@@ -4,8 +4,8 @@ Data: ``eolearn_s2_slovenia`` -- real Sentinel-2 NDVI and s2cloudless valid mask
 68 dates 2015-2017, and its RABA land-use polygons (forest, permanent grassland, shrubland), ground
 that did not change in these two years.  Per date with at least 80 % of the patch valid, each
 pixel's vegetated share comes from the library's rule (FVC by the dimidiate model with the date's
-own end-members, :func:`ecopatch.cover.estimate_endmembers`; vegetated from FVC 0.45, not below
-0.10, :func:`ecopatch.cover.veg_from_fvc`).  For every pair of growing-season dates (May to
+own end-members, :func:`ecopatch.compute.cover.estimate_endmembers`; vegetated from FVC 0.45, not below
+0.10, :func:`ecopatch.compute.cover.veg_from_fvc`).  For every pair of growing-season dates (May to
 September) of different years within 45 days of each other in the calendar -- what the scheduled
 run compares -- and every polygon of at least 20 pixels seen at both on 70 % of its pixels, the
 "loss" is the share of the polygon vegetated at the first date and not at the second.
@@ -37,7 +37,7 @@ def pairs(shared_data):
     from rasterio.transform import array_bounds
     from shapely.geometry import box
 
-    from ecopatch.cover import CoverParams, estimate_endmembers, fvc, veg_from_fvc
+    from ecopatch.compute.cover import CoverParams, estimate_endmembers, fvc, veg_from_fvc
 
     d = shared_data / "eolearn_s2_slovenia"
     with rasterio.open(d / "ndvi_68dates.tif") as ds:

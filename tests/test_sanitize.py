@@ -1,4 +1,4 @@
-"""ecopatch.sanitize: formula neutralisation, control characters, safe file names (pure functions)."""
+"""ecopatch.vector.sanitize: formula neutralisation, control characters, safe file names (pure functions)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ecopatch import sanitize
-from ecopatch.sanitize import (
+from ecopatch.vector import sanitize
+from ecopatch.vector.sanitize import (
     for_terminal,
     is_formula_like,
     neutralise_formula,

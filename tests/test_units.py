@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ecopatch.errors import ConfigError
-from ecopatch.units import MU_M2, area_to_m2, ha_to_m2, m2_to_ha, m2_to_mu, mu_to_m2
+from ecopatch.geo.units import MU_M2, area_to_m2, ha_to_m2, m2_to_ha, m2_to_mu, mu_to_m2
 
 
 def test_one_hectare_is_fifteen_mu():

@@ -1,4 +1,4 @@
-"""Tests for ecopatch.zonal: exact pixel coverage fractions and per-patch sums."""
+"""Tests for ecopatch.compute.zonal: exact pixel coverage fractions and per-patch sums."""
 
 from __future__ import annotations
 
@@ -11,17 +11,7 @@ from hypothesis import strategies as st
 from shapely.affinity import affine_transform
 from shapely.geometry import LineString, MultiPolygon, Polygon, box
 
-from ecopatch.errors import (
-    ConfigError,
-    CRSMismatchError,
-    GeometryError,
-    GeometryRepairedWarning,
-    InputDataError,
-)
-from ecopatch.geodesy import geodesic_area_m2
-from ecopatch.grid import Grid, Window
-from ecopatch.units import MU_M2
-from ecopatch.zonal import (
+from ecopatch.compute.zonal import (
     DEFAULT_MAX_CELLS,
     FRAC_EPS,
     Coverage,
@@ -29,6 +19,16 @@ from ecopatch.zonal import (
     coverage_table,
     zonal_sums,
 )
+from ecopatch.errors import (
+    ConfigError,
+    CRSMismatchError,
+    GeometryError,
+    GeometryRepairedWarning,
+    InputDataError,
+)
+from ecopatch.geo.geodesy import geodesic_area_m2
+from ecopatch.geo.grid import Grid, Window
+from ecopatch.geo.units import MU_M2
 
 # -- named inputs (UTM 50N metres, on the 10 m grid UTM_GRID) --------------------
 
@@ -381,7 +381,7 @@ def test_zonal_sums_shape_errors():
         zonal_sums(cov, {"a": np.ones((40, 40))}, window=UTM_GRID.window, weights=np.ones(3))
     with pytest.raises(InputDataError, match="at least one raster"):
         zonal_sums(cov, {}, window=UTM_GRID.window)
-    with pytest.raises(InputDataError, match="must be the ecopatch.grid.Window"):
+    with pytest.raises(InputDataError, match="must be the ecopatch.geo.grid.Window"):
         zonal_sums(cov, {"a": np.ones((40, 40))}, window=(0, 0, 40, 40))
     with pytest.raises(InputDataError, match="from coverage_table"):
         zonal_sums({"index": []}, {"a": np.ones((40, 40))}, window=UTM_GRID.window)
@@ -509,7 +509,7 @@ def test_plain_polygons_take_the_same_path_as_any_other(crs, polys):
 
 
 def test_outline_pixels_centres_then_touched_and_share_inside():
-    from ecopatch.zonal import outline_pixels
+    from ecopatch.compute.zonal import outline_pixels
 
     g = Grid((10, 10), Affine(10, 0, 0, 0, -10, 100), "EPSG:32650")
     win, m, inside = outline_pixels(g, shapely.box(20, 50, 40, 70))  # 2 x 2 pixels, whole

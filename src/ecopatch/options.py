@@ -22,7 +22,7 @@ Window sizes have one name per meaning, everywhere:
 ``max_pixels``
     pixels of a decimated read (a quick-look, a map panel, a sample);
 ``max_cells``
-    working cells of the exact polygon coverage (:mod:`ecopatch.zonal`).
+    working cells of the exact polygon coverage (:mod:`ecopatch.compute.zonal`).
 
 Examples
 --------
@@ -47,8 +47,8 @@ from ecopatch.errors import ConfigError
 
 if TYPE_CHECKING:
     from ecopatch.analyses.restoration import StatusRules
-    from ecopatch.change import ChangeParams
-    from ecopatch.cover import CoverParams
+    from ecopatch.compute.change import ChangeParams
+    from ecopatch.compute.cover import CoverParams
 
 __all__ = [
     "BASELINE_RULES",
@@ -317,7 +317,7 @@ class DetectOptions:
     def mmu_m2(self) -> float:
         """The minimum mapping unit, m² (``min_area_mu`` converted when given; 0 for none)."""
         if self.min_area_mu is not None:
-            from ecopatch.units import area_to_m2
+            from ecopatch.geo.units import area_to_m2
 
             return float(area_to_m2(self.min_area_mu, "mu"))
         return 0.0 if self.min_area_m2 is None else float(self.min_area_m2)
@@ -405,7 +405,7 @@ class RunOptions:
         large files that have none, before their first quick-look.
     tune_malloc : bool
         Opt in to glibc malloc tuning for the windowed passes of this run's
-        process (:func:`ecopatch.tiling.tune_malloc`).
+        process (:func:`ecopatch.engine.tiling.tune_malloc`).
     lock_max_age_hours : float
         A run lock taken on another host whose heartbeat is older than this
         is treated as stale.

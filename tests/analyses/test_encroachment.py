@@ -7,7 +7,7 @@ import shapely
 
 import ecopatch
 import ecopatch.analyses.encroachment
-import ecopatch.pairing
+import ecopatch.analyses.pairing
 from ecopatch.analyses.validation import score_patches
 from ecopatch.vocabulary import PATCH_COLUMNS, ZONE_STRICTNESS
 
@@ -133,9 +133,9 @@ def test_block_at_the_grid_origin_outlines_without_warnings():
     # thread-safe: the block at (0, 0) must neither warn nor be shifted by the workaround
     import warnings
 
-    from ecopatch.change import PixelChange
-    from ecopatch.components import STAT_NAMES, block_components
-    from ecopatch.grid import Window
+    from ecopatch.compute.change import PixelChange
+    from ecopatch.compute.components import STAT_NAMES, block_components
+    from ecopatch.geo.grid import Window
 
     code = np.zeros((6, 6), dtype=np.uint8)
     code[1:3, 2:5] = 1  # a 2 x 3 pixel patch
@@ -220,7 +220,7 @@ def test_area_parts_clip_patches_as_their_union_would(seed):
 def test_area_parts_give_the_union_s_pixels_and_sample_windows(seed):
     from affine import Affine
 
-    from ecopatch.grid import Grid, Window
+    from ecopatch.geo.grid import Grid, Window
 
     parts = _area_parts(seed)
     g = Grid((110, 120), Affine(10.0, 0, -50.0, 0, -10.0, 1050.0), "EPSG:32650")
@@ -236,9 +236,9 @@ def test_area_parts_give_the_union_s_pixels_and_sample_windows(seed):
     whole = shapely.union_all(region)
     win = g.window_from_bounds(whole.bounds, clip=True)
     want = [w for w in g.chunks(16, win) if shapely.intersects(whole, g.subgrid(w).footprint())]
-    cand = ecopatch.pairing._sample_windows(g, region, size=16, n=10_000)
+    cand = ecopatch.analyses.pairing._sample_windows(g, region, size=16, n=10_000)
     assert cand == want
-    picked = ecopatch.pairing._sample_windows(g, region, size=16, n=5)
+    picked = ecopatch.analyses.pairing._sample_windows(g, region, size=16, n=5)
     assert len(picked) == 5 and set(picked) <= set(want) and picked[0] == want[0] and picked[-1] == want[-1]
 
 
@@ -261,7 +261,7 @@ def test_area_parts_are_cut_to_the_footprint_and_the_whole_ones_not_copied(seed)
 def test_outlines_are_packed_exactly():
     from shapely.geometry import MultiPolygon, box
 
-    from ecopatch.components import PackedOutlines, pack_outlines, unpack_outlines
+    from ecopatch.compute.components import PackedOutlines, pack_outlines, unpack_outlines
 
     holed = box(0, 0, 5, 5).difference(box(1, 1, 3, 2))
     multi = MultiPolygon([box(10, 10, 11, 12), box(13, 10, 14, 11)])
@@ -282,9 +282,9 @@ def test_outlines_are_packed_exactly():
 
 
 def test_block_edges_are_kept_compact_and_read_only():
-    from ecopatch.change import PixelChange
-    from ecopatch.components import block_components, merge_components
-    from ecopatch.grid import Window
+    from ecopatch.compute.change import PixelChange
+    from ecopatch.compute.components import block_components, merge_components
+    from ecopatch.geo.grid import Window
 
     code = np.zeros((10, 10), dtype=np.uint8)
     code[0:3, 2:5] = 1  # on the top edge (halo row 0 is outside the block)

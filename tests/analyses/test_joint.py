@@ -9,11 +9,11 @@ import shapely
 
 import ecopatch
 from ecopatch.analyses.encroachment import observation_table
+from ecopatch.engine.tiling import joint_order, locality_order
 from ecopatch.errors import ConfigError, LowCoverageWarning, NoOverlapError
-from ecopatch.grid import Window
+from ecopatch.geo.grid import Window
 from ecopatch.options import AssessOptions, DetectOptions
 from ecopatch.raster import fileread as raster
-from ecopatch.tiling import joint_order, locality_order
 from tests.scenes import write_pair
 
 

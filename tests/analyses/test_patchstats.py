@@ -6,7 +6,7 @@ from shapely.geometry import box
 
 from ecopatch.analyses.patchstats import patch_statistics
 from ecopatch.errors import InputDataError
-from ecopatch.geodesy import geodesic_area_m2
+from ecopatch.geo.geodesy import geodesic_area_m2
 from tests.conftest import write_raster
 
 T = Affine(10, 0, 780_000, 0, -10, 3_350_000)

@@ -15,7 +15,7 @@ import pytest
 import shapely
 
 from ecopatch.analyses.sky_tier import MIN_PROGRESS, cover_over, persisting
-from ecopatch.cover import surface_fractions
+from ecopatch.compute.cover import surface_fractions
 from ecopatch.errors import InputDataError
 from tests.scenes import write_pair
 

@@ -15,7 +15,7 @@ import rasterio
 from ecopatch.data.datasets import SIZES, _main, load_sample_data, make_sample_data, write_scene
 from ecopatch.data.synthetic import BANDS_10M, DATES, RASTERS, make_scene
 from ecopatch.errors import ConfigError, InputDataError, OutputExistsError
-from ecopatch.geodesy import geodesic_area_m2
+from ecopatch.geo.geodesy import geodesic_area_m2
 from ecopatch.vocabulary import canonical_zone
 
 REPO = Path(__file__).resolve().parents[2]

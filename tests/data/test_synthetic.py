@@ -18,8 +18,8 @@ from ecopatch.data.synthetic import (
 )
 from ecopatch.data.synthetic.noise import Noise
 from ecopatch.errors import ConfigError, InputDataError
-from ecopatch.geodesy import geodesic_area_m2, transformer
-from ecopatch.grid import Window
+from ecopatch.geo.geodesy import geodesic_area_m2, transformer
+from ecopatch.geo.grid import Window
 from ecopatch.vocabulary import CHANGE_TYPES, ZONE_ALIASES, canonical_zone
 
 MMU_M2 = 400.0

@@ -1,4 +1,4 @@
-"""ecopatch.io.tables: safe cells out (no formula, no control character), hardened workbooks and CSV in."""
+"""ecopatch.vector.tables: safe cells out (no formula, no control character), hardened workbooks and CSV in."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from ecopatch.errors import SpreadsheetError
-from ecopatch.io.tables import (
+from ecopatch.vector.tables import (
     CellError,
     Formula,
     Limits,

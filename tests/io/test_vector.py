@@ -13,7 +13,7 @@ from ecopatch.errors import (
     SuspiciousCoordinatesError,
     VectorReadError,
 )
-from ecopatch.io.vector import read_patches, write_table
+from ecopatch.vector.layers import read_patches, write_table
 from tests.common import bowtie_invalid, multipart_patch, patch_with_hole, square_1ha
 
 

@@ -25,7 +25,7 @@ from ecopatch.errors import (
     LedgerTransitionError,
     MissingCRSError,
 )
-from ecopatch.geodesy import geodesic_area_m2, transformer
+from ecopatch.geo.geodesy import geodesic_area_m2, transformer
 from ecopatch.ledger import SCHEMA_VERSION, AddResult, Ledger, Status
 from ecopatch.ledger.gpkg import decode_geometry, encode_geometry
 from ecopatch.vocabulary import PATCH_COLUMNS

@@ -123,7 +123,7 @@ def test_tables_english(inputs, ledger):
 # ----------------------------------------------------------------------------- CLI
 def test_cli_report(inputs, ledger, tmp_path, cjk):
     from ecopatch.cli.main import cli
-    from ecopatch.io.vector import write_table
+    from ecopatch.vector.layers import write_table
 
     a = write_table(inputs.assessment, tmp_path / "assessment.gpkg")
     p = write_table(inputs.patches, tmp_path / "patches.gpkg")

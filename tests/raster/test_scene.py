@@ -7,7 +7,7 @@ from affine import Affine
 
 from ecopatch import errors as ecopatch_errors
 from ecopatch.errors import InputDataError, MissingBandError, MissingCRSError, RasterReadError
-from ecopatch.grid import Grid, Window
+from ecopatch.geo.grid import Grid, Window
 from ecopatch.raster.ongrid import read_on_grid
 from ecopatch.raster.scene import open_scene
 from ecopatch.raster.source import read_decimated

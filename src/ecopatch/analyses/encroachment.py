@@ -8,7 +8,7 @@ values, coordinates, and the reserve and functional zone it lies in.
 Method, in order (the reasons and the measurements behind each step are in
 ``docs/design.md`` and ``benchmarks/RESULTS.md``):
 
-1. **The dates are made comparable** (:func:`ecopatch.pairing.prepare_pair`):
+1. **The dates are made comparable** (:func:`ecopatch.analyses.pairing.prepare_pair`):
    clouds and their shadows are masked where the product has no mask
    (:mod:`ecopatch.raster.clouds`); the later date is normalised onto the earlier
    one by a reduced-major-axis fit per band on pseudo-invariant ground
@@ -18,14 +18,14 @@ Method, in order (the reasons and the measurements behind each step are in
    area of interest.
 2. **Change that stands out from the scene's own noise**: per pixel, the
    robust z-score of a misregistration-tolerant standardised change vector
-   and Mahalanobis distance (:func:`ecopatch.change.change_statistic`).  A
+   and Mahalanobis distance (:func:`ecopatch.compute.change.change_statistic`).  A
    patch is a connected set of pixels with ``z >= z_grow`` holding a pixel
    with ``z >= z_seed`` (hysteresis), never vegetation or water at both
    dates, and observed at both dates inside the area of interest.
 3. **What changed into what**: each date's cover fractions (vegetation,
    bare, built, water) in the normalised space
-   (:func:`ecopatch.cover.surface_fractions`); a patch is typed by its
-   conversion (:func:`ecopatch.change.patch_type`) and reports its
+   (:func:`ecopatch.compute.cover.surface_fractions`); a patch is typed by its
+   conversion (:func:`ecopatch.compute.change.patch_type`) and reports its
    ``class_before`` and ``class_after``.  A patch whose cover did not change
    (a pit that stays bare, a roof that stays a roof) is not reported.
 4. Connected pixels form patches (exactly the same whether processed whole
@@ -59,11 +59,21 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from ecopatch.analyses.pairing import PairSetup, SurfaceDeriver, prepare_pair
 from ecopatch.analyses.restoration import analysis_grid
-from ecopatch.change import ChangeParams, dominant_class, patch_type, pixel_change, seasonal_envelope, water_gain_linear
-from ecopatch.change import change_statistic as _change_statistic
-from ecopatch.components import STAT_NAMES, BlockComponents, block_components, merge_components
-from ecopatch.cover import CoverParams
+from ecopatch.compute.change import (
+    ChangeParams,
+    dominant_class,
+    patch_type,
+    pixel_change,
+    seasonal_envelope,
+    water_gain_linear,
+)
+from ecopatch.compute.change import change_statistic as _change_statistic
+from ecopatch.compute.components import STAT_NAMES, BlockComponents, block_components, merge_components
+from ecopatch.compute.cover import CoverParams
+from ecopatch.compute.zonal import coverage_table, zonal_sums
+from ecopatch.engine.tiling import PatchSums, Scheduler, WindowPass, add_partials, blocks_touching, run_passes
 from ecopatch.errors import (
     ConfigError,
     EcopatchWarning,
@@ -72,16 +82,13 @@ from ecopatch.errors import (
     NoValidPixelsError,
     caller_stacklevel,
 )
-from ecopatch.geodesy import as_crs, geodesic_area_m2, geometries_in, repaired, transformer
-from ecopatch.grid import Grid, Window
+from ecopatch.geo.geodesy import as_crs, geodesic_area_m2, geometries_in, repaired, transformer
+from ecopatch.geo.grid import Grid, Window
+from ecopatch.geo.units import m2_to_mu
 from ecopatch.options import WINDOWS, DetectOptions, resolve_options
-from ecopatch.pairing import PairSetup, SurfaceDeriver, prepare_pair
 from ecopatch.raster.ongrid import read_on_grid
 from ecopatch.raster.source import RasterSource, SourceLike, as_source, check_pair, plan_pass_reads
-from ecopatch.tiling import PatchSums, Scheduler, WindowPass, add_partials, blocks_touching, run_passes
-from ecopatch.units import m2_to_mu
 from ecopatch.vocabulary import ZONE_STRICTNESS, canonical_zone
-from ecopatch.zonal import coverage_table, zonal_sums
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -210,7 +217,7 @@ def _aoi_mask(parts: tuple[Any, ...] | None, g: Grid, win: Window) -> np.ndarray
 #: Layers averaged per patch (area-weighted): the cover fractions of both dates, the change
 #: statistic and the indices reported with each patch.
 _FRACTIONS = ("veg", "bare", "built", "water")
-#: Bands averaged per patch for the new-water estimate (:func:`ecopatch.change.water_gain_linear`).
+#: Bands averaged per patch for the new-water estimate (:func:`ecopatch.compute.change.water_gain_linear`).
 _WATER_BANDS = ("blue", "green", "nir", "swir1")
 
 
@@ -428,7 +435,7 @@ def detection_pass(
     swap_dates: bool = False,
     observations: list[pd.DataFrame] | None = None,
 ) -> WindowPass:
-    """:func:`detect_changes` set up, as a pass to run with others (:func:`ecopatch.tiling.run_passes`).
+    """:func:`detect_changes` set up, as a pass to run with others (:func:`ecopatch.engine.tiling.run_passes`).
 
     Parameters are those of :func:`detect_changes`, the options as one
     :class:`~ecopatch.options.DetectOptions` (default: its defaults).  The

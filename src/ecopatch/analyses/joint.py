@@ -5,7 +5,7 @@ the other, :func:`ecopatch.assess_restoration` and
 :func:`ecopatch.detect_changes` each decode the tiles they need, and on a
 full Sentinel-2 tile the mines and the reserves need much the same tiles.
 :func:`assess_and_detect` sets both passes up, runs their windows as one job
-(:func:`ecopatch.tiling.run_passes`: each window of the assessment follows
+(:func:`ecopatch.engine.tiling.run_passes`: each window of the assessment follows
 the detection window at the same place, whose decoded tiles it finds in the
 tile cache), then finishes each.  Its results are those of the two
 functions, to the last bit: only the order of the work changes.
@@ -18,14 +18,14 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
+from ecopatch.engine.tiling import Scheduler, WindowPass, run_passes
 from ecopatch.errors import ConfigError, EcopatchError
 from ecopatch.options import WINDOWS, AssessOptions, DetectOptions
-from ecopatch.tiling import Scheduler, WindowPass, run_passes
 
 if TYPE_CHECKING:
     import geopandas as gpd
 
-    from ecopatch.grid import Grid
+    from ecopatch.geo.grid import Grid
     from ecopatch.raster.source import SourceLike
 
 __all__ = ["assess_and_detect", "run_jobs"]

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ecopatch.analyses.restoration import prepare_cover_params
-from ecopatch.cover import CLASSES, CoverParams, classify, cover_fractions
+from ecopatch.compute.cover import CLASSES, CoverParams, classify, cover_fractions
 from ecopatch.errors import InputDataError
-from ecopatch.grid import Grid, Window
+from ecopatch.geo.grid import Grid, Window
 from ecopatch.raster.ongrid import read_on_grid
 from ecopatch.raster.source import Observation, SourceLike, as_source
 
@@ -119,7 +119,7 @@ def change_codes(
     """
     from rasterio.features import rasterize
 
-    from ecopatch.geodesy import geometries_in
+    from ecopatch.geo.geodesy import geometries_in
 
     if column not in patches.columns:
         raise InputDataError(f"patches have no {column!r} column; pass column=")

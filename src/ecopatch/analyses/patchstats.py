@@ -20,12 +20,12 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from ecopatch.compute.zonal import coverage_table, flat_index, observed_entries, take_flat
+from ecopatch.engine.tiling import PatchSums, Scheduler, add_partials, blocks_touching, run_tasks
 from ecopatch.errors import ConfigError, InputDataError
-from ecopatch.geodesy import as_crs, geodesic_area_m2, geometries_in
-from ecopatch.grid import Grid, Window
+from ecopatch.geo.geodesy import as_crs, geodesic_area_m2, geometries_in
+from ecopatch.geo.grid import Grid, Window
 from ecopatch.raster.source import ValueRaster, as_values
-from ecopatch.tiling import PatchSums, Scheduler, add_partials, blocks_touching, run_tasks
-from ecopatch.zonal import coverage_table, flat_index, observed_entries, take_flat
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -63,7 +63,7 @@ class _Task:
 def _block(task: _Task) -> PatchSums:
     """Per-patch sums over the blocks of one task, from the covered pixels only.
 
-    The same arithmetic as :func:`ecopatch.zonal.zonal_sums`, without building
+    The same arithmetic as :func:`ecopatch.compute.zonal.zonal_sums`, without building
     a block-sized float layer per class: patches usually cover a small share
     of a block.  Coverage is computed once for the task's patches and kept
     where it falls in the task's own blocks (a patch reaching into a block of

@@ -21,7 +21,7 @@ mine and a history per mine (:mod:`ecopatch.analyses.trajectory`,
 :meth:`ecopatch.Ledger.mine_history`).
 
 How the areas are counted (:func:`assess_restoration`, Notes): cover
-fractions (:mod:`ecopatch.cover`) are computed at each scene's own
+fractions (:mod:`ecopatch.compute.cover`) are computed at each scene's own
 resolution and area-averaged onto one analysis grid; each cell's true ground
 area (m²) is weighted by the exact share of the cell inside the mine; at the
 mine's edge, the part of a mixed cell that lies outside the mine is given
@@ -35,17 +35,17 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
 import shapely
 
-from ecopatch.cover import (
+from ecopatch.compute.cover import (
     CoverParams,
     cover_fractions,
     estimate_canopy_spectrum,
@@ -53,9 +53,12 @@ from ecopatch.cover import (
     local_veg_fraction,
     otsu_threshold,
 )
+from ecopatch.compute.zonal import coverage_fraction
+from ecopatch.engine.tiling import PatchSums, Scheduler, WindowPass, add_partials, blocks_touching, run_passes
 from ecopatch.errors import ConfigError, InputDataError, LowCoverageWarning, NoOverlapError, caller_stacklevel
-from ecopatch.geodesy import as_crs, geodesic_area_m2, geometries_in, repaired
-from ecopatch.grid import Grid, Window
+from ecopatch.geo.geodesy import as_crs, geodesic_area_m2, geometries_in, repaired
+from ecopatch.geo.grid import Grid, Window
+from ecopatch.geo.units import m2_to_mu
 from ecopatch.options import WINDOWS, AssessOptions, resolve_options
 from ecopatch.raster.ongrid import read_on_grid
 from ecopatch.raster.source import (
@@ -67,10 +70,7 @@ from ecopatch.raster.source import (
     plan_pass_reads,
     read_sample,
 )
-from ecopatch.tiling import PatchSums, Scheduler, WindowPass, add_partials, blocks_touching, run_passes
-from ecopatch.units import m2_to_mu
 from ecopatch.vocabulary import ALERT_ZH, MINE_STATUS_ZH, RESTORATION_DIRECTIONS
-from ecopatch.zonal import coverage_fraction
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -182,7 +182,8 @@ class StatusRules:
                     f"StatusRules.{name}: unknown direction(s) {sorted(unknown)}; "
                     f"use {sorted(RESTORATION_DIRECTIONS)}"
                 )
-            full = dict(StatusRules.__dataclass_fields__[name].default_factory())  # type: ignore[misc,operator]
+            defaults = cast("Callable[[], Mapping[str, float]]", StatusRules.__dataclass_fields__[name].default_factory)
+            full = dict(defaults())
             full.update(table)
             object.__setattr__(self, name, full)
         if self.default_direction not in RESTORATION_DIRECTIONS:
@@ -329,11 +330,11 @@ def _estimate_cover_params(scene: RasterSource, p: CoverParams, rgb: bool, need_
             "another date, or check the nodata/offset settings"
         )
     if rgb:
-        from ecopatch.indices import exg
+        from ecopatch.compute.indices import exg
 
         idx = exg(obs["red"], obs["green"], obs["blue"])
     else:
-        from ecopatch.indices import ndvi
+        from ecopatch.compute.indices import ndvi
 
         idx = ndvi(obs["nir"], obs["red"])
     if need_em:
@@ -619,7 +620,7 @@ def assess_restoration(
     block : int
         Block size in pixels for windowed processing.
     scheduler : optional
-        Dask scheduler (see :func:`ecopatch.tiling.run_tasks`).
+        Dask scheduler (see :func:`ecopatch.engine.tiling.run_tasks`).
     progress : bool, optional
         Progress bar (default on a terminal).
     max_source_px : int
@@ -697,7 +698,7 @@ def assessment_pass(
     max_source_px: int = WINDOWS.max_source_px,
     swap_dates: bool = False,
 ) -> WindowPass:
-    """:func:`assess_restoration` set up, as a pass to run with others (:func:`ecopatch.tiling.run_passes`).
+    """:func:`assess_restoration` set up, as a pass to run with others (:func:`ecopatch.engine.tiling.run_passes`).
 
     Parameters are those of :func:`assess_restoration`, the options as one
     :class:`~ecopatch.options.AssessOptions` (default: its defaults).  The

@@ -21,7 +21,7 @@ without one (L1C), s2cloudless on the case's window; for other products
 without a mask, none (a single date cannot tell a dim overcast from new
 ground: such cases are confirmed only by a detection).  A case needs
 :data:`ecopatch.ledger.store.DEFAULT_CONFIRM_CLEAR` of its area seen clear.
-The fractions are those of :func:`ecopatch.cover.surface_fractions` on the
+The fractions are those of :func:`ecopatch.compute.cover.surface_fractions` on the
 scene's reflectance as read (with the haze removal it was opened with, but
 without the normalisation onto another date that a detection makes): enough
 to tell vegetation, open ground and water apart, less sure between bare and
@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ecopatch.change import dominant_class
+from ecopatch.compute.change import dominant_class
 from ecopatch.errors import InputDataError
 from ecopatch.raster.source import as_source
 
@@ -53,7 +53,7 @@ MIN_PROGRESS = 0.5
 
 _FRACTIONS = ("veg", "bare", "built", "water")
 
-#: Bands :func:`ecopatch.cover.surface_fractions` uses, where the scene has them.
+#: Bands :func:`ecopatch.compute.cover.surface_fractions` uses, where the scene has them.
 _BANDS = ("blue", "green", "red", "nir", "swir1", "swir2")
 
 
@@ -73,7 +73,7 @@ def cover_over(scene: SourceLike, polygons: gpd.GeoDataFrame | gpd.GeoSeries) ->
     pandas.DataFrame
         Indexed like ``polygons``: ``veg``, ``bare``, ``built``, ``water``
         (0-1, means over the polygon's clear pixels; NaN when none is clear),
-        ``class_now`` (:func:`ecopatch.change.dominant_class`; ``"unknown"``
+        ``class_now`` (:func:`ecopatch.compute.change.dominant_class`; ``"unknown"``
         when no pixel is clear) and ``clear_share`` (0-1: the share of the
         polygon inside the scene times the share of its pixels seen clear;
         pixels whose centre is inside, or every pixel it touches when it
@@ -83,10 +83,10 @@ def cover_over(scene: SourceLike, polygons: gpd.GeoDataFrame | gpd.GeoSeries) ->
     """
     import shapely
 
-    from ecopatch.cover import surface_fractions
+    from ecopatch.compute.cover import surface_fractions
+    from ecopatch.compute.zonal import outline_pixels
     from ecopatch.errors import NoOverlapError
-    from ecopatch.geodesy import geometries_in
-    from ecopatch.zonal import outline_pixels
+    from ecopatch.geo.geodesy import geometries_in
 
     scene = as_source(scene)
     if "red" not in scene.bands or "nir" not in scene.bands:

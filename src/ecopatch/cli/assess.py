@@ -32,7 +32,7 @@ from ecopatch.options import AssessOptions
 @scheduler_opt
 @progress_opt
 def assess(mines, id_field, layer, out, overwrite, block, scheduler, progress,
-           **params):  # type: ignore[no-untyped-def]
+           **params):
     """Damaged, restored and still-bare area of every mine, in m² and mu, with a status.
 
     Example: ecopatch assess --before S2_2021.SAFE --after S2_2024.SAFE --mines mines.gpkg
@@ -41,7 +41,7 @@ def assess(mines, id_field, layer, out, overwrite, block, scheduler, progress,
     A stack without band descriptions: --bands red=3,green=2,blue=1,nir=4,swir1=5,swir2=6 --scale 0.0001
     """
     from ecopatch.analyses.restoration import assess_restoration
-    from ecopatch.io.vector import read_patches, write_table
+    from ecopatch.vector.layers import read_patches, write_table
 
     check_new_outputs(out, overwrite=overwrite)
     opts = pop_options(AssessOptions, params)
@@ -54,9 +54,9 @@ def assess(mines, id_field, layer, out, overwrite, block, scheduler, progress,
     click.echo(f"wrote {out}")
 
 
-def summary_text(result) -> str:  # type: ignore[no-untyped-def]
+def summary_text(result) -> str:
     """A few lines about an assessment table, for the terminal."""
-    from ecopatch.units import m2_to_mu
+    from ecopatch.geo.units import m2_to_mu
 
     counts = result["status_zh"].value_counts()
     dam = float(result["damaged_m2"].sum())

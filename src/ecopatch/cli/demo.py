@@ -15,7 +15,7 @@ from ecopatch.cli.options import overwrite_opt, progress_opt
 @click.option("--report/--no-report", default=True, show_default=True, help="Draw maps, chips and the report.")
 @overwrite_opt
 @progress_opt
-def demo(out_dir, data, lang, report, overwrite, progress):  # type: ignore[no-untyped-def]
+def demo(out_dir, data, lang, report, overwrite, progress):
     """Assess the sample's mines, detect suspect patches, fill a ledger, write a report, score vs truth.
 
     Example: ecopatch demo demo-out

@@ -38,7 +38,7 @@ from ecopatch.options import DetectOptions
 @scheduler_opt
 @progress_opt
 def detect(reserves, min_area, min_area_unit, exclude, out, overwrite, block, scheduler, progress,
-           **params):  # type: ignore[no-untyped-def]
+           **params):
     """Find new disturbance inside the reserves: one polygon per suspect patch.
 
     Writes OUT (GPKG, GeoJSON, KML, CSV or XLSX) and, next to it,
@@ -48,8 +48,8 @@ def detect(reserves, min_area, min_area_unit, exclude, out, overwrite, block, sc
     --min-area 400 --out patches.gpkg
     """
     from ecopatch.analyses.encroachment import detect_changes
-    from ecopatch.io.vector import read_patches, write_tables
-    from ecopatch.units import area_to_m2
+    from ecopatch.geo.units import area_to_m2
+    from ecopatch.vector.layers import read_patches, write_tables
 
     side = Path(out).with_name(Path(out).stem + "_observation.csv")
     check_new_outputs(out, side, overwrite=overwrite)
@@ -71,7 +71,7 @@ def detect(reserves, min_area, min_area_unit, exclude, out, overwrite, block, sc
         click.echo(f"wrote {w}")
 
 
-def summary_text(patches) -> str:  # type: ignore[no-untyped-def]
+def summary_text(patches) -> str:
     """A few lines about a patch table, for the terminal."""
     if len(patches) == 0:
         return "no suspect patch found"

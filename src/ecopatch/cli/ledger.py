@@ -11,7 +11,7 @@ import datetime as _dt
 import click
 
 from ecopatch.cli.options import overwrite_opt
-from ecopatch.sanitize import for_terminal
+from ecopatch.vector.sanitize import for_terminal
 
 __all__ = ["ledger"]
 
@@ -126,7 +126,7 @@ def summary(ledger_path: str, today: _dt.date | None, as_csv: bool) -> None:
     """Counts and areas by status, colour, change type, reserve and zone."""
     table = _open(ledger_path).summary(today=today)
     if as_csv:
-        from ecopatch.io.tables import csv_text
+        from ecopatch.vector.tables import csv_text
 
         click.echo(csv_text(table), nl=False)
         return

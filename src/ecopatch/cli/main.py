@@ -32,7 +32,7 @@ COMMANDS: dict[str, str] = {
 }
 
 
-class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class StderrHandler(logging.StreamHandler):
     """A stream handler that writes to whatever ``sys.stderr`` is when a record is emitted.
 
     A plain ``StreamHandler(sys.stderr)`` keeps the stream it was made with:
@@ -43,7 +43,7 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self) -> None:
         super().__init__(sys.stderr)
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         """The current ``sys.stderr``."""
         return sys.stderr
@@ -55,7 +55,7 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 def stderr_handler() -> StderrHandler:
     """The CLI's log handler: the current ``sys.stderr``, one line per record with time and level."""
-    from ecopatch.sanitize import SafeLogFormatter
+    from ecopatch.vector.sanitize import SafeLogFormatter
 
     handler = StderrHandler()
     handler.setFormatter(SafeLogFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -107,7 +107,7 @@ class LazyGroup(click.Group):
             verbosity = (ctx.obj or {}).get("verbosity", 0)
             if verbosity >= 2:
                 raise
-            from ecopatch.sanitize import for_terminal
+            from ecopatch.vector.sanitize import for_terminal
 
             click.echo(for_terminal(f"Error: {exc}"), err=True)
             ctx.exit(getattr(exc, "exit_code", 1))

@@ -14,8 +14,8 @@ import click
 
 from ecopatch.cli.ledger import DATE, ledger_arg
 from ecopatch.cli.options import overwrite_opt
-from ecopatch.io.tables import csv_text
-from ecopatch.sanitize import for_terminal
+from ecopatch.vector.sanitize import for_terminal
+from ecopatch.vector.tables import csv_text
 
 if TYPE_CHECKING:
     from ecopatch.ledger import Ledger

@@ -145,14 +145,14 @@ BANDS = BandsType()
 _PER_DATE = ("sensor", "bands", "scale", "offset", "nodata", "cloud_mask")
 
 
-def scene_opts(f=None, *, required: bool = True):  # type: ignore[no-untyped-def]
+def scene_opts(f=None, *, required: bool = True):
     """--before/--after and how to read them: sensor, band roles, scale/offset/nodata, DEM, calibration.
 
     The command receives them as keyword arguments; :func:`open_pair` opens
     the two scenes from them.
     """
 
-    def deco(f):  # type: ignore[no-untyped-def]
+    def deco(f):
         opts = [
             click.option("--before", "before", required=required, default=None, type=click.Path(exists=True),
                          help="Before scene: SAFE folder, STAC item, Landsat folder, Gaofen package or GeoTIFF."),

@@ -40,7 +40,7 @@ def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> _dt.
               help="At most this many mine cards.")
 @overwrite_opt
 def report(assessment, patches, ledger_path, reserves, out_dir, lang, title, today, max_cards, overwrite,
-           **scene):  # type: ignore[no-untyped-def]
+           **scene):
     """Write the report: self-contained HTML with maps and tables, and an Excel workbook.
 
     Example: ecopatch report --assessment mines_2024.gpkg --patches patches_2024.gpkg
@@ -50,10 +50,10 @@ def report(assessment, patches, ledger_path, reserves, out_dir, lang, title, tod
         raise click.UsageError("give at least one of --assessment, --patches, --ledger")
     if (scene.get("before") is None) != (scene.get("after") is None):
         raise click.UsageError("--before and --after go together")
-    from ecopatch.io.vector import read_patches
     from ecopatch.ledger import Ledger
     from ecopatch.outputs.report import write_report
     from ecopatch.raster.source import check_pair
+    from ecopatch.vector.layers import read_patches
 
     a = _read_result(assessment, "assessment", _MINE_COLUMNS) if assessment else None
     p = _read_result(patches, "patches", _PATCH_COLUMNS) if patches else None
@@ -82,13 +82,13 @@ _PATCH_COLUMNS = ("patch_id", "change_type", "area_m2")
 _TABLES = (".xlsx", ".xlsm", ".csv")
 
 
-def _read_result(path: str, what: str, needed: tuple[str, ...]):  # type: ignore[no-untyped-def]
+def _read_result(path: str, what: str, needed: tuple[str, ...]):
     """A result written by ``ecopatch assess``/``detect``: a polygon file, or the XLSX/CSV table."""
     from pathlib import Path
 
     from ecopatch.errors import InputDataError
-    from ecopatch.io.tables import read_table
-    from ecopatch.io.vector import read_patches
+    from ecopatch.vector.layers import read_patches
+    from ecopatch.vector.tables import read_table
 
     suffix = Path(path).suffix.lower()
     if suffix in _TABLES:

@@ -96,7 +96,7 @@ def run(ctx: click.Context, config_path: str, force: bool, dry_run: bool, scenes
     except Exception as exc:  # noqa: BLE001 - an unattended run must end with a message and code 1
         _fail(ctx, exc, int(ExitCode.FAILURE), verbosity, unexpected=True)
     if verbosity >= 0 or result.exit_code not in (ExitCode.OK, ExitCode.NOTHING_NEW):
-        from ecopatch.sanitize import for_terminal
+        from ecopatch.vector.sanitize import for_terminal
 
         click.echo(for_terminal(result.summary()), err=result.exit_code not in (ExitCode.OK, ExitCode.NOTHING_NEW))
     ctx.exit(int(result.exit_code))
@@ -128,7 +128,7 @@ def _fail(ctx: click.Context, exc: BaseException, code: int, verbosity: int, *, 
     if verbosity >= 2 or unexpected:
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
     prefix = {3: "Bad config", 4: "Bad input", 6: "Locked"}.get(code, "Error")
-    from ecopatch.sanitize import for_terminal
+    from ecopatch.vector.sanitize import for_terminal
 
     click.echo(for_terminal(f"{prefix}: {exc}"), err=True)
     ctx.exit(code)

@@ -7,7 +7,7 @@ Subpackages and modules (imported on first use)::
                 the committed ``sample_data/`` folder
 
 Package data: ``gaofen_calibration.json`` (absolute calibration coefficients of the Gaofen
-sensors, read by :mod:`ecopatch.io.gaofen`).
+sensors, read by :mod:`ecopatch.raster.gaofen`).
 """
 
 from __future__ import annotations

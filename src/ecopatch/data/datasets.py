@@ -48,7 +48,7 @@ from ecopatch.data.synthetic import (
 from ecopatch.data.synthetic.files import atomic, band_profile, rasters_in_place
 from ecopatch.data.synthetic.metadata import mtd_tl_xml, mtd_xml
 from ecopatch.errors import ConfigError, InputDataError, OutputError, OutputExistsError
-from ecopatch.grid import Window
+from ecopatch.geo.grid import Window
 
 __all__ = [
     "SIZES",
@@ -308,7 +308,7 @@ def _write_layers(scene: SyntheticScene, data: SampleData) -> None:
 
 
 def _write_truth(scene: SyntheticScene, data: SampleData, drone: bool) -> None:
-    from ecopatch.io.tables import write_csv
+    from ecopatch.vector.tables import write_csv
 
     with atomic(data.restoration_truth) as tmp:
         t = scene.restoration_truth
@@ -363,7 +363,7 @@ def _scene_info(scene: SyntheticScene, data: SampleData, drone: bool) -> dict[st
         },
         "drone_mine_id": scene.drone_mine_id if drone else None,
         "truth_crs": "EPSG:32650 (encroachments, clouds); mines/reserves GeoPackages EPSG:4490",
-        "areas": "true ground (geodesic) areas in m², ecopatch.geodesy.geodesic_area_m2",
+        "areas": "true ground (geodesic) areas in m², ecopatch.geo.geodesy.geodesic_area_m2",
         "scl_classes": {str(k): v for k, v in SCL_CLASSES.items()},
         "materials": [
             {"id": i, "key": m.key, "zh": m.zh, "group": m.group,
@@ -632,9 +632,9 @@ def write_repeat_product(
     from shapely.geometry import box
 
     from ecopatch.errors import GeometryRepairedWarning
-    from ecopatch.geodesy import geometries_in
-    from ecopatch.io.vector import read_patches
+    from ecopatch.geo.geodesy import geometries_in
     from ecopatch.raster.scene import open_scene
+    from ecopatch.vector.layers import read_patches
 
     if like not in DATES:
         raise ConfigError(f"like={like!r}; use one of {list(DATES)}")

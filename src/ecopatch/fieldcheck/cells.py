@@ -1,7 +1,7 @@
 """The cells of the field tables (地上查): headers, readers, and what a cell may hold.
 
 The results workbook of a field package and the mines' verdicts workbook are
-read the same way, by their cells and within size limits (:mod:`ecopatch.io.tables`):
+read the same way, by their cells and within size limits (:mod:`ecopatch.vector.tables`):
 an ``.xlsx`` sheet, a CSV as Excel or WPS saves it, or the layer of a
 GeoPackage edited in QField.  :func:`cell_problem` says, in words, why a cell
 cannot be used (a formula with no saved value, an error value, a control
@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 
 from ecopatch.errors import FieldCheckError
-from ecopatch.io.tables import Limits
 from ecopatch.ledger.model import EventKind
-from ecopatch.sanitize import text_problem
+from ecopatch.vector.sanitize import text_problem
+from ecopatch.vector.tables import Limits
 
 __all__ = [
     "CONCLUSIONS",
@@ -119,7 +119,7 @@ def read_xlsx(path: Path, limits: Limits | None = None, *, sheet: str = RESULTS_
                key_headers: tuple[str, ...] = ("图斑编号", "核查结论"),
                template: str = "the results_template.xlsx of the field package") -> Records:
     """Headers, records, row numbers and extra-cell counts of a results sheet (read by its cells, safely)."""
-    from ecopatch.io.tables import open_workbook
+    from ecopatch.vector.tables import open_workbook
 
     with open_workbook(path, limits=limits) as wb:
         if sheet in wb.sheet_names:
@@ -155,7 +155,7 @@ def read_xlsx(path: Path, limits: Limits | None = None, *, sheet: str = RESULTS_
 
 def read_csv(path: Path, limits: Limits | None = None) -> Records:
     """Headers, records, row numbers and extra-cell counts of a CSV table (UTF-8, UTF-16 or GB18030)."""
-    from ecopatch.io.tables import read_csv_rows
+    from ecopatch.vector.tables import read_csv_rows
 
     t = read_csv_rows(path, limits=limits)
     n = len(t.header)
@@ -204,7 +204,7 @@ def cell_problem(header: str, field: str, v: Any, *, max_chars: int | None = Non
     saved value, an error value, a yes/no value where text belongs, a control or direction-override
     character, text longer than ``max_chars`` (default :data:`MAX_CHARS` of the field).
     """
-    from ecopatch.io.tables import CellError, Formula
+    from ecopatch.vector.tables import CellError, Formula
 
     if isinstance(v, Formula):
         return (f"{header} holds a formula ({v}) with no saved value; open the file in Excel or WPS and save it, "

@@ -41,11 +41,11 @@ from ecopatch.fieldcheck.cells import (
     VALUES_SHEET,
     cell_text,
 )
-from ecopatch.io.tables import append_row, write_csv
 from ecopatch.ledger import Event, EventKind, Ledger, Status
 from ecopatch.ledger.files import atomic_write, check_targets, remove_partial, tmp_name, write_sheet
 from ecopatch.ledger.report import package_table
-from ecopatch.sanitize import repair_text, unique_filenames
+from ecopatch.vector.sanitize import repair_text, unique_filenames
+from ecopatch.vector.tables import append_row, write_csv
 from ecopatch.vocabulary import ACTIVITY_TYPES
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ def write_field_package(
         is the case's row of ``cases`` (a Series; geometry in EPSG:4490).  It is given
         temporary paths that are moved to ``chips/{stem}_before.png`` and
         ``chips/{stem}_after.png`` when it returns, where ``stem`` is the
-        case ID made safe as a file name (:func:`ecopatch.sanitize.unique_filenames`:
+        case ID made safe as a file name (:func:`ecopatch.vector.sanitize.unique_filenames`:
         the ID itself for ledger IDs such as ``YB-2024-000001``); the tables and the KML
         refer to those.  An exception from it stops the export.
     overwrite : bool

@@ -34,10 +34,10 @@ from ecopatch.fieldcheck.cells import (
     read_xlsx,
     split_photos,
 )
-from ecopatch.io.tables import Limits
 from ecopatch.ledger import Case, Event, Ledger, advance
 from ecopatch.ledger.values import content_key, parse_date
-from ecopatch.sanitize import for_terminal, text_problem
+from ecopatch.vector.sanitize import for_terminal, text_problem
+from ecopatch.vector.tables import Limits
 from ecopatch.vocabulary import ACTIVITY_TYPES
 
 __all__ = ["ImportPlan", "ImportReport", "PlannedEvent", "import_results", "read_results", "validate_results"]
@@ -66,7 +66,7 @@ def read_results(path: str | os.PathLike[str], *, limits: Limits | None = None) 
         headers), CSV (UTF-8, UTF-16, or GBK/GB18030 as Excel saves it on
         Chinese Windows; comma, semicolon or tab separated) or GeoPackage
         (layer ``cases`` or the first layer).
-    limits : ecopatch.io.tables.Limits, optional
+    limits : ecopatch.vector.tables.Limits, optional
         Size limits of a workbook or CSV (default generous for results).
 
     Returns
@@ -78,8 +78,8 @@ def read_results(path: str | os.PathLike[str], *, limits: Limits | None = None) 
         from the file are empty), and ``extra_cells`` (cells beyond the
         header in a CSV record).  Workbook values keep their kind: a yes/no
         cell is a ``bool``, a formula with no saved value an
-        :class:`ecopatch.io.tables.Formula`, an error cell a
-        :class:`ecopatch.io.tables.CellError`; :func:`validate_results`
+        :class:`ecopatch.vector.tables.Formula`, an error cell a
+        :class:`ecopatch.vector.tables.CellError`; :func:`validate_results`
         refuses them by name.
 
     Raises

@@ -54,11 +54,11 @@ from ecopatch.fieldcheck.cells import (
     read_xlsx,
     split_photos,
 )
-from ecopatch.io.tables import append_row
 from ecopatch.ledger import Ledger
 from ecopatch.ledger.files import atomic_write, check_targets, write_sheet
 from ecopatch.ledger.values import content_key, parse_date
-from ecopatch.sanitize import for_terminal
+from ecopatch.vector.sanitize import for_terminal
+from ecopatch.vector.tables import append_row
 from ecopatch.vocabulary import MINE_STATUS_ZH, RESTORATION_DIRECTIONS
 
 __all__ = [

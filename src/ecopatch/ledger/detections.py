@@ -31,15 +31,15 @@ from ecopatch.errors import (
     InputDataError,
     TooManyCasesError,
 )
-from ecopatch.geodesy import as_crs, geodesic_area_m2, transformer
+from ecopatch.geo.geodesy import as_crs, geodesic_area_m2, transformer
+from ecopatch.geo.units import m2_to_mu
 from ecopatch.ledger import model
 from ecopatch.ledger.gpkg import SRS_ID, decode_geometry, encode_geometry
 from ecopatch.ledger.match import match_patches
 from ecopatch.ledger.model import Event, EventKind, SkyTier, Status
 from ecopatch.ledger.rows import append_event, case_from_row, load_cases, next_serial, save_case, touch_contents
 from ecopatch.ledger.values import as_date, as_float, as_str, clean, date_of, iso, now_utc, to_json
-from ecopatch.sanitize import text_problem
-from ecopatch.units import m2_to_mu
+from ecopatch.vector.sanitize import text_problem
 from ecopatch.vocabulary import ACTIVITY_TYPES, CHANGE_TYPE_ZH, CHANGE_TYPES, PATCH_COLUMNS
 
 __all__ = [
@@ -153,7 +153,7 @@ def prepare_patches(patches: Any, today: _dt.date) -> list[dict[str, Any]]:
     """
     import geopandas as gpd
 
-    from ecopatch.io.vector import check_coordinates
+    from ecopatch.vector.layers import check_coordinates
 
     if not isinstance(patches, gpd.GeoDataFrame):
         raise InputDataError(

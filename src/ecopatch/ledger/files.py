@@ -79,9 +79,9 @@ _COLOUR_FILL = {"红码": "FFC7CE", "黄码": "FFEB9C", "绿码": "C6EFCE"}
 def write_sheet(ws: Any, df: pd.DataFrame) -> None:
     """Header row (bold, frozen), values, column widths; 红黄绿码 cells filled in colour.
 
-    Every cell goes through :func:`ecopatch.io.tables.cell_value`: no formula,
+    Every cell goes through :func:`ecopatch.vector.tables.cell_value`: no formula,
     no control character, nothing longer than a cell holds.
     """
-    from ecopatch.io.tables import write_sheet as write_table_sheet
+    from ecopatch.vector.tables import write_sheet as write_table_sheet
 
     write_table_sheet(ws, df, fills=_COLOUR_FILL, fill_columns=["红黄绿码"])

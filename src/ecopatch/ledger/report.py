@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 
 from ecopatch.errors import OutputError, describe_os_error
-from ecopatch.io.tables import write_csv
 from ecopatch.ledger.files import atomic_write, check_targets, write_sheet
+from ecopatch.vector.tables import write_csv
 from ecopatch.vocabulary import ACTIVITY_TYPES, CHANGE_TYPE_ZH, ZONE_ZH
 
 __all__ = ["PACKAGE_HEADERS", "package_table", "write_ledger_report"]

@@ -93,7 +93,7 @@ from ecopatch.ledger.rows import (
 from ecopatch.ledger.schema import SCHEMA_VERSION
 from ecopatch.ledger.summary import detection_precision, plain_years, summarise_cases
 from ecopatch.ledger.values import as_date, now_utc, to_json
-from ecopatch.sanitize import text_problem
+from ecopatch.vector.sanitize import text_problem
 
 if TYPE_CHECKING:
     import geopandas as gpd

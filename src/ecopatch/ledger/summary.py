@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ecopatch.geo.units import m2_to_mu
 from ecopatch.ledger.model import Colour, SkyTier, Status
-from ecopatch.units import m2_to_mu
 from ecopatch.vocabulary import CHANGE_TYPE_ZH, ZONE_ZH
 
 __all__ = ["detection_precision", "plain_years", "summarise_cases"]

@@ -291,7 +291,7 @@ class FontSetup:
         are shown as control pictures and ``$`` is escaped, so that a name
         such as ``$\foo$`` is not parsed as mathtext (which fails the figure).
         """
-        from ecopatch.sanitize import repair_text
+        from ecopatch.vector.sanitize import repair_text
 
         s = "" if value is None else repair_text(str(value))
         out = s if self.can_draw(s) else str(fallback)

@@ -27,9 +27,9 @@ import numpy as np
 import pandas as pd
 
 from ecopatch.errors import EcopatchError, InputDataError, OutputError, OutputExistsError, describe_os_error
+from ecopatch.geo.units import m2_to_mu
 from ecopatch.outputs.fonts import check_lang
-from ecopatch.sanitize import repair_text, unique_filenames
-from ecopatch.units import m2_to_mu
+from ecopatch.vector.sanitize import repair_text, unique_filenames
 from ecopatch.vocabulary import (
     ALERT_EN,
     ALERT_ZH,
@@ -344,8 +344,8 @@ def summary_table(
 # Writers
 # ---------------------------------------------------------------------------
 def _write_xlsx(path: Path, sheets: Sequence[tuple[str, pd.DataFrame, str | None]]) -> None:
-    """The workbook, every cell through :func:`ecopatch.io.tables.cell_value` (no formula, no control character)."""
-    from ecopatch.io.tables import write_workbook
+    """The workbook, every cell through :func:`ecopatch.vector.tables.cell_value` (no formula, no control character)."""
+    from ecopatch.vector.tables import write_workbook
 
     write_workbook(path, sheets, fills=_FILLS, wrap_header=True)
 
@@ -528,15 +528,15 @@ def write_report(
     Notes
     -----
     Every file is written to a temporary name beside its target and renamed
-    when complete (:func:`ecopatch.io.vector.atomic_path`), so an
+    when complete (:func:`ecopatch.vector.layers.atomic_path`), so an
     interrupted run never leaves a half-written report in place of a good one.
     """
     from ecopatch import __version__
     from ecopatch.analyses.restoration import prepare_cover_params, shared_scene_estimates
-    from ecopatch.io.vector import atomic_path
     from ecopatch.outputs.maps import change_map, mine_card, overview_map
     from ecopatch.outputs.maps.render import png_bytes, render_pngs
     from ecopatch.raster import quicklook as _quicklook
+    from ecopatch.vector.layers import atomic_path
 
     lang = check_lang(lang)
     if assessment is None and patches is None and ledger is None:

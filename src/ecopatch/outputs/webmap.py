@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ecopatch.errors import ConfigError, MissingDependencyError
 from ecopatch.outputs.fonts import check_lang
-from ecopatch.sanitize import repair_text
+from ecopatch.vector.sanitize import repair_text
 from ecopatch.vocabulary import WEBMAP_FIELDS
 
 if TYPE_CHECKING:

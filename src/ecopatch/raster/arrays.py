@@ -3,7 +3,7 @@
 :class:`ArraySource` is the :class:`~ecopatch.raster.source.RasterSource` of
 arrays already in memory (or lazily computed, as dask arrays from odc-stac
 or stackstac are): one 2-D array per band on one
-:class:`~ecopatch.grid.Grid`, values turned into reflectance as a file's
+:class:`~ecopatch.geo.grid.Grid`, values turned into reflectance as a file's
 are (``value × scale + offset``; no data, the saturation value of integer
 arrays and reflectance outside the valid range are not valid), with an
 optional cloud mask.  :func:`from_array` makes one from numpy arrays and an
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ecopatch.errors import InputDataError, MissingBandError
-from ecopatch.grid import Grid, Window
+from ecopatch.geo.grid import Grid, Window
 from ecopatch.raster.masks import MASK_KINDS, grow_clouds, grow_clouds_at
 from ecopatch.raster.ongrid import decimated_grid, ground_unit_m
 from ecopatch.raster.radiometry import to_reflectance
@@ -42,7 +42,7 @@ def parse_date(value: Any, what: str) -> _dt.date:
             raise InputDataError(f"{what}: the date is NaT (not a time); pass date=")
         return _dt.date.fromisoformat(str(value.astype("datetime64[D]")))
     if hasattr(value, "to_pydatetime"):  # pandas Timestamp
-        return value.to_pydatetime().date()  # type: ignore[no-any-return]
+        return value.to_pydatetime().date()
     text = str(value).strip()
     try:
         return _dt.date.fromisoformat(text[:10])
@@ -524,7 +524,7 @@ def from_array(
     """
     from affine import Affine
 
-    from ecopatch.geodesy import as_crs
+    from ecopatch.geo.geodesy import as_crs
 
     t = transform if isinstance(transform, Affine) else Affine(*list(transform)[:6])
     if t.b != 0 or t.d != 0:

@@ -38,7 +38,7 @@ import numpy as np
 
 from ecopatch._env import env_int
 from ecopatch.errors import RasterReadError
-from ecopatch.grid import Window
+from ecopatch.geo.grid import Window
 from ecopatch.options import WINDOWS
 from ecopatch.raster.gdalcache import gdal_cache
 from ecopatch.raster.quiet import short
@@ -380,7 +380,7 @@ class ReadPlan:
     ----------
     stripe_px : int
         Width (analysis pixels) of the stripes windows are taken in
-        (:func:`ecopatch.tiling.locality_order`): the whole width when a
+        (:func:`ecopatch.engine.tiling.locality_order`): the whole width when a
         file is striped.
     tile_cache_bytes : int or None
         Tile cache budget for the pass (None: the default).

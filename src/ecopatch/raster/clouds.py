@@ -42,7 +42,7 @@ import numpy as np
 from ecopatch.errors import ConfigError
 
 if TYPE_CHECKING:
-    from ecopatch.grid import Grid
+    from ecopatch.geo.grid import Grid
     from ecopatch.raster.scene import Scene
 
 __all__ = [
@@ -320,7 +320,7 @@ def mask_grid(grid: Grid, res_m: float) -> Grid:
     """A grid over ``grid``'s bounds with cells of about ``res_m`` metres (a whole multiple of its pixel)."""
     from affine import Affine
 
-    from ecopatch.grid import Grid as _Grid
+    from ecopatch.geo.grid import Grid as _Grid
 
     if res_m <= 0:
         raise ConfigError(f"cloud mask resolution {res_m} m: must be > 0")

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ecopatch.errors import InputDataError, MissingCRSError, RasterReadError
-from ecopatch.grid import Grid, Window
+from ecopatch.geo.grid import Grid, Window
 from ecopatch.options import WINDOWS
 from ecopatch.raster import blocks
 from ecopatch.raster.ongrid import ground_unit_m, integer_ratio, reproject_array, source_window
@@ -211,8 +211,8 @@ def plan_file_reads(scenes: Iterable[Any], *, block: int = WINDOWS.block,
     :func:`ecopatch.raster.source.plan_pass_reads`, which calls this with
     the sources that have files.
 
-    Put into :class:`ecopatch.tiling.WindowPass` (``reads=``) by the passes
-    that read imagery; :func:`ecopatch.tiling.run_passes` takes the windows
+    Put into :class:`ecopatch.engine.tiling.WindowPass` (``reads=``) by the passes
+    that read imagery; :func:`ecopatch.engine.tiling.run_passes` takes the windows
     in stripes of :attr:`~ecopatch.raster.blocks.ReadPlan.stripe_px` and holds
     the plan's session (tile cache and GDAL block cache sized for these
     files, released when the pass ends) while the windows run.
@@ -356,7 +356,7 @@ def read_reflectance(ref: BandRef, grid: Grid, window: Window, valid: np.ndarray
     blocks of ``grid``'s (the same grid, Sentinel-2's 20 m bands on the 10 m
     grid) go from the file's pixels to reflectance in one pass.
     """
-    from ecopatch._kernels import reflectance_kernel
+    from ecopatch.compute.kernels import reflectance_kernel
 
     # integer DN outside the file are the saturation value (not reflectance): no float copy of the block
     sat = _saturation(ref)

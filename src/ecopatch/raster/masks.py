@@ -51,7 +51,7 @@ def grow_clouds(raw: np.ndarray, kind: str, k: int) -> np.ndarray:
 
 def grow_clouds_at(raw: np.ndarray, kind: str, k: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """``grow_clouds(raw, kind, k)[rows][:, cols]``, in one pass where the kernel can (C order)."""
-    from ecopatch._kernels import clear_kernel
+    from ecopatch.compute.kernels import clear_kernel
     from ecopatch.raster.sensors import SCL_UNUSABLE
 
     fused = clear_kernel(raw, kind, k, rows, cols, SCL_UNUSABLE)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ecopatch.errors import NoOverlapError
-from ecopatch.grid import Grid, Window
+from ecopatch.geo.grid import Grid, Window
 from ecopatch.options import WINDOWS
 from ecopatch.raster.quiet import ignoring
 from ecopatch.raster.source import Observation, RasterSource
@@ -190,7 +190,7 @@ def _bands_as_layers(obs: Observation) -> Mapping[str, np.ndarray]:
     return obs.bands
 
 
-def _empty_layers(scene, derive, bands, shape):  # type: ignore[no-untyped-def]
+def _empty_layers(scene, derive, bands, shape):
     tiny = scene.read(bands, Window(0, 0, 1, 1))
     names = list(derive(tiny).keys())
     out = {k: np.full(shape, np.nan, dtype=np.float32) for k in names}
@@ -198,7 +198,7 @@ def _empty_layers(scene, derive, bands, shape):  # type: ignore[no-untyped-def]
     return out
 
 
-def _split_read(scene, grid, window, bands, derive, min_valid, max_source_px):  # type: ignore[no-untyped-def]
+def _split_read(scene, grid, window, bands, derive, min_valid, max_source_px):
     h2, w2 = max(1, window.height // 2), max(1, window.width // 2)
     parts = []
     for r0, rh in ((window.row_off, h2), (window.row_off + h2, window.height - h2)):
@@ -232,7 +232,7 @@ def decimated_grid(scene: RasterSource, *, aoi_bounds: tuple[float, float, float
 
         poly = box(*aoi_bounds)
         crs = aoi_crs if aoi_crs is not None else g.crs
-        from ecopatch.geodesy import as_crs, transformer
+        from ecopatch.geo.geodesy import as_crs, transformer
 
         if as_crs(crs) != g.crs:
             import shapely

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ecopatch.errors import RasterReadError
-from ecopatch.grid import Grid
+from ecopatch.geo.grid import Grid
 from ecopatch.raster import blocks
 from ecopatch.raster.gdalcache import gdal_cache
 from ecopatch.raster.masks import grow_clouds

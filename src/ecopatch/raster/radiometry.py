@@ -25,7 +25,7 @@ def to_reflectance(dn: np.ndarray, scale: float, offset: float, nodata: float | 
     ``nodata``, the saturation value of an integer ``dtype`` and reflectance
     outside :data:`~ecopatch.raster.source.VALID_REFLECTANCE`.
     """
-    from ecopatch._kernels import reflectance_kernel
+    from ecopatch.compute.kernels import reflectance_kernel
 
     maxval = saturation(dtype)
     fused = reflectance_kernel(dn, scale, offset, nodata, maxval, VALID_REFLECTANCE)

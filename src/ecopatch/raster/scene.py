@@ -1,4 +1,4 @@
-"""Reading imagery: products on disk -> reflectance windows on a :class:`~ecopatch.grid.Grid`.
+"""Reading imagery: products on disk -> reflectance windows on a :class:`~ecopatch.geo.grid.Grid`.
 
 :func:`open_scene` looks at what a user points it to (a Sentinel-2 SAFE
 folder, a STAC item, a Landsat Collection 2 folder with its MTL file, a folder
@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, overload
 import numpy as np
 
 from ecopatch.errors import ConfigError, InputDataError, MissingBandError, RasterReadError
-from ecopatch.grid import Grid, Window
+from ecopatch.geo.grid import Grid, Window
 from ecopatch.raster.fileread import (
     band_reads,
     grid_of,
@@ -461,7 +461,7 @@ def _sensor_names() -> tuple[str, ...]:
     return tuple(SENSORS)
 
 
-def _rebuild_scene(sensor_name, band_refs, grid, date, mask, source, metadata, sensor_obj,  # type: ignore[no-untyped-def]
+def _rebuild_scene(sensor_name, band_refs, grid, date, mask, source, metadata, sensor_obj,
                    cloud_buffer_m=0.0, product=None):
     sensor = sensor_obj if sensor_obj is not None else get_sensor(sensor_name)
     return Scene(sensor, band_refs, grid, date, mask, source, metadata, cloud_buffer_m, product)

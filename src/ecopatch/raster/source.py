@@ -1,7 +1,7 @@
 """The raster-source protocol: what every analysis reads imagery through.
 
 A *raster source* is imagery of one date as named reflectance bands on a
-:class:`~ecopatch.grid.Grid`, with a validity (cloud) mask.  The analyses
+:class:`~ecopatch.geo.grid.Grid`, with a validity (cloud) mask.  The analyses
 (:mod:`ecopatch.analyses`) see nothing else: file and product scenes
 (:class:`ecopatch.raster.scene.Scene`), numpy arrays, xarray objects in the
 rioxarray, odc-stac and stackstac layouts and open rasterio datasets all
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 
 from ecopatch.errors import DateOrderError, InputDataError, MissingBandError, SameSceneWarning
-from ecopatch.grid import Grid, Window
+from ecopatch.geo.grid import Grid, Window
 from ecopatch.options import WINDOWS
 from ecopatch.raster.sensors import ANALYSIS_NEEDS, SensorProfile
 
@@ -489,8 +489,8 @@ def plan_pass_reads(sources: Iterable[RasterSource], *, block: int = WINDOWS.blo
                     ) -> ReadPlan | None:
     """How a windowed pass over ``sources`` should read them, from their files' layouts.
 
-    Put into :class:`ecopatch.tiling.WindowPass` (``reads=``) by the passes
-    that read imagery; :func:`ecopatch.tiling.run_passes` holds the plan's
+    Put into :class:`ecopatch.engine.tiling.WindowPass` (``reads=``) by the passes
+    that read imagery; :func:`ecopatch.engine.tiling.run_passes` holds the plan's
     session (tile cache and GDAL block cache sized for these files, released
     when the pass ends) while the windows run.
 

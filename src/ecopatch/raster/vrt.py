@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ecopatch.grid import Window
+from ecopatch.geo.grid import Window
 
 __all__ = ["VRTSources", "vrt_simple_sources"]
 

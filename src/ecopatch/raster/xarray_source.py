@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from ecopatch.errors import InputDataError
-from ecopatch.grid import Grid
+from ecopatch.geo.grid import Grid
 from ecopatch.raster.arrays import ArraySource, ArrayValues, parse_date
 from ecopatch.raster.sensors import SensorProfile, get_sensor
 
@@ -377,7 +377,7 @@ def _crs(obj: Any, label: str) -> Any:
 
 
 def _as_crs(value: Any, label: str) -> Any:
-    from ecopatch.geodesy import as_crs
+    from ecopatch.geo.geodesy import as_crs
 
     return as_crs(value, what=f"{label} CRS")
 

@@ -134,7 +134,7 @@ from ecopatch.options import (
 
 if TYPE_CHECKING:
     from ecopatch.analyses.restoration import StatusRules
-    from ecopatch.change import ChangeParams
+    from ecopatch.compute.change import ChangeParams
 
 __all__ = [
     "AREA_UNITS",
@@ -334,13 +334,13 @@ class DetectionConfig:
     @property
     def min_area_m2(self) -> float:
         """The minimum mapping unit in m²."""
-        from ecopatch.units import area_to_m2
+        from ecopatch.geo.units import area_to_m2
 
         return area_to_m2(self.min_area, self.min_area_unit)
 
     def change_params(self) -> ChangeParams:
         """:class:`ecopatch.ChangeParams` with this section's overrides."""
-        from ecopatch.change import ChangeParams
+        from ecopatch.compute.change import ChangeParams
 
         overrides: dict[str, Any] = dict(self.change)  # float and int keys (tolerance_px)
         return ChangeParams(**overrides)
@@ -683,7 +683,7 @@ def _fraction_table(keys: Sequence[str]) -> Converter:
 
 def _change_table(v: Any, where: str, base: Path) -> dict[str, float]:
     """``[detection.change]``: the fields of ChangeParams with their bounds, then checked together."""
-    from ecopatch.change import ChangeParams
+    from ecopatch.compute.change import ChangeParams
 
     keys = {f.name: (f, meta) for f, meta in option_fields(ChangeParams)}
     if not isinstance(v, dict):

@@ -147,7 +147,7 @@ def read_layers(ctx: RunContext) -> None:
     import geopandas as gpd
     import pandas as pd
 
-    from ecopatch.io.vector import read_patches
+    from ecopatch.vector.layers import read_patches
 
     if ctx.mines is not None:
         return
@@ -249,9 +249,9 @@ def clear_fractions(scene: Scene, polygons: gpd.GeoDataFrame | gpd.GeoSeries, *,
     import numpy as np
     import shapely
 
-    from ecopatch.geodesy import geometries_in
+    from ecopatch.compute.zonal import outline_pixels
+    from ecopatch.geo.geodesy import geometries_in
     from ecopatch.raster.source import read_decimated
-    from ecopatch.zonal import outline_pixels
 
     geoms = shapely.make_valid(geometries_in(polygons, scene.grid.crs, what="mines layer"))
     out = np.zeros(len(geoms))

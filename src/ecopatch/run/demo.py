@@ -40,7 +40,7 @@ class DemoResult:
 
     def summary(self) -> str:
         """A few lines for the terminal."""
-        from ecopatch.units import m2_to_mu
+        from ecopatch.geo.units import m2_to_mu
 
         a, p = self.assessment, self.patches
         lines = [f"sample data: {self.data_dir}", f"outputs:     {self.out_dir}"]
@@ -119,8 +119,8 @@ def run_demo(
     from ecopatch import assess_restoration, detect_changes, open_scene, read_patches
     from ecopatch.analyses.validation import score_patches, score_restoration
     from ecopatch.data.datasets import load_sample_data, make_sample_data
-    from ecopatch.io.vector import write_table
     from ecopatch.ledger import Ledger
+    from ecopatch.vector.layers import write_table
 
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:

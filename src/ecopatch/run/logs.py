@@ -28,7 +28,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 def attach_log(path: Path) -> logging.Handler:
     """Also send the ``ecopatch`` logger's records to ``path`` until :func:`detach_log`."""
-    from ecopatch.sanitize import SafeLogFormatter
+    from ecopatch.vector.sanitize import SafeLogFormatter
 
     handler = logging.FileHandler(path, encoding="utf-8", delay=False)
     handler.setFormatter(SafeLogFormatter(LOG_FORMAT))

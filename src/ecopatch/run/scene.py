@@ -169,8 +169,8 @@ def _compute(ctx: RunContext, scene: SceneRef, baseline: SceneRef, out: Path, ti
     The scene's quick-looks (clear-sky share, change map, report, field
     chips) share one decimated read of each date (:func:`ecopatch.raster.quicklook.shared_reads`).
     """
+    from ecopatch.engine.tiling import tune_malloc
     from ecopatch.raster.quicklook import shared_reads
-    from ecopatch.tiling import tune_malloc
 
     if ctx.config.run.tune_malloc:
         tune_malloc()
@@ -183,7 +183,7 @@ def _compute_scene(ctx: RunContext, scene: SceneRef, baseline: SceneRef, out: Pa
                    references: dict[str, Any] | None = None, progress: dict[str, Any] | None = None
                    ) -> tuple[str, str]:
     from ecopatch.analyses.joint import run_jobs
-    from ecopatch.io.vector import write_tables
+    from ecopatch.vector.layers import write_tables
 
     cfg = ctx.config
     references = references if references is not None else {}
@@ -519,7 +519,7 @@ def _mine_table(ctx: RunContext, finished: Mapping[str, Any], refs: Sequence[Min
     table = table.iloc[sorted(range(len(table)), key=lambda i: order[str(table["patch_id"].iloc[i])])]
     table = table.reset_index(drop=True)
     by_pid = dict(zip(ctx.mines["patch_id"].astype(str), refs))
-    table["reference_scene"] = [by_pid[str(p)].scene.scene_id for p in table["patch_id"]]  # type: ignore[union-attr]
+    table["reference_scene"] = [by_pid[str(p)].scene.scene_id for p in table["patch_id"]]
     rule_col = [f"{by_pid[str(p)].rule}: {by_pid[str(p)].why}" for p in table["patch_id"]]
     pos = list(table.columns).index("reference_scene") + 1
     table.insert(pos, "reference_rule", rule_col)

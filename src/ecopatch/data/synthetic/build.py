@@ -52,8 +52,8 @@ from ecopatch.data.synthetic.world import (
     town_unit,
 )
 from ecopatch.errors import ConfigError
-from ecopatch.geodesy import transformer
-from ecopatch.grid import Grid
+from ecopatch.geo.geodesy import transformer
+from ecopatch.geo.grid import Grid
 from ecopatch.vocabulary import RESTORATION_DIRECTIONS, canonical_zone
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -18,8 +18,8 @@ from ecopatch.data.synthetic.render import render_drone_block
 from ecopatch.data.synthetic.scene import DroneOrtho
 from ecopatch.data.synthetic.world import SceneParams, World
 from ecopatch.errors import ConfigError, InputDataError
-from ecopatch.geodesy import as_crs, transformer
-from ecopatch.grid import Grid, Window
+from ecopatch.geo.geodesy import as_crs, transformer
+from ecopatch.geo.grid import Grid, Window
 
 if TYPE_CHECKING:  # pragma: no cover
     from ecopatch.data.synthetic.scene import SyntheticScene

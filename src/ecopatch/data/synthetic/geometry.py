@@ -12,7 +12,7 @@ from shapely import affinity
 from shapely.geometry import Polygon
 
 from ecopatch.data.synthetic.materials import SCENE_CRS
-from ecopatch.geodesy import geodesic_area_m2, ground_area_factor
+from ecopatch.geo.geodesy import geodesic_area_m2, ground_area_factor
 
 # ---------------------------------------------------------------------------
 # Geometry helpers

@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ecopatch.geodesy import transformer
+from ecopatch.geo.geodesy import transformer
 
 if TYPE_CHECKING:  # pragma: no cover
     from ecopatch.data.synthetic.scene import SyntheticScene

@@ -39,7 +39,7 @@ from ecopatch.data.synthetic.sensors import (
     rendering_of,
 )
 from ecopatch.data.synthetic.tricks import cloud_geometry
-from ecopatch.grid import Window
+from ecopatch.geo.grid import Window
 
 if TYPE_CHECKING:  # pragma: no cover
     from ecopatch.data.synthetic.scene import SyntheticScene
@@ -212,7 +212,7 @@ def _mtd_tl_l1c(scene: SyntheticScene, key: str) -> str:
 
 def _mtl(scene: SyntheticScene, key: str, bands: dict[str, Path]) -> str:
     """A Landsat Collection 2 Level-2 MTL (ODL text) for the written files."""
-    from ecopatch.geodesy import transformer
+    from ecopatch.geo.geodesy import transformer
 
     p = scene.products[key]
     name = product_name(scene, key)

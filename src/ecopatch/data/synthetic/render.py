@@ -34,7 +34,7 @@ from ecopatch.data.synthetic.materials import (
     SUPERSAMPLING,
 )
 from ecopatch.data.synthetic.noise import hash_key, hash_u01
-from ecopatch.grid import Grid
+from ecopatch.geo.grid import Grid
 
 if TYPE_CHECKING:  # pragma: no cover
     from ecopatch.data.synthetic.materials import ProductMeta

@@ -16,7 +16,7 @@ from ecopatch.data.synthetic.materials import BANDS_10M, BANDS_20M, MATERIALS, R
 from ecopatch.data.synthetic.render import render_tile
 from ecopatch.data.synthetic.tricks import acquisition_table, empty_pseudo_changes
 from ecopatch.errors import InputDataError
-from ecopatch.grid import Grid, Window
+from ecopatch.geo.grid import Grid, Window
 
 if TYPE_CHECKING:  # pragma: no cover
     import geopandas as gpd

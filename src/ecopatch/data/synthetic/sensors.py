@@ -46,8 +46,8 @@ from ecopatch.data.synthetic.materials import AFTER_GAIN, AFTER_HAZE, AFTER_OFFS
 from ecopatch.data.synthetic.render import nodata_mask, surface_tile
 from ecopatch.data.synthetic.tricks import SENSOR_NAMES, WAVELENGTH_NM, Acquisition, Rendering, apply_haze
 from ecopatch.errors import ConfigError, InputDataError
-from ecopatch.geodesy import as_crs
-from ecopatch.grid import Grid, Window
+from ecopatch.geo.geodesy import as_crs
+from ecopatch.geo.grid import Grid, Window
 
 if TYPE_CHECKING:  # pragma: no cover
     from ecopatch.data.synthetic.scene import SyntheticScene
@@ -272,7 +272,7 @@ def product_name(scene: SyntheticScene, key: str, sensor: str | Rendering | None
 
 
 def _centre_lonlat(scene: SyntheticScene) -> tuple[float, float]:
-    from ecopatch.geodesy import transformer
+    from ecopatch.geo.geodesy import transformer
 
     left, bottom, right, top = scene.grid.bounds
     lon, lat = transformer(scene.crs, "EPSG:4326").transform((left + right) / 2, (bottom + top) / 2)
@@ -353,8 +353,9 @@ def _stack10(scene: SyntheticScene, a: Acquisition, level: str, win: Window) -> 
             tw = Window(ti * RENDER_TILE, tj * RENDER_TILE, RENDER_TILE, RENDER_TILE)
             inter = tw.intersection(win)
             if inter is not None:
-                out[(slice(None), *inter.relative_to(win).slices)] = \
-                    _tile13(scene, a, level, ti, tj)[(slice(None), *inter.relative_to(tw).slices)]
+                dst = (slice(None), *inter.relative_to(win).slices)
+                src = (slice(None), *inter.relative_to(tw).slices)
+                out[dst] = _tile13(scene, a, level, ti, tj)[src]
     return out
 
 
@@ -420,7 +421,8 @@ def _clip(arr: np.ndarray, grid: Grid, win: Window) -> np.ndarray:
     if inside is None:
         return arr[..., :0, :0]
     rel = inside.relative_to(win)
-    return arr[(..., *rel.slices)]
+    index = (..., *rel.slices)
+    return arr[index]
 
 
 def _noise(scene: SyntheticScene, stream: int, win: Window) -> np.ndarray:
@@ -455,7 +457,7 @@ def _render_l1c(scene: SyntheticScene, a: Acquisition, win60: Window) -> dict[st
 def _render_foreign(scene: SyntheticScene, a: Acquisition, r: Rendering, grid: Grid,
                     win: Window) -> dict[str, np.ndarray]:
     """Landsat or Gaofen pixels: means of k × k samples of the 10 m ground (surface reflectance)."""
-    from ecopatch.geodesy import transformer
+    from ecopatch.geo.geodesy import transformer
 
     res_m = float(r.res) * (111_320.0 if grid.is_geographic else 1.0)  # type: ignore[arg-type]
     k = max(2, int(math.ceil(res_m / 5.0)))

@@ -62,7 +62,7 @@ from ecopatch.data.synthetic.materials import (
 from ecopatch.data.synthetic.noise import hash_key, hash_u01
 from ecopatch.data.synthetic.render import material_reflectance
 from ecopatch.errors import ConfigError
-from ecopatch.geodesy import geodesic_area_m2
+from ecopatch.geo.geodesy import geodesic_area_m2
 from ecopatch.vocabulary import ZONE_STRICTNESS, canonical_zone
 
 if TYPE_CHECKING:  # pragma: no cover

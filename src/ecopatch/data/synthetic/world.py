@@ -17,7 +17,7 @@ from shapely.geometry import LineString, box
 from ecopatch.data.synthetic.geometry import polygons_of
 from ecopatch.data.synthetic.materials import IS_WATER, MATERIAL_INDEX, N_MATERIALS, PRODUCTS, RENDER_TILE, RES_M
 from ecopatch.data.synthetic.noise import Noise
-from ecopatch.grid import Grid
+from ecopatch.geo.grid import Grid
 
 if TYPE_CHECKING:  # pragma: no cover
     from ecopatch.data.synthetic.materials import ProductMeta

@@ -10,11 +10,11 @@ import numpy as np
 
 from ecopatch import vocabulary as V
 from ecopatch.errors import InputDataError, MissingCRSError
+from ecopatch.geo.units import m2_to_mu
 from ecopatch.outputs.fonts import FontSetup, font_context
 from ecopatch.outputs.maps import frame as FR
 from ecopatch.outputs.maps import furniture as FU
 from ecopatch.outputs.maps import style as ST
-from ecopatch.units import m2_to_mu
 from ecopatch.vocabulary import RESTORATION_DIRECTIONS
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
-    from ecopatch.cover import CoverParams
+    from ecopatch.compute.cover import CoverParams
     from ecopatch.raster.scene import Scene
 
 log = logging.getLogger(__name__)
@@ -250,7 +250,7 @@ def mine_card(
     import geopandas as gpd
 
     from ecopatch.analyses.restoration import prepare_cover_params
-    from ecopatch.cover import cover_fractions
+    from ecopatch.compute.cover import cover_fractions
 
     row = find_mine(mine, assessment)
     traj = None

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from ecopatch import vocabulary as V
+from ecopatch.compute.indices import INDICES, compute_index
 from ecopatch.errors import ConfigError, InputDataError
-from ecopatch.geodesy import as_crs
-from ecopatch.indices import INDICES, compute_index
+from ecopatch.geo.geodesy import as_crs
 from ecopatch.outputs.fonts import FontSetup, font_context
 from ecopatch.outputs.maps import frame as FR
 from ecopatch.outputs.maps import furniture as FU
@@ -75,7 +75,7 @@ def _default_bounds(before: Scene, after: Scene, patches: gpd.GeoDataFrame | Non
     fa = after.grid.footprint_in(crs)
     both = fb.intersection(fa)
     poly = both if not both.is_empty else fb
-    return tuple(poly.bounds), 0.0  # type: ignore[return-value]
+    return tuple(poly.bounds), 0.0
 
 
 def _patch_colours(patches: gpd.GeoDataFrame, kind: str) -> list[str]:
@@ -133,7 +133,7 @@ def change_map(
         green; vegetation red).  Drone RGB mosaics are always shown as is.
     index : str or None
         Index whose difference (after − before) is shown in a third panel
-        (any key of :data:`ecopatch.indices.INDICES`; one both scenes
+        (any key of :data:`ecopatch.compute.indices.INDICES`; one both scenes
         support is chosen when they lack its bands, e.g. ExG for a drone
         mosaic).  None: no difference panel.
     color_by : {"auto", "change_type", "status", "colour"}
@@ -341,7 +341,7 @@ class CaseChips:
                 FU.finish(fig, fs)
                 if fixed is None and which == "before":
                     fig.draw_without_rendering()  # lays the chip out once
-                    self._layout = tuple(ax.get_position(original=True).bounds)  # type: ignore[assignment]
+                    self._layout = tuple(ax.get_position(original=True).bounds)
                 figs.append(fig)
         return figs[0], figs[1]
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from ecopatch import vocabulary as V
 from ecopatch.errors import ConfigError, InputDataError
-from ecopatch.geodesy import as_crs
+from ecopatch.geo.geodesy import as_crs
 from ecopatch.outputs.fonts import FontSetup, font_context
 from ecopatch.outputs.maps import frame as FR
 from ecopatch.outputs.maps import furniture as FU

@@ -18,8 +18,8 @@ from matplotlib.figure import Figure
 from matplotlib.layout_engine import ConstrainedLayoutEngine
 
 from ecopatch.errors import ConfigError, InputDataError, MissingBandError, NoOverlapError
-from ecopatch.geodesy import as_crs, transformer
-from ecopatch.grid import Grid
+from ecopatch.geo.geodesy import as_crs, transformer
+from ecopatch.geo.grid import Grid
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -251,7 +251,7 @@ def layers_bounds(layers: Iterable[Any], crs: CRS) -> tuple[float, float, float,
 
 def scene_bounds_in(scene: Scene, crs: CRS) -> tuple[float, float, float, float]:
     """A scene's footprint bounds in ``crs``."""
-    return tuple(scene.grid.footprint_in(crs).bounds)  # type: ignore[return-value]
+    return tuple(scene.grid.footprint_in(crs).bounds)
 
 
 def to_frame(gdf: gpd.GeoDataFrame, frame: MapFrame, what: str) -> gpd.GeoDataFrame:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ecopatch import vocabulary as V
-from ecopatch.geodesy import as_crs, transformer
+from ecopatch.geo.geodesy import as_crs, transformer
 from ecopatch.outputs.fonts import FontSetup
 from ecopatch.outputs.maps.frame import MapFrame, ground_m_per_unit
 from ecopatch.outputs.maps.style import (

@@ -20,7 +20,7 @@
 4. **The noise of unchanged ground**: on a sample of windows of the area
    of interest, the robust covariance of the standardised band
    differences, and the median and spread of the two distances of
-   :func:`ecopatch.change.change_statistic`.  Change is then measured in
+   :func:`ecopatch.compute.change.change_statistic`.  Change is then measured in
    these units, so a threshold means the same on every scene pair.
 
 Top-of-atmosphere and digital-number inputs are accepted (haze is removed
@@ -41,10 +41,17 @@ from typing import Any
 import numpy as np
 import shapely
 
-from ecopatch.change import Background, ChangeModel, ChangeParams, robust_covariance, robust_location_scale, whitening
-from ecopatch.cover import CoverParams, cover_fractions, surface_fractions
+from ecopatch.compute.change import (
+    Background,
+    ChangeModel,
+    ChangeParams,
+    robust_covariance,
+    robust_location_scale,
+    whitening,
+)
+from ecopatch.compute.cover import CoverParams, cover_fractions, surface_fractions
 from ecopatch.errors import ConfigError, EcopatchWarning, NoValidPixelsError, caller_stacklevel
-from ecopatch.grid import Grid, Window
+from ecopatch.geo.grid import Grid, Window
 from ecopatch.options import WINDOWS
 from ecopatch.raster.clouds import (
     S2CLOUDLESS_BANDS,
@@ -91,9 +98,9 @@ class SurfaceDeriver:
     """Picklable derive for :func:`ecopatch.raster.ongrid.read_on_grid`: the compared layers and cover fractions.
 
     For reflectance scenes: the model's bands (the after date normalised
-    onto the before date) and :func:`ecopatch.cover.surface_fractions` of
+    onto the before date) and :func:`ecopatch.compute.cover.surface_fractions` of
     them.  For relative-brightness imagery (drone RGB):
-    :func:`ecopatch.cover.cover_fractions` with the scene's own parameters.
+    :func:`ecopatch.compute.cover.cover_fractions` with the scene's own parameters.
     """
 
     bands: tuple[str, ...]
@@ -610,7 +617,7 @@ def _background(before: RasterSource, after: RasterSource, grid: Grid, region: n
 def _noise_model(lb: Sequence[Mapping[str, np.ndarray]], la: Sequence[Mapping[str, np.ndarray]],
                  samples: Sequence[Window], bands: tuple[str, ...], gains: tuple[tuple[float, float], ...],
                  background: Background | None, params: ChangeParams, halo: int) -> ChangeModel:
-    from ecopatch.change import change_distances, smooth_nan
+    from ecopatch.compute.change import change_distances, smooth_nan
 
     x1s = [np.stack([np.asarray(b[n], dtype=np.float32) for n in bands]) for b in lb]
     x2s = [np.stack([np.asarray(a[n], dtype=np.float32) for n in bands]) for a in la]

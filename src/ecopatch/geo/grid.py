@@ -21,7 +21,7 @@ from affine import Affine
 from pyproj import CRS
 
 from ecopatch.errors import AlignmentError, InputDataError, MissingDependencyError
-from ecopatch.geodesy import CRSLike, as_crs, ground_area_factor, transformer
+from ecopatch.geo.geodesy import CRSLike, as_crs, ground_area_factor, transformer
 
 __all__ = ["Grid", "Window"]
 
@@ -354,7 +354,7 @@ class Grid:
 
         Geographic grids: the exact ellipsoidal area of each row's cells.
         Projected grids: the map area corrected by the projection's areal
-        scale (:func:`ecopatch.geodesy.ground_area_factor`), interpolated from
+        scale (:func:`ecopatch.geo.geodesy.ground_area_factor`), interpolated from
         a lattice every 256 pixels (error below 1e-7 for UTM/Gauss–Krüger).
 
         Returns
@@ -486,7 +486,7 @@ def _lattice_key(grid: Grid) -> tuple:
 
 @lru_cache(maxsize=256)
 def _lattice_chunk(key: tuple, cr: int, cc: int) -> np.ndarray:
-    from ecopatch.geodesy import crs_from_wkt
+    from ecopatch.geo.geodesy import crs_from_wkt
 
     wkt, x0, y0, a, e, L = key
     n = _NODE_CHUNK
@@ -527,7 +527,7 @@ def _projected_cell_areas_at(grid: Grid, rows: np.ndarray, cols: np.ndarray) -> 
 def _projected_cell_areas(grid: Grid, win: Window) -> np.ndarray:
     """Cell ground areas of a projected grid: map area × the areal factor.
 
-    The factor (:func:`ecopatch.geodesy.ground_area_factor`) is computed
+    The factor (:func:`ecopatch.geo.geodesy.ground_area_factor`) is computed
     exactly at the nodes of a fixed lattice (every 256 pixels, at most ~2.5 km) and blended
     bilinearly in between.  Each cell's value therefore depends on its
     position only, never on the window asked for (windowed results equal

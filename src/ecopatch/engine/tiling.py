@@ -33,7 +33,7 @@ import shapely
 
 from ecopatch._env import env_int
 from ecopatch.errors import ConfigError, MissingDependencyError
-from ecopatch.grid import Grid, Window
+from ecopatch.geo.grid import Grid, Window
 
 __all__ = ["WindowPass", "blocks_touching", "joint_order", "locality_order", "run_passes", "run_tasks", "Scheduler",
            "tune_malloc"]

@@ -45,8 +45,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ecopatch.compute.indices import bsi, exg, mndwi, ndvi, ndwi
 from ecopatch.errors import ConfigError, MissingBandError, NoValidPixelsError
-from ecopatch.indices import bsi, exg, mndwi, ndvi, ndwi
 
 __all__ = [
     "CLASSES",
@@ -428,7 +428,7 @@ def cover_fractions(
             "FVC end-members not set: give CoverParams(ndvi_soil=..., ndvi_veg=...) or call "
             "params.with_endmembers(*estimate_endmembers(ndvi_sample))"
         )
-    from ecopatch._kernels import cover_kernel
+    from ecopatch.compute.kernels import cover_kernel
 
     fused = cover_kernel(dict(bands), p) if not _NUMPY_ONLY else None
     if fused is not None:
@@ -576,7 +576,7 @@ def surface_fractions(bands: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     if not _has(bands, "red", "nir"):
         raise MissingBandError("surface_fractions needs red and nir bands")
     if not _NUMPY_ONLY:
-        from ecopatch._kernels import surface_kernel
+        from ecopatch.compute.kernels import surface_kernel
 
         fused = surface_kernel(dict(bands))  # the six-band case in one pass, bit-identical to the below
         if fused is not None:

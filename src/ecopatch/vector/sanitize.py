@@ -1,7 +1,7 @@
 r"""Text that cannot attack its reader: formula neutralisation, control characters, safe file names.
 
 Pure functions, no I/O.  Every writer of CSV, XLSX, KML, HTML and file names
-in ecopatch goes through them (:mod:`ecopatch.io.tables`, :mod:`ecopatch.fieldcheck`,
+in ecopatch goes through them (:mod:`ecopatch.vector.tables`, :mod:`ecopatch.fieldcheck`,
 :mod:`ecopatch.outputs.report`, :mod:`ecopatch.outputs.webmap`), and every import checks text
 with :func:`text_problem`.
 

@@ -278,7 +278,7 @@ def pd_api_is_bool(col: Any) -> bool:
 def _clean_text(gdf: gpd.GeoDataFrame, path: Path) -> gpd.GeoDataFrame:
     """Remove control and direction-override characters from attribute text, with a warning naming them."""
     from ecopatch.errors import TextRepairedWarning
-    from ecopatch.sanitize import describe_char, strip_text, text_problem
+    from ecopatch.vector.sanitize import describe_char, strip_text, text_problem
 
     found: list[str] = []
     out = gdf
@@ -424,7 +424,7 @@ def _hole_outside(p: Any) -> bool:
 
 def _repair_details(before: np.ndarray, after: np.ndarray, ids: list[Any], crs: Any) -> list[str]:
     """One phrase per repaired patch: why it was invalid and how its ground area changed."""
-    from ecopatch.geodesy import geodesic_area_m2
+    from ecopatch.geo.geodesy import geodesic_area_m2
 
     try:
         a0 = geodesic_area_m2(before, crs)
@@ -495,7 +495,7 @@ def check_coordinates(gdf: gpd.GeoDataFrame, what: str) -> None:
     aou = crs.area_of_use
     if aou is None:
         return
-    from ecopatch.geodesy import transformer
+    from ecopatch.geo.geodesy import transformer
 
     try:
         geo = crs.geodetic_crs or CRS.from_epsg(4326)
@@ -598,7 +598,7 @@ def write_table(
     geometry.  Writing is atomic (temporary file + rename).
 
     Text is written so that it cannot attack the reader: CSV and XLSX cells
-    go through :func:`ecopatch.io.tables.cell_value` (formula-like text gets
+    go through :func:`ecopatch.vector.tables.cell_value` (formula-like text gets
     a leading apostrophe; nothing is a formula); control characters are
     shown as control pictures (``␇``) in every format; in KML, whose
     balloons are HTML, ``&``, ``<`` and ``>`` in text are escaped.
@@ -678,7 +678,7 @@ def _write(frame: Any, tmp: Path, suffix: str, is_geo: bool, layer: str) -> None
     import pandas as pd
 
     if suffix in (".csv", ".xlsx"):
-        from ecopatch.io.tables import write_csv, write_workbook
+        from ecopatch.vector.tables import write_csv, write_workbook
 
         flat = pd.DataFrame(frame.drop(columns=frame.geometry.name)) if is_geo else pd.DataFrame(frame)
         if suffix == ".csv":
@@ -746,7 +746,7 @@ def _writable(gdf: gpd.GeoDataFrame, *, html_text: bool = False) -> gpd.GeoDataF
 
     import pandas as pd
 
-    from ecopatch.sanitize import repair_text
+    from ecopatch.vector.sanitize import repair_text
 
     def text(v: Any) -> Any:
         if v is None or (isinstance(v, float) and v != v):

@@ -5,7 +5,7 @@ area, observed share).  :func:`coverage_fraction` gives one polygon's
 coverage as a dense window, :func:`coverage_table` gives many polygons'
 coverage as a sparse table (:class:`Coverage`), and :func:`zonal_sums` turns
 a table and some rasters into per-patch sums, in m² when weighted by
-:meth:`ecopatch.grid.Grid.cell_area_m2`.
+:meth:`ecopatch.geo.grid.Grid.cell_area_m2`.
 
 Fractions are exact up to float rounding of the coordinates (they agree with
 shapely's cell-by-cell intersection areas to better than 1e-9 of a pixel),
@@ -24,8 +24,8 @@ import numpy as np
 import shapely
 
 from ecopatch.errors import ConfigError, CRSMismatchError, GeometryError, GeometryRepairedWarning, InputDataError
-from ecopatch.geodesy import as_crs, simple_polygon_coordinates
-from ecopatch.grid import Grid, Window
+from ecopatch.geo.geodesy import as_crs, simple_polygon_coordinates
+from ecopatch.geo.grid import Grid, Window
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -419,7 +419,7 @@ def zonal_sums(
         raise InputDataError("values is empty; pass at least one raster, e.g. {'ndvi': ndvi}")
     if not isinstance(window, Window):
         raise InputDataError(
-            f"window must be the ecopatch.grid.Window that the value arrays cover, "
+            f"window must be the ecopatch.geo.grid.Window that the value arrays cover, "
             f"got {type(window).__name__}"
         )
     shape = window.shape
@@ -488,7 +488,7 @@ def _check_window(grid: Grid, window: Window | None) -> Window:
     if window is None:
         return grid.window
     if not isinstance(window, Window):
-        raise InputDataError(f"window must be an ecopatch.grid.Window, got {type(window).__name__}")
+        raise InputDataError(f"window must be an ecopatch.geo.grid.Window, got {type(window).__name__}")
     inside = window.intersection(grid.window)
     if window.height < 1 or window.width < 1 or inside != window:
         raise InputDataError(

@@ -7,7 +7,7 @@ templates, reports, ledger reports, ``ledger summary --csv``) has its cells
 made by :func:`cell_value`:
 
 - text that a spreadsheet would run as a formula gets a leading apostrophe
-  (:func:`ecopatch.sanitize.neutralise_formula`, OWASP), so no cell is ever
+  (:func:`ecopatch.vector.sanitize.neutralise_formula`, OWASP), so no cell is ever
   a formula and no CSV field starts with ``=``, ``+``, ``-``, ``@``;
 - control characters already stored (an old ledger) are shown as control
   pictures (``␇``) instead of making the writer fail;
@@ -53,7 +53,7 @@ from xml.parsers import expat
 import numpy as np
 
 from ecopatch.errors import SpreadsheetError
-from ecopatch.sanitize import EXCEL_CELL_MAX_CHARS, neutralise_formula, repair_text
+from ecopatch.vector.sanitize import EXCEL_CELL_MAX_CHARS, neutralise_formula, repair_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -180,7 +180,7 @@ def write_csv(df: pd.DataFrame, target: str | os.PathLike[str] | TextIO, *, bom:
         Without geometry (drop it first).
     target : path or text stream
         A path is written as it is: callers write to a temporary file and
-        rename it (:func:`ecopatch.io.vector.atomic_path`).
+        rename it (:func:`ecopatch.vector.layers.atomic_path`).
     bom : bool
         Start with a UTF-8 byte-order mark (paths only).
     """

@@ -5,12 +5,12 @@ to the code it stands in for (same operations, same order, same roundings;
 ``tests/test_kernels.py``): the NaN-aware Gaussian smoothing
 (:func:`smooth_nan_kernel`, scipy's ``gaussian_filter`` step for step), the
 scaling and whitening (:func:`scaled_kernel`), the six-band
-:func:`ecopatch.cover.surface_fractions` (:func:`surface_kernel`) and the
+:func:`ecopatch.compute.cover.surface_fractions` (:func:`surface_kernel`) and the
 background's interpolation (:func:`bilinear_kernel`).
 
 Each kernel does in one pass over the pixels what the NumPy reference
-functions (:func:`ecopatch.cover.cover_fractions`,
-:func:`ecopatch.change.tolerant_distance`) do in many whole-array passes,
+functions (:func:`ecopatch.compute.cover.cover_fractions`,
+:func:`ecopatch.compute.change.tolerant_distance`) do in many whole-array passes,
 so a 10980 × 10980 tile costs about what decoding it costs rather than ten
 times as much.  The NumPy functions remain the specification (they are
 readable and handle every band combination); the kernels cover the common
@@ -42,7 +42,7 @@ try:  # numba is a dependency, but the library still works without it
 except ImportError:  # pragma: no cover - depends on the environment
     HAVE_NUMBA = False
 
-    def njit(*args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
+    def njit(*args: Any, **kwargs: Any) -> Any:
         def wrap(f: Any) -> Any:
             return f
 
@@ -176,7 +176,7 @@ def _split_pass(blue, red, nir, swir1, p, canopy, has_canopy, hard, raw_bsi, fvc
 
 
 def cover_kernel(bands: dict[str, np.ndarray], params: Any) -> dict[str, np.ndarray] | None:
-    """Fused :func:`ecopatch.cover.cover_fractions` for blue, green, red, nir, swir1 inputs, or None.
+    """Fused :func:`ecopatch.compute.cover.cover_fractions` for blue, green, red, nir, swir1 inputs, or None.
 
     None when numba is missing, a band is missing or the arrays are not 2-D,
     so the caller falls back to the NumPy reference.
@@ -342,7 +342,7 @@ def _gauss_sep(v, w, tmp, out):  # noqa: ANN001
 @njit(cache=True, nogil=True)
 def _smooth_nan_loop(x, w, out):  # noqa: ANN001
     # normalised convolution per band (NaN ignored, NaN kept), one weight image for all bands
-    # where every band has the same pixels observed (as ecopatch.change.smooth_nan)
+    # where every band has the same pixels observed (as ecopatch.compute.change.smooth_nan)
     nb, h, wd = x.shape
     shared = True
     for b in range(1, nb):
@@ -388,7 +388,7 @@ def gaussian_weights(sigma: float, truncate: float = 3.0) -> np.ndarray:
 
 
 def smooth_nan_kernel(x: np.ndarray, sigma: float) -> np.ndarray | None:
-    """Fused :func:`ecopatch.change.smooth_nan` of a (bands, rows, cols) stack; None without numba.
+    """Fused :func:`ecopatch.compute.change.smooth_nan` of a (bands, rows, cols) stack; None without numba.
 
     Bit-identical to the scipy path (same taps, same float64 sums in the
     same order, same float32 roundings), at a third of its time: one pass
@@ -404,7 +404,7 @@ def smooth_nan_kernel(x: np.ndarray, sigma: float) -> np.ndarray | None:
 
 @njit(cache=True, nogil=True)
 def _scaled_loop(s1, s2, bg, has_bg, scale, wm, mu, y1, y2, z1, z2):  # noqa: ANN001
-    # the arithmetic of ecopatch.change._scaled in float32, each value computed in the same order
+    # the arithmetic of ecopatch.compute.change._scaled in float32, each value computed in the same order
     # (the whitening sums from zero, band by band, as numpy's einsum), a row at a time so the inner
     # loops run along contiguous pixels; written pixel-major (rows, cols, bands) for the statistic
     nb, h, wd = s1.shape
@@ -448,7 +448,7 @@ def _scaled_loop(s1, s2, bg, has_bg, scale, wm, mu, y1, y2, z1, z2):  # noqa: AN
 def scaled_kernel(s1: np.ndarray, s2: np.ndarray, background: np.ndarray | None, scale: np.ndarray,
                   whitening: np.ndarray, centre: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """Fused ``_scaled`` of :mod:`ecopatch.change`: pixel-major ``y1, y2, z1, z2``; None without numba."""
+    """Fused ``_scaled`` of :mod:`ecopatch.compute.change`: pixel-major ``y1, y2, z1, z2``; None without numba."""
     if not HAVE_NUMBA or s1.ndim != 3 or s1.shape != s2.shape:
         return None
     s1 = np.ascontiguousarray(s1, dtype=np.float32)
@@ -479,7 +479,7 @@ def smoothed_statistic_kernel(s1: np.ndarray, s2: np.ndarray, background: np.nda
 
 @njit(cache=True, inline="always")
 def _ramp32(x, lo, span):  # noqa: ANN001, ANN202
-    # ecopatch.cover's ramp on float32: clip((x - lo) / (hi - lo), 0, 1), NaN kept
+    # ecopatch.compute.cover's ramp on float32: clip((x - lo) / (hi - lo), 0, 1), NaN kept
     t = (x - lo) / span
     if math.isnan(t):
         return t
@@ -488,7 +488,7 @@ def _ramp32(x, lo, span):  # noqa: ANN001, ANN202
 
 @njit(cache=True, inline="always")
 def _ratio32(num, den):  # noqa: ANN001, ANN202
-    # ecopatch.indices._ratio: num / den clipped to [-1, 1], NaN where either is not finite or den == 0
+    # ecopatch.compute.indices._ratio: num / den clipped to [-1, 1], NaN where either is not finite or den == 0
     if not (math.isfinite(num) and math.isfinite(den)) or den == 0:
         return np.float32(np.nan)
     return min(max(num / den, np.float32(-1.0)), np.float32(1.0))
@@ -496,7 +496,7 @@ def _ratio32(num, den):  # noqa: ANN001, ANN202
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _surface_loop(blue, green, red, nir, swir1, swir2, c, veg, bare, built, water, vi_out, wi_out, bsi_out):  # noqa: ANN001
-    # ecopatch.cover.surface_fractions with all six bands, value for value in float32 (c: its
+    # ecopatch.compute.cover.surface_fractions with all six bands, value for value in float32 (c: its
     # constants as float32, each ramp's lower end and span as NumPy rounds them)
     one = np.float32(1.0)
     zero = np.float32(0.0)
@@ -544,7 +544,7 @@ def _ramp_constants(*ramps: tuple[float, float]) -> list[np.float32]:
     return out
 
 
-#: Ramps of ecopatch.cover.surface_fractions: dark SWIR1, MNDWI, -NDVI for water, NDVI for vegetation.
+#: Ramps of ecopatch.compute.cover.surface_fractions: dark SWIR1, MNDWI, -NDVI for water, NDVI for vegetation.
 _SURFACE_CONSTANTS = np.array(
     _ramp_constants((-0.10, -0.06), (0.0, 0.2), (-0.2, 0.0), (0.15, 0.6))
     + [np.float32(0.66)] + _ramp_constants((0.0, 0.12)) + [np.float32(0.85)] + _ramp_constants((0.0, 0.08)),
@@ -553,7 +553,7 @@ _SURFACE_CONSTANTS = np.array(
 
 
 def surface_kernel(bands: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
-    """Fused :func:`ecopatch.cover.surface_fractions` for the six-band case; None to fall back.
+    """Fused :func:`ecopatch.compute.cover.surface_fractions` for the six-band case; None to fall back.
 
     Bit-identical to the NumPy function (``tests/test_kernels.py``), which
     stays the specification: a change of its rules must be made here too.
@@ -573,7 +573,7 @@ def surface_kernel(bands: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None
 
 @njit(cache=True, nogil=True)
 def _bilinear_loop(v, r0, r1, wr, c0, c1, wc, out):  # noqa: ANN001
-    # ecopatch.change.Background.at's separable interpolation in float32, each value as NumPy
+    # ecopatch.compute.change.Background.at's separable interpolation in float32, each value as NumPy
     # computes it: along rows first (into a row of the coarse cells), then along columns
     nb = v.shape[0]
     one = np.float32(1.0)
@@ -591,7 +591,7 @@ def _bilinear_loop(v, r0, r1, wr, c0, c1, wc, out):  # noqa: ANN001
 
 def bilinear_kernel(v: np.ndarray, r0: np.ndarray, r1: np.ndarray, wr: np.ndarray, c0: np.ndarray,
                     c1: np.ndarray, wc: np.ndarray) -> np.ndarray | None:
-    """Fused interpolation of :meth:`ecopatch.change.Background.at`; None without numba."""
+    """Fused interpolation of :meth:`ecopatch.compute.change.Background.at`; None without numba."""
     if not HAVE_NUMBA or v.ndim != 3:
         return None
     out = np.empty((v.shape[0], len(r0), len(c0)), dtype=np.float32)
@@ -606,7 +606,7 @@ def _pixel_major(a: np.ndarray) -> np.ndarray:
 
 
 def tolerant_kernel(y1: np.ndarray, y2: np.ndarray, radius: int) -> np.ndarray | None:
-    """Fused :func:`ecopatch.change.tolerant_distance`; None when numba is missing."""
+    """Fused :func:`ecopatch.compute.change.tolerant_distance`; None when numba is missing."""
     if not HAVE_NUMBA or y1.ndim != 3 or y1.shape != y2.shape:
         return None
     out = np.empty(y1.shape[1:], dtype=np.float32)
@@ -616,7 +616,7 @@ def tolerant_kernel(y1: np.ndarray, y2: np.ndarray, radius: int) -> np.ndarray |
 
 def statistic_kernel(y1: np.ndarray, y2: np.ndarray, w1: np.ndarray, w2: np.ndarray, radius: int,
                      centres: tuple[float, float, float, float], z_floor: float) -> np.ndarray | None:
-    """Fused change statistic (:func:`ecopatch.change.change_statistic` with ``z_floor``); None without numba.
+    """Fused change statistic (:func:`ecopatch.compute.change.change_statistic` with ``z_floor``); None without numba.
 
     ``y1, y2`` are the scaled bands and ``w1, w2`` the whitened ones, (bands,
     rows, cols); ``centres`` is (e_centre, e_spread, m_centre, m_spread).

@@ -25,7 +25,7 @@ The sky watch asks two questions of every pixel, and answers them apart:
    least one pixel with ``z >= z_seed`` (hysteresis).
 
 2. **From what into what?**  Each date is described by cover fractions
-   (:func:`ecopatch.cover.surface_fractions`: vegetation, bare ground,
+   (:func:`ecopatch.compute.cover.surface_fractions`: vegetation, bare ground,
    built surfaces, water) in the normalised space, and a patch is typed by
    its conversion, from the area-weighted mean fractions of its pixels
    (:func:`patch_type`):
@@ -257,7 +257,7 @@ class Background:
         v = v[:, rs:int(r1[-1]) + 1, cs:int(c1[-1]) + 1]
         r0, r1, c0, c1 = r0 - rs, r1 - rs, c0 - cs, c1 - cs
         if not _NUMPY_ONLY:
-            from ecopatch._kernels import bilinear_kernel
+            from ecopatch.compute.kernels import bilinear_kernel
 
             fused = bilinear_kernel(v, r0, r1, wr, c0, c1, wc)  # bit-identical to the below
             if fused is not None:
@@ -318,7 +318,7 @@ def smooth_nan(x: np.ndarray, sigma: float) -> np.ndarray:
     if sigma <= 0:
         return x.copy()
     if x.ndim == 3 and not _NUMPY_ONLY:
-        from ecopatch._kernels import smooth_nan_kernel
+        from ecopatch.compute.kernels import smooth_nan_kernel
 
         fused = smooth_nan_kernel(x, sigma)  # bit-identical to the scipy path below
         if fused is not None:
@@ -368,7 +368,7 @@ def tolerant_distance(y1: np.ndarray, y2: np.ndarray, radius: int) -> np.ndarray
     ndarray of float32, shape (rows, cols)
         NaN where either date is not observed.
     """
-    from ecopatch._kernels import tolerant_kernel
+    from ecopatch.compute.kernels import tolerant_kernel
 
     y1 = np.ascontiguousarray(y1, dtype=np.float32)
     y2 = np.ascontiguousarray(y2, dtype=np.float32)
@@ -433,7 +433,7 @@ def change_statistic(before: Mapping[str, np.ndarray], after: Mapping[str, np.nd
     x1 = np.stack([np.asarray(before[b], dtype=np.float32) for b in model.bands])
     x2 = np.stack([np.asarray(after[b], dtype=np.float32) for b in model.bands])
     if z_floor is not None and not _NUMPY_ONLY:
-        from ecopatch._kernels import smoothed_statistic_kernel
+        from ecopatch.compute.kernels import smoothed_statistic_kernel
 
         # _scaled's arithmetic fused with the statistic (same float32 operations in the same order)
         fused = smoothed_statistic_kernel(
@@ -488,7 +488,7 @@ def pixel_change(z: np.ndarray, before: Mapping[str, np.ndarray], after: Mapping
         :func:`change_statistic`.
     before, after : mapping of str to ndarray
         ``veg``, ``bare``, ``built`` and ``water`` fractions (0-1) of each
-        date (:func:`ecopatch.cover.surface_fractions`).
+        date (:func:`ecopatch.compute.cover.surface_fractions`).
     params : ChangeParams
     aoi : ndarray of bool, optional
         Pixels that may change (inside the area of interest).

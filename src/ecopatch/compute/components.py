@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import shapely
 
-from ecopatch.grid import Window
+from ecopatch.geo.grid import Window
 
 if TYPE_CHECKING:
-    from ecopatch.change import PixelChange
+    from ecopatch.compute.change import PixelChange
 
 __all__ = [
     "CATEGORIES",
@@ -188,7 +188,7 @@ def block_components(
     """
     from scipy import ndimage
 
-    from ecopatch._kernels import outline_kernel
+    from ecopatch.compute.kernels import outline_kernel
 
     layers = dict(layers or {})
     names = tuple(layers)
@@ -272,7 +272,7 @@ def block_components(
 def _outlines_by_gdal(lab: np.ndarray, mask: np.ndarray, keep: np.ndarray, window: Window) -> np.ndarray:
     """Outlines of the kept labels by GDAL's polygoniser (when the numba tracer cannot run).
 
-    The reference :func:`ecopatch._kernels.outline_kernel` is tested against.
+    The reference :func:`ecopatch.compute.kernels.outline_kernel` is tested against.
     """
     from affine import Affine
     from rasterio.features import shapes
