@@ -334,7 +334,7 @@ def write_drone(scene, root: Path, px: int) -> dict:  # noqa: ANN001
             k = 0
             for r0 in range(0, px, step):
                 for c0 in range(0, px, step):
-                    win = Window(r0, c0, min(step, px - r0), min(step, px - c0))
+                    win = Window(row_off=r0, col_off=c0, height=min(step, px - r0), width=min(step, px - c0))
                     sub = grid.subgrid(win)
                     idx = tree.query(box(*sub.bounds))
                     sel = [shapes[i] for i in sorted(idx)]  # keep paint order

@@ -68,7 +68,7 @@ def test_run_tasks_starts_items_in_the_given_order_and_returns_them_in_item_orde
 
 
 def test_locality_order_walks_stripes_row_by_row():
-    wins = [Window(r * 512, c * 512, 512, 512) for r in range(3) for c in range(6)]
+    wins = [Window(row_off=r * 512, col_off=c * 512, height=512, width=512) for r in range(3) for c in range(6)]
     got = [(wins[i].row_off // 512, wins[i].col_off // 512) for i in locality_order(wins, stripe_px=2048)]
     assert got[:8] == [(0, 0), (0, 1), (0, 2), (0, 3), (1, 0), (1, 1), (1, 2), (1, 3)]
     assert got[12:] == [(0, 4), (0, 5), (1, 4), (1, 5), (2, 4), (2, 5)]
@@ -163,7 +163,7 @@ def _blocks_touching_reference(grid, geometries, block, pad):
         for br in range(win.row_off // block, (win.row_end - 1) // block + 1):
             for bc in range(win.col_off // block, (win.col_end - 1) // block + 1):
                 out.setdefault((br, bc), []).append(i)
-    return [(Window(br * block, bc * block, block, block).intersection(grid.window), idx)
+    return [(Window(row_off=br * block, col_off=bc * block, height=block, width=block).intersection(grid.window), idx)
             for (br, bc), idx in sorted(out.items())]
 
 

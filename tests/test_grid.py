@@ -13,9 +13,10 @@ def test_basic_properties():
     g = Grid((100, 200), Affine(10, 0, 780_000, 0, -10, 3_350_000), "EPSG:32650")
     assert g.res == (10.0, 10.0)
     assert g.bounds == (780_000.0, 3_349_000.0, 782_000.0, 3_350_000.0)
-    assert g.window_from_bounds((780_015, 3_349_015, 780_100, 3_349_990)) == Window(1, 1, 98, 9)
+    assert g.window_from_bounds((780_015, 3_349_015, 780_100, 3_349_990)) == Window(row_off=1, col_off=1,
+                                                                                    height=98, width=9)
     assert g.window_from_bounds((0, 0, 1, 1)) is None
-    sub = g.subgrid(Window(3, 4, 2, 2))
+    sub = g.subgrid(Window(row_off=3, col_off=4, height=2, width=2))
     assert sub.bounds == (780_040.0, 3_349_950.0, 780_060.0, 3_349_970.0)
     assert hash(g) == hash(Grid((100, 200), Affine(10, 0, 780_000, 0, -10, 3_350_000), "EPSG:32650"))
 
@@ -49,7 +50,7 @@ def test_cell_areas_sum_to_geodesic_area(crs, transform):
 )
 def test_chunks_tile_the_window_exactly_once(rows, cols, size, r0, c0):
     g = Grid((rows + r0, cols + c0), Affine(10, 0, 0, 0, -10, 0), "EPSG:32650")
-    win = Window(r0, c0, rows, cols)
+    win = Window(row_off=r0, col_off=c0, height=rows, width=cols)
     count = np.zeros(g.shape, dtype=np.int32)
     for w in g.chunks(size, win):
         assert w.height <= size and w.width <= size
@@ -59,12 +60,14 @@ def test_chunks_tile_the_window_exactly_once(rows, cols, size, r0, c0):
 
 
 def test_window_algebra():
-    a, b = Window(0, 0, 10, 10), Window(5, 5, 10, 10)
-    assert a.intersection(b) == Window(5, 5, 5, 5)
-    assert a.union(b) == Window(0, 0, 15, 15)
-    assert a.intersection(Window(10, 0, 3, 3)) is None
-    assert Window(5, 5, 2, 2).relative_to(a) == Window(5, 5, 2, 2)
-    assert Window(5, 5, 2, 2).pad(1) == Window(4, 4, 4, 4)
+    a, b = Window(row_off=0, col_off=0, height=10, width=10), Window(row_off=5, col_off=5, height=10, width=10)
+    assert a.intersection(b) == Window(row_off=5, col_off=5, height=5, width=5)
+    assert a.union(b) == Window(row_off=0, col_off=0, height=15, width=15)
+    assert a.intersection(Window(row_off=10, col_off=0,
+                                 height=3, width=3)) is None
+    inner = Window(row_off=5, col_off=5, height=2, width=2)
+    assert inner.relative_to(a) == Window(row_off=5, col_off=5, height=2, width=2)
+    assert Window(row_off=5, col_off=5, height=2, width=2).pad(1) == Window(row_off=4, col_off=4, height=4, width=4)
 
 
 @pytest.mark.parametrize(
@@ -76,7 +79,7 @@ def test_window_algebra():
 )
 def test_cell_areas_at_listed_cells_equal_the_window_values(crs, transform):
     g = Grid((700, 900), transform, crs)
-    win = Window(100, 250, 520, 600)  # crosses lattice lines
+    win = Window(row_off=100, col_off=250, height=520, width=600)  # crosses lattice lines
     full = g.cell_area_m2(win)
     rng = np.random.default_rng(0)
     rows = rng.integers(win.row_off, win.row_end, 5000)

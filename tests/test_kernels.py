@@ -166,7 +166,7 @@ def _traced_and_gdal(mask, keep_share=1.0, seed=0, offset=(7, 3)):
     assert coords.dtype == np.int32
     got = (shapely.from_ragged_array(shapely.GeometryType.POLYGON, coords.astype(float), (rings, polys))
            if len(polys) > 1 else np.zeros(0, dtype=object))
-    win = Window(offset[1], offset[0], *mask.shape)
+    win = Window(row_off=offset[1], col_off=offset[0], height=mask.shape[0], width=mask.shape[1])
     want = components_mod._outlines_by_gdal(lab, lab > 0, keep, win)
     return got, want
 
@@ -215,7 +215,7 @@ def test_block_components_outlines_match_gdal_s():
     code = rng.choice(np.array([0, 0, 0, 1, 1, 2], dtype=np.uint8), (40, 50))
     ones = np.ones(code.shape)
     change = PixelChange(code=code, prob=ones, share=ones, observed=np.ones(code.shape, dtype=bool))
-    win = Window(100, 200, 38, 48)
+    win = Window(row_off=100, col_off=200, height=38, width=48)
     ref, fast = _both(block_components, change, win, ones * 100.0, halo=1, min_area_m2=250.0,
                       module=components_mod)
     assert ref.category == fast.category and np.array_equal(ref.label, fast.label)

@@ -101,7 +101,7 @@ def keys(table: Coverage) -> list[tuple[int, int, int]]:
 
 def test_square_1ha_on_pixel_edges():
     win, frac = coverage_fraction(square_1ha, UTM_GRID)
-    assert win == Window(0, 0, 10, 10)
+    assert win == Window(row_off=0, col_off=0, height=10, width=10)
     assert frac.dtype == np.float64
     np.testing.assert_array_equal(frac, np.ones((10, 10)))
     area_m2 = frac.sum() * 100.0
@@ -111,7 +111,7 @@ def test_square_1ha_on_pixel_edges():
 
 def test_square_shifted_half_pixel():
     win, frac = coverage_fraction(shapely.affinity.translate(square_1ha, 5, -5), UTM_GRID)
-    assert win == Window(0, 0, 11, 11)
+    assert win == Window(row_off=0, col_off=0, height=11, width=11)
     expected = np.ones((11, 11))
     expected[[0, -1], :] = 0.5
     expected[:, [0, -1]] = 0.5
@@ -136,7 +136,7 @@ def test_patch_with_hole():
 
 def test_multipart_patch_parts_share_a_cell():
     win, frac = coverage_fraction(multipart_patch, UTM_GRID)
-    assert win == Window(20, 20, 1, 1)
+    assert win == Window(row_off=20, col_off=20, height=1, width=1)
     assert frac[0, 0] == pytest.approx(0.24 + 0.24, abs=1e-12)
 
 
@@ -153,7 +153,7 @@ def test_triangle(crs):
 def test_diamond_with_vertices_on_pixel_corners(crs):
     grid = make_grid(crs)
     win, frac = coverage_fraction(px(grid, Polygon([(12, 10), (14, 12), (12, 14), (10, 12)])), grid)
-    assert win == Window(10, 10, 4, 4)
+    assert win == Window(row_off=10, col_off=10, height=4, width=4)
     expected = np.array([[0, 0.5, 0.5, 0], [0.5, 1, 1, 0.5], [0.5, 1, 1, 0.5], [0, 0.5, 0.5, 0]])
     np.testing.assert_allclose(frac, expected, atol=1e-9)
 
@@ -161,12 +161,12 @@ def test_diamond_with_vertices_on_pixel_corners(crs):
 def test_polygon_smaller_than_one_pixel():
     tiny = box(X0 + 52, Y0 - 57, X0 + 54, Y0 - 54)  # 2 m × 3 m inside row 5, col 5
     win, frac = coverage_fraction(tiny, UTM_GRID)
-    assert win == Window(5, 5, 1, 1)
+    assert win == Window(row_off=5, col_off=5, height=1, width=1)
     assert frac[0, 0] == pytest.approx(0.06, abs=1e-12)
     # 2 m × 2 m centred on a pixel corner: four cells of 1 %.
     corner = box(X0 + 99, Y0 - 101, X0 + 101, Y0 - 99)
     win, frac = coverage_fraction(corner, UTM_GRID)
-    assert win == Window(9, 9, 2, 2)
+    assert win == Window(row_off=9, col_off=9, height=2, width=2)
     np.testing.assert_allclose(frac, np.full((2, 2), 0.01), atol=1e-12)
 
 
@@ -188,14 +188,14 @@ def test_polygon_outside_grid_gives_0x0():
 def test_polygon_partly_outside_grid_is_clipped():
     hanging = shapely.affinity.translate(square_1ha, -55, 25)  # 45 m × 75 m inside
     win, frac = coverage_fraction(hanging, UTM_GRID)
-    assert win == Window(0, 0, 8, 5)
+    assert win == Window(row_off=0, col_off=0, height=8, width=5)
     assert frac.sum() * 100 == pytest.approx(45 * 75, rel=1e-12)
     assert frac[:, 4].tolist() == [0.5] * 7 + [0.25]
 
 
 def test_window_restricts_result():
-    win, frac = coverage_fraction(square_1ha, UTM_GRID, window=Window(5, 8, 20, 20))
-    assert win == Window(5, 8, 5, 2)
+    win, frac = coverage_fraction(square_1ha, UTM_GRID, window=Window(row_off=5, col_off=8, height=20, width=20))
+    assert win == Window(row_off=5, col_off=8, height=5, width=2)
     np.testing.assert_array_equal(frac, np.ones((5, 2)))
 
 
@@ -304,7 +304,7 @@ def test_chunks_add_up_for_patch_spanning_four_chunks():
     whole_cov = coverage_table(geoms, grid)
     whole = zonal_sums(whole_cov, values, window=grid.window, weights=weights)
     chunks = list(grid.chunks(16))
-    assert sum(w.intersection(Window(0, 0, 30, 30)) is not None for w in chunks) >= 4
+    assert sum(w.intersection(Window(row_off=0, col_off=0, height=30, width=30)) is not None for w in chunks) >= 4
     total = {k: np.zeros(3) for k in whole}
     total_from_whole = {k: np.zeros(3) for k in whole}
     spanned = set()
@@ -370,7 +370,7 @@ def test_bad_options_raise():
     with pytest.raises(ConfigError, match="max_cells"):
         coverage_table([square_1ha], UTM_GRID, max_cells=0)
     with pytest.raises(InputDataError, match="does not lie inside the grid"):
-        coverage_table([square_1ha], UTM_GRID, window=Window(30, 30, 20, 20))
+        coverage_table([square_1ha], UTM_GRID, window=Window(row_off=30, col_off=30, height=20, width=20))
 
 
 def test_zonal_sums_shape_errors():

@@ -141,7 +141,7 @@ def test_block_at_the_grid_origin_outlines_without_warnings():
     code[1:3, 2:5] = 1  # a 2 x 3 pixel patch
     ones = np.ones(code.shape)
     change = PixelChange(code=code, prob=ones, share=ones, observed=np.ones(code.shape, dtype=bool))
-    for win in (Window(0, 0, 6, 6), Window(512, 1024, 6, 6)):
+    for win in (Window(row_off=0, col_off=0, height=6, width=6), Window(row_off=512, col_off=1024, height=6, width=6)):
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             comps = block_components(change, win, ones * 100.0)
@@ -225,7 +225,10 @@ def test_area_parts_give_the_union_s_pixels_and_sample_windows(seed):
     parts = _area_parts(seed)
     g = Grid((110, 120), Affine(10.0, 0, -50.0, 0, -10.0, 1050.0), "EPSG:32650")
     union = shapely.union_all(parts)
-    for win in (Window(0, 0, 64, 64), Window(30, 50, 66, 66), Window(60, 60, 50, 60)):
+    for win in (Window(row_off=0, col_off=0,
+                       height=64, width=64),
+                Window(row_off=30, col_off=50, height=66, width=66),
+                Window(row_off=60, col_off=60, height=50, width=60)):
         sub = g.subgrid(win)
         near = tuple(p for p in parts if shapely.intersects(p, sub.footprint()))
         got = ecopatch.analyses.encroachment._aoi_mask(near, g, win)
@@ -291,7 +294,7 @@ def test_block_edges_are_kept_compact_and_read_only():
     code[4:6, 4:6] = 1  # inside: on no edge
     ones = np.ones(code.shape)
     change = PixelChange(code=code, prob=ones, share=ones, observed=np.ones(code.shape, dtype=bool))
-    comps = block_components(change, Window(512, 512, 8, 8), ones * 100.0, halo=1)
+    comps = block_components(change, Window(row_off=512, col_off=512, height=8, width=8), ones * 100.0, halo=1)
     top = comps.borders[("disturbance", "top")]
     assert top.dtype == np.uint8 and list(top) == [0, 1, 1, 1, 0, 0, 0, 0]
     zero = comps.borders[("disturbance", "bottom")]
@@ -302,7 +305,7 @@ def test_block_edges_are_kept_compact_and_read_only():
     wide[1, 1:-1:2] = 1  # 300 one-pixel patches along the edge
     change = PixelChange(code=wide, prob=np.ones(wide.shape), share=np.ones(wide.shape),
                          observed=np.ones(wide.shape, dtype=bool))
-    comps = block_components(change, Window(0, 0, 1, 600), np.ones(wide.shape), halo=1)
+    comps = block_components(change, Window(row_off=0, col_off=0, height=1, width=600), np.ones(wide.shape), halo=1)
     top = comps.borders[("disturbance", "top")]
     assert top.dtype == np.uint16 and top.max() == 300 and np.count_nonzero(top) == 300
     assert len(merge_components([comps]).outline) == 300

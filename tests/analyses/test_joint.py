@@ -144,8 +144,8 @@ def test_warnings_point_at_the_caller(tiled):
 
 
 def test_joint_order_follows_each_first_pass_window_with_the_later_passes_there():
-    first = [Window(r * 64, c * 64, 64, 64) for r in range(3) for c in range(5)]
-    later = [first[7], first[0], Window(500, 500, 64, 64), first[14]]
+    first = [Window(row_off=r * 64, col_off=c * 64, height=64, width=64) for r in range(3) for c in range(5)]
+    later = [first[7], first[0], Window(row_off=500, col_off=500, height=64, width=64), first[14]]
     order = joint_order([first, later], stripe_px=128)
     assert sorted(order) == sorted([(0, i) for i in range(len(first))] + [(1, i) for i in range(len(later))])
     # the first pass keeps its own locality order

@@ -82,7 +82,10 @@ def test_blockwise_rendering_equals_whole(scene, block):
 
 def test_rendering_does_not_depend_on_what_was_rendered_before(scene):
     fresh = make_scene()
-    wins = [Window(250, 250, 40, 60), Window(0, 0, 400, 500), Window(120, 380, 6, 8)]
+    wins = [Window(row_off=250, col_off=250,
+                   height=40, width=60),
+            Window(row_off=0, col_off=0, height=400, width=500),
+            Window(row_off=120, col_off=380, height=6, width=8)]
     for win in wins:
         fresh._cache.clear()
         out = fresh.render_window("after", win)
@@ -90,7 +93,7 @@ def test_rendering_does_not_depend_on_what_was_rendered_before(scene):
 
 
 def test_render_window_gives_every_raster_on_its_grid(scene):
-    win = Window(100, 200, 50, 61)
+    win = Window(row_off=100, col_off=200, height=50, width=61)
     out = scene.render_window("after", win)
     assert set(out) == set(RASTERS)
     for b in BANDS_10M:
@@ -100,14 +103,14 @@ def test_render_window_gives_every_raster_on_its_grid(scene):
         assert out[b].shape == (25, 31)
         assert np.array_equal(out[b], scene.dn["after"][b][50:75, 100:131])
     with pytest.raises(InputDataError, match="even"):
-        scene.render_window("after", Window(1, 0, 10, 10))
+        scene.render_window("after", Window(row_off=1, col_off=0, height=10, width=10))
 
 
 def test_scene_pickles_for_dask_workers(scene):
     import pickle
 
     clone = pickle.loads(pickle.dumps(scene))
-    win = Window(200, 300, 64, 64)
+    win = Window(row_off=200, col_off=300, height=64, width=64)
     assert np.array_equal(clone.render_window("after", win)["B08"], scene.dn["after"]["B08"][win.slices])
     assert clone.restoration_truth.equals(scene.restoration_truth)
 
@@ -135,7 +138,7 @@ def test_grids_are_utm50_near_hangzhou(scene):
     lon, lat = transformer(g.crs, "EPSG:4326").transform(*g.xy(200, 250))
     assert abs(lon - 119.95) < 0.01 and abs(lat - 30.22) < 0.01
     # the trap: map area and ground area differ by about 0.12 % here
-    cell = g.cell_area_m2(Window(0, 0, 1, 1))[0, 0]
+    cell = g.cell_area_m2(Window(row_off=0, col_off=0, height=1, width=1))[0, 0]
     assert 99.85 < cell < 99.93
 
 
@@ -450,13 +453,14 @@ def test_full_tile_scene_is_lazy_and_renders_windows():
     s = make_scene(shape=(10980, 10980), n_mines=6, n_reserves=2, n_encroachments=6, n_decoys=2,
                    n_clouds=2)
     assert s.grid.shape == (10980, 10980) and s.grid20.shape == (5490, 5490)
-    win = Window(5120, 5120, 256, 256)
+    win = Window(row_off=5120, col_off=5120, height=256, width=256)
     out = s.render_window("after", win)
     assert out["B04"].shape == (256, 256) and out["SCL"].shape == (128, 128)
     assert (out["B04"] > 0).all()
     mine = s.mines.geometry.iloc[0]
     mw = s.grid.window_from_bounds(mine.bounds)
-    mw = Window(mw.row_off - mw.row_off % 2, mw.col_off - mw.col_off % 2, mw.height + 1, mw.width + 1)
+    mw = Window(row_off=mw.row_off - mw.row_off % 2, col_off=mw.col_off - mw.col_off % 2,
+                height=mw.height + 1, width=mw.width + 1)
     blk = s.render_window("before", mw)["B02"]
     assert blk.max() > 1000  # the quarry rock is there
 
@@ -706,10 +710,10 @@ def test_tricky_scene_pickles_for_dask_workers(tricky):
     from ecopatch.data.synthetic import render_product
 
     clone = pickle.loads(pickle.dumps(tricky))
-    win = Window(64, 64, 64, 64)
+    win = Window(row_off=64, col_off=64, height=64, width=64)
     assert np.array_equal(clone.render_window("after", win)["B04"], tricky.dn["after"]["B04"][win.slices])
-    a = render_product(clone, "after", window=Window(2, 2, 8, 8))
-    b = render_product(tricky, "after", window=Window(2, 2, 8, 8))
+    a = render_product(clone, "after", window=Window(row_off=2, col_off=2, height=8, width=8))
+    b = render_product(tricky, "after", window=Window(row_off=2, col_off=2, height=8, width=8))
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 

@@ -28,7 +28,7 @@ def test_multiband_with_descriptions_and_baseline_offset(tmp_path):
     assert s.bands == ("blue", "green", "red", "nir", "swir1", "swir2")
     assert s.date == dt.date(2024, 9, 12)
     assert s.grid.crs.to_epsg() == 32650
-    obs = s.read(window=Window(0, 0, 2, 2))
+    obs = s.read(window=Window(row_off=0, col_off=0, height=2, width=2))
     np.testing.assert_allclose(obs["red"], 0.1, atol=1e-6)  # (2000 - 1000) / 10000
 
 
@@ -186,7 +186,7 @@ def test_real_sentinel2_l2a_folder_with_stac(shared_data):
     assert s.metadata["processing_baseline"] == "02.14"
     assert s.grid.shape == (1098, 1098) and s.mask.kind == "scl"
     assert s.band("swir1").grid.res == (200.0, 200.0)  # brought onto the 100 m grid when read
-    obs = s.read(window=Window(0, 0, 50, 50))
+    obs = s.read(window=Window(row_off=0, col_off=0, height=50, width=50))
     assert obs["swir1"].shape == (50, 50)
     assert 0.0 < np.nanmedian(obs["red"]) < 0.6  # desert, no offset before baseline 04.00
 
@@ -307,7 +307,7 @@ def test_tile_cache_reads_equal_direct_reads_in_every_layout(tmp_path, layout):
         for _ in range(200):
             r, c = rng.integers(-20, 95, size=2)
             h, w = rng.integers(1, 60, size=2)
-            win = Window(int(r), int(c), int(h), int(w))
+            win = Window(row_off=int(r), col_off=int(c), height=int(h), width=int(w))
             band = int(rng.integers(1, 4))
             got = raster.read_block(str(p), band, g, win, fill=0)
             want = np.zeros(win.shape, np.uint16)
@@ -333,7 +333,7 @@ def test_tile_cache_keeps_nothing_outside_a_pass_and_its_size_is_checked(tmp_pat
     p = write_raster(tmp_path / "t.tif", arr, tiled=True, blockxsize=16, blockysize=16, compress="deflate")
     g = Grid((64, 64), Affine(10, 0, 780_000, 0, -10, 3_350_000), "EPSG:32650")
     raster.TILES.clear()
-    raster.read_block(str(p), 1, g, Window(3, 3, 20, 20), fill=0)
+    raster.read_block(str(p), 1, g, Window(row_off=3, col_off=3, height=20, width=20), fill=0)
     assert raster.TILES._bytes == 0 and not raster.TILES.active
     monkeypatch.setenv("ECOPATCH_TILE_CACHE_MB", "lots")
     monkeypatch.setattr(raster.TILES, "budget", None)
@@ -387,7 +387,7 @@ def test_vrt_mosaics_read_their_sources_through_the_tile_cache(tmp_path):
         for _ in range(60):
             r, c = (int(v) for v in rng.integers(-10, 80, size=2))
             h, w = (int(v) for v in rng.integers(1, 50, size=2))
-            win = Window(r, c, h, w)
+            win = Window(row_off=r, col_off=c, height=h, width=w)
             want = np.full((h, w), 3, dtype=ref.dtype)
             inner = win.intersection(g.window)
             if inner is not None:
@@ -419,7 +419,11 @@ def test_a_stack_reads_the_same_in_every_layout(tmp_path):
     scenes = {k: open_scene(write_raster(tmp_path / f"s2_{k}_20240912.tif", dn, descriptions=names, dtype="uint16",
                                          nodata=0, tags=tags, **opts)) for k, opts in _LAYOUTS.items()}
     assert {s.mask.kind for s in scenes.values()} == {"scl"}
-    wins = [Window(-3, -3, 40, 50), Window(30, 60, 64, 64), Window(100, 140, 60, 60), Window(0, 0, 150, 170)]
+    wins = [Window(row_off=-3, col_off=-3,
+                   height=40, width=50),
+            Window(row_off=30, col_off=60, height=64, width=64),
+            Window(row_off=100, col_off=140, height=60, width=60),
+            Window(row_off=0, col_off=0, height=150, width=170)]
     ref = None
     for name, s in scenes.items():
         with raster.TILES.session(64 * 1024):

@@ -74,5 +74,5 @@ def test_a_band_dimension_without_names_asks_for_them():
 def test_windows_past_the_edge_are_nan_and_not_valid():
     from ecopatch.geo.grid import Window
 
-    obs = from_xarray(_ds(date="2024-09-12")).read(["red"], Window(-2, -2, 4, 4))
+    obs = from_xarray(_ds(date="2024-09-12")).read(["red"], Window(row_off=-2, col_off=-2, height=4, width=4))
     assert np.isnan(obs["red"][:2]).all() and not obs.valid[:2].any() and obs.valid[2:, 2:].all()

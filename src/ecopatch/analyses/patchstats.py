@@ -78,7 +78,8 @@ def _block(task: _Task) -> PatchSums:
     geoms = shapely.make_valid(np.asarray(task.geometries, dtype=object))
     r0 = min(w.row_off for w in task.blocks)
     c0 = min(w.col_off for w in task.blocks)
-    span = Window(r0, c0, max(w.row_end for w in task.blocks) - r0, max(w.col_end for w in task.blocks) - c0)
+    span = Window(row_off=r0, col_off=c0,
+                  height=max(w.row_end for w in task.blocks) - r0, width=max(w.col_end for w in task.blocks) - c0)
     cov = coverage_table(geoms, grid, window=span, on_invalid="ignore")
     idx, row, col, frac = cov.index, cov.row, cov.col, cov.frac
     if len(task.blocks) > 1:
@@ -100,7 +101,7 @@ def _block(task: _Task) -> PatchSums:
         # read only the part of the block the patches cover (few small patches: a few pixels)
         r, c = row[part], col[part]
         pr, pc = int(r.min()), int(c.min())
-        w = Window(pr, pc, int(r.max()) - pr + 1, int(c.max()) - pc + 1)
+        w = Window(row_off=pr, col_off=pc, height=int(r.max()) - pr + 1, width=int(c.max()) - pc + 1)
         data = task.raster.read_values(task.band, w)
         val[part] = take_flat(data, flat_index(r, c, w))
     if task.nodata is not None and not np.isnan(task.nodata):

@@ -198,7 +198,7 @@ def coverage_fraction(
     clip = table.window
     win = _bbox_window(geometry, grid, clip)
     if win is None:
-        return Window(clip.row_off, clip.col_off, 0, 0), np.zeros((0, 0))
+        return Window(row_off=clip.row_off, col_off=clip.col_off, height=0, width=0), np.zeros((0, 0))
     out = np.zeros(win.shape)
     out[table.row - win.row_off, table.col - win.col_off] = table.frac
     return win, out
@@ -613,7 +613,7 @@ def _bbox_window(geometry: Any, grid: Grid, clip: Window) -> Window | None:
         return None
     box = _bbox_pixels(np.array([geometry], dtype=object), grid, clip)
     r0, c0, r1, c1 = (int(a[0]) for a in box)
-    return Window(r0, c0, r1 - r0, c1 - c0) if r1 > r0 and c1 > c0 else None
+    return Window(row_off=r0, col_off=c0, height=r1 - r0, width=c1 - c0) if r1 > r0 and c1 > c0 else None
 
 
 def _edges(geoms: np.ndarray, grid: Grid, r0: np.ndarray, c0: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -290,7 +290,8 @@ def _write_product(scene: SyntheticScene, date: str, data: SampleData) -> None:
             dst.set_band_description(1, b)
         for win in scene.grid.chunks(_WINDOW):
             arrays = scene.render_window(date, win)
-            w20 = Window(win.row_off // 2, win.col_off // 2, (win.height + 1) // 2, (win.width + 1) // 2)
+            w20 = Window(row_off=win.row_off // 2, col_off=win.col_off // 2,
+                         height=(win.height + 1) // 2, width=(win.width + 1) // 2)
             for b, arr in arrays.items():
                 target = win if b in BANDS_10M else w20
                 dsts[b].write(arr, 1, window=target.to_rasterio())

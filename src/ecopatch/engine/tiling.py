@@ -111,7 +111,8 @@ def blocks_touching(
     starts = np.flatnonzero(np.r_[True, (br[1:] != br[:-1]) | (bc[1:] != bc[:-1]), True])
     result = []
     for a, z in zip(starts[:-1], starts[1:]):
-        w = Window(int(br[a]) * block, int(bc[a]) * block, block, block).intersection(grid.window)
+        w = Window(row_off=int(br[a]) * block, col_off=int(bc[a]) * block,
+                   height=block, width=block).intersection(grid.window)
         if w is not None:
             result.append((w, gi[a:z].astype(np.int64)))
     return result

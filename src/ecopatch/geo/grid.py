@@ -28,21 +28,28 @@ __all__ = ["Grid", "Window"]
 
 @dataclass(frozen=True)
 class Window:
-    """A block of whole pixels: rows ``row_off … row_off+height-1``, same for columns.
+    """A block of whole pixels: columns ``col_off … col_off+width-1``, rows ``row_off … row_off+height-1``.
+
+    The fields are in the order of :class:`rasterio.windows.Window`,
+    ``(col_off, row_off, width, height)``, so that a window built by
+    position means the same pixels in both; ecopatch's own code builds them
+    by keyword.  :meth:`to_rasterio` and :meth:`from_rasterio` convert.
 
     Examples
     --------
-    >>> w = Window(10, 20, 5, 6)
+    >>> w = Window(col_off=20, row_off=10, width=6, height=5)
+    >>> w == Window(20, 10, 6, 5)
+    True
     >>> w.slices
     (slice(10, 15, None), slice(20, 26, None))
-    >>> w.intersection(Window(12, 0, 100, 22))
-    Window(row_off=12, col_off=20, height=3, width=2)
+    >>> w.intersection(Window(col_off=0, row_off=12, width=22, height=100))
+    Window(col_off=20, row_off=12, width=2, height=3)
     """
 
-    row_off: int
     col_off: int
-    height: int
+    row_off: int
     width: int
+    height: int
 
     @property
     def slices(self) -> tuple[slice, slice]:
@@ -75,7 +82,7 @@ class Window:
         c1 = min(self.col_end, other.col_end)
         if r1 <= r0 or c1 <= c0:
             return None
-        return Window(r0, c0, r1 - r0, c1 - c0)
+        return Window(row_off=r0, col_off=c0, height=r1 - r0, width=c1 - c0)
 
     def union(self, other: Window) -> Window:
         """The smallest window holding both."""
@@ -83,15 +90,17 @@ class Window:
         c0 = min(self.col_off, other.col_off)
         r1 = max(self.row_end, other.row_end)
         c1 = max(self.col_end, other.col_end)
-        return Window(r0, c0, r1 - r0, c1 - c0)
+        return Window(row_off=r0, col_off=c0, height=r1 - r0, width=c1 - c0)
 
     def pad(self, n: int) -> Window:
         """Grow by ``n`` pixels on every side (not clipped)."""
-        return Window(self.row_off - n, self.col_off - n, self.height + 2 * n, self.width + 2 * n)
+        return Window(row_off=self.row_off - n, col_off=self.col_off - n,
+                      height=self.height + 2 * n, width=self.width + 2 * n)
 
     def relative_to(self, outer: Window) -> Window:
         """The same pixels, in the pixel frame of ``outer``."""
-        return Window(self.row_off - outer.row_off, self.col_off - outer.col_off, self.height, self.width)
+        return Window(row_off=self.row_off - outer.row_off, col_off=self.col_off - outer.col_off,
+                      height=self.height, width=self.width)
 
     def to_rasterio(self) -> Any:
         """As a :class:`rasterio.windows.Window`."""
@@ -250,7 +259,7 @@ class Grid:
     @property
     def window(self) -> Window:
         """The window of the whole grid."""
-        return Window(0, 0, self.height, self.width)
+        return Window(row_off=0, col_off=0, height=self.height, width=self.width)
 
     @property
     def is_geographic(self) -> bool:
@@ -313,7 +322,7 @@ class Grid:
             col1 = col0 + 1
         if row1 <= row0:
             row1 = row0 + 1
-        w = Window(row0, col0, row1 - row0, col1 - col0)
+        w = Window(row_off=row0, col_off=col0, height=row1 - row0, width=col1 - col0)
         if clip:
             return w.intersection(self.window)
         return w
@@ -330,7 +339,7 @@ class Grid:
         while r < win.row_end:
             c = (win.col_off // cw) * cw
             while c < win.col_end:
-                block = Window(r, c, ch, cw).intersection(win)
+                block = Window(row_off=r, col_off=c, height=ch, width=cw).intersection(win)
                 if block is not None:
                     yield block
                 c += cw

@@ -375,7 +375,7 @@ class ArraySource(SourceBase):
         k = self._buffer_px(self._grid.res[0] * f * ground_unit_m(self._grid))
         r0, c0 = window.row_off // f, window.col_off // f
         r1, c1 = (window.row_end - 1) // f + 1, (window.col_end - 1) // f + 1
-        big = Window(r0 - k, c0 - k, r1 - r0 + 2 * k, c1 - c0 + 2 * k)
+        big = Window(row_off=r0 - k, col_off=c0 - k, height=r1 - r0 + 2 * k, width=c1 - c0 + 2 * k)
         raw = _boundless(arr, big, 0)
         rows = np.arange(window.row_off, window.row_end) // f - big.row_off
         cols = np.arange(window.col_off, window.col_end) // f - big.col_off
@@ -386,7 +386,7 @@ def _boundless(arr: Any, window: Window, fill: float) -> np.ndarray:
     """``window`` of a 2-D array, ``fill`` outside it."""
     h, w = int(arr.shape[0]), int(arr.shape[1])
     out = np.full(window.shape, fill, dtype=np.dtype(arr.dtype))
-    inner = window.intersection(Window(0, 0, h, w))
+    inner = window.intersection(Window(row_off=0, col_off=0, height=h, width=w))
     if inner is not None:
         out[inner.relative_to(window).slices] = np.asarray(arr[inner.slices])
     return out

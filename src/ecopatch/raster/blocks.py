@@ -303,7 +303,8 @@ class TileCache:
         mr0, mr1 = min(t[0] for t in missing), max(t[0] for t in missing)
         mc0, mc1 = min(t[1] for t in missing), max(t[1] for t in missing)
         ry, rx = mr0 * bh, mc0 * bw
-        rect = Window(ry, rx, min((mr1 + 1) * bh, ds.height) - ry, min((mc1 + 1) * bw, ds.width) - rx)
+        rect = Window(row_off=ry, col_off=rx,
+                      height=min((mr1 + 1) * bh, ds.height) - ry, width=min((mc1 + 1) * bw, ds.width) - rx)
         data = ds_read(ds, spec.indexes if spec.indexes is not None else key[-1], rect)
         want = set(missing)
         keep = self.active

@@ -153,7 +153,8 @@ def read_block(path: str, index: int, grid: Grid, window: Window, fill: float, *
         ov = dst.intersection(inner)
         if ov is None:
             continue
-        sw = Window(src_row + ov.row_off - dst.row_off, src_col + ov.col_off - dst.col_off, ov.height, ov.width)
+        sw = Window(row_off=src_row + ov.row_off - dst.row_off, col_off=src_col + ov.col_off - dst.col_off,
+                    height=ov.height, width=ov.width)
         region_part = region[ov.relative_to(inner).slices]
         if dataset_layout(src_path)[1].multiband:
             region_part[...] = interleaved_band(src_path, src_band, sw, shared)
@@ -316,7 +317,8 @@ def whole_pixels(path: str, index: int, src: Grid, dst: Grid, window: Window, fi
     c0 = math.floor((window.col_off + dc) / rx)
     r1 = math.floor((window.row_end - 1 + dr) / ry) + 1
     c1 = math.floor((window.col_end - 1 + dc) / rx) + 1
-    block = read_block(path, index, src, Window(r0 - pad, c0 - pad, r1 - r0 + 2 * pad, c1 - c0 + 2 * pad), fill=fill)
+    block = read_block(path, index, src, Window(row_off=r0 - pad, col_off=c0 - pad,
+                                                height=r1 - r0 + 2 * pad, width=c1 - c0 + 2 * pad), fill=fill)
     if rx == 1 and ry == 1 and pad == 0:
         return block, None, None
     rows = (np.arange(window.row_off, window.row_end) + dr) // ry - (r0 - pad)

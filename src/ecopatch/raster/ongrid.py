@@ -148,7 +148,8 @@ def read_on_grid(
     offset = same_pixels(scene.grid, grid)
     if offset is not None:
         dr, dc = offset
-        same = Window(window.row_off + dr, window.col_off + dc, window.height, window.width)
+        same = Window(row_off=window.row_off + dr, col_off=window.col_off + dc,
+                      height=window.height, width=window.width)
         obs = scene.read(bands, same)
         layers = {k: np.asarray(v, dtype=np.float32) for k, v in derive(obs).items()}
         layers["valid_fraction"] = obs.valid.astype(np.float32)
@@ -191,7 +192,7 @@ def _bands_as_layers(obs: Observation) -> Mapping[str, np.ndarray]:
 
 
 def _empty_layers(scene, derive, bands, shape):
-    tiny = scene.read(bands, Window(0, 0, 1, 1))
+    tiny = scene.read(bands, Window(row_off=0, col_off=0, height=1, width=1))
     names = list(derive(tiny).keys())
     out = {k: np.full(shape, np.nan, dtype=np.float32) for k in names}
     out["valid_fraction"] = np.zeros(shape, dtype=np.float32)
@@ -204,7 +205,7 @@ def _split_read(scene, grid, window, bands, derive, min_valid, max_source_px):
     for r0, rh in ((window.row_off, h2), (window.row_off + h2, window.height - h2)):
         for c0, cw in ((window.col_off, w2), (window.col_off + w2, window.width - w2)):
             if rh > 0 and cw > 0:
-                parts.append(Window(r0, c0, rh, cw))
+                parts.append(Window(row_off=r0, col_off=c0, height=rh, width=cw))
     out: dict[str, np.ndarray] = {}
     for p in parts:
         sub = read_on_grid(scene, grid, p, bands=bands, derive=derive, min_valid=min_valid,

@@ -303,7 +303,8 @@ class Scene(SourceBase):
         k = max(1, int(math.sqrt(n)))
         rows = np.linspace(0, max(0, g.height - size), k).astype(int)
         cols = np.linspace(0, max(0, g.width - size), k).astype(int)
-        parts = [self.read(names, Window(int(r), int(c), min(size, g.height), min(size, g.width)))
+        parts = [self.read(names, Window(row_off=int(r), col_off=int(c),
+                                         height=min(size, g.height), width=min(size, g.width)))
                  for r in rows for c in cols]
         out = {b: np.concatenate([p.bands[b].ravel() for p in parts]) for b in names}
         valid = np.concatenate([p.valid.ravel() for p in parts])

@@ -94,6 +94,7 @@ def _parse_vrt_band(path: str, ds: Any, index: int, opener: Callable[[str], Any]
             return None
         if s[0] < 0 or s[1] < 0 or s[0] + s[2] > sds.height or s[1] + s[3] > sds.width:
             return None
-        parts.append((name, b, int(s[0]), int(s[1]), Window(int(d[0]), int(d[1]), int(d[2]), int(d[3]))))
+        parts.append((name, b, int(s[0]), int(s[1]), Window(row_off=int(d[0]), col_off=int(d[1]),
+                                                            height=int(d[2]), width=int(d[3]))))
     nd = ds.nodatavals[index - 1]
     return VRTSources(0.0 if nd is None else float(nd), tuple(parts))

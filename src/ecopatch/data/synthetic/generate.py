@@ -262,7 +262,7 @@ def make_drone(
     noise = Noise(scene.seed + 7)
     for r0 in range(0, nrows, step):
         for c0 in range(0, cols, step):
-            win = Window(r0, c0, min(step, nrows - r0), min(step, cols - c0))
+            win = Window(row_off=r0, col_off=c0, height=min(step, nrows - r0), width=min(step, cols - c0))
             sub = grid.subgrid(win)
             rgb[:, win.slices[0], win.slices[1]], alpha[win.slices] = render_drone_block(
                 world, sub, shapes, flight, noise, inv)

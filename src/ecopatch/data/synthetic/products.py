@@ -127,7 +127,7 @@ def _write_rasters(scene: SyntheticScene, key: str, paths: dict[str, Path], *, p
 def _target(win: Any, base: Any, grid: Any) -> Window | None:
     """The window of ``grid`` the pixels of ``win`` (on ``base``) cover, clipped to ``grid``."""
     f = int(round(base.res[0] / grid.res[0]))
-    w = Window(win.row_off * f, win.col_off * f, win.height * f, win.width * f)
+    w = Window(row_off=win.row_off * f, col_off=win.col_off * f, height=win.height * f, width=win.width * f)
     return w.intersection(grid.window)
 
 

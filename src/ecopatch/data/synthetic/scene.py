@@ -245,21 +245,23 @@ class SyntheticScene:
             raise InputDataError(
                 f"render_window needs even row/col offsets so that 20 m pixels line up; got {win}"
             )
-        w20 = Window(win.row_off // 2, win.col_off // 2, (win.height + 1) // 2, (win.width + 1) // 2)
+        w20 = Window(row_off=win.row_off // 2, col_off=win.col_off // 2,
+                     height=(win.height + 1) // 2, width=(win.width + 1) // 2)
         out = {b: np.zeros(win.shape, np.uint16) for b in BANDS_10M}
         out.update({b: np.zeros(w20.shape, np.uint16) for b in BANDS_20M})
         out["SCL"] = np.zeros(w20.shape, np.uint8)
         for ti in range(win.row_off // RENDER_TILE, (win.row_end - 1) // RENDER_TILE + 1):
             for tj in range(win.col_off // RENDER_TILE, (win.col_end - 1) // RENDER_TILE + 1):
                 tile = self._tile(date, ti, tj)
-                tw = Window(ti * RENDER_TILE, tj * RENDER_TILE, RENDER_TILE, RENDER_TILE)
+                tw = Window(row_off=ti * RENDER_TILE, col_off=tj * RENDER_TILE, height=RENDER_TILE, width=RENDER_TILE)
                 inter = tw.intersection(win)
                 if inter is not None:
                     src = inter.relative_to(tw).slices
                     dst = inter.relative_to(win).slices
                     for b in BANDS_10M:
                         out[b][dst] = tile[b][src]
-                tw20 = Window(ti * RENDER_TILE // 2, tj * RENDER_TILE // 2, RENDER_TILE // 2, RENDER_TILE // 2)
+                tw20 = Window(row_off=ti * RENDER_TILE // 2, col_off=tj * RENDER_TILE // 2,
+                              height=RENDER_TILE // 2, width=RENDER_TILE // 2)
                 inter20 = tw20.intersection(w20)
                 if inter20 is not None:
                     src = inter20.relative_to(tw20).slices
@@ -289,10 +291,10 @@ class SyntheticScene:
         win = window or g.window
         if band in BANDS_10M:
             r0, c0 = win.row_off - win.row_off % 2, win.col_off - win.col_off % 2
-            w10 = Window(r0, c0, win.row_end - r0, win.col_end - c0)
+            w10 = Window(row_off=r0, col_off=c0, height=win.row_end - r0, width=win.col_end - c0)
             arr = self.render_window(date, w10)[band]
             return arr[win.row_off - r0:, win.col_off - c0:].copy()
-        w10 = Window(win.row_off * 2, win.col_off * 2, win.height * 2, win.width * 2)
+        w10 = Window(row_off=win.row_off * 2, col_off=win.col_off * 2, height=win.height * 2, width=win.width * 2)
         return self.render_window(date, w10)[band]
 
     @cached_property

@@ -350,7 +350,7 @@ def _stack10(scene: SyntheticScene, a: Acquisition, level: str, win: Window) -> 
     out = np.empty((_K + len(_AUX), win.height, win.width), np.float32)
     for ti in range(win.row_off // RENDER_TILE, (win.row_end - 1) // RENDER_TILE + 1):
         for tj in range(win.col_off // RENDER_TILE, (win.col_end - 1) // RENDER_TILE + 1):
-            tw = Window(ti * RENDER_TILE, tj * RENDER_TILE, RENDER_TILE, RENDER_TILE)
+            tw = Window(row_off=ti * RENDER_TILE, col_off=tj * RENDER_TILE, height=RENDER_TILE, width=RENDER_TILE)
             inter = tw.intersection(win)
             if inter is not None:
                 dst = (slice(None), *inter.relative_to(win).slices)
@@ -412,7 +412,7 @@ def render_product(scene: SyntheticScene, key: str, *, sensor: str | Rendering |
 
 
 def _scaled(win: Window, f: int) -> Window:
-    return Window(win.row_off * f, win.col_off * f, win.height * f, win.width * f)
+    return Window(row_off=win.row_off * f, col_off=win.col_off * f, height=win.height * f, width=win.width * f)
 
 
 def _clip(arr: np.ndarray, grid: Grid, win: Window) -> np.ndarray:
@@ -476,7 +476,7 @@ def _render_foreign(scene: SyntheticScene, a: Acquisition, r: Rendering, grid: G
     if inside.any():
         r0, r1 = int(row[inside].min()), int(row[inside].max()) + 1
         c0, c1 = int(col[inside].min()), int(col[inside].max()) + 1
-        st = _stack10(scene, a, "surface", Window(r0, c0, r1 - r0, c1 - c0))
+        st = _stack10(scene, a, "surface", Window(row_off=r0, col_off=c0, height=r1 - r0, width=c1 - c0))
         samples[:, inside] = st[:, row[inside] - r0, col[inside] - c0]
     pix = samples.reshape(nk, win.height, k, win.width, k).mean(axis=(2, 4), dtype=np.float64)
     valid = pix[-1] > 1 - 1e-6
