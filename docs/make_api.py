@@ -1,6 +1,6 @@
 """Write docs/api.md: every public name of ecopatch, with its signature and its docstring.
 
-The public names are those in ``__all__`` of the packages listed in
+The public names are those in ``__all__`` of the modules listed in
 :data:`PACKAGES`.  ``tests/test_docs_api.py`` regenerates the page and fails
 when docs/api.md is not in step with the code::
 
@@ -19,19 +19,35 @@ from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "api.md"
 
-#: Packages whose ``__all__`` is public API, with one line on what each holds.
+#: Modules whose ``__all__`` is public API, with one line on what each holds.
 PACKAGES: dict[str, str] = {
     "ecopatch": "The names most work needs: open imagery and polygons, assess, detect, the ledger.",
     "ecopatch.raster": "Imagery from any source: products on disk, xarray, numpy arrays, open rasterio datasets.",
-    "ecopatch.geo": "Grids, windows, CRSs and true ground areas.",
-    "ecopatch.analyses": "The analyses, with their full options.",
+    "ecopatch.raster.source": "The raster-source protocol every analysis reads through, and what works on any source.",
+    "ecopatch.raster.arrays": "numpy (or dask) arrays and in-memory rasterio datasets as sources.",
+    "ecopatch.raster.xarray_source": "xarray objects (rioxarray, odc-stac, stackstac layouts) in and out.",
+    "ecopatch.geo.grid": "A pixel grid and its windows (rasterio order; odc-geo GeoBox interop).",
+    "ecopatch.geo.geodesy": "CRSs, true ground areas and lon/lat.",
+    "ecopatch.geo.units": "Area units of Chinese land administration: m², hectare, mu.",
     "ecopatch.options": "Every option of the analyses and the scheduled run, defined once.",
+    "ecopatch.analyses.restoration": "Restored area and restoration rate of each mine.",
+    "ecopatch.analyses.encroachment": "Suspect patches in reserves between two dates.",
+    "ecopatch.analyses.joint": "Both jobs from one read of the imagery.",
+    "ecopatch.analyses.patchstats": "Exact per-patch statistics of any class raster.",
+    "ecopatch.analyses.layers": "Cover classes, FVC and change codes as layers (numpy or xarray).",
+    "ecopatch.analyses.trajectory": "A mine's status over its dates.",
+    "ecopatch.analyses.sky_tier": "A later scene over the ledger's probable cases.",
+    "ecopatch.analyses.validation": "Scores against labelled truth.",
+    "ecopatch.vector.layers": "Polygon layers in, result tables out.",
     "ecopatch.ledger": "The case ledger (台账) in one GeoPackage.",
-    "ecopatch.fieldcheck": "Ground check (地上查): field packages out, field results in.",
+    "ecopatch.fieldcheck": "Ground check (地上查): field packages out, field results and mine verdicts in.",
     "ecopatch.outputs.maps": "Change maps, mine cards (一矿一卡), overview maps, case chips.",
     "ecopatch.outputs.report": "The monthly report: HTML and Excel.",
-    "ecopatch.run": "One scheduled run from a configuration file.",
-    "ecopatch.data": "Synthetic scenes with known truth, and the bundled sample.",
+    "ecopatch.outputs.webmap": "An interactive web map (folium).",
+    "ecopatch.run.pipeline": "One scheduled run from a configuration file.",
+    "ecopatch.run.config": "The run configuration (TOML), validated on load.",
+    "ecopatch.data.datasets": "The bundled sample, and sample data of any size, with known truth.",
+    "ecopatch.data.synthetic": "Synthetic scenes with known truth.",
     "ecopatch.vocabulary": "The words and labels (zh/en) of ecopatch's tables.",
     "ecopatch.errors": "Every exception and warning ecopatch raises.",
     "ecopatch.testing": "Assertions for tests of code that uses ecopatch.",

@@ -58,7 +58,6 @@ __all__ = [
     "RunOptions",
     "WindowOptions",
     "info",
-    "option",
     "option_fields",
     "resolve_options",
 ]

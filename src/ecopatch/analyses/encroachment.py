@@ -93,7 +93,7 @@ from ecopatch.vocabulary import ZONE_STRICTNESS, canonical_zone
 if TYPE_CHECKING:
     import geopandas as gpd
 
-__all__ = ["detect_changes", "detection_pass", "geohash", "observation_table"]
+__all__ = ["detect_changes", "geohash", "observation_table"]
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ecopatch.geo.grid import Grid
     from ecopatch.raster.source import SourceLike
 
-__all__ = ["assess_and_detect", "run_jobs"]
+__all__ = ["assess_and_detect"]
 
 
 def assess_and_detect(

@@ -80,7 +80,6 @@ __all__ = [
     "analysis_grid",
     "apply_status",
     "assess_restoration",
-    "assessment_pass",
     "prepare_cover_params",
 ]
 

@@ -124,7 +124,7 @@ class ChangeParams:
         types it (0.1).
     pixel_share : float
         A pixel belongs to a patch's outline when at least this share of it
-        (0-1, its largest cover-fraction change) changed (0.3); partly
+        (0-1, its largest cover-fraction change) changed (default 0: any); partly
         changed cells at the edge count through ``rim_min``.
     rim_min : float
         A cell bordering a patch adds its changed share to the patch's

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     import geopandas as gpd
     import pandas as pd
 
-__all__ = ["atomic_path", "read_patches", "write_table", "write_tables"]
+__all__ = ["read_patches", "write_table", "write_tables"]
 
 log = logging.getLogger(__name__)
 
