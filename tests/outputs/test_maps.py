@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import os
+import time
 import warnings
 
 import numpy as np
@@ -480,3 +483,35 @@ def test_map_figure_saves_png_fast_and_keeps_pixels(tmp_path, how):
     svg = io.BytesIO()
     draw(MapFigure).savefig(svg, format="svg")  # other formats as matplotlib writes them
     assert b"<svg" in svg.getvalue()[:400]
+
+
+def _png_job(tag: int, hang_in_worker: bool = False):
+    parent = os.getpid()
+
+    def job():
+        if hang_in_worker and os.getpid() != parent:
+            time.sleep(3600)  # a worker that never returns (as one forked while a lock was held)
+        import matplotlib.figure
+
+        fig = matplotlib.figure.Figure(figsize=(1, 1))
+        fig.add_subplot().set_title(str(tag))
+        return fig
+
+    return job
+
+
+def test_render_pngs_draws_what_stalled_workers_did_not(monkeypatch, caplog):
+    from ecopatch.outputs.maps import render
+
+    if not render._can_fork():
+        pytest.skip("no fork on this platform")
+    monkeypatch.setattr(render, "STALL_S", 3.0)
+    jobs = [_png_job(i, hang_in_worker=True) for i in range(4)]
+    t = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="ecopatch"):
+        out = render.render_pngs(jobs, dpi=20, workers=2)
+    assert time.monotonic() - t < 60
+    assert len(out) == 4 and all(len(pngs) == 1 and pngs[0].startswith(b"\x89PNG") for pngs in out)
+    assert "no progress" in caplog.text
+    ok = render.render_pngs([_png_job(i) for i in range(4)], dpi=20, workers=2)
+    assert [len(p) for p in ok] == [1, 1, 1, 1]

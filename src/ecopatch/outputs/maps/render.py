@@ -21,6 +21,7 @@ jobs run in the calling process.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import multiprocessing
@@ -28,7 +29,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
@@ -112,15 +113,57 @@ def render_pngs(jobs: Sequence[FigureJob], *, dpi: float, workers: int | None = 
             # Python >= 3.12 warns about fork() in a process with threads (an idle Dask pool, say);
             # the workers only draw, with the handles they could share reset (see the module notes)
             warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
-            with ProcessPoolExecutor(w, mp_context=ctx, initializer=_child_start) as ex:
+            ex = ProcessPoolExecutor(w, mp_context=ctx, initializer=_child_start)
+            done: dict[int, list[bytes]] = {}
+            try:
                 # one job at a time: a worker takes the next job when it is free, so the workers
                 # finish together (in chunks of several, one worker was left drawing the last chunk
                 # alone; a job's round trip costs about a millisecond, a figure 50 ms to 1 s)
-                out = list(ex.map(_draw_index, range(n), [dpi] * n))
+                futures = [ex.submit(_draw_index, i, dpi) for i in range(n)]
+                done = _collect(futures)
+            finally:
+                stalled = len(done) < n
+                if stalled:
+                    _kill_workers(ex)
+                ex.shutdown(wait=not stalled, cancel_futures=True)
+        if stalled:
+            log.warning("figure workers made no progress for %.0f s (a worker forked while another thread held a "
+                        "lock it needs, e.g. inside GDAL): the %d figure(s) left are drawn in this process",
+                        STALL_S, n - len(done))
+        out = [done[i] if i in done else _draw(jobs[i], dpi, savefig_kw) for i in range(n)]
     finally:
         _JOBS, _OPTS = None, {}
     log.debug("%d figure job(s) drawn by %d worker process(es)", n, w)
     return out
+
+
+#: Seconds without any figure finishing after which the workers are given up (a figure takes 0.05-5 s).
+STALL_S = 120.0
+
+
+def _collect(futures: Sequence[Future[list[bytes]]]) -> dict[int, list[bytes]]:
+    """Results by job index, until all are in or none has come for :data:`STALL_S` seconds.
+
+    A job's error is raised here, as the job raised it.
+    """
+    index = {f: i for i, f in enumerate(futures)}
+    done: dict[int, list[bytes]] = {}
+    pending = set(futures)
+    while pending:
+        finished, pending = wait(pending, timeout=STALL_S, return_when=FIRST_COMPLETED)
+        if not finished:
+            break
+        for f in finished:
+            done[index[f]] = f.result()
+    return done
+
+
+def _kill_workers(ex: ProcessPoolExecutor) -> None:
+    """Kill the worker processes of ``ex`` (a stalled worker never returns to take the shutdown message)."""
+    procs = getattr(ex, "_processes", None) or {}
+    for proc in list(procs.values()):
+        with contextlib.suppress(Exception):
+            proc.kill()
 
 
 def _draw(job: FigureJob, dpi: float, savefig_kw: dict[str, Any]) -> list[bytes]:
