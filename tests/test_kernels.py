@@ -248,10 +248,9 @@ def test_reflectance_kernel_repeats_and_masks_as_numpy_would(dn, repeat, seed):
     assert out_valid is valid and np.array_equal(valid, before & ok)
     assert cleared == int((before & ~ok).sum())
     assert np.array_equal(np.isnan(refl), ~valid)
-    # dn * scale + offset cancels near dn = -offset / scale (1000 here): the kernel's fused
-    # multiply-add and NumPy's two roundings then differ by a few float32 ulps of dn * scale
-    # (about 1e-8), a large relative error on a reflectance near 0; hence the absolute term
-    np.testing.assert_allclose(refl[valid], want[valid], rtol=1e-6, atol=5e-8)
+    # no fused multiply-add (no "contract" fast-math flag): the kernel rounds dn * scale and then
+    # the sum, as NumPy does, so the two agree bit for bit (also near dn = -offset / scale)
+    np.testing.assert_array_equal(refl[valid], want[valid])
 
 
 @settings(max_examples=80, deadline=None)

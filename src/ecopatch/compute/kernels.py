@@ -53,8 +53,11 @@ __all__ = ["HAVE_NUMBA", "bilinear_kernel", "clear_kernel", "cover_kernel", "out
            "scaled_kernel", "smooth_nan_kernel", "smoothed_statistic_kernel", "surface_kernel", "tolerant_kernel"]
 
 _NAN = np.float32(np.nan)
-#: Fast-math flags that keep NaN and infinity semantics (NaN marks "not observed").
-_FM = {"contract", "arcp", "afn", "reassoc"}
+#: Fast-math flags that keep NaN and infinity semantics (NaN marks "not observed"), without
+#: "contract": no fused multiply-add, so ``a * b + c`` rounds twice as NumPy does and a kernel and
+#: its NumPy reference agree where they must (the reflectance scaling, bit for bit).  Measured
+#: (2026-12-05, full tile detection, pixel-interleaved DEFLATE): 30.5 s without, 30.9 s with it.
+_FM = {"arcp", "afn", "reassoc"}
 
 
 @njit(cache=True, inline="always", fastmath=_FM)
