@@ -39,6 +39,19 @@ def test_cover_kernel_matches_numpy(b, g, r, n, s, canopy, method):
         np.testing.assert_allclose(fast[k], ref[k], atol=2e-5, equal_nan=True, err_msg=k)
 
 
+@pytest.mark.parametrize("method", ["soft", "hard"])
+def test_cover_kernel_where_the_unmixed_bsi_denominator_is_zero(method):
+    # swir1 + red and nir + blue both exactly 0 after unmixing (keep = 0: NDVI -1): NumPy gives NaN
+    # there and keeps the raw BSI; the kernel must do the same, not raise ZeroDivisionError
+    one = np.ones((2, 3), dtype=np.float32)
+    bands = {"blue": 0 * one, "green": 0.05 * one, "red": -0.05 * one, "nir": 0 * one, "swir1": 0.05 * one}
+    p = CoverParams(ndvi_soil=0.12, ndvi_veg=0.82, method=method, veg_spectrum=CANOPY)
+    ref, fast = _both(cover_fractions, bands, p, module=cover_mod)
+    for k in ("veg", "bare", "built", "water", "fvc", "bsi"):
+        np.testing.assert_array_equal(np.isnan(ref[k]), np.isnan(fast[k]), err_msg=k)
+        np.testing.assert_allclose(fast[k], ref[k], atol=2e-5, equal_nan=True, err_msg=k)
+
+
 @settings(max_examples=60, deadline=None)
 @given(data=st.data(), bands=st.integers(1, 6), radius=st.integers(0, 2))
 def test_tolerant_kernel_matches_numpy(data, bands, radius):

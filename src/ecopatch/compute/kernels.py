@@ -163,9 +163,11 @@ def _split_pass(blue, red, nir, swir1, p, canopy, has_canopy, hard, raw_bsi, fvc
                 keep = min(max(fvc[i, j], zero), cap)
                 sr = (swir1[i, j] - keep * c3) + (red[i, j] - keep * c1)
                 nb = (nir[i, j] - keep * c2) + (blue[i, j] - keep * c0)
-                un = (sr - nb) / (sr + nb)  # the 1 / (1 - keep) factors cancel in the ratio
-                if not math.isnan(un) and not math.isinf(un):
-                    bb = min(max(un, -one), one)
+                den = sr + nb
+                if den != zero:  # NumPy gives inf or NaN there, which keeps the raw BSI: the same
+                    un = (sr - nb) / den  # the 1 / (1 - keep) factors cancel in the ratio
+                    if not math.isnan(un) and not math.isinf(un):
+                        bb = min(max(un, -one), one)
             if hard:
                 share = one - _ramp(bb, bsi_c - bsi_r, bsi_c + bsi_r, True)
             else:
