@@ -76,3 +76,14 @@ def test_windows_past_the_edge_are_nan_and_not_valid():
 
     obs = from_xarray(_ds(date="2024-09-12")).read(["red"], Window(row_off=-2, col_off=-2, height=4, width=4))
     assert np.isnan(obs["red"][:2]).all() and not obs.valid[:2].any() and obs.valid[2:, 2:].all()
+
+
+def test_a_quality_band_put_on_the_finer_grid_is_read_at_its_own_resolution():
+    from ecopatch.raster.xarray_source import _native_quality
+
+    scl20 = np.array([[4, 9, 4], [8, 4, 3]], dtype=np.uint8)
+    on10 = np.repeat(np.repeat(scl20, 2, axis=0), 2, axis=1)[:, :5]  # an odd width, cut as a crop would
+    assert np.array_equal(_native_quality(on10), scl20)
+    native10 = on10.copy()
+    native10[0, 1] = 3  # not nearest-neighbour from 20 m: kept as given
+    assert _native_quality(native10) is native10

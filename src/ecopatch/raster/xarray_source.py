@@ -146,7 +146,7 @@ def from_xarray(
     nd = nodata if nodata is not None else {role: _nodata_attr(a) for role, a in attrs.items()}
     if mask is None and quality is not None:
         qname, kind = quality
-        mask = (_data(variables[qname], ydim, xdim), kind)
+        mask = (_native_quality(_data(variables[qname], ydim, xdim)), kind)
     mask_kind = mask[1] if isinstance(mask, tuple) else None
     if cloud_buffer_m is None:
         cloud_buffer_m = 20.0 if mask_kind in ("scl", "qa_pixel") else 0.0
@@ -287,6 +287,24 @@ def _roles(variables: Mapping[str, Any], bands: Any, prof: SensorProfile | None,
             "red, nir, swir1/swir16, swir2/swir22, or Sentinel-2/Landsat band IDs); pass bands={'red': '<name>', ...}"
         )
     return roles, quality
+
+
+def _native_quality(arr: Any) -> Any:
+    """A quality band put on a finer grid by nearest neighbour, back at its own resolution.
+
+    odc-stac and stackstac load Sentinel-2's 20 m SCL onto the 10 m grid.  When every aligned
+    2 x 2 block of the band holds one value, the band is returned at half resolution, so that
+    clouds are grown on the band's own pixels, as the file reader grows them (the 20 m growth of
+    a 20 m SCL differs from that of its 10 m copy at the cloud corners).  Lazy (dask) arrays and
+    other bands are returned as given.
+    """
+    if not isinstance(arr, np.ndarray) or arr.ndim != 2 or min(arr.shape) < 2:
+        return arr
+    coarse = arr[::2, ::2]
+    h, w = arr.shape
+    if np.array_equal(np.repeat(np.repeat(coarse, 2, axis=0), 2, axis=1)[:h, :w], arr):
+        return coarse
+    return arr
 
 
 def _data(var: Any, ydim: str, xdim: str) -> Any:
