@@ -13,8 +13,8 @@ which row and which column differ::
 
 Areas are compared in the tables' own area columns (m², mu), which ecopatch
 computes as true ground areas whatever the CRS; outlines are compared by
-their overlap in an equal-area projection centred on the patches, so two
-tables in different CRSs compare as the same ground.
+the true ground area of their overlap (:func:`ecopatch.geo.geodesy.geodesic_area_m2`),
+so two tables in different CRSs compare as the same ground.
 """
 
 from __future__ import annotations
@@ -159,14 +159,6 @@ def assert_restoration_close(
         raise AssertionError("\n".join(problems))
 
 
-def _equal_area(lonlat: pd.Series) -> np.ndarray:
-    """Outlines (a GeoSeries in EPSG:4326) in a Lambert equal-area projection centred on them, metres."""
-    x0, y0, x1, y1 = lonlat.total_bounds
-    lon0, lat0 = (x0 + x1) / 2, (y0 + y1) / 2
-    laea = f"+proj=laea +lat_0={lat0} +lon_0={lon0} +ellps=WGS84 +units=m +no_defs"
-    return np.asarray(lonlat.to_crs(laea).to_numpy())
-
-
 def assert_patches_close(
     actual: pd.DataFrame,
     expected: pd.DataFrame,
@@ -201,20 +193,21 @@ def assert_patches_close(
     """
     import shapely
 
+    from ecopatch.geo.geodesy import geodesic_area_m2
+
     problems: list[str] = []
     if len(actual) != len(expected):
         problems.append(f"{len(actual)} patches, expected {len(expected)}")
     if len(actual) and len(expected):
-        both = pd.concat([expected.geometry.to_crs(4326), actual.geometry.to_crs(4326)], ignore_index=True)
-        projected = _equal_area(both)
-        e_geoms, a_geoms = projected[: len(expected)], projected[len(expected) :]
+        e_geoms = np.asarray(expected.geometry.to_crs(4326).to_numpy())
+        a_geoms = np.asarray(actual.geometry.to_crs(4326).to_numpy())
         tree = shapely.STRtree(a_geoms)
         used: set[int] = set()
         for i, g in enumerate(e_geoms):
             best, best_iou = -1, 0.0
             for j in tree.query(g, predicate="intersects"):
-                inter = shapely.area(shapely.intersection(g, a_geoms[j]))
-                iou = float(inter / shapely.area(shapely.union(g, a_geoms[j])))
+                inter = geodesic_area_m2(shapely.intersection(g, a_geoms[j]), 4326)
+                iou = float(inter / geodesic_area_m2(shapely.union(g, a_geoms[j]), 4326))
                 if iou > best_iou:
                     best, best_iou = int(j), iou
             label = expected["patch_id"].iloc[i] if "patch_id" in expected.columns else i
