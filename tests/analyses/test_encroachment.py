@@ -77,6 +77,46 @@ def test_patch_ids_are_deterministic(inputs):
     assert inputs.patches["patch_id"].str.match(r"^20240912-[0-9a-z]{9}(-\d+)?$").all()
 
 
+def test_only_the_ground_near_the_reserves_is_computed_and_nothing_moves(inputs, monkeypatch):
+    # a block is read and its statistic computed only over the part the reserves (and one pixel
+    # around) touch; the patches, their numbers and the observation table must be those of whole blocks
+    import pandas as pd
+
+    enc = ecopatch.analyses.encroachment
+    real = enc._needed
+    shrunk = []
+
+    def spy(aoi, cov, p1):
+        part = real(aoi, cov, p1)
+        shrunk.append(part.height * part.width < p1.height * p1.width)
+        return part
+
+    monkeypatch.setattr(enc, "_needed", spy)
+    part = ecopatch.detect_changes(inputs.before, inputs.after, inputs.reserves, block=96, progress=False)
+    assert any(shrunk) and len(part) > 0
+    monkeypatch.setattr(enc, "_needed", lambda aoi, cov, p1: p1)
+    whole = ecopatch.detect_changes(inputs.before, inputs.after, inputs.reserves, block=96, progress=False)
+    pd.testing.assert_frame_equal(part.drop(columns="geometry"), whole.drop(columns="geometry"))
+    assert part.geometry.geom_equals_exact(whole.geometry, 0).all()
+    assert part.attrs["observation"] == whole.attrs["observation"]
+
+
+def test_the_needed_part_of_a_block():
+    from ecopatch.geo.grid import Window
+
+    p1 = Window(row_off=9, col_off=19, height=12, width=12)
+    aoi = np.zeros(p1.shape, dtype=bool)
+    aoi[4, 5] = aoi[6, 7] = True
+    part = ecopatch.analyses.encroachment._needed(aoi, None, p1)
+    # the pixels touched, one around, in grid coordinates
+    assert part == Window(row_off=9 + 3, col_off=19 + 4, height=5, width=5)
+    aoi[0, 0] = True  # one around is clipped to the block
+    assert ecopatch.analyses.encroachment._needed(aoi, None, p1) == Window(row_off=9, col_off=19, height=8, width=9)
+    assert ecopatch.analyses.encroachment._needed(None, None, p1) == p1
+    empty = ecopatch.analyses.encroachment._needed(np.zeros(p1.shape, dtype=bool), None, p1)
+    assert empty.height * empty.width == 1
+
+
 def test_crossing_a_zone_boundary_takes_the_strictest_zone(inputs, truth, score):
     rank = {z: i for i, z in enumerate(ZONE_STRICTNESS)}
     crossing = truth[truth["zones"].fillna("").str.contains(",") & truth["eligible"]]
