@@ -236,6 +236,27 @@ def test_block_components_outlines_match_gdal_s():
     assert len(fast.outline) > 50 and shapely.equals(fast.outline, ref.outline).all()
 
 
+def test_block_components_read_layers_given_for_a_part_of_the_block():
+    from ecopatch.compute.change import PixelChange
+    from ecopatch.compute.components import block_components
+    from ecopatch.geo.grid import Window
+
+    rng = np.random.default_rng(5)
+    code = np.zeros((40, 50), dtype=np.uint8)
+    code[10:30, 12:40] = rng.choice(np.array([0, 1, 1, 2], dtype=np.uint8), (20, 28))
+    ones = np.ones(code.shape)
+    change = PixelChange(code=code, prob=ones, share=ones, observed=np.ones(code.shape, dtype=bool))
+    win = Window(row_off=100, col_off=200, height=38, width=48)
+    layer = rng.random(code.shape)
+    whole = block_components(change, win, ones * 100.0, {"x": layer}, halo=1)
+    at = Window(row_off=8, col_off=11, height=24, width=31)  # every changed pixel, in the padded block's frame
+    part = block_components(change, win, ones * 100.0, {"x": layer[at.slices]}, halo=1, layers_at=at)
+    assert np.array_equal(whole.stats, part.stats) and len(whole.stats) > 10
+    with pytest.raises(ValueError, match="layers_at"):
+        small = Window(row_off=12, col_off=11, height=10, width=31)
+        block_components(change, win, ones * 100.0, {"x": layer[small.slices]}, halo=1, layers_at=small)
+
+
 @settings(max_examples=60, deadline=None)
 @given(dn=arrays(np.float32, st.tuples(st.integers(1, 9), st.integers(1, 9)),
                  elements=st.one_of(st.sampled_from([0.0, 65535.0, np.nan, 16000.0, -2000.0]),

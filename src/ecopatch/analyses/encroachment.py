@@ -63,6 +63,7 @@ from ecopatch.analyses.pairing import PairSetup, SurfaceDeriver, prepare_pair
 from ecopatch.analyses.restoration import analysis_grid
 from ecopatch.compute.change import (
     ChangeParams,
+    PixelChange,
     dominant_class,
     patch_type,
     pixel_change,
@@ -247,6 +248,23 @@ def _needed(aoi: np.ndarray | None, cov: Any, p1: Window) -> Window:
     return Window(row_off=r0, col_off=c0, height=r1 - r0, width=c1 - c0)
 
 
+def _on_block(change: PixelChange, at: Window, shape: tuple[int, int]) -> PixelChange:
+    """``change`` of a part (``at``, in the block's frame) on the whole block: nothing changed or observed elsewhere."""
+    if change.code.shape == shape:
+        return change
+
+    def put(a: np.ndarray | None, fill: Any) -> np.ndarray | None:
+        if a is None:
+            return None
+        out = np.full(shape, fill, dtype=a.dtype)
+        out[at.slices] = a
+        return out
+
+    return PixelChange(put(change.code, 0), put(change.prob, 0), put(change.share, 0), put(change.observed, False),
+                       put(change.rim_disturbance, 0), put(change.rim_gain, 0), put(change.seed, False),
+                       put(change.z, np.nan), put(change.water_gain, 0))
+
+
 def _detect_block(task: _BlockTask) -> _BlockResult:
     g, win, st = task.grid, task.window, task.setup
     halo = st.params.halo_px
@@ -267,31 +285,21 @@ def _detect_block(task: _BlockTask) -> _BlockResult:
     t = halo - 1
     inner = (slice(t, padded.height - t), slice(t, padded.width - t))
     at = part.relative_to(p1)
-    put = (slice(at.row_off, at.row_end), slice(at.col_off, at.col_end))
-
-    def on_p1(a: np.ndarray, trim: bool = True) -> np.ndarray:
-        """A layer of ``padded`` (``trim``) or of ``part`` on all of ``p1``, NaN where it was not computed."""
-        a = a[inner] if trim else a
-        if part == p1:
-            return a
-        out = np.full(p1.shape, np.nan, dtype=np.result_type(a.dtype, np.float32))
-        out[put] = a
-        return out
-
-    z = on_p1(z)
-    keys = (*_FRACTIONS, *_WATER_BANDS, "ndvi", "mndwi")
-    fb = {k: on_p1(lb[k]) for k in keys if k in lb}
-    fa = {k: on_p1(la[k]) for k in keys if k in la}
+    aoi_part = aoi if aoi is None or part == p1 else aoi[at.slices]
+    keys = (*_FRACTIONS, *_WATER_BANDS, *_LAYERS)
+    fb = {k: lb[k][inner] for k in keys if k in lb}
+    fa = {k: la[k][inner] for k in keys if k in la}
     envelope = None
     if st.history:
         dates = [fb]
         for hs, hd, hbands in st.history:
             lh = read_on_grid(hs, g, part, bands=hbands, derive=hd, max_source_px=task.max_source_px)
-            dates.append({k: on_p1(lh[k], trim=False) for k in _FRACTIONS})
+            dates.append({k: lh[k] for k in _FRACTIONS})
         envelope = seasonal_envelope(dates)
-    change = pixel_change(z, fb, fa, st.params, aoi=aoi, envelope=envelope)
+    change = pixel_change(z[inner], fb, fa, st.params, aoi=aoi_part, envelope=envelope)
     area = g.cell_area_m2(p1)
     assert change.z is not None  # pixel_change keeps the statistic it was given
+    # the per-patch layers, on the part (the components read them at changed pixels only)
     layers: dict[str, np.ndarray] = {"z": change.z}
     if change.water_gain is not None:
         layers["water_gain"] = change.water_gain
@@ -311,10 +319,12 @@ def _detect_block(task: _BlockTask) -> _BlockResult:
             layers[f"sw_{k}_before"] = fb[k] * w
             layers[f"sw_{k}_after"] = fa[k] * w
     for k in (*_LAYERS, *_WATER_BANDS):
-        if k in lb and k in la:
-            layers[f"{k}_before"] = fb[k] if k in fb else on_p1(lb[k])
-            layers[f"{k}_after"] = fa[k] if k in fa else on_p1(la[k])
-    comps = block_components(change, win, area, layers, halo=1, min_area_m2=task.min_area_m2)
+        if k in fb and k in fa:
+            layers[f"{k}_before"] = fb[k]
+            layers[f"{k}_after"] = fa[k]
+    change = _on_block(change, at, p1.shape)
+    comps = block_components(change, win, area, layers, halo=1, min_area_m2=task.min_area_m2,
+                             layers_at=None if at.shape == p1.shape else at)
     if cov is not None:
         obs = np.where(change.observed[1:-1, 1:-1], 1.0, np.nan)
         sums = zonal_sums(cov, {"all": np.ones(win.shape), "obs": obs}, window=win, weights=area[1:-1, 1:-1])

@@ -154,6 +154,7 @@ def block_components(
     *,
     halo: int = 0,
     min_area_m2: float = 0.0,
+    layers_at: Window | None = None,
 ) -> BlockComponents:
     """Label and outline the change components of one block, with per-component sums.
 
@@ -181,6 +182,10 @@ def block_components(
         later, and outlining the many one- and two-pixel components of a
         full tile is most of the cost.  Components on the border are kept,
         since they may grow by merging.
+    layers_at : Window, optional
+        The part of the padded block the ``layers`` cover, in the padded
+        block's pixel frame (default: all of it).  Every changed pixel must
+        lie in it: the layers are read at those pixels only.
 
     Returns
     -------
@@ -228,6 +233,12 @@ def block_components(
             return np.bincount(idx, weights=w, minlength=n + 1)[1:]
 
         a_g = area[rr, cc]
+        # the changed pixels in the layers' frame
+        lr, lc = (rr + halo, cc + halo) if layers_at is None else (rr + halo - layers_at.row_off,
+                                                                    cc + halo - layers_at.col_off)
+        if layers_at is not None and not (lr.min() >= 0 and lc.min() >= 0 and lr.max() < layers_at.height
+                                          and lc.max() < layers_at.width):
+            raise ValueError(f"block_components: changed pixels outside layers_at={layers_at}")
         cols = [
             bsum(np.ones(len(idx))),
             bsum(a_g),
@@ -236,7 +247,7 @@ def block_components(
             bsum(a_g * seed[rr, cc]),
         ]
         for nm in names:
-            v = np.asarray(layers[nm])[core][rr, cc].astype(np.float64)
+            v = np.asarray(layers[nm])[lr, lc].astype(np.float64)
             ok = np.isfinite(v)
             cols.append(bsum(np.where(ok, a_g * v, 0.0)))
             cols.append(bsum(np.where(ok, a_g, 0.0)))
