@@ -63,7 +63,6 @@ from ecopatch.analyses.pairing import PairSetup, SurfaceDeriver, prepare_pair
 from ecopatch.analyses.restoration import analysis_grid
 from ecopatch.compute.change import (
     ChangeParams,
-    PixelChange,
     dominant_class,
     patch_type,
     pixel_change,
@@ -248,23 +247,6 @@ def _needed(aoi: np.ndarray | None, cov: Any, p1: Window) -> Window:
     return Window(row_off=r0, col_off=c0, height=r1 - r0, width=c1 - c0)
 
 
-def _on_block(change: PixelChange, at: Window, shape: tuple[int, int]) -> PixelChange:
-    """``change`` of a part (``at``, in the block's frame) on the whole block: nothing changed or observed elsewhere."""
-    if change.code.shape == shape:
-        return change
-
-    def put(a: np.ndarray | None, fill: Any) -> np.ndarray | None:
-        if a is None:
-            return None
-        out = np.full(shape, fill, dtype=a.dtype)
-        out[at.slices] = a
-        return out
-
-    return PixelChange(put(change.code, 0), put(change.prob, 0), put(change.share, 0), put(change.observed, False),
-                       put(change.rim_disturbance, 0), put(change.rim_gain, 0), put(change.seed, False),
-                       put(change.z, np.nan), put(change.water_gain, 0))
-
-
 def _detect_block(task: _BlockTask) -> _BlockResult:
     g, win, st = task.grid, task.window, task.setup
     halo = st.params.halo_px
@@ -322,7 +304,7 @@ def _detect_block(task: _BlockTask) -> _BlockResult:
         if k in fb and k in fa:
             layers[f"{k}_before"] = fb[k]
             layers[f"{k}_after"] = fa[k]
-    change = _on_block(change, at, p1.shape)
+    change = change.on_block(at, p1.shape)
     comps = block_components(change, win, area, layers, halo=1, min_area_m2=task.min_area_m2,
                              layers_at=None if at.shape == p1.shape else at)
     if cov is not None:

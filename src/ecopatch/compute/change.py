@@ -64,12 +64,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ecopatch.errors import ConfigError
 from ecopatch.options import option
+
+if TYPE_CHECKING:
+    from ecopatch.geo.grid import Window
 
 __all__ = [
     "CLASS_NAMES",
@@ -298,6 +301,27 @@ class PixelChange:
     seed: np.ndarray | None = None
     z: np.ndarray | None = field(default=None, compare=False)
     water_gain: np.ndarray | None = field(default=None, compare=False)
+
+    def on_block(self, at: Window, shape: tuple[int, int]) -> PixelChange:
+        """The change of a part of a block (``at``, in the block's frame) on the whole block (``shape``).
+
+        Outside the part nothing changed or was observed: codes, shares and
+        rims 0, the statistic NaN.
+        """
+        if self.code.shape == tuple(shape):
+            return self
+
+        def put(a: np.ndarray, fill: Any) -> np.ndarray:
+            out = np.full(shape, fill, dtype=a.dtype)
+            out[at.slices] = a
+            return out
+
+        def opt(a: np.ndarray | None, fill: Any) -> np.ndarray | None:
+            return None if a is None else put(a, fill)
+
+        return PixelChange(put(self.code, 0), put(self.prob, 0), put(self.share, 0), put(self.observed, False),
+                           opt(self.rim_disturbance, 0), opt(self.rim_gain, 0), opt(self.seed, False),
+                           opt(self.z, np.nan), opt(self.water_gain, 0))
 
 
 # ---------------------------------------------------------------------------
