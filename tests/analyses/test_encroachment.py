@@ -389,3 +389,27 @@ def test_the_observation_table_survives_what_drops_attrs(inputs):
     other.attrs = {}  # another run's patches, say, read back from a file
     both = pd.concat([patches, other])
     assert observation_table(both).empty  # attrs gone: what the list is for
+
+
+def test_the_set_up_reads_hold_gdal_s_cache_at_the_pass_size(inputs, monkeypatch):
+    # the sample's scattered reads must not fill GDAL's default cache (5 % of the RAM) with decoded
+    # blocks: a full-tile JPEG 2000 detection peaked at 1.2 GiB in its set-up for that
+    from rasterio.env import get_gdal_config
+
+    from ecopatch.raster.source import plan_pass_reads
+
+    pairing = ecopatch.analyses.pairing
+    seen = []
+    real = pairing.read_on_grid
+
+    def spy(*args, **kwargs):
+        seen.append(get_gdal_config("GDAL_CACHEMAX"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pairing, "read_on_grid", spy)
+    outside = get_gdal_config("GDAL_CACHEMAX")
+    ecopatch.detect_changes(inputs.before, inputs.after, inputs.reserves, progress=False)
+    plan = plan_pass_reads((inputs.before, inputs.after))
+    # the pass's size, or what the background's decimated reads (in threads meanwhile) raised it to
+    assert seen and min(seen) == plan.gdal_cache_bytes and max(seen) <= 64 * 2**20 < outside
+    assert get_gdal_config("GDAL_CACHEMAX") == outside

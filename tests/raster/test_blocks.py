@@ -90,6 +90,9 @@ def test_plans_follow_the_layout():
     jp2 = [(_layout(driver="JP2OpenJPEG", block=(1024, 1024), compression="jpeg2000"), 1.0)] * 8
     p = plan_reads(jp2, workers=2)
     assert p.stripe_px < 4096 and p.gdal_cache_bytes >= 4 * 2 * MB
+    # ... and the heap handed back after each window (the decoder's buffers fragment the arenas)
+    assert p.trim_heap and not plan_reads(tiles, workers=2).trim_heap
+    assert blocks.ReadPlan.combine([plan_reads(tiles, workers=2), p]).trim_heap
     # strips: windows in rows across the whole width, the cache holding one row of windows' strips
     strips = [(_layout(block=(1, 10980), count=7, interleave="pixel"), 1.0)] * 2
     p = plan_reads(strips, workers=2, grid_width=10980)
@@ -156,3 +159,22 @@ def test_ignoring_silences_in_the_main_thread_and_leaves_worker_threads_filters_
     t.start()
     t.join()
     assert inside == [start] and warnings.filters == start
+
+
+def test_passes_over_jpeg2000_hand_the_heap_back_after_each_window(monkeypatch):
+    from ecopatch.engine import tiling
+    from ecopatch.geo.grid import Window
+
+    trims = []
+    monkeypatch.setattr(tiling, "_release_pass_memory", lambda: trims.append(1))
+    wins = [Window(row_off=0, col_off=64 * i, height=64, width=64) for i in range(5)]
+
+    def run(plan):
+        trims.clear()
+        p = tiling.WindowPass("t", lambda w: w.col_off, list(wins), list(wins), lambda r: r, reads=plan)
+        (got,) = tiling.run_passes([p], scheduler="synchronous", progress=False)
+        assert got == [w.col_off for w in wins]
+        return len(trims)
+
+    assert run(blocks.ReadPlan(trim_heap=True)) == 5 + 1  # each window, then the pass's end
+    assert run(blocks.ReadPlan()) == 1

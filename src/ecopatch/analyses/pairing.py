@@ -30,6 +30,7 @@ they are not surface reflectance.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -67,7 +68,7 @@ from ecopatch.raster.clouds import (
     temporal_cloud_test,
 )
 from ecopatch.raster.ongrid import read_on_grid, reproject_array
-from ecopatch.raster.source import Observation, RasterSource, read_decimated
+from ecopatch.raster.source import Observation, RasterSource, plan_pass_reads, read_decimated
 
 __all__ = ["PairSetup", "SurfaceDeriver", "prepare_pair"]
 
@@ -212,21 +213,25 @@ def prepare_pair(before: RasterSource, after: RasterSource, grid: Grid, region: 
     if normalize == "rrn" and not spectral:
         raise ConfigError("normalize='rrn' needs at least three reflectance bands common to both scenes")
 
-    # 1. clouds
-    if clouds == "auto":
-        before, after, record["clouds"] = _attach_cloud_masks(before, after, grid, region)
+    # the set-up's reads hold GDAL's block cache at the size a pass over these files gives it (scoped):
+    # GDAL's default would keep up to 5 % of the RAM of decoded blocks these scattered reads never reuse
+    plan = plan_pass_reads((before, after, *history))
+    with plan.gdal_scope() if plan is not None else contextlib.nullcontext():
+        # 1. clouds
+        if clouds == "auto":
+            before, after, record["clouds"] = _attach_cloud_masks(before, after, grid, region)
 
-    # the background's coarse reads (step 3) need neither the sample nor the normalisation: on files
-    # without overviews they decode both dates whole, so they start now, in worker threads, and the
-    # sample is read and the normalisation fitted meanwhile
-    early = _BackgroundReads.start((before, after), grid, region, tuple(shared), params) if spectral else None
-    try:
-        return _prepare(before, after, grid, region, params=params, normalize=normalize, clouds=clouds,
-                        cover=cover, history=history, max_source_px=max_source_px, record=record,
-                        shared=shared, spectral=spectral, early=early)
-    finally:
-        if early is not None:
-            early.close()
+        # the background's coarse reads (step 3) need neither the sample nor the normalisation: on files
+        # without overviews they decode both dates whole, so they start now, in worker threads, and the
+        # sample is read and the normalisation fitted meanwhile
+        early = _BackgroundReads.start((before, after), grid, region, tuple(shared), params) if spectral else None
+        try:
+            return _prepare(before, after, grid, region, params=params, normalize=normalize, clouds=clouds,
+                            cover=cover, history=history, max_source_px=max_source_px, record=record,
+                            shared=shared, spectral=spectral, early=early)
+        finally:
+            if early is not None:
+                early.close()
 
 
 def _prepare(before: RasterSource, after: RasterSource, grid: Grid, region: np.ndarray, *, params: ChangeParams,

@@ -209,7 +209,8 @@ class WindowPass:
         How the pass reads its files (:func:`ecopatch.raster.source.plan_pass_reads`):
         an object with ``stripe_px`` (the width of the stripes windows run in)
         and ``session()`` (a context manager holding the pass's read settings:
-        the tile cache and GDAL's block cache, both released when it ends).
+        the tile cache and GDAL's block cache, both released when it ends),
+        and optionally ``trim_heap`` (hand the heap back after each window).
         None: the defaults.
     """
 
@@ -224,6 +225,13 @@ class WindowPass:
 def _apply(item: tuple[Callable[[T], R], T]) -> R:
     func, task = item
     return func(task)
+
+
+def _apply_and_trim(item: tuple[Callable[[Any], Any], Any]) -> Any:
+    """:func:`_apply`, then the heap the window freed handed back (passes over JPEG 2000 files)."""
+    out = _apply(item)
+    _release_pass_memory()
+    return out
 
 
 def run_passes(passes: Sequence[WindowPass], *, scheduler: Scheduler = None,
@@ -253,7 +261,8 @@ def run_passes(passes: Sequence[WindowPass], *, scheduler: Scheduler = None,
     stripe = plan.stripe_px if plan is not None else STRIPE_PX
     seq = [starts[k] + i for k, i in joint_order([p.windows for p in passes], stripe_px=stripe)]
     with plan.session() if plan is not None else _null():
-        flat = run_tasks(_apply, items, scheduler=scheduler, progress=progress,
+        apply = _apply_and_trim if getattr(plan, "trim_heap", False) else _apply
+        flat = run_tasks(apply, items, scheduler=scheduler, progress=progress,
                          desc="+".join(p.desc for p in passes), order=seq, reads=plan)
     del items
     out: list[list[Any]] = []
