@@ -105,6 +105,28 @@ def test_cover_over_is_the_mean_of_the_clear_pixels_inside(pair):
     assert one.loc[0, "clear_share"] == 0.0 and one.loc[0, "class_now"] == "unknown"
 
 
+def test_cover_over_reads_with_gdal_s_cache_at_a_pass_s_size(pair, monkeypatch):
+    from rasterio.env import get_gdal_config
+
+    from ecopatch.raster.source import plan_pass_reads
+
+    _, scene = pair
+    seen = []
+    real = type(scene).read
+
+    def spy(self, *args, **kwargs):
+        seen.append(get_gdal_config("GDAL_CACHEMAX"))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(scene), "read", spy)
+    outside = get_gdal_config("GDAL_CACHEMAX")
+    g, t = scene.grid, scene.grid.transform
+    box = shapely.box(t.c + 10 * t.a, t.f + 30 * t.e, t.c + 30 * t.a, t.f + 10 * t.e)
+    cover_over(scene, gpd.GeoSeries([box], crs=g.crs))
+    assert seen and set(seen) == {plan_pass_reads((scene,)).gdal_cache_bytes}
+    assert get_gdal_config("GDAL_CACHEMAX") == outside
+
+
 def test_cover_over_needs_red_and_nir(pair):
     _, scene = pair
     with pytest.raises(InputDataError, match="red and NIR"):

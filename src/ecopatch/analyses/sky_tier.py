@@ -30,6 +30,7 @@ built.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +39,7 @@ import pandas as pd
 
 from ecopatch.compute.change import dominant_class
 from ecopatch.errors import InputDataError
-from ecopatch.raster.source import as_source
+from ecopatch.raster.source import as_source, plan_pass_reads
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -83,9 +84,6 @@ def cover_over(scene: SourceLike, polygons: gpd.GeoDataFrame | gpd.GeoSeries) ->
     """
     import shapely
 
-    from ecopatch.compute.cover import surface_fractions
-    from ecopatch.compute.zonal import outline_pixels
-    from ecopatch.errors import NoOverlapError
     from ecopatch.geo.geodesy import geometries_in
 
     scene = as_source(scene)
@@ -97,29 +95,42 @@ def cover_over(scene: SourceLike, polygons: gpd.GeoDataFrame | gpd.GeoSeries) ->
     geoms = shapely.make_valid(geometries_in(polygons, grid.crs, what="cases"))
     footprint = grid.footprint()
     rows: list[dict[str, Any]] = []
-    for poly in geoms:
-        row: dict[str, Any] = {"veg": np.nan, "bare": np.nan, "built": np.nan, "water": np.nan,
-                               "class_now": "unknown", "clear_share": 0.0}
-        rows.append(row)
-        got = outline_pixels(grid, poly, footprint)
-        if got is None:
-            continue
-        win, m, inside = got
-        try:
-            obs = scene.read(bands, win)
-        except NoOverlapError:
-            continue
-        clear = m & obs.valid & ~_not_known_clear(scene, win, m.shape)
-        row["clear_share"] = float(inside * np.count_nonzero(clear) / np.count_nonzero(m))
-        if not clear.any():
-            continue
-        f = surface_fractions({b: obs.bands[b] for b in bands})
-        for k in ("veg", "bare", "built", "water"):
-            v = f[k][clear]
-            v = v[np.isfinite(v)]
-            row[k] = float(v.mean()) if v.size else np.nan
-        row["class_now"] = dominant_class(row["veg"], row["bare"], row["built"], row["water"])
+    # GDAL's block cache at a pass's size while the cases are read (scoped): its default (5 % of the
+    # RAM) would keep every decoded block of these scattered reads (1024² tiles of a JPEG 2000 product)
+    plan = plan_pass_reads((scene,))
+    with plan.gdal_scope() if plan is not None else contextlib.nullcontext():
+        for poly in geoms:
+            rows.append(_cover_of(scene, bands, grid, footprint, poly))
     return pd.DataFrame(rows, index=getattr(polygons, "index", None))
+
+
+def _cover_of(scene: RasterSource, bands: list[str], grid: Any, footprint: Any, poly: Any) -> dict[str, Any]:
+    """:func:`cover_over`'s row of one polygon (in the scene's CRS)."""
+    from ecopatch.compute.cover import surface_fractions
+    from ecopatch.compute.zonal import outline_pixels
+    from ecopatch.errors import NoOverlapError
+
+    row: dict[str, Any] = {"veg": np.nan, "bare": np.nan, "built": np.nan, "water": np.nan,
+                           "class_now": "unknown", "clear_share": 0.0}
+    got = outline_pixels(grid, poly, footprint)
+    if got is None:
+        return row
+    win, m, inside = got
+    try:
+        obs = scene.read(bands, win)
+    except NoOverlapError:
+        return row
+    clear = m & obs.valid & ~_not_known_clear(scene, win, m.shape)
+    row["clear_share"] = float(inside * np.count_nonzero(clear) / np.count_nonzero(m))
+    if not clear.any():
+        return row
+    f = surface_fractions({b: obs.bands[b] for b in bands})
+    for k in ("veg", "bare", "built", "water"):
+        v = f[k][clear]
+        v = v[np.isfinite(v)]
+        row[k] = float(v.mean()) if v.size else np.nan
+    row["class_now"] = dominant_class(row["veg"], row["bare"], row["built"], row["water"])
+    return row
 
 
 def _not_known_clear(scene: RasterSource, win: Any, shape: tuple[int, int]) -> np.ndarray:
