@@ -91,12 +91,12 @@ def test_plans_follow_the_layout():
     p = plan_reads(jp2, workers=2)
     assert p.stripe_px < 4096 and p.gdal_cache_bytes >= 4 * 2 * MB
     # ... and the heap handed back after each window (the decoder's buffers fragment the arenas)
-    assert p.trim_heap and not plan_reads(tiles, workers=2).trim_heap
-    assert blocks.ReadPlan.combine([plan_reads(tiles, workers=2), p]).trim_heap
+    assert p.trim_every == 1 and plan_reads(tiles, workers=2).trim_every == 0
+    assert blocks.ReadPlan.combine([plan_reads(tiles, workers=2), p]).trim_every == 1
     # strips: windows in rows across the whole width, the cache holding one row of windows' strips
     strips = [(_layout(block=(1, 10980), count=7, interleave="pixel"), 1.0)] * 2
     p = plan_reads(strips, workers=2, grid_width=10980)
-    assert p.stripe_px == 10980
+    assert p.stripe_px == 10980 and p.trim_every == blocks.TRIM_STRIPED
     assert p.tile_cache_bytes >= 2 * 512 * 10980 * 7 * 2
     # uncompressed strips too: GDAL reads a strip whole whatever the window
     p = plan_reads([(_layout(block=(1, 10980), compression="none"), 1.0)], workers=2, grid_width=10980)
@@ -161,7 +161,9 @@ def test_ignoring_silences_in_the_main_thread_and_leaves_worker_threads_filters_
     assert inside == [start] and warnings.filters == start
 
 
-def test_passes_over_jpeg2000_hand_the_heap_back_after_each_window(monkeypatch):
+def test_passes_hand_the_heap_back_every_so_many_windows(monkeypatch):
+    import itertools
+
     from ecopatch.engine import tiling
     from ecopatch.geo.grid import Window
 
@@ -171,10 +173,12 @@ def test_passes_over_jpeg2000_hand_the_heap_back_after_each_window(monkeypatch):
 
     def run(plan):
         trims.clear()
+        monkeypatch.setattr(tiling, "_WINDOWS_RUN", itertools.count())
         p = tiling.WindowPass("t", lambda w: w.col_off, list(wins), list(wins), lambda r: r, reads=plan)
         (got,) = tiling.run_passes([p], scheduler="synchronous", progress=False)
         assert got == [w.col_off for w in wins]
         return len(trims)
 
-    assert run(blocks.ReadPlan(trim_heap=True)) == 5 + 1  # each window, then the pass's end
+    assert run(blocks.ReadPlan(trim_every=1)) == 5 + 1  # each window, then the pass's end
+    assert run(blocks.ReadPlan(trim_every=2)) == 3 + 1  # windows 1, 3 and 5
     assert run(blocks.ReadPlan()) == 1

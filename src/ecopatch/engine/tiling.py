@@ -17,6 +17,7 @@ bounded by (workers × one block) whatever the raster size.
 from __future__ import annotations
 
 import ctypes
+import itertools
 import logging
 import math
 import os
@@ -210,7 +211,7 @@ class WindowPass:
         an object with ``stripe_px`` (the width of the stripes windows run in)
         and ``session()`` (a context manager holding the pass's read settings:
         the tile cache and GDAL's block cache, both released when it ends),
-        and optionally ``trim_heap`` (hand the heap back after each window).
+        and optionally ``trim_every`` (hand the heap back every so many windows).
         None: the defaults.
     """
 
@@ -227,10 +228,15 @@ def _apply(item: tuple[Callable[[T], R], T]) -> R:
     return func(task)
 
 
-def _apply_and_trim(item: tuple[Callable[[Any], Any], Any]) -> Any:
-    """:func:`_apply`, then the heap the window freed handed back (passes over JPEG 2000 files)."""
+#: Windows run by :func:`_apply_and_trim` in this process (for its every-so-many trims).
+_WINDOWS_RUN = itertools.count()
+
+
+def _apply_and_trim(every: int, item: tuple[Callable[[Any], Any], Any]) -> Any:
+    """:func:`_apply`, then, every ``every`` windows, the heap the windows freed handed back."""
     out = _apply(item)
-    _release_pass_memory()
+    if next(_WINDOWS_RUN) % every == 0:
+        _release_pass_memory()
     return out
 
 
@@ -261,7 +267,8 @@ def run_passes(passes: Sequence[WindowPass], *, scheduler: Scheduler = None,
     stripe = plan.stripe_px if plan is not None else STRIPE_PX
     seq = [starts[k] + i for k, i in joint_order([p.windows for p in passes], stripe_px=stripe)]
     with plan.session() if plan is not None else _null():
-        apply = _apply_and_trim if getattr(plan, "trim_heap", False) else _apply
+        every = int(getattr(plan, "trim_every", 0) or 0)
+        apply = partial(_apply_and_trim, every) if every > 0 else _apply
         flat = run_tasks(apply, items, scheduler=scheduler, progress=progress,
                          desc="+".join(p.desc for p in passes), order=seq, reads=plan)
     del items
