@@ -274,7 +274,6 @@ def test_glibc_handle_has_the_functions_the_batches_call():
 
 def test_windowed_passes_hand_freed_heap_back(pair, monkeypatch):
     import ecopatch.engine.tiling as tiling
-
     from ecopatch.raster import blocks
 
     s, before, after, mines = pair

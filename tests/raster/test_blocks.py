@@ -98,6 +98,10 @@ def test_plans_follow_the_layout():
     p = plan_reads(strips, workers=2, grid_width=10980)
     assert p.stripe_px == 10980 and p.trim_every == blocks.TRIM_STRIPED
     assert p.tile_cache_bytes >= 2 * 512 * 10980 * 7 * 2
+    # band-interleaved strips: each band's strips are kept, so the row of windows needs them all
+    # (sized for one band, a full tile's assess + detect took 53 s instead of 21 s)
+    bands = [(_layout(block=(1, 10980), count=7, interleave="band"), 1.0)] * 2
+    assert plan_reads(bands, workers=2, grid_width=10980).tile_cache_bytes >= 2 * 512 * 10980 * 7 * 2
     # uncompressed strips too: GDAL reads a strip whole whatever the window
     p = plan_reads([(_layout(block=(1, 10980), compression="none"), 1.0)], workers=2, grid_width=10980)
     assert p.stripe_px == 10980 and p.tile_cache_bytes is not None

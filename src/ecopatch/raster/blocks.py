@@ -117,6 +117,11 @@ class FileLayout:
         return np.dtype(self.dtype).itemsize * (self.count if self.multiband else 1)
 
     @property
+    def held_px_bytes(self) -> int:
+        """Bytes a pixel costs in the tile cache when a pass reads all bands: each band's blocks are kept."""
+        return np.dtype(self.dtype).itemsize * self.count
+
+    @property
     def block_set_bytes(self) -> int:
         """Bytes of one decoded block (all bands of it for pixel-interleaved files)."""
         return self.block[0] * min(self.block[1], self.shape[1]) * self.px_bytes
@@ -497,12 +502,12 @@ def plan_reads(files: Sequence[tuple[FileLayout, float]], *, block: int = WINDOW
         for f, s in shared:
             rows = (block + 4) / s + (f.block[0] * max(1, math.ceil(STRIP_GROUP_ROWS / f.block[0]))
                                       if f.striped else 2 * f.block[0])
-            strips += rows * f.shape[1] * f.px_bytes
+            strips += rows * f.shape[1] * f.held_px_bytes
         budget: int | None = min(MAX_TILE_CACHE_MB * 1024 * 1024, max(base, int(strips * 1.25)))
         return ReadPlan(max(width, block), budget, gdal, words, trim)
 
     def need(stripe: int) -> float:
-        return sum(2 * f.block[0] * (stripe / s + 2 * f.block[1]) * f.px_bytes for f, s in shared if f.tiled)
+        return sum(2 * f.block[0] * (stripe / s + 2 * f.block[1]) * f.held_px_bytes for f, s in shared if f.tiled)
 
     stripe = STRIPE_PX
     while stripe > 2 * block and need(stripe) > 0.75 * base:
