@@ -30,7 +30,6 @@ they are not surface reflectance.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
@@ -68,7 +67,7 @@ from ecopatch.raster.clouds import (
     temporal_cloud_test,
 )
 from ecopatch.raster.ongrid import read_on_grid, reproject_array
-from ecopatch.raster.source import Observation, RasterSource, plan_pass_reads, read_decimated
+from ecopatch.raster.source import Observation, RasterSource, read_decimated, reads_outside_a_pass
 
 __all__ = ["PairSetup", "SurfaceDeriver", "prepare_pair"]
 
@@ -213,10 +212,8 @@ def prepare_pair(before: RasterSource, after: RasterSource, grid: Grid, region: 
     if normalize == "rrn" and not spectral:
         raise ConfigError("normalize='rrn' needs at least three reflectance bands common to both scenes")
 
-    # the set-up's reads hold GDAL's block cache at the size a pass over these files gives it (scoped):
-    # GDAL's default would keep up to 5 % of the RAM of decoded blocks these scattered reads never reuse
-    plan = plan_pass_reads((before, after, *history))
-    with plan.gdal_scope() if plan is not None else contextlib.nullcontext():
+    # the set-up's scattered reads hold GDAL's block cache at a pass's size, not GDAL's default
+    with reads_outside_a_pass((before, after, *history)):
         # 1. clouds
         if clouds == "auto":
             before, after, record["clouds"] = _attach_cloud_masks(before, after, grid, region)

@@ -30,7 +30,6 @@ built.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +38,7 @@ import pandas as pd
 
 from ecopatch.compute.change import dominant_class
 from ecopatch.errors import InputDataError
-from ecopatch.raster.source import as_source, plan_pass_reads
+from ecopatch.raster.source import as_source, reads_outside_a_pass
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -95,10 +94,8 @@ def cover_over(scene: SourceLike, polygons: gpd.GeoDataFrame | gpd.GeoSeries) ->
     geoms = shapely.make_valid(geometries_in(polygons, grid.crs, what="cases"))
     footprint = grid.footprint()
     rows: list[dict[str, Any]] = []
-    # GDAL's block cache at a pass's size while the cases are read (scoped): its default (5 % of the
-    # RAM) would keep every decoded block of these scattered reads (1024² tiles of a JPEG 2000 product)
-    plan = plan_pass_reads((scene,))
-    with plan.gdal_scope() if plan is not None else contextlib.nullcontext():
+    # the cases' scattered reads hold GDAL's block cache at a pass's size, not GDAL's default
+    with reads_outside_a_pass((scene,)):
         for poly in geoms:
             rows.append(_cover_of(scene, bands, grid, footprint, poly))
     return pd.DataFrame(rows, index=getattr(polygons, "index", None))

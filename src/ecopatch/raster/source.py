@@ -19,7 +19,8 @@ import datetime as _dt
 import logging
 import os
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -48,6 +49,7 @@ __all__ = [
     "check_pair",
     "plan_pass_reads",
     "read_decimated",
+    "reads_outside_a_pass",
     "read_sample",
 ]
 
@@ -515,6 +517,25 @@ def plan_pass_reads(sources: Iterable[RasterSource], *, block: int = WINDOWS.blo
     from ecopatch.raster.fileread import plan_file_reads
 
     return plan_file_reads(with_files, block=block, workers=workers or os.cpu_count() or 1)
+
+
+@contextmanager
+def reads_outside_a_pass(sources: Iterable[RasterSource]) -> Iterator[None]:
+    """GDAL's block cache at the size a pass over ``sources`` gives it, for reads made outside a pass.
+
+    Scattered reads (a pass's set-up sample, a case's window) would otherwise
+    run with GDAL's default cache, 5 % of the RAM, which keeps decoded blocks
+    they never use again (1024² JPEG 2000 tiles: a full-tile detection's
+    set-up peaked at 1.2 GiB).  Scoped and restored as a pass's cache is
+    (:meth:`ecopatch.raster.blocks.ReadPlan.gdal_scope`); nothing for
+    sources without files.
+    """
+    plan = plan_pass_reads(sources)
+    if plan is None:
+        yield
+        return
+    with plan.gdal_scope():
+        yield
 
 
 def check_pair(before: RasterSource, after: RasterSource, *, swap_dates: bool = False
