@@ -231,6 +231,11 @@ def test_pixel_candidates_skip_stable_vegetation_and_water_and_grow_from_seeds()
     ((0.9, 0.06, 0.04, 0.0), (0.7, 0.15, 0.13, 0.02), None),  # thinned, still vegetated, no NDVI fall known
     ((0.0, 0.9, 0.1, 0.0), (0.0, 0.85, 0.15, 0.0), None),  # a pit that stays bare
     ((0.0, 0.1, 0.9, 0.0), (0.0, 0.05, 0.95, 0.0), None),  # a roof that stays a roof
+    # the type agrees with the classes: a dark new roof whose water share rose is construction
+    ((0.3, 0.6, 0.1, 0.0), (0.0, 0.2, 0.55, 0.25), "construction"),
+    # a built share that rose on ground still vegetated after: vegetation loss, not construction
+    ((0.8, 0.2, 0.0, 0.0), (0.3, 0.25, 0.45, 0.0), "vegetation_loss"),
+    ((0.6, 0.3, 0.1, 0.0), (0.5, 0.1, 0.4, 0.0), None),
 ])
 def test_patch_type_is_the_conversion(before, after, want):
     keys = ("veg", "bare", "built", "water")
@@ -256,7 +261,10 @@ def test_without_swir_water_must_be_most_of_the_ground_after():
     field, ploughed = dict(zip(keys, (0.85, 0.14, 0.0, 0.01))), dict(zip(keys, (0.02, 0.75, 0.02, 0.21)))
     pond = dict(zip(keys, (0.0, 0.05, 0.0, 0.95)))
     p = ChangeParams()
-    assert patch_type(field, ploughed, p) == "water"  # with SWIR the water share is trusted (small ponds need it)
+    # with SWIR the water share is trusted (small ponds need it), but ground mostly bare after is typed
+    # by that conversion: a field laid bare, wet or with a puddle, is bare soil
+    assert patch_type(field, ploughed, p) == "bare_soil"
+    assert patch_type(field, dict(ploughed, bare=0.45, water=0.51), p) == "water"
     assert patch_type(field, ploughed, p, swir=False) == "bare_soil"  # NDWI alone: wet soil, not a pond
     assert patch_type(field, pond, p, swir=False) == "water"
     # the small rise a 10-20 m pond's mixed pixels give keeps typing it where SWIR is there
