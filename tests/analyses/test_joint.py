@@ -58,6 +58,72 @@ def test_joint_run_equals_the_two_calls_and_decodes_less(tiled, scheduler):
     assert joint < separate
 
 
+def _decoded_pixels(monkeypatch):
+    """Count the pixels GDAL decodes, through the tile cache and straight."""
+    from ecopatch.raster import blocks
+
+    px = []
+    through_cache, straight = blocks.ds_read, raster._ds_read
+
+    def count(real):
+        def read(ds, indexes, win):
+            px.append(win.height * win.width)
+            return real(ds, indexes, win)
+        return read
+
+    monkeypatch.setattr(blocks, "ds_read", count(through_cache))
+    monkeypatch.setattr(raster, "_ds_read", count(straight))
+    return px
+
+
+@pytest.mark.parametrize("call", ["detect", "joint"])
+def test_small_files_are_decoded_once_from_the_set_up_to_the_pass(tiled, monkeypatch, call):
+    # the set-up's sample windows and the pass read the same blocks: for files that fit in the tile
+    # cache whole, the blocks are kept from one to the other (decoded_once), and the results are the same
+    import contextlib
+
+    from ecopatch.analyses import encroachment, joint
+    from ecopatch.raster import blocks
+
+    s, before, after, mines = tiled
+
+    def run():
+        if call == "detect":
+            return ecopatch.detect_changes(before, after, s.reserves, block=64, progress=False, min_area_m2=200.0)
+        return ecopatch.assess_and_detect(before, after, mines, s.reserves, block=64, progress=False)
+
+    px = _decoded_pixels(monkeypatch)
+    held = run()
+    assert not blocks.TILES.active and not blocks.TILES._tiles  # nothing stays after the call
+    held_px = sum(px)
+    for module in (encroachment, joint):
+        monkeypatch.setattr(module, "decoded_once", lambda sources: contextlib.nullcontext())
+    px.clear()
+    plain = run()
+    for a, b in zip(held if call == "joint" else [held], plain if call == "joint" else [plain]):
+        pd.testing.assert_frame_equal(a.drop(columns="geometry"), b.drop(columns="geometry"))
+        assert shapely.equals_exact(a.geometry.to_numpy(), b.geometry.to_numpy(), 0).all()
+    assert held_px < 0.8 * sum(px)
+
+
+def test_files_larger_than_the_tile_cache_are_not_held(tiled, monkeypatch):
+    from ecopatch.raster import blocks
+    from ecopatch.raster.arrays import from_array
+    from ecopatch.raster.source import decoded_once
+
+    s, before, after, mines = tiled
+    with decoded_once([before, after]):
+        assert blocks.TILES.active
+    assert not blocks.TILES.active
+    monkeypatch.setenv("ECOPATCH_TILE_CACHE_MB", "0")
+    with decoded_once([before, after]):
+        assert not blocks.TILES.active
+    arrays = from_array(np.zeros((3, 8, 8)), transform=before.grid.transform, crs=before.grid.crs,
+                        bands=["red", "nir", "swir1"], date="2024-01-01")
+    with decoded_once([None, arrays]):
+        assert not blocks.TILES.active
+
+
 def test_joint_run_samples_each_scene_once(tiled, monkeypatch):
     # both jobs estimate the before scene's end-members from the same sample: taken once
     from ecopatch.analyses import restoration

@@ -87,7 +87,14 @@ from ecopatch.geo.grid import Grid, Window
 from ecopatch.geo.units import m2_to_mu
 from ecopatch.options import WINDOWS, DetectOptions, resolve_options
 from ecopatch.raster.ongrid import read_on_grid
-from ecopatch.raster.source import RasterSource, SourceLike, as_source, check_pair, plan_pass_reads
+from ecopatch.raster.source import (
+    RasterSource,
+    SourceLike,
+    as_source,
+    check_pair,
+    decoded_once,
+    plan_pass_reads,
+)
 from ecopatch.vocabulary import ZONE_STRICTNESS, canonical_zone
 
 if TYPE_CHECKING:
@@ -448,9 +455,12 @@ def detect_changes(
         Nothing was observed at both dates over the area of interest (all cloud).
     """
     opts = resolve_options(DetectOptions, options, locals())  # the keywords that differ from their defaults
-    p = detection_pass(before, after, reserves, opts, exclude=exclude, history=history, grid=grid, block=block,
-                       max_source_px=max_source_px, swap_dates=swap_dates, observations=observations)
-    (results,) = run_passes([p], scheduler=scheduler, progress=progress)
+    before, after = as_source(before), as_source(after)
+    history = [as_source(h) for h in history] if history else history
+    with decoded_once([before, after, *(history or ())]):  # the set-up's sample and the pass decode once
+        p = detection_pass(before, after, reserves, opts, exclude=exclude, history=history, grid=grid, block=block,
+                           max_source_px=max_source_px, swap_dates=swap_dates, observations=observations)
+        (results,) = run_passes([p], scheduler=scheduler, progress=progress)
     return p.finish(results)
 
 

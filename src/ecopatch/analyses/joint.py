@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ecopatch.engine.tiling import Scheduler, WindowPass, run_passes
 from ecopatch.errors import ConfigError, EcopatchError
 from ecopatch.options import WINDOWS, AssessOptions, DetectOptions
+from ecopatch.raster.source import as_source, decoded_once
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -180,30 +181,39 @@ def run_jobs(
             raise exc
         failed(job, exc)
 
-    passes: dict[str, WindowPass] = {}
-    with shared_scene_estimates():  # each scene's end-members sampled once for every job that reads it
-        with at("assess"):
-            for key, (before, mines) in (assessments or {}).items():
-                try:
-                    passes[f"assess:{key}"] = assessment_pass(before, after, mines, assessment, grid=grid,
-                                                              block=block, max_source_px=max_source_px,
-                                                              swap_dates=swap_dates)
-                except (NoOverlapError, NoValidPixelsError) as exc:
-                    _failed(f"assess:{key}", exc)
-        if detection is not None:
-            with at("detect"):
-                try:
-                    passes["detect"] = detection_pass(detection[0], after, detection[1], detection_options,
-                                                      exclude=exclude, history=history, grid=grid, block=block,
-                                                      max_source_px=max_source_px, swap_dates=swap_dates)
-                except (NoOverlapError, NoValidPixelsError) as exc:
-                    _failed("detect", exc)
-    results: dict[str, Any] = {}
-    if passes:
-        with at("windows"):
-            # detection first: it reads whole blocks, the assessment the cells around the mines
-            jobs = sorted(passes, key=lambda job: job != "detect")
-            results = dict(zip(jobs, run_passes([passes[j] for j in jobs], scheduler=scheduler, progress=progress)))
+    after = as_source(after)
+    assessments = {key: (as_source(b), m) for key, (b, m) in (assessments or {}).items()}
+    if detection is not None:
+        detection = (as_source(detection[0]), detection[1])
+    history = [as_source(h) for h in history] if history else history
+    befores = [b for b, _ in assessments.values()] + ([detection[0]] if detection is not None else [])
+    # small files: the set-ups' samples and the passes decode each block once
+    with decoded_once([after, *befores, *(history or ())]):
+        passes: dict[str, WindowPass] = {}
+        with shared_scene_estimates():  # each scene's end-members sampled once for every job that reads it
+            with at("assess"):
+                for key, (before, mines) in assessments.items():
+                    try:
+                        passes[f"assess:{key}"] = assessment_pass(before, after, mines, assessment, grid=grid,
+                                                                  block=block, max_source_px=max_source_px,
+                                                                  swap_dates=swap_dates)
+                    except (NoOverlapError, NoValidPixelsError) as exc:
+                        _failed(f"assess:{key}", exc)
+            if detection is not None:
+                with at("detect"):
+                    try:
+                        passes["detect"] = detection_pass(detection[0], after, detection[1], detection_options,
+                                                          exclude=exclude, history=history, grid=grid, block=block,
+                                                          max_source_px=max_source_px, swap_dates=swap_dates)
+                    except (NoOverlapError, NoValidPixelsError) as exc:
+                        _failed("detect", exc)
+        results: dict[str, Any] = {}
+        if passes:
+            with at("windows"):
+                # detection first: it reads whole blocks, the assessment the cells around the mines
+                jobs = sorted(passes, key=lambda job: job != "detect")
+                results = dict(zip(jobs, run_passes([passes[j] for j in jobs], scheduler=scheduler,
+                                                    progress=progress)))
     finished: dict[str, gpd.GeoDataFrame] = {}
     for job in sorted(passes, key=lambda job: job == "detect"):
         with at(job.split(":")[0]):

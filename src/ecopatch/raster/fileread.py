@@ -231,6 +231,19 @@ def plan_file_reads(scenes: Iterable[Any], *, block: int = WINDOWS.block,
     -------
     ReadPlan
     """
+    files, names, width = _pass_files(scenes)
+    return blocks.plan_reads(files, block=block, workers=workers or os.cpu_count() or 1, grid_width=width or None,
+                              name=names)
+
+
+def decoded_bytes(scenes: Iterable[Any]) -> int:
+    """Bytes the files of ``scenes`` take decoded whole (every band of every file, once), for the tile cache."""
+    files, _, _ = _pass_files(scenes)
+    return sum(lay.shape[0] * lay.shape[1] * lay.held_px_bytes for lay, _ in files)
+
+
+def _pass_files(scenes: Iterable[Any]) -> tuple[list[tuple[blocks.FileLayout, float]], list[str], int]:
+    """Each file the scenes read once (a mosaic VRT's source files instead of it): layout and scale, names, width."""
     files: list[tuple[blocks.FileLayout, float]] = []
     names: list[str] = []
     seen: set[str] = set()
@@ -257,8 +270,7 @@ def plan_file_reads(scenes: Iterable[Any], *, block: int = WINDOWS.block,
                 except RasterReadError:
                     continue
                 names.append(fp)
-    return blocks.plan_reads(files, block=block, workers=workers or os.cpu_count() or 1, grid_width=width or None,
-                              name=names)
+    return files, names, width
 
 
 def _contains(outer: Window, inner: Window) -> bool:

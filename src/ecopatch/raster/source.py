@@ -538,6 +538,32 @@ def reads_outside_a_pass(sources: Iterable[RasterSource]) -> Iterator[None]:
         yield
 
 
+@contextmanager
+def decoded_once(sources: Iterable[RasterSource | None]) -> Iterator[None]:
+    """Keep the decoded blocks of small files from an analysis's set-up to the end of its passes.
+
+    A pass keeps the blocks its windows share only while it runs
+    (:meth:`ecopatch.raster.blocks.TileCache.session`), so the set-up's
+    sample windows (the normalisation, the noise model) and the pass after
+    it decoded the same blocks twice.  When the files of ``sources`` take no
+    more than the tile cache's budget decoded whole (a 1000² pair of
+    Sentinel-2 products takes 17.6 MiB; the default budget is 128 MiB), the
+    cache is held for the length of the block, so each block is decoded
+    once; larger files are left to the passes' own sessions, as the set-up
+    reads a sample of them only.  Everything is dropped when the block ends.
+    """
+    from ecopatch.raster import blocks
+    from ecopatch.raster.fileread import decoded_bytes
+
+    with_files = [s for s in sources if s is not None and s.files()]
+    need = decoded_bytes(with_files) if with_files else 0
+    if need <= 0 or need > blocks.default_budget():
+        yield
+        return
+    with blocks.TILES.session(need):
+        yield
+
+
 def check_pair(before: RasterSource, after: RasterSource, *, swap_dates: bool = False
                ) -> tuple[RasterSource, RasterSource]:
     """Check that two sources make a before/after pair, and return them in date order.
