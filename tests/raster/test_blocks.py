@@ -30,6 +30,10 @@ def test_layout_of_files_says_how_they_store_pixels(tmp_path):
     assert lay.tiled and not lay.striped and lay.multiband and lay.block_set_bytes == 32 * 16 * 2 * 3
     s = file_layout(write_raster(tmp_path / "b.tif", arr, interleave="band", blockysize=4))
     assert s.striped and s.compression == "none" and not s.multiband
+    # band-interleaved tiled: each band's tiles decode alone, but all bands are read in one call
+    t = file_layout(write_raster(tmp_path / "c.tif", arr, tiled=True, blockxsize=16, blockysize=16,
+                                 compress="deflate", interleave="band"))
+    assert t.interleave == "band" and t.tiled and t.multiband and t.block_set_bytes == 16 * 16 * 2 * 3
     assert "striped (4 rows)" in s.describe() and "no overviews" in s.describe()
 
 
@@ -120,6 +124,9 @@ def test_tile_spec_groups_strips_and_shares_pixel_interleaved_blocks():
     assert s.tile == (64, 10980) and s.indexes is None and s.key[-1] == 2
     m = blocks.tile_spec(_layout(count=4, interleave="pixel"), ident, 3)
     assert m.indexes == (1, 2, 3, 4) and m.key[-1] == 0
+    # band-interleaved tiles: one read for all bands too; band-interleaved strips band by band
+    assert blocks.tile_spec(_layout(count=4), ident, 3).indexes == (1, 2, 3, 4)
+    assert blocks.tile_spec(_layout(count=4, block=(4, 10980)), ident, 3).indexes is None
     assert blocks.tile_spec(_layout(block=(2048, 2048)), ident, 1) is None  # too large to share
 
 
@@ -188,3 +195,23 @@ def test_passes_hand_the_heap_back_every_so_many_windows(monkeypatch):
     assert run(blocks.ReadPlan(trim_every=1)) == 5 + 1  # each window, then the pass's end
     assert run(blocks.ReadPlan(trim_every=2)) == 3 + 1  # windows 1, 3 and 5
     assert run(blocks.ReadPlan()) == 1
+
+
+@pytest.mark.parametrize("compress", ["deflate", None])
+def test_band_interleaved_tiled_bands_read_together_are_the_files_pixels(tmp_path, compress):
+    import rasterio
+
+    from ecopatch.geo.grid import Window
+    from ecopatch.raster import fileread
+
+    rng = np.random.default_rng(3)
+    arr = rng.integers(1, 5000, (4, 70, 90)).astype(np.uint16)
+    p = write_raster(tmp_path / "t.tif", arr, tiled=True, blockxsize=16, blockysize=16, interleave="band",
+                     **({"compress": compress} if compress else {}))
+    assert fileread.file_layout(p).multiband
+    win = Window(row_off=5, col_off=7, height=40, width=50)
+    with fileread.band_reads(), blocks.TILES.session():
+        got = [fileread.interleaved_band(p, b, win, True) for b in range(1, 5)]
+    with rasterio.open(p) as ds:
+        want = ds.read(window=((5, 45), (7, 57)))
+    np.testing.assert_array_equal(np.stack(got), want)
