@@ -179,6 +179,37 @@ def test_decimating_a_pixel_interleaved_file_takes_gdals_nearest_pixels(tmp_path
     np.testing.assert_allclose(got, ref, atol=1e-6)
 
 
+def test_decimated_reads_from_overviews_hold_the_whole_area_in_gdals_cache(tmp_path, monkeypatch):
+    """GDAL reads a pixel-interleaved file's overview band after band: its cache must hold every block once."""
+    import contextlib
+
+    import rasterio
+    from rasterio.enums import Resampling
+
+    from ecopatch.raster import quicklook
+
+    rng = np.random.default_rng(4)
+    dn = rng.integers(1, 10_000, size=(6, 512, 512), dtype=np.uint16)
+    path = _s2_stack(tmp_path, dn, interleave="pixel", compress="deflate", tiled=True, blockxsize=32,
+                     blockysize=32)
+    with rasterio.open(path, "r+") as ds:
+        ds.build_overviews([2, 4], Resampling.nearest)
+    asked = []
+    real = quicklook.gdal_cache
+
+    @contextlib.contextmanager
+    def recording(size, **kw):
+        asked.append(size)
+        with real(size, **kw):
+            yield
+
+    monkeypatch.setattr(quicklook, "gdal_cache", recording)
+    obs = read_decimated(open_scene(path), max_pixels=128 * 128)  # from the 4x overview, 128 x 128
+    assert obs["red"].shape == (128, 128)
+    whole = (128 // 32 + 1) ** 2 * 32 * 32 * 6 * 2  # every block of the overview, all bands, and a margin
+    assert asked and asked[-1] >= whole  # one row of blocks (5 x 32 x 128 px) would decode each 6 times
+
+
 @pytest.mark.realdata
 def test_real_sentinel2_l2a_folder_with_stac(shared_data):
     s = open_scene(shared_data / "s2l2a_landsatc2l2_formats" / "s2_l2a_S2A_29RKH_20200219")

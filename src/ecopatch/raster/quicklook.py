@@ -261,8 +261,22 @@ def _decimate_in_strips(ds: Any, indexes: list[int], win: Any, shape: tuple[int,
     return out
 
 
+#: Largest GDAL block cache (bytes) a decimated read of one file is given to hold the whole area it
+#: reads at the overview level used (see :func:`_row_bytes`).
+_WHOLE_READ_BYTES = 64 * 1024 * 1024
+
+
 def _row_bytes(pool: _Handles, path: str, src: Grid, dgrid: Grid) -> int:
-    """Bytes of one row of the file's blocks across the read (all bands of them): what GDAL must hold."""
+    """Bytes of the file's blocks GDAL must hold for a decimated read to decode each block once.
+
+    One row of blocks across the read (all bands of them), as GDAL goes
+    down the rows; but a pixel-interleaved file read from its overviews is
+    read band after band, each band going over every row, so GDAL must
+    hold every block of the area at that overview level (up to
+    :data:`_WHOLE_READ_BYTES`): with one row's worth, the full tile's
+    7-band stack took 0.49 s instead of 0.04 s, every block decoded once
+    per band.
+    """
     with pool.use(path) as ds:
         lay = blocks.layout_of(ds)
         win = src.window_from_bounds(dgrid.bounds, clip=True)
@@ -271,8 +285,15 @@ def _row_bytes(pool: _Handles, path: str, src: Grid, dgrid: Grid) -> int:
         k = win.width / max(1, dgrid.width)
         level = max([f for f in lay.overviews if f <= k], default=1)
         bh, bw = lay.block
+        px = np.dtype(lay.dtype).itemsize * lay.count
         across = math.ceil(min(win.width / level, lay.shape[1] / level) / min(bw, lay.shape[1])) + 1
-        return int(across * bh * min(bw, lay.shape[1]) * np.dtype(lay.dtype).itemsize * lay.count)
+        row = int(across * bh * min(bw, lay.shape[1]) * px)
+        if lay.interleave == "pixel" and lay.count > 1 and level > 1:
+            down = math.ceil(min(win.height / level, lay.shape[0] / level) / min(bh, lay.shape[0])) + 1
+            whole = row * down
+            if whole <= _WHOLE_READ_BYTES:
+                return whole
+        return row
 
 
 class _Handles:
