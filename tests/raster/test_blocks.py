@@ -30,10 +30,10 @@ def test_layout_of_files_says_how_they_store_pixels(tmp_path):
     assert lay.tiled and not lay.striped and lay.multiband and lay.block_set_bytes == 32 * 16 * 2 * 3
     s = file_layout(write_raster(tmp_path / "b.tif", arr, interleave="band", blockysize=4))
     assert s.striped and s.compression == "none" and not s.multiband
-    # band-interleaved tiled: each band's tiles decode alone, but all bands are read in one call
+    # band-interleaved tiled: each band's tiles decode alone; the bands a read wants come in one call
     t = file_layout(write_raster(tmp_path / "c.tif", arr, tiled=True, blockxsize=16, blockysize=16,
                                  compress="deflate", interleave="band"))
-    assert t.interleave == "band" and t.tiled and t.multiband and t.block_set_bytes == 16 * 16 * 2 * 3
+    assert t.interleave == "band" and t.banded and not t.multiband and not s.banded and not lay.banded
     assert "striped (4 rows)" in s.describe() and "no overviews" in s.describe()
 
 
@@ -124,9 +124,10 @@ def test_tile_spec_groups_strips_and_shares_pixel_interleaved_blocks():
     assert s.tile == (64, 10980) and s.indexes is None and s.key[-1] == 2
     m = blocks.tile_spec(_layout(count=4, interleave="pixel"), ident, 3)
     assert m.indexes == (1, 2, 3, 4) and m.key[-1] == 0
-    # band-interleaved tiles: one read for all bands too; band-interleaved strips band by band
-    assert blocks.tile_spec(_layout(count=4), ident, 3).indexes == (1, 2, 3, 4)
-    assert blocks.tile_spec(_layout(count=4, block=(4, 10980)), ident, 3).indexes is None
+    # band-interleaved tiles: the bands wanted read together, under a key of their own
+    b = blocks.bands_spec(_layout(count=4), ident, (2, 4))
+    assert b.indexes == (2, 4) and b.tile == (256, 256) and b.key != blocks.tile_spec(_layout(count=4), ident, 2).key
+    assert blocks.bands_spec(_layout(count=4, compression="none"), ident, (2, 4)) is None  # straight through GDAL
     assert blocks.tile_spec(_layout(block=(2048, 2048)), ident, 1) is None  # too large to share
 
 
@@ -198,20 +199,34 @@ def test_passes_hand_the_heap_back_every_so_many_windows(monkeypatch):
 
 
 @pytest.mark.parametrize("compress", ["deflate", None])
-def test_band_interleaved_tiled_bands_read_together_are_the_files_pixels(tmp_path, compress):
+def test_band_interleaved_tiled_bands_read_together_are_the_files_pixels(tmp_path, monkeypatch, compress):
+    # the bands a read wants (not the others) in one call per window, from the tile cache or straight
     import rasterio
 
     from ecopatch.geo.grid import Window
     from ecopatch.raster import fileread
 
     rng = np.random.default_rng(3)
-    arr = rng.integers(1, 5000, (4, 70, 90)).astype(np.uint16)
+    arr = rng.integers(1, 5000, (5, 70, 90)).astype(np.uint16)
     p = write_raster(tmp_path / "t.tif", arr, tiled=True, blockxsize=16, blockysize=16, interleave="band",
                      **({"compress": compress} if compress else {}))
-    assert fileread.file_layout(p).multiband
+    assert fileread.file_layout(p).banded
+    calls = []
+    real = fileread._ds_read
+    monkeypatch.setattr(fileread, "_ds_read", lambda ds, idx, win: calls.append(idx) or real(ds, idx, win))
+    through_cache = blocks.ds_read
+    monkeypatch.setattr(blocks, "ds_read", lambda ds, idx, win: calls.append(idx) or through_cache(ds, idx, win))
+    g = fileread.grid_of(p)[0]
     win = Window(row_off=5, col_off=7, height=40, width=50)
-    with fileread.band_reads(), blocks.TILES.session():
-        got = [fileread.interleaved_band(p, b, win, True) for b in range(1, 5)]
+    with fileread.band_reads({p: [4, 1, 2]}), blocks.TILES.session():
+        got = [fileread.read_block(p, b, g, win, 0) for b in (1, 2, 4)]
+        inner = fileread.read_block(p, 2, g, Window(row_off=10, col_off=10, height=5, width=5), 0)
     with rasterio.open(p) as ds:
-        want = ds.read(window=((5, 45), (7, 57)))
+        want = ds.read([1, 2, 4], window=((5, 45), (7, 57)))
     np.testing.assert_array_equal(np.stack(got), want)
+    np.testing.assert_array_equal(inner, want[1, 5:10, 3:8])  # from the same read, inside its window
+    assert {tuple(c) if not isinstance(c, int) else (c,) for c in calls} == {(1, 2, 4)}  # band 3, 5 not read
+    calls.clear()
+    with fileread.band_reads():  # nothing said: band by band, as before
+        fileread.read_block(p, 2, g, win, 0)
+    assert calls == [2]

@@ -179,6 +179,33 @@ def test_decimating_a_pixel_interleaved_file_takes_gdals_nearest_pixels(tmp_path
     np.testing.assert_allclose(got, ref, atol=1e-6)
 
 
+def test_a_band_interleaved_tiled_stack_reads_its_bands_together_and_only_those(tmp_path, monkeypatch):
+    import rasterio
+
+    from ecopatch.raster import fileread
+
+    rng = np.random.default_rng(8)
+    dn = rng.integers(1, 10_000, size=(6, 90, 110), dtype=np.uint16)
+    extra = rng.integers(1, 10_000, size=(2, 90, 110), dtype=np.uint16)
+    kw = dict(tiled=True, blockxsize=32, blockysize=32, compress="deflate")
+    banded = write_raster(tmp_path / "s2_20210918_band.tif", np.concatenate([dn, extra]),
+                          descriptions=(*S2_NAMES, "extra1", "extra2"), dtype="uint16", nodata=0,
+                          interleave="band", **kw)
+    pixel = _s2_stack(tmp_path, dn, name="s2_20210918_pixel.tif", interleave="pixel", **kw)
+    reads = []
+    real = fileread._ds_read
+    monkeypatch.setattr(fileread, "_ds_read",
+                        lambda ds, idx, win: reads.append((ds.name, idx)) or real(ds, idx, win))
+    win = Window(row_off=7, col_off=9, height=60, width=70)
+    a, b = open_scene(banded).read(window=win), open_scene(pixel).read(window=win)
+    for n in b.bands:
+        np.testing.assert_array_equal(a[n], b[n])
+    with rasterio.open(banded) as ds:
+        assert ds.interleaving.name.lower() == "band"
+    got = [idx if isinstance(idx, int) else tuple(idx) for name, idx in reads if name.endswith("_band.tif")]
+    assert got and all(r == (1, 2, 3, 4, 5, 6) for r in got)  # one call, the six bands used, not 7 and 8
+
+
 def test_decimated_reads_from_overviews_hold_the_whole_area_in_gdals_cache(tmp_path, monkeypatch):
     """GDAL reads a pixel-interleaved file's overview band after band: its cache must hold every block once."""
     import contextlib
@@ -329,9 +356,7 @@ def test_tile_cache_reads_equal_direct_reads_in_every_layout(tmp_path, layout):
     p = write_raster(tmp_path / "f.tif", arr, **layout)
     g = Grid((90, 100), Affine(10, 0, 780_000, 0, -10, 3_350_000), "EPSG:32650")
     lay = raster.file_layout(p)
-    # all bands read together: pixel-interleaved files, and band-interleaved tiled ones
-    assert lay.striped == (not layout["tiled"])
-    assert lay.multiband == (layout.get("interleave", "pixel") == "pixel" or layout["tiled"])
+    assert lay.striped == (not layout["tiled"]) and lay.multiband == (layout.get("interleave", "pixel") == "pixel")
     raster.TILES.clear()
     hits = raster.TILES.hits
     budget = 6 * 16 * 100 * 2 * 3

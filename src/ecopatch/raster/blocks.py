@@ -108,20 +108,25 @@ class FileLayout:
 
     @property
     def multiband(self) -> bool:
-        """All bands read together (not too many): pixel-interleaved files, and band-interleaved tiled ones.
+        """Several bands decoded together: read them together (pixel-interleaved, not too many)."""
+        return self.interleave == "pixel" and 1 < self.count <= MAX_INTERLEAVED_BANDS
 
-        A pixel-interleaved file decodes all its bands with any of them.  A
-        band-interleaved tiled file decodes each band's tiles on its own, but
-        one read of all bands per window is cheaper than one per band (a
-        full-tile ``assess_restoration``, band-interleaved tiled DEFLATE:
-        5.07 -> 4.35 s; uncompressed: 4.28 -> 3.59 s).  Band-interleaved
-        striped files are read band by band: all bands at once, their groups
-        of strips made ``assess_and_detect`` slower (20.7-21.3 -> 22.0-22.1
-        s) and larger (0.74-0.77 -> 0.81-0.82 GiB).
+    @property
+    def banded(self) -> bool:
+        """A band-interleaved tiled file of several bands: the bands a read wants are read in one call.
+
+        Each band's tiles decode on their own, so only the bands wanted are
+        read (:func:`ecopatch.raster.fileread.band_reads`), but one call for
+        them per window costs less than one per band: a full-tile
+        ``assess_restoration``, band-interleaved tiled DEFLATE, 5.07 -> 4.35
+        s.  Reading every band of the file instead cost more where some are
+        not used (6 unused of 13: 1.48 -> 1.84 s).  Band-interleaved striped
+        files are read band by band: all bands at once, their groups of
+        strips made ``assess_and_detect`` slower (20.7-21.3 -> 22.0-22.1 s)
+        and larger (0.74-0.77 -> 0.81-0.82 GiB).
         """
-        if not 1 < self.count <= MAX_INTERLEAVED_BANDS:
-            return False
-        return self.interleave == "pixel" or (self.tiled and not self.striped)
+        return (self.interleave != "pixel" and self.tiled and not self.striped
+                and 1 < self.count <= MAX_INTERLEAVED_BANDS)
 
     @property
     def px_bytes(self) -> int:
@@ -224,6 +229,14 @@ def tile_spec(layout: FileLayout, ident: tuple, index: int) -> TileSpec | None:
     if layout.multiband:
         return TileSpec((*ident, 0), (bh, bw), tuple(range(1, layout.count + 1)))
     return TileSpec((*ident, index), (bh, bw), None)
+
+
+def bands_spec(layout: FileLayout, ident: tuple, indexes: tuple[int, ...]) -> TileSpec | None:
+    """The :class:`TileSpec` for reading ``indexes`` of a band-interleaved file together, or None (straight)."""
+    one = tile_spec(layout, ident, indexes[0])
+    if one is None or one.indexes is not None:
+        return None
+    return TileSpec((*ident, "bands", tuple(indexes)), one.tile, tuple(indexes))
 
 
 def aligned(win: Window, tile: tuple[int, int], shape: tuple[int, int]) -> bool:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -141,6 +141,10 @@ def read_block(path: str, index: int, grid: Grid, window: Window, fill: float, *
     if layout.multiband and ds.driver != "VRT":
         out[rel.slices] = interleaved_band(path, index, inner, shared)
         return out
+    wanted = _wanted(path, layout, index) if ds.driver != "VRT" else None
+    if wanted is not None:
+        out[rel.slices] = banded_band(path, index, inner, shared, wanted)
+        return out
     sources = vrt_simple_sources(path, ds, index, open_dataset) if ds.driver == "VRT" else None
     if sources is None:
         read_into(path, index, inner, out[rel.slices], shared)
@@ -201,6 +205,42 @@ def interleaved_band(path: str, index: int, win: Window, shared: bool) -> np.nda
     if memo is not None:
         memo[path] = (win, data)
     return data[index - 1]
+
+
+def _wanted(path: str, layout: blocks.FileLayout, index: int) -> tuple[int, ...] | None:
+    """The bands of ``path`` to read with ``index`` (:func:`want_bands`), for a band-interleaved tiled file."""
+    if not layout.banded:
+        return None
+    wanted = getattr(thread_handles, "wanted", None)
+    got = wanted.get(path) if wanted else None
+    return got if got is not None and len(got) > 1 and index in got else None
+
+
+def banded_band(path: str, index: int, win: Window, shared: bool, wanted: tuple[int, ...]) -> np.ndarray:
+    """Band ``index`` of ``win`` of a band-interleaved tiled file, the bands ``wanted`` read in one call.
+
+    Kept inside :func:`band_reads` for the next band asked of the same file
+    in the same window, as :func:`interleaved_band` keeps a
+    pixel-interleaved file's bands.
+    """
+    memo = getattr(thread_handles, "memo", None)
+    key = ("bands", path)
+    if memo is not None:
+        hit = memo.get(key)
+        if hit is not None:
+            w, idx, data = hit
+            if idx == wanted and _contains(w, win):
+                return data[idx.index(index)][win.relative_to(w).slices]
+    ds, layout, ident = dataset_layout(path)
+    data = np.empty((len(wanted), win.height, win.width), dtype=ds.dtypes[wanted[0] - 1])
+    spec = blocks.bands_spec(layout, ident, wanted) if shared and TILES.active else None
+    if spec is not None and not blocks.aligned(win, spec.tile, layout.shape):
+        TILES.read_into(ds, spec, win, data)
+    else:
+        data[...] = _ds_read(ds, list(wanted), win)
+    if memo is not None:
+        memo[key] = (win, wanted, data)
+    return data[wanted.index(index)]
 
 
 def plan_file_reads(scenes: Iterable[Any], *, block: int = WINDOWS.block,
@@ -279,13 +319,23 @@ def _contains(outer: Window, inner: Window) -> bool:
 
 
 @contextmanager
-def band_reads() -> Iterator[None]:
-    """Within the block, the bands of a pixel-interleaved file asked for one after another are decoded once."""
+def band_reads(wanted: Mapping[str, Iterable[int]] | None = None) -> Iterator[None]:
+    """Within the block, the bands of a file asked for one after another are read once.
+
+    A pixel-interleaved file's bands are decoded together at the first
+    request.  ``wanted`` (path -> band numbers) names the bands of each
+    file the block will ask for: a band-interleaved tiled file's are then
+    read in one call (:func:`banded_band`).
+    """
     outer = getattr(thread_handles, "memo", None)
+    outer_wanted = getattr(thread_handles, "wanted", None)
     thread_handles.memo = {} if outer is None else outer
+    if wanted is not None:
+        thread_handles.wanted = {p: tuple(sorted(set(i))) for p, i in wanted.items()}
     try:
         yield
     finally:
+        thread_handles.wanted = outer_wanted
         if outer is None:
             thread_handles.memo = None
 

@@ -203,8 +203,20 @@ class Scene(SourceBase):
         for n in names:
             self.band(n)
         window = window or self.grid.window
-        with band_reads():  # the bands of a pixel-interleaved file decoded once, with the mask
+        # the bands of a pixel-interleaved file decoded once, with the mask; those of a band-interleaved
+        # tiled file read in one call
+        with band_reads(self._wanted_bands(names)):
             return self._read(names, window)
+
+    def _wanted_bands(self, names: Sequence[str]) -> dict[str, list[int]]:
+        """Per file, the band numbers a read of ``names`` (and the mask) asks for."""
+        wanted: dict[str, list[int]] = {}
+        for n in names:
+            ref = self.band(n)
+            wanted.setdefault(ref.path, []).append(ref.index)
+        if self.mask is not None and self.mask.kind != "computed":
+            wanted.setdefault(self.mask.path, []).append(self.mask.index)
+        return wanted
 
     def _read(self, names: list[str], window: Window) -> Observation:
         out: dict[str, np.ndarray] = {}
