@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -138,12 +138,9 @@ def read_block(path: str, index: int, grid: Grid, window: Window, fill: float, *
     if inner is None:
         return out
     rel = inner.relative_to(window)
-    if layout.multiband and ds.driver != "VRT":
-        out[rel.slices] = interleaved_band(path, index, inner, shared)
-        return out
     wanted = _wanted(path, layout, index) if ds.driver != "VRT" else None
-    if wanted is not None:
-        out[rel.slices] = banded_band(path, index, inner, shared, wanted)
+    if (layout.multiband and ds.driver != "VRT") or wanted is not None:
+        out[rel.slices] = interleaved_band(path, index, inner, shared, wanted)
         return out
     sources = vrt_simple_sources(path, ds, index, open_dataset) if ds.driver == "VRT" else None
     if sources is None:
@@ -177,70 +174,58 @@ def read_into(path: str, index: int, win: Window, out: np.ndarray, shared: bool)
     """
     ds, layout, ident = dataset_layout(path)
     spec = blocks.tile_spec(layout, ident, index or 1) if shared and TILES.active else None
-    if spec is not None and (spec.indexes is None) == (index != 0) \
-            and not blocks.aligned(win, spec.tile, layout.shape):
+    if spec is not None and (spec.indexes is None) != (index != 0):
+        spec = None
+    _read_through(ds, layout, spec, win, out, index if index else range(1, layout.count + 1))
+
+
+def _read_through(ds: Any, layout: blocks.FileLayout, spec: blocks.TileSpec | None, win: Window,
+                  out: np.ndarray, indexes: int | Sequence[int]) -> None:
+    """Fill ``out`` from the tile cache with ``spec``, or straight through GDAL (no spec, or whole blocks)."""
+    if spec is not None and not blocks.aligned(win, spec.tile, layout.shape):
         TILES.read_into(ds, spec, win, out)
     else:
-        out[...] = _ds_read(ds, index if index else range(1, layout.count + 1), win)
+        out[...] = _ds_read(ds, indexes, win)
 
 
-def interleaved_band(path: str, index: int, win: Window, shared: bool) -> np.ndarray:
-    """Band ``index`` of ``win`` of a pixel-interleaved file, decoding all its bands once per window.
+def interleaved_band(path: str, index: int, win: Window, shared: bool,
+                     wanted: tuple[int, ...] | None = None) -> np.ndarray:
+    """Band ``index`` of ``win``, read in one call with the other bands of the file it comes with.
 
-    Inside :func:`band_reads` the decoded bands are kept for the next
-    request of the same file that falls inside the same window (the other
-    bands of :meth:`Scene.read`, the mask first with its cloud-growth
-    margin); outside, the bands are decoded and the one wanted returned.
+    Those are all the bands of a pixel-interleaved file (decoded together
+    whatever is asked), or the bands ``wanted`` of a band-interleaved tiled
+    one (:func:`band_reads`).  Inside :func:`band_reads` the bands read are
+    kept for the next request of the same file that falls inside the same
+    window (the other bands of :meth:`Scene.read`, the mask first with its
+    cloud-growth margin); outside, they are read and the one asked returned.
     """
     memo = getattr(thread_handles, "memo", None)
     if memo is not None:
         hit = memo.get(path)
         if hit is not None:
-            w, data = hit
-            if _contains(w, win):
-                return data[index - 1][win.relative_to(w).slices]
-    ds, layout, _ = dataset_layout(path)
-    data = np.empty((layout.count, win.height, win.width), dtype=ds.dtypes[0])
-    read_into(path, 0, win, data, shared)
+            w, idx, data = hit
+            if index in idx and _contains(w, win):
+                return data[idx.index(index)][win.relative_to(w).slices]
+    ds, layout, ident = dataset_layout(path)
+    idx = wanted if wanted is not None else tuple(range(1, layout.count + 1))
+    data = np.empty((len(idx), win.height, win.width), dtype=ds.dtypes[idx[0] - 1])
+    if wanted is None:
+        read_into(path, 0, win, data, shared)
+    else:
+        spec = blocks.bands_spec(layout, ident, wanted) if shared and TILES.active else None
+        _read_through(ds, layout, spec, win, data, wanted)
     if memo is not None:
-        memo[path] = (win, data)
-    return data[index - 1]
+        memo[path] = (win, idx, data)
+    return data[idx.index(index)]
 
 
 def _wanted(path: str, layout: blocks.FileLayout, index: int) -> tuple[int, ...] | None:
-    """The bands of ``path`` to read with ``index`` (:func:`want_bands`), for a band-interleaved tiled file."""
+    """The bands of ``path`` to read with ``index`` (:func:`band_reads`), for a band-interleaved tiled file."""
     if not layout.banded:
         return None
     wanted = getattr(thread_handles, "wanted", None)
     got = wanted.get(path) if wanted else None
     return got if got is not None and len(got) > 1 and index in got else None
-
-
-def banded_band(path: str, index: int, win: Window, shared: bool, wanted: tuple[int, ...]) -> np.ndarray:
-    """Band ``index`` of ``win`` of a band-interleaved tiled file, the bands ``wanted`` read in one call.
-
-    Kept inside :func:`band_reads` for the next band asked of the same file
-    in the same window, as :func:`interleaved_band` keeps a
-    pixel-interleaved file's bands.
-    """
-    memo = getattr(thread_handles, "memo", None)
-    key = ("bands", path)
-    if memo is not None:
-        hit = memo.get(key)
-        if hit is not None:
-            w, idx, data = hit
-            if idx == wanted and _contains(w, win):
-                return data[idx.index(index)][win.relative_to(w).slices]
-    ds, layout, ident = dataset_layout(path)
-    data = np.empty((len(wanted), win.height, win.width), dtype=ds.dtypes[wanted[0] - 1])
-    spec = blocks.bands_spec(layout, ident, wanted) if shared and TILES.active else None
-    if spec is not None and not blocks.aligned(win, spec.tile, layout.shape):
-        TILES.read_into(ds, spec, win, data)
-    else:
-        data[...] = _ds_read(ds, list(wanted), win)
-    if memo is not None:
-        memo[key] = (win, wanted, data)
-    return data[wanted.index(index)]
 
 
 def plan_file_reads(scenes: Iterable[Any], *, block: int = WINDOWS.block,
@@ -325,7 +310,7 @@ def band_reads(wanted: Mapping[str, Iterable[int]] | None = None) -> Iterator[No
     A pixel-interleaved file's bands are decoded together at the first
     request.  ``wanted`` (path -> band numbers) names the bands of each
     file the block will ask for: a band-interleaved tiled file's are then
-    read in one call (:func:`banded_band`).
+    read in one call (:func:`interleaved_band`).
     """
     outer = getattr(thread_handles, "memo", None)
     outer_wanted = getattr(thread_handles, "wanted", None)
