@@ -69,6 +69,9 @@ def make_site(root: Path, source: Path, *, maps: bool = False, report: bool = Fa
         fieldcheck = {b(fieldcheck)}
         chips = {b(chips)}
 
+        [detection]
+        min_area = 400  # the unit the golden scene was made for (as sample_data/ecopatch.toml)
+
         [run]
         scheduler = "threads"
         {extra_run}

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import ecopatch
+import ecopatch.options
 from ecopatch.errors import ConfigError
 from ecopatch.run.config import RunConfig, load_config, parse_config
 
@@ -54,7 +55,8 @@ def test_minimal_config_gets_defaults(site):
     assert cfg.outputs.dir == site / "runs"
     assert cfg.outputs.ledger == site / "runs" / "ledger.gpkg"
     assert cfg.outputs.formats == ("gpkg", "csv", "xlsx")
-    assert cfg.detection.min_area_m2 == 400.0
+    assert cfg.detection.min_area_m2 == 1000.0 and cfg.detection.detect_options().core_min_area_m2 == 400.0
+    assert cfg.detection.detect_options() == ecopatch.options.DetectOptions(params=ecopatch.ChangeParams())
     assert cfg.detection.zone_field == "auto"
     assert cfg.assessment.edge == "unmix"
     assert cfg.run.baseline == "season" and cfg.run.season_window_days == 45 and cfg.run.reference_date is None

@@ -41,7 +41,7 @@ def hostile_run(tmp_path_factory):
     cfg = make_site(root, source, maps=True, report=True, chips=True)
     text = cfg.read_text(encoding="utf-8").replace('formats = ["gpkg", "csv"]',
                                                    'formats = ["gpkg", "csv", "xlsx", "geojson", "kml"]')
-    text += '\n[detection]\nzone_field = "功能分区"\nname_field = "保护地名称"\n'
+    text = text.replace("[detection]\n", '[detection]\nzone_field = "功能分区"\nname_field = "保护地名称"\n', 1)
     cfg.write_text(text, encoding="utf-8")
     mines = gpd.read_file(root / "mines.gpkg")
     mines["矿山编号"] = MINE_IDS[: len(mines)]

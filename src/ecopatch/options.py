@@ -250,11 +250,16 @@ class DetectOptions:
     Attributes
     ----------
     min_area_m2 : float or None
-        Minimum mapping unit, m² (default 400; None or 0: none): a patch's
-        outline covers at least this, and at least half of it is estimated
-        changed.
+        Minimum mapping unit, m² (default 1000, 1.5 mu; None or 0: none): a
+        patch's outline covers at least this, and at least half of it is
+        estimated changed.
     min_area_mu : float or None
         The same in mu (亩); overrides ``min_area_m2`` when given.
+    core_min_area_m2 : float or None
+        Minimum mapping unit of patches in core zones (核心区), m² (default
+        400): a few hundred m² of new construction in a core zone is a case.
+        The smaller of this and ``min_area_m2``/``min_area_mu`` applies
+        there; None: the same as elsewhere.
     margin_m : float
         Ground distance (m) around the reserves also watched (zone ``outside``).
     zone_field, name_field : str or None
@@ -278,9 +283,11 @@ class DetectOptions:
         Simplify outlines by this tolerance (ground metres); 0 keeps pixel edges.
     """
 
-    min_area_m2: float | None = option(400.0, help="minimum mapping unit", unit="m²", lo=0.0, nullable=True)
+    min_area_m2: float | None = option(1000.0, help="minimum mapping unit", unit="m²", lo=0.0, nullable=True)
     min_area_mu: float | None = option(None, help="minimum mapping unit in mu (overrides min_area_m2)",
                                        unit="mu", lo=0.0, nullable=True)
+    core_min_area_m2: float | None = option(400.0, help="minimum mapping unit in core zones (核心区)", unit="m²",
+                                            lo=0.0, nullable=True)
     margin_m: float = option(0.0, help="ground distance around the reserves also watched", unit="m", lo=0.0,
                              flag="--margin")
     zone_field: str | None = option("auto", help="zone field of the reserves ('auto': the usual names)",
@@ -301,15 +308,17 @@ class DetectOptions:
                                lo=0.0, flag="--simplify")
 
     def __post_init__(self) -> None:
-        if self.min_area_m2 is not None and not isinstance(self.min_area_m2, bool):
-            object.__setattr__(self, "min_area_m2", _number(self.min_area_m2))
+        for name in ("min_area_m2", "core_min_area_m2"):
+            v = getattr(self, name)
+            if v is not None and not isinstance(v, bool):
+                object.__setattr__(self, name, _number(v))
         object.__setattr__(self, "margin_m", _number(self.margin_m))
-        for name in ("min_area_m2", "min_area_mu"):
+        for name in ("min_area_m2", "min_area_mu", "core_min_area_m2"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
                                   or v < 0):
-                raise ConfigError(f"minimum mapping unit {v!r} {'mu' if name.endswith('mu') else 'm²'}: must be "
-                                  "a number >= 0 (default 400 m²)")
+                raise ConfigError(f"minimum mapping unit {v!r} {'mu' if name.endswith('mu') else 'm²'} ({name}): "
+                                  "must be a number >= 0 (defaults: 1000 m², 400 m² in core zones)")
         check_options(self)
 
     @property
@@ -320,6 +329,11 @@ class DetectOptions:
 
             return float(area_to_m2(self.min_area_mu, "mu"))
         return 0.0 if self.min_area_m2 is None else float(self.min_area_m2)
+
+    @property
+    def core_mmu_m2(self) -> float:
+        """The minimum mapping unit in core zones, m²: the smaller of ``core_min_area_m2`` and :attr:`mmu_m2`."""
+        return self.mmu_m2 if self.core_min_area_m2 is None else min(self.mmu_m2, float(self.core_min_area_m2))
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import shapely
 import ecopatch
 import ecopatch.analyses.encroachment
 import ecopatch.analyses.pairing
+import ecopatch.analyses.zones
 from ecopatch.analyses.validation import score_patches
 from ecopatch.vocabulary import PATCH_COLUMNS, ZONE_STRICTNESS
 
@@ -72,7 +73,8 @@ def test_schema_units_and_coordinates(inputs):
 
 
 def test_patch_ids_are_deterministic(inputs):
-    again = ecopatch.detect_changes(inputs.before, inputs.after, inputs.reserves, block=128, progress=False)
+    again = ecopatch.detect_changes(inputs.before, inputs.after, inputs.reserves, block=128, progress=False,
+                                    min_area_m2=400)
     assert list(again["patch_id"]) == list(inputs.patches["patch_id"])
     assert inputs.patches["patch_id"].str.match(r"^20240912-[0-9a-z]{9}(-\d+)?$").all()
 
@@ -131,12 +133,14 @@ def test_crossing_a_zone_boundary_takes_the_strictest_zone(inputs, truth, score)
 def test_exclusion_layer_removes_approved_activity(inputs, truth, score):
     t = score.table[score.table["found"]]
     approved = truth[truth["enc_id"] == t["enc_id"].iloc[0]]
-    out = ecopatch.detect_changes(inputs.before, inputs.after, inputs.reserves, exclude=approved, progress=False)
+    out = ecopatch.detect_changes(inputs.before, inputs.after, inputs.reserves, exclude=approved, progress=False,
+                                  min_area_m2=400)
     assert len(out) == len(inputs.patches) - len(t["patch_ids"].iloc[0])
 
 
 def test_margin_watches_around_the_reserves(inputs):
-    wide = ecopatch.detect_changes(inputs.before, inputs.after, inputs.reserves, margin_m=300, progress=False)
+    wide = ecopatch.detect_changes(inputs.before, inputs.after, inputs.reserves, margin_m=300, progress=False,
+                                   min_area_m2=400)
     assert len(wide) >= len(inputs.patches)
     # every patch is still there (those cut by a reserve edge now extend past it)
     hits = shapely.intersects(inputs.patches.geometry.to_numpy()[:, None], wide.geometry.to_numpy()[None, :])
@@ -211,7 +215,7 @@ def test_attach_zones_strictest_then_largest_overlap_then_first_zone():
         crs="EPSG:32650",
     )
     shapely.prepare(zones.geometry.values[0])
-    out = ecopatch.analyses.encroachment._attach_zones(patches, zones, "zone", "name", 50.0)
+    out = ecopatch.analyses.zones.attach_zones(patches, zones, "zone", "name", 50.0)
     assert list(out["reserve_name"]) == ["B", "A", "A", "C", "A"]
     assert list(out["zone"])[:4] == ["core", "experimental", "experimental", "buffer"]
     assert out["zone"].iloc[4] == "outside"
@@ -413,3 +417,52 @@ def test_the_set_up_reads_hold_gdal_s_cache_at_the_pass_size(inputs, monkeypatch
     # the pass's size, or what the background's decimated reads (in threads meanwhile) raised it to
     assert seen and min(seen) == plan.gdal_cache_bytes and max(seen) <= 64 * 2**20 < outside
     assert get_gdal_config("GDAL_CACHEMAX") == outside
+
+
+def test_default_unit_drops_small_patches_outside_core_zones_only(inputs, truth):
+    # the golden patches are made at 400 m² everywhere (tests/mapdata.py); at the defaults, 1000 m²
+    # outside core zones and 400 m² in them, the same patches less the small ones outside core zones
+    d = ecopatch.detect_changes(inputs.before, inputs.after, inputs.reserves, progress=False)
+    golden = inputs.patches.set_index("patch_id")
+    assert set(d["patch_id"]) <= set(golden.index)
+    dropped = golden.drop(index=list(d["patch_id"]))
+    assert len(dropped) >= 1
+    assert ((dropped["area_m2"] < 1000) | (dropped["change_m2"] < 500)).all()
+    assert (dropped["zone"] != "core").all()
+    kept = golden.loc[list(d["patch_id"])]
+    pd_cols = ["change_type", "area_m2", "change_m2", "zone"]
+    assert kept[pd_cols].reset_index(drop=True).equals(d[pd_cols].reset_index(drop=True))
+    # the two small true encroachments of the wetland park's 一般控制区 (466 and 503 m²) are among them
+    small = truth[truth["eligible"] & (truth["area_m2"] < 1000)]
+    assert set(small["enc_id"]) == {"ENC-004", "ENC-007"}
+    assert not shapely.intersects(small.to_crs(d.crs).geometry.to_numpy()[:, None],
+                                  d.geometry.to_numpy()[None, :]).any()
+    # the same ground called core zone (核心保护区): reported at the defaults
+    core = inputs.reserves.copy()
+    core["功能分区"] = core["功能分区"].replace({"一般控制区": "核心保护区"})
+    c = ecopatch.detect_changes(inputs.before, inputs.after, core, progress=False)
+    hit = shapely.intersects(small.to_crs(c.crs).geometry.to_numpy()[:, None], c.geometry.to_numpy()[None, :])
+    assert hit.any(axis=1).all()
+    assert (c.loc[hit.any(axis=0), "zone"] == "core").all()
+    # no unit of its own for core zones: 1000 m² there too
+    one = ecopatch.detect_changes(inputs.before, inputs.after, core, core_min_area_m2=None, progress=False)
+    assert set(one["patch_id"]) < set(c["patch_id"])
+    gone = c[~c["patch_id"].isin(one["patch_id"])]
+    assert ((gone["area_m2"] < 1000) | (gone["change_m2"] < 500)).all()
+    assert not (one["area_m2"] < 1000).any()
+
+
+def test_cli_units_of_both_mapping_units(inputs, sample, tmp_path):
+    from click.testing import CliRunner
+
+    from ecopatch.cli.main import cli
+
+    out = tmp_path / "p.gpkg"
+    args = ["detect", "--before", str(sample.products["before"]), "--after", str(sample.products["after"]),
+            "--reserves", str(sample.reserves), "--out", str(out), "--no-progress"]
+    res = CliRunner().invoke(cli, [*args, "--min-area", "1.5", "--core-min-area", "0.6", "--unit", "mu"])
+    assert res.exit_code == 0, res.output
+    d = ecopatch.detect_changes(inputs.before, inputs.after, inputs.reserves, progress=False)
+    assert sorted(gpd.read_file(out)["patch_id"]) == sorted(d["patch_id"])  # 1000 m² and 400 m²
+    res = CliRunner().invoke(cli, [*args, "--core-min-area", "-1", "--overwrite"])
+    assert res.exit_code != 0 and "--core-min-area" in res.output

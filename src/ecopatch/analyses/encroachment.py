@@ -50,8 +50,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +60,14 @@ import shapely
 
 from ecopatch.analyses.pairing import PairSetup, SurfaceDeriver, prepare_pair
 from ecopatch.analyses.restoration import analysis_grid
+from ecopatch.analyses.zones import (
+    attach_zones,
+    find_field,
+    has_core_zone,
+    inside_zone,
+    outside_core_unit,
+    zone_observation_table,
+)
 from ecopatch.compute.change import (
     ChangeParams,
     dominant_class,
@@ -95,7 +102,6 @@ from ecopatch.raster.source import (
     decoded_once,
     plan_pass_reads,
 )
-from ecopatch.vocabulary import ZONE_STRICTNESS, canonical_zone
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -337,6 +343,7 @@ def detect_changes(
     options: DetectOptions | None = None,
     min_area_m2: float | None = _D.min_area_m2,
     min_area_mu: float | None = _D.min_area_mu,
+    core_min_area_m2: float | None = _D.core_min_area_m2,
     margin_m: float = _D.margin_m,
     zone_field: str | None = _D.zone_field,
     name_field: str | None = _D.name_field,
@@ -372,10 +379,16 @@ def detect_changes(
         All the options below at once (:class:`ecopatch.options.DetectOptions`);
         a keyword given a value other than its default replaces that field.
     min_area_m2, min_area_mu : float, optional
-        Minimum mapping unit, m² (default 400) or mu (亩, overrides m²): a
-        patch's outline covers at least this, and at least half of it is
-        estimated changed (``change_m2``), so a shed of 150 m² straddling
-        four 10 m cells is not reported.
+        Minimum mapping unit, m² (default 1000, 1.5 mu) or mu (亩,
+        overrides m²): a patch's outline covers at least this, and at least
+        half of it is estimated changed (``change_m2``), so a shed of 150 m²
+        straddling four 10 m cells is not reported.
+    core_min_area_m2 : float, optional
+        Minimum mapping unit of patches in core zones (核心区), m² (default
+        400; the smaller of it and ``min_area_m2`` applies; None: the same as
+        elsewhere).  A patch's zone is the strictest it overlaps.  On 10 m
+        imagery, patches under 0.1 ha are mostly not the change that matters
+        (see Notes); in a core zone a few hundred m² is a case.
     margin_m : float
         Ground distance (m) around ``reserves`` also watched (zone ``outside``).
     exclude : geopandas.GeoDataFrame, optional
@@ -453,6 +466,16 @@ def detect_changes(
         The scenes and ``reserves`` have no ground in common.
     NoValidPixelsError
         Nothing was observed at both dates over the area of interest (all cloud).
+
+    Notes
+    -----
+    The default minimum mapping unit, 0.1 ha (1.5 mu), follows what small
+    patches are on 10 m imagery: on the ten OSCD cities (Sentinel-2 L1C),
+    construction and bare-soil patches of fewer than 20 pixels held 6-7 %
+    labelled change, all such patches 31 %; raising the unit from 400 to
+    1000 m² took their macro F1 from 0.336 to 0.353 (recall 0.488 to
+    0.476), and left the Landsat Taizhou kappa at 0.905
+    (``benchmarks/RESULTS.md``).  Core zones keep 400 m².
     """
     opts = resolve_options(DetectOptions, options, locals())  # the keywords that differ from their defaults
     before, after = as_source(before), as_source(after)
@@ -503,14 +526,19 @@ def detection_pass(
     # -- area of interest ------------------------------------------------
     zones_gdf = None
     zfield = nfield = None
+    core_mmu = mmu  # the unit of the components; smaller when some zone is a core zone
     if reserves is not None:
         if not isinstance(reserves, gpd.GeoDataFrame) or len(reserves) == 0:
             raise InputDataError("reserves must be a non-empty GeoDataFrame of reserve/zone polygons")
         as_crs(reserves.crs, what="reserves layer")
-        zfield = _find_field(reserves, zone_field, ("功能分区", "zone", "功能区", "分区", "zone_name"), "zone")
-        nfield = _find_field(reserves, name_field, ("保护地名称", "name", "reserve_name", "保护区名称", "名称"),
+        zfield = find_field(reserves, zone_field, ("功能分区", "zone", "功能区", "分区", "zone_name"), "zone")
+        nfield = find_field(reserves, name_field, ("保护地名称", "name", "reserve_name", "保护区名称", "名称"),
                              "reserve name")
         zones_gdf = reserves.reset_index(drop=True)
+        if opts.core_mmu_m2 < mmu and has_core_zone(zones_gdf, zfield):
+            # patches come out at the core zones' smaller unit; those of other zones are held to
+            # the general one once their zone is known (outside_core_unit)
+            core_mmu = opts.core_mmu_m2
         zg = repaired(geometries_in(zones_gdf, g.crs, what="reserves layer"))
         # the area of interest is kept as its parts (each zone, widened by the margin), never
         # unioned: 2000 zones of a 2 x 2-tile mosaic took 2.7 s to union, serially, and every
@@ -563,7 +591,7 @@ def detection_pass(
             near = np.flatnonzero((aoi_bounds[:, 0] <= r) & (aoi_bounds[:, 2] >= left) &
                                   (aoi_bounds[:, 1] <= t) & (aoi_bounds[:, 3] >= b))
             aoi_w = tuple(aoi[near])
-        tasks.append(_BlockTask(before, after, g, w, setup, aoi_w, tuple(zg[hit]), hit, max_source_px, mmu))
+        tasks.append(_BlockTask(before, after, g, w, setup, aoi_w, tuple(zg[hit]), hit, max_source_px, core_mmu))
 
     def finish(results: list[_BlockResult]) -> gpd.GeoDataFrame:
         merged = merge_components([r.components for r in results])
@@ -576,7 +604,7 @@ def detection_pass(
                 f"{after.label}): the after scene may be all cloud or no data there; use another date"
             )
 
-        patches = _patches_from_components(merged, g, params, mmu, aoi, exclude, opts.include_gain,
+        patches = _patches_from_components(merged, g, params, core_mmu, aoi, exclude, opts.include_gain,
                                            before, after, opts.simplify_m, pair.typed)
         out_crs = zones_gdf.crs if zones_gdf is not None else g.crs
         # the zones' CRS is usually the grid's, written differently (GeoPackage vs GeoTIFF): then
@@ -584,14 +612,17 @@ def detection_pass(
         # patches) and they are only labelled with the zones' CRS
         patches = patches.set_geometry(geometries_in(patches, out_crs, what="patches"), crs=out_crs)
         if zones_gdf is not None:
-            patches = _attach_zones(patches, zones_gdf, zfield, nfield, margin_m)
+            patches = attach_zones(patches, zones_gdf, zfield, nfield, margin_m)
+            if core_mmu < mmu:
+                patches = outside_core_unit(patches, mmu)
         patches = _finish(patches, before, after)
         # what each date was read as (product, bands, cloud mask), for the observation table and provenance
         patches.attrs["scenes"] = {"before": before.provenance(), "after": after.provenance()}
         if zones_gdf is not None:
             # plain records, not a DataFrame: pandas compares attrs on merge/concat, and a
             # DataFrame there breaks them ("truth value of a DataFrame is ambiguous")
-            patches.attrs["observation"] = _observation_table(zones_gdf, zfield, nfield, zone_sums).to_dict("records")
+            table = zone_observation_table(zones_gdf, zfield, nfield, zone_sums)
+            patches.attrs["observation"] = table.to_dict("records")
         patches.attrs["detection"] = dict(pair.record)
         if observations is not None:
             # attrs do not survive every pandas operation (concat, merge, some copies): this list does
@@ -688,26 +719,6 @@ def observation_table(patches: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _find_field(gdf: pd.DataFrame, field: str | None, candidates: tuple[str, ...], what: str) -> str | None:
-    if field is None:
-        return None
-    cols = [c for c in gdf.columns if c != gdf.geometry.name]
-    if field != "auto":
-        if field not in gdf.columns:
-            raise InputDataError(f"reserves: no field {field!r} for the {what}; the fields are {cols}")
-        return field
-    lower = {str(c).lower(): c for c in cols}
-    for c in candidates:
-        if c in gdf.columns:
-            return c
-        if c.lower() in lower:
-            return lower[c.lower()]
-    raise InputDataError(
-        f"reserves: no {what} field (looked for {list(candidates)}); the fields are {cols}; "
-        f"pass {'zone_field' if what == 'zone' else 'name_field'}='<field>' or None to go without"
-    )
-
-
 def _layer_means(stats: np.ndarray, names: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Area-weighted mean of each averaged layer per patch (NaN where no pixel had a value)."""
     base = len(STAT_NAMES)
@@ -773,7 +784,7 @@ def patch_confidence(z_mean: np.ndarray, n_px: np.ndarray) -> np.ndarray:
 #: Logistic coefficients of :func:`patch_confidence`: intercept, mean z, log10(pixels).
 #: Fitted by ``benchmarks/bench_change_realdata.py`` (its "Refitting the confidence" section, on the
 #: patches of the ten OSCD cities and Taizhou at the default settings; see benchmarks/RESULTS.md).
-CONFIDENCE_COEF: tuple[float, float, float] = (-3.963, 0.046, 1.516)
+CONFIDENCE_COEF: tuple[float, float, float] = (-3.177, 0.034, 1.157)
 
 
 def _patches_from_components(merged: Any, g: Grid, params: ChangeParams, mmu: float, aoi: Any,
@@ -891,7 +902,7 @@ def _clip_to_area(geoms: np.ndarray, parts: np.ndarray) -> np.ndarray:
     order = np.lexsort((a_idx, p_idx))
     p_idx, a_idx = p_idx[order], a_idx[order]
     whole = np.zeros(len(geoms), dtype=bool)
-    whole[p_idx[_inside_zone(parts, geoms, p_idx, a_idx)]] = True
+    whole[p_idx[inside_zone(parts, geoms, p_idx, a_idx)]] = True
     starts = np.searchsorted(p_idx, np.arange(len(geoms) + 1))
     out = geoms.copy()
     # the union of each set of zones met, built once (neighbouring patches meet the same zones)
@@ -929,108 +940,6 @@ def _polygonal(g: Any) -> Any:
         return g
     parts = [p for p in shapely.get_parts(g) if p.geom_type in ("Polygon", "MultiPolygon")]
     return shapely.union_all(parts) if parts else shapely.Polygon()
-
-
-def _attach_zones(patches: gpd.GeoDataFrame, zones: gpd.GeoDataFrame, zfield: str | None,
-                  nfield: str | None, margin_m: float) -> gpd.GeoDataFrame:
-    """Zone and reserve attributes per patch: the strictest zone the patch overlaps wins."""
-    import geopandas as gpd
-
-    zg = repaired(zones.geometry.to_numpy())
-    tree = shapely.STRtree(zg)
-    rank = {z: i for i, z in enumerate(ZONE_STRICTNESS)}
-    zone_keys = [canonical_zone(v) if zfield else None for v in (zones[zfield] if zfield else [None] * len(zones))]
-    if zfield:
-        unknown = sorted({str(v) for v, k in zip(zones[zfield], zone_keys) if k is None and v is not None})
-        if unknown:
-            warnings.warn(
-                f"reserves: zone names {unknown[:5]} are not known zone names (核心区/缓冲区/实验区/"
-                "核心保护区/一般控制区); they rank after the known zones",
-                EcopatchWarning,
-                stacklevel=caller_stacklevel(),  # the user's line
-            )
-    chosen = np.full(len(patches), -1, dtype=np.int64)
-    zone_out: list[str | None] = []
-    geoms = patches.geometry.to_numpy()
-    p_idx, z_idx = tree.query(geoms, predicate="intersects")
-    # pairs by patch, each patch's zones in zone order: on a tie (same rank, same overlap)
-    # the first zone wins
-    by_patch = np.lexsort((z_idx, p_idx))
-    p_idx, z_idx = p_idx[by_patch], z_idx[by_patch]
-    whole_all = _inside_zone(zg, geoms, p_idx, z_idx)
-    starts = np.searchsorted(p_idx, np.arange(len(geoms) + 1))
-    for i, geom in enumerate(geoms):
-        cand, whole = z_idx[starts[i]:starts[i + 1]], whole_all[starts[i]:starts[i + 1]]
-        best, best_key = -1, (len(ZONE_STRICTNESS) + 1, 0.0)
-        for j, w in zip(cand, whole):
-            # a patch wholly inside a zone overlaps it by its own area: no intersection needed
-            inter = shapely.area(geom) if w else shapely.area(shapely.intersection(geom, zg[j]))
-            if inter <= 0:
-                continue
-            zk = zone_keys[j]
-            key = (rank.get(zk, len(ZONE_STRICTNESS)), -inter)
-            if key < best_key:
-                best, best_key = int(j), key
-        chosen[i] = best
-        if best >= 0:
-            zone_out.append(zone_keys[best] if zfield else None)
-        else:
-            zone_out.append("outside")
-            # in the margin: the nearest reserve polygon gives the name
-            d = shapely.distance(zg, geom)
-            chosen[i] = -2 - int(np.argmin(d))
-    out = patches.copy()
-    out["zone"] = zone_out
-    idx = np.where(chosen >= 0, chosen, -2 - chosen)
-    # one positional take per column (row by row through pandas took 0.5 s per
-    # 7000 patches, serially)
-    names = zones[nfield].iloc[idx] if nfield else [None] * len(idx)
-    out["reserve_name"] = [str(v) if nfield else None for v in names]
-    zvals = zones[zfield].iloc[idx] if zfield else [None] * len(idx)
-    out["zone_name"] = [
-        (str(v) if zfield else None) if c >= 0 else "保护地外围"
-        for v, c in zip(zvals, chosen)
-    ]
-    attrs = zones.drop(columns=[zones.geometry.name]).iloc[idx].reset_index(drop=True)
-    attrs = attrs[[c for c in attrs.columns if c not in out.columns]]
-    out = pd.concat([out.reset_index(drop=True), attrs], axis=1)
-    return gpd.GeoDataFrame(out, geometry=patches.geometry.name, crs=patches.crs)
-
-
-def _inside_zone(zg: np.ndarray, geoms: np.ndarray, p_idx: np.ndarray, z_idx: np.ndarray) -> np.ndarray:
-    """``contains_properly(zg[z_idx], geoms[p_idx])``, one zone (or area part) at a time.
-
-    Each zone is prepared for its own patches and released after them:
-    prepared all at once, 2000 zones of a 2 x 2-tile mosaic (1 M vertices)
-    held 110 MB of GEOS indexes until the end of the run.
-    """
-    out = np.zeros(len(p_idx), dtype=bool)
-    if not len(p_idx):
-        return out
-    by_zone = np.argsort(z_idx, kind="stable")
-    bounds = np.flatnonzero(np.r_[True, z_idx[by_zone][1:] != z_idx[by_zone][:-1], True])
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        rows = by_zone[a:b]
-        zone = zg[z_idx[rows[0]]]
-        with _prepared(zone):
-            out[rows] = shapely.contains_properly(zone, geoms[p_idx[rows]])
-    return out
-
-
-@contextmanager
-def _prepared(geom: Any) -> Iterator[Any]:
-    """``geom`` prepared (a GEOS spatial index) inside the ``with`` block.
-
-    The index is released after the block unless ``geom`` was prepared
-    already, so that large outlines do not keep theirs to the end of the run.
-    """
-    was_prepared = shapely.is_prepared(geom)
-    shapely.prepare(geom)
-    try:
-        yield geom
-    finally:
-        if not was_prepared:
-            shapely.destroy_prepared(geom)
 
 
 def _finish(patches: gpd.GeoDataFrame, before: RasterSource, after: RasterSource) -> gpd.GeoDataFrame:
@@ -1080,21 +989,3 @@ def _finish(patches: gpd.GeoDataFrame, before: RasterSource, after: RasterSource
     return gpd.GeoDataFrame(df, geometry=geom, crs=crs)
 
 
-def _observation_table(zones: gpd.GeoDataFrame, zfield: str | None, nfield: str | None,
-                       sums: np.ndarray) -> pd.DataFrame:
-    area = geodesic_area_m2(zones.geometry.to_numpy(), zones.crs)
-    observed = sums[:, 1]
-    covered = sums[:, 0]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        frac = np.where(covered > 0, observed / covered, 0.0)
-    return pd.DataFrame({
-        "reserve_name": zones[nfield].astype(str).to_numpy() if nfield else None,
-        "zone_name": zones[zfield].astype(str).to_numpy() if zfield else None,
-        "zone": [canonical_zone(v) for v in zones[zfield]] if zfield else None,
-        "area_m2": area,
-        "imaged_m2": covered,
-        "observed_m2": observed,
-        "unobserved_m2": np.maximum(area - observed, 0.0),
-        "observed_fraction": np.clip(observed / np.where(area > 0, area, 1), 0, 1),
-        "observed_fraction_of_imaged": frac,
-    })

@@ -141,7 +141,8 @@ class StatusRules:
       a field can lose all its cover between two dates of the same season,
       so only a loss beyond 30 % of the mine counts.
     - ``min_loss_m2`` = 400 m²: the usual minimum mapping unit of provincial
-      land surveys (200-600 m²), the default of :func:`ecopatch.detect_changes`.
+      land surveys (200-600 m²), the default of :func:`ecopatch.detect_changes`
+      in core zones.
     - ``stall_tolerance`` = 0.02: two observations of the same ground differ
       by up to 1.0 point of restoration rate on the sample (9 re-observations
       with fresh noise and radiometric differences,

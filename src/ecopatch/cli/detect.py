@@ -27,8 +27,11 @@ from ecopatch.options import DetectOptions
               help="Reserve / zone polygons; only change inside them is reported (--within: the same).")
 @click.option("--min-area", default=DetectOptions().min_area_m2, show_default=True, type=click.FloatRange(min=0),
               help="Minimum mapping unit.")
+@click.option("--core-min-area", default=DetectOptions().core_min_area_m2, show_default=True,
+              type=click.FloatRange(min=0),
+              help="Minimum mapping unit in core zones (核心区); the smaller of it and --min-area applies there.")
 @click.option("--unit", "min_area_unit", default="m2", show_default=True, type=click.Choice(["m2", "mu", "ha"]),
-              help="Unit of --min-area.")
+              help="Unit of --min-area and --core-min-area.")
 @click.option("--exclude", default=None, type=click.Path(exists=True),
               help="Approved projects / permitted activities to leave out.")
 @options_of(DetectOptions)
@@ -37,7 +40,7 @@ from ecopatch.options import DetectOptions
 @block_opt
 @scheduler_opt
 @progress_opt
-def detect(reserves, min_area, min_area_unit, exclude, out, overwrite, block, scheduler, progress,
+def detect(reserves, min_area, core_min_area, min_area_unit, exclude, out, overwrite, block, scheduler, progress,
            **params):
     """Find new disturbance inside the reserves: one polygon per suspect patch.
 
@@ -53,7 +56,8 @@ def detect(reserves, min_area, min_area_unit, exclude, out, overwrite, block, sc
 
     side = Path(out).with_name(Path(out).stem + "_observation.csv")
     check_new_outputs(out, side, overwrite=overwrite)
-    opts = pop_options(DetectOptions, params, min_area_m2=area_to_m2(min_area, min_area_unit))
+    opts = pop_options(DetectOptions, params, min_area_m2=area_to_m2(min_area, min_area_unit),
+                       core_min_area_m2=area_to_m2(core_min_area, min_area_unit))
     b, a, swap = open_pair(params)
     zones = read_patches(reserves) if reserves else None
     ex = read_patches(exclude) if exclude else None

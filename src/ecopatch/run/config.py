@@ -45,8 +45,9 @@ A complete example (every key but ``imagery``, ``mines``, ``reserves`` and
     id_prefix = "YB"              # prefix of new case IDs (used when the ledger is created)
 
     [detection]                   # -> ecopatch.detect_changes
-    min_area = 400                # minimum mapping unit ...
-    min_area_unit = "m2"          # ... in "m2", "mu" or "ha"
+    min_area = 1000               # minimum mapping unit ...
+    core_min_area = 400           # ... in core zones (核心区; the smaller of the two applies there) ...
+    min_area_unit = "m2"          # ... both in "m2", "mu" or "ha"
     margin_m = 0.0
     exclude = ""                  # approved projects to leave out (polygon file)
     exclude_layer = ""
@@ -194,16 +195,14 @@ class InputsConfig:
     imagery: Path = option(help="a folder of scenes or a STAC catalog/collection JSON", kind="input")
     mines: Path = option(help="the mine polygons (GPKG, SHP, GeoJSON)", kind="input")
     reserves: Path = option(help="the reserve/zone polygons", kind="input")
-    mines_id_field: str | None = option(None, help="mine ID field (None: IDs generated in file order)",
-                                        nullable=True)
+    mines_id_field: str | None = option(None, help="mine ID field (None: IDs generated in file order)", nullable=True)
     mines_layer: str | None = option(None, help="layer of a multi-layer mines file", nullable=True)
     reserves_layer: str | None = option(None, help="layer of a multi-layer reserves file", nullable=True)
     encoding: str | None = option(None, help="attribute encoding of Shapefiles (None: detected)", nullable=True)
     scene_pattern: tuple[str, ...] = option(("*",), help="glob patterns of what counts as a scene")
     sensor: str | None = option(None, help="sensor profile of every scene (None: guessed)", kind="sensor",
                                 nullable=True)
-    products: tuple[ProductRule, ...] = option((), help="how to read the scenes matching each pattern",
-                                               kind="products")
+    products: tuple[ProductRule, ...] = option((), help="how to read the scenes matching each pattern", kind="products")
 
     def open_options(self, path: str | os.PathLike[str]) -> dict[str, Any]:
         """Keyword arguments of :func:`ecopatch.open_scene` for a scene: its product rule, else ``sensor``."""
@@ -280,9 +279,10 @@ class DetectionConfig:
 
     Attributes
     ----------
-    min_area : float
-        Minimum mapping unit, in ``min_area_unit``.
+    min_area, core_min_area : float
+        Minimum mapping unit, and that of core zones (核心区; the smaller applies there).
     min_area_unit : {"m2", "mu", "ha"}
+        Unit of both.
     margin_m : float
         Ground distance (m) around the reserves also watched.
     exclude : Path or None
@@ -312,7 +312,9 @@ class DetectionConfig:
 
     min_area: float = option(DetectOptions().min_area_m2, help="minimum mapping unit", unit="(in min_area_unit)",
                              lo=0.0)
-    min_area_unit: str = option("m2", help="unit of min_area", choices=AREA_UNITS)
+    core_min_area: float = option(DetectOptions().core_min_area_m2, help="minimum mapping unit in core zones",
+                                  unit="(in min_area_unit)", lo=0.0)
+    min_area_unit: str = option("m2", help="unit of min_area and core_min_area", choices=AREA_UNITS)
     margin_m: float = same_as(DetectOptions, "margin_m")
     exclude: Path | None = option(None, help="the approved-projects polygons", kind="input", nullable=True)
     exclude_layer: str | None = option(None, help="layer of a multi-layer exclusion file", nullable=True)
@@ -325,8 +327,7 @@ class DetectionConfig:
     max_flagged_share: float = same_as(DetectOptions, "max_flagged_share")
     thresholds: str | None = option(None, help="no longer used", kind="retired", nullable=True)
     simplify_m: float = same_as(DetectOptions, "simplify_m")
-    change: Mapping[str, float] = option(help="overrides of ecopatch.ChangeParams", kind="change",
-                                         default_factory=dict)
+    change: Mapping[str, float] = option(help="overrides of ecopatch.ChangeParams", kind="change", default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "change", MappingProxyType(dict(self.change)))
@@ -347,9 +348,12 @@ class DetectionConfig:
 
     def detect_options(self) -> DetectOptions:
         """The :class:`~ecopatch.options.DetectOptions` of this section."""
-        return DetectOptions(min_area_m2=self.min_area_m2, margin_m=self.margin_m, zone_field=self.zone_field,
-                             name_field=self.name_field, params=self.change_params(), normalize=self.normalize,
-                             clouds=self.clouds, include_gain=self.include_gain,
+        from ecopatch.geo.units import area_to_m2
+
+        core_m2 = area_to_m2(self.core_min_area, self.min_area_unit)
+        return DetectOptions(min_area_m2=self.min_area_m2, core_min_area_m2=core_m2, margin_m=self.margin_m,
+                             zone_field=self.zone_field, name_field=self.name_field, params=self.change_params(),
+                             normalize=self.normalize, clouds=self.clouds, include_gain=self.include_gain,
                              max_flagged_share=self.max_flagged_share, simplify_m=self.simplify_m)
 
 
@@ -385,8 +389,7 @@ class AssessmentConfig:
     """
 
     reference: str | _dt.date = option("earliest", help="each mine's reference scene", kind="reference")
-    reference_field: str | None = option("auto", help="per-mine reference field", kind="field_name",
-                                         nullable=True)
+    reference_field: str | None = option("auto", help="per-mine reference field", kind="field_name", nullable=True)
     direction_field: str | None = same_as(AssessOptions, "direction_field")
     target_year_field: str | None = same_as(AssessOptions, "target_year_field")
     target_rate_field: str | None = same_as(AssessOptions, "target_rate_field")
@@ -905,13 +908,8 @@ def _keys(section: str, cls: type) -> dict[str, _Key]:
     return out
 
 
-_CLASSES: dict[str, type] = {
-    "inputs": InputsConfig,
-    "outputs": OutputsConfig,
-    "detection": DetectionConfig,
-    "assessment": AssessmentConfig,
-    "run": RunOptions,
-}
+_CLASSES: dict[str, type] = {"inputs": InputsConfig, "outputs": OutputsConfig, "detection": DetectionConfig,
+                              "assessment": AssessmentConfig, "run": RunOptions}
 #: The allowed keys of each section, made from the fields of its dataclass.
 _SECTIONS: dict[str, dict[str, _Key]] = {section: _keys(section, cls) for section, cls in _CLASSES.items()}
 
