@@ -55,7 +55,7 @@ def test_minimal_config_gets_defaults(site):
     assert cfg.outputs.dir == site / "runs"
     assert cfg.outputs.ledger == site / "runs" / "ledger.gpkg"
     assert cfg.outputs.formats == ("gpkg", "csv", "xlsx")
-    assert cfg.detection.min_area_m2 == 1000.0 and cfg.detection.detect_options().core_min_area_m2 == 400.0
+    assert cfg.detection.min_area_m2 == "auto" and cfg.detection.detect_options().core_min_area_m2 == 400.0
     assert cfg.detection.detect_options() == ecopatch.options.DetectOptions(params=ecopatch.ChangeParams())
     assert cfg.detection.zone_field == "auto"
     assert cfg.assessment.edge == "unmix"

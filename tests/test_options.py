@@ -123,7 +123,11 @@ def test_the_configuration_gives_the_analyses_options(tmp_path):
     section = run_config.DetectionConfig(min_area=1.0, min_area_unit="mu", margin_m=30.0, include_gain=False,
                                          change={"z_seed": 6.0, "tolerance_px": 0})
     opts = section.detect_options()
-    assert opts.mmu_m2 == pytest.approx(666.6667, rel=1e-6) and opts.margin_m == 30.0 and not opts.include_gain
+    assert opts.units_m2(100.0) == pytest.approx((666.6667, 400.0), rel=1e-6)  # core: 400 m² whatever the unit
+    mu = run_config.DetectionConfig(min_area=1.0, core_min_area=0.3, min_area_unit="mu").detect_options()
+    assert mu.units_m2(100.0) == pytest.approx((666.6667, 200.0), rel=1e-6)
+    assert opts.margin_m == 30.0 and not opts.include_gain
+    assert run_config.DetectionConfig().detect_options().units_m2(100.0) == (1000.0, 400.0)  # "auto" at 10 m
     assert opts.params is not None and opts.params.z_seed == 6.0 and opts.params.tolerance_px == 0
     a = run_config.AssessmentConfig(edge="uniform", direction_field=None, start_rate=0.2).assess_options()
     assert a.edge == "uniform" and a.direction_field is None and a.rules is not None and a.rules.start_rate == 0.2

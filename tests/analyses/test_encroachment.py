@@ -470,5 +470,39 @@ def test_cli_units_of_both_mapping_units(inputs, sample, tmp_path):
     assert res.exit_code == 0, res.output
     d = ecopatch.detect_changes(inputs.before, inputs.after, inputs.reserves, progress=False)
     assert sorted(gpd.read_file(out)["patch_id"]) == sorted(d["patch_id"])  # 1000 m² and 400 m²
+    res = CliRunner().invoke(cli, [*args, "--min-area", "auto", "--overwrite"])  # the defaults, said
+    assert res.exit_code == 0, res.output
+    assert sorted(gpd.read_file(out)["patch_id"]) == sorted(d["patch_id"])
+    res = CliRunner().invoke(cli, [*args, "--min-area", "0.6", "--unit", "mu", "--overwrite"])  # core: 400 m² still
+    assert res.exit_code == 0, res.output
+    assert sorted(gpd.read_file(out)["patch_id"]) == sorted(inputs.patches["patch_id"])
     res = CliRunner().invoke(cli, [*args, "--core-min-area", "-1", "--overwrite"])
     assert res.exit_code != 0 and "--core-min-area" in res.output
+    res = CliRunner().invoke(cli, [*args, "--min-area", "big", "--overwrite"])
+    assert res.exit_code != 0 and "give a number >= 0 or 'auto'" in res.output
+
+
+def test_detection_takes_its_unit_from_the_analysis_grid(inputs, monkeypatch):
+    # units_m2 gets the true ground area of a cell of the analysis grid (a geographic grid too)
+    from affine import Affine
+
+    from ecopatch.geo.grid import Grid
+    from ecopatch.options import DetectOptions
+
+    class Seen(Exception):
+        pass
+
+    def spy(self, cell_m2):
+        raise Seen(cell_m2)
+
+    monkeypatch.setattr(DetectOptions, "units_m2", spy)
+    with pytest.raises(Seen) as got:
+        ecopatch.detect_changes(inputs.before, inputs.after, inputs.reserves, progress=False)
+    assert got.value.args[0] == pytest.approx(99.88, rel=1e-3)  # the sample's 10 m UTM grid (scale factor)
+    left, bottom, right, top = inputs.after.grid.footprint_in("EPSG:4326").bounds
+    g = Grid((int((top - bottom) / 1e-4), int((right - left) / 1e-4)), Affine(1e-4, 0, left, 0, -1e-4, top),
+             "EPSG:4326")
+    with pytest.raises(Seen) as got:
+        ecopatch.detect_changes(inputs.before, inputs.after, inputs.reserves, grid=g, progress=False)
+    lat = (top + bottom) / 2  # 1e-4 degrees: 11.1 m north-south, 11.1 m x cos(latitude) east-west
+    assert got.value.args[0] == pytest.approx(11.09 * 11.13 * np.cos(np.radians(lat)), rel=0.01)

@@ -41,17 +41,28 @@ def test_core_zones_are_known_by_their_usual_names():
     assert not has_core_zone(pd.DataFrame({"zone": ["核心区"]}), None)
 
 
-def test_the_core_unit_is_the_smaller_of_the_two():
+def test_the_units_follow_the_pixels_and_the_core_unit_is_the_smaller():
     d = DetectOptions()
-    assert (d.mmu_m2, d.core_mmu_m2) == (1000.0, 400.0)
-    assert DetectOptions(min_area_m2=200).core_mmu_m2 == 200.0  # a finer general unit applies everywhere
-    assert DetectOptions(min_area_m2=5000, core_min_area_m2=None).core_mmu_m2 == 5000.0
-    assert DetectOptions(min_area_mu=3).core_mmu_m2 == 400.0
-    assert DetectOptions(core_min_area_m2=100).core_mmu_m2 == 100.0
+    assert d.min_area_m2 == "auto" and d.core_min_area_m2 == 400.0
+    # "auto": ten cells within 400-1000 m²
+    assert d.units_m2(100.0) == (1000.0, 400.0)    # Sentinel-2, 10 m
+    assert d.units_m2(99.88) == (1000.0, 400.0)    # ... a 10 m UTM cell's true area
+    assert d.units_m2(63.9) == (640.0, 400.0)      # 8 m, rounded to 10 m²
+    assert d.units_m2(900.0) == (1000.0, 400.0)    # Landsat, 30 m
+    assert d.units_m2(64.0) == (640.0, 400.0)      # Gaofen-1 multispectral, 8 m
+    assert d.units_m2(16.0) == (400.0, 400.0)      # Gaofen-2 multispectral, 4 m
+    assert d.units_m2(0.01) == (400.0, 400.0)      # a drone mosaic
+    assert DetectOptions(min_area_m2=200).units_m2(100.0) == (200.0, 200.0)  # a finer unit applies everywhere
+    assert DetectOptions(min_area_m2=5000, core_min_area_m2=None).units_m2(1.0) == (5000.0, 5000.0)
+    assert DetectOptions(min_area_mu=3).units_m2(1.0) == (2000.0, 400.0)
+    assert DetectOptions(min_area_m2=None).units_m2(100.0) == (0.0, 0.0)
+    assert DetectOptions(core_min_area_m2=100).units_m2(100.0) == (1000.0, 100.0)
     with pytest.raises(ConfigError, match=r"minimum mapping unit -5\.0 m² \(core_min_area_m2\)"):
         DetectOptions(core_min_area_m2=-5)
     with pytest.raises(ConfigError, match="core_min_area_m2"):
         DetectOptions(core_min_area_m2=np.nan)
+    with pytest.raises(ConfigError, match=r"'big' m² \(min_area_m2\): must be a number >= 0 or \"auto\""):
+        DetectOptions(min_area_m2="big")
 
 
 def test_the_zone_field_is_named_or_found():

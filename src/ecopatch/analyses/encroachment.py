@@ -341,7 +341,7 @@ def detect_changes(
     reserves: gpd.GeoDataFrame | None = None,
     *,
     options: DetectOptions | None = None,
-    min_area_m2: float | None = _D.min_area_m2,
+    min_area_m2: float | str | None = _D.min_area_m2,
     min_area_mu: float | None = _D.min_area_mu,
     core_min_area_m2: float | None = _D.core_min_area_m2,
     margin_m: float = _D.margin_m,
@@ -379,16 +379,18 @@ def detect_changes(
         All the options below at once (:class:`ecopatch.options.DetectOptions`);
         a keyword given a value other than its default replaces that field.
     min_area_m2, min_area_mu : float, optional
-        Minimum mapping unit, m² (default 1000, 1.5 mu) or mu (亩,
-        overrides m²): a patch's outline covers at least this, and at least
-        half of it is estimated changed (``change_m2``), so a shed of 150 m²
-        straddling four 10 m cells is not reported.
+        Minimum mapping unit, m² or mu (亩, overrides m²): a patch's outline
+        covers at least this, and at least half of it is estimated changed
+        (``change_m2``), so a shed of 150 m² straddling four 10 m cells is
+        not reported.  ``min_area_m2="auto"`` (default): ten cells of the
+        analysis grid within 400-1000 m², so 1000 m² (0.1 ha, 1.5 mu) on
+        Sentinel-2 and Landsat and 400 m² on imagery of 6 m or finer.
     core_min_area_m2 : float, optional
         Minimum mapping unit of patches in core zones (核心区), m² (default
-        400; the smaller of it and ``min_area_m2`` applies; None: the same as
-        elsewhere).  A patch's zone is the strictest it overlaps.  On 10 m
-        imagery, patches under 0.1 ha are mostly not the change that matters
-        (see Notes); in a core zone a few hundred m² is a case.
+        400; the smaller of it and the unit above applies; None: the same
+        as elsewhere).  A patch's zone is the strictest it overlaps.  On
+        10 m imagery, patches under 0.1 ha are mostly not the change that
+        matters (see Notes); in a core zone a few hundred m² is a case.
     margin_m : float
         Ground distance (m) around ``reserves`` also watched (zone ``outside``).
     exclude : geopandas.GeoDataFrame, optional
@@ -469,13 +471,14 @@ def detect_changes(
 
     Notes
     -----
-    The default minimum mapping unit, 0.1 ha (1.5 mu), follows what small
-    patches are on 10 m imagery: on the ten OSCD cities (Sentinel-2 L1C),
+    The default minimum mapping unit, 0.1 ha (1.5 mu) on 10 m imagery,
+    follows what small patches are there: on the ten OSCD cities (Sentinel-2 L1C),
     construction and bare-soil patches of fewer than 20 pixels held 6-7 %
     labelled change, all such patches 31 %; raising the unit from 400 to
     1000 m² took their macro F1 from 0.336 to 0.353 (recall 0.488 to
     0.476), and left the Landsat Taizhou kappa at 0.905
-    (``benchmarks/RESULTS.md``).  Core zones keep 400 m².
+    (``benchmarks/RESULTS.md``).  Core zones keep 400 m², and so does imagery
+    of 6 m or finer, where 400 m² is ten cells or more.
     """
     opts = resolve_options(DetectOptions, options, locals())  # the keywords that differ from their defaults
     before, after = as_source(before), as_source(after)
@@ -516,12 +519,13 @@ def detection_pass(
     opts = options if options is not None else DetectOptions()
     if not isinstance(opts, DetectOptions):
         raise ConfigError(f"options={opts!r}: give an ecopatch.options.DetectOptions")
-    mmu = opts.mmu_m2
     margin_m, zone_field, name_field = opts.margin_m, opts.zone_field, opts.name_field
     normalize, clouds, cover = opts.normalize, opts.clouds, opts.cover
     before, after = check_pair(as_source(before), as_source(after), swap_dates=swap_dates)
     params = opts.params or ChangeParams()
     g = analysis_grid(before, after, grid)
+    centre = Window(row_off=g.height // 2, col_off=g.width // 2, height=1, width=1)
+    mmu, mmu_core = opts.units_m2(float(g.cell_area_m2(centre)[0, 0]))  # "auto": ten cells, 400-1000 m²
 
     # -- area of interest ------------------------------------------------
     zones_gdf = None
@@ -535,10 +539,10 @@ def detection_pass(
         nfield = find_field(reserves, name_field, ("保护地名称", "name", "reserve_name", "保护区名称", "名称"),
                              "reserve name")
         zones_gdf = reserves.reset_index(drop=True)
-        if opts.core_mmu_m2 < mmu and has_core_zone(zones_gdf, zfield):
+        if mmu_core < mmu and has_core_zone(zones_gdf, zfield):
             # patches come out at the core zones' smaller unit; those of other zones are held to
             # the general one once their zone is known (outside_core_unit)
-            core_mmu = opts.core_mmu_m2
+            core_mmu = mmu_core
         zg = repaired(geometries_in(zones_gdf, g.crs, what="reserves layer"))
         # the area of interest is kept as its parts (each zone, widened by the margin), never
         # unioned: 2000 zones of a 2 x 2-tile mosaic took 2.7 s to union, serially, and every

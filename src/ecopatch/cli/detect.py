@@ -21,15 +21,33 @@ from ecopatch.cli.options import (
 from ecopatch.options import DetectOptions
 
 
+class AreaOrAuto(click.ParamType):
+    """A minimum mapping unit: a number >= 0 or ``auto``."""
+
+    name = "AREA|auto"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float | str:
+        """``"auto"``, or ``value`` as a float >= 0."""
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        try:
+            x = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            self.fail(f"{value!r}: give a number >= 0 or 'auto'", param, ctx)
+        if not x >= 0 or x == float("inf"):
+            self.fail(f"{value!r}: give a number >= 0 or 'auto'", param, ctx)
+        return x
+
+
 @click.command()
 @scene_opts
 @click.option("--reserves", "--within", "reserves", default=None, type=click.Path(exists=True),
               help="Reserve / zone polygons; only change inside them is reported (--within: the same).")
-@click.option("--min-area", default=DetectOptions().min_area_m2, show_default=True, type=click.FloatRange(min=0),
-              help="Minimum mapping unit.")
-@click.option("--core-min-area", default=DetectOptions().core_min_area_m2, show_default=True,
-              type=click.FloatRange(min=0),
-              help="Minimum mapping unit in core zones (核心区); the smaller of it and --min-area applies there.")
+@click.option("--min-area", default=DetectOptions().min_area_m2, show_default=True, type=AreaOrAuto(),
+              help="Minimum mapping unit; 'auto': ten pixels of the imagery, 400-1000 m².")
+@click.option("--core-min-area", default=None, type=click.FloatRange(min=0),
+              help="Minimum mapping unit in core zones (核心区), in --unit (default 400 m²); the smaller of it "
+                   "and --min-area applies there.")
 @click.option("--unit", "min_area_unit", default="m2", show_default=True, type=click.Choice(["m2", "mu", "ha"]),
               help="Unit of --min-area and --core-min-area.")
 @click.option("--exclude", default=None, type=click.Path(exists=True),
@@ -56,8 +74,10 @@ def detect(reserves, min_area, core_min_area, min_area_unit, exclude, out, overw
 
     side = Path(out).with_name(Path(out).stem + "_observation.csv")
     check_new_outputs(out, side, overwrite=overwrite)
-    opts = pop_options(DetectOptions, params, min_area_m2=area_to_m2(min_area, min_area_unit),
-                       core_min_area_m2=area_to_m2(core_min_area, min_area_unit))
+    opts = pop_options(DetectOptions, params,
+                       min_area_m2=min_area if min_area == "auto" else area_to_m2(min_area, min_area_unit),
+                       core_min_area_m2=(DetectOptions().core_min_area_m2 if core_min_area is None
+                                         else area_to_m2(core_min_area, min_area_unit)))
     b, a, swap = open_pair(params)
     zones = read_patches(reserves) if reserves else None
     ex = read_patches(exclude) if exclude else None

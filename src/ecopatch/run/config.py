@@ -45,8 +45,8 @@ A complete example (every key but ``imagery``, ``mines``, ``reserves`` and
     id_prefix = "YB"              # prefix of new case IDs (used when the ledger is created)
 
     [detection]                   # -> ecopatch.detect_changes
-    min_area = 1000               # minimum mapping unit ...
-    core_min_area = 400           # ... in core zones (核心区; the smaller of the two applies there) ...
+    min_area = "auto"             # minimum mapping unit ("auto": ten pixels, 400-1000 m²) ...
+    core_min_area = 400           # ... in core zones (核心区; default 400 m²; the smaller applies there) ...
     min_area_unit = "m2"          # ... both in "m2", "mu" or "ha"
     margin_m = 0.0
     exclude = ""                  # approved projects to leave out (polygon file)
@@ -280,7 +280,8 @@ class DetectionConfig:
     Attributes
     ----------
     min_area, core_min_area : float
-        Minimum mapping unit, and that of core zones (核心区; the smaller applies there).
+        Minimum mapping unit (``"auto"``: ten pixels, 400-1000 m²), and that of core zones (核心区;
+        default 400 m²).
     min_area_unit : {"m2", "mu", "ha"}
         Unit of both.
     margin_m : float
@@ -310,10 +311,10 @@ class DetectionConfig:
         Overrides of :class:`ecopatch.ChangeParams`.
     """
 
-    min_area: float = option(DetectOptions().min_area_m2, help="minimum mapping unit", unit="(in min_area_unit)",
-                             lo=0.0)
-    core_min_area: float = option(DetectOptions().core_min_area_m2, help="minimum mapping unit in core zones",
-                                  unit="(in min_area_unit)", lo=0.0)
+    min_area: float | str = option(DetectOptions().min_area_m2, help="minimum mapping unit ('auto': ten pixels)",
+                                   unit="(in min_area_unit)", lo=0.0, words=("auto",), kind="min_area")
+    core_min_area: float | None = option(None, help="minimum mapping unit in core zones (default 400 m²)",
+                                         unit="(in min_area_unit)", lo=0.0, nullable=True)
     min_area_unit: str = option("m2", help="unit of min_area and core_min_area", choices=AREA_UNITS)
     margin_m: float = same_as(DetectOptions, "margin_m")
     exclude: Path | None = option(None, help="the approved-projects polygons", kind="input", nullable=True)
@@ -333,11 +334,11 @@ class DetectionConfig:
         object.__setattr__(self, "change", MappingProxyType(dict(self.change)))
 
     @property
-    def min_area_m2(self) -> float:
-        """The minimum mapping unit in m²."""
+    def min_area_m2(self) -> float | str:
+        """The minimum mapping unit in m², or ``"auto"``."""
         from ecopatch.geo.units import area_to_m2
 
-        return area_to_m2(self.min_area, self.min_area_unit)
+        return self.min_area if isinstance(self.min_area, str) else area_to_m2(self.min_area, self.min_area_unit)
 
     def change_params(self) -> ChangeParams:
         """:class:`ecopatch.ChangeParams` with this section's overrides."""
@@ -350,7 +351,8 @@ class DetectionConfig:
         """The :class:`~ecopatch.options.DetectOptions` of this section."""
         from ecopatch.geo.units import area_to_m2
 
-        core_m2 = area_to_m2(self.core_min_area, self.min_area_unit)
+        core = self.core_min_area  # in min_area_unit when given; else the library's 400 m²
+        core_m2 = DetectOptions().core_min_area_m2 if core is None else area_to_m2(core, self.min_area_unit)
         return DetectOptions(min_area_m2=self.min_area_m2, core_min_area_m2=core_m2, margin_m=self.margin_m,
                              zone_field=self.zone_field, name_field=self.name_field, params=self.change_params(),
                              normalize=self.normalize, clouds=self.clouds, include_gain=self.include_gain,
@@ -606,13 +608,7 @@ def _number(*, lo: float | None = None, hi: float | None = None, lo_open: bool =
 
 
 def _range(lo: float | None, hi: float | None, lo_open: bool) -> str:
-    if lo is not None and hi is not None:
-        return f" in {'(' if lo_open else '['}{lo:g}, {hi:g}]"
-    if lo is not None:
-        return f" {'>' if lo_open else '>='} {lo:g}"
-    if hi is not None:
-        return f" <= {hi:g}"
-    return ""
+    return OptionInfo(help="", lo=lo, hi=hi, lo_open=lo_open).bounds_text()  # " >= 0", " in (0, 1]" ...
 
 
 def _boolean(v: Any, where: str, base: Path) -> bool:
@@ -702,6 +698,12 @@ def _change_table(v: Any, where: str, base: Path) -> dict[str, float]:
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     return out
+
+
+def _min_area(v: Any, where: str, base: Path) -> float | str:
+    if isinstance(v, str) and v.strip().lower() != "auto":
+        raise _bad(where, v, 'must be a number >= 0 or "auto", not a string')
+    return "auto" if isinstance(v, str) else _number(lo=0.0)(v, where, base)
 
 
 def _retired_thresholds(v: Any, where: str, base: Path) -> str:
@@ -872,7 +874,7 @@ def _convert_kind(kind: str, meta: OptionInfo) -> Converter:
         return _output_path(want_dir=kind == "output_dir")
     return {"field_name": _field_name, "sensor": _sensor, "scheduler": _scheduler, "reference": _reference,
             "date": _date, "id_prefix": _id_prefix, "products": _products, "change": _change_table,
-            "retired": _retired_thresholds}[kind]
+            "retired": _retired_thresholds, "min_area": _min_area}[kind]
 
 
 def _converter(f: Field[Any], meta: OptionInfo) -> Converter:
