@@ -60,6 +60,7 @@ def inputs(sample) -> Inputs:
 
 def _analyse(sample) -> Inputs:
     import ecopatch
+    from ecopatch.data.datasets import SAMPLE_MIN_AREA_M2
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # repaired geometry, low coverage: not what these tests check
@@ -70,9 +71,9 @@ def _analyse(sample) -> Inputs:
         reserves = ecopatch.read_patches(sample.reserves)
         assessment = ecopatch.assess_restoration(before, after, mines)
         # the golden scene's encroachments run from 400 m² in every zone: the unit it was made
-        # for (and its ecopatch.toml's); the defaults (1000 m², 400 m² in core zones) are tested
-        # in tests/analyses/test_encroachment.py
-        patches = ecopatch.detect_changes(before, after, reserves=reserves, min_area_m2=400)
+        # for (and its ecopatch.toml's); the defaults (1000 m² on 10 m imagery, 400 m² in core
+        # zones) are tested in tests/analyses/test_encroachment.py
+        patches = ecopatch.detect_changes(before, after, reserves=reserves, min_area_m2=SAMPLE_MIN_AREA_M2)
     return Inputs(before, after, drone, mines, reserves, assessment, patches)
 
 

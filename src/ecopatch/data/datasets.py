@@ -51,6 +51,7 @@ from ecopatch.errors import ConfigError, InputDataError, OutputError, OutputExis
 from ecopatch.geo.grid import Window
 
 __all__ = [
+    "SAMPLE_MIN_AREA_M2",
     "SIZES",
     "SampleData",
     "load_sample_data",
@@ -67,6 +68,11 @@ SIZES: dict[str, tuple[int, int]] = {
     "medium": (1500, 1500),
     "tile": (10980, 10980),
 }
+
+#: The minimum mapping unit (m²) the sample scene is made for: its encroachments run from 400 m² in
+#: every zone and its decoys are smaller (as its ``ecopatch.toml`` says).  The library's default on
+#: 10 m imagery is 1000 m², 400 m² in core zones (:class:`ecopatch.options.DetectOptions`).
+SAMPLE_MIN_AREA_M2: float = 400.0
 
 _DEFAULT_SEED = 20240912
 _WINDOW = 1024  # 10 m pixels per written window (a multiple of the 256 render tile)
