@@ -429,6 +429,8 @@ def test_default_unit_drops_small_patches_outside_core_zones_only(inputs, truth)
     # the golden patches are made at 400 m² everywhere (tests/mapdata.py); at the defaults, 1000 m²
     # outside core zones and 400 m² in them, the same patches less the small ones outside core zones
     d = ecopatch.detect_changes(inputs.before, inputs.after, inputs.reserves, progress=False)
+    assert (d.attrs["detection"]["min_area_m2"], d.attrs["detection"]["core_min_area_m2"]) == (1000.0, 400.0)
+    assert inputs.patches.attrs["detection"]["min_area_m2"] == 400.0
     golden = inputs.patches.set_index("patch_id")
     assert set(d["patch_id"]) <= set(golden.index)
     dropped = golden.drop(index=list(d["patch_id"]))

@@ -454,7 +454,10 @@ def detect_changes(
         area observed at both dates (m²), so blind spots are known, as
         records; :func:`observation_table` gives it as a DataFrame;
         ``.attrs["scenes"]``: :meth:`~ecopatch.raster.scene.Scene.provenance`
-        of both dates (product, bands, scale/offset, cloud mask).
+        of both dates (product, bands, scale/offset, cloud mask);
+        ``.attrs["detection"]``: how the dates were made comparable
+        (radiometry, normalisation, clouds, history) and the minimum mapping
+        units applied, m² (``min_area_m2``, ``core_min_area_m2``).
 
     Raises
     ------
@@ -530,7 +533,7 @@ def detection_pass(
     # -- area of interest ------------------------------------------------
     zones_gdf = None
     zfield = nfield = None
-    core_mmu = mmu  # the unit of the components; smaller when some zone is a core zone
+    first_mmu = mmu  # the unit patches first come out at: the core zones' when there are some
     if reserves is not None:
         if not isinstance(reserves, gpd.GeoDataFrame) or len(reserves) == 0:
             raise InputDataError("reserves must be a non-empty GeoDataFrame of reserve/zone polygons")
@@ -542,7 +545,7 @@ def detection_pass(
         if mmu_core < mmu and has_core_zone(zones_gdf, zfield):
             # patches come out at the core zones' smaller unit; those of other zones are held to
             # the general one once their zone is known (outside_core_unit)
-            core_mmu = mmu_core
+            first_mmu = mmu_core
         zg = repaired(geometries_in(zones_gdf, g.crs, what="reserves layer"))
         # the area of interest is kept as its parts (each zone, widened by the margin), never
         # unioned: 2000 zones of a 2 x 2-tile mosaic took 2.7 s to union, serially, and every
@@ -595,7 +598,7 @@ def detection_pass(
             near = np.flatnonzero((aoi_bounds[:, 0] <= r) & (aoi_bounds[:, 2] >= left) &
                                   (aoi_bounds[:, 1] <= t) & (aoi_bounds[:, 3] >= b))
             aoi_w = tuple(aoi[near])
-        tasks.append(_BlockTask(before, after, g, w, setup, aoi_w, tuple(zg[hit]), hit, max_source_px, core_mmu))
+        tasks.append(_BlockTask(before, after, g, w, setup, aoi_w, tuple(zg[hit]), hit, max_source_px, first_mmu))
 
     def finish(results: list[_BlockResult]) -> gpd.GeoDataFrame:
         merged = merge_components([r.components for r in results])
@@ -608,7 +611,7 @@ def detection_pass(
                 f"{after.label}): the after scene may be all cloud or no data there; use another date"
             )
 
-        patches = _patches_from_components(merged, g, params, core_mmu, aoi, exclude, opts.include_gain,
+        patches = _patches_from_components(merged, g, params, first_mmu, aoi, exclude, opts.include_gain,
                                            before, after, opts.simplify_m, pair.typed)
         out_crs = zones_gdf.crs if zones_gdf is not None else g.crs
         # the zones' CRS is usually the grid's, written differently (GeoPackage vs GeoTIFF): then
@@ -617,7 +620,7 @@ def detection_pass(
         patches = patches.set_geometry(geometries_in(patches, out_crs, what="patches"), crs=out_crs)
         if zones_gdf is not None:
             patches = attach_zones(patches, zones_gdf, zfield, nfield, margin_m)
-            if core_mmu < mmu:
+            if first_mmu < mmu:
                 patches = outside_core_unit(patches, mmu)
         patches = _finish(patches, before, after)
         # what each date was read as (product, bands, cloud mask), for the observation table and provenance
@@ -627,7 +630,8 @@ def detection_pass(
             # DataFrame there breaks them ("truth value of a DataFrame is ambiguous")
             table = zone_observation_table(zones_gdf, zfield, nfield, zone_sums)
             patches.attrs["observation"] = table.to_dict("records")
-        patches.attrs["detection"] = dict(pair.record)
+        # the minimum mapping units applied, m² ("auto" resolved on this grid)
+        patches.attrs["detection"] = {**pair.record, "min_area_m2": mmu, "core_min_area_m2": mmu_core}
         if observations is not None:
             # attrs do not survive every pandas operation (concat, merge, some copies): this list does
             observations.append(observation_table(patches))
