@@ -366,7 +366,6 @@ class DetectOptions:
         return mmu, core
 
 
-
 @dataclass(frozen=True)
 class AssessOptions:
     """Options of :func:`ecopatch.assess_restoration` (each mine's restoration).

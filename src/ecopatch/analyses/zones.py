@@ -75,7 +75,7 @@ def find_field(gdf: pd.DataFrame, field: str | None, candidates: tuple[str, ...]
 
 
 def attach_zones(patches: gpd.GeoDataFrame, zones: gpd.GeoDataFrame, zfield: str | None,
-                  nfield: str | None, margin_m: float) -> gpd.GeoDataFrame:
+                 nfield: str | None, margin_m: float) -> gpd.GeoDataFrame:
     """Zone and reserve attributes per patch: the strictest zone the patch overlaps wins."""
     import geopandas as gpd
 
@@ -177,7 +177,7 @@ def _prepared(geom: Any) -> Iterator[Any]:
 
 
 def zone_observation_table(zones: gpd.GeoDataFrame, zfield: str | None, nfield: str | None,
-                       sums: np.ndarray) -> pd.DataFrame:
+                           sums: np.ndarray) -> pd.DataFrame:
     """Per zone polygon: its geodesic area and the areas imaged and observed at both dates (m²).
 
     ``sums`` has one row per polygon: area imaged, area observed (m²).
