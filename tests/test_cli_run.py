@@ -73,6 +73,8 @@ def test_first_run_processes_second_does_nothing_force_adds_no_events(tmp_path, 
     assert list((folder / "fieldcheck" / "chips").glob("*_after.png"))
     manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     assert manifest["status"] == "ok" and manifest["timings_s"]["report"] > 0
+    # the minimum mapping units the detection applied (the site's config says 400 m²)
+    assert manifest["detection"] == {"min_area_m2": 400.0, "core_min_area_m2": 400.0}
     log = (folder / "run.log").read_text(encoding="utf-8")
     assert "INFO ecopatch.run: scene 2024-09-12" in log and "ledger" in log
     assert not (out / "ledger.gpkg.lock").exists()

@@ -246,6 +246,9 @@ def _compute_scene(ctx: RunContext, scene: SceneRef, baseline: SceneRef, out: Pa
         progress=ctx.progress, failed=_skip, stage=_stage)
     heartbeat(ctx)
     patches = finished.pop("detect", None)
+    if patches is not None:  # the minimum mapping units applied, m² ("auto" resolved on the scene's grid)
+        det = patches.attrs.get("detection", {})
+        references["_detection"] = {k: det[k] for k in ("min_area_m2", "core_min_area_m2") if k in det}
     if patches is not None and hist_refs:
         used = dict(patches.attrs.get("detection", {}).get("history") or {})
         references["_history"] |= {"used": list(used.get("scenes", [])), "left_out": int(used.get("left_out", 0))}
@@ -622,6 +625,7 @@ def _manifest(ctx: RunContext, scene: SceneRef, baseline: SceneRef, why: str, st
     ref_scenes = refs.pop("_scenes", {})
     refs.pop("_counts", None)
     history = dict(refs.pop("_history", {"max_scenes": cfg.run.history_scenes, "scenes": []}))
+    detection = dict(refs.pop("_detection", {}))
     for h in history.pop("_refs", ()):  # the scenes that gave each pixel its seasonal range
         inputs[f"history {h.scene_id}"] = h.as_dict() | safe(functools.partial(_scene_digest, ctx, h), h.path)
     for sid, ref in ref_scenes.items():  # each mine's restoration reference, when not the baseline
@@ -644,6 +648,7 @@ def _manifest(ctx: RunContext, scene: SceneRef, baseline: SceneRef, why: str, st
         "baseline": baseline.as_dict() | {"rule": cfg.run.baseline, "why": why, "job": "encroachment"},
         "references": refs,
         "history": history,
+        "detection": detection,
         "force": ctx.force,
         "started_at": started,
         "finished_at": utc_now(),
