@@ -65,6 +65,7 @@ from ecopatch.analyses.zones import (
     find_field,
     has_core_zone,
     inside_zone,
+    meets_unit,
     outside_core_unit,
     zone_observation_table,
 )
@@ -809,7 +810,7 @@ def _patches_from_components(merged: Any, g: Grid, params: ChangeParams, mmu: fl
     # mapping unit go first (on a full tile most components are a few noisy pixels); so do
     # components without a pixel far beyond the noise (hysteresis), and those whose cover
     # did not change (the ground already was what it is)
-    keep = ((stats[:, STAT_NAMES.index("a_total")] >= mmu) & (stats[:, STAT_NAMES.index("a_change")] >= mmu / 2)
+    keep = (meets_unit(stats[:, STAT_NAMES.index("a_total")], stats[:, STAT_NAMES.index("a_change")], mmu)
             & (stats[:, STAT_NAMES.index("a_seed")] > 0))
     if not include_gain:
         keep &= np.array([c != "gain" for c in cats], dtype=bool)
@@ -878,7 +879,7 @@ def _patches_from_components(merged: Any, g: Grid, params: ChangeParams, mmu: fl
                 and nm.rsplit("_", 1)[0] not in _WATER_BANDS):
             data[nm] = means[nm]
     df = gpd.GeoDataFrame(data, geometry=geoms, crs=g.crs)
-    ok = (~shapely.is_empty(geoms)) & (df["area_m2"] >= mmu) & (df["change_m2"] >= mmu / 2) & (df["area_m2"] > 0)
+    ok = (~shapely.is_empty(geoms)) & meets_unit(df["area_m2"], df["change_m2"], mmu) & (df["area_m2"] > 0).to_numpy()
     df = df[ok].reset_index(drop=True)
     if simplify_m > 0 and len(df):
         unit = 1.0 if not g.is_geographic else 1 / 111_320.0

@@ -24,7 +24,7 @@ from ecopatch.vocabulary import ZONE_STRICTNESS, canonical_zone
 if TYPE_CHECKING:
     import geopandas as gpd
 
-__all__ = ["attach_zones", "find_field", "has_core_zone", "inside_zone", "outside_core_unit",
+__all__ = ["attach_zones", "find_field", "has_core_zone", "inside_zone", "meets_unit", "outside_core_unit",
            "zone_observation_table"]
 
 
@@ -33,16 +33,21 @@ def has_core_zone(zones: pd.DataFrame, zfield: str | None) -> bool:
     return zfield is not None and any(canonical_zone(v) == "core" for v in zones[zfield])
 
 
-def outside_core_unit(patches: gpd.GeoDataFrame, mmu: float) -> gpd.GeoDataFrame:
-    """The patches outside core zones held to the general minimum mapping unit ``mmu`` (m²).
+def meets_unit(area_m2: Any, change_m2: Any, mmu: float) -> np.ndarray:
+    """Whether patches reach the minimum mapping unit ``mmu`` (m²).
 
-    The same test as :func:`ecopatch.analyses.encroachment.detect_changes`: outline area at least
-    ``mmu`` and estimated changed area at least half of it.
+    A patch does when its outline covers at least ``mmu`` and at least half
+    of that is estimated changed (``area_m2``, ``change_m2``: arrays or
+    Series of m², one value per patch).
     """
+    return (np.asarray(area_m2) >= mmu) & (np.asarray(change_m2) >= mmu / 2)
+
+
+def outside_core_unit(patches: gpd.GeoDataFrame, mmu: float) -> gpd.GeoDataFrame:
+    """The patches outside core zones held to the general minimum mapping unit ``mmu`` (m², :func:`meets_unit`)."""
     if not len(patches):
         return patches
-    small = (patches["area_m2"] < mmu) | (patches["change_m2"] < mmu / 2)
-    keep = ~small.to_numpy() | (patches["zone"] == "core").to_numpy()
+    keep = meets_unit(patches["area_m2"], patches["change_m2"], mmu) | (patches["zone"] == "core").to_numpy()
     return patches if keep.all() else patches[keep].reset_index(drop=True)
 
 
