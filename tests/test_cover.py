@@ -54,6 +54,22 @@ def test_local_endmembers_fix_dense_canopy_mixes():
     assert local[2, 0] == pytest.approx(1.0) and local[2, 4] == pytest.approx(0.0)
 
 
+def test_local_endmembers_need_canopy_and_bare_ground_in_the_context():
+    # the same row: without bare cells (or without canopy) allowed as end-members, every cell
+    # takes the fixed ramp, bit for bit (the shortcut that skips the neighbourhood filters)
+    from ecopatch.compute.cover import veg_from_fvc
+
+    row = [_px(FOREST), _px(FOREST), _px(FOREST, SOIL), _px(SOIL), _px(SOIL)]
+    bands = {b: np.array([[c[b][0] for c in row]] * 5, dtype=np.float32) for b in FOREST}
+    fv = cover_fractions(bands, P)["fvc"]
+    ramp = veg_from_fvc(np.asarray(fv, dtype=np.float64), P).astype(np.float32)
+    assert not np.array_equal(local_veg_fraction(fv, P), ramp)  # both end-members: the mixed cell unmixed
+    for context in (np.arange(5)[None, :].repeat(5, 0) < 3, np.arange(5)[None, :].repeat(5, 0) > 2):
+        got = local_veg_fraction(fv, P, context=context)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, ramp)
+
+
 @settings(max_examples=60)
 @given(w=st.lists(st.floats(0, 1), min_size=4, max_size=4).filter(lambda v: sum(v) > 0.01))
 def test_fractions_sum_to_one_and_stay_in_range(w):

@@ -198,6 +198,30 @@ def test_passes_hand_the_heap_back_every_so_many_windows(monkeypatch):
     assert run(blocks.ReadPlan()) == 1
 
 
+@pytest.mark.parametrize("interleave", ["pixel", "band"])
+def test_a_scene_reads_bands_of_one_read_without_copies_and_a_lone_read_owns_its_pixels(tmp_path, interleave):
+    # inside band_reads (Scene.read) a window inside the file is the band as read with the others,
+    # C-ordered for the kernels; outside, a read is its own array (it holds no other band)
+    from ecopatch.geo.grid import Window
+    from ecopatch.raster import fileread
+
+    arr = np.random.default_rng(5).integers(1, 5000, (4, 60, 70)).astype(np.uint16)
+    p = write_raster(tmp_path / "t.tif", arr, tiled=True, blockxsize=16, blockysize=16, interleave=interleave)
+    g = fileread.grid_of(p)[0]
+    win = Window(row_off=5, col_off=7, height=40, width=50)
+    alone = fileread.read_block(p, 2, g, win, 0)
+    assert alone.flags.owndata
+    with fileread.band_reads({p: [1, 2, 3]}):
+        got = [fileread.read_block(p, b, g, win, 0) for b in (1, 2, 3)]
+        edge = fileread.read_block(p, 2, g, Window(row_off=50, col_off=60, height=20, width=20), 9)
+    for b, band in zip((1, 2, 3), got):
+        np.testing.assert_array_equal(band, arr[b - 1][win.slices])
+        assert band.flags.c_contiguous and not band.flags.owndata
+    np.testing.assert_array_equal(alone, got[1])
+    assert edge.flags.owndata and (edge[10:, :] == 9).all() and (edge[:, 10:] == 9).all()
+    np.testing.assert_array_equal(edge[:10, :10], arr[1, 50:60, 60:70])
+
+
 @pytest.mark.parametrize("compress", ["deflate", None])
 def test_band_interleaved_tiled_bands_read_together_are_the_files_pixels(tmp_path, monkeypatch, compress):
     # the bands a read wants (not the others) in one call per window, from the tile cache or straight

@@ -523,7 +523,8 @@ def _assess_window(task: _BlockTask, padded: Window, mines: list[tuple[int, Any,
     both = valid_b & valid_a
     rows = np.zeros((len(mines), len(_SUMS)))
     for j, (_, geom, mwin) in enumerate(mines):
-        cw, cov_part = coverage_fraction(geom, grid, window=mwin)
+        # repaired once before the pass (assess_restoration): not checked again in every window
+        cw, cov_part = coverage_fraction(geom, grid, window=mwin, on_invalid="ignore")
         if cov_part.size == 0:
             continue
         cov = np.zeros(mwin.shape)

@@ -344,6 +344,8 @@ def local_veg_fraction(
         ok &= np.asarray(context, dtype=bool)
     veg = ok & (f >= params.fvc_veg)
     bare = ok & (f <= params.fvc_bare)
+    if not (veg.any() and bare.any()):
+        return base.astype(np.float32)  # no canopy or no bare end-member: no cell is unmixed below
 
     def local_mean(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # counts are rounded: uniform_filter's running sums leave ~1e-17 residues

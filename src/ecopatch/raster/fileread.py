@@ -127,19 +127,29 @@ def read_block(path: str, index: int, grid: Grid, window: Window, fill: float, *
     other window needs (they then stay out of the tile cache).  Inside
     :func:`band_reads` (as in :meth:`Scene.read`), a pixel-interleaved
     file's bands are decoded together at the first request and the others
-    come from that read.
+    come from that read; there, a window inside the file may be given the
+    band as read with the others (not a copy: read it, do not write to it).
     """
     ds, layout, _ = dataset_layout(path)
     inner = window.intersection(grid.window)
     dtype = np.dtype(ds.dtypes[index - 1])
-    if np.issubdtype(dtype, np.integer) and not float(fill).is_integer():
+    converted = dtype.kind in "iu" and not float(fill).is_integer()
+    wanted = _wanted(path, layout, index) if ds.driver != "VRT" and inner is not None else None
+    interleaved = inner is not None and ((layout.multiband and ds.driver != "VRT") or wanted is not None)
+    if interleaved and inner == window and not converted and getattr(thread_handles, "memo", None) is not None:
+        # in Scene.read, the whole window in the file: the band as read with the others (no fill,
+        # no copy), when it is C-ordered as a copy would be (the kernels it goes to are compiled so)
+        band = interleaved_band(path, index, inner, shared, wanted)
+        if band.flags.c_contiguous and band.dtype == dtype:
+            return band
+        return np.ascontiguousarray(band, dtype=dtype)
+    if converted:
         dtype = np.dtype(np.float32)
     out = np.full(window.shape, fill, dtype=dtype if inner is not None else np.float32)
     if inner is None:
         return out
     rel = inner.relative_to(window)
-    wanted = _wanted(path, layout, index) if ds.driver != "VRT" else None
-    if (layout.multiband and ds.driver != "VRT") or wanted is not None:
+    if interleaved:
         out[rel.slices] = interleaved_band(path, index, inner, shared, wanted)
         return out
     sources = vrt_simple_sources(path, ds, index, open_dataset) if ds.driver == "VRT" else None
@@ -394,7 +404,7 @@ def _reproject_band(
 def _saturation(ref: BandRef) -> float | None:
     """The fill / saturation value of an integer band (its type's maximum), None for floats."""
     dt = np.dtype(ref.dtype)
-    return float(np.iinfo(dt).max) if np.issubdtype(dt, np.integer) else None
+    return float(np.iinfo(dt).max) if dt.kind in "iu" else None
 
 
 def read_reflectance(ref: BandRef, grid: Grid, window: Window, valid: np.ndarray) -> tuple[np.ndarray, int]:
@@ -412,7 +422,7 @@ def read_reflectance(ref: BandRef, grid: Grid, window: Window, valid: np.ndarray
     whole = whole_pixels(ref.path, ref.index, ref.grid, grid, window, fill=np.nan if sat is None else sat)
     if whole is not None:
         block, rows, cols = whole
-        fused = reflectance_kernel(block, ref.scale, ref.offset, ref.nodata, _saturation(ref),
+        fused = reflectance_kernel(block, ref.scale, ref.offset, ref.nodata, sat,
                                    VALID_REFLECTANCE, rows=rows, cols=cols, valid=valid)
         if fused is not None:
             return fused[0], fused[2]

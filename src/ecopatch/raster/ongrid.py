@@ -34,7 +34,9 @@ __all__ = [
 
 def integer_ratio(fine: Grid, coarse: Grid) -> tuple[int, int, int, int] | None:
     """(ratio_x, ratio_y, col_shift, row_shift) if ``coarse`` pixels are whole blocks of ``fine``."""
-    if fine.crs != coarse.crs:
+    if fine is coarse:  # a stack's bands on the scene's own grid: asked once per band and window
+        return None if fine.transform.e > 0 else (1, 1, 0, 0)
+    if fine.crs is not coarse.crs and fine.crs != coarse.crs:
         return None
     fx, fy = fine.res
     cx, cy = coarse.res
