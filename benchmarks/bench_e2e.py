@@ -30,6 +30,10 @@ layout                    files of one date
 ``band_striped_lzw``      band-interleaved, striped, LZW
 ``pixel_striped_none``    pixel-interleaved, striped, uncompressed
 ``band_tiled_none``       band-interleaved, tiled 256, uncompressed
+``pixel_tiled_none``      pixel-interleaved, tiled 256, uncompressed   } four combinations of the
+``band_striped_none``     band-interleaved, striped, uncompressed      } same properties that no
+``band_tiled_lzw``        band-interleaved, tiled 256, LZW             } code path was tuned on
+``pixel_striped_lzw``     pixel-interleaved, striped, LZW              } (added after the others)
 ``rgb_jpeg``              3-band 8-bit RGB (B04 B03 B02 reflectance × 255), JPEG in YCbCr,
                           tiled 256, pixel-interleaved: the aerial / drone layout.  JPEG cannot
                           hold 16-bit multispectral bands, so the multispectral layouts use
@@ -121,6 +125,10 @@ LAYOUTS: dict[str, Layout] = {
     "band_striped_lzw": Layout("stack", (("interleave", "band"), ("tiled", False), ("compress", "lzw"))),
     "pixel_striped_none": Layout("stack", (("interleave", "pixel"), ("tiled", False))),
     "band_tiled_none": Layout("stack", (("interleave", "band"), ("tiled", True))),
+    "pixel_tiled_none": Layout("stack", (("interleave", "pixel"), ("tiled", True))),
+    "band_striped_none": Layout("stack", (("interleave", "band"), ("tiled", False))),
+    "band_tiled_lzw": Layout("stack", (("interleave", "band"), ("tiled", True), ("compress", "lzw"))),
+    "pixel_striped_lzw": Layout("stack", (("interleave", "pixel"), ("tiled", False), ("compress", "lzw"))),
     "rgb_jpeg": Layout("rgb", (("interleave", "pixel"), ("tiled", True), ("compress", "jpeg"), ("photometric", "ycbcr"),
                                ("jpeg_quality", 90))),
 }

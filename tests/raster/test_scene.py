@@ -460,11 +460,16 @@ _LAYOUTS = {
     "band-striped-lzw": dict(interleave="band", blockysize=3, compress="lzw"),
     "pixel-striped-none": dict(interleave="pixel"),
     "band-tiled-none": dict(interleave="band", tiled=True, blockxsize=16, blockysize=16),
+    # the other combinations of the same properties (as in bench_e2e.LAYOUTS)
+    "pixel-tiled-none": dict(interleave="pixel", tiled=True, blockxsize=32, blockysize=32),
+    "band-striped-none": dict(interleave="band", blockysize=5),
+    "band-tiled-deflate": dict(interleave="band", tiled=True, blockxsize=32, blockysize=32, compress="deflate"),
+    "pixel-striped-lzw": dict(interleave="pixel", blockysize=7, compress="lzw"),
 }
 
 
 def test_a_stack_reads_the_same_in_every_layout(tmp_path):
-    # the same 7-band Sentinel-2 stack (SCL as band 7) in six layouts: every window of a pass (inside
+    # the same 7-band Sentinel-2 stack (SCL as band 7) in ten layouts: every window of a pass (inside
     # its tile-cache session), some partly outside the file, and a decimated read, value for value
     from ecopatch.raster import fileread as raster
 
