@@ -111,11 +111,10 @@ Examples
 from __future__ import annotations
 
 import datetime as _dt
-import difflib
 import fnmatch
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -131,6 +130,34 @@ from ecopatch.options import (
     option,
     option_fields,
     same_as,
+)
+from ecopatch.run.values import (  # the keys' value converters
+    DIRECTIONS,
+    LANGS,
+    Converter,
+    absolute_path,
+    bad_value,
+    boolean_value,
+    check_new_path,
+    check_scheduler,
+    choice_value,
+    date_value,
+    existing_path_value,
+    field_name_value,
+    fraction_table_value,
+    id_prefix_value,
+    min_area_value,
+    number_value,
+    output_path_value,
+    quoted_list,
+    reference_value,
+    retired_thresholds_value,
+    scheduler_value,
+    sensor_value,
+    string_list_value,
+    string_value,
+    suggestion,
+    type_name,
 )
 
 if TYPE_CHECKING:
@@ -155,10 +182,6 @@ __all__ = [
 AREA_UNITS: tuple[str, ...] = ("m2", "mu", "ha")
 #: Table formats a run can write (file extensions).
 TABLE_FORMATS: tuple[str, ...] = ("gpkg", "csv", "xlsx", "geojson", "kml")
-_THRESHOLDS = ("fixed", "otsu")  # accepted, with a warning: change is measured against the scene's noise now
-_LANGS = ("zh", "en")
-_DIRECTIONS = ("cropland", "forest", "grass", "natural", "shrub")
-_SCHEDULERS = ("threads", "synchronous", "processes")
 
 
 # ---------------------------------------------------------------------------
@@ -269,7 +292,7 @@ class OutputsConfig:
     report: bool = option(True, help="write the report")
     fieldcheck: bool = option(True, help="write the field package of the run's new cases")
     chips: bool = option(True, help="before/after image chips in the field package")
-    lang: str = option("zh", help="language of maps and report", choices=_LANGS)
+    lang: str = option("zh", help="language of maps and report", choices=LANGS)
     id_prefix: str = option("YB", help="prefix of new case IDs", kind="id_prefix")
 
 
@@ -396,7 +419,7 @@ class AssessmentConfig:
     target_year_field: str | None = same_as(AssessOptions, "target_year_field")
     target_rate_field: str | None = same_as(AssessOptions, "target_rate_field")
     edge: str = same_as(AssessOptions, "edge")
-    default_direction: str = option("forest", help="direction of mines without one", choices=_DIRECTIONS)
+    default_direction: str = option("forest", help="direction of mines without one", choices=DIRECTIONS)
     start_rate: float = option(0.05, help="restoration rate from which a mine is in progress", lo=0.0, hi=1.0)
     min_valid_fraction: float = option(0.70, help="share observed at both dates below which data is insufficient",
                                        lo=0.0, hi=1.0)
@@ -408,11 +431,11 @@ class AssessmentConfig:
     stall_tolerance: float = option(0.02, help="rate change below which a mine is stalled", lo=0.0, hi=1.0)
     stall_min_days: int = option(180, help="days a stall spans at least", unit="days", lo=0, hi=3650)
     done_rate: Mapping[str, float] = option(help="per direction: rate at which a mine is restored",
-                                            choices=_DIRECTIONS, lo=0.0, hi=1.0, lo_open=True, default_factory=dict)
+                                            choices=DIRECTIONS, lo=0.0, hi=1.0, lo_open=True, default_factory=dict)
     min_fvc: Mapping[str, float] = option(help="per direction: vegetation cover a restored mine reaches",
-                                          choices=_DIRECTIONS, lo=0.0, hi=1.0, lo_open=True, default_factory=dict)
+                                          choices=DIRECTIONS, lo=0.0, hi=1.0, lo_open=True, default_factory=dict)
     max_loss: Mapping[str, float] = option(help="per direction: share that may lose vegetation",
-                                           choices=_DIRECTIONS, lo=0.0, hi=1.0, lo_open=True, default_factory=dict)
+                                           choices=DIRECTIONS, lo=0.0, hi=1.0, lo_open=True, default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "done_rate", MappingProxyType(dict(self.done_rate)))
@@ -500,15 +523,15 @@ class RunConfig:
         """
         outputs = self.outputs
         if out_dir is not None:
-            new_dir = _abs(out_dir, Path.cwd())
-            _check_new_path(new_dir, "--out-dir", want_dir=True)
+            new_dir = absolute_path(out_dir, Path.cwd())
+            check_new_path(new_dir, "--out-dir", want_dir=True)
             led = outputs.ledger
             if led == outputs.dir / "ledger.gpkg":
                 led = new_dir / "ledger.gpkg"
             outputs = replace(outputs, dir=new_dir, ledger=led)
         if ledger is not None:
-            led = _abs(ledger, Path.cwd())
-            _check_new_path(led, "--ledger", want_dir=False)
+            led = absolute_path(ledger, Path.cwd())
+            check_new_path(led, "--ledger", want_dir=False)
             outputs = replace(outputs, ledger=led)
         run = self.run
         if scheduler is not None:
@@ -523,11 +546,8 @@ class RunConfig:
 
 
 # ---------------------------------------------------------------------------
-# Key specifications
+# Key specifications (their values' converters: ecopatch.run.values)
 # ---------------------------------------------------------------------------
-Converter = Callable[[Any, str, Path], Any]
-
-
 @dataclass(frozen=True)
 class _Key:
     """One allowed key: how to convert/check its value, whether it is required, whether None is a value."""
@@ -542,155 +562,17 @@ def _where(section: str, key: str) -> str:
     return f"[{section}] {key}" if section else key
 
 
-def _bad(where: str, value: Any, allowed: str) -> ConfigError:
-    return ConfigError(f"{where} = {_show(value)}: {allowed}")
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, dict):
-        return "{table}"
-    if isinstance(value, list):
-        return "[" + ", ".join(_show(v) for v in value) + "]"
-    return repr(value)
-
-
-def _type_name(value: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
-            dict: "a table", _dt.date: "a date", _dt.datetime: "a date-time"}.get(type(value), type(value).__name__)
-
-
-def _string(*, none_words: Sequence[str] = ("",), lower: bool = False) -> Converter:
-    """A string; the words in ``none_words`` mean None."""
-
-    def conv(v: Any, where: str, base: Path) -> str | None:
-        if not isinstance(v, str):
-            raise _bad(where, v, f"must be a string, not {_type_name(v)}")
-        s = v.strip()
-        if s.lower() in none_words:
-            return None
-        return s.lower() if lower else s
-
-    return conv
-
-
-def _choice(choices: Sequence[str]) -> Converter:
-    def conv(v: Any, where: str, base: Path) -> str:
-        if not isinstance(v, str):
-            raise _bad(where, v, f"must be one of {_list(choices)} (a string), not {_type_name(v)}")
-        s = v.strip().lower()
-        if s not in choices:
-            hint = _suggest(s, choices)
-            raise _bad(where, v, f"must be one of {_list(choices)}{hint}")
-        return s
-
-    return conv
-
-
-def _number(*, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
-            integer: bool = False, unit: str = "") -> Converter:
-    def conv(v: Any, where: str, base: Path) -> float | int:
-        kind = "an integer" if integer else "a number"
-        ok_types = (int,) if integer else (int, float)
-        if isinstance(v, bool) or not isinstance(v, ok_types):
-            raise _bad(where, v, f"must be {kind}{_range(lo, hi, lo_open)}{unit}, not {_type_name(v)}")
-        x = int(v) if integer else float(v)
-        if x != x or x in (float("inf"), float("-inf")):
-            raise _bad(where, v, f"must be a finite number{_range(lo, hi, lo_open)}{unit}")
-        if (lo is not None and (x < lo or (lo_open and x == lo))) or (hi is not None and x > hi):
-            raise _bad(where, v, f"must be {kind}{_range(lo, hi, lo_open)}{unit}")
-        return x
-
-    return conv
-
-
-def _range(lo: float | None, hi: float | None, lo_open: bool) -> str:
-    return OptionInfo(help="", lo=lo, hi=hi, lo_open=lo_open).bounds_text()  # " >= 0", " in (0, 1]" ...
-
-
-def _boolean(v: Any, where: str, base: Path) -> bool:
-    if not isinstance(v, bool):
-        raise _bad(where, v, f"must be true or false (no quotes), not {_type_name(v)}")
-    return v
-
-
-def _date(v: Any, where: str, base: Path) -> _dt.date | None:
-    if isinstance(v, _dt.datetime):
-        return v.date()
-    if isinstance(v, _dt.date):
-        return v
-    if isinstance(v, str):
-        if not v.strip():
-            return None
-        try:
-            return _dt.date.fromisoformat(v.strip())
-        except ValueError:
-            pass
-    raise _bad(where, v, "must be a date written YYYY-MM-DD (e.g. 2021-09-18)")
-
-
-def _reference(v: Any, where: str, base: Path) -> str | _dt.date:
-    """``"earliest"``, a date (TOML date or ``"YYYY-MM-DD"``) or a scene ID."""
-    if isinstance(v, _dt.datetime):
-        return v.date()
-    if isinstance(v, _dt.date):
-        return v
-    if isinstance(v, str) and v.strip():
-        s = v.strip()
-        if s.lower() == "earliest":
-            return "earliest"
-        try:
-            return _dt.date.fromisoformat(s)
-        except ValueError:
-            return s  # a scene ID, checked against the imagery when the run starts
-    raise _bad(where, v, '"earliest", a date written YYYY-MM-DD (e.g. 2021-09-18) or a scene ID')
-
-
-def _string_list(*, choices: Sequence[str] | None = None) -> Converter:
-    def conv(v: Any, where: str, base: Path) -> tuple[str, ...]:
-        items = [v] if isinstance(v, str) else v
-        if not isinstance(items, list) or not items or not all(isinstance(x, str) and x.strip() for x in items):
-            what = f"strings from {_list(choices)}" if choices else "non-empty strings"
-            raise _bad(where, v, f"must be a string or a non-empty list of {what}")
-        out = tuple(x.strip().lower() if choices else x.strip() for x in items)
-        if choices:
-            bad = [x for x in out if x not in choices]
-            if bad:
-                raise _bad(where, v, f"{_list(bad)} not allowed; use {_list(choices)}"
-                           f"{_suggest(bad[0], choices)}")
-        return out
-
-    return conv
-
-
-def _fraction_table(keys: Sequence[str]) -> Converter:
-    def conv(v: Any, where: str, base: Path) -> dict[str, float]:
-        if not isinstance(v, dict):
-            raise _bad(where, v, f"must be a table of {_list(keys)} = number in (0, 1]")
-        out: dict[str, float] = {}
-        for k, x in v.items():
-            if k not in keys:
-                raise ConfigError(f"{where}: unknown key \"{k}\"{_suggest(k, keys)}; allowed keys: {_list(keys)}")
-            out[k] = _number(lo=0.0, hi=1.0, lo_open=True)(x, where.replace("] ", ".", 1) + "] " + k, base)
-        return out
-
-    return conv
-
-
 def _change_table(v: Any, where: str, base: Path) -> dict[str, float]:
     """``[detection.change]``: the fields of ChangeParams with their bounds, then checked together."""
     from ecopatch.compute.change import ChangeParams
 
     keys = {f.name: (f, meta) for f, meta in option_fields(ChangeParams)}
     if not isinstance(v, dict):
-        raise _bad(where, v, f"must be a table of {_list(keys)} = number")
+        raise bad_value(where, v, f"must be a table of {quoted_list(keys)} = number")
     out: dict[str, float] = {}
     for k, x in v.items():
         if k not in keys:
-            raise ConfigError(f"{where}: unknown key \"{k}\"{_suggest(k, keys)}; allowed keys: {_list(keys)}")
+            raise ConfigError(f"{where}: unknown key \"{k}\"{suggestion(k, keys)}; allowed keys: {quoted_list(keys)}")
         out[k] = _converter(*keys[k])(x, where.replace("] ", ".", 1) + "] " + k, base)
     checked: dict[str, Any] = out
     try:
@@ -698,106 +580,6 @@ def _change_table(v: Any, where: str, base: Path) -> dict[str, float]:
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     return out
-
-
-def _min_area(v: Any, where: str, base: Path) -> float | str:
-    if isinstance(v, str) and v.strip().lower() != "auto":
-        raise _bad(where, v, 'must be a number >= 0 or "auto", not a string')
-    return "auto" if isinstance(v, str) else _number(lo=0.0)(v, where, base)
-
-
-def _retired_thresholds(v: Any, where: str, base: Path) -> str:
-    import warnings
-
-    from ecopatch.errors import EcopatchWarning
-
-    s_ = _choice(_THRESHOLDS)(v, where, base)
-    warnings.warn(
-        f"{where}: thresholds is no longer used and is ignored: change is measured against each scene pair's "
-        "own noise ([detection.change] z_seed / z_grow); remove the key",
-        EcopatchWarning, stacklevel=2,
-    )
-    return s_
-
-
-def _existing_path(*, what: str) -> Converter:
-    def conv(v: Any, where: str, base: Path) -> Path | None:
-        if not isinstance(v, str):
-            raise _bad(where, v, f"must be a path (a string) to {what}, not {_type_name(v)}")
-        if not v.strip():
-            return None
-        p = _abs(v.strip(), base)
-        if not p.exists():
-            raise _bad(where, v, f"{p} does not exist; give the path to {what} "
-                       f"(relative paths are read from the config file's folder {base})")
-        return p
-
-    return conv
-
-
-def _output_path(*, want_dir: bool) -> Converter:
-    def conv(v: Any, where: str, base: Path) -> Path | None:
-        if not isinstance(v, str):
-            raise _bad(where, v, f"must be a path (a string), not {_type_name(v)}")
-        if not v.strip():
-            return None
-        p = _abs(v.strip(), base)
-        _check_new_path(p, where, want_dir=want_dir)
-        return p
-
-    return conv
-
-
-def _scheduler(v: Any, where: str, base: Path) -> str | None:
-    if not isinstance(v, str):
-        raise _bad(where, v, f"must be a string, not {_type_name(v)}")
-    return check_scheduler(v, where)
-
-
-def check_scheduler(value: str, where: str = "scheduler") -> str | None:
-    """Validate a Dask scheduler name or address.
-
-    Parameters
-    ----------
-    value : str
-        ``"threads"``, ``"synchronous"``, ``"processes"``, a
-        dask.distributed address (``tcp://10.0.0.5:8786``), or ``""``.
-    where : str
-        The key or option, for the message.
-
-    Returns
-    -------
-    str or None
-        The value (lower-cased for the names), None for ``""``.
-
-    Raises
-    ------
-    ConfigError
-        Anything else.
-    """
-    s = value.strip()
-    if not s:
-        return None
-    if "://" in s:
-        return s
-    if s.lower() in _SCHEDULERS:
-        return s.lower()
-    raise ConfigError(
-        f"{where} = {_show(value)}: use {_list(_SCHEDULERS)} or a dask.distributed address such as "
-        f"\"tcp://10.0.0.5:8786\"{_suggest(s.lower(), _SCHEDULERS)}"
-    )
-
-
-def _sensor(v: Any, where: str, base: Path) -> str | None:
-    s = _string(none_words=("", "auto"), lower=True)(v, where, base)
-    if s is None:
-        return None
-    from ecopatch.raster.sensors import SENSOR_ALIASES, SENSORS
-
-    s = SENSOR_ALIASES.get(s.replace("-", "_"), s)
-    if s not in SENSORS:
-        raise _bad(where, v, f"must be \"auto\" or one of {_list(sorted(SENSORS))}{_suggest(s, list(SENSORS))}")
-    return s
 
 
 _PRODUCT_KEYS = ("pattern", "sensor", "bands", "scale", "offset", "nodata", "dem", "calibration", "cloud_mask")
@@ -810,71 +592,56 @@ def _products(v: Any, where: str, base: Path) -> tuple[ProductRule, ...]:
     if isinstance(v, dict):
         v = [v]
     if not isinstance(v, list) or not all(isinstance(x, dict) for x in v):
-        raise _bad(where, v, "must be tables [[inputs.products]] with pattern = \"...\" and the keys "
-                   f"{_list(_PRODUCT_KEYS[1:])}")
+        raise bad_value(where, v, "must be tables [[inputs.products]] with pattern = \"...\" and the keys "
+                        f"{quoted_list(_PRODUCT_KEYS[1:])}")
     rules = []
     for i, t in enumerate(v, start=1):
         at = f"{where} #{i}"
         unknown = [k for k in t if k not in _PRODUCT_KEYS]
         if unknown:
-            raise ConfigError(f"{at}: unknown key \"{unknown[0]}\"{_suggest(unknown[0], _PRODUCT_KEYS)}; allowed "
-                              f"keys: {_list(_PRODUCT_KEYS)}")
-        pattern = _string()(t.get("pattern", ""), f"{at} pattern", base)
+            raise ConfigError(f"{at}: unknown key \"{unknown[0]}\"{suggestion(unknown[0], _PRODUCT_KEYS)}; allowed "
+                              f"keys: {quoted_list(_PRODUCT_KEYS)}")
+        pattern = string_value()(t.get("pattern", ""), f"{at} pattern", base)
         if not pattern:
             raise ConfigError(f"{at}: pattern is required (a glob of scene names, e.g. \"GF2_*.tar.gz\")")
         bands = t.get("bands")
         if bands is not None:
             if not isinstance(bands, dict) or not bands:
-                raise _bad(f"{at} bands", bands, "must be a table of role = band number or band ID, e.g. "
-                           "{red = 3, nir = 4}")
+                raise bad_value(f"{at} bands", bands, "must be a table of role = band number or band ID, e.g. "
+                                "{red = 3, nir = 4}")
             for role, b in bands.items():
                 if role not in COMMON_BANDS:
-                    raise ConfigError(f"{at} bands: \"{role}\" is not a band role{_suggest(role, COMMON_BANDS)}; "
-                                      f"use {_list(COMMON_BANDS)}")
+                    raise ConfigError(f"{at} bands: \"{role}\" is not a band role{suggestion(role, COMMON_BANDS)}; "
+                                      f"use {quoted_list(COMMON_BANDS)}")
                 if isinstance(b, bool) or not isinstance(b, (int, str)) or (isinstance(b, int) and b < 1):
-                    raise _bad(f"{at} bands.{role}", b, "must be a band number (1, 2, ...) or a band ID (\"B8A\")")
-        num = _number()
+                    raise bad_value(f"{at} bands.{role}", b, "must be a band number (1, 2, ...) or a band ID (\"B8A\")")
+        num = number_value()
         rules.append(ProductRule(
             pattern=pattern,
-            sensor=_sensor(t["sensor"], f"{at} sensor", base) if "sensor" in t else None,
+            sensor=sensor_value(t["sensor"], f"{at} sensor", base) if "sensor" in t else None,
             bands=dict(bands) if bands else None,
             scale=num(t["scale"], f"{at} scale", base) if "scale" in t else None,
             offset=num(t["offset"], f"{at} offset", base) if "offset" in t else None,
             nodata=num(t["nodata"], f"{at} nodata", base) if "nodata" in t else None,
-            dem=_existing_path(what="an elevation model")(t["dem"], f"{at} dem", base) if "dem" in t else None,
-            calibration=(_existing_path(what="a Gaofen calibration table (JSON)")(t["calibration"],
-                                                                                  f"{at} calibration", base)
+            dem=existing_path_value(what="an elevation model")(t["dem"], f"{at} dem", base) if "dem" in t else None,
+            calibration=(existing_path_value(what="a Gaofen calibration table (JSON)")(t["calibration"],
+                                                                                       f"{at} calibration", base)
                          if "calibration" in t else None),
-            cloud_mask=(_existing_path(what="a cloud raster")(t["cloud_mask"], f"{at} cloud_mask", base)
+            cloud_mask=(existing_path_value(what="a cloud raster")(t["cloud_mask"], f"{at} cloud_mask", base)
                         if "cloud_mask" in t else None),
         ))
     return tuple(rules)
 
 
-def _field_name(v: Any, where: str, base: Path) -> str | None:
-    if not isinstance(v, str) or not v.strip():
-        raise _bad(where, v, 'must be "auto" (look for the usual names), "none" (the layer has no such field) '
-                   "or a field name")
-    s = v.strip()
-    return None if s.lower() == "none" else ("auto" if s.lower() == "auto" else s)
-
-
-def _id_prefix(v: Any, where: str, base: Path) -> str:
-    s = _string()(v, where, base)
-    if not s or not s.replace("_", "").isalnum():
-        raise _bad(where, v, "must be letters and digits, e.g. \"YB\"")
-    return s
-
-
 def _convert_kind(kind: str, meta: OptionInfo) -> Converter:
     """The converter of a value of a special kind (:attr:`OptionInfo.kind`)."""
     if kind == "input":
-        return _existing_path(what=meta.help)
+        return existing_path_value(what=meta.help)
     if kind in ("output_dir", "output_file"):
-        return _output_path(want_dir=kind == "output_dir")
-    return {"field_name": _field_name, "sensor": _sensor, "scheduler": _scheduler, "reference": _reference,
-            "date": _date, "id_prefix": _id_prefix, "products": _products, "change": _change_table,
-            "retired": _retired_thresholds, "min_area": _min_area}[kind]
+        return output_path_value(want_dir=kind == "output_dir")
+    return {"field_name": field_name_value, "sensor": sensor_value, "scheduler": scheduler_value,
+            "reference": reference_value, "date": date_value, "id_prefix": id_prefix_value, "products": _products,
+            "change": _change_table, "retired": retired_thresholds_value, "min_area": min_area_value}[kind]
 
 
 def _converter(f: Field[Any], meta: OptionInfo) -> Converter:
@@ -884,16 +651,16 @@ def _converter(f: Field[Any], meta: OptionInfo) -> Converter:
     kind = field_type(f)
     unit = f" {meta.unit}" if meta.unit else ""
     if kind == "bool":
-        return _boolean
+        return boolean_value
     if kind in ("int", "float"):
-        return _number(lo=meta.lo, hi=meta.hi, lo_open=meta.lo_open, integer=kind == "int", unit=unit)
+        return number_value(lo=meta.lo, hi=meta.hi, lo_open=meta.lo_open, integer=kind == "int", unit=unit)
     if kind == "tuple[str, ...]":
-        return _string_list(choices=meta.choices)
+        return string_list_value(choices=meta.choices)
     if kind == "Mapping[str, float]":
         assert meta.choices is not None, f"{f.name}: a table of numbers names its keys (choices)"
-        return _fraction_table(meta.choices)
+        return fraction_table_value(meta.choices)
     if kind == "str":
-        return _choice(meta.choices) if meta.choices is not None else _string()
+        return choice_value(meta.choices) if meta.choices is not None else string_value()
     raise TypeError(f"{f.name}: no TOML converter for {kind!r}; give its OptionInfo a kind")  # pragma: no cover
 
 
@@ -992,14 +759,14 @@ def parse_config(data: Mapping[str, Any], *, base: str | os.PathLike[str], path:
     for name, table in data.items():
         if name not in _SECTIONS:
             if isinstance(table, dict):
-                problems.append(f"unknown section [{name}]{_suggest(name, _SECTIONS, fmt='[{}]')}; "
+                problems.append(f"unknown section [{name}]{suggestion(name, _SECTIONS, fmt='[{}]')}; "
                                 f"allowed: {', '.join(f'[{s}]' for s in _SECTIONS)}")
             else:
-                problems.append(f"unknown top-level key \"{name}\"{_suggest(name, _SECTIONS, fmt='[{}]')}; keys "
+                problems.append(f"unknown top-level key \"{name}\"{suggestion(name, _SECTIONS, fmt='[{}]')}; keys "
                                 f"belong in one of the sections {', '.join(f'[{s}]' for s in _SECTIONS)}")
             continue
         if not isinstance(table, dict):
-            problems.append(f"{name} must be a section [{name}] (a table), not {_type_name(table)}")
+            problems.append(f"{name} must be a section [{name}] (a table), not {type_name(table)}")
     for section, keys in _SECTIONS.items():
         table = data.get(section, {})
         if not isinstance(table, dict):
@@ -1009,7 +776,7 @@ def parse_config(data: Mapping[str, Any], *, base: str | os.PathLike[str], path:
         for key, value in table.items():
             if key not in keys:
                 problems.append(
-                    f"[{section}] unknown key \"{key}\"{_suggest(key, keys)}; allowed keys: {_list(keys)}"
+                    f"[{section}] unknown key \"{key}\"{suggestion(key, keys)}; allowed keys: {quoted_list(keys)}"
                 )
                 continue
             try:
@@ -1041,7 +808,7 @@ def _assemble(values: dict[str, dict[str, Any]], path: Path | None) -> RunConfig
             given.setdefault("ledger", given["dir"] / "ledger.gpkg")
         # keys set to "" (None) fall back to their default, except where None is meaningful (field names)
         for k, v in values.get(section, {}).items():
-            if v is None and _SECTIONS[section][k].convert is _field_name:
+            if v is None and _SECTIONS[section][k].convert is field_name_value:
                 given[k] = None
         secs[section] = cls(**given)
     run: RunOptions = secs["run"]
@@ -1075,24 +842,3 @@ def _toml() -> Any:
 
         raise MissingDependencyError("reading TOML on Python 3.10 needs tomli: pip install tomli") from exc
     return tomli  # pragma: no cover
-
-
-def _abs(value: str | os.PathLike[str], base: Path) -> Path:
-    p = Path(os.path.expandvars(os.path.expanduser(str(value))))
-    return Path(os.path.normpath(p if p.is_absolute() else (base / p)))
-
-
-def _check_new_path(p: Path, where: str, *, want_dir: bool) -> None:
-    if want_dir and p.exists() and not p.is_dir():
-        raise ConfigError(f"{where} = {str(p)!r}: exists and is not a folder; give a folder for the run folders")
-    if not want_dir and p.is_dir():
-        raise ConfigError(f"{where} = {str(p)!r}: is a folder; give a file name such as ledger.gpkg")
-
-
-def _list(items: Sequence[str] | Mapping[str, Any]) -> str:
-    return ", ".join(f'"{x}"' for x in items)
-
-
-def _suggest(word: str, options: Sequence[str] | Mapping[str, Any], *, fmt: str = '"{}"') -> str:
-    close = difflib.get_close_matches(str(word).lower(), list(options), n=1, cutoff=0.6)
-    return f" (did you mean {fmt.format(close[0])}?)" if close else ""
