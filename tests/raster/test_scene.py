@@ -465,11 +465,15 @@ _LAYOUTS = {
     "band-striped-none": dict(interleave="band", blockysize=5),
     "band-tiled-deflate": dict(interleave="band", tiled=True, blockxsize=32, blockysize=32, compress="deflate"),
     "pixel-striped-lzw": dict(interleave="pixel", blockysize=7, compress="lzw"),
+    # and codecs and options no benchmark has: ZSTD, a horizontal-differencing predictor
+    "pixel-tiled-zstd-predictor": dict(interleave="pixel", tiled=True, blockxsize=64, blockysize=64, compress="zstd",
+                                       predictor=2),
+    "band-striped-deflate-predictor": dict(interleave="band", blockysize=11, compress="deflate", predictor=2),
 }
 
 
 def test_a_stack_reads_the_same_in_every_layout(tmp_path):
-    # the same 7-band Sentinel-2 stack (SCL as band 7) in ten layouts: every window of a pass (inside
+    # the same 7-band Sentinel-2 stack (SCL as band 7) in twelve layouts: every window of a pass (inside
     # its tile-cache session), some partly outside the file, and a decimated read, value for value
     from ecopatch.raster import fileread as raster
 
