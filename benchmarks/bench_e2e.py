@@ -34,6 +34,8 @@ layout                    files of one date
 ``band_striped_none``     band-interleaved, striped, uncompressed      } same properties that no
 ``band_tiled_lzw``        band-interleaved, tiled 256, LZW             } code path was tuned on
 ``pixel_striped_lzw``     pixel-interleaved, striped, LZW              } (added after the others)
+``pixel_tiled512_zstd``   pixel-interleaved, tiled 512, ZSTD with a differencing predictor: a
+                          codec, tile size and option no code path was tuned on
 ``rgb_jpeg``              3-band 8-bit RGB (B04 B03 B02 reflectance × 255), JPEG in YCbCr,
                           tiled 256, pixel-interleaved: the aerial / drone layout.  JPEG cannot
                           hold 16-bit multispectral bands, so the multispectral layouts use
@@ -129,6 +131,8 @@ LAYOUTS: dict[str, Layout] = {
     "band_striped_none": Layout("stack", (("interleave", "band"), ("tiled", False))),
     "band_tiled_lzw": Layout("stack", (("interleave", "band"), ("tiled", True), ("compress", "lzw"))),
     "pixel_striped_lzw": Layout("stack", (("interleave", "pixel"), ("tiled", False), ("compress", "lzw"))),
+    "pixel_tiled512_zstd": Layout("stack", (("interleave", "pixel"), ("tiled", True), ("blockxsize", 512),
+                                            ("blockysize", 512), ("compress", "zstd"), ("predictor", 2))),
     "rgb_jpeg": Layout("rgb", (("interleave", "pixel"), ("tiled", True), ("compress", "jpeg"), ("photometric", "ycbcr"),
                                ("jpeg_quality", 90))),
 }
@@ -219,7 +223,8 @@ def _write_stack(data, date: str, out: Path, lay: Layout) -> None:  # noqa: ANN0
     if not rgb:
         prof["nodata"] = 0
     if prof.get("tiled"):
-        prof.update(blockxsize=256, blockysize=256)
+        prof.setdefault("blockxsize", 256)
+        prof.setdefault("blockysize", 256)
     name = f"RGB_{date}_{stamp}.tif" if rgb else f"S2_L2A_stack_{date}_{stamp}.tif"
     path = out / name
     offset, quant = float(meta["add_offset"]), float(meta["quantification_value"])

@@ -1,5 +1,6 @@
 import datetime as dt
 import pickle
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -152,14 +153,25 @@ def test_read_decimated(tmp_path):
 @pytest.mark.parametrize("layout", [dict(tiled=True, blockxsize=32, blockysize=32), dict(tiled=False, blockysize=3)])
 @pytest.mark.parametrize("size", [(173, 211), (97, 64)])
 @pytest.mark.parametrize("max_pixels", [400, 2_000, 5_000])
+@pytest.mark.parametrize("strip_bytes", [None, 40_000])
 def test_decimating_a_pixel_interleaved_file_takes_gdals_nearest_pixels(tmp_path, monkeypatch, layout, size,
-                                                                         max_pixels):
-    """The strip-wise decimation of pixel-interleaved files samples the pixels GDAL's nearest read does."""
+                                                                         max_pixels, strip_bytes):
+    """The strip-wise decimation of pixel-interleaved files samples the pixels GDAL's nearest read does.
+
+    With ``strip_bytes`` a strip of tiles is read a run of tiles at a time (two 32 x 32 tiles of
+    6 bands here), as a 10980-pixel row of 512-pixel tiles is.
+    """
     import rasterio
     from rasterio.enums import Resampling
 
     from ecopatch.raster import quicklook
 
+    if strip_bytes is not None:
+        monkeypatch.setattr(quicklook, "_STRIP_BYTES", strip_bytes)
+        bh, bw = (32, 32) if layout["tiled"] else (3, size[1])
+        parts = quicklook._strip_parts(0, size[1], SimpleNamespace(tiled=layout["tiled"], block=(bh, bw)), bh * 12)
+        assert parts[0][0] == 0 and parts[-1][1] == size[1] and all(a % bw == 0 for a, _ in parts)
+        assert len(parts) == (1 if not layout["tiled"] or size[1] * bh * 12 <= strip_bytes else 3)
     calls = []
     strips = quicklook._decimate_in_strips
     monkeypatch.setattr(quicklook, "_decimate_in_strips", lambda *a, **kw: calls.append(1) or strips(*a, **kw))
