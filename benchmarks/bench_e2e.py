@@ -36,6 +36,8 @@ layout                    files of one date
 ``pixel_striped_lzw``     pixel-interleaved, striped, LZW              } (added after the others)
 ``pixel_tiled512_zstd``   pixel-interleaved, tiled 512, ZSTD with a differencing predictor: a
                           codec, tile size and option no code path was tuned on
+``pixel_tiled1024_deflate`` pixel-interleaved, tiled 1024, DEFLATE: tiles as large as Sentinel-2's
+                          JPEG 2000 codestream tiles, in a GeoTIFF stack
 ``rgb_jpeg``              3-band 8-bit RGB (B04 B03 B02 reflectance × 255), JPEG in YCbCr,
                           tiled 256, pixel-interleaved: the aerial / drone layout.  JPEG cannot
                           hold 16-bit multispectral bands, so the multispectral layouts use
@@ -133,6 +135,8 @@ LAYOUTS: dict[str, Layout] = {
     "pixel_striped_lzw": Layout("stack", (("interleave", "pixel"), ("tiled", False), ("compress", "lzw"))),
     "pixel_tiled512_zstd": Layout("stack", (("interleave", "pixel"), ("tiled", True), ("blockxsize", 512),
                                             ("blockysize", 512), ("compress", "zstd"), ("predictor", 2))),
+    "pixel_tiled1024_deflate": Layout("stack", (("interleave", "pixel"), ("tiled", True), ("blockxsize", 1024),
+                                                ("blockysize", 1024), ("compress", "deflate"))),
     "rgb_jpeg": Layout("rgb", (("interleave", "pixel"), ("tiled", True), ("compress", "jpeg"), ("photometric", "ycbcr"),
                                ("jpeg_quality", 90))),
 }
