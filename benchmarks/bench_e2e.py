@@ -38,6 +38,7 @@ layout                    files of one date
                           codec, tile size and option no code path was tuned on
 ``pixel_tiled1024_deflate`` pixel-interleaved, tiled 1024, DEFLATE: tiles as large as Sentinel-2's
                           JPEG 2000 codestream tiles, in a GeoTIFF stack
+``band_tiled1024_deflate``  the same, band-interleaved
 ``rgb_jpeg``              3-band 8-bit RGB (B04 B03 B02 reflectance × 255), JPEG in YCbCr,
                           tiled 256, pixel-interleaved: the aerial / drone layout.  JPEG cannot
                           hold 16-bit multispectral bands, so the multispectral layouts use
@@ -137,6 +138,8 @@ LAYOUTS: dict[str, Layout] = {
                                             ("blockysize", 512), ("compress", "zstd"), ("predictor", 2))),
     "pixel_tiled1024_deflate": Layout("stack", (("interleave", "pixel"), ("tiled", True), ("blockxsize", 1024),
                                                 ("blockysize", 1024), ("compress", "deflate"))),
+    "band_tiled1024_deflate": Layout("stack", (("interleave", "band"), ("tiled", True), ("blockxsize", 1024),
+                                               ("blockysize", 1024), ("compress", "deflate"))),
     "rgb_jpeg": Layout("rgb", (("interleave", "pixel"), ("tiled", True), ("compress", "jpeg"), ("photometric", "ycbcr"),
                                ("jpeg_quality", 90))),
 }

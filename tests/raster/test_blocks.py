@@ -99,8 +99,9 @@ def test_plans_follow_the_layout():
     assert blocks.ReadPlan.combine([plan_reads(tiles, workers=2), p]).trim_every == 1
     # a GeoTIFF stack with large tiles (7 x 1024² uint16 = 14 MiB decoded) fragments the heap as
     # well: handed back every few windows; 512-pixel tiles (3.5 MiB) are not
-    big = [(_layout(block=(1024, 1024), count=7, interleave="pixel"), 1.0)] * 2
-    assert plan_reads(big, workers=2).trim_every == blocks.TRIM_STRIPED
+    for interleave in ("pixel", "band"):  # band-interleaved: the pass holds every band's block of a position
+        big = [(_layout(block=(1024, 1024), count=7, interleave=interleave), 1.0)] * 2
+        assert plan_reads(big, workers=2).trim_every == blocks.TRIM_STRIPED
     assert plan_reads([(_layout(block=(512, 512), count=7, interleave="pixel"), 1.0)] * 2, workers=2).trim_every == 0
     # strips: windows in rows across the whole width, the cache holding one row of windows' strips
     strips = [(_layout(block=(1, 10980), count=7, interleave="pixel"), 1.0)] * 2

@@ -139,6 +139,11 @@ class FileLayout:
         return np.dtype(self.dtype).itemsize * self.count
 
     @property
+    def held_block_bytes(self) -> int:
+        """Bytes one block position costs in the tile cache when a pass reads all bands (every band's block)."""
+        return self.block[0] * min(self.block[1], self.shape[1]) * self.held_px_bytes
+
+    @property
     def block_set_bytes(self) -> int:
         """Bytes of one decoded block (all bands of it for pixel-interleaved files)."""
         return self.block[0] * min(self.block[1], self.shape[1]) * self.px_bytes
@@ -432,9 +437,10 @@ class ReadPlan:
         decode, and the time did not change); 8 for striped files, whose
         whole-width strips did the same (assess + detect on the full tile:
         1.01-1.04 -> 0.82 GiB, 22.5 -> 23.2 s; after every window 24.0 s),
-        and 8 for tiled GeoTIFFs whose decoded blocks are
-        :data:`LARGE_BLOCK_BYTES` or more (a 7-band stack tiled 1024: 1.23 ->
-        0.97-0.99 GiB whether every 1, 2, 4 or 8 windows, 29.9 -> 30.3-32.3 s).
+        and 8 for tiled GeoTIFFs whose decoded blocks of one position (all
+        bands) are :data:`LARGE_BLOCK_BYTES` or more (a 7-band stack tiled
+        1024: 1.23 -> 0.97-0.99 GiB whether every 1, 2, 4 or 8 windows,
+        29.9 -> 30.3-32.3 s; band-interleaved, 0.97 -> 0.82 GiB, 22.5 -> 24.0 s).
     """
 
     stripe_px: int = STRIPE_PX
@@ -476,7 +482,8 @@ class ReadPlan:
 #: Windows between two hand-backs of the freed heap in a pass over striped files, or over tiled files
 #: with blocks of :data:`LARGE_BLOCK_BYTES` or more (see :class:`ReadPlan`).
 TRIM_STRIPED = 8
-#: A decoded block (all its bands) this large or larger fragments the worker threads' malloc arenas.
+#: Decoded blocks of one position (all bands) this large or larger fragment the worker threads' malloc
+#: arenas (:attr:`FileLayout.held_block_bytes`).
 LARGE_BLOCK_BYTES = 8 * 1024 * 1024
 
 
@@ -527,7 +534,7 @@ def plan_reads(files: Sequence[tuple[FileLayout, float]], *, block: int = WINDOW
     gdal = max(PASS_GDAL_CACHE_MB * 1024 * 1024, 2 * workers * max(f.block_set_bytes for f, _ in files))
     words = tuple((n, f.describe()) for n, (f, _) in zip(name, files))
     trim = (1 if any(f.driver == "JP2OpenJPEG" for f, _ in files)
-            else TRIM_STRIPED if any(f.driver == "GTiff" and (f.striped or f.block_set_bytes >= LARGE_BLOCK_BYTES)
+            else TRIM_STRIPED if any(f.driver == "GTiff" and (f.striped or f.held_block_bytes >= LARGE_BLOCK_BYTES)
                                      for f, _ in files) else 0)
     if base <= 0:
         return ReadPlan(STRIPE_PX, None, gdal, words, trim)
