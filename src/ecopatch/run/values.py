@@ -198,17 +198,20 @@ def retired_thresholds_value(v: Any, where: str, base: Path) -> str:
     return s_
 
 
+def _given_path(v: Any, where: str, base: Path, to: str = "") -> Path | None:
+    """``v`` as an absolute path (None for an empty string); an error if it is not a string."""
+    if not isinstance(v, str):
+        raise bad_value(where, v, f"must be a path (a string){to}, not {type_name(v)}")
+    return absolute_path(v.strip(), base) if v.strip() else None
+
+
 def existing_path_value(*, what: str) -> Converter:
     """A converter to the absolute path of an existing file or folder (an empty string gives None)."""
     def conv(v: Any, where: str, base: Path) -> Path | None:
-        if not isinstance(v, str):
-            raise bad_value(where, v, f"must be a path (a string) to {what}, not {type_name(v)}")
-        if not v.strip():
-            return None
-        p = absolute_path(v.strip(), base)
-        if not p.exists():
+        p = _given_path(v, where, base, f" to {what}")
+        if p is not None and not p.exists():
             raise bad_value(where, v, f"{p} does not exist; give the path to {what} "
-                            f"(relative paths are read from the config file's folder {base})")
+                                      f"(relative paths are read from the config file's folder {base})")
         return p
 
     return conv
@@ -217,12 +220,9 @@ def existing_path_value(*, what: str) -> Converter:
 def output_path_value(*, want_dir: bool) -> Converter:
     """A converter to the absolute path of a folder or file to write (checked it can be one)."""
     def conv(v: Any, where: str, base: Path) -> Path | None:
-        if not isinstance(v, str):
-            raise bad_value(where, v, f"must be a path (a string), not {type_name(v)}")
-        if not v.strip():
-            return None
-        p = absolute_path(v.strip(), base)
-        check_new_path(p, where, want_dir=want_dir)
+        p = _given_path(v, where, base)
+        if p is not None:
+            check_new_path(p, where, want_dir=want_dir)
         return p
 
     return conv
