@@ -320,8 +320,7 @@ def _row_bytes(pool: _Handles, path: str, src: Grid, dgrid: Grid) -> int:
         px = np.dtype(lay.dtype).itemsize * lay.count
         if _in_strips(lay, min(k, win.height / max(1, dgrid.height))):
             # each block is read once, by one read of whole blocks of at most _STRIP_BYTES (or one block)
-            block = min(bh, lay.shape[0]) * min(bw, lay.shape[1]) * px
-            return max(_STRIP_BYTES, block) + block
+            return max(_STRIP_BYTES, lay.block_set_bytes) + lay.block_set_bytes
         across = math.ceil(min(win.width / level, lay.shape[1] / level) / min(bw, lay.shape[1])) + 1
         row = int(across * bh * min(bw, lay.shape[1]) * px)
         if lay.interleave == "pixel" and lay.count > 1 and level > 1:
