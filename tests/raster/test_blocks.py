@@ -260,3 +260,39 @@ def test_band_interleaved_tiled_bands_read_together_are_the_files_pixels(tmp_pat
     with fileread.band_reads():  # nothing said: band by band, as before
         fileread.read_block(p, 2, g, win, 0)
     assert calls == [2]
+
+
+@pytest.mark.parametrize("layout", [
+    dict(tiled=True, blockxsize=64, blockysize=64, interleave="pixel", compress="deflate"),
+    dict(tiled=True, blockxsize=64, blockysize=64, interleave="band"),
+    dict(blockysize=8, interleave="pixel", compress="lzw"),
+])
+def test_a_sample_of_values_reads_a_few_blocks_spread_over_the_file(tmp_path, layout):
+    # every pixel holds the number of its 64 x 64 cell, band b adds 10000 * b
+    rows, cols = np.divmod(np.arange(640 * 576).reshape(640, 576), 576)
+    cell = (rows // 64) * 9 + cols // 64
+    arr = np.stack([cell + 10000 * b for b in range(3)]).astype(np.uint16)
+    p = write_raster(tmp_path / "s.tif", arr, **layout)
+    import rasterio
+
+    with rasterio.open(p) as ds:
+        got = blocks.sample_blocks(ds, [1, 3])
+    assert got.shape[0] == 2 and got.shape[1] > 0
+    assert np.array_equal(got[1] - got[0], np.full(got.shape[1], 20000))  # the bands of the same pixels
+    seen = np.unique(got[0])
+    if layout.get("tiled"):
+        # nine tiles, one in each third of the rows and of the columns: never the whole file
+        assert len(seen) == 9 and len(seen) < cell.max() + 1
+        assert set(seen // 9) == {1, 5, 8} and set(seen % 9) == {1, 4, 7}
+    else:
+        # strips of 8 rows: 64 x 64 pixels around the centres of strips 13, 40 and 66 of 80
+        assert set(seen // 9) == {1, 2, 4, 5, 7, 8} and set(seen % 9) == {4}
+
+
+def test_a_sample_of_a_file_smaller_than_its_window_is_the_file(tmp_path):
+    import rasterio
+
+    arr = np.arange(5 * 7, dtype=np.float32).reshape(1, 5, 7)
+    with rasterio.open(write_raster(tmp_path / "t.tif", arr)) as ds:
+        got = blocks.sample_blocks(ds, [1])
+    assert np.array_equal(np.unique(got), arr.ravel())

@@ -316,3 +316,26 @@ def test_earth_engine_style_band_names(tmp_path):
     s, w = _quiet_open(p)
     assert s.band("red").index == 3 and s.band("nir").index == 4
     assert any("Sentinel-2 numbering" in a for a in s.info.assumptions) and AssumptionWarning in _kinds(w)
+
+
+@pytest.mark.parametrize("value, scale", [(0.2, 1.0), (2000.0, 1e-4)])
+def test_float_stacks_scale_from_a_few_blocks_not_a_whole_decode(tmp_path, monkeypatch, value, scale):
+    # an Earth Engine / SNAP export: float32, pixel-interleaved, tiled, no overviews; reflectance or × 10000
+    from ecopatch.raster import blocks
+
+    arr = np.full((4, 512, 512), value, "float32")
+    arr[:, :100] = np.nan  # no data along the top
+    p = write_raster(tmp_path / "S2_export.tif", arr, descriptions=["B02", "B03", "B04", "B08"], nodata=float("nan"),
+                     tags={"PROCESSING_LEVEL": "Level-2A"}, tiled=True, blockxsize=128, blockysize=128,
+                     compress="deflate", interleave="pixel")
+    reads = []
+    real = blocks.ds_read
+
+    def spy(ds, indexes, win):
+        reads.append(win)
+        return real(ds, indexes, win)
+
+    monkeypatch.setattr(blocks, "ds_read", spy)
+    s, _ = _quiet_open(p)
+    assert s.band("red").scale == pytest.approx(scale)
+    assert reads and all(w.width * w.height <= 64 * 64 for w in reads) and len(reads) <= 9 * 4

@@ -193,6 +193,55 @@ def ds_read(ds: Any, indexes: int | Sequence[int], win: Window) -> np.ndarray:
         ) from exc
 
 
+def sample_blocks(ds: Any, indexes: Sequence[int], *, per_side: int = 3, side: int = 64) -> np.ndarray:
+    """A sample of a file's values that decodes a few blocks, not the whole file.
+
+    The ``side`` × ``side`` pixels around the centre of each of up to
+    ``per_side`` × ``per_side`` blocks spread evenly over the file's grid of
+    blocks, all ``indexes`` in one read each.  A decimated read
+    (``ds.read(out_shape=...)``) of a file without overviews decodes every
+    block, and for a pixel-interleaved file every block again for each band
+    read: sampling the 6 bands of a 10980² float32 7-band stack that way took
+    47 s.
+
+    Parameters
+    ----------
+    ds : rasterio dataset
+    indexes : sequence of int
+        1-based band indexes.
+    per_side : int
+        Blocks sampled along each axis (fewer where the file has fewer).
+    side : int
+        Side of the window read around each block's centre, pixels.
+
+    Returns
+    -------
+    ndarray of shape (len(indexes), n)
+        The sampled pixels, no data included (the caller knows the file's no-data value).
+
+    Raises
+    ------
+    RasterReadError
+        A read failed (:func:`ds_read`).
+    """
+    lay = layout_of(ds)
+    h, w = lay.shape
+    bh, bw = max(1, min(lay.block[0], h)), max(1, min(lay.block[1], w))
+    nr, nc = -(-h // bh), -(-w // bw)
+    rows = sorted({min(nr - 1, int((i + 0.5) * nr / per_side)) for i in range(per_side)})
+    cols = sorted({min(nc - 1, int((i + 0.5) * nc / per_side)) for i in range(per_side)})
+    sh, sw = min(side, h), min(side, w)
+    parts = []
+    for br in rows:
+        for bc in cols:
+            # centred on the block's centre, kept inside the file
+            r0 = min(max(0, br * bh + min(bh, h - br * bh) // 2 - sh // 2), h - sh)
+            c0 = min(max(0, bc * bw + min(bw, w - bc * bw) // 2 - sw // 2), w - sw)
+            got = ds_read(ds, list(indexes), Window(col_off=c0, row_off=r0, width=sw, height=sh))
+            parts.append(got.reshape(len(indexes), -1))
+    return np.concatenate(parts, axis=1)
+
+
 @dataclass(frozen=True)
 class TileSpec:
     """How one band (or all bands) of a file is read through the :class:`TileCache`.

@@ -21,6 +21,7 @@ from ecopatch.errors import (
     InputDataError,
     MissingBandError,
 )
+from ecopatch.raster.blocks import sample_blocks
 from ecopatch.raster.fileread import grid_of, open_dataset
 from ecopatch.raster.ongrid import ground_unit_m
 from ecopatch.raster.products import (
@@ -406,9 +407,9 @@ def _unknown_file_message(path: Path, count: int, dtype: str, descriptions: list
 
 
 def _float_scale(ds: Any, index: int, prof: SensorProfile) -> tuple[float, float]:
-    """Float bands: reflectance as is, unless a sample shows ×10000 values."""
+    """Float bands: reflectance as is, unless a sample shows ×10000 values (a few blocks, :func:`sample_blocks`)."""
     try:
-        sample = ds.read(index, out_shape=(min(ds.height, 64), min(ds.width, 64)))
+        sample = sample_blocks(ds, [index])[0]
     except Exception:  # noqa: BLE001 - sampling is advisory only
         return 1.0, 0.0
     finite = sample[np.isfinite(sample)]
@@ -424,11 +425,14 @@ def _index_by_description(descriptions: list[str], name: str) -> int | None:
     return None
 
 
-def sample_values(path: str, index: int = 1, size: int = 256) -> np.ndarray:
-    """An overview-sized read of one band, for checks on the value range."""
+def sample_values(path: str, index: int = 1) -> np.ndarray:
+    """Values of one band from a few of its blocks (:func:`sample_blocks`), for checks on the value range.
+
+    No data and non-finite values are left out; empty when the file cannot be read.
+    """
     ds = open_dataset(path)
     try:
-        a = ds.read(index, out_shape=(min(ds.height, size), min(ds.width, size)))
+        a = sample_blocks(ds, [index])[0]
     except Exception:  # noqa: BLE001 - advisory only
         return np.zeros(0)
     a = a[np.isfinite(a)] if np.issubdtype(a.dtype, np.floating) else a.ravel()
