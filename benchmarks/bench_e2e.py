@@ -39,6 +39,9 @@ layout                    files of one date
 ``pixel_tiled1024_deflate`` pixel-interleaved, tiled 1024, DEFLATE: tiles as large as Sentinel-2's
                           JPEG 2000 codestream tiles, in a GeoTIFF stack
 ``band_tiled1024_deflate``  the same, band-interleaved
+``pixel_tiled_float32``   the 7 bands as float32 reflectance (SCL as float too), NaN no data,
+                          pixel-interleaved, tiled 256, DEFLATE with the floating-point
+                          predictor: an Earth Engine or SNAP export (added after the others)
 ``rgb_jpeg``              3-band 8-bit RGB (B04 B03 B02 reflectance × 255), JPEG in YCbCr,
                           tiled 256, pixel-interleaved: the aerial / drone layout.  JPEG cannot
                           hold 16-bit multispectral bands, so the multispectral layouts use
@@ -140,6 +143,8 @@ LAYOUTS: dict[str, Layout] = {
                                                 ("blockysize", 1024), ("compress", "deflate"))),
     "band_tiled1024_deflate": Layout("stack", (("interleave", "band"), ("tiled", True), ("blockxsize", 1024),
                                                ("blockysize", 1024), ("compress", "deflate"))),
+    "pixel_tiled_float32": Layout("stack", (("interleave", "pixel"), ("tiled", True), ("compress", "deflate"),
+                                            ("predictor", 3), ("dtype", "float32"))),
     "rgb_jpeg": Layout("rgb", (("interleave", "pixel"), ("tiled", True), ("compress", "jpeg"), ("photometric", "ycbcr"),
                                ("jpeg_quality", 90))),
 }
@@ -227,8 +232,9 @@ def _write_stack(data, date: str, out: Path, lay: Layout) -> None:  # noqa: ANN0
     rgb = lay.kind == "rgb"
     prof = {"driver": "GTiff", "width": w, "height": h, "count": 3 if rgb else 7,
             "dtype": "uint8" if rgb else "uint16", "crs": ref.crs, "transform": ref.transform, **lay.opts()}
+    floats = prof["dtype"] == "float32"  # reflectance as exported by Earth Engine or SNAP
     if not rgb:
-        prof["nodata"] = 0
+        prof["nodata"] = float("nan") if floats else 0
     if prof.get("tiled"):
         prof.setdefault("blockxsize", 256)
         prof.setdefault("blockysize", 256)
@@ -256,6 +262,15 @@ def _write_stack(data, date: str, out: Path, lay: Layout) -> None:  # noqa: ANN0
                     v[arrs[b] == 0] = 0
                     chans.append(v)
                 dst.write(np.stack(chans), window=win)
+            elif floats:
+                out_ = []
+                for b in BANDS:
+                    v = arrs[b].astype(np.float32)
+                    if b != "SCL":
+                        v = (v + np.float32(offset)) / np.float32(quant)
+                    v[arrs[b] == 0] = np.nan
+                    out_.append(v)
+                dst.write(np.stack(out_), window=win)
             else:
                 dst.write(np.stack([arrs[b].astype(np.uint16) for b in BANDS]), window=win)
         if rgb:
@@ -266,7 +281,7 @@ def _write_stack(data, date: str, out: Path, lay: Layout) -> None:  # noqa: ANN0
                 dst.set_band_description(i, b)
             t = {"PROCESSING_LEVEL": "Level-2A", "ACQUISITION_DATE": data.dates[date].isoformat(),
                  "PROCESSING_BASELINE": str(meta["processing_baseline"])}
-            if float(meta["processing_baseline"]) >= 4.0:
+            if float(meta["processing_baseline"]) >= 4.0 and not floats:
                 t["BOA_ADD_OFFSET"] = str(int(offset))
             dst.update_tags(**t)
         del tags
