@@ -36,12 +36,15 @@ def test_the_keyword_defaults_are_the_fields_defaults(func, cls):
     assert params["options"].default is None
 
 
-@pytest.mark.parametrize("func", [ecopatch.detect_changes, ecopatch.assess_restoration, assess_and_detect,
-                                  ecopatch.analyses.encroachment.detection_pass,
-                                  ecopatch.analyses.restoration.assessment_pass])
-def test_window_defaults_come_from_one_place(func):
+@pytest.mark.parametrize("func, block", [
+    (ecopatch.detect_changes, WINDOWS.block), (assess_and_detect, WINDOWS.block),
+    (ecopatch.analyses.encroachment.detection_pass, WINDOWS.block),
+    # an assessment on its own chooses its windows from the files (assessment_block), from WINDOWS.block up
+    (ecopatch.assess_restoration, None), (ecopatch.analyses.restoration.assessment_pass, None),
+])
+def test_window_defaults_come_from_one_place(func, block):
     params = inspect.signature(func).parameters
-    assert params["block"].default == WINDOWS.block == 512
+    assert params["block"].default == block and WINDOWS.block == 512
     assert params["max_source_px"].default == WINDOWS.max_source_px
 
 

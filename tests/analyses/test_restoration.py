@@ -217,3 +217,33 @@ def test_plan_fields_and_behind_plan_alert(inputs):
     # with a target rate, the rate decides
     row = inputs.assessment[inputs.assessment["patch_id"] == "YH-KS-005"].assign(target_rate=0.3)
     assert set_alerts(row, StatusRules())["alerts"].iloc[0] == ""
+
+
+def test_assessment_windows_are_wide_unless_a_file_is_striped(tmp_path, inputs):
+    from ecopatch.analyses.restoration import WIDE_BLOCK, assessment_block
+    from ecopatch.options import WINDOWS
+    from tests.conftest import write_raster
+
+    assert assessment_block(inputs.before, inputs.after) == WIDE_BLOCK > WINDOWS.block  # the sample: tiled files
+    arr = np.full((6, 64, 64), 2000, "uint16")
+    kw = dict(descriptions=["B02", "B03", "B04", "B08", "B11", "B12"], nodata=0,
+              tags={"PROCESSING_LEVEL": "Level-2A", "ACQUISITION_DATE": "2024-09-12"})
+    tiled = write_raster(tmp_path / "S2_tiled.tif", arr, tiled=True, blockxsize=32, blockysize=32, **kw)
+    striped = write_raster(tmp_path / "S2_striped.tif", arr, blockysize=8, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t, s = ecopatch.open_scene(tiled), ecopatch.open_scene(striped)
+    assert assessment_block(t, t) == WIDE_BLOCK
+    # a strip is decoded across the whole width: wider windows hold more rows of it
+    assert assessment_block(t, s) == assessment_block(s, t) == WINDOWS.block
+
+
+def test_the_default_windows_give_the_tables_of_the_shared_ones(inputs):
+    got = inputs.assessment  # the default windows (1024 on the sample's tiled files)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        narrow = ecopatch.assess_restoration(inputs.before, inputs.after, inputs.mines, block=256)
+    num = got.select_dtypes("number").columns
+    assert len(num) > 10
+    pd.testing.assert_frame_equal(got[num], narrow[num], check_exact=False, rtol=1e-9, atol=1e-6)
+    assert (got["status"] == narrow["status"]).all()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from ecopatch.cli.options import (
-    block_opt,
     check_new_outputs,
     open_pair,
     options_of,
@@ -28,7 +27,8 @@ from ecopatch.options import AssessOptions
 @options_of(AssessOptions)
 @out_opt
 @overwrite_opt
-@block_opt
+@click.option("--block", type=click.IntRange(16, 8192), default=None,
+              help="Window size for windowed processing (pixels). [default: 1024; 512 when a file is striped]")
 @scheduler_opt
 @progress_opt
 def assess(mines, id_field, layer, out, overwrite, block, scheduler, progress,

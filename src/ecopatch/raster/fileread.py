@@ -277,6 +277,11 @@ def decoded_bytes(scenes: Iterable[Any]) -> int:
     return sum(lay.shape[0] * lay.shape[1] * lay.held_px_bytes for lay, _ in files)
 
 
+def reads_striped_files(scenes: Iterable[Any]) -> bool:
+    """Whether any file the scenes read is striped (blocks as wide as the file, :attr:`FileLayout.striped`)."""
+    return any(f.striped for f, _ in _pass_files(scenes)[0])
+
+
 def _pass_files(scenes: Iterable[Any]) -> tuple[list[tuple[blocks.FileLayout, float]], list[str], int]:
     """Each file the scenes read once (a mosaic VRT's source files instead of it): layout and scale, names, width."""
     files: list[tuple[blocks.FileLayout, float]] = []

@@ -519,6 +519,16 @@ def plan_pass_reads(sources: Iterable[RasterSource], *, block: int = WINDOWS.blo
     return plan_file_reads(with_files, block=block, workers=workers or os.cpu_count() or 1)
 
 
+def striped_sources(sources: Iterable[RasterSource]) -> bool:
+    """Whether any file the sources read is striped (a strip is decoded whole, across the file's width)."""
+    with_files = [s for s in sources if s.files()]
+    if not with_files:
+        return False
+    from ecopatch.raster.fileread import reads_striped_files
+
+    return reads_striped_files(with_files)
+
+
 @contextmanager
 def reads_outside_a_pass(sources: Iterable[RasterSource]) -> Iterator[None]:
     """GDAL's block cache at the size a pass over ``sources`` gives it, for reads made outside a pass.
