@@ -83,6 +83,7 @@ __all__ = [
     "RasterReadError",
     "RunLockedError",
     "SameSceneWarning",
+    "SlowInputWarning",
     "SpreadsheetError",
     "SuspiciousCoordinatesError",
     "TextRepairedWarning",
@@ -242,6 +243,10 @@ class DegradedAnalysisWarning(ProductWarning):
 
 class SameSceneWarning(ProductWarning):
     """The same scene was given as the before and the after date: no change can be found."""
+
+
+class SlowInputWarning(EcopatchWarning):
+    """An input will be read much more slowly than it could be: the message says why and what to do."""
 
 
 _ERRNO_HINTS: dict[int, str] = {

@@ -87,3 +87,30 @@ def test_a_quality_band_put_on_the_finer_grid_is_read_at_its_own_resolution():
     native10 = on10.copy()
     native10[0, 1] = 3  # not nearest-neighbour from 20 m: kept as given
     assert _native_quality(native10) is native10
+
+
+@pytest.mark.parametrize("chunks, warned", [(None, False), (64, False), (192, True)])
+def test_dask_chunks_larger_than_the_windows_are_named_with_the_fix(chunks, warned):
+    import warnings
+
+    from ecopatch.errors import SlowInputWarning
+    from ecopatch.raster.source import plan_pass_reads
+
+    n = 256
+    data = {b: xr.DataArray(np.full((n, n), v, dtype="float32"), dims=("y", "x"))
+            for b, v in (("red", 0.1), ("nir", 0.4))}
+    if chunks is not None:
+        pytest.importorskip("dask")
+        data = {b: a.chunk({"y": chunks, "x": chunks}) for b, a in data.items()}
+    from pyproj import CRS
+
+    ref = xr.DataArray(0, attrs={"crs_wkt": CRS("EPSG:32650").to_wkt()})
+    src = from_xarray(xr.Dataset(data, coords={**_coords(n), "spatial_ref": ref}, attrs={"date": "2024-09-12"}))
+    assert src.dask_chunks() == (None if chunks is None else (chunks, chunks))
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        plan_pass_reads([src], block=128)
+    slow = [w for w in got if issubclass(w.category, SlowInputWarning)]
+    assert bool(slow) == warned
+    if warned:
+        assert "192 x 192" in str(slow[0].message) and "ds.load()" in str(slow[0].message)

@@ -275,6 +275,13 @@ class ArraySource(SourceBase):
         """A decimated read of the whole source (every k-th pixel, at most ``max_pixels``)."""
         return self.read_decimated(max_pixels=max_pixels, bands=bands)
 
+    def dask_chunks(self) -> tuple[int, int] | None:
+        """Rows and columns of the largest chunk of the dask-backed arrays (bands and mask); None: none is dask."""
+        arrays = list(self._layers.values()) + ([self._mask[0]] if self._mask is not None else [])
+        sides = [(max(c[-2]), max(c[-1])) for a in arrays
+                 if isinstance(c := getattr(a, "chunks", None), tuple) and len(c) >= 2 and isinstance(c[-1], tuple)]
+        return (max(r for r, _ in sides), max(c for _, c in sides)) if sides else None
+
     def files(self) -> tuple[tuple[str, int, Grid], ...]:
         """No file: arrays need no read plan."""
         return ()
