@@ -94,6 +94,14 @@ def test_plans_follow_the_layout():
     jp2 = [(_layout(driver="JP2OpenJPEG", block=(1024, 1024), compression="jpeg2000"), 1.0)] * 8
     p = plan_reads(jp2, workers=2)
     assert p.stripe_px < 4096 and p.gdal_cache_bytes >= 4 * 2 * MB
+    # ... but at least two tiles wide, also for windows of 512: a tile is decoded whole for any pixel,
+    # and in stripes one tile wide every window's halo at a stripe boundary decodes the tiles beyond it
+    for block in (512, 1024):
+        p = plan_reads(jp2, workers=2, block=block)
+        assert p.stripe_px == 2048 and p.tile_cache_bytes >= 2 * 1024 * (2048 + 2 * 1024) * 2 * 8
+    # a GeoTIFF stack with the same tiles keeps the narrower stripes (cheap to decode; memory first)
+    assert plan_reads([(_layout(block=(1024, 1024), count=7, interleave="pixel"), 1.0)] * 2,
+                      workers=2, block=512).stripe_px == 1024
     # ... and the heap handed back after each window (the decoder's buffers fragment the arenas)
     assert p.trim_every == 1 and plan_reads(tiles, workers=2).trim_every == 0
     assert blocks.ReadPlan.combine([plan_reads(tiles, workers=2), p]).trim_every == 1
