@@ -465,6 +465,63 @@ def test_vrt_mosaics_read_their_sources_through_the_tile_cache(tmp_path):
             np.testing.assert_array_equal(raster.read_block(str(vrt), 1, g, win, fill=3), want, err_msg=name)
 
 
+
+def _stack_vrt(path, size, sources, count):
+    """A ``count``-band VRT of ``size`` pasting bands 1..count of each (file, src (row, col, h, w), dst (row, col))."""
+    bands = []
+    for band in range(1, count + 1):
+        parts = "".join(f"""<SimpleSource><SourceFilename relativeToVRT="0">{fn}</SourceFilename>
+<SourceBand>{band}</SourceBand><SrcRect xOff="{sc}" yOff="{sr}" xSize="{w}" ySize="{h}"/>
+<DstRect xOff="{dc}" yOff="{dr}" xSize="{w}" ySize="{h}"/></SimpleSource>"""
+                        for fn, (sr, sc, h, w), (dr, dc) in sources)
+        bands.append(f"""<VRTRasterBand dataType="UInt16" band="{band}"><NoDataValue>0</NoDataValue>
+<Description>{S2_NAMES[band - 1]}</Description>{parts}</VRTRasterBand>""")
+    path.write_text(f"""<VRTDataset rasterXSize="{size[1]}" rasterYSize="{size[0]}">
+<SRS>EPSG:32650</SRS><GeoTransform>780000, 10, 0, 3350000, 0, -10</GeoTransform>{"".join(bands)}</VRTDataset>""")
+    return path
+
+
+@pytest.mark.parametrize("max_pixels", [600, 3_000])
+def test_decimating_a_vrt_of_pixel_interleaved_stacks_reads_strips_and_the_pixels_under_the_centres(
+        tmp_path, monkeypatch, max_pixels):
+    # GDAL decimates a VRT band by band, decoding every tile of a pixel-interleaved source again for
+    # each band; a mosaic of two such stacks (overlapping, the later on top, a gap) is read in strips
+    import rasterio
+
+    from ecopatch.raster import quicklook
+
+    calls = []
+    strips = quicklook._decimate_in_strips
+    monkeypatch.setattr(quicklook, "_decimate_in_strips", lambda *a, **kw: calls.append(1) or strips(*a, **kw))
+    rng = np.random.default_rng(4)
+    kw = dict(interleave="pixel", tiled=True, blockxsize=32, blockysize=32, compress="deflate")
+    a = _s2_stack(tmp_path, rng.integers(1, 10_000, size=(6, 96, 80), dtype=np.uint16), name="a.tif", **kw)
+    b = _s2_stack(tmp_path, rng.integers(1, 10_000, size=(6, 64, 70), dtype=np.uint16), name="b.tif", **kw)
+    vrt = _stack_vrt(tmp_path / "s2_20210918_mosaic.vrt", (130, 140),
+                     [(a, (0, 0, 96, 80), (0, 0)), (b, (0, 0, 64, 70), (50, 60))], 6)
+    s = open_scene(vrt)
+    obs = read_decimated(s, max_pixels=max_pixels)
+    assert calls  # the strip path was taken
+    # the pixel under each decimated pixel's centre, as for a GeoTIFF (GDAL's VRT reading rounds its
+    # sources' offsets its own way: 42 of 7722 pixels differ from it with 3000 pixels asked)
+    out_h, out_w = obs.grid.shape
+    rows = np.floor((np.arange(out_h) + 0.5) * 130 / out_h).astype(int)
+    cols = np.floor((np.arange(out_w) + 0.5) * 140 / out_w).astype(int)
+    with rasterio.open(vrt) as ds:
+        want = ds.read(list(range(1, 7)))[:, rows][:, :, cols]
+    got = np.stack([obs[n] for n in s.bands])
+    ref = np.where(want == 0, np.nan, want.astype(np.float64) / 10_000)
+    # valid only where the mosaic has data (the scene also drops a collar along no data)
+    ok = np.isfinite(got)
+    assert ok.mean() > 0.5 and not (ok & np.isnan(ref)).any()
+    np.testing.assert_allclose(got[ok], ref[ok], atol=1e-6)
+    # a VRT of single-band files is left to GDAL (each band's tiles are decoded once anyway)
+    calls.clear()
+    one = write_raster(tmp_path / "one.tif", np.full((96, 80), 500, np.uint16), tiled=True, blockxsize=32,
+                       blockysize=32)
+    with rasterio.open(_vrt(tmp_path / "one.vrt", (96, 80), [(one, (0, 0, 96, 80), (0, 0))])) as ds:
+        assert quicklook._strips_layout(ds.name, ds, 4.0) is None
+
 _LAYOUTS = {
     "pixel-tiled-deflate": dict(interleave="pixel", tiled=True, blockxsize=32, blockysize=32, compress="deflate"),
     "pixel-striped-deflate": dict(interleave="pixel", compress="deflate"),

@@ -205,9 +205,9 @@ def _decimate_file(pool: _Handles, path: str, indexes: list[int], src: Grid, dgr
         if win is None:
             return np.zeros(shape, dtype=ds.dtypes[indexes[0] - 1])
         try:
-            lay = blocks.layout_of(ds)
             k = min(win.width / shape[2], win.height / shape[1])
-            if _in_strips(lay, k):
+            lay = _strips_layout(path, ds, k)
+            if lay is not None:
                 return _decimate_in_strips(ds, indexes, win, shape, lay)
             return ds.read(indexes, window=win.to_rasterio(), out_shape=shape, resampling=Resampling.nearest)
         except Exception as exc:
@@ -227,6 +227,34 @@ def _in_strips(lay: blocks.FileLayout, k: float) -> bool:
     """Whether a decimated read (every ``k``-th pixel) of the file goes by :func:`_decimate_in_strips`."""
     return (lay.driver == "GTiff" and lay.interleave == "pixel" and lay.count > 1 and k >= 1.5
             and not [f for f in lay.overviews if f <= k])
+
+
+def _strips_layout(path: str, ds: Any, k: float) -> blocks.FileLayout | None:
+    """The layout a decimated read of ``ds`` goes by in strips (:func:`_decimate_in_strips`), or None (GDAL's).
+
+    A pixel-interleaved GeoTIFF of several bands without overviews fine
+    enough: its own layout.  A VRT of several bands that only pastes
+    whole-pixel copies of such GeoTIFFs (a mosaic or a band selection of
+    stacks, :func:`ecopatch.raster.vrt.vrt_simple_sources`): the layout of
+    its first source.  GDAL's decimated read of that VRT goes band by band
+    and decodes every source tile again for each band (a 10980² 7-band
+    stack through a VRT: 24.0 s against 3.7 s); a VRT window of all bands
+    decodes each source tile once while GDAL's cache holds the strip.
+    """
+    lay = blocks.layout_of(ds)
+    if lay.driver != "VRT" or lay.count < 2:
+        return lay if _in_strips(lay, k) else None
+    from ecopatch.raster.fileread import dataset_layout, open_dataset
+    from ecopatch.raster.vrt import vrt_simple_sources
+
+    found = []
+    for index in range(1, lay.count + 1):
+        srcs = vrt_simple_sources(path, ds, index, open_dataset)
+        if srcs is None or not srcs.parts:
+            return None
+        found += [part[0] for part in srcs.parts]
+    layouts = [dataset_layout(f)[1] for f in dict.fromkeys(found)]
+    return layouts[0] if all(_in_strips(s, k) for s in layouts) else None
 
 
 def _decimate_in_strips(ds: Any, indexes: list[int], win: Any, shape: tuple[int, int, int],
@@ -318,9 +346,10 @@ def _row_bytes(pool: _Handles, path: str, src: Grid, dgrid: Grid) -> int:
         level = max([f for f in lay.overviews if f <= k], default=1)
         bh, bw = lay.block
         px = np.dtype(lay.dtype).itemsize * lay.count
-        if _in_strips(lay, min(k, win.height / max(1, dgrid.height))):
+        strips = _strips_layout(path, ds, min(k, win.height / max(1, dgrid.height)))
+        if strips is not None:
             # each block is read once, by one read of whole blocks of at most _STRIP_BYTES (or one block)
-            return max(_STRIP_BYTES, lay.block_set_bytes) + lay.block_set_bytes
+            return max(_STRIP_BYTES, strips.block_set_bytes) + strips.block_set_bytes
         across = math.ceil(min(win.width / level, lay.shape[1] / level) / min(bw, lay.shape[1])) + 1
         row = int(across * bh * min(bw, lay.shape[1]) * px)
         if lay.interleave == "pixel" and lay.count > 1 and level > 1:
