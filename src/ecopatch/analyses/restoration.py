@@ -777,7 +777,7 @@ def assessment_block(before: RasterSource, after: RasterSource) -> int:
     """
     from ecopatch.raster.source import striped_sources
 
-    return WINDOWS.block if striped_sources((before, after)) else max(WINDOWS.block, WIDE_BLOCK)
+    return WINDOWS.block if striped_sources((before, after)) else WIDE_BLOCK
 
 
 def _check_overlap(geoms: np.ndarray, crs: Any, before: RasterSource, after: RasterSource, n: int) -> None:

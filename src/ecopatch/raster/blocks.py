@@ -605,7 +605,7 @@ def plan_reads(files: Sequence[tuple[FileLayout, float]], *, block: int = WINDOW
     # JPEG 2000 decodes a tile whole for any pixel of it (0.13 s a 1024² tile here): in stripes one
     # tile wide every stripe boundary is a tile boundary, and the windows' halos there decode the tiles
     # on both sides again (assess + detect on the full JPEG 2000 SAFE read each 10 m tile 2.3 times,
-    # 269 s; with stripes of two tiles, 2.0 times and 193 s, 0.80 -> 0.86 GiB)
+    # 269 s; with stripes of two tiles, 2.0 times and 192 s, 0.80 GiB both)
     narrowest = max(2 * block, 2 * min((int(f.block[1] * s) for f, s in shared if f.driver == "JP2OpenJPEG"),
                                        default=0))
     stripe = STRIPE_PX
