@@ -412,19 +412,25 @@ def test_tile_cache_keeps_nothing_outside_a_pass_and_its_size_is_checked(tmp_pat
             pass
 
 
-def _vrt(path, size, sources, *, nodata=None, dtype="UInt16"):
-    """A one-band VRT of ``size`` (rows, cols) from (file, src (row, col, h, w), dst (row, col)[, tag])."""
-    parts = []
-    for src in sources:
-        fn, (sr, sc, h, w), (dr, dc), *tag = src
-        tag = tag[0] if tag else "SimpleSource"
-        parts.append(f"""<{tag}><SourceFilename relativeToVRT="0">{fn}</SourceFilename><SourceBand>1</SourceBand>
-<SrcRect xOff="{sc}" yOff="{sr}" xSize="{w}" ySize="{h}"/><DstRect xOff="{dc}" yOff="{dr}" xSize="{w}" ySize="{h}"/>
-</{tag}>""")
+def _vrt(path, size, sources, *, nodata=None, dtype="UInt16", descriptions=()):
+    """A VRT of ``size`` (rows, cols) from (file, src (row, col, h, w), dst (row, col)[, tag]).
+
+    One band, or one per description, band ``b`` pasting band ``b`` of each source.
+    """
     nd = f"<NoDataValue>{nodata}</NoDataValue>" if nodata is not None else ""
+    bands = []
+    for band, desc in enumerate(descriptions or [None], start=1):
+        parts = []
+        for src in sources:
+            fn, (sr, sc, h, w), (dr, dc), *tag = src
+            tag = tag[0] if tag else "SimpleSource"
+            parts.append(f"""<{tag}><SourceFilename relativeToVRT="0">{fn}</SourceFilename>
+<SourceBand>{band}</SourceBand><SrcRect xOff="{sc}" yOff="{sr}" xSize="{w}" ySize="{h}"/>
+<DstRect xOff="{dc}" yOff="{dr}" xSize="{w}" ySize="{h}"/></{tag}>""")
+        text = f"<Description>{desc}</Description>" if desc else ""
+        bands.append(f"""<VRTRasterBand dataType="{dtype}" band="{band}">{nd}{text}{"".join(parts)}</VRTRasterBand>""")
     path.write_text(f"""<VRTDataset rasterXSize="{size[1]}" rasterYSize="{size[0]}">
-<SRS>EPSG:32650</SRS><GeoTransform>780000, 10, 0, 3350000, 0, -10</GeoTransform>
-<VRTRasterBand dataType="{dtype}" band="1">{nd}{"".join(parts)}</VRTRasterBand></VRTDataset>""")
+<SRS>EPSG:32650</SRS><GeoTransform>780000, 10, 0, 3350000, 0, -10</GeoTransform>{"".join(bands)}</VRTDataset>""")
     return path
 
 
@@ -466,21 +472,6 @@ def test_vrt_mosaics_read_their_sources_through_the_tile_cache(tmp_path):
 
 
 
-def _stack_vrt(path, size, sources, count):
-    """A ``count``-band VRT of ``size`` pasting bands 1..count of each (file, src (row, col, h, w), dst (row, col))."""
-    bands = []
-    for band in range(1, count + 1):
-        parts = "".join(f"""<SimpleSource><SourceFilename relativeToVRT="0">{fn}</SourceFilename>
-<SourceBand>{band}</SourceBand><SrcRect xOff="{sc}" yOff="{sr}" xSize="{w}" ySize="{h}"/>
-<DstRect xOff="{dc}" yOff="{dr}" xSize="{w}" ySize="{h}"/></SimpleSource>"""
-                        for fn, (sr, sc, h, w), (dr, dc) in sources)
-        bands.append(f"""<VRTRasterBand dataType="UInt16" band="{band}"><NoDataValue>0</NoDataValue>
-<Description>{S2_NAMES[band - 1]}</Description>{parts}</VRTRasterBand>""")
-    path.write_text(f"""<VRTDataset rasterXSize="{size[1]}" rasterYSize="{size[0]}">
-<SRS>EPSG:32650</SRS><GeoTransform>780000, 10, 0, 3350000, 0, -10</GeoTransform>{"".join(bands)}</VRTDataset>""")
-    return path
-
-
 @pytest.mark.parametrize("max_pixels", [600, 3_000])
 def test_decimating_a_vrt_of_pixel_interleaved_stacks_reads_strips_and_the_pixels_under_the_centres(
         tmp_path, monkeypatch, max_pixels):
@@ -497,8 +488,8 @@ def test_decimating_a_vrt_of_pixel_interleaved_stacks_reads_strips_and_the_pixel
     kw = dict(interleave="pixel", tiled=True, blockxsize=32, blockysize=32, compress="deflate")
     a = _s2_stack(tmp_path, rng.integers(1, 10_000, size=(6, 96, 80), dtype=np.uint16), name="a.tif", **kw)
     b = _s2_stack(tmp_path, rng.integers(1, 10_000, size=(6, 64, 70), dtype=np.uint16), name="b.tif", **kw)
-    vrt = _stack_vrt(tmp_path / "s2_20210918_mosaic.vrt", (130, 140),
-                     [(a, (0, 0, 96, 80), (0, 0)), (b, (0, 0, 64, 70), (50, 60))], 6)
+    vrt = _vrt(tmp_path / "s2_20210918_mosaic.vrt", (130, 140),
+               [(a, (0, 0, 96, 80), (0, 0)), (b, (0, 0, 64, 70), (50, 60))], nodata=0, descriptions=S2_NAMES)
     s = open_scene(vrt)
     obs = read_decimated(s, max_pixels=max_pixels)
     assert calls  # the strip path was taken
