@@ -508,3 +508,75 @@ def test_detection_takes_its_unit_from_the_analysis_grid(inputs, monkeypatch):
         ecopatch.detect_changes(inputs.before, inputs.after, inputs.reserves, grid=g, progress=False)
     lat = (top + bottom) / 2  # 1e-4 degrees: 11.1 m north-south, 11.1 m x cos(latitude) east-west
     assert got.value.args[0] == pytest.approx(11.09 * 11.13 * np.cos(np.radians(lat)), rel=0.01)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_background_of_a_cell_depends_only_on_the_differences_near_it(seed):
+    """The gap fill and the median reach ``size // 2 + _fill_reach(size)`` cells: beyond, nothing counts.
+
+    What :func:`_background_within` relies on to read the coarse differences near the reserves only.
+    """
+    from scipy.ndimage import binary_erosion, median_filter
+
+    pairing = ecopatch.analyses.pairing
+    rng = np.random.default_rng(seed)
+    size = (3, 5, 13)[seed % 3]
+    diff = rng.normal(0, 0.02, (90, 110)).astype(np.float32)
+    # clouds: blobs of missing cells, some larger than the median window
+    for _ in range(6):
+        r, c, h = rng.integers(0, 90), rng.integers(0, 110), rng.integers(2, 30)
+        diff[r:r + h, c:c + h] = np.nan
+    reach = pairing._fill_reach(size)
+
+    def background(d):
+        return median_filter(pairing._fill_nan_nearest(d, reach), size=size, mode="nearest")
+
+    full = background(diff)
+    known = np.zeros(diff.shape, dtype=bool)
+    known[20:75, 15:95] = True  # the cells read
+    part = background(np.where(known, diff, np.nan))
+    core = binary_erosion(known, structure=np.ones((3, 3), dtype=bool), iterations=size // 2 + reach)
+    assert core.any()
+    np.testing.assert_array_equal(part[core], full[core])
+    # near observed cells the bounded fill is the unbounded one
+    from scipy.ndimage import distance_transform_edt
+
+    near = distance_transform_edt(~np.isfinite(diff)) <= 2
+    unbounded = median_filter(pairing._fill_nan_nearest(diff), size=size, mode="nearest")
+    np.testing.assert_array_equal(full[near], unbounded[near])
+
+
+def test_fill_nan_nearest_stops_at_its_reach():
+    pairing = ecopatch.analyses.pairing
+    a = np.full((1, 9), np.nan, dtype=np.float32)
+    a[0, 0] = 5.0
+    np.testing.assert_array_equal(pairing._fill_nan_nearest(a, 3), [[5, 5, 5, 5, 0, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(pairing._fill_nan_nearest(a), np.full((1, 9), 5.0))
+
+
+def test_the_background_is_read_near_the_reserves_only_and_nothing_moves(inputs, monkeypatch):
+    """One reserve of the sample: the coarse reads skip the ground far from it; the patches are the same."""
+    import pandas as pd
+
+    from ecopatch.raster import quicklook
+
+    pairing = ecopatch.analyses.pairing
+    one = inputs.reserves.iloc[[0]]
+    shares = []
+    real = quicklook.wanted_pixels
+
+    def spy(dgrid, within, crs=None):
+        w = real(dgrid, within, crs)
+        shares.append(1.0 if w is None else float(w.mean()))
+        return w
+
+    monkeypatch.setattr(quicklook, "wanted_pixels", spy)
+    near = ecopatch.detect_changes(inputs.before, inputs.after, one, progress=False)
+    small = ecopatch.detect_changes(inputs.before, inputs.after, one, block=64, progress=False)
+    assert shares and max(shares) < 0.9
+    monkeypatch.setattr(pairing, "_background_within", lambda *a, **kw: None)
+    whole = ecopatch.detect_changes(inputs.before, inputs.after, one, progress=False)
+    assert len(whole) > 0
+    for got in (near, small):
+        pd.testing.assert_frame_equal(got.drop(columns="geometry"), whole.drop(columns="geometry"))
+        assert got.geometry.geom_equals_exact(whole.geometry, 0).all()

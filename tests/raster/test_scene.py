@@ -191,6 +191,78 @@ def test_decimating_a_pixel_interleaved_file_takes_gdals_nearest_pixels(tmp_path
     np.testing.assert_allclose(got, ref, atol=1e-6)
 
 
+@pytest.mark.parametrize("layout", [
+    dict(interleave="pixel", tiled=True, blockxsize=32, blockysize=32),
+    dict(interleave="band", tiled=True, blockxsize=32, blockysize=32),
+    dict(interleave="pixel", tiled=False, blockysize=4),
+    dict(interleave="band", tiled=False, blockysize=4),
+])
+def test_a_decimated_read_within_rectangles_decodes_only_the_blocks_under_them(tmp_path, monkeypatch, layout):
+    """Pixels in the rectangles are GDAL's nearest pixels; the others NaN; blocks far from them unread."""
+    import rasterio
+    from rasterio.enums import Resampling
+
+    rng = np.random.default_rng(12)
+    dn = rng.integers(1, 10_000, size=(6, 256, 320), dtype=np.uint16)
+    path = _s2_stack(tmp_path, dn, compress="deflate", **layout)
+    s = open_scene(path)
+    g = s.grid
+    # two small areas: rows 10-40 x cols 20-60, and rows 200-230 x cols 280-300
+    rects = [g.subgrid(Window(row_off=10, col_off=20, height=30, width=40)).bounds,
+             g.subgrid(Window(row_off=200, col_off=280, height=30, width=20)).bounds]
+    windows = []
+    real = rasterio.io.DatasetReader.read
+
+    def spy(self, *a, **kw):
+        if kw.get("window") is not None:
+            windows.append(kw["window"])
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(rasterio.io.DatasetReader, "read", spy)
+    obs = read_decimated(s, max_pixels=256 * 320 // 9, within=rects)
+    monkeypatch.setattr(rasterio.io.DatasetReader, "read", real)
+    grid = obs.grid
+    with rasterio.open(path) as ds:
+        want = ds.read(list(range(1, 7)), out_shape=(6, *grid.shape), resampling=Resampling.nearest)
+    xs = grid.transform.c + grid.transform.a * (np.arange(grid.width) + 0.5)
+    ys = grid.transform.f + grid.transform.e * (np.arange(grid.height) + 0.5)
+    inside = np.zeros(grid.shape, dtype=bool)
+    for left, bottom, right, top in rects:
+        inside |= ((ys >= bottom) & (ys <= top))[:, None] & ((xs >= left) & (xs <= right))[None, :]
+    assert 0 < inside.sum() < inside.size // 10
+    got = np.stack([obs[b] for b in s.bands])
+    np.testing.assert_allclose(got[:, inside], want[:, inside] / 10_000, atol=1e-6)
+    assert np.isnan(got[:, ~inside]).all() and not obs.valid[~inside].any() and obs.valid[inside].all()
+    # what was decoded: the blocks under the two areas, not the rows or tiles between them
+    read_rows = set()
+    read_cols = set()
+    for w in windows:
+        read_rows |= set(range(int(w.row_off), int(w.row_off + w.height)))
+        read_cols |= set(range(int(w.col_off), int(w.col_off + w.width)))
+    assert windows and not read_rows & set(range(64, 192))
+    if layout["tiled"]:
+        assert not read_cols & set(range(96, 256))
+
+
+@pytest.mark.parametrize("shape,out", [((1000, 999), (333, 334)), ((301, 257), (100, 86)), ((700, 500), (233, 125))])
+def test_strip_decimation_takes_gdals_pixels_at_exact_half_steps(tmp_path, shape, out):
+    """166.5 × 1000 / 333 is 500 exactly but 499.99999999999994 in floating point: GDAL takes 500, and so must we."""
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.windows import Window as RioWindow
+
+    from ecopatch.raster import blocks, quicklook
+
+    dn = np.arange(shape[0] * shape[1], dtype=np.uint32).reshape(1, *shape) % 65_521
+    path = write_raster(tmp_path / "one.tif", dn.astype(np.uint16), dtype="uint16", tiled=True,
+                        blockxsize=64, blockysize=64)
+    with rasterio.open(path) as ds:
+        win = RioWindow(0, 0, shape[1], shape[0])
+        gdal = ds.read([1], window=win, out_shape=(1, *out), resampling=Resampling.nearest)
+        ours = quicklook._decimate_in_strips(ds, [1], win, (1, *out), blocks.layout_of(ds))
+    np.testing.assert_array_equal(ours, gdal)
+
+
 def test_a_band_interleaved_tiled_stack_reads_its_bands_together_and_only_those(tmp_path, monkeypatch):
     import rasterio
 

@@ -574,7 +574,7 @@ def detection_pass(
     # -- the pair made comparable, from bounded reads ---------------------
     hist = _usable_history(history, before, after)
     pair = prepare_pair(before, after, g, region, params=params, normalize=normalize, clouds=clouds,
-                        cover=cover, history=hist, max_source_px=max_source_px)
+                        cover=cover, history=hist, max_source_px=max_source_px, block=block)
     before, after = pair.before, pair.after  # with the cloud masks computed for them, if any
     setup = _pass_setup(pair, params)
     region_m2 = float(np.sum(geodesic_area_m2(region, g.crs)))

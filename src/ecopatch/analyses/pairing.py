@@ -152,7 +152,8 @@ def _reflective(scene: RasterSource) -> bool:
 
 def prepare_pair(before: RasterSource, after: RasterSource, grid: Grid, region: np.ndarray, *, params: ChangeParams,
                  normalize: str = "auto", clouds: str = "auto", cover: CoverParams | None = None,
-                 history: Sequence[RasterSource] = (), max_source_px: int = WINDOWS.max_source_px) -> PairSetup:
+                 history: Sequence[RasterSource] = (), max_source_px: int = WINDOWS.max_source_px,
+                 block: int = WINDOWS.block) -> PairSetup:
     """Clouds, normalisation, background and noise model of a scene pair, from bounded reads.
 
     Parameters
@@ -177,6 +178,10 @@ def prepare_pair(before: RasterSource, after: RasterSource, grid: Grid, region: 
         :func:`ecopatch.detect_changes`.
     max_source_px : int
         Bound on the source pixels read at once.
+    block : int
+        Side of the pass's windows, px: the background is read only around
+        the parts of ``region`` the windows of :func:`blocks_touching` will
+        compute (:func:`_background_within`).
 
     Returns
     -------
@@ -221,11 +226,14 @@ def prepare_pair(before: RasterSource, after: RasterSource, grid: Grid, region: 
         # the background's coarse reads (step 3) need neither the sample nor the normalisation: on files
         # without overviews they decode both dates whole, so they start now, in worker threads, and the
         # sample is read and the normalisation fitted meanwhile
-        early = _BackgroundReads.start((before, after), grid, region, tuple(shared), params) if spectral else None
+        samples = _sample_windows(grid, region)
+        within = _background_within(grid, region, params, block, samples)
+        early = (_BackgroundReads.start((before, after), grid, region, tuple(shared), params, within)
+                 if spectral else None)
         try:
             return _prepare(before, after, grid, region, params=params, normalize=normalize, clouds=clouds,
                             cover=cover, history=history, max_source_px=max_source_px, record=record,
-                            shared=shared, spectral=spectral, early=early)
+                            shared=shared, spectral=spectral, early=early, samples=samples, within=within)
         finally:
             if early is not None:
                 early.close()
@@ -234,11 +242,11 @@ def prepare_pair(before: RasterSource, after: RasterSource, grid: Grid, region: 
 def _prepare(before: RasterSource, after: RasterSource, grid: Grid, region: np.ndarray, *, params: ChangeParams,
              normalize: str, clouds: str, cover: CoverParams | None, history: Sequence[RasterSource],
              max_source_px: int, record: dict[str, Any], shared: list[str], spectral: bool,
-             early: _BackgroundReads | None) -> PairSetup:
-    """Steps 2 to 5 of :func:`prepare_pair` (the clouds are attached)."""
+             early: _BackgroundReads | None, samples: list[Window],
+             within: list[tuple[float, float, float, float]] | None) -> PairSetup:
+    """Steps 2 to 5 of :func:`prepare_pair` (the clouds are attached, the sample's windows chosen)."""
     # 2. a sample of windows, read with the context the statistic needs
     halo = params.halo_px
-    samples = _sample_windows(grid, region)
     if not samples:
         raise NoValidPixelsError("the area of interest has no pixel of the analysis grid")
     raw_b = [read_on_grid(before, grid, w.pad(halo), max_source_px=max_source_px) for w in samples]
@@ -279,7 +287,8 @@ def _prepare(before: RasterSource, after: RasterSource, grid: Grid, region: np.n
     # 3. the slowly varying difference
     background = None
     if params.background_m > 0:
-        background = _background(before, after, grid, region, bands, d_before, d_after, params, early=early)
+        background = _background(before, after, grid, region, bands, d_before, d_after, params, early=early,
+                                 within=within)
 
     # 4. the noise of unchanged ground
     model = _noise_model(lb, la, samples, bands, gains, background, params, halo)
@@ -437,10 +446,15 @@ def _coarse_read(scene: RasterSource, coarse: Grid, bands: Sequence[str] | None 
     return _onto_coarse(scene, _coarse_fetch(scene, coarse, names), coarse, names, toa)
 
 
-def _coarse_fetch(scene: RasterSource, coarse: Grid, names: Sequence[str]) -> Observation:
-    """The decimated read behind :func:`_coarse_read` (twice as fine as the coarse grid)."""
+def _coarse_fetch(scene: RasterSource, coarse: Grid, names: Sequence[str],
+                  within: Sequence[tuple[float, float, float, float]] | None = None) -> Observation:
+    """The decimated read behind :func:`_coarse_read` (twice as fine as the coarse grid).
+
+    ``within``: rectangles in ``coarse``'s CRS where the values are needed (NaN elsewhere).
+    """
     max_px = max(coarse.height * coarse.width * 4, 10_000)
-    return read_decimated(scene, aoi_bounds=coarse.bounds, aoi_crs=coarse.crs, max_pixels=max_px, bands=names)
+    return read_decimated(scene, aoi_bounds=coarse.bounds, aoi_crs=coarse.crs, max_pixels=max_px, bands=names,
+                          within=within)
 
 
 def _onto_coarse(scene: RasterSource, obs: Observation, coarse: Grid, names: Sequence[str],
@@ -456,22 +470,24 @@ def _onto_coarse(scene: RasterSource, obs: Observation, coarse: Grid, names: Seq
     return out
 
 
-def _coarse_reads(scenes: Sequence[RasterSource], coarse: Grid, bands: Sequence[str]) -> list[dict[str, np.ndarray]]:
+def _coarse_reads(scenes: Sequence[RasterSource], coarse: Grid, bands: Sequence[str],
+                  within: Sequence[tuple[float, float, float, float]] | None = None) -> list[dict[str, np.ndarray]]:
     """:func:`_coarse_read` of each scene (the bands it has), the scenes' files read at the same time.
 
     A decimated read of a file without overviews decodes all of it; GDAL
     does so without holding the GIL, so two dates take the time of one.
     The resampling stays in the calling thread (it silences a rasterio
-    warning, which only the main thread may do safely).
+    warning, which only the main thread may do safely).  ``within``: as
+    for :func:`_coarse_fetch`.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     names = [[b for b in bands if b in s.bands] for s in scenes]
     if len(scenes) < 2 or (os.cpu_count() or 1) < 2:
-        obs = [_coarse_fetch(s, coarse, n) for s, n in zip(scenes, names)]
+        obs = [_coarse_fetch(s, coarse, n, within) for s, n in zip(scenes, names)]
     else:
         with ThreadPoolExecutor(max_workers=len(scenes)) as ex:
-            obs = list(ex.map(lambda sn: _coarse_fetch(sn[0], coarse, sn[1]), zip(scenes, names)))
+            obs = list(ex.map(lambda sn: _coarse_fetch(sn[0], coarse, sn[1], within), zip(scenes, names)))
     return [_onto_coarse(s, o, coarse, n, False) for s, o, n in zip(scenes, obs, names)]
 
 
@@ -524,7 +540,8 @@ def _attach_cloud_masks(before: RasterSource, after: RasterSource, grid: Grid, r
     return out[0], out[1], info
 
 
-def _fill_nan_nearest(a: np.ndarray) -> np.ndarray:
+def _fill_nan_nearest(a: np.ndarray, max_cells: float | None = None) -> np.ndarray:
+    """NaN cells given the value of the nearest finite cell; with ``max_cells``, 0 where none is that near."""
     from scipy.ndimage import distance_transform_edt
 
     bad = ~np.isfinite(a)
@@ -532,8 +549,24 @@ def _fill_nan_nearest(a: np.ndarray) -> np.ndarray:
         return a
     if bad.all():
         return np.zeros_like(a)
-    idx = distance_transform_edt(bad, return_distances=False, return_indices=True)
-    return a[tuple(idx)]
+    if max_cells is None:
+        idx = distance_transform_edt(bad, return_distances=False, return_indices=True)
+        return a[tuple(idx)]
+    dist, idx = distance_transform_edt(bad, return_distances=True, return_indices=True)
+    out = a[tuple(idx)]
+    out[dist > max_cells] = 0
+    return out
+
+
+def _fill_reach(size: int) -> int:
+    """Cells from an observed cell within which the background's gaps are filled (:func:`_background`).
+
+    A coarse cell at most two cells from an observed one (the bilinear
+    steps) has a median window (``size`` cells square) whose every cell
+    lies this near an observed cell: its background is what an unbounded
+    nearest fill gives.
+    """
+    return math.ceil((size // 2) * math.sqrt(2)) + 2
 
 
 def _background_grid(grid: Grid, region: np.ndarray, params: ChangeParams) -> tuple[Grid, int, int] | None:
@@ -549,6 +582,42 @@ def _background_grid(grid: Grid, region: np.ndarray, params: ChangeParams) -> tu
     return coarse, k, size
 
 
+def _background_within(grid: Grid, region: np.ndarray, params: ChangeParams, block: int,
+                       samples: Sequence[Window]) -> list[tuple[float, float, float, float]] | None:
+    """Rectangles (``grid``'s CRS) outside which no background value is used; None: no background.
+
+    The pass computes, in each window of :func:`blocks_touching` (``block``
+    px), the bounding box of the parts of ``region`` in it (one pixel more,
+    see :func:`ecopatch.analyses.encroachment._needed`) with the
+    statistic's halo, and the noise model the sample windows with theirs.
+    Each such box, grown by the background's reach (the median's half
+    size, the gap fill's reach and three coarse cells, for the bilinear
+    steps), is one rectangle.
+    Where the reserves cover a small part of a large scene, the coarse
+    reads then decode only the file blocks near them.
+    """
+    got = _background_grid(grid, region, params)
+    if got is None or params.background_m <= 0:
+        return None
+    _, k, size = got
+    from ecopatch.engine.tiling import blocks_touching
+
+    halo = params.halo_px
+    reach = halo + 3 + (size // 2 + _fill_reach(size) + 3) * k
+    parts = np.asarray(region, dtype=object)
+    rects = []
+    for w, idx in blocks_touching(grid, parts, block=block, pad=1):
+        clipped = shapely.clip_by_rect(parts[idx], *grid.subgrid(w.pad(2)).bounds)
+        clipped = clipped[~shapely.is_empty(clipped)]
+        if len(clipped):
+            box = grid.window_from_bounds(tuple(shapely.total_bounds(clipped)), pad=reach, clip=True)
+            if box is not None:
+                rects.append(grid.subgrid(box).bounds)
+    for w in samples:
+        rects.append(grid.subgrid(w.pad(reach)).bounds)
+    return rects
+
+
 class _BackgroundReads:
     """The background's decimated reads of both dates, running in worker threads from :meth:`start`.
 
@@ -556,26 +625,31 @@ class _BackgroundReads:
     runs in the calling thread, as there); :meth:`close` waits for the threads.
     """
 
-    def __init__(self, scenes: Sequence[RasterSource], coarse: Grid, bands: Sequence[str]) -> None:
+    def __init__(self, scenes: Sequence[RasterSource], coarse: Grid, bands: Sequence[str],
+                 within: Sequence[tuple[float, float, float, float]] | None = None) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         self.scenes, self.coarse, self.bands = tuple(scenes), coarse, tuple(bands)
+        self.within = within
         self._names = [[b for b in bands if b in s.bands] for s in scenes]
         self._pool = ThreadPoolExecutor(max_workers=len(scenes), thread_name_prefix="ecopatch-background")
-        self._jobs = [self._pool.submit(_coarse_fetch, s, coarse, n) for s, n in zip(scenes, self._names)]
+        self._jobs = [self._pool.submit(_coarse_fetch, s, coarse, n, within) for s, n in zip(scenes, self._names)]
 
     @classmethod
     def start(cls, scenes: Sequence[RasterSource], grid: Grid, region: np.ndarray, bands: tuple[str, ...],
-              params: ChangeParams) -> _BackgroundReads | None:
+              params: ChangeParams, within: Sequence[tuple[float, float, float, float]] | None = None,
+              ) -> _BackgroundReads | None:
         """Start the reads where a background will be estimated and two cores can share the work."""
         if params.background_m <= 0 or (os.cpu_count() or 1) < 2 or len(bands) < 3:
             return None
         got = _background_grid(grid, region, params)
-        return None if got is None else cls(scenes, got[0], bands)
+        return None if got is None else cls(scenes, got[0], bands, within)
 
-    def result(self, coarse: Grid, bands: Sequence[str]) -> list[dict[str, np.ndarray]] | None:
-        """The coarse reads, or None when they were started for another grid or other bands."""
-        if coarse != self.coarse or tuple(bands) != self.bands:
+    def result(self, coarse: Grid, bands: Sequence[str],
+               within: Sequence[tuple[float, float, float, float]] | None = None,
+               ) -> list[dict[str, np.ndarray]] | None:
+        """The coarse reads, or None when they were started for another grid, other bands or areas."""
+        if coarse != self.coarse or tuple(bands) != self.bands or within != self.within:
             return None
         obs = [j.result() for j in self._jobs]
         return [_onto_coarse(s, o, coarse, n, False) for s, o, n in zip(self.scenes, obs, self._names)]
@@ -588,10 +662,19 @@ class _BackgroundReads:
 
 def _background(before: RasterSource, after: RasterSource, grid: Grid, region: np.ndarray, bands: tuple[str, ...],
                 d_before: SurfaceDeriver, d_after: SurfaceDeriver, params: ChangeParams, *,
-                early: _BackgroundReads | None = None) -> Background | None:
+                early: _BackgroundReads | None = None,
+                within: Sequence[tuple[float, float, float, float]] | None = None) -> Background | None:
     """Median of the normalised band differences over ``params.background_m``, on a coarse grid.
 
     ``early``: the coarse reads, started before the sample was read (:meth:`_BackgroundReads.start`).
+    ``within``: where the background is needed (:func:`_background_within`); elsewhere the
+    differences are not read.
+
+    Cells with no difference (cloud, no data, not read) take the nearest
+    observed cell's within :func:`_fill_reach` cells, else 0, before the
+    median: the background of a cell then depends only on the cells
+    within ``size // 2 + _fill_reach(size)`` of it, whatever the extent
+    read (the pass's windows, the reserves elsewhere).
     """
     from scipy.ndimage import median_filter
 
@@ -601,15 +684,15 @@ def _background(before: RasterSource, after: RasterSource, grid: Grid, region: n
     coarse, k, size = got
     if d_before.cover is not None:
         return None  # fractions are compared: no radiometric background to remove
-    reads = early.result(coarse, bands) if early is not None else None
-    rb, raw_a = reads if reads is not None else _coarse_reads((before, after), coarse, bands)
+    reads = early.result(coarse, bands, within) if early is not None else None
+    rb, raw_a = reads if reads is not None else _coarse_reads((before, after), coarse, bands, within)
     ra = d_after(Observation(raw_a, np.ones(coarse.shape, dtype=bool), coarse))
     values = []
     for b in bands:
         diff = np.asarray(ra[b], dtype=np.float32) - np.asarray(rb[b], dtype=np.float32)
         if not np.isfinite(diff).any():
             return None
-        values.append(median_filter(_fill_nan_nearest(diff), size=size, mode="nearest"))
+        values.append(median_filter(_fill_nan_nearest(diff, _fill_reach(size)), size=size, mode="nearest"))
     return Background(np.stack(values).astype(np.float32), k)
 
 

@@ -227,11 +227,14 @@ class ArraySource(SourceBase):
 
     def read_decimated(self, *, aoi_bounds: tuple[float, float, float, float] | None = None, aoi_crs: Any = None,
                        margin_m: float = 0.0, max_pixels: int = 1_000_000, bands: Sequence[str] | None = None,
-                       build_overviews: bool = False) -> Observation:
+                       build_overviews: bool = False,
+                       within: Sequence[tuple[float, float, float, float]] | None = None) -> Observation:
         """Every k-th pixel (nearest) of the arrays over the area; only those pixels are read.
 
         ``build_overviews`` does not apply to arrays.  The mask's clouds are
-        grown at the decimated resolution, as for files.
+        grown at the decimated resolution, as for files.  Pixels outside
+        ``within`` (rectangles in ``aoi_crs``) are NaN and not valid, as for
+        files; all are read (they are in memory or in the arrays' chunks).
         """
         names = list(bands) if bands is not None else list(self.bands)
         for n in names:
@@ -245,8 +248,11 @@ class ArraySource(SourceBase):
         cy = dgrid.transform.f + dgrid.transform.e * (np.arange(dgrid.height) + 0.5)
         cols = np.clip(np.floor((inv * (cx, np.full_like(cx, cy[0])))[0]).astype(np.int64), 0, g.width - 1)
         rows = np.clip(np.floor((inv * (np.full_like(cy, cx[0]), cy))[1]).astype(np.int64), 0, g.height - 1)
+        from ecopatch.raster.quicklook import wanted_pixels
+
+        wanted = wanted_pixels(dgrid, within, aoi_crs)
         out: dict[str, np.ndarray] = {}
-        valid = np.ones(dgrid.shape, dtype=bool)
+        valid = np.ones(dgrid.shape, dtype=bool) if wanted is None else wanted.copy()
         for n in names:
             arr = self._layers[n]
             scale, offset = self._scales[n]

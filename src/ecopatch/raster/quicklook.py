@@ -84,6 +84,7 @@ def read_decimated(
     max_pixels: int = 1_000_000,
     bands: Sequence[str] | None = None,
     build_overviews: bool = False,
+    within: Sequence[tuple[float, float, float, float]] | None = None,
 ) -> Observation:
     """A decimated read of a scene (or of an area of interest), for statistics and quick-looks.
 
@@ -111,13 +112,21 @@ def read_decimated(
         and the read is decimated, build them first (an external ``.ovr``
         beside the file, see :func:`build_overviews`).  Off by default: it
         writes beside the user's imagery.
+    within : sequence of (left, bottom, right, top), optional
+        Rectangles in ``aoi_crs`` where the pixels are wanted: a GeoTIFF
+        read without overviews then decodes only the blocks under them,
+        and every decimated pixel whose centre is in none of them is NaN
+        and not valid (read or not).  For reads that only matter near an
+        area of interest scattered over a large scene (the detection's
+        background around the reserves).  Default: everywhere.
 
     Returns
     -------
     Observation
         On a coarser grid covering the same ground; reflectance NaN where
         not valid (no data, saturated, cloud: the product's mask grown by
-        the scene's cloud buffer at the decimated resolution).
+        the scene's cloud buffer at the decimated resolution; outside
+        ``within``).
     """
     from ecopatch.raster.fileread import band_reflectance
     from ecopatch.raster.scene import computed_clear
@@ -126,13 +135,15 @@ def read_decimated(
     for n in names:
         scene.band(n)
     dgrid = decimated_grid(scene, aoi_bounds=aoi_bounds, aoi_crs=aoi_crs, margin_m=margin_m, max_pixels=max_pixels)
+    wanted = wanted_pixels(dgrid, within, aoi_crs)
     shared = _ACTIVE.get()
     raw = shared.cut(scene, names, dgrid) if shared is not None else None
     if raw is None:
         build = build_overviews or (shared is not None and shared.build_overviews)
-        raw = _fetch(scene, names, dgrid, build=build, handles=shared.handles if shared is not None else None)
+        raw = _fetch(scene, names, dgrid, build=build, handles=shared.handles if shared is not None else None,
+                     wanted=wanted)
     out: dict[str, np.ndarray] = {}
-    valid = np.ones(dgrid.shape, dtype=bool)
+    valid = np.ones(dgrid.shape, dtype=bool) if wanted is None else wanted.copy()
     for n in names:
         refl, ok = band_reflectance(raw[n], scene.band(n))
         out[n] = refl
@@ -150,6 +161,35 @@ def read_decimated(
 _MASK = "\0mask"
 
 
+def wanted_pixels(dgrid: Grid, within: Sequence[tuple[float, float, float, float]] | None,
+                  crs: Any = None) -> np.ndarray | None:
+    """Pixels of ``dgrid`` whose centres lie in any of the rectangles ``within`` (in ``crs``); None: all of them.
+
+    A rectangle in another CRS than the grid's is replaced by the bounds of
+    its outline (densified) in the grid's CRS.
+    """
+    if within is None:
+        return None
+    rects = np.asarray(within, dtype=np.float64).reshape(-1, 4)
+    if crs is not None and len(rects):
+        from ecopatch.geo.geodesy import as_crs
+
+        if as_crs(crs) != dgrid.crs:
+            from rasterio.warp import transform_bounds
+
+            rects = np.asarray([transform_bounds(as_crs(crs), dgrid.crs, *r, densify_pts=21) for r in rects])
+    want = np.zeros(dgrid.shape, dtype=bool)
+    t = dgrid.transform
+    xs = t.c + t.a * (np.arange(dgrid.width) + 0.5)
+    ys = t.f + t.e * (np.arange(dgrid.height) + 0.5)
+    for left, bottom, right, top in rects:
+        cols = np.flatnonzero((xs >= left) & (xs <= right))
+        rows = np.flatnonzero((ys >= bottom) & (ys <= top))
+        if len(cols) and len(rows):
+            want[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] = True
+    return None if want.all() else want
+
+
 def _sources(scene: Scene, names: Sequence[str]) -> dict[str, tuple[str, int, Grid]]:
     """(path, band, file grid) of each band asked, and of the product mask under :data:`_MASK`."""
     src = {}
@@ -163,8 +203,11 @@ def _sources(scene: Scene, names: Sequence[str]) -> dict[str, tuple[str, int, Gr
 
 
 def _fetch(scene: Scene, names: Sequence[str], dgrid: Grid, *, build: bool = False,
-           handles: _Handles | None = None) -> dict[str, np.ndarray]:
-    """Raw values (DN, mask codes) of ``names`` and the mask on ``dgrid``: one read per file, files in parallel."""
+           handles: _Handles | None = None, wanted: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Raw values (DN, mask codes) of ``names`` and the mask on ``dgrid``: one read per file, files in parallel.
+
+    ``wanted``: the pixels of ``dgrid`` needed (:func:`wanted_pixels`); the others may be left 0.
+    """
     src = _sources(scene, names)
     by_file: dict[str, list[tuple[str, int]]] = {}
     grids: dict[str, Grid] = {}
@@ -182,9 +225,9 @@ def _fetch(scene: Scene, names: Sequence[str], dgrid: Grid, *, build: bool = Fal
         with gdal_cache(2 * need):
             if len(jobs) > 1:
                 with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as ex:
-                    got = list(ex.map(lambda j: _decimate_file(pool, j[0], j[1], grids[j[0]], dgrid), jobs))
+                    got = list(ex.map(lambda j: _decimate_file(pool, j[0], j[1], grids[j[0]], dgrid, wanted), jobs))
             else:
-                got = [_decimate_file(pool, p, idx, grids[p], dgrid) for p, idx in jobs]
+                got = [_decimate_file(pool, p, idx, grids[p], dgrid, wanted) for p, idx in jobs]
     finally:
         if own:
             pool.close()
@@ -195,8 +238,15 @@ def _fetch(scene: Scene, names: Sequence[str], dgrid: Grid, *, build: bool = Fal
     return out
 
 
-def _decimate_file(pool: _Handles, path: str, indexes: list[int], src: Grid, dgrid: Grid) -> np.ndarray:
-    """``indexes`` of ``path`` on ``dgrid`` (nearest): one GDAL read, from overviews where the file has them."""
+def _decimate_file(pool: _Handles, path: str, indexes: list[int], src: Grid, dgrid: Grid,
+                   wanted: np.ndarray | None = None) -> np.ndarray:
+    """``indexes`` of ``path`` on ``dgrid`` (nearest): one GDAL read, from overviews where the file has them.
+
+    ``wanted`` (pixels of ``dgrid``, see :func:`wanted_pixels`): a GeoTIFF
+    without overviews fine enough is read in strips
+    (:func:`_decimate_in_strips`), only the blocks under wanted pixels;
+    the other pixels are 0.
+    """
     from rasterio.enums import Resampling
 
     with pool.use(path) as ds:
@@ -207,8 +257,10 @@ def _decimate_file(pool: _Handles, path: str, indexes: list[int], src: Grid, dgr
         try:
             k = min(win.width / shape[2], win.height / shape[1])
             lay = _strips_layout(path, ds, k)
+            if lay is None and wanted is not None:
+                lay = _any_strips_layout(ds, k)
             if lay is not None:
-                return _decimate_in_strips(ds, indexes, win, shape, lay)
+                return _decimate_in_strips(ds, indexes, win, shape, lay, wanted)
             return ds.read(indexes, window=win.to_rasterio(), out_shape=shape, resampling=Resampling.nearest)
         except Exception as exc:
             raise RasterReadError(
@@ -227,6 +279,17 @@ def _in_strips(lay: blocks.FileLayout, k: float) -> bool:
     """Whether a decimated read (every ``k``-th pixel) of the file goes by :func:`_decimate_in_strips`."""
     return (lay.driver == "GTiff" and lay.interleave == "pixel" and lay.count > 1 and k >= 1.5
             and not [f for f in lay.overviews if f <= k])
+
+
+def _any_strips_layout(ds: Any, k: float) -> blocks.FileLayout | None:
+    """The layout of a GeoTIFF of any interleave without overviews fine enough to decimate by ``k``, or None.
+
+    Such a file can be decimated in strips (:func:`_decimate_in_strips`,
+    the same pixels as GDAL's read) when only some of its blocks are wanted.
+    """
+    lay = blocks.layout_of(ds)
+    ok = lay.driver == "GTiff" and k >= 1.5 and not [f for f in lay.overviews if f <= k]
+    return lay if ok else None
 
 
 def _strips_layout(path: str, ds: Any, k: float) -> blocks.FileLayout | None:
@@ -258,50 +321,87 @@ def _strips_layout(path: str, ds: Any, k: float) -> blocks.FileLayout | None:
 
 
 def _decimate_in_strips(ds: Any, indexes: list[int], win: Any, shape: tuple[int, int, int],
-                        lay: blocks.FileLayout) -> np.ndarray:
-    """Nearest-neighbour decimation of a pixel-interleaved file without overviews, each block decoded once.
+                        lay: blocks.FileLayout, wanted: np.ndarray | None = None) -> np.ndarray:
+    """Nearest-neighbour decimation of a GeoTIFF without overviews, each block decoded once.
 
-    GDAL's decimated read of such a file (``out_shape``) goes band by band,
-    and each band's pass decodes every block again, all bands of it: six to
-    seven times a full decode for a 7-band stack.  Here the file is read in
-    block-aligned strips, all bands asked in one read per strip (one decode
-    of each block), and every k-th pixel taken from the strip, at the same
-    pixels as GDAL's nearest rule (the source pixel under each output
-    pixel's centre).  A strip is at most :data:`_STRIP_BYTES` decoded, but
-    at least a row of blocks; a tiled file's row of blocks that is larger
-    (512-pixel tiles across a 10980-pixel tile: 79 MB for 7 bands) is read
-    a run of whole tiles at a time (:func:`_strip_parts`).
+    GDAL's decimated read of a pixel-interleaved file (``out_shape``) goes
+    band by band, and each band's pass decodes every block again, all bands
+    of it: six to seven times a full decode for a 7-band stack.  Here the
+    file is read in block-aligned strips, all bands asked in one read per
+    strip (one decode of each block), and every k-th pixel taken from the
+    strip, at the same pixels as GDAL's nearest rule (the source pixel
+    under each output pixel's centre, :func:`_centre_indexes`).  A strip
+    is at most :data:`_STRIP_BYTES` decoded, but at least a row of blocks;
+    a tiled file's row of blocks that is larger (512-pixel tiles across a
+    10980-pixel tile: 79 MB for 7 bands) is read a run of whole tiles at a
+    time (:func:`_strip_parts`).
+
+    ``wanted`` (pixels of the output): only the blocks under wanted pixels
+    are read, tile by tile in tiled files, strip by strip in striped ones;
+    the other output pixels are 0.  Files of any interleave can be read so.
     """
     from rasterio.windows import Window as RioWindow
 
     n, out_h, out_w = shape
-    rows = np.floor(win.row_off + (np.arange(out_h) + 0.5) * (win.height / out_h)).astype(np.int64)
-    cols = np.floor(win.col_off + (np.arange(out_w) + 0.5) * (win.width / out_w)).astype(np.int64)
-    rows = np.clip(rows, 0, ds.height - 1)
-    cols = np.clip(cols, 0, ds.width - 1)
+    rows = np.clip(_centre_indexes(win.row_off, win.height, out_h), 0, ds.height - 1)
+    cols = np.clip(_centre_indexes(win.col_off, win.width, out_w), 0, ds.width - 1)
     bh = max(1, lay.block[0])
-    px_bytes = lay.count * np.dtype(ds.dtypes[indexes[0] - 1]).itemsize
+    per_px = lay.count if lay.interleave == "pixel" else len(indexes)
+    px_bytes = per_px * np.dtype(ds.dtypes[indexes[0] - 1]).itemsize
     parts = _strip_parts(int(cols.min()), int(cols.max()) + 1, lay, bh * px_bytes)
     widest = max(c1 - c0 for c0, c1 in parts)
+    if wanted is not None and lay.tiled:
+        # tile by tile, then runs of wanted tiles no wider than the parts
+        bw = lay.block[1]
+        tiles = [(max(c0, a), min(c1, a + bw)) for c0, c1 in parts for a in range((c0 // bw) * bw, c1, bw)]
+        parts = [p for p in tiles if p[0] < p[1]]
     h = max(bh, (_STRIP_BYTES // max(1, widest * px_bytes * bh)) * bh)
-    out = np.empty(shape, dtype=ds.dtypes[indexes[0] - 1])
+    if wanted is not None and lay.tiled:
+        h = bh  # a row of tiles at a time: rows of tiles without wanted pixels are not decoded
+    out = (np.empty if wanted is None else np.zeros)(shape, dtype=ds.dtypes[indexes[0] - 1])
     start = (int(rows.min()) // bh) * bh
     end = int(rows.max()) + 1
     for top in range(start, end, h):
         ri = np.flatnonzero((rows >= top) & (rows < top + h))
         if not ri.size:
             continue
-        r0, r1 = int(rows[ri].min()), int(rows[ri].max()) + 1
-        # whole blocks: rows from the strip's first block row to the last sampled row's block end
-        b0 = (r0 // bh) * bh
-        b1 = min(ds.height, -(-r1 // bh) * bh)
+        runs: list[tuple[int, int, np.ndarray]] = []
         for c0, c1 in parts:
             ci = np.flatnonzero((cols >= c0) & (cols < c1))
-            if not ci.size:
+            if not ci.size or (wanted is not None and not wanted[np.ix_(ri, ci)].any()):
                 continue
-            data = ds.read(indexes, window=RioWindow(c0, b0, c1 - c0, b1 - b0))
-            out[:, ri[:, None], ci[None, :]] = data[:, (rows[ri] - b0)[:, None], (cols[ci] - c0)[None, :]]
+            if runs and wanted is not None and runs[-1][1] == c0 and c1 - runs[-1][0] <= widest:
+                runs[-1] = (runs[-1][0], c1, np.r_[runs[-1][2], ci])
+            else:
+                runs.append((c0, c1, ci))
+        if not runs:
+            continue
+        groups = [ri]
+        if wanted is not None:
+            # the strip's rows with a wanted pixel, in runs of adjacent rows of blocks
+            ri = ri[wanted[np.ix_(ri, np.concatenate([c for _, _, c in runs]))].any(axis=1)]
+            blk = rows[ri] // bh
+            groups = np.split(ri, np.flatnonzero(np.diff(blk) > 1) + 1)
+        for rg in groups:
+            r0, r1 = int(rows[rg].min()), int(rows[rg].max()) + 1
+            # whole blocks: rows from the first sampled row's block start to the last one's block end
+            b0 = (r0 // bh) * bh
+            b1 = min(ds.height, -(-r1 // bh) * bh)
+            for c0, c1, ci in runs:
+                data = ds.read(indexes, window=RioWindow(c0, b0, c1 - c0, b1 - b0))
+                out[:, rg[:, None], ci[None, :]] = data[:, (rows[rg] - b0)[:, None], (cols[ci] - c0)[None, :]]
     return out
+
+
+#: Added to the source coordinate of an output pixel's centre before it is floored, as GDAL does
+#: in its nearest-neighbour decimation (``GDALRasterBand::IRasterIO``): 166.5 × 1000 / 333 is 500
+#: exactly, but 499.99999999999994 in floating point.
+_CENTRE_EPS = 1e-10
+
+
+def _centre_indexes(off: float, size: float, n: int) -> np.ndarray:
+    """Source pixel under the centre of each of ``n`` output pixels over ``size`` source pixels from ``off``."""
+    return np.floor(off + (np.arange(n) + 0.5) * (size / n) + _CENTRE_EPS).astype(np.int64)
 
 
 def _strip_parts(c0: int, c1: int, lay: blocks.FileLayout, column_bytes: int) -> list[tuple[int, int]]:

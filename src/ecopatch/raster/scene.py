@@ -289,12 +289,13 @@ class Scene(SourceBase):
 
     def read_decimated(self, *, aoi_bounds: tuple[float, float, float, float] | None = None, aoi_crs: Any = None,
                        margin_m: float = 0.0, max_pixels: int = 1_000_000, bands: Sequence[str] | None = None,
-                       build_overviews: bool = False) -> Observation:
+                       build_overviews: bool = False,
+                       within: Sequence[tuple[float, float, float, float]] | None = None) -> Observation:
         """Every k-th pixel, from the files' overviews where they have them (see :mod:`ecopatch.raster.quicklook`)."""
         from ecopatch.raster.quicklook import read_decimated
 
         return read_decimated(self, aoi_bounds=aoi_bounds, aoi_crs=aoi_crs, margin_m=margin_m,
-                              max_pixels=max_pixels, bands=bands, build_overviews=build_overviews)
+                              max_pixels=max_pixels, bands=bands, build_overviews=build_overviews, within=within)
 
     def read_sample(self, *, max_pixels: int = 1_000_000, bands: Sequence[str] | None = None) -> Observation:
         """A spatially even sample of the whole scene, in bounded time and memory.

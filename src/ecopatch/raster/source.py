@@ -254,7 +254,8 @@ class RasterSource(Protocol):
 
     def read_decimated(self, *, aoi_bounds: tuple[float, float, float, float] | None = None, aoi_crs: Any = None,
                        margin_m: float = 0.0, max_pixels: int = 1_000_000, bands: Sequence[str] | None = None,
-                       build_overviews: bool = False) -> Observation:
+                       build_overviews: bool = False,
+                       within: Sequence[tuple[float, float, float, float]] | None = None) -> Observation:
         """Every k-th pixel (nearest) of the source or of an area of it: at most ``max_pixels``."""
         ...
 
@@ -447,6 +448,7 @@ def read_decimated(
     max_pixels: int = 1_000_000,
     bands: Sequence[str] | None = None,
     build_overviews: bool = False,
+    within: Sequence[tuple[float, float, float, float]] | None = None,
 ) -> Observation:
     """A decimated read of a source (or of an area of interest), for statistics and quick-looks.
 
@@ -470,6 +472,10 @@ def read_decimated(
     build_overviews : bool
         Build missing overviews of large files first (an external ``.ovr``
         beside each; off by default).
+    within : sequence of (left, bottom, right, top), optional
+        Rectangles in ``aoi_crs`` where pixels are wanted: files without
+        overviews then decode only the blocks under them, and the pixels
+        outside them are NaN and not valid.  Default: everywhere.
 
     Returns
     -------
@@ -477,7 +483,7 @@ def read_decimated(
         On a coarser grid covering the same ground.
     """
     return source.read_decimated(aoi_bounds=aoi_bounds, aoi_crs=aoi_crs, margin_m=margin_m, max_pixels=max_pixels,
-                                 bands=bands, build_overviews=build_overviews)
+                                 bands=bands, build_overviews=build_overviews, within=within)
 
 
 def read_sample(source: RasterSource, *, max_pixels: int = 1_000_000,
