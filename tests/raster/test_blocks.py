@@ -304,3 +304,40 @@ def test_a_sample_of_a_file_smaller_than_its_window_is_the_file(tmp_path):
     with rasterio.open(write_raster(tmp_path / "t.tif", arr)) as ds:
         got = blocks.sample_blocks(ds, [1])
     assert np.array_equal(np.unique(got), arr.ravel())
+
+
+def test_the_next_stripe_copies_the_last_columns_of_the_tiles_before_it(tmp_path):
+    """A stripe's first windows reach a few pixels into tiles long out of the cache: no decode for that."""
+    import rasterio
+
+    from ecopatch.geo.grid import Window
+
+    rng = np.random.default_rng(4)
+    data = rng.integers(0, 60_000, size=(1, 128, 128), dtype=np.uint16)
+    path = write_raster(tmp_path / "t.tif", data, dtype="uint16", tiled=True, blockxsize=32, blockysize=32,
+                        compress="deflate")
+    spec = blocks.TileSpec(("t", 1), (32, 32), None)
+    cache = blocks.TileCache(None)
+    reads = []
+
+    def read(ds, win):
+        out = np.zeros((win.height, win.width), np.uint16)
+        before = cache.decoded
+        cache.read_into(ds, spec, win, out)
+        reads.append(cache.decoded - before)
+        np.testing.assert_array_equal(out, data[0, win.row_off:win.row_end, win.col_off:win.col_end])
+
+    # a budget of one tile: whole tiles are evicted at once
+    with rasterio.open(path) as ds, cache.session(2 * 32 * 32 * 2):
+        cache.budget = 2 * 32 * 32 * 2
+        for r in range(0, 128, 32):  # the first stripe, two tiles wide, going down
+            read(ds, Window(row_off=r, col_off=0, height=32, width=64))
+        decoded = cache.decoded
+        # the next stripe's first windows, with a halo of 3 pixels to the left (and 8 px: the edge kept)
+        for r in range(0, 128, 32):
+            read(ds, Window(row_off=r, col_off=64 - 3, height=32, width=32 + 3))
+        assert cache.decoded - decoded == 4  # the stripe's own tiles only
+        # more than the kept columns: the tile is decoded again
+        read(ds, Window(row_off=0, col_off=64 - blocks.EDGE_PX - 1, height=8, width=12))
+        assert reads[-1] >= 1
+    assert not cache._edges and cache._edge_bytes == 0

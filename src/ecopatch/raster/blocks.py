@@ -319,11 +319,22 @@ class TileCache:
     The blocks are kept only while a pass that uses them runs
     (:meth:`session`): the last pass to end drops them, so nothing stays
     resident after an analysis returns.
+
+    Windows go down vertical stripes, left to right
+    (:func:`ecopatch.engine.tiling.locality_order`), so a stripe's first
+    windows reach with their halo into the last tiles of the stripe before,
+    long out of the cache.  Of every tile decoded in a session, the
+    :data:`EDGE_PX` columns at its right edge are kept (least recently used
+    out beyond an eighth of the budget, or 2 MiB), and a window needing no more of
+    that tile copies them: a JPEG 2000 tile is otherwise decoded whole again
+    for a 5-pixel halo.
     """
 
     def __init__(self, budget_bytes: int | None) -> None:
         self.budget = budget_bytes
         self._tiles: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._edges: OrderedDict[tuple, tuple[int, np.ndarray]] = OrderedDict()
+        self._edge_bytes = 0
         self._free: dict[tuple, list[np.ndarray]] = {}
         self._bytes = 0  # in cached tiles
         self._spare = 0  # in recycled buffers waiting for a tile
@@ -338,7 +349,8 @@ class TileCache:
         with self._lock:
             self._tiles.clear()
             self._free.clear()
-            self._bytes = self._spare = 0
+            self._edges.clear()
+            self._bytes = self._spare = self._edge_bytes = 0
 
     @property
     def active(self) -> bool:
@@ -381,6 +393,13 @@ class TileCache:
                 for tc in range(c0, c1 + 1):
                     tile = self._tiles.get((key, tr, tc))
                     if tile is None:
+                        edge = self._edges.get((key, tr, tc))
+                        if edge is not None and max(x0, tc * bw) >= edge[0]:
+                            # only the tile's last columns: the halo of the next stripe's window
+                            self._edges.move_to_end((key, tr, tc))
+                            self.hits += 1
+                            copy_part(edge[1], tr * bh, edge[0], out, y0, x0)
+                            continue
                         missing.append((tr, tc))
                         continue
                     self._tiles.move_to_end((key, tr, tc))
@@ -408,6 +427,21 @@ class TileCache:
                     if keep and ring <= 1 and (key, tr, tc) not in self._tiles:
                         self._put((key, tr, tc), part)
                         self.decoded += 1
+                    if keep and (tc + 1) * bw < ds.width and part.shape[-1] > EDGE_PX:
+                        self._put_edge((key, tr, tc), (tc + 1) * bw - EDGE_PX, part[..., -EDGE_PX:])
+
+    def _put_edge(self, k: tuple, col: int, strip: np.ndarray) -> None:
+        """Keep a copy of a tile's right-edge ``strip`` (first column ``col``): an eighth of the budget, >= 2 MiB."""
+        assert self.budget is not None
+        if k in self._edges:
+            self._edges.move_to_end(k)
+            return
+        copy = np.array(strip, copy=True, order="C")
+        self._edges[k] = (col, copy)
+        self._edge_bytes += copy.nbytes
+        while self._edge_bytes > max(self.budget // 8, 2 * 1024 * 1024) and self._edges:
+            _, (_, old) = self._edges.popitem(last=False)
+            self._edge_bytes -= old.nbytes
 
     def _put(self, k: tuple, part: np.ndarray) -> None:
         """Keep a copy of ``part``, evicting the least recently used tiles beyond the budget."""
@@ -453,6 +487,11 @@ def default_budget() -> int:
     mb = env_int("ECOPATCH_TILE_CACHE_MB", minimum=0, unit="MB")
     return (TILE_CACHE_MB if mb is None else mb) * 1024 * 1024
 
+
+#: Columns at the right edge of each decoded tile the tile cache keeps for the next stripe's windows,
+#: whose halo reaches that far to the left (the detection's 5 pixels, the assessment's 3): a stripe's
+#: first windows then copy them instead of decoding the tile again (:meth:`TileCache.read_into`).
+EDGE_PX = 8
 
 #: The tile cache of this process (budget read from the environment at the first read).
 TILES = TileCache(None)
