@@ -114,3 +114,23 @@ def test_dask_chunks_larger_than_the_windows_are_named_with_the_fix(chunks, warn
     assert bool(slow) == warned
     if warned:
         assert "192 x 192" in str(slow[0].message) and "ds.load()" in str(slow[0].message)
+
+
+def test_arrays_decimated_within_rectangles_mask_the_rest():
+    """As for files: pixels outside ``within`` are NaN and not valid, those inside the arrays' values."""
+    from affine import Affine
+
+    from ecopatch.raster.arrays import from_array
+
+    refl = np.random.default_rng(2).uniform(0.01, 0.4, (2, 60, 80)).astype("float32")
+    src = from_array(refl, Affine(10, 0, 500_000, 0, -10, 3_300_000), "EPSG:32650", ["red", "nir"], "2024-09-12")
+    whole = src.read_decimated(max_pixels=1200)
+    rect = (500_100.0, 3_299_600.0, 500_300.0, 3_299_900.0)
+    part = src.read_decimated(max_pixels=1200, within=[rect])
+    g = part.grid
+    xs = g.transform.c + g.transform.a * (np.arange(g.width) + 0.5)
+    ys = g.transform.f + g.transform.e * (np.arange(g.height) + 0.5)
+    inside = ((ys >= rect[1]) & (ys <= rect[3]))[:, None] & ((xs >= rect[0]) & (xs <= rect[2]))[None, :]
+    assert 0 < inside.sum() < inside.size
+    np.testing.assert_array_equal(part["nir"][inside], whole["nir"][inside])
+    assert np.isnan(part["nir"][~inside]).all() and not part.valid[~inside].any()
