@@ -224,8 +224,8 @@ def prepare_pair(before: RasterSource, after: RasterSource, grid: Grid, region: 
             before, after, record["clouds"] = _attach_cloud_masks(before, after, grid, region)
 
         # the background's coarse reads (step 3) need neither the sample nor the normalisation: on files
-        # without overviews they decode both dates whole, so they start now, in worker threads, and the
-        # sample is read and the normalisation fitted meanwhile
+        # without overviews they decode both dates (near the area of interest, _background_within), so
+        # they start now, in worker threads, and the sample is read and the normalisation fitted meanwhile
         samples = _sample_windows(grid, region)
         within = _background_within(grid, region, params, block, samples)
         early = (_BackgroundReads.start((before, after), grid, region, tuple(shared), params, within)

@@ -325,9 +325,9 @@ class TileCache:
     windows reach with their halo into the last tiles of the stripe before,
     long out of the cache.  Of every tile decoded in a session, the
     :data:`EDGE_PX` columns at its right edge are kept (least recently used
-    out beyond an eighth of the budget, or 2 MiB), and a window needing no more of
-    that tile copies them: a JPEG 2000 tile is otherwise decoded whole again
-    for a 5-pixel halo.
+    out beyond an eighth of the budget, but at least 2 MiB), and a window
+    needing no more of that tile copies them: a JPEG 2000 tile is otherwise
+    decoded whole again for a 5-pixel halo.
     """
 
     def __init__(self, budget_bytes: int | None) -> None:
