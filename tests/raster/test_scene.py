@@ -244,6 +244,34 @@ def test_a_decimated_read_within_rectangles_decodes_only_the_blocks_under_them(t
         assert not read_cols & set(range(96, 256))
 
 
+def test_a_file_of_one_row_strips_is_decimated_from_the_sampled_strips_only(tmp_path, monkeypatch):
+    """GDAL writes wide multi-band rows one per strip: every k-th strip is all a decimated read needs."""
+    import rasterio
+
+    rng = np.random.default_rng(5)
+    dn = rng.integers(1, 10_000, size=(6, 200, 150), dtype=np.uint16)
+    path = _s2_stack(tmp_path, dn, interleave="pixel", compress="deflate", tiled=False, blockysize=1)
+    s = open_scene(path)
+    rows = []
+    real = rasterio.io.DatasetReader.read
+
+    def spy(self, *a, **kw):
+        if kw.get("window") is not None:
+            rows.append(int(kw["window"].height))
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(rasterio.io.DatasetReader, "read", spy)
+    obs = read_decimated(s, max_pixels=200 * 150 // 16)  # every 4th pixel
+    monkeypatch.setattr(rasterio.io.DatasetReader, "read", real)
+    assert obs.grid.shape == (50, 38)
+    assert sum(rows) == 50  # one strip per output row, not all 200
+    with rasterio.open(path) as ds:
+        from rasterio.enums import Resampling
+
+        want = ds.read(list(range(1, 7)), out_shape=(6, 50, 38), resampling=Resampling.nearest)
+    np.testing.assert_allclose(np.stack([obs[b] for b in s.bands]), want / 10_000, atol=1e-6)
+
+
 @pytest.mark.parametrize("shape,out", [((1000, 999), (333, 334)), ((301, 257), (100, 86)), ((700, 500), (233, 125))])
 def test_strip_decimation_takes_gdals_pixels_at_exact_half_steps(tmp_path, shape, out):
     """166.5 × 1000 / 333 is 500 exactly but 499.99999999999994 in floating point: GDAL takes 500, and so must we."""

@@ -336,6 +336,11 @@ def _decimate_in_strips(ds: Any, indexes: list[int], win: Any, shape: tuple[int,
     10980-pixel tile: 79 MB for 7 bands) is read a run of whole tiles at a
     time (:func:`_strip_parts`).
 
+    Only the blocks holding a sampled row are read: a striped file whose
+    strips are fewer rows than the step between sampled rows (one row per
+    strip, as GDAL writes wide multi-band rows) is decoded at every k-th
+    strip only.
+
     ``wanted`` (pixels of the output): only the blocks under wanted pixels
     are read, tile by tile in tiled files, strip by strip in striped ones;
     the other output pixels are 0.  Files of any interleave can be read so.
@@ -376,12 +381,12 @@ def _decimate_in_strips(ds: Any, indexes: list[int], win: Any, shape: tuple[int,
                 runs.append((c0, c1, ci))
         if not runs:
             continue
-        groups = [ri]
         if wanted is not None:
-            # the strip's rows with a wanted pixel, in runs of adjacent rows of blocks
+            # the strip's rows with a wanted pixel
             ri = ri[wanted[np.ix_(ri, np.concatenate([c for _, _, c in runs]))].any(axis=1)]
-            blk = rows[ri] // bh
-            groups = np.split(ri, np.flatnonzero(np.diff(blk) > 1) + 1)
+        # in runs of adjacent rows of blocks: a striped file's strips of fewer rows than the step
+        # between sampled rows are decoded only where a sampled row is (every k-th strip)
+        groups = np.split(ri, np.flatnonzero(np.diff(rows[ri] // bh) > 1) + 1)
         for rg in groups:
             r0, r1 = int(rows[rg].min()), int(rows[rg].max()) + 1
             # whole blocks: rows from the first sampled row's block start to the last one's block end
