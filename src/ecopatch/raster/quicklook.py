@@ -240,9 +240,11 @@ def _fetch(scene: Scene, names: Sequence[str], dgrid: Grid, *, build: bool = Fal
 
 def _decimate_file(pool: _Handles, path: str, indexes: list[int], src: Grid, dgrid: Grid,
                    wanted: np.ndarray | None = None) -> np.ndarray:
-    """``indexes`` of ``path`` on ``dgrid`` (nearest): one GDAL read, from overviews where the file has them.
+    """``indexes`` of ``path`` on ``dgrid`` (nearest): from overviews where the file has them, else one pass.
 
-    ``wanted`` (pixels of ``dgrid``, see :func:`wanted_pixels`): a GeoTIFF
+    One GDAL read, or strips of whole blocks for a pixel-interleaved
+    GeoTIFF (:func:`_decimate_in_strips`).  ``wanted`` (pixels of
+    ``dgrid``, see :func:`wanted_pixels`): a GeoTIFF
     without overviews fine enough is read in strips
     (:func:`_decimate_in_strips`), only the blocks under wanted pixels;
     the other pixels are 0.
