@@ -97,7 +97,7 @@ def test_small_files_are_decoded_once_from_the_set_up_to_the_pass(tiled, monkeyp
     assert not blocks.TILES.active and not blocks.TILES._tiles  # nothing stays after the call
     held_px = sum(px)
     for module in (encroachment, joint):
-        monkeypatch.setattr(module, "decoded_once", lambda sources: contextlib.nullcontext())
+        monkeypatch.setattr(module, "decoded_once", lambda sources, near=None: contextlib.nullcontext())
     px.clear()
     plain = run()
     for a, b in zip(held if call == "joint" else [held], plain if call == "joint" else [plain]):

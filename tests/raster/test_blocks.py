@@ -341,3 +341,40 @@ def test_the_next_stripe_copies_the_last_columns_of_the_tiles_before_it(tmp_path
         read(ds, Window(row_off=0, col_off=64 - blocks.EDGE_PX - 1, height=8, width=12))
         assert reads[-1] >= 1
     assert not cache._edges and cache._edge_bytes == 0
+
+
+def test_the_blocks_near_a_few_areas_are_held_from_the_set_up_to_the_pass(tmp_path, monkeypatch):
+    """decoded_once(near=...): the blocks within reach of the areas, counted once, held when they fit."""
+    from affine import Affine
+
+    from ecopatch.raster import source
+    from ecopatch.raster.fileread import decoded_bytes_near
+    from ecopatch.raster.scene import open_scene
+
+    monkeypatch.setattr(blocks, "default_budget", lambda: 1 * MB)
+    data = np.ones((6, 512, 512), dtype=np.uint16)
+    path = write_raster(tmp_path / "s2_20210918.tif", data, dtype="uint16", tiled=True, blockxsize=64,
+                        blockysize=64, compress="deflate", interleave="pixel",
+                        descriptions=["B02", "B03", "B04", "B08", "B11", "B12"],
+                        transform=Affine(10, 0, 500_000, 0, -10, 3_300_000))
+    s = open_scene(path)
+    one_tile = 64 * 64 * 6 * 2
+    inside = (500_100.0, 3_299_500.0, 500_200.0, 3_299_401.0)  # rows 50-59, cols 10-19: tile (0, 0)
+    assert decoded_bytes_near([s], [inside], s.grid.crs, 0) == one_tile
+    assert decoded_bytes_near([s, s], [inside, inside], s.grid.crs, 0) == one_tile  # each block once
+    assert decoded_bytes_near([s], [inside], s.grid.crs, 64) == 4 * one_tile  # clipped at the file's corner
+    # the file decoded whole (3 MiB) is above the budget: only the blocks near the area are held
+    sessions = []
+    real = blocks.TILES.session
+    monkeypatch.setattr(blocks.TILES, "session", lambda need=None: sessions.append(need) or real(need))
+    with source.decoded_once([s]):
+        pass
+    assert sessions == []
+    with source.decoded_once([s], near=([inside], s.grid.crs)):
+        assert sessions == [decoded_bytes_near([s], [inside], s.grid.crs, source.NEAR_PAD_PX)]
+    monkeypatch.setattr(source, "NEAR_CACHE_MB", 0)
+    sessions.clear()
+    with source.decoded_once([s], near=([inside], s.grid.crs)):
+        pass
+    assert sessions == []
+    assert source.near_frames([None], s.grid.crs) is None

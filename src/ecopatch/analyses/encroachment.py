@@ -101,6 +101,7 @@ from ecopatch.raster.source import (
     as_source,
     check_pair,
     decoded_once,
+    near_frames,
     plan_pass_reads,
 )
 
@@ -487,7 +488,8 @@ def detect_changes(
     opts = resolve_options(DetectOptions, options, locals())  # the keywords that differ from their defaults
     before, after = as_source(before), as_source(after)
     history = [as_source(h) for h in history] if history else history
-    with decoded_once([before, after, *(history or ())]):  # the set-up's sample and the pass decode once
+    # the set-up's sample and the pass decode once (small files, or the blocks near a few reserves)
+    with decoded_once([before, after, *(history or ())], near=near_frames([reserves], after.grid.crs)):
         p = detection_pass(before, after, reserves, opts, exclude=exclude, history=history, grid=grid, block=block,
                            max_source_px=max_source_px, swap_dates=swap_dates, observations=observations)
         (results,) = run_passes([p], scheduler=scheduler, progress=progress)

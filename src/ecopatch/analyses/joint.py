@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ecopatch.engine.tiling import Scheduler, WindowPass, run_passes
 from ecopatch.errors import ConfigError, EcopatchError
 from ecopatch.options import WINDOWS, AssessOptions, DetectOptions
-from ecopatch.raster.source import as_source, decoded_once
+from ecopatch.raster.source import as_source, decoded_once, near_frames
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -187,8 +187,11 @@ def run_jobs(
         detection = (as_source(detection[0]), detection[1])
     history = [as_source(h) for h in history] if history else history
     befores = [b for b, _ in assessments.values()] + ([detection[0]] if detection is not None else [])
-    # small files: the set-ups' samples and the passes decode each block once
-    with decoded_once([after, *befores, *(history or ())]):
+    # small files, or the blocks near a few reserves and mines: the set-ups' samples and the passes
+    # decode each block once
+    frames = [m for _, m in assessments.values()] + ([detection[1]] if detection is not None else [])
+    near = near_frames(frames, after.grid.crs) if frames else None
+    with decoded_once([after, *befores, *(history or ())], near=near):
         passes: dict[str, WindowPass] = {}
         with shared_scene_estimates():  # each scene's end-members sampled once for every job that reads it
             with at("assess"):

@@ -277,6 +277,46 @@ def decoded_bytes(scenes: Iterable[Any]) -> int:
     return sum(lay.shape[0] * lay.shape[1] * lay.held_px_bytes for lay, _ in files)
 
 
+def decoded_bytes_near(scenes: Iterable[Any], rects: Sequence[tuple[float, float, float, float]], crs: Any,
+                       pad_px: int) -> int | None:
+    """Bytes of the blocks of the scenes' files within ``pad_px`` of any of ``rects`` (in ``crs``), each once.
+
+    What an analysis of the ground in ``rects`` decodes (every band of
+    every block it touches); ``pad_px`` is in pixels of each scene's grid.
+    None when it cannot be told (a VRT, a file that does not open).
+    """
+    from rasterio.warp import transform_bounds
+
+    from ecopatch.geo.geodesy import as_crs
+
+    seen: set[str] = set()
+    total = 0
+    want = as_crs(crs)
+    for scene in scenes:
+        for path, _index, rg in scene.files():
+            try:
+                ds, layout, _ = dataset_layout(path)
+            except RasterReadError:
+                return None
+            if ds.driver == "VRT":
+                return None
+            if path in seen:
+                continue
+            seen.add(path)
+            bh, bw = max(1, layout.block[0]), max(1, min(layout.block[1], layout.shape[1]))
+            g = scene.grid
+            pad = math.ceil(pad_px * (g.res[0] * ground_unit_m(g)) / (rg.res[0] * ground_unit_m(rg)))
+            tiles: set[tuple[int, int]] = set()
+            for r in rects:
+                b = r if want == rg.crs else transform_bounds(want, rg.crs, *r, densify_pts=21)
+                win = rg.window_from_bounds(tuple(b), pad=pad, clip=True)
+                if win is not None:
+                    tiles.update((tr, tc) for tr in range(win.row_off // bh, (win.row_end - 1) // bh + 1)
+                                 for tc in range(win.col_off // bw, (win.col_end - 1) // bw + 1))
+            total += len(tiles) * bh * bw * layout.held_px_bytes
+    return total
+
+
 def reads_striped_files(scenes: Iterable[Any]) -> bool:
     """Whether any file the scenes read is striped (blocks as wide as the file, :attr:`FileLayout.striped`)."""
     return any(f.striped for f, _ in _pass_files(scenes)[0])
