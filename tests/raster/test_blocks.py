@@ -378,3 +378,12 @@ def test_the_blocks_near_a_few_areas_are_held_from_the_set_up_to_the_pass(tmp_pa
         pass
     assert sessions == []
     assert source.near_frames([None], s.grid.crs) is None
+    assert source.near_frames([object()], s.grid.crs) is None  # not a GeoDataFrame: the analysis says so
+
+    class Broken:
+        crs = "EPSG:4326"
+
+        def to_crs(self, crs):
+            raise ValueError("cannot transform")
+
+    assert source.near_frames([Broken()], s.grid.crs) is None

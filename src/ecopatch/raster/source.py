@@ -626,7 +626,8 @@ def decoded_once(sources: Iterable[RasterSource | None],
 def near_frames(frames: Iterable[Any], crs: Any) -> tuple[list[tuple[float, float, float, float]], Any] | None:
     """The bounds of every geometry of ``frames`` (GeoDataFrames or None) in ``crs``: :func:`decoded_once`'s ``near``.
 
-    None when a frame is None (the whole scene is analysed) or has no CRS.
+    None when a frame is None (the whole scene is analysed), has no CRS or cannot be read so: it
+    only sizes a cache, and the analysis reports what is wrong with its inputs itself.
     """
     import shapely
 
@@ -634,9 +635,12 @@ def near_frames(frames: Iterable[Any], crs: Any) -> tuple[list[tuple[float, floa
     for f in frames:
         if f is None or getattr(f, "crs", None) is None:
             return None
-        g = np.asarray(f.to_crs(crs).geometry.values if f.crs != crs else f.geometry.values, dtype=object)
-        g = g[~(shapely.is_missing(g) | shapely.is_empty(g))]
-        rects.extend((float(b[0]), float(b[1]), float(b[2]), float(b[3])) for b in shapely.bounds(g))
+        try:
+            g = np.asarray(f.to_crs(crs).geometry.values if f.crs != crs else f.geometry.values, dtype=object)
+            g = g[~(shapely.is_missing(g) | shapely.is_empty(g))]
+            rects.extend((float(b[0]), float(b[1]), float(b[2]), float(b[3])) for b in shapely.bounds(g))
+        except Exception:  # noqa: BLE001 - an optimisation only; the analysis checks its inputs
+            return None
     return (rects, crs) if rects else None
 
 
