@@ -67,11 +67,12 @@ def test_run_tasks_starts_items_in_the_given_order_and_returns_them_in_item_orde
     assert caller not in run_tasks(lambda _: threading.get_ident(), [1, 2], work_px=SMALL_JOB_PX)
 
 
-def test_locality_order_walks_stripes_row_by_row():
+def test_locality_order_walks_stripes_row_by_row_down_one_and_up_the_next():
     wins = [Window(row_off=r * 512, col_off=c * 512, height=512, width=512) for r in range(3) for c in range(6)]
     got = [(wins[i].row_off // 512, wins[i].col_off // 512) for i in locality_order(wins, stripe_px=2048)]
     assert got[:8] == [(0, 0), (0, 1), (0, 2), (0, 3), (1, 0), (1, 1), (1, 2), (1, 3)]
-    assert got[12:] == [(0, 4), (0, 5), (1, 4), (1, 5), (2, 4), (2, 5)]
+    # the second stripe starts where the first ended, at the bottom, whose tiles are still cached
+    assert got[12:] == [(2, 4), (2, 5), (1, 4), (1, 5), (0, 4), (0, 5)]
     assert sorted(locality_order(wins)) == list(range(len(wins)))
 
 

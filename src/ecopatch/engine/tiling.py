@@ -133,7 +133,8 @@ def locality_order(windows: Sequence[Window], *, stripe_px: int = STRIPE_PX) -> 
     """An order of ``windows`` in which neighbours follow each other closely.
 
     Windows are taken in vertical stripes ``stripe_px`` pixels wide, row by
-    row within a stripe, so a window's neighbours above and to the left were
+    row within a stripe (down one stripe, up the next), so a window's
+    neighbours above (below, going up) and to the left were
     processed at most a stripe's width of windows before it.  The tiles a
     padded window shares with them are then still in the tile cache
     (:class:`ecopatch.raster.blocks.TileCache`), whose working set is bounded by
@@ -144,8 +145,18 @@ def locality_order(windows: Sequence[Window], *, stripe_px: int = STRIPE_PX) -> 
     list of int
         Positions into ``windows``.
     """
-    return sorted(range(len(windows)),
-                  key=lambda i: (windows[i].col_off // stripe_px, windows[i].row_off, windows[i].col_off))
+    return sorted(range(len(windows)), key=lambda i: _stripe_key(windows[i], stripe_px))
+
+
+def _stripe_key(w: Window, stripe_px: int) -> tuple[int, int, int]:
+    """Stripe, then rows down the even stripes and up the odd ones, then columns.
+
+    Going back up the next stripe, its first windows find the tiles the
+    previous stripe's last windows decoded at their right-hand halo still in
+    the tile cache.
+    """
+    stripe = w.col_off // stripe_px
+    return (stripe, w.row_off if stripe % 2 == 0 else -w.row_off, w.col_off)
 
 
 def joint_order(windows: Sequence[Sequence[Window]], *, stripe_px: int = STRIPE_PX) -> list[tuple[int, int]]:
@@ -170,8 +181,7 @@ def joint_order(windows: Sequence[Sequence[Window]], *, stripe_px: int = STRIPE_
     list of (int, int)
         (pass, task position) pairs, every task of every pass once.
     """
-    keyed = sorted((w.col_off // stripe_px, w.row_off, w.col_off, k, i)
-                   for k, ws in enumerate(windows) for i, w in enumerate(ws))
+    keyed = sorted((*_stripe_key(w, stripe_px), k, i) for k, ws in enumerate(windows) for i, w in enumerate(ws))
     out: list[tuple[int, int]] = []
     held: list[tuple[int, int]] = []
     for *_, k, i in keyed:
