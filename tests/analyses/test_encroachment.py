@@ -552,6 +552,15 @@ def test_fill_nan_nearest_stops_at_its_reach():
     a[0, 0] = 5.0
     np.testing.assert_array_equal(pairing._fill_nan_nearest(a, 3), [[5, 5, 5, 5, 0, 0, 0, 0, 0]])
     np.testing.assert_array_equal(pairing._fill_nan_nearest(a), np.full((1, 9), 5.0))
+    # the bands of one background share their distance transform when they miss the same cells
+    memo = {}
+    np.testing.assert_array_equal(pairing._fill_nan_nearest(a, 3, memo), [[5, 5, 5, 5, 0, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(pairing._fill_nan_nearest(a * 2, 3, memo), [[10, 10, 10, 10, 0, 0, 0, 0, 0]])
+    b = a.copy()
+    b[0, 8] = 1.0  # other cells missing: computed again
+    np.testing.assert_array_equal(pairing._fill_nan_nearest(b, 3, memo), [[5, 5, 5, 5, 0, 1, 1, 1, 1]])
+    np.testing.assert_array_equal(pairing._fill_nan_nearest(b, 3, memo), pairing._fill_nan_nearest(b, 3))
+    np.testing.assert_array_equal(pairing._fill_nan_nearest(a, None, memo), np.full((1, 9), 5.0))
 
 
 def test_the_background_is_read_near_the_reserves_only_and_nothing_moves(inputs, monkeypatch):

@@ -540,8 +540,13 @@ def _attach_cloud_masks(before: RasterSource, after: RasterSource, grid: Grid, r
     return out[0], out[1], info
 
 
-def _fill_nan_nearest(a: np.ndarray, max_cells: float | None = None) -> np.ndarray:
-    """NaN cells given the value of the nearest finite cell; with ``max_cells``, 0 where none is that near."""
+def _fill_nan_nearest(a: np.ndarray, max_cells: float | None = None,
+                      memo: dict[str, Any] | None = None) -> np.ndarray:
+    """NaN cells given the value of the nearest finite cell; with ``max_cells``, 0 where none is that near.
+
+    ``memo``: a dict kept across calls (the bands of one background), so that the
+    distance transform is computed once for bands missing the same cells.
+    """
     from scipy.ndimage import distance_transform_edt
 
     bad = ~np.isfinite(a)
@@ -549,12 +554,18 @@ def _fill_nan_nearest(a: np.ndarray, max_cells: float | None = None) -> np.ndarr
         return a
     if bad.all():
         return np.zeros_like(a)
-    if max_cells is None:
-        idx = distance_transform_edt(bad, return_distances=False, return_indices=True)
-        return a[tuple(idx)]
-    dist, idx = distance_transform_edt(bad, return_distances=True, return_indices=True)
-    out = a[tuple(idx)]
-    out[dist > max_cells] = 0
+    memo = {} if memo is None else memo
+    cached = memo.get("bad")
+    if cached is None or memo["max_cells"] != max_cells or not np.array_equal(cached, bad):
+        if max_cells is None:
+            idx, far = distance_transform_edt(bad, return_distances=False, return_indices=True), None
+        else:
+            dist, idx = distance_transform_edt(bad, return_distances=True, return_indices=True)
+            far = dist > max_cells
+        memo.update(bad=bad, max_cells=max_cells, idx=tuple(idx), far=far)
+    out = a[memo["idx"]]
+    if memo["far"] is not None:
+        out[memo["far"]] = 0
     return out
 
 
@@ -688,11 +699,12 @@ def _background(before: RasterSource, after: RasterSource, grid: Grid, region: n
     rb, raw_a = reads if reads is not None else _coarse_reads((before, after), coarse, bands, within)
     ra = d_after(Observation(raw_a, np.ones(coarse.shape, dtype=bool), coarse))
     values = []
+    memo: dict[str, Any] = {}  # the bands usually miss the same cells: one distance transform
     for b in bands:
         diff = np.asarray(ra[b], dtype=np.float32) - np.asarray(rb[b], dtype=np.float32)
         if not np.isfinite(diff).any():
             return None
-        values.append(median_filter(_fill_nan_nearest(diff, _fill_reach(size)), size=size, mode="nearest"))
+        values.append(median_filter(_fill_nan_nearest(diff, _fill_reach(size), memo), size=size, mode="nearest"))
     return Background(np.stack(values).astype(np.float32), k)
 
 
