@@ -602,7 +602,7 @@ def decoded_once(sources: Iterable[RasterSource | None],
     :data:`NEAR_CACHE_MB`, the cache holds those: a few reserves on a full
     Sentinel-2 tile, whose set-up sample and pass decode the same 1024²
     JPEG 2000 tiles.  The bound keeps the peak under 1 GiB (5 of the bench
-    reserves: 266 MiB held, 0.89 GiB).
+    reserves: 256 MiB held, 0.88 GiB).
     """
     from ecopatch.raster import blocks
     from ecopatch.raster.fileread import decoded_bytes, decoded_bytes_near
@@ -648,7 +648,7 @@ def near_frames(frames: Iterable[Any], crs: Any) -> tuple[list[tuple[float, floa
 #: windows of 128 pixels with their halo, the windows' halos): :func:`decoded_once`'s ``near``.
 NEAR_PAD_PX = 160
 #: Most a tile cache held by :func:`decoded_once` for the blocks near the area of interest may take
-#: (MiB): the full-tile JPEG 2000 detection around 5 reserves peaked at 0.89 GiB holding 266 MiB.
+#: (MiB): the full-tile JPEG 2000 detection around 5 reserves peaked at 0.88 GiB holding 256 MiB.
 NEAR_CACHE_MB = 288
 
 
