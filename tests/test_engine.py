@@ -152,7 +152,7 @@ def test_distributed_cluster_equals_threads(pair):
     assert shapely.equals_exact(local_d.geometry.to_numpy(), joint_d.geometry.to_numpy(), 0).all()
 
 
-def _blocks_touching_reference(grid, geometries, block, pad):
+def _blocks_touching_reference(grid, geometries, block, pad, offset=0):
     """The plan computed geometry by geometry with Grid.window_from_bounds (the definition)."""
     out = {}
     for i, geom in enumerate(geometries):
@@ -161,10 +161,13 @@ def _blocks_touching_reference(grid, geometries, block, pad):
         win = grid.window_from_bounds(geom.bounds, pad=pad, clip=True)
         if win is None:
             continue
-        for br in range(win.row_off // block, (win.row_end - 1) // block + 1):
-            for bc in range(win.col_off // block, (win.col_end - 1) // block + 1):
-                out.setdefault((br, bc), []).append(i)
-    return [(Window(row_off=br * block, col_off=bc * block, height=block, width=block).intersection(grid.window), idx)
+        for br in range(-1, grid.shape[0] // block + 2):
+            for bc in range(-1, grid.shape[1] // block + 2):
+                cell = Window(row_off=br * block - offset, col_off=bc * block - offset, height=block, width=block)
+                if cell.intersection(grid.window) is not None and cell.intersection(win) is not None:
+                    out.setdefault((br, bc), []).append(i)
+    return [(Window(row_off=br * block - offset, col_off=bc * block - offset, height=block,
+                    width=block).intersection(grid.window), idx)
             for (br, bc), idx in sorted(out.items())]
 
 
@@ -182,9 +185,9 @@ def test_blocks_touching_equals_its_per_geometry_definition(e):
         kind = rng.integers(0, 5)
         geoms.append(None if kind == 0 else shapely.Polygon() if kind == 1 else Point(x, y) if kind == 2
                      else LineString([(x, y), (x + w, y)]) if kind == 3 else box(x, y, x + w + 0.1, y + h + 0.1))
-    for block, pad in ((16, 0), (64, 1), (100, 2)):
-        got = blocks_touching(g, geoms, block=block, pad=pad)
-        want = _blocks_touching_reference(g, geoms, block, pad)
+    for block, pad, offset in ((16, 0, 0), (64, 1, 0), (100, 2, 0), (16, 0, 15), (64, 3, 3), (100, 2, 7)):
+        got = blocks_touching(g, geoms, block=block, pad=pad, offset=offset)
+        want = _blocks_touching_reference(g, geoms, block, pad, offset)
         assert [w for w, _ in got] == [w for w, _ in want]
         assert [list(i) for _, i in got] == [i for _, i in want]
 
@@ -308,3 +311,32 @@ def test_windowed_passes_hand_freed_heap_back(pair, monkeypatch):
     fake.calls.clear()
     ecopatch.detect_changes(before, after, s.reserves, progress=False)
     assert fake.calls == [("trim", 0)]
+
+
+def test_blocks_set_back_by_an_offset_stay_in_the_stripe_whose_tiles_they_read():
+    g = Grid((1200, 5000), Affine(10, 0, 0, 0, -10, 12_000), "EPSG:32650")
+    plan = blocks_touching(g, [box(*g.bounds)], block=1024, pad=0, offset=3)
+    wins = [w for w, _ in plan]
+    assert [w.col_off for w in wins[:5]] == [0, 1021, 2045, 3069, 4093]
+    assert wins[0].width == 1021 and wins[4].col_end == 5000
+    stripes = [(wins[i].col_off, wins[i].row_off) for i in locality_order(wins, stripe_px=2048)]
+    # stripe 0 holds the blocks before column 2045 (their last column, 2044, is in it)
+    assert stripes[:4] == [(0, 0), (1021, 0), (0, 1021), (1021, 1021)]
+    assert stripes[4:8] == [(2045, 1021), (3069, 1021), (2045, 0), (3069, 0)]
+    with pytest.raises(ecopatch.errors.ConfigError, match="offset"):
+        blocks_touching(g, [box(*g.bounds)], block=64, offset=64)
+
+
+def test_detection_windows_are_set_back_by_the_statistic_s_halo(pair):
+    """A detection window reads ``halo_px`` around itself: set back by as much, its reads end at a block edge."""
+    from ecopatch.analyses.encroachment import detection_pass
+    from ecopatch.compute.change import ChangeParams
+
+    s, before, after, _ = pair
+    halo = ChangeParams().halo_px
+    p = detection_pass(before, after, s.reserves, block=64)
+    cols = {t.window.col_off for t in p.tasks}
+    rows = {t.window.row_off for t in p.tasks}
+    assert len(cols) > 2 and len(rows) > 1
+    assert all(c == 0 or (c + halo) % 64 == 0 for c in cols)
+    assert all(r == 0 or (r + halo) % 64 == 0 for r in rows)

@@ -247,3 +247,29 @@ def test_the_default_windows_give_the_tables_of_the_shared_ones(inputs):
     assert len(num) > 10
     pd.testing.assert_frame_equal(got[num], narrow[num], check_exact=False, rtol=1e-9, atol=1e-6)
     assert (got["status"] == narrow["status"]).all()
+
+
+def test_no_window_reads_beyond_its_block_to_the_right_or_below(inputs):
+    """Windows are set back by their halo, so their reads end at a multiple of the block.
+
+    A right-hand halo would decode a tile of the next stripe, which that
+    stripe decodes again (a JPEG 2000 tile costs as much for 3 columns as
+    whole); the 2 × halo columns read to the left are kept by the tile cache.
+    """
+    from ecopatch.analyses.restoration import _HALO, _mine_windows, _reads, assessment_pass
+
+    block = 256
+    p = assessment_pass(inputs.before, inputs.after, inputs.mines, block=block)
+    height, width = p.tasks[0].grid.shape
+    at_edge = 0
+    for task in p.tasks:
+        w = task.window
+        assert (w.col_off + _HALO) % block == 0 or w.col_off == 0
+        assert (w.row_off + _HALO) % block == 0 or w.row_off == 0
+        right = min((w.col_off + _HALO) // block * block + block, width)
+        below = min((w.row_off + _HALO) // block * block + block, height)
+        for read in _reads(task, _mine_windows(task)):
+            assert read.col_end <= right and read.row_end <= below
+            assert read.col_off >= w.col_off - 2 * _HALO and read.row_off >= w.row_off - 2 * _HALO
+            at_edge += read.col_end == right < width
+    assert at_edge  # a mine reaches across a block boundary: the test would see a halo beyond it

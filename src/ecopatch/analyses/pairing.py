@@ -593,12 +593,25 @@ def _background_grid(grid: Grid, region: np.ndarray, params: ChangeParams) -> tu
     return coarse, k, size
 
 
+def window_offset(params: ChangeParams, block: int) -> int:
+    """Pixels by which the detection's windows are set back from the multiples of ``block``.
+
+    A window reads ``params.halo_px`` pixels around itself; set back by as
+    much (:func:`ecopatch.engine.tiling.blocks_touching`'s ``offset``), its
+    reads end at a multiple of the block, so over files whose tiles are the
+    block or a multiple of it no window decodes a tile of the next stripe for
+    its right-hand halo.  The ``2 × halo`` columns it reads to its left are
+    kept by the tile cache (:data:`ecopatch.raster.blocks.EDGE_PX`).
+    """
+    return min(params.halo_px, block - 1)
+
+
 def _background_within(grid: Grid, region: np.ndarray, params: ChangeParams, block: int,
                        samples: Sequence[Window]) -> list[tuple[float, float, float, float]] | None:
     """Rectangles (``grid``'s CRS) outside which no background value is used; None: no background.
 
     The pass computes, in each window of :func:`blocks_touching` (``block``
-    px), the bounding box of the parts of ``region`` in it (one pixel more,
+    px, set back by :func:`window_offset`), the bounding box of the parts of ``region`` in it (one pixel more,
     see :func:`ecopatch.analyses.encroachment._needed`) with the
     statistic's halo, and the noise model the sample windows with theirs.
     Each such box, grown by the background's reach (the median's half
@@ -617,7 +630,7 @@ def _background_within(grid: Grid, region: np.ndarray, params: ChangeParams, blo
     reach = halo + 3 + (size // 2 + _fill_reach(size) + 3) * k
     parts = np.asarray(region, dtype=object)
     rects = []
-    for w, idx in blocks_touching(grid, parts, block=block, pad=1):
+    for w, idx in blocks_touching(grid, parts, block=block, pad=1, offset=window_offset(params, block)):
         clipped = shapely.clip_by_rect(parts[idx], *grid.subgrid(w.pad(2)).bounds)
         clipped = clipped[~shapely.is_empty(clipped)]
         if len(clipped):

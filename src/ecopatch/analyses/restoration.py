@@ -737,7 +737,10 @@ def assessment_pass(
     p_a = prepare_cover_params(after, opts.cover_after or opts.cover)
 
     block = assessment_block(before, after) if block is None else block
-    plan = blocks_touching(g, geoms_grid, block=block, pad=_HALO)
+    # windows set back by their halo: a window's reads then end at a multiple of the block, so
+    # none decodes a tile of the next stripe for its right-hand halo (which that stripe decodes
+    # again); the 2 × _HALO columns it reads to its left are kept by the tile cache (EDGE_PX)
+    plan = blocks_touching(g, geoms_grid, block=block, pad=_HALO, offset=_HALO)
     if not plan:
         raise NoOverlapError(
             f"none of the {len(mines)} mines overlaps the analysis grid {g!r}; check that the "

@@ -52,7 +52,7 @@ Scheduler = Any
 
 
 def blocks_touching(
-    grid: Grid, geometries: Sequence[Any] | np.ndarray, *, block: int, pad: int = 0
+    grid: Grid, geometries: Sequence[Any] | np.ndarray, *, block: int, pad: int = 0, offset: int = 0
 ) -> list[tuple[Window, np.ndarray]]:
     """The blocks of ``grid`` that touch any geometry, with the geometries touching each.
 
@@ -67,6 +67,14 @@ def blocks_touching(
     pad : int
         Pixels added around each geometry's bounding box before deciding
         which blocks it touches (context needed around a polygon).
+    offset : int
+        Pixels by which every block starts before the multiples of
+        ``block`` (0 ≤ ``offset`` < ``block``): blocks ``[k·block − offset,
+        (k+1)·block − offset)``, the first and last clipped to the grid.
+        A pass whose windows read ``offset`` pixels around each block then
+        reads nothing beyond a multiple of ``block`` to the right or below:
+        over files whose tiles are ``block`` or a multiple of it wide, no
+        window decodes a tile of the next stripe for its halo.
 
     Returns
     -------
@@ -76,6 +84,8 @@ def blocks_touching(
     """
     if block < 16:
         raise ConfigError(f"block size {block} px is too small; use at least 16 (default 512)")
+    if not 0 <= offset < block:
+        raise ConfigError(f"block offset {offset} px must be at least 0 and less than the block ({block} px)")
     geoms = np.asarray(geometries, dtype=object)
     ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
     ids = np.flatnonzero(ok)
@@ -98,9 +108,9 @@ def blocks_touching(
     if not len(ids):
         return []
     # every (block, geometry) pair, then grouped by block in row-major order, geometries ascending
-    br0, bc0 = row0 // block, col0 // block
-    n_r = (row1 - 1) // block - br0 + 1
-    n_c = (col1 - 1) // block - bc0 + 1
+    br0, bc0 = (row0 + offset) // block, (col0 + offset) // block
+    n_r = (row1 - 1 + offset) // block - br0 + 1
+    n_c = (col1 - 1 + offset) // block - bc0 + 1
     counts = n_r * n_c
     owner = np.repeat(np.arange(len(ids)), counts)
     k = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
@@ -112,7 +122,7 @@ def blocks_touching(
     starts = np.flatnonzero(np.r_[True, (br[1:] != br[:-1]) | (bc[1:] != bc[:-1]), True])
     result = []
     for a, z in zip(starts[:-1], starts[1:]):
-        w = Window(row_off=int(br[a]) * block, col_off=int(bc[a]) * block,
+        w = Window(row_off=int(br[a]) * block - offset, col_off=int(bc[a]) * block - offset,
                    height=block, width=block).intersection(grid.window)
         if w is not None:
             result.append((w, gi[a:z].astype(np.int64)))
@@ -153,9 +163,11 @@ def _stripe_key(w: Window, stripe_px: int) -> tuple[int, int, int]:
 
     Going back up the next stripe, its first windows find the tiles the
     previous stripe's last windows decoded at their right-hand halo still in
-    the tile cache.
+    the tile cache.  A window belongs to the stripe of its last column, so
+    that blocks set back by :func:`blocks_touching`'s ``offset`` stay in the
+    stripe whose tiles they read.
     """
-    stripe = w.col_off // stripe_px
+    stripe = (w.col_off + w.width - 1) // stripe_px
     return (stripe, w.row_off if stripe % 2 == 0 else -w.row_off, w.col_off)
 
 

@@ -488,10 +488,11 @@ def default_budget() -> int:
     return (TILE_CACHE_MB if mb is None else mb) * 1024 * 1024
 
 
-#: Columns at the right edge of each decoded tile the tile cache keeps for the next stripe's windows,
-#: whose halo reaches that far to the left (the detection's 5 pixels, the assessment's 3): a stripe's
-#: first windows then copy them instead of decoding the tile again (:meth:`TileCache.read_into`).
-EDGE_PX = 8
+#: Columns at the right edge of each decoded tile the tile cache keeps for the next stripe's windows.
+#: Windows are set back by their halo (the detection's 5 pixels, the assessment's 3), so they read
+#: twice that to their left, and nothing of the next stripe to their right: a stripe's first windows
+#: then copy these columns instead of decoding the tiles before them again (:meth:`TileCache.read_into`).
+EDGE_PX = 16
 
 #: The tile cache of this process (budget read from the environment at the first read).
 TILES = TileCache(None)
