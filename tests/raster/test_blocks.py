@@ -1,4 +1,5 @@
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -341,6 +342,50 @@ def test_the_next_stripe_copies_the_last_columns_of_the_tiles_before_it(tmp_path
         read(ds, Window(row_off=0, col_off=64 - blocks.EDGE_PX - 1, height=8, width=12))
         assert reads[-1] >= 1
     assert not cache._edges and cache._edge_bytes == 0
+
+
+def test_a_tile_another_thread_is_decoding_is_not_decoded_again(tmp_path, monkeypatch):
+    """Two windows side by side start together; the second's halo needs the first's tile: one decode."""
+    import rasterio
+
+    from ecopatch.geo.grid import Window
+
+    rng = np.random.default_rng(5)
+    data = rng.integers(0, 60_000, size=(1, 64, 128), dtype=np.uint16)
+    path = write_raster(tmp_path / "t.tif", data, dtype="uint16", tiled=True, blockxsize=32, blockysize=32,
+                        compress="deflate")
+    spec = blocks.TileSpec(("t", 1), (32, 32), None)
+    cache = blocks.TileCache(None)
+    decoded = []
+    first_started = threading.Event()
+    real = blocks.ds_read
+
+    def slow_read(ds, indexes, win):
+        decoded.append((win.col_off, win.width))
+        if win.col_off == 0:
+            first_started.set()
+            time.sleep(0.3)  # the first window's tile takes a while: the second asks for it meanwhile
+        return real(ds, indexes, win)
+
+    monkeypatch.setattr(blocks, "ds_read", slow_read)
+    outs = {}
+
+    def read(ds, win):
+        out = np.zeros((win.height, win.width), np.uint16)
+        cache.read_into(ds, spec, win, out)
+        outs[win.col_off] = out
+
+    with rasterio.open(path) as ds, cache.session(1 * MB):
+        first = threading.Thread(target=read, args=(ds, Window(row_off=0, col_off=0, height=32, width=32)))
+        first.start()
+        assert first_started.wait(5)
+        # the next window, set back by a 3-pixel halo: it reads the first tile's last 6 columns
+        read(ds, Window(row_off=0, col_off=32 - 6, height=32, width=32 + 6))
+        first.join()
+    assert sorted(decoded) == [(0, 32), (32, 32)]  # each tile once
+    np.testing.assert_array_equal(outs[0], data[0, :32, :32])
+    np.testing.assert_array_equal(outs[26], data[0, :32, 26:64])
+    assert not cache._loading
 
 
 def test_the_blocks_near_a_few_areas_are_held_from_the_set_up_to_the_pass(tmp_path, monkeypatch):
