@@ -321,13 +321,16 @@ class TileCache:
     resident after an analysis returns.
 
     Windows go down vertical stripes, left to right
-    (:func:`ecopatch.engine.tiling.locality_order`), so a stripe's first
-    windows reach with their halo into the last tiles of the stripe before,
-    long out of the cache.  Of every tile decoded in a session, the
-    :data:`EDGE_PX` columns at its right edge are kept (least recently used
-    out beyond an eighth of the budget, but at least 2 MiB), and a window
-    needing no more of that tile copies them: a JPEG 2000 tile is otherwise
-    decoded whole again for a 5-pixel halo.
+    (:func:`ecopatch.engine.tiling.locality_order`), set back by their halo
+    (:func:`ecopatch.engine.tiling.blocks_touching`'s ``offset``), so a
+    stripe's first windows reach twice their halo into the last tiles of the
+    stripe before, long out of the cache.  Of every tile decoded in a
+    session, the :data:`EDGE_PX` columns at its right edge are kept (least
+    recently used out beyond an eighth of the budget, but at least 2 MiB),
+    and a window needing no more of that tile copies them: a JPEG 2000 tile
+    is otherwise decoded whole again for a 10-pixel halo.  A tile one thread
+    is decoding is not decoded by another at the same time
+    (:meth:`read_into`).
     """
 
     def __init__(self, budget_bytes: int | None) -> None:
@@ -335,6 +338,7 @@ class TileCache:
         self._tiles: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._edges: OrderedDict[tuple, tuple[int, np.ndarray]] = OrderedDict()
         self._edge_bytes = 0
+        self._loading: dict[tuple, threading.Event] = {}  # tiles a thread is decoding now
         self._free: dict[tuple, list[np.ndarray]] = {}
         self._bytes = 0  # in cached tiles
         self._spare = 0  # in recycled buffers waiting for a tile
@@ -381,32 +385,89 @@ class TileCache:
                 self.clear()
 
     def read_into(self, ds: Any, spec: TileSpec, win: Window, out: np.ndarray) -> None:
-        """Fill ``out`` (``win.shape``, or (bands, *win.shape) for a multi-band spec) from shared blocks."""
+        """Fill ``out`` (``win.shape``, or (bands, *win.shape) for a multi-band spec) from shared blocks.
+
+        A tile another thread is decoding at that moment is not decoded
+        again: this thread decodes the tiles no one is decoding, then waits
+        for the others and copies them from the cache (two windows side by
+        side start together, and the second one's halo needs the first one's
+        tile).
+        """
         bh, bw = spec.tile
         y0, y1, x0, x1 = win.row_off, win.row_end, win.col_off, win.col_end
         r0, r1 = y0 // bh, (y1 - 1) // bh
         c0, c1 = x0 // bw, (x1 - 1) // bw
         key = spec.key
-        missing = []
+        missing: list[tuple[int, int]] = []
+        waits: dict[tuple[int, int], threading.Event] = {}
         with self._lock:
+            keep = self.active
             for tr in range(r0, r1 + 1):
                 for tc in range(c0, c1 + 1):
-                    tile = self._tiles.get((key, tr, tc))
-                    if tile is None:
-                        edge = self._edges.get((key, tr, tc))
-                        if edge is not None and max(x0, tc * bw) >= edge[0]:
-                            # only the tile's last columns: the halo of the next stripe's window
-                            self._edges.move_to_end((key, tr, tc))
-                            self.hits += 1
-                            copy_part(edge[1], tr * bh, edge[0], out, y0, x0)
-                            continue
-                        missing.append((tr, tc))
+                    if self._copy_cached(key, tr, tc, bh, bw, out, y0, x0):
                         continue
-                    self._tiles.move_to_end((key, tr, tc))
-                    self.hits += 1
-                    copy_part(tile, tr * bh, tc * bw, out, y0, x0)
-        if not missing:
+                    loading = self._loading.get((key, tr, tc)) if keep else None
+                    if loading is not None:
+                        waits[(tr, tc)] = loading
+                    else:
+                        missing.append((tr, tc))
+            claimed = None
+            if keep and missing:
+                # the tiles this read will keep (see _decode_into): others wait for them, not decode them
+                claimed = threading.Event()
+                for tr, tc in missing:
+                    if min(tr - r0, r1 - tr, tc - c0, c1 - tc) <= 1:
+                        self._loading[(key, tr, tc)] = claimed
+        if missing:
+            try:
+                self._decode_into(ds, spec, missing, (r0, r1, c0, c1), out, y0, x0, keep)
+            finally:
+                if claimed is not None:
+                    with self._lock:
+                        for tr, tc in missing:
+                            if self._loading.get((key, tr, tc)) is claimed:
+                                del self._loading[(key, tr, tc)]
+                    claimed.set()
+        if not waits:
             return
+        left = []
+        for (tr, tc), ev in waits.items():
+            ev.wait()
+            with self._lock:
+                if not self._copy_cached(key, tr, tc, bh, bw, out, y0, x0):
+                    left.append((tr, tc))  # decoded but not kept (budget): decode it here
+        if left:
+            self._decode_into(ds, spec, left, (r0, r1, c0, c1), out, y0, x0, keep)
+
+    def _copy_cached(self, key: tuple, tr: int, tc: int, bh: int, bw: int, out: np.ndarray,
+                     y0: int, x0: int) -> bool:
+        """Copy tile ``(tr, tc)`` (or the kept columns it needs) into ``out`` if cached; hold the lock."""
+        tile = self._tiles.get((key, tr, tc))
+        if tile is None:
+            edge = self._edges.get((key, tr, tc))
+            if edge is not None and max(x0, tc * bw) >= edge[0]:
+                # only the tile's last columns: the halo of the next stripe's window
+                self._edges.move_to_end((key, tr, tc))
+                self.hits += 1
+                copy_part(edge[1], tr * bh, edge[0], out, y0, x0)
+                return True
+            return False
+        self._tiles.move_to_end((key, tr, tc))
+        self.hits += 1
+        copy_part(tile, tr * bh, tc * bw, out, y0, x0)
+        return True
+
+    def _decode_into(self, ds: Any, spec: TileSpec, missing: list[tuple[int, int]],
+                     span: tuple[int, int, int, int], out: np.ndarray, y0: int, x0: int, keep: bool) -> None:
+        """Decode the ``missing`` tiles (one read of the rectangle holding them) into ``out``; keep some.
+
+        ``span`` is the read's range of tiles ``(r0, r1, c0, c1)``: the tiles
+        of its outer two rings are kept (tiles deep inside a large read are
+        not shared with a padded neighbour), and every tile's last columns.
+        """
+        bh, bw = spec.tile
+        key = spec.key
+        r0, r1, c0, c1 = span
         mr0, mr1 = min(t[0] for t in missing), max(t[0] for t in missing)
         mc0, mc1 = min(t[1] for t in missing), max(t[1] for t in missing)
         ry, rx = mr0 * bh, mc0 * bw
@@ -414,7 +475,6 @@ class TileCache:
                       height=min((mr1 + 1) * bh, ds.height) - ry, width=min((mc1 + 1) * bw, ds.width) - rx)
         data = ds_read(ds, spec.indexes if spec.indexes is not None else key[-1], rect)
         want = set(missing)
-        keep = self.active
         with self._lock:
             for tr in range(mr0, mr1 + 1):
                 for tc in range(mc0, mc1 + 1):
