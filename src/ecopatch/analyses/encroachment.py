@@ -813,7 +813,11 @@ def _patches_from_components(merged: Any, g: Grid, params: ChangeParams, mmu: fl
     # mapping unit go first (on a full tile most components are a few noisy pixels); so do
     # components without a pixel far beyond the noise (hysteresis), and those whose cover
     # did not change (the ground already was what it is)
-    keep = (meets_unit(stats[:, STAT_NAMES.index("a_total")], stats[:, STAT_NAMES.index("a_change")], mmu)
+    # Inside a window, a component whose changed area is below the unit was already left out
+    # (block_components' min_area_m2); one across windows is held to the same rule here, once
+    # merged, or the patches would depend on where the windows fall
+    a_change_all = stats[:, STAT_NAMES.index("a_change")]
+    keep = (meets_unit(stats[:, STAT_NAMES.index("a_total")], a_change_all, mmu) & (a_change_all >= mmu)
             & (stats[:, STAT_NAMES.index("a_seed")] > 0))
     if not include_gain:
         keep &= np.array([c != "gain" for c in cats], dtype=bool)
