@@ -307,18 +307,21 @@ def test_a_sample_of_a_file_smaller_than_its_window_is_the_file(tmp_path):
     assert np.array_equal(np.unique(got), arr.ravel())
 
 
+def _tiles_of_32(tmp_path, *, seed, shape):
+    """A random uint16 band in 32 × 32 DEFLATE tiles, its tile spec and an empty tile cache."""
+    data = np.random.default_rng(seed).integers(0, 60_000, size=(1, *shape), dtype=np.uint16)
+    path = write_raster(tmp_path / "t.tif", data, dtype="uint16", tiled=True, blockxsize=32, blockysize=32,
+                        compress="deflate")
+    return data, path, blocks.TileSpec(("t", 1), (32, 32), None), blocks.TileCache(None)
+
+
 def test_the_next_stripe_copies_the_last_columns_of_the_tiles_before_it(tmp_path):
     """A stripe's first windows reach a few pixels into tiles long out of the cache: no decode for that."""
     import rasterio
 
     from ecopatch.geo.grid import Window
 
-    rng = np.random.default_rng(4)
-    data = rng.integers(0, 60_000, size=(1, 128, 128), dtype=np.uint16)
-    path = write_raster(tmp_path / "t.tif", data, dtype="uint16", tiled=True, blockxsize=32, blockysize=32,
-                        compress="deflate")
-    spec = blocks.TileSpec(("t", 1), (32, 32), None)
-    cache = blocks.TileCache(None)
+    data, path, spec, cache = _tiles_of_32(tmp_path, seed=4, shape=(128, 128))
     reads = []
 
     def read(ds, win):
@@ -350,12 +353,7 @@ def test_a_tile_another_thread_is_decoding_is_not_decoded_again(tmp_path, monkey
 
     from ecopatch.geo.grid import Window
 
-    rng = np.random.default_rng(5)
-    data = rng.integers(0, 60_000, size=(1, 64, 128), dtype=np.uint16)
-    path = write_raster(tmp_path / "t.tif", data, dtype="uint16", tiled=True, blockxsize=32, blockysize=32,
-                        compress="deflate")
-    spec = blocks.TileSpec(("t", 1), (32, 32), None)
-    cache = blocks.TileCache(None)
+    data, path, spec, cache = _tiles_of_32(tmp_path, seed=5, shape=(64, 128))
     decoded = []
     first_started = threading.Event()
     real = blocks.ds_read

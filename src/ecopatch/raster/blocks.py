@@ -397,6 +397,7 @@ class TileCache:
         y0, y1, x0, x1 = win.row_off, win.row_end, win.col_off, win.col_end
         r0, r1 = y0 // bh, (y1 - 1) // bh
         c0, c1 = x0 // bw, (x1 - 1) // bw
+        span = (r0, r1, c0, c1)
         key = spec.key
         missing: list[tuple[int, int]] = []
         waits: dict[tuple[int, int], threading.Event] = {}
@@ -416,11 +417,11 @@ class TileCache:
                 # the tiles this read will keep (see _decode_into): others wait for them, not decode them
                 claimed = threading.Event()
                 for tr, tc in missing:
-                    if min(tr - r0, r1 - tr, tc - c0, c1 - tc) <= 1:
+                    if _shared_ring(tr, tc, span):
                         self._loading[(key, tr, tc)] = claimed
         if missing:
             try:
-                self._decode_into(ds, spec, missing, (r0, r1, c0, c1), out, y0, x0, keep)
+                self._decode_into(ds, spec, missing, span, out, y0, x0, keep)
             finally:
                 if claimed is not None:
                     with self._lock:
@@ -437,7 +438,7 @@ class TileCache:
                 if not self._copy_cached(key, tr, tc, bh, bw, out, y0, x0):
                     left.append((tr, tc))  # decoded but not kept (budget): decode it here
         if left:
-            self._decode_into(ds, spec, left, (r0, r1, c0, c1), out, y0, x0, keep)
+            self._decode_into(ds, spec, left, span, out, y0, x0, keep)
 
     def _copy_cached(self, key: tuple, tr: int, tc: int, bh: int, bw: int, out: np.ndarray,
                      y0: int, x0: int) -> bool:
@@ -467,7 +468,6 @@ class TileCache:
         """
         bh, bw = spec.tile
         key = spec.key
-        r0, r1, c0, c1 = span
         mr0, mr1 = min(t[0] for t in missing), max(t[0] for t in missing)
         mc0, mc1 = min(t[1] for t in missing), max(t[1] for t in missing)
         ry, rx = mr0 * bh, mc0 * bw
@@ -482,9 +482,7 @@ class TileCache:
                     part = data[..., ty:ty + bh, tx:tx + bw]
                     if (tr, tc) in want:
                         copy_part(part, tr * bh, tc * bw, out, y0, x0)
-                    # tiles deep inside a large read are not shared with a padded neighbour
-                    ring = min(tr - r0, r1 - tr, tc - c0, c1 - tc)
-                    if keep and ring <= 1 and (key, tr, tc) not in self._tiles:
+                    if keep and _shared_ring(tr, tc, span) and (key, tr, tc) not in self._tiles:
                         self._put((key, tr, tc), part)
                         self.decoded += 1
                     if keep and (tc + 1) * bw < ds.width and part.shape[-1] > EDGE_PX:
@@ -527,6 +525,17 @@ class TileCache:
         buf[...] = part
         self._tiles[k] = buf
         self._bytes += buf.nbytes
+
+
+def _shared_ring(tr: int, tc: int, span: tuple[int, int, int, int]) -> bool:
+    """Whether tile ``(tr, tc)`` lies in the outer two rings of a read of tiles ``span`` = ``(r0, r1, c0, c1)``.
+
+    Those are the tiles a padded neighbour may share, so the cache keeps them
+    (and a read claims them while it decodes); tiles deep inside a large read
+    are not shared.
+    """
+    r0, r1, c0, c1 = span
+    return min(tr - r0, r1 - tr, tc - c0, c1 - tc) <= 1
 
 
 def copy_part(tile: np.ndarray, ty: int, tx: int, out: np.ndarray, oy: int, ox: int) -> None:
