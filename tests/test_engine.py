@@ -328,15 +328,19 @@ def test_blocks_set_back_by_an_offset_stay_in_the_stripe_whose_tiles_they_read()
 
 
 def test_detection_windows_are_set_back_by_the_statistic_s_halo(pair):
-    """A detection window reads ``halo_px`` around itself: set back by as much, its reads end at a block edge."""
+    """A detection window reads its halo and its scenes' reach around it: set back by both, its reads end on a block."""
     from ecopatch.analyses.encroachment import detection_pass
     from ecopatch.compute.change import ChangeParams
+    from ecopatch.raster.source import read_reach_px
 
     s, before, after, _ = pair
-    halo = ChangeParams().halo_px
+    # and by how far the scenes' reads reach beyond it (the 20 m SCL grown by its cloud margin)
+    reach = read_reach_px((before, after), before.grid)
+    assert reach == 3
+    offset = ChangeParams().halo_px + reach
     p = detection_pass(before, after, s.reserves, block=64)
     cols = {t.window.col_off for t in p.tasks}
     rows = {t.window.row_off for t in p.tasks}
     assert len(cols) > 2 and len(rows) > 1
-    assert all(c == 0 or (c + halo) % 64 == 0 for c in cols)
-    assert all(r == 0 or (r + halo) % 64 == 0 for r in rows)
+    assert all(c == 0 or (c + offset) % 64 == 0 for c in cols)
+    assert all(r == 0 or (r + offset) % 64 == 0 for r in rows)

@@ -307,12 +307,12 @@ def test_a_sample_of_a_file_smaller_than_its_window_is_the_file(tmp_path):
     assert np.array_equal(np.unique(got), arr.ravel())
 
 
-def _tiles_of_32(tmp_path, *, seed, shape):
-    """A random uint16 band in 32 × 32 DEFLATE tiles, its tile spec and an empty tile cache."""
+def _tiles_of(tmp_path, *, seed, shape, tile=32):
+    """A random uint16 band in ``tile`` × ``tile`` DEFLATE tiles, its tile spec and an empty tile cache."""
     data = np.random.default_rng(seed).integers(0, 60_000, size=(1, *shape), dtype=np.uint16)
-    path = write_raster(tmp_path / "t.tif", data, dtype="uint16", tiled=True, blockxsize=32, blockysize=32,
+    path = write_raster(tmp_path / "t.tif", data, dtype="uint16", tiled=True, blockxsize=tile, blockysize=tile,
                         compress="deflate")
-    return data, path, blocks.TileSpec(("t", 1), (32, 32), None), blocks.TileCache(None)
+    return data, path, blocks.TileSpec(("t", 1), (tile, tile), None), blocks.TileCache(None)
 
 
 def test_the_next_stripe_copies_the_last_columns_of_the_tiles_before_it(tmp_path):
@@ -321,7 +321,8 @@ def test_the_next_stripe_copies_the_last_columns_of_the_tiles_before_it(tmp_path
 
     from ecopatch.geo.grid import Window
 
-    data, path, spec, cache = _tiles_of_32(tmp_path, seed=4, shape=(128, 128))
+    t = 64  # tiles wider than the kept edge
+    data, path, spec, cache = _tiles_of(tmp_path, seed=4, shape=(4 * t, 4 * t), tile=t)
     reads = []
 
     def read(ds, win):
@@ -331,18 +332,19 @@ def test_the_next_stripe_copies_the_last_columns_of_the_tiles_before_it(tmp_path
         reads.append(cache.decoded - before)
         np.testing.assert_array_equal(out, data[0, win.row_off:win.row_end, win.col_off:win.col_end])
 
-    # a budget of one tile: whole tiles are evicted at once
-    with rasterio.open(path) as ds, cache.session(2 * 32 * 32 * 2):
-        cache.budget = 2 * 32 * 32 * 2
-        for r in range(0, 128, 32):  # the first stripe, two tiles wide, going down
-            read(ds, Window(row_off=r, col_off=0, height=32, width=64))
+    # a budget of two tiles: whole tiles are evicted at once
+    with rasterio.open(path) as ds, cache.session(2 * t * t * 2):
+        cache.budget = 2 * t * t * 2
+        for r in range(0, 4 * t, t):  # the first stripe, two tiles wide, going down
+            read(ds, Window(row_off=r, col_off=0, height=t, width=2 * t))
         decoded = cache.decoded
-        # the next stripe's first windows, with a halo of 3 pixels to the left (and 8 px: the edge kept)
-        for r in range(0, 128, 32):
-            read(ds, Window(row_off=r, col_off=64 - 3, height=32, width=32 + 3))
+        # the next stripe's first windows, reaching to their left as far as the edge kept (a detection
+        # window set back by its halo and its mask's reach reads twice that, 16 px, to its left)
+        for r in range(0, 4 * t, t):
+            read(ds, Window(row_off=r, col_off=2 * t - blocks.EDGE_PX, height=t, width=t + blocks.EDGE_PX))
         assert cache.decoded - decoded == 4  # the stripe's own tiles only
         # more than the kept columns: the tile is decoded again
-        read(ds, Window(row_off=0, col_off=64 - blocks.EDGE_PX - 1, height=8, width=12))
+        read(ds, Window(row_off=0, col_off=2 * t - blocks.EDGE_PX - 1, height=8, width=12))
         assert reads[-1] >= 1
     assert not cache._edges and cache._edge_bytes == 0
 
@@ -353,7 +355,7 @@ def test_a_tile_another_thread_is_decoding_is_not_decoded_again(tmp_path, monkey
 
     from ecopatch.geo.grid import Window
 
-    data, path, spec, cache = _tiles_of_32(tmp_path, seed=5, shape=(64, 128))
+    data, path, spec, cache = _tiles_of(tmp_path, seed=5, shape=(64, 128))
     decoded = []
     first_started = threading.Event()
     real = blocks.ds_read

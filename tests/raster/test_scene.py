@@ -667,3 +667,46 @@ def test_a_stack_reads_the_same_in_every_layout(tmp_path):
         for band in s.bands:
             np.testing.assert_array_equal(dec[band], ref[1][band], err_msg=f"{name} decimated {band}")
     assert ref[0][1].valid.sum() < ref[0][1].valid.size  # clouds and no data are masked somewhere
+
+
+@pytest.mark.parametrize(("buffer_m", "expected"), [(0.0, 1), (20.0, 3), (60.0, 7)])
+def test_a_scene_read_reaches_no_further_than_its_read_reach(tmp_path, monkeypatch, buffer_m, expected):
+    """The passes set their windows back by ``read_reach_px``: no file read may go beyond it.
+
+    Sentinel-2's SCL is on a 20 m grid and read with its cloud-growth margin
+    around the window; a read beyond the reach would decode a tile of the
+    next stripe (a whole JPEG 2000 or 2048² tile for a few columns).
+    """
+    from ecopatch.raster import fileread
+    from tests.scenes import write_pair
+
+    _, before, _ = write_pair(tmp_path, shape=(96, 128), seed=3)
+    scene = before.with_mask(before.mask, cloud_buffer_m=buffer_m) if buffer_m != 20.0 else before
+    reach = scene.read_reach_px()
+    # the 20 m bands alone: 1 pixel past a window ending inside a 20 m pixel; the SCL grown by k pixels
+    # of 20 m: (k + 1) * 2 - 1
+    assert reach == expected
+    g = scene.grid
+    seen = []
+    orig = fileread.read_block
+
+    def spy(path, index, grid, window, fill, **kw):
+        # the file window in pixels of the scene's grid
+        kx, ky = grid.res[0] / g.res[0], grid.res[1] / g.res[1]
+        c0 = (grid.transform.c - g.transform.c) / g.res[0] + window.col_off * kx
+        r0 = (g.transform.f - grid.transform.f) / g.res[1] + window.row_off * ky
+        seen.append((r0, c0, r0 + window.height * ky, c0 + window.width * kx))
+        return orig(path, index, grid, window, fill, **kw)
+
+    monkeypatch.setattr(fileread, "read_block", spy)
+    widest = 0.0
+    for r, c in ((20, 30), (21, 31), (40, 57)):  # even and odd offsets against the 20 m grid
+        win = Window(row_off=r, col_off=c, height=30, width=41)
+        seen.clear()
+        scene.read(window=win)
+        assert seen
+        for r0, c0, r1, c1 in seen:
+            assert r0 >= win.row_off - reach and c0 >= win.col_off - reach
+            assert r1 <= win.row_end + reach and c1 <= win.col_end + reach
+            widest = max(widest, c1 - win.col_end, win.col_off - c0)
+    assert widest == reach  # the bound is tight: a smaller set-back would read beyond the block

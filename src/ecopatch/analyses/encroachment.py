@@ -58,7 +58,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from ecopatch.analyses.pairing import PairSetup, SurfaceDeriver, prepare_pair, window_offset
+from ecopatch.analyses.pairing import PairSetup, SurfaceDeriver, prepare_pair
 from ecopatch.analyses.restoration import analysis_grid
 from ecopatch.analyses.zones import (
     attach_zones,
@@ -583,8 +583,9 @@ def detection_pass(
 
     # -- main pass ---------------------------------------------------------
     # pad 1: all_touched rasterising flags pixels just beyond a polygon's bounding box
-    # set back by the halo, so that no window decodes a tile of the next stripe (window_offset)
-    plan = blocks_touching(g, region, block=block, pad=1, offset=window_offset(params, block))
+    # set back by the halo and the scenes' read reach, so that no window decodes a tile of the next
+    # stripe (window_offset; the background was read for these same windows)
+    plan = blocks_touching(g, region, block=block, pad=1, offset=pair.window_offset)
     zone_bounds = shapely.bounds(zg) if len(zg) else np.zeros((0, 4))
     aoi_bounds = shapely.bounds(aoi) if aoi is not None else None
     tasks = []

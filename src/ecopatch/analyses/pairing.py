@@ -67,7 +67,13 @@ from ecopatch.raster.clouds import (
     temporal_cloud_test,
 )
 from ecopatch.raster.ongrid import read_on_grid, reproject_array
-from ecopatch.raster.source import Observation, RasterSource, read_decimated, reads_outside_a_pass
+from ecopatch.raster.source import (
+    Observation,
+    RasterSource,
+    read_decimated,
+    read_reach_px,
+    reads_outside_a_pass,
+)
 
 __all__ = ["PairSetup", "SurfaceDeriver", "prepare_pair"]
 
@@ -144,6 +150,8 @@ class PairSetup:
     typed: bool
     record: Mapping[str, Any] = field(default_factory=dict)
     history: tuple[tuple[RasterSource, SurfaceDeriver], ...] = ()
+    #: Pixels the pass's windows are set back from the multiples of the block (:func:`window_offset`).
+    window_offset: int = 0
 
 
 def _reflective(scene: RasterSource) -> bool:
@@ -227,13 +235,15 @@ def prepare_pair(before: RasterSource, after: RasterSource, grid: Grid, region: 
         # without overviews they decode both dates (near the area of interest, _background_within), so
         # they start now, in worker threads, and the sample is read and the normalisation fitted meanwhile
         samples = _sample_windows(grid, region)
-        within = _background_within(grid, region, params, block, samples)
+        offset = window_offset(params, block, read_reach_px((before, after, *history), grid))
+        within = _background_within(grid, region, params, block, samples, offset)
         early = (_BackgroundReads.start((before, after), grid, region, tuple(shared), params, within)
                  if spectral else None)
         try:
-            return _prepare(before, after, grid, region, params=params, normalize=normalize, clouds=clouds,
-                            cover=cover, history=history, max_source_px=max_source_px, record=record,
-                            shared=shared, spectral=spectral, early=early, samples=samples, within=within)
+            setup = _prepare(before, after, grid, region, params=params, normalize=normalize, clouds=clouds,
+                             cover=cover, history=history, max_source_px=max_source_px, record=record,
+                             shared=shared, spectral=spectral, early=early, samples=samples, within=within)
+            return replace(setup, window_offset=offset)
         finally:
             if early is not None:
                 early.close()
@@ -593,25 +603,29 @@ def _background_grid(grid: Grid, region: np.ndarray, params: ChangeParams) -> tu
     return coarse, k, size
 
 
-def window_offset(params: ChangeParams, block: int) -> int:
+def window_offset(params: ChangeParams, block: int, reach: int = 0) -> int:
     """Pixels by which the detection's windows are set back from the multiples of ``block``.
 
-    A window reads ``params.halo_px`` pixels around itself; set back by as
-    much (:func:`ecopatch.engine.tiling.blocks_touching`'s ``offset``), its
-    reads end at a multiple of the block, so over files whose tiles are the
-    block or a multiple of it no window decodes a tile of the next stripe for
-    its right-hand halo.  The ``2 × halo`` columns it reads to its left are
+    A window reads ``params.halo_px`` pixels around itself, and its scenes'
+    reads reach ``reach`` pixels further (a product mask's cloud growth,
+    :func:`ecopatch.raster.source.read_reach_px`); set back by as much
+    (:func:`ecopatch.engine.tiling.blocks_touching`'s ``offset``), its reads
+    end at a multiple of the block, so over files whose tiles are the block
+    or a multiple of it no window decodes a tile of the next stripe for its
+    right-hand halo.  The twice as many columns it reads to its left are
     kept by the tile cache (:data:`ecopatch.raster.blocks.EDGE_PX`).
     """
-    return min(params.halo_px, block - 1)
+    return min(params.halo_px + max(0, int(reach)), block - 1)
 
 
 def _background_within(grid: Grid, region: np.ndarray, params: ChangeParams, block: int,
-                       samples: Sequence[Window]) -> list[tuple[float, float, float, float]] | None:
+                       samples: Sequence[Window], offset: int | None = None,
+                       ) -> list[tuple[float, float, float, float]] | None:
     """Rectangles (``grid``'s CRS) outside which no background value is used; None: no background.
 
     The pass computes, in each window of :func:`blocks_touching` (``block``
-    px, set back by :func:`window_offset`), the bounding box of the parts of ``region`` in it (one pixel more,
+    px, set back by ``offset``, default :func:`window_offset` with no reach), the bounding box of the parts
+    of ``region`` in it (one pixel more,
     see :func:`ecopatch.analyses.encroachment._needed`) with the
     statistic's halo, and the noise model the sample windows with theirs.
     Each such box, grown by the background's reach (the median's half
@@ -630,7 +644,8 @@ def _background_within(grid: Grid, region: np.ndarray, params: ChangeParams, blo
     reach = halo + 3 + (size // 2 + _fill_reach(size) + 3) * k
     parts = np.asarray(region, dtype=object)
     rects = []
-    for w, idx in blocks_touching(grid, parts, block=block, pad=1, offset=window_offset(params, block)):
+    offset = window_offset(params, block) if offset is None else offset
+    for w, idx in blocks_touching(grid, parts, block=block, pad=1, offset=offset):
         clipped = shapely.clip_by_rect(parts[idx], *grid.subgrid(w.pad(2)).bounds)
         clipped = clipped[~shapely.is_empty(clipped)]
         if len(clipped):

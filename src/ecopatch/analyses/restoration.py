@@ -68,6 +68,7 @@ from ecopatch.raster.source import (
     as_source,
     check_pair,
     plan_pass_reads,
+    read_reach_px,
     read_sample,
 )
 from ecopatch.vocabulary import ALERT_ZH, MINE_STATUS_ZH, RESTORATION_DIRECTIONS
@@ -737,10 +738,12 @@ def assessment_pass(
     p_a = prepare_cover_params(after, opts.cover_after or opts.cover)
 
     block = assessment_block(before, after) if block is None else block
-    # windows set back by their halo: a window's reads then end at a multiple of the block, so
-    # none decodes a tile of the next stripe for its right-hand halo (which that stripe decodes
-    # again); the 2 × _HALO columns it reads to its left are kept by the tile cache (EDGE_PX)
-    plan = blocks_touching(g, geoms_grid, block=block, pad=_HALO, offset=_HALO)
+    # windows set back by their halo and the scenes' read reach (a mask's cloud growth): a window's
+    # reads then end at a multiple of the block, so none decodes a tile of the next stripe for its
+    # right-hand side (which that stripe decodes again); the twice as many columns it reads to its
+    # left are kept by the tile cache (EDGE_PX)
+    offset = min(_HALO + read_reach_px((before, after), g), block - 1)
+    plan = blocks_touching(g, geoms_grid, block=block, pad=_HALO, offset=offset)
     if not plan:
         raise NoOverlapError(
             f"none of the {len(mines)} mines overlaps the analysis grid {g!r}; check that the "

@@ -558,10 +558,12 @@ def default_budget() -> int:
 
 
 #: Columns at the right edge of each decoded tile the tile cache keeps for the next stripe's windows.
-#: Windows are set back by their halo (the detection's 5 pixels, the assessment's 3), so they read
-#: twice that to their left, and nothing of the next stripe to their right: a stripe's first windows
-#: then copy these columns instead of decoding the tiles before them again (:meth:`TileCache.read_into`).
-EDGE_PX = 16
+#: Windows are set back by their halo (the detection's 5 pixels, the assessment's 3) and by how far
+#: their scenes' reads reach beyond it (a product mask's cloud growth: 2-3 pixels by default), so
+#: they read twice that to their left (16 pixels for the detection), and nothing of the next stripe
+#: to their right: a stripe's first windows then copy these columns instead of decoding the tiles
+#: before them again (:meth:`TileCache.read_into`).  32 leaves room for a larger ``cloud_buffer_m``.
+EDGE_PX = 32
 
 #: The tile cache of this process (budget read from the environment at the first read).
 TILES = TileCache(None)

@@ -414,6 +414,33 @@ class Scene(SourceBase):
                 dark &= v <= 0
         return dark
 
+    def read_reach_px(self) -> int:
+        """Pixels of this scene's grid beyond a window that :meth:`read` of it may touch, at most.
+
+        A band on a whole-factor coarser grid (Sentinel-2's 20 m bands on the
+        10 m grid, ``r`` = 2) is read in whole pixels of its own: ``r - 1``
+        beyond a window that ends inside one.  The product mask is read with
+        its cloud-growth margin (``cloud_buffer_m``, ``k`` pixels of the
+        mask's grid) besides: ``(k + 1) * r - 1``.  Grids that are not a
+        whole factor of this one are resampled; they are counted at one
+        source pixel more, an estimate.  The passes set their windows back
+        by this much more than their halo, so that a window's reads end at a
+        multiple of the window size (:func:`ecopatch.engine.tiling.blocks_touching`).
+        """
+        res = self.grid.res[0] * ground_unit_m(self.grid)
+
+        def reach(grid: Grid, pad: int) -> int:
+            r = grid.res[0] * ground_unit_m(grid) / res
+            if abs(r - round(r)) < 1e-9 and round(r) >= 1:
+                return (pad + 1) * int(round(r)) - 1
+            return (pad + 1) * math.ceil(r) + 1
+
+        out = max((reach(ref.grid, 0) for _, ref in self.band_refs), default=0)
+        m = self.mask
+        if m is not None and m.kind != "computed":
+            out = max(out, reach(m.grid, self._buffer_px(m.grid.res[0] * ground_unit_m(m.grid))))
+        return out
+
     def _buffer_px(self, res_m: float) -> int:
         """Cloud-buffer radius in pixels of ground size ``res_m``."""
         m = self.mask

@@ -553,6 +553,32 @@ def _warn_large_chunks(sources: Sequence[RasterSource], block: int) -> None:
                 SlowInputWarning, stacklevel=caller_stacklevel())
 
 
+def read_reach_px(sources: Iterable[RasterSource | None], grid: Grid) -> int:
+    """Pixels of ``grid`` beyond a window that reading it from any of ``sources`` may touch, at most.
+
+    A scene's reads reach beyond the window asked for by its mask's
+    cloud-growth margin (:meth:`ecopatch.raster.scene.Scene.read_reach_px`),
+    counted here in pixels of ``grid``; sources that read no files reach
+    nothing.  The windowed passes set their windows back by this much more
+    than their halo.
+    """
+    import math
+
+    from ecopatch.raster.ongrid import ground_unit_m
+
+    reach = 0
+    res = grid.res[0] * ground_unit_m(grid)
+    for s in sources:
+        get = getattr(s, "read_reach_px", None)
+        if s is None or get is None:
+            continue
+        px = int(get())
+        if px > 0:
+            ratio = s.grid.res[0] * ground_unit_m(s.grid) / res  # the scene's pixels in the grid's
+            reach = max(reach, math.ceil(px * ratio - 1e-9))
+    return reach
+
+
 def striped_sources(sources: Iterable[RasterSource]) -> bool:
     """Whether any file the sources read is striped (a strip is decoded whole, across the file's width)."""
     with_files = [s for s in sources if s.files()]
