@@ -112,6 +112,14 @@ def test_plans_follow_the_layout():
         big = [(_layout(block=(1024, 1024), count=7, interleave=interleave), 1.0)] * 2
         assert plan_reads(big, workers=2).trim_every == blocks.TRIM_STRIPED
     assert plan_reads([(_layout(block=(512, 512), count=7, interleave="pixel"), 1.0)] * 2, workers=2).trim_every == 0
+    # tiles wider than two windows (a 7-band stack tiled 2048: 59 MiB a position): stripes one tile wide,
+    # so each tile is decoded once, in a cache of two rows of that tile (not the general rule's six tiles,
+    # capped at MAX_TILE_CACHE_MB), and GDAL's own cache one block per thread (the tile cache holds them)
+    huge = _layout(block=(2048, 2048), count=7, interleave="pixel")
+    p = plan_reads([(huge, 1.0)] * 2, workers=2, block=512)
+    assert p.stripe_px == 2048
+    assert 2 * 2 * huge.held_block_bytes <= p.tile_cache_bytes < 3 * 2 * huge.held_block_bytes
+    assert p.gdal_cache_bytes == 2 * huge.block_set_bytes
     # strips: windows in rows across the whole width, the cache holding one row of windows' strips
     strips = [(_layout(block=(1, 10980), count=7, interleave="pixel"), 1.0)] * 2
     p = plan_reads(strips, workers=2, grid_width=10980)
@@ -143,7 +151,13 @@ def test_tile_spec_groups_strips_and_shares_pixel_interleaved_blocks():
     b = blocks.bands_spec(_layout(count=4), ident, (2, 4))
     assert b.indexes == (2, 4) and b.tile == (256, 256) and b.key != blocks.tile_spec(_layout(count=4), ident, 2).key
     assert blocks.bands_spec(_layout(count=4, compression="none"), ident, (2, 4)) is None  # straight through GDAL
-    assert blocks.tile_spec(_layout(block=(2048, 2048)), ident, 1) is None  # too large to share
+    # large tiles are shared as long as a few positions fit the largest cache (a 7-band stack tiled 2048,
+    # read through GDAL's block cache, had its tiles decoded again for every stripe and window across them)
+    big = blocks.tile_spec(_layout(block=(2048, 2048), count=7, interleave="pixel"), ident, 1)
+    assert big is not None and big.tile == (2048, 2048)
+    too_big = _layout(block=(4096, 4096), count=4, interleave="pixel")
+    assert too_big.held_block_bytes > blocks.MAX_TILE_CACHE_MB * MB // 4
+    assert blocks.tile_spec(too_big, ident, 1) is None
 
 
 def test_tile_cache_sessions_nest_and_drop_their_blocks():

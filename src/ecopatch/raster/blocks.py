@@ -278,7 +278,8 @@ def tile_spec(layout: FileLayout, ident: tuple, index: int) -> TileSpec | None:
     if layout.striped:
         bh = bh * max(1, math.ceil(STRIP_GROUP_ROWS / bh))
         bw = w
-    elif not layout.tiled or bh >= h or bh * bw > 1024 * 1024 or layout.compression == "none":
+    elif (not layout.tiled or bh >= h or layout.compression == "none"
+          or layout.held_block_bytes > MAX_TILE_CACHE_MB * 1024 * 1024 // 4):
         return None
     if layout.multiband:
         return TileSpec((*ident, 0), (bh, bw), tuple(range(1, layout.count + 1)))
@@ -691,7 +692,11 @@ def plan_reads(files: Sequence[tuple[FileLayout, float]], *, block: int = WINDOW
     base = default_budget()
     if not files:
         return ReadPlan()
-    gdal = max(PASS_GDAL_CACHE_MB * 1024 * 1024, 2 * workers * max(f.block_set_bytes for f, _ in files))
+    # two decoded blocks per reading thread; one where blocks are large (8 MiB or more: a 2048² tile of a
+    # 7-band stack is 59 MiB), which the tile cache reads whole and holds itself (a 7-band stack tiled 2048,
+    # assess + detect on the full tile: 1.72 -> 1.59 GiB, the same time)
+    largest = max(f.block_set_bytes for f, _ in files)
+    gdal = max(PASS_GDAL_CACHE_MB * 1024 * 1024, (1 if largest >= LARGE_BLOCK_BYTES else 2) * workers * largest)
     words = tuple((n, f.describe()) for n, (f, _) in zip(name, files))
     trim = (1 if any(f.driver == "JP2OpenJPEG" for f, _ in files)
             else TRIM_STRIPED if any(f.driver == "GTiff" and (f.striped or f.held_block_bytes >= LARGE_BLOCK_BYTES)
@@ -710,15 +715,23 @@ def plan_reads(files: Sequence[tuple[FileLayout, float]], *, block: int = WINDOW
         return ReadPlan(max(width, block), budget, gdal, words, trim)
 
     def need(stripe: int) -> float:
-        return sum(2 * f.block[0] * (stripe / s + 2 * f.block[1]) * f.held_px_bytes for f, s in shared
-                   if f.tiled and f.compression != "none")
+        # two rows of tiles across the stripe and one on each side; a GeoTIFF stripe no wider than one
+        # tile: two rows of that tile, a tenth more (the windows, set back by their halo and reach, read no
+        # tile of the next stripe and keep the previous one's edge columns; a 7-band stack tiled 2048 ran
+        # as fast with 256 MiB as with 384 and thrashed at 160).  JPEG 2000's 20 m bands keep the first
+        # rule, with which its budget was measured
+        return sum(2.2 * f.block[0] * f.block[1] * f.held_px_bytes
+                   if f.driver == "GTiff" and f.block[1] * s >= stripe
+                   else 2 * f.block[0] * (stripe / s + 2 * f.block[1]) * f.held_px_bytes
+                   for f, s in shared if f.tiled and f.compression != "none")
 
     # JPEG 2000 decodes a tile whole for any pixel of it (0.13 s a 1024² tile here): in stripes one
     # tile wide every stripe boundary is a tile boundary, and the windows' halos there decode the tiles
     # on both sides again (assess + detect on the full JPEG 2000 SAFE read each 10 m tile 2.3 times,
     # 269 s; with stripes of two tiles, 2.0 times and 192 s, 0.80 GiB both)
     narrowest = max(2 * block, 2 * min((int(f.block[1] * s) for f, s in shared if f.driver == "JP2OpenJPEG"),
-                                       default=0))
+                                       default=0),
+                    max((int(f.block[1] * s) for f, s in shared if f.tiled and f.compression != "none"), default=0))
     stripe = STRIPE_PX
     while stripe > narrowest and need(stripe) > 0.75 * base:
         stripe //= 2
