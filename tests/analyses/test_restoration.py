@@ -280,3 +280,33 @@ def test_no_window_reads_beyond_its_block_to_the_right_or_below(inputs):
             at_edge += read.col_end + reach == right < width
     assert at_edge  # a mine reaches across a block boundary: the test would see a halo beyond it
 
+
+def test_the_set_up_samples_read_with_the_pass_s_gdal_cache(inputs, monkeypatch):
+    """The scenes' samples (cover end-members) run with GDAL's cache at the pass's size, not GDAL's default.
+
+    GDAL's default (5 % of the RAM) kept the decoded blocks of each scene's
+    sample: 0.6 GiB per date for a 7-band stack tiled 2048.
+    """
+    from rasterio.env import get_gdal_config
+
+    from ecopatch.analyses import restoration
+    from ecopatch.raster import gdalcache
+    from ecopatch.raster.source import plan_pass_reads
+
+    if gdalcache._user_chose_gdal_cache():
+        pytest.skip("GDAL_CACHEMAX is set in the environment: ecopatch leaves GDAL's cache alone")
+    seen = []
+    orig = restoration.prepare_cover_params
+
+    def spy(scene, params, **kw):
+        seen.append(get_gdal_config("GDAL_CACHEMAX"))
+        return orig(scene, params, **kw)
+
+    monkeypatch.setattr(restoration, "prepare_cover_params", spy)
+    before, after = inputs.before, inputs.after
+    outside = get_gdal_config("GDAL_CACHEMAX")
+    restoration.assessment_pass(before, after, inputs.mines)
+    want = plan_pass_reads((before, after)).gdal_cache_bytes
+    # the pass's size (a read inside may raise it for a row of blocks, never to GDAL's default)
+    assert want < outside and seen[0] == want and all(want <= v < outside for v in seen) and len(seen) == 2
+    assert get_gdal_config("GDAL_CACHEMAX") == outside  # restored after the set-up

@@ -70,6 +70,7 @@ from ecopatch.raster.source import (
     plan_pass_reads,
     read_reach_px,
     read_sample,
+    reads_outside_a_pass,
 )
 from ecopatch.vocabulary import ALERT_ZH, MINE_STATUS_ZH, RESTORATION_DIRECTIONS
 
@@ -734,8 +735,11 @@ def assessment_pass(
 
     geoms_grid = repaired(geometries_in(mines, g.crs, what="mines layer"))
     _check_overlap(geoms_grid, g.crs, before, after, len(mines))
-    p_b = prepare_cover_params(before, opts.cover_before or opts.cover)
-    p_a = prepare_cover_params(after, opts.cover_after or opts.cover)
+    # the samples' scattered reads hold GDAL's block cache at a pass's size, not GDAL's default (5 % of
+    # the RAM, which kept 0.6 GiB of a 2048²-tiled stack's decoded blocks after each scene's sample)
+    with reads_outside_a_pass((before, after)):
+        p_b = prepare_cover_params(before, opts.cover_before or opts.cover)
+        p_a = prepare_cover_params(after, opts.cover_after or opts.cover)
 
     block = assessment_block(before, after) if block is None else block
     # windows set back by their halo and the scenes' read reach (a mask's cloud growth): a window's
