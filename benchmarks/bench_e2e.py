@@ -145,6 +145,13 @@ LAYOUTS: dict[str, Layout] = {
                                                ("blockysize", 1024), ("compress", "deflate"))),
     "pixel_tiled_float32": Layout("stack", (("interleave", "pixel"), ("tiled", True), ("compress", "deflate"),
                                             ("predictor", 3), ("dtype", "float32"))),
+    # layouts seen in the wild that no code was tuned on: tiny tiles, one row per strip, very large tiles
+    "pixel_tiled64_deflate": Layout("stack", (("interleave", "pixel"), ("tiled", True), ("blockxsize", 64),
+                                              ("blockysize", 64), ("compress", "deflate"))),
+    "pixel_striped_row1_deflate": Layout("stack", (("interleave", "pixel"), ("tiled", False), ("blockysize", 1),
+                                                   ("compress", "deflate"))),
+    "pixel_tiled2048_deflate": Layout("stack", (("interleave", "pixel"), ("tiled", True), ("blockxsize", 2048),
+                                                ("blockysize", 2048), ("compress", "deflate"))),
     "rgb_jpeg": Layout("rgb", (("interleave", "pixel"), ("tiled", True), ("compress", "jpeg"), ("photometric", "ycbcr"),
                                ("jpeg_quality", 90))),
 }
