@@ -560,11 +560,13 @@ def default_budget() -> int:
 
 #: Columns at the right edge of each decoded tile the tile cache keeps for the next stripe's windows.
 #: Windows are set back by their halo (the detection's 5 pixels, the assessment's 3) and by how far
-#: their scenes' reads reach beyond it (a product mask's cloud growth: 2-3 pixels by default), so
+#: their scenes' reads reach beyond it (Sentinel-2's 20 m SCL grown by its default 20 m: 3 pixels), so
 #: they read twice that to their left (16 pixels for the detection), and nothing of the next stripe
 #: to their right: a stripe's first windows then copy these columns instead of decoding the tiles
-#: before them again (:meth:`TileCache.read_into`).  32 leaves room for a larger ``cloud_buffer_m``.
-EDGE_PX = 32
+#: before them again (:meth:`TileCache.read_into`).  A larger ``cloud_buffer_m`` reads further left
+#: and decodes those tiles again.  Not more: the columns are kept for every tile, within an eighth of
+#: the budget, and 32 of them overflowed it on the JPEG 2000 SAFE (36 more tiles decoded twice).
+EDGE_PX = 16
 
 #: The tile cache of this process (budget read from the environment at the first read).
 TILES = TileCache(None)
