@@ -158,6 +158,14 @@ def test_tile_spec_groups_strips_and_shares_pixel_interleaved_blocks():
     too_big = _layout(block=(4096, 4096), count=4, interleave="pixel")
     assert too_big.held_block_bytes > blocks.MAX_TILE_CACHE_MB * MB // 4
     assert blocks.tile_spec(too_big, ident, 1) is None
+    # a small compressed file in one block (a 1000² stack written as one 2048² tile) is held whole: every
+    # window's read decoded all of it; uncompressed, GDAL reads it without decoding
+    one = _layout(shape=(1000, 1000), block=(2048, 2048), count=7, interleave="pixel")
+    assert not one.tiled and not one.striped
+    assert blocks.tile_spec(one, ident, 1).tile == (2048, 2048)
+    assert blocks.tile_spec(_layout(shape=(1000, 1000), block=(2048, 2048), compression="none"), ident, 1) is None
+    assert blocks.tile_spec(_layout(shape=(8000, 8000), block=(8000, 8000), count=7, interleave="pixel"),
+                            ident, 1) is None  # 854 MiB decoded: not held
 
 
 def test_tile_cache_sessions_nest_and_drop_their_blocks():

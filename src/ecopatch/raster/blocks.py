@@ -260,26 +260,32 @@ class TileSpec:
 def tile_spec(layout: FileLayout, ident: tuple, index: int) -> TileSpec | None:
     """The :class:`TileSpec` for band ``index`` of a file, or None to read it straight through GDAL.
 
-    Shared: compressed tiled GeoTIFFs and JPEG 2000 files with tiles up to
-    1024 x 1024 pixels, and striped GeoTIFFs (in groups of strips of at
-    least :data:`STRIP_GROUP_ROWS` rows), compressed or not (GDAL reads an
-    uncompressed strip whole too: read per window, a 10980-pixel strip
-    would be copied once for every window across it; assess + detect on
-    the full tile took 16.9 s without sharing, 13.9 s with it).  Not
-    shared: uncompressed tiled files, whose tiles GDAL reads without
-    decoding (sharing them only added copies: the full tile's assess took
-    5.05 s with it, 4.19 s without, and assess + detect 12.9 s against
-    12.5 s, 0.78 against 0.62 GiB); files of one block, other drivers.
+    Shared: compressed tiled GeoTIFFs and JPEG 2000 files whose decoded
+    block position (all bands) fits a quarter of :data:`MAX_TILE_CACHE_MB`
+    (a 7-band uint16 stack tiled 2048: 56 MiB; larger tiles were decoded
+    again for every stripe and window across them), compressed files of
+    one block that fits as well (a 1000² stack written as one 2048² tile:
+    every read decoded the whole tile), and striped GeoTIFFs (in groups of
+    strips of at least :data:`STRIP_GROUP_ROWS` rows), compressed or not
+    (GDAL reads an uncompressed strip whole too: read per window, a
+    10980-pixel strip would be copied once for every window across it;
+    assess + detect on the full tile took 16.9 s without sharing, 13.9 s
+    with it).  Not shared: uncompressed tiled files, whose tiles GDAL reads
+    without decoding (sharing them only added copies: the full tile's
+    assess took 5.05 s with it, 4.19 s without, and assess + detect 12.9 s
+    against 12.5 s, 0.78 against 0.62 GiB); files with one row of tiles;
+    other drivers.
     """
     if layout.driver not in ("GTiff", "JP2OpenJPEG"):
         return None
     bh, bw = layout.block
     h, w = layout.shape
+    one_block = bh >= h and bw >= w
     if layout.striped:
         bh = bh * max(1, math.ceil(STRIP_GROUP_ROWS / bh))
         bw = w
-    elif (not layout.tiled or bh >= h or layout.compression == "none"
-          or layout.held_block_bytes > MAX_TILE_CACHE_MB * 1024 * 1024 // 4):
+    elif (not (layout.tiled or one_block) or (bh >= h and not one_block) or layout.compression == "none"
+          or min(bh, h) * min(bw, w) * layout.held_px_bytes > MAX_TILE_CACHE_MB * 1024 * 1024 // 4):
         return None
     if layout.multiband:
         return TileSpec((*ident, 0), (bh, bw), tuple(range(1, layout.count + 1)))
