@@ -556,11 +556,12 @@ def _warn_large_chunks(sources: Sequence[RasterSource], block: int) -> None:
 def read_reach_px(sources: Iterable[RasterSource | None], grid: Grid) -> int:
     """Pixels of ``grid`` beyond a window that reading it from any of ``sources`` may touch, at most.
 
-    A scene's reads reach beyond the window asked for by its mask's
-    cloud-growth margin (:meth:`ecopatch.raster.scene.Scene.read_reach_px`),
-    counted here in pixels of ``grid``; sources that read no files reach
-    nothing.  The windowed passes set their windows back by this much more
-    than their halo.
+    A scene's reads reach beyond the window asked for by the whole pixels
+    of its coarser bands and its mask's cloud-growth margin
+    (:meth:`ecopatch.raster.scene.Scene.read_reach_px`), counted here in
+    pixels of ``grid``; sources that read no files (arrays, xarray objects)
+    reach nothing.  The windowed passes set their windows back by this much
+    more than their halo.
     """
     import math
 
