@@ -152,6 +152,8 @@ LAYOUTS: dict[str, Layout] = {
                                                    ("compress", "deflate"))),
     "pixel_tiled2048_deflate": Layout("stack", (("interleave", "pixel"), ("tiled", True), ("blockxsize", 2048),
                                                 ("blockysize", 2048), ("compress", "deflate"))),
+    "band_tiled2048_deflate": Layout("stack", (("interleave", "band"), ("tiled", True), ("blockxsize", 2048),
+                                               ("blockysize", 2048), ("compress", "deflate"))),
     "rgb_jpeg": Layout("rgb", (("interleave", "pixel"), ("tiled", True), ("compress", "jpeg"), ("photometric", "ycbcr"),
                                ("jpeg_quality", 90))),
 }
