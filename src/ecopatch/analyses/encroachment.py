@@ -584,7 +584,7 @@ def detection_pass(
     # -- main pass ---------------------------------------------------------
     # pad 1: all_touched rasterising flags pixels just beyond a polygon's bounding box
     # set back by the halo and the scenes' read reach, so that no window decodes a tile of the next
-    # stripe (window_offset; the background was read for these same windows)
+    # stripe (set_back; the background was read for these same windows)
     plan = blocks_touching(g, region, block=block, pad=1, offset=pair.window_offset)
     zone_bounds = shapely.bounds(zg) if len(zg) else np.zeros((0, 4))
     aoi_bounds = shapely.bounds(aoi) if aoi is not None else None

@@ -150,7 +150,8 @@ class PairSetup:
     typed: bool
     record: Mapping[str, Any] = field(default_factory=dict)
     history: tuple[tuple[RasterSource, SurfaceDeriver], ...] = ()
-    #: Pixels the pass's windows are set back from the multiples of the block (:func:`window_offset`).
+    #: Pixels the pass's windows are set back from the multiples of the block (the halo and the scenes'
+    #: read reach, :func:`ecopatch.engine.tiling.set_back`); the background was read for those windows.
     window_offset: int = 0
 
 
@@ -234,8 +235,10 @@ def prepare_pair(before: RasterSource, after: RasterSource, grid: Grid, region: 
         # the background's coarse reads (step 3) need neither the sample nor the normalisation: on files
         # without overviews they decode both dates (near the area of interest, _background_within), so
         # they start now, in worker threads, and the sample is read and the normalisation fitted meanwhile
+        from ecopatch.engine.tiling import set_back
+
         samples = _sample_windows(grid, region)
-        offset = window_offset(params, block, read_reach_px((before, after, *history), grid))
+        offset = set_back(params.halo_px, read_reach_px((before, after, *history), grid), block)
         within = _background_within(grid, region, params, block, samples, offset)
         early = (_BackgroundReads.start((before, after), grid, region, tuple(shared), params, within)
                  if spectral else None)
@@ -603,28 +606,12 @@ def _background_grid(grid: Grid, region: np.ndarray, params: ChangeParams) -> tu
     return coarse, k, size
 
 
-def window_offset(params: ChangeParams, block: int, reach: int = 0) -> int:
-    """Pixels by which the detection's windows are set back from the multiples of ``block``.
-
-    A window reads ``params.halo_px`` pixels around itself, and its scenes'
-    reads reach ``reach`` pixels further (a product mask's cloud growth,
-    :func:`ecopatch.raster.source.read_reach_px`); set back by as much
-    (:func:`ecopatch.engine.tiling.blocks_touching`'s ``offset``), its reads
-    end at a multiple of the block, so over files whose tiles are the block
-    or a multiple of it no window decodes a tile of the next stripe for its
-    right-hand halo.  The twice as many columns it reads to its left are
-    kept by the tile cache (:data:`ecopatch.raster.blocks.EDGE_PX`).
-    """
-    return min(params.halo_px + max(0, int(reach)), block - 1)
-
-
 def _background_within(grid: Grid, region: np.ndarray, params: ChangeParams, block: int,
-                       samples: Sequence[Window], offset: int | None = None,
-                       ) -> list[tuple[float, float, float, float]] | None:
+                       samples: Sequence[Window], offset: int) -> list[tuple[float, float, float, float]] | None:
     """Rectangles (``grid``'s CRS) outside which no background value is used; None: no background.
 
     The pass computes, in each window of :func:`blocks_touching` (``block``
-    px, set back by ``offset``, default :func:`window_offset` with no reach), the bounding box of the parts
+    px, set back by ``offset``: :func:`ecopatch.engine.tiling.set_back`), the bounding box of the parts
     of ``region`` in it (one pixel more,
     see :func:`ecopatch.analyses.encroachment._needed`) with the
     statistic's halo, and the noise model the sample windows with theirs.
@@ -644,7 +631,6 @@ def _background_within(grid: Grid, region: np.ndarray, params: ChangeParams, blo
     reach = halo + 3 + (size // 2 + _fill_reach(size) + 3) * k
     parts = np.asarray(region, dtype=object)
     rects = []
-    offset = window_offset(params, block) if offset is None else offset
     for w, idx in blocks_touching(grid, parts, block=block, pad=1, offset=offset):
         clipped = shapely.clip_by_rect(parts[idx], *grid.subgrid(w.pad(2)).bounds)
         clipped = clipped[~shapely.is_empty(clipped)]

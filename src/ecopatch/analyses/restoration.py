@@ -54,7 +54,15 @@ from ecopatch.compute.cover import (
     otsu_threshold,
 )
 from ecopatch.compute.zonal import coverage_fraction
-from ecopatch.engine.tiling import PatchSums, Scheduler, WindowPass, add_partials, blocks_touching, run_passes
+from ecopatch.engine.tiling import (
+    PatchSums,
+    Scheduler,
+    WindowPass,
+    add_partials,
+    blocks_touching,
+    run_passes,
+    set_back,
+)
 from ecopatch.errors import ConfigError, InputDataError, LowCoverageWarning, NoOverlapError, caller_stacklevel
 from ecopatch.geo.geodesy import as_crs, geodesic_area_m2, geometries_in, repaired
 from ecopatch.geo.grid import Grid, Window
@@ -742,11 +750,9 @@ def assessment_pass(
         p_a = prepare_cover_params(after, opts.cover_after or opts.cover)
 
     block = assessment_block(before, after) if block is None else block
-    # windows set back by their halo and the scenes' read reach (a mask's cloud growth): a window's
-    # reads then end at a multiple of the block, so none decodes a tile of the next stripe for its
-    # right-hand side (which that stripe decodes again); the twice as many columns it reads to its
-    # left are kept by the tile cache (EDGE_PX)
-    offset = min(_HALO + read_reach_px((before, after), g), block - 1)
+    # windows set back by their halo and the scenes' read reach, so that none decodes a tile of the
+    # next stripe (set_back)
+    offset = set_back(_HALO, read_reach_px((before, after), g), block)
     plan = blocks_touching(g, geoms_grid, block=block, pad=_HALO, offset=offset)
     if not plan:
         raise NoOverlapError(

@@ -139,6 +139,21 @@ def blocks_touching(
 STRIPE_PX = 4096
 
 
+def set_back(halo: int, reach: int, block: int) -> int:
+    """Pixels by which a pass's windows are set back from the multiples of ``block`` (:func:`blocks_touching`).
+
+    A window reads ``halo`` pixels around itself, and its scenes' reads
+    reach ``reach`` pixels further (coarser bands' whole pixels, a product
+    mask's cloud growth: :func:`ecopatch.raster.source.read_reach_px`); set
+    back by as much, its reads end at a multiple of the block, so over files
+    whose tiles are the block or a multiple of it no window decodes a tile
+    of the next stripe for its right-hand side (which that stripe decodes
+    again).  The twice as many columns it reads to its left are kept by the
+    tile cache (:data:`ecopatch.raster.blocks.EDGE_PX`).
+    """
+    return min(int(halo) + max(0, int(reach)), block - 1)
+
+
 def locality_order(windows: Sequence[Window], *, stripe_px: int = STRIPE_PX) -> list[int]:
     """An order of ``windows`` in which neighbours follow each other closely.
 

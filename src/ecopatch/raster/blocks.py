@@ -280,11 +280,11 @@ def tile_spec(layout: FileLayout, ident: tuple, index: int) -> TileSpec | None:
         return None
     bh, bw = layout.block
     h, w = layout.shape
-    one_block = bh >= h and bw >= w
     if layout.striped:
         bh = bh * max(1, math.ceil(STRIP_GROUP_ROWS / bh))
         bw = w
-    elif (not (layout.tiled or one_block) or (bh >= h and not one_block) or layout.compression == "none"
+    # neither striped nor tiled: one block for the whole file
+    elif ((layout.tiled and bh >= h) or layout.compression == "none"
           or min(bh, h) * min(bw, w) * layout.held_px_bytes > MAX_TILE_CACHE_MB * 1024 * 1024 // 4):
         return None
     if layout.multiband:
