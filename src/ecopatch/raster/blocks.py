@@ -41,7 +41,7 @@ from ecopatch.errors import RasterReadError
 from ecopatch.geo.grid import Window
 from ecopatch.options import WINDOWS
 from ecopatch.raster.gdalcache import gdal_cache
-from ecopatch.raster.quiet import short
+from ecopatch.raster.quiet import ignoring, short
 
 log = logging.getLogger(__name__)
 
@@ -240,6 +240,38 @@ def sample_blocks(ds: Any, indexes: Sequence[int], *, per_side: int = 3, side: i
             got = ds_read(ds, list(indexes), Window(col_off=c0, row_off=r0, width=sw, height=sh))
             parts.append(got.reshape(len(indexes), -1))
     return np.concatenate(parts, axis=1)
+
+
+def sample_file(path: str, indexes: Sequence[int], **kwargs: Any) -> np.ndarray:
+    """:func:`sample_blocks` of a file through a handle of its own, closed afterwards.
+
+    For the checks made when a file is opened (the value range of float
+    bands): the thread's kept handle (:func:`ecopatch.raster.fileread.open_dataset`)
+    would keep GDAL's buffers of the last block it decoded, and GDAL's cache
+    the blocks sampled, for as long as the handle lives: 1.2 GiB once a
+    float32 7-band stack tiled 2048 was opened.  GDAL's cache holds one
+    block (all bands) while the sample is read, so each block is decoded
+    once for all ``indexes``; closing the handle drops it.
+
+    Raises
+    ------
+    RasterReadError
+        The file cannot be opened or read.
+    """
+    import rasterio
+    import rasterio.errors
+
+    try:
+        with ignoring(rasterio.errors.NotGeoreferencedWarning):
+            ds = rasterio.open(path)
+    except Exception as exc:  # rasterio raises RasterioIOError and friends
+        raise RasterReadError(f"{path}: cannot open as a raster ({short(exc)}); it is not a raster, or it is "
+                              "truncated or corrupt: check the file, re-download or re-export it") from exc
+    try:
+        with gdal_cache(2 * layout_of(ds).block_set_bytes):
+            return sample_blocks(ds, indexes, **kwargs)
+    finally:
+        ds.close()
 
 
 @dataclass(frozen=True)

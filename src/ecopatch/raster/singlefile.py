@@ -21,7 +21,7 @@ from ecopatch.errors import (
     InputDataError,
     MissingBandError,
 )
-from ecopatch.raster.blocks import sample_blocks
+from ecopatch.raster.blocks import sample_file
 from ecopatch.raster.fileread import grid_of, open_dataset
 from ecopatch.raster.ongrid import ground_unit_m
 from ecopatch.raster.products import (
@@ -208,6 +208,10 @@ def scene_from_file(path: Path, opts: ProductOptions) -> Scene:
 
     refs = []
     scaled_float = False
+    # float files are reflectance already, unless the values say otherwise
+    floats = (_float_scales(spath, sorted({mapping[c] for c in COMMON_BANDS if c in mapping}), prof)
+              if dtype in ("float32", "float64") and prof.name not in ("drone_ms",) and opts.scale is None
+              else {})
     for common in COMMON_BANDS:
         if common not in mapping:
             continue
@@ -224,9 +228,8 @@ def scene_from_file(path: Path, opts: ProductOptions) -> Scene:
                     off = -1000 * sc if float(pb) >= S2_OFFSET_BASELINE else 0.0
                 except ValueError:
                     pass
-        if dtype in ("float32", "float64") and prof.name not in ("drone_ms",) and opts.scale is None:
-            # float files are reflectance already, unless the values say otherwise
-            sc, off = _float_scale(ds, i, prof)
+        if i in floats:
+            sc, off = floats[i]
             scaled_float = True
         nd = ds.nodatavals[i - 1]
         refs.append((common, BandRef(
@@ -406,16 +409,26 @@ def _unknown_file_message(path: Path, count: int, dtype: str, descriptions: list
     )
 
 
-def _float_scale(ds: Any, index: int, prof: SensorProfile) -> tuple[float, float]:
-    """Float bands: reflectance as is, unless a sample shows ×10000 values (a few blocks, :func:`sample_blocks`)."""
+def _float_scales(path: str, indexes: list[int], prof: SensorProfile) -> dict[int, tuple[float, float]]:
+    """Float bands: reflectance as is, unless a sample shows ×10000 values.
+
+    The sample is a few blocks of the file, all ``indexes`` in one read
+    (:func:`~ecopatch.raster.blocks.sample_file`): a pixel-interleaved
+    file's blocks are decoded once for all bands.
+    """
+    as_is = {i: (1.0, 0.0) for i in indexes}
+    if not indexes:
+        return as_is
     try:
-        sample = sample_blocks(ds, [index])[0]
+        sample = sample_file(path, indexes)
     except Exception:  # noqa: BLE001 - sampling is advisory only
-        return 1.0, 0.0
-    finite = sample[np.isfinite(sample)]
-    if finite.size and np.nanpercentile(finite, 50) > 5:
-        return prof.scale if prof.scale != 1 else 1e-4, 0.0
-    return 1.0, 0.0
+        return as_is
+    out = {}
+    for i, values in zip(indexes, sample):
+        finite = values[np.isfinite(values)]
+        scaled = finite.size and np.nanpercentile(finite, 50) > 5
+        out[i] = (prof.scale if prof.scale != 1 else 1e-4, 0.0) if scaled else (1.0, 0.0)
+    return out
 
 
 def _index_by_description(descriptions: list[str], name: str) -> int | None:
@@ -430,11 +443,10 @@ def sample_values(path: str, index: int = 1) -> np.ndarray:
 
     No data and non-finite values are left out; empty when the file cannot be read.
     """
-    ds = open_dataset(path)
     try:
-        a = sample_blocks(ds, [index])[0]
+        a = sample_file(path, [index])[0]
+        nd = open_dataset(path).nodatavals[index - 1]
     except Exception:  # noqa: BLE001 - advisory only
         return np.zeros(0)
     a = a[np.isfinite(a)] if np.issubdtype(a.dtype, np.floating) else a.ravel()
-    nd = ds.nodatavals[index - 1]
     return a[a != nd] if nd is not None else a
