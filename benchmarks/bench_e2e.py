@@ -154,6 +154,9 @@ LAYOUTS: dict[str, Layout] = {
                                                 ("blockysize", 2048), ("compress", "deflate"))),
     "band_tiled2048_deflate": Layout("stack", (("interleave", "band"), ("tiled", True), ("blockxsize", 2048),
                                                ("blockysize", 2048), ("compress", "deflate"))),
+    "pixel_tiled2048_float32": Layout("stack", (("interleave", "pixel"), ("tiled", True), ("blockxsize", 2048),
+                                                ("blockysize", 2048), ("compress", "deflate"), ("predictor", 3),
+                                                ("dtype", "float32"))),
     "rgb_jpeg": Layout("rgb", (("interleave", "pixel"), ("tiled", True), ("compress", "jpeg"), ("photometric", "ycbcr"),
                                ("jpeg_quality", 90))),
 }

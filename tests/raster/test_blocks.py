@@ -120,6 +120,16 @@ def test_plans_follow_the_layout():
     assert p.stripe_px == 2048
     assert 2 * 2 * huge.held_block_bytes <= p.tile_cache_bytes < 3 * 2 * huge.held_block_bytes
     assert p.gdal_cache_bytes == 2 * huge.block_set_bytes
+    # ... also when two rows of such tiles exceed MAX_TILE_CACHE_MB (float32: 112 MiB a position): the
+    # cap would leave the tiles unshared and each decoded again by every window over them (assess +
+    # detect on the full tile: 20.5 times the decode)
+    f32 = _layout(block=(2048, 2048), count=7, interleave="pixel", dtype="float32")
+    p = plan_reads([(f32, 1.0)] * 2, workers=2)
+    assert 2 * 2 * f32.held_block_bytes > blocks.MAX_TILE_CACHE_MB * MB
+    assert p.stripe_px == 2048 and 2 * 2 * f32.held_block_bytes <= p.tile_cache_bytes < 3 * 2 * f32.held_block_bytes
+    assert blocks.tile_spec(f32, ("f", 1), 1) is not None
+    # the general rule stays capped (JPEG 2000, tiles narrower than the stripe)
+    assert plan_reads(jp2 * 4, workers=2).tile_cache_bytes <= blocks.MAX_TILE_CACHE_MB * MB
     # strips: windows in rows across the whole width, the cache holding one row of windows' strips
     strips = [(_layout(block=(1, 10980), count=7, interleave="pixel"), 1.0)] * 2
     p = plan_reads(strips, workers=2, grid_width=10980)
@@ -155,8 +165,8 @@ def test_tile_spec_groups_strips_and_shares_pixel_interleaved_blocks():
     # read through GDAL's block cache, had its tiles decoded again for every stripe and window across them)
     big = blocks.tile_spec(_layout(block=(2048, 2048), count=7, interleave="pixel"), ident, 1)
     assert big is not None and big.tile == (2048, 2048)
-    too_big = _layout(block=(4096, 4096), count=4, interleave="pixel")
-    assert too_big.held_block_bytes > blocks.MAX_TILE_CACHE_MB * MB // 4
+    too_big = _layout(block=(4096, 4096), count=5, interleave="pixel")
+    assert too_big.held_block_bytes > blocks.MAX_SHARED_TILE_MB * MB
     assert blocks.tile_spec(too_big, ident, 1) is None
     # a small compressed file in one block (a 1000² stack written as one 2048² tile) is held whole: every
     # window's read decoded all of it; uncompressed, GDAL reads it without decoding
@@ -454,3 +464,4 @@ def test_the_blocks_near_a_few_areas_are_held_from_the_set_up_to_the_pass(tmp_pa
             raise ValueError("cannot transform")
 
     assert source.near_frames([Broken()], s.grid.crs) is None
+

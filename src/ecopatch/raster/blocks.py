@@ -48,8 +48,11 @@ log = logging.getLogger(__name__)
 #: Default budget of the tile cache (MB); ``ECOPATCH_TILE_CACHE_MB`` overrides it, 0 turns it off.  A
 #: pass over striped files may need more to hold one row of windows (:func:`plan_reads`).
 TILE_CACHE_MB = 128
-#: Largest budget a pass gives the tile cache (MB) when its files need more than the default.
+#: Largest budget a pass gives the tile cache (MB) when its files need more than the default, unless
+#: their tiles are so large that a stripe is one tile wide (see :func:`plan_reads`).
 MAX_TILE_CACHE_MB = 384
+#: Largest decoded tile position (all bands, MB) the tile cache shares (:func:`tile_spec`).
+MAX_SHARED_TILE_MB = 128
 #: Width (analysis pixels) of the stripes windows are taken in over tiled files; see :func:`plan_reads`.
 STRIPE_PX = 4096
 #: GDAL block cache during a pass at least (MB): ecopatch shares blocks itself (:class:`TileCache`).
@@ -293,9 +296,11 @@ def tile_spec(layout: FileLayout, ident: tuple, index: int) -> TileSpec | None:
     """The :class:`TileSpec` for band ``index`` of a file, or None to read it straight through GDAL.
 
     Shared: compressed tiled GeoTIFFs and JPEG 2000 files whose decoded
-    block position (all bands) fits a quarter of :data:`MAX_TILE_CACHE_MB`
-    (a 7-band uint16 stack tiled 2048: 56 MiB; larger tiles were decoded
-    again for every stripe and window across them), compressed files of
+    block position (all bands) is at most :data:`MAX_SHARED_TILE_MB` (a
+    7-band stack tiled 2048: 56 MiB in uint16, 112 MiB in float32; tiles
+    not shared were decoded again for every stripe and window across
+    them: 20.5 times the decode for the float32 stack's assess + detect;
+    :func:`plan_reads` gives the cache two rows of such tiles), compressed files of
     one block that fits as well (a 1000² stack written as one 2048² tile:
     every read decoded the whole tile), and striped GeoTIFFs (in groups of
     strips of at least :data:`STRIP_GROUP_ROWS` rows), compressed or not
@@ -317,7 +322,7 @@ def tile_spec(layout: FileLayout, ident: tuple, index: int) -> TileSpec | None:
         bw = w
     # neither striped nor tiled: one block for the whole file
     elif ((layout.tiled and bh >= h) or layout.compression == "none"
-          or min(bh, h) * min(bw, w) * layout.held_px_bytes > MAX_TILE_CACHE_MB * 1024 * 1024 // 4):
+          or min(bh, h) * min(bw, w) * layout.held_px_bytes > MAX_SHARED_TILE_MB * 1024 * 1024):
         return None
     if layout.multiband:
         return TileSpec((*ident, 0), (bh, bw), tuple(range(1, layout.count + 1)))
@@ -778,5 +783,10 @@ def plan_reads(files: Sequence[tuple[FileLayout, float]], *, block: int = WINDOW
     # raised above the default, to what the stripe needs (it was a third more: with it, a 7-band GeoTIFF
     # stack tiled 1024 peaked at 0.97-1.03 GiB in assess + detect over the full tile, 0.91-0.92 GiB
     # without, in 30.9-31.0 s against 30.3-32.3 s)
-    budget = None if need(stripe) <= 0.75 * base else min(MAX_TILE_CACHE_MB * 1024 * 1024, int(need(stripe)))
+    # files whose tiles are so large that two rows of them (the one-tile stripe's rule) exceed the cap
+    # get that much: capped, their tiles were not shared and each was decoded again by every window over
+    # it (a float32 7-band stack tiled 2048, 112 MiB a position: assess + detect took 254 s, 20.5 times
+    # the decode, and 70 s with 493 MiB)
+    cap = max(MAX_TILE_CACHE_MB * 1024 * 1024, int(need(0)))
+    budget = None if need(stripe) <= 0.75 * base else min(cap, int(need(stripe)))
     return ReadPlan(stripe, budget, gdal, words, trim)
