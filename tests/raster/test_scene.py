@@ -710,3 +710,31 @@ def test_a_scene_read_reaches_no_further_than_its_read_reach(tmp_path, monkeypat
             assert r1 <= win.row_end + reach and c1 <= win.col_end + reach
             widest = max(widest, c1 - win.col_end, win.col_off - c0)
     assert widest == reach  # the bound is tight: a smaller set-back would read beyond the block
+
+
+def test_gdal_holds_one_block_for_decimated_reads_of_large_blocks(tmp_path, monkeypatch):
+    """Blocks of ``_STRIP_BYTES`` or more are read one at a time: GDAL's cache holds one (all bands), not two.
+
+    A float32 7-band stack tiled 2048 (112 MiB a block) had 448 MiB of GDAL cache for the detection's
+    background reads, twice what the reads of both dates in two threads hold.
+    """
+    from ecopatch.raster import quicklook
+
+    dn = np.full((6, 128, 128), 900, dtype=np.uint16)
+    path = str(_s2_stack(tmp_path, dn, interleave="pixel", compress="deflate", tiled=True, blockxsize=32,
+                         blockysize=32))
+    s = open_scene(path)
+    src = s.grid
+    dgrid = Grid((32, 32), src.transform @ Affine.scale(4), src.crs)
+    block_set = 32 * 32 * 6 * 2
+    pool = quicklook._Handles()
+    try:
+        # small blocks: a strip of at most _STRIP_BYTES, and a block more for the part-blocks at its ends
+        assert quicklook._row_bytes(pool, path, src, dgrid) == quicklook._STRIP_BYTES + block_set
+        monkeypatch.setattr(quicklook, "_STRIP_BYTES", block_set)
+        assert quicklook._row_bytes(pool, path, src, dgrid) == block_set
+    finally:
+        pool.close()
+    # ... and the pixels are GDAL's nearest ones either way
+    obs = read_decimated(s, max_pixels=32 * 32)
+    assert np.allclose(obs["red"], 0.09)
