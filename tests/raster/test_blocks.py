@@ -465,3 +465,33 @@ def test_the_blocks_near_a_few_areas_are_held_from_the_set_up_to_the_pass(tmp_pa
 
     assert source.near_frames([Broken()], s.grid.crs) is None
 
+
+def test_handles_of_large_block_files_are_closed_before_a_pass(tmp_path):
+    # a GTiff handle keeps the last block it decoded with it (about 90 MiB for a 7-band uint16 stack
+    # tiled 2048, 190 MiB in float32); the thread that read a pass's set-up samples lets go of them
+    from ecopatch.geo.grid import Window
+    from ecopatch.raster import fileread
+
+    big = str(write_raster(tmp_path / "big.tif", np.zeros((2048, 2048), "uint16"), tiled=True, blockxsize=2048,
+                           blockysize=2048, compress="deflate"))  # one 8 MiB block
+    small = str(write_raster(tmp_path / "small.tif", np.zeros((512, 512), "uint16"), tiled=True, blockxsize=256,
+                             blockysize=256, compress="deflate"))
+    plain = str(write_raster(tmp_path / "plain.tif", np.zeros((2048, 2048), "uint16"), tiled=True,
+                             blockxsize=2048, blockysize=2048))  # large, but read without decoding
+
+    def read_all():
+        for p in (big, small, plain):
+            fileread.read_block(p, 1, fileread.grid_of(p)[0], Window(0, 0, 64, 64), fill=0)
+        return [fileread.open_dataset(p) for p in (big, small, plain)]
+
+    try:
+        ds_big, ds_small, ds_plain = read_all()
+        fileread.release_large_handles()
+        assert ds_big.closed and not ds_small.closed and not ds_plain.closed
+        assert fileread.open_dataset(big) is not ds_big and not fileread.open_dataset(big).closed  # reopened on use
+        # a pass starting in this thread lets go of them
+        ds_big = read_all()[0]
+        with blocks.ReadPlan().session():
+            assert ds_big.closed
+    finally:
+        fileread.close_datasets()

@@ -84,6 +84,28 @@ def open_dataset(path: str) -> Any:
     return ds
 
 
+def release_large_handles() -> None:
+    """Close this thread's handles of compressed GeoTIFFs with large blocks (see :meth:`ReadPlan.session`).
+
+    A GTiff handle keeps the last block it decoded (all bands of a
+    pixel-interleaved file) and the compressed bytes of it until it is
+    closed: about 90 MiB for a 7-band uint16 stack tiled 2048, 200 MiB in
+    float32.  Called in the thread that starts a pass, whose set-up read
+    samples of the files there and whose windows are read by other threads;
+    a handle is reopened on its next use (about 1 ms).
+    """
+    cache = getattr(thread_handles, "datasets", None) or {}
+    layouts = getattr(thread_handles, "layouts", None) or {}
+    for path in list(cache):
+        got = layouts.get(path)
+        if got is None or got[0] is not cache[path]:
+            continue
+        lay = got[1]
+        if lay.driver == "GTiff" and lay.compression != "none" and lay.block_set_bytes >= blocks.LARGE_BLOCK_BYTES:
+            cache.pop(path).close()
+            layouts.pop(path, None)
+
+
 def close_datasets() -> None:
     """Close the raster handles this thread keeps open."""
     cache = getattr(thread_handles, "datasets", None) or {}
