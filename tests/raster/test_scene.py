@@ -738,3 +738,17 @@ def test_gdal_holds_one_block_for_decimated_reads_of_large_blocks(tmp_path, monk
     # ... and the pixels are GDAL's nearest ones either way
     obs = read_decimated(s, max_pixels=32 * 32)
     assert np.allclose(obs["red"], 0.09)
+    # a band-interleaved file is read by the strips too when only some pixels are wanted (the detection's
+    # background near the reserves): GDAL holds a strip's worth, not a row of blocks of every band (a
+    # band-interleaved 7-band stack tiled 2048: 784 MiB, and the set-up peaked at 1.38 GiB instead of 0.64)
+    monkeypatch.undo()
+    band = str(_s2_stack(tmp_path, dn, name="s2b_20210918.tif", interleave="band", compress="deflate", tiled=True,
+                         blockxsize=32, blockysize=32))
+    src = open_scene(band).grid
+    pool = quicklook._Handles()
+    try:
+        across = (128 // 32 + 1) * 32 * 32 * 6 * 2  # a row of blocks, all bands: the general rule
+        assert quicklook._row_bytes(pool, band, src, dgrid) == across
+        assert quicklook._row_bytes(pool, band, src, dgrid, wanted=True) == quicklook._STRIP_BYTES + 32 * 32 * 2
+    finally:
+        pool.close()
