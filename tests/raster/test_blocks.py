@@ -489,9 +489,15 @@ def test_handles_of_large_block_files_are_closed_before_a_pass(tmp_path):
         fileread.release_large_handles()
         assert ds_big.closed and not ds_small.closed and not ds_plain.closed
         assert fileread.open_dataset(big) is not ds_big and not fileread.open_dataset(big).closed  # reopened on use
-        # a pass starting in this thread lets go of them
+        # a pass starting in this thread lets go of them; a task's session (in a worker process) does not
+        from ecopatch.engine.tiling import WindowPass, run_passes
+
         ds_big = read_all()[0]
         with blocks.ReadPlan().session():
-            assert ds_big.closed
+            assert not ds_big.closed
+        seen = []
+        run_passes([WindowPass("t", seen.append, [1], [Window(0, 0, 1, 1)], lambda r: r, reads=blocks.ReadPlan())],
+                   scheduler="synchronous")
+        assert seen == [1] and ds_big.closed
     finally:
         fileread.close_datasets()

@@ -248,7 +248,9 @@ class WindowPass:
         an object with ``stripe_px`` (the width of the stripes windows run in)
         and ``session()`` (a context manager holding the pass's read settings:
         the tile cache and GDAL's block cache, both released when it ends),
-        and optionally ``trim_every`` (hand the heap back every so many windows).
+        and optionally ``trim_every`` (hand the heap back every so many windows)
+        and ``release_caller()`` (called in the calling thread before the
+        pass starts: let go of what the set-up's reads left there).
         None: the defaults.
     """
 
@@ -303,6 +305,9 @@ def run_passes(passes: Sequence[WindowPass], *, scheduler: Scheduler = None,
     items = [(p.func, task) for p in passes for task in p.tasks]
     stripe = plan.stripe_px if plan is not None else STRIPE_PX
     seq = [starts[k] + i for k, i in joint_order([p.windows for p in passes], stripe_px=stripe)]
+    release = getattr(plan, "release_caller", None)
+    if release is not None:
+        release()
     with plan.session() if plan is not None else _null():
         every = int(getattr(plan, "trim_every", 0) or 0)
         apply = partial(_apply_and_trim, every) if every > 0 else _apply

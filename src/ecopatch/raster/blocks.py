@@ -657,20 +657,24 @@ class ReadPlan:
 
     @contextmanager
     def session(self) -> Iterator[None]:
-        """The pass's read settings for the length of the block (tile cache and GDAL cache, both scoped).
+        """The pass's read settings for the length of the block (tile cache and GDAL cache, both scoped)."""
+        with gdal_cache(self.gdal_cache_bytes), TILES.session(self.tile_cache_bytes):
+            yield
 
-        The calling thread's handles of files with large blocks are closed
-        first (:func:`ecopatch.raster.fileread.release_large_handles`): they
-        hold the last block the set-up decoded there, and the windows are
-        read by the pass's threads (a float32 7-band stack tiled 2048,
-        assess + detect on the full tile: the pass peaked at 2.43 GiB
-        without this, 2.02 GiB with it).
+    @staticmethod
+    def release_caller() -> None:
+        """Close the calling thread's handles of files with large blocks, before a pass starts there.
+
+        They hold the last block the set-up decoded in that thread
+        (:func:`ecopatch.raster.fileread.release_large_handles`), and the
+        windows are read by the pass's threads (a float32 7-band stack tiled
+        2048, assess + detect on the full tile: the pass peaked at 2.43 GiB
+        without this, 2.02 GiB with it).  Not done at each task's session in
+        a worker process, whose handles the next task reads with.
         """
         from ecopatch.raster.fileread import release_large_handles
 
         release_large_handles()
-        with gdal_cache(self.gdal_cache_bytes), TILES.session(self.tile_cache_bytes):
-            yield
 
     @contextmanager
     def gdal_scope(self) -> Iterator[None]:

@@ -85,11 +85,11 @@ def open_dataset(path: str) -> Any:
 
 
 def release_large_handles() -> None:
-    """Close this thread's handles of compressed GeoTIFFs with large blocks (see :meth:`ReadPlan.session`).
+    """Close this thread's handles of compressed GeoTIFFs with large blocks (see ``ReadPlan.release_caller``).
 
     A GTiff handle keeps the last block it decoded (all bands of a
     pixel-interleaved file) and the compressed bytes of it until it is
-    closed: about 90 MiB for a 7-band uint16 stack tiled 2048, 200 MiB in
+    closed: about 90 MiB for a 7-band uint16 stack tiled 2048, 190 MiB in
     float32.  Called in the thread that starts a pass, whose set-up read
     samples of the files there and whose windows are read by other threads;
     a handle is reopened on its next use (about 1 ms).
