@@ -729,8 +729,12 @@ def test_gdal_holds_one_block_for_decimated_reads_of_large_blocks(tmp_path, monk
     block_set = 32 * 32 * 6 * 2
     pool = quicklook._Handles()
     try:
-        # small blocks: a strip of at most _STRIP_BYTES, and a block more for the part-blocks at its ends
-        assert quicklook._row_bytes(pool, path, src, dgrid) == quicklook._STRIP_BYTES + block_set
+        # small blocks: a strip of at most _STRIP_BYTES (and no more than the whole area read), and a
+        # block more for the part-blocks at its ends
+        whole = 128 * 128 * 6 * 2
+        assert quicklook._row_bytes(pool, path, src, dgrid) == whole + block_set
+        monkeypatch.setattr(quicklook, "_STRIP_BYTES", 50_000)
+        assert quicklook._row_bytes(pool, path, src, dgrid) == 50_000 + block_set
         monkeypatch.setattr(quicklook, "_STRIP_BYTES", block_set)
         assert quicklook._row_bytes(pool, path, src, dgrid) == block_set
     finally:
@@ -749,6 +753,6 @@ def test_gdal_holds_one_block_for_decimated_reads_of_large_blocks(tmp_path, monk
     try:
         across = (128 // 32 + 1) * 32 * 32 * 6 * 2  # a row of blocks, all bands: the general rule
         assert quicklook._row_bytes(pool, band, src, dgrid) == across
-        assert quicklook._row_bytes(pool, band, src, dgrid, wanted=True) == quicklook._STRIP_BYTES + 32 * 32 * 2
+        assert quicklook._row_bytes(pool, band, src, dgrid, wanted=True) == whole + 32 * 32 * 2
     finally:
         pool.close()

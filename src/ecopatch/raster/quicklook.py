@@ -465,10 +465,11 @@ def _row_bytes(pool: _Handles, path: str, src: Grid, dgrid: Grid, *, wanted: boo
         if strips is not None:
             # each block is read once, by one read of whole blocks of at most _STRIP_BYTES, and a block
             # more for the part-blocks at its ends; blocks of _STRIP_BYTES or more are read one at a time
-            # (a 7-band stack tiled 2048: 56 MiB for uint16, 112 MiB for float32)
+            # (a 7-band stack tiled 2048: 56 MiB for uint16, 112 MiB for float32); no strip is more than
+            # the whole area read
             if strips.block_set_bytes >= _STRIP_BYTES:
                 return strips.block_set_bytes
-            return _STRIP_BYTES + strips.block_set_bytes
+            return min(_STRIP_BYTES, int(win.width * win.height * px)) + strips.block_set_bytes
         across = math.ceil(min(win.width / level, lay.shape[1] / level) / min(bw, lay.shape[1])) + 1
         row = int(across * bh * min(bw, lay.shape[1]) * px)
         if lay.interleave == "pixel" and lay.count > 1 and level > 1:
