@@ -258,9 +258,7 @@ def _decimate_file(pool: _Handles, path: str, indexes: list[int], src: Grid, dgr
             return np.zeros(shape, dtype=ds.dtypes[indexes[0] - 1])
         try:
             k = min(win.width / shape[2], win.height / shape[1])
-            lay = _strips_layout(path, ds, k)
-            if lay is None and wanted is not None:
-                lay = _any_strips_layout(ds, k)
+            lay = _in_strips_layout(path, ds, k, wanted is not None)
             if lay is not None:
                 return _decimate_in_strips(ds, indexes, win, shape, lay, wanted)
             return ds.read(indexes, window=win.to_rasterio(), out_shape=shape, resampling=Resampling.nearest)
@@ -292,6 +290,19 @@ def _any_strips_layout(ds: Any, k: float) -> blocks.FileLayout | None:
     lay = blocks.layout_of(ds)
     ok = lay.driver == "GTiff" and k >= 1.5 and not [f for f in lay.overviews if f <= k]
     return lay if ok else None
+
+
+def _in_strips_layout(path: str, ds: Any, k: float, wanted: bool) -> blocks.FileLayout | None:
+    """The layout :func:`_decimate_file` reads ``ds`` in strips by (:func:`_decimate_in_strips`), or None.
+
+    :func:`_strips_layout`'s, or where only some pixels are ``wanted``,
+    :func:`_any_strips_layout`'s.  :func:`_row_bytes` sizes GDAL's cache by
+    the same rule.
+    """
+    lay = _strips_layout(path, ds, k)
+    if lay is None and wanted:
+        lay = _any_strips_layout(ds, k)
+    return lay
 
 
 def _strips_layout(path: str, ds: Any, k: float) -> blocks.FileLayout | None:
@@ -458,10 +469,7 @@ def _row_bytes(pool: _Handles, path: str, src: Grid, dgrid: Grid, *, wanted: boo
         level = max([f for f in lay.overviews if f <= k], default=1)
         bh, bw = lay.block
         px = np.dtype(lay.dtype).itemsize * lay.count
-        strips = _strips_layout(path, ds, min(k, win.height / max(1, dgrid.height)))
-        if strips is None and wanted:
-            # only some pixels wanted: any GeoTIFF is read by _decimate_in_strips too (_decimate_file)
-            strips = _any_strips_layout(ds, min(k, win.height / max(1, dgrid.height)))
+        strips = _in_strips_layout(path, ds, min(k, win.height / max(1, dgrid.height)), wanted)
         if strips is not None:
             # each block is read once, by one read of whole blocks of at most _STRIP_BYTES, and a block
             # more for the part-blocks at its ends; blocks of _STRIP_BYTES or more are read one at a time
