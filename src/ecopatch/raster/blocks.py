@@ -245,6 +245,24 @@ def sample_blocks(ds: Any, indexes: Sequence[int], *, per_side: int = 3, side: i
     return np.concatenate(parts, axis=1)
 
 
+def open_raster(path: str) -> Any:
+    """A new rasterio handle of ``path``, or a :class:`RasterReadError` that says what to check.
+
+    A missing geotransform is left to :func:`ecopatch.raster.fileread.grid_of`'s clearer error.
+    """
+    import rasterio
+    import rasterio.errors
+
+    try:
+        with ignoring(rasterio.errors.NotGeoreferencedWarning):
+            return rasterio.open(path)
+    except Exception as exc:  # rasterio raises RasterioIOError and friends
+        raise RasterReadError(
+            f"{path}: cannot open as a raster ({short(exc)}); it is not a raster, or it is "
+            "truncated or corrupt: check the file, re-download or re-export it"
+        ) from exc
+
+
 def sample_file(path: str, indexes: Sequence[int], **kwargs: Any) -> np.ndarray:
     """:func:`sample_blocks` of a file through a handle of its own, closed afterwards.
 
@@ -261,15 +279,7 @@ def sample_file(path: str, indexes: Sequence[int], **kwargs: Any) -> np.ndarray:
     RasterReadError
         The file cannot be opened or read.
     """
-    import rasterio
-    import rasterio.errors
-
-    try:
-        with ignoring(rasterio.errors.NotGeoreferencedWarning):
-            ds = rasterio.open(path)
-    except Exception as exc:  # rasterio raises RasterioIOError and friends
-        raise RasterReadError(f"{path}: cannot open as a raster ({short(exc)}); it is not a raster, or it is "
-                              "truncated or corrupt: check the file, re-download or re-export it") from exc
+    ds = open_raster(path)
     try:
         with gdal_cache(2 * layout_of(ds).block_set_bytes):
             return sample_blocks(ds, indexes, **kwargs)

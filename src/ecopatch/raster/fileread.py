@@ -27,7 +27,6 @@ from ecopatch.geo.grid import Grid, Window
 from ecopatch.options import WINDOWS
 from ecopatch.raster import blocks
 from ecopatch.raster.ongrid import ground_unit_m, integer_ratio, reproject_array, source_window
-from ecopatch.raster.quiet import ignoring, short
 from ecopatch.raster.radiometry import to_reflectance
 from ecopatch.raster.source import VALID_REFLECTANCE
 from ecopatch.raster.vrt import vrt_simple_sources
@@ -62,23 +61,12 @@ def open_dataset(path: str) -> Any:
     restored when the pass ends, so a handle used after it reads as any
     other would.  :func:`close_datasets` closes this thread's handles.
     """
-    import rasterio
-    import rasterio.errors
-
     cache = getattr(thread_handles, "datasets", None)
     if cache is None:
         cache = thread_handles.datasets = {}
     ds = cache.get(path)
     if ds is None or ds.closed:
-        try:
-            # a missing geotransform gets our own clearer error in grid_of
-            with ignoring(rasterio.errors.NotGeoreferencedWarning):
-                ds = rasterio.open(path)
-        except Exception as exc:  # rasterio raises RasterioIOError and friends
-            raise RasterReadError(
-                f"{path}: cannot open as a raster ({short(exc)}); it is not a raster, or it is "
-                "truncated or corrupt: check the file, re-download or re-export it"
-            ) from exc
+        ds = blocks.open_raster(path)
         cache[path] = ds
         getattr(thread_handles, "layouts", {}).pop(path, None)
     return ds
