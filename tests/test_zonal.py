@@ -17,6 +17,7 @@ from ecopatch.compute.zonal import (
     Coverage,
     coverage_fraction,
     coverage_table,
+    coverage_windows,
     zonal_sums,
 )
 from ecopatch.errors import (
@@ -520,3 +521,59 @@ def test_outline_pixels_centres_then_touched_and_share_inside():
     assert share == 0.5 and half.sum() == 4
     assert outline_pixels(g, shapely.box(500, 500, 600, 600)) is None
     assert outline_pixels(g, shapely.Polygon()) is None
+
+
+# -- many polygons, each over a window of its own ------------------------------------
+
+
+def _placed(geom, grid: Grid, win: Window) -> np.ndarray:
+    """coverage_fraction over ``win``, placed in an array of ``win``'s shape."""
+    cw, part = coverage_fraction(geom, grid, window=win)
+    out = np.zeros(win.shape)
+    if part.size:
+        out[cw.relative_to(win).slices] = part
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 6), halo=st.integers(0, 4))
+def test_coverage_windows_is_coverage_fraction_per_polygon(seed, n, halo):
+    rng = np.random.default_rng(seed)
+    geoms = []
+    for _ in range(n):
+        x, y = rng.uniform(0, 30, 2)
+        w, h = rng.uniform(0.3, 9, 2)
+        g = px(UTM_GRID, box(x, y, x + w, y + h).buffer(rng.uniform(0, 1.5), quad_segs=3))
+        if rng.random() < 0.3:  # a part elsewhere, or a hole: the general path of coverage_table
+            g = g.union(px(UTM_GRID, box(x + w + 1, y, x + w + 3, y + 2))) if rng.random() < 0.5 else \
+                g.difference(g.centroid.buffer(min(w, h) * 2.5))
+        geoms.append(g)
+    wins = [UTM_GRID.window_from_bounds(g.bounds, pad=halo, clip=True) for g in geoms]
+    got = coverage_windows(geoms, UTM_GRID, wins)
+    simple = all(g.geom_type == "Polygon" and not g.interiors for g in geoms)
+    for g, w, a in zip(geoms, wins, got):
+        want = _placed(g, UTM_GRID, w)
+        assert a.shape == w.shape
+        if simple:  # the same arithmetic in the same order
+            assert np.array_equal(a, want)
+        else:  # edges of other polygons' rings in the same batch: additions in another order
+            np.testing.assert_allclose(a, want, rtol=0, atol=1e-12)
+
+
+def test_coverage_windows_clips_each_polygon_to_its_window():
+    # a window that cuts the square: only its cells, as coverage_fraction over that window
+    cut = Window(row_off=2, col_off=3, height=4, width=20)
+    got = coverage_windows([square_1ha, None, patch_with_hole], UTM_GRID,
+                           [cut, Window(row_off=0, col_off=0, height=2, width=2), UTM_GRID.window])
+    assert np.array_equal(got[0], _placed(square_1ha, UTM_GRID, cut))
+    assert got[0][:, :7].sum() == 4 * 7 and got[0][:, 7:].sum() == 0
+    assert got[1].shape == (2, 2) and not got[1].any()
+    assert got[2].sum() == pytest.approx(96.0)
+
+
+def test_coverage_windows_checks_its_windows():
+    with pytest.raises(InputDataError, match="2 geometries but 1 windows"):
+        coverage_windows([square_1ha, square_1ha], UTM_GRID, [UTM_GRID.window])
+    with pytest.raises(InputDataError, match="does not lie inside the grid"):
+        coverage_windows([square_1ha], UTM_GRID, [Window(row_off=-1, col_off=0, height=5, width=5)])
+    assert coverage_windows([], UTM_GRID, []) == []

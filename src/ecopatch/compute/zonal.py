@@ -30,7 +30,7 @@ from ecopatch.geo.grid import Grid, Window
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = ["Coverage", "coverage_fraction", "coverage_table", "outline_pixels", "zonal_sums"]
+__all__ = ["Coverage", "coverage_fraction", "coverage_table", "coverage_windows", "outline_pixels", "zonal_sums"]
 
 def outline_pixels(grid: Grid, geom: Any, footprint: Any = None) -> tuple[Window, np.ndarray, float] | None:
     """The pixels of ``grid`` that stand for one polygon, by the pixel-centre rule.
@@ -202,6 +202,66 @@ def coverage_fraction(
     out = np.zeros(win.shape)
     out[table.row - win.row_off, table.col - win.col_off] = table.frac
     return win, out
+
+
+def coverage_windows(
+    geometries: Any,
+    grid: Grid,
+    windows: Iterable[Window],
+    *,
+    on_invalid: str = "raise",
+) -> list[np.ndarray]:
+    """The share of every pixel covered by each polygon, over a window of its own: many at once.
+
+    One :func:`coverage_table` call for all the polygons, instead of one
+    :func:`coverage_fraction` call each (the per-call cost dominates for
+    the small polygons of mine patches: about 0.5 ms a call).
+
+    Parameters
+    ----------
+    geometries : sequence of shapely Polygon / MultiPolygon
+        In ``grid``'s CRS, as for :func:`coverage_table`.
+    grid : Grid
+        The pixel grid.
+    windows : iterable of Window
+        One per geometry: the pixels to report it on, each inside the grid
+        (a polygon's bounding box plus a margin, typically).
+    on_invalid : {"raise", "fix", "ignore"}
+        As for :func:`coverage_table`.
+
+    Returns
+    -------
+    list of ndarray of float64
+        Per geometry, an array of its window's shape: the share (0-1,
+        unitless) of each cell's map area inside the polygon, 0 outside it.
+        What :func:`coverage_fraction` gives over that window, placed in
+        it: bit for bit when no polygon has holes or parts and each window
+        holds the part of its polygon's bounding box within the union of
+        the windows; otherwise to about 1e-16 of a cell (the edges of all
+        the polygons' rings are added together, in another order).
+    """
+    geoms = np.asarray(list(geometries) if not isinstance(geometries, np.ndarray) else geometries, dtype=object)
+    wins = list(windows)
+    if len(wins) != geoms.size:
+        raise InputDataError(f"{geoms.size} geometries but {len(wins)} windows; give one window per geometry")
+    if not wins:
+        return []
+    clip = wins[0]
+    for w in wins:
+        _check_window(grid, w)
+        clip = clip.union(w)
+    table = coverage_table(geoms, grid, window=clip, on_invalid=on_invalid)
+    cuts = np.searchsorted(table.index, np.arange(geoms.size + 1))
+    out = []
+    for i, w in enumerate(wins):
+        a = np.zeros(w.shape)
+        lo, hi = cuts[i], cuts[i + 1]
+        if hi > lo:
+            r, c = table.row[lo:hi] - w.row_off, table.col[lo:hi] - w.col_off
+            inside = (r >= 0) & (r < w.height) & (c >= 0) & (c < w.width)
+            a[r[inside], c[inside]] = table.frac[lo:hi][inside]
+        out.append(a)
+    return out
 
 
 def coverage_table(
