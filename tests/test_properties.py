@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ecopatch
-from ecopatch.analyses.restoration import _inside_composition
 from ecopatch.compute.cover import CoverParams
+from ecopatch.compute.inside import inside_composition
 from ecopatch.geo.geodesy import geodesic_area_m2, transformer
 from tests.conftest import write_raster
 
@@ -31,7 +31,7 @@ def test_inside_composition_is_a_partition(data, edge):
     layers["fvc"] = rng.random(shape)
     cov = np.clip(rng.random(shape) * 1.6 - 0.3, 0, 1)
     valid = rng.random(shape) > 0.1
-    inside = _inside_composition(layers, cov, valid, edge, P)
+    inside = inside_composition(layers, cov, valid, edge, P)
     total = sum(inside[k] for k in ("veg", "bare", "built", "water"))
     np.testing.assert_allclose(total[valid], 1.0, atol=1e-9)
     for k in ("veg", "bare", "built", "water", "fvc"):

@@ -50,10 +50,10 @@ from ecopatch.compute.cover import (
     cover_fractions,
     estimate_canopy_spectrum,
     estimate_endmembers,
-    local_veg_fraction,
     otsu_threshold,
 )
-from ecopatch.compute.zonal import coverage_fraction
+from ecopatch.compute.inside import MINE_SUMS, mine_sums
+from ecopatch.compute.zonal import coverage_windows
 from ecopatch.engine.tiling import (
     PatchSums,
     Scheduler,
@@ -364,11 +364,6 @@ def _estimate_cover_params(scene: RasterSource, p: CoverParams, rgb: bool, need_
 # ---------------------------------------------------------------------------
 # The per-block computation
 # ---------------------------------------------------------------------------
-#: Columns of the per-mine partial sums (all m² except the *_fvc sums, m² × FVC).
-_SUMS = (
-    "total", "observed", "damaged", "restored", "veg_before", "veg_after",
-    "water_before", "water_after", "fvc_before", "fvc_after", "damaged_after", "lost",
-)
 _PARTITION = ("veg", "bare", "built", "water")
 #: Cells of context read around each block and each mine: 1 for edge unmixing
 #: plus 2 for the 5 × 5 local end-members.
@@ -401,88 +396,6 @@ class _Deriver:
         return {k: f[k] for k in (*_PARTITION, "fvc")}
 
 
-def _neighbour_mean(values: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean of ``values`` over the usable cells of each 3×3 neighbourhood, and their count.
-
-    ``values`` may be a stack of layers (axis 0) sharing ``usable``: each
-    layer's mean is then what it would be alone, bit for bit.
-    """
-    from scipy.ndimage import uniform_filter
-
-    v = np.where(usable, values, 0.0).astype(np.float64)
-    n = usable.astype(np.float64)
-    s = uniform_filter(v, size=(1,) * (v.ndim - 2) + (3, 3), mode="constant") * 9
-    c = uniform_filter(n, size=3, mode="constant") * 9
-    c = np.rint(c)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        m = np.where(c > 0, s / np.maximum(c, 1), np.nan)
-    return m, c
-
-
-def _unmix(f: np.ndarray, cov: np.ndarray, valid: np.ndarray, outside: np.ndarray,
-           edge_cells: np.ndarray) -> np.ndarray:
-    """Inside amount ``x = clip(f - (1 - w) · b, 0, w)`` at edge cells, ``w · f`` elsewhere.
-
-    ``b`` is the mean of ``f`` over the neighbouring cells entirely outside
-    the polygon; cells without such a neighbour keep ``w · f``.  ``f`` may
-    be a stack of layers (axis 0) over the same cells.
-    """
-    f = np.where(valid, f, 0.0).astype(np.float64)
-    x = cov * f
-    if edge_cells.any():
-        b, cnt = _neighbour_mean(f, outside)
-        use = edge_cells & (cnt > 0)
-        x = np.where(use, np.clip(f - (1.0 - cov) * np.nan_to_num(b), 0.0, cov), x)
-    return np.where(valid, x, 0.0)
-
-
-#: The layers unmixed at edge cells; the vegetation share inside then follows from the unmixed FVC.
-_UNMIXED = ("bare", "built", "water", "fvc")
-
-
-def _inside_composition(layers: Mapping[str, np.ndarray], cov: np.ndarray, valid: np.ndarray,
-                        edge: str, params: CoverParams) -> dict[str, np.ndarray]:
-    """Per cell, the composition (0-1 shares) of the part inside the polygon.
-
-    Edge cells are unmixed against their outside neighbours
-    (:func:`_unmix`).  Unmixing needs quantities that mix linearly across a
-    cell: water, bare and built shares, and FVC.  The vegetation share
-    inside is then the cover rule of ``params`` applied to the *unmixed
-    FVC* of the analysis cell: the same rule whatever the sensor, so a 10 m
-    cell of young planting that a drone sees as 80 % plants and 20 % soil
-    between them counts as vegetated, as the satellite's FVC of that cell
-    says.  Shares are rescaled to sum to 1 inside.
-    """
-    return _inside_compositions([layers], cov, valid, edge, [params])[0]
-
-
-def _inside_compositions(dates: Sequence[Mapping[str, np.ndarray]], cov: np.ndarray, valid: np.ndarray,
-                         edge: str, params: Sequence[CoverParams]) -> list[dict[str, np.ndarray]]:
-    """:func:`_inside_composition` of several dates' layers over the same cells, unmixed in one go."""
-    w = np.where(cov > 0, cov, 1.0)
-    edge_cells = (cov > 0) & (cov < 1) & valid
-    if edge == "uniform":
-        edge_cells = np.zeros_like(edge_cells)
-    outside = (cov == 0) & valid
-    stack = np.stack([layers[k] for layers in dates for k in _UNMIXED])
-    unmixed = np.clip(_unmix(stack, cov, valid, outside, edge_cells) / w, 0.0, 1.0)
-    out = []
-    for d, (layers, p) in enumerate(zip(dates, params)):
-        inside = dict(zip(_UNMIXED, unmixed[d * len(_UNMIXED):(d + 1) * len(_UNMIXED)]))
-        fv = np.where(valid, layers["fvc"], np.nan)
-        vfrac = local_veg_fraction(fv, p, fvc_for=np.where(valid, inside["fvc"], np.nan), context=cov >= 1.0)
-        inside["veg"] = np.where(valid, (1.0 - inside["water"]) * np.nan_to_num(vfrac), 0.0)
-        rest = 1.0 - inside["veg"] - inside["water"]
-        nonveg = inside["bare"] + inside["built"]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            share_built = np.where(nonveg > 0, inside["built"] / nonveg, 0.0)
-        rest = np.clip(rest, 0.0, 1.0)
-        inside["built"] = rest * share_built
-        inside["bare"] = rest - inside["built"]
-        out.append({k: np.where(valid, inside[k], 0.0) for k in ("veg", *_UNMIXED)})
-    return out
-
-
 def _mine_windows(task: _BlockTask) -> list[Window | None]:
     """Per mine: its bounding box plus the context it needs, within this block and its halo."""
     padded = task.window.pad(_HALO)
@@ -512,16 +425,25 @@ def _reads(task: _BlockTask, wins: list[Window | None]) -> list[Window]:
 
 def _assess_block(task: _BlockTask) -> PatchSums:
     wins = _mine_windows(task)
-    rows = np.zeros((len(task.index), len(_SUMS)))
+    rows = np.zeros((len(task.index), len(MINE_SUMS)))
+    present = [j for j, w in enumerate(wins) if w is not None]
+    # every mine's coverage in one go: one call per mine cost more than the rest of its sums
+    # (repaired once before the pass, by assessment_pass: not checked again in every window)
+    covs: dict[int, np.ndarray] = dict(zip(present, coverage_windows(
+        [task.geometries[j] for j in present], task.grid, [wins[j] for j in present], on_invalid="ignore")))
     for read in _reads(task, wins):
         members = [j for j, w in enumerate(wins) if w is not None and read.intersection(w) == w]
-        rows[members] = _assess_window(task, read, [(j, task.geometries[j], w) for j in members
+        rows[members] = _assess_window(task, read, [(j, covs[j], w) for j in members
                                                     if (w := wins[j]) is not None])
     return PatchSums(task.index, rows)
 
 
-def _assess_window(task: _BlockTask, padded: Window, mines: list[tuple[int, Any, Window]]) -> np.ndarray:
-    """Per-mine sums (rows in ``mines`` order) from one read of ``padded``."""
+def _assess_window(task: _BlockTask, padded: Window, mines: list[tuple[int, np.ndarray, Window]]) -> np.ndarray:
+    """Per-mine sums (rows in ``mines`` order) from one read of ``padded``.
+
+    ``mines`` holds, per mine, its position in the task, its coverage of its
+    window's cells (:func:`ecopatch.compute.zonal.coverage_windows`) and that window.
+    """
     grid, win = task.grid, task.window
     lb = read_on_grid(task.before, grid, padded, derive=_Deriver(task.params_before, task.before.source),
                       max_source_px=task.max_source_px)
@@ -531,45 +453,16 @@ def _assess_window(task: _BlockTask, padded: Window, mines: list[tuple[int, Any,
     valid_b = np.isfinite(lb["veg"])
     valid_a = np.isfinite(la["veg"])
     both = valid_b & valid_a
-    rows = np.zeros((len(mines), len(_SUMS)))
-    for j, (_, geom, mwin) in enumerate(mines):
-        # repaired once before the pass (assess_restoration): not checked again in every window
-        cw, cov_part = coverage_fraction(geom, grid, window=mwin, on_invalid="ignore")
-        if cov_part.size == 0:
+    rows = np.zeros((len(mines), len(MINE_SUMS)))
+    for j, (_, cov, mwin) in enumerate(mines):
+        # only cells of this block's core count (the halo belongs to neighbours)
+        inner = mwin.intersection(win)
+        if inner is None or not cov.any():
             continue
-        cov = np.zeros(mwin.shape)
-        cov[cw.relative_to(mwin).slices] = cov_part
         # "entirely inside" must not depend on float rounding of the clip window
         cov[cov > 1.0 - 1e-9] = 1.0
-        sl = mwin.relative_to(padded).slices
-        vboth = both[sl]
-        b_in, a_in = _inside_compositions([{k: lb[k][sl] for k in _UNMIXED}, {k: la[k][sl] for k in _UNMIXED}],
-                                          cov, vboth, task.edge, [task.params_before, task.params_after])
-        dam_b = b_in["bare"] + b_in["built"]
-        restored = np.clip(a_in["veg"] - b_in["veg"], 0.0, dam_b)
-        lost = np.clip(b_in["veg"] - a_in["veg"], 0.0, b_in["veg"])
-        # only cells of this block's core count (the halo belongs to neighbours)
-        keep = np.zeros(mwin.shape, dtype=bool)
-        inner = mwin.intersection(win)
-        if inner is None:
-            continue
-        keep[inner.relative_to(mwin).slices] = True
-        A = area[sl] * keep
-        Aw = A * cov
-        rows[j] = [
-            np.sum(Aw),
-            np.sum(Aw * vboth),
-            np.sum(Aw * dam_b),
-            np.sum(Aw * restored),
-            np.sum(Aw * b_in["veg"]),
-            np.sum(Aw * a_in["veg"]),
-            np.sum(Aw * b_in["water"]),
-            np.sum(Aw * a_in["water"]),
-            np.sum(Aw * b_in["fvc"]),
-            np.sum(Aw * a_in["fvc"]),
-            np.sum(Aw * (a_in["bare"] + a_in["built"])),
-            np.sum(Aw * lost),
-        ]
+        rows[j] = mine_sums(cov, both, mwin.relative_to(padded), lb, la, area, inner.relative_to(mwin), task.edge,
+                            task.params_before, task.params_after)
     return rows
 
 
@@ -765,7 +658,7 @@ def assessment_pass(
     ]
 
     def finish(partials: list[PatchSums]) -> gpd.GeoDataFrame:
-        sums = add_partials(len(mines), len(_SUMS), partials)
+        sums = add_partials(len(mines), len(MINE_SUMS), partials)
         return _assemble(mines, crs, sums, rules, direction_field, before, after, plan_of)
 
     return WindowPass("assess", _assess_block, tasks, [w for w, _ in plan], finish,
@@ -813,7 +706,7 @@ def _assemble(mines: gpd.GeoDataFrame, crs: Any, sums: np.ndarray, rules: Status
               plans: pd.DataFrame) -> gpd.GeoDataFrame:
     import warnings
 
-    s = {k: sums[:, i] for i, k in enumerate(_SUMS)}
+    s = {k: sums[:, i] for i, k in enumerate(MINE_SUMS)}
     area = geodesic_area_m2(mines.geometry.to_numpy(), crs)
     observed = s["observed"]
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -8,6 +8,10 @@ scaling and whitening (:func:`scaled_kernel`), the six-band
 :func:`ecopatch.compute.cover.surface_fractions` (:func:`surface_kernel`) and the
 background's interpolation (:func:`bilinear_kernel`).
 
+A mine's sums in the restoration assessment (edge unmixing, the vegetation
+share inside, the area sums) have their kernel next to their NumPy
+specification, in :mod:`ecopatch.compute.inside`.
+
 Each kernel does in one pass over the pixels what the NumPy reference
 functions (:func:`ecopatch.compute.cover.cover_fractions`,
 :func:`ecopatch.compute.change.tolerant_distance`) do in many whole-array passes,
