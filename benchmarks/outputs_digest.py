@@ -75,6 +75,8 @@ def table_digest(df: pd.DataFrame, *, ndigits_deg: int = 7, ndigits_m: int = 3) 
             out["cols"][name] = {"kind": "geometry", "crs": str(df.crs.to_epsg() if df.crs else None),
                                  "hash": _h(shapely.to_wkb(g, hex=True)),
                                  "area_sum": float(shapely.area(g).sum())}
+        elif len(s) and all(isinstance(v, dict) for v in s):
+            out["cols"][name] = _mapping_digest(s)
         elif pd.api.types.is_bool_dtype(s):
             out["cols"][name] = {"kind": "bool", "true": int(s.sum())}
         elif pd.api.types.is_numeric_dtype(s):
@@ -86,6 +88,23 @@ def table_digest(df: pd.DataFrame, *, ndigits_deg: int = 7, ndigits_m: int = 3) 
         else:
             out["cols"][name] = {"kind": "text", "hash": _h(s.astype(str).tolist())}
     return out
+
+
+def _mapping_digest(s: pd.Series) -> dict[str, Any]:
+    """A column of dicts (a ledger's ``attrs``): a hash of the keys and of the values that are not
+    floats, and per float key the sum of its finite values, compared with the tolerance of numbers
+    (a float written out in full in a text would differ in its last digit when additions change order)."""
+    fixed, sums = [], {}
+    for d in s:
+        for k in sorted(d, key=str):
+            v = d[k]
+            if isinstance(v, float):
+                fixed.append(f"{k}=<float>")
+                if np.isfinite(v):
+                    sums[f"sum:{k}"] = sums.get(f"sum:{k}", 0.0) + float(v)
+            else:
+                fixed.append(f"{k}={v!r}")
+    return {"kind": "mapping", "hash": _h(fixed), **sums}
 
 
 def _sample() -> dict[str, Any]:

@@ -37,3 +37,16 @@ def test_equal_tables_agree_and_every_kind_of_change_is_listed(tmp_path):
     assert od.compare(a, _write(tmp_path, "other.json", u=_frame())) == ["t: only in the first",
                                                                          "u: only in the second"]
     assert od.table_digest(pd.DataFrame({"v": [1.0, float("nan")]}))["cols"]["v"]["nan"] == 1
+
+
+def test_columns_of_dicts_compare_their_numbers_with_the_tolerance(tmp_path):
+    def history(area_mu=34.25142283432152, status="修复中"):
+        return pd.DataFrame({"attrs": [{"area_mu": area_mu, "status_zh": status, "previous_date": None},
+                                       {"area_mu": 1.0, "status_zh": "未启动", "previous_date": None}]})
+
+    a = _write(tmp_path, "a.json", h=history())
+    # the last digit of a float (additions in another order) is no difference; a text or a real number is
+    assert od.compare(a, _write(tmp_path, "ulp.json", h=history(area_mu=34.251422834321526))) == []
+    assert any("status_zh" not in x and "attrs: hash" in x
+               for x in od.compare(a, _write(tmp_path, "status.json", h=history(status="已完成修复"))))
+    assert any("attrs: sum:area_mu" in x for x in od.compare(a, _write(tmp_path, "area.json", h=history(35.0))))
