@@ -148,6 +148,8 @@ LAYOUTS: dict[str, Layout] = {
     # layouts seen in the wild that no code was tuned on: tiny tiles, one row per strip, very large tiles
     "pixel_tiled64_deflate": Layout("stack", (("interleave", "pixel"), ("tiled", True), ("blockxsize", 64),
                                               ("blockysize", 64), ("compress", "deflate"))),
+    "pixel_tiled128_deflate": Layout("stack", (("interleave", "pixel"), ("tiled", True), ("blockxsize", 128),
+                                               ("blockysize", 128), ("compress", "deflate"))),
     "pixel_striped_row1_deflate": Layout("stack", (("interleave", "pixel"), ("tiled", False), ("blockysize", 1),
                                                    ("compress", "deflate"))),
     "pixel_tiled2048_deflate": Layout("stack", (("interleave", "pixel"), ("tiled", True), ("blockxsize", 2048),

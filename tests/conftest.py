@@ -64,3 +64,11 @@ def raster_writer(tmp_path):
         return write_raster(tmp_path / name, array, **kw)
 
     return _w
+
+
+@pytest.fixture
+def shared_small_tiles(monkeypatch):
+    """The tile cache shares the test files' small tiles (by default only tiles of 256² pixels and up)."""
+    from ecopatch.raster import blocks
+
+    monkeypatch.setattr(blocks, "MIN_SHARED_TILE_PX", 0)

@@ -83,6 +83,7 @@ def tiled_pair(tmp_path_factory):
     return s, before, after, s.mines.rename(columns={"矿山编号": "patch_id"})
 
 
+@pytest.mark.usefixtures("shared_small_tiles")
 def test_tiled_files_give_the_same_results_through_the_tile_cache(pair, tiled_pair, monkeypatch):
     # the same pixels stored in 32 x 32 tiles: padded windows then take their neighbours' tiles from
     # the shared tile cache; results must equal the striped files' to the last bit, and a cache of

@@ -37,6 +37,7 @@ def _same_patches(a, b):
     pd.testing.assert_frame_equal(observation_table(a), observation_table(b))
 
 
+@pytest.mark.usefixtures("shared_small_tiles")
 @pytest.mark.parametrize("scheduler", [None, "synchronous"])
 def test_joint_run_equals_the_two_calls_and_decodes_less(tiled, scheduler):
     s, before, after, mines = tiled
@@ -76,6 +77,7 @@ def _decoded_pixels(monkeypatch):
     return px
 
 
+@pytest.mark.usefixtures("shared_small_tiles")
 @pytest.mark.parametrize("call", ["detect", "joint"])
 def test_small_files_are_decoded_once_from_the_set_up_to_the_pass(tiled, monkeypatch, call):
     # the set-up's sample windows and the pass read the same blocks: for files that fit in the tile

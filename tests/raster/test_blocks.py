@@ -178,6 +178,25 @@ def test_tile_spec_groups_strips_and_shares_pixel_interleaved_blocks():
                             ident, 1) is None  # 854 MiB decoded: not held
 
 
+def test_small_geotiff_tiles_are_read_straight_through_gdal():
+    ident = ("f", 1)
+    # 64² and 128² tiles: the tile cache's book-keeping per tile cost more than GDAL decoding a halo again
+    for side in (64, 128):
+        small = _layout(block=(side, side), count=7, interleave="pixel")
+        assert blocks.small_tiles(small) and blocks.tile_spec(small, ident, 1) is None
+        assert blocks.bands_spec(_layout(block=(side, side), count=4), ident, (2, 4)) is None
+    assert blocks.tile_spec(_layout(block=(256, 256), count=7, interleave="pixel"), ident, 1) is not None
+    assert blocks.tile_spec(_layout(block=(512, 128), count=7, interleave="pixel"), ident, 1) is not None
+    # strips, a file in one small tile and JPEG 2000's tiles are shared as before
+    assert not blocks.small_tiles(_layout(block=(4, 10980)))
+    assert blocks.tile_spec(_layout(shape=(100, 100), block=(128, 128)), ident, 1) is not None
+    assert blocks.tile_spec(_layout(driver="JP2OpenJPEG", block=(128, 128)), ident, 1) is not None
+    # and a pass over such files plans no tile cache for them: GDAL's own, one decoded block set per thread
+    p = plan_reads([(_layout(block=(64, 64), count=7, interleave="pixel"), 1.0)] * 2, workers=2, grid_width=10980)
+    assert p.tile_cache_bytes is None and p.stripe_px == blocks.STRIPE_PX
+    assert p.gdal_cache_bytes == blocks.PASS_GDAL_CACHE_MB * MB
+
+
 def test_tile_cache_sessions_nest_and_drop_their_blocks():
     cache = blocks.TileCache(4 * MB)
     with cache.session(8 * MB):

@@ -457,6 +457,7 @@ def test_dark_object_subtraction_for_toa_products(tmp_path):
     dict(tiled=False, blockysize=2, compress="lzw", interleave="band"),
     dict(tiled=True, blockxsize=32, blockysize=16, compress=None, interleave="pixel"),
 ], ids=["tiled", "tiled-pixel", "tiled-band-lzw", "striped-pixel", "striped-band", "uncompressed"])
+@pytest.mark.usefixtures("shared_small_tiles")
 def test_tile_cache_reads_equal_direct_reads_in_every_layout(tmp_path, layout):
     # windows of every shape and position, some partly outside the file, through a cache of a few
     # blocks (evicting and recycling buffers all the time), against plain reads of the same windows;
