@@ -426,11 +426,11 @@ def _reads(task: _BlockTask, wins: list[Window | None]) -> list[Window]:
 def _assess_block(task: _BlockTask) -> PatchSums:
     wins = _mine_windows(task)
     rows = np.zeros((len(task.index), len(MINE_SUMS)))
-    present = [j for j, w in enumerate(wins) if w is not None]
+    present = {j: w for j, w in enumerate(wins) if w is not None}
     # every mine's coverage in one go: one call per mine cost more than the rest of its sums
     # (repaired once before the pass, by assessment_pass: not checked again in every window)
     covs: dict[int, np.ndarray] = dict(zip(present, coverage_windows(
-        [task.geometries[j] for j in present], task.grid, [wins[j] for j in present], on_invalid="ignore")))
+        [task.geometries[j] for j in present], task.grid, list(present.values()), on_invalid="ignore")))
     for read in _reads(task, wins):
         members = [j for j, w in enumerate(wins) if w is not None and read.intersection(w) == w]
         rows[members] = _assess_window(task, read, [(j, covs[j], w) for j in members
