@@ -1,5 +1,6 @@
 import datetime as dt
 import pickle
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -757,3 +758,61 @@ def test_gdal_holds_one_block_for_decimated_reads_of_large_blocks(tmp_path, monk
         assert quicklook._row_bytes(pool, band, src, dgrid, wanted=True) == whole + 32 * 32 * 2
     finally:
         pool.close()
+
+
+@pytest.mark.parametrize("layout", [
+    dict(tiled=True, blockxsize=16, blockysize=16, compress="deflate", interleave="pixel"),
+    dict(tiled=True, blockxsize=16, blockysize=16, compress="deflate", interleave="band"),
+    dict(tiled=False, blockysize=3, compress="lzw", interleave="pixel"),
+    dict(tiled=False, blockysize=3, compress="lzw", interleave="band"),
+], ids=["tiled-pixel", "tiled-band", "striped-pixel", "striped-band"])
+@pytest.mark.parametrize("dtype", ["uint16", "float32"])
+def test_bands_of_one_file_read_together_equal_band_by_band_reads(tmp_path, monkeypatch, layout, dtype):
+    # DN with the file's nodata, the type's maximum (saturation), values outside the valid range and NaN in
+    # floats, scattered so that a later band excludes pixels the earlier bands kept; a scene mask too
+    from ecopatch.raster import fileread
+    from ecopatch.raster import scene as scene_mod
+
+    rng = np.random.default_rng(11)
+    if dtype == "uint16":
+        dn = rng.integers(1, 9000, size=(6, 40, 50)).astype(np.uint16)
+        for b, v in ((0, 0), (3, 65535), (5, 13000)):  # nodata, saturation, reflectance above the range
+            dn[b][rng.random((40, 50)) < 0.08] = v
+        scl = np.where(rng.random((1, 40, 50)) < 0.02, 9, 4).astype(np.uint16)  # a few clouds (class 9), grown
+        dn = np.concatenate([dn, scl])
+        kw = dict(nodata=0)
+    else:
+        dn = rng.uniform(0.0, 0.9, size=(6, 40, 50)).astype(np.float32)
+        dn[2][rng.random((40, 50)) < 0.08] = np.nan
+        dn[4][rng.random((40, 50)) < 0.08] = 1.7
+        kw = {}
+    names = S2_NAMES + ["SCL"] if dtype == "uint16" else S2_NAMES
+    p = write_raster(tmp_path / "S2B_MSIL2A_20210918_stack.tif", dn, descriptions=names, dtype=dtype, **kw,
+                     **layout)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the float stack has no SCL band
+        s = open_scene(p, sensor="sentinel2_l2a")
+    assert (s.mask is not None) == (dtype == "uint16")
+    calls = []
+    fused = fileread.read_reflectances
+
+    def counted(*a):
+        got = fused(*a)
+        calls.append(got is not None)
+        return got
+
+    monkeypatch.setattr(scene_mod, "read_reflectances", counted)
+    wins = [Window(row_off=0, col_off=0, height=40, width=50), Window(row_off=5, col_off=7, height=20, width=31),
+            Window(row_off=-3, col_off=40, height=10, width=15)]  # the last partly outside: band by band
+    together = [s.read(window=w) for w in wins]
+    # in one pass where the bands come from one read: a pixel-interleaved file, a band-interleaved tiled one
+    one_read = layout["interleave"] == "pixel" or layout["tiled"]
+    assert calls == [one_read, one_read, False]
+    monkeypatch.setattr(scene_mod, "read_reflectances", lambda *a: None)
+    for w, got in zip(wins, together):
+        want = s.read(window=w)
+        assert np.array_equal(got.valid, want.valid)
+        for name in want.bands:
+            assert got.bands[name].dtype == np.float32
+            np.testing.assert_array_equal(got.bands[name], want.bands[name])
+        assert 0 < got.valid.sum() < got.valid.size

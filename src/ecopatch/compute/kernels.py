@@ -32,7 +32,7 @@ each other.  The kernels release the GIL (``nogil``), so threads overlap.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -54,7 +54,8 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 
 __all__ = ["HAVE_NUMBA", "bilinear_kernel", "clear_kernel", "cover_kernel", "outline_kernel", "reflectance_kernel",
-           "scaled_kernel", "smooth_nan_kernel", "smoothed_statistic_kernel", "surface_kernel", "tolerant_kernel"]
+           "reflectances_kernel", "scaled_kernel", "smooth_nan_kernel", "smoothed_statistic_kernel", "surface_kernel",
+           "tolerant_kernel"]
 
 _NAN = np.float32(np.nan)
 #: Fast-math flags that keep NaN and infinity semantics (NaN marks "not observed"), without
@@ -690,6 +691,62 @@ def _reflectance_loop_at(dn, rows, cols, scale, offset, nodata, has_nodata, maxv
             valid[i, j] = ok
             cleared += was & ~ok
     return cleared
+
+
+@njit(cache=True, fastmath=_FM, nogil=True)
+def _reflectances_loop(data, sel, r0, c0, scale, offset, nodata, has_nodata, maxval, has_max, lo, hi,  # noqa: ANN001
+                       refl, valid):
+    """:func:`_reflectance_loop` of the bands ``sel`` of ``data`` at once, from row ``r0``, column ``c0``.
+
+    A pixel is valid when it was and every band has a reflectance there;
+    every band is NaN where it is not (what reading them one by one, then
+    clearing the bands read before a later band's exclusions, gives).
+    """
+    nan = np.float32(np.nan)
+    nb = sel.size
+    lo32, hi32 = np.float32(lo), np.float32(hi)
+    got = np.empty(nb, dtype=np.float32)
+    for i in range(refl.shape[1]):
+        for j in range(refl.shape[2]):
+            ok = valid[i, j]
+            if ok:
+                for b in range(nb):
+                    r, good = _refl_px(data[sel[b], r0 + i, c0 + j], scale[b], offset[b], nodata[b], has_nodata[b],
+                                       maxval[b], has_max[b], lo32, hi32)
+                    got[b] = r
+                    if not good:
+                        ok = False
+                        break
+            valid[i, j] = ok
+            for b in range(nb):
+                refl[b, i, j] = got[b] if ok else nan
+
+
+def reflectances_kernel(data: np.ndarray, sel: Sequence[int], at: tuple[int, int], shape: tuple[int, int],
+                        scales: Sequence[float], offsets: Sequence[float], nodatas: Sequence[float | None],
+                        maxvals: Sequence[float | None], valid_range: tuple[float, float],
+                        valid: np.ndarray) -> np.ndarray | None:
+    """Several bands of one read to float32 reflectance in one pass; None to fall back (band by band).
+
+    ``data`` holds the bands read together (bands, rows, columns); band
+    ``k`` of the result is ``data[sel[k]]`` from row ``at[0]``, column
+    ``at[1]``, ``shape`` pixels, as :func:`reflectance_kernel` converts one
+    band (``scales[k]``, ``offsets[k]``, ``nodatas[k]``, ``maxvals[k]``).
+    ``valid`` (bool, ``shape``) is cleared in place wherever a band has no
+    reflectance, and every band is NaN wherever it is False.
+    """
+    if not HAVE_NUMBA or data.ndim != 3 or valid.shape != tuple(shape) or valid.dtype != np.bool_:
+        return None
+    n = len(sel)
+    has_nd = np.array([v is not None and not (isinstance(v, float) and math.isnan(v)) for v in nodatas])
+    nd = np.array([float(v) if h else 0.0 for v, h in zip(nodatas, has_nd)])
+    has_max = np.array([v is not None for v in maxvals])
+    mx = np.array([float(v) if v is not None else 0.0 for v in maxvals])
+    refl = np.empty((n, *shape), dtype=np.float32)
+    _reflectances_loop(data, np.asarray(sel, dtype=np.int64), int(at[0]), int(at[1]),
+                       np.asarray(scales, dtype=np.float32), np.asarray(offsets, dtype=np.float32), nd, has_nd, mx,
+                       has_max, float(valid_range[0]), float(valid_range[1]), refl, valid)
+    return refl
 
 
 def reflectance_kernel(dn: np.ndarray, scale: float, offset: float, nodata: float | None,

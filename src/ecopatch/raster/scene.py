@@ -42,6 +42,7 @@ from ecopatch.raster.fileread import (
     grid_of,
     open_dataset,
     read_reflectance,
+    read_reflectances,
     read_resampled,
     whole_pixels,
 )
@@ -227,7 +228,10 @@ class Scene(SourceBase):
         else:
             valid = np.ones(window.shape, dtype=bool)
         late = False  # a band excluded pixels that bands read before it had kept
-        for k, n in enumerate(names):
+        together = read_reflectances([self.band(n) for n in names], self.grid, window, valid)
+        if together is not None:  # the bands of one file in one pass, NaN wherever one is not valid
+            out.update(zip(names, together))
+        for k, n in enumerate(names if together is None else ()):
             ref = self.band(n)
             refl, cleared = read_reflectance(ref, self.grid, window, valid)
             out[n] = refl
