@@ -119,7 +119,7 @@ def _unmix(f: np.ndarray, cov: np.ndarray, valid: np.ndarray, outside: np.ndarra
 
 
 def inside_composition(layers: Mapping[str, np.ndarray], cov: np.ndarray, valid: np.ndarray,
-                        edge: str, params: CoverParams) -> dict[str, np.ndarray]:
+                       edge: str, params: CoverParams) -> dict[str, np.ndarray]:
     """Per cell, the composition (0-1 shares) of the part inside the polygon.
 
     Edge cells are unmixed against their outside neighbours
@@ -135,8 +135,8 @@ def inside_composition(layers: Mapping[str, np.ndarray], cov: np.ndarray, valid:
 
 
 def inside_compositions(dates: Sequence[Mapping[str, np.ndarray]], cov: np.ndarray, valid: np.ndarray,
-                         edge: str, params: Sequence[CoverParams]) -> list[dict[str, np.ndarray]]:
-    """:func:`_inside_composition` of several dates' layers over the same cells, unmixed in one go."""
+                        edge: str, params: Sequence[CoverParams]) -> list[dict[str, np.ndarray]]:
+    """:func:`inside_composition` of several dates' layers over the same cells, unmixed in one go."""
     w = np.where(cov > 0, cov, 1.0)
     edge_cells = (cov > 0) & (cov < 1) & valid
     if edge == "uniform":
@@ -162,8 +162,8 @@ def inside_compositions(dates: Sequence[Mapping[str, np.ndarray]], cov: np.ndarr
 
 
 def mine_sums_reference(cov: np.ndarray, vboth: np.ndarray, before: Mapping[str, np.ndarray],
-                         after: Mapping[str, np.ndarray], area: np.ndarray, keep: Window, edge: str,
-                         params_before: CoverParams, params_after: CoverParams) -> np.ndarray:
+                        after: Mapping[str, np.ndarray], area: np.ndarray, keep: Window, edge: str,
+                        params_before: CoverParams, params_after: CoverParams) -> np.ndarray:
     """One mine's :data:`MINE_SUMS` over its window, in NumPy: the specification of :func:`mine_sums`.
 
     ``cov`` is the mine's coverage of the window's cells, ``vboth`` the cells
