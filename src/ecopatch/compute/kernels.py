@@ -738,8 +738,9 @@ def reflectances_kernel(data: np.ndarray, sel: Sequence[int], at: tuple[int, int
     if not HAVE_NUMBA or data.ndim != 3 or valid.shape != tuple(shape) or valid.dtype != np.bool_:
         return None
     n = len(sel)
-    has_nd = np.array([v is not None and not (isinstance(v, float) and math.isnan(v)) for v in nodatas])
-    nd = np.array([float(v) if h else 0.0 for v, h in zip(nodatas, has_nd)])
+    given = [None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v) for v in nodatas]
+    has_nd = np.array([v is not None for v in given])
+    nd = np.array([0.0 if v is None else v for v in given])
     has_max = np.array([v is not None for v in maxvals])
     mx = np.array([float(v) if v is not None else 0.0 for v in maxvals])
     refl = np.empty((n, *shape), dtype=np.float32)
