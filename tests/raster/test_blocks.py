@@ -31,10 +31,10 @@ def test_layout_of_files_says_how_they_store_pixels(tmp_path):
     assert lay.tiled and not lay.striped and lay.multiband and lay.block_set_bytes == 32 * 16 * 2 * 3
     s = file_layout(write_raster(tmp_path / "b.tif", arr, interleave="band", blockysize=4))
     assert s.striped and s.compression == "none" and not s.multiband
-    # band-interleaved tiled: each band's tiles decode alone; the bands a read wants come in one call
+    # band-interleaved, tiled or striped: each band's blocks decode alone; the bands a read wants come in one call
     t = file_layout(write_raster(tmp_path / "c.tif", arr, tiled=True, blockxsize=16, blockysize=16,
                                  compress="deflate", interleave="band"))
-    assert t.interleave == "band" and t.banded and not t.multiband and not s.banded and not lay.banded
+    assert t.interleave == "band" and t.banded and not t.multiband and s.banded and not lay.banded
     assert "striped (4 rows)" in s.describe() and "no overviews" in s.describe()
 
 

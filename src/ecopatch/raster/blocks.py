@@ -119,20 +119,24 @@ class FileLayout:
 
     @property
     def banded(self) -> bool:
-        """A band-interleaved tiled file of several bands: the bands a read wants are read in one call.
+        """A band-interleaved file of several bands: the bands a read wants are read in one call.
 
-        Each band's tiles decode on their own, so only the bands wanted are
+        Each band's blocks decode on their own, so only the bands wanted are
         read (:func:`ecopatch.raster.fileread.band_reads`), but one call for
         them per window costs less than one per band: a full-tile
         ``assess_restoration``, band-interleaved tiled DEFLATE, 5.07 -> 4.35
         s.  Reading every band of the file instead cost more where some are
-        not used (6 unused of 13: 1.48 -> 1.84 s).  Band-interleaved striped
-        files are read band by band: all bands at once, their groups of
-        strips made ``assess_and_detect`` slower (20.7-21.3 -> 22.0-22.1 s)
-        and larger (0.74-0.77 -> 0.81-0.82 GiB).
+        not used (6 unused of 13: 1.48 -> 1.84 s).  Striped files too since
+        stop 37: their groups of strips read all wanted bands at once made
+        ``assess_and_detect`` slower at stop 34 (20.7-21.3 -> 22.0-22.1 s,
+        0.74-0.77 -> 0.81-0.82 GiB), but with today's passes it is level
+        (full 10980² pair, uncompressed: 16.38 and 15.75 s -> 16.2 and
+        15.5 s, peak 0.74-0.76 -> 0.76-0.82 GiB; LZW: 22.76 and 23.15 s ->
+        22.72 and 23.66 s, 0.75-0.76 -> 0.74-0.78 GiB), and the
+        uncompressed stack's ``assess_restoration`` is faster (warm, two
+        threads: 3.54-4.02 -> 2.79-2.96 s; LZW 8.85-9.29 -> 8.59-8.97 s).
         """
-        return (self.interleave != "pixel" and self.tiled and not self.striped
-                and 1 < self.count <= MAX_INTERLEAVED_BANDS)
+        return self.interleave != "pixel" and 1 < self.count <= MAX_INTERLEAVED_BANDS
 
     @property
     def px_bytes(self) -> int:
