@@ -213,7 +213,7 @@ def interleaved_band(path: str, index: int, win: Window, shared: bool,
     """Band ``index`` of ``win``, read in one call with the other bands of the file it comes with.
 
     Those are all the bands of a pixel-interleaved file (decoded together
-    whatever is asked), or the bands ``wanted`` of a band-interleaved tiled
+    whatever is asked), or the bands ``wanted`` of a band-interleaved
     one (:func:`band_reads`).  Inside :func:`band_reads` the bands read are
     kept for the next request of the same file that falls inside the same
     window (the other bands of :meth:`Scene.read`, the mask first with its
@@ -240,7 +240,7 @@ def interleaved_band(path: str, index: int, win: Window, shared: bool,
 
 
 def _wanted(path: str, layout: blocks.FileLayout, index: int) -> tuple[int, ...] | None:
-    """The bands of ``path`` to read with ``index`` (:func:`band_reads`), for a band-interleaved tiled file."""
+    """The bands of ``path`` to read with ``index`` (:func:`band_reads`), for a band-interleaved file."""
     if not layout.banded:
         return None
     wanted = getattr(thread_handles, "wanted", None)
@@ -374,7 +374,7 @@ def band_reads(wanted: Mapping[str, Iterable[int]] | None = None) -> Iterator[No
 
     A pixel-interleaved file's bands are decoded together at the first
     request.  ``wanted`` (path -> band numbers) names the bands of each
-    file the block will ask for: a band-interleaved tiled file's are then
+    file the block will ask for: a band-interleaved file's are then
     read in one call (:func:`interleaved_band`).
     """
     outer = getattr(thread_handles, "memo", None)
@@ -499,7 +499,7 @@ def read_reflectances(refs: Sequence[BandRef], grid: Grid, window: Window,
     exclusions are cleared from the bands before it: every band NaN where
     ``valid`` is or becomes False (cleared in place wherever a band has no
     reflectance).  Taken when the bands lie in one pixel-interleaved file,
-    or one band-interleaved tiled file read with :func:`band_reads`, on the
+    or one band-interleaved file read with :func:`band_reads`, on the
     grid ``grid`` itself, and ``window`` lies inside it: the bands then come
     from one read (:func:`interleaved_band`), and the conversion of each
     band, about 17 µs of Python a band and window, is one kernel call.
