@@ -239,27 +239,13 @@ def _uniform_rows(src, size, dst):  # noqa: ANN001
 
 
 @njit(cache=True)
-def _uniform_cols(src, size, dst):  # noqa: ANN001
-    """``scipy.ndimage.uniform_filter1d(src, size, axis=1, mode="constant")``, step for step."""
-    h, w = src.shape
-    s1 = size // 2
-    for i in range(h):
-        tmp = 0.0
-        for k in range(size):
-            c = k - s1
-            tmp += src[i, c] if 0 <= c < w else 0.0
-        dst[i, 0] = tmp / size
-        for j in range(1, w):
-            a, b = j + size - 1 - s1, j - 1 - s1
-            tmp += (src[i, a] if a < w else 0.0) - (src[i, b] if b >= 0 else 0.0)
-            dst[i, j] = tmp / size
-
-
-@njit(cache=True)
 def _uniform(src, size, tmp, dst):  # noqa: ANN001
-    """``scipy.ndimage.uniform_filter(src, size, mode="constant")`` of a 2-D array: rows, then columns."""
+    """``scipy.ndimage.uniform_filter(src, size, mode="constant")`` of a 2-D array: columns, then rows.
+
+    The rows' running sums are the columns' on the transposed arrays.
+    """
     _uniform_rows(src, size, tmp)
-    _uniform_cols(tmp, size, dst)
+    _uniform_rows(tmp.T, size, dst.T)
 
 
 @njit(cache=True)
