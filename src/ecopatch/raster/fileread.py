@@ -144,8 +144,7 @@ def read_block(path: str, index: int, grid: Grid, window: Window, fill: float, *
     inner = window.intersection(grid.window)
     dtype = np.dtype(ds.dtypes[index - 1])
     converted = dtype.kind in "iu" and not float(fill).is_integer()
-    wanted = _wanted(path, layout, index) if ds.driver != "VRT" and inner is not None else None
-    interleaved = inner is not None and ((layout.multiband and ds.driver != "VRT") or wanted is not None)
+    interleaved, wanted = _read_together(path, ds, layout, index) if inner is not None else (False, None)
     if interleaved and inner == window and not converted and getattr(thread_handles, "memo", None) is not None:
         # in Scene.read, the whole window in the file: the band as read with the others (no fill,
         # no copy), when it is C-ordered as a copy would be (the kernels it goes to are compiled so)
@@ -237,6 +236,18 @@ def interleaved_band(path: str, index: int, win: Window, shared: bool,
     if memo is not None:
         memo[path] = (win, idx, data)
     return data[idx.index(index)]
+
+
+def _read_together(path: str, ds: Any, layout: blocks.FileLayout, index: int) -> tuple[bool, tuple[int, ...] | None]:
+    """Whether band ``index`` of ``path`` is read in one call with other bands (:func:`interleaved_band`).
+
+    Also returns the bands :func:`band_reads` wants with it (None: all bands of a pixel-interleaved
+    file, or a band read alone).  Never for a VRT.
+    """
+    if ds.driver == "VRT":
+        return False, None
+    wanted = _wanted(path, layout, index)
+    return layout.multiband or wanted is not None, wanted
 
 
 def _wanted(path: str, layout: blocks.FileLayout, index: int) -> tuple[int, ...] | None:
@@ -515,10 +526,8 @@ def read_reflectances(refs: Sequence[BandRef], grid: Grid, window: Window,
     if integer_ratio(grid, first.grid) != (1, 1, 0, 0) or window.intersection(grid.window) != window:
         return None
     ds, layout, _ = dataset_layout(path)
-    if ds.driver == "VRT":
-        return None
-    wanted = _wanted(path, layout, first.index)
-    if not (layout.multiband or (wanted is not None and all(r.index in wanted for r in refs))):
+    together, wanted = _read_together(path, ds, layout, first.index)
+    if not together or (wanted is not None and any(r.index not in wanted for r in refs)):
         return None
     interleaved_band(path, first.index, window, True, wanted)  # the bands of the read, kept for the window
     w, idx, data = thread_handles.memo[path]
