@@ -292,6 +292,38 @@ def test_strip_decimation_takes_gdals_pixels_at_exact_half_steps(tmp_path, shape
     np.testing.assert_array_equal(ours, gdal)
 
 
+@pytest.mark.parametrize("layout", [
+    dict(interleave="pixel", tiled=True, blockxsize=32, blockysize=32),
+    dict(interleave="band", tiled=True, blockxsize=16, blockysize=48),
+    dict(interleave="pixel", tiled=False, blockysize=1),
+    dict(interleave="band", tiled=False, blockysize=6),
+])
+@pytest.mark.parametrize("seed", range(3))
+def test_strip_decimation_of_scattered_wanted_pixels_takes_gdals_pixels_there(tmp_path, layout, seed):
+    """Wanted pixels anywhere (not rectangles): GDAL's nearest pixels there."""
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.windows import Window as RioWindow
+
+    from ecopatch.raster import blocks, quicklook
+
+    rng = np.random.default_rng(seed)
+    shape = (int(rng.integers(150, 260)), int(rng.integers(150, 330)))
+    dn = rng.integers(1, 60_000, size=(3, *shape), dtype=np.uint16)
+    path = write_raster(tmp_path / "three.tif", dn, dtype="uint16", compress="deflate", **layout)
+    out = (max(2, shape[0] // int(rng.integers(2, 9))), max(2, shape[1] // int(rng.integers(2, 9))))
+    wanted = rng.random(out) < (0.002, 0.02, 0.2)[seed]
+    wanted[int(rng.integers(0, out[0])), :] = seed == 2  # a whole row of them, once
+    with rasterio.open(path) as ds:
+        win = RioWindow(0, 0, shape[1], shape[0])
+        gdal = ds.read([1, 2, 3], window=win, out_shape=(3, *out), resampling=Resampling.nearest)
+        ours = quicklook._decimate_in_strips(ds, [1, 2, 3], win, (3, *out), blocks.layout_of(ds), wanted)
+    np.testing.assert_array_equal(ours[:, wanted], gdal[:, wanted])
+    # the others: 0, or GDAL's pixel where a read for a wanted one covered them
+    other, theirs = ours[:, ~wanted], gdal[:, ~wanted]
+    assert ((other == 0) | (other == theirs)).all()
+
+
 def test_a_band_interleaved_tiled_stack_reads_its_bands_together_and_only_those(tmp_path, monkeypatch):
     import rasterio
 

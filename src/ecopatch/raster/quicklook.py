@@ -377,26 +377,39 @@ def _decimate_in_strips(ds: Any, indexes: list[int], win: Any, shape: tuple[int,
     if wanted is not None and lay.tiled:
         h = bh  # a row of tiles at a time: rows of tiles without wanted pixels are not decoded
     out = (np.empty if wanted is None else np.zeros)(shape, dtype=ds.dtypes[indexes[0] - 1])
+    # rows and cols ascend: each strip's rows and each part's columns are a range of the output's
+    spans = [(int(np.searchsorted(cols, c0)), int(np.searchsorted(cols, c1))) for c0, c1 in parts]
+    if wanted is not None:
+        # wanted pixels counted along each output row, so a part's count is one subtraction
+        counts = np.zeros((out_h, out_w + 1), dtype=np.int32)
+        np.cumsum(wanted, axis=1, out=counts[:, 1:])
+        lo = np.array([a for a, _ in spans], dtype=np.intp)
+        hi = np.array([b for _, b in spans], dtype=np.intp)
     start = (int(rows.min()) // bh) * bh
     end = int(rows.max()) + 1
     for top in range(start, end, h):
-        ri = np.flatnonzero((rows >= top) & (rows < top + h))
-        if not ri.size:
+        ra, rb = int(np.searchsorted(rows, top)), int(np.searchsorted(rows, top + h))
+        if ra >= rb:
             continue
-        runs: list[tuple[int, int, np.ndarray]] = []
-        for c0, c1 in parts:
-            ci = np.flatnonzero((cols >= c0) & (cols < c1))
-            if not ci.size or (wanted is not None and not wanted[np.ix_(ri, ci)].any()):
+        ri = np.arange(ra, rb)
+        if wanted is not None:
+            hit = ((counts[ra:rb, hi] - counts[ra:rb, lo]) > 0).any(axis=0)
+        runs: list[tuple[int, int, int, int]] = []  # first and end column of the file, of the output
+        for p, ((c0, c1), (a, b)) in enumerate(zip(parts, spans)):
+            if a >= b or (wanted is not None and not hit[p]):
                 continue
             if runs and wanted is not None and runs[-1][1] == c0 and c1 - runs[-1][0] <= widest:
-                runs[-1] = (runs[-1][0], c1, np.r_[runs[-1][2], ci])
+                runs[-1] = (runs[-1][0], c1, runs[-1][2], b)
             else:
-                runs.append((c0, c1, ci))
+                runs.append((c0, c1, a, b))
         if not runs:
             continue
         if wanted is not None:
             # the strip's rows with a wanted pixel
-            ri = ri[wanted[np.ix_(ri, np.concatenate([c for _, _, c in runs]))].any(axis=1)]
+            within = np.zeros(rb - ra, dtype=bool)
+            for _, _, a, b in runs:
+                within |= (counts[ra:rb, b] - counts[ra:rb, a]) > 0
+            ri = ri[within]
         # in runs of adjacent rows of blocks: a striped file's strips of fewer rows than the step
         # between sampled rows are decoded only where a sampled row is (every k-th strip)
         groups = np.split(ri, np.flatnonzero(np.diff(rows[ri] // bh) > 1) + 1)
@@ -405,7 +418,8 @@ def _decimate_in_strips(ds: Any, indexes: list[int], win: Any, shape: tuple[int,
             # whole blocks: rows from the first sampled row's block start to the last one's block end
             b0 = (r0 // bh) * bh
             b1 = min(ds.height, -(-r1 // bh) * bh)
-            for c0, c1, ci in runs:
+            for c0, c1, a, b in runs:
+                ci = np.arange(a, b)
                 data = ds.read(indexes, window=RioWindow(c0, b0, c1 - c0, b1 - b0))
                 out[:, rg[:, None], ci[None, :]] = data[:, (rows[rg] - b0)[:, None], (cols[ci] - c0)[None, :]]
     return out
