@@ -67,9 +67,9 @@ def _decoded_pixels(monkeypatch):
     through_cache, straight = blocks.ds_read, raster._ds_read
 
     def count(real):
-        def read(ds, indexes, win):
+        def read(ds, indexes, win, out=None):
             px.append(win.height * win.width)
-            return real(ds, indexes, win)
+            return real(ds, indexes, win, out)
         return read
 
     monkeypatch.setattr(blocks, "ds_read", count(through_cache))

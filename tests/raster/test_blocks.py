@@ -305,7 +305,8 @@ def test_band_interleaved_tiled_bands_read_together_are_the_files_pixels(tmp_pat
     real = fileread._ds_read
     monkeypatch.setattr(fileread, "_ds_read", lambda ds, idx, win: calls.append(idx) or real(ds, idx, win))
     through_cache = blocks.ds_read
-    monkeypatch.setattr(blocks, "ds_read", lambda ds, idx, win: calls.append(idx) or through_cache(ds, idx, win))
+    monkeypatch.setattr(blocks, "ds_read",
+                        lambda ds, idx, win, out=None: calls.append(idx) or through_cache(ds, idx, win, out))
     g = fileread.grid_of(p)[0]
     win = Window(row_off=5, col_off=7, height=40, width=50)
     with fileread.band_reads({p: [4, 1, 2]}), blocks.TILES.session():
@@ -411,12 +412,12 @@ def test_a_tile_another_thread_is_decoding_is_not_decoded_again(tmp_path, monkey
     first_started = threading.Event()
     real = blocks.ds_read
 
-    def slow_read(ds, indexes, win):
+    def slow_read(ds, indexes, win, out=None):
         decoded.append((win.col_off, win.width))
         if win.col_off == 0:
             first_started.set()
             time.sleep(0.3)  # the first window's tile takes a while: the second asks for it meanwhile
-        return real(ds, indexes, win)
+        return real(ds, indexes, win, out)
 
     monkeypatch.setattr(blocks, "ds_read", slow_read)
     outs = {}

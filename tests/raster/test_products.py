@@ -334,9 +334,9 @@ def test_float_stacks_scale_from_a_few_blocks_not_a_whole_decode(tmp_path, monke
     reads = []
     real = blocks.ds_read
 
-    def spy(ds, indexes, win):
+    def spy(ds, indexes, win, out=None):
         reads.append((ds, tuple(indexes), win, get_gdal_config("GDAL_CACHEMAX")))
-        return real(ds, indexes, win)
+        return real(ds, indexes, win, out)
 
     monkeypatch.setattr(blocks, "ds_read", spy)
     s, _ = _quiet_open(p)
