@@ -94,7 +94,7 @@ from ecopatch.geo.geodesy import as_crs, geodesic_area_m2, geometries_in, repair
 from ecopatch.geo.grid import Grid, Window
 from ecopatch.geo.units import m2_to_mu
 from ecopatch.options import WINDOWS, DetectOptions, resolve_options
-from ecopatch.raster.ongrid import read_on_grid
+from ecopatch.raster.ongrid import read_on_grid, read_pair
 from ecopatch.raster.source import (
     RasterSource,
     SourceLike,
@@ -271,10 +271,11 @@ def _detect_block(task: _BlockTask) -> _BlockResult:
     cov = coverage_table(list(task.zones), g, window=win) if len(task.zones) else None
     part = _needed(aoi, cov, p1)
     padded = part.pad(halo - 1)
-    lb = read_on_grid(task.before, g, padded, bands=st.bands_before, derive=st.derive_before,
-                      max_source_px=task.max_source_px)
-    la = read_on_grid(task.after, g, padded, bands=st.bands_after, derive=st.derive_after,
-                      max_source_px=task.max_source_px)
+    lb, la = read_pair(
+        lambda: read_on_grid(task.before, g, padded, bands=st.bands_before, derive=st.derive_before,
+                             max_source_px=task.max_source_px),
+        lambda: read_on_grid(task.after, g, padded, bands=st.bands_after, derive=st.derive_after,
+                             max_source_px=task.max_source_px))
     bg = st.model.background.at(padded.row_off, padded.col_off, padded.shape) if st.model.background else None
     # exact where it can matter: at and above the lowest threshold used (a patch's rim)
     z = _change_statistic(lb, la, st.model, st.params, background=bg,

@@ -68,7 +68,7 @@ from ecopatch.geo.geodesy import as_crs, geodesic_area_m2, geometries_in, repair
 from ecopatch.geo.grid import Grid, Window
 from ecopatch.geo.units import m2_to_mu
 from ecopatch.options import WINDOWS, AssessOptions, resolve_options
-from ecopatch.raster.ongrid import read_on_grid
+from ecopatch.raster.ongrid import read_on_grid, read_pair
 from ecopatch.raster.source import (
     Observation,
     RasterSource,
@@ -445,10 +445,11 @@ def _assess_window(task: _BlockTask, padded: Window, mines: list[tuple[int, np.n
     window's cells (:func:`ecopatch.compute.zonal.coverage_windows`) and that window.
     """
     grid, win = task.grid, task.window
-    lb = read_on_grid(task.before, grid, padded, derive=_Deriver(task.params_before, task.before.source),
-                      max_source_px=task.max_source_px)
-    la = read_on_grid(task.after, grid, padded, derive=_Deriver(task.params_after, task.after.source),
-                      max_source_px=task.max_source_px)
+    lb, la = read_pair(
+        lambda: read_on_grid(task.before, grid, padded, derive=_Deriver(task.params_before, task.before.source),
+                             max_source_px=task.max_source_px),
+        lambda: read_on_grid(task.after, grid, padded, derive=_Deriver(task.params_after, task.after.source),
+                             max_source_px=task.max_source_px))
     area = grid.cell_area_m2(padded)
     valid_b = np.isfinite(lb["veg"])
     valid_a = np.isfinite(la["veg"])

@@ -8,9 +8,11 @@ here: the analyses use these freely.
 
 from __future__ import annotations
 
+import itertools
 import math
+import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -26,6 +28,7 @@ __all__ = [
     "ground_unit_m",
     "integer_ratio",
     "read_on_grid",
+    "read_pair",
     "reproject_array",
     "same_pixels",
     "source_window",
@@ -98,6 +101,35 @@ def same_pixels(a: Grid, b: Grid) -> tuple[int, int] | None:
     if r is None or r[0] != 1 or r[1] != 1:
         return None
     return r[3], r[2]
+
+
+A = TypeVar("A")
+B = TypeVar("B")
+_THREADS = itertools.count()
+_TURN = threading.local()
+
+
+def read_pair(read_before: Callable[[], A], read_after: Callable[[], B]) -> tuple[A, B]:
+    """Both dates' reads of one window: ``before`` first in one thread, ``after`` first in the next.
+
+    A pass's two threads take neighbouring windows at about the same time,
+    and those usually need the same blocks of each date's file.  Read in
+    the same order, the second thread waits for the first's block of the
+    before date (:meth:`ecopatch.raster.blocks.TileCache.read_into`), then
+    for its block of the after date; each thread keeps its own order (the
+    threads of a pass get alternate ones), so one decodes a before block
+    while the other decodes an after block, and each then copies the
+    other's.  The reads are pure functions of the window: the results do
+    not depend on the order.
+    """
+    flip = getattr(_TURN, "flip", None)
+    if flip is None:
+        flip = _TURN.flip = bool(next(_THREADS) % 2)
+    if flip:
+        after = read_after()
+        return read_before(), after
+    before = read_before()
+    return before, read_after()
 
 
 def read_on_grid(
