@@ -393,7 +393,7 @@ def _decimate_in_strips(ds: Any, indexes: list[int], win: Any, shape: tuple[int,
             continue
         ri = np.arange(ra, rb)
         if wanted is not None:
-            hit = ((counts[ra:rb, hi] - counts[ra:rb, lo]) > 0).any(axis=0)
+            hit = np.asarray(((counts[ra:rb, hi] - counts[ra:rb, lo]) > 0).any(axis=0))
         runs: list[tuple[int, int, int, int]] = []  # first and end column of the file, of the output
         for p, ((c0, c1), (a, b)) in enumerate(zip(parts, spans)):
             if a >= b or (wanted is not None and not hit[p]):
