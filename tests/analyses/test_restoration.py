@@ -310,3 +310,33 @@ def test_the_set_up_samples_read_with_the_pass_s_gdal_cache(inputs, monkeypatch)
     # the pass's size (a read inside may raise it for a row of blocks, never to GDAL's default)
     assert want < outside and seen[0] == want and all(want <= v < outside for v in seen) and len(seen) == 2
     assert get_gdal_config("GDAL_CACHEMAX") == outside  # restored after the set-up
+
+
+def test_both_dates_cover_parameters_are_estimated_at_once_and_shared(inputs, monkeypatch):
+    """The after date's estimate runs in a second thread, into the caller's memo; the values are the sequential ones."""
+    import os
+    import threading
+
+    from ecopatch.analyses import restoration
+
+    sequential = (restoration.prepare_cover_params(inputs.before, None),
+                  restoration.prepare_cover_params(inputs.after, None))
+    threads = []
+    real = restoration._estimate_cover_params
+    monkeypatch.setattr(restoration, "_estimate_cover_params",
+                        lambda scene, *a: threads.append((scene, threading.current_thread())) or real(scene, *a))
+    with restoration.shared_scene_estimates():
+        got = restoration._both_cover_params(inputs.before, None, inputs.after, None)
+        assert got == sequential
+        # the worker wrote into the caller's memo: no scene is sampled again
+        assert restoration.prepare_cover_params(inputs.after, None) == sequential[1]
+        assert restoration.prepare_cover_params(inputs.before, None) == sequential[0]
+    assert sorted(id(s) for s, _ in threads) == sorted([id(inputs.before), id(inputs.after)])  # once each
+    by_scene = {id(s): t for s, t in threads}
+    assert by_scene[id(inputs.before)] is threading.main_thread()
+    if (os.cpu_count() or 1) >= 2:
+        assert by_scene[id(inputs.after)] is not threading.main_thread()
+    # an error in either date comes out as raised
+    monkeypatch.setattr(restoration, "_estimate_cover_params", lambda *a: (_ for _ in ()).throw(ValueError("x")))
+    with pytest.raises(ValueError, match="x"):
+        restoration._both_cover_params(inputs.before, None, inputs.after, None)
