@@ -17,7 +17,8 @@ def test_read_pair_gives_before_then_after_and_the_threads_of_a_pass_start_on_di
         start.wait()
         for _ in range(3):
             calls: list[str] = []
-            got.append(read_pair(lambda: calls.append("before") or "B", lambda: calls.append("after") or "A"))
+            got.append(read_pair(lambda calls=calls: calls.append("before") or "B",
+                                 lambda calls=calls: calls.append("after") or "A"))
             assert sorted(calls) == ["after", "before"]
             firsts.setdefault(k, []).append(calls[0])
 
