@@ -589,3 +589,27 @@ def test_the_background_is_read_near_the_reserves_only_and_nothing_moves(inputs,
     for got in (near, small):
         pd.testing.assert_frame_equal(got.drop(columns="geometry"), whole.drop(columns="geometry"))
         assert got.geometry.geom_equals_exact(whole.geometry, 0).all()
+
+
+def test_the_background_s_medians_in_two_threads_are_the_sequential_ones(inputs, monkeypatch):
+    """The per-band median filters run in two threads where a wide median is taken: same background to the bit."""
+    import threading
+
+    import scipy.ndimage
+
+    pairing = ecopatch.analyses.pairing
+    seen, where = [], []
+    real = pairing._background
+    monkeypatch.setattr(pairing, "_background", lambda *a, **kw: seen.append(real(*a, **kw)) or seen[-1])
+    real_median = scipy.ndimage.median_filter
+    monkeypatch.setattr(scipy.ndimage, "median_filter",
+                        lambda *a, **kw: where.append(threading.current_thread().name) or real_median(*a, **kw))
+    ecopatch.detect_changes(inputs.before, inputs.after, inputs.reserves, progress=False)
+    assert where and all(n.startswith("ecopatch-median") for n in where)  # the sample's median is 13 cells wide
+    where.clear()
+    monkeypatch.setattr(pairing.os, "cpu_count", lambda: 1)
+    ecopatch.detect_changes(inputs.before, inputs.after, inputs.reserves, progress=False)
+    assert where and not [n for n in where if n.startswith("ecopatch-median")]
+    threaded, sequential = seen
+    assert threaded is not None and threaded.values.shape[0] > 1
+    np.testing.assert_array_equal(threaded.values, sequential.values)
