@@ -549,14 +549,20 @@ class TileCache:
         rect = Window(row_off=ry, col_off=rx,
                       height=min((mr1 + 1) * bh, ds.height) - ry, width=min((mc1 + 1) * bw, ds.width) - rx)
         indexes = spec.indexes if spec.indexes is not None else key[-1]
+        buf = None
         if len(missing) == 1 and keep and _shared_ring(mr0, mc0, span):
-            shape = (len(indexes), *rect.shape) if spec.indexes is not None else rect.shape
-            buf = self._reserve(np.dtype(ds.dtypes[(indexes if isinstance(indexes, int) else indexes[0]) - 1]),
-                                shape)
+            # a tile kept alone is decoded straight into its cache buffer: no copy, and no second
+            # tile-sized array while it decodes (59 MiB for a 7-band uint16 stack tiled 2048)
+            dtype = np.dtype(ds.dtypes[(indexes if isinstance(indexes, int) else indexes[0]) - 1])
+            with self._lock:
+                buf = self._take((len(indexes), *rect.shape) if spec.indexes is not None else rect.shape, dtype)
+        try:
+            data = ds_read(ds, indexes, rect, out=buf)
+        except BaseException:
             if buf is not None:
-                self._decode_kept(ds, key, indexes, rect, buf, (mr0, mc0), spec.tile, out, y0, x0)
-                return
-        data = ds_read(ds, indexes, rect)
+                with self._lock:
+                    self._bytes -= buf.nbytes
+            raise
         want = set(missing)
         with self._lock:
             for tr in range(mr0, mr1 + 1):
@@ -565,74 +571,17 @@ class TileCache:
                     part = data[..., ty:ty + bh, tx:tx + bw]
                     if (tr, tc) in want:
                         copy_part(part, tr * bh, tc * bw, out, y0, x0)
-                    if keep and _shared_ring(tr, tc, span) and (key, tr, tc) not in self._tiles:
+                    kept = keep and _shared_ring(tr, tc, span) and (key, tr, tc) not in self._tiles
+                    if buf is not None:  # the one tile, read into the buffer taken for it
+                        if kept:
+                            self._tiles[(key, tr, tc)] = buf
+                        else:  # kept meanwhile by a read that did not claim it
+                            self._bytes -= buf.nbytes
+                    elif kept:
                         self._put((key, tr, tc), part)
-                        self.decoded += 1
+                    self.decoded += kept
                     if keep and (tc + 1) * bw < ds.width and part.shape[-1] > EDGE_PX:
                         self._put_edge((key, tr, tc), (tc + 1) * bw - EDGE_PX, part[..., -EDGE_PX:])
-
-    def _reserve(self, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray | None:
-        """A buffer for a tile about to be kept, counted in the budget now (None: too large to keep).
-
-        As :meth:`_put` makes room, but before the decode, so the tile is
-        decoded straight into the buffer it is kept in: no copy, and no
-        second tile-sized array while it decodes (59 MiB for a 7-band uint16
-        stack tiled 2048).
-        """
-        assert self.budget is not None
-        nbytes = int(np.prod(shape)) * dtype.itemsize
-        with self._lock:
-            if nbytes > self.budget // 4:
-                return None
-            self._make_room(nbytes)
-            size = (tuple(shape), dtype.str)
-            pool = self._free.get(size)
-            if pool:
-                buf = pool.pop()
-                self._spare -= buf.nbytes
-            else:
-                buf = None
-                self._free_spares(nbytes)
-            self._bytes += nbytes  # reserved: counted before it is in _tiles
-        return buf if buf is not None else np.empty(shape, dtype)
-
-    def _decode_kept(self, ds: Any, key: tuple, indexes: int | Sequence[int], rect: Window, buf: np.ndarray,
-                     tile: tuple[int, int], size: tuple[int, int], out: np.ndarray, y0: int, x0: int) -> None:
-        """Decode one tile into its reserved buffer ``buf``, copy what ``out`` needs, keep it (:meth:`_reserve`)."""
-        tr, tc = tile
-        bh, bw = size
-        try:
-            ds_read(ds, indexes, rect, out=buf)
-        except BaseException:
-            with self._lock:
-                self._bytes -= buf.nbytes
-            raise
-        with self._lock:
-            copy_part(buf, tr * bh, tc * bw, out, y0, x0)
-            k = (key, tr, tc)
-            if k in self._tiles:  # kept meanwhile by a read that did not claim it: keep one
-                self._bytes -= buf.nbytes
-            else:
-                self._tiles[k] = buf
-                self.decoded += 1
-            if (tc + 1) * bw < ds.width and buf.shape[-1] > EDGE_PX:
-                self._put_edge(k, (tc + 1) * bw - EDGE_PX, buf[..., -EDGE_PX:])
-
-    def _make_room(self, nbytes: int) -> None:
-        """Evict the least recently used tiles until ``nbytes`` more fit the budget; hold the lock."""
-        assert self.budget is not None
-        while self._bytes + nbytes > self.budget and self._tiles:
-            _, old = self._tiles.popitem(last=False)
-            self._bytes -= old.nbytes
-            self._spare += old.nbytes
-            self._free.setdefault((old.shape, old.dtype.str), []).append(old)
-
-    def _free_spares(self, nbytes: int) -> None:
-        """Free spare buffers (of any shape) beyond the budget before ``nbytes`` more are allocated; hold the lock."""
-        assert self.budget is not None
-        for other in list(self._free):
-            while self._free[other] and self._bytes + self._spare + nbytes > self.budget:
-                self._spare -= self._free[other].pop().nbytes
 
     def _put_edge(self, k: tuple, col: int, strip: np.ndarray) -> None:
         """Keep a copy of a tile's right-edge ``strip`` (first column ``col``): an eighth of the budget, >= 2 MiB."""
@@ -648,23 +597,39 @@ class TileCache:
             self._edge_bytes -= old.nbytes
 
     def _put(self, k: tuple, part: np.ndarray) -> None:
-        """Keep a copy of ``part``, evicting the least recently used tiles beyond the budget."""
+        """Keep a copy of ``part``, evicting the least recently used tiles beyond the budget; hold the lock."""
+        buf = self._take(part.shape, part.dtype)
+        if buf is not None:
+            buf[...] = part
+            self._tiles[k] = buf
+
+    def _take(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray | None:
+        """A buffer for a tile to keep, counted in the budget; None when it is over a quarter of it; hold the lock.
+
+        The least recently used tiles beyond the budget make room; a spare
+        buffer of the shape is reused, else spares of other shapes (edge
+        tiles, other data types) beyond the budget are freed first.
+        """
         assert self.budget is not None
-        size = (part.shape, part.dtype.str)
-        if part.nbytes > self.budget // 4:
-            return
-        self._make_room(part.nbytes)
-        pool = self._free.get(size)
+        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        if nbytes > self.budget // 4:
+            return None
+        while self._bytes + nbytes > self.budget and self._tiles:
+            _, old = self._tiles.popitem(last=False)
+            self._bytes -= old.nbytes
+            self._spare += old.nbytes
+            self._free.setdefault((old.shape, old.dtype.str), []).append(old)
+        pool = self._free.get((tuple(shape), np.dtype(dtype).str))
         if pool:
             buf = pool.pop()
             self._spare -= buf.nbytes
         else:
-            buf = np.empty(part.shape, part.dtype)
-            # spare buffers of other shapes (edge tiles, other data types) beyond the budget are freed
-            self._free_spares(buf.nbytes)
-        buf[...] = part
-        self._tiles[k] = buf
-        self._bytes += buf.nbytes
+            for other in list(self._free):
+                while self._free[other] and self._bytes + self._spare + nbytes > self.budget:
+                    self._spare -= self._free[other].pop().nbytes
+            buf = np.empty(shape, dtype)
+        self._bytes += nbytes
+        return buf
 
 
 def _shared_ring(tr: int, tc: int, span: tuple[int, int, int, int]) -> bool:
