@@ -86,7 +86,7 @@ def test_gdal_cache_scope_respects_the_users_choice(monkeypatch):
     assert get_gdal_config("GDAL_CACHEMAX") == before
 
 
-def test_plans_follow_the_layout():
+def test_plans_follow_the_layout(monkeypatch):
     # 256-pixel tiles: 4096-pixel stripes in the default cache
     tiles = [(_layout(), 1.0)] * 8 + [(_layout(shape=(5490, 5490)), 2.0)] * 6
     p = plan_reads(tiles, workers=2)
@@ -114,12 +114,20 @@ def test_plans_follow_the_layout():
     assert plan_reads([(_layout(block=(512, 512), count=7, interleave="pixel"), 1.0)] * 2, workers=2).trim_every == 0
     # tiles wider than two windows (a 7-band stack tiled 2048: 59 MiB a position): stripes one tile wide,
     # so each tile is decoded once, in a cache of two rows of that tile (not the general rule's six tiles,
-    # capped at MAX_TILE_CACHE_MB), and GDAL's own cache one block per thread (the tile cache holds them)
+    # capped at MAX_TILE_CACHE_MB), and GDAL's own cache none of them (the tile cache reads them whole and
+    # holds them)
     huge = _layout(block=(2048, 2048), count=7, interleave="pixel")
     p = plan_reads([(huge, 1.0)] * 2, workers=2, block=512)
     assert p.stripe_px == 2048
     assert 2 * 2 * huge.held_block_bytes <= p.tile_cache_bytes < 3 * 2 * huge.held_block_bytes
-    assert p.gdal_cache_bytes == 2 * huge.block_set_bytes
+    assert huge.large_blocks and p.gdal_cache_bytes == blocks.PASS_GDAL_CACHE_MB * MB
+    # ... unless the tile cache is off, or the blocks are too large for it: GDAL's cache holds one per thread
+    with monkeypatch.context() as m:
+        m.setenv("ECOPATCH_TILE_CACHE_MB", "0")
+        assert plan_reads([(huge, 1.0)] * 2, workers=2, block=512).gdal_cache_bytes == 2 * huge.block_set_bytes
+    vast = _layout(block=(4096, 4096), count=7, interleave="pixel")
+    assert blocks.tile_spec(vast, ("f", 1), 1) is None
+    assert plan_reads([(vast, 1.0)] * 2, workers=2, block=512).gdal_cache_bytes == 2 * vast.block_set_bytes
     # ... also when two rows of such tiles exceed MAX_TILE_CACHE_MB (float32: 112 MiB a position): the
     # cap would leave the tiles unshared and each decoded again by every window over them (assess +
     # detect on the full tile: 20.5 times the decode)
@@ -519,5 +527,82 @@ def test_handles_of_large_block_files_are_closed_before_a_pass(tmp_path):
         run_passes([WindowPass("t", seen.append, [1], [Window(0, 0, 1, 1)], lambda r: r, reads=blocks.ReadPlan())],
                    scheduler="synchronous")
         assert seen == [1] and ds_big.closed
+    finally:
+        fileread.close_datasets()
+
+
+def test_a_pool_lends_one_handle_per_file_and_opens_another_only_while_it_is_lent(tmp_path):
+    p = str(write_raster(tmp_path / "a.tif", np.arange(64 * 64, dtype="uint16").reshape(1, 64, 64)))
+    pool = blocks.HandlePool()
+    with blocks.open_raster(p) as ds:
+        with pool.borrow(ds) as a:
+            assert a is not ds  # never the caller's own handle
+            with pool.borrow(ds) as b:  # another thread decoding the same file now
+                assert b is not a and pool.opened == 2
+        assert a.closed and not b.closed  # the first given back is kept for the next decode, the other closed
+        with pool.borrow(ds) as c:
+            assert c is b and pool.opened == 2
+            np.testing.assert_array_equal(c.read(1), ds.read(1))
+        pool.close()
+        assert b.closed
+        with pool.borrow(ds) as d:
+            pool.close()  # the pass ends while a decode is still out: closed when given back
+        assert d.closed
+
+
+def test_blocks_of_large_block_files_are_decoded_by_the_pools_handles_not_the_threads(tmp_path, monkeypatch):
+    """Each reading thread's handle would keep a decoded block of 8 MiB or more: the pass's pool decodes them."""
+    from ecopatch.geo.grid import Window
+    from ecopatch.raster import fileread
+
+    rng = np.random.default_rng(3)
+    data = rng.integers(0, 4000, (4, 2048, 2048), dtype=np.uint16)
+    path = str(write_raster(tmp_path / "stack.tif", data, tiled=True, blockxsize=1024, blockysize=1024,
+                            compress="deflate", interleave="pixel"))
+    layout = fileread.file_layout(path)
+    assert layout.large_blocks and layout.block_set_bytes == 8 * MB
+    assert not fileread.file_layout(write_raster(tmp_path / "s.tif", data[:, :512, :512], tiled=True,
+                                                 compress="deflate", interleave="pixel")).large_blocks
+    real = blocks.ds_read
+    own: list = []
+    readers: list = []
+
+    def read(ds, indexes, win, out=None):
+        readers.append(ds)
+        return real(ds, indexes, win, out)
+
+    monkeypatch.setattr(blocks, "ds_read", read)
+    monkeypatch.setattr(fileread, "_ds_read", read)
+    opened: list = []
+    real_open = blocks.open_raster
+    monkeypatch.setattr(blocks, "open_raster", lambda p: opened.append(real_open(p)) or opened[-1])
+    wins = [Window(row_off=r, col_off=c, height=300, width=300) for r in (0, 900) for c in (0, 900, 1700)]
+    wins.append(Window(row_off=1024, col_off=1024, height=1024, width=1024))  # one whole tile: read straight
+    got: dict = {}
+
+    def worker(ws):
+        for w in ws:
+            got[w] = fileread.interleaved_band(path, 2, w, True)
+        own.append(fileread.open_dataset(path))
+        fileread.close_datasets()
+
+    pool = blocks.TILES.handles
+    try:
+        with blocks.TILES.session(64 * MB):
+            threads = [threading.Thread(target=worker, args=(wins[i::2],)) for i in range(2)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert readers and not any(r in own for r in readers)  # no block decoded by a thread's own handle
+            # one handle kept for the next decode; any other opened while it was lent is closed
+            assert len(pool._idle) == 1 and [h for h in opened if not h.closed] == list(pool._idle.values())
+        assert all(h.closed for h in opened) and not pool._idle  # the pass is over: its handles are closed
+        for w in wins:
+            np.testing.assert_array_equal(got[w], data[1][w.slices])
+        # outside a pass, reads go through the thread's own handle
+        readers.clear()
+        fileread.interleaved_band(path, 2, wins[0], True)
+        assert readers == [fileread.open_dataset(path)]
     finally:
         fileread.close_datasets()

@@ -88,8 +88,7 @@ def release_large_handles() -> None:
         got = layouts.get(path)
         if got is None or got[0] is not cache[path]:
             continue
-        lay = got[1]
-        if lay.driver == "GTiff" and lay.compression != "none" and lay.block_set_bytes >= blocks.LARGE_BLOCK_BYTES:
+        if got[1].large_blocks:
             cache.pop(path).close()
             layouts.pop(path, None)
 
@@ -200,9 +199,16 @@ def read_into(path: str, index: int, win: Window, out: np.ndarray, shared: bool)
 
 def _read_through(ds: Any, layout: blocks.FileLayout, spec: blocks.TileSpec | None, win: Window,
                   out: np.ndarray, indexes: int | Sequence[int]) -> None:
-    """Fill ``out`` from the tile cache with ``spec``, or straight through GDAL (no spec, or whole blocks)."""
+    """Fill ``out`` from the tile cache with ``spec``, or straight through GDAL (no spec, or whole blocks).
+
+    Whole blocks of a file with large ones are read, as the tile cache
+    decodes them, with a handle of the pass's pool (:class:`blocks.HandlePool`).
+    """
     if spec is not None and not blocks.aligned(win, spec.tile, layout.shape):
         TILES.read_into(ds, spec, win, out)
+    elif spec is not None and spec.pooled and TILES.active:
+        with TILES.handles.borrow(ds) as reader:
+            out[...] = _ds_read(reader, indexes, win)
     else:
         out[...] = _ds_read(ds, indexes, win)
 
@@ -341,6 +347,11 @@ def decoded_bytes_near(scenes: Iterable[Any], rects: Sequence[tuple[float, float
 def reads_striped_files(scenes: Iterable[Any]) -> bool:
     """Whether any file the scenes read is striped (blocks as wide as the file, :attr:`FileLayout.striped`)."""
     return any(f.striped for f, _ in _pass_files(scenes)[0])
+
+
+def reads_large_blocks(scenes: Iterable[Any]) -> bool:
+    """Whether any file the scenes read has large decoded blocks (:attr:`FileLayout.large_blocks`)."""
+    return any(f.large_blocks for f, _ in _pass_files(scenes)[0])
 
 
 def _pass_files(scenes: Iterable[Any]) -> tuple[list[tuple[blocks.FileLayout, float]], list[str], int]:
