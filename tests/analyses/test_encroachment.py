@@ -613,3 +613,50 @@ def test_the_background_s_medians_in_two_threads_are_the_sequential_ones(inputs,
     threaded, sequential = seen
     assert threaded is not None and threaded.values.shape[0] > 1
     np.testing.assert_array_equal(threaded.values, sequential.values)
+
+
+def test_the_set_up_lets_go_of_each_dates_large_blocks_once_its_sample_is_read(inputs, monkeypatch):
+    """A handle keeps its last decoded block (90 MiB in a stack tiled 2048): let go of before the next date is read."""
+    pairing = ecopatch.analyses.pairing
+    seen = []
+    real = pairing.read_on_grid
+
+    def read(scene, *a, **kw):
+        seen.append("before" if scene is before else "after" if scene is after else "other")
+        return real(scene, *a, **kw)
+
+    real_prepare = pairing._prepare
+
+    def prepare(b, a, *args, **kw):
+        nonlocal before, after
+        before, after = b, a
+        return real_prepare(b, a, *args, **kw)
+
+    before = after = None
+    monkeypatch.setattr(pairing, "read_on_grid", read)
+    monkeypatch.setattr(pairing, "_prepare", prepare)
+    monkeypatch.setattr(pairing, "release_large_blocks", lambda: seen.append("release"))
+    ecopatch.detect_changes(inputs.before, inputs.after, inputs.reserves, progress=False)
+    n = seen.index("release")
+    assert n > 0 and seen[:n] == ["before"] * n
+    assert seen[n + 1:2 * n + 2] == ["after"] * n + ["release"]
+
+
+def test_files_of_large_blocks_have_their_backgrounds_read_by_one_thread(inputs, monkeypatch):
+    """Both dates' decimated reads in one worker where blocks are large; the same patches."""
+    import threading
+
+    pairing = ecopatch.analyses.pairing
+    monkeypatch.setattr(pairing.os, "cpu_count", lambda: 2)  # the reads run in workers where two cores share them
+    threads = []
+    real = pairing._coarse_fetch
+    monkeypatch.setattr(pairing, "_coarse_fetch",
+                        lambda *a, **kw: threads.append(threading.current_thread().name) or real(*a, **kw))
+    two = ecopatch.detect_changes(inputs.before, inputs.after, inputs.reserves, progress=False)
+    assert len(threads) == 2 and all(t.startswith("ecopatch-background") for t in threads)
+    threads.clear()
+    monkeypatch.setattr(pairing, "large_block_sources", lambda scenes: True)
+    one = ecopatch.detect_changes(inputs.before, inputs.after, inputs.reserves, progress=False)
+    assert len(threads) == 2 and len(set(threads)) == 1 and threads[0].startswith("ecopatch-background")
+    assert len(one) == len(two) > 0
+    assert one.geometry.geom_equals_exact(two.geometry, 0).all()

@@ -70,9 +70,11 @@ from ecopatch.raster.ongrid import read_on_grid, reproject_array
 from ecopatch.raster.source import (
     Observation,
     RasterSource,
+    large_block_sources,
     read_decimated,
     read_reach_px,
     reads_outside_a_pass,
+    release_large_blocks,
 )
 
 __all__ = ["PairSetup", "SurfaceDeriver", "prepare_pair"]
@@ -262,8 +264,12 @@ def _prepare(before: RasterSource, after: RasterSource, grid: Grid, region: np.n
     halo = params.halo_px
     if not samples:
         raise NoValidPixelsError("the area of interest has no pixel of the analysis grid")
+    # each date's sample read, its files' large decoded blocks are let go of while the background's threads
+    # decode theirs (a 7-band stack tiled 2048: two blocks of 90 MiB fewer)
     raw_b = [read_on_grid(before, grid, w.pad(halo), max_source_px=max_source_px) for w in samples]
+    release_large_blocks()
     raw_a = [read_on_grid(after, grid, w.pad(halo), max_source_px=max_source_px) for w in samples]
+    release_large_blocks()
 
     if spectral:
         bands = tuple(shared)
@@ -657,7 +663,10 @@ class _BackgroundReads:
         self.scenes, self.coarse, self.bands = tuple(scenes), coarse, tuple(bands)
         self.within = within
         self._names = [[b for b in bands if b in s.bands] for s in scenes]
-        self._pool = ThreadPoolExecutor(max_workers=len(scenes), thread_name_prefix="ecopatch-background")
+        # files of large blocks: one thread reads both dates in turn (the set-up's sample, read meanwhile,
+        # decodes a whole block for each window and takes longer), holding one large decoded block fewer
+        workers = 1 if large_block_sources(scenes) else len(scenes)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ecopatch-background")
         self._jobs = [self._pool.submit(_coarse_fetch, s, coarse, n, within) for s, n in zip(scenes, self._names)]
 
     @classmethod

@@ -56,8 +56,10 @@ __all__ = [
     "check_pair",
     "plan_pass_reads",
     "read_decimated",
+    "large_block_sources",
     "reads_outside_a_pass",
     "read_sample",
+    "release_large_blocks",
 ]
 
 log = logging.getLogger(__name__)
@@ -590,6 +592,20 @@ def striped_sources(sources: Iterable[RasterSource]) -> bool:
     return reads_striped_files(with_files)
 
 
+def large_block_sources(sources: Iterable[RasterSource]) -> bool:
+    """Whether any file the sources read is a compressed GeoTIFF with decoded blocks of 8 MiB or more.
+
+    Reading any pixel of such a block decodes all of it, and the reading
+    thread's handle keeps it (:attr:`ecopatch.raster.blocks.FileLayout.large_blocks`).
+    """
+    with_files = [s for s in sources if s.files()]
+    if not with_files:
+        return False
+    from ecopatch.raster.fileread import reads_large_blocks
+
+    return reads_large_blocks(with_files)
+
+
 @contextmanager
 def reads_outside_a_pass(sources: Iterable[RasterSource]) -> Iterator[None]:
     """GDAL's block cache at the size a pass over ``sources`` gives it, for reads made outside a pass.
@@ -607,6 +623,20 @@ def reads_outside_a_pass(sources: Iterable[RasterSource]) -> Iterator[None]:
         return
     with plan.gdal_scope():
         yield
+
+
+def release_large_blocks() -> None:
+    """Let go of the decoded blocks this thread's file handles keep, where blocks are large.
+
+    A GTiff handle keeps the last block it decoded until it is closed (all
+    bands of a pixel-interleaved stack tiled 2048: about 90 MiB a file).
+    Called by a set-up that has read its sample of one date in the calling
+    thread and reads no more of it there; a handle is reopened on its next
+    read.  Nothing for other files.
+    """
+    from ecopatch.raster.fileread import release_large_handles
+
+    release_large_handles()
 
 
 @contextmanager
