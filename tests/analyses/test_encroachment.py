@@ -643,7 +643,7 @@ def test_the_set_up_lets_go_of_each_dates_large_blocks_once_its_sample_is_read(i
 
 
 def test_files_of_large_blocks_have_their_backgrounds_read_by_one_thread(inputs, monkeypatch):
-    """Both dates' decimated reads in one worker where blocks are large; the same patches."""
+    """Both dates' decimated reads in one worker where blocks are very large; the same patches."""
     import threading
 
     pairing = ecopatch.analyses.pairing
@@ -655,7 +655,11 @@ def test_files_of_large_blocks_have_their_backgrounds_read_by_one_thread(inputs,
     two = ecopatch.detect_changes(inputs.before, inputs.after, inputs.reserves, progress=False)
     assert len(threads) == 2 and all(t.startswith("ecopatch-background") for t in threads)
     threads.clear()
-    monkeypatch.setattr(pairing, "large_block_sources", lambda scenes: True)
+    monkeypatch.setattr(pairing, "large_block_bytes", lambda scenes: pairing.ONE_BACKGROUND_READER_BYTES - 1)
+    ecopatch.detect_changes(inputs.before, inputs.after, inputs.reserves, progress=False)
+    assert len(threads) == 2 and len(set(threads)) == 2  # blocks under the bound: a thread per date still
+    threads.clear()
+    monkeypatch.setattr(pairing, "large_block_bytes", lambda scenes: pairing.ONE_BACKGROUND_READER_BYTES)
     one = ecopatch.detect_changes(inputs.before, inputs.after, inputs.reserves, progress=False)
     assert len(threads) == 2 and len(set(threads)) == 1 and threads[0].startswith("ecopatch-background")
     assert len(one) == len(two) > 0

@@ -70,7 +70,7 @@ from ecopatch.raster.ongrid import read_on_grid, reproject_array
 from ecopatch.raster.source import (
     Observation,
     RasterSource,
-    large_block_sources,
+    large_block_bytes,
     read_decimated,
     read_reach_px,
     reads_outside_a_pass,
@@ -649,6 +649,17 @@ def _background_within(grid: Grid, region: np.ndarray, params: ChangeParams, blo
     return rects
 
 
+#: Decoded blocks (all bands of a pixel-interleaved one) from which the background's decimated reads of
+#: both dates run one after the other in one thread (:class:`_BackgroundReads`).  The set-up's sample
+#: windows, read meanwhile in the calling thread, each decode whole blocks, and with blocks this large
+#: they decode more than the background's reads: a 7-band uint16 stack tiled 2048 (56 MiB blocks), the
+#: sample about 10 s on one core.  One background thread then costs no time and holds one block and its
+#: handle's copy fewer (the detection's set-up on the full 10980² pair: peak 0.97/0.92 -> 0.88/0.86 GiB;
+#: float32, 112 MiB blocks: assess + detect 1.93 -> 1.44/1.47 GiB).  Not for tiles of 1024 (14 MiB),
+#: whose sample is the shorter: assess + detect on that stack took 25.1-26.8 s -> 28.1-30.2 s.
+ONE_BACKGROUND_READER_BYTES = 32 * 1024 * 1024
+
+
 class _BackgroundReads:
     """The background's decimated reads of both dates, running in worker threads from :meth:`start`.
 
@@ -663,9 +674,9 @@ class _BackgroundReads:
         self.scenes, self.coarse, self.bands = tuple(scenes), coarse, tuple(bands)
         self.within = within
         self._names = [[b for b in bands if b in s.bands] for s in scenes]
-        # files of large blocks: one thread reads both dates in turn (the set-up's sample, read meanwhile,
-        # decodes a whole block for each window and takes longer), holding one large decoded block fewer
-        workers = 1 if large_block_sources(scenes) else len(scenes)
+        # blocks of ONE_BACKGROUND_READER_BYTES or more: one thread reads both dates in turn, holding one
+        # decoded block fewer (see the constant)
+        workers = 1 if large_block_bytes(scenes) >= ONE_BACKGROUND_READER_BYTES else len(scenes)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ecopatch-background")
         self._jobs = [self._pool.submit(_coarse_fetch, s, coarse, n, within) for s, n in zip(scenes, self._names)]
 

@@ -349,9 +349,13 @@ def reads_striped_files(scenes: Iterable[Any]) -> bool:
     return any(f.striped for f, _ in _pass_files(scenes)[0])
 
 
-def reads_large_blocks(scenes: Iterable[Any]) -> bool:
-    """Whether any file the scenes read has large decoded blocks (:attr:`FileLayout.large_blocks`)."""
-    return any(f.large_blocks for f, _ in _pass_files(scenes)[0])
+def largest_large_block(scenes: Iterable[Any]) -> int:
+    """Bytes of the largest decoded block of the files the scenes read that have large ones, else 0.
+
+    Files with large blocks: :attr:`FileLayout.large_blocks`; a block's bytes:
+    :attr:`FileLayout.block_set_bytes` (all bands of a pixel-interleaved one).
+    """
+    return max((f.block_set_bytes for f, _ in _pass_files(scenes)[0] if f.large_blocks), default=0)
 
 
 def _pass_files(scenes: Iterable[Any]) -> tuple[list[tuple[blocks.FileLayout, float]], list[str], int]:

@@ -56,7 +56,7 @@ __all__ = [
     "check_pair",
     "plan_pass_reads",
     "read_decimated",
-    "large_block_sources",
+    "large_block_bytes",
     "reads_outside_a_pass",
     "read_sample",
     "release_large_blocks",
@@ -592,18 +592,20 @@ def striped_sources(sources: Iterable[RasterSource]) -> bool:
     return reads_striped_files(with_files)
 
 
-def large_block_sources(sources: Iterable[RasterSource]) -> bool:
-    """Whether any file the sources read is a compressed GeoTIFF with decoded blocks of 8 MiB or more.
+def large_block_bytes(sources: Iterable[RasterSource]) -> int:
+    """Bytes of the largest decoded block among the sources' compressed GeoTIFFs of large blocks; 0 if none.
 
-    Reading any pixel of such a block decodes all of it, and the reading
-    thread's handle keeps it (:attr:`ecopatch.raster.blocks.FileLayout.large_blocks`).
+    Large: 8 MiB or more, all bands of a pixel-interleaved block
+    (:attr:`ecopatch.raster.blocks.FileLayout.large_blocks`; a 7-band
+    uint16 stack tiled 2048 has 56 MiB blocks).  Reading any pixel of
+    such a block decodes all of it, and the reading thread's handle keeps it.
     """
     with_files = [s for s in sources if s.files()]
     if not with_files:
-        return False
-    from ecopatch.raster.fileread import reads_large_blocks
+        return 0
+    from ecopatch.raster.fileread import largest_large_block
 
-    return reads_large_blocks(with_files)
+    return largest_large_block(with_files)
 
 
 @contextmanager
