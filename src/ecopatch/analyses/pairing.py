@@ -264,8 +264,8 @@ def _prepare(before: RasterSource, after: RasterSource, grid: Grid, region: np.n
     halo = params.halo_px
     if not samples:
         raise NoValidPixelsError("the area of interest has no pixel of the analysis grid")
-    # each date's sample read, its files' large decoded blocks are let go of while the background's threads
-    # decode theirs (a 7-band stack tiled 2048: two blocks of 90 MiB fewer)
+    # once a date's sample is read, the large decoded blocks this thread's handles keep of its files are let
+    # go of while the background's reads go on (a 7-band stack tiled 2048: 98 MiB a file)
     raw_b = [read_on_grid(before, grid, w.pad(halo), max_source_px=max_source_px) for w in samples]
     release_large_blocks()
     raw_a = [read_on_grid(after, grid, w.pad(halo), max_source_px=max_source_px) for w in samples]

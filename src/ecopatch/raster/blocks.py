@@ -403,7 +403,7 @@ class HandlePool:
     else a new one; a handle given back when the file already has an idle one
     is closed.  A file then has as many handles as threads decoding it at the
     same moment, one most of the time (a pass's two threads read a window's
-    two dates in opposite orders: :func:`ecopatch.engine.ongrid.read_pair`),
+    two dates in opposite orders: :func:`ecopatch.raster.ongrid.read_pair`),
     and its buffer is reused from block to block, not allocated afresh
     (closing a handle after each decode cost a 2048² tile 0.19 -> 0.26 s, the
     pages of a fresh buffer).  :meth:`close` closes them all: the tile cache
