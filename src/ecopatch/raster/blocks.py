@@ -30,7 +30,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -586,6 +586,14 @@ class TileCache:
         if left:
             self._decode_into(ds, spec, left, span, out, y0, x0, keep)
 
+    def reader(self, ds: Any, spec: TileSpec) -> AbstractContextManager[Any]:
+        """The handle to decode blocks of ``spec``'s file with, for the length of the block.
+
+        One of the pass's pool (:attr:`handles`) for a file of large blocks
+        (``spec.pooled``) while a pass runs; else ``ds``, the reading thread's own.
+        """
+        return self.handles.borrow(ds) if spec.pooled and self.active else nullcontext(ds)
+
     def _copy_cached(self, key: tuple, tr: int, tc: int, bh: int, bw: int, out: np.ndarray,
                      y0: int, x0: int) -> bool:
         """Copy tile ``(tr, tc)`` (or the kept columns it needs) into ``out`` if cached; hold the lock."""
@@ -628,8 +636,8 @@ class TileCache:
             with self._lock:
                 buf = self._take((len(indexes), *rect.shape) if spec.indexes is not None else rect.shape, dtype)
         try:
-            with self.handles.borrow(ds) if spec.pooled and keep else nullcontext(ds) as reader:
-                data = ds_read(reader, indexes, rect, out=buf)
+            with self.reader(ds, spec) as handle:
+                data = ds_read(handle, indexes, rect, out=buf)
         except BaseException:
             if buf is not None:
                 with self._lock:

@@ -16,7 +16,7 @@ import math
 import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -201,16 +201,14 @@ def _read_through(ds: Any, layout: blocks.FileLayout, spec: blocks.TileSpec | No
                   out: np.ndarray, indexes: int | Sequence[int]) -> None:
     """Fill ``out`` from the tile cache with ``spec``, or straight through GDAL (no spec, or whole blocks).
 
-    Whole blocks of a file with large ones are read, as the tile cache
-    decodes them, with a handle of the pass's pool (:class:`blocks.HandlePool`).
+    Whole blocks are read with the handle the tile cache decodes with
+    (:meth:`blocks.TileCache.reader`: the pass's pool for a file of large ones).
     """
     if spec is not None and not blocks.aligned(win, spec.tile, layout.shape):
         TILES.read_into(ds, spec, win, out)
-    elif spec is not None and spec.pooled and TILES.active:
-        with TILES.handles.borrow(ds) as reader:
-            out[...] = _ds_read(reader, indexes, win)
-    else:
-        out[...] = _ds_read(ds, indexes, win)
+        return
+    with TILES.reader(ds, spec) if spec is not None else nullcontext(ds) as handle:
+        out[...] = _ds_read(handle, indexes, win)
 
 
 def interleaved_band(path: str, index: int, win: Window, shared: bool,
