@@ -550,10 +550,49 @@ def test_a_pool_lends_one_handle_per_file_and_opens_another_only_while_it_is_len
         assert d.closed
 
 
-def test_blocks_of_large_block_files_are_decoded_by_the_pools_handles_not_the_threads(tmp_path, monkeypatch):
-    """Each reading thread's handle would keep a decoded block of 8 MiB or more: the pass's pool decodes them."""
+def test_a_pool_keeps_no_idle_handle_of_a_file_whose_blocks_are_very_large(tmp_path):
+    p = str(write_raster(tmp_path / "a.tif", np.arange(64 * 64, dtype="uint16").reshape(1, 64, 64)))
+    pool = blocks.HandlePool()
+    with blocks.open_raster(p) as ds:
+        for i in range(2):
+            with pool.borrow(ds, keep_idle=False) as a:
+                np.testing.assert_array_equal(a.read(1), ds.read(1))
+            assert a.closed and not pool._idle and pool.opened == i + 1  # a fresh handle for each decode
+        with pool.borrow(ds) as b:  # a file whose handles may wait: kept
+            pass
+        assert not b.closed and pool._idle
+        pool.close()
+        assert b.closed
+
+
+def test_files_of_very_large_blocks_keep_no_idle_handle():
+    """A decoded 7-band uint16 block of 2048² is 56 MiB; GDAL's handle keeps it and its compressed bytes."""
+    at = blocks.IDLE_HANDLE_MAX_BYTES
+    stack = _layout(count=7, interleave="pixel", block=(2048, 2048))
+    assert stack.block_set_bytes >= at
+    spec = blocks.tile_spec(stack, ("s",), 1)
+    assert spec is not None and spec.pooled and not spec.idle
+    smaller = blocks.tile_spec(_layout(count=7, interleave="pixel", block=(1024, 1024)), ("t",), 1)
+    assert smaller is not None and smaller.pooled and smaller.idle  # 14 MiB: large, its handle kept
+    band = _layout(count=7, interleave="band", block=(2048, 2048))  # one band's block: 8 MiB
+    both = blocks.bands_spec(band, ("b",), (1, 2))
+    assert both is not None and both.pooled and both.idle
+    strips = _layout(count=7, interleave="pixel", block=(512, 10980))  # 75 MiB strips
+    spec = blocks.tile_spec(strips, ("r",), 1)
+    assert spec is not None and spec.pooled and not spec.idle
+
+
+@pytest.mark.parametrize("idle", [True, False])
+def test_blocks_of_large_block_files_are_decoded_by_the_pools_handles_not_the_threads(tmp_path, monkeypatch, idle):
+    """Each reading thread's handle would keep a decoded block of 8 MiB or more: the pass's pool decodes them.
+
+    ``idle=False``: blocks at the bound above which the pool keeps no idle handle (lowered to these 8 MiB).
+    """
     from ecopatch.geo.grid import Window
     from ecopatch.raster import fileread
+
+    if not idle:
+        monkeypatch.setattr(blocks, "IDLE_HANDLE_MAX_BYTES", 8 * MB)
 
     rng = np.random.default_rng(3)
     data = rng.integers(0, 4000, (4, 2048, 2048), dtype=np.uint16)
@@ -595,8 +634,13 @@ def test_blocks_of_large_block_files_are_decoded_by_the_pools_handles_not_the_th
             for t in threads:
                 t.join()
             assert readers and not any(r in own for r in readers)  # no block decoded by a thread's own handle
-            # one handle kept for the next decode; any other opened while it was lent is closed
-            assert len(pool._idle) == 1 and [h for h in opened if not h.closed] == list(pool._idle.values())
+            if idle:
+                # one handle kept for the next decode; any other opened while it was lent is closed
+                assert len(pool._idle) == 1 and [h for h in opened if not h.closed] == list(pool._idle.values())
+            else:  # each decode opened a handle and closed it
+                pooled = [r for r in readers if r in opened]
+                assert pooled and len(set(map(id, pooled))) == len(pooled)
+                assert not pool._idle and all(h.closed for h in opened)
         assert all(h.closed for h in opened) and not pool._idle  # the pass is over: its handles are closed
         for w in wins:
             np.testing.assert_array_equal(got[w], data[1][w.slices])

@@ -64,6 +64,9 @@ PASS_GDAL_CACHE_MB = 1
 STRIP_GROUP_ROWS = 64
 #: Pixel-interleaved files with at most this many bands are read all bands at once.
 MAX_INTERLEAVED_BANDS = 32
+#: Files whose decoded blocks (all bands of a pixel-interleaved one) are this large or larger keep no
+#: idle handle in a pass's :class:`HandlePool`: each decode opens one and closes it (see there).
+IDLE_HANDLE_MAX_BYTES = 32 * 1024 * 1024
 
 
 # ---------------------------------------------------------------------------
@@ -313,13 +316,16 @@ class TileSpec:
     strips); ``indexes`` are the bands decoded together (None: the one band
     ``key[-1]``); ``pooled``: the file's blocks are large
     (:attr:`FileLayout.large_blocks`), and decoded through the pass's
-    :class:`HandlePool` rather than the reading thread's own handle.
+    :class:`HandlePool` rather than the reading thread's own handle;
+    ``idle``: the pool may keep a handle of the file between two decodes
+    (False where a block is :data:`IDLE_HANDLE_MAX_BYTES` or more).
     """
 
     key: tuple
     tile: tuple[int, int]
     indexes: tuple[int, ...] | None
     pooled: bool = False
+    idle: bool = True
 
 
 def tile_spec(layout: FileLayout, ident: tuple, index: int) -> TileSpec | None:
@@ -362,9 +368,10 @@ def tile_spec(layout: FileLayout, ident: tuple, index: int) -> TileSpec | None:
           or min(bh, h) * min(bw, w) * layout.held_px_bytes > MAX_SHARED_TILE_MB * 1024 * 1024
           or small_tiles(layout)):
         return None
+    idle = layout.block_set_bytes < IDLE_HANDLE_MAX_BYTES
     if layout.multiband:
-        return TileSpec((*ident, 0), (bh, bw), tuple(range(1, layout.count + 1)), layout.large_blocks)
-    return TileSpec((*ident, index), (bh, bw), None, layout.large_blocks)
+        return TileSpec((*ident, 0), (bh, bw), tuple(range(1, layout.count + 1)), layout.large_blocks, idle)
+    return TileSpec((*ident, index), (bh, bw), None, layout.large_blocks, idle)
 
 
 def small_tiles(layout: FileLayout) -> bool:
@@ -378,7 +385,7 @@ def bands_spec(layout: FileLayout, ident: tuple, indexes: tuple[int, ...]) -> Ti
     one = tile_spec(layout, ident, indexes[0])
     if one is None or one.indexes is not None:
         return None
-    return TileSpec((*ident, "bands", tuple(indexes)), one.tile, tuple(indexes), one.pooled)
+    return TileSpec((*ident, "bands", tuple(indexes)), one.tile, tuple(indexes), one.pooled, one.idle)
 
 
 def aligned(win: Window, tile: tuple[int, int], shape: tuple[int, int]) -> bool:
@@ -406,8 +413,13 @@ class HandlePool:
     two dates in opposite orders: :func:`ecopatch.raster.ongrid.read_pair`),
     and its buffer is reused from block to block, not allocated afresh
     (closing a handle after each decode cost a 2048² tile 0.19 -> 0.26 s, the
-    pages of a fresh buffer).  :meth:`close` closes them all: the tile cache
-    does when its last pass ends.
+    pages of a fresh buffer).  Except where blocks are
+    :data:`IDLE_HANDLE_MAX_BYTES` or more (``keep_idle=False``): there each
+    decode opens a handle and closes it, as the two idle handles of a pair
+    held the pass's peak up (a pixel-interleaved 7-band uint16 stack tiled
+    2048, assess + detect on the full pair, whole processes: 0.98-0.99 ->
+    0.93 GiB, 36.3 -> 38.0 s).  :meth:`close` closes them all: the tile
+    cache does when its last pass ends.
     """
 
     def __init__(self) -> None:
@@ -417,8 +429,12 @@ class HandlePool:
         self.opened = 0  # handles opened, for tests and benchmarks
 
     @contextmanager
-    def borrow(self, ds: Any) -> Iterator[Any]:
-        """A handle of the file ``ds`` reads (``ds.name``) for the length of the block, not shared meanwhile."""
+    def borrow(self, ds: Any, *, keep_idle: bool = True) -> Iterator[Any]:
+        """A handle of the file ``ds`` reads (``ds.name``) for the length of the block, not shared meanwhile.
+
+        ``keep_idle=False``: the handle is closed when given back, not kept
+        for the file's next decode.
+        """
         path = ds.name
         with self._lock:
             got = self._idle.pop(path, None)
@@ -431,7 +447,7 @@ class HandlePool:
             yield got
         finally:
             with self._lock:
-                if self._keep and path not in self._idle:
+                if keep_idle and self._keep and path not in self._idle:
                     self._idle[path], got = got, None
             if got is not None:
                 got.close()
@@ -590,9 +606,10 @@ class TileCache:
         """The handle to decode blocks of ``spec``'s file with, for the length of the block.
 
         One of the pass's pool (:attr:`handles`) for a file of large blocks
-        (``spec.pooled``) while a pass runs; else ``ds``, the reading thread's own.
+        (``spec.pooled``; kept for the next decode if ``spec.idle``) while a
+        pass runs; else ``ds``, the reading thread's own.
         """
-        return self.handles.borrow(ds) if spec.pooled and self.active else nullcontext(ds)
+        return self.handles.borrow(ds, keep_idle=spec.idle) if spec.pooled and self.active else nullcontext(ds)
 
     def _copy_cached(self, key: tuple, tr: int, tc: int, bh: int, bw: int, out: np.ndarray,
                      y0: int, x0: int) -> bool:
