@@ -746,11 +746,12 @@ def test_a_scene_read_reaches_no_further_than_its_read_reach(tmp_path, monkeypat
     assert widest == reach  # the bound is tight: a smaller set-back would read beyond the block
 
 
-def test_gdal_holds_one_block_for_decimated_reads_of_large_blocks(tmp_path, monkeypatch):
-    """Blocks of ``_STRIP_BYTES`` or more are read one at a time: GDAL's cache holds one (all bands), not two.
+def test_gdal_holds_no_block_for_decimated_reads_of_large_blocks(tmp_path, monkeypatch):
+    """Blocks of ``_STRIP_BYTES`` or more are read one at a time, all bands at once: GDAL's cache holds none.
 
-    A float32 7-band stack tiled 2048 (112 MiB a block) had 448 MiB of GDAL cache for the detection's
-    background reads, twice what the reads of both dates in two threads hold.
+    GDAL decodes such a block once into the handle's own buffer for all bands; its cache only held a
+    copy (a float32 7-band stack tiled 2048, 112 MiB a block: 448 MiB of cache for the detection's
+    background reads of both dates, then 224 MiB, now the 1 MiB every decimated read has).
     """
     from ecopatch.raster import quicklook
 
@@ -770,12 +771,19 @@ def test_gdal_holds_one_block_for_decimated_reads_of_large_blocks(tmp_path, monk
         monkeypatch.setattr(quicklook, "_STRIP_BYTES", 50_000)
         assert quicklook._row_bytes(pool, path, src, dgrid) == 50_000 + block_set
         monkeypatch.setattr(quicklook, "_STRIP_BYTES", block_set)
-        assert quicklook._row_bytes(pool, path, src, dgrid) == block_set
+        assert quicklook._row_bytes(pool, path, src, dgrid) == 0
     finally:
         pool.close()
-    # ... and the pixels are GDAL's nearest ones either way
+    # ... and the pixels are GDAL's nearest ones either way, read with GDAL's cache at its least
+    sizes = []
+    real = quicklook.gdal_cache
+    monkeypatch.setattr(quicklook, "gdal_cache", lambda n: sizes.append(n) or real(n))
+    monkeypatch.setattr(quicklook, "_MIN_CACHE_BYTES", 1)  # the floor every read has: here 1 byte, to see the rest
     obs = read_decimated(s, max_pixels=32 * 32)
-    assert np.allclose(obs["red"], 0.09)
+    assert np.allclose(obs["red"], 0.09) and sizes == [1]
+    monkeypatch.setattr(quicklook, "_STRIP_BYTES", 16 * 1024 * 1024)
+    sizes.clear()
+    assert np.allclose(read_decimated(s, max_pixels=32 * 32)["red"], 0.09) and sizes == [2 * (whole + block_set)]
     # a band-interleaved file is read by the strips too when only some pixels are wanted (the detection's
     # background near the reserves): GDAL holds a strip's worth, not a row of blocks of every band (a
     # band-interleaved 7-band stack tiled 2048: 784 MiB, and the set-up peaked at 1.38 GiB instead of 0.64)
