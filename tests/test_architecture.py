@@ -27,7 +27,8 @@ SRC = Path(ecopatch.__file__).resolve().parent
 ROOT = SRC.parent.parent
 
 #: Layers, lowest first.  A module may import its own layer and the layers listed for it.
-BASE = {"ecopatch", "ecopatch.errors", "ecopatch._env", "ecopatch.vocabulary", "ecopatch.options"}
+BASE = {"ecopatch", "ecopatch.errors", "ecopatch._env", "ecopatch._warnfilters", "ecopatch.vocabulary",
+        "ecopatch.options"}
 LAYERS: dict[str, set[str]] = {
     "geo": set(),
     "compute": {"geo"},

@@ -58,6 +58,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from ecopatch._warnfilters import filters_guard
 from ecopatch.analyses.pairing import PairSetup, SurfaceDeriver, prepare_pair
 from ecopatch.analyses.restoration import analysis_grid
 from ecopatch.analyses.zones import (
@@ -226,7 +227,8 @@ def _aoi_mask(parts: tuple[Any, ...] | None, g: Grid, win: Window) -> np.ndarray
     clipped = clipped[~shapely.is_empty(clipped)]
     if not len(clipped):
         return np.zeros(win.shape, dtype=bool)
-    return ~geometry_mask(list(clipped), out_shape=win.shape, transform=sub.transform, all_touched=True)
+    with filters_guard():  # rasterio's rasterising enters catch_warnings (see ecopatch._warnfilters)
+        return ~geometry_mask(list(clipped), out_shape=win.shape, transform=sub.transform, all_touched=True)
 
 
 #: Layers averaged per patch (area-weighted): the cover fractions of both dates, the change

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ecopatch._warnfilters import filters_guard
 from ecopatch.analyses.restoration import prepare_cover_params
 from ecopatch.compute.cover import CLASSES, CoverParams, classify, cover_fractions
 from ecopatch.errors import InputDataError
@@ -132,7 +133,8 @@ def change_codes(
     shapes = [(g, table[v]) for g, v in zip(geoms, values) if g is not None and not g.is_empty]
     out = np.zeros(grid.shape, dtype=np.int16)
     if shapes:
-        out = rasterize(shapes, out_shape=grid.shape, transform=grid.transform, fill=0, dtype="int16")
+        with filters_guard():  # rasterio's rasterising enters catch_warnings (see ecopatch._warnfilters)
+            out = rasterize(shapes, out_shape=grid.shape, transform=grid.transform, fill=0, dtype="int16")
     if not as_xarray:
         return out, table
     from ecopatch.raster.xarray_source import to_xarray

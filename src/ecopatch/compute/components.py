@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import shapely
 
+from ecopatch._warnfilters import filters_guard
 from ecopatch.geo.grid import Window
 
 if TYPE_CHECKING:
@@ -294,7 +295,9 @@ def _outlines_by_gdal(lab: np.ndarray, mask: np.ndarray, keep: np.ndarray, windo
     shift = 1 if (window.col_off, window.row_off) == (0, 0) else 0
     tr = Affine(1, 0, window.col_off + shift, 0, 1, window.row_off + shift)
     polys: dict[int, list[Any]] = {}
-    for geom, val in shapes(lab.astype(np.int32), mask=mask, connectivity=4, transform=tr):
+    with filters_guard():  # rasterio's polygoniser enters catch_warnings (see ecopatch._warnfilters)
+        found = list(shapes(lab.astype(np.int32), mask=mask, connectivity=4, transform=tr))
+    for geom, val in found:
         poly = shapely.geometry.shape(geom)
         if shift:
             poly = shapely.transform(poly, lambda xy: xy - shift)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import shapely
 
+from ecopatch._warnfilters import filters_guard
 from ecopatch.errors import ConfigError, CRSMismatchError, GeometryError, GeometryRepairedWarning, InputDataError
 from ecopatch.geo.geodesy import as_crs, simple_polygon_coordinates
 from ecopatch.geo.grid import Grid, Window
@@ -62,9 +63,10 @@ def outline_pixels(grid: Grid, geom: Any, footprint: Any = None) -> tuple[Window
     if win is None or inside <= 0:
         return None
     sub = grid.subgrid(win)
-    m = geometry_mask([geom], out_shape=win.shape, transform=sub.transform, invert=True)
-    if not m.any():
-        m = geometry_mask([geom], out_shape=win.shape, transform=sub.transform, invert=True, all_touched=True)
+    with filters_guard():  # rasterio's rasterising enters catch_warnings (see ecopatch._warnfilters)
+        m = geometry_mask([geom], out_shape=win.shape, transform=sub.transform, invert=True)
+        if not m.any():
+            m = geometry_mask([geom], out_shape=win.shape, transform=sub.transform, invert=True, all_touched=True)
     return (win, m, min(1.0, inside)) if m.any() else None
 
 
@@ -613,7 +615,8 @@ def _check_geometries(geoms: np.ndarray, on_invalid: str) -> np.ndarray:
     if on_invalid == "ignore":
         return geoms
     invalid = present.copy()
-    invalid[present] = ~shapely.is_valid(geoms[present])
+    with filters_guard():  # shapely's is_valid enters catch_warnings (see ecopatch._warnfilters)
+        invalid[present] = ~shapely.is_valid(geoms[present])
     if not invalid.any():
         return geoms
     pos = np.flatnonzero(invalid)

@@ -18,6 +18,7 @@ import numpy as np
 import shapely
 from pyproj import CRS, Geod, Transformer
 
+from ecopatch._warnfilters import filters_guard
 from ecopatch.errors import MissingCRSError
 
 __all__ = [
@@ -291,7 +292,9 @@ def ground_area_factor(crs: CRSLike, x: np.ndarray, y: np.ndarray) -> np.ndarray
     crs = as_crs(crs)
     tr = transformer(crs, _lonlat_crs(crs))
     lon, lat = tr.transform(np.asarray(x, float), np.asarray(y, float))
-    factors = Proj(crs).get_factors(lon, lat, errcheck=False)
+    with filters_guard():  # pyproj's Proj enters catch_warnings (see ecopatch._warnfilters)
+        proj = Proj(crs)
+    factors = proj.get_factors(lon, lat, errcheck=False)
     scale = np.asarray(factors.areal_scale, dtype=np.float64)
     unit = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
     return unit * unit / scale

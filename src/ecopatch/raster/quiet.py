@@ -2,33 +2,27 @@
 
 from __future__ import annotations
 
-import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from ecopatch._warnfilters import filters_guard
 
 __all__ = ["ignoring", "short"]
 
 
 @contextmanager
 def ignoring(category: type[Warning]) -> Iterator[None]:
-    """Ignore warnings of ``category`` inside the block, in the main thread only.
+    """Ignore warnings of ``category`` inside the (short) block, in any thread.
 
     :class:`warnings.catch_warnings` saves the process-wide filter list on
-    entry and puts it back on exit.  Entered by several threads at once, the
-    exits interleave: a thread can put back a list that holds another
-    thread's "ignore", which then stays in the user's process after ecopatch
-    returns, or drop a filter the user set meanwhile.  So only the main
-    thread silences here; in ecopatch's worker threads the block runs as it
-    is.  Nothing is lost by that: the warnings silenced this way (rasterio's
-    "no geotransform" when a file is first opened) come from the main
-    thread, which opens and checks every file before a pass hands it to
-    workers.
+    entry and puts it back on exit; entered by several threads at once, the
+    exits interleave and a thread can put back a list holding another
+    thread's "ignore", which then stays in the user's process.  The block
+    holds :func:`ecopatch._warnfilters.filters_guard` for its length, so no
+    other ecopatch thread enters or leaves such a block meanwhile.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    with warnings.catch_warnings():
+    with filters_guard(), warnings.catch_warnings():
         warnings.simplefilter("ignore", category)
         yield
 

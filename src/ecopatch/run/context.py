@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ecopatch._warnfilters import filters_guard
 from ecopatch.errors import (
     ConfigError,
     EcopatchError,
@@ -221,7 +222,8 @@ def clear_fraction(scene: Scene, aoi: gpd.GeoSeries, *, max_pixels: int = _CLEAR
             obs = read_decimated(scene, aoi_bounds=(left, bottom, right, top), max_pixels=max_pixels)
     except (NoOverlapError, NoValidPixelsError):
         return 0.0
-    inside = geometry_mask([union], out_shape=obs.valid.shape, transform=obs.grid.transform, invert=True)
+    with filters_guard():  # rasterio's rasterising enters catch_warnings (see ecopatch._warnfilters)
+        inside = geometry_mask([union], out_shape=obs.valid.shape, transform=obs.grid.transform, invert=True)
     a = obs.grid.transform
     clear_area = float(np.count_nonzero(inside & obs.valid)) * abs(a.a * a.e)
     return float(min(1.0, max(0.0, clear_area / union.area)))

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ecopatch._warnfilters import guarded_catch_warnings
+
 if TYPE_CHECKING:
 
     pass
@@ -44,14 +46,19 @@ def detach_log(handler: logging.Handler) -> None:
 
 @contextlib.contextmanager
 def warnings_to_log() -> Iterator[None]:
-    """Log Python warnings (at WARNING) instead of printing them, inside the block."""
-    with warnings.catch_warnings():
+    """Log Python warnings (at WARNING) instead of printing them, inside the block.
+
+    Entered and left while no other ecopatch thread is inside a block that
+    saves and restores the warning filters (:mod:`ecopatch._warnfilters`).
+    """
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: str | None = None) -> None:
+        log.warning("%s: %s", category.__name__, message)
+
+    def setup() -> None:
         warnings.simplefilter("default")
-
-        def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                 file: Any = None, line: str | None = None) -> None:
-            log.warning("%s: %s", category.__name__, message)
-
         warnings.showwarning = show
+
+    with guarded_catch_warnings(setup):
         yield
 

@@ -17,6 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.layout_engine import ConstrainedLayoutEngine
 
+from ecopatch._warnfilters import filters_guard
 from ecopatch.errors import ConfigError, InputDataError, MissingBandError, NoOverlapError
 from ecopatch.geo.geodesy import as_crs, transformer
 from ecopatch.geo.grid import Grid
@@ -314,12 +315,13 @@ def render_on_frame(scene: Scene, frame: MapFrame, bands: Sequence[str], *, max_
         dst_crs = frame.crs.to_wkt()
         for n in names:
             dst = np.full(shape, np.nan, np.float32)
-            reproject(
-                np.asarray(obs.bands[n], dtype=np.float32), dst,
-                src_transform=obs.grid.transform, src_crs=src_crs,
-                dst_transform=frame.grid.transform, dst_crs=dst_crs,
-                src_nodata=np.nan, dst_nodata=np.nan, resampling=Resampling.nearest,
-            )
+            with filters_guard():  # rasterio's array warp enters catch_warnings (see ecopatch._warnfilters)
+                reproject(
+                    np.asarray(obs.bands[n], dtype=np.float32), dst,
+                    src_transform=obs.grid.transform, src_crs=src_crs,
+                    dst_transform=frame.grid.transform, dst_crs=dst_crs,
+                    src_nodata=np.nan, dst_nodata=np.nan, resampling=Resampling.nearest,
+                )
             out[n] = dst
     valid = np.ones(shape, bool)
     for v in out.values():

@@ -32,6 +32,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import TYPE_CHECKING, Any, cast
 
+from ecopatch._warnfilters import guarded_catch_warnings
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -109,10 +111,10 @@ def render_pngs(jobs: Sequence[FigureJob], *, dpi: float, workers: int | None = 
     _JOBS, _OPTS = jobs, dict(savefig_kw)
     try:
         ctx = multiprocessing.get_context("fork")
-        with warnings.catch_warnings():
-            # Python >= 3.12 warns about fork() in a process with threads (an idle Dask pool, say);
-            # the workers only draw, with the handles they could share reset (see the module notes)
-            warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
+        # Python >= 3.12 warns about fork() in a process with threads (an idle Dask pool, say);
+        # the workers only draw, with the handles they could share reset (see the module notes)
+        with guarded_catch_warnings(lambda: warnings.filterwarnings("ignore", message=".*fork.*",
+                                                                    category=DeprecationWarning)):
             ex = ProcessPoolExecutor(w, mp_context=ctx, initializer=_child_start)
             done: dict[int, list[bytes]] = {}
             try:

@@ -1,0 +1,81 @@
+"""The process's warning filters are the same after ecopatch's threads as before them."""
+
+import threading
+import warnings
+
+import numpy as np
+from affine import Affine
+from shapely.geometry import box
+
+from ecopatch._warnfilters import filters_guard, guarded_catch_warnings
+from ecopatch.compute.zonal import outline_pixels
+from ecopatch.geo.grid import Grid
+from ecopatch.raster.quiet import ignoring
+
+
+class _Mine(UserWarning):
+    pass
+
+
+def _hammer(stop: threading.Event) -> None:
+    """What a pass's worker does all the time: rasterio rasterising (a catch_warnings of its own)."""
+    grid = Grid((64, 64), Affine(10, 0, 500_000, 0, -10, 3_000_640), "EPSG:32650")
+    geom = box(500_100, 3_000_100, 500_300, 3_000_400)
+    while not stop.is_set():
+        assert outline_pixels(grid, geom) is not None
+
+
+def test_blocks_of_ecopatchs_threads_never_leave_filters_behind():
+    """rasterio enters ``catch_warnings`` + ``simplefilter("ignore")`` in every rasterize; entered while
+    another thread's block was open and left after it, a block put back the other's filters: an
+    "ignore everything" stayed in the user's process (4 ``detect_changes`` calls in 40 on a real pair)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.filterwarnings("error", category=_Mine)
+        before = list(warnings.filters)
+        stop = threading.Event()
+        threads = [threading.Thread(target=_hammer, args=(stop,)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        try:
+            for i in range(400):
+                with ignoring(DeprecationWarning):  # the main thread's own short blocks
+                    pass
+                if i % 50 == 0:
+                    with guarded_catch_warnings(lambda: warnings.simplefilter("ignore", _Mine)):
+                        warnings.warn("ignored inside", _Mine, stacklevel=1)
+                assert list(warnings.filters) == before or _inside_a_worker_block()
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        assert list(warnings.filters) == before
+        try:
+            warnings.warn("the user's own filter still holds", _Mine, stacklevel=1)
+        except _Mine:
+            pass
+        else:  # pragma: no cover - the failure this test is for
+            raise AssertionError("the user's 'error' filter was lost")
+
+
+def _inside_a_worker_block() -> bool:
+    """Whether a worker is inside rasterio's block right now (the filters are its, for that moment)."""
+    from ecopatch import _warnfilters
+
+    got = _warnfilters._LOCK.acquire(blocking=False)
+    if got:
+        _warnfilters._LOCK.release()
+    return not got
+
+
+def test_the_guard_is_reentrant_and_a_long_block_restores_what_it_found():
+    base = list(warnings.filters)
+    with filters_guard(), filters_guard():
+        with ignoring(_Mine):
+            warnings.warn("quiet", _Mine, stacklevel=1)
+    with guarded_catch_warnings(lambda: warnings.simplefilter("ignore", _Mine)):
+        with filters_guard():
+            pass
+        warnings.warn("quiet too", _Mine, stacklevel=1)
+    assert list(warnings.filters) == base
+    np.testing.assert_equal(len(base), len(warnings.filters))
