@@ -17,12 +17,14 @@ class _Mine(UserWarning):
     pass
 
 
+GRID = Grid((64, 64), Affine(10, 0, 500_000, 0, -10, 3_000_640), "EPSG:32650")
+GEOM = box(500_100, 3_000_100, 500_300, 3_000_400)
+
+
 def _hammer(stop: threading.Event) -> None:
     """What a pass's worker does all the time: rasterio rasterising (a catch_warnings of its own)."""
-    grid = Grid((64, 64), Affine(10, 0, 500_000, 0, -10, 3_000_640), "EPSG:32650")
-    geom = box(500_100, 3_000_100, 500_300, 3_000_400)
     while not stop.is_set():
-        assert outline_pixels(grid, geom) is not None
+        assert outline_pixels(GRID, GEOM) is not None
 
 
 def test_blocks_of_ecopatchs_threads_never_leave_filters_behind():
@@ -38,13 +40,14 @@ def test_blocks_of_ecopatchs_threads_never_leave_filters_behind():
         for t in threads:
             t.start()
         try:
-            for i in range(400):
+            for i in range(1000):
                 with ignoring(DeprecationWarning):  # the main thread's own short blocks
-                    pass
+                    outline_pixels(GRID, GEOM)
                 if i % 50 == 0:
                     with guarded_catch_warnings(lambda: warnings.simplefilter("ignore", _Mine)):
                         warnings.warn("ignored inside", _Mine, stacklevel=1)
-                assert list(warnings.filters) == before or _inside_a_worker_block()
+                with filters_guard():  # no worker inside rasterio's block now: the filters are ours
+                    assert list(warnings.filters) == before
         finally:
             stop.set()
             for t in threads:
@@ -58,16 +61,6 @@ def test_blocks_of_ecopatchs_threads_never_leave_filters_behind():
             raise AssertionError("the user's 'error' filter was lost")
 
 
-def _inside_a_worker_block() -> bool:
-    """Whether a worker is inside rasterio's block right now (the filters are its, for that moment)."""
-    from ecopatch import _warnfilters
-
-    got = _warnfilters._LOCK.acquire(blocking=False)
-    if got:
-        _warnfilters._LOCK.release()
-    return not got
-
-
 def test_the_guard_is_reentrant_and_a_long_block_restores_what_it_found():
     base = list(warnings.filters)
     with filters_guard(), filters_guard():
@@ -79,3 +72,28 @@ def test_the_guard_is_reentrant_and_a_long_block_restores_what_it_found():
         warnings.warn("quiet too", _Mine, stacklevel=1)
     assert list(warnings.filters) == base
     np.testing.assert_equal(len(base), len(warnings.filters))
+
+
+def test_a_block_entered_while_another_threads_is_open_waits_for_it():
+    """The interleaving that left a filter behind, forced: a worker's block open, the main thread's
+    entered meanwhile, the worker's left first. Without the lock the main thread's exit put back the
+    worker's "ignore"; with it, the main thread's block starts once the worker's has ended."""
+    class _Theirs(UserWarning):
+        pass
+
+    before = list(warnings.filters)
+    entered, left = threading.Event(), threading.Event()
+
+    def worker():
+        with ignoring(_Theirs):
+            entered.set()
+            left.wait(0.2)  # held open while the main thread tries to enter its own
+        left.set()
+
+    t = threading.Thread(target=worker)
+    t.start()
+    entered.wait(5)
+    with ignoring(_Mine):
+        left.set()  # the worker leaves now, if it has not yet
+        t.join(5)
+    assert list(warnings.filters) == before
