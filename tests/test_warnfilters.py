@@ -97,3 +97,28 @@ def test_a_block_entered_while_another_threads_is_open_waits_for_it():
         left.set()  # the worker leaves now, if it has not yet
         t.join(5)
     assert list(warnings.filters) == before
+
+
+def test_ecopatchs_warnings_are_not_swallowed_by_another_threads_block():
+    """A polygon repaired in one window while other threads rasterise: the warning reaches the caller
+    each time (raised inside another thread's rasterio block, it met that block's "ignore")."""
+    from shapely.geometry import Polygon
+
+    from ecopatch.compute.zonal import _check_geometries
+    from ecopatch.errors import GeometryRepairedWarning
+
+    bow_tie = np.array([Polygon([(0, 0), (10, 10), (10, 0), (0, 10)])], dtype=object)
+    stop = threading.Event()
+    threads = [threading.Thread(target=_hammer, args=(stop,)) for _ in range(2)]
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        for t in threads:
+            t.start()
+        try:
+            for _ in range(300):
+                _check_geometries(bow_tie, "fix")
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+    assert sum(issubclass(w.category, GeometryRepairedWarning) for w in got) == 300

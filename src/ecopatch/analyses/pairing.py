@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import shapely
 
+from ecopatch._warnfilters import filters_guard
 from ecopatch.compute.change import (
     Background,
     ChangeModel,
@@ -435,12 +436,15 @@ def _fit_normalisation(raw_b: Sequence[Mapping[str, np.ndarray]], raw_a: Sequenc
             break
         stable = new
     if any(not (0.5 <= g <= 2.0) for g, _ in fits.values()):
-        warnings.warn(
-            f"relative radiometric normalisation gave implausible gains "
-            f"{ {b: round(g, 3) for b, (g, _) in fits.items()} }; not applied (the dates may differ too much, "
-            "or the scenes may not show the same ground)",
-            EcopatchWarning, stacklevel=caller_stacklevel(),
-        )
+        # raised while the background's reads run in other threads: under the caller's filters, not
+        # inside one of their blocks (ecopatch._warnfilters)
+        with filters_guard():
+            warnings.warn(
+                f"relative radiometric normalisation gave implausible gains "
+                f"{ {b: round(g, 3) for b, (g, _) in fits.items()} }; not applied (the dates may differ too "
+                "much, or the scenes may not show the same ground)",
+                EcopatchWarning, stacklevel=caller_stacklevel(),
+            )
         return None
     return tuple(fits[b] for b in bands)
 

@@ -628,12 +628,13 @@ def _check_geometries(geoms: np.ndarray, on_invalid: str) -> np.ndarray:
         )
     geoms = geoms.copy()
     geoms[pos] = _make_valid_polygonal(geoms[pos])
-    warnings.warn(
-        f"repaired {pos.size} invalid polygons (first at position {pos[0]}) with "
-        "shapely.make_valid; repair the layer on reading to silence this",
-        GeometryRepairedWarning,
-        stacklevel=3,
-    )
+    with filters_guard():  # raised under the caller's filters, not inside another thread's block
+        warnings.warn(
+            f"repaired {pos.size} invalid polygons (first at position {pos[0]}) with "
+            "shapely.make_valid; repair the layer on reading to silence this",
+            GeometryRepairedWarning,
+            stacklevel=3,
+        )
     return geoms
 
 
