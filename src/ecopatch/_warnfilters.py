@@ -18,7 +18,10 @@ start) only while they enter and while they leave
 either.  Blocks of the user's own threads are theirs to order.  While a
 worker is inside rasterio's block, its "ignore" applies to every thread (the
 filters are one list): a warning another thread raises at that moment is
-not shown.  The filters after the call are the ones before it.
+not shown, so ecopatch's warnings that can be raised while its threads work
+(a polygon repaired in a window, the detection's set-up beside the
+background's reads) take the lock first.  The filters after a call are the
+ones before it.
 """
 
 from __future__ import annotations
