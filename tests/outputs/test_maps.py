@@ -515,3 +515,26 @@ def test_render_pngs_draws_what_stalled_workers_did_not(monkeypatch, caplog):
     assert "no progress" in caplog.text
     ok = render.render_pngs([_png_job(i) for i in range(4)], dpi=20, workers=2)
     assert [len(p) for p in ok] == [1, 1, 1, 1]
+
+
+def _gc_state() -> bytes:
+    import gc
+
+    return f"{os.getpid()} {gc.get_freeze_count()}".encode()
+
+
+def test_render_pngs_workers_keep_the_inherited_heap_out_of_the_gc():
+    """Forked workers freeze what they inherit (their full collections walk only their own objects); the caller's
+    collector is left as it was."""
+    import gc
+
+    from ecopatch.outputs.maps import render
+
+    if not render._can_fork():
+        pytest.skip("no fork on this platform")
+    frozen = gc.get_freeze_count()
+    out = render.render_pngs([_gc_state for _ in range(6)], dpi=20, workers=2)
+    pids, counts = zip(*(p[0].decode().split() for p in out))
+    assert str(os.getpid()) not in pids  # drawn in the workers
+    assert all(int(c) > 1000 for c in counts)  # the parent's objects, frozen in each worker
+    assert gc.get_freeze_count() == frozen and gc.isenabled()

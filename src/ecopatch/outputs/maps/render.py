@@ -180,8 +180,18 @@ def _draw_index(i: int, dpi: float) -> list[bytes]:
 
 
 def _child_start() -> None:
-    """In a forked worker: drop the raster handles shared with the parent (without closing them)."""
+    """In a forked worker: drop the raster handles shared with the parent (without closing them).
+
+    And take what the worker inherited out of the cyclic garbage collector's
+    reach (``gc.freeze``, in the worker only): its full collections then walk
+    only the worker's own objects, not the calling process's hundreds of
+    thousands, and leave those pages shared.
+    """
+    import gc
+
     from ecopatch.raster import fileread, quicklook
+
+    gc.freeze()
 
     # kept referenced, never used or closed here: the parent's handles are the parent's
     _INHERITED.append(dict(fileread.thread_handles.__dict__))
