@@ -751,8 +751,12 @@ def test_gdal_holds_no_block_for_decimated_reads_of_large_blocks(tmp_path, monke
 
     GDAL decodes such a block once into the handle's own buffer for all bands; its cache only held a
     copy (a float32 7-band stack tiled 2048, 112 MiB a block: 448 MiB of cache for the detection's
-    background reads of both dates, then 224 MiB, now the 1 MiB every decimated read has).
+    background reads of both dates, then 224 MiB, now the 1 MiB every decimated read has).  Nor for
+    strips of blocks that hold one band each (band files, band-interleaved stacks): each is decoded
+    once in a strip's read whatever GDAL's cache holds.
     """
+    import rasterio
+
     from ecopatch.raster import quicklook
 
     dn = np.full((6, 128, 128), 900, dtype=np.uint16)
@@ -785,8 +789,10 @@ def test_gdal_holds_no_block_for_decimated_reads_of_large_blocks(tmp_path, monke
     sizes.clear()
     assert np.allclose(read_decimated(s, max_pixels=32 * 32)["red"], 0.09) and sizes == [2 * (whole + block_set)]
     # a band-interleaved file is read by the strips too when only some pixels are wanted (the detection's
-    # background near the reserves): GDAL holds a strip's worth, not a row of blocks of every band (a
-    # band-interleaved 7-band stack tiled 2048: 784 MiB, and the set-up peaked at 1.38 GiB instead of 0.64)
+    # background near the reserves). Its blocks hold one band each: GDAL decodes each once in a strip's read
+    # whatever its cache holds, so it gets none beyond the floor (a row of blocks of every band was 784 MiB
+    # for a band-interleaved 7-band stack tiled 2048, and the set-up peaked at 1.38 GiB instead of 0.64; a
+    # strip's worth for each of a SAFE product's band files kept the full pair at 0.96-1.02 GiB, now 0.81-0.85)
     monkeypatch.undo()
     band = str(_s2_stack(tmp_path, dn, name="s2b_20210918.tif", interleave="band", compress="deflate", tiled=True,
                          blockxsize=32, blockysize=32))
@@ -795,9 +801,27 @@ def test_gdal_holds_no_block_for_decimated_reads_of_large_blocks(tmp_path, monke
     try:
         across = (128 // 32 + 1) * 32 * 32 * 6 * 2  # a row of blocks, all bands: the general rule
         assert quicklook._row_bytes(pool, band, src, dgrid) == across
-        assert quicklook._row_bytes(pool, band, src, dgrid, wanted=True) == whole + 32 * 32 * 2
+        assert quicklook._row_bytes(pool, band, src, dgrid, wanted=True) == 0
     finally:
         pool.close()
+    rng = np.random.default_rng(5)
+    one = str(write_raster(tmp_path / "B04.tif", rng.integers(1, 9000, size=(128, 128)).astype(np.uint16),
+                           compress="deflate", tiled=True, blockxsize=32, blockysize=32))
+    with rasterio.open(one) as ds:
+        g1 = Grid(ds.shape, ds.transform, ds.crs)
+        ref = ds.read(1, out_shape=(32, 32))  # GDAL's nearest pixels
+    d1 = Grid((32, 32), g1.transform @ Affine.scale(4), g1.crs)
+    wanted = np.zeros((32, 32), dtype=bool)
+    wanted[3:9, 20:30] = True
+    pool = quicklook._Handles()
+    try:
+        assert quicklook._row_bytes(pool, one, g1, d1) == (128 // 32 + 1) * 32 * 32 * 2  # the general rule
+        assert quicklook._row_bytes(pool, one, g1, d1, wanted=True) == 0
+        with quicklook.gdal_cache(quicklook._MIN_CACHE_BYTES):
+            got = quicklook._decimate_file(pool, one, [1], g1, d1, wanted)
+    finally:
+        pool.close()
+    assert np.array_equal(got[0][wanted], ref[wanted])
 
 
 @pytest.mark.parametrize("layout", [

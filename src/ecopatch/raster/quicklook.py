@@ -472,12 +472,17 @@ def _row_bytes(pool: _Handles, path: str, src: Grid, dgrid: Grid, *, wanted: boo
     per band.  A pixel-interleaved file read by :func:`_decimate_in_strips`
     reads whole blocks, each once: GDAL then holds one such read, none where
     the reads are of one block each (blocks of :data:`_STRIP_BYTES` or
-    more, decoded once into the handle's buffer for every band).  So does
-    a GeoTIFF of any interleave when only some pixels are ``wanted`` (the
-    detection's background near the reserves), which is read the same way
-    (:func:`_decimate_file`): a band-interleaved 7-band stack tiled 2048
-    had 784 MiB for a row of blocks of every band, and the detection's
-    set-up peaked at 1.38 GiB instead of 0.64.
+    more, decoded once into the handle's buffer for every band).  A GeoTIFF
+    of any interleave is read the same way when only some pixels are
+    ``wanted`` (the detection's background near the reserves,
+    :func:`_decimate_file`); where its blocks hold one band each (a band
+    file, a band-interleaved stack) GDAL decodes each block once in a
+    strip's read whatever its cache holds, so it gets none: a row of blocks
+    of every band was 784 MiB for a band-interleaved 7-band stack tiled
+    2048 (the detection's set-up peaked at 1.38 GiB instead of 0.64), and a
+    strip's worth for each band file of a SAFE product of GeoTIFF bands
+    (16 MiB each) kept 0.18 GiB of freed heap through the pass that
+    followed (the full pair's peak 0.96-1.02 GiB, now 0.81-0.85).
     """
     with pool.use(path) as ds:
         lay = blocks.layout_of(ds)
@@ -495,8 +500,9 @@ def _row_bytes(pool: _Handles, path: str, src: Grid, dgrid: Grid, *, wanted: boo
             # _STRIP_BYTES or more are read one at a time (a 7-band stack tiled 2048: 56 MiB for uint16,
             # 112 MiB for float32; 512-row strips: 75 MiB), all bands in one read: GDAL decodes such a
             # block once into its handle's own buffer for every band, and its cache would only hold a
-            # copy (a float32 stack tiled 2048: 0.42-0.44 s a tile either way, 469 against 197 MiB held)
-            if strips.block_set_bytes >= _STRIP_BYTES:
+            # copy (a float32 stack tiled 2048: 0.42-0.44 s a tile either way, 469 against 197 MiB held).
+            # Blocks of one band each are decoded once in a strip's read, band after band, with no cache
+            if strips.block_set_bytes >= _STRIP_BYTES or strips.count == 1 or strips.interleave != "pixel":
                 return 0
             return min(_STRIP_BYTES, int(win.width * win.height * px)) + strips.block_set_bytes
         across = math.ceil(min(win.width / level, lay.shape[1] / level) / min(bw, lay.shape[1])) + 1
