@@ -10,6 +10,7 @@ from affine import Affine
 from ecopatch import errors as ecopatch_errors
 from ecopatch.errors import InputDataError, MissingBandError, MissingCRSError, RasterReadError
 from ecopatch.geo.grid import Grid, Window
+from ecopatch.raster.gdalcache import MIN_CACHE_BYTES
 from ecopatch.raster.ongrid import read_on_grid
 from ecopatch.raster.scene import open_scene
 from ecopatch.raster.source import read_decimated
@@ -782,9 +783,8 @@ def test_gdal_holds_no_block_for_decimated_reads_of_large_blocks(tmp_path, monke
     sizes = []
     real = quicklook.gdal_cache
     monkeypatch.setattr(quicklook, "gdal_cache", lambda n: sizes.append(n) or real(n))
-    monkeypatch.setattr(quicklook, "_MIN_CACHE_BYTES", 1)  # the floor every read has: here 1 byte, to see the rest
     obs = read_decimated(s, max_pixels=32 * 32)
-    assert np.allclose(obs["red"], 0.09) and sizes == [1]
+    assert np.allclose(obs["red"], 0.09) and sizes == [0]  # nothing beyond gdal_cache's floor
     monkeypatch.setattr(quicklook, "_STRIP_BYTES", 16 * 1024 * 1024)
     sizes.clear()
     assert np.allclose(read_decimated(s, max_pixels=32 * 32)["red"], 0.09) and sizes == [2 * (whole + block_set)]
@@ -817,7 +817,7 @@ def test_gdal_holds_no_block_for_decimated_reads_of_large_blocks(tmp_path, monke
     try:
         assert quicklook._row_bytes(pool, one, g1, d1) == (128 // 32 + 1) * 32 * 32 * 2  # the general rule
         assert quicklook._row_bytes(pool, one, g1, d1, wanted=True) == 0
-        with quicklook.gdal_cache(quicklook._MIN_CACHE_BYTES):
+        with quicklook.gdal_cache(MIN_CACHE_BYTES):
             got = quicklook._decimate_file(pool, one, [1], g1, d1, wanted)
     finally:
         pool.close()

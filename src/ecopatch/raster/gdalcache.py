@@ -15,8 +15,10 @@ from typing import Any
 
 from ecopatch._env import env_int
 
-__all__ = ["gdal_cache"]
+__all__ = ["MIN_CACHE_BYTES", "gdal_cache"]
 
+#: The least GDAL block cache (bytes) a scope of :func:`gdal_cache` sets, whatever size it is asked for.
+MIN_CACHE_BYTES = 1024 * 1024
 
 _gdal_lock = threading.Lock()
 _gdal_depth = 0
@@ -54,7 +56,7 @@ def gdal_cache(nbytes: int, *, at_least: bool = False) -> Iterator[None]:
     Parameters
     ----------
     nbytes : int
-        Cache size wanted, bytes.
+        Cache size wanted, bytes (at least :data:`MIN_CACHE_BYTES` is set).
     at_least : bool
         Only raise the size when it is below ``nbytes`` (for reads that need
         a row of blocks cached), never lower it.
@@ -74,7 +76,7 @@ def gdal_cache(nbytes: int, *, at_least: bool = False) -> Iterator[None]:
     fixed = env_int("ECOPATCH_GDAL_CACHE_MB", minimum=0, unit="MB")
     if fixed is not None and not at_least:
         nbytes = fixed * 1024 * 1024
-    nbytes = max(1024 * 1024, int(nbytes))
+    nbytes = max(MIN_CACHE_BYTES, int(nbytes))
     with _gdal_lock:
         if _gdal_depth == 0:
             _gdal_saved = get_gdal_config("GDAL_CACHEMAX")

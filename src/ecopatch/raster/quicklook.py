@@ -222,7 +222,7 @@ def _fetch(scene: Scene, names: Sequence[str], dgrid: Grid, *, build: bool = Fal
     try:
         need = sum(_row_bytes(pool, p, grids[p], dgrid, wanted=wanted is not None) for p in by_file)
         jobs = [(p, sorted({i for _, i in by_file[p]})) for p in by_file]
-        with gdal_cache(max(2 * need, _MIN_CACHE_BYTES)):
+        with gdal_cache(2 * need):
             if len(jobs) > 1:
                 with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as ex:
                     got = list(ex.map(lambda j: _decimate_file(pool, j[0], j[1], grids[j[0]], dgrid, wanted), jobs))
@@ -451,9 +451,6 @@ def _strip_parts(c0: int, c1: int, lay: blocks.FileLayout, column_bytes: int) ->
     first = (c0 // bw) * bw
     return [(max(c0, a), min(c1, a + step)) for a in range(first, c1, step)]
 
-
-#: GDAL block cache (bytes) a decimated read has at least.
-_MIN_CACHE_BYTES = 1024 * 1024
 
 #: Largest GDAL block cache (bytes) a decimated read of one file is given to hold the whole area it
 #: reads at the overview level used (see :func:`_row_bytes`).
